@@ -1,0 +1,187 @@
+"""Resolve ``--device``/``--backend`` into a `Backend`: the array namespace, the device and a name.
+
+This is the only module that imports CuPy, PyTorch or array-api-strict by name, and it imports each one
+only when it is asked for: ``--device cpu`` never imports CuPy. Everything above this layer receives a
+`Backend` and does its math through ``backend.xp``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .errors import BackendError
+
+BACKENDS = ("numpy", "cupy", "torch", "array-api-strict")
+CUDA_EXTRA_HINT = 'pip install "xpnet[cuda12]" (CUDA 12) or "xpnet[cuda13]" (CUDA 13)'
+
+
+def _no_sync() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace bound to one device.
+
+    ``xp`` is an Array API namespace, ``device`` an object that namespace accepts as ``device=``,
+    ``to_numpy`` copies a device array to a host NumPy array and ``sync`` waits for queued device work
+    (a no-op on the CPU), so that a clock read after it measures finished work.
+    """
+
+    name: str
+    xp: ModuleType
+    device: Any
+    device_name: str
+    to_numpy: Callable[[Any], np.ndarray] = field(repr=False)
+    sync: Callable[[], None] = field(default=_no_sync, repr=False)
+    note: str = field(default="", compare=False)
+
+    def asarray(self, a: Any, dtype: Any = None) -> Any:
+        """Copy a host array (or scalar) onto this backend's device."""
+        return self.xp.asarray(a, dtype=dtype, device=self.device)
+
+    def dtype(self, name: str) -> Any:
+        """The namespace's dtype object called ``name`` (``"float32"``, ``"int64"``...)."""
+        return getattr(self.xp, name)
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.device_name}"
+
+
+def _numpy() -> Backend:
+    import array_api_compat.numpy as xp
+
+    return Backend("numpy", xp, "cpu", "cpu", np.asarray)
+
+
+def _array_api_strict(device: Any = None) -> Backend:
+    import array_api_strict as xp
+
+    device = xp.Device("CPU_DEVICE") if device is None else device
+    cpu = xp.Device("CPU_DEVICE")
+    name = "cpu" if device == cpu else str(device).split("'")[1]
+    return Backend("array-api-strict", xp, device, name, lambda a: np.asarray(a.to_device(cpu)))
+
+
+def array_api_strict_backend(device_name: str = "CPU_DEVICE") -> Backend:
+    """array-api-strict on one of its simulated devices (``"CPU_DEVICE"``, ``"device1"``...).
+
+    Its extra devices let tests check that every array stays on the device it was put on, without a GPU.
+    """
+    import array_api_strict as xp
+
+    return _array_api_strict(xp.Device(device_name))
+
+
+def _import_cupy() -> ModuleType:
+    try:
+        import cupy
+    except ImportError as e:
+        raise BackendError(f"CuPy is not installed ({e}); install it with {CUDA_EXTRA_HINT}") from None
+    return cupy
+
+
+def _cupy(index: int) -> Backend:
+    cupy = _import_cupy()
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        if index >= count:
+            raise BackendError(f"cuda:{index} does not exist: CUDA reports {count} device(s)")
+        dev = cupy.cuda.Device(index)
+        # A tiny allocation and kernel: a broken driver or toolkit fails here, not mid-training.
+        with dev:
+            cupy.ones(1).sum().get()
+    except BackendError:
+        raise
+    except Exception as e:  # CUDARuntimeError, CompileException, missing libraries...
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise BackendError(f"CuPy cannot use cuda:{index}: {reason}") from None
+    import array_api_compat.cupy as xp
+
+    # CuPy runs kernels on the *current* device; make it the one we were asked for.
+    dev.use()
+    return Backend("cupy", xp, dev, f"cuda:{index}", cupy.asnumpy, dev.synchronize)
+
+
+def _torch(kind: str, index: int) -> Backend:
+    try:
+        import torch
+    except ImportError as e:
+        raise BackendError(f"PyTorch is not installed ({e}); see https://pytorch.org") from None
+    import array_api_compat.torch as xp
+
+    if kind == "cpu":
+        return Backend("torch", xp, torch.device("cpu"), "cpu", lambda a: a.detach().cpu().numpy())
+    if not torch.cuda.is_available():
+        raise BackendError("PyTorch has no CUDA device here (a CPU-only build, or no driver/GPU)")
+    if index >= torch.cuda.device_count():
+        raise BackendError(f"cuda:{index} does not exist: PyTorch sees {torch.cuda.device_count()} device(s)")
+    dev = torch.device("cuda", index)
+    return Backend(
+        "torch",
+        xp,
+        dev,
+        f"cuda:{index}",
+        lambda a: a.detach().cpu().numpy(),
+        lambda: torch.cuda.synchronize(dev),
+    )
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """``"auto" | "cpu" | "cuda" | "cuda:N"`` -> (kind, index)."""
+    m = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", device.strip().lower())
+    if m is None or (m.group(2) is not None and m.group(1) != "cuda"):
+        raise BackendError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    return m.group(1), int(m.group(2) or 0)
+
+
+def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend:
+    """Turn the ``--device`` and ``--backend`` flags into a `Backend`.
+
+    ``cpu`` defaults to NumPy and ``cuda`` to CuPy. ``auto`` takes CuPy on the first GPU when CuPy
+    imports and a device answers, and otherwise NumPy on the CPU, with the reason in ``Backend.note``.
+    Raises `BackendError` with a one-line message when the request cannot be met.
+    """
+    kind, index = parse_device(device)
+    if backend is not None and backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+
+    if kind == "auto":
+        if backend in (None, "cupy"):
+            try:
+                return _cupy(0)
+            except BackendError as e:
+                if backend == "cupy":
+                    raise
+                fallback = _numpy()
+                return replace(fallback, note=f"no CUDA device: using {fallback} ({e})")
+        if backend == "torch":
+            try:
+                return _torch("cuda", 0)
+            except BackendError as e:
+                reason = str(e)
+            fallback = _torch("cpu", 0)
+            return replace(fallback, note=f"no CUDA device: using {fallback} ({reason})")
+        kind = "cpu"
+
+    if kind == "cpu":
+        if backend in (None, "numpy"):
+            return _numpy()
+        if backend == "array-api-strict":
+            return _array_api_strict()
+        if backend == "torch":
+            return _torch("cpu", 0)
+        raise BackendError("cupy runs only on CUDA devices: use --device cuda, or --backend numpy on cpu")
+
+    # kind == "cuda"
+    if backend in (None, "cupy"):
+        return _cupy(index)
+    if backend == "torch":
+        return _torch("cuda", index)
+    raise BackendError(f"{backend} runs only on the CPU: use --device cpu, or --backend cupy/torch on cuda")

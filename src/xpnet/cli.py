@@ -1,0 +1,92 @@
+"""What every command-line tool shares: one-line errors with exit status 2, and flag parsers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from .backend import BACKENDS
+from .errors import XpnetError
+
+EXIT_USAGE = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{self.prog}: error: {message} (see --help)")
+
+
+def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
+    print(message, file=sys.stderr)
+    sys.exit(status)
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, prog: str = "xpnet") -> int:
+    """Call ``main``; an `XpnetError` becomes its message on one line and exit status 2."""
+    try:
+        return main(argv)
+    except XpnetError as e:
+        fail(f"{prog}: error: {e}")
+
+
+def positive_int(text: str) -> int:
+    value = _parse(int, text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _parse(int, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _parse(float, text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def hidden_sizes(text: str) -> tuple[int, ...]:
+    """``"256,128"`` -> (256, 128): the units of each hidden layer, at least one layer."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated positive integers like 256,128, got {text!r}"
+        ) from None
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"every layer needs at least one unit, got {text!r}")
+    return sizes
+
+
+def _parse(kind: type, text: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
+
+
+def add_device_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda,cuda:N}",
+        help="where to compute: auto takes the first CUDA GPU when CuPy can use it, else the CPU (default: auto)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="array library: numpy and array-api-strict run on cpu, cupy on cuda, torch on either "
+        "(default: numpy on cpu, cupy on cuda)",
+    )

@@ -1,0 +1,142 @@
+"""The data sets: host NumPy uint8 images and labels, flattened to rows.
+
+``digits`` is scikit-learn's bundled 8x8 digits (no download); ``mnist`` and ``fashion-mnist`` are read
+from the four standard IDX files in a data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .idx import IdxError, read_idx
+
+DATASETS = ("mnist", "fashion-mnist", "digits")
+N_CLASSES = 10
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+# Where Debian's package dataset-fashion-mnist puts the files.
+SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0  # fixed, so that --seed changes the model and never the test set
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test images as (n, pixels) uint8 rows in 0..255, labels as (n,) uint8 in 0..9."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    image_shape: tuple[int, int]
+    source: str = ""
+
+    @property
+    def n_features(self) -> int:
+        return self.x_train.shape[1]
+
+
+def default_data_dir(name: str) -> Path:
+    """``$XPNET_DATA/<name>``, or ``~/.cache/xpnet/<name>`` when XPNET_DATA is unset."""
+    root = os.environ.get("XPNET_DATA")
+    return (Path(root) if root else Path.home() / ".cache" / "xpnet") / name
+
+
+def find_idx_files(directory: Path) -> dict[str, Path] | None:
+    """The four IDX files in ``directory`` (``.gz`` or uncompressed), or None if any is missing."""
+    found = {}
+    for key, base in IDX_FILES.items():
+        for candidate in (directory / f"{base}.gz", directory / base):
+            if candidate.is_file():
+                found[key] = candidate
+                break
+        else:
+            return None
+    return found
+
+
+def missing_files_message(name: str, directory: Path) -> str:
+    files = ", ".join(f"{base}.gz" for base in IDX_FILES.values())
+    return (
+        f"{name} not found: put {files} in {directory} (or pass --data-dir DIR), "
+        f"or use --dataset digits, which needs no download"
+    )
+
+
+def load_idx_dataset(name: str, directory: Path) -> Dataset:
+    files = find_idx_files(directory)
+    if files is None:
+        raise DataError(missing_files_message(name, directory))
+    arrays = {k: read_idx(p, ndim=3 if k.endswith("images") else 1) for k, p in files.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.shape[0] != labels.shape[0]:
+            raise IdxError(
+                f"{files[f'{split}_images']}: {images.shape[0]} images but "
+                f"{files[f'{split}_labels']} has {labels.shape[0]} labels"
+            )
+        if labels.size and labels.max() >= N_CLASSES:
+            raise IdxError(f"{files[f'{split}_labels']}: labels must lie in 0..9, found {labels.max()}")
+    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+        raise IdxError(
+            f"{directory}: train images are {arrays['train_images'].shape[1:]} "
+            f"but test images are {arrays['test_images'].shape[1:]}"
+        )
+    flat = {k: a.reshape(a.shape[0], -1) if k.endswith("images") else a for k, a in arrays.items()}
+    return Dataset(
+        name,
+        flat["train_images"],
+        flat["train_labels"],
+        flat["test_images"],
+        flat["test_labels"],
+        image_shape=tuple(arrays["train_images"].shape[1:]),
+        source=str(directory),
+    )
+
+
+def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held out), holding out ``fraction`` of every class, each sorted."""
+    held = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        held.append(rng.permutation(idx)[: round(fraction * idx.size)])
+    held_out = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(labels.size), held_out), held_out
+
+
+def load_digits_dataset() -> Dataset:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError('--dataset digits needs scikit-learn: pip install scikit-learn (or "xpnet[test]")') from None
+    digits = load_digits()
+    # 0..16 intensities to 0..255, the range of the IDX data sets, so every data set is normalised alike.
+    images = np.rint(digits.data * (255 / 16)).astype(np.uint8)
+    labels = digits.target.astype(np.uint8)
+    train, test = stratified_split(labels, DIGITS_TEST_FRACTION, np.random.default_rng(DIGITS_SPLIT_SEED))
+    return Dataset("digits", images[train], labels[train], images[test], labels[test], (8, 8), "scikit-learn")
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
+    """Load a data set by name. ``data_dir`` overrides where the IDX files are looked for."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    if name == "digits":
+        return load_digits_dataset()
+    if data_dir is not None:
+        return load_idx_dataset(name, Path(data_dir).expanduser())
+    directory = default_data_dir(name)
+    system = SYSTEM_DIRS.get(name)
+    if find_idx_files(directory) is None and system is not None and find_idx_files(system) is not None:
+        directory = system
+    return load_idx_dataset(name, directory)

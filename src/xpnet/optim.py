@@ -1,0 +1,61 @@
+"""Optimizers as pure functions: ``update(xp, params, grads, state, step, lr) -> (params, state)``.
+
+``state`` is a flat list of arrays (empty for plain SGD), so a checkpoint can store it as it is. ``step``
+counts updates from 1 and stays a host integer: bias corrections are computed in Python, not on the
+device. Updates are functional (``p - lr * g``) so that immutable arrays (JAX) work too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+Params = list[Any]
+
+
+class Optimizer(NamedTuple):
+    init: Callable[[Any, Sequence[Any]], list[Any]]
+    update: Callable[[Any, Sequence[Any], Sequence[Any], Sequence[Any], int, float], tuple[Params, list[Any]]]
+    default_lr: float
+
+
+def _zeros_like(xp: Any, params: Sequence[Any]) -> list[Any]:
+    return [xp.zeros_like(p) for p in params]
+
+
+def sgd_init(xp: Any, params: Sequence[Any]) -> list[Any]:
+    return []
+
+
+def sgd_update(xp, params, grads, state, step, lr):
+    """Plain gradient descent, the blog post's rule: ``p <- p - lr * g``."""
+    return [p - lr * g for p, g in zip(params, grads)], []
+
+
+def momentum_update(xp, params, grads, state, step, lr, beta: float = 0.9):
+    """Heavy-ball momentum as PyTorch writes it: ``v <- beta v + g``, ``p <- p - lr v``."""
+    velocity = [beta * v + g for v, g in zip(state, grads)]
+    return [p - lr * v for p, v in zip(params, velocity)], velocity
+
+
+def adam_init(xp: Any, params: Sequence[Any]) -> list[Any]:
+    return _zeros_like(xp, params) + _zeros_like(xp, params)
+
+
+def adam_update(xp, params, grads, state, step, lr, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+    """Adam (Kingma & Ba) with bias correction; ``state`` is ``[m_1..m_k, v_1..v_k]``."""
+    k = len(params)
+    m = [b1 * m_ + (1.0 - b1) * g for m_, g in zip(state[:k], grads)]
+    v = [b2 * v_ + (1.0 - b2) * (g * g) for v_, g in zip(state[k:], grads)]
+    step_size = lr / (1.0 - b1**step)
+    root_bc2 = math.sqrt(1.0 - b2**step)
+    new = [p - step_size * m_ / (xp.sqrt(v_) / root_bc2 + eps) for p, m_, v_ in zip(params, m, v)]
+    return new, m + v
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    "sgd": Optimizer(sgd_init, sgd_update, 0.1),
+    "momentum": Optimizer(_zeros_like, momentum_update, 0.05),
+    "adam": Optimizer(adam_init, adam_update, 1e-3),
+}
