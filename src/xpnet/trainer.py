@@ -85,7 +85,7 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
     correct = xp.zeros((), dtype=xp.int64, device=backend.device)
     for i in range(0, n, EVAL_BATCH):
         j = min(i + EVAL_BATCH, n)
-        logits, _ = model.forward(xp, params, x[i:j], activation)
+        logits, _ = model.forward(xp, params, x[i:j, ...], activation)
         correct = correct + count_correct(xp, logits, y[i:j])
     return int(backend.to_numpy(correct)) / max(n, 1)
 
@@ -123,8 +123,8 @@ def train(
         correct = xp.zeros((), dtype=xp.int64, device=backend.device)
         for i in range(0, n, batch):
             j = min(i + batch, n)
-            logits, cache = model.forward(xp, params, xs[i:j], config.activation)
-            loss, dlogits = losses.softmax_cross_entropy(xp, logits, ts[i:j])
+            logits, cache = model.forward(xp, params, xs[i:j, ...], config.activation)
+            loss, dlogits = losses.softmax_cross_entropy(xp, logits, ts[i:j, ...])
             grads = model.backward(xp, params, cache, dlogits, config.activation)
             step += 1
             params, state = opt.update(xp, params, grads, state, step, lr)
