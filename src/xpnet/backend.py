@@ -185,3 +185,21 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
     if backend == "torch":
         return _torch("cuda", index)
     raise BackendError(f"{backend} runs only on the CPU: use --device cpu, or --backend cupy/torch on cuda")
+
+
+# Allocation failures that surface as a library's generic error (older PyTorch's RuntimeError, a cuBLAS
+# workspace, a CUDA runtime call, JAX's XlaRuntimeError).
+_OOM_TEXT = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "cudaErrorMemoryAllocation", "RESOURCE_EXHAUSTED")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the device (or the host, for NumPy) ran out of memory.
+
+    Recognises cupy's and torch's ``OutOfMemoryError`` by module and class name, so nothing is imported.
+    """
+    if isinstance(exc, MemoryError):
+        return True
+    for cls in type(exc).__mro__:
+        if cls.__module__.split(".")[0] in ("cupy", "torch") and cls.__name__ == "OutOfMemoryError":
+            return True
+    return any(text in str(exc) for text in _OOM_TEXT)

@@ -26,11 +26,11 @@ def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, prog: str = "xpnet") -> int:
-    """Call ``main``; an `XpnetError` becomes its message on one line and exit status 2."""
+    """Call ``main``; an `XpnetError` becomes its message on one line and its exit status (2 unless it says)."""
     try:
         return main(argv)
     except XpnetError as e:
-        fail(f"{prog}: error: {e}")
+        fail(f"{prog}: error: {e}", e.exit_status)
 
 
 def positive_int(text: str) -> int:

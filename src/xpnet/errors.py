@@ -1,11 +1,14 @@
 """Exceptions that carry a one-line message meant for the user.
 
-The command-line tools print such a message alone (no traceback) and exit with status 2.
+The command-line tools print such a message alone (no traceback) and exit with its ``exit_status``:
+2 for a bad request (flags, files), 1 for a run that failed on its way (divergence, out of memory).
 """
 
 
 class XpnetError(Exception):
     """A problem the user can fix; its message names the problem and the fix."""
+
+    exit_status = 2
 
 
 class BackendError(XpnetError):
@@ -14,3 +17,19 @@ class BackendError(XpnetError):
 
 class DataError(XpnetError):
     """A data set is missing, unreadable or malformed."""
+
+
+class CheckpointError(XpnetError):
+    """A checkpoint cannot be written, read or resumed from."""
+
+
+class TrainingDiverged(XpnetError):
+    """The loss or the weights became NaN or infinite."""
+
+    exit_status = 1
+
+
+class OutOfMemory(XpnetError):
+    """The device ran out of memory while training."""
+
+    exit_status = 1

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from . import cli
-from .backend import resolve_backend
-from .data import DATASETS, load_dataset
+from .backend import Backend, is_out_of_memory, resolve_backend
+from .checkpoint import Checkpoint, check_resumable, check_writable, load_checkpoint, save_checkpoint
+from .data import DATASETS, Dataset, load_dataset
+from .errors import OutOfMemory, TrainingDiverged
+from .interrupt import StopOnSignal
 from .model import ACTIVATIONS
 from .optim import OPTIMIZERS
-from .trainer import EpochStats, TrainConfig, train
+from .trainer import EpochStats, TrainConfig, TrainResult, TrainState, train
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 DEFAULTS = TrainConfig()
 
@@ -60,7 +68,33 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "float64"), default=DEFAULTS.dtype, help="default: float32")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds weights and shuffling (default: 1)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of results on stdout")
+    p.add_argument(
+        "--save",
+        default=None,
+        metavar="PATH",
+        help="write a checkpoint (.npz) to PATH after every epoch and on Ctrl-C; replaced atomically",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="PATH",
+        help="continue the run saved in PATH; --epochs is the total, model flags default to the checkpoint's",
+    )
     return p
+
+
+def explicit_flags(argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the flags given on the command line, as opposed to left at their defaults."""
+    parser, unset = build_parser(), object()
+    # argparse fills in a default only where the namespace lacks the attribute: pre-filled ones stay unset.
+    ns = argparse.Namespace(**dict.fromkeys(vars(parser.parse_args([])), unset))
+    return {k for k, v in vars(parser.parse_args(argv, namespace=ns)).items() if v is not unset}
+
+
+def resumed_config(ckpt: Checkpoint, args: argparse.Namespace, given: set[str]) -> tuple[TrainConfig, str]:
+    """The checkpoint's config and data set, overridden by the flags given (`check_resumable` vets them)."""
+    changes = {f: getattr(args, f) for f in vars(ckpt.config) if f in given and hasattr(args, f)}
+    return replace(ckpt.config, **changes), args.dataset if "dataset" in given else ckpt.dataset
 
 
 def format_epoch(stats: EpochStats, epochs: int) -> str:
@@ -74,6 +108,9 @@ def format_epoch(stats: EpochStats, epochs: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Checked before any data is read or any epoch is run: a bad path must not cost an hour of training.
+    save_path = check_writable(args.save) if args.save else None
+    ckpt = load_checkpoint(args.resume) if args.resume else None
     config = TrainConfig(
         hidden=args.hidden,
         activation=args.activation,
@@ -84,10 +121,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         dtype=args.dtype,
         seed=args.seed,
     )
+    dataset = args.dataset
+    if ckpt is not None:
+        config, dataset = resumed_config(ckpt, args, explicit_flags(argv))
     backend = resolve_backend(args.device, args.backend)
     if backend.note:
         print(backend.note, file=sys.stderr)
-    data = load_dataset(args.dataset, args.data_dir)
+    data = load_dataset(dataset, args.data_dir)
+    if ckpt is not None:
+        check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train))
 
     layers = "-".join(str(n) for n in (data.n_features, *config.hidden, 10))
     batch = "full" if config.batch_size == 0 else config.batch_size
@@ -97,10 +139,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{config.dtype}, seed {config.seed}; {backend}",
         flush=True,
     )
-    result = train(backend, data, config, lambda s: print(format_epoch(s, config.epochs), flush=True))
+    if ckpt is not None:
+        was = f"{ckpt.meta['backend']} on {ckpt.meta['device']}"
+        print(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {was})", flush=True)
+    try:
+        result = _train(backend, data, config, ckpt, save_path)
+    except KeyboardInterrupt:  # the second Ctrl-C: quit now; an unfinished checkpoint write was discarded
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if result.stopped:
+        return EXIT_INTERRUPTED
 
     last = result.history[-1]
     print(f"test accuracy {100 * last.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training")
+    if save_path is not None:
+        print(f"checkpoint: {save_path} (epoch {last.epoch}); continue it with --resume {save_path}")
     if args.json:
         n_seen = len(data.y_train) * config.epochs
         summary = {
@@ -118,6 +171,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         print(json.dumps(summary))
     return 0
+
+
+def _train(
+    backend: Backend, data: Dataset, config: TrainConfig, ckpt: Checkpoint | None, save_path: Path | None
+) -> TrainResult:
+    """Run `train` with checkpoints after each epoch, a graceful first Ctrl-C and one-line failures."""
+    saved: list[int] = []  # the epoch the checkpoint on disk holds, once one is written
+
+    def save(state: TrainState) -> None:
+        if save_path is not None:
+            save_checkpoint(save_path, state, config, backend, data.name, len(data.y_train))
+            saved[:] = [state.epoch]
+
+    def show(stats: EpochStats) -> None:
+        print(format_epoch(stats, config.epochs), flush=True)
+
+    try:
+        with StopOnSignal() as stop:
+            result = train(backend, data, config, show, state=ckpt and ckpt.state, on_state=save, stop=stop)
+            if result.stopped and result.state is not None:
+                s = result.state
+                where = f"epoch {s.epoch + 1}, step {s.step}"
+                if save_path is None:
+                    print(f"stopped in {where}; nothing saved (pass --save PATH to keep a checkpoint)")
+                else:
+                    save(s)
+                    print(f"stopped in {where}; checkpoint saved to {save_path}: continue with --resume {save_path}")
+    except TrainingDiverged as e:
+        kept = f"; {save_path} still holds epoch {saved[0]}" if saved else ""
+        if not saved and save_path is not None and save_path.exists():
+            kept = f"; {save_path} is left as it was"
+        raise TrainingDiverged(f"{e}{kept}") from None
+    except Exception as e:
+        if not is_out_of_memory(e):
+            raise
+        size = len(data.y_train) if config.batch_size == 0 else config.batch_size
+        raise OutOfMemory(
+            f"out of memory on {backend} with --batch-size {config.batch_size} ({size} rows per step): "
+            f"try --batch-size {max(size // 2, 1)}"
+        ) from None
+    return result
 
 
 if __name__ == "__main__":

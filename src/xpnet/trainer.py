@@ -3,10 +3,15 @@
 Data moves to the device once. Each epoch draws one permutation on the host, gathers the shuffled data
 on the device in one operation, then walks contiguous slices of it. Loss and accuracy accumulate on the
 device and are read when the epoch ends, so the step loop never waits for a GPU.
+
+A run can start from a `TrainState` (a resumed checkpoint) and hands its state to ``on_state`` after every
+epoch; ``stop`` is polled between steps, so an interrupt ends the run after a whole step with a state that
+resumes exactly where it left off. Divergence (NaN/Inf) is checked once per epoch, not per step.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,10 +23,14 @@ from . import losses, model
 from .backend import Backend
 from .data import Dataset
 from .data.datasets import N_CLASSES
+from .errors import TrainingDiverged
 from .initializers import init_params
 from .optim import OPTIMIZERS
 
 EVAL_BATCH = 8192  # rows per forward pass when scoring: bounds memory, large enough to be fast
+# Guessing uniformly costs ln(10) = 2.3 nats. A mean cross-entropy 100 times that needs logit gaps in the
+# hundreds: the weights have blown up, even where ReLUs died and the stable softmax kept the loss finite.
+LOSS_LIMIT = 100 * math.log(N_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -56,9 +65,40 @@ class EpochStats:
 
 
 @dataclass
+class TrainState:
+    """Everything a run needs to continue exactly where it stopped.
+
+    ``rng`` is the host generator as it stood at the start of the unfinished epoch (or of the next one):
+    resuming redraws that epoch's permutation from it and skips the ``offset`` rows already trained.
+    ``loss_sum``, ``correct`` and ``seconds`` are the unfinished epoch's partial totals.
+    """
+
+    params: list[Any]  # on the backend's device, or host NumPy arrays when loaded from a checkpoint
+    opt_state: list[Any]
+    rng: np.random.Generator
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer updates done
+    offset: int = 0  # rows of epoch ``epoch + 1`` already trained
+    loss_sum: Any = 0.0  # host 0-d array in the training dtype, so a resumed sum is bitwise the same
+    correct: int = 0
+    seconds: float = 0.0
+    history: list[EpochStats] = field(default_factory=list)
+
+
+def initial_state(backend: Backend, n_features: int, config: TrainConfig) -> TrainState:
+    """Freshly initialised weights and optimizer state for ``config``, from ``config.seed``."""
+    rng = np.random.default_rng(config.seed)
+    sizes = model.layer_sizes(n_features, config.hidden, N_CLASSES)
+    params = [backend.asarray(p) for p in init_params(rng, sizes, config.activation, config.dtype)]
+    return TrainState(params, OPTIMIZERS[config.optimizer].init(backend.xp, params), rng)
+
+
+@dataclass
 class TrainResult:
     params: list[Any]  # on the backend's device
     history: list[EpochStats] = field(default_factory=list)
+    state: TrainState | None = None  # where the run ended: after the last epoch, or where ``stop`` said
+    stopped: bool = False  # ``stop`` ended the run before ``config.epochs``
 
     @property
     def train_seconds(self) -> float:
@@ -90,20 +130,43 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
     return int(backend.to_numpy(correct)) / max(n, 1)
 
 
+def _diverged(backend: Backend, epoch: int, first_step: int, step_losses: list[Any], lr: float) -> TrainingDiverged:
+    """Name the first step whose loss blew up; found after the fact, so the loop never syncs."""
+    losses_host = backend.to_numpy(backend.xp.stack(step_losses)) if step_losses else np.zeros(0)
+    bad = np.flatnonzero(~(np.abs(losses_host) <= LOSS_LIMIT))  # NaN compares false: it counts as bad
+    if bad.size:
+        where = f"at epoch {epoch}, step {first_step + int(bad[0])} (loss {losses_host[bad[0]]:.4g})"
+    else:  # the last update of the epoch broke the weights; no loss has seen them yet
+        where = f"at epoch {epoch}, by step {first_step + len(step_losses) - 1} (weights became NaN/Inf)"
+    return TrainingDiverged(f"training diverged {where}: try a lower --lr than {lr:g}")
+
+
 def train(
     backend: Backend,
     data: Dataset,
     config: TrainConfig,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    *,
+    state: TrainState | None = None,
+    on_state: Callable[[TrainState], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train an MLP on ``data`` with ``backend``; call ``on_epoch`` after each epoch."""
+    """Train an MLP on ``data`` with ``backend`` up to ``config.epochs`` epochs in all.
+
+    Starts from ``state`` (a resumed run) or from fresh weights; calls ``on_epoch`` with the epoch's
+    statistics and then ``on_state`` with the state after it (to save a checkpoint). ``stop`` is polled
+    before each step; when it answers true the run returns with ``stopped`` set. Raises
+    `TrainingDiverged` when an epoch ends with NaN/Inf weights, or a loss that is NaN/Inf or above
+    `LOSS_LIMIT`; ``on_state`` is then not called, so the last checkpoint saved stays the last good one.
+    """
     xp = backend.xp
     dtype = backend.dtype(config.dtype)
-    rng = np.random.default_rng(config.seed)
-    sizes = model.layer_sizes(data.n_features, config.hidden, N_CLASSES)
-    params = [backend.asarray(p) for p in init_params(rng, sizes, config.activation, config.dtype)]
+    if state is None:
+        state = initial_state(backend, data.n_features, config)
+    rng = state.rng
+    params = [backend.asarray(p) for p in state.params]
     opt = OPTIMIZERS[config.optimizer]
-    state = opt.init(xp, params)
+    opt_state = [backend.asarray(s) for s in state.opt_state]
     lr = config.learning_rate
 
     x_train, y_train = to_device(backend, data.x_train, data.y_train, dtype)
@@ -112,36 +175,67 @@ def train(
     n = x_train.shape[0]
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
 
-    result = TrainResult(params)
-    step = 0
-    for epoch in range(1, config.epochs + 1):
+    result = TrainResult(params, list(state.history))
+    step = state.step
+    offset, loss_start, correct_start, seconds_before = state.offset, state.loss_sum, state.correct, state.seconds
+    for epoch in range(state.epoch + 1, config.epochs + 1):
         backend.sync()
         start = time.perf_counter()
+        rng_at_start = rng.bit_generator.state
         perm = backend.asarray(rng.permutation(n))
         xs, ys, ts = (xp.take(a, perm, axis=0) for a in (x_train, y_train, t_train))
-        loss_sum = xp.zeros((), dtype=dtype, device=backend.device)
-        correct = xp.zeros((), dtype=xp.int64, device=backend.device)
-        for i in range(0, n, batch):
+        loss_sum = backend.asarray(np.asarray(loss_start, dtype=config.dtype))
+        correct = backend.asarray(np.asarray(correct_start, dtype=np.int64))
+        first_step, step_losses = step + 1, []
+        for i in range(offset, n, batch):
+            if stop is not None and stop():
+                backend.sync()
+                paused = np.random.Generator(type(rng.bit_generator)())
+                paused.bit_generator.state = rng_at_start
+                result.params, result.stopped = params, True
+                result.state = TrainState(
+                    params,
+                    opt_state,
+                    paused,
+                    epoch - 1,
+                    step,
+                    i,
+                    backend.to_numpy(loss_sum),
+                    int(backend.to_numpy(correct)),
+                    seconds_before + time.perf_counter() - start,
+                    list(result.history),
+                )
+                return result
             j = min(i + batch, n)
             logits, cache = model.forward(xp, params, xs[i:j, ...], config.activation)
             loss, dlogits = losses.softmax_cross_entropy(xp, logits, ts[i:j, ...])
             grads = model.backward(xp, params, cache, dlogits, config.activation)
             step += 1
-            params, state = opt.update(xp, params, grads, state, step, lr)
+            params, opt_state = opt.update(xp, params, grads, opt_state, step, lr)
             loss_sum = loss_sum + loss * float(j - i)
             correct = correct + count_correct(xp, logits, ys[i:j])
+            step_losses.append(loss)  # a reference, not a read: used only to name a divergent step
+        # A NaN anywhere propagates into the sum; one read covers the loss and every weight.
+        finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
         backend.sync()
-        seconds = time.perf_counter() - start
+        seconds = seconds_before + time.perf_counter() - start
+        loss_mean = float(backend.to_numpy(loss_sum)) / n
+        if not (loss_mean <= LOSS_LIMIT and bool(backend.to_numpy(finite))):
+            raise _diverged(backend, epoch, first_step, step_losses, lr)
         stats = EpochStats(
             epoch=epoch,
-            loss=float(backend.to_numpy(loss_sum)) / n,
+            loss=loss_mean,
             train_accuracy=int(backend.to_numpy(correct)) / n,
             test_accuracy=accuracy(backend, params, x_test, y_test, config.activation),
             seconds=seconds,
             samples_per_second=n / seconds if seconds > 0 else float("inf"),
         )
+        offset, loss_start, correct_start, seconds_before = 0, 0.0, 0, 0.0
         result.params = params
         result.history.append(stats)
+        result.state = TrainState(params, opt_state, rng, epoch, step, history=list(result.history))
         if on_epoch is not None:
             on_epoch(stats)
+        if on_state is not None:
+            on_state(result.state)
     return result

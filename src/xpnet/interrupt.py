@@ -1,0 +1,45 @@
+"""Ctrl-C and SIGTERM during training: the first asks the run to stop after its current step, the second quits.
+
+`StopOnSignal` is a context manager and the ``stop`` callable the trainer polls between steps. Outside the
+main thread (where Python cannot install signal handlers) it installs nothing and never asks to stop.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
+
+
+class StopOnSignal:
+    """While active, the first SIGINT/SIGTERM sets a flag (``self()`` turns true); the next one raises
+    `KeyboardInterrupt` at once."""
+
+    def __init__(self, message: str = "stopping after the current step (press Ctrl-C again to quit at once)"):
+        self.message = message
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: {self.message}", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for s in SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()

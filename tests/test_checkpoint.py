@@ -1,0 +1,305 @@
+"""Checkpoint files: round trip, loading on another backend, atomic replacement, and refusing bad files."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xpnet import checkpoint
+from xpnet.backend import Backend, array_api_strict_backend, resolve_backend
+from xpnet.checkpoint import check_resumable, check_writable, load_checkpoint, save_checkpoint
+from xpnet.data import Dataset
+from xpnet.errors import BackendError, CheckpointError
+from xpnet.trainer import TrainConfig, train
+
+CONFIG = TrainConfig(hidden=(12,), epochs=2, batch_size=32, dtype="float64", seed=3)
+
+
+def tiny_data(n_train: int = 120, n_test: int = 40, n_features: int = 16) -> Dataset:
+    """Random but learnable images: each class lights up its own block of pixels."""
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 60, (n, n_features))
+        x[np.arange(n), y % n_features] += 190
+        return x.astype(np.uint8), y
+
+    (xa, ya), (xb, yb) = split(n_train), split(n_test)
+    return Dataset("tiny", xa, ya, xb, yb, (4, 4))
+
+
+def backend_params():
+    """Every backend a checkpoint should travel to; CUDA is always listed and skips with its reason."""
+    yield pytest.param("numpy", id="numpy")
+    yield pytest.param("array-api-strict", id="array-api-strict")
+    yield pytest.param("array-api-strict:device1", id="array-api-strict-device1")
+    yield pytest.param("torch", id="torch-cpu")
+    yield pytest.param("cupy", id="cupy-cuda")
+
+
+def get_backend(name: str) -> Backend:
+    if name == "array-api-strict:device1":
+        return array_api_strict_backend("device1")
+    if name == "torch" and importlib.util.find_spec("torch") is None:
+        pytest.skip("torch: not installed")
+    try:
+        return resolve_backend("cuda" if name == "cupy" else "cpu", name)
+    except BackendError as e:
+        pytest.skip(f"{name}: {e}")
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[Path, object]:
+    """A checkpoint after 2 epochs of adam on numpy, and the run's result."""
+    numpy = resolve_backend("cpu", "numpy")
+    data = tiny_data()
+    result = train(numpy, data, CONFIG)
+    path = save_checkpoint(tmp_path / "model.npz", result.state, CONFIG, numpy, data.name, len(data.y_train))
+    return path, result
+
+
+def test_round_trip_keeps_every_array_and_counter(saved):
+    path, result = saved
+    ckpt = load_checkpoint(path)
+    assert ckpt.config == replace(CONFIG, lr=CONFIG.learning_rate)  # the default lr is recorded as a number
+    assert (ckpt.dataset, ckpt.n_train, ckpt.state.epoch, ckpt.state.step) == ("tiny", 120, 2, 8)
+    for a, b in zip(ckpt.state.params, result.params):
+        assert a.dtype == np.float64 and np.array_equal(a, b)
+    for a, b in zip(ckpt.state.opt_state, result.state.opt_state):
+        assert np.array_equal(a, b)
+    assert len(ckpt.state.opt_state) == 2 * len(result.params)  # adam: m and v per weight array
+    assert ckpt.state.rng.bit_generator.state == result.state.rng.bit_generator.state
+    assert ckpt.state.history == result.history
+    assert ckpt.meta["backend"] == "numpy" and ckpt.meta["xpnet_version"]
+
+
+def test_file_is_a_plain_npz_without_pickles(saved):
+    path, _ = saved
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            header = z.read(name)[:128]
+            assert b"'descr': '|O'" not in header and b"'descr': 'O'" not in header, name
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(npz["meta"].tobytes())
+    assert meta["format"] == "xpnet-checkpoint" and meta["config"]["hidden"] == [12]
+
+
+@pytest.mark.parametrize("dst", list(backend_params()))
+@pytest.mark.parametrize("src", list(backend_params()))
+def test_checkpoint_moves_between_backends(tmp_path, src, dst):
+    """Saved on one backend after 1 epoch, resumed on another to 2: the NumPy 2-epoch run, to float64 noise."""
+    source, target = get_backend(src), get_backend(dst)
+    data = tiny_data()
+    one = train(source, data, replace(CONFIG, epochs=1))
+    path = save_checkpoint(tmp_path / "c.npz", one.state, CONFIG, source, data.name, len(data.y_train))
+    ckpt = load_checkpoint(path)
+    assert ckpt.meta["backend"] == source.name
+    resumed = train(target, data, CONFIG, state=ckpt.state)
+    reference = train(resolve_backend("cpu", "numpy"), data, CONFIG)
+    assert [s.epoch for s in resumed.history] == [1, 2]
+    for got, want in zip(resumed.params, reference.params):
+        np.testing.assert_allclose(target.to_numpy(got), want, rtol=1e-10, atol=1e-12)
+    assert resumed.history[-1].loss == pytest.approx(reference.history[-1].loss, rel=1e-10)
+
+
+def test_crash_between_write_and_rename_keeps_the_old_checkpoint(saved, monkeypatch):
+    path, _ = saved
+    before = path.read_bytes()
+    numpy = resolve_backend("cpu", "numpy")
+    later = train(numpy, tiny_data(), replace(CONFIG, epochs=3))
+
+    def crash(src, dst):
+        raise KeyboardInterrupt  # what a second Ctrl-C between the write and the rename looks like
+
+    monkeypatch.setattr(checkpoint.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, later.state, CONFIG, numpy, "tiny", 120)
+    assert path.read_bytes() == before
+    assert load_checkpoint(path).state.epoch == 2
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.npz"]  # the partial file is gone
+
+
+def test_killed_writer_leaves_the_old_checkpoint_loadable(saved, monkeypatch):
+    """A process that dies after writing the temporary file (no cleanup runs) leaves the old file whole."""
+    path, _ = saved
+    numpy = resolve_backend("cpu", "numpy")
+    later = train(numpy, tiny_data(), replace(CONFIG, epochs=3))
+    written = []
+
+    def die(src, dst):
+        written.append(Path(src))
+        raise SystemExit  # stands in for os._exit: below, the temporary file is put back as a crash leaves it
+
+    monkeypatch.setattr(checkpoint.os, "replace", die)
+    with pytest.raises(SystemExit):
+        save_checkpoint(path, later.state, CONFIG, numpy, "tiny", 120)
+    monkeypatch.undo()
+    assert load_checkpoint(path).state.epoch == 2
+    # A fresh save over a folder with a stale temporary file still works and replaces the checkpoint.
+    written[0].write_bytes(b"partial")
+    save_checkpoint(path, later.state, CONFIG, numpy, "tiny", 120)
+    assert load_checkpoint(path).state.epoch == 3
+
+
+def test_saved_file_gets_the_usual_permissions(saved):
+    path, _ = saved
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- refusing bad files -------------------------------------------------------------------------------
+
+
+def rewrite(path: Path, change) -> Path:
+    """Load the checkpoint's raw arrays, let ``change`` edit the dict, write it back with NumPy."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def set_meta(arrays: dict, **changes) -> None:
+    meta = json.loads(arrays["meta"].tobytes()) | changes
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+
+
+class LeavesAMark:
+    """Unpickling this creates a file: proof that code from the checkpoint ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("entry", ["param_000", "meta"])
+def test_pickled_object_arrays_are_refused_and_never_run(saved, tmp_path, entry):
+    path, _ = saved
+    marker = tmp_path / "code-ran"
+    obj = np.empty(1, dtype=object)
+    obj[0] = LeavesAMark(marker)
+    rewrite(path, lambda arrays: arrays.__setitem__(entry, obj))
+    with zipfile.ZipFile(path) as z:  # the file really holds a pickle
+        assert b"'descr': '|O'" in z.read(f"{entry}.npy")[:128]
+    with pytest.raises(CheckpointError, match="pickled or object arrays; xpnet never loads pickles"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+BAD_EDITS = {
+    "no metadata": (lambda a: a.pop("meta"), "not an xpnet checkpoint"),
+    "foreign metadata": (lambda a: set_meta(a, format="something-else"), "not an xpnet checkpoint"),
+    "metadata not json": (lambda a: a.__setitem__("meta", np.frombuffer(b"\xff{", np.uint8)), "not JSON"),
+    "newer format": (lambda a: set_meta(a, format_version=99), "newer"),
+    "missing weights": (lambda a: a.pop("param_001"), "missing the array 'param_001'"),
+    "missing optimizer state": (lambda a: a.pop("opt_003"), "missing the array 'opt_003'"),
+    "mis-shaped weights": (lambda a: a.__setitem__("param_000", np.zeros((16, 13))), "param_000"),
+    "wrong dtype": (lambda a: a.__setitem__("param_001", a["param_001"].astype(np.float32)), "float32"),
+    "extra array": (lambda a: a.__setitem__("surprise", np.zeros(3)), "surprise"),
+    "layers disagree with config": (lambda a: set_meta(a, layer_sizes=[16, 13, 10]), "inconsistent"),
+    "missing counter": (lambda a: set_meta(a, step=None), "step"),
+    "bad rng": (lambda a: set_meta(a, rng={"bit_generator": "system", "state": {}}), "random-generator"),
+}
+
+
+@pytest.mark.parametrize("edit, expected", BAD_EDITS.values(), ids=BAD_EDITS.keys())
+def test_malformed_checkpoints_are_refused_in_one_line(saved, edit, expected):
+    path, _ = saved
+    rewrite(path, edit)
+    with pytest.raises(CheckpointError, match=expected) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+TRUNCATIONS = {
+    "empty": lambda d: b"",
+    "10-bytes": lambda d: d[:10],
+    "half": lambda d: d[: len(d) // 2],
+    "last-bytes-lost": lambda d: d[:-30],
+}
+
+
+@pytest.mark.parametrize("cut", TRUNCATIONS.values(), ids=TRUNCATIONS.keys())
+def test_truncated_checkpoint_is_refused(saved, cut):
+    path, _ = saved
+    path.write_bytes(cut(path.read_bytes()))
+    with pytest.raises(CheckpointError, match="not an xpnet checkpoint|damaged|truncated"):
+        load_checkpoint(path)
+
+
+def test_other_files_are_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.npz")
+    npy = tmp_path / "weights.npy"
+    np.save(npy, np.zeros(3))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(b"\x80\x04K\x01.")
+    other_zip = tmp_path / "other.npz"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("readme.txt", "not arrays")
+    other_zip.write_bytes(buf.getvalue())
+    for path in (npy, text, pickled):
+        with pytest.raises(CheckpointError, match="not an xpnet checkpoint"):
+            load_checkpoint(path)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(other_zip)
+
+
+def test_resume_refuses_a_different_model_or_data(saved):
+    path, _ = saved
+    ckpt = load_checkpoint(path)
+    ok = replace(ckpt.config, epochs=4, lr=0.01, batch_size=64)  # these may change on resume
+    check_resumable(ckpt, ok, "tiny", 16, 120)
+    cases = {
+        "hidden 12 (you asked for 20)": (replace(ok, hidden=(20,)), "tiny", 16),
+        "activation relu (you asked for tanh)": (replace(ok, activation="tanh"), "tiny", 16),
+        "optimizer adam (you asked for sgd)": (replace(ok, optimizer="sgd"), "tiny", 16),
+        "dtype float64 (you asked for float32)": (replace(ok, dtype="float32"), "tiny", 16),
+        "dataset tiny (you asked for digits)": (ok, "digits", 16),
+        "inputs 16 (you asked for 64)": (ok, "tiny", 64),
+    }
+    for message, (config, dataset, n_features) in cases.items():
+        with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            check_resumable(ckpt, config, dataset, n_features, 120)
+    with pytest.raises(CheckpointError, match="already trained 2 epochs"):
+        check_resumable(ckpt, replace(ok, epochs=2), "tiny", 16, 120)
+
+
+def test_unwritable_save_paths_fail_early(tmp_path):
+    assert check_writable(tmp_path / "ok.npz") == tmp_path / "ok.npz"
+    with pytest.raises(CheckpointError, match="does not exist"):
+        check_writable(tmp_path / "missing" / "m.npz")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        check_writable(tmp_path)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        check_writable(a_file / "m.npz")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
+def test_read_only_folder_fails_early(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(CheckpointError, match="cannot save"):
+            check_writable(folder / "m.npz")
+    finally:
+        folder.chmod(0o700)
