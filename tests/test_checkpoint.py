@@ -236,7 +236,7 @@ TRUNCATIONS = {
 def test_truncated_checkpoint_is_refused(saved, cut):
     path, _ = saved
     path.write_bytes(cut(path.read_bytes()))
-    with pytest.raises(CheckpointError, match="not an xpnet checkpoint|damaged|truncated"):
+    with pytest.raises(CheckpointError, match=r"not an xpnet checkpoint|damaged|truncated"):
         load_checkpoint(path)
 
 

@@ -189,7 +189,7 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
 
 # Allocation failures that surface as a library's generic error (older PyTorch's RuntimeError, a cuBLAS
 # workspace, a CUDA runtime call, JAX's XlaRuntimeError).
-_OOM_TEXT = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "cudaErrorMemoryAllocation", "RESOURCE_EXHAUSTED")
+_OOM_TEXT = ("out of memory", "cublas_status_alloc_failed", "cudaerrormemoryallocation", "resource_exhausted")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -202,4 +202,5 @@ def is_out_of_memory(exc: BaseException) -> bool:
     for cls in type(exc).__mro__:
         if cls.__module__.split(".")[0] in ("cupy", "torch") and cls.__name__ == "OutOfMemoryError":
             return True
-    return any(text in str(exc) for text in _OOM_TEXT)
+    message = str(exc).lower()
+    return any(text in message for text in _OOM_TEXT)

@@ -13,6 +13,7 @@ checkpoint, then the folder fsynced; a crash at any point leaves the previous ch
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -220,7 +221,7 @@ def _read_state(
     path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainConfig, sizes: list[int]
 ) -> TrainState:
     shapes = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    for n_in, n_out in itertools.pairwise(sizes):
         shapes += [(n_in, n_out), (n_out,)]
     n_opt = n_opt_arrays(config.optimizer, len(shapes))
     if meta["n_params"] != len(shapes) or meta["n_opt"] != n_opt:

@@ -175,7 +175,7 @@ def train(
     n = x_train.shape[0]
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
 
-    result = TrainResult(params, list(state.history))
+    result = TrainResult(params, list(state.history), state)
     step = state.step
     offset, loss_start, correct_start, seconds_before = state.offset, state.loss_sum, state.correct, state.seconds
     for epoch in range(state.epoch + 1, config.epochs + 1):

@@ -1,0 +1,194 @@
+"""Training that survives: Ctrl-C/SIGTERM save and exit 130, divergence stops with exit 1 and keeps the last
+good checkpoint, out-of-memory is one line, and an unwritable --save fails before any training."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_checkpoint import tiny_data
+from test_resume import run_cli
+from xpnet import train as train_cli
+from xpnet.backend import is_out_of_memory, resolve_backend
+from xpnet.checkpoint import load_checkpoint
+from xpnet.errors import TrainingDiverged
+from xpnet.interrupt import StopOnSignal
+from xpnet.trainer import TrainConfig, initial_state, train
+
+NUMPY = resolve_backend("cpu", "numpy")
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32", "--batch-size", "64"]
+
+
+def start_training(*argv: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "xpnet.train", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def wait_for_epoch_line(proc: subprocess.Popen) -> list[str]:
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("epoch "):
+            return lines
+    proc.kill()
+    pytest.fail(f"training printed no epoch line: {''.join(lines)} {proc.stderr.read()}")
+
+
+@pytest.mark.slow  # a subprocess that imports scikit-learn, then two short trainings: 3-5 s on 2 cores
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_saves_a_checkpoint_and_exits_130(tmp_path, signum):
+    path = tmp_path / "run.npz"
+    # Far more epochs than can finish: the run is still training when the signal arrives.
+    proc = start_training(*DIGITS, "--epochs", "100000", "--save", str(path))
+    wait_for_epoch_line(proc)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"checkpoint saved to {path}: continue with --resume {path}" in out
+    assert "stopping after the current step" in err and "Traceback" not in err
+    ckpt = load_checkpoint(path)
+    assert ckpt.state.epoch >= 1 and ckpt.config.epochs == 100000
+    # The interrupted run resumes exactly: two more epochs end where a straight run of as many ends.
+    total = ckpt.state.epoch + 2
+    data = train_cli.load_dataset("digits")
+    config = ckpt.config.__class__(**{**vars(ckpt.config), "epochs": total})
+    resumed = train(NUMPY, data, config, state=ckpt.state)
+    straight = train(NUMPY, data, config)
+    for p, q in zip(resumed.params, straight.params):
+        assert np.array_equal(p, q)
+    assert resumed.history[-1].loss == straight.history[-1].loss
+
+
+def test_signal_without_save_says_nothing_was_saved(tmp_path):
+    proc = start_training(*DIGITS, "--epochs", "100000")
+    wait_for_epoch_line(proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "nothing saved (pass --save PATH to keep a checkpoint)" in out
+
+
+def test_second_signal_quits_at_once():
+    previous = signal.getsignal(signal.SIGINT)
+    with StopOnSignal() as stop:
+        assert not stop()
+        signal.raise_signal(signal.SIGINT)
+        assert stop() and stop.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_second_ctrl_c_during_training_exits_130_without_traceback(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "train", interrupted)
+    status, _, out = run_cli(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / "x.npz"))
+    assert status == 130 and "interrupted" in out and "Traceback" not in out
+
+
+# --- divergence -----------------------------------------------------------------------------------------
+
+
+def test_huge_learning_rate_stops_with_exit_1_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    path = tmp_path / "run.npz"
+    assert run_cli(capsys, *DIGITS, "--epochs", "2", "--save", str(path))[0] == 0
+    before = path.read_bytes()
+    status, _, out = run_cli(capsys, "--epochs", "4", "--resume", str(path), "--save", str(path), "--lr", "1e6")
+    assert status == 1
+    error = out.strip().splitlines()[-1]
+    assert error.startswith("xpnet.train: error: training diverged at epoch 3, step ")
+    assert "try a lower --lr than 1e+06" in error and f"{path} is left as it was" in error
+    assert path.read_bytes() == before and load_checkpoint(path).state.epoch == 2
+
+
+def test_fresh_run_with_huge_learning_rate_diverges_in_the_first_epoch(tmp_path, capsys):
+    path = tmp_path / "run.npz"
+    status, _, out = run_cli(capsys, *DIGITS, "--epochs", "3", "--lr", "1e6", "--save", str(path))
+    assert status == 1 and "training diverged at epoch 1, step 2 " in out and "epoch 1/3" not in out
+    assert not path.exists()
+
+
+def test_divergence_names_the_first_bad_step_and_skips_on_state():
+    data = tiny_data()
+    config = TrainConfig(hidden=(8,), epochs=3, batch_size=25, dtype="float64")
+    state = initial_state(NUMPY, data.n_features, config)
+    saved = []
+    good = train(NUMPY, data, config, state=state, on_state=saved.append, stop=lambda: len(saved) == 1)
+    assert good.stopped and len(saved) == 1
+    # Poison one weight as if update 7 had produced it: epoch 2's second step (7) is the first NaN loss.
+    poisoned = good.state
+    poisoned.params = [p.copy() for p in poisoned.params]
+    poisoned.params[0][0, 0] = np.nan
+    with pytest.raises(TrainingDiverged, match=r"^training diverged at epoch 2, step 6 \(loss nan\): try a lower"):
+        train(NUMPY, data, config, state=poisoned, on_state=saved.append)
+    assert len(saved) == 1
+
+
+def test_weights_that_break_on_the_last_step_are_caught():
+    """A NaN weight that no loss has seen yet (full batch: one step per epoch) is still caught."""
+    data = tiny_data()
+    config = TrainConfig(hidden=(8,), epochs=2, batch_size=0, optimizer="sgd", lr=np.inf)
+    with pytest.raises(TrainingDiverged, match="epoch 1, by step 1 \\(weights became NaN/Inf\\)"):
+        train(NUMPY, data, config)
+
+
+# --- out of memory and unwritable paths -----------------------------------------------------------------
+
+
+# Named and placed like cupy.cuda.memory.OutOfMemoryError, which is all is_out_of_memory looks at.
+FakeCupyOOM = type("OutOfMemoryError", (Exception,), {"__module__": "cupy.cuda.memory"})
+
+
+def test_out_of_memory_errors_are_recognised():
+    assert is_out_of_memory(MemoryError())
+    assert is_out_of_memory(FakeCupyOOM("allocating 1,024 bytes"))
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("CUBLAS_STATUS_ALLOC_FAILED"))
+    assert not is_out_of_memory(ValueError("shapes (3,4) and (5,6) not aligned"))
+    torch = pytest.importorskip("torch")
+    assert is_out_of_memory(torch.OutOfMemoryError("no more"))
+
+
+def test_out_of_memory_is_one_line_with_exit_1(tmp_path, capsys, monkeypatch):
+    def oom(*args, **kwargs):
+        raise FakeCupyOOM("Out of memory allocating 402,653,184 bytes")
+
+    monkeypatch.setattr(train_cli, "train", oom)
+    status, _, out = run_cli(capsys, *DIGITS, "--epochs", "2", "--batch-size", "512")
+    assert status == 1
+    assert out.strip().splitlines()[-1] == (
+        "xpnet.train: error: out of memory on numpy on cpu with --batch-size 512 (512 rows per step): "
+        "try --batch-size 256"
+    )
+
+
+@pytest.mark.parametrize("where", ["missing/run.npz", "a-file/run.npz", "."])
+def test_unwritable_save_path_fails_before_training(tmp_path, capsys, monkeypatch, where):
+    (tmp_path / "a-file").write_text("")
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("data loaded before the --save path was checked")
+
+    monkeypatch.setattr(train_cli, "load_dataset", must_not_load)
+    status, _, out = run_cli(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / where))
+    assert status == 2 and out.count("\n") == 1 and "cannot save to" in out

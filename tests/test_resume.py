@@ -1,0 +1,139 @@
+"""Resuming is exact: on NumPy, a run stopped (between epochs or mid-epoch) and resumed from its checkpoint
+ends bitwise where the uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from test_checkpoint import tiny_data
+from xpnet import cli
+from xpnet.backend import resolve_backend
+from xpnet.checkpoint import load_checkpoint, save_checkpoint
+from xpnet.train import main
+from xpnet.trainer import TrainConfig, train
+
+NUMPY = resolve_backend("cpu", "numpy")
+
+
+def assert_same_run(a, b) -> None:
+    """Bitwise equal weights and identical epoch statistics (timings aside)."""
+    for p, q in zip(a.params, b.params):
+        assert p.dtype == q.dtype and np.array_equal(p, q)
+    strip = [(s.epoch, s.loss, s.train_accuracy, s.test_accuracy) for s in a.history]
+    assert strip == [(s.epoch, s.loss, s.train_accuracy, s.test_accuracy) for s in b.history]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_four_then_resume_to_eight_equals_eight_straight(tmp_path, optimizer, dtype):
+    data = tiny_data()
+    config = TrainConfig(hidden=(16, 8), optimizer=optimizer, epochs=8, batch_size=25, dtype=dtype, seed=5)
+    straight = train(NUMPY, data, config)
+    first = train(NUMPY, data, replace(config, epochs=4))
+    path = save_checkpoint(tmp_path / "c.npz", first.state, replace(config, epochs=4), NUMPY, data.name, 120)
+    resumed = train(NUMPY, data, config, state=load_checkpoint(path).state)
+    assert [s.epoch for s in resumed.history] == list(range(1, 9))
+    assert_same_run(resumed, straight)
+    assert resumed.state.step == straight.state.step == 8 * 5
+    # Not equal by accident: a resume that forgot the RNG state (fresh shuffles) would differ.
+    fresh = load_checkpoint(path).state
+    fresh.rng = np.random.default_rng(config.seed)
+    with pytest.raises(AssertionError):
+        assert_same_run(train(NUMPY, data, config, state=fresh), straight)
+
+
+class StopAfter:
+    """A ``stop`` callable that asks to stop before step ``n + 1``, like a Ctrl-C during step ``n``."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls > self.n
+
+
+@pytest.mark.parametrize("steps", [1, 7, 10, 13, 24])  # 5 steps per epoch: mid-epoch and on epoch boundaries
+def test_stop_mid_epoch_then_resume_is_exact(tmp_path, steps):
+    data = tiny_data()
+    config = TrainConfig(hidden=(16,), epochs=5, batch_size=25, seed=2)
+    straight = train(NUMPY, data, config)
+    stopped = train(NUMPY, data, config, stop=StopAfter(steps))
+    assert stopped.stopped and stopped.state.step == steps
+    assert stopped.state.epoch == len(stopped.history) == len([e for e in range(1, 6) if 5 * e <= steps])
+    path = save_checkpoint(tmp_path / "c.npz", stopped.state, config, NUMPY, data.name, 120)
+    ckpt = load_checkpoint(path)
+    assert ckpt.state.offset == min(25 * (steps % 5), 120)
+    resumed = train(NUMPY, data, config, state=ckpt.state)
+    assert not resumed.stopped
+    assert_same_run(resumed, straight)
+
+
+def test_resume_with_a_new_learning_rate_and_batch_size_runs(tmp_path):
+    data = tiny_data()
+    config = TrainConfig(hidden=(16,), epochs=2, batch_size=25, seed=2)
+    first = train(NUMPY, data, config, stop=StopAfter(3))
+    path = save_checkpoint(tmp_path / "c.npz", first.state, config, NUMPY, data.name, 120)
+    more = train(NUMPY, data, replace(config, lr=1e-4, batch_size=40), state=load_checkpoint(path).state)
+    assert [s.epoch for s in more.history] == [1, 2] and more.state.step == 3 + 2 + 3  # 45 rows left (40 + 5), then 120
+
+
+# --- through the command line -------------------------------------------------------------------------
+
+DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32", "--batch-size", "64", "--json"]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, dict, str]:
+    try:
+        status = cli.run(main, list(argv), prog="xpnet.train")
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    return status, summary, out + err
+
+
+def test_cli_resume_to_eight_matches_eight_straight(tmp_path, capsys):
+    path = tmp_path / "run.npz"
+    status, four, _ = run_cli(capsys, *DIGITS, "--epochs", "4", "--save", str(path))
+    assert status == 0 and four["epochs"] == 4
+    status, resumed, out = run_cli(capsys, "--epochs", "8", "--resume", str(path), "--save", str(path), "--json")
+    assert status == 0, out
+    assert "epoch 5/8" in out and "epoch 4/8" not in out  # --epochs is the total: only 5..8 run
+    status, straight, _ = run_cli(capsys, *DIGITS, "--epochs", "8", "--save", str(tmp_path / "straight.npz"))
+    assert status == 0
+    for key in ("epochs", "final_loss", "train_accuracy", "test_accuracy", "config", "dataset"):
+        assert resumed[key] == straight[key], key
+    a, b = load_checkpoint(path), load_checkpoint(tmp_path / "straight.npz")
+    assert a.state.epoch == b.state.epoch == 8
+    for p, q in zip(a.state.params + a.state.opt_state, b.state.params + b.state.opt_state):
+        assert np.array_equal(p, q)
+
+
+def test_cli_resume_refuses_a_different_model(tmp_path, capsys):
+    path = tmp_path / "run.npz"
+    assert run_cli(capsys, *DIGITS, "--epochs", "1", "--save", str(path))[0] == 0
+    status, _, out = run_cli(capsys, "--epochs", "3", "--resume", str(path), "--hidden", "64", "--device", "cpu")
+    assert status == 2
+    assert out.strip() == (
+        f"xpnet.train: error: {path} cannot be resumed as asked: it holds hidden 32 (you asked for 64); "
+        "drop those flags to continue it, or start a new run without --resume"
+    )
+    # Flags that agree with the checkpoint, and --lr, are fine.
+    status, summary, out = run_cli(
+        capsys, "--epochs", "2", "--resume", str(path), "--hidden", "32", "--lr", "0.002", "--json"
+    )
+    assert status == 0, out
+    assert summary["config"]["lr"] == 0.002 and summary["config"]["hidden"] == [32]
+
+
+def test_cli_refuses_a_bad_checkpoint_with_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    status, _, out = run_cli(capsys, "--resume", str(bad), "--device", "cpu")
+    assert status == 2 and out.count("\n") == 1 and "not an xpnet checkpoint" in out
