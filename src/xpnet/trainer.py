@@ -16,6 +16,7 @@ import numpy as np
 
 from . import losses, model
 from .backend import Backend
+from .backend_fast import StepFn, make_fast_step
 from .data import Dataset
 from .data.datasets import N_CLASSES
 from .initializers import init_params
@@ -90,21 +91,45 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
     return int(backend.to_numpy(correct)) / max(n, 1)
 
 
+def reference_step(xp: Any, activation: str, optimizer: str, lr: float) -> StepFn:
+    """One training step in the portable math: forward, loss, backward, update."""
+    opt = OPTIMIZERS[optimizer]
+
+    def step_fn(params, state, x, targets, step):
+        logits, cache = model.forward(xp, params, x, activation)
+        loss, dlogits = losses.softmax_cross_entropy(xp, logits, targets)
+        grads = model.backward(xp, params, cache, dlogits, activation)
+        params, state = opt.update(xp, params, grads, state, step, lr)
+        return params, state, loss, logits
+
+    return step_fn
+
+
+def make_step(backend: Backend, sizes: Sequence[int], config: TrainConfig, fast: bool = True) -> StepFn:
+    """The backend's fast step for this model where it has one (and ``fast``), else the reference step."""
+    args = (config.activation, config.optimizer, config.learning_rate)
+    step_fn = make_fast_step(backend.name, sizes, *args, backend.dtype(config.dtype)) if fast else None
+    return step_fn or reference_step(backend.xp, *args)
+
+
 def train(
     backend: Backend,
     data: Dataset,
     config: TrainConfig,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    fast: bool = True,
 ) -> TrainResult:
-    """Train an MLP on ``data`` with ``backend``; call ``on_epoch`` after each epoch."""
+    """Train an MLP on ``data`` with ``backend``; call ``on_epoch`` after each epoch.
+
+    ``fast=False`` forces the portable reference step even where the backend has a fast path.
+    """
     xp = backend.xp
     dtype = backend.dtype(config.dtype)
     rng = np.random.default_rng(config.seed)
     sizes = model.layer_sizes(data.n_features, config.hidden, N_CLASSES)
     params = [backend.asarray(p) for p in init_params(rng, sizes, config.activation, config.dtype)]
-    opt = OPTIMIZERS[config.optimizer]
-    state = opt.init(xp, params)
-    lr = config.learning_rate
+    state = OPTIMIZERS[config.optimizer].init(xp, params)
+    step_fn = make_step(backend, sizes, config, fast)
 
     x_train, y_train = to_device(backend, data.x_train, data.y_train, dtype)
     t_train = losses.one_hot(xp, y_train, N_CLASSES, dtype)
@@ -118,18 +143,17 @@ def train(
         backend.sync()
         start = time.perf_counter()
         perm = backend.asarray(rng.permutation(n))
-        xs, ys, ts = (xp.take(a, perm, axis=0) for a in (x_train, y_train, t_train))
         loss_sum = xp.zeros((), dtype=dtype, device=backend.device)
         correct = xp.zeros((), dtype=xp.int64, device=backend.device)
         for i in range(0, n, batch):
             j = min(i + batch, n)
-            logits, cache = model.forward(xp, params, xs[i:j, ...], config.activation)
-            loss, dlogits = losses.softmax_cross_entropy(xp, logits, ts[i:j, ...])
-            grads = model.backward(xp, params, cache, dlogits, config.activation)
+            # Gathering each batch (not the whole shuffled set) keeps the copy small and in cache.
+            idx = perm[i:j]
+            xb, tb, yb = (xp.take(a, idx, axis=0) for a in (x_train, t_train, y_train))
             step += 1
-            params, state = opt.update(xp, params, grads, state, step, lr)
+            params, state, loss, logits = step_fn(params, state, xb, tb, step)
             loss_sum = loss_sum + loss * float(j - i)
-            correct = correct + count_correct(xp, logits, ys[i:j])
+            correct = correct + count_correct(xp, logits, yb)
         backend.sync()
         seconds = time.perf_counter() - start
         stats = EpochStats(
