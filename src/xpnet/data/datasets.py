@@ -150,13 +150,15 @@ def load_dataset(
     *,
     download: bool = False,
     mirrors: Sequence[str] | None = None,
+    source: dl.Source | None = None,
     on_download: Callable[[str, Path], None] | None = None,
     progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
 ) -> Dataset:
     """Load a data set by name. ``data_dir`` overrides where the IDX files are looked for.
 
     With ``download``, files missing from the data directory are fetched from ``mirrors`` (default:
-    ``$XPNET_MIRRORS``, else the data set's public mirrors) and checked against published checksums first;
+    ``$XPNET_MIRRORS``, else the data set's public mirrors) and checked against published checksums first.
+    ``source`` replaces both the mirrors and the checksums (an internal data set, or a test's server).
     ``on_download(name, directory)`` is called before, ``progress`` is passed on to `download.download`.
     """
     if name not in DATASETS:
@@ -174,5 +176,5 @@ def load_dataset(
     if missing and download:
         if on_download is not None:
             on_download(name, directory)
-        dl.download(dl.source_for(name, mirrors), directory, missing, progress=progress)
+        dl.download(source or dl.source_for(name, mirrors), directory, missing, progress=progress)
     return load_idx_dataset(name, directory)

@@ -235,19 +235,19 @@ def download(
     except OSError as e:
         why = e.strerror or e
         raise DownloadError(f"cannot create data directory {directory}: {why}; pass --data-dir DIR") from None
-    unreachable: dict[str, str] = {}  # host -> why
+    unreachable: dict[str, str] = {}  # mirror -> why it is skipped from now on
     done = []
     for name in names:
         reasons = []
         for base in source.mirrors:
             host = urllib.parse.urlsplit(base).netloc or base
-            if host in unreachable:
+            if base in unreachable:
                 continue
             try:
                 bar = progress(name) if progress is not None else None
                 fetch(base + name, directory / name, source.digests[name], timeout, bar)
             except _Unreachable as e:
-                unreachable[host] = str(e)
+                unreachable[base] = str(e)
                 reasons.append(f"{name} from {host}: {e}")
             except _Rejected as e:
                 reasons.append(f"{name} from {host}: {e}")
