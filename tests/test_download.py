@@ -183,6 +183,16 @@ def test_truncated_transfer_falls_through(server, tmp_path):
     assert listing(tmp_path) == sorted(NAMES)
 
 
+def test_unwritable_data_directory_is_a_download_error(server, tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", full_disk)
+    with pytest.raises(DownloadError, match="No space left on device; free space or pass --data-dir DIR"):
+        download(source(server.mirror("good")), tmp_path)
+    assert listing(tmp_path) == []
+
+
 def test_file_mirror(tmp_path):
     folder = tmp_path / "internal"
     folder.mkdir()

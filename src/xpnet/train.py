@@ -23,7 +23,7 @@ def build_parser() -> cli.ArgumentParser:
         description="Train a multilayer perceptron on handwritten digits with NumPy, CuPy, PyTorch or "
         "array-api-strict; the same code runs on each.",
         epilog="Example: python -m xpnet.train --dataset digits --epochs 20   "
-        "(MNIST data: put the four IDX .gz files in --data-dir)",
+        "(MNIST is downloaded on first use; offline, put the four IDX .gz files in --data-dir)",
     )
     cli.add_device_flags(p)
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default: mnist)")

@@ -198,8 +198,10 @@ def fetch(
         raise _Unreachable(f"cannot connect: {getattr(reason, 'strerror', None) or reason}") from None
     except TimeoutError:
         raise _Unreachable(f"no data for {timeout:g} s") from None
-    except (http.client.HTTPException, ConnectionError) as e:
+    except (http.client.HTTPException, ConnectionError, ssl.SSLError) as e:
         raise _Rejected(f"transfer failed: {type(e).__name__} {e}") from None
+    except OSError as e:  # what is left is local: the disk is full or the directory is not writable
+        raise DownloadError(f"cannot write {dest}: {e.strerror or e}; free space or pass --data-dir DIR") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
