@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from . import cli
 from .backend import resolve_backend
-from .data import DATASETS, load_dataset
+from .data import DATASETS, hold_out, load_dataset
+from .data.download import MIRRORS_ENV, ProgressBar, parse_mirrors
 from .model import ACTIVATIONS
 from .optim import OPTIMIZERS
 from .trainer import EpochStats, TrainConfig, train
@@ -22,7 +23,7 @@ def build_parser() -> cli.ArgumentParser:
         description="Train a multilayer perceptron on handwritten digits with NumPy, CuPy, PyTorch or "
         "array-api-strict; the same code runs on each.",
         epilog="Example: python -m xpnet.train --dataset digits --epochs 20   "
-        "(MNIST data: put the four IDX .gz files in --data-dir)",
+        "(MNIST is downloaded on first use; offline, put the four IDX .gz files in --data-dir)",
     )
     cli.add_device_flags(p)
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default: mnist)")
@@ -30,7 +31,24 @@ def build_parser() -> cli.ArgumentParser:
         "--data-dir",
         default=None,
         metavar="DIR",
-        help="folder holding the four IDX files (default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>)",
+        help="folder holding the four IDX files, downloaded there when missing "
+        "(default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>)",
+    )
+    p.add_argument(
+        "--mirror",
+        action="append",
+        default=None,
+        metavar="URL",
+        help=f"base URL to download the IDX files from, instead of the public mirrors; repeat to try several "
+        f"in order; {{dataset}} in it becomes the data set name (default: ${MIRRORS_ENV}, else public mirrors)",
+    )
+    p.add_argument(
+        "--val-split",
+        type=cli.non_negative_int,
+        default=0,
+        metavar="N",
+        help="hold out N training images (stratified, fixed seed) and report validation accuracy each epoch; "
+        "the test set is then scored only at the end (default: 0)",
     )
     p.add_argument(
         "--hidden",
@@ -65,9 +83,10 @@ def build_parser() -> cli.ArgumentParser:
 
 def format_epoch(stats: EpochStats, epochs: int) -> str:
     width = len(str(epochs))
+    held = ("val", stats.val_accuracy) if stats.val_accuracy is not None else ("test", stats.test_accuracy)
     return (
         f"epoch {stats.epoch:{width}d}/{epochs}  loss {stats.loss:.4f}  "
-        f"train {100 * stats.train_accuracy:6.2f}%  test {100 * stats.test_accuracy:6.2f}%  "
+        f"train {100 * stats.train_accuracy:6.2f}%  {held[0]} {100 * held[1]:6.2f}%  "
         f"{stats.seconds:7.2f} s  {stats.samples_per_second:9.0f} samples/s"
     )
 
@@ -87,12 +106,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend = resolve_backend(args.device, args.backend)
     if backend.note:
         print(backend.note, file=sys.stderr)
-    data = load_dataset(args.dataset, args.data_dir)
+    data = load_dataset(
+        args.dataset,
+        args.data_dir,
+        download=True,
+        mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
+        on_download=lambda name, where: print(f"{name}: downloading missing files to {where}", file=sys.stderr),
+        progress=lambda file: ProgressBar(f"  {file}"),
+    )
+    data = hold_out(data, args.val_split)
 
     layers = "-".join(str(n) for n in (data.n_features, *config.hidden, 10))
     batch = "full" if config.batch_size == 0 else config.batch_size
     print(
-        f"{data.name}: {len(data.y_train)} train / {len(data.y_test)} test images; model {layers} "
+        f"{data.name}: {len(data.y_train)} train / "
+        + (f"{len(data.y_val)} validation / " if data.y_val is not None else "")
+        + f"{len(data.y_test)} test images; model {layers} "
         f"{config.activation}; {config.optimizer} lr {config.learning_rate:g}, batch {batch}, "
         f"{config.dtype}, seed {config.seed}; {backend}",
         flush=True,
@@ -100,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = train(backend, data, config, lambda s: print(format_epoch(s, config.epochs), flush=True))
 
     last = result.history[-1]
-    print(f"test accuracy {100 * last.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training")
+    print(f"test accuracy {100 * result.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training")
     if args.json:
         n_seen = len(data.y_train) * config.epochs
         summary = {
@@ -113,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "samples_per_second": n_seen / result.train_seconds if result.train_seconds > 0 else None,
             "final_loss": last.loss,
             "train_accuracy": last.train_accuracy,
-            "test_accuracy": last.test_accuracy,
+            "val_accuracy": last.val_accuracy,
+            "test_accuracy": result.test_accuracy,
             "config": config.to_dict(),
         }
         print(json.dumps(summary))

@@ -51,15 +51,17 @@ class EpochStats:
     epoch: int
     loss: float  # mean training loss over the epoch's steps
     train_accuracy: float  # of the epoch's batches, each scored just before its update
-    test_accuracy: float
+    test_accuracy: float | None  # None when a validation set is scored instead (test set kept for the end)
     seconds: float  # training time of this epoch, scoring excluded
     samples_per_second: float
+    val_accuracy: float | None = None  # on data.x_val/y_val, when the data set has them
 
 
 @dataclass
 class TrainResult:
     params: list[Any]  # on the backend's device
     history: list[EpochStats] = field(default_factory=list)
+    test_accuracy: float | None = None  # of the final parameters, set when training ends
 
     @property
     def train_seconds(self) -> float:
@@ -134,6 +136,10 @@ def train(
     x_train, y_train = to_device(backend, data.x_train, data.y_train, dtype)
     t_train = losses.one_hot(xp, y_train, N_CLASSES, dtype)
     x_test, y_test = to_device(backend, data.x_test, data.y_test, dtype)
+    # With a validation set, epochs are scored on it and the test set is read once, at the end.
+    validating = data.x_val is not None and data.y_val is not None
+    if validating:
+        x_val, y_val = to_device(backend, data.x_val, data.y_val, dtype)
     n = x_train.shape[0]
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
 
@@ -160,12 +166,17 @@ def train(
             epoch=epoch,
             loss=float(backend.to_numpy(loss_sum)) / n,
             train_accuracy=int(backend.to_numpy(correct)) / n,
-            test_accuracy=accuracy(backend, params, x_test, y_test, config.activation),
+            test_accuracy=None if validating else accuracy(backend, params, x_test, y_test, config.activation),
             seconds=seconds,
             samples_per_second=n / seconds if seconds > 0 else float("inf"),
+            val_accuracy=accuracy(backend, params, x_val, y_val, config.activation) if validating else None,
         )
         result.params = params
         result.history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
+    if validating:
+        result.test_accuracy = accuracy(backend, params, x_test, y_test, config.activation)
+    elif result.history:
+        result.test_accuracy = result.history[-1].test_accuracy
     return result
