@@ -277,6 +277,8 @@ def test_resume_refuses_a_different_model_or_data(saved):
     for message, (config, dataset, n_features) in cases.items():
         with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
             check_resumable(ckpt, config, dataset, n_features, 120)
+    with pytest.raises(CheckpointError, match=r"trained on 120 images of tiny but this run has 100 \(the checkpoint"):
+        check_resumable(ckpt, ok, "tiny", 16, 100)  # a different --val-split, say
     with pytest.raises(CheckpointError, match="already trained 2 epochs"):
         check_resumable(ckpt, replace(ok, epochs=2), "tiny", 16, 120)
 

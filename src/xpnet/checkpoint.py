@@ -46,6 +46,7 @@ class Checkpoint:
     config: TrainConfig
     dataset: str
     n_train: int
+    val_split: int
     state: TrainState
     meta: dict[str, Any]
 
@@ -86,9 +87,18 @@ def check_writable(path: str | Path) -> Path:
 
 
 def save_checkpoint(
-    path: str | Path, state: TrainState, config: TrainConfig, backend: Backend, dataset: str, n_train: int
+    path: str | Path,
+    state: TrainState,
+    config: TrainConfig,
+    backend: Backend,
+    dataset: str,
+    n_train: int,
+    val_split: int = 0,
 ) -> Path:
-    """Write ``state`` to ``path`` atomically; the arrays are copied to the host with ``backend``."""
+    """Write ``state`` to ``path`` atomically; the arrays are copied to the host with ``backend``.
+
+    ``n_train`` is the number of training rows and ``val_split`` how many were held out for validation.
+    """
     path = Path(path).expanduser()
     params = [backend.to_numpy(p) for p in state.params]
     arrays: dict[str, np.ndarray] = {f"param_{i:03d}": p for i, p in enumerate(params)}
@@ -102,6 +112,7 @@ def save_checkpoint(
         "device": backend.device_name,
         "dataset": dataset,
         "n_train": n_train,
+        "val_split": val_split,
         "layer_sizes": [params[0].shape[0], *config.hidden, N_CLASSES],
         "config": config.to_dict(),
         "epoch": state.epoch,
@@ -175,7 +186,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     meta = _read_meta(path, arrays)
     config, sizes = _read_config(path, meta)
     state = _read_state(path, meta, arrays, config, sizes)
-    return Checkpoint(path, config, str(meta["dataset"]), int(meta["n_train"]), state, meta)
+    return Checkpoint(path, config, str(meta["dataset"]), meta["n_train"], meta["val_split"], state, meta)
 
 
 def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -204,7 +215,7 @@ def _read_config(path: Path, meta: dict[str, Any]) -> tuple[TrainConfig, list[in
         config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
         config = TrainConfig(**{**vars(config), "hidden": tuple(int(h) for h in config.hidden)})
         sizes = [int(s) for s in meta["layer_sizes"]]
-        for key in ("epoch", "step", "offset", "correct", "n_train", "n_params", "n_opt"):
+        for key in ("epoch", "step", "offset", "correct", "n_train", "val_split", "n_params", "n_opt"):
             if not isinstance(meta[key], int) or meta[key] < 0:
                 raise ValueError(f"{key} must be a non-negative integer")
         str(meta["dataset"])
@@ -282,10 +293,10 @@ def check_resumable(ckpt: Checkpoint, config: TrainConfig, dataset: str, n_featu
             f"{ckpt.path} cannot be resumed as asked: it holds {'; '.join(diff)}; "
             "drop those flags to continue it, or start a new run without --resume"
         )
-    if ckpt.state.offset and n_train != ckpt.n_train:
+    if n_train != ckpt.n_train:
         raise CheckpointError(
-            f"{ckpt.path} stopped mid-epoch on {ckpt.n_train} training images but this run has {n_train}; "
-            "resume with the same data"
+            f"{ckpt.path} trained on {ckpt.n_train} images of {ckpt.dataset} but this run has {n_train} "
+            f"(the checkpoint used --val-split {ckpt.val_split}): resume with the same data"
         )
     if ckpt.state.epoch >= config.epochs:
         raise CheckpointError(

@@ -8,6 +8,7 @@ activation's *output*, which is all the backward pass keeps.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -52,6 +53,11 @@ ACTIVATIONS: dict[str, Activation] = {
 
 def layer_sizes(n_in: int, hidden: Sequence[int], n_out: int) -> list[int]:
     return [n_in, *hidden, n_out]
+
+
+def param_shapes(sizes: Sequence[int]) -> list[tuple[int, ...]]:
+    """Shapes of ``[W1, b1, W2, b2, ...]`` for layers of the given sizes."""
+    return [s for n_in, n_out in itertools.pairwise(sizes) for s in ((n_in, n_out), (n_out,))]
 
 
 def forward(xp: Any, params: Sequence[Any], x: Any, activation: str = "relu") -> tuple[Any, list[Any]]:

@@ -13,6 +13,9 @@ from typing import Any, NamedTuple
 
 Params = list[Any]
 
+MOMENTUM = 0.9
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
+
 
 class Optimizer(NamedTuple):
     init: Callable[[Any, Sequence[Any]], list[Any]]
@@ -33,7 +36,7 @@ def sgd_update(xp, params, grads, state, step, lr):
     return [p - lr * g for p, g in zip(params, grads)], []
 
 
-def momentum_update(xp, params, grads, state, step, lr, beta: float = 0.9):
+def momentum_update(xp, params, grads, state, step, lr, beta: float = MOMENTUM):
     """Heavy-ball momentum as PyTorch writes it: ``v <- beta v + g``, ``p <- p - lr v``."""
     velocity = [beta * v + g for v, g in zip(state, grads)]
     return [p - lr * v for p, v in zip(params, velocity)], velocity
@@ -43,13 +46,17 @@ def adam_init(xp: Any, params: Sequence[Any]) -> list[Any]:
     return _zeros_like(xp, params) + _zeros_like(xp, params)
 
 
-def adam_update(xp, params, grads, state, step, lr, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
-    """Adam (Kingma & Ba) with bias correction; ``state`` is ``[m_1..m_k, v_1..v_k]``."""
+def adam_scalars(lr: float, step: int, b1: float = ADAM_B1, b2: float = ADAM_B2) -> tuple[float, float]:
+    """Adam's bias corrections folded into two host scalars: (step size, sqrt(1 - b2**step))."""
+    return lr / (1.0 - b1**step), math.sqrt(1.0 - b2**step)
+
+
+def adam_update(xp, params, grads, state, step, lr, b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS):
+    """Adam (Kingma & Ba) with bias correction, as PyTorch computes it; ``state`` is ``[m_1..m_k, v_1..v_k]``."""
     k = len(params)
     m = [b1 * m_ + (1.0 - b1) * g for m_, g in zip(state[:k], grads)]
     v = [b2 * v_ + (1.0 - b2) * (g * g) for v_, g in zip(state[k:], grads)]
-    step_size = lr / (1.0 - b1**step)
-    root_bc2 = math.sqrt(1.0 - b2**step)
+    step_size, root_bc2 = adam_scalars(lr, step, b1, b2)
     new = [p - step_size * m_ / (xp.sqrt(v_) / root_bc2 + eps) for p, m_, v_ in zip(params, m, v)]
     return new, m + v
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from . import cli
 from .backend import Backend, is_out_of_memory, resolve_backend
 from .checkpoint import Checkpoint, check_resumable, check_writable, load_checkpoint, save_checkpoint
-from .data import DATASETS, Dataset, load_dataset
+from .data import DATASETS, Dataset, hold_out, load_dataset
+from .data.download import MIRRORS_ENV, ProgressBar, parse_mirrors
 from .errors import OutOfMemory, TrainingDiverged
 from .interrupt import StopOnSignal
 from .model import ACTIVATIONS
@@ -30,7 +31,7 @@ def build_parser() -> cli.ArgumentParser:
         description="Train a multilayer perceptron on handwritten digits with NumPy, CuPy, PyTorch or "
         "array-api-strict; the same code runs on each.",
         epilog="Example: python -m xpnet.train --dataset digits --epochs 20   "
-        "(MNIST data: put the four IDX .gz files in --data-dir)",
+        "(MNIST is downloaded on first use; offline, put the four IDX .gz files in --data-dir)",
     )
     cli.add_device_flags(p)
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default: mnist)")
@@ -38,7 +39,24 @@ def build_parser() -> cli.ArgumentParser:
         "--data-dir",
         default=None,
         metavar="DIR",
-        help="folder holding the four IDX files (default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>)",
+        help="folder holding the four IDX files, downloaded there when missing "
+        "(default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>)",
+    )
+    p.add_argument(
+        "--mirror",
+        action="append",
+        default=None,
+        metavar="URL",
+        help=f"base URL to download the IDX files from, instead of the public mirrors; repeat to try several "
+        f"in order; {{dataset}} in it becomes the data set name (default: ${MIRRORS_ENV}, else public mirrors)",
+    )
+    p.add_argument(
+        "--val-split",
+        type=cli.non_negative_int,
+        default=0,
+        metavar="N",
+        help="hold out N training images (stratified, fixed seed) and report validation accuracy each epoch; "
+        "the test set is then scored only at the end (default: 0)",
     )
     p.add_argument(
         "--hidden",
@@ -91,17 +109,20 @@ def explicit_flags(argv: Sequence[str] | None) -> set[str]:
     return {k for k, v in vars(parser.parse_args(argv, namespace=ns)).items() if v is not unset}
 
 
-def resumed_config(ckpt: Checkpoint, args: argparse.Namespace, given: set[str]) -> tuple[TrainConfig, str]:
-    """The checkpoint's config and data set, overridden by the flags given (`check_resumable` vets them)."""
+def resumed_config(ckpt: Checkpoint, args: argparse.Namespace, given: set[str]) -> tuple[TrainConfig, str, int]:
+    """The checkpoint's config, data set and validation split, overridden by the flags given
+    (`check_resumable` vets them)."""
     changes = {f: getattr(args, f) for f in vars(ckpt.config) if f in given and hasattr(args, f)}
-    return replace(ckpt.config, **changes), args.dataset if "dataset" in given else ckpt.dataset
+    dataset = args.dataset if "dataset" in given else ckpt.dataset
+    return replace(ckpt.config, **changes), dataset, args.val_split if "val_split" in given else ckpt.val_split
 
 
 def format_epoch(stats: EpochStats, epochs: int) -> str:
     width = len(str(epochs))
+    held = ("val", stats.val_accuracy) if stats.val_accuracy is not None else ("test", stats.test_accuracy)
     return (
         f"epoch {stats.epoch:{width}d}/{epochs}  loss {stats.loss:.4f}  "
-        f"train {100 * stats.train_accuracy:6.2f}%  test {100 * stats.test_accuracy:6.2f}%  "
+        f"train {100 * stats.train_accuracy:6.2f}%  {held[0]} {100 * held[1]:6.2f}%  "
         f"{stats.seconds:7.2f} s  {stats.samples_per_second:9.0f} samples/s"
     )
 
@@ -121,20 +142,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         dtype=args.dtype,
         seed=args.seed,
     )
-    dataset = args.dataset
+    dataset, val_split = args.dataset, args.val_split
     if ckpt is not None:
-        config, dataset = resumed_config(ckpt, args, explicit_flags(argv))
+        config, dataset, val_split = resumed_config(ckpt, args, explicit_flags(argv))
     backend = resolve_backend(args.device, args.backend)
     if backend.note:
         print(backend.note, file=sys.stderr)
-    data = load_dataset(dataset, args.data_dir)
+    data = load_dataset(
+        dataset,
+        args.data_dir,
+        download=True,
+        mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
+        on_download=lambda name, where: print(f"{name}: downloading missing files to {where}", file=sys.stderr),
+        progress=lambda file: ProgressBar(f"  {file}"),
+    )
+    data = hold_out(data, val_split)
     if ckpt is not None:
         check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train))
 
     layers = "-".join(str(n) for n in (data.n_features, *config.hidden, 10))
     batch = "full" if config.batch_size == 0 else config.batch_size
     print(
-        f"{data.name}: {len(data.y_train)} train / {len(data.y_test)} test images; model {layers} "
+        f"{data.name}: {len(data.y_train)} train / "
+        + (f"{len(data.y_val)} validation / " if data.y_val is not None else "")
+        + f"{len(data.y_test)} test images; model {layers} "
         f"{config.activation}; {config.optimizer} lr {config.learning_rate:g}, batch {batch}, "
         f"{config.dtype}, seed {config.seed}; {backend}",
         flush=True,
@@ -143,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         was = f"{ckpt.meta['backend']} on {ckpt.meta['device']}"
         print(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {was})", flush=True)
     try:
-        result = _train(backend, data, config, ckpt, save_path)
+        result = _train(backend, data, config, ckpt, save_path, val_split)
     except KeyboardInterrupt:  # the second Ctrl-C: quit now; an unfinished checkpoint write was discarded
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -151,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
     last = result.history[-1]
-    print(f"test accuracy {100 * last.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training")
+    print(f"test accuracy {100 * result.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training")
     if save_path is not None:
         print(f"checkpoint: {save_path} (epoch {last.epoch}); continue it with --resume {save_path}")
     if args.json:
@@ -166,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "samples_per_second": n_seen / result.train_seconds if result.train_seconds > 0 else None,
             "final_loss": last.loss,
             "train_accuracy": last.train_accuracy,
-            "test_accuracy": last.test_accuracy,
+            "val_accuracy": last.val_accuracy,
+            "test_accuracy": result.test_accuracy,
             "config": config.to_dict(),
         }
         print(json.dumps(summary))
@@ -174,14 +206,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train(
-    backend: Backend, data: Dataset, config: TrainConfig, ckpt: Checkpoint | None, save_path: Path | None
+    backend: Backend,
+    data: Dataset,
+    config: TrainConfig,
+    ckpt: Checkpoint | None,
+    save_path: Path | None,
+    val_split: int,
 ) -> TrainResult:
     """Run `train` with checkpoints after each epoch, a graceful first Ctrl-C and one-line failures."""
     saved: list[int] = []  # the epoch the checkpoint on disk holds, once one is written
 
     def save(state: TrainState) -> None:
         if save_path is not None:
-            save_checkpoint(save_path, state, config, backend, data.name, len(data.y_train))
+            save_checkpoint(save_path, state, config, backend, data.name, len(data.y_train), val_split=val_split)
             saved[:] = [state.epoch]
 
     def show(stats: EpochStats) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import losses, model
 from .backend import Backend
+from .backend_fast import StepFn, make_fast_step
 from .data import Dataset
 from .data.datasets import N_CLASSES
 from .errors import TrainingDiverged
@@ -59,9 +60,10 @@ class EpochStats:
     epoch: int
     loss: float  # mean training loss over the epoch's steps
     train_accuracy: float  # of the epoch's batches, each scored just before its update
-    test_accuracy: float
+    test_accuracy: float | None  # None when a validation set is scored instead (test set kept for the end)
     seconds: float  # training time of this epoch, scoring excluded
     samples_per_second: float
+    val_accuracy: float | None = None  # on data.x_val/y_val, when the data set has them
 
 
 @dataclass
@@ -97,6 +99,7 @@ def initial_state(backend: Backend, n_features: int, config: TrainConfig) -> Tra
 class TrainResult:
     params: list[Any]  # on the backend's device
     history: list[EpochStats] = field(default_factory=list)
+    test_accuracy: float | None = None  # of the final parameters, set when training ends
     state: TrainState | None = None  # where the run ended: after the last epoch, or where ``stop`` said
     stopped: bool = False  # ``stop`` ended the run before ``config.epochs``
 
@@ -130,6 +133,27 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
     return int(backend.to_numpy(correct)) / max(n, 1)
 
 
+def reference_step(xp: Any, activation: str, optimizer: str, lr: float) -> StepFn:
+    """One training step in the portable math: forward, loss, backward, update."""
+    opt = OPTIMIZERS[optimizer]
+
+    def step_fn(params, state, x, targets, step):
+        logits, cache = model.forward(xp, params, x, activation)
+        loss, dlogits = losses.softmax_cross_entropy(xp, logits, targets)
+        grads = model.backward(xp, params, cache, dlogits, activation)
+        params, state = opt.update(xp, params, grads, state, step, lr)
+        return params, state, loss, logits
+
+    return step_fn
+
+
+def make_step(backend: Backend, sizes: Sequence[int], config: TrainConfig, fast: bool = True) -> StepFn:
+    """The backend's fast step for this model where it has one (and ``fast``), else the reference step."""
+    args = (config.activation, config.optimizer, config.learning_rate)
+    step_fn = make_fast_step(backend.name, sizes, *args, backend.dtype(config.dtype)) if fast else None
+    return step_fn or reference_step(backend.xp, *args)
+
+
 def _diverged(backend: Backend, epoch: int, first_step: int, step_losses: list[Any], lr: float) -> TrainingDiverged:
     """Name the first step whose loss blew up; found after the fact, so the loop never syncs."""
     losses_host = backend.to_numpy(backend.xp.stack(step_losses)) if step_losses else np.zeros(0)
@@ -146,6 +170,7 @@ def train(
     data: Dataset,
     config: TrainConfig,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    fast: bool = True,
     *,
     state: TrainState | None = None,
     on_state: Callable[[TrainState], None] | None = None,
@@ -154,28 +179,34 @@ def train(
     """Train an MLP on ``data`` with ``backend`` up to ``config.epochs`` epochs in all.
 
     Starts from ``state`` (a resumed run) or from fresh weights; calls ``on_epoch`` with the epoch's
-    statistics and then ``on_state`` with the state after it (to save a checkpoint). ``stop`` is polled
-    before each step; when it answers true the run returns with ``stopped`` set. Raises
-    `TrainingDiverged` when an epoch ends with NaN/Inf weights, or a loss that is NaN/Inf or above
-    `LOSS_LIMIT`; ``on_state`` is then not called, so the last checkpoint saved stays the last good one.
+    statistics and then ``on_state`` with the state after it (to save a checkpoint: its arrays may be
+    buffers the next step overwrites). ``stop`` is polled before each step; when it answers true the run
+    returns with ``stopped`` set. Raises `TrainingDiverged` when an epoch ends with NaN/Inf weights, or a
+    loss that is NaN/Inf or above `LOSS_LIMIT`; ``on_state`` is then not called, so the last checkpoint
+    saved stays the last good one. ``fast=False`` forces the portable reference step even where the
+    backend has a fast path.
     """
     xp = backend.xp
     dtype = backend.dtype(config.dtype)
     if state is None:
         state = initial_state(backend, data.n_features, config)
     rng = state.rng
+    sizes = model.layer_sizes(data.n_features, config.hidden, N_CLASSES)
     params = [backend.asarray(p) for p in state.params]
-    opt = OPTIMIZERS[config.optimizer]
     opt_state = [backend.asarray(s) for s in state.opt_state]
-    lr = config.learning_rate
+    step_fn = make_step(backend, sizes, config, fast)
 
     x_train, y_train = to_device(backend, data.x_train, data.y_train, dtype)
     t_train = losses.one_hot(xp, y_train, N_CLASSES, dtype)
     x_test, y_test = to_device(backend, data.x_test, data.y_test, dtype)
+    # With a validation set, epochs are scored on it and the test set is read once, at the end.
+    validating = data.x_val is not None and data.y_val is not None
+    if validating:
+        x_val, y_val = to_device(backend, data.x_val, data.y_val, dtype)
     n = x_train.shape[0]
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
 
-    result = TrainResult(params, list(state.history), state)
+    result = TrainResult(params, list(state.history), state=state)
     step = state.step
     offset, loss_start, correct_start, seconds_before = state.offset, state.loss_sum, state.correct, state.seconds
     for epoch in range(state.epoch + 1, config.epochs + 1):
@@ -183,7 +214,6 @@ def train(
         start = time.perf_counter()
         rng_at_start = rng.bit_generator.state
         perm = backend.asarray(rng.permutation(n))
-        xs, ys, ts = (xp.take(a, perm, axis=0) for a in (x_train, y_train, t_train))
         loss_sum = backend.asarray(np.asarray(loss_start, dtype=config.dtype))
         correct = backend.asarray(np.asarray(correct_start, dtype=np.int64))
         first_step, step_losses = step + 1, []
@@ -207,13 +237,13 @@ def train(
                 )
                 return result
             j = min(i + batch, n)
-            logits, cache = model.forward(xp, params, xs[i:j, ...], config.activation)
-            loss, dlogits = losses.softmax_cross_entropy(xp, logits, ts[i:j, ...])
-            grads = model.backward(xp, params, cache, dlogits, config.activation)
+            # Gathering each batch (not the whole shuffled set) keeps the copy small and in cache.
+            idx = perm[i:j]
+            xb, tb, yb = (xp.take(a, idx, axis=0) for a in (x_train, t_train, y_train))
             step += 1
-            params, opt_state = opt.update(xp, params, grads, opt_state, step, lr)
+            params, opt_state, loss, logits = step_fn(params, opt_state, xb, tb, step)
             loss_sum = loss_sum + loss * float(j - i)
-            correct = correct + count_correct(xp, logits, ys[i:j])
+            correct = correct + count_correct(xp, logits, yb)
             step_losses.append(loss)  # a reference, not a read: used only to name a divergent step
         # A NaN anywhere propagates into the sum; one read covers the loss and every weight.
         finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
@@ -221,14 +251,15 @@ def train(
         seconds = seconds_before + time.perf_counter() - start
         loss_mean = float(backend.to_numpy(loss_sum)) / n
         if not (loss_mean <= LOSS_LIMIT and bool(backend.to_numpy(finite))):
-            raise _diverged(backend, epoch, first_step, step_losses, lr)
+            raise _diverged(backend, epoch, first_step, step_losses, config.learning_rate)
         stats = EpochStats(
             epoch=epoch,
             loss=loss_mean,
             train_accuracy=int(backend.to_numpy(correct)) / n,
-            test_accuracy=accuracy(backend, params, x_test, y_test, config.activation),
+            test_accuracy=None if validating else accuracy(backend, params, x_test, y_test, config.activation),
             seconds=seconds,
             samples_per_second=n / seconds if seconds > 0 else float("inf"),
+            val_accuracy=accuracy(backend, params, x_val, y_val, config.activation) if validating else None,
         )
         offset, loss_start, correct_start, seconds_before = 0, 0.0, 0, 0.0
         result.params = params
@@ -238,4 +269,8 @@ def train(
             on_epoch(stats)
         if on_state is not None:
             on_state(result.state)
+    if validating:
+        result.test_accuracy = accuracy(backend, params, x_test, y_test, config.activation)
+    elif result.history:
+        result.test_accuracy = result.history[-1].test_accuracy
     return result

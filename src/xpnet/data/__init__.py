@@ -1,6 +1,17 @@
 """Data: files and bundled sets -> host NumPy uint8 arrays. Nothing here touches a device."""
 
 from .datasets import DATASETS, Dataset, default_data_dir, load_dataset
+from .download import DownloadError
 from .idx import IdxError, read_idx
+from .splits import hold_out
 
-__all__ = ["DATASETS", "Dataset", "IdxError", "default_data_dir", "load_dataset", "read_idx"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DownloadError",
+    "IdxError",
+    "default_data_dir",
+    "hold_out",
+    "load_dataset",
+    "read_idx",
+]

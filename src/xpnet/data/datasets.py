@@ -7,16 +7,19 @@ from the four standard IDX files in a data directory.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from . import download as dl
 from .idx import IdxError, read_idx
 
 DATASETS = ("mnist", "fashion-mnist", "digits")
 N_CLASSES = 10
+IMAGE_SHAPE = (28, 28)  # of every image in the MNIST-style IDX data sets
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -31,7 +34,10 @@ DIGITS_SPLIT_SEED = 0  # fixed, so that --seed changes the model and never the t
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test images as (n, pixels) uint8 rows in 0..255, labels as (n,) uint8 in 0..9."""
+    """Train and test images as (n, pixels) uint8 rows in 0..255, labels as (n,) uint8 in 0..9.
+
+    ``x_val``/``y_val`` hold validation rows taken out of the training set (see `splits.hold_out`), or None.
+    """
 
     name: str
     x_train: np.ndarray
@@ -40,6 +46,8 @@ class Dataset:
     y_test: np.ndarray
     image_shape: tuple[int, int]
     source: str = ""
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -50,6 +58,12 @@ def default_data_dir(name: str) -> Path:
     """``$XPNET_DATA/<name>``, or ``~/.cache/xpnet/<name>`` when XPNET_DATA is unset."""
     root = os.environ.get("XPNET_DATA")
     return (Path(root) if root else Path.home() / ".cache" / "xpnet") / name
+
+
+def missing_idx_files(directory: Path) -> list[str]:
+    """The ``.gz`` names of the IDX files absent from ``directory`` (in neither ``.gz`` nor plain form)."""
+    present = {b for b in IDX_FILES.values() if (directory / f"{b}.gz").is_file() or (directory / b).is_file()}
+    return [f"{b}.gz" for b in IDX_FILES.values() if b not in present]
 
 
 def find_idx_files(directory: Path) -> dict[str, Path] | None:
@@ -77,7 +91,10 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
     files = find_idx_files(directory)
     if files is None:
         raise DataError(missing_files_message(name, directory))
-    arrays = {k: read_idx(p, ndim=3 if k.endswith("images") else 1) for k, p in files.items()}
+    arrays = {
+        k: read_idx(p, ndim=3, shape=(None, *IMAGE_SHAPE)) if k.endswith("images") else read_idx(p, ndim=1)
+        for k, p in files.items()
+    }
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.shape[0] != labels.shape[0]:
@@ -127,16 +144,37 @@ def load_digits_dataset() -> Dataset:
     return Dataset("digits", images[train], labels[train], images[test], labels[test], (8, 8), "scikit-learn")
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """Load a data set by name. ``data_dir`` overrides where the IDX files are looked for."""
+def load_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    download: bool = False,
+    mirrors: Sequence[str] | None = None,
+    source: dl.Source | None = None,
+    on_download: Callable[[str, Path], None] | None = None,
+    progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
+) -> Dataset:
+    """Load a data set by name. ``data_dir`` overrides where the IDX files are looked for.
+
+    With ``download``, files missing from the data directory are fetched from ``mirrors`` (default:
+    ``$XPNET_MIRRORS``, else the data set's public mirrors) and checked against published checksums first.
+    ``source`` replaces both the mirrors and the checksums (an internal data set, or a test's server).
+    ``on_download(name, directory)`` is called before, ``progress`` is passed on to `download.download`.
+    """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if name == "digits":
         return load_digits_dataset()
     if data_dir is not None:
-        return load_idx_dataset(name, Path(data_dir).expanduser())
-    directory = default_data_dir(name)
-    system = SYSTEM_DIRS.get(name)
-    if find_idx_files(directory) is None and system is not None and find_idx_files(system) is not None:
-        directory = system
+        directory = Path(data_dir).expanduser()
+    else:
+        directory = default_data_dir(name)
+        system = SYSTEM_DIRS.get(name)
+        if find_idx_files(directory) is None and system is not None and find_idx_files(system) is not None:
+            directory = system
+    missing = missing_idx_files(directory)
+    if missing and download:
+        if on_download is not None:
+            on_download(name, directory)
+        dl.download(source or dl.source_for(name, mirrors), directory, missing, progress=progress)
     return load_idx_dataset(name, directory)

@@ -1,0 +1,106 @@
+"""Training end to end: accuracy on real digits, the CLI, its JSON line and its errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xpnet.backend import resolve_backend
+from xpnet.data import load_dataset
+from xpnet.trainer import TrainConfig, train
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def run_train(*args, env=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "xpnet.train", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_defaults_reach_95_percent_on_digits():
+    result = train(resolve_backend("cpu"), load_dataset("digits"), TrainConfig())
+    assert result.history[-1].test_accuracy >= 0.95
+    assert [e.epoch for e in result.history] == list(range(1, 11))
+
+
+def test_full_batch_gradient_descent_lowers_the_loss():
+    config = TrainConfig(hidden=(32,), activation="sigmoid", optimizer="sgd", lr=2.0, batch_size=0, epochs=30)
+    history = train(resolve_backend("cpu"), load_dataset("digits"), config).history
+    assert history[-1].loss < 0.5 * history[0].loss
+
+
+def test_cli_prints_epochs_and_a_json_line():
+    proc = run_train("--dataset", "digits", "--device", "cpu", "--epochs", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert sum(line.startswith("epoch ") for line in lines) == 3
+    summary = json.loads(lines[-1])
+    for key in (
+        "dataset",
+        "backend",
+        "device",
+        "dtype",
+        "epochs",
+        "train_seconds",
+        "samples_per_second",
+        "final_loss",
+        "test_accuracy",
+    ):
+        assert key in summary
+    assert (summary["dataset"], summary["backend"], summary["device"], summary["epochs"]) == (
+        "digits",
+        "numpy",
+        "cpu",
+        3,
+    )
+    assert 0.5 < summary["test_accuracy"] <= 1.0 and summary["samples_per_second"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--epochs", "-1"], "--epochs: must be a positive integer"),
+        (["--epochs", "0"], "--epochs: must be a positive integer"),
+        (["--hidden", ""], "--hidden"),
+        (["--hidden", "256,0"], "at least one unit"),
+        (["--hidden", "a,b"], "comma-separated"),
+        (["--lr", "0"], "--lr: must be a positive number"),
+        (["--lr", "-0.001"], "--lr: must be a positive number"),
+        (["--batch-size", "-5"], "--batch-size"),
+        (["--optimizer", "lbfgs"], "invalid choice"),
+        (["--dataset", "cifar"], "invalid choice"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+    ],
+)
+def test_bad_flags_are_one_line_and_exit_2(args, message):
+    proc = run_train("--dataset", "digits", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert proc.stdout == ""
+
+
+def test_missing_idx_files_name_the_files_and_the_alternative(tmp_path):
+    proc = run_train("--dataset", "mnist", "--device", "cpu", "--data-dir", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip()
+    assert "\n" not in line
+    assert "train-images-idx3-ubyte.gz" in line and "t10k-labels-idx1-ubyte.gz" in line
+    assert str(tmp_path) in line and "--dataset digits" in line
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_reaches_88_percent_in_10_epochs(tmp_path):
+    # XPNET_DATA points at an empty folder: the Debian copy must be found by itself.
+    proc = run_train("--dataset", "fashion-mnist", "--device", "cpu", "--json", env={"XPNET_DATA": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == 10 and summary["test_accuracy"] >= 0.88
