@@ -1,12 +1,14 @@
 """Resolve ``--device``/``--backend`` into a `Backend`: the array namespace, the device and a name.
 
-This is the only module that imports CuPy, PyTorch or array-api-strict by name, and it imports each one
-only when it is asked for: ``--device cpu`` never imports CuPy. Everything above this layer receives a
+This is the only module that imports CuPy, PyTorch, JAX or array-api-strict by name, and it imports each
+one only when it is asked for: ``--device cpu`` never imports CuPy. Everything above this layer receives a
 `Backend` and does its math through ``backend.xp``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,7 +19,7 @@ import numpy as np
 
 from .errors import BackendError
 
-BACKENDS = ("numpy", "cupy", "torch", "array-api-strict")
+BACKENDS = ("numpy", "cupy", "torch", "jax", "array-api-strict")
 CUDA_EXTRA_HINT = 'pip install "xpnet[cuda12]" (CUDA 12) or "xpnet[cuda13]" (CUDA 13)'
 
 
@@ -133,6 +135,57 @@ def _torch(kind: str, index: int) -> Backend:
     )
 
 
+def _jax(kind: str, index: int) -> Backend:
+    try:
+        import jax
+    except ImportError as e:
+        raise BackendError(f"JAX is not installed ({e}); install it with pip install jax") from None
+    # Without x64 JAX silently turns float64 into float32 and int64 labels into int32. The flag is global
+    # and must be set before arrays exist, so it is set here, the moment a JAX backend is asked for; the
+    # trainer names every dtype, so float32 runs stay float32. Matmuls on a GPU default to TF32 in JAX
+    # (10-bit mantissa); "highest" makes them true float32 like NumPy, CuPy and PyTorch's defaults, so that
+    # switching backend changes the speed and not the numbers.
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_default_matmul_precision", "highest")
+    import jax.numpy as xp
+
+    if kind == "cpu":
+        dev = jax.devices("cpu")[0]
+        name = "cpu"
+    else:
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:
+            hint = "install jax[cuda12] (or jax[cuda13]) and a driver"
+            raise BackendError(f"JAX has no CUDA device here: {hint}") from None
+        if index >= len(gpus):
+            raise BackendError(f"cuda:{index} does not exist: JAX sees {len(gpus)} GPU(s)")
+        dev = gpus[index]
+        name = f"cuda:{index}"
+
+    def sync() -> None:
+        # JAX has no device-wide barrier: a tiny computation queued on the device and waited for stands in.
+        (xp.zeros((), device=dev) + 1).block_until_ready()
+
+    return Backend("jax", xp, dev, name, np.asarray, sync)
+
+
+def make_backend(name: str, device: str = "cpu") -> Backend:
+    """The backend ``name`` on ``device``, or `BackendError` saying why it cannot be had here.
+
+    Like `resolve_backend` with both flags given, but ``device`` may also name one of array-api-strict's
+    simulated devices (``"device1"``...), which tests use to prove that arrays stay where they were put.
+    """
+    if name == "array-api-strict" and device not in ("cpu", "auto"):
+        if importlib.util.find_spec("array_api_strict") is None:
+            raise BackendError("array-api-strict is not installed: pip install array-api-strict")
+        try:
+            return array_api_strict_backend(device)
+        except ValueError as e:
+            raise BackendError(f"array-api-strict has no device {device!r} ({e})") from None
+    return resolve_backend(device, name)
+
+
 def parse_device(device: str) -> tuple[str, int]:
     """``"auto" | "cpu" | "cuda" | "cuda:N"`` -> (kind, index)."""
     m = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", device.strip().lower())
@@ -161,12 +214,13 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
                     raise
                 fallback = _numpy()
                 return replace(fallback, note=f"no CUDA device: using {fallback} ({e})")
-        if backend == "torch":
+        if backend in ("torch", "jax"):
+            make = _torch if backend == "torch" else _jax
             try:
-                return _torch("cuda", 0)
+                return make("cuda", 0)
             except BackendError as e:
                 reason = str(e)
-            fallback = _torch("cpu", 0)
+            fallback = make("cpu", 0)
             return replace(fallback, note=f"no CUDA device: using {fallback} ({reason})")
         kind = "cpu"
 
@@ -177,6 +231,8 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
             return _array_api_strict()
         if backend == "torch":
             return _torch("cpu", 0)
+        if backend == "jax":
+            return _jax("cpu", 0)
         raise BackendError("cupy runs only on CUDA devices: use --device cuda, or --backend numpy on cpu")
 
     # kind == "cuda"
@@ -184,4 +240,116 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
         return _cupy(index)
     if backend == "torch":
         return _torch("cuda", index)
-    raise BackendError(f"{backend} runs only on the CPU: use --device cpu, or --backend cupy/torch on cuda")
+    if backend == "jax":
+        return _jax("cuda", index)
+    raise BackendError(f"{backend} runs only on the CPU: use --device cpu, or --backend cupy/torch/jax on cuda")
+
+
+# The module each backend needs, looked up without importing it.
+MODULES = {"numpy": "numpy", "cupy": "cupy", "torch": "torch", "jax": "jax", "array-api-strict": "array_api_strict"}
+INSTALL_HINTS = {
+    "cupy": CUDA_EXTRA_HINT,
+    "torch": "see https://pytorch.org",
+    "jax": 'pip install jax (CPU) or "jax[cuda12]"',
+    "array-api-strict": "pip install array-api-strict",
+}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one array library offers here: its version and devices, or why it offers none."""
+
+    name: str
+    installed: bool
+    version: str = ""  # library version, plus CUDA runtime/driver and TF32 settings where they matter
+    devices: tuple[str, ...] = ()  # device names `make_backend` accepts
+    problem: str = ""  # why an installed library has no usable device, with the fix
+
+
+def probe(name: str) -> Probe:
+    """Find out whether ``name`` is installed and which devices it can use, importing it only if installed.
+
+    Meant for ``python -m xpnet.check``: it imports CUDA libraries and talks to the driver.
+    """
+    if importlib.util.find_spec(MODULES[name]) is None:
+        return Probe(name, installed=False, problem=f"not installed: {INSTALL_HINTS.get(name, '')}")
+    try:
+        return _PROBES[name]()
+    except BackendError as e:
+        return Probe(name, installed=True, problem=str(e))
+    except Exception as e:  # a broken install: the library is there but fails to import or to start
+        reason = " ".join(str(e).split()) or type(e).__name__
+        return Probe(name, installed=True, problem=f"installed but unusable: {reason}")
+
+
+def _probe_numpy() -> Probe:
+    return Probe("numpy", True, f"numpy {np.__version__}", ("cpu",))
+
+
+def _probe_strict() -> Probe:
+    import array_api_strict
+
+    return Probe("array-api-strict", True, f"array-api-strict {array_api_strict.__version__}", ("cpu",))
+
+
+def _probe_torch() -> Probe:
+    import torch
+
+    version = f"torch {torch.__version__}"
+    if not torch.cuda.is_available():
+        return Probe("torch", True, f"{version} (no CUDA)", ("cpu",))
+    n = torch.cuda.device_count()
+    tf32 = "on" if torch.backends.cuda.matmul.allow_tf32 else "off"
+    names = ", ".join(torch.cuda.get_device_name(i) for i in range(n))
+    version += f" (CUDA {torch.version.cuda}; {names}; TF32 matmul {tf32})"
+    return Probe("torch", True, version, ("cpu", *(f"cuda:{i}" for i in range(n))))
+
+
+def _probe_cupy() -> Probe:
+    from importlib.metadata import distributions
+
+    cupy = _import_cupy()
+    # Two CuPy wheels installed side by side break each other; list them all.
+    wheels = sorted({d.metadata["Name"] for d in distributions() if (d.metadata["Name"] or "").startswith("cupy")})
+    version = f"cupy {cupy.__version__} ({', '.join(wheels) or 'from source'}"
+    try:
+        runtime = cupy.cuda.runtime.runtimeGetVersion()
+        driver = cupy.cuda.runtime.driverGetVersion()
+        version += f"; CUDA runtime {_cuda_version(runtime)}, driver {_cuda_version(driver)}"
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise BackendError(f"{version}) cannot reach a GPU: {reason}; check the driver, or {CUDA_EXTRA_HINT}") from None
+    version += f"; TF32 {'on' if os.environ.get('CUPY_TF32', '0') != '0' else 'off'})"
+    if len(wheels) > 1:
+        raise BackendError(f"{version}: several CuPy wheels are installed; keep one ({CUDA_EXTRA_HINT})")
+    if n == 0:
+        raise BackendError(f"{version}: CUDA reports no GPU")
+    return Probe("cupy", True, version, tuple(f"cuda:{i}" for i in range(n)))
+
+
+def _cuda_version(number: int) -> str:
+    """CUDA's 12040 -> "12.4"."""
+    return f"{number // 1000}.{number % 1000 // 10}"
+
+
+def _probe_jax() -> Probe:
+    import jax
+
+    devices = ["cpu"]
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    devices += [f"cuda:{i}" for i in range(len(gpus))]
+    kinds = f"; {', '.join(g.device_kind for g in gpus)}" if gpus else " (no GPU)"
+    return Probe("jax", True, f"jax {jax.__version__}{kinds}", tuple(devices))
+
+
+_PROBES: dict[str, Callable[[], Probe]] = {
+    "numpy": _probe_numpy,
+    "array-api-strict": _probe_strict,
+    "torch": _probe_torch,
+    "cupy": _probe_cupy,
+    "jax": _probe_jax,
+}
