@@ -8,6 +8,14 @@ every one agrees, 1 when any disagrees or an installed library cannot run, 2 on 
 
 from __future__ import annotations
 
+import os
+
+if __name__ == "__main__":
+    # The check's problem is tiny: one thread per process answers in milliseconds where the default of one
+    # thread per core can spin-wait for seconds on a busy machine (PyTorch, NumPy's BLAS). It must be set
+    # before NumPy loads; the numbers stay within tolerance whatever the thread count.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import json
 import math
 import sys
