@@ -87,3 +87,14 @@ def test_module_runs_from_the_command_line():
     report = json.loads(out.stdout)
     assert report["passed"] is True
     assert [r["backend"] for r in report["results"]] == ["numpy"]
+
+
+def test_an_installed_library_that_cannot_run_exits_1(monkeypatch, capsys):
+    def cupy_without_gpu(name):
+        if name == "cupy":
+            return backend_module.Probe("cupy", True, "cupy 14.0 (cupy-cuda12x)", (), "CUDA reports no GPU")
+        return backend_module.probe(name)
+
+    monkeypatch.setattr(check, "probe", cupy_without_gpu)
+    assert check.main(["--backend", "numpy", "--backend", "cupy", "--dtype", "float32"]) == 1
+    assert "cupy: cupy 14.0 (cupy-cuda12x)  PROBLEM: CUDA reports no GPU" in capsys.readouterr().out

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 # Optimizer steps taken from the same initial weights before the parameters are compared.
 TRAJECTORY_STEPS = 20
 # One epoch on `digits` must give the same test accuracy to within this many percentage points. Its test
-# set has 360 images, so 0.5 points allows one image to fall on the other side of a decision boundary.
+# set has 359 images, so 0.5 points allows one image to fall on the other side of a decision boundary.
 ACCURACY_POINTS = 0.5
 
 
