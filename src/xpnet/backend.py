@@ -1,12 +1,13 @@
 """Resolve ``--device``/``--backend`` into a `Backend`: the array namespace, the device and a name.
 
-This is the only module that imports CuPy, PyTorch or array-api-strict by name, and it imports each one
-only when it is asked for: ``--device cpu`` never imports CuPy. Everything above this layer receives a
+This is the only module that imports CuPy, PyTorch, JAX or array-api-strict by name, and it imports each
+one only when it is asked for: ``--device cpu`` never imports CuPy. Everything above this layer receives a
 `Backend` and does its math through ``backend.xp``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ import numpy as np
 
 from .errors import BackendError
 
-BACKENDS = ("numpy", "cupy", "torch", "array-api-strict")
+BACKENDS = ("numpy", "cupy", "torch", "jax", "array-api-strict")
 CUDA_EXTRA_HINT = 'pip install "xpnet[cuda12]" (CUDA 12) or "xpnet[cuda13]" (CUDA 13)'
 
 
@@ -133,6 +134,57 @@ def _torch(kind: str, index: int) -> Backend:
     )
 
 
+def _jax(kind: str, index: int) -> Backend:
+    try:
+        import jax
+    except ImportError as e:
+        raise BackendError(f"JAX is not installed ({e}); install it with pip install jax") from None
+    # Without x64 JAX silently turns float64 into float32 and int64 labels into int32. The flag is global
+    # and must be set before arrays exist, so it is set here, the moment a JAX backend is asked for; the
+    # trainer names every dtype, so float32 runs stay float32. Matmuls on a GPU default to TF32 in JAX
+    # (10-bit mantissa); "highest" makes them true float32 like NumPy, CuPy and PyTorch's defaults, so that
+    # switching backend changes the speed and not the numbers.
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_default_matmul_precision", "highest")
+    import jax.numpy as xp
+
+    if kind == "cpu":
+        dev = jax.devices("cpu")[0]
+        name = "cpu"
+    else:
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:
+            hint = "install jax[cuda12] (or jax[cuda13]) and a driver"
+            raise BackendError(f"JAX has no CUDA device here: {hint}") from None
+        if index >= len(gpus):
+            raise BackendError(f"cuda:{index} does not exist: JAX sees {len(gpus)} GPU(s)")
+        dev = gpus[index]
+        name = f"cuda:{index}"
+
+    def sync() -> None:
+        # JAX has no device-wide barrier: a tiny computation queued on the device and waited for stands in.
+        (xp.zeros((), device=dev) + 1).block_until_ready()
+
+    return Backend("jax", xp, dev, name, np.asarray, sync)
+
+
+def make_backend(name: str, device: str = "cpu") -> Backend:
+    """The backend ``name`` on ``device``, or `BackendError` saying why it cannot be had here.
+
+    Like `resolve_backend` with both flags given, but ``device`` may also name one of array-api-strict's
+    simulated devices (``"device1"``...), which tests use to prove that arrays stay where they were put.
+    """
+    if name == "array-api-strict" and device not in ("cpu", "auto"):
+        if importlib.util.find_spec("array_api_strict") is None:
+            raise BackendError("array-api-strict is not installed: pip install array-api-strict")
+        try:
+            return array_api_strict_backend(device)
+        except ValueError as e:
+            raise BackendError(f"array-api-strict has no device {device!r} ({e})") from None
+    return resolve_backend(device, name)
+
+
 def parse_device(device: str) -> tuple[str, int]:
     """``"auto" | "cpu" | "cuda" | "cuda:N"`` -> (kind, index)."""
     m = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", device.strip().lower())
@@ -161,12 +213,13 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
                     raise
                 fallback = _numpy()
                 return replace(fallback, note=f"no CUDA device: using {fallback} ({e})")
-        if backend == "torch":
+        if backend in ("torch", "jax"):
+            make = _torch if backend == "torch" else _jax
             try:
-                return _torch("cuda", 0)
+                return make("cuda", 0)
             except BackendError as e:
                 reason = str(e)
-            fallback = _torch("cpu", 0)
+            fallback = make("cpu", 0)
             return replace(fallback, note=f"no CUDA device: using {fallback} ({reason})")
         kind = "cpu"
 
@@ -177,6 +230,8 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
             return _array_api_strict()
         if backend == "torch":
             return _torch("cpu", 0)
+        if backend == "jax":
+            return _jax("cpu", 0)
         raise BackendError("cupy runs only on CUDA devices: use --device cuda, or --backend numpy on cpu")
 
     # kind == "cuda"
@@ -184,7 +239,9 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
         return _cupy(index)
     if backend == "torch":
         return _torch("cuda", index)
-    raise BackendError(f"{backend} runs only on the CPU: use --device cpu, or --backend cupy/torch on cuda")
+    if backend == "jax":
+        return _jax("cuda", index)
+    raise BackendError(f"{backend} runs only on the CPU: use --device cpu, or --backend cupy/torch/jax on cuda")
 
 
 # Allocation failures that surface as a library's generic error (older PyTorch's RuntimeError, a cuBLAS

@@ -87,6 +87,6 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=BACKENDS,
         default=None,
-        help="array library: numpy and array-api-strict run on cpu, cupy on cuda, torch on either "
+        help="array library: numpy and array-api-strict run on cpu, cupy on cuda, torch and jax on either "
         "(default: numpy on cpu, cupy on cuda)",
     )

@@ -1,0 +1,207 @@
+"""Run one backend beside the NumPy float64 reference and measure how far apart they are.
+
+Used by the agreement tests and by ``python -m xpnet.check``. A `Problem` is a batch and a set of
+initial weights on the host; `run` computes, on one backend, the logits, loss and gradients of that batch
+and the parameters after a few steps of every optimizer, and brings them back to the host; `compare`
+does so for a backend and for the reference and reduces the results to a few relative differences.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from . import losses, model
+from .backend import Backend, make_backend
+from .data.datasets import N_CLASSES
+from .initializers import init_params
+from .optim import OPTIMIZERS
+from .tolerances import TRAJECTORY_STEPS, tolerance
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A batch of images and initial weights, as float64 host arrays."""
+
+    x: np.ndarray  # (n, features), values in [0, 1]
+    labels: np.ndarray  # (n,) int64 in 0..9
+    params: list[np.ndarray]
+    activation: str = "relu"
+
+    def inputs(self, dtype: str) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The images and weights rounded to ``dtype``: what a backend computing in ``dtype`` is given."""
+        return self.x.astype(dtype), [p.astype(dtype) for p in self.params]
+
+
+def make_problem(
+    seed: int = 0, n: int = 128, features: int = 784, hidden: Sequence[int] = (32,), activation: str = "relu"
+) -> Problem:
+    """A synthetic MNIST-shaped batch: seeded, no data set needed, small enough to run in milliseconds."""
+    rng = np.random.default_rng(seed)
+    # Sparse bright strokes on a dark background, like digit images; scaled from uint8 like the real data.
+    x = np.where(rng.random((n, features)) < 0.2, rng.integers(0, 256, (n, features)), 0) / 255.0
+    labels = rng.integers(0, N_CLASSES, n).astype(np.int64)
+    params = init_params(rng, model.layer_sizes(features, hidden, N_CLASSES), activation, "float64")
+    return Problem(x, labels, params, activation)
+
+
+@dataclass
+class Run:
+    """What one backend computed, copied to the host, and which arrays left its device or dtype."""
+
+    initial: list[np.ndarray]  # the weights as they arrived on the device, copied back
+    logits: np.ndarray
+    loss: np.ndarray
+    grads: list[np.ndarray]
+    trajectories: dict[str, list[np.ndarray]]  # optimizer name -> parameters after the steps
+    misplaced: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_STEPS) -> Run:
+    """Forward, loss, backward and ``steps`` updates of every optimizer on ``backend`` in ``dtype``."""
+    xp, want = backend.xp, backend.dtype(dtype)
+    misplaced: list[str] = []
+
+    def check(name: str, arrays: Sequence[Any]) -> None:
+        # A silent fall back to another device or a promotion to another dtype is a bug, even when the
+        # numbers agree: on a GPU it means host copies or float64 arithmetic on every step.
+        for i, a in enumerate(arrays):
+            where = array_api_compat.device(a)
+            if where != backend.device:
+                misplaced.append(f"{name}[{i}] on {where}")
+            if a.dtype != want:
+                misplaced.append(f"{name}[{i}] is {a.dtype}")
+
+    x_host, params_host = problem.inputs(dtype)
+    backend.sync()
+    start = time.perf_counter()
+    x = backend.asarray(x_host)
+    params = [backend.asarray(p) for p in params_host]
+    labels = backend.asarray(problem.labels)
+    targets = losses.one_hot(xp, labels, N_CLASSES, want)
+    check("weights", params)
+
+    logits, cache = model.forward(xp, params, x, problem.activation)
+    loss, dlogits = losses.softmax_cross_entropy(xp, logits, targets)
+    grads = model.backward(xp, params, cache, dlogits, problem.activation)
+    check("logits", [logits])
+    check("loss", [loss])
+    check("grads", grads)
+
+    finals = {}
+    for name, opt in OPTIMIZERS.items():
+        p, state = params, opt.init(xp, params)
+        for step in range(1, steps + 1):
+            out, cache = model.forward(xp, p, x, problem.activation)
+            _, d = losses.softmax_cross_entropy(xp, out, targets)
+            g = model.backward(xp, p, cache, d, problem.activation)
+            p, state = opt.update(xp, p, g, state, step, opt.default_lr)
+        check(f"{name} params", p)
+        check(f"{name} state", state)
+        finals[name] = p
+    backend.sync()
+    seconds = time.perf_counter() - start
+
+    host = backend.to_numpy
+    return Run(
+        initial=[host(p) for p in params],
+        logits=host(logits),
+        loss=host(loss),
+        grads=[host(g) for g in grads],
+        trajectories={name: [host(a) for a in p] for name, p in finals.items()},
+        misplaced=misplaced,
+        seconds=seconds,
+    )
+
+
+def reference(problem: Problem, dtype: str, steps: int = TRAJECTORY_STEPS) -> Run:
+    """The NumPy float64 run on the inputs a ``dtype`` backend gets (rounded to ``dtype``, then widened)."""
+    x, params = problem.inputs(dtype)
+    widened = Problem(x.astype(np.float64), problem.labels, [p.astype(np.float64) for p in params], problem.activation)
+    return run(make_backend("numpy", "cpu"), "float64", widened, steps)
+
+
+def rel_diff(a: Any, ref: Any) -> float:
+    """``max|a - ref| / max|ref|``: the largest difference relative to the scale of the reference array."""
+    a, ref = np.asarray(a, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if a.shape != ref.shape:
+        return float("inf")
+    scale = float(np.max(np.abs(ref), initial=0.0))
+    diff = float(np.max(np.abs(a - ref), initial=0.0))
+    if diff == 0.0:
+        return 0.0
+    return diff / scale if scale > 0.0 else float("inf")
+
+
+def max_rel_diff(arrays: Sequence[Any], refs: Sequence[Any]) -> float:
+    if len(arrays) != len(refs):
+        return float("inf")
+    return max((rel_diff(a, r) for a, r in zip(arrays, refs)), default=0.0)
+
+
+def bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same dtype, shape and bytes (so -0.0 differs from 0.0 and NaNs compare by their bits)."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One backend, device and dtype against the reference; differences are `rel_diff`s."""
+
+    backend: str
+    device: str
+    dtype: str
+    initial_bitwise: bool
+    logits: float
+    loss: float
+    grads: float
+    trajectories: dict[str, float]  # optimizer name -> parameters after the steps
+    misplaced: tuple[str, ...]
+    seconds: float
+
+    @property
+    def failures(self) -> list[str]:
+        """What disagrees, one phrase each; empty when the backend agrees."""
+        tol = tolerance(self.dtype)
+        out = []
+        if not self.initial_bitwise:
+            out.append("initial weights are not bit-identical")
+        checks = [("logits", self.logits, tol.forward), ("loss", self.loss, tol.forward)]
+        checks.append(("gradients", self.grads, tol.gradients))
+        for name, value in self.trajectories.items():
+            checks.append((f"{name} after {TRAJECTORY_STEPS} steps", value, tol.for_optimizer(name)))
+        for name, value, limit in checks:
+            if not value <= limit:  # `not <=` so that NaN fails too
+                out.append(f"{name} off by {value:.1e} (tolerance {limit:.0e})")
+        if self.misplaced:
+            out.append(f"{len(self.misplaced)} array(s) left the device or dtype, e.g. {self.misplaced[0]}")
+        return out
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def compare(backend: Backend, dtype: str, problem: Problem, ref: Run | None = None) -> Comparison:
+    """Run ``problem`` on ``backend`` in ``dtype`` and measure it against ``ref`` (computed if not given)."""
+    ref = reference(problem, dtype) if ref is None else ref
+    got = run(backend, dtype, problem)
+    _, expected_initial = problem.inputs(dtype)
+    return Comparison(
+        backend=backend.name,
+        device=backend.device_name,
+        dtype=dtype,
+        initial_bitwise=all(bitwise_equal(a, b) for a, b in zip(got.initial, expected_initial)),
+        logits=rel_diff(got.logits, ref.logits),
+        loss=rel_diff(got.loss, ref.loss),
+        grads=max_rel_diff(got.grads, ref.grads),
+        trajectories={k: max_rel_diff(got.trajectories[k], ref.trajectories[k]) for k in ref.trajectories},
+        misplaced=tuple(got.misplaced),
+        seconds=got.seconds,
+    )

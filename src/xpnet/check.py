@@ -1,0 +1,208 @@
+"""``python -m xpnet.check``: does every array library installed here compute what NumPy computes?
+
+For someone who has just installed CuPy (or PyTorch, or JAX) and wants to know it works: finds each
+backend and device, runs the agreement checks of `xpnet.agreement` against NumPy in float64 on a small
+synthetic MNIST-shaped problem, and prints one row per backend, device and dtype. Exit status 0 when
+every one agrees, 1 when any disagrees or an installed library cannot run, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import os
+
+if __name__ == "__main__":
+    # The check's problem is tiny: one thread per process answers in milliseconds where the default of one
+    # thread per core can spin-wait for seconds on a busy machine (PyTorch, NumPy's BLAS). It must be set
+    # before NumPy loads; the numbers stay within tolerance whatever the thread count.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import cli
+from .agreement import Comparison, compare, make_problem, reference
+from .backend import BACKENDS, make_backend
+from .optim import OPTIMIZERS
+from .probe import probe
+from .tolerances import TOLERANCES, TRAJECTORY_STEPS
+
+DTYPES = ("float64", "float32")
+EXIT_DISAGREE = 1
+
+
+@dataclass
+class Row:
+    """One backend, device and dtype: its comparison, or the reason it could not run."""
+
+    backend: str
+    device: str
+    dtype: str
+    comparison: Comparison | None = None
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[str]:
+        return [self.error] if self.error else self.comparison.failures
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class Report:
+    libraries: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rows) and not any(lib["problem"] for lib in self.libraries)
+
+
+def build_parser() -> cli.ArgumentParser:
+    p = cli.ArgumentParser(
+        prog="python -m xpnet.check",
+        description="Check that every array library and device found here computes the same logits, loss, "
+        "gradients and training steps as NumPy in float64, within the tolerances of docs/agreement.md.",
+        epilog="Exit status: 0 all agree, 1 some backend disagrees or cannot run, 2 bad usage.",
+    )
+    p.add_argument(
+        "--backend",
+        action="append",
+        choices=BACKENDS,
+        help="check only this library (repeatable; default: every one installed)",
+    )
+    p.add_argument("--dtype", action="append", choices=DTYPES, help="check only this dtype (default: both)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    return p
+
+
+def one_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"[:300]
+
+
+def run_checks(backends: Sequence[str], dtypes: Sequence[str]) -> Report:
+    """Probe each library, then compare each (device, dtype) it offers against the NumPy reference."""
+    problem = make_problem()
+    refs = {dtype: reference(problem, dtype) for dtype in dtypes}
+    report = Report()
+    for name in backends:
+        found = probe(name)
+        # A library that is absent is no failure; one that is installed yet cannot run is (the user who
+        # installed it expects it to work), except PyTorch/JAX without a GPU, which still run on the CPU.
+        report.libraries.append(
+            {
+                "name": name,
+                "installed": found.installed,
+                "version": found.version,
+                "problem": found.problem if found.installed else "",
+                "note": "" if found.installed else found.problem,
+            }
+        )
+        for device in found.devices:
+            try:
+                backend = make_backend(name, device)
+            except Exception as e:
+                report.rows += [Row(name, device, dtype, error=one_line(e)) for dtype in dtypes]
+                continue
+            for dtype in dtypes:
+                start = time.perf_counter()
+                try:
+                    row = Row(name, device, dtype, compare(backend, dtype, problem, refs[dtype]))
+                except Exception as e:  # a backend that crashes in the math disagrees, loudly
+                    row = Row(name, device, dtype, error=one_line(e))
+                row.seconds = time.perf_counter() - start
+                report.rows.append(row)
+    return report
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # JSON has no NaN or Infinity
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    rows = []
+    for r in report.rows:
+        c = r.comparison
+        rows.append(
+            {
+                "backend": r.backend,
+                "device": r.device,
+                "dtype": r.dtype,
+                "passed": r.passed,
+                "failures": r.failures,
+                "seconds": round(r.seconds, 4),
+                "initial_bitwise": c.initial_bitwise if c else None,
+                "max_rel_diff": {
+                    "logits": _num(c.logits),
+                    "loss": _num(c.loss),
+                    "gradients": _num(c.grads),
+                    **{f"{k}_{TRAJECTORY_STEPS}_steps": _num(v) for k, v in c.trajectories.items()},
+                }
+                if c
+                else None,
+            }
+        )
+    return {
+        "passed": report.passed,
+        "reference": "numpy float64",
+        "tolerances": {k: vars(v) for k, v in TOLERANCES.items()},
+        "libraries": report.libraries,
+        "results": rows,
+    }
+
+
+COLUMNS = ["backend", "device", "dtype", "init", "logits", "loss", "grads", *OPTIMIZERS, "result", "seconds"]
+
+
+def format_table(report: Report) -> str:
+    lines = []
+    for lib in report.libraries:
+        if lib["installed"]:
+            problem = f"  PROBLEM: {lib['problem']}" if lib["problem"] else ""
+            lines.append(f"{lib['name']}: {lib['version']}{problem}")
+        else:
+            lines.append(f"{lib['name']}: {lib['note']}")
+    lines.append("")
+    table = [COLUMNS]
+    for r in report.rows:
+        c = r.comparison
+        if c is None:
+            cells = ["-"] * (len(COLUMNS) - 5)
+        else:
+            diffs = [c.logits, c.loss, c.grads, *(c.trajectories[k] for k in OPTIMIZERS)]
+            cells = ["same" if c.initial_bitwise else "DIFF", *(f"{d:.1e}" for d in diffs)]
+        table.append([r.backend, r.device, r.dtype, *cells, "pass" if r.passed else "FAIL", f"{r.seconds:.2f}"])
+    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    for r in report.rows:
+        for failure in r.failures:
+            lines.append(f"FAIL {r.backend} {r.device} {r.dtype}: {failure}")
+    lines.append("")
+    lines.append(
+        "Max relative differences from NumPy float64 (max|a - ref| / max|ref|): logits, loss and gradients of "
+        f"one batch, parameters after {TRAJECTORY_STEPS} steps of each optimizer; init: initial weights "
+        "bit-identical. Tolerances: docs/agreement.md. Seconds include first-call kernel compilation."
+    )
+    verdict = "every backend agrees" if report.passed else "SOME BACKEND DISAGREES OR CANNOT RUN"
+    lines.append(f"{verdict} ({sum(r.passed for r in report.rows)}/{len(report.rows)} rows pass)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    backends = list(dict.fromkeys(args.backend or BACKENDS))
+    dtypes = list(dict.fromkeys(args.dtype or DTYPES))
+    report = run_checks(backends, dtypes)
+    print(json.dumps(to_json(report)) if args.json else format_table(report))
+    return 0 if report.passed else EXIT_DISAGREE
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog="xpnet.check"))

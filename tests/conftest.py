@@ -1,0 +1,75 @@
+"""Shared test machinery: the one generator of (backend, device, dtype) combinations and their backends.
+
+Every combination is always yielded, GPU ones included, and a test that cannot run one here skips with a
+reason naming what is missing (``pytest -ra`` lists them), so a GPU case never vanishes silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+# The test problems are tiny: with one thread per process PyTorch and NumPy's BLAS answer in milliseconds,
+# while their default of one thread per core spin-waits for seconds on a shared two-core machine. Set
+# before NumPy is imported; the numerics stay within the tolerances whatever the thread count.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+# GPU agreement must not depend on the user's environment: CuPy uses TF32 matmuls only when CUPY_TF32 is
+# set, so the tests pin it off (PyTorch's matmul TF32 flag is pinned in `backend_or_skip`, and the JAX
+# backend asks for full float32 precision itself).
+os.environ["CUPY_TF32"] = "0"
+# JAX compiles every operation the first time it meets its shapes and dtype, some 300 small programs and
+# most of this suite's time; its persistent cache (same programs, so the same numbers) makes reruns fast.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+# Imported after the settings above, which NumPy and the device libraries read when they load.
+import pytest
+
+from xpnet.backend import Backend, make_backend
+from xpnet.errors import BackendError
+
+# (backend, device) pairs, CPU first. "device1" is one of array-api-strict's simulated devices: running on
+# it proves that arrays stay on the device they were put on, without a GPU.
+BACKEND_DEVICES: tuple[tuple[str, str], ...] = (
+    ("numpy", "cpu"),
+    ("array-api-strict", "cpu"),
+    ("array-api-strict", "device1"),
+    ("torch", "cpu"),
+    ("jax", "cpu"),
+    ("cupy", "cuda"),
+    ("torch", "cuda"),
+    ("jax", "cuda"),
+)
+DTYPES = ("float64", "float32")
+
+
+def yield_backend_device_dtype_combinations(dtypes: Sequence[str] = DTYPES) -> Iterator[pytest.param]:
+    """``pytest.param(backend, device, dtype)`` for every combination, with ids like ``torch-cpu-float32``."""
+    for name, device in BACKEND_DEVICES:
+        for dtype in dtypes:
+            yield pytest.param(name, device, dtype, id=f"{name}-{device}-{dtype}")
+
+
+@functools.cache
+def _backend_or_reason(name: str, device: str) -> Backend | str:
+    try:
+        backend = make_backend(name, device)
+    except BackendError as e:
+        return f"{name} on {device}: {e}"
+    if name == "torch" and device.startswith("cuda"):
+        import torch
+
+        # PyTorch's default, pinned: TF32 would put float32 matmuls near 1e-3 and fail the tolerances.
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return backend
+
+
+def backend_or_skip(name: str, device: str) -> Backend:
+    """The backend, made once per session, or a skip naming what is missing here."""
+    backend = _backend_or_reason(name, device)
+    if isinstance(backend, str):
+        pytest.skip(backend)
+    return backend

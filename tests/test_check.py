@@ -1,0 +1,100 @@
+"""``python -m xpnet.check``: the table, the JSON, and the exit status 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from xpnet import check, cli
+from xpnet import probe as probe_module
+
+
+def test_agreeing_backends_exit_0_with_a_table(capsys):
+    assert check.main(["--backend", "numpy", "--backend", "array-api-strict", "--dtype", "float32"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("numpy ", "array-api-strict "))]
+    assert [r[:3] for r in rows] == [["numpy", "cpu", "float32"], ["array-api-strict", "cpu", "float32"]]
+    assert all(r[3] == "same" and r[-2] == "pass" for r in rows)
+    assert "every backend agrees (2/2 rows pass)" in out
+
+
+def test_json_reports_every_difference(capsys):
+    assert check.main(["--backend", "numpy", "--dtype", "float64", "--dtype", "float32", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is True
+    assert [(r["backend"], r["dtype"]) for r in report["results"]] == [("numpy", "float64"), ("numpy", "float32")]
+    float32 = report["results"][1]["max_rel_diff"]
+    assert set(float32) == {"logits", "loss", "gradients", "sgd_20_steps", "momentum_20_steps", "adam_20_steps"}
+    # float32 against float64 cannot be exact, and must be within its tolerance.
+    assert 0 < float32["gradients"] <= report["tolerances"]["float32"]["gradients"]
+
+
+def test_a_disagreeing_backend_exits_1(monkeypatch, capsys):
+    real = check.make_backend
+
+    def slightly_off(name, device):  # a library whose results come back perturbed by one part in a million
+        b = real(name, device)
+        return replace(b, to_numpy=lambda a: b.to_numpy(a) * (1 + 1e-6)) if name == "array-api-strict" else b
+
+    monkeypatch.setattr(check, "make_backend", slightly_off)
+    assert check.main(["--backend", "numpy", "--backend", "array-api-strict", "--dtype", "float64"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL array-api-strict cpu float64: initial weights are not bit-identical" in out
+    assert "SOME BACKEND DISAGREES" in out
+
+
+def test_a_backend_that_crashes_is_a_failure_not_a_traceback(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access\nwas encountered")
+
+    monkeypatch.setattr(check, "compare", broken)
+    assert check.main(["--backend", "numpy", "--dtype", "float32", "--json"]) == 1
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["failures"] == ["RuntimeError: CUDA error: an illegal memory access was encountered"]
+
+
+def test_missing_library_is_listed_and_not_a_failure(monkeypatch, capsys):
+    monkeypatch.setitem(probe_module.MODULES, "cupy", "xpnet_no_such_module")
+    assert check.main(["--backend", "numpy", "--backend", "cupy", "--dtype", "float32"]) == 0
+    assert 'cupy: not installed: pip install "xpnet[cuda12]"' in capsys.readouterr().out
+
+
+def test_bad_usage_exits_2_with_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.run(check.main, ["--dtype", "float16"], prog="xpnet.check")
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "float16" in err
+
+
+def test_module_runs_from_the_command_line():
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-m", "xpnet.check", "--backend", "numpy", "--dtype", "float32", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["passed"] is True
+    assert [r["backend"] for r in report["results"]] == ["numpy"]
+
+
+def test_an_installed_library_that_cannot_run_exits_1(monkeypatch, capsys):
+    def cupy_without_gpu(name):
+        if name == "cupy":
+            return probe_module.Probe("cupy", True, "cupy 14.0 (cupy-cuda12x)", (), "CUDA reports no GPU")
+        return probe_module.probe(name)
+
+    monkeypatch.setattr(check, "probe", cupy_without_gpu)
+    assert check.main(["--backend", "numpy", "--backend", "cupy", "--dtype", "float32"]) == 1
+    assert "cupy: cupy 14.0 (cupy-cuda12x)  PROBLEM: CUDA reports no GPU" in capsys.readouterr().out
