@@ -1,0 +1,132 @@
+"""scripts/bench.py: its arithmetic, the fairness of its comparisons, and a short end-to-end run.
+
+Timings themselves are never asserted (they belong to the benchmark); what is tested is that the harness
+counts, compares and reports correctly.
+"""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import array_api_compat.numpy as xp
+import numpy as np
+import pytest
+
+from xpnet import losses
+from xpnet.backend import resolve_backend
+from xpnet.data import load_dataset
+from xpnet.initializers import init_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("bench", None)
+
+
+def row(bench, impl, target, batch, seconds, samples=1000):
+    return bench.TrainRow(impl, target, "cpu", batch, samples, [seconds], [9.9], 0.5, 235_146)
+
+
+def test_parameter_count_matches_the_initialised_arrays(bench):
+    sizes = [784, 256, 128, 10]
+    arrays = init_params(np.random.default_rng(0), sizes, "relu")
+    assert bench.count_params(sizes) == sum(a.size for a in arrays) == 235_146
+    assert bench.training_flops(235_146, 60_000) == 6 * 235_146 * 60_000
+
+
+def test_warmup_epochs_are_discarded_and_the_median_is_reported(bench):
+    warm, timed = bench.split_warmup([5.0, 1.0, 3.0, 2.0], warmup=1)
+    assert warm == [5.0] and timed == [1.0, 3.0, 2.0]
+    r = bench.TrainRow("xpnet", "numpy", "cpu", 128, 60_000, timed, warm, 0.9, 235_146)
+    assert r.seconds == 2.0
+    assert r.samples_per_second == 30_000
+    assert r.gflops == pytest.approx(6 * 235_146 * 30_000 / 1e9)
+    with pytest.raises(bench.BenchError, match="raise --epochs"):
+        bench.split_warmup([5.0], warmup=1)
+
+
+def test_ceiling_is_the_best_square_gemm_per_device(bench):
+    g = bench.GemmRow
+    rows = [
+        g("numpy", "cpu", (64, 64, 64), 1.0, 100.0),
+        g("torch", "cpu", (64, 64, 64), 1.0, 120.0),
+        g("torch", "cpu", (128, 784, 256), 1.0, 500.0),  # batch-shaped: not a ceiling
+        g("cupy", "cuda:0", (256, 256, 256), 1.0, 40_000.0),
+    ]
+    assert bench.ceilings(rows) == {"cpu": 120.0, "cuda:0": 40_000.0}
+
+
+def test_key_ratios_state_the_targets(bench):
+    runs = [row(bench, "xpnet", "numpy", 128, 0.75), row(bench, "pytorch", "cpu", 128, 1.0)]
+    (line,) = bench.key_ratios(runs)
+    assert "batch 128: 0.75" in line and "met)" in line and "NOT" not in line and "best epochs: 0.75" in line
+    runs[0].epoch_seconds = [0.9]
+    assert "NOT met" in bench.key_ratios(runs)[0]
+    gpu = [row(bench, "xpnet", "cupy", 1024, 2.0), row(bench, "pytorch", "cuda", 1024, 1.0)]
+    (line,) = bench.key_ratios(gpu)
+    assert "samples per second at batch 1024: 0.50" in line and "NOT met" in line
+
+
+def test_blog_per_example_loop_makes_the_same_updates_as_the_vectorised_one(bench):
+    backend = resolve_backend("cpu", "numpy")
+    rng = np.random.default_rng(4)
+    x = rng.uniform(size=(23, 12))  # 23 = two full mini-batches of 10 and a short one of 3
+    t = losses.one_hot(xp, rng.integers(0, 10, size=23), 10, xp.float64)
+    start = init_params(rng, [12, 5, 10], "sigmoid", "float64")
+    slow = bench.blog_sgd_pass(backend, list(start), x, t, batch=10, lr=0.5, per_example=True)
+    fast = bench.blog_sgd_pass(backend, list(start), x, t, batch=10, lr=0.5, per_example=False)
+    for s, f, p in zip(slow, fast, start, strict=True):
+        assert np.max(np.abs(f - p)) > 1e-3  # the pass did train
+        np.testing.assert_allclose(s, f, rtol=1e-12, atol=1e-14)
+
+
+def test_plain_pytorch_peer_trains_the_same_model_as_xpnet(bench):
+    pytest.importorskip("torch")
+    # Same initial weights, permutations, optimizer and batch: predictions agree up to float32 rounding.
+    data = load_dataset("digits")
+    ours = bench.bench_xpnet("numpy", resolve_backend("cpu", "numpy"), data, batch=32, epochs=1, warmup=1)
+    peer = bench.bench_torch("cpu", data, batch=32, epochs=1, warmup=1)
+    assert ours.test_accuracy > 0.8
+    assert abs(ours.test_accuracy - peer.test_accuracy) <= 2 / len(data.y_test)
+    assert ours.params == peer.params
+
+
+def test_end_to_end_run_writes_consistent_json(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = [
+        "--data", "synthetic", "--n-train", "512", "--batch-sizes", "128", "--epochs", "1",
+        "--targets", "numpy", "--blog-examples", "30", "--gemm-size", "64", "--json", str(out),
+    ]  # fmt: skip
+    assert bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "synthetic" in printed and "speed-up" in printed
+    figures = json.loads(out.read_text())
+    assert figures["setup"]["data"] == "synthetic" and figures["setup"]["train_samples"] == 512
+    assert figures["gemm_ceiling_gflops"]["cpu"] > 0
+    runs = {(r["impl"], r["target"]): r for r in figures["runs"]}
+    assert ("xpnet", "numpy") in runs
+    for r in runs.values():
+        assert len(r["epoch_seconds"]) == 1 and len(r["warmup_seconds"]) == 1
+        assert r["gflops"] == pytest.approx(6 * r["params"] * 512 / r["median_epoch_seconds"] / 1e9)
+        assert r["fraction_of_ceiling"] == pytest.approx(r["gflops"] / figures["gemm_ceiling_gflops"]["cpu"])
+    if ("pytorch", "cpu") in runs:
+        ratio = runs[("xpnet", "numpy")]["median_epoch_seconds"] / runs[("pytorch", "cpu")]["median_epoch_seconds"]
+        assert figures["ratios"]["numpy_over_torch_cpu_seconds_batch128"] == pytest.approx(ratio)
+    assert figures["blog"]["examples"] == 30 and figures["blog"]["max_param_difference"] < 1e-4
+
+
+@pytest.mark.parametrize("flag", [["--only", "gemm,nope"], ["--batch-sizes", "128,0"], ["--targets", "jax"]])
+def test_bad_flags_are_one_line_and_exit_2(bench, flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(flag)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scripts/bench.py: error:" in err
