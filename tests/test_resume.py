@@ -36,7 +36,8 @@ STEPS = {"fast": (True, True), "reference": (False, False), "fast-then-reference
 @pytest.mark.parametrize("fast", STEPS.values(), ids=STEPS.keys())
 def test_four_then_resume_to_eight_equals_eight_straight(tmp_path, optimizer, dtype, fast):
     data = tiny_data()
-    config = TrainConfig(hidden=(16, 8), optimizer=optimizer, epochs=8, batch_size=25, dtype=dtype, seed=5)
+    # gamma < 1: every epoch has its own learning rate, which the resumed run must pick up from the epoch.
+    config = TrainConfig(hidden=(16, 8), optimizer=optimizer, gamma=0.7, epochs=8, batch_size=25, dtype=dtype, seed=5)
     straight = train(NUMPY, data, config, fast=fast[0])
     first = train(NUMPY, data, replace(config, epochs=4), fast=fast[0])
     path = save_checkpoint(tmp_path / "c.npz", first.state, replace(config, epochs=4), NUMPY, data.name, 120)
@@ -65,7 +66,7 @@ class StopAfter:
 @pytest.mark.parametrize("steps", [1, 7, 10, 13, 24])  # 5 steps per epoch: mid-epoch and on epoch boundaries
 def test_stop_mid_epoch_then_resume_is_exact(tmp_path, steps):
     data = tiny_data()
-    config = TrainConfig(hidden=(16,), epochs=5, batch_size=25, seed=2)
+    config = TrainConfig(hidden=(16,), gamma=0.8, epochs=5, batch_size=25, seed=2)
     straight = train(NUMPY, data, config)
     stopped = train(NUMPY, data, config, stop=StopAfter(steps))
     assert stopped.stopped and stopped.state.step == steps

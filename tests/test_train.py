@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -43,25 +44,20 @@ def test_cli_prints_epochs_and_a_json_line():
     lines = proc.stdout.strip().splitlines()
     assert sum(line.startswith("epoch ") for line in lines) == 3
     summary = json.loads(lines[-1])
-    for key in (
-        "dataset",
-        "backend",
-        "device",
-        "dtype",
-        "epochs",
-        "train_seconds",
-        "samples_per_second",
-        "final_loss",
-        "test_accuracy",
-    ):
-        assert key in summary
-    assert (summary["dataset"], summary["backend"], summary["device"], summary["epochs"]) == (
-        "digits",
-        "numpy",
-        "cpu",
-        3,
-    )
+    keys = "dataset backend device dtype epochs train_seconds samples_per_second final_loss test_accuracy config"
+    assert set(keys.split()) <= set(summary)
+    assert [summary[k] for k in ("dataset", "backend", "device", "epochs")] == ["digits", "numpy", "cpu", 3]
     assert 0.5 < summary["test_accuracy"] <= 1.0 and summary["samples_per_second"] > 0
+    assert summary["config"]["gamma"] == 1.0  # digits keeps a constant rate by default (train.DEFAULT_GAMMA)
+
+
+def test_gamma_shrinks_the_learning_rate_after_every_epoch():
+    config = TrainConfig(hidden=(16,), lr=0.004, gamma=0.5, epochs=3)
+    history = train(resolve_backend("cpu"), load_dataset("digits"), config).history
+    assert [e.lr for e in history] == [0.004, 0.002, 0.001]
+    # A different rate changes the run: the rate really reaches the optimizer.
+    constant = train(resolve_backend("cpu"), load_dataset("digits"), replace(config, gamma=1.0)).history
+    assert constant[0].loss == history[0].loss and constant[-1].loss != history[-1].loss
 
 
 @pytest.mark.parametrize(
@@ -74,6 +70,8 @@ def test_cli_prints_epochs_and_a_json_line():
         (["--hidden", "a,b"], "comma-separated"),
         (["--lr", "0"], "--lr: must be a positive number"),
         (["--lr", "-0.001"], "--lr: must be a positive number"),
+        (["--gamma", "0"], "--gamma: must be in (0, 1]"),
+        (["--gamma", "1.5"], "--gamma: must be in (0, 1]"),
         (["--batch-size", "-5"], "--batch-size"),
         (["--optimizer", "lbfgs"], "invalid choice"),
         (["--dataset", "cifar"], "invalid choice"),

@@ -210,7 +210,7 @@ def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def _read_config(path: Path, meta: dict[str, Any]) -> tuple[TrainConfig, list[int]]:
     try:
-        saved = meta["config"]
+        saved = {"gamma": 1.0, **meta["config"]}  # written before --gamma existed: a constant rate
         known = {f.name for f in fields(TrainConfig)}
         config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
         config = TrainConfig(**{**vars(config), "hidden": tuple(int(h) for h in config.hidden)})

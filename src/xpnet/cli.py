@@ -54,6 +54,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def unit_fraction(text: str) -> float:
+    """A number in (0, 1]: a factor that may shrink something but never grow it."""
+    value = _parse(float, text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def hidden_sizes(text: str) -> tuple[int, ...]:
     """``"256,128"`` -> (256, 128): the units of each hidden layer, at least one layer."""
     try:

@@ -42,6 +42,7 @@ class TrainConfig:
     activation: str = "relu"
     optimizer: str = "adam"
     lr: float | None = None  # None: the optimizer's default (see optim.OPTIMIZERS)
+    gamma: float = 1.0  # the learning rate of epoch e is lr * gamma ** (e - 1): set by the epoch alone
     epochs: int = 10
     batch_size: int = 128  # 0: the whole training set in every step (full-batch gradient descent)
     dtype: str = "float32"
@@ -50,6 +51,11 @@ class TrainConfig:
     @property
     def learning_rate(self) -> float:
         return OPTIMIZERS[self.optimizer].default_lr if self.lr is None else self.lr
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of epoch ``epoch`` (from 1). It does not depend on ``epochs``, so a run resumed
+        with a new total trains its earlier epochs exactly as a run that asked for that total at once."""
+        return self.learning_rate * self.gamma ** (epoch - 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "hidden": list(self.hidden), "lr": self.learning_rate}
@@ -64,6 +70,7 @@ class EpochStats:
     seconds: float  # training time of this epoch, scoring excluded
     samples_per_second: float
     val_accuracy: float | None = None  # on data.x_val/y_val, when the data set has them
+    lr: float | None = None  # the epoch's learning rate
 
 
 @dataclass
@@ -133,11 +140,11 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
     return int(backend.to_numpy(correct)) / max(n, 1)
 
 
-def reference_step(xp: Any, activation: str, optimizer: str, lr: float) -> StepFn:
+def reference_step(xp: Any, activation: str, optimizer: str) -> StepFn:
     """One training step in the portable math: forward, loss, backward, update."""
     opt = OPTIMIZERS[optimizer]
 
-    def step_fn(params, state, x, targets, step):
+    def step_fn(params, state, x, targets, step, lr):
         logits, cache = model.forward(xp, params, x, activation)
         loss, dlogits = losses.softmax_cross_entropy(xp, logits, targets)
         grads = model.backward(xp, params, cache, dlogits, activation)
@@ -149,7 +156,7 @@ def reference_step(xp: Any, activation: str, optimizer: str, lr: float) -> StepF
 
 def make_step(backend: Backend, sizes: Sequence[int], config: TrainConfig, fast: bool = True) -> StepFn:
     """The backend's fast step for this model where it has one (and ``fast``), else the reference step."""
-    args = (config.activation, config.optimizer, config.learning_rate)
+    args = (config.activation, config.optimizer)
     step_fn = make_fast_step(backend.name, sizes, *args, backend.dtype(config.dtype)) if fast else None
     return step_fn or reference_step(backend.xp, *args)
 
@@ -216,7 +223,7 @@ def train(
         perm = backend.asarray(rng.permutation(n))
         loss_sum = backend.asarray(np.asarray(loss_start, dtype=config.dtype))
         correct = backend.asarray(np.asarray(correct_start, dtype=np.int64))
-        first_step, step_losses = step + 1, []
+        first_step, step_losses, lr = step + 1, [], config.lr_at(epoch)
         for i in range(offset, n, batch):
             if stop is not None and stop():
                 backend.sync()
@@ -241,7 +248,7 @@ def train(
             idx = perm[i:j]
             xb, tb, yb = (xp.take(a, idx, axis=0) for a in (x_train, t_train, y_train))
             step += 1
-            params, opt_state, loss, logits = step_fn(params, opt_state, xb, tb, step)
+            params, opt_state, loss, logits = step_fn(params, opt_state, xb, tb, step, lr)
             loss_sum = loss_sum + loss * float(j - i)
             correct = correct + count_correct(xp, logits, yb)
             step_losses.append(loss)  # a reference, not a read: used only to name a divergent step
@@ -251,7 +258,7 @@ def train(
         seconds = seconds_before + time.perf_counter() - start
         loss_mean = float(backend.to_numpy(loss_sum)) / n
         if not (loss_mean <= LOSS_LIMIT and bool(backend.to_numpy(finite))):
-            raise _diverged(backend, epoch, first_step, step_losses, config.learning_rate)
+            raise _diverged(backend, epoch, first_step, step_losses, lr)
         stats = EpochStats(
             epoch=epoch,
             loss=loss_mean,
@@ -260,6 +267,7 @@ def train(
             seconds=seconds,
             samples_per_second=n / seconds if seconds > 0 else float("inf"),
             val_accuracy=accuracy(backend, params, x_val, y_val, config.activation) if validating else None,
+            lr=lr,
         )
         offset, loss_start, correct_start, seconds_before = 0, 0.0, 0, 0.0
         result.params = params
