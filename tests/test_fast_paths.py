@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from xpnet import losses, model
-from xpnet.backend_fast import numpy_inplace
-from xpnet.backend_fast.numpy_inplace import MIN_CHUNK, NumpyInplaceStep
+from xpnet.backend_fast.numpy_inplace import NumpyInplaceStep
 from xpnet.initializers import init_params
 from xpnet.optim import OPTIMIZERS
 from xpnet.trainer import reference_step
@@ -22,11 +21,10 @@ def run_steps(step_fn, params, state, batches, lr):
     return trace
 
 
-@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", sorted(model.ACTIVATIONS))
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, threads):
+def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype):
     rng = np.random.default_rng(5)
     sizes = [12, 9, 7, 10]
     params = init_params(rng, sizes, activation, dtype)
@@ -39,10 +37,7 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, t
 
     init = OPTIMIZERS[optimizer].init
     ref = run_steps(reference_step(xp, activation, optimizer), params, init(xp, params), batches, lr)
-    # threads=3 splits the update into three chunks, two of them run on worker threads.
-    fast_step = NumpyInplaceStep(sizes, activation, optimizer, dtype, threads=threads)
-    assert len(fast_step._chunks) == threads
-    fast = run_steps(fast_step, params, init(xp, params), batches, lr)
+    fast = run_steps(NumpyInplaceStep(sizes, activation, optimizer, dtype), params, init(xp, params), batches, lr)
 
     # Equal values (assert_array_equal treats -0.0 and 0.0 as equal: relu's backward may give either).
     for (l_ref, z_ref, p_ref, s_ref), (l_fast, z_fast, p_fast, s_fast) in zip(ref, fast, strict=True):
@@ -53,13 +48,3 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, t
             np.testing.assert_array_equal(a, b)
     # The caller's initial arrays were copied in, never written to.
     np.testing.assert_array_equal(params[0], init_params(np.random.default_rng(5), sizes, activation, dtype)[0])
-
-
-def test_update_threads_follow_the_cpus_the_model_size_and_omp_num_threads(monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(numpy_inplace.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert numpy_inplace.default_threads(10 * MIN_CHUNK) == 4
-    assert numpy_inplace.default_threads(2 * MIN_CHUNK + 1) == 2  # at least MIN_CHUNK parameters each
-    assert numpy_inplace.default_threads(100) == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert numpy_inplace.default_threads(10 * MIN_CHUNK) == 1

@@ -3,18 +3,17 @@
 The reference step allocates a fresh array for every intermediate; at batch 128 on a CPU that costs about
 as much as the matrix products themselves (allocation, page faults, cache misses). This step keeps every
 parameter, gradient and optimizer moment as a view into one flat buffer each, writes matrix products
-with ``out=``, and updates the flat buffers in a handful of whole-model operations, split across threads
-(NumPy releases the GIL inside element-wise loops). It performs the same floating-point operations in the
-same order as the reference, so on NumPy the two give equal values; the tests check that.
+with ``out=``, and updates the flat buffers in a handful of whole-model operations. It performs the same
+floating-point operations in the same order as the reference, so on NumPy the two give equal values; the
+tests check that.
+
+Splitting the update across threads was tried and dropped: with a multi-threaded BLAS, its idle workers
+spin for the core the update thread needs, and an epoch took 1.6x as long (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-from itertools import pairwise
 from typing import Any
 
 import array_api_compat.numpy as xp
@@ -26,8 +25,6 @@ from ..optim import ADAM_B1, ADAM_B2, ADAM_EPS, MOMENTUM, adam_scalars
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
-# Below this many parameters per thread, handing a chunk to another thread costs more than it saves.
-MIN_CHUNK = 1 << 16
 
 
 def _views(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
@@ -37,19 +34,6 @@ def _views(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarr
         out.append(flat[offset : offset + size].reshape(shape))
         offset += size
     return out
-
-
-def default_threads(n_params: int) -> int:
-    """Threads for the optimizer update: the CPUs we may use (or ``OMP_NUM_THREADS``), one per `MIN_CHUNK`."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    limit = int(env) if env.isdigit() and int(env) > 0 else cpus
-    return max(1, min(limit, cpus, n_params // MIN_CHUNK))
-
-
-@cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xpnet-update")
 
 
 def _activate(z: np.ndarray, activation: str) -> None:
@@ -86,29 +70,21 @@ class NumpyInplaceStep:
 
     The returned ``params`` and ``state`` are views into buffers this object owns and overwrites on the next
     call; pass them back in unchanged (any other arrays are copied in first). ``logits`` is valid until the
-    next call. ``threads`` splits the optimizer update (default: `default_threads`).
+    next call.
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str, optimizer: str, dtype: Any, threads: int | None = None):
+    def __init__(self, sizes: Sequence[int], activation: str, optimizer: str, dtype: Any):
         self.activation, self.optimizer = activation, optimizer
         self.dtype = np.dtype(dtype)
         shapes = param_shapes(sizes)
         n = sum(int(np.prod(s)) for s in shapes)
-        self.theta, self.grad = np.zeros(n, self.dtype), np.zeros(n, self.dtype)
+        self.theta, self.grad, self.tmp, self.tmp2 = (np.zeros(n, self.dtype) for _ in range(4))
         self.params, self.grads = _views(self.theta, shapes), _views(self.grad, shapes)
         n_moments = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer]
         self.moments = [np.zeros(n, self.dtype) for _ in range(n_moments)]
         self.state = [v for m in self.moments for v in _views(m, shapes)]
         self.widths = list(sizes[1:])
-        self._buffers: dict[int, tuple[Any, ...]] = {}
-        # The update is element-wise: each thread owns one contiguous chunk of every flat buffer, with its
-        # own scratch, and the result does not depend on the split.
-        threads = threads or default_threads(n)
-        bounds = np.linspace(0, n, threads + 1).astype(int)
-        flats = [self.theta, self.grad, *self.moments]
-        self._chunks = [
-            [f[a:b] for f in flats] + [np.empty(b - a, self.dtype) for _ in range(2)] for a, b in pairwise(bounds)
-        ]
+        self._buffers: dict[int, tuple[list[np.ndarray], ...]] = {}
 
     def _adopt(self, params: Sequence[Any], state: Sequence[Any]) -> None:
         # Arrays from outside (initial weights, a checkpoint) are copied into the flat buffers once.
@@ -119,7 +95,7 @@ class NumpyInplaceStep:
                 if a is not b:
                     a[...] = b
 
-    def _batch_buffers(self, n: int) -> tuple[Any, ...]:
+    def _batch_buffers(self, n: int) -> tuple[list[np.ndarray], ...]:
         """Per-layer outputs, backward deltas and scratch for a batch of ``n`` rows (two sizes per epoch)."""
         if n not in self._buffers:
             self._buffers[n] = tuple([np.empty((n, w), self.dtype) for w in self.widths] for _ in range(3))
@@ -154,26 +130,16 @@ class NumpyInplaceStep:
         return self.params, self.state, loss, logits
 
     def _update(self, step: int, lr: float) -> None:
-        first, *rest = self._chunks
-        if rest:
-            pending = [_pool(len(rest)).submit(self._update_chunk, c, step, lr) for c in rest]
-            self._update_chunk(first, step, lr)
-            for p in pending:
-                p.result()
-        else:
-            self._update_chunk(first, step, lr)
-
-    def _update_chunk(self, chunk: list[np.ndarray], step: int, lr: float) -> None:
-        theta, g, *moments, tmp, tmp2 = chunk
+        theta, g, tmp = self.theta, self.grad, self.tmp
         if self.optimizer == "sgd":  # p - lr * g
             np.multiply(g, lr, out=tmp)
         elif self.optimizer == "momentum":  # v <- beta v + g; p - lr v
-            (v,) = moments
+            (v,) = self.moments
             v *= MOMENTUM
             v += g
             np.multiply(v, lr, out=tmp)
         else:  # Adam, in optim.adam_update's order of operations
-            m, v = moments
+            m, v = self.moments
             step_size, root_bc2 = adam_scalars(lr, step)
             m *= ADAM_B1
             np.multiply(g, 1.0 - ADAM_B1, out=tmp)
@@ -185,8 +151,8 @@ class NumpyInplaceStep:
             np.sqrt(v, out=tmp)
             tmp /= root_bc2
             tmp += ADAM_EPS
-            np.multiply(m, step_size, out=tmp2)
-            np.divide(tmp2, tmp, out=tmp)
+            np.multiply(m, step_size, out=self.tmp2)
+            np.divide(self.tmp2, tmp, out=tmp)
         theta -= tmp
 
 
