@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -81,3 +82,14 @@ def test_cli_device_cuda_without_cupy_exits_2_with_one_line():
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert 'pip install "xpnet[cuda12]"' in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_torch_gets_its_own_copy_of_read_only_host_data():
+    pytest.importorskip("torch")
+    host = np.arange(6, dtype=np.uint8)
+    host.flags.writeable = False  # as the IDX reader returns its data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PyTorch warns when it shares a read-only buffer
+        t = resolve_backend("cpu", "torch").asarray(host)
+    assert t.tolist() == list(range(6))
+    assert t.data_ptr() != host.ctypes.data  # a copy (the warning fires only once per process)

@@ -44,7 +44,10 @@ class Backend:
     note: str = field(default="", compare=False)
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
-        """Copy a host array (or scalar) onto this backend's device."""
+        """A host array (or scalar) on this backend's device; on the CPU it may share the host memory."""
+        if self.name == "torch" and isinstance(a, np.ndarray) and not a.flags.writeable:
+            # Tensors cannot be read-only: sharing a read-only buffer (the IDX reader's) makes PyTorch warn.
+            a = a.copy()
         return self.xp.asarray(a, dtype=dtype, device=self.device)
 
     def dtype(self, name: str) -> Any:
