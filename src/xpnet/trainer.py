@@ -108,12 +108,15 @@ class TrainResult:
         return sum(e.seconds for e in self.history)
 
 
+def images_to_device(backend: Backend, images: np.ndarray, dtype: Any) -> Any:
+    """Host uint8 image rows -> device rows scaled to [0, 1] in ``dtype``."""
+    # Moving uint8 and scaling on the device sends a quarter of the bytes float32 would.
+    return backend.xp.astype(backend.asarray(images), dtype) / 255.0
+
+
 def to_device(backend: Backend, images: np.ndarray, labels: np.ndarray, dtype: Any) -> tuple[Any, Any]:
     """Host uint8 images and labels -> device images scaled to [0, 1] in ``dtype`` and int64 labels."""
-    xp = backend.xp
-    # Moving uint8 and scaling on the device sends a quarter of the bytes float32 would.
-    x = xp.astype(backend.asarray(images), dtype) / 255.0
-    return x, backend.asarray(labels.astype(np.int64))
+    return images_to_device(backend, images, dtype), backend.asarray(labels.astype(np.int64))
 
 
 def count_correct(xp: Any, logits: Any, labels: Any) -> Any:
