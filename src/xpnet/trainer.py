@@ -178,6 +178,7 @@ def train(
     state: TrainState | None = None,
     on_state: Callable[[TrainState], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    on_step: Callable[[int, int, Any], None] | None = None,
 ) -> TrainResult:
     """Train an MLP on ``data`` with ``backend`` up to ``config.epochs`` epochs in all.
 
@@ -187,7 +188,8 @@ def train(
     returns with ``stopped`` set. Raises `TrainingDiverged` when an epoch ends with NaN/Inf weights, or a
     loss that is NaN/Inf or above `LOSS_LIMIT`; ``on_state`` is then not called, so the last checkpoint
     saved stays the last good one. ``fast=False`` forces the portable reference step even where the
-    backend has a fast path.
+    backend has a fast path. ``on_step(epoch, rows_done, loss_sum)`` is called after every step with the
+    epoch's rows trained so far and their summed loss, a device array: reading it waits for the device.
     """
     xp = backend.xp
     dtype = backend.dtype(config.dtype)
@@ -248,6 +250,8 @@ def train(
             loss_sum = loss_sum + loss * float(j - i)
             correct = correct + count_correct(xp, logits, yb)
             step_losses.append(loss)  # a reference, not a read: used only to name a divergent step
+            if on_step is not None:
+                on_step(epoch, j, loss_sum)
         # A NaN anywhere propagates into the sum; one read covers the loss and every weight.
         finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
         backend.sync()
