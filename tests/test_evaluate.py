@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -153,3 +155,16 @@ def test_missing_matplotlib_names_the_extra(digits, tmp_path, capsys, monkeypatc
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and 'pip install "xpnet[plot]"' in err
     assert not (tmp_path / "p").exists()
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly():
+    # As `python -m xpnet.evaluate ... | head -3`: the reader closes the pipe while the table is printed.
+    code = "import sys\nfrom xpnet import cli\n\ndef main(argv):\n    for i in range(200000):\n        print(i)\n\n"
+    code += "sys.exit(cli.run(main))\n"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
