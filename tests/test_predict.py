@@ -180,6 +180,22 @@ def test_a_bad_model_file_is_one_line_and_exit_2(make, message, tmp_path, capsys
     assert err.count("\n") == 1 and message in err
 
 
+@pytest.mark.parametrize("backend", ["array-api-strict", "torch"])
+def test_other_backends_predict_the_same(backend, digits, tmp_path, capsys):
+    pytest.importorskip(backend.replace("-", "_"), reason=f"{backend} is not installed")
+    data, model = digits
+    npy = []
+    for i in range(5):
+        npy.append(str(tmp_path / f"d{i}.npy"))
+        np.save(npy[-1], data.x_test[i].reshape(8, 8))
+    _, reference, _ = run(capsys, "--model", str(model), "--device", "cpu", "--json", *npy)
+    status, out, err = run(capsys, "--model", str(model), "--device", "cpu", "--backend", backend, "--json", *npy)
+    assert status == 0, err
+    assert predicted(out) == predicted(reference)
+    for a, b in zip(out.splitlines(), reference.splitlines()):
+        assert json.loads(a)["probability"] == pytest.approx(json.loads(b)["probability"], rel=1e-4)
+
+
 def test_the_command_runs_as_a_module(digits, tmp_path):
     data, model = digits
     npy = tmp_path / "d.npy"

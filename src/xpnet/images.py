@@ -2,7 +2,7 @@
 
 MNIST was made by fitting each binary NIST digit into a 20x20 box, keeping its aspect ratio, with an
 antialiased resize, then pasting it into a 28x28 field so that its centre of mass sits in the middle.
-Fashion-MNIST fits the longest side of each product to 28 pixels and centres it the same way; the 8x8
+Fashion-MNIST fits the longest side of each product to 28 pixels and centres its bounding box; the 8x8
 ``digits`` are 32x32 bitmaps filled to their height and averaged over 4x4 blocks. A `Layout` records
 each recipe and `prepare` applies it to a photo, a scan or a drawing of any size and polarity:
 
@@ -11,7 +11,7 @@ each recipe and `prepare` applies it to a photo, a scan or a drawing of any size
    is inverted; then the background level is subtracted and the ink stretched to full scale;
 3. noise thresholded away: faint pixels and isolated specks;
 4. cropped to the ink's bounding box, resized so its longest side fills the layout's box;
-5. pasted into the canvas with the centre of mass in the middle, averaged down to the model's size.
+5. pasted into the canvas centred by mass (or by box), averaged down to the model's size.
 
 Everything here is data preparation on the host, like ``xpnet.data``: no device and no Pillow (reading
 files is `xpnet.predict`'s job), so ``.npy`` inputs and the tests need NumPy alone.
