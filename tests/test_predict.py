@@ -97,12 +97,16 @@ def test_unreadable_files_are_reported_and_the_others_still_predicted(mnist, tmp
     corrupt.write_bytes(Path(good[0]).read_bytes()[:80])  # a PNG cut short
     text = tmp_path / "notes.txt"
     text.write_text("not a picture\n")
-    status, out, err = run(capsys, "--model", str(model), "--device", "cpu", good[0], str(corrupt), str(text), good[1])
+    fake = tmp_path / "fake.npy"
+    fake.write_text("not an array either\n")  # np.load would try to unpickle it
+    status, out, err = run(
+        capsys, "--model", str(model), "--device", "cpu", good[0], str(corrupt), str(text), str(fake), good[1]
+    )
     assert status == 1
     lines = err.strip().splitlines()
-    assert len(lines) == 2
-    assert "corrupt.png" in lines[0] and "notes.txt" in lines[1]
-    assert all("Traceback" not in line and "PNG or JPEG" in line for line in lines)
+    assert len(lines) == 3
+    assert "corrupt.png" in lines[0] and "notes.txt" in lines[1] and "fake.npy: not a NumPy .npy array" in lines[2]
+    assert all("Traceback" not in line and "PNG or JPEG" in line for line in lines[:2])
     printed = out.strip().splitlines()
     assert [line.split(":")[0] for line in printed] == [good[0], good[1]]
 
@@ -160,7 +164,7 @@ def test_save_input_writes_the_image_the_model_saw(digits, tmp_path, capsys):
         assert im.size == (8, 8) and im.mode == "L"
         assert np.asarray(im).max() == 255
     status, _, err = run(capsys, "--model", str(model), "--save-input", str(tmp_path / "nope"), *png)
-    assert status == 2 and "no such folder" in err
+    assert status == 2 and "does not exist" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import cli, metrics
 from .backend import resolve_backend
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, check_writable, load_checkpoint
 from .data import load_dataset
 from .data.datasets import N_CLASSES, class_names
 from .errors import DataError, XpnetError
@@ -26,6 +26,7 @@ from .runlog import EPOCH_KEYS, read_log
 
 PROG = "xpnet.evaluate"
 N_WORST = 24
+PLOTS = ("training-curves.png", "confusion-matrix.png", "worst-misclassified.png")
 
 
 def build_parser() -> cli.ArgumentParser:
@@ -72,6 +73,7 @@ def plot_folder(text: str) -> Path:
         raise XpnetError(f"--plot {folder}: cannot create it ({e.strerror or e}); choose another") from None
     if not folder.is_dir():
         raise XpnetError(f"--plot {folder}: not a folder; give a folder for the PNG files")
+    check_writable(folder / PLOTS[0], flag="--plot")
     return folder
 
 
@@ -140,11 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = f"{data.name}, {'-'.join(map(str, ckpt.layer_sizes))} {c.activation}, epoch {ckpt.state.epoch}"
         epochs = log if log is not None else history_records(ckpt)
         if epochs:
-            written.append(plots.save(plots.curves(epochs, name), folder / "training-curves.png"))
+            written.append(plots.save(plots.curves(epochs, name), folder / PLOTS[0]))
         else:
             print("no epochs logged: the training curves are left out", file=sys.stderr)
         title = f"{name}: test accuracy {100 * metrics.accuracy(cm):.2f}%"
-        written.append(plots.save(plots.confusion(cm, labels, title), folder / "confusion-matrix.png"))
+        written.append(plots.save(plots.confusion(cm, labels, title), folder / PLOTS[1]))
         p_true = probs[np.arange(len(y)), y]
         wrong = np.flatnonzero(pred != y)
         worst = wrong[np.argsort(p_true[wrong], kind="stable")][:N_WORST]
@@ -158,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 labels,
                 f"the {len(worst)} test images the model got most wrong (true → predicted)",
             )
-            written.append(plots.save(grid, folder / "worst-misclassified.png"))
+            written.append(plots.save(grid, folder / PLOTS[2]))
         else:
             print("no test image is misclassified: worst-misclassified.png is left out", file=sys.stderr)
         print("wrote " + ", ".join(str(p) for p in written))

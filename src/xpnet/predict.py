@@ -20,13 +20,14 @@ import numpy as np
 
 from . import cli, images
 from .backend import resolve_backend
-from .checkpoint import atomic_write, load_checkpoint
+from .checkpoint import atomic_write, check_writable, load_checkpoint
 from .data.datasets import class_names
 from .errors import CheckpointError, XpnetError
 from .inference import classify, device_params
 
 PROG = "xpnet.predict"
 PILLOW_HINT = 'pip install "xpnet[images]" (Pillow)'
+NPY_MAGIC = b"\x93NUMPY"
 
 
 class PictureError(Exception):
@@ -75,11 +76,15 @@ def read_picture(path: Path, pil: ModuleType | None) -> np.ndarray:
     if not path.is_file():
         raise PictureError("no such file" if not path.exists() else "not a file")
     if path.suffix.lower() == ".npy":
+        # np.load would take a zip for an .npz and anything else for a pickle: check the header first.
+        with open(path, "rb") as f:
+            if f.read(6) != NPY_MAGIC:
+                raise PictureError("not a NumPy .npy array (no .npy header); save one with numpy.save")
         try:
             a = np.load(path, allow_pickle=False)
         except ValueError as e:
             if "pickle" in str(e) or "Object arrays" in str(e):
-                raise PictureError("holds pickled objects, which xpnet never loads; save plain numbers") from None
+                raise PictureError("holds Python objects, which xpnet never unpickles; save plain numbers") from None
             raise PictureError(f"not a readable .npy array ({e})") from None
         except (OSError, EOFError) as e:
             raise PictureError(f"not a readable .npy array ({e})") from None
@@ -114,10 +119,9 @@ def unique_names(paths: Sequence[Path]) -> list[str]:
 
 
 def check_folder(text: str, targets: Sequence[str], inputs: Sequence[Path]) -> Path:
-    """The --save-input folder, checked before any work: it exists and writing there replaces no input."""
+    """The --save-input folder, checked before any work: it exists, is writable and replaces no input."""
     folder = Path(text).expanduser()
-    if not folder.is_dir():
-        raise XpnetError(f"--save-input {folder}: no such folder; create it first or choose another")
+    check_writable(folder / targets[0], flag="--save-input", example="")
     clash = {(folder / t).resolve() for t in targets} & {p.resolve() for p in inputs}
     if clash:
         raise XpnetError(f"--save-input {folder} would overwrite the input {min(clash)}; choose another folder")
