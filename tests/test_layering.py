@@ -67,7 +67,7 @@ def test_only_backend_modules_import_device_libraries_by_name():
 # import a device library (CuPy's import alone can take seconds and print CUDA warnings).
 PROBE = """
 import json, sys
-import xpnet.train, xpnet.check, xpnet.trainer, xpnet.agreement
+import xpnet.train, xpnet.check, xpnet.trainer, xpnet.agreement, xpnet.predict, xpnet.evaluate
 from xpnet.backend import resolve_backend
 assert resolve_backend("cpu").name == "numpy"
 assert xpnet.train.main(["--device", "cpu", "--dataset", "digits", "--epochs", "1", "--hidden", "8"]) == 0

@@ -18,9 +18,10 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -68,21 +69,21 @@ def n_opt_arrays(optimizer: str, n_params: int) -> int:
     return len(OPTIMIZERS[optimizer].init(np, [np.zeros(1)] * n_params))
 
 
-def check_writable(path: str | Path) -> Path:
-    """Fail now, before any training, if a checkpoint cannot be written at ``path``."""
+def check_writable(path: str | Path, flag: str = "--save", example: str = "model.npz") -> Path:
+    """Fail now, before any training, if a file cannot be written at ``path`` (given as ``flag``)."""
     path = Path(path).expanduser()
     folder = path.parent
     if path.is_dir():
-        raise CheckpointError(f"cannot save to {path}: it is a folder; give a file name like {path / 'model.npz'}")
+        raise CheckpointError(f"cannot save to {path}: it is a folder; give a file name like {path / example}")
     if not folder.is_dir():
         raise CheckpointError(f"cannot save to {path}: folder {folder} does not exist; create it first")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise CheckpointError(f"cannot save to {path}: {e.strerror or e} in {folder}; choose another --save") from None
+        raise CheckpointError(f"cannot save to {path}: {e.strerror or e} in {folder}; choose another {flag}") from None
     if path.exists() and not os.access(path, os.W_OK):
-        raise CheckpointError(f"cannot save to {path}: the file is read-only; choose another --save")
+        raise CheckpointError(f"cannot save to {path}: the file is read-only; choose another {flag}")
     return path
 
 
@@ -126,11 +127,15 @@ def save_checkpoint(
         "history": [vars(s) for s in state.history],
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    _atomic_write(path, arrays)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
     return path
 
 
-def _atomic_write(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Create or replace ``path`` with what ``write`` writes to a binary file, all or nothing.
+
+    A crash or an exception at any point leaves the previous file (or none) and no temporary file.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes the file private (0600); give it the mode open() would
@@ -138,11 +143,11 @@ def _atomic_write(path: Path, arrays: dict[str, np.ndarray]) -> None:
             os.umask(umask)
             os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:  # an error or a second Ctrl-C: drop the partial file, keep the old checkpoint
+    except BaseException:  # an error or a second Ctrl-C: drop the partial file, keep the old one
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise

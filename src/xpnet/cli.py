@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -26,11 +27,18 @@ def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, prog: str = "xpnet") -> int:
-    """Call ``main``; an `XpnetError` becomes its message on one line and its exit status (2 unless it says)."""
+    """Call ``main``; an `XpnetError` becomes its message on one line and its exit status (2 unless it says).
+
+    Output piped into a reader that stops early (``| head``) ends the run quietly with status 1.
+    """
     try:
         return main(argv)
     except XpnetError as e:
         fail(f"{prog}: error: {e}", e.exit_status)
+    except BrokenPipeError:
+        # As the Python docs advise: point stdout at devnull so that flushing it at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def positive_int(text: str) -> int:

@@ -8,8 +8,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import IO
 
-from . import cli
+from . import cli, runlog
 from .backend import Backend, is_out_of_memory, resolve_backend
 from .checkpoint import Checkpoint, check_resumable, check_writable, load_checkpoint, save_checkpoint
 from .data import DATASETS, Dataset, hold_out, load_dataset
@@ -18,6 +19,7 @@ from .errors import OutOfMemory, TrainingDiverged
 from .interrupt import StopOnSignal
 from .model import ACTIVATIONS
 from .optim import OPTIMIZERS
+from .progress import EpochBar
 from .trainer import EpochStats, TrainConfig, TrainResult, TrainState, train
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
@@ -99,6 +101,17 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds weights and shuffling (default: 1)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of results on stdout")
     p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no per-epoch lines (errors, the result and the --json line still print)",
+    )
+    p.add_argument(
+        "--log",
+        default=None,
+        metavar="PATH",
+        help="write one JSON object per epoch to PATH (JSON Lines, after a header line for the run); --resume appends",
+    )
+    p.add_argument(
         "--save",
         default=None,
         metavar="PATH",
@@ -143,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Checked before any data is read or any epoch is run: a bad path must not cost an hour of training.
     save_path = check_writable(args.save) if args.save else None
+    log_path = check_writable(args.log, flag="--log", example="train.jsonl") if args.log else None
     ckpt = load_checkpoint(args.resume) if args.resume else None
     config = TrainConfig(
         hidden=args.hidden,
@@ -187,11 +201,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ckpt is not None:
         was = f"{ckpt.meta['backend']} on {ckpt.meta['device']}"
         print(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {was})", flush=True)
+    bar = None
+    if not args.quiet:
+        bar = EpochBar(config.epochs, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))
+    log = None
+    if log_path is not None:
+        log = open(log_path, "a" if ckpt is not None else "w", encoding="utf-8")  # closed in the finally below
+        runlog.write_line(
+            log,
+            runlog.header(
+                dataset=data.name,
+                n_train=len(data.y_train),
+                n_val=0 if data.y_val is None else len(data.y_val),
+                n_test=len(data.y_test),
+                backend=backend.name,
+                device=backend.device_name,
+                seed=config.seed,
+                config=config.to_dict(),
+                resumed_from_epoch=ckpt.state.epoch if ckpt is not None else None,
+            ),
+        )
     try:
-        result = _train(backend, data, config, ckpt, save_path, val_split)
+        result = _train(backend, data, config, ckpt, save_path, val_split, bar, log)
     except KeyboardInterrupt:  # the second Ctrl-C: quit now; an unfinished checkpoint write was discarded
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if bar is not None:
+            bar.clear()
+        if log is not None:
+            log.close()
     if result.stopped:
         return EXIT_INTERRUPTED
 
@@ -226,8 +265,13 @@ def _train(
     ckpt: Checkpoint | None,
     save_path: Path | None,
     val_split: int,
+    bar: EpochBar | None = None,
+    log: IO[str] | None = None,
 ) -> TrainResult:
-    """Run `train` with checkpoints after each epoch, a graceful first Ctrl-C and one-line failures."""
+    """Run `train` with checkpoints after each epoch, a graceful first Ctrl-C and one-line failures.
+
+    Each epoch's line goes to stdout (none without ``bar``, which --quiet leaves out) and to ``log``.
+    """
     saved: list[int] = []  # the epoch the checkpoint on disk holds, once one is written
 
     def save(state: TrainState) -> None:
@@ -236,11 +280,26 @@ def _train(
             saved[:] = [state.epoch]
 
     def show(stats: EpochStats) -> None:
-        print(format_epoch(stats, config.epochs), flush=True)
+        if log is not None:
+            runlog.write_line(log, runlog.epoch_record(stats, config.learning_rate))
+        if bar is not None:
+            bar.clear()
+            print(format_epoch(stats, config.epochs), flush=True)
 
     try:
         with StopOnSignal() as stop:
-            result = train(backend, data, config, show, state=ckpt and ckpt.state, on_state=save, stop=stop)
+            result = train(
+                backend,
+                data,
+                config,
+                show,
+                state=ckpt and ckpt.state,
+                on_state=save,
+                stop=stop,
+                on_step=bar.step if bar is not None and bar.enabled else None,
+            )
+            if bar is not None:
+                bar.clear()
             if result.stopped and result.state is not None:
                 s = result.state
                 where = f"epoch {s.epoch + 1}, step {s.step}"

@@ -115,12 +115,15 @@ class TrainResult:
         return sum(e.seconds for e in self.history)
 
 
+def images_to_device(backend: Backend, images: np.ndarray, dtype: Any) -> Any:
+    """Host uint8 image rows -> device rows scaled to [0, 1] in ``dtype``."""
+    # Moving uint8 and scaling on the device sends a quarter of the bytes float32 would.
+    return backend.xp.astype(backend.asarray(images), dtype) / 255.0
+
+
 def to_device(backend: Backend, images: np.ndarray, labels: np.ndarray, dtype: Any) -> tuple[Any, Any]:
     """Host uint8 images and labels -> device images scaled to [0, 1] in ``dtype`` and int64 labels."""
-    xp = backend.xp
-    # Moving uint8 and scaling on the device sends a quarter of the bytes float32 would.
-    x = xp.astype(backend.asarray(images), dtype) / 255.0
-    return x, backend.asarray(labels.astype(np.int64))
+    return images_to_device(backend, images, dtype), backend.asarray(labels.astype(np.int64))
 
 
 def count_correct(xp: Any, logits: Any, labels: Any) -> Any:
@@ -182,6 +185,7 @@ def train(
     state: TrainState | None = None,
     on_state: Callable[[TrainState], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    on_step: Callable[[int, int, Any], None] | None = None,
 ) -> TrainResult:
     """Train an MLP on ``data`` with ``backend`` up to ``config.epochs`` epochs in all.
 
@@ -191,7 +195,8 @@ def train(
     returns with ``stopped`` set. Raises `TrainingDiverged` when an epoch ends with NaN/Inf weights, or a
     loss that is NaN/Inf or above `LOSS_LIMIT`; ``on_state`` is then not called, so the last checkpoint
     saved stays the last good one. ``fast=False`` forces the portable reference step even where the
-    backend has a fast path.
+    backend has a fast path. ``on_step(epoch, rows_done, loss_sum)`` is called after every step with the
+    epoch's rows trained so far and their summed loss, a device array: reading it waits for the device.
     """
     xp = backend.xp
     dtype = backend.dtype(config.dtype)
@@ -252,6 +257,8 @@ def train(
             loss_sum = loss_sum + loss * float(j - i)
             correct = correct + count_correct(xp, logits, yb)
             step_losses.append(loss)  # a reference, not a read: used only to name a divergent step
+            if on_step is not None:
+                on_step(epoch, j, loss_sum)
         # A NaN anywhere propagates into the sum; one read covers the loss and every weight.
         finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
         backend.sync()

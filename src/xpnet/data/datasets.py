@@ -28,6 +28,21 @@ IDX_FILES = {
 }
 # Where Debian's package dataset-fashion-mnist puts the files.
 SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+# Fashion-MNIST's class names in the order of its labels (Zalando's README); the others' classes are digits.
+CLASS_NAMES = {
+    "fashion-mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+}
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0  # fixed, so that --seed changes the model and never the test set
 
@@ -52,6 +67,11 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return self.x_train.shape[1]
+
+
+def class_names(name: str) -> tuple[str, ...]:
+    """The name of each class of data set ``name``: its digits "0".."9", or Fashion-MNIST's garments."""
+    return CLASS_NAMES.get(name, tuple(str(k) for k in range(N_CLASSES)))
 
 
 def default_data_dir(name: str) -> Path:

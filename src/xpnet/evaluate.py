@@ -1,0 +1,186 @@
+"""``python -m xpnet.evaluate --model model.npz``: how good a trained model is on its test set, and where it errs.
+
+Prints the test accuracy, each class's precision and recall and the confusion matrix; ``--plot DIR`` also
+draws the training curves, the confusion matrix and the worst mistakes as PNGs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import cli, metrics
+from .backend import resolve_backend
+from .checkpoint import Checkpoint, check_writable, load_checkpoint
+from .data import load_dataset
+from .data.datasets import N_CLASSES, class_names
+from .errors import DataError, XpnetError
+from .inference import classify, device_params
+from .runlog import EPOCH_KEYS, read_log
+
+PROG = "xpnet.evaluate"
+N_WORST = 24
+PLOTS = ("training-curves.png", "confusion-matrix.png", "worst-misclassified.png")
+
+
+def build_parser() -> cli.ArgumentParser:
+    p = cli.ArgumentParser(
+        prog=f"python -m {PROG}",
+        description="Score a model trained by python -m xpnet.train --save on the test set of its data set.",
+        epilog="Example: python -m xpnet.evaluate --model model.npz --plot plots/ --log train.jsonl",
+    )
+    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="folder holding the data set's IDX files (default: where xpnet.train looks)",
+    )
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="DIR",
+        help="write training-curves.png, confusion-matrix.png and worst-misclassified.png to DIR "
+        "(created if missing; needs matplotlib)",
+    )
+    p.add_argument(
+        "--log",
+        default=None,
+        metavar="PATH",
+        help="the training log (xpnet.train --log) to draw the curves from (default: the checkpoint's history)",
+    )
+    p.add_argument("--json", action="store_true", help="end with one JSON line of the results on stdout")
+    cli.add_device_flags(p)
+    return p
+
+
+def plot_folder(text: str) -> Path:
+    """The --plot folder, made if missing (its parent must exist) and checked writable before any work."""
+    folder = Path(text).expanduser()
+    try:
+        folder.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        raise XpnetError(f"--plot {folder}: folder {folder.parent} does not exist; create it first") from None
+    except (FileExistsError, NotADirectoryError):
+        raise XpnetError(f"--plot {folder}: not a folder; give a folder for the PNG files") from None
+    except OSError as e:
+        raise XpnetError(f"--plot {folder}: cannot create it ({e.strerror or e}); choose another") from None
+    if not folder.is_dir():
+        raise XpnetError(f"--plot {folder}: not a folder; give a folder for the PNG files")
+    check_writable(folder / PLOTS[0], flag="--plot")
+    return folder
+
+
+def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> str:
+    """The text report: accuracy, per-class precision/recall/support and the confusion matrix."""
+    precision, recall = metrics.precision_recall(cm)
+    total = int(cm.sum())
+    width = max(len(s) for s in labels)
+
+    def pct(v: float) -> str:
+        return f"{100 * v:6.2f}%" if not math.isnan(v) else "      -"
+
+    lines = [f"test accuracy {100 * metrics.accuracy(cm):.2f}% ({int(np.trace(cm))} of {total} {name} test images)"]
+    lines += ["", f"{'class':<{width + 3}}  precision   recall  support"]
+    for k, label in enumerate(labels):
+        lines.append(f"{k:>2} {label:<{width}}    {pct(precision[k])}  {pct(recall[k])}  {int(cm[k].sum()):7d}")
+    cell = max(5, len(str(int(cm.max()))) + 1)
+    lines += ["", "confusion matrix (rows: true class, columns: predicted class)"]
+    lines.append(" " * 3 + "".join(f"{k:>{cell}}" for k in range(len(labels))))
+    lines += [f"{k:>2} " + "".join(f"{v:>{cell}}" for v in row) for k, row in enumerate(cm.tolist())]
+    if width > 1:
+        lines.append("classes: " + ", ".join(f"{k} {s}" for k, s in enumerate(labels)))
+    return "\n".join(lines)
+
+
+def history_records(ckpt: Checkpoint) -> list[dict[str, Any]]:
+    """The checkpoint's own per-epoch statistics, shaped like training-log records."""
+    return [{k: getattr(s, k) for k in EPOCH_KEYS} for s in ckpt.state.history]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ckpt = load_checkpoint(args.model)
+    # Everything that can fail on a flag is checked before the data set is read and scored.
+    if args.log is not None and args.plot is None:
+        raise XpnetError("--log only feeds the curves of --plot: add --plot DIR, or leave --log out")
+    folder, log = None, None
+    if args.plot is not None:
+        from . import plots
+
+        plots.require_matplotlib()
+        log = read_log(args.log) if args.log is not None else None
+        folder = plot_folder(args.plot)
+    data = load_dataset(ckpt.dataset, args.data_dir)
+    if data.n_features != ckpt.layer_sizes[0]:
+        raise DataError(
+            f"{ckpt.path} takes {ckpt.layer_sizes[0]} inputs but {data.name} in {data.source} has "
+            f"{data.n_features} pixels per image: give the --data-dir the model was trained on"
+        )
+    backend = resolve_backend(args.device, args.backend)
+    if backend.note:
+        print(backend.note, file=sys.stderr)
+
+    c = ckpt.config
+    pred, probs = classify(backend, device_params(backend, ckpt), data.x_test, c.activation, c.dtype)
+    y = data.y_test.astype(np.int64)
+    cm = metrics.confusion_matrix(y, pred, N_CLASSES)
+    labels = class_names(data.name)
+    print(f"{ckpt.describe()}; {backend}")
+    print(report(data.name, cm, labels))
+
+    written = []
+    if folder is not None:
+        from . import plots
+
+        name = f"{data.name}, {'-'.join(map(str, ckpt.layer_sizes))} {c.activation}, epoch {ckpt.state.epoch}"
+        epochs = log if log is not None else history_records(ckpt)
+        if epochs:
+            written.append(plots.save(plots.curves(epochs, name), folder / PLOTS[0]))
+        else:
+            print("no epochs logged: the training curves are left out", file=sys.stderr)
+        title = f"{name}: test accuracy {100 * metrics.accuracy(cm):.2f}%"
+        written.append(plots.save(plots.confusion(cm, labels, title), folder / PLOTS[1]))
+        p_true = probs[np.arange(len(y)), y]
+        wrong = np.flatnonzero(pred != y)
+        worst = wrong[np.argsort(p_true[wrong], kind="stable")][:N_WORST]
+        if worst.size:
+            grid = plots.worst(
+                data.x_test[worst],
+                data.image_shape,
+                y[worst],
+                pred[worst],
+                p_true[worst],
+                labels,
+                f"the {len(worst)} test images the model got most wrong (true → predicted)",
+            )
+            written.append(plots.save(grid, folder / PLOTS[2]))
+        else:
+            print("no test image is misclassified: worst-misclassified.png is left out", file=sys.stderr)
+        print("wrote " + ", ".join(str(p) for p in written))
+
+    if args.json:
+        precision, recall = metrics.precision_recall(cm)
+        summary = {
+            "model": str(ckpt.path),
+            "dataset": data.name,
+            "n_test": int(cm.sum()),
+            "accuracy": metrics.accuracy(cm),
+            "classes": list(labels),
+            "precision": [None if math.isnan(v) else float(v) for v in precision],
+            "recall": [None if math.isnan(v) else float(v) for v in recall],
+            "confusion_matrix": cm.tolist(),
+            "plots": [str(p) for p in written],
+        }
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog=PROG))

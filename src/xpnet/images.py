@@ -1,0 +1,203 @@
+"""Turn any picture of one digit (or garment) into the image a model was trained on, in host NumPy.
+
+MNIST was made by fitting each binary NIST digit into a 20x20 box, keeping its aspect ratio, with an
+antialiased resize, then pasting it into a 28x28 field so that its centre of mass sits in the middle.
+Fashion-MNIST fits the longest side of each product to 28 pixels and centres its bounding box; the 8x8
+``digits`` are 32x32 bitmaps filled to their height and averaged over 4x4 blocks. A `Layout` records
+each recipe and `prepare` applies it to a photo, a scan or a drawing of any size and polarity:
+
+1. grayscale in [0, 1] (a transparent background makes the alpha channel the ink);
+2. light ink on a dark background, as the data sets have it: a light border means dark-on-light, which
+   is inverted; then the background level is subtracted and the ink stretched to full scale;
+3. noise thresholded away: faint pixels and isolated specks;
+4. cropped to the ink's bounding box, resized so its longest side fills the layout's box;
+5. pasted into the canvas centred by mass (or by box), averaged down to the model's size.
+
+Everything here is data preparation on the host, like ``xpnet.data``: no device and no Pillow (reading
+files is `xpnet.predict`'s job), so ``.npy`` inputs and the tests need NumPy alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Ink fainter than this share of the strongest stroke is dropped: JPEG ringing, scanner dust. More is
+# dropped on a noisy photo (see `ink`), never more than MAX_NOISE.
+NOISE = 0.05
+MAX_NOISE = 0.5
+BORDER = 0.05  # the outer 5% of each side is taken as background when judging polarity
+MAX_SIDE = 1024  # larger pictures are block-averaged below this first: a digit needs no more pixels
+
+
+class BlankImage(ValueError):
+    """The picture holds no ink: one flat colour, or nothing above the noise threshold."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a data set's images were made: the ink's longest side fills ``box`` pixels of a ``work``
+    square canvas, which is then averaged down to ``side`` x ``side`` (``work`` a multiple of ``side``)."""
+
+    side: int
+    box: int
+    work: int
+    by_mass: bool = True  # centre the ink's centre of mass; False: centre its bounding box
+
+    @property
+    def n_features(self) -> int:
+        return self.side * self.side
+
+
+LAYOUTS = {
+    "mnist": Layout(side=28, box=20, work=28),
+    "fashion-mnist": Layout(side=28, box=28, work=28, by_mass=False),
+    "digits": Layout(side=8, box=32, work=32),
+}
+
+
+def layout_for(dataset: str, n_features: int) -> Layout:
+    """The recipe of ``dataset``, or of its shape (784 inputs: MNIST's, 64: digits') for another name.
+
+    Raises `ValueError` when the model's input size matches no known layout.
+    """
+    layout = LAYOUTS.get(dataset)
+    if layout is not None and layout.n_features == n_features:
+        return layout
+    for name in ("mnist", "digits"):
+        if LAYOUTS[name].n_features == n_features:
+            return LAYOUTS[name]
+    raise ValueError(f"a model with {n_features} inputs takes no image layout xpnet knows (784 = 28x28, 64 = 8x8)")
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """An (H, W) or (H, W, channels) array of any numeric dtype -> float64 (H, W) in [0, 1].
+
+    Integers are read as 0..255 (0..65535 for 16-bit), floats as 0..1 unless they exceed 1, booleans as
+    0/1. With an alpha channel that is not fully opaque, the alpha is the ink: drawing programs save a
+    digit as strokes on a transparent background, and the strokes' colour may be black or white.
+    """
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (2, 3, 4))):
+        raise ValueError(f"expected one image of shape (H, W) or (H, W, 1|2|3|4), got shape {a.shape}")
+    if min(a.shape[:2]) < 1:
+        raise ValueError(f"the image is empty (shape {a.shape})")
+    if a.dtype == np.bool_:
+        x = a.astype(np.float64)
+    elif np.issubdtype(a.dtype, np.integer):
+        x = a.astype(np.float64) / (65535.0 if a.max(initial=0) > 255 else 255.0)
+    elif np.issubdtype(a.dtype, np.floating):
+        x = a.astype(np.float64)
+        if not np.isfinite(x).all():
+            raise ValueError("the image holds NaN or infinite values")
+        peak = x.max(initial=0.0)
+        x = x / 255.0 if peak > 1.0 else x
+    else:
+        raise ValueError(f"expected numeric pixels, got dtype {a.dtype}")
+    x = np.clip(x, 0.0, 1.0)
+    if x.ndim == 2:
+        return x
+    colour, alpha = (x[:, :, :-1], x[:, :, -1]) if x.shape[2] in (2, 4) else (x, None)
+    if alpha is not None and alpha.min() < 1.0:
+        return alpha
+    if colour.shape[2] == 1:
+        return colour[:, :, 0]
+    return colour @ np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, as Pillow's convert("L")
+
+
+def shrink(gray: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:
+    """Average ``gray`` over k x k blocks (cheap, antialiased) until its longest side is at most ``limit``."""
+    k = -(-max(gray.shape) // limit)
+    if k <= 1:
+        return gray
+    h, w = (s // k * k for s in gray.shape)
+    if h == 0 or w == 0:  # a very thin strip: keep whole pixels along the short side
+        return gray
+    return gray[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+
+
+def ink(gray: np.ndarray) -> np.ndarray:
+    """Light ink on a zero background, stretched to [0, 1], noise removed; `BlankImage` if none is left."""
+    h, w = gray.shape
+    b = max(1, round(BORDER * min(h, w)))
+    ring = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
+    background = float(np.median(ring))
+    if background > 0.5:  # dark ink on light paper: MNIST's ink is light on black
+        gray, ring, background = 1.0 - gray, 1.0 - ring, 1.0 - background
+    peak = float(gray.max())
+    if peak - background < 0.05:
+        raise BlankImage("no digit found: the image is one flat colour")
+    x = np.clip((gray - background) / (peak - background), 0.0, 1.0)
+    # The paper's own variation, measured robustly on the border (median absolute deviation, as a standard
+    # deviation): 4 of them is noise. A clean digital image has none and keeps even its faintest ink.
+    spread = 1.4826 * float(np.median(np.abs(ring - background))) / (peak - background)
+    x[x < min(MAX_NOISE, max(NOISE, 4.0 * spread))] = 0.0
+    # A lit pixel with no lit neighbour is a speck of dust or sensor noise; real strokes are thicker.
+    lit = x > 0
+    padded = np.pad(lit, 1)
+    neighbours = sum(padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    speck = lit & (neighbours == 1)
+    if speck.sum() < lit.sum():  # keep a lone pixel when it is all there is (a tiny .npy, say)
+        x[speck] = 0.0
+    return x
+
+
+def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resample ``image`` to ``shape``: area averaging when shrinking (antialiased), bilinear when growing."""
+    rows, cols = _weights(image.shape[0], shape[0]), _weights(image.shape[1], shape[1])
+    return rows @ image @ cols.T
+
+
+def _weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix whose row i mixes the input pixels that make output pixel i; rows sum to 1."""
+    scale = n_in / n_out
+    j = np.arange(n_in)[None, :]
+    if scale >= 1:  # each output pixel is the mean of the input area under it (exact for whole factors)
+        start = np.arange(n_out)[:, None] * scale
+        w = np.clip(np.minimum(j + 1, start + scale) - np.maximum(j, start), 0.0, None)
+    else:  # a tent between neighbouring input pixel centres
+        centres = (np.arange(n_out)[:, None] + 0.5) * scale
+        w = np.maximum(0.0, 1.0 - np.abs(j + 0.5 - centres))
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    """(row, column) of the intensity-weighted centre of ``image``, in pixel-index coordinates."""
+    total = image.sum()
+    rows, cols = np.indices(image.shape)
+    return float((rows * image).sum() / total), float((cols * image).sum() / total)
+
+
+def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
+    """Crop ``x`` (ink on zero) to its ink, fit it in ``layout.box`` and centre it in the canvas."""
+    lit = x > 0
+    r, c = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
+    crop = x[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
+    scale = layout.box / max(crop.shape)
+    glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
+    k = layout.work // layout.side
+    if layout.by_mass:
+        # Moves are whole pixels of the model's image, so that averaging down to it mixes no extra pixels.
+        cy, cx = centre_of_mass(glyph)
+        middle = (layout.work - 1) / 2
+        top, left = (k * round((middle - cm) / k) for cm in (cy, cx))
+    else:
+        top, left = ((layout.work - n + 1) // 2 for n in glyph.shape)  # the odd pixel before, as ImageMagick
+    # Clamped so that no ink is cut off: a glyph as wide as the canvas cannot move sideways.
+    top = min(max(top, 0), layout.work - glyph.shape[0])
+    left = min(max(left, 0), layout.work - glyph.shape[1])
+    canvas = np.zeros((layout.work, layout.work))
+    canvas[top : top + glyph.shape[0], left : left + glyph.shape[1]] = glyph
+    return canvas.reshape(layout.side, k, layout.side, k).mean(axis=(1, 3))
+
+
+def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
+    """Any picture (see `to_gray`) -> the (side, side) uint8 image in 0..255 a model of ``layout`` expects.
+
+    Raises `ValueError` for an array that is not an image and `BlankImage` when no ink is found.
+    """
+    x = ink(shrink(to_gray(image)))
+    return np.rint(255.0 * fit(x, layout)).astype(np.uint8)

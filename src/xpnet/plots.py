@@ -1,0 +1,118 @@
+"""The pictures of ``xpnet.evaluate --plot``: training curves, confusion matrix, worst mistakes.
+
+Drawn with matplotlib's object API on its Agg (file-only) canvas: no pyplot state, no display needed.
+Each PNG is rendered in memory and then written atomically, so an interrupted run leaves whole files.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .checkpoint import atomic_write
+from .errors import XpnetError
+
+MATPLOTLIB_HINT = 'pip install "xpnet[plot]" (matplotlib)'
+DPI = 110
+
+
+def require_matplotlib() -> None:
+    """Fail with one line (exit 2) when matplotlib is missing, before any work is done."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise XpnetError(f"--plot needs matplotlib: {MATPLOTLIB_HINT}") from None
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: Any, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return path
+
+
+def curves(epochs: Sequence[dict[str, Any]], title: str) -> Any:
+    """Loss and accuracy per epoch, from training-log records (see `xpnet.runlog`)."""
+    fig = _figure(9.0, 3.6)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    x = [e["epoch"] for e in epochs]
+    marker = "o" if len(x) <= 30 else None
+    loss_ax.plot(x, [e["loss"] for e in epochs], marker=marker, color="tab:red")
+    loss_ax.set(title="training loss (mean cross-entropy)", xlabel="epoch", ylabel="loss")
+    for key, label, color in (
+        ("train_accuracy", "train", "tab:blue"),
+        ("val_accuracy", "validation", "tab:green"),
+        ("test_accuracy", "test", "tab:orange"),
+    ):
+        points = [(e["epoch"], 100 * e[key]) for e in epochs if e.get(key) is not None]
+        if points:
+            acc_ax.plot(*zip(*points), marker=marker, label=label, color=color)
+    acc_ax.set(title="accuracy", xlabel="epoch", ylabel="%")
+    acc_ax.legend(loc="lower right")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title)
+    return fig
+
+
+def confusion(cm: np.ndarray, labels: Sequence[str], title: str) -> Any:
+    """Counts in each cell, coloured by the share of the true class (row) so that errors stand out."""
+    k = cm.shape[0]
+    long_names = max(len(s) for s in labels) > 2
+    fig = _figure(7.4 if long_names else 6.4, 6.6 if long_names else 5.8)
+    ax = fig.subplots()
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    # A square root stretches the small off-diagonal shares, where the interesting mistakes are.
+    image = ax.imshow(np.sqrt(share), cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j]:
+                dark = np.sqrt(share[i, j]) > 0.6
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    ax.set_xticks(range(k), labels, rotation=45 if long_names else 0, ha="right" if long_names else "center")
+    ax.set_yticks(range(k), labels)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    bar = fig.colorbar(image, ax=ax, shrink=0.8)
+    ticks = [0.0, 0.01, 0.05, 0.2, 0.5, 1.0]
+    bar.set_ticks(np.sqrt(ticks), labels=[f"{100 * t:g}%" for t in ticks])
+    bar.set_label("share of the true class")
+    return fig
+
+
+def worst(
+    images: np.ndarray,
+    shape: tuple[int, int],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    p_true: np.ndarray,
+    labels: Sequence[str],
+    title: str,
+    columns: int = 6,
+) -> Any:
+    """A grid of images titled true -> predicted and the probability the model gave the true class."""
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig = _figure(1.5 * columns, 1.75 * rows + 0.5)
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, image, t, p, q in zip(axes, images, y_true, y_pred, p_true):
+        ax.imshow(image.reshape(shape), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+        chance = f"{100 * q:.2f}%" if q >= 5e-5 else "< 0.01%"
+        ax.set_title(f"{labels[t]} → {labels[p]}\np({labels[t]}) {chance}", fontsize=8)
+    fig.suptitle(title)
+    return fig

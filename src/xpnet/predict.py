@@ -1,0 +1,210 @@
+"""``python -m xpnet.predict --model model.npz IMAGE...``: classify pictures of digits (or garments).
+
+Each picture (PNG, JPEG or anything else Pillow reads, or a NumPy ``.npy`` array) is prepared the way the
+model's data set was (`xpnet.images`) and classified on the chosen backend. A file that cannot be read is
+one line on stderr; the others are still classified, and the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from . import cli, images
+from .backend import resolve_backend
+from .checkpoint import atomic_write, check_writable, load_checkpoint
+from .data.datasets import class_names
+from .errors import CheckpointError, XpnetError
+from .inference import classify, device_params
+
+PROG = "xpnet.predict"
+PILLOW_HINT = 'pip install "xpnet[images]" (Pillow)'
+NPY_MAGIC = b"\x93NUMPY"
+
+
+class PictureError(Exception):
+    """One input file cannot be read as a picture; the message says why and what would work."""
+
+
+def build_parser() -> cli.ArgumentParser:
+    p = cli.ArgumentParser(
+        prog=f"python -m {PROG}",
+        description="Classify pictures with a model trained by python -m xpnet.train --save. Each picture is "
+        "grayscaled, inverted if it is dark on light, cropped to its ink, scaled and centred as the training "
+        "images were.",
+        epilog="Example: python -m xpnet.predict --model model.npz digit.png photo.jpg --top 3",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG (any format Pillow reads) or .npy files")
+    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
+    p.add_argument(
+        "--top", type=cli.positive_int, default=1, metavar="K", help="show the K likeliest classes (default: 1)"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per line, one per IMAGE in order (unreadable ones with an 'error')",
+    )
+    p.add_argument(
+        "--save-input",
+        default=None,
+        metavar="DIR",
+        help="write the image the model saw for each IMAGE to DIR/<name>.seen.png (existing folder)",
+    )
+    cli.add_device_flags(p)
+    return p
+
+
+def import_pillow() -> ModuleType:
+    """``PIL.Image``, or a one-line error (exit 2) naming the extra that installs it."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise XpnetError(f"reading PNG/JPEG pictures needs Pillow: {PILLOW_HINT}, or give .npy arrays") from None
+    return Image
+
+
+def read_picture(path: Path, pil: ModuleType | None) -> np.ndarray:
+    """The pixels of ``path`` as an array `images.to_gray` takes; `PictureError` if it holds no picture."""
+    if not path.is_file():
+        raise PictureError("no such file" if not path.exists() else "not a file")
+    if path.suffix.lower() == ".npy":
+        # np.load would take a zip for an .npz and anything else for a pickle: check the header first.
+        with open(path, "rb") as f:
+            if f.read(6) != NPY_MAGIC:
+                raise PictureError("not a NumPy .npy array (no .npy header); save one with numpy.save")
+        try:
+            a = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            if "pickle" in str(e) or "Object arrays" in str(e):
+                raise PictureError("holds Python objects, which xpnet never unpickles; save plain numbers") from None
+            raise PictureError(f"not a readable .npy array ({e})") from None
+        except (OSError, EOFError) as e:
+            raise PictureError(f"not a readable .npy array ({e})") from None
+        side = math.isqrt(a.size)
+        return a.reshape(side, side) if a.ndim == 1 and side * side == a.size else a  # a flattened data set row
+    assert pil is not None
+    from PIL import ImageOps
+
+    try:
+        with pil.open(path) as im:
+            im = ImageOps.exif_transpose(im)  # phone photos are stored sideways, with a rotation tag
+            if im.mode not in ("1", "L", "LA", "RGB", "RGBA", "I;16", "I", "F"):  # palette, CMYK...: convert
+                im = im.convert("RGBA" if "transparency" in im.info or im.mode.endswith("A") else "RGB")
+            # A 50-megapixel photo would cost gigabytes as float64; a digit needs a few hundred pixels.
+            im.thumbnail((images.MAX_SIDE, images.MAX_SIDE))
+            return np.asarray(im)
+    except (OSError, SyntaxError, ValueError, pil.DecompressionBombError) as e:  # UnidentifiedImageError too
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise PictureError(
+            f"not a picture Pillow can read ({reason}); give a PNG or JPEG file or a .npy array"
+        ) from None
+
+
+def unique_names(paths: Sequence[Path]) -> list[str]:
+    """``<stem>.seen.png`` for each path, numbered where two inputs share a stem."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        n = seen[p.stem] = seen.get(p.stem, 0) + 1
+        names.append(f"{p.stem}.seen.png" if n == 1 else f"{p.stem}-{n}.seen.png")
+    return names
+
+
+def check_folder(text: str, targets: Sequence[str], inputs: Sequence[Path]) -> Path:
+    """The --save-input folder, checked before any work: it exists, is writable and replaces no input."""
+    folder = Path(text).expanduser()
+    check_writable(folder / targets[0], flag="--save-input", example="")
+    clash = {(folder / t).resolve() for t in targets} & {p.resolve() for p in inputs}
+    if clash:
+        raise XpnetError(f"--save-input {folder} would overwrite the input {min(clash)}; choose another folder")
+    return folder
+
+
+def save_png(pil: ModuleType, path: Path, pixels: np.ndarray) -> None:
+    buf = io.BytesIO()
+    pil.fromarray(pixels, mode="L").save(buf, format="PNG")
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def format_result(name: str, top: list[tuple[int, float]], labels: Sequence[str]) -> str:
+    def label(k: int) -> str:
+        return labels[k] if labels[k] == str(k) else f"{k} {labels[k]}"
+
+    (best, p), rest = top[0], top[1:]
+    line = f"{name}: {label(best)} ({100 * p:.1f}%)"
+    if rest:
+        line += "; then " + ", ".join(f"{label(k)} ({100 * q:.1f}%)" for k, q in rest)
+    return line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ckpt = load_checkpoint(args.model)
+    try:
+        layout = images.layout_for(ckpt.dataset, ckpt.layer_sizes[0])
+    except ValueError as e:
+        raise CheckpointError(f"{ckpt.path}: {e}") from None
+    paths = [Path(p) for p in args.images]
+    needs_pillow = args.save_input is not None or any(p.suffix.lower() != ".npy" for p in paths)
+    pil = import_pillow() if needs_pillow else None
+    names = unique_names(paths)
+    save_dir = check_folder(args.save_input, names, paths) if args.save_input is not None else None
+    backend = resolve_backend(args.device, args.backend)
+    if backend.note:
+        print(backend.note, file=sys.stderr)
+
+    prepared: dict[int, np.ndarray] = {}
+    errors: dict[int, str] = {}
+    for i, path in enumerate(paths):
+        try:
+            prepared[i] = images.prepare(read_picture(path, pil), layout)
+        except (PictureError, ValueError) as e:  # BlankImage is a ValueError
+            errors[i] = str(e)
+            print(f"{PROG}: {path}: {e}", file=sys.stderr)
+    order = sorted(prepared)
+    rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)
+    c = ckpt.config
+    classes, probs = classify(backend, device_params(backend, ckpt), rows, c.activation, c.dtype)
+    labels = class_names(ckpt.dataset)
+    k = min(args.top, probs.shape[1])
+
+    found = dict(zip(order, range(len(order))))
+    for i, path in enumerate(paths):
+        if i in errors:
+            if args.json:
+                print(json.dumps({"file": str(path), "error": errors[i]}))
+            continue
+        row = found[i]
+        ranked = [int(classes[row])] + [int(j) for j in np.argsort(-probs[row], kind="stable") if j != classes[row]]
+        top = [(j, float(probs[row, j])) for j in ranked[:k]]
+        if args.json:
+            record: dict[str, Any] = {
+                "file": str(path),
+                "class": top[0][0],
+                "name": labels[top[0][0]],
+                "probability": top[0][1],
+                "top": [{"class": j, "name": labels[j], "probability": q} for j, q in top],
+            }
+            if save_dir is not None:
+                record["seen"] = str(save_dir / names[i])
+            print(json.dumps(record))
+        else:
+            print(format_result(str(path), top, labels))
+        if save_dir is not None:
+            assert pil is not None
+            save_png(pil, save_dir / names[i], prepared[i])
+    if save_dir is not None and not args.json and order:
+        print(f"the images the model saw: {save_dir}/*.seen.png ({layout.side}x{layout.side})", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog=PROG))

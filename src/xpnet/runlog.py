@@ -1,0 +1,82 @@
+"""The training log written by ``xpnet.train --log PATH`` and read by ``xpnet.evaluate --plot``: JSON Lines.
+
+Each run (and each resumed continuation, appended to the same file) starts with one header object::
+
+    {"type": "run", "started": "2025-01-31T12:00:00+00:00", "xpnet_version": "...", "dataset": "mnist",
+     "n_train": 60000, "n_val": 0, "n_test": 10000, "backend": "numpy", "device": "cpu",
+     "seed": 1, "config": {...}, "resumed_from_epoch": null}
+
+followed by one object per finished epoch::
+
+    {"type": "epoch", "epoch": 1, "loss": 0.41, "train_accuracy": 0.85, "val_accuracy": null,
+     "test_accuracy": 0.86, "seconds": 2.9, "samples_per_second": 20690.0, "lr": 0.001}
+
+``val_accuracy`` is null without ``--val-split``; ``test_accuracy`` is then null instead (the test set is
+scored once, at the end). Reading keeps the last line of each epoch number, so an epoch redone after a
+crash replaces the one logged before it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from . import __version__
+from .errors import XpnetError
+from .trainer import EpochStats
+
+EPOCH_KEYS = ("epoch", "loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds", "samples_per_second")
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None  # JSON has no Infinity
+
+
+def header(**fields: Any) -> dict[str, Any]:
+    """The first line of a run: when it started, the xpnet version, then ``fields``."""
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {"type": "run", "started": started, "xpnet_version": __version__, **fields}
+
+
+def epoch_record(stats: EpochStats, lr: float) -> dict[str, Any]:
+    record: dict[str, Any] = {"type": "epoch"}
+    record |= {k: _finite(getattr(stats, k)) if k != "epoch" else stats.epoch for k in EPOCH_KEYS}
+    return record | {"lr": lr}
+
+
+def write_line(stream: IO[str], record: dict[str, Any]) -> None:
+    """One JSON object on one line, flushed: a run killed at any moment leaves every finished epoch."""
+    stream.write(json.dumps(record) + "\n")
+    stream.flush()
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise XpnetError(f"cannot read the training log {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise XpnetError(
+            f"{path} is not an xpnet training log (not text); give the file of xpnet.train --log"
+        ) from None
+    epochs: dict[int, dict[str, Any]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if record.get("type") == "epoch":
+                epochs[int(record["epoch"])] = {k: record.get(k) for k in (*EPOCH_KEYS, "lr")}
+                float(record["loss"])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise XpnetError(
+                f"{path}, line {number}: not an xpnet training log (write one with python -m xpnet.train --log)"
+            ) from None
+    if not epochs:
+        raise XpnetError(f"{path} holds no epochs: not an xpnet training log, or the run logged none yet")
+    return [epochs[e] for e in sorted(epochs)]

@@ -1,0 +1,170 @@
+"""``python -m xpnet.evaluate`` and the metrics behind it: accuracy, precision, recall, confusion, plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xpnet import cli, evaluate, metrics
+from xpnet.backend import resolve_backend
+from xpnet.checkpoint import load_checkpoint
+from xpnet.data import load_dataset
+from xpnet.trainer import accuracy, to_device
+
+pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
+
+from trained_models import save_model, write_mnist_like
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PLOTS = ("training-curves.png", "confusion-matrix.png", "worst-misclassified.png")
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    data = load_dataset("digits")
+    return data, save_model(data, tmp_path_factory.mktemp("digits") / "digits.npz")
+
+
+@pytest.fixture(scope="module")
+def mnist(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mnist")
+    data = load_dataset("mnist", write_mnist_like(folder / "data"))
+    return data, save_model(data, folder / "mnist.npz")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """``python -m xpnet.evaluate ARGV`` in this process: (exit status, stdout, stderr)."""
+    try:
+        status = cli.run(evaluate.main, list(argv), prog=evaluate.PROG)
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# Hand-computed: 5 examples of 3 classes; class 2 is never predicted.
+TRUE = [0, 0, 1, 1, 2]
+PRED = [0, 1, 1, 1, 0]
+
+
+def test_confusion_matrix_counts_rows_true_columns_predicted():
+    cm = metrics.confusion_matrix(np.array(TRUE), np.array(PRED), 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert metrics.accuracy(cm) == pytest.approx(3 / 5)
+
+
+def test_precision_and_recall_by_hand():
+    precision, recall = metrics.precision_recall(metrics.confusion_matrix(np.array(TRUE), np.array(PRED), 3))
+    assert precision[:2].tolist() == pytest.approx([1 / 2, 2 / 3]) and math.isnan(precision[2])
+    assert recall.tolist() == pytest.approx([1 / 2, 1.0, 0.0])
+
+
+def test_metrics_refuse_labels_outside_the_classes():
+    with pytest.raises(ValueError, match=r"0\.\.2"):
+        metrics.confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
+    assert metrics.accuracy(np.zeros((3, 3), dtype=np.int64)) == 0.0
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist"])
+def test_reported_accuracy_is_the_trainers_and_the_matrix_adds_up(name, request, capsys):
+    data, model = request.getfixturevalue(name)
+    args = ["--model", str(model), "--device", "cpu", "--json"]
+    if name == "mnist":
+        args += ["--data-dir", data.source]
+    status, out, err = run(capsys, *args)
+    assert status == 0, err
+    summary = json.loads(out.splitlines()[-1])
+    ckpt, backend = load_checkpoint(model), resolve_backend("cpu")
+    x, y = to_device(backend, data.x_test, data.y_test, backend.xp.float32)
+    expected = accuracy(backend, [backend.asarray(p) for p in ckpt.state.params], x, y, ckpt.config.activation)
+    assert summary["accuracy"] == expected
+    assert f"test accuracy {100 * expected:.2f}% " in out
+    cm = np.array(summary["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == len(data.y_test) == summary["n_test"]
+    assert np.trace(cm) / cm.sum() == expected
+    assert cm.sum(axis=1).tolist() == np.bincount(data.y_test, minlength=10).tolist()
+    for k in range(10):  # the printed table holds the same recall
+        row = next(line for line in out.splitlines() if line.startswith(f"{k:>2} {k} "))
+        assert f"{100 * summary['recall'][k]:6.2f}%" in row
+
+
+def test_plots_are_real_pngs(digits, tmp_path, capsys):
+    Image = pytest.importorskip("PIL.Image", reason="the PNGs are checked with Pillow")
+    pytest.importorskip("matplotlib", reason="--plot draws with matplotlib")
+    _, model = digits
+    folder = tmp_path / "plots"
+    status, out, err = run(capsys, "--model", str(model), "--device", "cpu", "--plot", str(folder))
+    assert status == 0, err
+    assert f"wrote {folder / PLOTS[0]}" in out
+    assert sorted(p.name for p in folder.iterdir()) == sorted(PLOTS)  # and no temporary file left
+    for name in PLOTS:
+        path = folder / name
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+        assert path.stat().st_size > 5_000, f"{name} is suspiciously small"
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            assert 400 <= im.width <= 2000 and 250 <= im.height <= 2000, (name, im.size)
+
+
+def test_curves_come_from_the_training_log(digits, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--plot draws with matplotlib")
+    _, model = digits
+    log = tmp_path / "train.jsonl"
+    log.write_text(
+        json.dumps({"type": "run", "config": {}})
+        + "\n"
+        + "\n".join(json.dumps({"type": "epoch", "epoch": e, "loss": 1 / e, "train_accuracy": 0.9}) for e in (1, 2, 3))
+        + "\n"
+    )
+    status, _, err = run(capsys, "--model", str(model), "--plot", str(tmp_path / "p"), "--log", str(log))
+    assert status == 0, err
+    assert (tmp_path / "p" / "training-curves.png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda tmp: ["--log", str(tmp / "log.jsonl")], "--log only feeds the curves of --plot"),
+        (lambda tmp: ["--plot", str(tmp / "a" / "b")], "does not exist; create it first"),
+        (lambda tmp: ["--plot", str(tmp / "p"), "--log", str(tmp / "model.npz")], "not an xpnet training log"),
+    ],
+    ids=["log-without-plot", "plot-parent-missing", "log-not-a-log"],
+)
+def test_bad_flags_are_one_line_before_any_work(setup, message, digits, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--plot draws with matplotlib")
+    _, model = digits
+    (tmp_path / "model.npz").write_bytes(Path(model).read_bytes())
+    status, out, err = run(capsys, "--model", str(model), *setup(tmp_path))
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
+
+
+def test_missing_matplotlib_names_the_extra(digits, tmp_path, capsys, monkeypatch):
+    _, model = digits
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    status, out, err = run(capsys, "--model", str(model), "--plot", str(tmp_path / "p"))
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and 'pip install "xpnet[plot]"' in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly():
+    # As `python -m xpnet.evaluate ... | head -3`: the reader closes the pipe while the table is printed.
+    code = "import sys\nfrom xpnet import cli\n\ndef main(argv):\n    for i in range(200000):\n        print(i)\n\n"
+    code += "sys.exit(cli.run(main))\n"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -1,0 +1,123 @@
+"""Preprocessing pictures into the data sets' layouts (`xpnet.images`): pure host NumPy, no Pillow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnet import images
+
+MNIST = images.LAYOUTS["mnist"]
+
+
+def seven(height: int = 160, width: int = 120, top: int = 20, left: int = 10, stroke: int = 14) -> np.ndarray:
+    """A black '7' on white paper (float, 1 = white): a bar on top and a slanted stem, lopsided on purpose."""
+    page = np.ones((240, 200))
+    page[top : top + stroke, left : left + width] = 0.0
+    for r in range(top, top + height):
+        c = left + width - stroke - (r - top) * (width - stroke) // (2 * height)
+        page[r, c : c + stroke] = 0.0
+    return page
+
+
+def ink_box(image: np.ndarray) -> tuple[int, int]:
+    rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def test_an_off_centre_oversized_dark_on_light_digit_ends_centred_in_20x20():
+    page = seven()
+    out = images.prepare(page, MNIST)
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    assert out[0].max() == 0 and out[:, 0].max() == 0, "the paper became ink: no inversion"
+    assert out.max() == 255
+    h, w = ink_box(out)
+    assert max(h, w) in (19, 20) and min(h, w) < max(h, w), "fitted into 20x20 keeping the aspect ratio"
+    cy, cx = images.centre_of_mass(out.astype(float))
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1
+    # The same digit light on dark, as MNIST has it, gives the same image.
+    assert np.abs(images.prepare(1.0 - page, MNIST).astype(int) - out).max() <= 1
+
+
+def test_centring_is_by_mass_not_by_box():
+    out = images.prepare(seven(), MNIST).astype(float)
+    rows = np.flatnonzero(out.any(axis=1))
+    # The heavy bar sits on top: centring the mass puts the box's middle below the field's middle.
+    assert (rows[0] + rows[-1]) / 2 > 13.5
+
+
+def test_noise_and_specks_do_not_move_the_digit():
+    rng = np.random.default_rng(0)
+    clean = images.prepare(seven(), MNIST)
+    noisy = np.clip(0.85 * seven() + 0.1 + rng.normal(0, 0.03, (240, 200)), 0, 1)  # grey paper, grain
+    noisy[230, 190] = noisy[5, 195] = 0.0  # two specks of dust far from the digit
+    out = images.prepare(noisy, MNIST)
+    assert ink_box(out) == ink_box(clean)
+    assert np.abs(out.astype(int) - clean).mean() < 5
+
+
+def test_transparent_background_uses_alpha_as_ink():
+    ink = 1.0 - seven()
+    rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = 30  # dark strokes on a transparent (and dark) background
+    rgba[..., 3] = np.rint(255 * ink).astype(np.uint8)
+    assert np.abs(images.prepare(rgba, MNIST).astype(int) - images.prepare(seven(), MNIST)).max() <= 1
+
+
+@pytest.mark.parametrize("picture", [np.zeros((30, 30)), np.full((30, 30), 200, np.uint8)], ids=["black", "grey"])
+def test_a_blank_picture_is_refused(picture):
+    with pytest.raises(images.BlankImage, match="no digit found"):
+        images.prepare(picture, MNIST)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 3, 5)), np.zeros((4,)), np.array([["a"]]), np.zeros((0, 5))])
+def test_arrays_that_are_not_pictures_are_refused(bad):
+    with pytest.raises(ValueError):
+        images.prepare(bad, MNIST)
+
+
+def test_gray_reads_every_pixel_type_on_one_scale():
+    base = np.array([[0.0, 0.5], [1.0, 0.25]])
+    for a in (base, np.rint(base * 255).astype(np.uint8), base * 255.0, (base * 65535).astype(np.uint16)):
+        assert np.allclose(images.to_gray(a), base, atol=1 / 255)
+    rgb = np.stack([base] * 3, axis=-1)
+    assert np.allclose(images.to_gray(rgb), base)
+    assert images.to_gray(base > 0.4).tolist() == [[0.0, 1.0], [1.0, 0.0]]
+
+
+def test_resize_averages_areas_exactly_for_whole_factors():
+    a = np.arange(12.0).reshape(3, 4)
+    big = np.kron(a, np.ones((5, 5)))
+    assert np.allclose(images.resize(big, (3, 4)), a)
+    up = images.resize(a, (7, 9))
+    assert up.min() >= a.min() and up.max() <= a.max()  # interpolation never overshoots
+
+
+def test_digits_layout_is_8x8_in_the_digits_scale():
+    digit = np.kron(images.prepare(seven(), images.LAYOUTS["digits"]), np.ones((8, 8), np.uint8))
+    out = images.prepare(digit, images.LAYOUTS["digits"])
+    assert out.shape == (8, 8) and out.max() == 255
+    assert ink_box(out)[0] == 8, "the digits fill their height"
+    # An 8x8 digit shown enlarged comes back as itself.
+    assert np.array_equal(images.prepare(digit, images.LAYOUTS["digits"]), out)
+
+
+def test_preparing_twice_changes_little():
+    once = images.prepare(seven(), MNIST)
+    twice = images.prepare(once, MNIST)
+    assert np.abs(twice.astype(int) - once).mean() < 3
+
+
+def test_large_pictures_are_shrunk_first():
+    page = np.kron(seven(), np.ones((8, 8)))  # 1920x1600
+    assert max(images.shrink(page).shape) <= images.MAX_SIDE
+    assert np.abs(images.prepare(page, MNIST).astype(int) - images.prepare(seven(), MNIST)).max() <= 2
+
+
+def test_layout_follows_the_data_set_and_the_input_size():
+    assert images.layout_for("fashion-mnist", 784).box == 28
+    assert images.layout_for("mnist", 784) is MNIST
+    assert images.layout_for("my-own-digits", 784) is MNIST
+    assert images.layout_for("digits", 64).side == 8
+    with pytest.raises(ValueError, match="100 inputs"):
+        images.layout_for("mnist", 100)

@@ -1,0 +1,121 @@
+"""Training output: the progress bar (terminal only, few device reads), --quiet and the --log JSON Lines."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from xpnet import cli, progress, train
+from xpnet.progress import EpochBar
+
+pytest.importorskip("sklearn", reason="the training runs use scikit-learn's digits")
+
+TINY = ["--dataset", "digits", "--device", "cpu", "--hidden", "8", "--batch-size", "64"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class Clock:
+    """A clock that advances ``tick`` seconds each time it is read."""
+
+    def __init__(self, tick: float):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_the_bar_draws_on_a_terminal_and_reads_the_loss_only_when_it_redraws():
+    reads = []
+    stream = Terminal()
+    bar = EpochBar(5, 1000, 10, read=lambda s: reads.append(s) or s, stream=stream, clock=Clock(0.01))
+    for step in range(1, 101):  # one epoch of 100 steps over 1 simulated second
+        bar.step(2, 10 * step, 0.5 * 10 * step)
+    text = stream.getvalue()
+    assert 2 <= len(reads) <= 5, "the loss is read at most every 0.25 s, never every step"
+    last = text.split("\r")[-1]
+    assert last.startswith("epoch 2/5 [") and "/100 batches" in last and "samples/s" in last
+    assert last.rstrip().endswith("loss 0.5000")
+    bar.clear()
+    assert stream.getvalue().endswith("\r") and bar.drawn == 0
+
+
+def test_the_bar_is_silent_off_a_terminal():
+    reads = []
+    stream = io.StringIO()  # a pipe or a log file
+    bar = EpochBar(1, 100, 10, read=reads.append, stream=stream, clock=Clock(1.0))
+    for step in range(1, 11):
+        bar.step(1, 10 * step, 1.0)
+    bar.clear()
+    assert stream.getvalue() == "" and reads == []
+    assert EpochBar(1, 100, 10, read=float, stream=stream, isatty=True).enabled
+
+
+def test_rates_stay_short():
+    assert [progress.rate_text(r) for r in (950, 12_345, 1_234_567)] == ["950", "12.3k", "1.23M"]
+
+
+def run_train(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        status = cli.run(train.main, list(argv), prog="xpnet.train")
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_training_draws_the_bar_when_stderr_is_a_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(progress, "MIN_INTERVAL", 0.0)  # digits epochs are too short for 0.25 s
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    status, out, _ = run_train(capsys, *TINY, "--epochs", "2")
+    assert status == 0
+    assert "\repoch 1/2 [" in terminal.getvalue() and "\repoch 2/2 [" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r"), "the bar is erased before the epoch line"
+    assert sum(line.startswith("epoch ") for line in out.splitlines()) == 2
+
+
+def test_no_bar_off_a_terminal_and_no_epoch_lines_with_quiet(capsys, monkeypatch):
+    monkeypatch.setattr(progress, "MIN_INTERVAL", 0.0)
+    status, out, err = run_train(capsys, *TINY, "--epochs", "2")
+    assert status == 0 and "\r" not in err
+    assert sum(line.startswith("epoch ") for line in out.splitlines()) == 2
+    status, out, err = run_train(capsys, *TINY, "--epochs", "2", "--quiet", "--json")
+    assert status == 0 and "\r" not in err
+    assert not any(line.startswith("epoch ") for line in out.splitlines())
+    assert json.loads(out.splitlines()[-1])["epochs"] == 2
+
+
+def test_log_has_a_header_and_one_line_per_epoch_and_resume_appends(capsys, tmp_path):
+    log, model = tmp_path / "train.jsonl", tmp_path / "m.npz"
+    status, out, _ = run_train(capsys, *TINY, "--epochs", "2", "--log", str(log), "--save", str(model), "--json")
+    assert status == 0
+    summary = json.loads(out.splitlines()[-1])
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["type"] for r in records] == ["run", "epoch", "epoch"]
+    assert records[0]["config"] == summary["config"] and records[0]["seed"] == 1
+    assert [r["epoch"] for r in records[1:]] == [1, 2]
+    assert records[-1]["loss"] == summary["final_loss"]
+    assert records[-1]["test_accuracy"] == summary["test_accuracy"]
+    assert records[-1]["lr"] == 0.001 and records[-1]["samples_per_second"] > 0
+
+    status, out, _ = run_train(capsys, "--resume", str(model), "--epochs", "3", "--log", str(log), "--json")
+    assert status == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["type"] for r in records] == ["run", "epoch", "epoch", "run", "epoch"]
+    assert records[3]["resumed_from_epoch"] == 2 and records[-1]["epoch"] == 3
+    assert records[-1]["loss"] == json.loads(out.splitlines()[-1])["final_loss"]
+
+
+def test_an_unwritable_log_fails_before_training(capsys, tmp_path):
+    model = tmp_path / "m.npz"
+    status, out, err = run_train(capsys, *TINY, "--log", str(tmp_path / "no" / "t.jsonl"), "--save", str(model))
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "does not exist" in err
+    assert not model.exists()

@@ -1,0 +1,51 @@
+"""Small trained models for the predict and evaluate tests, each saved with the checkpoint API.
+
+``digits``: scikit-learn's 8x8 digits. ``mnist``: an MNIST-shaped data set made from the same digits,
+each prepared the way MNIST was (fitted into 20x20, centred by mass in 28x28) and written as IDX files,
+so the 28x28 code paths run without downloading MNIST.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from xpnet import images
+from xpnet.backend import resolve_backend
+from xpnet.checkpoint import save_checkpoint
+from xpnet.data import Dataset, load_dataset
+from xpnet.data.datasets import IDX_FILES
+from xpnet.data.idx import write_idx
+from xpnet.trainer import TrainConfig, train
+
+CONFIG = TrainConfig(hidden=(64,), epochs=12, seed=3)
+
+
+def save_model(data: Dataset, path: Path, dataset: str | None = None, epochs: int = CONFIG.epochs) -> Path:
+    """Train `CONFIG` on ``data`` and save it as a model of ``dataset`` (default: the data's own name)."""
+    backend = resolve_backend("cpu")
+    config = TrainConfig(**{**vars(CONFIG), "epochs": epochs})
+    result = train(backend, data, config)
+    return save_checkpoint(path, result.state, config, backend, dataset or data.name, len(data.y_train))
+
+
+def write_mnist_like(folder: Path) -> Path:
+    """The digits data set upscaled to MNIST's 28x28 layout, as the four IDX files in ``folder``."""
+    digits = load_dataset("digits")
+    layout = images.LAYOUTS["mnist"]
+
+    def upscale(rows: np.ndarray) -> np.ndarray:
+        # 4x4 blocks make a 32x32 bitmap, as the digits were drawn; `prepare` fits it into 20x20.
+        return np.stack([images.prepare(np.kron(r.reshape(8, 8), np.ones((4, 4), np.uint8)), layout) for r in rows])
+
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "train_images": upscale(digits.x_train),
+        "train_labels": digits.y_train,
+        "test_images": upscale(digits.x_test),
+        "test_labels": digits.y_test,
+    }
+    for key, name in IDX_FILES.items():
+        write_idx(folder / name, arrays[key])
+    return folder
