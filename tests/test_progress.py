@@ -94,7 +94,8 @@ def test_no_bar_off_a_terminal_and_no_epoch_lines_with_quiet(capsys, monkeypatch
 
 def test_log_has_a_header_and_one_line_per_epoch_and_resume_appends(capsys, tmp_path):
     log, model = tmp_path / "train.jsonl", tmp_path / "m.npz"
-    status, out, _ = run_train(capsys, *TINY, "--epochs", "2", "--log", str(log), "--save", str(model), "--json")
+    args = ("--epochs", "2", "--gamma", "0.5", "--log", str(log), "--save", str(model), "--json")
+    status, out, _ = run_train(capsys, *TINY, *args)
     assert status == 0
     summary = json.loads(out.splitlines()[-1])
     records = [json.loads(line) for line in log.read_text().splitlines()]
@@ -103,7 +104,8 @@ def test_log_has_a_header_and_one_line_per_epoch_and_resume_appends(capsys, tmp_
     assert [r["epoch"] for r in records[1:]] == [1, 2]
     assert records[-1]["loss"] == summary["final_loss"]
     assert records[-1]["test_accuracy"] == summary["test_accuracy"]
-    assert records[-1]["lr"] == 0.001 and records[-1]["samples_per_second"] > 0
+    assert [r["lr"] for r in records[1:]] == [0.001, 0.0005]  # each epoch's own rate (--gamma 0.5)
+    assert records[-1]["samples_per_second"] > 0
 
     status, out, _ = run_train(capsys, "--resume", str(model), "--epochs", "3", "--log", str(log), "--json")
     assert status == 0

@@ -41,10 +41,10 @@ def header(**fields: Any) -> dict[str, Any]:
     return {"type": "run", "started": started, "xpnet_version": __version__, **fields}
 
 
-def epoch_record(stats: EpochStats, lr: float) -> dict[str, Any]:
+def epoch_record(stats: EpochStats) -> dict[str, Any]:
     record: dict[str, Any] = {"type": "epoch"}
     record |= {k: _finite(getattr(stats, k)) if k != "epoch" else stats.epoch for k in EPOCH_KEYS}
-    return record | {"lr": lr}
+    return record | {"lr": stats.lr}
 
 
 def write_line(stream: IO[str], record: dict[str, Any]) -> None:

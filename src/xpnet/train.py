@@ -281,7 +281,7 @@ def _train(
 
     def show(stats: EpochStats) -> None:
         if log is not None:
-            runlog.write_line(log, runlog.epoch_record(stats, config.learning_rate))
+            runlog.write_line(log, runlog.epoch_record(stats))
         if bar is not None:
             bar.clear()
             print(format_epoch(stats, config.epochs), flush=True)
