@@ -148,6 +148,14 @@ def test_bad_flags_are_one_line_before_any_work(setup, message, digits, tmp_path
     assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
 
 
+def test_missing_data_set_says_where_the_files_go_and_how_to_get_them(mnist, tmp_path, capsys):
+    _, model = mnist
+    status, out, err = run(capsys, "--model", str(model), "--data-dir", str(tmp_path / "empty"))
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "train-images-idx3-ubyte.gz" in err and str(tmp_path / "empty") in err
+    assert "python -m xpnet.train --dataset mnist downloads them" in err
+
+
 def test_missing_matplotlib_names_the_extra(digits, tmp_path, capsys, monkeypatch):
     _, model = digits
     monkeypatch.setitem(sys.modules, "matplotlib", None)

@@ -102,8 +102,8 @@ def find_idx_files(directory: Path) -> dict[str, Path] | None:
 def missing_files_message(name: str, directory: Path) -> str:
     files = ", ".join(f"{base}.gz" for base in IDX_FILES.values())
     return (
-        f"{name} not found: put {files} in {directory} (or pass --data-dir DIR), "
-        f"or use --dataset digits, which needs no download"
+        f"{name} not found: put {files} in {directory} (or pass --data-dir DIR); "
+        f"python -m xpnet.train --dataset {name} downloads them there"
     )
 
 
