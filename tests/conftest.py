@@ -28,6 +28,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 # Imported after the settings above, which NumPy and the device libraries read when they load.
 import pytest
 
+import trained_models
 from xpnet.backend import Backend, make_backend
 from xpnet.errors import BackendError
 
@@ -73,3 +74,19 @@ def backend_or_skip(name: str, device: str) -> Backend:
     if isinstance(backend, str):
         pytest.skip(backend)
     return backend
+
+
+# Small trained models for the predict and evaluate tests, trained once per session.
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    """scikit-learn's digits and a model trained on them."""
+    data = trained_models.load_dataset("digits")
+    return data, trained_models.save_model(data, tmp_path_factory.mktemp("digits") / "digits.npz")
+
+
+@pytest.fixture(scope="session")
+def mnist(tmp_path_factory):
+    """The MNIST-shaped set made from the digits, and a model trained on it."""
+    folder = tmp_path_factory.mktemp("mnist")
+    data = trained_models.load_dataset("mnist", trained_models.write_mnist_like(folder / "data"))
+    return data, trained_models.save_model(data, folder / "mnist.npz")

@@ -12,41 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpnet import cli, evaluate, metrics
+from xpnet import evaluate, metrics
 from xpnet.backend import resolve_backend
 from xpnet.checkpoint import load_checkpoint
-from xpnet.data import load_dataset
 from xpnet.trainer import accuracy, to_device
 
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
 
-from trained_models import save_model, write_mnist_like
+from trained_models import run_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("training-curves.png", "confusion-matrix.png", "worst-misclassified.png")
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    data = load_dataset("digits")
-    return data, save_model(data, tmp_path_factory.mktemp("digits") / "digits.npz")
-
-
-@pytest.fixture(scope="module")
-def mnist(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mnist")
-    data = load_dataset("mnist", write_mnist_like(folder / "data"))
-    return data, save_model(data, folder / "mnist.npz")
-
-
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    """``python -m xpnet.evaluate ARGV`` in this process: (exit status, stdout, stderr)."""
-    try:
-        status = cli.run(evaluate.main, list(argv), prog=evaluate.PROG)
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
+    return run_cli(capsys, evaluate.main, evaluate.PROG, argv)
 
 
 # Hand-computed: 5 examples of 3 classes; class 2 is never predicted.

@@ -12,43 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpnet import cli, predict
+from xpnet import predict
 from xpnet.backend import resolve_backend
 from xpnet.checkpoint import load_checkpoint
-from xpnet.data import load_dataset
 from xpnet.data.datasets import CLASS_NAMES
 from xpnet.inference import classify
 
 Image = pytest.importorskip("PIL.Image", reason="predict reads PNG files with Pillow")
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
 
-from trained_models import save_model, write_mnist_like  # noqa: E402 (after the skips)
+from trained_models import run_cli, save_model  # noqa: E402 (after the skips)
 
 N = 40  # test images rendered to PNG per model
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("digits")
-    data = load_dataset("digits")
-    return data, save_model(data, folder / "digits.npz")
-
-
-@pytest.fixture(scope="module")
-def mnist(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mnist")
-    data = load_dataset("mnist", write_mnist_like(folder / "data"))
-    return data, save_model(data, folder / "mnist.npz")
-
-
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    """``python -m xpnet.predict ARGV`` in this process: (exit status, stdout, stderr)."""
-    try:
-        status = cli.run(predict.main, list(argv), prog=predict.PROG)
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
+    return run_cli(capsys, predict.main, predict.PROG, argv)
 
 
 def model_classes(model: Path, rows: np.ndarray) -> np.ndarray:

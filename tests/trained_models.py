@@ -7,11 +7,12 @@ so the 28x28 code paths run without downloading MNIST.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from xpnet import images
+from xpnet import cli, images
 from xpnet.backend import resolve_backend
 from xpnet.checkpoint import save_checkpoint
 from xpnet.data import Dataset, load_dataset
@@ -49,3 +50,15 @@ def write_mnist_like(folder: Path) -> Path:
     for key, name in IDX_FILES.items():
         write_idx(folder / name, arrays[key])
     return folder
+
+
+def run_cli(
+    capsys, main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequence[str]
+) -> tuple[int, str, str]:
+    """``python -m PROG ARGV`` in this process: (exit status, stdout, stderr)."""
+    try:
+        status = cli.run(main, list(argv), prog=prog)
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
