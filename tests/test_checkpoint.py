@@ -215,6 +215,28 @@ BAD_EDITS = {
 }
 
 
+def set_config(arrays: dict, **changes) -> None:
+    meta = json.loads(arrays["meta"].tobytes())
+    set_meta(arrays, config=meta["config"] | changes)
+
+
+# Numbers a foreign file might carry that the flags never accept: each must fail to load, not train oddly.
+BAD_EDITS |= {
+    f"config {key}={value!r}": (lambda a, kv={key: value}: set_config(a, **kv), "invalid lr, gamma")
+    for key, value in [
+        ("gamma", None),
+        ("gamma", -2.0),
+        ("gamma", 1.5),
+        ("lr", "x"),
+        ("lr", 0.0),
+        ("lr", float("nan")),
+        ("batch_size", -3),
+        ("epochs", 0),
+        ("seed", 1.5),
+    ]
+}
+
+
 @pytest.mark.parametrize("edit, expected", BAD_EDITS.values(), ids=BAD_EDITS.keys())
 def test_malformed_checkpoints_are_refused_in_one_line(saved, edit, expected):
     path, _ = saved
@@ -230,6 +252,17 @@ TRUNCATIONS = {
     "half": lambda d: d[: len(d) // 2],
     "last-bytes-lost": lambda d: d[:-30],
 }
+
+
+def test_checkpoint_from_before_gamma_loads_with_a_constant_rate(saved):
+    path, _ = saved
+    rewrite(
+        path,
+        lambda a: set_meta(
+            a, config={k: v for k, v in json.loads(a["meta"].tobytes())["config"].items() if k != "gamma"}
+        ),
+    )
+    assert load_checkpoint(path).config.gamma == 1.0
 
 
 @pytest.mark.parametrize("cut", TRUNCATIONS.values(), ids=TRUNCATIONS.keys())

@@ -133,7 +133,7 @@ def test_missing_data_set_says_where_the_files_go_and_how_to_get_them(mnist, tmp
     status, out, err = run(capsys, "--model", str(model), "--data-dir", str(tmp_path / "empty"))
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and "train-images-idx3-ubyte.gz" in err and str(tmp_path / "empty") in err
-    assert "python -m xpnet.train --dataset mnist downloads them" in err
+    assert f"python -m xpnet.train --dataset mnist --data-dir {tmp_path / 'empty'} --epochs 1 downloads them" in err
 
 
 def test_missing_matplotlib_names_the_extra(digits, tmp_path, capsys, monkeypatch):

@@ -3,6 +3,7 @@ good checkpoint, out-of-memory is one line, and an unwritable --save fails befor
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -104,6 +105,24 @@ def test_second_ctrl_c_during_training_exits_130_without_traceback(tmp_path, cap
     monkeypatch.setattr(train_cli, "train", interrupted)
     status, _, out = run_cli(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / "x.npz"))
     assert status == 130 and "interrupted" in out and "Traceback" not in out
+
+
+def test_a_disk_that_fills_up_mid_run_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    path, real_save = tmp_path / "run.npz", train_cli.save_checkpoint
+    calls = []
+
+    def save_until_the_disk_is_full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(train_cli, "save_checkpoint", save_until_the_disk_is_full)
+    status, _, out = run_cli(capsys, *DIGITS, "--epochs", "3", "--save", str(path))
+    assert status == 1 and "Traceback" not in out
+    error = out.strip().splitlines()[-1]
+    assert error.startswith(f"xpnet.train: error: cannot write the checkpoint {path} (No space left on device)")
+    assert load_checkpoint(path).state.epoch == 1
 
 
 # --- divergence -----------------------------------------------------------------------------------------

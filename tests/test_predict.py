@@ -195,3 +195,8 @@ def test_the_command_runs_as_a_module(digits, tmp_path):
     assert proc.returncode == 0, proc.stderr
     k = model_classes(model, data.x_test[:1])[0]
     assert proc.stdout.startswith(f"{npy}: {k} (")
+
+
+def test_names_of_the_saved_inputs_never_collide():
+    paths = [Path("a.png"), Path("x/a.jpg"), Path("a-2.png"), Path("b.npy")]
+    assert predict.unique_names(paths) == ["a.seen.png", "a-2.seen.png", "a-2-2.seen.png", "b.seen.png"]

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from xpnet import cli, progress, train
+from trained_models import run_cli
+from xpnet import progress, train
 from xpnet.progress import EpochBar
 
 pytest.importorskip("sklearn", reason="the training runs use scikit-learn's digits")
@@ -62,12 +63,7 @@ def test_rates_stay_short():
 
 
 def run_train(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        status = cli.run(train.main, list(argv), prog="xpnet.train")
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
+    return run_cli(capsys, train.main, "xpnet.train", argv)
 
 
 def test_training_draws_the_bar_when_stderr_is_a_terminal(capsys, monkeypatch):
@@ -112,6 +108,7 @@ def test_log_has_a_header_and_one_line_per_epoch_and_resume_appends(capsys, tmp_
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["type"] for r in records] == ["run", "epoch", "epoch", "run", "epoch"]
     assert records[3]["resumed_from_epoch"] == 2 and records[-1]["epoch"] == 3
+    assert records[-1]["lr"] == 0.00025  # the checkpoint's gamma carries on, not the default of --dataset
     assert records[-1]["loss"] == json.loads(out.splitlines()[-1])["final_loss"]
 
 

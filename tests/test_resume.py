@@ -9,11 +9,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+import trained_models
 from test_checkpoint import tiny_data
-from xpnet import cli
 from xpnet.backend import resolve_backend
 from xpnet.checkpoint import load_checkpoint, save_checkpoint
-from xpnet.train import main
+from xpnet.train import explicit_flags, main
 from xpnet.trainer import TrainConfig, train
 
 NUMPY = resolve_backend("cpu", "numpy")
@@ -94,11 +94,8 @@ DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32", "--batch-s
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, dict, str]:
-    try:
-        status = cli.run(main, list(argv), prog="xpnet.train")
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
+    """``python -m xpnet.train ARGV`` in this process: (exit status, its --json summary or {}, all output)."""
+    status, out, err = trained_models.run_cli(capsys, main, "xpnet.train", argv)
     lines = out.strip().splitlines()
     summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
     return status, summary, out + err
@@ -136,6 +133,20 @@ def test_cli_resume_refuses_a_different_model(tmp_path, capsys):
     )
     assert status == 0, out
     assert summary["config"]["lr"] == 0.002 and summary["config"]["hidden"] == [32]
+
+
+def test_explicit_flags_are_exactly_the_ones_given():
+    assert explicit_flags([]) == set()
+    argv = ["--resume", "r.npz", "--mirror", "http://a/", "--mirror", "http://b/", "--json", "--gamma", "0.5"]
+    assert explicit_flags(argv) == {"resume", "mirror", "json", "gamma"}
+
+
+def test_resume_takes_download_flags(tmp_path, capsys):
+    # --mirror appends to a list: resuming with it once crashed with a traceback.
+    path = tmp_path / "run.npz"
+    assert run_cli(capsys, *DIGITS, "--epochs", "1", "--save", str(path))[0] == 0
+    status, _, out = run_cli(capsys, "--epochs", "2", "--resume", str(path), "--mirror", "http://127.0.0.1:9/")
+    assert status == 0 and "Traceback" not in out
 
 
 def test_cli_refuses_a_bad_checkpoint_with_exit_2(tmp_path, capsys):

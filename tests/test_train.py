@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from xpnet import cli
 from xpnet.backend import resolve_backend
 from xpnet.data import load_dataset
 from xpnet.trainer import TrainConfig, train
@@ -49,6 +50,16 @@ def test_cli_prints_epochs_and_a_json_line():
     assert [summary[k] for k in ("dataset", "backend", "device", "epochs")] == ["digits", "numpy", "cpu", 3]
     assert 0.5 < summary["test_accuracy"] <= 1.0 and summary["samples_per_second"] > 0
     assert summary["config"]["gamma"] == 1.0  # digits keeps a constant rate by default (train.DEFAULT_GAMMA)
+
+
+def test_ctrl_c_outside_training_is_one_line_and_exit_130(capsys):
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as e:
+        cli.run(interrupted, [], prog="xpnet.evaluate")
+    assert e.value.code == 130
+    assert capsys.readouterr().err == "xpnet.evaluate: interrupted\n"
 
 
 def test_gamma_shrinks_the_learning_rate_after_every_epoch():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -230,7 +231,32 @@ def _read_config(path: Path, meta: dict[str, Any]) -> tuple[TrainConfig, list[in
         raise CheckpointError(f"{path} has inconsistent metadata: layers {sizes} but config {config}")
     if config.activation not in model.ACTIVATIONS or config.dtype not in ("float32", "float64"):
         raise CheckpointError(f"{path} has an unknown activation or dtype in its config")
+    if not _valid_numbers(config):
+        raise CheckpointError(f"{path} has an invalid lr, gamma, batch size, epochs or seed in its config")
     return config, sizes
+
+
+def _valid_numbers(c: TrainConfig) -> bool:
+    """The config's numbers are what the train flags accept: a foreign file cannot smuggle in others."""
+
+    def real(x: object) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    def count(x: object) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    return (
+        real(c.lr)
+        and c.lr > 0
+        and real(c.gamma)
+        and 0 < c.gamma <= 1
+        and count(c.batch_size)
+        and c.batch_size >= 0
+        and count(c.epochs)
+        and c.epochs >= 1
+        and count(c.seed)
+        and all(count(h) and h > 0 for h in c.hidden)
+    )
 
 
 def _read_state(

@@ -12,6 +12,7 @@ from .backend import BACKENDS
 from .errors import XpnetError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -35,6 +36,8 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         return main(argv)
     except XpnetError as e:
         fail(f"{prog}: error: {e}", e.exit_status)
+    except KeyboardInterrupt:  # Ctrl-C outside training (a download, evaluate, predict): no traceback
+        fail(f"{prog}: interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
         # As the Python docs advise: point stdout at devnull so that flushing it at exit cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -10,6 +10,11 @@ class XpnetError(Exception):
 
     exit_status = 2
 
+    def __init__(self, message: str = "", *, exit_status: int | None = None):
+        super().__init__(message)
+        if exit_status is not None:
+            self.exit_status = exit_status
+
 
 class BackendError(XpnetError):
     """The requested backend or device cannot be used here."""

@@ -110,11 +110,15 @@ def read_picture(path: Path, pil: ModuleType | None) -> np.ndarray:
 
 def unique_names(paths: Sequence[Path]) -> list[str]:
     """``<stem>.seen.png`` for each path, numbered where two inputs share a stem."""
-    seen: dict[str, int] = {}
+    taken: set[str] = set()
     names = []
     for p in paths:
-        n = seen[p.stem] = seen.get(p.stem, 0) + 1
-        names.append(f"{p.stem}.seen.png" if n == 1 else f"{p.stem}-{n}.seen.png")
+        name, n = f"{p.stem}.seen.png", 1
+        while name in taken:  # a.png, a.jpg and a-2.png must not share a name
+            n += 1
+            name = f"{p.stem}-{n}.seen.png"
+        taken.add(name)
+        names.append(name)
     return names
 
 

@@ -15,14 +15,14 @@ from .backend import Backend, is_out_of_memory, resolve_backend
 from .checkpoint import Checkpoint, check_resumable, check_writable, load_checkpoint, save_checkpoint
 from .data import DATASETS, Dataset, hold_out, load_dataset
 from .data.download import MIRRORS_ENV, ProgressBar, parse_mirrors
-from .errors import OutOfMemory, TrainingDiverged
+from .errors import CheckpointError, OutOfMemory, TrainingDiverged
 from .interrupt import StopOnSignal
 from .model import ACTIVATIONS
 from .optim import OPTIMIZERS
 from .progress import EpochBar
 from .trainer import EpochStats, TrainConfig, TrainResult, TrainState, train
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
+EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 
 DEFAULTS = TrainConfig()
 # The learning rate shrinks by this factor after each epoch. On the 60,000-image sets, 0.8 adds about a
@@ -128,10 +128,11 @@ def build_parser() -> cli.ArgumentParser:
 
 def explicit_flags(argv: Sequence[str] | None) -> set[str]:
     """The destinations of the flags given on the command line, as opposed to left at their defaults."""
-    parser, unset = build_parser(), object()
-    # argparse fills in a default only where the namespace lacks the attribute: pre-filled ones stay unset.
-    ns = argparse.Namespace(**dict.fromkeys(vars(parser.parse_args([])), unset))
-    return {k for k, v in vars(parser.parse_args(argv, namespace=ns)).items() if v is not unset}
+    parser = build_parser()
+    # With every default suppressed, only the flags given end up in the namespace.
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
 
 
 def resumed_config(ckpt: Checkpoint, args: argparse.Namespace, given: set[str]) -> tuple[TrainConfig, str, int]:
@@ -276,7 +277,14 @@ def _train(
 
     def save(state: TrainState) -> None:
         if save_path is not None:
-            save_checkpoint(save_path, state, config, backend, data.name, len(data.y_train), val_split=val_split)
+            try:
+                save_checkpoint(save_path, state, config, backend, data.name, len(data.y_train), val_split=val_split)
+            except OSError as e:  # a disk that filled up during a long run
+                raise CheckpointError(
+                    f"cannot write the checkpoint {save_path} ({e.strerror or e}); the previous one is intact: "
+                    "free some space or give --save another place, then --resume it",
+                    exit_status=1,
+                ) from None
             saved[:] = [state.epoch]
 
     def show(stats: EpochStats) -> None:

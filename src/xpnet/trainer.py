@@ -164,7 +164,9 @@ def make_step(backend: Backend, sizes: Sequence[int], config: TrainConfig, fast:
     return step_fn or reference_step(backend.xp, *args)
 
 
-def _diverged(backend: Backend, epoch: int, first_step: int, step_losses: list[Any], lr: float) -> TrainingDiverged:
+def _diverged(
+    backend: Backend, epoch: int, first_step: int, step_losses: list[Any], config: TrainConfig
+) -> TrainingDiverged:
     """Name the first step whose loss blew up; found after the fact, so the loop never syncs."""
     losses_host = backend.to_numpy(backend.xp.stack(step_losses)) if step_losses else np.zeros(0)
     bad = np.flatnonzero(~(np.abs(losses_host) <= LOSS_LIMIT))  # NaN compares false: it counts as bad
@@ -172,7 +174,8 @@ def _diverged(backend: Backend, epoch: int, first_step: int, step_losses: list[A
         where = f"at epoch {epoch}, step {first_step + int(bad[0])} (loss {losses_host[bad[0]]:.4g})"
     else:  # the last update of the epoch broke the weights; no loss has seen them yet
         where = f"at epoch {epoch}, by step {first_step + len(step_losses) - 1} (weights became NaN/Inf)"
-    return TrainingDiverged(f"training diverged {where}: try a lower --lr than {lr:g}")
+    rate = f" (this epoch's rate {config.lr_at(epoch):g})" if config.gamma != 1 else ""
+    return TrainingDiverged(f"training diverged {where}{rate}: try a lower --lr than {config.learning_rate:g}")
 
 
 def train(
@@ -265,7 +268,7 @@ def train(
         seconds = seconds_before + time.perf_counter() - start
         loss_mean = float(backend.to_numpy(loss_sum)) / n
         if not (loss_mean <= LOSS_LIMIT and bool(backend.to_numpy(finite))):
-            raise _diverged(backend, epoch, first_step, step_losses, lr)
+            raise _diverged(backend, epoch, first_step, step_losses, config)
         stats = EpochStats(
             epoch=epoch,
             loss=loss_mean,

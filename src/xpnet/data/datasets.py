@@ -101,9 +101,10 @@ def find_idx_files(directory: Path) -> dict[str, Path] | None:
 
 def missing_files_message(name: str, directory: Path) -> str:
     files = ", ".join(f"{base}.gz" for base in IDX_FILES.values())
+    where = "" if directory == default_data_dir(name) else f" --data-dir {directory}"
     return (
         f"{name} not found: put {files} in {directory} (or pass --data-dir DIR); "
-        f"python -m xpnet.train --dataset {name} downloads them there"
+        f"python -m xpnet.train --dataset {name}{where} --epochs 1 downloads them there"
     )
 
 
