@@ -36,7 +36,7 @@ from .trainer import EpochStats, TrainConfig, TrainState
 FORMAT = "xpnet-checkpoint"
 FORMAT_VERSION = 1
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")  # numpy.random names, never a callable
-# What a resumed run must share with its checkpoint; --lr, --batch-size and --epochs may change.
+# What a resumed run must share with its checkpoint; --lr, --gamma, --batch-size and --epochs may change.
 FIXED_FIELDS = ("hidden", "activation", "optimizer", "dtype", "seed")
 
 
