@@ -14,9 +14,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "xpnet"
 DEVICE_LIBRARIES = {"cupy", "torch", "jax", "jaxlib", "array_api_strict"}
-# Where a device library may be named: the backend layer, the probe behind `xpnet.check`, and the
-# per-library fast paths (each one overrides the reference step for one library).
-ALLOWED = {PACKAGE / "backend.py", PACKAGE / "probe.py"}
+# Where a device library may be named: backend.py, and the per-library fast paths behind it (each one
+# overrides the reference step for one library).
 FAST_PATHS = PACKAGE / "backend_fast"
 
 
@@ -54,12 +53,12 @@ def test_the_scanner_sees_every_spelling():
 def test_only_backend_modules_import_device_libraries_by_name():
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path in ALLOWED or path.parent == FAST_PATHS:
+        if path == PACKAGE / "backend.py" or path.parent == FAST_PATHS:
             continue
         found = imported_device_libraries(path.read_text(encoding="utf-8"))
         if found:
             offenders[str(path.relative_to(SRC))] = sorted(found)
-    assert offenders == {}, "import device libraries in backend.py, probe.py or backend_fast/ only"
+    assert offenders == {}, "import device libraries in backend.py or backend_fast/ only"
     assert imported_device_libraries((PACKAGE / "backend.py").read_text(encoding="utf-8")) >= {"cupy", "torch", "jax"}
 
 

@@ -26,9 +26,8 @@ from typing import Any
 
 from . import cli
 from .agreement import Comparison, compare, make_problem, reference
-from .backend import BACKENDS, make_backend
+from .backend import BACKENDS, make_backend, probe
 from .optim import OPTIMIZERS
-from .probe import probe
 from .tolerances import TOLERANCES, TRAJECTORY_STEPS
 
 DTYPES = ("float64", "float32")
