@@ -31,6 +31,11 @@ DEFAULTS = TrainConfig()
 DEFAULT_GAMMA = {"mnist": 0.8, "fashion-mnist": 0.8, "digits": 1.0}
 
 
+def _each(values: dict[str, float]) -> str:
+    """``{"sgd": 0.1, "adam": 0.001}`` -> ``"sgd 0.1, adam 0.001"``, for defaults that depend on a choice."""
+    return ", ".join(f"{name} {value:g}" for name, value in values.items())
+
+
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
         prog="python -m xpnet.train",
@@ -77,17 +82,14 @@ def build_parser() -> cli.ArgumentParser:
         "--lr",
         type=cli.positive_float,
         default=None,
-        help="learning rate (default: "
-        + ", ".join(f"{name} {opt.default_lr:g}" for name, opt in OPTIMIZERS.items())
-        + ")",
+        help=f"learning rate (default: {_each({name: opt.default_lr for name, opt in OPTIMIZERS.items()})})",
     )
     p.add_argument(
         "--gamma",
         type=cli.unit_fraction,
         default=None,
-        help="multiply the learning rate by this after every epoch; 1 keeps it constant (default: "
-        + ", ".join(f"{name} {g:g}" for name, g in DEFAULT_GAMMA.items())
-        + ")",
+        help=f"multiply the learning rate by this after every epoch; 1 keeps it constant (default: "
+        f"{_each(DEFAULT_GAMMA)})",
     )
     p.add_argument("--epochs", type=cli.positive_int, default=DEFAULTS.epochs, help="default: 10")
     p.add_argument(
@@ -222,11 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resumed_from_epoch=ckpt.state.epoch if ckpt is not None else None,
             ),
         )
-    try:
+    try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
         result = _train(backend, data, config, ckpt, save_path, val_split, bar, log)
-    except KeyboardInterrupt:  # the second Ctrl-C: quit now; an unfinished checkpoint write was discarded
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     finally:
         if bar is not None:
             bar.clear()

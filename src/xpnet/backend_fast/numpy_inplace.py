@@ -51,7 +51,7 @@ def _activate(z: np.ndarray, activation: str) -> None:
 def _activate_backward(a: np.ndarray, g: np.ndarray, tmp: np.ndarray, activation: str) -> None:
     """``g <- g * activation'`` given the activation output ``a``, as model.*_backward computes it."""
     if activation == "relu":
-        # g * (a > 0) rather than copyto(where=...), which is ten times slower. The values equal the
+        # g * (a > 0) rather than copyto(where=...), which is about 35 times slower. The values equal the
         # reference's where(a > 0, g, 0); only a zero may come out as -0.0, which compares equal.
         np.greater(a, 0.0, out=tmp)
         g *= tmp
