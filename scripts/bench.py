@@ -32,14 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from xpnet import __version__, cli, losses, model
-from xpnet.backend import BACKENDS, Backend, resolve_backend
+from xpnet import __version__
+from xpnet.backend import Backend, names, resolve_backend
+from xpnet.cli import common as cli
 from xpnet.data import Dataset, load_dataset
-from xpnet.data.datasets import N_CLASSES, SYSTEM_DIRS, find_idx_files
+from xpnet.data.datasets import SYSTEM_DIRS, find_idx_files
 from xpnet.errors import BackendError, XpnetError
-from xpnet.initializers import init_params
-from xpnet.optim import OPTIMIZERS
-from xpnet.trainer import TrainConfig, train
+from xpnet.nn import losses, model
+from xpnet.nn.initializers import init_params
+from xpnet.nn.optim import OPTIMIZERS
+from xpnet.training.config import TrainConfig
+from xpnet.training.loop import train
 
 REFERENCE_HIDDEN = (256, 128)
 BLOG_HIDDEN = (30,)  # Nielsen's network.py [784, 30, 10], the shape of the blog post's 3-layer network
@@ -263,9 +266,9 @@ def synthetic_dataset(n_train: int = 60_000, n_test: int = 10_000, seed: int = 0
     return Dataset(
         "synthetic",
         rng.integers(0, 256, size=(n_train, 784), dtype=np.uint8),
-        rng.integers(0, N_CLASSES, size=n_train, dtype=np.uint8),
+        rng.integers(0, 10, size=n_train, dtype=np.uint8),
         rng.integers(0, 256, size=(n_test, 784), dtype=np.uint8),
-        rng.integers(0, N_CLASSES, size=n_test, dtype=np.uint8),
+        rng.integers(0, 10, size=n_test, dtype=np.uint8),
         (28, 28),
         source="random uint8, seed 0 (Fashion-MNIST not installed)",
     )
@@ -329,7 +332,7 @@ def bench_xpnet(target: str, backend: Backend, data: Dataset, batch: int, epochs
     config = TrainConfig(hidden=REFERENCE_HIDDEN, optimizer="adam", epochs=warmup + epochs, batch_size=batch)
     result = train(backend, data, config)
     warm, timed = split_warmup([e.seconds for e in result.history], warmup)
-    sizes = model.layer_sizes(data.n_features, REFERENCE_HIDDEN, N_CLASSES)
+    sizes = model.layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
     return TrainRow(
         "xpnet", target, backend.device_name, batch, len(data.y_train), timed, warm,
         result.history[-1].test_accuracy, count_params(sizes),
@@ -348,7 +351,7 @@ def bench_torch(device: str, data: Dataset, batch: int, epochs: int, warmup: int
 
     dev = torch.device("cuda", 0) if device == "cuda" else torch.device(device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    sizes = model.layer_sizes(data.n_features, REFERENCE_HIDDEN, N_CLASSES)
+    sizes = model.layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
     rng = np.random.default_rng(seed)
     host = init_params(rng, sizes, "relu", "float32")
     layers: list[nn.Module] = []
@@ -431,10 +434,10 @@ def bench_blog(
     """Per-example versus vectorised training of the sigmoid 784-30-10 network on the same examples."""
     xp = backend.xp
     n = min(examples, len(data.y_train))
-    sizes = model.layer_sizes(data.n_features, BLOG_HIDDEN, N_CLASSES)
+    sizes = model.layer_sizes(data.n_features, BLOG_HIDDEN, 10)
     start_params = init_params(np.random.default_rng(1), sizes, "sigmoid", dtype)
     x = xp.astype(backend.asarray(data.x_train[:n]), backend.dtype(dtype)) / 255.0
-    t = losses.one_hot(xp, backend.asarray(data.y_train[:n].astype(np.int64)), N_CLASSES, backend.dtype(dtype))
+    t = losses.one_hot(xp, backend.asarray(data.y_train[:n].astype(np.int64)), 10, backend.dtype(dtype))
     lr = 0.5
 
     def run(per_example: bool) -> tuple[float, list[Any]]:
@@ -646,7 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Report(describe_setup(data, argv))
     print(format_setup(report.setup), flush=True)
     backends = available_backends(args.targets, report.skipped)
-    if "jax" not in BACKENDS:  # the issue lists JAX among the namespaces; say so rather than drop it silently
+    if "jax" not in names():  # the issue lists JAX among the namespaces; say so rather than drop it silently
         report.skipped.append("xpnet jax: xpnet.backend offers no jax backend yet")
     torch = import_torch()
 

@@ -29,21 +29,19 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 import pytest
 
 import trained_models
-from xpnet.backend import Backend, make_backend
+from xpnet.backend import Backend, make_backend, registry
 from xpnet.errors import BackendError
 
-# (backend, device) pairs, CPU first. "device1" is one of array-api-strict's simulated devices: running on
-# it proves that arrays stay on the device they were put on, without a GPU.
-BACKEND_DEVICES: tuple[tuple[str, str], ...] = (
-    ("numpy", "cpu"),
-    ("array-api-strict", "cpu"),
-    ("array-api-strict", "device1"),
-    ("torch", "cpu"),
-    ("jax", "cpu"),
-    ("cupy", "cuda"),
-    ("torch", "cuda"),
-    ("jax", "cuda"),
-)
+
+def _backend_devices() -> tuple[tuple[str, str], ...]:
+    """(backend, device) pairs from the registry, CPU first. A library's first extra device (array-api-strict's
+    simulated "device1") proves that arrays stay on the device they were put on, without a GPU."""
+    specs = registry().values()
+    cpu = [(s.name, d) for s in specs if "cpu" in s.kinds for d in ("cpu", *s.extra_devices[:1])]
+    return (*cpu, *((s.name, "cuda") for s in specs if "cuda" in s.kinds))
+
+
+BACKEND_DEVICES = _backend_devices()
 DTYPES = ("float64", "float32")
 
 
@@ -52,6 +50,12 @@ def yield_backend_device_dtype_combinations(dtypes: Sequence[str] = DTYPES) -> I
     for name, device in BACKEND_DEVICES:
         for dtype in dtypes:
             yield pytest.param(name, device, dtype, id=f"{name}-{device}-{dtype}")
+
+
+def yield_backend_devices() -> Iterator[pytest.param]:
+    """``pytest.param(backend, device)`` for every pair, with ids like ``torch-cpu``."""
+    for name, device in BACKEND_DEVICES:
+        yield pytest.param(name, device, id=f"{name}-{device}")
 
 
 @functools.cache

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 
 from conftest import backend_or_skip, yield_backend_device_dtype_combinations
-from xpnet import agreement, losses
-from xpnet.agreement import Comparison, compare, make_problem, reference, rel_diff
 from xpnet.backend import make_backend
 from xpnet.data import load_dataset
-from xpnet.optim import OPTIMIZERS
-from xpnet.tolerances import ACCURACY_POINTS, TRAJECTORY_STEPS, tolerance
-from xpnet.trainer import TrainConfig, train
+from xpnet.nn import losses
+from xpnet.nn.optim import OPTIMIZERS
+from xpnet.training.config import TrainConfig
+from xpnet.training.loop import train
+from xpnet.verify import agreement
+from xpnet.verify.agreement import Comparison, compare, make_problem, reference, rel_diff
+from xpnet.verify.tolerances import ACCURACY_POINTS, TRAJECTORY_STEPS, tolerance
 
 COMBINATIONS = list(yield_backend_device_dtype_combinations())
 # One epoch on digits that learns something (about 87% test accuracy) in a fraction of a second.

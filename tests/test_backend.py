@@ -74,7 +74,7 @@ def test_torch_on_cpu():
 def test_cli_device_cuda_without_cupy_exits_2_with_one_line():
     code = (
         "import sys; sys.modules['cupy'] = None\n"
-        "from xpnet import cli, train\n"
+        "from xpnet import train\nfrom xpnet.cli import common as cli\n"
         "sys.exit(cli.run(train.main, ['--device', 'cuda', '--dataset', 'digits'], prog='xpnet.train'))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -13,10 +13,10 @@ import array_api_compat.numpy as xp
 import numpy as np
 import pytest
 
-from xpnet import losses
 from xpnet.backend import resolve_backend
 from xpnet.data import load_dataset
-from xpnet.initializers import init_params
+from xpnet.nn import losses
+from xpnet.nn.initializers import init_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

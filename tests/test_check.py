@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from xpnet import backend as backend_module
-from xpnet import check, cli
+from xpnet import check
+from xpnet.backend import probe as probing
+from xpnet.backend import registry
+from xpnet.cli import common as cli
 
 
 def test_agreeing_backends_exit_0_with_a_table(capsys):
@@ -60,7 +62,7 @@ def test_a_backend_that_crashes_is_a_failure_not_a_traceback(monkeypatch, capsys
 
 
 def test_missing_library_is_listed_and_not_a_failure(monkeypatch, capsys):
-    monkeypatch.setitem(backend_module.MODULES, "cupy", "xpnet_no_such_module")
+    monkeypatch.setitem(registry(), "cupy", replace(registry()["cupy"], module="xpnet_no_such_module"))
     assert check.main(["--backend", "numpy", "--backend", "cupy", "--dtype", "float32"]) == 0
     assert 'cupy: not installed: pip install "xpnet[cuda12]"' in capsys.readouterr().out
 
@@ -92,8 +94,8 @@ def test_module_runs_from_the_command_line():
 def test_an_installed_library_that_cannot_run_exits_1(monkeypatch, capsys):
     def cupy_without_gpu(name):
         if name == "cupy":
-            return backend_module.Probe("cupy", True, "cupy 14.0 (cupy-cuda12x)", (), "CUDA reports no GPU")
-        return backend_module.probe(name)
+            return probing.Probe("cupy", True, "cupy 14.0 (cupy-cuda12x)", (), "CUDA reports no GPU")
+        return probing.probe(name)
 
     monkeypatch.setattr(check, "probe", cupy_without_gpu)
     assert check.main(["--backend", "numpy", "--backend", "cupy", "--dtype", "float32"]) == 1

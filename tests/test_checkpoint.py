@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -13,12 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpnet import checkpoint
-from xpnet.backend import Backend, array_api_strict_backend, resolve_backend
-from xpnet.checkpoint import check_resumable, check_writable, load_checkpoint, save_checkpoint
+from conftest import backend_or_skip, yield_backend_devices
+from xpnet import files
+from xpnet.backend import resolve_backend
 from xpnet.data import Dataset
-from xpnet.errors import BackendError, CheckpointError
-from xpnet.trainer import TrainConfig, train
+from xpnet.errors import CheckpointError, XpnetError
+from xpnet.files import check_writable
+from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
+from xpnet.training.config import TrainConfig
+from xpnet.training.loop import train
+from xpnet.training.resume import check_resumable
 
 CONFIG = TrainConfig(hidden=(12,), epochs=2, batch_size=32, dtype="float64", seed=3)
 
@@ -37,24 +40,9 @@ def tiny_data(n_train: int = 120, n_test: int = 40, n_features: int = 16) -> Dat
     return Dataset("tiny", xa, ya, xb, yb, (4, 4))
 
 
-def backend_params():
-    """Every backend a checkpoint should travel to; CUDA is always listed and skips with its reason."""
-    yield pytest.param("numpy", id="numpy")
-    yield pytest.param("array-api-strict", id="array-api-strict")
-    yield pytest.param("array-api-strict:device1", id="array-api-strict-device1")
-    yield pytest.param("torch", id="torch-cpu")
-    yield pytest.param("cupy", id="cupy-cuda")
-
-
-def get_backend(name: str) -> Backend:
-    if name == "array-api-strict:device1":
-        return array_api_strict_backend("device1")
-    if name == "torch" and importlib.util.find_spec("torch") is None:
-        pytest.skip("torch: not installed")
-    try:
-        return resolve_backend("cuda" if name == "cupy" else "cpu", name)
-    except BackendError as e:
-        pytest.skip(f"{name}: {e}")
+def pairs() -> list:
+    """Every (backend, device) a checkpoint should travel to, from the registry; CUDA ones skip with a reason."""
+    return [pytest.param(p.values, id=p.id) for p in yield_backend_devices()]
 
 
 @pytest.fixture
@@ -93,11 +81,11 @@ def test_file_is_a_plain_npz_without_pickles(saved):
     assert meta["format"] == "xpnet-checkpoint" and meta["config"]["hidden"] == [12]
 
 
-@pytest.mark.parametrize("dst", list(backend_params()))
-@pytest.mark.parametrize("src", list(backend_params()))
+@pytest.mark.parametrize("dst", pairs())
+@pytest.mark.parametrize("src", pairs())
 def test_checkpoint_moves_between_backends(tmp_path, src, dst):
     """Saved on one backend after 1 epoch, resumed on another to 2: the NumPy 2-epoch run, to float64 noise."""
-    source, target = get_backend(src), get_backend(dst)
+    source, target = backend_or_skip(*src), backend_or_skip(*dst)
     data = tiny_data()
     one = train(source, data, replace(CONFIG, epochs=1))
     path = save_checkpoint(tmp_path / "c.npz", one.state, CONFIG, source, data.name, len(data.y_train))
@@ -120,7 +108,7 @@ def test_crash_between_write_and_rename_keeps_the_old_checkpoint(saved, monkeypa
     def crash(src, dst):
         raise KeyboardInterrupt  # what a second Ctrl-C between the write and the rename looks like
 
-    monkeypatch.setattr(checkpoint.os, "replace", crash)
+    monkeypatch.setattr(files.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, later.state, CONFIG, numpy, "tiny", 120)
     assert path.read_bytes() == before
@@ -139,7 +127,7 @@ def test_killed_writer_leaves_the_old_checkpoint_loadable(saved, monkeypatch):
         written.append(Path(src))
         raise SystemExit  # stands in for os._exit: below, the temporary file is put back as a crash leaves it
 
-    monkeypatch.setattr(checkpoint.os, "replace", die)
+    monkeypatch.setattr(files.os, "replace", die)
     with pytest.raises(SystemExit):
         save_checkpoint(path, later.state, CONFIG, numpy, "tiny", 120)
     monkeypatch.undo()
@@ -222,7 +210,7 @@ def set_config(arrays: dict, **changes) -> None:
 
 # Numbers a foreign file might carry that the flags never accept: each must fail to load, not train oddly.
 BAD_EDITS |= {
-    f"config {key}={value!r}": (lambda a, kv={key: value}: set_config(a, **kv), "invalid lr, gamma")
+    f"config {key}={value!r}": (lambda a, kv={key: value}: set_config(a, **kv), "invalid config")
     for key, value in [
         ("gamma", None),
         ("gamma", -2.0),
@@ -318,13 +306,13 @@ def test_resume_refuses_a_different_model_or_data(saved):
 
 def test_unwritable_save_paths_fail_early(tmp_path):
     assert check_writable(tmp_path / "ok.npz") == tmp_path / "ok.npz"
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(XpnetError, match="does not exist"):
         check_writable(tmp_path / "missing" / "m.npz")
-    with pytest.raises(CheckpointError, match="is a folder"):
+    with pytest.raises(XpnetError, match="is a folder"):
         check_writable(tmp_path)
     a_file = tmp_path / "file.txt"
     a_file.write_text("")
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(XpnetError, match="does not exist"):
         check_writable(a_file / "m.npz")
 
 
@@ -334,7 +322,7 @@ def test_read_only_folder_fails_early(tmp_path):
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        with pytest.raises(CheckpointError, match="cannot save"):
+        with pytest.raises(XpnetError, match="cannot save"):
             check_writable(folder / "m.npz")
     finally:
         folder.chmod(0o700)

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xpnet.cli.progress import ProgressBar
 from xpnet.data import DownloadError, load_dataset
 from xpnet.data.download import (
     MIRRORS_ENV,
     SOURCES,
     USER_AGENT,
-    ProgressBar,
     Source,
     download,
     parse_mirrors,

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpnet import evaluate, metrics
+from xpnet import evaluate
 from xpnet.backend import resolve_backend
-from xpnet.checkpoint import load_checkpoint
-from xpnet.trainer import accuracy, to_device
+from xpnet.training import metrics
+from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.scoring import accuracy, to_device
 
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
 
@@ -147,7 +148,8 @@ def test_missing_matplotlib_names_the_extra(digits, tmp_path, capsys, monkeypatc
 
 def test_output_piped_into_a_reader_that_stops_early_ends_quietly():
     # As `python -m xpnet.evaluate ... | head -3`: the reader closes the pipe while the table is printed.
-    code = "import sys\nfrom xpnet import cli\n\ndef main(argv):\n    for i in range(200000):\n        print(i)\n\n"
+    code = "import sys\nfrom xpnet.cli import common as cli\n\n"
+    code += "def main(argv):\n    for i in range(200000):\n        print(i)\n\n"
     code += "sys.exit(cli.run(main))\n"
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}

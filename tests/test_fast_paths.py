@@ -4,11 +4,11 @@ import array_api_compat.numpy as xp
 import numpy as np
 import pytest
 
-from xpnet import losses, model
-from xpnet.backend_fast.numpy_inplace import NumpyInplaceStep
-from xpnet.initializers import init_params
-from xpnet.optim import OPTIMIZERS
-from xpnet.trainer import reference_step
+from xpnet.backend.fast.numpy_inplace import NumpyInplaceStep
+from xpnet.nn import losses, model
+from xpnet.nn.initializers import init_params
+from xpnet.nn.optim import OPTIMIZERS
+from xpnet.nn.step import reference_step
 
 
 def run_steps(step_fn, params, state, batches, lr):

@@ -4,8 +4,8 @@ import array_api_compat.numpy as xp
 import numpy as np
 import pytest
 
-from xpnet import losses, model
-from xpnet.initializers import init_params
+from xpnet.nn import losses, model
+from xpnet.nn.initializers import init_params
 
 
 def loss_of(params, x, targets, activation):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xpnet import images
+from xpnet.data import images
 
 MNIST = images.LAYOUTS["mnist"]
 

@@ -18,10 +18,13 @@ from test_checkpoint import tiny_data
 from test_resume import run_cli
 from xpnet import train as train_cli
 from xpnet.backend import is_out_of_memory, resolve_backend
-from xpnet.checkpoint import load_checkpoint
 from xpnet.errors import TrainingDiverged
-from xpnet.interrupt import StopOnSignal
-from xpnet.trainer import TrainConfig, initial_state, train
+from xpnet.training import session
+from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.config import TrainConfig
+from xpnet.training.interrupt import StopOnSignal
+from xpnet.training.loop import train
+from xpnet.training.state import initial_state, layer_sizes
 
 NUMPY = resolve_backend("cpu", "numpy")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -102,13 +105,13 @@ def test_second_ctrl_c_during_training_exits_130_without_traceback(tmp_path, cap
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_cli, "train", interrupted)
+    monkeypatch.setattr(session, "train", interrupted)
     status, _, out = run_cli(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / "x.npz"))
     assert status == 130 and "interrupted" in out and "Traceback" not in out
 
 
 def test_a_disk_that_fills_up_mid_run_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
-    path, real_save = tmp_path / "run.npz", train_cli.save_checkpoint
+    path, real_save = tmp_path / "run.npz", session.save_checkpoint
     calls = []
 
     def save_until_the_disk_is_full(*args, **kwargs):
@@ -117,7 +120,7 @@ def test_a_disk_that_fills_up_mid_run_is_one_line_and_keeps_the_last_checkpoint(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(train_cli, "save_checkpoint", save_until_the_disk_is_full)
+    monkeypatch.setattr(session, "save_checkpoint", save_until_the_disk_is_full)
     status, _, out = run_cli(capsys, *DIGITS, "--epochs", "3", "--save", str(path))
     assert status == 1 and "Traceback" not in out
     error = out.strip().splitlines()[-1]
@@ -150,7 +153,7 @@ def test_fresh_run_with_huge_learning_rate_diverges_in_the_first_epoch(tmp_path,
 def test_divergence_names_the_first_bad_step_and_skips_on_state():
     data = tiny_data()
     config = TrainConfig(hidden=(8,), epochs=3, batch_size=25, dtype="float64")
-    state = initial_state(NUMPY, data.n_features, config)
+    state = initial_state(NUMPY, layer_sizes(data.n_features, data.n_classes, config), config)
     saved = []
     good = train(NUMPY, data, config, state=state, on_state=saved.append, stop=lambda: len(saved) == 1)
     assert good.stopped and len(saved) == 1
@@ -166,7 +169,8 @@ def test_divergence_names_the_first_bad_step_and_skips_on_state():
 def test_weights_that_break_on_the_last_step_are_caught():
     """A NaN weight that no loss has seen yet (full batch: one step per epoch) is still caught."""
     data = tiny_data()
-    config = TrainConfig(hidden=(8,), epochs=2, batch_size=0, optimizer="sgd", lr=np.inf)
+    # A finite rate (the config refuses inf) that overflows float32 in the first update.
+    config = TrainConfig(hidden=(8,), epochs=2, batch_size=0, optimizer="sgd", lr=1e300)
     with pytest.raises(TrainingDiverged, match="epoch 1, by step 1 \\(weights became NaN/Inf\\)"):
         train(NUMPY, data, config)
 
@@ -192,7 +196,7 @@ def test_out_of_memory_is_one_line_with_exit_1(tmp_path, capsys, monkeypatch):
     def oom(*args, **kwargs):
         raise FakeCupyOOM("Out of memory allocating 402,653,184 bytes")
 
-    monkeypatch.setattr(train_cli, "train", oom)
+    monkeypatch.setattr(session, "train", oom)
     status, _, out = run_cli(capsys, *DIGITS, "--epochs", "2", "--batch-size", "512")
     assert status == 1
     assert out.strip().splitlines()[-1] == (

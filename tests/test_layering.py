@@ -1,4 +1,5 @@
-"""The layering holds: only the backend modules name the device libraries, and the CPU path never imports them."""
+"""The layering holds: each layer imports only those below it, only ``backend/`` names the device libraries,
+and the CPU path never imports them."""
 
 from __future__ import annotations
 
@@ -14,9 +15,15 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "xpnet"
 DEVICE_LIBRARIES = {"cupy", "torch", "jax", "jaxlib", "array_api_strict"}
-# Where a device library may be named: backend.py, and the per-library fast paths behind it (each one
-# overrides the reference step for one library).
-FAST_PATHS = PACKAGE / "backend_fast"
+BACKEND = PACKAGE / "backend"
+# The layers, lowest first (design.md): a module may import its own layer and those before it. ``errors``
+# and ``files`` are the base every layer may use; the entry points are the modules at the top.
+LAYERS = ("base", "data", "backend", "nn", "verify", "training", "cli", "entry")
+BASE = {"__init__", "errors", "files"}
+# Exceptions that the design names: a fast step re-implements the math of ``nn`` for one library, so
+# ``backend/fast/`` may import ``nn``; ``verify`` and ``training`` are siblings and never import each other.
+ALLOWED_UP = {("backend/fast", "nn")}
+SIBLINGS = {("verify", "training"), ("training", "verify")}
 
 
 def imported_device_libraries(source: str) -> set[str]:
@@ -53,20 +60,90 @@ def test_the_scanner_sees_every_spelling():
 def test_only_backend_modules_import_device_libraries_by_name():
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path == PACKAGE / "backend.py" or path.parent == FAST_PATHS:
+        if BACKEND in path.parents:
             continue
         found = imported_device_libraries(path.read_text(encoding="utf-8"))
         if found:
             offenders[str(path.relative_to(SRC))] = sorted(found)
-    assert offenders == {}, "import device libraries in backend.py or backend_fast/ only"
-    assert imported_device_libraries((PACKAGE / "backend.py").read_text(encoding="utf-8")) >= {"cupy", "torch", "jax"}
+    assert offenders == {}, "import device libraries under backend/ only"
+    named = set().union(*(imported_device_libraries(p.read_text(encoding="utf-8")) for p in BACKEND.rglob("*.py")))
+    assert named >= {"cupy", "torch", "jax", "array_api_strict"}
+
+
+def layer_of(path: Path) -> str:
+    """The layer of a module: its first folder under xpnet/, or base/entry for the top-level modules."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    if len(parts) > 1:
+        return parts[0]
+    return "base" if parts[0] in BASE else "entry"
+
+
+def xpnet_imports(path: Path) -> set[str]:
+    """The xpnet layers ``path`` imports (relative imports resolved), as layer names or ``backend/fast``."""
+    package = path.relative_to(SRC).with_suffix("").parts[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                targets = [(*base, *(node.module or "").split(".")) if node.module else base]
+                if not node.module:  # from . import a, b
+                    targets = [(*base, alias.name) for alias in node.names]
+            else:
+                targets = [tuple((node.module or "").split("."))]
+        elif isinstance(node, ast.Import):
+            targets = [tuple(alias.name.split(".")) for alias in node.names]
+        else:
+            continue
+        for t in targets:
+            t = tuple(p for p in t if p)
+            if t[:1] == ("xpnet",) and len(t) > 1:
+                module = PACKAGE.joinpath(*t[1:])
+                if module.is_dir():
+                    module = module / "__init__.py"
+                elif module.with_suffix(".py").is_file():
+                    module = module.with_suffix(".py")
+                else:  # a name defined in a package: from .. import __version__
+                    module = module.parent / "__init__.py"
+                found.add(layer_of(module))
+    return found
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        mine = layer_of(path)
+        where = "backend/fast" if BACKEND / "fast" in path.parents else mine
+        for theirs in xpnet_imports(path):
+            if theirs == "entry" and mine != "entry":
+                offenders.append(f"{path.relative_to(SRC)} imports an entry point")
+            elif (mine, theirs) in SIBLINGS or (
+                LAYERS.index(theirs) > LAYERS.index(mine) and (where, theirs) not in ALLOWED_UP
+            ):
+                offenders.append(f"{path.relative_to(SRC)} ({mine}) imports {theirs}")
+    assert offenders == []
+
+
+def test_the_math_does_its_math_through_xp_only():
+    for path in sorted((PACKAGE / "nn").rglob("*.py")):
+        if path.name == "initializers.py":  # draws initial weights on the host, by design
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
+        assert not {m for m in imported if m and m.split(".")[0] == "numpy"}, f"{path.name} imports NumPy"
+
+
+def test_no_source_file_is_longer_than_300_lines():
+    long = {str(p.relative_to(SRC)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
+    assert long == {}
 
 
 # Import every command-line module, resolve --device cpu and train one epoch on it: none of it may
 # import a device library (CuPy's import alone can take seconds and print CUDA warnings).
 PROBE = """
 import json, sys
-import xpnet.train, xpnet.check, xpnet.trainer, xpnet.agreement, xpnet.predict, xpnet.evaluate
+import xpnet.train, xpnet.check, xpnet.training.loop, xpnet.verify.agreement, xpnet.predict, xpnet.evaluate
 from xpnet.backend import resolve_backend
 assert resolve_backend("cpu").name == "numpy"
 assert xpnet.train.main(["--device", "cpu", "--dataset", "digits", "--epochs", "1", "--hidden", "8"]) == 0

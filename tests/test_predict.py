@@ -14,9 +14,9 @@ import pytest
 
 from xpnet import predict
 from xpnet.backend import resolve_backend
-from xpnet.checkpoint import load_checkpoint
 from xpnet.data.datasets import CLASS_NAMES
-from xpnet.inference import classify
+from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.scoring import classify
 
 Image = pytest.importorskip("PIL.Image", reason="predict reads PNG files with Pillow")
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")

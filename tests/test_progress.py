@@ -8,8 +8,9 @@ import json
 import pytest
 
 from trained_models import run_cli
-from xpnet import progress, train
-from xpnet.progress import EpochBar
+from xpnet import train
+from xpnet.cli import progress
+from xpnet.cli.progress import EpochBar
 
 pytest.importorskip("sklearn", reason="the training runs use scikit-learn's digits")
 

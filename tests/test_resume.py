@@ -12,9 +12,10 @@ import pytest
 import trained_models
 from test_checkpoint import tiny_data
 from xpnet.backend import resolve_backend
-from xpnet.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.train import explicit_flags, main
-from xpnet.trainer import TrainConfig, train
+from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
+from xpnet.training.config import TrainConfig
+from xpnet.training.loop import train
 
 NUMPY = resolve_backend("cpu", "numpy")
 

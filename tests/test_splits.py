@@ -10,7 +10,8 @@ from xpnet.backend import resolve_backend
 from xpnet.data import Dataset, hold_out
 from xpnet.data.splits import stratified_holdout
 from xpnet.errors import DataError
-from xpnet.trainer import TrainConfig, train
+from xpnet.training.config import TrainConfig
+from xpnet.training.loop import train
 
 
 def unbalanced_labels() -> np.ndarray:
@@ -96,7 +97,7 @@ def test_cli_prints_validation_per_epoch(capsys):
 
 def test_cli_val_split_too_large_is_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
-        from xpnet import cli
+        from xpnet.cli import common as cli
 
         cli.run(train_cli.main, ["--dataset", "digits", "--device", "cpu", "--val-split", "5000"], "xpnet.train")
     assert exit_.value.code == 2

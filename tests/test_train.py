@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from xpnet import cli
 from xpnet.backend import resolve_backend
+from xpnet.cli import common as cli
 from xpnet.data import load_dataset
-from xpnet.trainer import TrainConfig, train
+from xpnet.training.config import TrainConfig
+from xpnet.training.loop import train
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

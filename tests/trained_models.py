@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet import cli, images
 from xpnet.backend import resolve_backend
-from xpnet.checkpoint import save_checkpoint
-from xpnet.data import Dataset, load_dataset
+from xpnet.cli import common as cli
+from xpnet.data import Dataset, images, load_dataset
 from xpnet.data.datasets import IDX_FILES
 from xpnet.data.idx import write_idx
-from xpnet.trainer import TrainConfig, train
+from xpnet.training.checkpoint import save_checkpoint
+from xpnet.training.config import TrainConfig
+from xpnet.training.loop import train
 
 CONFIG = TrainConfig(hidden=(64,), epochs=12, seed=3)
 

@@ -24,11 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import cli
-from .agreement import Comparison, compare, make_problem, reference
-from .backend import BACKENDS, make_backend, probe
-from .optim import OPTIMIZERS
-from .tolerances import TOLERANCES, TRAJECTORY_STEPS
+from . import backend as backends
+from .backend import make_backend
+from .backend.probe import probe
+from .cli import common as cli
+from .errors import one_line
+from .nn.optim import OPTIMIZERS
+from .verify.agreement import Comparison, compare, make_problem, reference
+from .verify.tolerances import TOLERANCES, TRAJECTORY_STEPS
 
 DTYPES = ("float64", "float32")
 EXIT_DISAGREE = 1
@@ -74,16 +77,12 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument(
         "--backend",
         action="append",
-        choices=BACKENDS,
+        choices=backends.names(),
         help="check only this library (repeatable; default: every one installed)",
     )
     p.add_argument("--dtype", action="append", choices=DTYPES, help="check only this dtype (default: both)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return p
-
-
-def one_line(e: BaseException) -> str:
-    return f"{type(e).__name__}: {' '.join(str(e).split())}"[:300]
 
 
 def run_checks(backends: Sequence[str], dtypes: Sequence[str]) -> Report:
@@ -108,14 +107,14 @@ def run_checks(backends: Sequence[str], dtypes: Sequence[str]) -> Report:
             try:
                 backend = make_backend(name, device)
             except Exception as e:
-                report.rows += [Row(name, device, dtype, error=one_line(e)) for dtype in dtypes]
+                report.rows += [Row(name, device, dtype, error=one_line(e, named=True)) for dtype in dtypes]
                 continue
             for dtype in dtypes:
                 start = time.perf_counter()
                 try:
                     row = Row(name, device, dtype, compare(backend, dtype, problem, refs[dtype]))
                 except Exception as e:  # a backend that crashes in the math disagrees, loudly
-                    row = Row(name, device, dtype, error=one_line(e))
+                    row = Row(name, device, dtype, error=one_line(e, named=True))
                 row.seconds = time.perf_counter() - start
                 report.rows.append(row)
     return report
@@ -196,9 +195,9 @@ def format_table(report: Report) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    backends = list(dict.fromkeys(args.backend or BACKENDS))
+    chosen = list(dict.fromkeys(args.backend or backends.names()))
     dtypes = list(dict.fromkeys(args.dtype or DTYPES))
-    report = run_checks(backends, dtypes)
+    report = run_checks(chosen, dtypes)
     print(json.dumps(to_json(report)) if args.json else format_table(report))
     return 0 if report.passed else EXIT_DISAGREE
 

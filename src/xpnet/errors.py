@@ -38,3 +38,14 @@ class OutOfMemory(XpnetError):
     """The device ran out of memory while training."""
 
     exit_status = 1
+
+
+def one_line(exc: BaseException, *, named: bool = False, limit: int = 300) -> str:
+    """A library's exception as one line of at most ``limit`` characters (``named``: prefixed by its class).
+
+    Messages from CUDA, Pillow or zlib can span lines; a user-facing error must not.
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if named and text != type(exc).__name__:
+        text = f"{type(exc).__name__}: {text}"
+    return text[:limit]

@@ -15,14 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from . import cli, metrics
 from .backend import resolve_backend
-from .checkpoint import Checkpoint, check_writable, load_checkpoint
+from .cli import common as cli
 from .data import load_dataset
-from .data.datasets import N_CLASSES, class_names
 from .errors import DataError, XpnetError
-from .inference import classify, device_params
-from .runlog import EPOCH_KEYS, read_log
+from .files import check_writable
+from .training import metrics
+from .training.checkpoint import Checkpoint, load_checkpoint
+from .training.runlog import EPOCH_KEYS, read_log
+from .training.scoring import classify
 
 PROG = "xpnet.evaluate"
 N_WORST = 24
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise XpnetError("--log only feeds the curves of --plot: add --plot DIR, or leave --log out")
     folder, log = None, None
     if args.plot is not None:
-        from . import plots
+        from .cli import plots
 
         plots.require_matplotlib()
         log = read_log(args.log) if args.log is not None else None
@@ -128,16 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(backend.note, file=sys.stderr)
 
     c = ckpt.config
-    pred, probs = classify(backend, device_params(backend, ckpt), data.x_test, c.activation, c.dtype)
+    pred, probs = classify(backend, [backend.asarray(p) for p in ckpt.state.params], data.x_test, c.activation, c.dtype)
     y = data.y_test.astype(np.int64)
-    cm = metrics.confusion_matrix(y, pred, N_CLASSES)
-    labels = class_names(data.name)
+    cm = metrics.confusion_matrix(y, pred, len(ckpt.classes))
+    labels = ckpt.classes
     print(f"{ckpt.describe()}; {backend}")
     print(report(data.name, cm, labels))
 
     written = []
     if folder is not None:
-        from . import plots
+        from .cli import plots
 
         name = f"{data.name}, {'-'.join(map(str, ckpt.layer_sizes))} {c.activation}, epoch {ckpt.state.epoch}"
         epochs = log if log is not None else history_records(ckpt)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,22 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from . import cli, images
 from .backend import resolve_backend
-from .checkpoint import atomic_write, check_writable, load_checkpoint
-from .data.datasets import class_names
+from .cli import common as cli
+from .data import images
+from .data.pictures import PictureError, import_pillow, read_picture
 from .errors import CheckpointError, XpnetError
-from .inference import classify, device_params
+from .files import atomic_write, check_writable
+from .training.checkpoint import load_checkpoint
+from .training.scoring import classify
 
 PROG = "xpnet.predict"
-PILLOW_HINT = 'pip install "xpnet[images]" (Pillow)'
-NPY_MAGIC = b"\x93NUMPY"
-
-
-class PictureError(Exception):
-    """One input file cannot be read as a picture; the message says why and what would work."""
-
-
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
         prog=f"python -m {PROG}",
@@ -60,52 +53,6 @@ def build_parser() -> cli.ArgumentParser:
     )
     cli.add_device_flags(p)
     return p
-
-
-def import_pillow() -> ModuleType:
-    """``PIL.Image``, or a one-line error (exit 2) naming the extra that installs it."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise XpnetError(f"reading PNG/JPEG pictures needs Pillow: {PILLOW_HINT}, or give .npy arrays") from None
-    return Image
-
-
-def read_picture(path: Path, pil: ModuleType | None) -> np.ndarray:
-    """The pixels of ``path`` as an array `images.to_gray` takes; `PictureError` if it holds no picture."""
-    if not path.is_file():
-        raise PictureError("no such file" if not path.exists() else "not a file")
-    if path.suffix.lower() == ".npy":
-        # np.load would take a zip for an .npz and anything else for a pickle: check the header first.
-        with open(path, "rb") as f:
-            if f.read(6) != NPY_MAGIC:
-                raise PictureError("not a NumPy .npy array (no .npy header); save one with numpy.save")
-        try:
-            a = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            if "pickle" in str(e) or "Object arrays" in str(e):
-                raise PictureError("holds Python objects, which xpnet never unpickles; save plain numbers") from None
-            raise PictureError(f"not a readable .npy array ({e})") from None
-        except (OSError, EOFError) as e:
-            raise PictureError(f"not a readable .npy array ({e})") from None
-        side = math.isqrt(a.size)
-        return a.reshape(side, side) if a.ndim == 1 and side * side == a.size else a  # a flattened data set row
-    assert pil is not None
-    from PIL import ImageOps
-
-    try:
-        with pil.open(path) as im:
-            im = ImageOps.exif_transpose(im)  # phone photos are stored sideways, with a rotation tag
-            if im.mode not in ("1", "L", "LA", "RGB", "RGBA", "I;16", "I", "F"):  # palette, CMYK...: convert
-                im = im.convert("RGBA" if "transparency" in im.info or im.mode.endswith("A") else "RGB")
-            # A 50-megapixel photo would cost gigabytes as float64; a digit needs a few hundred pixels.
-            im.thumbnail((images.MAX_SIDE, images.MAX_SIDE))
-            return np.asarray(im)
-    except (OSError, SyntaxError, ValueError, pil.DecompressionBombError) as e:  # UnidentifiedImageError too
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise PictureError(
-            f"not a picture Pillow can read ({reason}); give a PNG or JPEG file or a .npy array"
-        ) from None
 
 
 def unique_names(paths: Sequence[Path]) -> list[str]:
@@ -176,8 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     order = sorted(prepared)
     rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)
     c = ckpt.config
-    classes, probs = classify(backend, device_params(backend, ckpt), rows, c.activation, c.dtype)
-    labels = class_names(ckpt.dataset)
+    classes, probs = classify(backend, [backend.asarray(p) for p in ckpt.state.params], rows, c.activation, c.dtype)
+    labels = ckpt.classes
     k = min(args.top, probs.shape[1])
 
     found = dict(zip(order, range(len(order))))

@@ -6,21 +6,21 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path
-from typing import IO
 
-from . import cli, runlog
-from .backend import Backend, is_out_of_memory, resolve_backend
-from .checkpoint import Checkpoint, check_resumable, check_writable, load_checkpoint, save_checkpoint
-from .data import DATASETS, Dataset, hold_out, load_dataset
-from .data.download import MIRRORS_ENV, ProgressBar, parse_mirrors
-from .errors import CheckpointError, OutOfMemory, TrainingDiverged
-from .interrupt import StopOnSignal
-from .model import ACTIVATIONS
-from .optim import OPTIMIZERS
-from .progress import EpochBar
-from .trainer import EpochStats, TrainConfig, TrainResult, TrainState, train
+from .backend import resolve_backend
+from .cli import common as cli
+from .cli.progress import EpochBar, ProgressBar
+from .data import DATASETS, hold_out, load_dataset
+from .data.download import MIRRORS_ENV, parse_mirrors
+from .files import check_writable
+from .nn.model import ACTIVATIONS
+from .nn.optim import OPTIMIZERS
+from .training import runlog
+from .training.checkpoint import load_checkpoint
+from .training.config import DTYPES, TrainConfig
+from .training.resume import check_resumable, resumed_config
+from .training.session import train_saving
+from .training.state import EpochStats
 
 EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 
@@ -71,7 +71,7 @@ def build_parser() -> cli.ArgumentParser:
     )
     p.add_argument(
         "--hidden",
-        type=cli.hidden_sizes,
+        type=cli.setting("hidden", cli.hidden_sizes),
         default=DEFAULTS.hidden,
         metavar="N,N,...",
         help="units of each hidden layer (default: 256,128)",
@@ -80,27 +80,29 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help="default: adam")
     p.add_argument(
         "--lr",
-        type=cli.positive_float,
+        type=cli.setting("lr", float),
         default=None,
         help=f"learning rate (default: {_each({name: opt.default_lr for name, opt in OPTIMIZERS.items()})})",
     )
     p.add_argument(
         "--gamma",
-        type=cli.unit_fraction,
+        type=cli.setting("gamma", float),
         default=None,
         help=f"multiply the learning rate by this after every epoch; 1 keeps it constant (default: "
         f"{_each(DEFAULT_GAMMA)})",
     )
-    p.add_argument("--epochs", type=cli.positive_int, default=DEFAULTS.epochs, help="default: 10")
+    p.add_argument("--epochs", type=cli.setting("epochs", int), default=DEFAULTS.epochs, help="default: 10")
     p.add_argument(
         "--batch-size",
-        type=cli.non_negative_int,
+        type=cli.setting("batch_size", int),
         default=DEFAULTS.batch_size,
         metavar="N",
         help="examples per step; 0 trains on the whole training set at once (default: 128)",
     )
-    p.add_argument("--dtype", choices=("float32", "float64"), default=DEFAULTS.dtype, help="default: float32")
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds weights and shuffling (default: 1)")
+    p.add_argument("--dtype", choices=DTYPES, default=DEFAULTS.dtype, help="default: float32")
+    p.add_argument(
+        "--seed", type=cli.setting("seed", int), default=DEFAULTS.seed, help="seeds weights and shuffling (default: 1)"
+    )
     p.add_argument("--json", action="store_true", help="end with one JSON line of results on stdout")
     p.add_argument(
         "--quiet",
@@ -137,14 +139,6 @@ def explicit_flags(argv: Sequence[str] | None) -> set[str]:
     return set(vars(parser.parse_args(argv)))
 
 
-def resumed_config(ckpt: Checkpoint, args: argparse.Namespace, given: set[str]) -> tuple[TrainConfig, str, int]:
-    """The checkpoint's config, data set and validation split, overridden by the flags given
-    (`check_resumable` vets them)."""
-    changes = {f: getattr(args, f) for f in vars(ckpt.config) if f in given and hasattr(args, f)}
-    dataset = args.dataset if "dataset" in given else ckpt.dataset
-    return replace(ckpt.config, **changes), dataset, args.val_split if "val_split" in given else ckpt.val_split
-
-
 def format_epoch(stats: EpochStats, epochs: int) -> str:
     width = len(str(epochs))
     held = ("val", stats.val_accuracy) if stats.val_accuracy is not None else ("test", stats.test_accuracy)
@@ -174,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     dataset, val_split = args.dataset, args.val_split
     if ckpt is not None:
-        config, dataset, val_split = resumed_config(ckpt, args, explicit_flags(argv))
+        config, dataset, val_split = resumed_config(ckpt, {k: getattr(args, k) for k in explicit_flags(argv)})
     backend = resolve_backend(args.device, args.backend)
     if backend.note:
         print(backend.note, file=sys.stderr)
@@ -190,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ckpt is not None:
         check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train))
 
-    layers = "-".join(str(n) for n in (data.n_features, *config.hidden, 10))
+    layers = "-".join(str(n) for n in (data.n_features, *config.hidden, data.n_classes))
     batch = "full" if config.batch_size == 0 else config.batch_size
     print(
         f"{data.name}: {len(data.y_train)} train / "
@@ -224,8 +218,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resumed_from_epoch=ckpt.state.epoch if ckpt is not None else None,
             ),
         )
+    def show(stats: EpochStats) -> None:
+        if log is not None:
+            runlog.write_line(log, runlog.epoch_record(stats))
+        if bar is not None:
+            bar.clear()
+            print(format_epoch(stats, config.epochs), flush=True)
+
     try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
-        result = _train(backend, data, config, ckpt, save_path, val_split, bar, log)
+        result = train_saving(
+            backend,
+            data,
+            config,
+            state=ckpt and ckpt.state,
+            save_path=save_path,
+            val_split=val_split,
+            on_epoch=show,
+            on_step=bar.step if bar is not None and bar.enabled else None,
+            before_message=bar.clear if bar is not None else None,
+        )
     finally:
         if bar is not None:
             bar.clear()
@@ -256,79 +267,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         print(json.dumps(summary))
     return 0
-
-
-def _train(
-    backend: Backend,
-    data: Dataset,
-    config: TrainConfig,
-    ckpt: Checkpoint | None,
-    save_path: Path | None,
-    val_split: int,
-    bar: EpochBar | None = None,
-    log: IO[str] | None = None,
-) -> TrainResult:
-    """Run `train` with checkpoints after each epoch, a graceful first Ctrl-C and one-line failures.
-
-    Each epoch's line goes to stdout (none without ``bar``, which --quiet leaves out) and to ``log``.
-    """
-    saved: list[int] = []  # the epoch the checkpoint on disk holds, once one is written
-
-    def save(state: TrainState) -> None:
-        if save_path is not None:
-            try:
-                save_checkpoint(save_path, state, config, backend, data.name, len(data.y_train), val_split=val_split)
-            except OSError as e:  # a disk that filled up during a long run
-                raise CheckpointError(
-                    f"cannot write the checkpoint {save_path} ({e.strerror or e}); the previous one is intact: "
-                    "free some space or give --save another place, then --resume it",
-                    exit_status=1,
-                ) from None
-            saved[:] = [state.epoch]
-
-    def show(stats: EpochStats) -> None:
-        if log is not None:
-            runlog.write_line(log, runlog.epoch_record(stats))
-        if bar is not None:
-            bar.clear()
-            print(format_epoch(stats, config.epochs), flush=True)
-
-    try:
-        with StopOnSignal() as stop:
-            result = train(
-                backend,
-                data,
-                config,
-                show,
-                state=ckpt and ckpt.state,
-                on_state=save,
-                stop=stop,
-                on_step=bar.step if bar is not None and bar.enabled else None,
-            )
-            if bar is not None:
-                bar.clear()
-            if result.stopped and result.state is not None:
-                s = result.state
-                where = f"epoch {s.epoch + 1}, step {s.step}"
-                if save_path is None:
-                    print(f"stopped in {where}; nothing saved (pass --save PATH to keep a checkpoint)")
-                else:
-                    save(s)
-                    print(f"stopped in {where}; checkpoint saved to {save_path}: continue with --resume {save_path}")
-    except TrainingDiverged as e:
-        kept = f"; {save_path} still holds epoch {saved[0]}" if saved else ""
-        if not saved and save_path is not None and save_path.exists():
-            kept = f"; {save_path} is left as it was"
-        raise TrainingDiverged(f"{e}{kept}") from None
-    except Exception as e:
-        if not is_out_of_memory(e):
-            raise
-        size = len(data.y_train) if config.batch_size == 0 else config.batch_size
-        raise OutOfMemory(
-            f"out of memory on {backend} with --batch-size {config.batch_size} ({size} rows per step): "
-            f"try --batch-size {max(size // 2, 1)}"
-        ) from None
-    return result
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from . import download as dl
 from .idx import IdxError, read_idx
 
 DATASETS = ("mnist", "fashion-mnist", "digits")
-N_CLASSES = 10
+DIGITS = tuple(str(k) for k in range(10))
 IMAGE_SHAPE = (28, 28)  # of every image in the MNIST-style IDX data sets
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -28,8 +28,10 @@ IDX_FILES = {
 }
 # Where Debian's package dataset-fashion-mnist puts the files.
 SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
-# Fashion-MNIST's class names in the order of its labels (Zalando's README); the others' classes are digits.
+# Each named set's classes in the order of its labels (Fashion-MNIST's from Zalando's README).
 CLASS_NAMES = {
+    "mnist": DIGITS,
+    "digits": DIGITS,
     "fashion-mnist": (
         "T-shirt/top",
         "Trouser",
@@ -49,9 +51,10 @@ DIGITS_SPLIT_SEED = 0  # fixed, so that --seed changes the model and never the t
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test images as (n, pixels) uint8 rows in 0..255, labels as (n,) uint8 in 0..9.
+    """Train and test images as (n, pixels) uint8 rows in 0..255, labels as (n,) integers in 0..n_classes-1.
 
     ``x_val``/``y_val`` hold validation rows taken out of the training set (see `splits.hold_out`), or None.
+    ``classes`` names each class in label order; left empty, the classes are ``"0"`` up to the largest label.
     """
 
     name: str
@@ -63,15 +66,26 @@ class Dataset:
     source: str = ""
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    classes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.classes:
+            labels = [y for y in (self.y_train, self.y_test, self.y_val) if y is not None and y.size]
+            top = max((int(y.max()) for y in labels), default=0)
+            object.__setattr__(self, "classes", tuple(str(k) for k in range(top + 1)))
 
     @property
     def n_features(self) -> int:
         return self.x_train.shape[1]
 
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
 
 def class_names(name: str) -> tuple[str, ...]:
-    """The name of each class of data set ``name``: its digits "0".."9", or Fashion-MNIST's garments."""
-    return CLASS_NAMES.get(name, tuple(str(k) for k in range(N_CLASSES)))
+    """The name of each class of the named data set ``name``: its digits "0".."9", or Fashion-MNIST's garments."""
+    return CLASS_NAMES.get(name, DIGITS)
 
 
 def default_data_dir(name: str) -> Path:
@@ -123,8 +137,9 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
                 f"{files[f'{split}_images']}: {images.shape[0]} images but "
                 f"{files[f'{split}_labels']} has {labels.shape[0]} labels"
             )
-        if labels.size and labels.max() >= N_CLASSES:
-            raise IdxError(f"{files[f'{split}_labels']}: labels must lie in 0..9, found {labels.max()}")
+        n_classes = len(class_names(name))
+        if labels.size and labels.max() >= n_classes:
+            raise IdxError(f"{files[f'{split}_labels']}: labels must lie in 0..{n_classes - 1}, found {labels.max()}")
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
         raise IdxError(
             f"{directory}: train images are {arrays['train_images'].shape[1:]} "
@@ -139,6 +154,7 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
         flat["test_labels"],
         image_shape=tuple(arrays["train_images"].shape[1:]),
         source=str(directory),
+        classes=class_names(name),
     )
 
 
@@ -162,7 +178,9 @@ def load_digits_dataset() -> Dataset:
     images = np.rint(digits.data * (255 / 16)).astype(np.uint8)
     labels = digits.target.astype(np.uint8)
     train, test = stratified_split(labels, DIGITS_TEST_FRACTION, np.random.default_rng(DIGITS_SPLIT_SEED))
-    return Dataset("digits", images[train], labels[train], images[test], labels[test], (8, 8), "scikit-learn")
+    return Dataset(
+        "digits", images[train], labels[train], images[test], labels[test], (8, 8), "scikit-learn", classes=DIGITS
+    )
 
 
 def load_dataset(

@@ -14,14 +14,12 @@ import os
 import ssl
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from .. import __version__
 from ..errors import DataError
@@ -127,31 +125,6 @@ def matches(digests: dict[str, str], accepted: Sequence[str]) -> bool:
         if digests.get(algo) == want.lower():
             return True
     return False
-
-
-class ProgressBar:
-    """A one-line progress bar on a terminal; writes nothing when ``stream`` is not a terminal."""
-
-    def __init__(self, label: str, stream: IO[str] | None = None, min_interval: float = 0.1):
-        self.label, self.stream = label, stream if stream is not None else sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.min_interval, self.last = min_interval, 0.0
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < self.min_interval and (total is None or done < total):
-            return
-        self.last = now
-        mb = f"{done / 1e6:6.1f}" + (f"/{total / 1e6:.1f} MB" if total else " MB")
-        pct = f"{100 * done / total:3.0f}% " if total else ""
-        width = 30
-        bar = "#" * (width * done // total) if total else ""
-        self.stream.write(f"\r{self.label} [{bar:<{width}}] {pct}{mb}")
-        if total is not None and done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 def fetch(

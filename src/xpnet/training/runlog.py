@@ -24,9 +24,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from . import __version__
-from .errors import XpnetError
-from .trainer import EpochStats
+from .. import __version__
+from ..errors import XpnetError
+from .state import EpochStats
 
 EPOCH_KEYS = ("epoch", "loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds", "samples_per_second")
 

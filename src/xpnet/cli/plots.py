@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint import atomic_write
-from .errors import XpnetError
+from ..errors import XpnetError
+from ..files import atomic_write
 
 MATPLOTLIB_HINT = 'pip install "xpnet[plot]" (matplotlib)'
 DPI = 110

@@ -18,17 +18,19 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
 class Optimizer(NamedTuple):
-    init: Callable[[Any, Sequence[Any]], list[Any]]
+    """An update rule and the state it keeps: one array per weight array for each of its ``slots``."""
+
+    slots: tuple[str, ...]  # e.g. ("m", "v"): the state is [m_1..m_k, v_1..v_k], each shaped like its weight
     update: Callable[[Any, Sequence[Any], Sequence[Any], Sequence[Any], int, float], tuple[Params, list[Any]]]
     default_lr: float
 
+    def init(self, xp: Any, params: Sequence[Any]) -> list[Any]:
+        """The initial state: zeros for every slot and weight array, in slot-major order."""
+        return [xp.zeros_like(p) for _ in self.slots for p in params]
 
-def _zeros_like(xp: Any, params: Sequence[Any]) -> list[Any]:
-    return [xp.zeros_like(p) for p in params]
-
-
-def sgd_init(xp: Any, params: Sequence[Any]) -> list[Any]:
-    return []
+    def state_shapes(self, shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """The state's array shapes for weight arrays of ``shapes``, in the order `init` makes them."""
+        return [s for _ in self.slots for s in shapes]
 
 
 def sgd_update(xp, params, grads, state, step, lr):
@@ -40,10 +42,6 @@ def momentum_update(xp, params, grads, state, step, lr, beta: float = MOMENTUM):
     """Heavy-ball momentum as PyTorch writes it: ``v <- beta v + g``, ``p <- p - lr v``."""
     velocity = [beta * v + g for v, g in zip(state, grads)]
     return [p - lr * v for p, v in zip(params, velocity)], velocity
-
-
-def adam_init(xp: Any, params: Sequence[Any]) -> list[Any]:
-    return _zeros_like(xp, params) + _zeros_like(xp, params)
 
 
 def adam_scalars(lr: float, step: int, b1: float = ADAM_B1, b2: float = ADAM_B2) -> tuple[float, float]:
@@ -62,7 +60,7 @@ def adam_update(xp, params, grads, state, step, lr, b1=ADAM_B1, b2=ADAM_B2, eps=
 
 
 OPTIMIZERS: dict[str, Optimizer] = {
-    "sgd": Optimizer(sgd_init, sgd_update, 0.1),
-    "momentum": Optimizer(_zeros_like, momentum_update, 0.05),
-    "adam": Optimizer(adam_init, adam_update, 1e-3),
+    "sgd": Optimizer((), sgd_update, 0.1),
+    "momentum": Optimizer(("velocity",), momentum_update, 0.05),
+    "adam": Optimizer(("m", "v"), adam_update, 1e-3),
 }

@@ -55,6 +55,11 @@ def layer_sizes(n_in: int, hidden: Sequence[int], n_out: int) -> list[int]:
     return [n_in, *hidden, n_out]
 
 
+def sizes_of(params: Sequence[Any]) -> list[int]:
+    """Layer sizes ``[inputs, hidden..., classes]`` of the weights ``[W1, b1, W2, b2, ...]``."""
+    return [params[0].shape[0], *(w.shape[1] for w in params[0::2])]
+
+
 def param_shapes(sizes: Sequence[int]) -> list[tuple[int, ...]]:
     """Shapes of ``[W1, b1, W2, b2, ...]`` for layers of the given sizes."""
     return [s for n_in, n_out in itertools.pairwise(sizes) for s in ((n_in, n_out), (n_out,))]
@@ -91,9 +96,3 @@ def backward(xp: Any, params: Sequence[Any], cache: Sequence[Any], dlogits: Any,
         if i > 0:  # the gradient with respect to the input images is never needed
             delta = act_backward(xp, a_in, delta @ xp.matrix_transpose(params[2 * i]))
     return grads
-
-
-def predict(xp: Any, params: Sequence[Any], x: Any, activation: str = "relu") -> Any:
-    """Predicted class index for each row of ``x``."""
-    logits, _ = forward(xp, params, x, activation)
-    return xp.argmax(logits, axis=1)

@@ -6,10 +6,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from .backend import BACKENDS
-from .errors import XpnetError
+from ..backend import registry
+from ..errors import XpnetError
+from ..training.config import ConfigError, check_field
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
@@ -58,32 +59,30 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    value = _parse(float, text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def setting(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type`` for the `TrainConfig` field ``name``: parse the text with ``kind`` (``int``,
+    ``float`` or `hidden_sizes`), then apply the config's own rule, whose message a checkpoint holding the
+    same value gets too."""
 
+    def convert(text: str) -> Any:
+        value = kind(text) if kind is hidden_sizes else _parse(kind, text)
+        try:
+            check_field(name, value)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(e.rule) from None
+        return value
 
-def unit_fraction(text: str) -> float:
-    """A number in (0, 1]: a factor that may shrink something but never grow it."""
-    value = _parse(float, text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
+    return convert
 
 
 def hidden_sizes(text: str) -> tuple[int, ...]:
-    """``"256,128"`` -> (256, 128): the units of each hidden layer, at least one layer."""
+    """``"256,128"`` -> (256, 128); whether each size is allowed is `TrainConfig`'s to say."""
     try:
-        sizes = tuple(int(part) for part in text.split(","))
+        return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be comma-separated positive integers like 256,128, got {text!r}"
         ) from None
-    if any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"every layer needs at least one unit, got {text!r}")
-    return sizes
 
 
 def _parse(kind: type, text: str):
@@ -104,8 +103,11 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=tuple(registry()),
         default=None,
-        help="array library: numpy and array-api-strict run on cpu, cupy on cuda, torch and jax on either "
-        "(default: numpy on cpu, cupy on cuda)",
+        help="array library: "
+        + ", ".join(f"{s.name} ({'/'.join(s.kinds)})" for s in registry().values())
+        + " (default: "
+        + ", ".join(f"{s.name} on {kind}" for s in registry().values() for kind in s.default_for)
+        + ")",
     )

@@ -19,11 +19,11 @@ from typing import Any
 import array_api_compat.numpy as xp
 import numpy as np
 
-from .. import losses
-from ..model import param_shapes
-from ..optim import ADAM_B1, ADAM_B2, ADAM_EPS, MOMENTUM, adam_scalars
+from ...nn import losses
+from ...nn.model import param_shapes
+from ...nn.optim import ADAM_B1, ADAM_B2, ADAM_EPS, MOMENTUM, OPTIMIZERS, adam_scalars
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+SUPPORTED = ("sgd", "momentum", "adam")  # optimizers whose update `_update` writes in place
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 
 
@@ -80,8 +80,7 @@ class NumpyInplaceStep:
         n = sum(int(np.prod(s)) for s in shapes)
         self.theta, self.grad, self.tmp, self.tmp2 = (np.zeros(n, self.dtype) for _ in range(4))
         self.params, self.grads = _views(self.theta, shapes), _views(self.grad, shapes)
-        n_moments = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer]
-        self.moments = [np.zeros(n, self.dtype) for _ in range(n_moments)]
+        self.moments = [np.zeros(n, self.dtype) for _ in OPTIMIZERS[optimizer].slots]
         self.state = [v for m in self.moments for v in _views(m, shapes)]
         self.widths = list(sizes[1:])
         self._buffers: dict[int, tuple[list[np.ndarray], ...]] = {}
@@ -158,6 +157,6 @@ class NumpyInplaceStep:
 
 def make_step(sizes: Sequence[int], activation: str, optimizer: str, dtype: Any) -> NumpyInplaceStep | None:
     """The in-place step for this model, or None where only the reference math applies."""
-    if optimizer not in OPTIMIZERS or activation not in ACTIVATIONS:
+    if optimizer not in SUPPORTED or activation not in ACTIVATIONS:
         return None
     return NumpyInplaceStep(sizes, activation, optimizer, dtype)

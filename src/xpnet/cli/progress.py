@@ -1,4 +1,4 @@
-"""The training progress bar: batches, samples/s and running loss of the current epoch, on a terminal only.
+"""Progress bars on a terminal only: the training bar (batches, samples/s, running loss) and the download bar.
 
 The trainer calls `EpochBar.step` after every step with the epoch's device-side loss sum. Reading that sum
 waits for the device, so the bar reads it only when it redraws, at most every `MIN_INTERVAL` seconds;
@@ -85,3 +85,28 @@ class EpochBar:
             self.stream.write("\r" + " " * self.drawn + "\r")
             self.stream.flush()
             self.drawn = 0
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; writes nothing when ``stream`` is not a terminal."""
+
+    def __init__(self, label: str, stream: IO[str] | None = None, min_interval: float = 0.1):
+        self.label, self.stream = label, stream if stream is not None else sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.min_interval, self.last = min_interval, 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < self.min_interval and (total is None or done < total):
+            return
+        self.last = now
+        mb = f"{done / 1e6:6.1f}" + (f"/{total / 1e6:.1f} MB" if total else " MB")
+        pct = f"{100 * done / total:3.0f}% " if total else ""
+        width = 30
+        bar = "#" * (width * done // total) if total else ""
+        self.stream.write(f"\r{self.label} [{bar:<{width}}] {pct}{mb}")
+        if total is not None and done >= total:
+            self.stream.write("\n")
+        self.stream.flush()

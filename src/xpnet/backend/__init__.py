@@ -1,0 +1,216 @@
+"""Resolve ``--device``/``--backend`` into a `Backend`: the array namespace, the device and a name.
+
+Each array library is one module in this package (``numpy.py``, ``cupy.py``...) defining ``SPEC``, a
+`BackendSpec`: its name, the module it needs, its devices, how to make it, how to probe it, its install hint
+and its fast step. The registry finds those modules by themselves, so adding a library is one new file. They
+import their library only when asked for one: ``--device cpu`` never imports CuPy. Everything above this layer
+receives a `Backend` and does its math through ``backend.xp``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import pkgutil
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError
+
+# Modules of this package that are not array libraries.
+_NOT_BACKENDS = {"fast", "probe"}
+
+
+def _no_sync() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace bound to one device.
+
+    ``xp`` is an Array API namespace, ``device`` an object that namespace accepts as ``device=``,
+    ``to_numpy`` copies a device array to a host NumPy array and ``sync`` waits for queued device work
+    (a no-op on the CPU), so that a clock read after it measures finished work.
+    """
+
+    name: str
+    xp: ModuleType
+    device: Any
+    device_name: str
+    to_numpy: Callable[[Any], np.ndarray] = field(repr=False)
+    sync: Callable[[], None] = field(default=_no_sync, repr=False)
+    note: str = field(default="", compare=False)
+    # Libraries whose arrays cannot be read-only (PyTorch warns when it shares such a buffer) get a copy.
+    copy_read_only: bool = field(default=False, repr=False)
+
+    def asarray(self, a: Any, dtype: Any = None) -> Any:
+        """A host array (or scalar) on this backend's device; on the CPU it may share the host memory."""
+        if self.copy_read_only and isinstance(a, np.ndarray) and not a.flags.writeable:
+            a = a.copy()
+        return self.xp.asarray(a, dtype=dtype, device=self.device)
+
+    def dtype(self, name: str) -> Any:
+        """The namespace's dtype object called ``name`` (``"float32"``, ``"int64"``...)."""
+        return getattr(self.xp, name)
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.device_name}"
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One array library: everything xpnet needs to know about it, in the library's own module.
+
+    ``make(device)`` takes ``"cpu"``, ``"cuda:N"`` or one of ``extra_devices`` and returns a `Backend` or
+    raises `BackendError`. ``probe()`` returns a ``probe.Probe`` (it may talk to a driver; only ``check`` calls
+    it). ``fast_step(sizes, activation, optimizer, dtype)`` returns a step that overrides the reference step,
+    or None. ``default_for`` lists the device kinds on which this library is the default.
+    """
+
+    name: str
+    module: str  # what ``import`` needs, looked up without importing it
+    kinds: tuple[str, ...]  # "cpu", "cuda"
+    make: Callable[[str], Backend]
+    probe: Callable[[], Any]
+    install_hint: str
+    order: int  # position in listings: --help, check, the tests
+    default_for: tuple[str, ...] = ()
+    extra_devices: tuple[str, ...] = ()  # devices besides cpu/cuda:N (array-api-strict's simulated ones)
+    fast_step: Callable[..., Any] | None = None
+
+    @property
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+
+@functools.cache
+def registry() -> dict[str, BackendSpec]:
+    """Every backend module of this package, by name, in listing order (imports no array library)."""
+    specs = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_") or info.name in _NOT_BACKENDS:
+            continue
+        specs.append(importlib.import_module(f"{__name__}.{info.name}").SPEC)
+    return {s.name: s for s in sorted(specs, key=lambda s: (s.order, s.name))}
+
+
+def names() -> tuple[str, ...]:
+    """The backends' names, the default CPU library first."""
+    return tuple(registry())
+
+
+def spec(name: str) -> BackendSpec:
+    """The `BackendSpec` called ``name``, or `BackendError` listing the known ones."""
+    try:
+        return registry()[name]
+    except KeyError:
+        raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(names())}") from None
+
+
+def default_for(kind: str) -> BackendSpec:
+    return next(s for s in registry().values() if kind in s.default_for)
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """``"auto" | "cpu" | "cuda" | "cuda:N"`` -> (kind, index)."""
+    m = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", device.strip().lower())
+    if m is None or (m.group(2) is not None and m.group(1) != "cuda"):
+        raise BackendError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    return m.group(1), int(m.group(2) or 0)
+
+
+_KIND_WORDS = {"cpu": "the CPU", "cuda": "CUDA devices"}
+
+
+def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend:
+    """Turn the ``--device`` and ``--backend`` flags into a `Backend`.
+
+    ``cpu`` defaults to NumPy and ``cuda`` to CuPy. ``auto`` takes the library's (or CuPy's) first GPU when
+    it answers, and otherwise the CPU, with the reason in ``Backend.note``. Raises `BackendError` with a
+    one-line message when the request cannot be met.
+    """
+    kind, index = parse_device(device)
+    chosen = spec(backend) if backend is not None else None
+    if kind == "auto":
+        gpu = chosen or default_for("cuda")
+        cpu = chosen if chosen is not None else default_for("cpu")
+        if "cuda" not in gpu.kinds:
+            return cpu.make("cpu")
+        try:
+            return gpu.make("cuda:0")
+        except BackendError as e:
+            if "cpu" not in cpu.kinds:
+                raise
+            fallback = cpu.make("cpu")
+            return replace(fallback, note=f"no CUDA device: using {fallback} ({e})")
+    chosen = chosen or default_for(kind)
+    if kind not in chosen.kinds:
+        others = "/".join(s.name for s in registry().values() if kind in s.kinds)
+        raise BackendError(
+            f"{chosen.name} runs only on {' and '.join(_KIND_WORDS[k] for k in chosen.kinds)}: "
+            f"use --device {chosen.kinds[0]}, or --backend {others} on {kind}"
+        )
+    return chosen.make("cpu" if kind == "cpu" else f"cuda:{index}")
+
+
+def make_backend(name: str, device: str = "cpu") -> Backend:
+    """The backend ``name`` on ``device``, or `BackendError` saying why it cannot be had here.
+
+    Like `resolve_backend` with both flags given, but ``device`` may also name one of a library's extra
+    devices (array-api-strict's simulated ``"device1"``...), which tests use to prove that arrays stay put.
+    """
+    s = spec(name)
+    if device in s.extra_devices:
+        if not s.installed:
+            raise BackendError(f"{name} is not installed: {s.install_hint}")
+        return s.make(device)
+    return resolve_backend(device, name)
+
+
+def import_library(spec_: BackendSpec) -> ModuleType:
+    """Import the library ``spec_`` needs, or `BackendError` with its install hint."""
+    try:
+        return importlib.import_module(spec_.module)
+    except ImportError as e:
+        raise BackendError(f"{spec_.name} is not installed ({e}); install it with {spec_.install_hint}") from None
+
+
+def cuda_index(device: str, count: int, who: str) -> int:
+    """``"cuda:N"`` -> N, or `BackendError` when the library sees fewer than N + 1 devices."""
+    index = int(device.split(":")[1])
+    if index >= count:
+        raise BackendError(f"cuda:{index} does not exist: {who} reports {count} device(s)")
+    return index
+
+
+# Allocation failures that surface as a library's generic error (older PyTorch's RuntimeError, a cuBLAS
+# workspace, a CUDA runtime call, JAX's XlaRuntimeError).
+_OOM_TEXT = ("out of memory", "cublas_status_alloc_failed", "cudaerrormemoryallocation", "resource_exhausted")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the device (or the host, for NumPy) ran out of memory.
+
+    Recognises the libraries' ``OutOfMemoryError`` classes by name, so nothing is imported.
+    """
+    if isinstance(exc, MemoryError):
+        return True
+    libraries = {s.module for s in registry().values()}
+    for cls in type(exc).__mro__:
+        if cls.__module__.split(".")[0] in libraries and cls.__name__ == "OutOfMemoryError":
+            return True
+    message = str(exc).lower()
+    return any(text in message for text in _OOM_TEXT)
+
+
+def fast_step(backend: Backend, sizes: Sequence[int], activation: str, optimizer: str, dtype: Any) -> Any:
+    """The backend's fast training step for this model, or None where it has none."""
+    make = spec(backend.name).fast_step
+    return None if make is None else make(sizes, activation, optimizer, dtype)

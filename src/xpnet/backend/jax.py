@@ -1,0 +1,62 @@
+"""JAX arrays on the CPU or a CUDA GPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError
+from . import Backend, BackendSpec, cuda_index, import_library
+
+
+def make(device: str) -> Backend:
+    jax = import_library(SPEC)
+    # Without x64 JAX silently turns float64 into float32 and int64 labels into int32. The flag is global
+    # and must be set before arrays exist, so it is set here, the moment a JAX backend is asked for; the
+    # trainer names every dtype, so float32 runs stay float32. Matmuls on a GPU default to TF32 in JAX
+    # (10-bit mantissa); "highest" makes them true float32 like NumPy, CuPy and PyTorch's defaults, so that
+    # switching backend changes the speed and not the numbers.
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_default_matmul_precision", "highest")
+    import jax.numpy as xp
+
+    if device == "cpu":
+        dev = jax.devices("cpu")[0]
+    else:
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:
+            hint = "install jax[cuda12] (or jax[cuda13]) and a driver"
+            raise BackendError(f"JAX has no CUDA device here: {hint}") from None
+        dev = gpus[cuda_index(device, len(gpus), "JAX")]
+
+    def sync() -> None:
+        # JAX has no device-wide barrier: a tiny computation queued on the device and waited for stands in.
+        (xp.zeros((), device=dev) + 1).block_until_ready()
+
+    return Backend("jax", xp, dev, device, np.asarray, sync)
+
+
+def probe() -> Any:
+    import jax
+
+    from .probe import Probe
+
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    kinds = f"; {', '.join(g.device_kind for g in gpus)}" if gpus else " (no GPU)"
+    return Probe("jax", True, f"jax {jax.__version__}{kinds}", ("cpu", *(f"cuda:{i}" for i in range(len(gpus)))))
+
+
+SPEC = BackendSpec(
+    name="jax",
+    module="jax",
+    kinds=("cpu", "cuda"),
+    make=make,
+    probe=probe,
+    install_hint='pip install jax (CPU) or "jax[cuda12]"',
+    order=3,
+)

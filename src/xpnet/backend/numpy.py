@@ -1,0 +1,40 @@
+"""NumPy on the CPU: the default backend, and the one with an in-place fast step (``fast/numpy_inplace.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import Backend, BackendSpec
+
+
+def make(device: str) -> Backend:
+    import array_api_compat.numpy as xp
+
+    return Backend("numpy", xp, "cpu", "cpu", np.asarray)
+
+
+def probe() -> Any:
+    from .probe import Probe
+
+    return Probe("numpy", True, f"numpy {np.__version__}", ("cpu",))
+
+
+def fast_step(sizes, activation, optimizer, dtype):
+    from .fast.numpy_inplace import make_step
+
+    return make_step(sizes, activation, optimizer, dtype)
+
+
+SPEC = BackendSpec(
+    name="numpy",
+    module="numpy",
+    kinds=("cpu",),
+    make=make,
+    probe=probe,
+    install_hint="pip install numpy",
+    order=0,
+    default_for=("cpu",),
+    fast_step=fast_step,
+)

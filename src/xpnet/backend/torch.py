@@ -1,0 +1,50 @@
+"""PyTorch tensors on the CPU or a CUDA GPU (never a dependency of xpnet)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import BackendError
+from . import Backend, BackendSpec, cuda_index, import_library
+
+
+def make(device: str) -> Backend:
+    torch = import_library(SPEC)
+    import array_api_compat.torch as xp
+
+    def to_numpy(a: Any) -> Any:
+        return a.detach().cpu().numpy()
+
+    if device == "cpu":
+        return Backend("torch", xp, torch.device("cpu"), "cpu", to_numpy, copy_read_only=True)
+    if not torch.cuda.is_available():
+        raise BackendError("PyTorch has no CUDA device here (a CPU-only build, or no driver/GPU)")
+    index = cuda_index(device, torch.cuda.device_count(), "PyTorch")
+    dev = torch.device("cuda", index)
+    return Backend("torch", xp, dev, device, to_numpy, lambda: torch.cuda.synchronize(dev), copy_read_only=True)
+
+
+def probe() -> Any:
+    import torch
+
+    from .probe import Probe
+
+    version = f"torch {torch.__version__}"
+    if not torch.cuda.is_available():
+        return Probe("torch", True, f"{version} (no CUDA)", ("cpu",))
+    n = torch.cuda.device_count()
+    tf32 = "on" if torch.backends.cuda.matmul.allow_tf32 else "off"
+    names = ", ".join(torch.cuda.get_device_name(i) for i in range(n))
+    version += f" (CUDA {torch.version.cuda}; {names}; TF32 matmul {tf32})"
+    return Probe("torch", True, version, ("cpu", *(f"cuda:{i}" for i in range(n))))
+
+
+SPEC = BackendSpec(
+    name="torch",
+    module="torch",
+    kinds=("cpu", "cuda"),
+    make=make,
+    probe=probe,
+    install_hint="see https://pytorch.org",
+    order=2,
+)

@@ -1,0 +1,100 @@
+"""`TrainConfig`: everything that defines a training run apart from the data and the backend, and its rules.
+
+A config checks itself when it is made, so the command line and the checkpoint loader share one set of
+rules: a flag out of range and a checkpoint from someone else that holds one are refused alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..errors import XpnetError
+from ..nn.model import ACTIVATIONS
+from ..nn.optim import OPTIMIZERS
+
+DTYPES = ("float32", "float64")
+SEED_LIMIT = 2**63  # numpy's generators take any non-negative integer; the JSON of a checkpoint keeps 64 bits
+
+
+class ConfigError(XpnetError):
+    """A training setting is out of range; the message names the flag, ``rule`` says what it must be."""
+
+    def __init__(self, message: str, rule: str = ""):
+        super().__init__(message)
+        self.rule = rule or message
+
+
+def _count(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _real(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# field -> (test, what the flag must be). Each test takes the field's value, whatever its type.
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "hidden": (
+        lambda v: isinstance(v, tuple) and len(v) > 0 and all(_count(h) and 0 < h for h in v),
+        "every layer needs at least one unit (comma-separated positive integers like 256,128)",
+    ),
+    "activation": (lambda v: v in ACTIVATIONS, f"must be one of {', '.join(ACTIVATIONS)}"),
+    "optimizer": (lambda v: v in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}"),
+    "lr": (lambda v: v is None or (_real(v) and v > 0), "must be a positive number"),
+    "gamma": (lambda v: _real(v) and 0 < v <= 1, "must be in (0, 1]"),
+    "epochs": (lambda v: _count(v) and v >= 1, "must be a positive integer"),
+    "batch_size": (lambda v: _count(v) and v >= 0, "must be 0 or a positive integer"),
+    "dtype": (lambda v: v in DTYPES, f"must be one of {', '.join(DTYPES)}"),
+    "seed": (lambda v: _count(v) and 0 <= v < SEED_LIMIT, "must be an integer from 0 to 2**63 - 1"),
+}
+
+
+def check_field(name: str, value: Any) -> None:
+    """Raise `ConfigError` naming the flag (``--batch-size``) when ``value`` breaks the rule for ``name``."""
+    test, rule = RULES[name]
+    if not test(value):
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        raise ConfigError(f"--{name.replace('_', '-')}: {rule}, got {shown!r}", f"{rule}, got {shown!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run, apart from the data and the backend."""
+
+    hidden: tuple[int, ...] = (256, 128)
+    activation: str = "relu"
+    optimizer: str = "adam"
+    lr: float | None = None  # None: the optimizer's default (see optim.OPTIMIZERS)
+    gamma: float = 1.0  # the learning rate of epoch e is lr * gamma ** (e - 1): set by the epoch alone
+    epochs: int = 10
+    batch_size: int = 128  # 0: the whole training set in every step (full-batch gradient descent)
+    dtype: str = "float32"
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check_field(f.name, getattr(self, f.name))
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> TrainConfig:
+        """A config from `to_dict`'s output (a checkpoint's), ignoring keys it does not know."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in saved.items() if k in known}
+        if isinstance(values.get("hidden"), list):
+            values["hidden"] = tuple(values["hidden"])
+        return cls(**values)
+
+    @property
+    def learning_rate(self) -> float:
+        return OPTIMIZERS[self.optimizer].default_lr if self.lr is None else self.lr
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of epoch ``epoch`` (from 1). It does not depend on ``epochs``, so a run resumed
+        with a new total trains its earlier epochs exactly as a run that asked for that total at once."""
+        return self.learning_rate * self.gamma ** (epoch - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "hidden": list(self.hidden), "lr": self.learning_rate}

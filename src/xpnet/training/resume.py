@@ -1,0 +1,49 @@
+"""Resuming a checkpoint: which settings a continued run may change, and refusing one that does not fit."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any
+
+from ..errors import CheckpointError
+from .checkpoint import Checkpoint
+from .config import TrainConfig
+
+# What a resumed run must share with its checkpoint; --lr, --gamma, --batch-size and --epochs may change.
+FIXED_FIELDS = ("hidden", "activation", "optimizer", "dtype", "seed")
+
+
+def resumed_config(ckpt: Checkpoint, given: dict[str, Any]) -> tuple[TrainConfig, str, int]:
+    """The checkpoint's config, data set and validation split, overridden by the settings ``given``
+    (flags named on the command line, by field name); `check_resumable` vets them."""
+    changes = {f.name: given[f.name] for f in fields(TrainConfig) if f.name in given}
+    return replace(ckpt.config, **changes), given.get("dataset", ckpt.dataset), given.get("val_split", ckpt.val_split)
+
+
+def check_resumable(ckpt: Checkpoint, config: TrainConfig, dataset: str, n_features: int, n_train: int) -> None:
+    """Refuse to resume ``ckpt`` into a run whose model or data differ from the checkpoint's."""
+    wanted = {f: getattr(config, f) for f in FIXED_FIELDS} | {"dataset": dataset, "inputs": n_features}
+    saved = {f: getattr(ckpt.config, f) for f in FIXED_FIELDS} | {
+        "dataset": ckpt.dataset,
+        "inputs": ckpt.layer_sizes[0],
+    }
+    diff = [f"{k} {_fmt(saved[k])} (you asked for {_fmt(wanted[k])})" for k in wanted if wanted[k] != saved[k]]
+    if diff:
+        raise CheckpointError(
+            f"{ckpt.path} cannot be resumed as asked: it holds {'; '.join(diff)}; "
+            "drop those flags to continue it, or start a new run without --resume"
+        )
+    if n_train != ckpt.n_train:
+        raise CheckpointError(
+            f"{ckpt.path} trained on {ckpt.n_train} images of {ckpt.dataset} but this run has {n_train} "
+            f"(the checkpoint used --val-split {ckpt.val_split}): resume with the same data"
+        )
+    if ckpt.state.epoch >= config.epochs:
+        raise CheckpointError(
+            f"{ckpt.path} has already trained {ckpt.state.epoch} epochs: --epochs counts all epochs, "
+            f"pass --epochs N with N > {ckpt.state.epoch} to train more"
+        )
+
+
+def _fmt(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)

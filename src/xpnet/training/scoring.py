@@ -1,0 +1,71 @@
+"""Scoring a model: host images to the device, and the one batched forward loop behind accuracy and predictions.
+
+Training, ``predict`` and ``evaluate`` all classify through `batched_logits`, so the classes ``predict``
+prints are exactly those the training accuracy counts as right or wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..backend import Backend
+from ..nn import losses, model
+
+EVAL_BATCH = 8192  # rows per forward pass when scoring: bounds memory, large enough to be fast
+
+
+def images_to_device(backend: Backend, images: np.ndarray, dtype: Any) -> Any:
+    """Host uint8 image rows -> device rows scaled to [0, 1] in ``dtype``."""
+    # Moving uint8 and scaling on the device sends a quarter of the bytes float32 would.
+    return backend.xp.astype(backend.asarray(images), dtype) / 255.0
+
+
+def to_device(backend: Backend, images: np.ndarray, labels: np.ndarray, dtype: Any) -> tuple[Any, Any]:
+    """Host uint8 images and labels -> device images scaled to [0, 1] in ``dtype`` and int64 labels."""
+    return images_to_device(backend, images, dtype), backend.asarray(labels.astype(np.int64))
+
+
+def batched_logits(xp: Any, params: Sequence[Any], x: Any, activation: str) -> Iterator[tuple[int, int, Any]]:
+    """``(start, stop, logits)`` for consecutive slices of `EVAL_BATCH` rows of ``x`` (device or host rows)."""
+    n = x.shape[0]
+    for i in range(0, n, EVAL_BATCH):
+        j = min(i + EVAL_BATCH, n)
+        logits, _ = model.forward(xp, params, x[i:j, ...], activation)
+        yield i, j, logits
+
+
+def count_correct(xp: Any, logits: Any, labels: Any) -> Any:
+    """Number of rows whose largest logit is the label, as a 0-d int64 device array."""
+    return xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels, xp.int64))
+
+
+def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation: str) -> float:
+    """Fraction of rows of device arrays ``x`` classified as ``y``; one read from the device."""
+    xp = backend.xp
+    correct = xp.zeros((), dtype=xp.int64, device=backend.device)
+    for i, j, logits in batched_logits(xp, params, x, activation):
+        correct = correct + count_correct(xp, logits, y[i:j])
+    return int(backend.to_numpy(correct)) / max(x.shape[0], 1)
+
+
+def classify(
+    backend: Backend, params: Sequence[Any], images: np.ndarray, activation: str, dtype: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Host uint8 image rows -> (predicted class per row, (rows, classes) softmax probabilities), on the host.
+
+    The class is the largest logit, not the largest rounded probability, so two nearly tied classes are
+    decided as in training. ``params`` are on ``backend``'s device.
+    """
+    xp = backend.xp
+    n_classes = params[-1].shape[0]
+    if images.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, n_classes))
+    x = images_to_device(backend, images, backend.dtype(dtype))
+    classes, probs = [], []
+    for _, _, logits in batched_logits(xp, params, x, activation):
+        classes.append(backend.to_numpy(xp.argmax(logits, axis=1)))
+        probs.append(backend.to_numpy(xp.exp(losses.log_softmax(xp, logits))))
+    return np.concatenate(classes).astype(np.int64), np.concatenate(probs).astype(np.float64)
