@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
+from helpers import run_module
 from xpnet import check
 from xpnet.backend import probe as probing
 from xpnet.backend import registry
@@ -76,15 +73,7 @@ def test_bad_usage_exits_2_with_one_line(capsys):
 
 
 def test_module_runs_from_the_command_line():
-    src = Path(__file__).resolve().parents[1] / "src"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run(
-        [sys.executable, "-m", "xpnet.check", "--backend", "numpy", "--dtype", "float32", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    out = run_module("xpnet.check", "--backend", "numpy", "--dtype", "float32", "--json", timeout=120)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["passed"] is True

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import backend_or_skip, yield_backend_devices
+from helpers import tiny_data
 from xpnet import files
 from xpnet.backend import resolve_backend
-from xpnet.data import Dataset
 from xpnet.errors import CheckpointError, XpnetError
 from xpnet.files import check_writable
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
@@ -24,20 +24,6 @@ from xpnet.training.loop import train
 from xpnet.training.resume import check_resumable
 
 CONFIG = TrainConfig(hidden=(12,), epochs=2, batch_size=32, dtype="float64", seed=3)
-
-
-def tiny_data(n_train: int = 120, n_test: int = 40, n_features: int = 16) -> Dataset:
-    """Random but learnable images: each class lights up its own block of pixels."""
-    rng = np.random.default_rng(0)
-
-    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.integers(0, 10, n).astype(np.uint8)
-        x = rng.integers(0, 60, (n, n_features))
-        x[np.arange(n), y % n_features] += 190
-        return x.astype(np.uint8), y
-
-    (xa, ya), (xb, yb) = split(n_train), split(n_test)
-    return Dataset("tiny", xa, ya, xb, yb, (4, 4))
 
 
 def pairs() -> list:

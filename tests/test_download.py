@@ -5,10 +5,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import os
 import socket
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import run_module
 from xpnet.cli.progress import ProgressBar
 from xpnet.data import DownloadError, load_dataset
 from xpnet.data.download import (
@@ -236,14 +235,7 @@ def test_progress_bar_only_on_a_terminal():
 
 
 def run_train(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(SRC), **env_extra}
-    return subprocess.run(
-        [sys.executable, "-m", "xpnet.train", "--device", "cpu", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    return run_module("xpnet.train", "--device", "cpu", *args, env=env_extra, timeout=60)
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])

@@ -20,7 +20,7 @@ from xpnet.training.scoring import accuracy, to_device
 
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
 
-from trained_models import run_cli
+from helpers import run_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("training-curves.png", "confusion-matrix.png", "worst-misclassified.png")

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_checkpoint import tiny_data
-from test_resume import run_cli
+from helpers import tiny_data, train_json
 from xpnet import train as train_cli
 from xpnet.backend import is_out_of_memory, resolve_backend
 from xpnet.errors import TrainingDiverged
@@ -106,7 +105,7 @@ def test_second_ctrl_c_during_training_exits_130_without_traceback(tmp_path, cap
         raise KeyboardInterrupt
 
     monkeypatch.setattr(session, "train", interrupted)
-    status, _, out = run_cli(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / "x.npz"))
+    status, _, out = train_json(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / "x.npz"))
     assert status == 130 and "interrupted" in out and "Traceback" not in out
 
 
@@ -121,7 +120,7 @@ def test_a_disk_that_fills_up_mid_run_is_one_line_and_keeps_the_last_checkpoint(
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(session, "save_checkpoint", save_until_the_disk_is_full)
-    status, _, out = run_cli(capsys, *DIGITS, "--epochs", "3", "--save", str(path))
+    status, _, out = train_json(capsys, *DIGITS, "--epochs", "3", "--save", str(path))
     assert status == 1 and "Traceback" not in out
     error = out.strip().splitlines()[-1]
     assert error.startswith(f"xpnet.train: error: cannot write the checkpoint {path} (No space left on device)")
@@ -133,9 +132,9 @@ def test_a_disk_that_fills_up_mid_run_is_one_line_and_keeps_the_last_checkpoint(
 
 def test_huge_learning_rate_stops_with_exit_1_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     path = tmp_path / "run.npz"
-    assert run_cli(capsys, *DIGITS, "--epochs", "2", "--save", str(path))[0] == 0
+    assert train_json(capsys, *DIGITS, "--epochs", "2", "--save", str(path))[0] == 0
     before = path.read_bytes()
-    status, _, out = run_cli(capsys, "--epochs", "4", "--resume", str(path), "--save", str(path), "--lr", "1e6")
+    status, _, out = train_json(capsys, "--epochs", "4", "--resume", str(path), "--save", str(path), "--lr", "1e6")
     assert status == 1
     error = out.strip().splitlines()[-1]
     assert error.startswith("xpnet.train: error: training diverged at epoch 3, step ")
@@ -145,7 +144,7 @@ def test_huge_learning_rate_stops_with_exit_1_and_keeps_the_last_good_checkpoint
 
 def test_fresh_run_with_huge_learning_rate_diverges_in_the_first_epoch(tmp_path, capsys):
     path = tmp_path / "run.npz"
-    status, _, out = run_cli(capsys, *DIGITS, "--epochs", "3", "--lr", "1e6", "--save", str(path))
+    status, _, out = train_json(capsys, *DIGITS, "--epochs", "3", "--lr", "1e6", "--save", str(path))
     assert status == 1 and "training diverged at epoch 1, step 2 " in out and "epoch 1/3" not in out
     assert not path.exists()
 
@@ -197,7 +196,7 @@ def test_out_of_memory_is_one_line_with_exit_1(tmp_path, capsys, monkeypatch):
         raise FakeCupyOOM("Out of memory allocating 402,653,184 bytes")
 
     monkeypatch.setattr(session, "train", oom)
-    status, _, out = run_cli(capsys, *DIGITS, "--epochs", "2", "--batch-size", "512")
+    status, _, out = train_json(capsys, *DIGITS, "--epochs", "2", "--batch-size", "512")
     assert status == 1
     assert out.strip().splitlines()[-1] == (
         "xpnet.train: error: out of memory on numpy on cpu with --batch-size 512 (512 rows per step): "
@@ -213,5 +212,5 @@ def test_unwritable_save_path_fails_before_training(tmp_path, capsys, monkeypatc
         raise AssertionError("data loaded before the --save path was checked")
 
     monkeypatch.setattr(train_cli, "load_dataset", must_not_load)
-    status, _, out = run_cli(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / where))
+    status, _, out = train_json(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / where))
     assert status == 2 and out.count("\n") == 1 and "cannot save to" in out

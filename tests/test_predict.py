@@ -21,7 +21,8 @@ from xpnet.training.scoring import classify
 Image = pytest.importorskip("PIL.Image", reason="predict reads PNG files with Pillow")
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
 
-from trained_models import run_cli, save_model  # noqa: E402 (after the skips)
+from helpers import run_cli  # noqa: E402 (after the skips)
+from trained_models import save_model  # noqa: E402
 
 N = 40  # test images rendered to PNG per model
 

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from trained_models import run_cli
-from xpnet import train
+from helpers import run_train
 from xpnet.cli import progress
 from xpnet.cli.progress import EpochBar
 
@@ -61,10 +60,6 @@ def test_the_bar_is_silent_off_a_terminal():
 
 def test_rates_stay_short():
     assert [progress.rate_text(r) for r in (950, 12_345, 1_234_567)] == ["950", "12.3k", "1.23M"]
-
-
-def run_train(capsys, *argv: str) -> tuple[int, str, str]:
-    return run_cli(capsys, train.main, "xpnet.train", argv)
 
 
 def test_training_draws_the_bar_when_stderr_is_a_terminal(capsys, monkeypatch):

@@ -3,16 +3,14 @@ ends bitwise where the uninterrupted run ends."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-import trained_models
-from test_checkpoint import tiny_data
+from helpers import tiny_data, train_json
 from xpnet.backend import resolve_backend
-from xpnet.train import explicit_flags, main
+from xpnet.train import explicit_flags
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
@@ -94,22 +92,14 @@ def test_resume_with_a_new_learning_rate_and_batch_size_runs(tmp_path):
 DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32", "--batch-size", "64", "--json"]
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, dict, str]:
-    """``python -m xpnet.train ARGV`` in this process: (exit status, its --json summary or {}, all output)."""
-    status, out, err = trained_models.run_cli(capsys, main, "xpnet.train", argv)
-    lines = out.strip().splitlines()
-    summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
-    return status, summary, out + err
-
-
 def test_cli_resume_to_eight_matches_eight_straight(tmp_path, capsys):
     path = tmp_path / "run.npz"
-    status, four, _ = run_cli(capsys, *DIGITS, "--epochs", "4", "--save", str(path))
+    status, four, _ = train_json(capsys, *DIGITS, "--epochs", "4", "--save", str(path))
     assert status == 0 and four["epochs"] == 4
-    status, resumed, out = run_cli(capsys, "--epochs", "8", "--resume", str(path), "--save", str(path), "--json")
+    status, resumed, out = train_json(capsys, "--epochs", "8", "--resume", str(path), "--save", str(path), "--json")
     assert status == 0, out
     assert "epoch 5/8" in out and "epoch 4/8" not in out  # --epochs is the total: only 5..8 run
-    status, straight, _ = run_cli(capsys, *DIGITS, "--epochs", "8", "--save", str(tmp_path / "straight.npz"))
+    status, straight, _ = train_json(capsys, *DIGITS, "--epochs", "8", "--save", str(tmp_path / "straight.npz"))
     assert status == 0
     for key in ("epochs", "final_loss", "train_accuracy", "test_accuracy", "config", "dataset"):
         assert resumed[key] == straight[key], key
@@ -121,15 +111,15 @@ def test_cli_resume_to_eight_matches_eight_straight(tmp_path, capsys):
 
 def test_cli_resume_refuses_a_different_model(tmp_path, capsys):
     path = tmp_path / "run.npz"
-    assert run_cli(capsys, *DIGITS, "--epochs", "1", "--save", str(path))[0] == 0
-    status, _, out = run_cli(capsys, "--epochs", "3", "--resume", str(path), "--hidden", "64", "--device", "cpu")
+    assert train_json(capsys, *DIGITS, "--epochs", "1", "--save", str(path))[0] == 0
+    status, _, out = train_json(capsys, "--epochs", "3", "--resume", str(path), "--hidden", "64", "--device", "cpu")
     assert status == 2
     assert out.strip() == (
         f"xpnet.train: error: {path} cannot be resumed as asked: it holds hidden 32 (you asked for 64); "
         "drop those flags to continue it, or start a new run without --resume"
     )
     # Flags that agree with the checkpoint, and --lr, are fine.
-    status, summary, out = run_cli(
+    status, summary, out = train_json(
         capsys, "--epochs", "2", "--resume", str(path), "--hidden", "32", "--lr", "0.002", "--json"
     )
     assert status == 0, out
@@ -145,13 +135,13 @@ def test_explicit_flags_are_exactly_the_ones_given():
 def test_resume_takes_download_flags(tmp_path, capsys):
     # --mirror appends to a list: resuming with it once crashed with a traceback.
     path = tmp_path / "run.npz"
-    assert run_cli(capsys, *DIGITS, "--epochs", "1", "--save", str(path))[0] == 0
-    status, _, out = run_cli(capsys, "--epochs", "2", "--resume", str(path), "--mirror", "http://127.0.0.1:9/")
+    assert train_json(capsys, *DIGITS, "--epochs", "1", "--save", str(path))[0] == 0
+    status, _, out = train_json(capsys, "--epochs", "2", "--resume", str(path), "--mirror", "http://127.0.0.1:9/")
     assert status == 0 and "Traceback" not in out
 
 
 def test_cli_refuses_a_bad_checkpoint_with_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    status, _, out = run_cli(capsys, "--resume", str(bad), "--device", "cpu")
+    status, _, out = train_json(capsys, "--resume", str(bad), "--device", "cpu")
     assert status == 2 and out.count("\n") == 1 and "not an xpnet checkpoint" in out

@@ -1,14 +1,12 @@
 """Training end to end: accuracy on real digits, the CLI, its JSON line and its errors."""
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from helpers import run_module, run_train
 from xpnet.backend import resolve_backend
 from xpnet.cli import common as cli
 from xpnet.data import load_dataset
@@ -16,16 +14,6 @@ from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def run_train(*args, env=None, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "xpnet.train", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_defaults_reach_95_percent_on_digits():
@@ -41,7 +29,7 @@ def test_full_batch_gradient_descent_lowers_the_loss():
 
 
 def test_cli_prints_epochs_and_a_json_line():
-    proc = run_train("--dataset", "digits", "--device", "cpu", "--epochs", "3", "--json")
+    proc = run_module("xpnet.train", "--dataset", "digits", "--device", "cpu", "--epochs", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert sum(line.startswith("epoch ") for line in lines) == 3
@@ -90,17 +78,17 @@ def test_gamma_shrinks_the_learning_rate_after_every_epoch():
         (["--device", "tpu"], "unknown device 'tpu'"),
     ],
 )
-def test_bad_flags_are_one_line_and_exit_2(args, message):
-    proc = run_train("--dataset", "digits", *args)
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
-    assert proc.stdout == ""
+def test_bad_flags_are_one_line_and_exit_2(args, message, capsys):
+    status, out, err = run_train(capsys, "--dataset", "digits", *args)
+    assert status == 2
+    assert err.count("\n") == 1 and message in err, err
+    assert out == ""
 
 
 def test_missing_idx_files_name_the_files_and_the_alternative(tmp_path):
     # The only mirror is a closed local port: the test never reaches the internet.
     env = {"XPNET_MIRRORS": "http://127.0.0.1:9/"}
-    proc = run_train("--dataset", "mnist", "--device", "cpu", "--data-dir", str(tmp_path), env=env)
+    proc = run_module("xpnet.train", "--dataset", "mnist", "--device", "cpu", "--data-dir", str(tmp_path), env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     line = proc.stderr.strip().splitlines()[-1]
     assert "train-images-idx3-ubyte.gz" in line and "t10k-labels-idx1-ubyte.gz" in line
@@ -112,7 +100,9 @@ def test_missing_idx_files_name_the_files_and_the_alternative(tmp_path):
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_mnist_reaches_88_percent_in_10_epochs(tmp_path):
     # XPNET_DATA points at an empty folder: the Debian copy must be found by itself.
-    proc = run_train("--dataset", "fashion-mnist", "--device", "cpu", "--json", env={"XPNET_DATA": str(tmp_path)})
+    proc = run_module(
+        "xpnet.train", "--dataset", "fashion-mnist", "--device", "cpu", "--json", env={"XPNET_DATA": str(tmp_path)}
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["epochs"] == 10 and summary["test_accuracy"] >= 0.88

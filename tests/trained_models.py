@@ -7,13 +7,11 @@ so the 28x28 code paths run without downloading MNIST.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from xpnet.backend import resolve_backend
-from xpnet.cli import common as cli
 from xpnet.data import Dataset, images, load_dataset
 from xpnet.data.datasets import IDX_FILES
 from xpnet.data.idx import write_idx
@@ -51,15 +49,3 @@ def write_mnist_like(folder: Path) -> Path:
     for key, name in IDX_FILES.items():
         write_idx(folder / name, arrays[key])
     return folder
-
-
-def run_cli(
-    capsys, main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequence[str]
-) -> tuple[int, str, str]:
-    """``python -m PROG ARGV`` in this process: (exit status, stdout, stderr)."""
-    try:
-        status = cli.run(main, list(argv), prog=prog)
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err

@@ -61,12 +61,6 @@ def probe() -> Any:
 
 
 SPEC = BackendSpec(
-    name="cupy",
-    module="cupy",
-    kinds=("cuda",),
-    make=make,
-    probe=probe,
-    install_hint=CUDA_EXTRA_HINT,
-    order=1,
+    name="cupy", module="cupy", kinds=("cuda",), make=make, probe=probe, install_hint=CUDA_EXTRA_HINT, order=1,
     default_for=("cuda",),
 )

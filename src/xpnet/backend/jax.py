@@ -52,11 +52,6 @@ def probe() -> Any:
 
 
 SPEC = BackendSpec(
-    name="jax",
-    module="jax",
-    kinds=("cpu", "cuda"),
-    make=make,
-    probe=probe,
-    install_hint='pip install jax (CPU) or "jax[cuda12]"',
-    order=3,
+    name="jax", module="jax", kinds=("cpu", "cuda"), make=make, probe=probe,
+    install_hint='pip install jax (CPU) or "jax[cuda12]"', order=3,
 )

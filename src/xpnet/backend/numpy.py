@@ -28,13 +28,6 @@ def fast_step(sizes, activation, optimizer, dtype):
 
 
 SPEC = BackendSpec(
-    name="numpy",
-    module="numpy",
-    kinds=("cpu",),
-    make=make,
-    probe=probe,
-    install_hint="pip install numpy",
-    order=0,
-    default_for=("cpu",),
-    fast_step=fast_step,
+    name="numpy", module="numpy", kinds=("cpu",), make=make, probe=probe, install_hint="pip install numpy",
+    order=0, default_for=("cpu",), fast_step=fast_step,
 )

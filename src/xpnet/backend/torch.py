@@ -40,11 +40,6 @@ def probe() -> Any:
 
 
 SPEC = BackendSpec(
-    name="torch",
-    module="torch",
-    kinds=("cpu", "cuda"),
-    make=make,
-    probe=probe,
-    install_hint="see https://pytorch.org",
-    order=2,
+    name="torch", module="torch", kinds=("cpu", "cuda"), make=make, probe=probe,
+    install_hint="see https://pytorch.org", order=2,
 )

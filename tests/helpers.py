@@ -1,0 +1,69 @@
+"""What the test modules share: running a command in this process or as a subprocess, and tiny data sets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xpnet import train
+from xpnet.cli import common as cli
+from xpnet.data import Dataset
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def run_cli(
+    capsys, main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequence[str]
+) -> tuple[int, str, str]:
+    """``python -m PROG ARGV`` in this process, through `cli.run` as ``__main__`` calls it: (status, stdout, stderr)."""
+    try:
+        status = cli.run(main, list(argv), prog=prog)
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def run_train(capsys, *argv: str) -> tuple[int, str, str]:
+    """``python -m xpnet.train ARGV`` in this process: (status, stdout, stderr)."""
+    return run_cli(capsys, train.main, "xpnet.train", argv)
+
+
+def train_json(capsys, *argv: str) -> tuple[int, dict, str]:
+    """``python -m xpnet.train ARGV`` in this process: (status, its --json summary or {}, all output)."""
+    status, out, err = run_train(capsys, *argv)
+    lines = out.strip().splitlines()
+    summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    return status, summary, out + err
+
+
+def run_module(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    """``python -m MODULE ARGS`` in a fresh process with this checkout's ``src`` first on the path."""
+    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": path, **(env or {})},
+    )
+
+
+def tiny_data(n_train: int = 120, n_test: int = 40, n_features: int = 16) -> Dataset:
+    """Random but learnable 10-class images: each class lights up its own block of pixels."""
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 60, (n, n_features))
+        x[np.arange(n), y % n_features] += 190
+        return x.astype(np.uint8), y
+
+    (xa, ya), (xb, yb) = split(n_train), split(n_test)
+    return Dataset("tiny", xa, ya, xb, yb, (4, 4))
