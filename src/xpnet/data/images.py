@@ -171,19 +171,23 @@ def ink(gray: np.ndarray) -> np.ndarray:
     return x
 
 
-def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resample ``image`` to ``shape``: area averaging when shrinking (antialiased), bilinear when growing."""
-    rows, cols = _weights(image.shape[0], shape[0]), _weights(image.shape[1], shape[1])
+def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
+    """Resample ``image`` to ``shape``: area averaging when shrinking (antialiased), bilinear when growing.
+
+    Shrinking averages the middle ``footprint`` share (along each side) of the area under each output pixel.
+    """
+    rows, cols = _weights(image.shape[0], shape[0], footprint), _weights(image.shape[1], shape[1], footprint)
     return rows @ image @ cols.T
 
 
-def _weights(n_in: int, n_out: int) -> np.ndarray:
+def _weights(n_in: int, n_out: int, footprint: float = 1.0) -> np.ndarray:
     """(n_out, n_in) matrix whose row i mixes the input pixels that make output pixel i; rows sum to 1."""
     scale = n_in / n_out
     j = np.arange(n_in)[None, :]
     if scale >= 1:  # each output pixel is the mean of the input area under it (exact for whole factors)
-        start = np.arange(n_out)[:, None] * scale
-        w = np.clip(np.minimum(j + 1, start + scale) - np.maximum(j, start), 0.0, None)
+        width = max(1.0, footprint * scale)
+        start = (np.arange(n_out)[:, None] + 0.5) * scale - width / 2
+        w = np.clip(np.minimum(j + 1, start + width) - np.maximum(j, start), 0.0, None)
     else:  # a tent between neighbouring input pixel centres
         centres = (np.arange(n_out)[:, None] + 0.5) * scale
         w = np.maximum(0.0, 1.0 - np.abs(j + 0.5 - centres))
@@ -202,7 +206,9 @@ def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
     lit = x > 0
     r, c = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
     if in_place(x, layout):
-        return np.clip(resize(x, (layout.side, layout.side)), 0.0, 1.0)
+        # Averaged over the middle half of each model pixel: a smooth enlargement (bicubic, Lanczos) passes
+        # through the original pixels' values at their centres, and whole-area averaging would blur them.
+        return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
     crop = x[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
     scale = layout.box / max(crop.shape)
     glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
