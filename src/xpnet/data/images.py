@@ -1,17 +1,32 @@
 """Turn any picture of one digit (or garment) into the image a model was trained on, in host NumPy.
 
-MNIST was made by fitting each binary NIST digit into a 20x20 box, keeping its aspect ratio, with an
-antialiased resize, then pasting it into a 28x28 field so that its centre of mass sits in the middle.
-Fashion-MNIST fits the longest side of each product to 28 pixels and centres its bounding box; the 8x8
-``digits`` are 32x32 bitmaps filled to their height and averaged over 4x4 blocks. A `Layout` records
-each recipe and `prepare` applies it to a photo, a scan or a drawing of any size and polarity:
+Each data set's convention, from its documentation and measured on its images here (pixel-index
+coordinates: pixel i spans i - 0.5 .. i + 0.5, so the middle of 28 pixels is 13.5; scripts/prep_example.py):
+
+- MNIST (documented; no copy on this machine to measure): each NIST digit fitted into a 20x20 box keeping
+  its aspect ratio, antialiased, then moved by whole pixels so that its centre of mass sits at the middle
+  of the 28x28 field. Which middle: real MNIST digits re-prepared towards 13.5 moved one pixel up or left
+  (issue 18), so their mass centres lie past 13.5: the field's middle counted from pixel edges, 14.0 here.
+- Fashion-MNIST (paper: trimmed, longest edge resized to 28, sharpened, short edge extended to 28 with the
+  image in the centre, negated): of the 10,000 test images, the ink's box (pixels > 0) has its longest side
+  28 in 98.3%, 27 in 1.6%; box centres at (13.59 +- 0.21, 13.66 +- 0.24), an odd leftover pixel going
+  before (top, left) in 5,145 of 5,267 cases; mass centres spread widely (14.2 +- 1.5, 14.4 +- 1.3).
+  6.6% of the lit pixels are fainter than 13/255: soft edges, not noise.
+- ``digits`` (UCI optdigits: 32x32 bitmaps, on-pixels counted in 4x4 blocks, 0..16): all 1,797 fill the
+  8 rows; width 6 in 77%; mass centre (3.48 +- 0.39, 3.57 +- 0.30), box centre column 3.59 +- 0.30.
+- All: exactly 0 background (every image has pixels at 0, at least 19.6% of its border), light ink, the
+  brightest pixel at 223..255 (Fashion-MNIST 254..255), no stretching needed.
+
+A `Layout` records each recipe and `prepare` applies it to a photo, a scan or a drawing of any size and
+polarity, and leaves a data set's own image as it is (a fixed point):
 
 1. grayscale in [0, 1] (a transparent background makes the alpha channel the ink);
-2. light ink on a dark background, as the data sets have it: a light border means dark-on-light, which
-   is inverted; then the background level is subtracted and the ink stretched to full scale;
-3. noise thresholded away: faint pixels and isolated specks;
-4. cropped to the ink's bounding box, resized so its longest side fills the layout's box;
-5. pasted into the canvas centred by mass (or by box), averaged down to the model's size.
+2. light ink on a dark background: a light border means dark-on-light, which is inverted. A clean picture
+   (a border partly exactly black, as every data-set image) keeps its levels; any other has the paper's
+   level subtracted, the ink stretched to full scale and noise (faint pixels, isolated specks) dropped;
+3. a square picture already laid out as the recipe would lay it out is only resized, never moved;
+4. any other is cropped to its ink, resized so its longest side fills the layout's box, pasted into the
+   canvas centred by mass (or by box), and averaged down to the model's size.
 
 Everything here is data preparation on the host, like ``xpnet.data``: no device and no Pillow (reading
 files is `xpnet.predict`'s job), so ``.npy`` inputs and the tests need NumPy alone.
@@ -53,13 +68,14 @@ class Layout:
     box: int
     work: int
     by_mass: bool = True  # centre the ink's centre of mass; False: centre its bounding box
-    # Where the centre of mass goes, in pixel-index coordinates of the side x side image (pixel i spans
-    # i - 0.5 .. i + 0.5); None: the middle, (side - 1) / 2. Moves are whole pixels, so the data set's mass
-    # centres spread over +-0.5 pixel around it.
+    # Where the centre of mass goes, in pixel-index coordinates of the side x side image; None: the middle,
+    # (side - 1) / 2. Moves are whole pixels, so the mass centres spread over +-0.5 pixel around it. MNIST's
+    # is 14.0 (see the module docstring); a box is always centred, an odd leftover pixel before.
     centre: float | None = None
-    # A square picture whose ink already has the box's size (+-2 pixels) and sits within ``slack`` pixels
-    # of where this recipe puts it is left where it is: the data sets' own images are not all placed by
-    # one exact rule (see the module docstring), and moving one by a pixel costs a model points.
+    # A square picture whose ink already has the box's size (+-2 pixels) and whose centre (of mass, or of
+    # its box) is within ``slack`` pixels of the recipe's is only resized, never moved: the data sets' own
+    # images are not all placed by one exact rule (digits' box centres stray up to 1.5 pixels), and moving
+    # an image by one pixel costs a model points (issue 18).
     slack: float = 1.0
 
     @property
@@ -203,12 +219,12 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
     """Crop ``x`` (ink on zero) to its ink, fit it in ``layout.box`` and centre it in the canvas."""
-    lit = x > 0
-    r, c = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
     if in_place(x, layout):
         # Averaged over the middle half of each model pixel: a smooth enlargement (bicubic, Lanczos) passes
         # through the original pixels' values at their centres, and whole-area averaging would blur them.
         return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
+    lit = x > 0
+    r, c = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
     crop = x[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
     scale = layout.box / max(crop.shape)
     glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
