@@ -9,6 +9,7 @@ MNIST-shaped set of `trained_models`.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from xpnet.training.scoring import classify
 Image = pytest.importorskip("PIL.Image", reason="predict reads PNG files with Pillow")
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
 
-from trained_models import run_cli, save_model  # noqa: E402 (after the skips)
+from test_images import ink_box, seven  # noqa: E402 (after the skips)
+from trained_models import run_cli, save_model  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's fashion-mnist package
 N = 300  # test images per data set: one image is a third of a point
@@ -71,6 +73,18 @@ def test_a_data_sets_own_images_are_fixed_points(name):
             assert diff.mean() < 5, f"{name} {variant}: mean difference {diff.mean():.1f} of 255"
         else:  # nothing moved, stretched or thresholded
             assert diff.max() == 0, f"{name} {variant}: {np.mean(diff.max(axis=(1, 2)) > 0):.1%} of images changed"
+
+
+def test_jpeg_ringing_around_a_clean_drawing_does_not_shrink_it():
+    # A clean picture keeps its faint pixels; a JPEG's ringing around the strokes must not count as ink.
+    page = np.rint(255 * seven()).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(page).save(buf, format="JPEG", quality=75)
+    jpeg = np.asarray(Image.open(buf))
+    layout = images.LAYOUTS["mnist"]
+    clean, ringing = images.prepare(page, layout).astype(int), images.prepare(jpeg, layout).astype(int)
+    assert ink_box(ringing) == ink_box(clean)
+    assert np.abs(ringing - clean).mean() < 3  # measured: 1.8 of 255, as before issue 18
 
 
 @pytest.mark.slow  # about 4 s per data set on two shared cores: 1,200 PNG files through predict

@@ -25,8 +25,9 @@ polarity, and leaves a data set's own image as it is (a fixed point):
    (a border partly exactly black, as every data-set image) keeps its levels; any other has the paper's
    level subtracted, the ink stretched to full scale and noise (faint pixels, isolated specks) dropped;
 3. a square picture already laid out as the recipe would lay it out is only resized, never moved;
-4. any other is cropped to its ink, resized so its longest side fills the layout's box, pasted into the
-   canvas centred by mass (or by box), and averaged down to the model's size.
+4. any other is cropped to its ink (above the noise level, specks ignored, so that a JPEG's ringing does not
+   count), resized so its longest side fills the layout's box, pasted into the canvas centred by mass (or
+   by box), and averaged down to the model's size.
 
 Everything here is data preparation on the host, like ``xpnet.data``: no device and no Pillow (reading
 files is `xpnet.predict`'s job), so ``.npy`` inputs and the tests need NumPy alone.
@@ -51,7 +52,6 @@ CLEAN_LEVEL = 0.5 / 255
 # A clean picture whose ink is at least this bright is left at its levels: each data-set image has its
 # brightest pixel at 223/255 or more (Fashion-MNIST 254, digits 14/16 of 255).
 MIN_PEAK = 0.85
-HALO = 0.1  # ink fainter than this (of full scale) does not count towards a picture's box in `in_place`
 MAX_SIDE = 1024  # larger pictures are block-averaged below this first: a digit needs no more pixels
 
 
@@ -177,14 +177,18 @@ def ink(gray: np.ndarray) -> np.ndarray:
     # deviation): 4 of them is noise. A clean digital image has none and keeps even its faintest ink.
     spread = 1.4826 * float(np.median(np.abs(ring - background))) / (peak - background)
     x[x < min(MAX_NOISE, max(NOISE, 4.0 * spread))] = 0.0
-    # A lit pixel with no lit neighbour is a speck of dust or sensor noise; real strokes are thicker.
-    lit = x > 0
+    x[~solid(x > 0)] = 0.0
+    return x
+
+
+def solid(lit: np.ndarray) -> np.ndarray:
+    """``lit`` less its specks: a lit pixel with no lit neighbour is dust or sensor noise, strokes are thicker.
+    A lone pixel is kept when it is all there is (a tiny .npy, say)."""
+    h, w = lit.shape
     padded = np.pad(lit, 1)
     neighbours = sum(padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
     speck = lit & (neighbours == 1)
-    if speck.sum() < lit.sum():  # keep a lone pixel when it is all there is (a tiny .npy, say)
-        x[speck] = 0.0
-    return x
+    return lit & ~speck if speck.sum() < lit.sum() else lit
 
 
 def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
@@ -223,7 +227,9 @@ def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
         # Averaged over the middle half of each model pixel: a smooth enlargement (bicubic, Lanczos) passes
         # through the original pixels' values at their centres, and whole-area averaging would blur them.
         return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
-    lit = x > 0
+    # The box of the ink proper: a clean picture kept its faint pixels and specks (soft edges, but also the
+    # ringing a JPEG adds around strokes), which must not widen the box and so shrink the digit.
+    lit = solid(x >= NOISE)
     r, c = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
     crop = x[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
     scale = layout.box / max(crop.shape)
@@ -246,20 +252,26 @@ def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
 
 def in_place(x: np.ndarray, layout: Layout) -> bool:
     """Whether the square picture ``x`` (ink on zero) is already laid out as ``layout`` would lay it out,
-    within the data set's own spread (`Layout.slack`): then it is only resized, never moved."""
+    within the data set's own spread (`Layout.slack`): then it is only resized, never moved.
+
+    The ink's box is taken twice: from every lit pixel, as the data sets count it (Fashion-MNIST's soft
+    edges are part of its box), and from the ink above the noise level, as `fit` crops it (a smooth
+    enlargement, bicubic or Lanczos, rings faintly around the ink). Either may show the picture in place.
+    """
     if x.shape[0] != x.shape[1]:
         return False
     f = layout.side / x.shape[0]  # model pixels per picture pixel
-    # The box of the ink proper: a smooth enlargement (bicubic, Lanczos) rings with faint ink around it.
-    lit = x >= HALO
-    rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
-    extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) * f
     box = layout.box * layout.side / layout.work
-    # -2: a data set's faintest edge pixels fall below HALO; +2: an enlargement blurs its edges outwards.
-    if not box - 2 <= extent <= box + 2:
-        return False
-    centre = centre_of_mass(x) if layout.by_mass else ((rows[0] + rows[-1]) / 2, (cols[0] + cols[-1]) / 2)
-    return all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
+    mass = centre_of_mass(x) if layout.by_mass else None
+    for lit in (x > 0, solid(x >= NOISE)):
+        rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
+        extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) * f
+        centre = mass or ((rows[0] + rows[-1]) / 2, (cols[0] + cols[-1]) / 2)
+        # -2: faint edge pixels may fall below NOISE; +2: an enlargement blurs the edges outwards.
+        near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
+        if near and box - 2 <= extent <= box + 2:
+            return True
+    return False
 
 
 def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
