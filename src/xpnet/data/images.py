@@ -46,7 +46,7 @@ MAX_NOISE = 0.5
 BORDER = 0.05  # the outer 5% of each side is taken as background when judging polarity
 # A picture is clean when this share of its border is exactly background (within half a grey level): the
 # data sets' images all are (the lowest share is 19.6%, a Fashion-MNIST garment touching the edges), while a
-# photo's paper never is.
+# photo's paper, grainy, practically never is.
 CLEAN_SHARE = 0.15
 CLEAN_LEVEL = 0.5 / 255
 # A clean picture whose ink is at least this bright is left at its levels: each data-set image has its
@@ -266,7 +266,7 @@ def in_place(x: np.ndarray, layout: Layout) -> bool:
     for lit in (x > 0, solid(x >= NOISE)):
         rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
         extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) * f
-        centre = mass or ((rows[0] + rows[-1]) / 2, (cols[0] + cols[-1]) / 2)
+        centre = mass if mass is not None else ((rows[0] + rows[-1]) / 2, (cols[0] + cols[-1]) / 2)
         # -2: faint edge pixels may fall below NOISE; +2: an enlargement blurs the edges outwards.
         near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
         if near and box - 2 <= extent <= box + 2:
