@@ -94,12 +94,36 @@ def test_resize_averages_areas_exactly_for_whole_factors():
 
 
 def test_digits_layout_is_8x8_in_the_digits_scale():
-    digit = np.kron(images.prepare(seven(), images.LAYOUTS["digits"]), np.ones((8, 8), np.uint8))
-    out = images.prepare(digit, images.LAYOUTS["digits"])
-    assert out.shape == (8, 8) and out.max() == 255
-    assert ink_box(out)[0] == 8, "the digits fill their height"
-    # An 8x8 digit shown enlarged comes back as itself.
-    assert np.array_equal(images.prepare(digit, images.LAYOUTS["digits"]), out)
+    small = images.prepare(seven(), images.LAYOUTS["digits"])
+    assert small.shape == (8, 8)
+    assert ink_box(small)[0] == 8, "the digits fill their height"
+    # An 8x8 digit shown enlarged comes back as itself, its levels kept: its brightest block is 232 of 255,
+    # within the digits' own range (223 and up), so it is not stretched.
+    digit = np.kron(small, np.ones((8, 8), np.uint8))
+    assert np.array_equal(images.prepare(digit, images.LAYOUTS["digits"]), small)
+
+
+def test_mnist_puts_the_centre_of_mass_at_14_by_whole_pixels():
+    # Pixel-index coordinates: the field's middle counted from pixel edges (module docstring, issue 18).
+    cy, cx = images.centre_of_mass(images.prepare(seven(), MNIST).astype(float))
+    assert 13.5 <= cy < 14.5 and 13.5 <= cx < 14.5
+
+
+def test_a_prepared_picture_is_a_fixed_point_whatever_its_polarity_or_size():
+    once = images.prepare(seven(), MNIST)
+    assert np.array_equal(images.prepare(once, MNIST), once)
+    assert np.array_equal(images.prepare(255 - once, MNIST), once)
+    assert np.array_equal(images.prepare(np.kron(once, np.ones((4, 4), np.uint8)), MNIST), once)
+    # Moved off centre, it is centred again: only a picture already in place is left where it is.
+    assert np.array_equal(images.prepare(np.roll(once, (-3, 3), axis=(0, 1)), MNIST), once)
+
+
+def test_a_clean_picture_keeps_its_levels_unless_its_ink_is_dim():
+    once = images.prepare(seven(), MNIST).astype(float)
+    faint = np.where(once > 0, np.maximum(once, 3), 0)  # soft edges, as Fashion-MNIST's: ink, not noise
+    assert np.array_equal(images.prepare(np.rint(0.9 * faint).astype(np.uint8), MNIST), np.rint(0.9 * faint))
+    dim = images.prepare(np.rint(0.5 * once).astype(np.uint8), MNIST)
+    assert dim.max() == 255 and np.abs(dim.astype(int) - once).max() <= 2
 
 
 def test_preparing_twice_changes_little():

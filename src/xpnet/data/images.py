@@ -1,17 +1,33 @@
 """Turn any picture of one digit (or garment) into the image a model was trained on, in host NumPy.
 
-MNIST was made by fitting each binary NIST digit into a 20x20 box, keeping its aspect ratio, with an
-antialiased resize, then pasting it into a 28x28 field so that its centre of mass sits in the middle.
-Fashion-MNIST fits the longest side of each product to 28 pixels and centres its bounding box; the 8x8
-``digits`` are 32x32 bitmaps filled to their height and averaged over 4x4 blocks. A `Layout` records
-each recipe and `prepare` applies it to a photo, a scan or a drawing of any size and polarity:
+Each data set's convention, from its documentation and measured on its images here (pixel-index
+coordinates: pixel i spans i - 0.5 .. i + 0.5, so the middle of 28 pixels is 13.5; scripts/prep_example.py):
+
+- MNIST (documented; no copy on this machine to measure): each NIST digit fitted into a 20x20 box keeping
+  its aspect ratio, antialiased, then moved by whole pixels so that its centre of mass sits at the middle
+  of the 28x28 field. Which middle: real MNIST digits re-prepared towards 13.5 moved one pixel up or left
+  (issue 18), so their mass centres lie past 13.5: the field's middle counted from pixel edges, 14.0 here.
+- Fashion-MNIST (paper: trimmed, longest edge resized to 28, sharpened, short edge extended to 28 with the
+  image in the centre, negated): of the 10,000 test images, the ink's box (pixels > 0) has its longest side
+  28 in 98.3%, 27 (rarely 26) in 1.7%; box centres at (13.59 +- 0.21, 13.66 +- 0.24), an odd leftover pixel going
+  before (top, left) in 5,145 of 5,267 cases; mass centres spread widely (14.2 +- 1.5, 14.4 +- 1.3).
+  6.6% of the lit pixels are fainter than 13/255: soft edges, not noise.
+- ``digits`` (UCI optdigits: 32x32 bitmaps, on-pixels counted in 4x4 blocks, 0..16): all 1,797 fill the
+  8 rows; width 6 in 77%; mass centre (3.48 +- 0.39, 3.57 +- 0.30), box centre column 3.59 +- 0.30.
+- All: exactly 0 background (every image has pixels at 0, at least 19.6% of its border), light ink, the
+  brightest pixel at 223..255 (Fashion-MNIST 254..255), no stretching needed.
+
+A `Layout` records each recipe and `prepare` applies it to a photo, a scan or a drawing of any size and
+polarity, and leaves a data set's own image as it is (a fixed point):
 
 1. grayscale in [0, 1] (a transparent background makes the alpha channel the ink);
-2. light ink on a dark background, as the data sets have it: a light border means dark-on-light, which
-   is inverted; then the background level is subtracted and the ink stretched to full scale;
-3. noise thresholded away: faint pixels and isolated specks;
-4. cropped to the ink's bounding box, resized so its longest side fills the layout's box;
-5. pasted into the canvas centred by mass (or by box), averaged down to the model's size.
+2. light ink on a dark background: a light border means dark-on-light, which is inverted. A clean picture
+   (a border partly exactly black, as every data-set image) keeps its levels; any other has the paper's
+   level subtracted, the ink stretched to full scale and noise (faint pixels, isolated specks) dropped;
+3. a square picture already laid out as the recipe would lay it out is only resized, never moved;
+4. any other is cropped to its ink (above the noise level, specks ignored, so that a JPEG's ringing does not
+   count), resized so its longest side fills the layout's box, pasted into the canvas centred by mass (or
+   by box), and averaged down to the model's size.
 
 Everything here is data preparation on the host, like ``xpnet.data``: no device and no Pillow (reading
 files is `xpnet.predict`'s job), so ``.npy`` inputs and the tests need NumPy alone.
@@ -28,6 +44,14 @@ import numpy as np
 NOISE = 0.05
 MAX_NOISE = 0.5
 BORDER = 0.05  # the outer 5% of each side is taken as background when judging polarity
+# A picture is clean when this share of its border is exactly background (within half a grey level): the
+# data sets' images all are (the lowest share is 19.6%, a Fashion-MNIST garment touching the edges), while a
+# photo's paper, grainy, practically never is.
+CLEAN_SHARE = 0.15
+CLEAN_LEVEL = 0.5 / 255
+# A clean picture whose ink is at least this bright is left at its levels: each data-set image has its
+# brightest pixel at 223/255 or more (Fashion-MNIST 254, digits 14/16 of 255).
+MIN_PEAK = 0.85
 MAX_SIDE = 1024  # larger pictures are block-averaged below this first: a digit needs no more pixels
 
 
@@ -44,16 +68,30 @@ class Layout:
     box: int
     work: int
     by_mass: bool = True  # centre the ink's centre of mass; False: centre its bounding box
+    # Where the centre of mass goes, in pixel-index coordinates of the side x side image; None: the middle,
+    # (side - 1) / 2. Moves are whole pixels, so the mass centres spread over +-0.5 pixel around it. MNIST's
+    # is 14.0 (see the module docstring); a box is always centred, an odd leftover pixel before.
+    centre: float | None = None
+    # A square picture whose ink already has the box's size (+-2 pixels) and whose centre (of mass, or of
+    # its box) is within ``slack`` pixels of the recipe's is only resized, never moved: the data sets' own
+    # images are not all placed by one exact rule (digits' box centres stray up to 1.5 pixels), and moving
+    # an image by one pixel costs a model points (issue 18).
+    slack: float = 1.0
 
     @property
     def n_features(self) -> int:
         return self.side * self.side
 
+    @property
+    def target(self) -> float:
+        """Where the centre (of mass, or of the box) goes, in pixel-index coordinates of the model's image."""
+        return (self.side - 1) / 2 if self.centre is None else self.centre
+
 
 LAYOUTS = {
-    "mnist": Layout(side=28, box=20, work=28),
+    "mnist": Layout(side=28, box=20, work=28, centre=14.0),
     "fashion-mnist": Layout(side=28, box=28, work=28, by_mass=False),
-    "digits": Layout(side=8, box=32, work=32),
+    "digits": Layout(side=8, box=32, work=32, slack=1.5),
 }
 
 
@@ -130,34 +168,46 @@ def ink(gray: np.ndarray) -> np.ndarray:
     peak = float(gray.max())
     if peak - background < 0.05:
         raise BlankImage("no digit found: the image is one flat colour")
+    if np.mean(ring <= CLEAN_LEVEL) >= CLEAN_SHARE:
+        # A digital image on an exactly black (or, inverted, white) background, as every data-set image is:
+        # its faint edge pixels are ink, not noise, and its levels are kept unless the ink is too dim.
+        return np.clip(gray, 0.0, 1.0) if peak >= MIN_PEAK else np.clip(gray / peak, 0.0, 1.0)
     x = np.clip((gray - background) / (peak - background), 0.0, 1.0)
     # The paper's own variation, measured robustly on the border (median absolute deviation, as a standard
     # deviation): 4 of them is noise. A clean digital image has none and keeps even its faintest ink.
     spread = 1.4826 * float(np.median(np.abs(ring - background))) / (peak - background)
     x[x < min(MAX_NOISE, max(NOISE, 4.0 * spread))] = 0.0
-    # A lit pixel with no lit neighbour is a speck of dust or sensor noise; real strokes are thicker.
-    lit = x > 0
-    padded = np.pad(lit, 1)
-    neighbours = sum(padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-    speck = lit & (neighbours == 1)
-    if speck.sum() < lit.sum():  # keep a lone pixel when it is all there is (a tiny .npy, say)
-        x[speck] = 0.0
+    x[~solid(x > 0)] = 0.0
     return x
 
 
-def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resample ``image`` to ``shape``: area averaging when shrinking (antialiased), bilinear when growing."""
-    rows, cols = _weights(image.shape[0], shape[0]), _weights(image.shape[1], shape[1])
+def solid(lit: np.ndarray) -> np.ndarray:
+    """``lit`` less its specks: a lit pixel with no lit neighbour is dust or sensor noise, strokes are thicker.
+    A lone pixel is kept when it is all there is (a tiny .npy, say)."""
+    h, w = lit.shape
+    padded = np.pad(lit, 1)
+    neighbours = sum(padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    speck = lit & (neighbours == 1)
+    return lit & ~speck if speck.sum() < lit.sum() else lit
+
+
+def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
+    """Resample ``image`` to ``shape``: area averaging when shrinking (antialiased), bilinear when growing.
+
+    Shrinking averages the middle ``footprint`` share (along each side) of the area under each output pixel.
+    """
+    rows, cols = _weights(image.shape[0], shape[0], footprint), _weights(image.shape[1], shape[1], footprint)
     return rows @ image @ cols.T
 
 
-def _weights(n_in: int, n_out: int) -> np.ndarray:
+def _weights(n_in: int, n_out: int, footprint: float = 1.0) -> np.ndarray:
     """(n_out, n_in) matrix whose row i mixes the input pixels that make output pixel i; rows sum to 1."""
     scale = n_in / n_out
     j = np.arange(n_in)[None, :]
     if scale >= 1:  # each output pixel is the mean of the input area under it (exact for whole factors)
-        start = np.arange(n_out)[:, None] * scale
-        w = np.clip(np.minimum(j + 1, start + scale) - np.maximum(j, start), 0.0, None)
+        width = max(1.0, footprint * scale)
+        start = (np.arange(n_out)[:, None] + 0.5) * scale - width / 2
+        w = np.clip(np.minimum(j + 1, start + width) - np.maximum(j, start), 0.0, None)
     else:  # a tent between neighbouring input pixel centres
         centres = (np.arange(n_out)[:, None] + 0.5) * scale
         w = np.maximum(0.0, 1.0 - np.abs(j + 0.5 - centres))
@@ -173,25 +223,55 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
     """Crop ``x`` (ink on zero) to its ink, fit it in ``layout.box`` and centre it in the canvas."""
-    lit = x > 0
+    if in_place(x, layout):
+        # Averaged over the middle half of each model pixel: a smooth enlargement (bicubic, Lanczos) passes
+        # through the original pixels' values at their centres, and whole-area averaging would blur them.
+        return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
+    # The box of the ink proper: a clean picture kept its faint pixels and specks (soft edges, but also the
+    # ringing a JPEG adds around strokes), which must not widen the box and so shrink the digit.
+    lit = solid(x >= NOISE)
     r, c = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
     crop = x[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
     scale = layout.box / max(crop.shape)
     glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
     k = layout.work // layout.side
     if layout.by_mass:
-        # Moves are whole pixels of the model's image, so that averaging down to it mixes no extra pixels.
-        cy, cx = centre_of_mass(glyph)
-        middle = (layout.work - 1) / 2
-        top, left = (k * round((middle - cm) / k) for cm in (cy, cx))
+        # Moves are whole pixels of the model's image, so that averaging down to it mixes no extra pixels;
+        # halves round up (not to even), so that the same picture always lands in the same place.
+        target = (layout.target + 0.5) * k - 0.5  # the model's pixel-index coordinate on the work canvas
+        top, left = (k * int(np.floor((target - cm) / k + 0.5)) for cm in centre_of_mass(glyph))
     else:
-        top, left = ((layout.work - n + 1) // 2 for n in glyph.shape)  # the odd pixel before, as ImageMagick
+        top, left = ((layout.work - n + 1) // 2 for n in glyph.shape)  # the odd pixel before, as Fashion-MNIST
     # Clamped so that no ink is cut off: a glyph as wide as the canvas cannot move sideways.
     top = min(max(top, 0), layout.work - glyph.shape[0])
     left = min(max(left, 0), layout.work - glyph.shape[1])
     canvas = np.zeros((layout.work, layout.work))
     canvas[top : top + glyph.shape[0], left : left + glyph.shape[1]] = glyph
     return canvas.reshape(layout.side, k, layout.side, k).mean(axis=(1, 3))
+
+
+def in_place(x: np.ndarray, layout: Layout) -> bool:
+    """Whether the square picture ``x`` (ink on zero) is already laid out as ``layout`` would lay it out,
+    within the data set's own spread (`Layout.slack`): then it is only resized, never moved.
+
+    The ink's box is taken twice: from every lit pixel, as the data sets count it (Fashion-MNIST's soft
+    edges are part of its box), and from the ink above the noise level, as `fit` crops it (a smooth
+    enlargement, bicubic or Lanczos, rings faintly around the ink). Either may show the picture in place.
+    """
+    if x.shape[0] != x.shape[1]:
+        return False
+    f = layout.side / x.shape[0]  # model pixels per picture pixel
+    box = layout.box * layout.side / layout.work
+    mass = centre_of_mass(x) if layout.by_mass else None
+    for lit in (x > 0, solid(x >= NOISE)):
+        rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
+        extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) * f
+        centre = mass if mass is not None else ((rows[0] + rows[-1]) / 2, (cols[0] + cols[-1]) / 2)
+        # -2: faint edge pixels may fall below NOISE; +2: an enlargement blurs the edges outwards.
+        near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
+        if near and box - 2 <= extent <= box + 2:
+            return True
+    return False
 
 
 def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
