@@ -27,8 +27,9 @@ from xpnet.training.scoring import classify
 Image = pytest.importorskip("PIL.Image", reason="predict reads PNG files with Pillow")
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
 
+from helpers import run_cli  # noqa: E402
 from test_images import ink_box, seven  # noqa: E402 (after the skips)
-from trained_models import run_cli, save_model  # noqa: E402
+from trained_models import save_model  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's fashion-mnist package
 N = 300  # test images per data set: one image is a third of a point
