@@ -313,7 +313,7 @@ def test_unwritable_save_paths_fail_early(tmp_path):
         check_writable(tmp_path)
     a_file = tmp_path / "file.txt"
     a_file.write_text("")
-    with pytest.raises(XpnetError, match="file.txt is a file, not a folder"):
+    with pytest.raises(XpnetError, match=r"file\.txt is a file, not a folder"):
         check_writable(a_file / "sub" / "m.npz")
 
 
