@@ -33,6 +33,12 @@ SKIP = {
     r"^ruff\b": "the lint runs in CI on its own",
     r"-m pytest\b": "the test suite is what runs this test",
     r"--device cuda\b": "needs a CUDA GPU",
+    r"^python -m xpnet\.check$": "CI runs it right after the tests (.ci/run), and tests/test_check.py tests it",
+}
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),  # `python`: this one
 }
 # Each data set the docs train on becomes digits; the training commands that name none (MNIST) get it too.
 DATASET = (r"--dataset (mnist|fashion-mnist)\b", "--dataset digits")
@@ -99,14 +105,26 @@ def test_the_commands_are_found_and_adapted():
     assert any(c.startswith("python -m xpnet.predict") and s == 1 for c, s in statuses.items())
 
 
+def run_script(text: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", text], cwd=cwd, capture_output=True, text=True, env=ENV, timeout=600)
+
+
+def test_a_command_that_stops_working_fails_the_script(tmp_path):
+    ok = "```console\n$ false\n$ echo $?\n1\n$ true\n```\n"
+    assert run_script(script(ok, tmp_path), tmp_path).returncode == 0
+    broken = "```bash\ntrue\nfalse      # a walk-through that stopped working\ntrue\n```\n"
+    done = run_script(script(broken, tmp_path), tmp_path)
+    assert done.returncode == 99 and "exit status 1, expected 0" in done.stderr
+    wrong_status = "```console\n$ true\n$ echo $?\n1\n```\n"
+    assert run_script(script(wrong_status, tmp_path), tmp_path).returncode == 99
+
+
 @pytest.mark.slow  # a dozen short runs of the tools, each a fresh Python: 10-30 s
 @pytest.mark.parametrize("doc", DOCS)
 def test_the_walk_through_runs_as_written(doc, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])  # `python` is this one
-    env["XPNET_DATA"] = str(tmp_path / "data")  # nothing is read from, or downloaded to, the user's cache
+    env = {**ENV, "XPNET_DATA": str(tmp_path / "data")}  # nothing is read from, or downloaded to, the user's cache
     text = script((ROOT / doc).read_text(encoding="utf-8"), tmp_path)
     done = subprocess.run(["bash", "-c", text], cwd=work, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
