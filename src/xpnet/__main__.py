@@ -7,6 +7,7 @@ sets its thread count before NumPy loads. Nothing heavy is imported here, so ``x
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 from collections.abc import Sequence
@@ -42,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     name = "python -m xpnet" if sys.argv[0].endswith("__main__.py") else "xpnet"
     if not args or args[0] in ("-h", "--help"):
-        print(usage(name), file=sys.stdout if args else sys.stderr)
+        try:
+            print(usage(name), file=sys.stdout if args else sys.stderr, flush=True)
+        except BrokenPipeError:  # `xpnet --help | head -3`: the reader left; exit as cli.run does, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
         return 0 if args else 2
     if args[0] == "--version":
         print(f"xpnet {__version__}")
