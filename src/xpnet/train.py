@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .backend import registry, resolve_backend
+from .backend import resolve_backend
 from .cli import common as cli
 from .cli.progress import EpochBar, ProgressBar
 from .data import DATASETS, hold_out, load_dataset
@@ -36,17 +36,11 @@ def _each(values: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:g}" for name, value in values.items())
 
 
-def _listing(specs: dict) -> str:
-    """The backend registry's libraries as words: ``numpy, cupy, torch, jax or array-api-strict``."""
-    names = list(specs)
-    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
-
-
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
         prog=cli.program("train"),
         description="Train a multilayer perceptron on handwritten digits (or garments) with any of "
-        f"{_listing(registry())}: the same code runs on each, on the CPU or a CUDA GPU.",
+        f"{cli.libraries()}: the same code runs on each, on the CPU or a CUDA GPU.",
         epilog=cli.epilog(
             "python -m xpnet.train --dataset digits --epochs 20   (MNIST is downloaded on first use; offline, "
             "put the four IDX .gz files in --data-dir)",
