@@ -91,11 +91,16 @@ def check_folder(text: str, targets: Sequence[str], inputs: Sequence[Path]) -> P
     return folder
 
 
-def enlarge(pixels: np.ndarray, side: int = SEEN_SIDE) -> np.ndarray:
-    """``pixels`` scaled by the smallest whole factor that makes it at least ``side`` wide, nearest neighbour:
-    an 8x8 or 28x28 image is too small to see, and blurring it would hide what the model saw."""
-    factor = max(1, -(-side // max(pixels.shape)))
-    return np.repeat(np.repeat(pixels, factor, axis=0), factor, axis=1)
+def enlargement(side: int) -> int:
+    """The smallest whole factor that makes a ``side``-pixel image at least `SEEN_SIDE` pixels wide."""
+    return max(1, -(-SEEN_SIDE // side))
+
+
+def enlarge(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` enlarged by `enlargement`, nearest neighbour: each pixel becomes a square. An 8x8 or 28x28
+    image is too small to see, and smoothing it would hide what the model saw."""
+    k = enlargement(max(pixels.shape))
+    return np.repeat(np.repeat(pixels, k, axis=0), k, axis=1)
 
 
 def save_png(pil: ModuleType, path: Path, pixels: np.ndarray) -> None:
@@ -171,10 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert pil is not None
             save_png(pil, save_dir / names[i], prepared[i])
     if save_dir is not None and not args.json and order:
-        shown = enlarge(np.zeros((layout.side, layout.side), np.uint8)).shape[0]
+        k = enlargement(layout.side)
         print(
             f"the images the model saw: {save_dir}/*.seen.png ({layout.side}x{layout.side}, "
-            f"each pixel shown as a {shown // layout.side}x{shown // layout.side} square)",
+            f"each pixel shown as a {k}x{k} square)",
             file=sys.stderr,
         )
     return 1 if errors else 0
