@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+import xpnet.backend as backend_package
 from xpnet.backend import parse_device, resolve_backend
 from xpnet.errors import BackendError
 
@@ -24,11 +25,20 @@ def test_cpu_defaults_to_numpy():
     np.testing.assert_array_equal(b.to_numpy(x * 2), [0.0, 2.0, 4.0])
 
 
-def test_auto_without_cupy_falls_back_to_numpy_and_says_why(no_cupy):
+def test_auto_without_cupy_or_gpu_falls_back_to_numpy_quietly(no_cupy, monkeypatch):
+    monkeypatch.setattr(backend_package, "gpu_present", lambda: False)
+    b = resolve_backend("auto")
+    assert (b.name, b.device_name, b.note) == ("numpy", "cpu", "")  # a laptop's CPU run is no news
+    assert b.fallback_reason.startswith("no GPU found: using numpy on cpu")  # for --verbose
+    assert "xpnet[cuda12]" in b.fallback_reason
+
+
+def test_auto_with_an_unusable_gpu_says_why(no_cupy, monkeypatch):
+    monkeypatch.setattr(backend_package, "gpu_present", lambda: True)
     b = resolve_backend("auto")
     assert (b.name, b.device_name) == ("numpy", "cpu")
-    assert b.note.startswith("no CUDA device: using numpy on cpu")
-    assert "xpnet[cuda12]" in b.note
+    assert b.note.startswith("a GPU is present but unusable: using numpy on cpu")
+    assert "xpnet[cuda12]" in b.note and b.fallback_reason == b.note
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])

@@ -114,10 +114,10 @@ def test_curves_come_from_the_training_log(digits, tmp_path, capsys):
     ("setup", "message"),
     [
         (lambda tmp: ["--log", str(tmp / "log.jsonl")], "--log only feeds the curves of --plot"),
-        (lambda tmp: ["--plot", str(tmp / "a" / "b")], "does not exist; create it first"),
+        (lambda tmp: ["--plot", str(tmp / "model.npz" / "b")], "model.npz is a file, not a folder"),
         (lambda tmp: ["--plot", str(tmp / "p"), "--log", str(tmp / "model.npz")], "not an xpnet training log"),
     ],
-    ids=["log-without-plot", "plot-parent-missing", "log-not-a-log"],
+    ids=["log-without-plot", "plot-under-a-file", "log-not-a-log"],
 )
 def test_bad_flags_are_one_line_before_any_work(setup, message, digits, tmp_path, capsys):
     pytest.importorskip("matplotlib", reason="--plot draws with matplotlib")
@@ -133,8 +133,12 @@ def test_missing_data_set_says_where_the_files_go_and_how_to_get_them(mnist, tmp
     _, model = mnist
     status, out, err = run(capsys, "--model", str(model), "--data-dir", str(tmp_path / "empty"))
     assert status == 2 and out == ""
-    assert err.count("\n") == 1 and "train-images-idx3-ubyte.gz" in err and str(tmp_path / "empty") in err
-    assert f"python -m xpnet.train --dataset mnist --data-dir {tmp_path / 'empty'} --epochs 1 downloads them" in err
+    first, *details = err.splitlines()
+    assert first == f"xpnet.evaluate: error: mnist not found in {tmp_path / 'empty'}"  # short; details below
+    assert details and all(line.startswith("  ") for line in details)
+    text = " ".join(line.strip() for line in details)
+    assert "train-images-idx3-ubyte.gz" in text and str(tmp_path / "empty") in text
+    assert f"python -m xpnet.train --dataset mnist --data-dir {tmp_path / 'empty'} --epochs 1 download them" in text
 
 
 def test_missing_matplotlib_names_the_extra(digits, tmp_path, capsys, monkeypatch):

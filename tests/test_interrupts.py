@@ -204,7 +204,7 @@ def test_out_of_memory_is_one_line_with_exit_1(tmp_path, capsys, monkeypatch):
     )
 
 
-@pytest.mark.parametrize("where", ["missing/run.npz", "a-file/run.npz", "."])
+@pytest.mark.parametrize("where", ["a-file/sub/run.npz", "a-file/run.npz", "."])  # a missing folder is made
 def test_unwritable_save_path_fails_before_training(tmp_path, capsys, monkeypatch, where):
     (tmp_path / "a-file").write_text("")
 

@@ -134,17 +134,21 @@ def test_fashion_models_print_class_names(mnist, tmp_path, capsys):
 def test_save_input_writes_the_image_the_model_saw(digits, tmp_path, capsys):
     data, model = digits
     png = write_pngs(tmp_path, np.kron(data.x_test[:2].reshape(2, 8, 8), np.ones((1, 8, 8), np.uint8)), "d")
-    seen = tmp_path / "seen"
-    seen.mkdir()
+    seen = tmp_path / "new" / "seen"  # missing folders are created, as for every output
     status, _, err = run(capsys, "--model", str(model), "--device", "cpu", "--save-input", str(seen), *png)
     assert status == 0, err
+    assert "each pixel shown as a 14x14 square" in err
     saved = sorted(seen.iterdir())
     assert [p.name for p in saved] == ["d00.seen.png", "d01.seen.png"]
-    with Image.open(saved[0]) as im:
-        assert im.size == (8, 8) and im.mode == "L"
-        assert np.asarray(im).max() == 255
-    status, _, err = run(capsys, "--model", str(model), "--save-input", str(tmp_path / "nope"), *png)
-    assert status == 2 and "does not exist" in err and err.count("\n") == 1
+    with Image.open(saved[0]) as im:  # 8x8 enlarged 14 times, nearest neighbour: each pixel a square
+        assert im.size == (112, 112) and im.mode == "L"
+        big = np.asarray(im)
+    small = big[::14, ::14]
+    assert small.max() == 255
+    np.testing.assert_array_equal(big, np.kron(small, np.ones((14, 14), np.uint8)))
+    (tmp_path / "a-file").write_text("")
+    status, _, err = run(capsys, "--model", str(model), "--save-input", str(tmp_path / "a-file" / "seen"), *png)
+    assert status == 2 and "a-file is a file, not a folder" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,8 @@ def test_log_has_a_header_and_one_line_per_epoch_and_resume_appends(capsys, tmp_
 
 def test_an_unwritable_log_fails_before_training(capsys, tmp_path):
     model = tmp_path / "m.npz"
-    status, out, err = run_train(capsys, *TINY, "--log", str(tmp_path / "no" / "t.jsonl"), "--save", str(model))
+    (tmp_path / "a-file").write_text("")
+    status, out, err = run_train(capsys, *TINY, "--log", str(tmp_path / "a-file" / "t.jsonl"), "--save", str(model))
     assert status == 2 and out == ""
-    assert err.count("\n") == 1 and "does not exist" in err
+    assert err.count("\n") == 1 and "a-file is a file, not a folder" in err
     assert not model.exists()

@@ -90,7 +90,7 @@ def test_missing_idx_files_name_the_files_and_the_alternative(tmp_path):
     env = {"XPNET_MIRRORS": "http://127.0.0.1:9/"}
     proc = run_module("xpnet.train", "--dataset", "mnist", "--device", "cpu", "--data-dir", str(tmp_path), env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    line = proc.stderr.strip().splitlines()[-1]
+    line = " ".join(proc.stderr.split("xpnet.train: error: ")[-1].split())  # the message and its details
     assert "train-images-idx3-ubyte.gz" in line and "t10k-labels-idx1-ubyte.gz" in line
     assert str(tmp_path) in line and "--dataset digits" in line
     assert list(tmp_path.iterdir()) == []

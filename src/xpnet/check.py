@@ -69,10 +69,18 @@ class Report:
 
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
-        prog="python -m xpnet.check",
+        prog=cli.program("check"),
         description="Check that every array library and device found here computes the same logits, loss, "
         "gradients and training steps as NumPy in float64, within the tolerances of docs/agreement.md.",
-        epilog="Exit status: 0 all agree, 1 some backend disagrees or cannot run, 2 bad usage.",
+        epilog=cli.epilog(
+            "python -m xpnet.check --backend torch --dtype float32",
+            {
+                0: "every backend agrees",
+                1: "some backend disagrees, or an installed library cannot run (the table says why)",
+                2: "bad usage",
+                130: "stopped by Ctrl-C",
+            },
+        ),
     )
     p.add_argument(
         "--backend",

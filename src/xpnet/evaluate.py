@@ -32,9 +32,16 @@ PLOTS = ("training-curves.png", "confusion-matrix.png", "worst-misclassified.png
 
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
-        prog=f"python -m {PROG}",
+        prog=cli.program("evaluate"),
         description="Score a model trained by python -m xpnet.train --save on the test set of its data set.",
-        epilog="Example: python -m xpnet.evaluate --model model.npz --plot plots/ --log train.jsonl",
+        epilog=cli.epilog(
+            "python -m xpnet.evaluate --model model.npz --plot plots/ --log train.jsonl",
+            {
+                0: "scored",
+                2: "bad input: a flag, the --model file, the data set, a --plot folder, matplotlib missing",
+                130: "stopped by Ctrl-C",
+            },
+        ),
     )
     p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
     p.add_argument(
@@ -62,18 +69,8 @@ def build_parser() -> cli.ArgumentParser:
 
 
 def plot_folder(text: str) -> Path:
-    """The --plot folder, made if missing (its parent must exist) and checked writable before any work."""
+    """The --plot folder, made if missing (as every output's folder is) and checked writable before any work."""
     folder = Path(text).expanduser()
-    try:
-        folder.mkdir(exist_ok=True)
-    except FileNotFoundError:
-        raise XpnetError(f"--plot {folder}: folder {folder.parent} does not exist; create it first") from None
-    except (FileExistsError, NotADirectoryError):
-        raise XpnetError(f"--plot {folder}: not a folder; give a folder for the PNG files") from None
-    except OSError as e:
-        raise XpnetError(f"--plot {folder}: cannot create it ({e.strerror or e}); choose another") from None
-    if not folder.is_dir():
-        raise XpnetError(f"--plot {folder}: not a folder; give a folder for the PNG files")
     check_writable(folder / PLOTS[0], flag="--plot")
     return folder
 
@@ -125,8 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{data.n_features} pixels per image: give the --data-dir the model was trained on"
         )
     backend = resolve_backend(args.device, args.backend)
-    if backend.note:
-        print(backend.note, file=sys.stderr)
+    cli.announce(backend, args.verbose)
 
     c = ckpt.config
     pred, probs = classify(backend, [backend.asarray(p) for p in ckpt.state.params], data.x_test, c.activation, c.dtype)

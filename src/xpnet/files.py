@@ -15,22 +15,61 @@ from typing import BinaryIO
 from .errors import XpnetError
 
 
-def check_writable(path: str | Path, flag: str = "--save", example: str = "model.npz") -> Path:
-    """Fail now, before any training, if a file cannot be written at ``path`` (given as ``flag``)."""
+def check_writable(
+    path: str | Path, flag: str = "--save", example: str = "model.npz", *, create_parents: bool = True
+) -> Path:
+    """Fail now, before any training, if a file cannot be written at ``path`` (given as ``flag``).
+
+    Missing parent folders are created (every output of every command is handled alike); if the path still
+    cannot be written, the folders made here are removed again, so a refused path leaves nothing behind.
+    """
     path = Path(path).expanduser()
     folder = path.parent
     if path.is_dir():
         raise XpnetError(f"cannot save to {path}: it is a folder; give a file name like {path / example}")
+    made = _make_folders(path, flag) if create_parents else []
     if not folder.is_dir():
         raise XpnetError(f"cannot save to {path}: folder {folder} does not exist; create it first")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
+        if path.exists() and not os.access(path, os.W_OK):
+            raise XpnetError(f"cannot save to {path}: the file is read-only; choose another {flag}")
     except OSError as e:
+        _remove_folders(made)
         raise XpnetError(f"cannot save to {path}: {e.strerror or e} in {folder}; choose another {flag}") from None
-    if path.exists() and not os.access(path, os.W_OK):
-        raise XpnetError(f"cannot save to {path}: the file is read-only; choose another {flag}")
+    except XpnetError:
+        _remove_folders(made)
+        raise
     return path
+
+
+def _make_folders(path: Path, flag: str) -> list[Path]:
+    """Create the missing folders above ``path``, outermost first; return the ones made."""
+    missing = []
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():  # /tmp/notes.txt/model.npz
+                raise XpnetError(f"cannot save to {path}: {folder} is a file, not a folder; choose another {flag}")
+            break
+        missing.append(folder)
+    made: list[Path] = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(exist_ok=True)  # another process may make it meanwhile
+        except OSError as e:
+            _remove_folders(made)
+            raise XpnetError(
+                f"cannot save to {path}: cannot create folder {folder} ({e.strerror or e}); choose another {flag}"
+            ) from None
+        made.append(folder)
+    return made
+
+
+def _remove_folders(made: list[Path]) -> None:
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:

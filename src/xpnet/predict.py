@@ -27,13 +27,24 @@ from .training.checkpoint import load_checkpoint
 from .training.scoring import classify
 
 PROG = "xpnet.predict"
+SEEN_SIDE = 112  # --save-input pictures are enlarged to at least this many pixels a side
+
+
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
-        prog=f"python -m {PROG}",
+        prog=cli.program("predict"),
         description="Classify pictures with a model trained by python -m xpnet.train --save. Each picture is "
         "grayscaled, inverted if it is dark on light, cropped to its ink, scaled and centred as the training "
         "images were.",
-        epilog="Example: python -m xpnet.predict --model model.npz digit.png photo.jpg --top 3",
+        epilog=cli.epilog(
+            "python -m xpnet.predict --model model.npz digit.png photo.jpg --top 3",
+            {
+                0: "every picture classified",
+                1: "some picture could not be read (the others are still classified)",
+                2: "bad input: a flag, the --model file, a --save-input folder, Pillow missing",
+                130: "stopped by Ctrl-C",
+            },
+        ),
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG (any format Pillow reads) or .npy files")
     p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
@@ -49,7 +60,8 @@ def build_parser() -> cli.ArgumentParser:
         "--save-input",
         default=None,
         metavar="DIR",
-        help="write the image the model saw for each IMAGE to DIR/<name>.seen.png (existing folder)",
+        help=f"write the image the model saw for each IMAGE to DIR/<name>.seen.png, enlarged to at least "
+        f"{SEEN_SIDE} pixels (nearest neighbour: each model pixel a square); DIR is created if missing",
     )
     cli.add_device_flags(p)
     return p
@@ -79,9 +91,21 @@ def check_folder(text: str, targets: Sequence[str], inputs: Sequence[Path]) -> P
     return folder
 
 
+def enlargement(side: int) -> int:
+    """The smallest whole factor that makes a ``side``-pixel image at least `SEEN_SIDE` pixels wide."""
+    return max(1, -(-SEEN_SIDE // side))
+
+
+def enlarge(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` enlarged by `enlargement`, nearest neighbour: each pixel becomes a square. An 8x8 or 28x28
+    image is too small to see, and smoothing it would hide what the model saw."""
+    k = enlargement(max(pixels.shape))
+    return np.repeat(np.repeat(pixels, k, axis=0), k, axis=1)
+
+
 def save_png(pil: ModuleType, path: Path, pixels: np.ndarray) -> None:
     buf = io.BytesIO()
-    pil.fromarray(pixels, mode="L").save(buf, format="PNG")
+    pil.fromarray(enlarge(pixels), mode="L").save(buf, format="PNG")
     atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
@@ -109,8 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = unique_names(paths)
     save_dir = check_folder(args.save_input, names, paths) if args.save_input is not None else None
     backend = resolve_backend(args.device, args.backend)
-    if backend.note:
-        print(backend.note, file=sys.stderr)
+    cli.announce(backend, args.verbose)
 
     prepared: dict[int, np.ndarray] = {}
     errors: dict[int, str] = {}
@@ -153,7 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert pil is not None
             save_png(pil, save_dir / names[i], prepared[i])
     if save_dir is not None and not args.json and order:
-        print(f"the images the model saw: {save_dir}/*.seen.png ({layout.side}x{layout.side})", file=sys.stderr)
+        k = enlargement(layout.side)
+        print(
+            f"the images the model saw: {save_dir}/*.seen.png ({layout.side}x{layout.side}, "
+            f"each pixel shown as a {k}x{k} square)",
+            file=sys.stderr,
+        )
     return 1 if errors else 0
 
 

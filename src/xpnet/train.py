@@ -38,11 +38,19 @@ def _each(values: dict[str, float]) -> str:
 
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
-        prog="python -m xpnet.train",
-        description="Train a multilayer perceptron on handwritten digits with NumPy, CuPy, PyTorch or "
-        "array-api-strict; the same code runs on each.",
-        epilog="Example: python -m xpnet.train --dataset digits --epochs 20   "
-        "(MNIST is downloaded on first use; offline, put the four IDX .gz files in --data-dir)",
+        prog=cli.program("train"),
+        description="Train a multilayer perceptron on handwritten digits (or garments) with any of "
+        f"{cli.libraries()}: the same code runs on each, on the CPU or a CUDA GPU.",
+        epilog=cli.epilog(
+            "python -m xpnet.train --dataset digits --epochs 20   (MNIST is downloaded on first use; offline, "
+            "put the four IDX .gz files in --data-dir)",
+            {
+                0: "trained",
+                1: "training diverged (NaN/Inf: try a lower --lr) or the device ran out of memory",
+                2: "bad input: a flag, a data file, a --save/--log path, a checkpoint that does not match",
+                130: "stopped by Ctrl-C or SIGTERM (after saving, with --save)",
+            },
+        ),
     )
     cli.add_device_flags(p)
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default: mnist)")
@@ -113,13 +121,15 @@ def build_parser() -> cli.ArgumentParser:
         "--log",
         default=None,
         metavar="PATH",
-        help="write one JSON object per epoch to PATH (JSON Lines, after a header line for the run); --resume appends",
+        help="write one JSON object per epoch to PATH (JSON Lines, after a header line for the run); --resume "
+        "appends; missing folders in PATH are created",
     )
     p.add_argument(
         "--save",
         default=None,
         metavar="PATH",
-        help="write a checkpoint (.npz) to PATH after every epoch and on Ctrl-C; replaced atomically",
+        help="write a checkpoint (.npz) to PATH after every epoch and on Ctrl-C, replaced atomically; missing "
+        "folders in PATH are created",
     )
     p.add_argument(
         "--resume",
@@ -170,8 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ckpt is not None:
         config, dataset, val_split = resumed_config(ckpt, {k: getattr(args, k) for k in explicit_flags(argv)})
     backend = resolve_backend(args.device, args.backend)
-    if backend.note:
-        print(backend.note, file=sys.stderr)
+    cli.announce(backend, args.verbose)
     data = load_dataset(
         dataset,
         args.data_dir,

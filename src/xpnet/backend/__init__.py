@@ -10,10 +10,12 @@ receives a `Backend` and does its math through ``backend.xp``.
 from __future__ import annotations
 
 import functools
+import glob
 import importlib
 import importlib.util
 import pkgutil
 import re
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -46,7 +48,8 @@ class Backend:
     device_name: str
     to_numpy: Callable[[Any], np.ndarray] = field(repr=False)
     sync: Callable[[], None] = field(default=_no_sync, repr=False)
-    note: str = field(default="", compare=False)
+    note: str = field(default="", compare=False)  # worth printing: a GPU is here but could not be used
+    fallback_reason: str = field(default="", compare=False)  # why --device auto took the CPU (--verbose)
     # Libraries whose arrays cannot be read-only (PyTorch warns when it shares such a buffer) get a copy.
     copy_read_only: bool = field(default=False, repr=False)
 
@@ -129,12 +132,23 @@ def parse_device(device: str) -> tuple[str, int]:
 _KIND_WORDS = {"cpu": "the CPU", "cuda": "CUDA devices"}
 
 
+def gpu_present() -> bool:
+    """Whether this machine shows an NVIDIA GPU at all: a device node or the driver's ``nvidia-smi``.
+
+    Asks the file system only (no CUDA library is loaded). It separates a machine without a GPU, where
+    ``--device auto`` taking the CPU is what the user expects, from one whose GPU cannot be used (no CuPy, a
+    wrong CuPy wheel, a broken driver), where the user wants to hear why.
+    """
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
+
+
 def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend:
     """Turn the ``--device`` and ``--backend`` flags into a `Backend`.
 
     ``cpu`` defaults to NumPy and ``cuda`` to CuPy. ``auto`` takes the library's (or CuPy's) first GPU when
-    it answers, and otherwise the CPU, with the reason in ``Backend.note``. Raises `BackendError` with a
-    one-line message when the request cannot be met.
+    it answers, and otherwise the CPU, with the reason in ``Backend.fallback_reason``; ``Backend.note`` holds
+    it too when the machine has a GPU (`gpu_present`), and is empty on one without, where the CPU is no
+    surprise. Raises `BackendError` with a one-line message when the request cannot be met.
     """
     kind, index = parse_device(device)
     chosen = spec(backend) if backend is not None else None
@@ -149,7 +163,10 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
             if "cpu" not in cpu.kinds:
                 raise
             fallback = cpu.make("cpu")
-            return replace(fallback, note=f"no CUDA device: using {fallback} ({e})")
+            if gpu_present():
+                reason = f"a GPU is present but unusable: using {fallback} ({e})"
+                return replace(fallback, note=reason, fallback_reason=reason)
+            return replace(fallback, fallback_reason=f"no GPU found: using {fallback} ({e})")
     chosen = chosen or default_for(kind)
     if kind not in chosen.kinds:
         others = "/".join(s.name for s in registry().values() if kind in s.kinds)

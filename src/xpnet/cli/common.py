@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ..backend import registry
+from ..backend import Backend, registry
 from ..errors import XpnetError
 from ..training.config import ConfigError, check_field
 
@@ -16,11 +18,45 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, but each line of a description or epilog is wrapped apart, and an indented line
+    (``  130  stopped by Ctrl-C``) continues under the text after its first word."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = []
+        for line in text.splitlines():
+            lead, first = re.match(r"( *)(\S+ +)?", line).groups()
+            hang = len(lead) + len(first or "") if lead else 0
+            lines.append(
+                textwrap.fill(line.strip(), width, initial_indent=indent + lead, subsequent_indent=indent + " " * hang)
+            )
+        return "\n".join(lines)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr (no usage dump) and exit status 2."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         fail(f"{self.prog}: error: {message} (see --help)")
+
+
+def program(name: str) -> str:
+    """How the user started the tool ``xpnet.<name>``, for its usage line.
+
+    ``xpnet train`` (or ``python -m xpnet train``) when the ``xpnet`` command ran it, which puts that in
+    ``sys.argv[0]``; else ``python -m xpnet.train``.
+    """
+    first = sys.argv[0] if sys.argv else ""
+    return first if first.endswith(f"xpnet {name}") else f"python -m xpnet.{name}"
+
+
+def epilog(example: str, statuses: dict[int, str]) -> str:
+    """The end of a tool's --help: an example, then one line per exit status."""
+    return f"Example: {example}\n\nExit status:\n" + "\n".join(f"  {k:>3}  {what}" for k, what in statuses.items())
 
 
 def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
@@ -31,12 +67,18 @@ def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, prog: str = "xpnet") -> int:
     """Call ``main``; an `XpnetError` becomes its message on one line and its exit status (2 unless it says).
 
+    An error whose class sets ``multiline`` (a missing data set: what failed, then where to put which files)
+    keeps its line breaks, the details indented below the first line; any other stays on one line.
+
     Output piped into a reader that stops early (``| head``) ends the run quietly with status 1.
     """
     try:
         return main(argv)
     except XpnetError as e:
-        fail(f"{prog}: error: {e}", e.exit_status)
+        lines = str(e).splitlines() or [""]
+        if getattr(e, "multiline", False):
+            fail("\n".join([f"{prog}: error: {lines[0]}", *(f"  {line}" for line in lines[1:])]), e.exit_status)
+        fail(f"{prog}: error: {' '.join(lines)}", e.exit_status)
     except KeyboardInterrupt:  # Ctrl-C outside training (a download, evaluate, predict): no traceback
         fail(f"{prog}: interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
@@ -94,12 +136,26 @@ def _parse(kind: type, text: str):
         ) from None
 
 
+def libraries() -> str:
+    """The backend registry's libraries in words, ``numpy, cupy, torch, jax or array-api-strict``: a help text
+    that names them this way stays true when a library is added."""
+    *rest, last = registry()
+    return f"{', '.join(rest)} or {last}" if rest else last
+
+
 def add_device_flags(parser: argparse.ArgumentParser) -> None:
+    """--device, --backend and --verbose, shared by train, predict and evaluate."""
     parser.add_argument(
         "--device",
         default="auto",
         metavar="{auto,cpu,cuda,cuda:N}",
-        help="where to compute: auto takes the first CUDA GPU when CuPy can use it, else the CPU (default: auto)",
+        help="where to compute: auto takes the first CUDA GPU when CuPy can use it, else the CPU, saying why "
+        "only when this machine has a GPU it cannot use (default: auto)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also say why --device auto chose the CPU on a machine without a GPU",
     )
     parser.add_argument(
         "--backend",
@@ -111,3 +167,11 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
         + ", ".join(f"{s.name} on {kind}" for s in registry().values() for kind in s.default_for)
         + ")",
     )
+
+
+def announce(backend: Backend, verbose: bool = False) -> None:
+    """Say on stderr why --device auto fell back to the CPU: always when a GPU is here but unusable, and on a
+    machine without one only with --verbose (a laptop's CPU run is no news; ``python -m xpnet.check`` tells all)."""
+    message = backend.fallback_reason if verbose else backend.note
+    if message:
+        print(message, file=sys.stderr)

@@ -114,18 +114,21 @@ def find_idx_files(directory: Path) -> dict[str, Path] | None:
 
 
 def missing_files_message(name: str, directory: Path) -> str:
-    files = ", ".join(f"{base}.gz" for base in IDX_FILES.values())
+    missing = missing_idx_files(directory) or [f"{base}.gz" for base in IDX_FILES.values()]
     where = "" if directory == default_data_dir(name) else f" --data-dir {directory}"
-    return (
-        f"{name} not found: put {files} in {directory} (or pass --data-dir DIR); "
-        f"python -m xpnet.train --dataset {name}{where} --epochs 1 downloads them there"
+    return "\n".join(
+        [
+            f"{name} not found in {directory}",
+            *dl.fix_lines(missing, directory),
+            f"or let python -m xpnet.train --dataset {name}{where} --epochs 1 download them there",
+        ]
     )
 
 
 def load_idx_dataset(name: str, directory: Path) -> Dataset:
     files = find_idx_files(directory)
     if files is None:
-        raise DataError(missing_files_message(name, directory))
+        raise dl.MissingData(missing_files_message(name, directory))
     arrays = {
         k: read_idx(p, ndim=3, shape=(None, *IMAGE_SHAPE)) if k.endswith("images") else read_idx(p, ndim=1)
         for k, p in files.items()

@@ -8,12 +8,14 @@ remaining files, so an offline machine gets its answer after at most one timeout
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import ssl
 import sys
 import tempfile
+import textwrap
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -95,7 +97,14 @@ SOURCES = {
 }
 
 
-class DownloadError(DataError):
+class MissingData(DataError):
+    """A data set's files are missing. Its message is a short first line, then details on lines of their own
+    (what each mirror answered, where to put which files), which the command-line tools print indented."""
+
+    multiline = True
+
+
+class DownloadError(MissingData):
     """No mirror delivered a file whose checksum matched."""
 
 
@@ -180,14 +189,22 @@ def fetch(
 
 
 def missing_message(source: Source, directory: Path, reasons: Sequence[str] = (), offline: bool = False) -> str:
-    """The one-line answer when files are missing: where they go, their names, and the no-download option."""
-    files = ", ".join(source.digests)
-    proxy = "; behind a proxy? set HTTPS_PROXY" if offline else ""
-    why = f"download failed ({'; '.join(reasons)}{proxy}); " if reasons else ""
-    return (
-        f"{source.name} not found: {why}put {files} in {directory} (or pass --data-dir DIR, or set "
-        f"{MIRRORS_ENV}/--mirror to a reachable mirror), or use --dataset digits, which needs no download"
-    )
+    """What to say when files are missing and the download failed: one short line, then each mirror's answer,
+    then where to put which files and the alternatives, each on a line of its own."""
+    lines = [f"{source.name} not found in {directory}, and the download failed:"]
+    lines += [f"  {reason}" for reason in reasons]
+    if offline:
+        lines.append("  behind a proxy? set HTTPS_PROXY")
+    lines += fix_lines(list(source.digests), directory)
+    lines.append(f"or set {MIRRORS_ENV} or --mirror to a reachable mirror, or use --dataset digits (no download)")
+    return "\n".join(lines)
+
+
+def fix_lines(files: Sequence[str], directory: Path) -> list[str]:
+    """Where the missing ``files`` go, wrapped to lines of about 100 characters: both missing-data messages
+    say it."""
+    text = f"put {', '.join(files)} in {directory} (or pass --data-dir DIR),"
+    return textwrap.wrap(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
 def download(
@@ -200,16 +217,33 @@ def download(
     """Download ``files`` (default: all of ``source``'s) into ``directory``, trying mirrors in order.
 
     ``progress(file_name)`` returns a callback ``(bytes_done, bytes_total)`` for that file. Raises
-    `DownloadError` with one line naming the directory, the file names and the alternative when a file
-    cannot be had from any mirror.
+    `DownloadError` naming the directory, the file names and the alternatives when a file cannot be had
+    from any mirror; the folders it made for ``directory`` are then removed again if they are empty.
     """
     directory = Path(directory)
     names = list(source.digests if files is None else files)
+    made = [p for p in (directory, *directory.parents) if not p.exists()]  # removed again if nothing arrives
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         why = e.strerror or e
         raise DownloadError(f"cannot create data directory {directory}: {why}; pass --data-dir DIR") from None
+    try:
+        return _download_all(source, directory, names, timeout, progress)
+    except BaseException:
+        for folder in made:  # innermost first; a folder that holds anything stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _download_all(
+    source: Source,
+    directory: Path,
+    names: Sequence[str],
+    timeout: float,
+    progress: Callable[[str], Callable[[int, int | None], None]] | None,
+) -> list[Path]:
     unreachable: dict[str, str] = {}  # mirror -> why it is skipped from now on
     done = []
     for name in names:

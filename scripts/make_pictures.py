@@ -1,0 +1,61 @@
+"""Write a few real test images as the pictures a user might have, for the walk-through of docs/usage.md.
+
+    python scripts/make_pictures.py pictures                            # from Fashion-MNIST's test set
+    python scripts/make_pictures.py --dataset digits /tmp/fm/pictures   # from scikit-learn's digits
+
+writes, into the folder (created if missing):
+
+- ``catalogue.jpg``: test image 0 as a catalogue-style photo, dark on white, enlarged 10x, JPEG quality 90;
+- ``test-1.png``: test image 1 as the data set stores it, light on black, at its own size;
+- ``test-2.npy``: test image 2 as a NumPy array;
+- ``notes.txt``: a text file, to show what ``predict`` says about a file that is not a picture.
+
+Their true classes are printed. Needs Pillow; reads the data set as ``xpnet.train`` does (no download).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from xpnet.cli import common as cli
+from xpnet.data import DATASETS, load_dataset
+from xpnet.data.pictures import import_pillow
+from xpnet.files import check_writable
+
+ENLARGE = 10
+
+
+def make_pictures(folder: Path, dataset: str = "fashion-mnist", data_dir: str | None = None) -> dict[str, str]:
+    """Write the four files into ``folder``; return each picture's name and true class (``"9 Ankle boot"``)."""
+    pil = import_pillow()
+    check_writable(folder / "catalogue.jpg", flag="FOLDER")
+    data = load_dataset(dataset, data_dir)
+    images = data.x_test[:3].reshape(-1, *data.image_shape)
+    side = ENLARGE * data.image_shape[0]
+    catalogue = pil.fromarray(255 - images[0]).resize((side, side), pil.Resampling.BILINEAR)
+    catalogue.save(folder / "catalogue.jpg", quality=90)
+    pil.fromarray(images[1]).save(folder / "test-1.png")
+    np.save(folder / "test-2.npy", images[2])
+    (folder / "notes.txt").write_text("not a picture\n", encoding="utf-8")
+    names = ("catalogue.jpg", "test-1.png", "test-2.npy")
+    labels = [int(k) for k in data.y_test[:3]]
+    return {name: f"{k} {data.classes[k]}" if data.classes[k] != str(k) else str(k) for name, k in zip(names, labels)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.ArgumentParser(prog="python scripts/make_pictures.py", description=__doc__.splitlines()[0])
+    p.add_argument("folder", type=Path, metavar="FOLDER", help="where to write the pictures (created if missing)")
+    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist", help="default: fashion-mnist")
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="as xpnet.train's --data-dir")
+    args = p.parse_args(argv)
+    truth = make_pictures(args.folder, args.dataset, args.data_dir)
+    for name, label in truth.items():
+        print(f"{args.folder / name}: true class {label}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog="make_pictures"))
