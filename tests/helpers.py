@@ -45,9 +45,14 @@ def train_json(capsys, *argv: str) -> tuple[int, dict, str]:
 
 def run_module(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
     """``python -m MODULE ARGS`` in a fresh process with this checkout's ``src`` first on the path."""
+    return run_python("-m", module, *args, env=env, timeout=timeout)
+
+
+def run_python(*args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    """``python ARGS`` (a script, ``-m`` or ``-c``) in a fresh process with this checkout's ``src`` on the path."""
     path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=timeout,

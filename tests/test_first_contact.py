@@ -3,8 +3,6 @@ made, a quiet CPU fallback, readable missing-data errors and the install extras 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,19 +19,10 @@ from xpnet.files import check_writable
 
 pytest.importorskip("sklearn", reason="the digits data set comes with scikit-learn")
 
-from trained_models import run_cli
+from helpers import run_cli, run_module, run_python, run_train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "digits", "--epochs", "1", "--hidden", "8"]
-
-
-def run_train(capsys, *argv: str) -> tuple[int, str, str]:
-    return run_cli(capsys, train.main, "xpnet.train", argv)
-
-
-def python(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_save_and_log_create_their_folders(capsys, tmp_path):
@@ -108,13 +97,13 @@ def test_train_help_names_every_library_and_what_save_does_with_folders():
 # In this process the tool's module is already imported, which runpy warns about; `xpnet train` never has it.
 @pytest.mark.filterwarnings("ignore:'xpnet.train' found in sys.modules:RuntimeWarning")
 def test_the_xpnet_command_runs_each_tool(capsys):
-    out = python("-m", "xpnet", "--help")
+    out = run_module("xpnet", "--help")
     assert out.returncode == 0
     assert all(f"  {name} " in out.stdout for name in ("train", "predict", "evaluate", "check"))
-    done = python("-m", "xpnet", "train", "--epochs", "0")
+    done = run_module("xpnet", "train", "--epochs", "0")
     assert done.returncode == 2
     assert done.stderr.startswith("python -m xpnet train: error: argument --epochs")
-    done = python("-m", "xpnet", "nope")
+    done = run_module("xpnet", "nope")
     assert done.returncode == 2 and "choose one of train, predict, evaluate, check" in done.stderr
     with pytest.raises(SystemExit) as stop:
         dispatcher.main(["train", *TINY, "--device", "cpu", "--quiet", "--json"])
@@ -131,7 +120,7 @@ def test_pyproject_installs_what_the_readme_promises():
 
 
 def test_make_pictures_writes_the_walk_through_pictures(tmp_path):
-    done = python(str(ROOT / "scripts" / "make_pictures.py"), "--dataset", "digits", str(tmp_path / "new" / "p"))
+    done = run_python(str(ROOT / "scripts" / "make_pictures.py"), "--dataset", "digits", str(tmp_path / "new" / "p"))
     assert done.returncode == 0, done.stderr
     names = sorted(p.name for p in (tmp_path / "new" / "p").iterdir())
     assert names == ["catalogue.jpg", "notes.txt", "test-1.png", "test-2.npy"]

@@ -66,8 +66,8 @@ def test_pngs_of_test_images_get_the_models_own_predictions(name, request, tmp_p
     assert len(got) == 2 * N
     assert got[:N] == got[N:], "white-on-black and black-on-white must give the same class"
     agree = np.mean(np.array(got[:N]) == model_classes(model, rows))
-    # The 8x8 digits are not all centred by mass; re-centring moves some by a pixel (docs/usage.md).
-    assert agree >= (0.95 if name == "mnist" else 0.85), f"{name}: only {agree:.0%} agree"
+    # A data set's own image is a fixed point of the preparation, so the pictures get the arrays' classes.
+    assert agree >= 0.99, f"{name}: only {agree:.0%} agree"
 
 
 def test_unreadable_files_are_reported_and_the_others_still_predicted(mnist, tmp_path, capsys):
