@@ -27,6 +27,12 @@ from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
 from xpnet.training.schedule import default_gamma
 
+SETS = {
+    "digits": "digits",
+    "fashion 1,500": "fashion-mnist",
+    "fashion 5,000": "fashion-mnist",
+    "fashion 60,000": "fashion-mnist",
+}
 OLD_GAMMA = {"digits": 1.0, "fashion-mnist": 0.8}  # train.DEFAULT_GAMMA before issue 13, by the name given
 
 
@@ -51,18 +57,21 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--big-seeds", type=int, nargs="+", default=[1, 2], help="seeds for the 60,000-image set")
     p.add_argument("--epochs", type=int, nargs="+", default=[10, 30], help="epochs on the small sets")
-    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="which sets to run (default: all)")
+    p.add_argument("--json", type=Path, default=None, help="write every run to this JSON file")
+    p.add_argument("--merge", type=Path, nargs="*", default=[], help="JSON files of earlier runs to add to the table")
     args = p.parse_args()
     backend = make_backend("numpy", "cpu")
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        sets = [
-            ("digits", "digits", load_dataset("digits")),
-            ("fashion 1,500", "fashion-mnist", load_dataset("idx", fashion_subset(1500, Path(tmp) / "f1500"))),
-            ("fashion 5,000", "fashion-mnist", load_dataset("idx", fashion_subset(5000, Path(tmp) / "f5000"))),
-            ("fashion 60,000", "fashion-mnist", load_dataset("fashion-mnist")),
-        ]
-        for label, named, data in sets:
+        loaders = {
+            "digits": lambda: load_dataset("digits"),
+            "fashion 1,500": lambda: load_dataset("idx", fashion_subset(1500, Path(tmp) / "f1500")),
+            "fashion 5,000": lambda: load_dataset("idx", fashion_subset(5000, Path(tmp) / "f5000")),
+            "fashion 60,000": lambda: load_dataset("fashion-mnist"),
+        }
+        for label in args.sets:
+            named, data = SETS[label], loaders[label]()
             big = len(data.y_train) > 10000
             gammas = {"old": OLD_GAMMA[named], "constant": 1.0, "new": default_gamma(len(data.y_train), 128)}
             for epochs in [10] if big else args.epochs:
@@ -88,6 +97,8 @@ def main() -> None:
                         print(json.dumps(runs[-1]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1))
+    if args.merge:  # earlier runs (other seeds), to tabulate together
+        runs += [r for path in args.merge for r in json.loads(path.read_text())]
     print(table(runs))
 
 

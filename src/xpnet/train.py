@@ -10,12 +10,11 @@ from collections.abc import Sequence
 
 from .backend import resolve_backend
 from .cli import common as cli
-from .cli.progress import EpochBar, ProgressBar
-from .data import DATASETS, hold_out, load_dataset
+from .cli import loading
+from .cli.progress import EpochBar
+from .data import DATASETS, hold_out
 from .data.datasets import LOCAL_SETS
-from .data.download import MIRRORS_ENV, parse_mirrors
-from .data.folder import DEFAULT_SIZE
-from .errors import XpnetError
+from .data.download import MIRRORS_ENV
 from .files import check_writable
 from .nn.model import ACTIVATIONS
 from .nn.optim import OPTIMIZERS
@@ -55,13 +54,7 @@ def build_parser() -> cli.ArgumentParser:
         "train/<class>/ and test/<class>/ picture folders (default: $XPNET_DATA/<dataset> or "
         "~/.cache/xpnet/<dataset>; required for idx and folder)",
     )
-    p.add_argument(
-        "--image-size",
-        type=cli.positive_int,
-        default=None,
-        metavar="N",
-        help=f"with --dataset folder: prepare every picture as N x N pixels (default: {DEFAULT_SIZE})",
-    )
+    loading.add_image_size_flag(p)
     p.add_argument(
         "--mirror",
         action="append",
@@ -189,26 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, dataset, val_split = resumed_config(ckpt, {k: getattr(args, k) for k in explicit_flags(argv)})
         if image_size is None and ckpt.layout is not None:
             image_size = ckpt.layout.side
-    if config.patience and not val_split:
-        raise XpnetError(
-            f"--patience {config.patience} needs a validation set to watch: add --val-split N (e.g. --val-split "
-            "5000), or leave --patience out"
-        )
+    early_stop.require_validation(config.patience, val_split)
     backend = resolve_backend(args.device, args.backend)
     if backend.note:
         print(backend.note, file=sys.stderr)
-    data = load_dataset(
-        dataset,
-        args.data_dir,
-        download=True,
-        mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
-        on_download=lambda name, where: print(f"{name}: downloading missing files to {where}", file=sys.stderr),
-        progress=lambda file: ProgressBar(f"  {file}"),
-        image_size=image_size,
-        picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),
-        notify=lambda line: print(line, file=sys.stderr, flush=True),
-    )
-    data = hold_out(data, val_split)
+    data = hold_out(loading.load_for_training(args, dataset, image_size), val_split)
     if ckpt is None and args.gamma is None:
         config = dataclasses.replace(config, gamma=default_gamma(len(data.y_train), config.batch_size))
     if ckpt is not None:

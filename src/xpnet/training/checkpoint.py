@@ -86,8 +86,11 @@ def save_checkpoint(
     arrays: dict[str, np.ndarray] = {f"param_{i:03d}": p for i, p in enumerate(params)}
     arrays |= {f"opt_{i:03d}": backend.to_numpy(s) for i, s in enumerate(state.opt_state)}
     arrays["loss_sum"] = np.asarray(state.loss_sum, dtype=config.dtype)
-    best = state.best_params or []  # --patience: the best epoch's weights, for a resumed run to put back
+    # --patience: the best epoch's weights, for a resumed run to put back; once they are put back (restored),
+    # ``params`` are those and the last epoch's weights, which a resumed run continues from, are ``last_``.
+    best, last = state.best_params or [], state.last_params if state.restored else None
     arrays |= {f"best_{i:03d}": np.asarray(p) for i, p in enumerate(best)}
+    arrays |= {f"last_{i:03d}": np.asarray(p) for i, p in enumerate(last or [])}
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -232,9 +235,11 @@ def _read_state(
     expected |= {f"opt_{i:03d}": s for i, s in enumerate(opt_shapes)}
     expected["loss_sum"] = ()
     n_best = meta.get("n_best", 0)  # written before --patience: none
-    if n_best not in (0, len(shapes)):
+    restored = meta.get("restored") is True
+    if n_best not in (0, len(shapes)) or (restored and not n_best):
         raise CheckpointError(f"{path} lists {n_best} best-epoch weight arrays; the model has {len(shapes)}")
     expected |= {f"best_{i:03d}": s for i, s in enumerate(shapes[:n_best])}
+    expected |= {f"last_{i:03d}": s for i, s in enumerate(shapes)} if restored else {}
     for name, shape in expected.items():
         a = arrays.get(name)
         if a is None:
@@ -269,5 +274,6 @@ def _read_state(
         seconds=seconds,
         history=history,
         best_params=[arrays[f"best_{i:03d}"] for i in range(n_best)] or None,
-        restored=meta.get("restored") is True,
+        restored=restored,
+        last_params=[arrays[f"last_{i:03d}"] for i in range(len(shapes))] if restored else None,
     )

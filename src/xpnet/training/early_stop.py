@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend
+from ..errors import XpnetError
 from .state import EpochStats
 
 
@@ -26,6 +27,15 @@ def should_stop(history: Sequence[EpochStats], patience: int) -> bool:
     """True when the last ``patience`` epochs brought no better validation accuracy (``patience`` 0: never)."""
     best = best_epoch(history)
     return patience > 0 and best is not None and history[-1].epoch - best >= patience
+
+
+def require_validation(patience: int, val_split: int) -> None:
+    """Refuse early stopping without a validation set: the test set must not choose the model."""
+    if patience and not val_split:
+        raise XpnetError(
+            f"--patience {patience} needs a validation set to watch: add --val-split N (e.g. --val-split 5000), "
+            "or leave --patience out"
+        )
 
 
 def host_copy(backend: Backend, params: Sequence[Any]) -> list[np.ndarray]:

@@ -92,7 +92,7 @@ def train(
     if state is None:
         state = initial_state(backend, sizes, config)
     rng = state.rng
-    params = [backend.asarray(p) for p in state.params]
+    params = [backend.asarray(p) for p in (state.last_params if state.restored else state.params)]
     opt_state = [backend.asarray(s) for s in state.opt_state]
     step_fn = make_step(backend, sizes, config, fast)
 
@@ -184,7 +184,8 @@ def train(
     if tracking and best_params is not None and early_stop.best_epoch(result.history) != result.state.epoch:
         params = [backend.asarray(p) for p in best_params]
         result.params = params
-        result.state = dataclasses.replace(result.state, params=params, restored=True)
+        last = early_stop.host_copy(backend, result.state.params)  # resuming continues from these
+        result.state = dataclasses.replace(result.state, params=params, restored=True, last_params=last)
         if on_state is not None:
             on_state(result.state)
     if validating:

@@ -38,11 +38,6 @@ def check_resumable(ckpt: Checkpoint, config: TrainConfig, dataset: str, n_featu
             f"{ckpt.path} trained on {ckpt.n_train} images of {ckpt.dataset} but this run has {n_train} "
             f"(the checkpoint used --val-split {ckpt.val_split}): resume with the same data"
         )
-    if ckpt.state.restored:
-        raise CheckpointError(
-            f"{ckpt.path} holds the weights of its best epoch, put back when its run ended (--patience): it "
-            "cannot be continued; start a new run (with more --epochs or a larger --patience)"
-        )
     if config.patience and ckpt.state.best_params is None and ckpt.state.epoch and ckpt.val_split:
         raise CheckpointError(
             f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "

@@ -46,7 +46,8 @@ class TrainState:
     seconds: float = 0.0
     history: list[EpochStats] = field(default_factory=list)
     best_params: list[Any] | None = None  # host copies of the best validation epoch's weights (--patience)
-    restored: bool = False  # ``params`` are the best epoch's, put back when the run ended (--patience)
+    restored: bool = False  # ``params`` are the best epoch's, put back when the run ended (--patience) ...
+    last_params: list[Any] | None = None  # ... and these the last epoch's, from which a resumed run continues
 
 
 def initial_state(backend: Backend, sizes: list[int], config: TrainConfig) -> TrainState:
