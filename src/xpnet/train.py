@@ -45,7 +45,12 @@ def build_parser() -> cli.ArgumentParser:
         "(MNIST is downloaded on first use; offline, put the four IDX .gz files in --data-dir)",
     )
     cli.add_device_flags(p)
-    p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default: mnist)")
+    p.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="mnist",
+        help="data set (default: mnist); idx and folder read your own IDX files or pictures from --data-dir",
+    )
     p.add_argument(
         "--data-dir",
         default=None,
