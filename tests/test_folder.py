@@ -3,6 +3,7 @@ answers the second run and a touched file refreshes it, unreadable pictures are 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -14,7 +15,8 @@ import pytest
 import folder_sets
 from xpnet import evaluate, predict, train
 from xpnet.cli import common as cli
-from xpnet.data import folder, load_dataset
+from xpnet.cli.progress import ProgressBar
+from xpnet.data import cache, folder, load_dataset
 from xpnet.training.checkpoint import load_checkpoint
 
 pytest.importorskip("PIL")
@@ -172,3 +174,22 @@ def test_twenty_class_folder_of_digits_and_garments_trains_with_default_flags(tm
     code, out, err = run(predict.main, ["--model", str(model), *map(str, trousers)], capsys)
     assert code == 0, err
     assert sum(" trouser (" in line for line in out.splitlines()) >= 3  # "19 trouser (99.9%)": the folder's name
+
+
+def test_an_unwritable_data_folder_keeps_its_cache_in_the_cache_folder(digits_dir, tmp_path, monkeypatch):
+    root = copy_of(digits_dir, tmp_path)
+    monkeypatch.setenv("XPNET_DATA", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache.os, "access", lambda path, mode: False)  # as for a read-only folder (root writes anyway)
+    load_dataset("folder", root, image_size=16)
+    assert not list(root.glob(".xpnet-cache-*")) and len(list((tmp_path / "cache" / "folders").glob("*-16.npz"))) == 1
+
+
+def test_picture_progress_counts_pictures_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    bar = ProgressBar("folder: reading pictures", stream=stream, unit="pictures")
+    bar(3, 3)
+    assert stream.getvalue() == "\rfolder: reading pictures [" + "#" * 30 + "] 100% 3/3 pictures\n"
