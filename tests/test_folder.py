@@ -193,3 +193,8 @@ def test_picture_progress_counts_pictures_on_a_terminal():
     bar = ProgressBar("folder: reading pictures", stream=stream, unit="pictures")
     bar(3, 3)
     assert stream.getvalue() == "\rfolder: reading pictures [" + "#" * 30 + "] 100% 3/3 pictures\n"
+
+
+def test_image_size_for_another_set_is_refused(capsys):
+    code, _, err = run(train.main, ["--dataset", "digits", "--image-size", "16"], capsys)
+    assert code == 2 and "--image-size sizes the pictures of --dataset folder; digits has its own" in err

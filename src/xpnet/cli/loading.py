@@ -9,6 +9,7 @@ import sys
 from ..data import Dataset, load_dataset
 from ..data.download import parse_mirrors
 from ..data.folder import DEFAULT_SIZE
+from ..errors import XpnetError
 from . import common as cli
 from .progress import ProgressBar
 
@@ -25,6 +26,8 @@ def add_image_size_flag(p: argparse.ArgumentParser) -> None:
 
 def load_for_training(args: argparse.Namespace, dataset: str, image_size: int | None) -> Dataset:
     """``dataset`` from ``args.data_dir`` (downloading what is missing from ``args.mirror``), at ``image_size``."""
+    if image_size is not None and dataset != "folder":
+        raise XpnetError(f"--image-size sizes the pictures of --dataset folder; {dataset} has its own: leave it out")
     return load_dataset(
         dataset,
         args.data_dir,
