@@ -218,8 +218,12 @@ def load_dataset(
     if name == "digits":
         return load_digits_dataset()
     if name in LOCAL_SETS and data_dir is None:
-        what = "an idx set is read from the four IDX files" if name == "idx" else "a picture folder set is read"
-        raise DataError(f"{what} in a folder you name: add --data-dir DIR")
+        what = (
+            "an idx set: the folder of its four IDX files"
+            if name == "idx"
+            else "a folder set: the folder of train/<class>/"
+        )
+        raise DataError(f"give --data-dir DIR for {what}")
     if name == "folder":
         from .folder import DEFAULT_SIZE, load_folder_dataset  # folder imports this module
 
