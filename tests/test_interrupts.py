@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from helpers import tiny_data, train_json
-from xpnet import train as train_cli
 from xpnet.backend import is_out_of_memory, resolve_backend
+from xpnet.cli import loading
+from xpnet.data import load_dataset
 from xpnet.errors import TrainingDiverged
 from xpnet.training import session
 from xpnet.training.checkpoint import load_checkpoint
@@ -71,7 +72,7 @@ def test_signal_saves_a_checkpoint_and_exits_130(tmp_path, signum):
     assert ckpt.state.epoch >= 1 and ckpt.config.epochs == 100000
     # The interrupted run resumes exactly: two more epochs end where a straight run of as many ends.
     total = ckpt.state.epoch + 2
-    data = train_cli.load_dataset("digits")
+    data = load_dataset("digits")
     config = ckpt.config.__class__(**{**vars(ckpt.config), "epochs": total})
     resumed = train(NUMPY, data, config, state=ckpt.state)
     straight = train(NUMPY, data, config)
@@ -211,6 +212,6 @@ def test_unwritable_save_path_fails_before_training(tmp_path, capsys, monkeypatc
     def must_not_load(*args, **kwargs):
         raise AssertionError("data loaded before the --save path was checked")
 
-    monkeypatch.setattr(train_cli, "load_dataset", must_not_load)
+    monkeypatch.setattr(loading, "load_dataset", must_not_load)  # where train.main reads its data
     status, _, out = train_json(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / where))
     assert status == 2 and out.count("\n") == 1 and "cannot save to" in out

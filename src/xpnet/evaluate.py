@@ -48,7 +48,8 @@ def build_parser() -> cli.ArgumentParser:
         "--data-dir",
         default=None,
         metavar="DIR",
-        help="folder holding the data set's IDX files (default: where xpnet.train looks)",
+        help="folder holding the data set's IDX files or picture folders (default: where xpnet.train looks; "
+        "required for idx and folder sets)",
     )
     p.add_argument(
         "--plot",
@@ -115,7 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         plots.require_matplotlib()
         log = read_log(args.log) if args.log is not None else None
         folder = plot_folder(args.plot)
-    data = load_dataset(ckpt.dataset, args.data_dir)
+    data = load_dataset(
+        ckpt.dataset,
+        args.data_dir,
+        image_size=ckpt.layout.side if ckpt.layout is not None else None,
+        notify=lambda line: print(line, file=sys.stderr),
+    )
     if data.n_features != ckpt.layer_sizes[0]:
         raise DataError(
             f"{ckpt.path} takes {ckpt.layer_sizes[0]} inputs but {data.name} in {data.source} has "

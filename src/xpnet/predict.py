@@ -20,7 +20,8 @@ import numpy as np
 from .backend import resolve_backend
 from .cli import common as cli
 from .data import images
-from .data.pictures import PictureError, import_pillow, read_picture
+from .data.folder import prepare_file
+from .data.pictures import PictureError, import_pillow
 from .errors import CheckpointError, XpnetError
 from .files import atomic_write, check_writable
 from .training.checkpoint import load_checkpoint
@@ -124,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ckpt = load_checkpoint(args.model)
     try:
-        layout = images.layout_for(ckpt.dataset, ckpt.layer_sizes[0])
+        layout = ckpt.layout or images.layout_for(ckpt.dataset, ckpt.layer_sizes[0])
     except ValueError as e:
         raise CheckpointError(f"{ckpt.path}: {e}") from None
     paths = [Path(p) for p in args.images]
@@ -139,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors: dict[int, str] = {}
     for i, path in enumerate(paths):
         try:
-            prepared[i] = images.prepare(read_picture(path, pil), layout)
+            prepared[i] = prepare_file(path, pil, layout)
         except (PictureError, ValueError) as e:  # BlankImage is a ValueError
             errors[i] = str(e)
             print(f"{PROG}: {path}: {e}", file=sys.stderr)

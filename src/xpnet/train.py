@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 
 from .backend import resolve_backend
 from .cli import common as cli
-from .cli.progress import EpochBar, ProgressBar
-from .data import DATASETS, hold_out, load_dataset
-from .data.download import MIRRORS_ENV, parse_mirrors
+from .cli import loading
+from .cli.progress import EpochBar
+from .data import DATASETS, hold_out
+from .data.datasets import LOCAL_SETS
+from .data.download import MIRRORS_ENV
 from .files import check_writable
 from .nn.model import ACTIVATIONS
 from .nn.optim import OPTIMIZERS
-from .training import runlog
+from .training import early_stop, runlog
 from .training.checkpoint import load_checkpoint
 from .training.config import DTYPES, TrainConfig
 from .training.resume import check_resumable, resumed_config
+from .training.schedule import default_gamma
 from .training.session import train_saving
 from .training.state import EpochStats
 
 EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 
 DEFAULTS = TrainConfig()
-# The learning rate shrinks by this factor after each epoch. On the 60,000-image sets, 0.8 adds about a
-# point of Fashion-MNIST test accuracy after 10 epochs; digits' 1,438 images make only 12 steps an epoch,
-# too few to spare any, so its rate stays constant.
-DEFAULT_GAMMA = {"mnist": 0.8, "fashion-mnist": 0.8, "digits": 1.0}
 
 
 def _each(values: dict[str, float]) -> str:
@@ -53,14 +53,21 @@ def build_parser() -> cli.ArgumentParser:
         ),
     )
     cli.add_device_flags(p)
-    p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default: mnist)")
+    p.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="mnist",
+        help="data set (default: mnist); idx and folder read your own IDX files or pictures from --data-dir",
+    )
     p.add_argument(
         "--data-dir",
         default=None,
         metavar="DIR",
-        help="folder holding the four IDX files, downloaded there when missing "
-        "(default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>)",
+        help="folder holding the four IDX files, downloaded there when missing, or, with --dataset folder, "
+        "train/<class>/ and test/<class>/ picture folders (default: $XPNET_DATA/<dataset> or "
+        "~/.cache/xpnet/<dataset>; required for idx and folder)",
     )
+    loading.add_image_size_flag(p)
     p.add_argument(
         "--mirror",
         action="append",
@@ -96,8 +103,16 @@ def build_parser() -> cli.ArgumentParser:
         "--gamma",
         type=cli.setting("gamma", float),
         default=None,
-        help=f"multiply the learning rate by this after every epoch; 1 keeps it constant (default: "
-        f"{_each(DEFAULT_GAMMA)})",
+        help="multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per "
+        "469 steps, i.e. 0.8 ** (steps per epoch / 469): 0.8 for 60,000 images at batch 128)",
+    )
+    p.add_argument(
+        "--patience",
+        type=cli.setting("patience", int),
+        default=DEFAULTS.patience,
+        metavar="N",
+        help="with --val-split: stop when validation accuracy has not improved for N epochs and keep the best "
+        "epoch's weights (default: 0, never stop early)",
     )
     p.add_argument("--epochs", type=cli.setting("epochs", int), default=DEFAULTS.epochs, help="default: 10")
     p.add_argument(
@@ -170,26 +185,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         activation=args.activation,
         optimizer=args.optimizer,
         lr=args.lr,
-        gamma=DEFAULT_GAMMA[args.dataset] if args.gamma is None else args.gamma,
+        gamma=1.0 if args.gamma is None else args.gamma,  # None: set from the data's size below
         epochs=args.epochs,
         batch_size=args.batch_size,
         dtype=args.dtype,
         seed=args.seed,
+        patience=args.patience,
     )
-    dataset, val_split = args.dataset, args.val_split
+    dataset, val_split, image_size = args.dataset, args.val_split, args.image_size
     if ckpt is not None:
         config, dataset, val_split = resumed_config(ckpt, {k: getattr(args, k) for k in explicit_flags(argv)})
+        if image_size is None and ckpt.layout is not None:
+            image_size = ckpt.layout.side
+    early_stop.require_validation(config.patience, val_split)
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
-    data = load_dataset(
-        dataset,
-        args.data_dir,
-        download=True,
-        mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
-        on_download=lambda name, where: print(f"{name}: downloading missing files to {where}", file=sys.stderr),
-        progress=lambda file: ProgressBar(f"  {file}"),
-    )
-    data = hold_out(data, val_split)
+    data = hold_out(loading.load_for_training(args, dataset, image_size), val_split)
+    if ckpt is None and args.gamma is None:
+        config = dataclasses.replace(config, gamma=default_gamma(len(data.y_train), config.batch_size))
     if ckpt is not None:
         check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train))
 
@@ -198,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{data.name}: {len(data.y_train)} train / "
         + (f"{len(data.y_val)} validation / " if data.y_val is not None else "")
-        + f"{len(data.y_test)} test images; model {layers} "
+        + f"{len(data.y_test)} test images"
+        + (f", {data.n_classes} classes" if dataset in LOCAL_SETS else "")
+        + f"; model {layers} "
         f"{config.activation}; {config.optimizer} lr {config.learning_rate:g} "
         f"x{config.gamma:g}/epoch, batch {batch}, "
         f"{config.dtype}, seed {config.seed}; {backend}",
@@ -227,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resumed_from_epoch=ckpt.state.epoch if ckpt is not None else None,
             ),
         )
+
     def show(stats: EpochStats) -> None:
         if log is not None:
             runlog.write_line(log, runlog.epoch_record(stats))
@@ -255,11 +271,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
     last = result.history[-1]
+    best = early_stop.best_epoch(result.history)
+    if result.state is not None and result.state.restored:
+        why = f"no better validation accuracy for {config.patience} epochs" if result.stopped_early else "run ended"
+        print(f"stopped after epoch {last.epoch} ({why}): kept the weights of epoch {best}, the best on validation")
     print(f"test accuracy {100 * result.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training")
     if save_path is not None:
         print(f"checkpoint: {save_path} (epoch {last.epoch}); continue it with --resume {save_path}")
     if args.json:
-        n_seen = len(data.y_train) * config.epochs
+        n_seen = len(data.y_train) * len(result.history)
         summary = {
             "dataset": data.name,
             "backend": backend.name,
@@ -272,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train_accuracy": last.train_accuracy,
             "val_accuracy": last.val_accuracy,
             "test_accuracy": result.test_accuracy,
+            "epochs_run": len(result.history),
+            "best_epoch": best,
             "config": config.to_dict(),
         }
         print(json.dumps(summary))

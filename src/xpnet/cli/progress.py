@@ -88,10 +88,13 @@ class EpochBar:
 
 
 class ProgressBar:
-    """A one-line progress bar on a terminal; writes nothing when ``stream`` is not a terminal."""
+    """A one-line progress bar on a terminal; writes nothing when ``stream`` is not a terminal.
 
-    def __init__(self, label: str, stream: IO[str] | None = None, min_interval: float = 0.1):
-        self.label, self.stream = label, stream if stream is not None else sys.stderr
+    Counts bytes (shown in MB), or items named by ``unit`` (``unit="pictures"``: "1200/5000 pictures").
+    """
+
+    def __init__(self, label: str, stream: IO[str] | None = None, min_interval: float = 0.1, unit: str = "MB"):
+        self.label, self.stream, self.unit = label, stream if stream is not None else sys.stderr, unit
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.min_interval, self.last = min_interval, 0.0
 
@@ -102,7 +105,10 @@ class ProgressBar:
         if now - self.last < self.min_interval and (total is None or done < total):
             return
         self.last = now
-        mb = f"{done / 1e6:6.1f}" + (f"/{total / 1e6:.1f} MB" if total else " MB")
+        if self.unit == "MB":
+            mb = f"{done / 1e6:6.1f}" + (f"/{total / 1e6:.1f} MB" if total else " MB")
+        else:
+            mb = f"{done}" + (f"/{total}" if total else "") + f" {self.unit}"
         pct = f"{100 * done / total:3.0f}% " if total else ""
         width = 30
         bar = "#" * (width * done // total) if total else ""

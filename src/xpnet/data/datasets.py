@@ -16,8 +16,11 @@ import numpy as np
 from ..errors import DataError
 from . import download as dl
 from .idx import IdxError, read_idx
+from .images import Layout
 
-DATASETS = ("mnist", "fashion-mnist", "digits")
+DATASETS = ("mnist", "fashion-mnist", "digits", "idx", "folder")
+# Sets read from a folder the user names (--data-dir), never downloaded: any classes, named or numbered.
+LOCAL_SETS = ("idx", "folder")
 DIGITS = tuple(str(k) for k in range(10))
 IMAGE_SHAPE = (28, 28)  # of every image in the MNIST-style IDX data sets
 IDX_FILES = {
@@ -67,6 +70,7 @@ class Dataset:
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     classes: tuple[str, ...] = ()
+    layout: Layout | None = None  # how pictures are prepared for it, when not the named set's (a folder set)
 
     def __post_init__(self) -> None:
         if not self.classes:
@@ -115,6 +119,8 @@ def find_idx_files(directory: Path) -> dict[str, Path] | None:
 
 def missing_files_message(name: str, directory: Path) -> str:
     missing = missing_idx_files(directory) or [f"{base}.gz" for base in IDX_FILES.values()]
+    if name == "idx":
+        return f"idx: {directory} lacks IDX files: put {', '.join(missing)} (or uncompressed copies) in it"
     where = "" if directory == default_data_dir(name) else f" --data-dir {directory}"
     return "\n".join(
         [
@@ -140,8 +146,8 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
                 f"{files[f'{split}_images']}: {images.shape[0]} images but "
                 f"{files[f'{split}_labels']} has {labels.shape[0]} labels"
             )
-        n_classes = len(class_names(name))
-        if labels.size and labels.max() >= n_classes:
+        n_classes = len(CLASS_NAMES.get(name, ()))  # only the named sets have a fixed class count
+        if n_classes and labels.size and labels.max() >= n_classes:
             raise IdxError(f"{files[f'{split}_labels']}: labels must lie in 0..{n_classes - 1}, found {labels.max()}")
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
         raise IdxError(
@@ -157,7 +163,7 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
         flat["test_labels"],
         image_shape=tuple(arrays["train_images"].shape[1:]),
         source=str(directory),
-        classes=class_names(name),
+        classes=CLASS_NAMES.get(name, ()),  # an idx set: "0" up to its largest label
     )
 
 
@@ -195,8 +201,15 @@ def load_dataset(
     source: dl.Source | None = None,
     on_download: Callable[[str, Path], None] | None = None,
     progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
+    image_size: int | None = None,
+    picture_progress: Callable[[int, int | None], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Dataset:
     """Load a data set by name. ``data_dir`` overrides where the IDX files are looked for.
+
+    ``idx`` and ``folder`` are read from ``data_dir`` alone (never downloaded): any four IDX files, or a
+    picture folder (`folder.load_folder_dataset`, at ``image_size`` pixels a side, calling
+    ``picture_progress(done, total)`` as pictures are read and ``notify`` with one-line notes).
 
     With ``download``, files missing from the data directory are fetched from ``mirrors`` (default:
     ``$XPNET_MIRRORS``, else the data set's public mirrors) and checked against published checksums first.
@@ -207,6 +220,17 @@ def load_dataset(
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if name == "digits":
         return load_digits_dataset()
+    if name in LOCAL_SETS and data_dir is None:
+        what = (
+            "an idx set: the folder of its four IDX files"
+            if name == "idx"
+            else "a folder set: the folder of train/<class>/"
+        )
+        raise DataError(f"give --data-dir DIR for {what}")
+    if name == "folder":
+        from .folder import DEFAULT_SIZE, load_folder_dataset  # folder imports this module
+
+        return load_folder_dataset(data_dir, image_size or DEFAULT_SIZE, progress=picture_progress, notify=notify)
     if data_dir is not None:
         directory = Path(data_dir).expanduser()
     else:
@@ -215,7 +239,7 @@ def load_dataset(
         if find_idx_files(directory) is None and system is not None and find_idx_files(system) is not None:
             directory = system
     missing = missing_idx_files(directory)
-    if missing and download:
+    if missing and download and name not in LOCAL_SETS:
         if on_download is not None:
             on_download(name, directory)
         dl.download(source or dl.source_for(name, mirrors), directory, missing, progress=progress)

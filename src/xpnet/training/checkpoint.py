@@ -23,10 +23,12 @@ import numpy as np
 from .. import __version__
 from ..backend import Backend
 from ..data.datasets import class_names
+from ..data.images import Layout
 from ..errors import CheckpointError, XpnetError
 from ..files import atomic_write
 from ..nn import model
 from ..nn.optim import OPTIMIZERS
+from . import early_stop
 from .config import TrainConfig
 from .state import EpochStats, TrainState
 
@@ -47,6 +49,7 @@ class Checkpoint:
     state: TrainState
     meta: dict[str, Any]
     classes: tuple[str, ...] = ()  # the name of each class, in label order
+    layout: Layout | None = None  # how pictures are prepared for it, when not by its data set's name
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -70,17 +73,24 @@ def save_checkpoint(
     n_train: int,
     val_split: int = 0,
     classes: tuple[str, ...] = (),
+    layout: Layout | None = None,
 ) -> Path:
     """Write ``state`` to ``path`` atomically; the arrays are copied to the host with ``backend``.
 
     ``n_train`` is the number of training rows, ``val_split`` how many were held out for validation and
-    ``classes`` the name of each class (default: the named data set's).
+    ``classes`` the name of each class (default: the named data set's), ``layout`` how a picture is
+    prepared for the model (stored for a picture-folder set; predict uses it).
     """
     path = Path(path).expanduser()
     params = [backend.to_numpy(p) for p in state.params]
     arrays: dict[str, np.ndarray] = {f"param_{i:03d}": p for i, p in enumerate(params)}
     arrays |= {f"opt_{i:03d}": backend.to_numpy(s) for i, s in enumerate(state.opt_state)}
     arrays["loss_sum"] = np.asarray(state.loss_sum, dtype=config.dtype)
+    # --patience: the best epoch's weights, for a resumed run to put back; once they are put back (restored),
+    # ``params`` are those and the last epoch's weights, which a resumed run continues from, are ``last_``.
+    best, last = state.best_params or [], state.last_params if state.restored else None
+    arrays |= {f"best_{i:03d}": np.asarray(p) for i, p in enumerate(best)}
+    arrays |= {f"last_{i:03d}": np.asarray(p) for i, p in enumerate(last or [])}
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -102,7 +112,13 @@ def save_checkpoint(
         "n_params": len(params),
         "n_opt": len(state.opt_state),
         "history": [vars(s) for s in state.history],
+        "epochs_run": len(state.history),
+        "best_epoch": early_stop.best_epoch(state.history),
+        "n_best": len(best),
+        "restored": state.restored,
     }
+    if layout is not None:
+        meta["layout"] = {"side": layout.side, "box": layout.box, "work": layout.work, "by_mass": layout.by_mass}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **arrays))
     return path
@@ -132,7 +148,27 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     config, sizes = _read_config(path, meta)
     state = _read_state(path, meta, arrays, config, sizes)
     classes = _read_classes(path, meta, config, sizes)
-    return Checkpoint(path, config, str(meta["dataset"]), meta["n_train"], meta["val_split"], state, meta, classes)
+    layout = _read_layout(path, meta, sizes)
+    return Checkpoint(
+        path, config, str(meta["dataset"]), meta["n_train"], meta["val_split"], state, meta, classes, layout
+    )
+
+
+def _read_layout(path: Path, meta: dict[str, Any], sizes: list[int]) -> Layout | None:
+    """The stored picture layout (picture-folder models), or None: predict then goes by the set's name."""
+    if "layout" not in meta:
+        return None
+    try:
+        d = meta["layout"]
+        layout = Layout(side=d["side"], box=d["box"], work=d["work"], by_mass=d["by_mass"])
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (layout.side, layout.box, layout.work))
+        if not (ints and isinstance(layout.by_mass, bool) and 0 < layout.box <= layout.work):
+            raise ValueError("not positive integers")
+        if layout.work % layout.side or layout.n_features != sizes[0]:
+            raise ValueError(f"does not fit {sizes[0]} inputs")
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} has an invalid picture layout ({e})") from None
+    return layout
 
 
 def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -198,6 +234,12 @@ def _read_state(
     expected = {f"param_{i:03d}": s for i, s in enumerate(shapes)}
     expected |= {f"opt_{i:03d}": s for i, s in enumerate(opt_shapes)}
     expected["loss_sum"] = ()
+    n_best = meta.get("n_best", 0)  # written before --patience: none
+    restored = meta.get("restored") is True
+    if n_best not in (0, len(shapes)) or (restored and not n_best):
+        raise CheckpointError(f"{path} lists {n_best} best-epoch weight arrays; the model has {len(shapes)}")
+    expected |= {f"best_{i:03d}": s for i, s in enumerate(shapes[:n_best])}
+    expected |= {f"last_{i:03d}": s for i, s in enumerate(shapes)} if restored else {}
     for name, shape in expected.items():
         a = arrays.get(name)
         if a is None:
@@ -231,4 +273,7 @@ def _read_state(
         correct=meta["correct"],
         seconds=seconds,
         history=history,
+        best_params=[arrays[f"best_{i:03d}"] for i in range(n_best)] or None,
+        restored=restored,
+        last_params=[arrays[f"last_{i:03d}"] for i in range(len(shapes))] if restored else None,
     )

@@ -49,6 +49,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": (lambda v: _count(v) and v >= 0, "must be 0 or a positive integer"),
     "dtype": (lambda v: v in DTYPES, f"must be one of {', '.join(DTYPES)}"),
     "seed": (lambda v: _count(v) and 0 <= v < SEED_LIMIT, "must be an integer from 0 to 2**63 - 1"),
+    "patience": (lambda v: _count(v) and v >= 0, "must be 0 (no early stopping) or a positive integer"),
 }
 
 
@@ -73,6 +74,7 @@ class TrainConfig:
     batch_size: int = 128  # 0: the whole training set in every step (full-batch gradient descent)
     dtype: str = "float32"
     seed: int = 1
+    patience: int = 0  # stop after this many epochs without a better validation accuracy; 0: never
 
     def __post_init__(self) -> None:
         for f in fields(self):

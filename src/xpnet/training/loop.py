@@ -11,6 +11,7 @@ resumes exactly where it left off. Divergence (NaN/Inf) is checked once per epoc
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from ..data import Dataset
 from ..errors import TrainingDiverged
 from ..nn import losses
 from ..nn.step import StepFn, reference_step
+from . import early_stop
 from .config import TrainConfig
 from .scoring import accuracy, count_correct, to_device
 from .state import EpochStats, TrainResult, TrainState, initial_state, layer_sizes
@@ -74,11 +76,14 @@ def train(
     Starts from ``state`` (a resumed run) or from fresh weights; calls ``on_epoch`` with the epoch's
     statistics and then ``on_state`` with the state after it (to save a checkpoint: its arrays may be
     buffers the next step overwrites). ``stop`` is polled before each step; when it answers true the run
-    returns with ``stopped`` set. Raises `TrainingDiverged` when an epoch ends with NaN/Inf weights, or a
-    loss that is NaN/Inf or far above chance (`loss_limit`); ``on_state`` is then not called, so the last checkpoint
-    saved stays the last good one. ``fast=False`` forces the portable reference step even where the
-    backend has a fast path. ``on_step(epoch, rows_done, loss_sum)`` is called after every step with the
-    epoch's rows trained so far and their summed loss, a device array: reading it waits for the device.
+    returns with ``stopped`` set. With ``config.patience`` and a validation set, the run ends once that many
+    epochs bring no better validation accuracy (``stopped_early``), and the best epoch's weights are put back
+    (and handed to ``on_state``) before the test set is scored. Raises `TrainingDiverged` when an epoch ends
+    with NaN/Inf weights, or a loss that is NaN/Inf or far above chance (`loss_limit`); ``on_state`` is then
+    not called, so the last checkpoint saved stays the last good one. ``fast=False`` forces the portable
+    reference step even where the backend has a fast path. ``on_step(epoch, rows_done, loss_sum)`` is called
+    after every step with the epoch's rows trained so far and their summed loss, a device array: reading it
+    waits for the device.
     """
     xp = backend.xp
     dtype = backend.dtype(config.dtype)
@@ -87,7 +92,7 @@ def train(
     if state is None:
         state = initial_state(backend, sizes, config)
     rng = state.rng
-    params = [backend.asarray(p) for p in state.params]
+    params = [backend.asarray(p) for p in (state.last_params if state.restored else state.params)]
     opt_state = [backend.asarray(s) for s in state.opt_state]
     step_fn = make_step(backend, sizes, config, fast)
 
@@ -96,6 +101,8 @@ def train(
     x_test, y_test = to_device(backend, data.x_test, data.y_test, dtype)
     # With a validation set, epochs are scored on it and the test set is read once, at the end.
     validating = data.x_val is not None and data.y_val is not None
+    tracking = validating and config.patience > 0
+    best_params = state.best_params
     if validating:
         x_val, y_val = to_device(backend, data.x_val, data.y_val, dtype)
     n = x_train.shape[0]
@@ -129,6 +136,7 @@ def train(
                     int(backend.to_numpy(correct)),
                     seconds_before + time.perf_counter() - start,
                     list(result.history),
+                    best_params,
                 )
                 return result
             j = min(i + batch, n)
@@ -162,9 +170,22 @@ def train(
         offset, loss_start, correct_start, seconds_before = 0, 0.0, 0, 0.0
         result.params = params
         result.history.append(stats)
+        if tracking and early_stop.best_epoch(result.history) == epoch:
+            best_params = early_stop.host_copy(backend, params)
         result.state = TrainState(params, opt_state, rng, epoch, step, history=list(result.history))
+        result.state.best_params = best_params if tracking else None
         if on_epoch is not None:
             on_epoch(stats)
+        if on_state is not None:
+            on_state(result.state)
+        if tracking and early_stop.should_stop(result.history, config.patience):
+            result.stopped_early = True
+            break
+    if tracking and best_params is not None and early_stop.best_epoch(result.history) != result.state.epoch:
+        params = [backend.asarray(p) for p in best_params]
+        result.params = params
+        last = early_stop.host_copy(backend, result.state.params)  # resuming continues from these
+        result.state = dataclasses.replace(result.state, params=params, restored=True, last_params=last)
         if on_state is not None:
             on_state(result.state)
     if validating:

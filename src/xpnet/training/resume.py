@@ -38,6 +38,11 @@ def check_resumable(ckpt: Checkpoint, config: TrainConfig, dataset: str, n_featu
             f"{ckpt.path} trained on {ckpt.n_train} images of {ckpt.dataset} but this run has {n_train} "
             f"(the checkpoint used --val-split {ckpt.val_split}): resume with the same data"
         )
+    if config.patience and ckpt.state.best_params is None and ckpt.state.epoch and ckpt.val_split:
+        raise CheckpointError(
+            f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
+            "--patience, or start a new run with it"
+        )
     if ckpt.state.epoch >= config.epochs:
         raise CheckpointError(
             f"{ckpt.path} has already trained {ckpt.state.epoch} epochs: --epochs counts all epochs, "

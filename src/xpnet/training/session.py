@@ -41,7 +41,9 @@ def train_saving(
         if save_path is None:
             return
         try:
-            save_checkpoint(save_path, s, config, backend, data.name, len(data.y_train), val_split, data.classes)
+            save_checkpoint(
+                save_path, s, config, backend, data.name, len(data.y_train), val_split, data.classes, data.layout
+            )
         except OSError as e:  # a disk that filled up during a long run
             raise CheckpointError(
                 f"cannot write the checkpoint {save_path} ({e.strerror or e}); the previous one is intact: "

@@ -45,6 +45,9 @@ class TrainState:
     correct: int = 0
     seconds: float = 0.0
     history: list[EpochStats] = field(default_factory=list)
+    best_params: list[Any] | None = None  # host copies of the best validation epoch's weights (--patience)
+    restored: bool = False  # ``params`` are the best epoch's, put back when the run ended (--patience) ...
+    last_params: list[Any] | None = None  # ... and these the last epoch's, from which a resumed run continues
 
 
 def initial_state(backend: Backend, sizes: list[int], config: TrainConfig) -> TrainState:
@@ -66,6 +69,7 @@ class TrainResult:
     test_accuracy: float | None = None  # of the final parameters, set when training ends
     state: TrainState | None = None  # where the run ended: after the last epoch, or where ``stop`` said
     stopped: bool = False  # ``stop`` ended the run before ``config.epochs``
+    stopped_early: bool = False  # --patience ended it: validation accuracy stopped improving
 
     @property
     def train_seconds(self) -> float:

@@ -1,0 +1,41 @@
+"""Reading a run's data set for the command line: downloads and picture reading with progress bars on a
+terminal, and the data layer's one-line notes (skipped pictures, a held-out test set) on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..data import Dataset, load_dataset
+from ..data.download import parse_mirrors
+from ..data.folder import DEFAULT_SIZE
+from ..errors import XpnetError
+from . import common as cli
+from .progress import ProgressBar
+
+
+def add_image_size_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--image-size",
+        type=cli.positive_int,
+        default=None,
+        metavar="N",
+        help=f"with --dataset folder: prepare every picture as N x N pixels (default: {DEFAULT_SIZE})",
+    )
+
+
+def load_for_training(args: argparse.Namespace, dataset: str, image_size: int | None) -> Dataset:
+    """``dataset`` from ``args.data_dir`` (downloading what is missing from ``args.mirror``), at ``image_size``."""
+    if image_size is not None and dataset != "folder":
+        raise XpnetError(f"--image-size sizes the pictures of --dataset folder; {dataset} has its own: leave it out")
+    return load_dataset(
+        dataset,
+        args.data_dir,
+        download=True,
+        mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
+        on_download=lambda name, where: print(f"{name}: downloading missing files to {where}", file=sys.stderr),
+        progress=lambda file: ProgressBar(f"  {file}"),
+        image_size=image_size,
+        picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),
+        notify=lambda line: print(line, file=sys.stderr, flush=True),
+    )

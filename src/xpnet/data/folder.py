@@ -1,0 +1,190 @@
+"""A folder of pictures in torchvision's ImageFolder layout -> a `Dataset`.
+
+``DIR/train/<class>/*.png`` (JPEG, BMP, GIF, WebP, TIFF, anything Pillow reads, or ``.npy``) and, optionally,
+``DIR/test/<class>/*``. Class names are the sub-folder names, numbered in sorted order. Every picture is
+prepared by `prepare_file`, the function ``xpnet.predict`` uses, so a model sees at prediction time exactly
+what it saw in training. Without ``test/``, a stratified fifth of ``train/`` is held out (fixed seed).
+The prepared images are cached (`cache`), so a second run skips the reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from ..errors import DataError
+from . import cache, images
+from .datasets import Dataset, default_data_dir
+from .pictures import PictureError, import_pillow, read_picture
+from .splits import stratified_holdout
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".npy")
+DEFAULT_SIZE = 28
+MIN_SIZE, MAX_SIZE = 4, 256
+TEST_FRACTION = 0.2  # held out as the test set when there is no test/ folder
+TEST_SPLIT_SEED = 0  # fixed, so that --seed changes the model and never the test set
+
+Progress = Callable[[int, int | None], None]
+Notify = Callable[[str], None]
+
+
+def folder_layout(side: int = DEFAULT_SIZE) -> images.Layout:
+    """The picture's longest side fills a ``side`` x ``side`` image, centred by its box (Fashion-MNIST's
+    recipe): it assumes nothing about what the pictures show, unlike MNIST's 20-pixel box centred by mass."""
+    if not MIN_SIZE <= side <= MAX_SIZE:
+        raise DataError(f"--image-size {side} is out of range: give {MIN_SIZE} to {MAX_SIZE} (default {DEFAULT_SIZE})")
+    return images.Layout(side=side, box=side, work=side, by_mass=False)
+
+
+def prepare_file(path: Path, pil: ModuleType | None, layout: images.Layout) -> np.ndarray:
+    """One picture file -> the (side, side) uint8 image a model of ``layout`` takes.
+
+    Raises `PictureError` for a file that holds no picture, `ValueError` (`images.BlankImage`) for one with
+    no ink. ``xpnet.predict`` and the folder sets both prepare pictures here.
+    """
+    return images.prepare(read_picture(path, pil), layout)
+
+
+def _pictures(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+
+
+def _class_folders(split: Path) -> dict[str, list[Path]]:
+    return {d.name: _pictures(d) for d in sorted(split.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+
+
+def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, list[Path]] | None]:
+    """(class names, train files per class, test files per class or None) of the folder set ``root``."""
+    train = root / "train"
+    if not train.is_dir():
+        raise DataError(
+            f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/ (one folder per class) "
+            f"and, optionally, test pictures in {root / 'test'}/<class>/"
+        )
+    train_files = _class_folders(train)
+    if len(train_files) < 2:
+        raise DataError(f"folder: {train} has {len(train_files)} class folder(s): a classifier needs at least 2")
+    test_files = _class_folders(root / "test") if (root / "test").is_dir() else None
+    if test_files is not None:
+        unknown = sorted(set(test_files) - set(train_files))
+        if unknown:
+            raise DataError(
+                f"folder: {root / 'test'} has classes that train/ lacks ({', '.join(unknown[:3])}): "
+                "name the test folders as the train folders"
+            )
+    return tuple(train_files), train_files, test_files
+
+
+def _read_split(
+    files: dict[str, list[Path]],
+    classes: tuple[str, ...],
+    layout: images.Layout,
+    pil: ModuleType | None,
+    tick: Callable[[], None],
+    skipped: list[str],
+    notify: Notify,
+) -> tuple[np.ndarray, np.ndarray]:
+    rows, labels = [], []
+    for name, paths in files.items():
+        label, found = classes.index(name), 0
+        for path in paths:
+            try:
+                rows.append(prepare_file(path, pil, layout).ravel())
+                labels.append(label)
+                found += 1
+            except (PictureError, ValueError) as e:  # BlankImage is a ValueError
+                skipped.append(str(path))
+                notify(f"{path}: skipped: {e}")
+            tick()
+        if not found:
+            folder = paths[0].parent if paths else "a class folder"
+            raise DataError(
+                f"folder: {folder} has no readable picture (of {len(paths)} files): add pictures "
+                f"({', '.join(SUFFIXES[:3])}...) or remove the folder"
+            )
+    x = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
+    return x, np.asarray(labels, dtype=np.int64)
+
+
+def read_folder(root: Path, layout: images.Layout, progress: Progress | None, notify: Notify) -> dict[str, np.ndarray]:
+    """The prepared arrays of ``root`` (from its cache when fresh), as `cache` stores them."""
+    classes, train_files, test_files = scan(root)
+    all_files = [p for group in (train_files, test_files or {}) for paths in group.values() for p in paths]
+    key = cache.fingerprint(root, all_files, repr(layout))
+    where = cache.cache_path(root, layout.side, default_data_dir("folders"))
+    cached = cache.load(where, key, layout.n_features)
+    if cached is not None and tuple(cached["classes"].tolist()) == classes:
+        if cached["skipped"].size:
+            notify(f"folder: {cached['skipped'].size} unreadable picture(s) skipped (named when {where} was made)")
+        return cached
+    needs_pillow = any(p.suffix.lower() != ".npy" for p in all_files)
+    pil = import_pillow() if needs_pillow else None
+    done, total = [0], len(all_files)
+
+    def tick() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
+    skipped: list[str] = []
+    x_train, y_train = _read_split(train_files, classes, layout, pil, tick, skipped, notify)
+    empty = (np.zeros((0, layout.n_features), np.uint8), np.zeros(0, np.int64))
+    x_test, y_test = _read_split(test_files, classes, layout, pil, tick, skipped, notify) if test_files else empty
+    if skipped:
+        notify(f"folder: {len(skipped)} unreadable picture(s) skipped, {len(y_train) + len(y_test)} read")
+    arrays = {
+        "x_train": x_train,
+        "y_train": y_train,
+        "x_test": x_test,
+        "y_test": y_test,
+        "classes": np.array(classes, dtype=str),
+        "skipped": np.array(skipped, dtype=str),
+    }
+    cache.save(where, key, arrays)
+    return arrays
+
+
+def load_folder_dataset(
+    directory: str | Path,
+    image_size: int = DEFAULT_SIZE,
+    *,
+    progress: Progress | None = None,
+    notify: Notify | None = None,
+) -> Dataset:
+    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images.
+
+    ``progress(done, total)`` is called after each picture read (not when the cache answers); ``notify``
+    receives one-line notes: each unreadable picture, their count, and a test set held out of ``train/``.
+    """
+    root = Path(directory).expanduser()
+    if not root.is_dir():
+        raise DataError(f"folder: {root} is not a folder: give --data-dir the folder that holds train/<class>/")
+    layout = folder_layout(image_size)
+    say = notify or (lambda line: None)
+    a = read_folder(root, layout, progress, say)
+    classes = tuple(a["classes"].tolist())
+    x_train, y_train, x_test, y_test = a["x_train"], a["y_train"], a["x_test"], a["y_test"]
+    if not y_test.size:
+        n_test = max(len(classes), round(TEST_FRACTION * len(y_train)))
+        if n_test >= len(y_train):
+            raise DataError(f"folder: {root / 'train'} has only {len(y_train)} readable pictures; add a test/ folder")
+        kept, held = stratified_holdout(y_train, n_test, np.random.default_rng(TEST_SPLIT_SEED))
+        say(
+            f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y_train)} training pictures "
+            "as the test set (stratified, fixed seed)"
+        )
+        x_train, y_train, x_test, y_test = x_train[kept], y_train[kept], x_train[held], y_train[held]
+    return Dataset(
+        "folder",
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        image_shape=(layout.side, layout.side),
+        source=str(root),
+        classes=classes,
+        layout=layout,
+    )
