@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .backend import resolve_backend
 from .cli import common as cli
 from .cli.progress import EpochBar, ProgressBar
 from .data import DATASETS, hold_out, load_dataset
 from .data.download import MIRRORS_ENV, parse_mirrors
-from .files import check_writable
+from .files import check_writable, locked, refuse_shared
 from .nn.model import ACTIVATIONS
 from .nn.optim import OPTIMIZERS
 from .training import runlog
@@ -152,9 +153,16 @@ def format_epoch(stats: EpochStats, epochs: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Checked before any data is read or any epoch is run: a bad path must not cost an hour of training.
-    save_path = check_writable(args.save) if args.save else None
-    log_path = check_writable(args.log, flag="--log", example="train.jsonl") if args.log else None
-    ckpt = load_checkpoint(args.resume) if args.resume else None
+    roles = {"--save": args.save, "--log": args.log, "--resume": args.resume}
+    refuse_shared(roles, allowed={frozenset(("--save", "--resume"))})  # resuming into the same file is usual
+    save_path = check_writable(args.save) if args.save is not None else None
+    log_path = check_writable(args.log, flag="--log", example="train.jsonl") if args.log is not None else None
+    with locked({"--save": save_path, "--log": log_path}):  # a second run on these files is refused
+        return _train(args, argv, save_path, log_path)
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path | None, log_path: Path | None) -> int:
+    ckpt = load_checkpoint(args.resume) if args.resume is not None else None
     config = TrainConfig(
         hidden=args.hidden,
         activation=args.activation,
@@ -203,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar = EpochBar(config.epochs, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))
     log = None
     if log_path is not None:
-        log = open(log_path, "a" if ckpt is not None else "w", encoding="utf-8")  # closed in the finally below
+        log = runlog.open_log(log_path, append=ckpt is not None)  # closed in the finally below
+        if log.repaired:
+            print(f"{log_path}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
         runlog.write_line(
             log,
             runlog.header(
