@@ -8,12 +8,14 @@ remaining files, so an offline machine gets its answer after at most one timeout
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
 import ssl
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +30,10 @@ USER_AGENT = f"xpnet/{__version__} (Python-urllib/{sys.version_info[0]}.{sys.ver
 # Per connect and per read. A mirror that cannot be reached costs this once (then it is skipped), so an
 # offline machine with three mirrors answers within about 15 s; a live mirror never pauses this long.
 TIMEOUT_S = 5.0
+# For the whole download: a mirror that trickles a byte every few seconds never trips TIMEOUT_S, and would
+# keep a run waiting for days. Half an hour fetches MNIST's 55 MB at 30 kB/s. $XPNET_DOWNLOAD_DEADLINE: seconds.
+DEADLINE_S = 1800.0
+DEADLINE_ENV = "XPNET_DOWNLOAD_DEADLINE"
 CHUNK = 1 << 16
 MIRRORS_ENV = "XPNET_MIRRORS"
 
@@ -133,8 +139,10 @@ def fetch(
     accepted: Sequence[str],
     timeout: float = TIMEOUT_S,
     progress: Callable[[int, int | None], None] | None = None,
+    until: float | None = None,
 ) -> None:
-    """Download ``url`` to ``dest`` atomically; raise `_Rejected` (leaving nothing behind) on any failure."""
+    """Download ``url`` to ``dest`` atomically; raise `_Rejected` (leaving nothing behind) on any failure,
+    including still receiving at ``until`` (a `time.monotonic` instant)."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False)
     tmp_path = Path(tmp.name)
@@ -144,7 +152,10 @@ def fetch(
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             done = 0
-            while chunk := response.read(CHUNK):
+            read = getattr(response, "read1", response.read)  # what has arrived: read() waits for all CHUNK
+            while chunk := read(CHUNK):
+                if until is not None and time.monotonic() > until:
+                    raise _Unreachable(f"too slow: {done} bytes when the download deadline passed")
                 tmp.write(chunk)
                 for h in hashes.values():
                     h.update(chunk)
@@ -173,8 +184,11 @@ def fetch(
         raise _Unreachable(f"no data for {timeout:g} s") from None
     except (http.client.HTTPException, ConnectionError, ssl.SSLError) as e:
         raise _Rejected(f"transfer failed: {type(e).__name__} {e}") from None
-    except OSError as e:  # what is left is local: the disk is full or the directory is not writable
-        raise DownloadError(f"cannot write {dest}: {e.strerror or e}; free space or pass --data-dir DIR") from None
+    except OSError as e:  # what is left is local: the disk is full (exit 1) or the directory is not writable
+        raise DownloadError(
+            f"cannot write {dest}: {e.strerror or e}; free space or pass --data-dir DIR",
+            exit_status=1 if e.errno in (errno.ENOSPC, errno.EDQUOT) else None,
+        ) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -196,13 +210,16 @@ def download(
     files: Sequence[str] | None = None,
     timeout: float = TIMEOUT_S,
     progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
+    deadline: float | None = None,
 ) -> list[Path]:
     """Download ``files`` (default: all of ``source``'s) into ``directory``, trying mirrors in order.
 
     ``progress(file_name)`` returns a callback ``(bytes_done, bytes_total)`` for that file. Raises
     `DownloadError` with one line naming the directory, the file names and the alternative when a file
-    cannot be had from any mirror.
+    cannot be had from any mirror. All of it must end within ``deadline`` seconds (default: `DEADLINE_S`,
+    or ``$XPNET_DOWNLOAD_DEADLINE``).
     """
+    until = time.monotonic() + (deadline if deadline is not None else _deadline())
     directory = Path(directory)
     names = list(source.digests if files is None else files)
     try:
@@ -220,7 +237,7 @@ def download(
                 continue
             try:
                 bar = progress(name) if progress is not None else None
-                fetch(base + name, directory / name, source.digests[name], timeout, bar)
+                fetch(base + name, directory / name, source.digests[name], timeout, bar, until)
             except _Unreachable as e:
                 unreachable[base] = str(e)
                 reasons.append(f"{name} from {host}: {e}")
@@ -234,6 +251,17 @@ def download(
             raise DownloadError(missing_message(source, directory, reasons, offline=bool(unreachable)))
         done.append(directory / name)
     return done
+
+
+def _deadline() -> float:
+    text = os.environ.get(DEADLINE_ENV, "")
+    try:
+        value = float(text) if text else DEADLINE_S
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise DataError(f"{DEADLINE_ENV}={text!r} is not a positive number of seconds: fix or unset it")
+    return value
 
 
 def source_for(name: str, mirrors: Sequence[str] | None = None) -> Source:

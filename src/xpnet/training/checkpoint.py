@@ -229,6 +229,13 @@ def _read_state(
     path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainConfig, sizes: list[int]
 ) -> TrainState:
     n_params, n_opt = meta["n_params"], meta["n_opt"]
+    bad = next((name for name, a in arrays.items() if not np.isfinite(a).all()), None)
+    if bad is not None:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
+        raise CheckpointError(
+            f"{path}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
+            "retrain it, with a lower --lr if it diverged",
+            exit_status=1,
+        )
     return TrainState(
         params=[arrays[f"param_{i:03d}"] for i in range(n_params)],
         opt_state=[arrays[f"opt_{i:03d}"] for i in range(n_opt)],
