@@ -63,8 +63,9 @@ def check_field(name: str, value: Any) -> None:
     """Raise `ConfigError` naming the flag (``--batch-size``) when ``value`` breaks the rule for ``name``."""
     test, rule = RULES[name]
     if not test(value):
-        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
-        raise ConfigError(f"--{name.replace('_', '-')}: {rule}, got {shown!r}", f"{rule}, got {shown!r}")
+        shown = repr(",".join(map(str, value)) if isinstance(value, tuple) else value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."  # 10**400 from a foreign checkpoint
+        raise ConfigError(f"--{name.replace('_', '-')}: {rule}, got {shown}", f"{rule}, got {shown}")
 
 
 @dataclass(frozen=True)
