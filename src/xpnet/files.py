@@ -141,7 +141,7 @@ class LineFile:
 
     def __init__(self, path: Path, append: bool):
         self.path = path
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)  # read: to find a torn line
         try:
             self.fd = os.open(path, flags, 0o666)
             self.repaired = _cut_torn_line(self.fd) if append else 0
