@@ -20,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import DataError
+from .npy import read_exactly
 
 UBYTE = 0x08  # the only element type MNIST-style files use
 GZIP_MAGIC = b"\x1f\x8b"
@@ -69,25 +70,13 @@ def _header(head: bytes, name: str, ndim: int, shape: Sequence[int | None] | Non
     return found
 
 
-def _read_exactly(f: BinaryIO, n: int) -> bytearray:
-    """Up to ``n`` bytes (fewer only at the end of the stream), read into one buffer of ``n`` bytes."""
-    buf = bytearray(n)
-    view, done = memoryview(buf), 0
-    while done < n:
-        got = f.readinto(view[done:])
-        if not got:
-            return buf[:done]
-        done += got
-    return buf
-
-
 def read_stream(f: BinaryIO, name: str, ndim: int, shape: Sequence[int | None] | None = None) -> np.ndarray:
     """Read an uncompressed IDX stream: the header, then exactly the payload it declares, then one more byte
     to prove there is none. Memory is the declared payload (capped at `MAX_PAYLOAD`), whatever follows."""
-    head = bytes(_read_exactly(f, 4 + 4 * ndim))
+    head = bytes(read_exactly(f, 4 + 4 * ndim))
     found = _header(head, name, ndim, shape)
     header, size = len(head), math.prod(found)
-    payload = _read_exactly(f, size)
+    payload = read_exactly(f, size)
     expected = f"expected {header + size} bytes for shape {_dims(found)}"
     if len(payload) < size:
         raise IdxError(f"{name}: {expected}, found {header + len(payload)} bytes (truncated)")

@@ -46,16 +46,24 @@ def nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return math.prod(shape) * dtype.itemsize
 
 
+def read_exactly(f: BinaryIO, n: int) -> bytearray:
+    """``n`` bytes of ``f`` read into one buffer of that size; fewer only where the stream ends first."""
+    buf = bytearray(n)
+    view, done = memoryview(buf), 0
+    while done < n:
+        got = f.readinto(view[done:])
+        if not got:
+            return buf[:done]
+        done += got
+    return buf
+
+
 def read_payload(f: BinaryIO, shape: tuple[int, ...], fortran: bool, dtype: np.dtype) -> np.ndarray:
     """Read exactly the payload of ``shape`` and ``dtype`` into one writable array; `NpyError` if cut short."""
     size = nbytes(shape, dtype)
-    buf = bytearray(size)
-    view, done = memoryview(buf), 0
-    while done < size:
-        n = f.readinto(view[done:])
-        if not n:
-            raise NpyError(f"truncated: {done} of the {size} bytes its header declares")
-        done += n
+    buf = read_exactly(f, size)
+    if len(buf) < size:
+        raise NpyError(f"truncated: {len(buf)} of the {size} bytes its header declares")
     return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
