@@ -90,6 +90,22 @@ def test_counters_out_of_range_or_contradictory_are_one_line(saved, changes, exp
     assert "\n" not in str(info.value) and len(str(info.value)) < 400
 
 
+@pytest.mark.parametrize("entry", ["train", "predict", "evaluate"])
+def test_every_entry_point_refuses_a_bad_counter_in_one_line(saved, capsys, entry):  # noqa: F811
+    import trained_models
+    from xpnet import evaluate, predict, train
+
+    path, _ = saved
+    rewrite(path, lambda a: edit_meta(a, {"seconds": 10**400}))
+    main, argv = {
+        "train": (train.main, ["--resume", str(path), "--epochs", "3"]),
+        "predict": (predict.main, ["--model", str(path), str(path)]),
+        "evaluate": (evaluate.main, ["--model", str(path)]),
+    }[entry]
+    status, _, err = trained_models.run_cli(capsys, main, f"xpnet.{entry}", argv)
+    assert status == 2 and err.count("\n") == 1 and "invalid seconds" in err, err
+
+
 @pytest.mark.parametrize("edit", RNG_EDITS.values(), ids=RNG_EDITS.keys())
 def test_random_generator_states_are_checked_before_numpy_sees_them(saved, edit):  # noqa: F811
     path, _ = saved

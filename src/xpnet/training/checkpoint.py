@@ -206,6 +206,8 @@ def _expected_arrays(
     path: Path, meta: dict[str, Any], config: TrainConfig, sizes: list[int]
 ) -> dict[str, tuple[int, ...]]:
     """The name and shape of every array the model the metadata describes has; refused when too large."""
+    if len(sizes) - 1 > meta["n_params"]:  # each layer has weights: refused before listing a million layers
+        raise CheckpointError(f"{path} lists {meta['n_params']} weight arrays for {len(sizes) - 1} layers")
     shapes = model.param_shapes(sizes)
     opt_shapes = OPTIMIZERS[config.optimizer].state_shapes(shapes)
     if meta["n_params"] != len(shapes) or meta["n_opt"] != len(opt_shapes):
