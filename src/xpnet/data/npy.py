@@ -19,6 +19,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 MAX_HEADER = 10_000  # numpy's own default limit on a header's length
+CHUNK = 1 << 18  # bytes per read, as numpy.load: a zip stream joins and copies what one read returns
 
 
 class NpyError(ValueError):
@@ -46,12 +47,16 @@ def nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return math.prod(shape) * dtype.itemsize
 
 
-def read_exactly(f: BinaryIO, n: int) -> bytearray:
-    """``n`` bytes of ``f`` read into one buffer of that size; fewer only where the stream ends first."""
-    buf = bytearray(n)
-    view, done = memoryview(buf), 0
+def read_exactly(f: BinaryIO, n: int) -> memoryview:
+    """``n`` bytes of ``f`` read into one buffer of that size; fewer only where the stream ends first.
+
+    The buffer is uninitialised (``numpy.empty``) and filled a slice at a time, so no copy of the whole
+    payload is ever made on the way, and whatever the stream holds beyond ``n`` is never read.
+    """
+    buf = memoryview(np.empty(n, dtype=np.uint8))
+    done = 0
     while done < n:
-        got = f.readinto(view[done:])
+        got = f.readinto(buf[done : done + CHUNK])
         if not got:
             return buf[:done]
         done += got
