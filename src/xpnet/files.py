@@ -173,7 +173,8 @@ def _cut_torn_line(fd: int) -> int:
     while pos > 0:
         n = min(1 << 16, pos)
         pos -= n
-        i = os.pread(fd, n, pos).rfind(b"\n")
+        os.lseek(fd, pos, os.SEEK_SET)  # not os.pread: Windows has none
+        i = os.read(fd, n).rfind(b"\n")
         if i >= 0:
             end = pos + i + 1
             break
