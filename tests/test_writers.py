@@ -25,6 +25,7 @@ from xpnet.errors import XpnetError
 from xpnet.files import WriteError, atomic_write, check_writable
 from xpnet.training import runlog, session
 from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.interrupt import StopOnSignal, Terminated, TerminateLoudly
 
 FULL = OSError(errno.ENOSPC, "No space left on device")
 
@@ -244,10 +245,20 @@ def test_sigterm_outside_training_is_one_line_and_exit_143(capsys):
         time.sleep(5)  # never reached: the handler raises
         return 0
 
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SystemExit) as info:
         cli.run(main, [], prog="xpnet.train")
     assert info.value.code == 143 and capsys.readouterr().err == "xpnet.train: terminated (SIGTERM)\n"
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_sigterm_after_the_stop_save_is_still_loud():
+    with TerminateLoudly():
+        with StopOnSignal():  # training, then its last save
+            pass
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # never reached
 
 
 # --- smaller ones --------------------------------------------------------------------------------------
