@@ -29,8 +29,11 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 import pytest
 
 import trained_models
-from xpnet.backend import Backend, make_backend, registry
+from helpers import CHECKPOINT_CONFIG, tiny_data
+from xpnet.backend import Backend, make_backend, registry, resolve_backend
 from xpnet.errors import BackendError
+from xpnet.training.checkpoint import save_checkpoint
+from xpnet.training.loop import train
 
 
 def _backend_devices() -> tuple[tuple[str, str], ...]:
@@ -94,3 +97,13 @@ def mnist(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mnist")
     data = trained_models.load_dataset("mnist", trained_models.write_mnist_like(folder / "data"))
     return data, trained_models.save_model(data, folder / "mnist.npz")
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[Path, object]:
+    """A checkpoint after 2 epochs of adam on numpy, and the run's result."""
+    numpy = resolve_backend("cpu", "numpy")
+    data = tiny_data()
+    result = train(numpy, data, CHECKPOINT_CONFIG)
+    path = save_checkpoint(tmp_path / "model.npz", result.state, CHECKPOINT_CONFIG, numpy, data.name, len(data.y_train))
+    return path, result

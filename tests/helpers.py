@@ -14,8 +14,12 @@ import numpy as np
 from xpnet import train
 from xpnet.cli import common as cli
 from xpnet.data import Dataset
+from xpnet.training.config import TrainConfig
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+# A small, quick training command line on real data, and a small checkpointed config.
+DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32", "--batch-size", "64"]
+CHECKPOINT_CONFIG = TrainConfig(hidden=(12,), epochs=2, batch_size=32, dtype="float64", seed=3)
 
 
 def run_cli(
@@ -72,3 +76,45 @@ def tiny_data(n_train: int = 120, n_test: int = 40, n_features: int = 16) -> Dat
 
     (xa, ya), (xb, yb) = split(n_train), split(n_test)
     return Dataset("tiny", xa, ya, xb, yb, (4, 4))
+
+
+def start_training(*argv: str) -> subprocess.Popen:
+    """``python -m xpnet.train ARGV`` started in a fresh process (stdout and stderr piped), not waited for."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen(
+        [sys.executable, "-m", "xpnet.train", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def rewrite(path: Path, change) -> Path:
+    """Load the checkpoint's raw arrays, let ``change`` edit the dict, write it back with NumPy."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def set_meta(arrays: dict, **changes) -> None:
+    meta = json.loads(arrays["meta"].tobytes()) | changes
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+
+
+def seven(height: int = 160, width: int = 120, top: int = 20, left: int = 10, stroke: int = 14) -> np.ndarray:
+    """A black '7' on white paper (float, 1 = white): a bar on top and a slanted stem, lopsided on purpose."""
+    page = np.ones((240, 200))
+    page[top : top + stroke, left : left + width] = 0.0
+    for r in range(top, top + height):
+        c = left + width - stroke - (r - top) * (width - stroke) // (2 * height)
+        page[r, c : c + stroke] = 0.0
+    return page
+
+
+def ink_box(image: np.ndarray) -> tuple[int, int]:
+    rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1

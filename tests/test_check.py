@@ -60,8 +60,17 @@ def test_a_backend_that_crashes_is_a_failure_not_a_traceback(monkeypatch, capsys
 
 def test_missing_library_is_listed_and_not_a_failure(monkeypatch, capsys):
     monkeypatch.setitem(registry(), "cupy", replace(registry()["cupy"], module="xpnet_no_such_module"))
-    assert check.main(["--backend", "numpy", "--backend", "cupy", "--dtype", "float32"]) == 0
+    monkeypatch.setattr(check.backends, "names", lambda: ["numpy", "cupy"])  # the default run: every library
+    assert check.main(["--dtype", "float32"]) == 0
     assert 'cupy: not installed: pip install "xpnet[cuda12]"' in capsys.readouterr().out
+
+
+def test_a_missing_library_asked_for_by_name_exits_1(monkeypatch, capsys):
+    monkeypatch.setitem(registry(), "cupy", replace(registry()["cupy"], module="xpnet_no_such_module"))
+    assert check.main(["--backend", "cupy", "--dtype", "float32"]) == 1
+    out = capsys.readouterr().out
+    assert "cupy: PROBLEM: asked for with --backend, but not installed" in out
+    assert "CANNOT RUN (0/0 rows pass)" in out
 
 
 def test_bad_usage_exits_2_with_one_line(capsys):

@@ -13,32 +13,20 @@ import numpy as np
 import pytest
 
 from conftest import backend_or_skip, yield_backend_devices
-from helpers import tiny_data
+from helpers import CHECKPOINT_CONFIG as CONFIG
+from helpers import rewrite, set_meta, tiny_data
 from xpnet import files
 from xpnet.backend import resolve_backend
 from xpnet.errors import CheckpointError, XpnetError
 from xpnet.files import check_writable
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
 from xpnet.training.resume import check_resumable
-
-CONFIG = TrainConfig(hidden=(12,), epochs=2, batch_size=32, dtype="float64", seed=3)
 
 
 def pairs() -> list:
     """Every (backend, device) a checkpoint should travel to, from the registry; CUDA ones skip with a reason."""
     return [pytest.param(p.values, id=p.id) for p in yield_backend_devices()]
-
-
-@pytest.fixture
-def saved(tmp_path: Path) -> tuple[Path, object]:
-    """A checkpoint after 2 epochs of adam on numpy, and the run's result."""
-    numpy = resolve_backend("cpu", "numpy")
-    data = tiny_data()
-    result = train(numpy, data, CONFIG)
-    path = save_checkpoint(tmp_path / "model.npz", result.state, CONFIG, numpy, data.name, len(data.y_train))
-    return path, result
 
 
 def test_round_trip_keeps_every_array_and_counter(saved):
@@ -115,12 +103,12 @@ def test_killed_writer_leaves_the_old_checkpoint_loadable(saved, monkeypatch):
 
     monkeypatch.setattr(files.os, "replace", die)
     with pytest.raises(SystemExit):
-        save_checkpoint(path, later.state, CONFIG, numpy, "tiny", 120)
+        save_checkpoint(path, later.state, replace(CONFIG, epochs=3), numpy, "tiny", 120)
     monkeypatch.undo()
     assert load_checkpoint(path).state.epoch == 2
     # A fresh save over a folder with a stale temporary file still works and replaces the checkpoint.
     written[0].write_bytes(b"partial")
-    save_checkpoint(path, later.state, CONFIG, numpy, "tiny", 120)
+    save_checkpoint(path, later.state, replace(CONFIG, epochs=3), numpy, "tiny", 120)
     assert load_checkpoint(path).state.epoch == 3
 
 
@@ -132,21 +120,6 @@ def test_saved_file_gets_the_usual_permissions(saved):
 
 
 # --- refusing bad files -------------------------------------------------------------------------------
-
-
-def rewrite(path: Path, change) -> Path:
-    """Load the checkpoint's raw arrays, let ``change`` edit the dict, write it back with NumPy."""
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    change(arrays)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-    return path
-
-
-def set_meta(arrays: dict, **changes) -> None:
-    meta = json.loads(arrays["meta"].tobytes()) | changes
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
 
 
 class LeavesAMark:

@@ -5,24 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import ink_box, seven
 from xpnet.data import images
 
 MNIST = images.LAYOUTS["mnist"]
-
-
-def seven(height: int = 160, width: int = 120, top: int = 20, left: int = 10, stroke: int = 14) -> np.ndarray:
-    """A black '7' on white paper (float, 1 = white): a bar on top and a slanted stem, lopsided on purpose."""
-    page = np.ones((240, 200))
-    page[top : top + stroke, left : left + width] = 0.0
-    for r in range(top, top + height):
-        c = left + width - stroke - (r - top) * (width - stroke) // (2 * height)
-        page[r, c : c + stroke] = 0.0
-    return page
-
-
-def ink_box(image: np.ndarray) -> tuple[int, int]:
-    rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
-    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
 
 
 def test_an_off_centre_oversized_dark_on_light_digit_ends_centred_in_20x20():

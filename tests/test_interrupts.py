@@ -4,17 +4,15 @@ good checkpoint, out-of-memory is one line, and an unwritable --save fails befor
 from __future__ import annotations
 
 import errno
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import tiny_data, train_json
+from helpers import DIGITS, start_training, tiny_data, train_json
 from xpnet.backend import is_out_of_memory, resolve_backend
 from xpnet.cli import loading
 from xpnet.data import load_dataset
@@ -28,18 +26,6 @@ from xpnet.training.state import initial_state, layer_sizes
 
 NUMPY = resolve_backend("cpu", "numpy")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32", "--batch-size", "64"]
-
-
-def start_training(*argv: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "xpnet.train", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
 
 
 def wait_for_epoch_line(proc: subprocess.Popen) -> list[str]:

@@ -27,8 +27,11 @@ from xpnet.training.scoring import classify
 Image = pytest.importorskip("PIL.Image", reason="predict reads PNG files with Pillow")
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
 
-from helpers import run_cli  # noqa: E402
-from test_images import ink_box, seven  # noqa: E402 (after the skips)
+from helpers import (  # noqa: E402 (after the skips)
+    ink_box,
+    run_cli,
+    seven,
+)
 from trained_models import save_model  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's fashion-mnist package

@@ -93,22 +93,27 @@ def build_parser() -> cli.ArgumentParser:
     return p
 
 
-def run_checks(backends: Sequence[str], dtypes: Sequence[str]) -> Report:
-    """Probe each library, then compare each (device, dtype) it offers against the NumPy reference."""
+def run_checks(backends: Sequence[str], dtypes: Sequence[str], asked: bool = False) -> Report:
+    """Probe each library, then compare each (device, dtype) it offers against the NumPy reference.
+
+    ``asked``: the libraries were named one by one (``--backend``), so one that is absent is a failure.
+    """
     problem = make_problem()
     refs = {dtype: reference(problem, dtype) for dtype in dtypes}
     report = Report()
     for name in backends:
         found = probe(name)
-        # A library that is absent is no failure; one that is installed yet cannot run is (the user who
-        # installed it expects it to work), except PyTorch/JAX without a GPU, which still run on the CPU.
+        # A library that is absent is no failure, unless asked for by name; one that is installed yet cannot
+        # run is (the user who installed it expects it to work), except PyTorch/JAX without a GPU, which still
+        # run on the CPU.
+        absent = "" if found.installed else found.problem
         report.libraries.append(
             {
                 "name": name,
                 "installed": found.installed,
                 "version": found.version,
-                "problem": found.problem if found.installed else "",
-                "note": "" if found.installed else found.problem,
+                "problem": found.problem if found.installed else f"asked for with --backend, but {absent}" * asked,
+                "note": absent,
             }
         )
         for device in found.devices:
@@ -174,7 +179,7 @@ def format_table(report: Report) -> str:
             problem = f"  PROBLEM: {lib['problem']}" if lib["problem"] else ""
             lines.append(f"{lib['name']}: {lib['version']}{problem}")
         else:
-            lines.append(f"{lib['name']}: {lib['note']}")
+            lines.append(f"{lib['name']}: {'PROBLEM: ' + lib['problem'] if lib['problem'] else lib['note']}")
     lines.append("")
     table = [COLUMNS]
     for r in report.rows:
@@ -205,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     chosen = list(dict.fromkeys(args.backend or backends.names()))
     dtypes = list(dict.fromkeys(args.dtype or DTYPES))
-    report = run_checks(chosen, dtypes)
+    report = run_checks(chosen, dtypes, asked=bool(args.backend))
     print(json.dumps(to_json(report)) if args.json else format_table(report))
     return 0 if report.passed else EXIT_DISAGREE
 

@@ -1,18 +1,55 @@
-"""Writing files safely: check a destination before any work, then replace it atomically.
+"""Writing files safely: check a destination before any work, then replace it atomically, append whole
+lines only, and lock what a run writes.
 
-Used by checkpoints, the training log's checks, the plots and the pictures ``predict`` saves.
+Used by checkpoints, the training log, the plots and the pictures ``predict`` saves. Every failure to
+write (a full disk above all) is a `WriteError`: one line, exit status 1, and nothing half-written left.
+A symlink is followed: the file it points to is written and the link stays. A destination that exists
+and is not a regular file (a device such as /dev/null, a FIFO, a socket) is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import XpnetError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs are not locked there
+    fcntl = None  # type: ignore[assignment]
+
+
+class WriteError(XpnetError):
+    """A file could not be written (the disk is full, the folder went away); what was there is kept."""
+
+    exit_status = 1
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message  # the system's words alone: "No space left on device"
+
+
+def _write_failed(path: Path, e: OSError) -> WriteError:
+    why = e.strerror or str(e)
+    return WriteError(f"cannot write {path}: {why}; free some space or choose another place", why)
+
+
+def refuse_special(path: Path, flag: str) -> None:
+    """Refuse a destination that exists and is not a regular file (after following symlinks)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing (or a dangling link): it will be created
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise XpnetError(
+            f"cannot save to {path}: it is not a regular file (a device, pipe or socket); choose another {flag}"
+        )
 
 
 def check_writable(
@@ -23,7 +60,10 @@ def check_writable(
     Missing parent folders are created (every output of every command is handled alike); if the path still
     cannot be written, the folders made here are removed again, so a refused path leaves nothing behind.
     """
+    if not str(path).strip():
+        raise XpnetError(f"{flag} needs a file name, got an empty one; give a path like {example or 'out'}")
     path = Path(path).expanduser()
+    refuse_special(path, flag)
     folder = path.parent
     if path.is_dir():
         raise XpnetError(f"cannot save to {path}: it is a folder; give a file name like {path / example}")
@@ -75,11 +115,18 @@ def _remove_folders(made: list[Path]) -> None:
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Create or replace ``path`` with what ``write`` writes to a binary file, all or nothing.
 
-    The bytes go to a temporary file in the same folder, flushed and fsynced, then renamed over ``path``,
-    then the folder is fsynced: a crash or an exception at any point leaves the previous file (or none) and
-    no temporary file.
+    The bytes go to a temporary file ``.<name>.<pid>.<random>.tmp`` in the same folder, flushed and
+    fsynced, then renamed over ``path``, then the folder is fsynced: a crash or an exception at any point
+    leaves the previous file (or none). Temporary files of the same target left by a process that no
+    longer runs (kill -9) are removed first. A symlink at ``path`` is followed. Raises `WriteError`.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    target = Path(os.path.realpath(path))
+    refuse_special(target, "path")
+    _remove_stale(target)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
+    except OSError as e:
+        raise _write_failed(path, e) from None
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes the file private (0600); give it the mode open() would
             umask = os.umask(0)
@@ -89,12 +136,150 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # an error or a second Ctrl-C: drop the partial file, keep the old one
+        os.replace(tmp, target)
+    except BaseException as e:  # an error or a second Ctrl-C: drop the partial file, keep the old one
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _write_failed(path, e) from None
         raise
-    _fsync_dir(path.parent)
+    _fsync_dir(target.parent)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs, as another user
+        return True
+    return True
+
+
+def _remove_stale(target: Path) -> None:
+    """Delete ``.<name>.<pid>.*.tmp`` files of ``target`` whose writer (pid) is gone."""
+    if os.name != "posix":
+        return
+    prefix = f".{target.name}."
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(target.parent):
+            pid = entry.name[len(prefix) :].split(".", 1)[0]
+            if entry.name.startswith(prefix) and entry.name.endswith(".tmp") and pid.isdigit():
+                if int(pid) != os.getpid() and not _alive(int(pid)):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+
+
+class LineFile:
+    """A text file that only ever ends with a whole line: each `write` is one ``os.write`` of whole lines,
+    and one that fails (a full disk) is cut back to where it started before `WriteError` is raised.
+
+    ``append``: keep what is there (a last line torn by a crash is cut off first: ``repaired`` bytes);
+    otherwise the file is emptied.
+    """
+
+    def __init__(self, path: Path, append: bool):
+        self.path = path
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)  # read: to find a torn line
+        try:
+            self.fd = os.open(path, flags, 0o666)
+            self.repaired = _cut_torn_line(self.fd) if append else 0
+        except OSError as e:
+            raise _write_failed(path, e) from None
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        start = os.fstat(self.fd).st_size
+        try:
+            if os.write(self.fd, data) != len(data):  # a short write: the disk filled up mid-line
+                raise OSError(28, os.strerror(28))
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, start)
+            raise _write_failed(self.path, e) from None
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to do: every `write` went straight to the file."""
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _cut_torn_line(fd: int) -> int:
+    """Truncate the file after its last newline; the number of bytes removed."""
+    size = pos = os.fstat(fd).st_size
+    while pos > 0:
+        n = min(1 << 16, pos)
+        pos -= n
+        os.lseek(fd, pos, os.SEEK_SET)  # not os.pread: Windows has none
+        i = os.read(fd, n).rfind(b"\n")
+        if i >= 0:
+            end = pos + i + 1
+            break
+    else:
+        end = 0
+    if end < size:
+        os.ftruncate(fd, end)
+    return size - end
+
+
+def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset[str]] = frozenset()) -> None:
+    """Refuse one file given for two roles (``--log X --save X``), unless the pair of flags is ``allowed``."""
+    seen: dict[str, str] = {}
+    for flag, p in paths.items():
+        if p is None or not str(p).strip():
+            continue
+        key = os.path.realpath(Path(p).expanduser())
+        other = seen.setdefault(key, flag)
+        if other != flag and frozenset((other, flag)) not in allowed:
+            raise XpnetError(f"{flag} {p} is also the {other} file; one file cannot be both: choose another {flag}")
+
+
+@contextlib.contextmanager
+def locked(paths: Mapping[str, Path | None]) -> Iterator[None]:
+    """Hold an exclusive lock on each path (by flag) for the block; `XpnetError` naming the pid of the run
+    that holds one. The lock is ``.<name>.lock`` beside the file, removed when released."""
+    with contextlib.ExitStack() as stack:
+        for flag, path in paths.items():
+            if path is not None and fcntl is not None:
+                stack.enter_context(_lock(path, flag))
+        yield
+
+
+@contextlib.contextmanager
+def _lock(path: Path, flag: str) -> Iterator[None]:
+    real = Path(os.path.realpath(path))
+    lock_path = real.with_name(f".{real.name}.lock")
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise _write_failed(lock_path, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise XpnetError(
+                f"{flag} {path} is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
+            ) from None
+        # A run that just ended removed the file we opened: lock the one now at the path instead.
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    with contextlib.suppress(OSError):  # only names the holder: a full disk must not stop the run here
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock_path)
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:

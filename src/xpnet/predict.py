@@ -141,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, path in enumerate(paths):
         try:
             prepared[i] = prepare_file(path, pil, layout)
-        except (PictureError, ValueError) as e:  # BlankImage is a ValueError
-            errors[i] = str(e)
+        except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError; the others go on
+            errors[i] = str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"
             print(f"{PROG}: {path}: {e}", file=sys.stderr)
     order = sorted(prepared)
     rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)

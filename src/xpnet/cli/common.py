@@ -13,9 +13,11 @@ from typing import Any, NoReturn
 from ..backend import Backend, registry
 from ..errors import XpnetError
 from ..training.config import ConfigError, check_field
+from ..training.interrupt import Terminated, TerminateLoudly
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -73,12 +75,15 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     Output piped into a reader that stops early (``| head``) ends the run quietly with status 1.
     """
     try:
-        return main(argv)
+        with TerminateLoudly():
+            return main(argv)
     except XpnetError as e:
         lines = str(e).splitlines() or [""]
         if getattr(e, "multiline", False):
             fail("\n".join([f"{prog}: error: {lines[0]}", *(f"  {line}" for line in lines[1:])]), e.exit_status)
         fail(f"{prog}: error: {' '.join(lines)}", e.exit_status)
+    except Terminated:  # SIGTERM before training starts or after its last save
+        fail(f"{prog}: terminated (SIGTERM)", EXIT_TERMINATED)
     except KeyboardInterrupt:  # Ctrl-C outside training (a download, evaluate, predict): no traceback
         fail(f"{prog}: interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:

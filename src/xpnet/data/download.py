@@ -9,6 +9,7 @@ remaining files, so an offline machine gets its answer after at most one timeout
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import os
@@ -16,86 +17,30 @@ import ssl
 import sys
 import tempfile
 import textwrap
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .. import __version__
 from ..errors import DataError
+from .sources import MIRRORS_ENV, SOURCES, Source, parse_mirrors, source_for
+
+# The sources are re-exported: callers that download also name where from.
+__all__ = ["MIRRORS_ENV", "SOURCES", "DownloadError", "MissingData", "Source", "download", "parse_mirrors"]
+__all__ += ["source_for"]
 
 USER_AGENT = f"xpnet/{__version__} (Python-urllib/{sys.version_info[0]}.{sys.version_info[1]}; dataset download)"
 # Per connect and per read. A mirror that cannot be reached costs this once (then it is skipped), so an
 # offline machine with three mirrors answers within about 15 s; a live mirror never pauses this long.
 TIMEOUT_S = 5.0
+# For the whole download: a mirror that trickles a byte every few seconds never trips TIMEOUT_S, and would
+# keep a run waiting for days. Half an hour fetches MNIST's 55 MB at 30 kB/s. $XPNET_DOWNLOAD_DEADLINE: seconds.
+DEADLINE_S = 1800.0
+DEADLINE_ENV = "XPNET_DOWNLOAD_DEADLINE"
 CHUNK = 1 << 16
-MIRRORS_ENV = "XPNET_MIRRORS"
-
-# Published checksums of the compressed files. MD5 as torchvision and the data sets' authors list them;
-# SHA-256 of Fashion-MNIST as Keras lists them for its copy. A file is accepted if any digest matches.
-MNIST_DIGESTS = {
-    "train-images-idx3-ubyte.gz": ("md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",),
-    "train-labels-idx1-ubyte.gz": ("md5:d53e105ee54ea40749a09fcbcd1e9432",),
-    "t10k-images-idx3-ubyte.gz": ("md5:9fb629c4189551a2d022fa330f9573f3",),
-    "t10k-labels-idx1-ubyte.gz": ("md5:ec29112dd5afa0611ce80d1b7f02629c",),
-}
-FASHION_DIGESTS = {
-    "train-images-idx3-ubyte.gz": (
-        "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "sha256:3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-    ),
-    "train-labels-idx1-ubyte.gz": (
-        "md5:25c81989df183df01b3e8a0aad5dffbe",
-        "sha256:a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-    ),
-    "t10k-images-idx3-ubyte.gz": (
-        "md5:bef4ecab320f06d8554ea6380940ec79",
-        "sha256:346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-    ),
-    "t10k-labels-idx1-ubyte.gz": (
-        "md5:bb300cfdad3c16e7a12a480ee83cd310",
-        "sha256:67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a data set's files come from: base URLs tried in order, and the digests each file must match."""
-
-    name: str
-    mirrors: tuple[str, ...]
-    digests: Mapping[str, tuple[str, ...]]  # file name -> ("md5:<hex>", "sha256:<hex>", ...)
-
-    def with_mirrors(self, mirrors: Sequence[str]) -> Source:
-        """This source with ``mirrors`` instead of its own; ``{dataset}`` in a URL becomes the data set name."""
-        return Source(self.name, tuple(m.replace("{dataset}", self.name) for m in mirrors), self.digests)
-
-
-# The original MNIST site (yann.lecun.com) has answered 403/404 for years: it is tried last, if at all.
-SOURCES = {
-    "mnist": Source(
-        "mnist",
-        (
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's mirror
-            "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow's tutorial mirror
-            "http://yann.lecun.com/exdb/mnist/",
-        ),
-        MNIST_DIGESTS,
-    ),
-    "fashion-mnist": Source(
-        "fashion-mnist",
-        (
-            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",  # Keras' mirror
-            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # the authors' (torchvision's)
-            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-        ),
-        FASHION_DIGESTS,
-    ),
-}
-
 
 class MissingData(DataError):
     """A data set's files are missing. Its message is a short first line, then details on lines of their own
@@ -116,17 +61,6 @@ class _Unreachable(_Rejected):
     """The mirror's host could not be reached at all: skip it for the remaining files."""
 
 
-def parse_mirrors(text: str | None) -> tuple[str, ...]:
-    """Base URLs from ``XPNET_MIRRORS``-style text: separated by commas or whitespace, each ending in ``/``."""
-    if not text:
-        return ()
-    urls = [u for u in text.replace(",", " ").split() if u]
-    for u in urls:
-        if urllib.parse.urlsplit(u).scheme not in ("http", "https", "file"):
-            raise DataError(f"mirror {u!r} is not an http://, https:// or file:// URL: fix {MIRRORS_ENV} or --mirror")
-    return tuple(u if u.endswith("/") else u + "/" for u in urls)
-
-
 def matches(digests: dict[str, str], accepted: Sequence[str]) -> bool:
     """Whether any ``"algo:hex"`` in ``accepted`` equals the computed ``digests[algo]``."""
     for spec in accepted:
@@ -142,8 +76,10 @@ def fetch(
     accepted: Sequence[str],
     timeout: float = TIMEOUT_S,
     progress: Callable[[int, int | None], None] | None = None,
+    until: float | None = None,
 ) -> None:
-    """Download ``url`` to ``dest`` atomically; raise `_Rejected` (leaving nothing behind) on any failure."""
+    """Download ``url`` to ``dest`` atomically; raise `_Rejected` (leaving nothing behind) on any failure,
+    including still receiving at ``until`` (a `time.monotonic` instant)."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False)
     tmp_path = Path(tmp.name)
@@ -153,7 +89,10 @@ def fetch(
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             done = 0
-            while chunk := response.read(CHUNK):
+            read = getattr(response, "read1", response.read)  # what has arrived: read() waits for all CHUNK
+            while chunk := read(CHUNK):
+                if until is not None and time.monotonic() > until:
+                    raise _Unreachable(f"too slow: {done} bytes when the download deadline passed")
                 tmp.write(chunk)
                 for h in hashes.values():
                     h.update(chunk)
@@ -182,8 +121,11 @@ def fetch(
         raise _Unreachable(f"no data for {timeout:g} s") from None
     except (http.client.HTTPException, ConnectionError, ssl.SSLError) as e:
         raise _Rejected(f"transfer failed: {type(e).__name__} {e}") from None
-    except OSError as e:  # what is left is local: the disk is full or the directory is not writable
-        raise DownloadError(f"cannot write {dest}: {e.strerror or e}; free space or pass --data-dir DIR") from None
+    except OSError as e:  # what is left is local: the disk is full (exit 1) or the directory is not writable
+        raise DownloadError(
+            f"cannot write {dest}: {e.strerror or e}; free space or pass --data-dir DIR",
+            exit_status=1 if e.errno in (errno.ENOSPC, errno.EDQUOT) else None,
+        ) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -213,13 +155,16 @@ def download(
     files: Sequence[str] | None = None,
     timeout: float = TIMEOUT_S,
     progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
+    deadline: float | None = None,
 ) -> list[Path]:
     """Download ``files`` (default: all of ``source``'s) into ``directory``, trying mirrors in order.
 
     ``progress(file_name)`` returns a callback ``(bytes_done, bytes_total)`` for that file. Raises
     `DownloadError` naming the directory, the file names and the alternatives when a file cannot be had
-    from any mirror; the folders it made for ``directory`` are then removed again if they are empty.
+    from any mirror; the folders it made for ``directory`` are then removed again if they are empty. All of
+    it must end within ``deadline`` seconds (default: `DEADLINE_S`, or ``$XPNET_DOWNLOAD_DEADLINE``).
     """
+    until = time.monotonic() + (deadline if deadline is not None else _deadline())
     directory = Path(directory)
     names = list(source.digests if files is None else files)
     made = [p for p in (directory, *directory.parents) if not p.exists()]  # removed again if nothing arrives
@@ -229,7 +174,7 @@ def download(
         why = e.strerror or e
         raise DownloadError(f"cannot create data directory {directory}: {why}; pass --data-dir DIR") from None
     try:
-        return _download_all(source, directory, names, timeout, progress)
+        return _download_all(source, directory, names, timeout, progress, until)
     except BaseException:
         for folder in made:  # innermost first; a folder that holds anything stays
             with contextlib.suppress(OSError):
@@ -243,6 +188,7 @@ def _download_all(
     names: Sequence[str],
     timeout: float,
     progress: Callable[[str], Callable[[int, int | None], None]] | None,
+    until: float,
 ) -> list[Path]:
     unreachable: dict[str, str] = {}  # mirror -> why it is skipped from now on
     done = []
@@ -254,7 +200,7 @@ def _download_all(
                 continue
             try:
                 bar = progress(name) if progress is not None else None
-                fetch(base + name, directory / name, source.digests[name], timeout, bar)
+                fetch(base + name, directory / name, source.digests[name], timeout, bar, until)
             except _Unreachable as e:
                 unreachable[base] = str(e)
                 reasons.append(f"{name} from {host}: {e}")
@@ -270,9 +216,12 @@ def _download_all(
     return done
 
 
-def source_for(name: str, mirrors: Sequence[str] | None = None) -> Source:
-    """The `Source` of data set ``name``; ``mirrors`` (else ``$XPNET_MIRRORS``) replaces its mirror list."""
-    if name not in SOURCES:
-        raise DataError(f"{name} has no download source: choose one of {', '.join(SOURCES)}")
-    chosen = tuple(mirrors) if mirrors else parse_mirrors(os.environ.get(MIRRORS_ENV))
-    return SOURCES[name].with_mirrors(chosen) if chosen else SOURCES[name]
+def _deadline() -> float:
+    text = os.environ.get(DEADLINE_ENV, "")
+    try:
+        value = float(text) if text else DEADLINE_S
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise DataError(f"{DEADLINE_ENV}={text!r} is not a positive number of seconds: fix or unset it")
+    return value

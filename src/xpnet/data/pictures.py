@@ -7,16 +7,43 @@ optional (the ``images`` extra) and imported only when a picture needs it.
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
 from ..errors import XpnetError, one_line
-from . import images
+from . import images, npy
 
 PILLOW_HINT = 'pip install "xpnet[images]" (Pillow)'
-NPY_MAGIC = b"\x93NUMPY"
+# Decoding a picture costs its pixels in bytes (times channels) before it is shrunk to MAX_SIDE; a .npy
+# array is converted to float64 whole, so it gets a smaller cap. Both are checked from the header alone.
+MAX_PIXELS = 1 << 26
+MAX_PIXELS_TEXT = "64 megapixels"
+MAX_NPY_PIXELS = 1 << 24
+MAX_NPY_BYTES = 1 << 27
+
+
+def _npy_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
+    pixels = math.prod(shape[:2]) if len(shape) > 1 else shape[0] if shape else 1
+    if pixels > MAX_NPY_PIXELS or npy.nbytes(shape, dtype) > MAX_NPY_BYTES:
+        raise npy.NpyError(
+            f"declares a {dtype}{list(shape)} array, more than xpnet reads as a picture "
+            f"({MAX_NPY_PIXELS >> 20} megapixels, {MAX_NPY_BYTES >> 20} MiB); shrink it first"
+        )
+
+
+def _read_npy_picture(path: Path) -> np.ndarray:
+    """A ``.npy`` picture, its header checked against the caps before any pixel is read; never a pickle."""
+    try:
+        with open(path, "rb") as f:
+            return npy.read_npy(f, _npy_check, size=os.fstat(f.fileno()).st_size)
+    except npy.NpyError as e:
+        raise PictureError(f"{e}; save plain numbers with numpy.save") from None
+    except OSError as e:
+        raise PictureError(f"cannot be read ({e.strerror or e})") from None
 
 
 class PictureError(Exception):
@@ -37,32 +64,29 @@ def read_picture(path: Path, pil: ModuleType | None) -> np.ndarray:
     if not path.is_file():
         raise PictureError("no such file" if not path.exists() else "not a file")
     if path.suffix.lower() == ".npy":
-        # np.load would take a zip for an .npz and anything else for a pickle: check the header first.
-        with open(path, "rb") as f:
-            if f.read(6) != NPY_MAGIC:
-                raise PictureError("not a NumPy .npy array (no .npy header); save one with numpy.save")
-        try:
-            a = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            if "pickle" in str(e) or "Object arrays" in str(e):
-                raise PictureError("holds Python objects, which xpnet never unpickles; save plain numbers") from None
-            raise PictureError(f"not a readable .npy array ({e})") from None
-        except (OSError, EOFError) as e:
-            raise PictureError(f"not a readable .npy array ({e})") from None
+        a = _read_npy_picture(path)
         side = math.isqrt(a.size)
         return a.reshape(side, side) if a.ndim == 1 and side * side == a.size else a  # a flattened data set row
     assert pil is not None
     from PIL import ImageOps
 
     try:
-        with pil.open(path) as im:
+        with warnings.catch_warnings():  # Pillow's own bomb warning: our cap below says it in one line
+            warnings.simplefilter("ignore", pil.DecompressionBombWarning)
+            im = pil.open(path)
+        with im:
+            width, height = im.size
+            if width * height > MAX_PIXELS:
+                raise PictureError(f"{width}x{height} pixels, more than xpnet reads ({MAX_PIXELS_TEXT}); shrink it")
             im = ImageOps.exif_transpose(im)  # phone photos are stored sideways, with a rotation tag
             if im.mode not in ("1", "L", "LA", "RGB", "RGBA", "I;16", "I", "F"):  # palette, CMYK...: convert
                 im = im.convert("RGBA" if "transparency" in im.info or im.mode.endswith("A") else "RGB")
             # A 50-megapixel photo would cost gigabytes as float64; a digit needs a few hundred pixels.
             im.thumbnail((images.MAX_SIDE, images.MAX_SIDE))
             return np.asarray(im)
-    except (OSError, SyntaxError, ValueError, pil.DecompressionBombError) as e:  # UnidentifiedImageError too
+    except pil.DecompressionBombError:  # a size past Pillow's own limit, which is above ours
+        raise PictureError(f"more than {MAX_PIXELS_TEXT}, the most xpnet reads; shrink it first") from None
+    except (OSError, SyntaxError, ValueError) as e:  # UnidentifiedImageError too
         raise PictureError(
             f"not a picture Pillow can read ({one_line(e)}); give a PNG or JPEG file or a .npy array"
         ) from None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,22 @@ import numpy as np
 
 from .. import __version__
 from ..backend import Backend
+from ..data import npy
 from ..data.datasets import class_names
 from ..data.images import Layout
-from ..errors import CheckpointError, XpnetError
+from ..errors import CheckpointError, XpnetError, one_line
 from ..files import atomic_write
 from ..nn import model
 from ..nn.optim import OPTIMIZERS
 from . import early_stop
-from .config import TrainConfig
-from .state import EpochStats, TrainState
+from .checkpoint_checks import check_counters, read_classes, read_history, read_layout, read_rng
+from .config import TrainConfig, is_count
+from .state import TrainState
 
 FORMAT = "xpnet-checkpoint"
 FORMAT_VERSION = 1
-BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")  # numpy.random names, never a callable
+MAX_META_BYTES = 64 << 20  # the metadata JSON; its history grows by about 250 bytes an epoch
+MAX_MEMBER_BYTES = 4 << 30  # the largest weight or optimizer array read (a 784-1,000,000 float32 layer: 3 GiB)
 
 
 @dataclass
@@ -128,53 +131,51 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint; its arrays stay host NumPy arrays, ready for any backend.
 
     Raises `CheckpointError` (one line) for a missing, truncated or foreign file, pickled or object
-    arrays, and arrays missing or shaped unlike the model the metadata describes.
+    arrays, members that are not ``.npy`` arrays, arrays missing or shaped unlike the model the metadata
+    describes, and counters out of range. Every header is checked before its payload is read, so no
+    declared size is allocated before it is known to be the model's (`xpnet.data.npy`).
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path} is not an xpnet checkpoint (not an .npz file, or truncated)")
+    name = "meta"
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as e:
-        if "pickle" in str(e) or "Object arrays" in str(e):
-            raise CheckpointError(f"{path} holds pickled or object arrays; xpnet never loads pickles") from None
-        raise CheckpointError(f"{path} is damaged ({e}); use another checkpoint") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:  # zlib.error is not here: savez stores
-        raise CheckpointError(f"{path} is damaged or truncated ({e}); use another checkpoint") from None
-    meta = _read_meta(path, arrays)
-    config, sizes = _read_config(path, meta)
+        with zipfile.ZipFile(path) as z:
+            members = npy.npz_members(z)
+            if name not in members:
+                raise CheckpointError(f"{path} is not an xpnet checkpoint (no xpnet metadata in it)")
+            meta = _read_meta(path, npy.read_member(z, members[name], _meta_check))
+            config, sizes = _read_config(path, meta)
+            expected = _expected_arrays(path, meta, config, sizes)
+            extra = sorted(set(members) - set(expected) - {"meta"})
+            if extra:
+                raise CheckpointError(f"{path} holds arrays xpnet does not write ({', '.join(extra[:3])}); refusing it")
+            arrays = {}
+            for name, shape in expected.items():
+                if name not in members:
+                    raise CheckpointError(f"{path} is missing the array {name!r}; the file is incomplete")
+                arrays[name] = npy.read_member(z, members[name], npy.expect(shape, config.dtype))
+    except npy.NpyError as e:
+        raise CheckpointError(f"{path}: array {name!r} {e}; use another checkpoint") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise CheckpointError(f"{path} is damaged or truncated ({one_line(e)}); use another checkpoint") from None
     state = _read_state(path, meta, arrays, config, sizes)
-    classes = _read_classes(path, meta, config, sizes)
-    layout = _read_layout(path, meta, sizes)
+    classes, layout = read_classes(path, meta, sizes), read_layout(path, meta, sizes)
     return Checkpoint(
         path, config, str(meta["dataset"]), meta["n_train"], meta["val_split"], state, meta, classes, layout
     )
 
 
-def _read_layout(path: Path, meta: dict[str, Any], sizes: list[int]) -> Layout | None:
-    """The stored picture layout (picture-folder models), or None: predict then goes by the set's name."""
-    if "layout" not in meta:
-        return None
-    try:
-        d = meta["layout"]
-        layout = Layout(side=d["side"], box=d["box"], work=d["work"], by_mass=d["by_mass"])
-        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (layout.side, layout.box, layout.work))
-        if not (ints and isinstance(layout.by_mass, bool) and 0 < layout.box <= layout.work):
-            raise ValueError("not positive integers")
-        if layout.work % layout.side or layout.n_features != sizes[0]:
-            raise ValueError(f"does not fit {sizes[0]} inputs")
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path} has an invalid picture layout ({e})") from None
-    return layout
+def _meta_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if dtype != np.uint8 or len(shape) != 1:
+        raise npy.NpyError("is not xpnet metadata (UTF-8 JSON as uint8)")
+    if shape[0] > MAX_META_BYTES:
+        raise npy.NpyError(f"declares {shape[0]} bytes of metadata, more than xpnet writes ({MAX_META_BYTES})")
 
 
-def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    raw = arrays.get("meta")
-    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
-        raise CheckpointError(f"{path} is not an xpnet checkpoint (no xpnet metadata in it)")
+def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
     try:
         meta = json.loads(raw.tobytes().decode())
     except (UnicodeDecodeError, ValueError):
@@ -192,88 +193,78 @@ def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def _read_config(path: Path, meta: dict[str, Any]) -> tuple[TrainConfig, list[int]]:
     try:
-        saved = {"gamma": 1.0, **meta["config"]}  # written before --gamma existed: a constant rate
+        saved = meta["config"]
         if not isinstance(saved, dict):
             raise TypeError("config is not an object")
-        config = TrainConfig.from_dict(saved)
+        config = TrainConfig.from_dict({"gamma": 1.0, **saved})  # written before --gamma: a constant rate
         sizes = meta["layer_sizes"]
-        if not (isinstance(sizes, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)):
+        if not (isinstance(sizes, list) and all(is_count(s) for s in sizes)):
             raise ValueError("layer_sizes must be a list of integers")
-        for key in ("epoch", "step", "offset", "correct", "n_train", "val_split", "n_params", "n_opt"):
-            if not isinstance(meta[key], int) or meta[key] < 0:
-                raise ValueError(f"{key} must be a non-negative integer")
-        str(meta["dataset"])
+        if not isinstance(meta["dataset"], str):
+            raise ValueError("dataset must be a name")
     except XpnetError as e:  # the config's own rules (TrainConfig checks itself)
         raise CheckpointError(f"{path} has an invalid config ({e})") from None
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path} has incomplete or invalid xpnet metadata ({e})") from None
+        raise CheckpointError(f"{path} has incomplete or invalid xpnet metadata ({one_line(e)})") from None
     if len(sizes) < 2 or sizes[1:-1] != list(config.hidden) or min(sizes) < 1:
         raise CheckpointError(f"{path} has inconsistent metadata: layers {sizes} but config {config}")
+    check_counters(path, meta, config)
     return config, sizes
 
 
-def _read_classes(path: Path, meta: dict[str, Any], config: TrainConfig, sizes: list[int]) -> tuple[str, ...]:
-    """The class names stored with the model, or the named data set's (checkpoints from before names)."""
-    names = meta.get("classes", list(class_names(str(meta["dataset"]))))
-    if not (isinstance(names, list) and len(names) == sizes[-1] and all(isinstance(n, str) for n in names)):
-        raise CheckpointError(f"{path} names its classes inconsistently with its {sizes[-1]} outputs")
-    return tuple(names)
-
-
-def _read_state(
-    path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainConfig, sizes: list[int]
-) -> TrainState:
+def _expected_arrays(
+    path: Path, meta: dict[str, Any], config: TrainConfig, sizes: list[int]
+) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every array the model the metadata describes has; refused when too large."""
+    if len(sizes) - 1 > meta["n_params"]:  # each layer has weights: refused before listing a million layers
+        raise CheckpointError(f"{path} lists {meta['n_params']} weight arrays for {len(sizes) - 1} layers")
     shapes = model.param_shapes(sizes)
     opt_shapes = OPTIMIZERS[config.optimizer].state_shapes(shapes)
-    n_opt = len(opt_shapes)
-    if meta["n_params"] != len(shapes) or meta["n_opt"] != n_opt:
+    if meta["n_params"] != len(shapes) or meta["n_opt"] != len(opt_shapes):
         raise CheckpointError(
             f"{path} lists {meta['n_params']} weight and {meta['n_opt']} optimizer arrays; "
-            f"a {'-'.join(map(str, sizes))} {config.optimizer} model has {len(shapes)} and {n_opt}"
+            f"a {'-'.join(map(str, sizes))} {config.optimizer} model has {len(shapes)} and {len(opt_shapes)}"
         )
     expected = {f"param_{i:03d}": s for i, s in enumerate(shapes)}
     expected |= {f"opt_{i:03d}": s for i, s in enumerate(opt_shapes)}
     expected["loss_sum"] = ()
     n_best = meta.get("n_best", 0)  # written before --patience: none
-    restored = meta.get("restored") is True
-    if n_best not in (0, len(shapes)) or (restored and not n_best):
+    if n_best not in (0, len(shapes)) or (meta.get("restored") is True and not n_best):
         raise CheckpointError(f"{path} lists {n_best} best-epoch weight arrays; the model has {len(shapes)}")
     expected |= {f"best_{i:03d}": s for i, s in enumerate(shapes[:n_best])}
-    expected |= {f"last_{i:03d}": s for i, s in enumerate(shapes)} if restored else {}
-    for name, shape in expected.items():
-        a = arrays.get(name)
-        if a is None:
-            raise CheckpointError(f"{path} is missing the array {name!r}; the file is incomplete")
-        if a.shape != shape or a.dtype != np.dtype(config.dtype):
-            raise CheckpointError(
-                f"{path}: array {name!r} is {a.dtype}{list(a.shape)}, expected {config.dtype}{list(shape)}"
-            )
-    extra = sorted(set(arrays) - set(expected) - {"meta"})
-    if extra:
-        raise CheckpointError(f"{path} holds arrays xpnet does not write ({', '.join(extra[:3])}); refusing it")
-    try:
-        kind = meta["rng"]["bit_generator"]
-        if kind not in BIT_GENERATORS:
-            raise ValueError(f"unknown bit generator {kind!r}")
-        rng = np.random.Generator(getattr(np.random, kind)())
-        rng.bit_generator.state = meta["rng"]
-        known = {f.name for f in fields(EpochStats)}
-        history = [EpochStats(**{k: v for k, v in h.items() if k in known}) for h in meta["history"]]
-        seconds = float(meta["seconds"])
-    except (AttributeError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path} has an invalid random-generator state or history ({e})") from None
+    expected |= {f"last_{i:03d}": s for i, s in enumerate(shapes)} if meta.get("restored") is True else {}
+    biggest = max(npy.nbytes(s, np.dtype(config.dtype)) for s in expected.values())
+    if biggest > MAX_MEMBER_BYTES:
+        raise CheckpointError(
+            f"{path} describes a {'-'.join(map(str, sizes))} model with a {biggest / 2**30:.1f} GiB weight array; "
+            f"xpnet reads arrays up to {MAX_MEMBER_BYTES // 2**30} GiB"
+        )
+    return expected
+
+
+def _read_state(
+    path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainConfig, sizes: list[int]
+) -> TrainState:
+    n_params, n_opt = meta["n_params"], meta["n_opt"]
+    bad = next((name for name, a in arrays.items() if not np.isfinite(a).all()), None)
+    if bad is not None:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
+        raise CheckpointError(
+            f"{path}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
+            "retrain it, with a lower --lr if it diverged",
+            exit_status=1,
+        )
     return TrainState(
-        params=[arrays[f"param_{i:03d}"] for i in range(len(shapes))],
+        params=[arrays[f"param_{i:03d}"] for i in range(n_params)],
         opt_state=[arrays[f"opt_{i:03d}"] for i in range(n_opt)],
-        rng=rng,
+        rng=read_rng(path, meta.get("rng")),
         epoch=meta["epoch"],
         step=meta["step"],
         offset=meta["offset"],
         loss_sum=arrays["loss_sum"],
         correct=meta["correct"],
-        seconds=seconds,
-        history=history,
-        best_params=[arrays[f"best_{i:03d}"] for i in range(n_best)] or None,
-        restored=restored,
-        last_params=[arrays[f"last_{i:03d}"] for i in range(len(shapes))] if restored else None,
+        seconds=float(meta["seconds"]),
+        history=read_history(path, meta.get("history"), meta["epoch"]),
+        best_params=[arrays[f"best_{i:03d}"] for i in range(meta.get("n_best", 0))] or None,
+        restored=meta.get("restored") is True,
+        last_params=[arrays[f"last_{i:03d}"] for i in range(n_params)] if meta.get("restored") is True else None,
     )

@@ -27,29 +27,36 @@ class ConfigError(XpnetError):
         self.rule = rule or message
 
 
-def _count(x: object) -> bool:
+def is_count(x: object) -> bool:
+    """An integer that is not a boolean (JSON's ``true`` loads as one)."""
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _real(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+def is_real(x: object) -> bool:
+    """A finite number, not a boolean; an integer too large for a float (10**400 in JSON) is not one."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 # field -> (test, what the flag must be). Each test takes the field's value, whatever its type.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "hidden": (
-        lambda v: isinstance(v, tuple) and len(v) > 0 and all(_count(h) and 0 < h for h in v),
+        lambda v: isinstance(v, tuple) and len(v) > 0 and all(is_count(h) and 0 < h for h in v),
         "every layer needs at least one unit (comma-separated positive integers like 256,128)",
     ),
     "activation": (lambda v: v in ACTIVATIONS, f"must be one of {', '.join(ACTIVATIONS)}"),
     "optimizer": (lambda v: v in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}"),
-    "lr": (lambda v: v is None or (_real(v) and v > 0), "must be a positive number"),
-    "gamma": (lambda v: _real(v) and 0 < v <= 1, "must be in (0, 1]"),
-    "epochs": (lambda v: _count(v) and v >= 1, "must be a positive integer"),
-    "batch_size": (lambda v: _count(v) and v >= 0, "must be 0 or a positive integer"),
+    "lr": (lambda v: v is None or (is_real(v) and v > 0), "must be a positive number"),
+    "gamma": (lambda v: is_real(v) and 0 < v <= 1, "must be in (0, 1]"),
+    "epochs": (lambda v: is_count(v) and v >= 1, "must be a positive integer"),
+    "batch_size": (lambda v: is_count(v) and v >= 0, "must be 0 or a positive integer"),
     "dtype": (lambda v: v in DTYPES, f"must be one of {', '.join(DTYPES)}"),
-    "seed": (lambda v: _count(v) and 0 <= v < SEED_LIMIT, "must be an integer from 0 to 2**63 - 1"),
-    "patience": (lambda v: _count(v) and v >= 0, "must be 0 (no early stopping) or a positive integer"),
+    "seed": (lambda v: is_count(v) and 0 <= v < SEED_LIMIT, "must be an integer from 0 to 2**63 - 1"),
+    "patience": (lambda v: is_count(v) and v >= 0, "must be 0 (no early stopping) or a positive integer"),
 }
 
 
@@ -57,8 +64,9 @@ def check_field(name: str, value: Any) -> None:
     """Raise `ConfigError` naming the flag (``--batch-size``) when ``value`` breaks the rule for ``name``."""
     test, rule = RULES[name]
     if not test(value):
-        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
-        raise ConfigError(f"--{name.replace('_', '-')}: {rule}, got {shown!r}", f"{rule}, got {shown!r}")
+        shown = repr(",".join(map(str, value)) if isinstance(value, tuple) else value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."  # 10**400 from a foreign checkpoint
+        raise ConfigError(f"--{name.replace('_', '-')}: {rule}, got {shown}", f"{rule}, got {shown}")
 
 
 @dataclass(frozen=True)

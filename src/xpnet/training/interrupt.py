@@ -43,3 +43,30 @@ class StopOnSignal:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous.clear()
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM outside the window in which a run stops gracefully (before training, after the last save)."""
+
+
+class TerminateLoudly:
+    """While active, SIGTERM raises `Terminated`, so the command line says why it ends instead of dying
+    silently with status 143; `StopOnSignal` takes over during training and gives it back afterwards."""
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+
+    @staticmethod
+    def _handle(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    def __enter__(self) -> TerminateLoudly:
+        term = getattr(signal, "SIGTERM", None)
+        if term is not None and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(term, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None

@@ -14,6 +14,10 @@ followed by one object per finished epoch::
 ``val_accuracy`` is null without ``--val-split``; ``test_accuracy`` is then null instead (the test set is
 scored once, at the end). Reading keeps the last line of each epoch number, so an epoch redone after a
 crash replaces the one logged before it.
+
+The log is always whole JSON Lines up to its last complete line: each line is one write, a line a full
+disk cuts short is removed again (`xpnet.files.LineFile`), a last line torn by a crash is cut off when a
+resumed run appends, and reading ignores such an unfinished last line.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import IO, Any
 
 from .. import __version__
 from ..errors import XpnetError
+from ..files import LineFile
 from .state import EpochStats
 
 EPOCH_KEYS = ("epoch", "loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds", "samples_per_second")
@@ -47,7 +52,12 @@ def epoch_record(stats: EpochStats) -> dict[str, Any]:
     return record | {"lr": stats.lr}
 
 
-def write_line(stream: IO[str], record: dict[str, Any]) -> None:
+def open_log(path: Path, append: bool) -> LineFile:
+    """The log file to write; ``append`` (a resumed run) keeps it, cutting off a torn last line."""
+    return LineFile(path, append)
+
+
+def write_line(stream: IO[str] | LineFile, record: dict[str, Any]) -> None:
     """One JSON object on one line, flushed: a run killed at any moment leaves every finished epoch."""
     stream.write(json.dumps(record) + "\n")
     stream.flush()
@@ -65,7 +75,9 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
             f"{path} is not an xpnet training log (not text); give the file of xpnet.train --log"
         ) from None
     epochs: dict[int, dict[str, Any]] = {}
-    for number, line in enumerate(text.splitlines(), 1):
+    lines = text.split("\n")
+    complete = lines[:-1] if lines[-1].strip() and _torn(lines[-1]) else lines  # a write cut short by a crash
+    for number, line in enumerate(complete, 1):
         if not line.strip():
             continue
         try:
@@ -80,3 +92,12 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
     if not epochs:
         raise XpnetError(f"{path} holds no epochs: not an xpnet training log, or the run logged none yet")
     return [epochs[e] for e in sorted(epochs)]
+
+
+def _torn(line: str) -> bool:
+    """Whether an unterminated last line is a record cut short (not JSON), which readers skip."""
+    try:
+        json.loads(line)
+    except ValueError:
+        return True
+    return False

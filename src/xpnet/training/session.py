@@ -3,18 +3,24 @@ and one-line failures that say what was kept."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..backend import Backend, is_out_of_memory
 from ..data import Dataset
 from ..errors import CheckpointError, OutOfMemory, TrainingDiverged
+from ..files import WriteError
+from ..nn import model
+from ..nn.optim import OPTIMIZERS
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .interrupt import StopOnSignal
 from .loop import train
-from .state import EpochStats, TrainResult, TrainState
+from .state import EpochStats, TrainResult, TrainState, layer_sizes
 
 
 def train_saving(
@@ -44,16 +50,19 @@ def train_saving(
             save_checkpoint(
                 save_path, s, config, backend, data.name, len(data.y_train), val_split, data.classes, data.layout
             )
-        except OSError as e:  # a disk that filled up during a long run
+        except (OSError, WriteError) as e:  # a disk that filled up during a long run
+            why = e.reason if isinstance(e, WriteError) else e.strerror or e
+            kept = "the previous one is intact" if save_path.exists() else "no checkpoint was written"
             raise CheckpointError(
-                f"cannot write the checkpoint {save_path} ({e.strerror or e}); the previous one is intact: "
-                "free some space or give --save another place, then --resume it",
+                f"cannot write the checkpoint {save_path} ({why}); {kept}: "
+                "free some space or give --save another place" + (", then --resume it" if save_path.exists() else ""),
                 exit_status=1,
             ) from None
         saved[:] = [s.epoch]
 
     try:
-        with StopOnSignal() as stop:
+        # NumPy's overflow warnings from a huge --lr would precede the one-line divergence message.
+        with StopOnSignal() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             result = train(backend, data, config, on_epoch, state=state, on_state=save, stop=stop, on_step=on_step)
             if before_message is not None:
                 before_message()
@@ -72,9 +81,26 @@ def train_saving(
     except Exception as e:
         if not is_out_of_memory(e):
             raise
-        size = len(data.y_train) if config.batch_size == 0 else config.batch_size
-        raise OutOfMemory(
-            f"out of memory on {backend} with --batch-size {config.batch_size} ({size} rows per step): "
-            f"try --batch-size {max(size // 2, 1)}"
-        ) from None
+        raise OutOfMemory(_memory_hint(backend, data, config)) from None
     return result
+
+
+def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
+    """What to shrink after running out of memory: the batch, or the model when it alone is too big."""
+    size = len(data.y_train) if config.batch_size == 0 else config.batch_size
+    sizes = layer_sizes(data.n_features, data.n_classes, config)
+    itemsize = 8 if config.dtype == "float64" else 4
+    n_params = sum(math.prod(s) for s in model.param_shapes(sizes))
+    # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
+    model_bytes = n_params * itemsize * (2 + len(OPTIMIZERS[config.optimizer].state_shapes([()])))
+    batch_bytes = 2 * size * sum(sizes) * itemsize
+    if model_bytes > batch_bytes:
+        return (
+            f"out of memory on {backend}: the {'-'.join(map(str, sizes))} model alone needs "
+            f"{model_bytes / 2**30:.1f} GiB ({n_params:,} weights with their gradients and {config.optimizer} "
+            "state): try smaller --hidden layers"
+        )
+    return (
+        f"out of memory on {backend} with --batch-size {config.batch_size} ({size} rows per step): "
+        f"try --batch-size {max(size // 2, 1)}"
+    )

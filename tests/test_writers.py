@@ -1,0 +1,276 @@
+"""Every file xpnet writes (issue 16): a full disk is one line and exit 1 with nothing half-written; a log is
+whole JSON Lines up to its last complete line; device nodes and FIFOs are refused, symlinks followed; two
+runs cannot share a file, nor one file two roles; temporary files of dead writers are cleaned up."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import DIGITS, run_cli, start_training
+from xpnet import evaluate, files, predict
+from xpnet import train as train_cli
+from xpnet.cli import common as cli
+from xpnet.errors import XpnetError
+from xpnet.files import WriteError, atomic_write, check_writable
+from xpnet.training import runlog, session
+from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.interrupt import StopOnSignal, Terminated, TerminateLoudly
+
+FULL = OSError(errno.ENOSPC, "No space left on device")
+
+
+def run(capsys, main, prog, *argv: str) -> tuple[int, str, str]:
+    return run_cli(capsys, main, prog, argv)
+
+
+def one_error_line(err: str, prog: str) -> str:
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and lines[-1].startswith(f"{prog}: error: "), err
+    return lines[-1]
+
+
+# --- a full disk, for every writer ---------------------------------------------------------------------
+
+
+def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"old")
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(FULL))
+    with pytest.raises(WriteError, match="No space left on device") as info:
+        atomic_write(path, lambda f: f.write(b"new"))
+    assert info.value.exit_status == 1 and path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+def test_the_first_save_on_a_full_disk_does_not_claim_an_intact_previous_one(tmp_path, capsys, monkeypatch):
+    def full(*args, **kwargs):
+        raise WriteError("cannot write", "No space left on device")
+
+    monkeypatch.setattr(session, "save_checkpoint", full)
+    argv = [*DIGITS, "--epochs", "2", "--save", str(tmp_path / "m.npz")]
+    status, _, err = run(capsys, train_cli.main, "xpnet.train", *argv)
+    line = one_error_line(err, "xpnet.train")
+    assert status == 1 and "no checkpoint was written" in line and "intact" not in line
+
+
+def full_after(n: int, monkeypatch) -> None:
+    """From the (n+1)-th write to a file on, write half the bytes, then fail as a full disk does."""
+    real, calls = os.write, []
+
+    def write(fd, data):
+        if fd <= 2 or not data.endswith(b"\n") or b'"type"' not in data:  # only log lines, not lock pids
+            return real(fd, data)
+        calls.append(fd)
+        if len(calls) <= n:
+            return real(fd, data)
+        real(fd, data[: len(data) // 2])
+        raise FULL
+
+    monkeypatch.setattr(files.os, "write", write)
+
+
+@pytest.mark.parametrize("lines_that_fit", [0, 2])  # the header itself, or the second epoch's line
+def test_a_log_on_a_full_disk_is_one_line_and_stays_whole_json_lines(tmp_path, capsys, monkeypatch, lines_that_fit):
+    log = tmp_path / "train.jsonl"
+    full_after(lines_that_fit, monkeypatch)
+    status, _, err = run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "3", "--log", str(log))
+    monkeypatch.undo()
+    assert status == 1 and "No space left on device" in one_error_line(err, "xpnet.train")
+    text = log.read_text()
+    assert text.count("\n") == lines_that_fit and (text == "" or text.endswith("\n"))
+    assert [json.loads(line)["type"] for line in text.splitlines()] == ["run", "epoch"][:lines_that_fit]
+
+
+def test_plots_on_a_full_disk_are_one_line_exit_1(digits, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    _, model = digits
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(FULL))
+    status, _, err = run(capsys, evaluate.main, "xpnet.evaluate", "--model", str(model), "--plot", str(tmp_path / "p"))
+    assert status == 1 and "No space left on device" in one_error_line(err, "xpnet.evaluate")
+    assert not [p for p in (tmp_path / "p").iterdir() if p.suffix != ".png" or p.stat().st_size == 0]
+
+
+def test_saved_inputs_on_a_full_disk_are_one_line_exit_1(digits, tmp_path, capsys, monkeypatch):
+    data, model = digits
+    picture = tmp_path / "d.npy"
+    np.save(picture, data.x_test[0].reshape(8, 8))
+    (tmp_path / "seen").mkdir()
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(FULL))
+    argv = ["--model", str(model), "--save-input", str(tmp_path / "seen"), str(picture)]
+    pytest.importorskip("PIL")
+    status, _, err = run(capsys, predict.main, "xpnet.predict", *argv)
+    assert status == 1 and "No space left on device" in one_error_line(err, "xpnet.predict")
+    assert list((tmp_path / "seen").iterdir()) == []
+
+
+# --- torn lines ----------------------------------------------------------------------------------------
+
+
+def test_a_torn_last_line_is_skipped_by_readers_and_cut_off_by_a_resumed_run(tmp_path, capsys):
+    log, model = tmp_path / "train.jsonl", tmp_path / "m.npz"
+    argv = ["--epochs", "2", "--save", str(model), "--log", str(log)]
+    status, _, _ = run(capsys, train_cli.main, "xpnet.train", *DIGITS, *argv)
+    assert status == 0
+    with open(log, "a") as f:
+        f.write('{"type": "epoch", "epoch": 3, "lo')  # what a crash in the middle of a write leaves
+    assert [e["epoch"] for e in runlog.read_log(log)] == [1, 2]
+    argv = ["--epochs", "3", "--resume", str(model), "--log", str(log)]
+    status, _, err = run(capsys, train_cli.main, "xpnet.train", *argv)
+    assert status == 0 and "removed a last line cut short" in err
+    records = [json.loads(line) for line in log.read_text().splitlines()]  # every line is JSON again
+    assert [r["type"] for r in records] == ["run", "epoch", "epoch", "run", "epoch"]
+
+
+# --- special files, links, empty names -----------------------------------------------------------------
+
+
+def test_device_nodes_are_refused_before_any_work():
+    # Only the check is called on a real device: a regression in a write here would destroy /dev/null.
+    for flag in ("--save", "--log"):
+        with pytest.raises(XpnetError, match=f"not a regular file .* choose another {flag}"):
+            check_writable("/dev/null", flag=flag)
+    assert Path("/dev/null").is_char_device()
+
+
+@pytest.mark.parametrize("flag", ["--save", "--log"])
+def test_fifos_are_refused(tmp_path, flag):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    proc = start_training(*DIGITS, "--epochs", "1", flag, str(fifo))  # a subprocess: opening a FIFO may block
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2 and "not a regular file" in err and fifo.is_fifo()
+
+
+def test_atomic_write_refuses_a_fifo_itself(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(XpnetError, match="not a regular file"):
+        atomic_write(fifo, lambda f: f.write(b"x"))
+    assert fifo.is_fifo()
+
+
+def test_a_symlink_is_followed_and_kept(tmp_path, capsys):
+    real, link = tmp_path / "runs" / "real.npz", tmp_path / "latest.npz"
+    real.parent.mkdir()
+    link.symlink_to(real)
+    status, _, _ = run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "1", "--save", str(link))
+    assert status == 0 and link.is_symlink() and real.is_file()
+    assert load_checkpoint(link).state.epoch == 1
+
+
+@pytest.mark.parametrize("flag", ["--save", "--log"])
+def test_an_empty_path_is_an_error(capsys, flag):
+    status, _, err = run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "1", flag, "")
+    assert status == 2 and "needs a file name" in one_error_line(err, "xpnet.train")
+
+
+# --- two runs, one file; one file, two roles -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("roles", [("--log", "--save"), ("--resume", "--log")])
+def test_one_path_for_two_roles_is_refused(tmp_path, capsys, roles):
+    path = tmp_path / "x"
+    path.write_bytes(b"")
+    argv = [*DIGITS, "--epochs", "1", roles[0], str(path), roles[1], str(path)]
+    status, _, err = run(capsys, train_cli.main, "xpnet.train", *argv)
+    assert status == 2 and "one file cannot be both" in one_error_line(err, "xpnet.train")
+    assert path.read_bytes() == b""
+
+
+def test_a_held_lock_names_the_run_that_holds_it(tmp_path):
+    path = tmp_path / "train.jsonl"
+    with files.locked({"--log": path}):
+        with pytest.raises(XpnetError, match=rf"--log {path} is in use by another xpnet run \(pid {os.getpid()}\)"):
+            with files.locked({"--log": path}):
+                pass
+    with files.locked({"--log": path}):  # released, and the lock file is gone when free
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow  # two training subprocesses: a few seconds on 2 cores
+def test_two_trainers_on_one_log(tmp_path):
+    log = tmp_path / "train.jsonl"
+    first = start_training(*DIGITS, "--epochs", "200", "--log", str(log), "--quiet")
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+            assert first.poll() is None, first.stderr.read()
+            time.sleep(0.05)
+        second = start_training(*DIGITS, "--epochs", "1", "--log", str(log), "--quiet")
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 2 and f"in use by another xpnet run (pid {first.pid})" in err
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["type"] for r in records].count("run") == 1 and len(records) >= 2
+
+
+# --- temporary files of writers that died --------------------------------------------------------------
+
+
+def test_temporary_files_of_dead_writers_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".m.npz.{dead_pid}.abc123.tmp"
+    live = tmp_path / f".m.npz.{os.getppid()}.def456.tmp"  # a writer that still runs: left alone
+    other = tmp_path / f".other.npz.{dead_pid}.x.tmp"  # another target's: left alone
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    atomic_write(tmp_path / "m.npz", lambda f: f.write(b"new"))
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+# --- signals -------------------------------------------------------------------------------------------
+
+
+def test_sigterm_outside_training_is_one_line_and_exit_143(capsys):
+    def main(argv):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # never reached: the handler raises
+        return 0
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as info:
+        cli.run(main, [], prog="xpnet.train")
+    assert info.value.code == 143 and capsys.readouterr().err == "xpnet.train: terminated (SIGTERM)\n"
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_sigterm_after_the_stop_save_is_still_loud():
+    with TerminateLoudly():
+        with StopOnSignal():  # training, then its last save
+            pass
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # never reached
+
+
+# --- smaller ones --------------------------------------------------------------------------------------
+
+
+def test_out_of_memory_with_a_huge_model_suggests_smaller_layers_not_batches(capsys, monkeypatch):
+    monkeypatch.setattr(session, "train", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    status, _, err = run(capsys, train_cli.main, "xpnet.train", *DIGITS[:-4], "--hidden", "1000000000", "--epochs", "1")
+    line = one_error_line(err, "xpnet.train")
+    assert status == 1 and "try smaller --hidden" in line and "--batch-size" not in line
+
+
+def test_a_huge_learning_rate_prints_no_numpy_warnings(capsys, recwarn):
+    status, _, err = run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "1", "--lr", "1e30")
+    assert status == 1 and "diverged" in one_error_line(err, "xpnet.train")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
