@@ -10,7 +10,13 @@ writes, into the folder (created if missing):
 - ``test-2.npy``: test image 2 as a NumPy array;
 - ``notes.txt``: a text file, to show what ``predict`` says about a file that is not a picture.
 
-Their true classes are printed. Needs Pillow; reads the data set as ``xpnet.train`` does (no download).
+Their true classes are printed. With ``--folder``, the whole data set is written instead as a picture folder
+for ``xpnet.train --dataset folder``: ``FOLDER/train/<class>/*.png`` and ``FOLDER/test/<class>/*.png``, one
+PNG per image as the data set stores it (digit classes are named ``digit-<k>``).
+
+    python scripts/make_pictures.py --folder --dataset digits digits
+
+Needs Pillow; reads the data set as ``xpnet.train`` does (no download).
 """
 
 from __future__ import annotations
@@ -45,15 +51,40 @@ def make_pictures(folder: Path, dataset: str = "fashion-mnist", data_dir: str | 
     return {name: f"{k} {data.classes[k]}" if data.classes[k] != str(k) else str(k) for name, k in zip(names, labels)}
 
 
+def class_folder(name: str) -> str:
+    """A folder name for a class: ``digit-7`` for a digit, else the name with path separators replaced."""
+    return f"digit-{name}" if name.isdigit() else name.replace("/", "-").replace("\\", "-")
+
+
+def write_folder(root: Path, dataset: str = "digits", data_dir: str | None = None) -> dict[str, int]:
+    """Every image of ``dataset`` as a PNG under ``root/train|test/<class>/``; return how many per split."""
+    pil = import_pillow()
+    data = load_dataset(dataset, data_dir)
+    counts = {}
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        folders = [root / split / class_folder(name) for name in data.classes]
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        for i, (row, k) in enumerate(zip(x, y)):
+            pil.fromarray(row.reshape(data.image_shape)).save(folders[k] / f"{i:05d}.png")
+        counts[split] = len(y)
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     p = cli.ArgumentParser(prog="python scripts/make_pictures.py", description=__doc__.splitlines()[0])
-    p.add_argument("folder", type=Path, metavar="FOLDER", help="where to write the pictures (created if missing)")
+    p.add_argument("folder_", type=Path, metavar="FOLDER", help="where to write the pictures (created if missing)")
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist", help="default: fashion-mnist")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="as xpnet.train's --data-dir")
+    p.add_argument("--folder", action="store_true", help="write the whole data set as a picture folder instead")
     args = p.parse_args(argv)
-    truth = make_pictures(args.folder, args.dataset, args.data_dir)
+    if args.folder:
+        counts = write_folder(args.folder_, args.dataset, args.data_dir)
+        print(f"{args.folder_}: {counts['train']} training and {counts['test']} test pictures of {args.dataset}")
+        return 0
+    truth = make_pictures(args.folder_, args.dataset, args.data_dir)
     for name, label in truth.items():
-        print(f"{args.folder / name}: true class {label}")
+        print(f"{args.folder_ / name}: true class {label}")
     return 0
 
 
