@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import folder_sets
+from helpers import run_cli
 from xpnet import evaluate, predict, train
-from xpnet.cli import common as cli
 from xpnet.cli.progress import ProgressBar
 from xpnet.data import cache, folder, load_dataset
 from xpnet.training.checkpoint import load_checkpoint
@@ -34,12 +34,7 @@ def copy_of(src: Path, tmp_path: Path) -> Path:
 
 
 def run(main, argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = cli.run(main, argv, prog="xpnet")
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, main, "xpnet", argv)
 
 
 def test_folder_trains_and_predict_prints_folder_names(digits_dir, tmp_path, capsys):

@@ -8,20 +8,14 @@ import numpy as np
 import pytest
 
 import folder_sets
-from xpnet import train
-from xpnet.cli import common as cli
+from helpers import run_train
 from xpnet.data import IdxError, load_dataset
 from xpnet.data.datasets import IDX_FILES
 from xpnet.data.idx import write_idx
 
 
 def run(argv, capsys):
-    try:
-        code = cli.run(train.main, argv, prog="xpnet.train")
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_train(capsys, *argv)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from xpnet import train as train_cli
+from helpers import run_train
 from xpnet.backend import resolve_backend
-from xpnet.cli import common as cli
 from xpnet.data import hold_out, load_dataset
 from xpnet.training import early_stop
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
@@ -97,12 +96,7 @@ def test_a_run_that_ended_with_best_weights_continues_from_its_last_epoch(cpu, d
 
 
 def run(argv, capsys):
-    try:
-        code = cli.run(train_cli.main, argv, prog="xpnet.train")
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_train(capsys, *argv)
 
 
 def test_json_reports_epochs_run_and_best_epoch(capsys):
