@@ -48,3 +48,77 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype):
             np.testing.assert_array_equal(a, b)
     # The caller's initial arrays were copied in, never written to.
     np.testing.assert_array_equal(params[0], init_params(np.random.default_rng(5), sizes, activation, dtype)[0])
+
+
+def problem(rng, sizes, activation, dtype, batch_sizes=(16, 16, 5, 16, 16, 5)):
+    params = init_params(rng, sizes, activation, dtype)
+    batches = []
+    for n in batch_sizes:
+        x = rng.random((n, sizes[0])).astype(dtype)
+        batches.append((x, losses.one_hot(xp, rng.integers(0, 10, n), 10, getattr(xp, dtype))))
+    return params, batches
+
+
+# A few cases, not the full product: each compiles twice (two batch shapes) and compiling takes most of the time.
+JAX_CASES = [("adam", "relu", "float32"), ("adam", "tanh", "float64"), ("momentum", "sigmoid", "float32"),
+             ("sgd", "relu", "float64")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("optimizer", "activation", "dtype"), JAX_CASES)
+def test_jax_jit_step_agrees_with_the_reference(optimizer, activation, dtype):
+    pytest.importorskip("jax")
+    from xpnet.backend import make_backend
+    from xpnet.backend.fast.jax_jit import make_step
+    from xpnet.verify.agreement import rel_diff
+    from xpnet.verify.tolerances import tolerance
+
+    backend = make_backend("jax", "cpu")
+    jxp = backend.xp
+    rng = np.random.default_rng(6)
+    sizes = [12, 9, 7, 10]
+    host_params, host_batches = problem(rng, sizes, activation, dtype)
+    batches = [(backend.asarray(x), backend.asarray(t)) for x, t in host_batches]
+    lr = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-2}[optimizer]
+
+    def fresh():  # the jitted step donates its inputs: each run gets its own arrays
+        params = [backend.asarray(p) for p in host_params]
+        return params, OPTIMIZERS[optimizer].init(jxp, params)
+
+    ref = run_steps(reference_step(jxp, activation, optimizer), *fresh(), batches, lr)
+    step = make_step(sizes, activation, optimizer, backend.dtype(dtype))
+    fast = run_steps(step, *fresh(), batches, lr)
+    tol = tolerance(dtype)
+    for (l_ref, z_ref, p_ref, s_ref), (l_fast, z_fast, p_fast, s_fast) in zip(ref, fast, strict=True):
+        assert abs(l_fast - l_ref) <= tol.forward * abs(l_ref)
+        assert rel_diff(z_fast, z_ref) <= tol.forward
+        for a, b in zip(p_fast + s_fast, p_ref + s_ref, strict=True):
+            assert a.dtype == b.dtype == np.dtype(dtype)
+            assert rel_diff(a, b) <= tol.for_optimizer(optimizer)
+    # One compilation per batch shape, not one per step: the step and the rate are traced.
+    assert step._compiled._cache_size() == 2
+    # The host arrays the weights came from are untouched by the donation.
+    np.testing.assert_array_equal(host_params[0], init_params(np.random.default_rng(6), sizes, activation, dtype)[0])
+
+
+def test_jax_backend_uses_the_jit_step():
+    pytest.importorskip("jax")
+    from xpnet.backend import fast_step, make_backend
+    from xpnet.backend.fast.jax_jit import JaxJitStep
+
+    backend = make_backend("jax", "cpu")
+    assert isinstance(fast_step(backend, [4, 3, 2], "relu", "adam", backend.dtype("float32")), JaxJitStep)
+
+
+def test_cpu_backends_flush_subnormals_where_the_cpu_allows():
+    import platform
+
+    from xpnet.backend import make_backend
+    from xpnet.backend.fast.denormals import flushes
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "aarch64", "arm64") or platform.libc_ver()[0] != "glibc":
+        pytest.skip("FTZ/DAZ is set only through glibc on x86-64 and AArch64")
+    make_backend("numpy", "cpu")
+    assert flushes()
+    # A subnormal Adam moment becomes zero in the update, and nothing else changes: normal values are exact.
+    v = np.array([1e-40, 1e-30, 0.5], dtype=np.float32)
+    np.testing.assert_array_equal(v * np.float32(0.999), np.array([0.0, 0.999e-30, 0.4995], dtype=np.float32))
