@@ -61,11 +61,12 @@ def pass_times() -> dict[str, dict[str, float]]:
     out = {}
     for kind in ("normal", "subnormal", "2.5% subnormal"):
         a, b, c = operands(kind), operands(kind), np.empty(N, np.float32)
-        out[kind] = {
-            "a * 0.9": 1e3 * best_of(lambda: np.multiply(a, np.float32(0.9), out=c)),
-            "a * b": 1e3 * best_of(lambda: np.multiply(a, b, out=c)),
-            "sqrt(a)": 1e3 * best_of(lambda: np.sqrt(a, out=c)),
+        ops = {
+            "a * 0.9": lambda a=a, c=c: np.multiply(a, np.float32(0.9), out=c),
+            "a * b": lambda a=a, b=b, c=c: np.multiply(a, b, out=c),
+            "sqrt(a)": lambda a=a, c=c: np.sqrt(a, out=c),
         }
+        out[kind] = {name: 1e3 * best_of(op) for name, op in ops.items()}
     return out
 
 
