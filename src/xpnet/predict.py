@@ -27,8 +27,6 @@ from .training.checkpoint import load_checkpoint
 from .training.scoring import classify
 
 PROG = "xpnet.predict"
-
-
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
         prog=f"python -m {PROG}",

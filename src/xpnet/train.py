@@ -218,7 +218,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resumed_from_epoch=ckpt.state.epoch if ckpt is not None else None,
             ),
         )
-
     def show(stats: EpochStats) -> None:
         if log is not None:
             runlog.write_line(log, runlog.epoch_record(stats))
