@@ -6,6 +6,8 @@ counts, compares and reports correctly.
 
 import importlib.util
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -178,3 +180,28 @@ def test_bad_flags_are_one_line_and_exit_2(bench, flag, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "scripts/bench.py: error:" in err
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="scripts/gpu_check.sh needs bash")
+def test_gpu_check_dry_run_lists_every_step_and_writes_one_report(tmp_path):
+    report = tmp_path / "gpu.txt"
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run", "--report", str(report), "--epochs", "3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    for step in ("-m xpnet.check", "-m pytest -q -k cuda", "xpnet.train --device cuda", "--epochs 3",
+                 "scripts/bench.py --gpu", "pip install --no-deps -e ."):  # fmt: skip
+        assert step in text
+    assert "summary: every step passed (dry run" in text
+    assert not (tmp_path / "gpu.txt.partial").exists()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="scripts/gpu_check.sh needs bash")
+@pytest.mark.parametrize("args", [["--bogus"], ["--epochs", "0"], ["--wheels", "/no/such/folder"]])
+def test_gpu_check_bad_usage_is_one_line_and_exit_2(args, tmp_path):
+    cmd = ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--report", str(tmp_path / "r.txt"), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "gpu_check.sh: error:" in done.stderr
+    assert list(tmp_path.iterdir()) == []
