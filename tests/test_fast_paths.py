@@ -11,13 +11,18 @@ from xpnet.nn.optim import OPTIMIZERS
 from xpnet.nn.step import reference_step
 
 
+def host(a):
+    """A NumPy copy of a NumPy, JAX or CPU PyTorch array."""
+    return np.array(a.numpy() if hasattr(a, "detach") else a)
+
+
 def run_steps(step_fn, params, state, batches, lr):
     trace = []
     for step, (x, t) in enumerate(batches, start=1):
         # The rate changes between steps, as it does between epochs, so it must be read on every call.
         params, state, loss, logits = step_fn(params, state, x, t, step, lr * 0.8 ** (step // 3))
         # Copy: the in-place step overwrites its outputs on the next call.
-        trace.append((float(loss), np.array(logits), [np.array(p) for p in params], [np.array(s) for s in state]))
+        trace.append((float(loss), host(logits), [host(p) for p in params], [host(s) for s in state]))
     return trace
 
 
@@ -60,20 +65,23 @@ def problem(rng, sizes, activation, dtype, batch_sizes=(16, 16, 5, 16, 16, 5)):
 
 
 # A few cases, not the full product: each compiles twice (two batch shapes) and compiling takes most of the time.
-JAX_CASES = [("adam", "relu", "float32"), ("adam", "tanh", "float64"), ("momentum", "sigmoid", "float32"),
-             ("sgd", "relu", "float64")]  # fmt: skip
+CASES = [("adam", "relu", "float32"), ("adam", "tanh", "float64"), ("momentum", "sigmoid", "float32"),
+         ("sgd", "relu", "float64")]  # fmt: skip
+FAST_MODULES = {"jax": "xpnet.backend.fast.jax_jit", "torch": "xpnet.backend.fast.torch_fused"}
 
 
-@pytest.mark.parametrize(("optimizer", "activation", "dtype"), JAX_CASES)
-def test_jax_jit_step_agrees_with_the_reference(optimizer, activation, dtype):
-    pytest.importorskip("jax")
+@pytest.mark.parametrize("library", sorted(FAST_MODULES))
+@pytest.mark.parametrize(("optimizer", "activation", "dtype"), CASES)
+def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, activation, dtype):
+    pytest.importorskip(library)
+    import importlib
+
     from xpnet.backend import make_backend
-    from xpnet.backend.fast.jax_jit import make_step
     from xpnet.verify.agreement import rel_diff
     from xpnet.verify.tolerances import tolerance
 
-    backend = make_backend("jax", "cpu")
-    jxp = backend.xp
+    backend = make_backend(library, "cpu")
+    bxp = backend.xp
     rng = np.random.default_rng(6)
     sizes = [12, 9, 7, 10]
     host_params, host_batches = problem(rng, sizes, activation, dtype)
@@ -82,10 +90,10 @@ def test_jax_jit_step_agrees_with_the_reference(optimizer, activation, dtype):
 
     def fresh():  # the jitted step donates its inputs: each run gets its own arrays
         params = [backend.asarray(p) for p in host_params]
-        return params, OPTIMIZERS[optimizer].init(jxp, params)
+        return params, OPTIMIZERS[optimizer].init(bxp, params)
 
-    ref = run_steps(reference_step(jxp, activation, optimizer), *fresh(), batches, lr)
-    step = make_step(sizes, activation, optimizer, backend.dtype(dtype))
+    ref = run_steps(reference_step(bxp, activation, optimizer), *fresh(), batches, lr)
+    step = importlib.import_module(FAST_MODULES[library]).make_step(sizes, activation, optimizer, backend.dtype(dtype))
     fast = run_steps(step, *fresh(), batches, lr)
     tol = tolerance(dtype)
     for (l_ref, z_ref, p_ref, s_ref), (l_fast, z_fast, p_fast, s_fast) in zip(ref, fast, strict=True):
@@ -94,19 +102,22 @@ def test_jax_jit_step_agrees_with_the_reference(optimizer, activation, dtype):
         for a, b in zip(p_fast + s_fast, p_ref + s_ref, strict=True):
             assert a.dtype == b.dtype == np.dtype(dtype)
             assert rel_diff(a, b) <= tol.for_optimizer(optimizer)
-    # One compilation per batch shape, not one per step: the step and the rate are traced.
-    assert step._compiled._cache_size() == 2
-    # The host arrays the weights came from are untouched by the donation.
+    if library == "jax":  # one compilation per batch shape, not one per step: the step and the rate are traced
+        assert step._compiled._cache_size() == 2
+    # The host arrays the weights came from are untouched (by the donation, by the in-place update).
     np.testing.assert_array_equal(host_params[0], init_params(np.random.default_rng(6), sizes, activation, dtype)[0])
 
 
-def test_jax_backend_uses_the_jit_step():
-    pytest.importorskip("jax")
-    from xpnet.backend import fast_step, make_backend
-    from xpnet.backend.fast.jax_jit import JaxJitStep
+@pytest.mark.parametrize("library", sorted(FAST_MODULES))
+def test_backends_name_their_fast_step(library):
+    pytest.importorskip(library)
+    import importlib
 
-    backend = make_backend("jax", "cpu")
-    assert isinstance(fast_step(backend, [4, 3, 2], "relu", "adam", backend.dtype("float32")), JaxJitStep)
+    from xpnet.backend import fast_step, make_backend
+
+    backend = make_backend(library, "cpu")
+    step = fast_step(backend, [4, 3, 2], "relu", "adam", backend.dtype("float32"))
+    assert type(step).__module__ == FAST_MODULES[library] == importlib.import_module(type(step).__module__).__name__
 
 
 def test_cpu_backends_flush_subnormals_where_the_cpu_allows():

@@ -42,6 +42,12 @@ def probe() -> Any:
     return Probe("torch", True, version, ("cpu", *(f"cuda:{i}" for i in range(n))))
 
 
+def fast_step(sizes, activation, optimizer, dtype):
+    from .fast.torch_fused import make_step
+
+    return make_step(sizes, activation, optimizer, dtype)
+
+
 SPEC = BackendSpec(
     name="torch",
     module="torch",
@@ -50,4 +56,5 @@ SPEC = BackendSpec(
     probe=probe,
     install_hint="see https://pytorch.org",
     order=2,
+    fast_step=fast_step,
 )
