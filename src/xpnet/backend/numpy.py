@@ -1,4 +1,4 @@
-"""NumPy on the CPU: the default backend, and the one with an in-place fast step (``fast/numpy_inplace.py``)."""
+"""NumPy on the CPU: the default backend, with an in-place step (``fast/numpy_inplace.py``); flushes subnormals."""
 
 from __future__ import annotations
 

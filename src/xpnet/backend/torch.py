@@ -1,4 +1,4 @@
-"""PyTorch tensors on the CPU or a CUDA GPU (never a dependency of xpnet)."""
+"""PyTorch tensors on the CPU or a CUDA GPU (never a dependency), with a fused step (``fast/torch_fused.py``)."""
 
 from __future__ import annotations
 

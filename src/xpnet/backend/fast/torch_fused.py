@@ -6,8 +6,9 @@ optimizer's moments as views into one flat tensor each, so the update is a handf
 operations, and writes the layers with ``addmm`` and in-place activations. It performs the reference's
 operations in the same order, so results agree to float rounding (the tests compare them).
 
-``torch.compile`` was measured against this on CPU (docs/benchmarks.md) and lost; it also needs a C++
-compiler at run time, so it is not used.
+``torch.compile`` of the same step (`traced.traced_body`, rate and bias corrections as 0-d tensors so that it
+does not recompile) was measured against this on CPU: 0.77x the eager epoch against this step's 0.67x,
+after 20 s of compiling, and it needs a C++ compiler at run time (docs/benchmarks.md). It is not used.
 """
 
 from __future__ import annotations
