@@ -7,8 +7,9 @@ denormals-are-zero modes removes the cost at no cost, and changes results only w
 smallest normal float (1.2e-38 in float32) is replaced by zero: far inside the float32 tolerances.
 
 The mode is per thread and inherited by threads started later; it is set through the C library's
-``fegetenv``/``fesetenv`` (glibc on x86-64 and AArch64), and checked by computing with a subnormal
-afterwards: where that check fails the old mode is put back and the function answers False.
+``fegetenv``/``fesetenv`` (glibc on x86-64 and AArch64 Linux; macOS's layout is included but untested), and
+checked by computing with a subnormal afterwards: where that check fails the old mode is put back and the
+function answers False. Elsewhere (Windows, musl) nothing changes.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ import platform
 
 import numpy as np
 
-# Where each architecture's glibc fenv_t keeps the SSE/FP control register, and the bits that flush.
-_X86_64 = (28, 0x8040)  # fenv_t.__mxcsr (after the 28-byte x87 environment); FTZ is bit 15, DAZ bit 6
-_AARCH64 = (0, 1 << 24)  # fenv_t.__fpcr; FZ is bit 24 (flushes inputs and outputs)
-_LAYOUT = {"x86_64": _X86_64, "amd64": _X86_64, "aarch64": _AARCH64, "arm64": _AARCH64}
+# Where each C library's fenv_t keeps the SSE/FP control register (byte offset), and the bits that flush:
+# MXCSR's FTZ (bit 15) and DAZ (bit 6) on x86-64, FPCR's FZ (bit 24, inputs and outputs) on AArch64.
+_LAYOUT = {
+    ("Linux", "x86_64"): (28, 0x8040),  # glibc: __mxcsr after the 28-byte x87 environment
+    ("Linux", "aarch64"): (0, 1 << 24),  # glibc: __fpcr first
+    ("Darwin", "x86_64"): (4, 0x8040),  # Apple: __control, __status, then __mxcsr
+    ("Darwin", "arm64"): (8, 1 << 24),  # Apple: 64-bit __fpsr, then __fpcr
+}
 
 
 def flushes() -> bool:
@@ -40,8 +45,9 @@ def _libm() -> ctypes.CDLL | None:
 
 def flush_denormals() -> bool:
     """Set FTZ/DAZ for the calling thread where the CPU and C library allow it; True when it took effect."""
-    layout = _LAYOUT.get(platform.machine().lower())
-    if layout is None or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    system = platform.system()
+    layout = _LAYOUT.get((system, platform.machine().lower().replace("amd64", "x86_64")))
+    if layout is None or (system == "Linux" and platform.libc_ver()[0] != "glibc"):
         return flushes()
     libm = _libm()
     if libm is None:
