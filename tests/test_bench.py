@@ -205,3 +205,12 @@ def test_gpu_check_bad_usage_is_one_line_and_exit_2(args, tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "gpu_check.sh: error:" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gpu_mode_times_only_cuda_rows_and_says_why_each_is_missing(bench, capsys):
+    argv = ["--gpu", "--data", "synthetic", "--n-train", "256", "--batch-sizes", "128", "--gemm-size", "64"]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    for target in ("cupy", "torch-cuda", "jax-cuda"):  # timed where a GPU answers, else skipped with the reason
+        assert f"xpnet    {target}" in out or f"xpnet {target}: " in out
+    assert "xpnet    numpy" not in out and "pytorch  cpu" not in out and "blog post" not in out
