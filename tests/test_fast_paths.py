@@ -12,8 +12,8 @@ from xpnet.nn.step import reference_step
 
 
 def host(a):
-    """A NumPy copy of a NumPy, JAX or CPU PyTorch array."""
-    return np.array(a.numpy() if hasattr(a, "detach") else a)
+    """A NumPy copy of a NumPy, JAX or PyTorch array."""
+    return np.array(a.cpu().numpy() if hasattr(a, "detach") else a)
 
 
 def run_steps(step_fn, params, state, batches, lr):
@@ -70,17 +70,22 @@ CASES = [("adam", "relu", "float32"), ("adam", "tanh", "float64"), ("momentum", 
 FAST_MODULES = {"jax": "xpnet.backend.fast.jax_jit", "torch": "xpnet.backend.fast.torch_fused"}
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])  # the cuda cases run where a GPU answers (scripts/gpu_check.sh)
 @pytest.mark.parametrize("library", sorted(FAST_MODULES))
 @pytest.mark.parametrize(("optimizer", "activation", "dtype"), CASES)
-def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, activation, dtype):
+def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, activation, dtype, device):
     pytest.importorskip(library)
     import importlib
 
     from xpnet.backend import make_backend
+    from xpnet.errors import BackendError
     from xpnet.verify.agreement import rel_diff
     from xpnet.verify.tolerances import tolerance
 
-    backend = make_backend(library, "cpu")
+    try:
+        backend = make_backend(library, device)
+    except BackendError as e:
+        pytest.skip(str(e))
     bxp = backend.xp
     rng = np.random.default_rng(6)
     sizes = [12, 9, 7, 10]
