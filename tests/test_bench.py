@@ -1,4 +1,4 @@
-"""scripts/bench.py: its arithmetic, the fairness of its comparisons, and a short end-to-end run.
+"""scripts/bench.py and scripts/benchlib: its arithmetic, the fairness of its comparisons, and a short end-to-end run.
 
 Timings themselves are never asserted (they belong to the benchmark); what is tested is that the harness
 counts, compares and reports correctly.
@@ -6,6 +6,8 @@ counts, compares and reports correctly.
 
 import importlib.util
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,56 +25,90 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def bench():
+    """The script's module (its ``main``), with benchlib's modules as attributes."""
     spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
+    sys.modules["bench"] = module
+    spec.loader.exec_module(module)  # puts scripts/ on sys.path, so benchlib imports
+    import benchlib.blog
+    import benchlib.report
+
+    module.blog, module.report = benchlib.blog, benchlib.report
     yield module
     sys.modules.pop("bench", None)
 
 
 def row(bench, impl, target, batch, seconds, samples=1000):
-    return bench.TrainRow(impl, target, "cpu", batch, samples, [seconds], [9.9], 0.5, 235_146)
+    return bench.runs.TrainRow(impl, target, "cpu", batch, samples, [seconds], [9.9], 0.5, 235_146)
 
 
 def test_parameter_count_matches_the_initialised_arrays(bench):
     sizes = [784, 256, 128, 10]
     arrays = init_params(np.random.default_rng(0), sizes, "relu")
-    assert bench.count_params(sizes) == sum(a.size for a in arrays) == 235_146
-    assert bench.training_flops(235_146, 60_000) == 6 * 235_146 * 60_000
+    assert bench.runs.count_params(sizes) == sum(a.size for a in arrays) == 235_146
+    assert bench.runs.training_flops(235_146, 60_000) == 6 * 235_146 * 60_000
 
 
 def test_warmup_epochs_are_discarded_and_the_median_is_reported(bench):
-    warm, timed = bench.split_warmup([5.0, 1.0, 3.0, 2.0], warmup=1)
+    warm, timed = bench.runs.split_warmup([5.0, 1.0, 3.0, 2.0], warmup=1)
     assert warm == [5.0] and timed == [1.0, 3.0, 2.0]
-    r = bench.TrainRow("xpnet", "numpy", "cpu", 128, 60_000, timed, warm, 0.9, 235_146)
+    r = bench.runs.TrainRow("xpnet", "numpy", "cpu", 128, 60_000, timed, warm, 0.9, 235_146)
     assert r.seconds == 2.0
     assert r.samples_per_second == 30_000
     assert r.gflops == pytest.approx(6 * 235_146 * 30_000 / 1e9)
-    with pytest.raises(bench.BenchError, match="raise --epochs"):
-        bench.split_warmup([5.0], warmup=1)
+    with pytest.raises(bench.runs.BenchError, match="raise --epochs"):
+        bench.runs.split_warmup([5.0], warmup=1)
 
 
 def test_ceiling_is_the_best_square_gemm_per_device(bench):
-    g = bench.GemmRow
+    g = bench.runs.GemmRow
     rows = [
         g("numpy", "cpu", (64, 64, 64), 1.0, 100.0),
         g("torch", "cpu", (64, 64, 64), 1.0, 120.0),
         g("torch", "cpu", (128, 784, 256), 1.0, 500.0),  # batch-shaped: not a ceiling
         g("cupy", "cuda:0", (256, 256, 256), 1.0, 40_000.0),
     ]
-    assert bench.ceilings(rows) == {"cpu": 120.0, "cuda:0": 40_000.0}
+    assert bench.runs.ceilings(rows) == {"cpu": 120.0, "cuda:0": 40_000.0}
+
+
+def key_lines(bench, runs):
+    return [bench.report.ratio_line(r) for r in bench.report.ratios(runs)]
 
 
 def test_key_ratios_state_the_targets(bench):
     runs = [row(bench, "xpnet", "numpy", 128, 0.75), row(bench, "pytorch", "cpu", 128, 1.0)]
-    (line,) = bench.key_ratios(runs)
+    (line,) = key_lines(bench, runs)
     assert "batch 128: 0.75" in line and "met)" in line and "NOT" not in line and "best epochs: 0.75" in line
     runs[0].epoch_seconds = [0.9]
-    assert "NOT met" in bench.key_ratios(runs)[0]
+    assert "NOT met" in key_lines(bench, runs)[0]
+    # The CPU target holds at batch 128 only; other batches are compared without a verdict.
+    big = [row(bench, "xpnet", "numpy", 1024, 0.9), row(bench, "pytorch", "cpu", 1024, 1.0)]
+    assert "no target" in key_lines(bench, big)[0]
     gpu = [row(bench, "xpnet", "cupy", 1024, 2.0), row(bench, "pytorch", "cuda", 1024, 1.0)]
-    (line,) = bench.key_ratios(gpu)
+    (line,) = key_lines(bench, gpu)
     assert "samples per second at batch 1024: 0.50" in line and "NOT met" in line
+    jax = [row(bench, "xpnet", "jax-cpu", 128, 1.1), row(bench, "jax-jit", "cpu", 128, 1.0)]
+    (line,) = key_lines(bench, jax)
+    assert line.startswith("xpnet-jax-cpu / jax-jit-cpu") and "1.10 (target <= 1.15: met)" in line
+
+
+def test_targets_come_from_the_backend_registry(bench):
+    from xpnet.backend import registry
+
+    targets = bench.runs.xpnet_targets()
+    assert {name for _, name in targets.values()} == set(registry())
+    assert targets["numpy"] == ("cpu", "numpy") and targets["torch-cuda"] == ("cuda", "torch")
+    assert "jax-cpu" in bench.runs.default_targets() and "array-api-strict" not in bench.runs.default_targets()
+
+
+def test_machine_facts_name_the_cpu(bench, tmp_path):
+    import benchlib.machine as machine
+
+    info = machine.cpu_info()
+    assert set(info) == {"cpu", "isa_level", "cpu_flags"} and info["cpu"]
+    setup = machine.describe_setup(bench.runs.synthetic_dataset(100, 10), ["--quick"])
+    first = machine.format_setup(setup).splitlines()[0]
+    assert first.startswith(f"cpu: {info['cpu']}, {info['isa_level']}") and "usable CPUs" in first
 
 
 def test_blog_per_example_loop_makes_the_same_updates_as_the_vectorised_one(bench):
@@ -81,8 +117,8 @@ def test_blog_per_example_loop_makes_the_same_updates_as_the_vectorised_one(benc
     x = rng.uniform(size=(23, 12))  # 23 = two full mini-batches of 10 and a short one of 3
     t = losses.one_hot(xp, rng.integers(0, 10, size=23), 10, xp.float64)
     start = init_params(rng, [12, 5, 10], "sigmoid", "float64")
-    slow = bench.blog_sgd_pass(backend, list(start), x, t, batch=10, lr=0.5, per_example=True)
-    fast = bench.blog_sgd_pass(backend, list(start), x, t, batch=10, lr=0.5, per_example=False)
+    slow = bench.blog.blog_sgd_pass(backend, list(start), x, t, batch=10, lr=0.5, per_example=True)
+    fast = bench.blog.blog_sgd_pass(backend, list(start), x, t, batch=10, lr=0.5, per_example=False)
     for s, f, p in zip(slow, fast, start, strict=True):
         assert np.max(np.abs(f - p)) > 1e-3  # the pass did train
         np.testing.assert_allclose(s, f, rtol=1e-12, atol=1e-14)
@@ -92,24 +128,36 @@ def test_plain_pytorch_peer_trains_the_same_model_as_xpnet(bench):
     pytest.importorskip("torch")
     # Same initial weights, permutations, optimizer and batch: predictions agree up to float32 rounding.
     data = load_dataset("digits")
-    ours = bench.bench_xpnet("numpy", resolve_backend("cpu", "numpy"), data, batch=32, epochs=1, warmup=1)
-    peer = bench.bench_torch("cpu", data, batch=32, epochs=1, warmup=1)
+    ours = bench.runs.bench_xpnet("numpy", resolve_backend("cpu", "numpy"), data, batch=32, epochs=1, warmup=1)
+    peer = bench.peers.bench_torch("cpu", data, batch=32, epochs=1, warmup=1)
     assert ours.test_accuracy > 0.8
     assert abs(ours.test_accuracy - peer.test_accuracy) <= 2 / len(data.y_test)
     assert ours.params == peer.params
+
+
+def test_plain_jitted_jax_peer_trains_the_same_model_as_xpnet(bench):
+    pytest.importorskip("jax")
+    data = load_dataset("digits")
+    ours = bench.runs.bench_xpnet("jax-cpu", resolve_backend("cpu", "jax"), data, batch=32, epochs=1, warmup=1)
+    peer = bench.peers.bench_jax("cpu", data, batch=32, epochs=1, warmup=1)
+    assert ours.test_accuracy > 0.8 and (peer.impl, peer.target) == ("jax-jit", "cpu")
+    assert abs(ours.test_accuracy - peer.test_accuracy) <= 2 / len(data.y_test)
 
 
 def test_end_to_end_run_writes_consistent_json(bench, tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = [
         "--data", "synthetic", "--n-train", "512", "--batch-sizes", "128", "--epochs", "1",
-        "--targets", "numpy", "--blog-examples", "30", "--gemm-size", "64", "--json", str(out),
+        "--targets", "numpy", "--only", "gemm,xpnet,torch,blog", "--blog-examples", "30", "--gemm-size", "64",
+        "--json", str(out),
     ]  # fmt: skip
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "synthetic" in printed and "speed-up" in printed
+    assert printed.startswith("cpu: ") and "synthetic" in printed and "speed-up" in printed
+    assert "seconds of every epoch" in printed
     figures = json.loads(out.read_text())
     assert figures["setup"]["data"] == "synthetic" and figures["setup"]["train_samples"] == 512
+    assert figures["setup"]["cpu"] and figures["setup"]["isa_level"] and "numpy_blas_threads" in figures["setup"]
     assert figures["gemm_ceiling_gflops"]["cpu"] > 0
     runs = {(r["impl"], r["target"]): r for r in figures["runs"]}
     assert ("xpnet", "numpy") in runs
@@ -123,10 +171,46 @@ def test_end_to_end_run_writes_consistent_json(bench, tmp_path, capsys):
     assert figures["blog"]["examples"] == 30 and figures["blog"]["max_param_difference"] < 1e-4
 
 
-@pytest.mark.parametrize("flag", [["--only", "gemm,nope"], ["--batch-sizes", "128,0"], ["--targets", "jax"]])
+@pytest.mark.parametrize(
+    "flag", [["--only", "gemm,nope"], ["--batch-sizes", "128,0"], ["--targets", "jax"], ["--targets", "nope"]]
+)
 def test_bad_flags_are_one_line_and_exit_2(bench, flag, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(flag)
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "scripts/bench.py: error:" in err
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="scripts/gpu_check.sh needs bash")
+def test_gpu_check_dry_run_lists_every_step_and_writes_one_report(tmp_path):
+    report = tmp_path / "gpu.txt"
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run", "--report", str(report), "--epochs", "3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    for step in ("-m xpnet.check", "-m pytest -q -k cuda", "xpnet.train --device cuda", "--epochs 3",
+                 "scripts/bench.py --gpu", "pip install --no-deps -e ."):  # fmt: skip
+        assert step in text
+    assert "summary: every step passed (dry run" in text
+    assert not (tmp_path / "gpu.txt.partial").exists()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="scripts/gpu_check.sh needs bash")
+@pytest.mark.parametrize("args", [["--bogus"], ["--epochs", "0"], ["--wheels", "/no/such/folder"]])
+def test_gpu_check_bad_usage_is_one_line_and_exit_2(args, tmp_path):
+    cmd = ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--report", str(tmp_path / "r.txt"), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "gpu_check.sh: error:" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gpu_mode_times_only_cuda_rows_and_says_why_each_is_missing(bench, capsys):
+    argv = ["--gpu", "--data", "synthetic", "--n-train", "256", "--batch-sizes", "128", "--gemm-size", "64"]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    for target in ("cupy", "torch-cuda", "jax-cuda"):  # timed where a GPU answers, else skipped with the reason
+        assert f"xpnet    {target}" in out or f"xpnet {target}: " in out
+    assert "xpnet    numpy" not in out and "pytorch  cpu" not in out and "blog post" not in out

@@ -11,13 +11,18 @@ from xpnet.nn.optim import OPTIMIZERS
 from xpnet.nn.step import reference_step
 
 
+def host(a):
+    """A NumPy copy of a NumPy, JAX or PyTorch array."""
+    return np.array(a.cpu().numpy() if hasattr(a, "detach") else a)
+
+
 def run_steps(step_fn, params, state, batches, lr):
     trace = []
     for step, (x, t) in enumerate(batches, start=1):
         # The rate changes between steps, as it does between epochs, so it must be read on every call.
         params, state, loss, logits = step_fn(params, state, x, t, step, lr * 0.8 ** (step // 3))
         # Copy: the in-place step overwrites its outputs on the next call.
-        trace.append((float(loss), np.array(logits), [np.array(p) for p in params], [np.array(s) for s in state]))
+        trace.append((float(loss), host(logits), [host(p) for p in params], [host(s) for s in state]))
     return trace
 
 
@@ -48,3 +53,89 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype):
             np.testing.assert_array_equal(a, b)
     # The caller's initial arrays were copied in, never written to.
     np.testing.assert_array_equal(params[0], init_params(np.random.default_rng(5), sizes, activation, dtype)[0])
+
+
+def problem(rng, sizes, activation, dtype, batch_sizes=(16, 16, 5, 16, 16, 5)):
+    params = init_params(rng, sizes, activation, dtype)
+    batches = []
+    for n in batch_sizes:
+        x = rng.random((n, sizes[0])).astype(dtype)
+        batches.append((x, losses.one_hot(xp, rng.integers(0, 10, n), 10, getattr(xp, dtype))))
+    return params, batches
+
+
+# A few cases, not the full product: each compiles twice (two batch shapes) and compiling takes most of the time.
+CASES = [("adam", "relu", "float32"), ("adam", "tanh", "float64"), ("momentum", "sigmoid", "float32"),
+         ("sgd", "relu", "float64")]  # fmt: skip
+FAST_MODULES = {"jax": "xpnet.backend.fast.jax_jit", "torch": "xpnet.backend.fast.torch_fused"}
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])  # the cuda cases run where a GPU answers (scripts/gpu_check.sh)
+@pytest.mark.parametrize("library", sorted(FAST_MODULES))
+@pytest.mark.parametrize(("optimizer", "activation", "dtype"), CASES)
+def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, activation, dtype, device):
+    pytest.importorskip(library)
+    import importlib
+
+    from xpnet.backend import make_backend
+    from xpnet.errors import BackendError
+    from xpnet.verify.agreement import rel_diff
+    from xpnet.verify.tolerances import tolerance
+
+    try:
+        backend = make_backend(library, device)
+    except BackendError as e:
+        pytest.skip(str(e))
+    bxp = backend.xp
+    rng = np.random.default_rng(6)
+    sizes = [12, 9, 7, 10]
+    host_params, host_batches = problem(rng, sizes, activation, dtype)
+    batches = [(backend.asarray(x), backend.asarray(t)) for x, t in host_batches]
+    lr = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-2}[optimizer]
+
+    def fresh():  # the jitted step donates its inputs: each run gets its own arrays
+        params = [backend.asarray(p) for p in host_params]
+        return params, OPTIMIZERS[optimizer].init(bxp, params)
+
+    ref = run_steps(reference_step(bxp, activation, optimizer), *fresh(), batches, lr)
+    step = importlib.import_module(FAST_MODULES[library]).make_step(sizes, activation, optimizer, backend.dtype(dtype))
+    fast = run_steps(step, *fresh(), batches, lr)
+    tol = tolerance(dtype)
+    for (l_ref, z_ref, p_ref, s_ref), (l_fast, z_fast, p_fast, s_fast) in zip(ref, fast, strict=True):
+        assert abs(l_fast - l_ref) <= tol.forward * abs(l_ref)
+        assert rel_diff(z_fast, z_ref) <= tol.forward
+        for a, b in zip(p_fast + s_fast, p_ref + s_ref, strict=True):
+            assert a.dtype == b.dtype == np.dtype(dtype)
+            assert rel_diff(a, b) <= tol.for_optimizer(optimizer)
+    if library == "jax":  # one compilation per batch shape, not one per step: the step and the rate are traced
+        assert step._compiled._cache_size() == 2
+    # The host arrays the weights came from are untouched (by the donation, by the in-place update).
+    np.testing.assert_array_equal(host_params[0], init_params(np.random.default_rng(6), sizes, activation, dtype)[0])
+
+
+@pytest.mark.parametrize("library", sorted(FAST_MODULES))
+def test_backends_name_their_fast_step(library):
+    pytest.importorskip(library)
+    import importlib
+
+    from xpnet.backend import fast_step, make_backend
+
+    backend = make_backend(library, "cpu")
+    step = fast_step(backend, [4, 3, 2], "relu", "adam", backend.dtype("float32"))
+    assert type(step).__module__ == FAST_MODULES[library] == importlib.import_module(type(step).__module__).__name__
+
+
+def test_cpu_backends_flush_subnormals_where_the_cpu_allows():
+    import platform
+
+    from xpnet.backend import make_backend
+    from xpnet.backend.fast.denormals import flushes
+
+    linux_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    if platform.machine().lower() not in ("x86_64", "amd64", "aarch64") or not linux_glibc:
+        pytest.skip("FTZ/DAZ is tested where it is known to work: glibc on x86-64 and AArch64")
+    make_backend("numpy", "cpu")
+    assert flushes()
+    # A subnormal Adam moment becomes zero in the update, and nothing else changes: normal values are exact.
+    v = np.array([1e-40, 1e-30, 0.5], dtype=np.float32)
+    np.testing.assert_array_equal(v * np.float32(0.999), np.array([0.0, 0.999e-30, 0.4995], dtype=np.float32))

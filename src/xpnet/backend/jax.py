@@ -1,4 +1,4 @@
-"""JAX arrays on the CPU or a CUDA GPU."""
+"""JAX arrays on the CPU or a CUDA GPU, with a `jax.jit`-compiled fast step (``fast/jax_jit.py``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def make(device: str) -> Backend:
     # switching backend changes the speed and not the numbers.
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
+    if device == "cpu":
+        from .fast.denormals import flush_denormals
+
+        flush_denormals()  # before XLA starts its threads, which inherit the mode (fast/denormals.py)
     import jax.numpy as xp
 
     if device == "cpu":
@@ -51,7 +55,13 @@ def probe() -> Any:
     return Probe("jax", True, f"jax {jax.__version__}{kinds}", ("cpu", *(f"cuda:{i}" for i in range(len(gpus)))))
 
 
+def fast_step(sizes, activation, optimizer, dtype):
+    from .fast.jax_jit import make_step
+
+    return make_step(sizes, activation, optimizer, dtype)
+
+
 SPEC = BackendSpec(
     name="jax", module="jax", kinds=("cpu", "cuda"), make=make, probe=probe,
-    install_hint='pip install jax (CPU) or "jax[cuda12]"', order=3,
+    install_hint='pip install jax (CPU) or "jax[cuda12]"', order=3, fast_step=fast_step,
 )

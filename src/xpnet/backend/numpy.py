@@ -1,4 +1,4 @@
-"""NumPy on the CPU: the default backend, and the one with an in-place fast step (``fast/numpy_inplace.py``)."""
+"""NumPy on the CPU: the default backend, with an in-place step (``fast/numpy_inplace.py``); flushes subnormals."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from . import Backend, BackendSpec
 def make(device: str) -> Backend:
     import array_api_compat.numpy as xp
 
+    from .fast.denormals import flush_denormals
+
+    # Adam's moments of dead units decay into subnormals, which slow every pass over them (fast/denormals.py).
+    flush_denormals()
     return Backend("numpy", xp, "cpu", "cpu", np.asarray)
 
 

@@ -1,4 +1,4 @@
-"""PyTorch tensors on the CPU or a CUDA GPU (never a dependency of xpnet)."""
+"""PyTorch tensors on the CPU or a CUDA GPU (never a dependency), with a fused step (``fast/torch_fused.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def make(device: str) -> Backend:
         return a.detach().cpu().numpy()
 
     if device == "cpu":
+        from .fast.denormals import flush_denormals
+
+        flush_denormals()  # as for NumPy: subnormal moments would slow the element-wise passes
         return Backend("torch", xp, torch.device("cpu"), "cpu", to_numpy, copy_read_only=True)
     if not torch.cuda.is_available():
         raise BackendError("PyTorch has no CUDA device here (a CPU-only build, or no driver/GPU)")
@@ -39,7 +42,13 @@ def probe() -> Any:
     return Probe("torch", True, version, ("cpu", *(f"cuda:{i}" for i in range(n))))
 
 
+def fast_step(sizes, activation, optimizer, dtype):
+    from .fast.torch_fused import make_step
+
+    return make_step(sizes, activation, optimizer, dtype)
+
+
 SPEC = BackendSpec(
     name="torch", module="torch", kinds=("cpu", "cuda"), make=make, probe=probe,
-    install_hint="see https://pytorch.org", order=2,
+    install_hint="see https://pytorch.org", order=2, fast_step=fast_step,
 )
