@@ -7,8 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .backend import resolve_backend
 from .cli import common as cli
+from .cli.cluster import add_cluster_flags, client_backend, cluster_steps
 from .cli.progress import EpochBar, ProgressBar
 from .data import DATASETS, hold_out, load_dataset
 from .data.download import MIRRORS_ENV, parse_mirrors
@@ -45,6 +45,7 @@ def build_parser() -> cli.ArgumentParser:
         "(MNIST is downloaded on first use; offline, put the four IDX .gz files in --data-dir)",
     )
     cli.add_device_flags(p)
+    add_cluster_flags(p)
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default: mnist)")
     p.add_argument(
         "--data-dir",
@@ -169,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset, val_split = args.dataset, args.val_split
     if ckpt is not None:
         config, dataset, val_split = resumed_config(ckpt, {k: getattr(args, k) for k in explicit_flags(argv)})
-    backend = resolve_backend(args.device, args.backend)
+    backend = client_backend(args)  # NumPy, when Dask workers compute
     if backend.note:
         print(backend.note, file=sys.stderr)
     data = load_dataset(
@@ -226,17 +227,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_epoch(stats, config.epochs), flush=True)
 
     try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
-        result = train_saving(
-            backend,
-            data,
-            config,
-            state=ckpt and ckpt.state,
-            save_path=save_path,
-            val_split=val_split,
-            on_epoch=show,
-            on_step=bar.step if bar is not None and bar.enabled else None,
-            before_message=bar.clear if bar is not None else None,
-        )
+        with cluster_steps(args, data, val_split) as steps:  # a Dask cluster is open for the run
+            result = train_saving(
+                backend,
+                data,
+                config,
+                state=ckpt and ckpt.state,
+                save_path=save_path,
+                val_split=val_split,
+                on_epoch=show,
+                on_step=bar.step if bar is not None and bar.enabled else None,
+                before_message=bar.clear if bar is not None else None,
+                steps=steps,
+            )
     finally:
         if bar is not None:
             bar.clear()
