@@ -54,10 +54,14 @@ def wanted(args: argparse.Namespace) -> bool:
 
 
 def client_backend(args: argparse.Namespace) -> Backend:
-    """Where the updates happen: this process's ``--device``, or NumPy when workers compute (they resolve the
-    flags on their own machines; only the flags' spelling is checked here)."""
+    """Where the updates happen: this process's ``--device``, or NumPy when Dask workers compute (they resolve
+    the flags on their own machines: here only their spelling, and that Dask is installed, are checked)."""
     if not wanted(args):
         return resolve_backend(args.device, args.backend)
+    try:
+        import distributed  # noqa: F401  (only whether the extra is there; training.distributed imports it)
+    except ImportError:
+        raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
     parse_device(args.device)
     if args.backend is not None:
         spec(args.backend)
@@ -70,10 +74,6 @@ def cluster_steps(args: argparse.Namespace, data: Dataset, val_split: int) -> It
     if not wanted(args):
         yield local_steps
         return
-    try:
-        import distributed  # noqa: F401  (the extra's presence; the module below imports it by name)
-    except ImportError:
-        raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
     from ..training import distributed as dist
     from ..training.shards import DataSource
 

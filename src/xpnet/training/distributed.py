@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import socket
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from distributed import Client, Future, KilledWorker, LocalCluster, wait
 from distributed.client import FuturesCancelledError
+from distributed.comm import parse_address, parse_host_port
 from distributed.comm.core import CommClosedError
 
 from ..backend import Backend, parse_device
@@ -89,15 +91,34 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
     return Cluster(Client(local), local)
 
 
+def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
+    """Raise unless a server at ``host_port`` sends something within ``timeout``, as a Dask scheduler does.
+
+    Dask retries a refused connection until its timeout, but waits forever for the handshake of a server that
+    accepted the connection and then says nothing (a hung machine, some firewalls): this check bounds both.
+    """
+    with socket.create_connection(host_port, timeout=timeout) as s:
+        try:
+            first = s.recv(1)
+        except TimeoutError:
+            raise TimeoutError(f"it accepted a connection but sent nothing for {timeout:g} s") from None
+    if not first:
+        raise ConnectionError("it closed the connection at once")
+
+
 def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
     """A client of the scheduler at ``address``, with at least one worker; `ClusterError` when it does not answer."""
-    logging.getLogger("distributed").setLevel(logging.ERROR)  # its reconnection warnings would bury our one line
+    # Its reconnection attempts log tracebacks; a lost scheduler is reported as one line of our own instead.
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
+        scheme, location = parse_address(address)
+        if scheme == "tcp":
+            _speaks_first(parse_host_port(location), timeout)
         client = Client(address, timeout=timeout)
-    except (OSError, TimeoutError, ValueError) as e:
+    except Exception as e:  # whatever answers there (nothing, a web server, a typo) is not a Dask scheduler
         raise ClusterError(
-            f"no Dask scheduler answers at {address} within {timeout:g} s ({one_line(e)}): start one with "
-            "`dask scheduler` and `dask worker ADDRESS`, or use --workers N for a cluster on this machine"
+            f"cannot reach a Dask scheduler at {address} ({one_line(e)}): give the address `dask scheduler` "
+            "prints, like tcp://10.0.0.5:8786, or use --workers N for a cluster on this machine"
         ) from None
     try:
         client.wait_for_workers(1, timeout=WORKERS_SECONDS)
@@ -193,4 +214,7 @@ class DaskSteps:
                         raise StepFailed(f"no Dask worker left for {WORKERS_SECONDS} s at step {step}") from None
             return client.gather(futures)
         except LOST as e:
-            raise StepFailed(f"the Dask cluster lost step {step} ({one_line(e, named=True)})") from None
+            why = one_line(e, named=True, limit=160)
+            if "scheduler-connection-lost" in str(e) or isinstance(e, CommClosedError):
+                why = "the connection to the scheduler was lost"
+            raise StepFailed(f"the Dask cluster lost step {step}: {why}") from None
