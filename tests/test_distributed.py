@@ -204,6 +204,29 @@ def test_a_killed_worker_costs_time_not_correctness(local_cluster, digits):
     assert_equal_runs(got, train(NUMPY, digits, ADAM_MINI))
 
 
+@pytest.mark.slow  # a subprocess that starts its own cluster
+def test_ctrl_c_in_a_terminal_stops_after_the_step_and_saves(digits, tmp_path):
+    """A terminal's Ctrl-C signals the whole process group, local workers included: they must not die of it."""
+    needs_dask()
+    ckpt = tmp_path / "c.npz"
+    argv = [sys.executable, "-m", "xpnet.train", *DIGITS, "--workers", "2", "--epochs", "500", "--save", str(ckpt)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            start_new_session=True)  # fmt: skip
+    try:
+        line = "-"
+        while line and not line.startswith("dask:"):  # printed once the shards are loaded, before step 1
+            line = proc.stdout.readline()  # bounded: "" once the process has ended
+        assert line, proc.stderr.read()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert f"checkpoint saved to {ckpt}" in out and "Traceback" not in err
+    assert load_checkpoint(ckpt).state.epoch == 0  # stopped within the first epoch, perhaps before its first step
+
+
 # ---- a real cluster in miniature: `dask scheduler` and `dask worker` processes, reached by address -----------
 
 

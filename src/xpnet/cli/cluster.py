@@ -10,11 +10,12 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..backend import Backend, parse_device, resolve_backend, spec
 from ..data import Dataset
 from ..errors import XpnetError
-from ..training.loop import StepSource, local_steps
+from ..training.loop import BatchStep, StepSource, local_steps
 from .common import positive_int
 
 SCHEDULER_ENV = "XPNET_SCHEDULER"
@@ -83,5 +84,11 @@ def cluster_steps(args: argparse.Namespace, data: Dataset, val_split: int) -> It
     address = scheduler_address(args)
     with dist.connect(address) if address is not None else dist.start_local(args.workers, args.device) as cluster:
         steps = dist.DaskSteps(cluster, source, args.device, args.backend)
-        print(f"dask: {cluster}; the client adds their gradients and updates the weights", flush=True)
-        yield steps
+
+        def announced(*how: Any) -> BatchStep:
+            step = steps(*how)  # loads the shards: now the workers' backend is known
+            print(f"dask: {cluster}, each computing with {steps.worker_backend}; this process adds their "
+                  "gradients and updates the weights", flush=True)  # fmt: skip
+            return step
+
+        yield announced

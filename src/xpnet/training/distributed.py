@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import signal
 import socket
+import threading
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
 import numpy as np
-from distributed import Client, Future, KilledWorker, LocalCluster, wait
+from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin, wait
 from distributed.client import FuturesCancelledError
 from distributed.comm import parse_address, parse_host_port
 from distributed.comm.core import CommClosedError
@@ -74,12 +76,22 @@ class Cluster:
         self.close()
 
 
+class IgnoreInterrupts(WorkerPlugin):
+    """Make a local worker process ignore SIGINT. Ctrl-C in a terminal signals the whole process group, and
+    the training process, not its workers, decides what it means: stop after the current step and save."""
+
+    def setup(self, worker: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def start_local(n_workers: int, device: str = "cpu") -> Cluster:
     """A cluster on this machine: ``n_workers`` processes of one thread on 127.0.0.1, no dashboard.
 
     With ``device`` cuda it is dask-cuda's `LocalCUDACluster` (one worker per GPU, each seeing only its own).
+    Dask's own logs are silenced, in the workers too: a failed task reaches the user as our one-line error.
     """
-    options = dict(n_workers=n_workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR)
+    options = dict(n_workers=n_workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.CRITICAL)
     if parse_device(device)[0] == "cuda":
         try:
             from dask_cuda import LocalCUDACluster
@@ -88,7 +100,9 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
         local = LocalCUDACluster(**options, protocol="tcp", ip="127.0.0.1")
     else:
         local = LocalCluster(**options, processes=True, host="127.0.0.1")
-    return Cluster(Client(local), local)
+    client = Client(local)
+    client.register_plugin(IgnoreInterrupts(), name="xpnet-ignore-sigint")  # restarted workers get it too
+    return Cluster(client, local)
 
 
 def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
