@@ -160,6 +160,26 @@ def test_two_local_workers_equal_one_process(local_cluster, digits, config):
     assert_equal_runs(train(NUMPY, digits, config, steps=dask_steps(local_cluster)), train(NUMPY, digits, config))
 
 
+@pytest.mark.slow
+def test_shards_sent_from_this_process_give_the_same_run(local_cluster, digits):
+    """Data with no source to reload it from (built in memory) is scattered to the workers once instead."""
+    from xpnet.training.distributed import DaskSteps
+
+    got = train(NUMPY, digits, SGD_FULL, steps=DaskSteps(local_cluster))
+    assert_equal_runs(got, train(NUMPY, digits, SGD_FULL))
+
+
+@pytest.mark.slow
+def test_workers_that_read_other_rows_stop_the_run_before_step_one(local_cluster, digits):
+    from xpnet.errors import DataError
+    from xpnet.training.distributed import DaskSteps
+    from xpnet.training.shards import DataSource
+
+    steps = DaskSteps(local_cluster, DataSource("digits", val_split=100))  # the workers hold 100 rows out
+    with pytest.raises(DataError, match="same data files"):
+        train(NUMPY, digits, SGD_FULL, steps=steps)
+
+
 class StopAfter:
     """A ``stop`` callable that asks to stop before step ``n + 1``, like a Ctrl-C during step ``n``."""
 

@@ -223,7 +223,11 @@ class DaskSteps:
                     wait(futures, timeout=POLL_SECONDS)
                     break
                 except TimeoutError:  # still running: fine, unless nobody is left to run it
-                    without = without + POLL_SECONDS if not client.scheduler_info()["workers"] else 0.0
+                    try:
+                        alive = bool(client.scheduler_info()["workers"])
+                    except OSError:  # the scheduler is unreachable too: the client cancels the futures soon
+                        alive = False
+                    without = 0.0 if alive else without + POLL_SECONDS
                     if without >= WORKERS_SECONDS:
                         raise StepFailed(f"no Dask worker left for {WORKERS_SECONDS} s at step {step}") from None
             return client.gather(futures)
