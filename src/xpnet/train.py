@@ -9,9 +9,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .backend import resolve_backend
 from .cli import common as cli
 from .cli import loading, report
+from .cli.cluster import client_backend, cluster_steps
 from .cli.progress import EpochBar
 from .cli.train_flags import build_parser, explicit_flags
 from .data import hold_out
@@ -58,7 +58,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
         if image_size is None and ckpt.layout is not None:
             image_size = ckpt.layout.side
     early_stop.require_validation(config.patience, val_split)
-    backend = resolve_backend(args.device, args.backend)
+    backend = client_backend(args)  # NumPy, when Dask workers compute
     cli.announce(backend, args.verbose)
     data = hold_out(loading.load_for_training(args, dataset, image_size), val_split)
     if ckpt is None and args.gamma is None:
@@ -88,17 +88,19 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
             print(report.format_epoch(stats, config.epochs), flush=True)
 
     try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
-        result = train_saving(
-            backend,
-            data,
-            config,
-            state=ckpt and ckpt.state,
-            save_path=save_path,
-            val_split=val_split,
-            on_epoch=show,
-            on_step=bar.step if bar is not None and bar.enabled else None,
-            before_message=bar.clear if bar is not None else None,
-        )
+        with cluster_steps(args, data, val_split) as steps:  # a Dask cluster is open for the run
+            result = train_saving(
+                backend,
+                data,
+                config,
+                state=ckpt and ckpt.state,
+                save_path=save_path,
+                val_split=val_split,
+                on_epoch=show,
+                on_step=bar.step if bar is not None and bar.enabled else None,
+                before_message=bar.clear if bar is not None else None,
+                steps=steps,
+            )
     finally:
         if bar is not None:
             bar.clear()

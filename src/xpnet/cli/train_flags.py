@@ -12,6 +12,7 @@ from ..nn.optim import OPTIMIZERS
 from ..training.config import DTYPES, TrainConfig
 from . import common as cli
 from . import loading
+from .cluster import add_cluster_flags
 
 DEFAULTS = TrainConfig()
 
@@ -38,6 +39,7 @@ def build_parser() -> cli.ArgumentParser:
         ),
     )
     cli.add_device_flags(p)
+    add_cluster_flags(p)
     p.add_argument(
         "--dataset",
         choices=DATASETS,

@@ -7,6 +7,10 @@ device and are read when the epoch ends, so the step loop never waits for a GPU.
 A run can start from a `TrainState` (a resumed checkpoint) and hands its state to ``on_state`` after every
 epoch; ``stop`` is polled between steps, so an interrupt ends the run after a whole step with a state that
 resumes exactly where it left off. Divergence (NaN/Inf) is checked once per epoch, not per step.
+
+What one step does with a batch's row indices is pluggable (``steps``): `local_steps` computes on this
+process's device; ``training.distributed`` sums the gradients of shards held by Dask workers. Epochs,
+shuffles, stopping, checkpoints and metrics stay here, the same for both.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 
 from ..backend import Backend, fast_step
 from ..data import Dataset
-from ..errors import TrainingDiverged
+from ..errors import TrainingDiverged, XpnetError
 from ..nn import losses
 from ..nn.step import StepFn, reference_step
 from . import early_stop
@@ -38,11 +42,41 @@ def loss_limit(n_classes: int) -> float:
     return LOSS_FACTOR * math.log(max(n_classes, 2))
 
 
+# ``(params, opt_state, rows, step, lr) -> (params, opt_state, mean loss, correct count)``: one optimizer
+# update on the training rows whose indices ``rows`` (a slice of the epoch's permutation) holds.
+BatchStep = Callable[[list[Any], list[Any], Any, int, float], tuple[list[Any], list[Any], Any, Any]]
+# Makes the run's `BatchStep`: ``(backend, data, config, layer sizes, fast) -> BatchStep``.
+StepSource = Callable[[Backend, Dataset, TrainConfig, Sequence[int], bool], BatchStep]
+
+
+class StepFailed(XpnetError):
+    """A step could not be computed (its workers were lost); the run stops with the state before it."""
+
+    exit_status = 1
+
+
 def make_step(backend: Backend, sizes: Sequence[int], config: TrainConfig, fast: bool = True) -> StepFn:
     """The backend's fast step for this model where it has one (and ``fast``), else the reference step."""
     args = (config.activation, config.optimizer)
     step_fn = fast_step(backend, sizes, *args, backend.dtype(config.dtype)) if fast else None
     return step_fn or reference_step(backend.xp, *args)
+
+
+def local_steps(backend: Backend, data: Dataset, config: TrainConfig, sizes: Sequence[int], fast: bool) -> BatchStep:
+    """Steps on this process's device: the training set moves there once, each batch is gathered there."""
+    xp = backend.xp
+    dtype = backend.dtype(config.dtype)
+    step_fn = make_step(backend, sizes, config, fast)
+    x_train, y_train = to_device(backend, data.x_train, data.y_train, dtype)
+    t_train = losses.one_hot(xp, y_train, data.n_classes, dtype)
+
+    def batch_step(params, opt_state, rows, step, lr):
+        # Gathering each batch (not the whole shuffled set) keeps the copy small and in cache.
+        xb, tb, yb = (xp.take(a, rows, axis=0) for a in (x_train, t_train, y_train))
+        params, opt_state, loss, logits = step_fn(params, opt_state, xb, tb, step, lr)
+        return params, opt_state, loss, count_correct(xp, logits, yb)
+
+    return batch_step
 
 
 def _diverged(
@@ -70,6 +104,7 @@ def train(
     on_state: Callable[[TrainState], None] | None = None,
     stop: Callable[[], bool] | None = None,
     on_step: Callable[[int, int, Any], None] | None = None,
+    steps: StepSource = local_steps,
 ) -> TrainResult:
     """Train an MLP on ``data`` with ``backend`` up to ``config.epochs`` epochs in all.
 
@@ -83,7 +118,8 @@ def train(
     not called, so the last checkpoint saved stays the last good one. ``fast=False`` forces the portable
     reference step even where the backend has a fast path. ``on_step(epoch, rows_done, loss_sum)`` is called
     after every step with the epoch's rows trained so far and their summed loss, a device array: reading it
-    waits for the device.
+    waits for the device. ``steps`` makes the function that computes each step (default: `local_steps`);
+    when a step raises `StepFailed`, the run returns as if stopped before that step, with ``failure`` set.
     """
     xp = backend.xp
     dtype = backend.dtype(config.dtype)
@@ -94,10 +130,8 @@ def train(
     rng = state.rng
     params = [backend.asarray(p) for p in (state.last_params if state.restored else state.params)]
     opt_state = [backend.asarray(s) for s in state.opt_state]
-    step_fn = make_step(backend, sizes, config, fast)
+    batch_step = steps(backend, data, config, sizes, fast)
 
-    x_train, y_train = to_device(backend, data.x_train, data.y_train, dtype)
-    t_train = losses.one_hot(xp, y_train, data.n_classes, dtype)
     x_test, y_test = to_device(backend, data.x_test, data.y_test, dtype)
     # With a validation set, epochs are scored on it and the test set is read once, at the end.
     validating = data.x_val is not None and data.y_val is not None
@@ -105,7 +139,7 @@ def train(
     best_params = state.best_params
     if validating:
         x_val, y_val = to_device(backend, data.x_val, data.y_val, dtype)
-    n = x_train.shape[0]
+    n = data.y_train.shape[0]
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
 
     result = TrainResult(params, list(state.history), state=state)
@@ -120,36 +154,39 @@ def train(
         correct = backend.asarray(np.asarray(correct_start, dtype=np.int64))
         first_step, step_losses, lr = step + 1, [], config.lr_at(epoch)
         for i in range(offset, n, batch):
-            if stop is not None and stop():
-                backend.sync()
-                paused = np.random.Generator(type(rng.bit_generator)())
-                paused.bit_generator.state = rng_at_start
-                result.params, result.stopped = params, True
-                result.state = TrainState(
-                    params,
-                    opt_state,
-                    paused,
-                    epoch - 1,
-                    step,
-                    i,
-                    backend.to_numpy(loss_sum),
-                    int(backend.to_numpy(correct)),
-                    seconds_before + time.perf_counter() - start,
-                    list(result.history),
-                    best_params,
-                )
-                return result
-            j = min(i + batch, n)
-            # Gathering each batch (not the whole shuffled set) keeps the copy small and in cache.
-            idx = perm[i:j]
-            xb, tb, yb = (xp.take(a, idx, axis=0) for a in (x_train, t_train, y_train))
-            step += 1
-            params, opt_state, loss, logits = step_fn(params, opt_state, xb, tb, step, lr)
-            loss_sum = loss_sum + loss * float(j - i)
-            correct = correct + count_correct(xp, logits, yb)
-            step_losses.append(loss)  # a reference, not a read: used only to name a divergent step
-            if on_step is not None:
-                on_step(epoch, j, loss_sum)
+            j, failure = min(i + batch, n), None
+            if stop is None or not stop():
+                try:
+                    params, opt_state, loss, count = batch_step(params, opt_state, perm[i:j], step + 1, lr)
+                except StepFailed as e:
+                    failure = e
+                else:
+                    step += 1
+                    loss_sum = loss_sum + loss * float(j - i)
+                    correct = correct + count
+                    step_losses.append(loss)  # a reference, not a read: used only to name a divergent step
+                    if on_step is not None:
+                        on_step(epoch, j, loss_sum)
+                    continue
+            # Stopped, or the step failed: the state before this step resumes exactly here.
+            backend.sync()
+            paused = np.random.Generator(type(rng.bit_generator)())
+            paused.bit_generator.state = rng_at_start
+            result.params, result.stopped, result.failure = params, True, failure
+            result.state = TrainState(
+                params,
+                opt_state,
+                paused,
+                epoch - 1,
+                step,
+                i,
+                backend.to_numpy(loss_sum),
+                int(backend.to_numpy(correct)),
+                seconds_before + time.perf_counter() - start,
+                list(result.history),
+                best_params,
+            )
+            return result
         # A NaN anywhere propagates into the sum; one read covers the loss and every weight.
         finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
         backend.sync()

@@ -19,7 +19,7 @@ from ..nn.optim import OPTIMIZERS
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .interrupt import StopOnSignal
-from .loop import train
+from .loop import StepFailed, StepSource, local_steps, train
 from .state import EpochStats, TrainResult, TrainState, layer_sizes
 
 
@@ -34,12 +34,14 @@ def train_saving(
     on_epoch: Callable[[EpochStats], None] | None = None,
     on_step: Callable[[int, int, Any], None] | None = None,
     before_message: Callable[[], None] | None = None,
+    steps: StepSource = local_steps,
 ) -> TrainResult:
     """Run `train` from ``state`` (or fresh), saving to ``save_path`` after each epoch and when stopped.
 
     The first SIGINT/SIGTERM stops after the current step and saves; the run's status lines go to stdout
     after ``before_message`` (which clears a progress bar). Divergence and running out of memory become
-    one-line errors naming the fix and what the checkpoint on disk holds.
+    one-line errors naming the fix and what the checkpoint on disk holds. ``steps`` is passed on to `train`;
+    a step that fails (workers lost) saves the state before it, then raises its `StepFailed` with where.
     """
     saved: list[int] = []  # the epoch the checkpoint on disk holds, once one is written
 
@@ -63,16 +65,21 @@ def train_saving(
     try:
         # NumPy's overflow warnings from a huge --lr would precede the one-line divergence message.
         with StopOnSignal() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            result = train(backend, data, config, on_epoch, state=state, on_state=save, stop=stop, on_step=on_step)
+            result = train(
+                backend, data, config, on_epoch, state=state, on_state=save, stop=stop, on_step=on_step, steps=steps
+            )
             if before_message is not None:
                 before_message()
             if result.stopped and result.state is not None:
                 where = f"epoch {result.state.epoch + 1}, step {result.state.step}"
                 if save_path is None:
-                    print(f"stopped in {where}; nothing saved (pass --save PATH to keep a checkpoint)")
+                    kept = "nothing saved (pass --save PATH to keep a checkpoint)"
                 else:
                     save(result.state)
-                    print(f"stopped in {where}; checkpoint saved to {save_path}: continue with --resume {save_path}")
+                    kept = f"checkpoint saved to {save_path}: continue with --resume {save_path}"
+                if result.failure is not None:
+                    raise StepFailed(f"{result.failure}; stopped in {where}; {kept}")
+                print(f"stopped in {where}; {kept}")
     except TrainingDiverged as e:
         kept = f"; {save_path} still holds epoch {saved[0]}" if saved else ""
         if not saved and save_path is not None and save_path.exists():

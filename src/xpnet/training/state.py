@@ -68,8 +68,9 @@ class TrainResult:
     history: list[EpochStats] = field(default_factory=list)
     test_accuracy: float | None = None  # of the final parameters, set when training ends
     state: TrainState | None = None  # where the run ended: after the last epoch, or where ``stop`` said
-    stopped: bool = False  # ``stop`` ended the run before ``config.epochs``
+    stopped: bool = False  # ``stop`` (or a failed step) ended the run before ``config.epochs``
     stopped_early: bool = False  # --patience ended it: validation accuracy stopped improving
+    failure: Exception | None = None  # the `StepFailed` that ended it, when a step could not be computed
 
     @property
     def train_seconds(self) -> float:

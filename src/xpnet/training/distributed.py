@@ -1,0 +1,238 @@
+"""Data-parallel training on a Dask cluster: the same steps as one process, their gradients summed over shards.
+
+Each worker holds a contiguous shard of the training rows, loaded there by a task (`shards.load_shard`) from
+the data set's files, so no training data crosses the network and the scheduler can recompute a shard lost
+with its worker. Each step the client splits the global batch's row indices by shard, submits one task per
+shard with the parameters (`shards.shard_sums`), adds the returned sums in shard order and applies the
+optimizer's update itself. The loop in `loop.train` is unchanged: this module only supplies its step.
+
+Importing this module imports Dask; the command line does so only for ``--workers`` or ``--scheduler``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Sequence
+from concurrent.futures import CancelledError
+from typing import Any
+
+import numpy as np
+from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin, wait
+from distributed.client import FuturesCancelledError
+from distributed.comm import parse_address, parse_host_port
+from distributed.comm.core import CommClosedError
+
+from ..backend import Backend, parse_device
+from ..data import Dataset
+from ..errors import BackendError, DataError, XpnetError, one_line
+from ..nn.optim import OPTIMIZERS
+from .config import TrainConfig
+from .loop import BatchStep, StepFailed
+from .shards import Compute, DataSource, Shard, describe, fingerprint, load_shard, shard_sums
+
+CONNECT_SECONDS = 5  # an address that does not answer within this is a mistake, not a slow network
+WORKERS_SECONDS = 60  # how long to wait for a first worker to join, or for any worker to come back
+POLL_SECONDS = 2.0  # while a step runs: how often to ask whether any worker is left
+# What Dask raises when a step's result is gone for good: the scheduler dropped it (its connection was lost),
+# its task killed several workers in turn, or the connection closed under the client.
+LOST = (CancelledError, FuturesCancelledError, KilledWorker, CommClosedError)
+
+
+class ClusterError(XpnetError):
+    """The cluster cannot be started or reached."""
+
+
+class Cluster:
+    """A Dask client, and the `LocalCluster` it started when it started one; closing closes both."""
+
+    def __init__(self, client: Client, local: Any = None):
+        self.client, self.local = client, local
+
+    @property
+    def address(self) -> str:
+        return self.client.scheduler.address
+
+    def workers(self) -> list[str]:
+        """The workers' addresses, sorted, as the scheduler knows them now."""
+        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def __str__(self) -> str:
+        kind = "a local cluster" if self.local is not None else "the cluster"
+        return f"{len(self.workers())} Dask workers in {kind} at {self.address}"
+
+    def close(self) -> None:
+        self.client.close(timeout=CONNECT_SECONDS)
+        if self.local is not None:
+            self.local.close(timeout=CONNECT_SECONDS)
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class IgnoreInterrupts(WorkerPlugin):
+    """Make a local worker process ignore SIGINT. Ctrl-C in a terminal signals the whole process group, and
+    the training process, not its workers, decides what it means: stop after the current step and save."""
+
+    def setup(self, worker: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_local(n_workers: int, device: str = "cpu") -> Cluster:
+    """A cluster on this machine: ``n_workers`` processes of one thread on 127.0.0.1, no dashboard.
+
+    With ``device`` cuda it is dask-cuda's `LocalCUDACluster` (one worker per GPU, each seeing only its own).
+    Dask's own logs are silenced, in the workers too: a failed task reaches the user as our one-line error.
+    """
+    options = dict(n_workers=n_workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.CRITICAL)
+    if parse_device(device)[0] == "cuda":
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            raise BackendError("--workers with --device cuda needs dask-cuda: pip install dask-cuda") from None
+        local = LocalCUDACluster(**options, protocol="tcp", ip="127.0.0.1")
+    else:
+        local = LocalCluster(**options, processes=True, host="127.0.0.1")
+    client = Client(local)
+    client.register_plugin(IgnoreInterrupts(), name="xpnet-ignore-sigint")  # restarted workers get it too
+    return Cluster(client, local)
+
+
+def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
+    """Raise unless a server at ``host_port`` sends something within ``timeout``, as a Dask scheduler does.
+
+    Dask retries a refused connection until its timeout, but waits forever for the handshake of a server that
+    accepted the connection and then says nothing (a hung machine, some firewalls): this check bounds both.
+    """
+    with socket.create_connection(host_port, timeout=timeout) as s:
+        try:
+            first = s.recv(1)
+        except TimeoutError:
+            raise TimeoutError(f"it accepted a connection but sent nothing for {timeout:g} s") from None
+    if not first:
+        raise ConnectionError("it closed the connection at once")
+
+
+def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
+    """A client of the scheduler at ``address``, with at least one worker; `ClusterError` when it does not answer."""
+    # Its reconnection attempts log tracebacks; a lost scheduler is reported as one line of our own instead.
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    try:
+        scheme, location = parse_address(address)
+        if scheme == "tcp":
+            _speaks_first(parse_host_port(location), timeout)
+        client = Client(address, timeout=timeout)
+    except Exception as e:  # whatever answers there (nothing, a web server, a typo) is not a Dask scheduler
+        raise ClusterError(
+            f"cannot reach a Dask scheduler at {address} ({one_line(e)}): give the address `dask scheduler` "
+            "prints, like tcp://10.0.0.5:8786, or use --workers N for a cluster on this machine"
+        ) from None
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_SECONDS)
+    except TimeoutError:
+        client.close(timeout=CONNECT_SECONDS)
+        raise ClusterError(
+            f"the Dask scheduler at {address} has no workers after {WORKERS_SECONDS} s: start some with "
+            f"`dask worker {address}`"
+        ) from None
+    return Cluster(client)
+
+
+def shard_bounds(n: int, k: int) -> list[tuple[int, int]]:
+    """``k`` contiguous ranges covering rows ``0..n``, their sizes differing by at most one."""
+    edges = [n * i // k for i in range(k + 1)]
+    return list(itertools.pairwise(edges))
+
+
+class DaskSteps:
+    """A `loop.StepSource` that computes each step's gradients on the workers of ``cluster``.
+
+    ``source`` says where workers load the training rows from; without one, each shard is sent from this
+    process once (then a shard lost with its worker cannot be recomputed: the run stops and can resume).
+    ``device`` and ``backend`` are the ``--device``/``--backend`` each worker resolves for itself.
+    """
+
+    def __init__(
+        self, cluster: Cluster, source: DataSource | None = None, device: str = "cpu", backend: str | None = None
+    ):
+        self.cluster, self.source, self.device, self.backend = cluster, source, device, backend
+        self.worker_backend = ""  # what the workers compute with, known once the shards are loaded
+
+    def __call__(
+        self, backend: Backend, data: Dataset, config: TrainConfig, sizes: Sequence[int], fast: bool
+    ) -> BatchStep:
+        client, xp = self.cluster.client, backend.xp
+        workers = self.cluster.workers()
+        bounds = shard_bounds(data.y_train.shape[0], len(workers))
+        compute = Compute(self.device, self.backend, config.dtype, data.n_classes)
+        shards = self._load(data, bounds, workers, compute)
+        update = OPTIMIZERS[config.optimizer].update
+
+        def batch_step(params, opt_state, rows, step, lr):
+            rows = np.asarray(backend.to_numpy(rows))
+            host = [backend.to_numpy(p) for p in params]
+            parts = []
+            for (lo, hi), shard in zip(bounds, shards):
+                mine = rows[(rows >= lo) & (rows < hi)] - lo
+                if mine.size:  # a small batch may miss a shard altogether
+                    parts.append(client.submit(shard_sums, shard, host, mine, rows.size, config.activation, pure=False))
+            sums = self._gather(parts, step)
+            # Added in shard order, so that a run is reproducible whichever worker answers first.
+            loss, correct = sum(s[0] for s in sums), sum(s[1] for s in sums)
+            grads = [backend.asarray(sum(s[2][i] for s in sums)) for i in range(len(params))]
+            params, opt_state = update(xp, params, grads, opt_state, step, lr)
+            return params, opt_state, backend.asarray(loss / rows.size), backend.asarray(correct)
+
+        return batch_step
+
+    def _load(self, data: Dataset, bounds: list[tuple[int, int]], workers: list[str], compute: Compute) -> list[Future]:
+        """One shard per worker (spread by placement hints, free to move); checked against this process's rows."""
+        client = self.cluster.client
+        shards = []
+        for (lo, hi), worker in zip(bounds, workers):
+            if self.source is not None:
+                shards.append(
+                    client.submit(load_shard, self.source, lo, hi, compute, workers=[worker], allow_other_workers=True)
+                )
+            else:
+                shard = Shard(data.x_train[lo:hi], data.y_train[lo:hi], compute)
+                shards.append(client.scatter(shard, workers=[worker], hash=False))
+        infos = self._gather([client.submit(describe, s, pure=False) for s in shards], 0)
+        for (lo, hi), (rows, mark, _) in zip(bounds, infos):
+            if (rows, mark) != (hi - lo, fingerprint(data.x_train[lo:hi], data.y_train[lo:hi])):
+                raise DataError(
+                    f"a Dask worker read other training rows {lo}..{hi} of {data.name} than this process: give every "
+                    "worker the same data files at the same path (--data-dir)"
+                )
+        self.worker_backend = infos[0][2]
+        return shards
+
+    def _gather(self, futures: list[Future], step: int) -> list[Any]:
+        """The futures' results; `StepFailed` when the cluster lost them or has had no worker for too long."""
+        client, without = self.cluster.client, 0.0
+        try:
+            while True:
+                try:
+                    wait(futures, timeout=POLL_SECONDS)
+                    break
+                except TimeoutError:  # still running: fine, unless nobody is left to run it
+                    try:
+                        alive = bool(client.scheduler_info()["workers"])
+                    except OSError:  # the scheduler is unreachable too: the client cancels the futures soon
+                        alive = False
+                    without = 0.0 if alive else without + POLL_SECONDS
+                    if without >= WORKERS_SECONDS:
+                        raise StepFailed(f"no Dask worker left for {WORKERS_SECONDS} s at step {step}") from None
+            return client.gather(futures)
+        except LOST as e:
+            why = one_line(e, named=True, limit=160)
+            if "scheduler-connection-lost" in str(e) or isinstance(e, CommClosedError):
+                why = "the connection to the scheduler was lost"
+            raise StepFailed(f"the Dask cluster lost step {step}: {why}") from None

@@ -1,0 +1,112 @@
+"""The worker's side of data-parallel training: a shard of the training rows, and one step's sums over it.
+
+These functions run as Dask tasks in worker processes, yet nothing here imports Dask. `load_shard` is a pure
+function of where the data lives and which rows to take, so the scheduler can recompute a shard lost with
+its worker; `shard_sums` is the same forward and backward pass a single process runs, on the shard's rows
+of the global batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..backend import Backend, resolve_backend
+from ..data import Dataset, hold_out, load_dataset
+from ..nn import losses, model
+from .scoring import count_correct, to_device
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a worker reads the training rows: a data set, its folder, its picture size (a folder set) and the
+    rows held out for validation."""
+
+    name: str
+    data_dir: str | None = None
+    val_split: int = 0
+    image_size: int | None = None
+
+    def load(self) -> Dataset:
+        return hold_out(load_dataset(self.name, self.data_dir, image_size=self.image_size), self.val_split)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How a worker computes: ``--device``/``--backend`` resolved on the worker itself, a dtype, the classes."""
+
+    device: str
+    backend: str | None
+    dtype: str
+    n_classes: int
+
+
+@functools.cache
+def worker_backend(device: str, backend: str | None) -> Backend:
+    """The worker process's backend, resolved once (under dask-cuda, ``cuda`` is the worker's own GPU)."""
+    return resolve_backend(device, backend)
+
+
+def fingerprint(x: np.ndarray, y: np.ndarray) -> int:
+    """A checksum of image rows and labels, so the client can tell that a worker loaded the same rows."""
+    x, y = np.ascontiguousarray(x, dtype=np.uint8), np.ascontiguousarray(y, dtype=np.int64)
+    return zlib.crc32(y.tobytes(), zlib.crc32(repr(x.shape).encode() + x.tobytes()))
+
+
+class Shard:
+    """Rows ``lo:hi`` of the training set as host arrays, and (made once per process, never pickled) their
+    copies on the worker's device."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, compute: Compute):
+        self.x, self.y, self.compute = x, y, compute
+        self._device: tuple[Backend, Any, Any, Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Device arrays (and the backend's module) stay behind; the receiving process makes its own.
+        return {"x": self.x, "y": self.y, "compute": self.compute, "_device": None}
+
+    def on_device(self) -> tuple[Backend, Any, Any, Any]:
+        """(backend, images, one-hot targets, labels) on the worker's device, moved there once."""
+        if self._device is None:
+            c = self.compute
+            backend = worker_backend(c.device, c.backend)
+            x, y = to_device(backend, self.x, self.y, backend.dtype(c.dtype))
+            self._device = (backend, x, losses.one_hot(backend.xp, y, c.n_classes, backend.dtype(c.dtype)), y)
+        return self._device
+
+
+def load_shard(source: DataSource, lo: int, hi: int, compute: Compute) -> Shard:
+    """Rows ``lo:hi`` of ``source``'s training set (a pure task: Dask may run it again after a worker dies)."""
+    data = source.load()
+    return Shard(data.x_train[lo:hi], data.y_train[lo:hi], compute)
+
+
+def describe(shard: Shard) -> tuple[int, int, str]:
+    """(rows, fingerprint, backend) of a shard; moves it to the device, so a bad --device fails at the start."""
+    backend = shard.on_device()[0]
+    return shard.y.shape[0], fingerprint(shard.x, shard.y), str(backend)
+
+
+def shard_sums(
+    shard: Shard, params: list[np.ndarray], rows: np.ndarray, batch_rows: int, activation: str
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Summed loss, correct count and gradients over the shard's ``rows`` of a global batch of ``batch_rows``.
+
+    Gradients are of the global batch's mean loss, so the client's sum over shards is the gradient a single
+    process computes; `losses.softmax_cross_entropy` averages over its own rows, hence the rescaling.
+    """
+    backend, x, t, y = shard.on_device()
+    xp = backend.xp
+    idx = backend.asarray(rows)
+    xb, tb, yb = (xp.take(a, idx, axis=0) for a in (x, t, y))
+    weights = [backend.asarray(p) for p in params]
+    logits, cache = model.forward(xp, weights, xb, activation)
+    loss, dlogits = losses.softmax_cross_entropy(xp, logits, tb)
+    n = rows.shape[0]
+    grads = model.backward(xp, weights, cache, dlogits * (n / batch_rows), activation)
+    host = backend.to_numpy
+    return host(loss * float(n)), host(count_correct(xp, logits, yb)), [host(g) for g in grads]
