@@ -118,3 +118,14 @@ def seven(height: int = 160, width: int = 120, top: int = 20, left: int = 10, st
 def ink_box(image: np.ndarray) -> tuple[int, int]:
     rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
     return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+class StopAfter:
+    """A ``stop`` callable that asks to stop before step ``n + 1``, like a Ctrl-C during step ``n``."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls > self.n

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import StopAfter
 from xpnet.backend import resolve_backend
 from xpnet.cli.common import run as run_cli
 from xpnet.train import main
@@ -180,17 +181,6 @@ def test_workers_that_read_other_rows_stop_the_run_before_step_one(local_cluster
     steps = DaskSteps(local_cluster, DataSource("digits", val_split=100))  # the workers hold 100 rows out
     with pytest.raises(DataError, match="same data files"):
         train(NUMPY, digits, SGD_FULL, steps=steps)
-
-
-class StopAfter:
-    """A ``stop`` callable that asks to stop before step ``n + 1``, like a Ctrl-C during step ``n``."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls > self.n
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from helpers import tiny_data, train_json
+from helpers import StopAfter, tiny_data, train_json
 from xpnet.backend import resolve_backend
 from xpnet.train import explicit_flags
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
@@ -49,17 +49,6 @@ def test_four_then_resume_to_eight_equals_eight_straight(tmp_path, optimizer, dt
     fresh.rng = np.random.default_rng(config.seed)
     with pytest.raises(AssertionError):
         assert_same_run(train(NUMPY, data, config, state=fresh), straight)
-
-
-class StopAfter:
-    """A ``stop`` callable that asks to stop before step ``n + 1``, like a Ctrl-C during step ``n``."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls > self.n
 
 
 @pytest.mark.parametrize("steps", [1, 7, 10, 13, 24])  # 5 steps per epoch: mid-epoch and on epoch boundaries
