@@ -29,7 +29,8 @@ def test_json_reports_every_difference(capsys):
     assert report["passed"] is True
     assert [(r["backend"], r["dtype"]) for r in report["results"]] == [("numpy", "float64"), ("numpy", "float32")]
     float32 = report["results"][1]["max_rel_diff"]
-    assert set(float32) == {"logits", "loss", "gradients", "sgd_20_steps", "momentum_20_steps", "adam_20_steps"}
+    steps = {"sgd_20_steps", "momentum_20_steps", "adam_20_steps", "fast_20_steps"}  # fast: NumPy's in-place step
+    assert set(float32) == {"logits", "loss", "gradients", *steps}
     # float32 against float64 cannot be exact, and must be within its tolerance.
     assert 0 < float32["gradients"] <= report["tolerances"]["float32"]["gradients"]
 
@@ -98,3 +99,21 @@ def test_an_installed_library_that_cannot_run_exits_1(monkeypatch, capsys):
     monkeypatch.setattr(check, "probe", cupy_without_gpu)
     assert check.main(["--backend", "numpy", "--backend", "cupy", "--dtype", "float32"]) == 1
     assert "cupy: cupy 14.0 (cupy-cuda12x)  PROBLEM: CUDA reports no GPU" in capsys.readouterr().out
+
+
+def test_a_fast_step_that_strays_from_the_reference_fails_the_check(monkeypatch, capsys):
+    """The check covers the step training runs, not only the reference math."""
+    numpy = registry()["numpy"]
+
+    def off_by_a_little(*how):
+        step = numpy.fast_step(*how)
+
+        def stray(params, state, x, targets, n, lr):
+            params, state, loss, logits = step(params, state, x, targets, n, lr)
+            return [p * (1 + 1e-3) for p in params], state, loss, logits
+
+        return stray
+
+    monkeypatch.setitem(registry(), "numpy", replace(numpy, fast_step=off_by_a_little))
+    assert check.main(["--backend", "numpy", "--dtype", "float64"]) == 1
+    assert "FAIL numpy cpu float64: the fast step (adam) after 20 steps off by" in capsys.readouterr().out

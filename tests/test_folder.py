@@ -17,6 +17,7 @@ from helpers import run_cli
 from xpnet import evaluate, predict, train
 from xpnet.cli.progress import ProgressBar
 from xpnet.data import cache, folder, load_dataset
+from xpnet.files import WriteError
 from xpnet.training.checkpoint import load_checkpoint
 
 pytest.importorskip("PIL")
@@ -58,6 +59,14 @@ def test_folder_trains_and_predict_prints_folder_names(digits_dir, tmp_path, cap
     assert code == 0, err
     assert f"({round(summary['test_accuracy'] * 100)} of 100 folder test images)" in out
     assert " 7 digit-7 " in out
+    # The same pictures under other class names would be scored against the wrong labels: refused.
+    renamed = copy_of(digits_dir, tmp_path)
+    for split in ("train", "test"):
+        (renamed / split / "digit-0").rename(renamed / split / "zero")  # sorts last: every label moves
+    code, _, err = run(evaluate.main, ["--model", str(model), "--device", "cpu", "--data-dir", str(renamed)], capsys)
+    assert code == 2 and "trained on 10 classes" in err and err.count("\n") == 1, err
+    code, _, err = run(train.main, [*argv, "--resume", str(model), "--epochs", "5", "--data-dir", str(renamed)], capsys)
+    assert code == 2 and "trained on the classes" in err, err
 
 
 def test_image_size_reaches_the_model_and_predict(digits_dir, tmp_path, capsys):
@@ -193,3 +202,11 @@ def test_picture_progress_counts_pictures_on_a_terminal():
 def test_image_size_for_another_set_is_refused(capsys):
     code, _, err = run(train.main, ["--dataset", "digits", "--image-size", "16"], capsys)
     assert code == 2 and "--image-size sizes the pictures of --dataset folder; digits has its own" in err
+
+
+def test_a_cache_that_cannot_be_written_costs_only_a_reread(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise WriteError("cannot write the cache: No space left on device")
+
+    monkeypatch.setattr(cache, "atomic_write", full)
+    assert cache.save(tmp_path / "c.npz", "key", {"x": np.zeros(1)}) is False

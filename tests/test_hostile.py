@@ -58,6 +58,10 @@ BAD_META = {
     "config lr 10**400": ({"config_lr": 10**400}, "invalid config"),
     "config seed -1": ({"config_seed": -1}, "invalid config"),
     "config epochs true": ({"config_epochs": True}, "invalid config"),
+    "n_best a float": ({"n_best": 6.0}, "n_best"),
+    "n_best not the weight count": ({"n_best": 3}, "n_best"),
+    "restored without best weights": ({"restored": True}, "restored"),
+    "restored a number": ({"restored": 1}, "restored"),
 }
 RNG_EDITS = {
     "negative state": lambda r: r["state"].__setitem__("state", -1),

@@ -12,6 +12,7 @@ import pytest
 from helpers import run_train
 from xpnet.backend import resolve_backend
 from xpnet.data import hold_out, load_dataset
+from xpnet.errors import CheckpointError
 from xpnet.training import early_stop
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
@@ -134,3 +135,22 @@ def test_checkpoint_from_before_classes_layouts_and_patience_loads(cpu, tmp_path
     ckpt = load_checkpoint(path)
     assert ckpt.classes == tuple(str(k) for k in range(10)) and ckpt.layout is None
     assert ckpt.config.patience == 0 and ckpt.state.best_params is None and not ckpt.state.restored
+
+
+def test_a_run_that_stopped_early_is_not_trained_on_by_a_resume_with_the_same_patience(cpu, data, stopped, tmp_path):
+    """One longer run would have stopped where this one did: resuming it with more --epochs must not go on."""
+    path = save_checkpoint(tmp_path / "s.npz", stopped.state, CONFIG, cpu, data.name, len(data.y_train), 300)
+    ckpt = load_checkpoint(path)
+    more = replace(CONFIG, epochs=CONFIG.epochs + 10)
+    with pytest.raises(CheckpointError, match=r"already stopped early.*larger --patience"):
+        check_resumable(ckpt, more, data.name, data.n_features, len(data.y_train), data.classes)
+    check_resumable(ckpt, replace(more, patience=CONFIG.patience + 5), data.name, data.n_features, len(data.y_train))
+
+
+def test_resuming_on_data_with_other_classes_is_refused(cpu, data, stopped, tmp_path):
+    path = save_checkpoint(tmp_path / "s.npz", stopped.state, CONFIG, cpu, data.name, len(data.y_train), 300)
+    ckpt, wider = load_checkpoint(path), replace(CONFIG, patience=CONFIG.patience + 5)
+    renamed = ("zero", *data.classes[1:])
+    for classes in (data.classes[:9], renamed):
+        with pytest.raises(CheckpointError, match="trained on the classes 10"):
+            check_resumable(ckpt, wider, data.name, data.n_features, len(data.y_train), classes)

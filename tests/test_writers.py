@@ -274,3 +274,13 @@ def test_a_huge_learning_rate_prints_no_numpy_warnings(capsys, recwarn):
     status, _, err = run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "1", "--lr", "1e30")
     assert status == 1 and "diverged" in one_error_line(err, "xpnet.train")
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_log_that_is_a_device_or_too_large_is_refused_before_reading(tmp_path, monkeypatch):
+    with pytest.raises(XpnetError, match="is not a file"):
+        runlog.read_log("/dev/zero")  # read whole, it would never end
+    big = tmp_path / "train.jsonl"
+    big.write_text('{"type": "epoch", "epoch": 1, "loss": 1.0}\n')
+    monkeypatch.setattr(runlog, "MAX_LOG_BYTES", 10)
+    with pytest.raises(XpnetError, match="larger than a training log"):
+        runlog.read_log(big)

@@ -169,7 +169,7 @@ def to_json(report: Report) -> dict[str, Any]:
     }
 
 
-COLUMNS = ["backend", "device", "dtype", "init", "logits", "loss", "grads", *OPTIMIZERS, "result", "seconds"]
+COLUMNS = ["backend", "device", "dtype", "init", "logits", "loss", "grads", *OPTIMIZERS, "fast", "result", "seconds"]
 
 
 def format_table(report: Report) -> str:
@@ -189,6 +189,7 @@ def format_table(report: Report) -> str:
         else:
             diffs = [c.logits, c.loss, c.grads, *(c.trajectories[k] for k in OPTIMIZERS)]
             cells = ["same" if c.initial_bitwise else "DIFF", *(f"{d:.1e}" for d in diffs)]
+            cells.append(f"{c.trajectories['fast']:.1e}" if "fast" in c.trajectories else "-")
         table.append([r.backend, r.device, r.dtype, *cells, "pass" if r.passed else "FAIL", f"{r.seconds:.2f}"])
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
@@ -198,8 +199,9 @@ def format_table(report: Report) -> str:
     lines.append("")
     lines.append(
         "Max relative differences from NumPy float64 (max|a - ref| / max|ref|): logits, loss and gradients of "
-        f"one batch, parameters after {TRAJECTORY_STEPS} steps of each optimizer; init: initial weights "
-        "bit-identical. Tolerances: docs/agreement.md. Seconds include first-call kernel compilation."
+        f"one batch, parameters after {TRAJECTORY_STEPS} steps of each optimizer, and of the backend's fast "
+        f"training step (adam; - where it has none); init: initial weights bit-identical. Tolerances: "
+        "docs/agreement.md. Seconds include first-call kernel compilation."
     )
     verdict = "every backend agrees" if report.passed else "SOME BACKEND DISAGREES OR CANNOT RUN"
     lines.append(f"{verdict} ({sum(r.passed for r in report.rows)}/{len(report.rows)} rows pass)")

@@ -127,6 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{ckpt.path} takes {ckpt.layer_sizes[0]} inputs but {data.name} in {data.source} has "
             f"{data.n_features} pixels per image: give the --data-dir the model was trained on"
         )
+    if data.classes != ckpt.classes:
+        shown = ", ".join(data.classes[:4]) + (", ..." if len(data.classes) > 4 else "")
+        raise DataError(
+            f"{ckpt.path} was trained on {len(ckpt.classes)} classes ({', '.join(ckpt.classes[:4])}, ...) but "
+            f"{data.source} has {len(data.classes)} ({shown}): give the --data-dir the model was trained on"
+        )
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
 

@@ -55,7 +55,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     dataset, val_split, image_size = args.dataset, args.val_split, args.image_size
     if ckpt is not None:
         config, dataset, val_split = resumed_config(ckpt, {k: getattr(args, k) for k in explicit_flags(argv)})
-        if image_size is None and ckpt.layout is not None:
+        if image_size is None and ckpt.layout is not None and dataset == "folder":
             image_size = ckpt.layout.side
     early_stop.require_validation(config.patience, val_split)
     backend = client_backend(args)  # NumPy, when Dask workers compute
@@ -64,7 +64,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     if ckpt is None and args.gamma is None:
         config = dataclasses.replace(config, gamma=default_gamma(len(data.y_train), config.batch_size))
     if ckpt is not None:
-        check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train))
+        check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train), data.classes)
 
     print(report.run_line(data, config, backend, with_classes=dataset in LOCAL_SETS), flush=True)
     if ckpt is not None:

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
+from ..files import WriteError, atomic_write
 
-VERSION = 1  # bump when what is cached (or how a picture is prepared) changes meaning
+# Bump when what is cached (or how a picture is prepared) changes meaning; 2: pictures already in place are
+# kept as they are (issue 18).
+VERSION = 2
 KEYS = ("key", "x_train", "y_train", "x_test", "y_test", "classes", "skipped")
 
 
@@ -67,6 +69,6 @@ def save(path: Path, key: str, arrays: dict[str, np.ndarray]) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda f: np.savez(f, key=np.array(key), **arrays))
-    except OSError:  # atomic_write leaves no partial file behind
+    except (OSError, WriteError):  # a full disk or a read-only folder; atomic_write leaves no partial file
         return False
     return True

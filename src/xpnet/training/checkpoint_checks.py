@@ -46,12 +46,21 @@ COUNTERS: dict[str, tuple[Rule, str]] = {
 }
 
 
+# Written since --patience; a checkpoint from before has none, which means the defaults.
+OPTIONAL: dict[str, tuple[Any, Rule, str]] = {
+    "n_best": (0, lambda v, meta: is_count(v) and v in (0, meta["n_params"]), "0 or n_params"),
+    "restored": (False, lambda v, meta: isinstance(v, bool) and (not v or meta["n_best"] > 0), "true or false"),
+}
+
+
 def check_counters(path: Path, meta: dict[str, Any], config: TrainConfig) -> None:
     """Refuse a checkpoint whose counters are missing, of the wrong type, out of range or contradictory."""
     seen: dict[str, Any] = {"config": config}
-    for key, (test, rule) in COUNTERS.items():
-        value = meta.get(key)
-        if key not in meta or not test(value, seen):
+    rules = [(key, test, rule, key in meta) for key, (test, rule) in COUNTERS.items()]
+    rules += [(key, test, rule, True) for key, (_, test, rule) in OPTIONAL.items()]
+    for key, test, rule, present in rules:
+        value = meta.get(key, OPTIONAL[key][0] if key in OPTIONAL else None)
+        if not present or not test(value, seen):
             shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
             raise CheckpointError(f"{path} has an invalid {key} in its metadata: it must be {rule}, got {shown}")
         seen[key] = value

@@ -6,6 +6,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from ..errors import CheckpointError
+from . import early_stop
 from .checkpoint import Checkpoint
 from .config import TrainConfig
 
@@ -20,8 +21,16 @@ def resumed_config(ckpt: Checkpoint, given: dict[str, Any]) -> tuple[TrainConfig
     return replace(ckpt.config, **changes), given.get("dataset", ckpt.dataset), given.get("val_split", ckpt.val_split)
 
 
-def check_resumable(ckpt: Checkpoint, config: TrainConfig, dataset: str, n_features: int, n_train: int) -> None:
-    """Refuse to resume ``ckpt`` into a run whose model or data differ from the checkpoint's."""
+def check_resumable(
+    ckpt: Checkpoint,
+    config: TrainConfig,
+    dataset: str,
+    n_features: int,
+    n_train: int,
+    classes: tuple[str, ...] | None = None,
+) -> None:
+    """Refuse to resume ``ckpt`` into a run whose model or data (``classes``: its class names) differ from
+    the checkpoint's, or that its own --patience has already ended."""
     wanted = {f: getattr(config, f) for f in FIXED_FIELDS} | {"dataset": dataset, "inputs": n_features}
     saved = {f: getattr(ckpt.config, f) for f in FIXED_FIELDS} | {
         "dataset": ckpt.dataset,
@@ -38,6 +47,17 @@ def check_resumable(ckpt: Checkpoint, config: TrainConfig, dataset: str, n_featu
             f"{ckpt.path} trained on {ckpt.n_train} images of {ckpt.dataset} but this run has {n_train} "
             f"(the checkpoint used --val-split {ckpt.val_split}): resume with the same data"
         )
+    if classes is not None and tuple(classes) != ckpt.classes:
+        raise CheckpointError(
+            f"{ckpt.path} trained on the classes {_names(ckpt.classes)} but this data has {_names(classes)}: "
+            "resume with the data it trained on, or start a new run without --resume"
+        )
+    if early_stop.should_stop(ckpt.state.history, config.patience):
+        raise CheckpointError(
+            f"{ckpt.path} already stopped early: validation accuracy has not improved since epoch "
+            f"{early_stop.best_epoch(ckpt.state.history)} for {config.patience} epochs; resume with a larger "
+            "--patience to train on"
+        )
     if config.patience and ckpt.state.best_params is None and ckpt.state.epoch and ckpt.val_split:
         raise CheckpointError(
             f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
@@ -52,3 +72,8 @@ def check_resumable(ckpt: Checkpoint, config: TrainConfig, dataset: str, n_featu
 
 def _fmt(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _names(classes: tuple[str, ...]) -> str:
+    shown = ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
+    return f"{len(classes)} ({shown})"

@@ -57,6 +57,9 @@ def open_log(path: Path, append: bool) -> LineFile:
     return LineFile(path, append)
 
 
+MAX_LOG_BYTES = 256 << 20  # about a million epochs of records
+
+
 def write_line(stream: IO[str] | LineFile, record: dict[str, Any]) -> None:
     """One JSON object on one line, flushed: a run killed at any moment leaves every finished epoch."""
     stream.write(json.dumps(record) + "\n")
@@ -67,6 +70,10 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
     """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file."""
     path = Path(path).expanduser()
     try:
+        if not path.is_file():  # a device such as /dev/zero would be read for ever
+            raise XpnetError(f"{path} is not a file: give the training log of xpnet.train --log")
+        if path.stat().st_size > MAX_LOG_BYTES:
+            raise XpnetError(f"{path} is larger than a training log gets ({MAX_LOG_BYTES >> 20} MiB): give another")
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise XpnetError(f"cannot read the training log {path}: {e.strerror or e}") from None

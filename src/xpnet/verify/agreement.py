@@ -16,13 +16,14 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from ..backend import Backend, make_backend
+from ..backend import Backend, fast_step, make_backend
 from ..nn import losses, model
 from ..nn.initializers import init_params
 from ..nn.optim import OPTIMIZERS
 from .tolerances import TRAJECTORY_STEPS, tolerance
 
 N_CLASSES = 10  # the synthetic problem is MNIST-shaped
+FAST_OPTIMIZER = "adam"  # the fast step is checked with the optimizer training uses by default
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,10 @@ class Run:
     seconds: float = 0.0
 
 
-def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_STEPS) -> Run:
-    """Forward, loss, backward and ``steps`` updates of every optimizer on ``backend`` in ``dtype``."""
+def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_STEPS, fast: bool = True) -> Run:
+    """Forward, loss, backward and ``steps`` updates of every optimizer on ``backend`` in ``dtype``; with
+    ``fast``, also ``steps`` of the backend's fast training step (the one `train` runs), with `FAST_OPTIMIZER`,
+    kept under the trajectory name ``"fast"``."""
     xp, want = backend.xp, backend.dtype(dtype)
     misplaced: list[str] = []
 
@@ -106,6 +109,15 @@ def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_
         check(f"{name} params", p)
         check(f"{name} state", state)
         finals[name] = p
+    step_fn = fast_step(backend, model.sizes_of(params), problem.activation, FAST_OPTIMIZER, want) if fast else None
+    if step_fn is not None:
+        opt = OPTIMIZERS[FAST_OPTIMIZER]
+        p = [xp.asarray(a, copy=True) for a in params]  # a fast step may donate or overwrite what it is given
+        state = opt.init(xp, p)
+        for step in range(1, steps + 1):
+            p, state, _, _ = step_fn(p, state, x, targets, step, opt.default_lr)
+        check("fast step params", p)
+        finals["fast"] = [xp.asarray(a, copy=True) for a in p]  # a fast step may reuse its buffers
     backend.sync()
     seconds = time.perf_counter() - start
 
@@ -125,7 +137,7 @@ def reference(problem: Problem, dtype: str, steps: int = TRAJECTORY_STEPS) -> Ru
     """The NumPy float64 run on the inputs a ``dtype`` backend gets (rounded to ``dtype``, then widened)."""
     x, params = problem.inputs(dtype)
     widened = Problem(x.astype(np.float64), problem.labels, [p.astype(np.float64) for p in params], problem.activation)
-    return run(make_backend("numpy", "cpu"), "float64", widened, steps)
+    return run(make_backend("numpy", "cpu"), "float64", widened, steps, fast=False)
 
 
 def rel_diff(a: Any, ref: Any) -> float:
@@ -151,6 +163,11 @@ def bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
+def _optimizer(trajectory: str) -> str:
+    """The optimizer a trajectory ran: its name, or `FAST_OPTIMIZER` for the fast step's."""
+    return FAST_OPTIMIZER if trajectory == "fast" else trajectory
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One backend, device and dtype against the reference; differences are `rel_diff`s."""
@@ -162,7 +179,7 @@ class Comparison:
     logits: float
     loss: float
     grads: float
-    trajectories: dict[str, float]  # optimizer name -> parameters after the steps
+    trajectories: dict[str, float]  # optimizer name (or "fast": the fast step) -> parameters after the steps
     misplaced: tuple[str, ...]
     seconds: float
 
@@ -176,7 +193,8 @@ class Comparison:
         checks = [("logits", self.logits, tol.forward), ("loss", self.loss, tol.forward)]
         checks.append(("gradients", self.grads, tol.gradients))
         for name, value in self.trajectories.items():
-            checks.append((f"{name} after {TRAJECTORY_STEPS} steps", value, tol.for_optimizer(name)))
+            label = f"the fast step ({FAST_OPTIMIZER})" if name == "fast" else name
+            checks.append((f"{label} after {TRAJECTORY_STEPS} steps", value, tol.for_optimizer(_optimizer(name))))
         for name, value, limit in checks:
             if not value <= limit:  # `not <=` so that NaN fails too
                 out.append(f"{name} off by {value:.1e} (tolerance {limit:.0e})")
@@ -202,7 +220,7 @@ def compare(backend: Backend, dtype: str, problem: Problem, ref: Run | None = No
         logits=rel_diff(got.logits, ref.logits),
         loss=rel_diff(got.loss, ref.loss),
         grads=max_rel_diff(got.grads, ref.grads),
-        trajectories={k: max_rel_diff(got.trajectories[k], ref.trajectories[k]) for k in ref.trajectories},
+        trajectories={k: max_rel_diff(v, ref.trajectories[_optimizer(k)]) for k, v in got.trajectories.items()},
         misplaced=tuple(got.misplaced),
         seconds=got.seconds,
     )
