@@ -154,3 +154,10 @@ def test_resuming_on_data_with_other_classes_is_refused(cpu, data, stopped, tmp_
     for classes in (data.classes[:9], renamed):
         with pytest.raises(CheckpointError, match="trained on the classes 10"):
             check_resumable(ckpt, wider, data.name, data.n_features, len(data.y_train), classes)
+
+
+def test_patience_on_a_checkpoint_trained_without_it_says_so_first(tmp_path, capsys):
+    model = tmp_path / "d.npz"
+    assert run_train(capsys, "--dataset", "digits", "--epochs", "2", "--quiet", "--save", str(model))[0] == 0
+    code, _, err = run_train(capsys, "--resume", str(model), "--epochs", "4", "--patience", "2")
+    assert code == 2 and "trained without --patience" in err, err  # not "add --val-split", a dead end

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import DIGITS, run_cli, start_training
+from helpers import DIGITS, SRC, run_cli, start_training
 from xpnet import evaluate, files, predict
 from xpnet import train as train_cli
 from xpnet.cli import common as cli
@@ -284,3 +284,24 @@ def test_a_log_that_is_a_device_or_too_large_is_refused_before_reading(tmp_path,
     monkeypatch.setattr(runlog, "MAX_LOG_BYTES", 10)
     with pytest.raises(XpnetError, match="larger than a training log"):
         runlog.read_log(big)
+
+
+def test_a_dangling_link_into_a_missing_folder_creates_its_target(tmp_path):
+    link = tmp_path / "link.npz"
+    link.symlink_to(tmp_path / "target" / "sub" / "m.npz")
+    assert check_writable(link) == link
+    assert (tmp_path / "target" / "sub").is_dir()  # the link's target folder, made as any missing folder is
+
+
+def test_a_reader_that_stops_early_does_not_cost_the_checkpoint(tmp_path):
+    """``train ... --save X | head -1``: head takes the run's header line and leaves; the first epoch line then
+    meets a closed pipe, and that epoch must be saved already."""
+    model = tmp_path / "m.npz"
+    argv = " ".join([*DIGITS, "--epochs", "3", "--save", str(model)])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m xpnet.train {argv} | head -1"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert load_checkpoint(model).state.epoch >= 1

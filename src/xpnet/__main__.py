@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from . import __version__
 
 COMMANDS = {
-    "train": "train a model on mnist, fashion-mnist or digits (--save keeps it)",
+    "train": "train a model on mnist, fashion-mnist, digits, IDX files or your pictures (--save keeps it)",
     "predict": "classify pictures (PNG, JPEG, .npy) with a saved model",
     "evaluate": "score a saved model on its test set; --plot draws curves, confusion matrix, worst mistakes",
     "check": "check that every array library and device here agrees with NumPy",

@@ -1,7 +1,7 @@
 """``python -m xpnet.check``: does every array library installed here compute what NumPy computes?
 
 For someone who has just installed CuPy (or PyTorch, or JAX) and wants to know it works: finds each
-backend and device, runs the agreement checks of `xpnet.agreement` against NumPy in float64 on a small
+backend and device, runs the agreement checks of `xpnet.verify.agreement` against NumPy in float64 on a small
 synthetic MNIST-shaped problem, and prints one row per backend, device and dtype. Exit status 0 when
 every one agrees, 1 when any disagrees or an installed library cannot run, 2 on bad usage.
 """

@@ -38,8 +38,10 @@ def build_parser() -> cli.ArgumentParser:
             "python -m xpnet.evaluate --model model.npz --plot plots/ --log train.jsonl",
             {
                 0: "scored",
+                1: "the model holds NaN/Inf weights (a diverged run), or a plot could not be written (disk full)",
                 2: "bad input: a flag, the --model file, the data set, a --plot folder, matplotlib missing",
                 130: "stopped by Ctrl-C",
+                143: "stopped by SIGTERM",
             },
         ),
     )

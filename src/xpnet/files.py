@@ -64,10 +64,12 @@ def check_writable(
         raise XpnetError(f"{flag} needs a file name, got an empty one; give a path like {example or 'out'}")
     path = Path(path).expanduser()
     refuse_special(path, flag)
-    folder = path.parent
+    # A link is followed (docs/checkpoints.md): the folders and the test write are those of its target.
+    real = Path(os.path.realpath(path)) if path.is_symlink() else path
+    folder = real.parent
     if path.is_dir():
         raise XpnetError(f"cannot save to {path}: it is a folder; give a file name like {path / example}")
-    made = _make_folders(path, flag) if create_parents else []
+    made = _make_folders(real, flag) if create_parents else []
     if not folder.is_dir():
         raise XpnetError(f"cannot save to {path}: folder {folder} does not exist; create it first")
     try:

@@ -41,9 +41,11 @@ def build_parser() -> cli.ArgumentParser:
             "python -m xpnet.predict --model model.npz digit.png photo.jpg --top 3",
             {
                 0: "every picture classified",
-                1: "some picture could not be read (the others are still classified)",
+                1: "some picture could not be read (the others are still classified), the model holds NaN/Inf "
+                "weights, or a --save-input picture could not be written (disk full)",
                 2: "bad input: a flag, the --model file, a --save-input folder, Pillow missing",
                 130: "stopped by Ctrl-C",
+                143: "stopped by SIGTERM",
             },
         ),
     )

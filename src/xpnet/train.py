@@ -20,7 +20,7 @@ from .files import check_writable, locked, refuse_shared
 from .training import early_stop, runlog
 from .training.checkpoint import load_checkpoint
 from .training.config import TrainConfig
-from .training.resume import check_resumable, resumed_config
+from .training.resume import check_patience, check_resumable, resumed_config
 from .training.schedule import default_gamma
 from .training.session import train_saving
 from .training.state import EpochStats
@@ -57,6 +57,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
         config, dataset, val_split = resumed_config(ckpt, {k: getattr(args, k) for k in explicit_flags(argv)})
         if image_size is None and ckpt.layout is not None and dataset == "folder":
             image_size = ckpt.layout.side
+    if ckpt is not None:
+        check_patience(ckpt, config)
     early_stop.require_validation(config.patience, val_split)
     backend = client_backend(args)  # NumPy, when Dask workers compute
     cli.announce(backend, args.verbose)

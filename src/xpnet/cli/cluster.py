@@ -81,9 +81,13 @@ def cluster_steps(args: argparse.Namespace, data: Dataset, val_split: int) -> It
     # Workers reload the rows from the same files: the folder this process read them from, made absolute.
     folder = str(Path(data.source).resolve()) if data.name != "digits" and data.source else None
     source = DataSource(data.name, folder, val_split, data.layout.side if data.layout is not None else None)
-    address = scheduler_address(args)
-    with dist.connect(address) if address is not None else dist.start_local(args.workers, args.device) as cluster:
-        steps = dist.DaskSteps(cluster, source, args.device, args.backend)
+    address, device = scheduler_address(args), args.device
+    if address is None and parse_device(device)[0] == "auto":
+        # Local workers each resolving "auto" would all take GPU 0: decide here, once, as one process would,
+        # and start one worker per GPU (dask-cuda) when that means CUDA.
+        device = "cuda" if resolve_backend("auto", args.backend).device_name.startswith("cuda") else "cpu"
+    with dist.connect(address) if address is not None else dist.start_local(args.workers, device) as cluster:
+        steps = dist.DaskSteps(cluster, source, device, args.backend)
 
         def announced(*how: Any) -> BatchStep:
             step = steps(*how)  # loads the shards: now the workers' backend is known

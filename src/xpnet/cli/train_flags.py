@@ -32,9 +32,11 @@ def build_parser() -> cli.ArgumentParser:
             "put the four IDX .gz files in --data-dir)",
             {
                 0: "trained",
-                1: "training diverged (NaN/Inf: try a lower --lr) or the device ran out of memory",
+                1: "training diverged (NaN/Inf: try a lower --lr), the device ran out of memory, a file could not "
+                "be written (disk full), or Dask workers were lost (the last state is saved)",
                 2: "bad input: a flag, a data file, a --save/--log path, a checkpoint that does not match",
-                130: "stopped by Ctrl-C or SIGTERM (after saving, with --save)",
+                130: "stopped by Ctrl-C or SIGTERM during training (after saving, with --save)",
+                143: "stopped by SIGTERM before training started",
             },
         ),
     )

@@ -1,7 +1,8 @@
 """The data sets: host NumPy uint8 images and labels, flattened to rows.
 
 ``digits`` is scikit-learn's bundled 8x8 digits (no download); ``mnist`` and ``fashion-mnist`` are read
-from the four standard IDX files in a data directory.
+from the four standard IDX files in a data directory (downloaded when missing); ``idx`` is any such folder,
+with any number of classes; ``folder`` is a folder of pictures, one sub-folder per class (``folder.py``).
 """
 
 from __future__ import annotations

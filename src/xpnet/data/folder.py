@@ -100,9 +100,9 @@ def _read_split(
                 notify(f"{path}: skipped: {e}")
             tick()
         if not found:
-            folder = paths[0].parent if paths else "a class folder"
+            where = paths[0].parent if paths else f"the class folder {name!r}"
             raise DataError(
-                f"folder: {folder} has no readable picture (of {len(paths)} files): add pictures "
+                f"folder: {where} has no readable picture (of {len(paths)} files): add pictures "
                 f"({', '.join(SUFFIXES[:3])}...) or remove the folder"
             )
     x = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)

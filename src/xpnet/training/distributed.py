@@ -91,7 +91,11 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
     With ``device`` cuda it is dask-cuda's `LocalCUDACluster` (one worker per GPU, each seeing only its own).
     Dask's own logs are silenced, in the workers too: a failed task reaches the user as our one-line error.
     """
-    options = dict(n_workers=n_workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.CRITICAL)
+    # dashboard_address=None still serves the scheduler's HTTP pages on port 8787 (and warns when a second run
+    # finds it taken): a free port on the loopback instead.
+    options = dict(
+        n_workers=n_workers, threads_per_worker=1, dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL
+    )
     if parse_device(device)[0] == "cuda":
         try:
             from dask_cuda import LocalCUDACluster

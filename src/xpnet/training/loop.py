@@ -211,10 +211,11 @@ def train(
             best_params = early_stop.host_copy(backend, params)
         result.state = TrainState(params, opt_state, rng, epoch, step, history=list(result.history))
         result.state.best_params = best_params if tracking else None
-        if on_epoch is not None:
-            on_epoch(stats)
+        # Saved before the epoch is reported: a reader that stops early (| head) must not cost the checkpoint.
         if on_state is not None:
             on_state(result.state)
+        if on_epoch is not None:
+            on_epoch(stats)
         if tracking and early_stop.should_stop(result.history, config.patience):
             result.stopped_early = True
             break

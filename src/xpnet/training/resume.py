@@ -58,11 +58,7 @@ def check_resumable(
             f"{early_stop.best_epoch(ckpt.state.history)} for {config.patience} epochs; resume with a larger "
             "--patience to train on"
         )
-    if config.patience and ckpt.state.best_params is None and ckpt.state.epoch and ckpt.val_split:
-        raise CheckpointError(
-            f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
-            "--patience, or start a new run with it"
-        )
+    check_patience(ckpt, config)
     if ckpt.state.epoch >= config.epochs:
         raise CheckpointError(
             f"{ckpt.path} has already trained {ckpt.state.epoch} epochs: --epochs counts all epochs, "
@@ -72,6 +68,17 @@ def check_resumable(
 
 def _fmt(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def check_patience(ckpt: Checkpoint, config: TrainConfig) -> None:
+    """Refuse --patience on a checkpoint trained without it (it kept no best weights to compare with).
+
+    Checked first on a resume: asking for the --val-split that --patience needs would only lead here."""
+    if config.patience and ckpt.state.best_params is None and ckpt.state.epoch:
+        raise CheckpointError(
+            f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
+            "--patience, or start a new run with it"
+        )
 
 
 def _names(classes: tuple[str, ...]) -> str:
