@@ -3,7 +3,9 @@
 A checkpoint is a plain ``.npz`` (a zip of ``.npy`` files) holding host NumPy arrays: the weights
 ``param_000...``, the optimizer state ``opt_000...``, the unfinished epoch's partial sums, and ``meta``, a
 uint8 array of UTF-8 JSON with the format, the xpnet version, the backend it was trained on, the full
-training config, the counters, the host RNG state and the history. It is read with ``allow_pickle=False``
+training config, the counters, the host RNG state, the history, the class names and (a picture-folder model)
+the picture layout; a run with --patience adds ``best_000...`` (the best epoch's weights) and, once those are
+put back, ``last_000...`` (the last epoch's, to resume from). It is read with ``allow_pickle=False``
 and every array is checked against the metadata, so a file from someone else can only fail to load.
 
 Writes are atomic: a temporary file in the same folder, flushed and fsynced, then renamed over the old
