@@ -296,8 +296,10 @@ def test_a_cluster_by_address_equals_one_process_and_resumes_either_way(
     # The command line: 1 epoch on the cluster, then epoch 2 in one process, then epoch 3 on the cluster again
     # (by $XPNET_SCHEDULER); the end equals 3 epochs straight in one process.
     ckpt = tmp_path / "run.npz"
-    assert main([*DIGITS, "--scheduler", cluster_address, "--epochs", "1", "--save", str(ckpt)]) == 0
-    assert "2 Dask workers in the cluster at" in capsys.readouterr().out
+    assert main([*DIGITS, "--scheduler", cluster_address, "--epochs", "1", "--save", str(ckpt), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "2 Dask workers in the cluster at" in out
+    assert json.loads(out.strip().splitlines()[-1])["workers"] == "numpy on cpu, 2 Dask workers"
     resume = ["--resume", str(ckpt), "--device", "cpu", "--quiet", "--save", str(ckpt)]
     assert main([*resume, "--epochs", "2"]) == 0
     monkeypatch.setenv("XPNET_SCHEDULER", cluster_address)

@@ -120,7 +120,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     if save_path is not None:
         print(f"checkpoint: {save_path} (epoch {last.epoch}); continue it with --resume {save_path}")
     if args.json:
-        print(json.dumps(report.summary(data, config, backend, result)))
+        print(json.dumps(report.summary(data, config, backend, result) | {"workers": getattr(steps, "workers", None)}))
     return 0
 
 

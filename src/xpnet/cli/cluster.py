@@ -91,8 +91,10 @@ def cluster_steps(args: argparse.Namespace, data: Dataset, val_split: int) -> It
 
         def announced(*how: Any) -> BatchStep:
             step = steps(*how)  # loads the shards: now the workers' backend is known
+            announced.workers = f"{steps.worker_backend}, {len(cluster.workers())} Dask workers"  # for --json
             print(f"dask: {cluster}, each computing with {steps.worker_backend}; this process adds their "
                   "gradients and updates the weights", flush=True)  # fmt: skip
             return step
 
+        announced.workers = None
         yield announced
