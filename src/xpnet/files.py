@@ -78,10 +78,10 @@ def check_writable(
         if path.exists() and not os.access(path, os.W_OK):
             raise XpnetError(f"cannot save to {path}: the file is read-only; choose another {flag}")
     except OSError as e:
-        _remove_folders(made)
+        remove_folders(made)
         raise XpnetError(f"cannot save to {path}: {e.strerror or e} in {folder}; choose another {flag}") from None
     except XpnetError:
-        _remove_folders(made)
+        remove_folders(made)
         raise
     return path
 
@@ -100,7 +100,7 @@ def _make_folders(path: Path, flag: str) -> list[Path]:
         try:
             folder.mkdir(exist_ok=True)  # another process may make it meanwhile
         except OSError as e:
-            _remove_folders(made)
+            remove_folders(made)
             raise XpnetError(
                 f"cannot save to {path}: cannot create folder {folder} ({e.strerror or e}); choose another {flag}"
             ) from None
@@ -108,7 +108,9 @@ def _make_folders(path: Path, flag: str) -> list[Path]:
     return made
 
 
-def _remove_folders(made: list[Path]) -> None:
+def remove_folders(made: list[Path]) -> None:
+    """Remove the folders a failed write made (listed outermost first), innermost first; any that holds
+    something stays."""
     for folder in reversed(made):
         with contextlib.suppress(OSError):
             folder.rmdir()

@@ -8,7 +8,6 @@ remaining files, so an offline machine gets its answer after at most one timeout
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import http.client
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import DataError
+from ..files import remove_folders
 from .sources import MIRRORS_ENV, SOURCES, Source, parse_mirrors, source_for
 
 # The sources are re-exported: callers that download also name where from.
@@ -167,7 +167,8 @@ def download(
     until = time.monotonic() + (deadline if deadline is not None else _deadline())
     directory = Path(directory)
     names = list(source.digests if files is None else files)
-    made = [p for p in (directory, *directory.parents) if not p.exists()]  # removed again if nothing arrives
+    # Outermost first, as remove_folders takes them: removed again if nothing arrives.
+    made = [p for p in reversed((directory, *directory.parents)) if not p.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -176,9 +177,7 @@ def download(
     try:
         return _download_all(source, directory, names, timeout, progress, until)
     except BaseException:
-        for folder in made:  # innermost first; a folder that holds anything stays
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        remove_folders(made)
         raise
 
 
