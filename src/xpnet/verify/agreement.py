@@ -20,6 +20,7 @@ from ..backend import Backend, fast_step, make_backend
 from ..nn import losses, model
 from ..nn.initializers import init_params
 from ..nn.optim import OPTIMIZERS
+from ..nn.step import reference_step
 from .tolerances import TRAJECTORY_STEPS, tolerance
 
 N_CLASSES = 10  # the synthetic problem is MNIST-shaped
@@ -100,12 +101,9 @@ def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_
 
     finals = {}
     for name, opt in OPTIMIZERS.items():
-        p, state = params, opt.init(xp, params)
+        p, state, step_fn = params, opt.init(xp, params), reference_step(xp, problem.activation, name)
         for step in range(1, steps + 1):
-            out, cache = model.forward(xp, p, x, problem.activation)
-            _, d = losses.softmax_cross_entropy(xp, out, targets)
-            g = model.backward(xp, p, cache, d, problem.activation)
-            p, state = opt.update(xp, p, g, state, step, opt.default_lr)
+            p, state, _, _ = step_fn(p, state, x, targets, step, opt.default_lr)
         check(f"{name} params", p)
         check(f"{name} state", state)
         finals[name] = p
