@@ -4,6 +4,7 @@ import array_api_compat.numpy as xp
 import numpy as np
 import pytest
 
+from xpnet.backend.fast import kernels
 from xpnet.backend.fast.numpy_inplace import NumpyInplaceStep
 from xpnet.nn import losses, model
 from xpnet.nn.initializers import init_params
@@ -26,10 +27,11 @@ def run_steps(step_fn, params, state, batches, lr):
     return trace
 
 
+@pytest.mark.parametrize("update", ["numpy-passes", "numba", "switch"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", sorted(model.ACTIVATIONS))
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype):
+def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, update):
     rng = np.random.default_rng(5)
     sizes = [12, 9, 7, 10]
     params = init_params(rng, sizes, activation, dtype)
@@ -42,7 +44,15 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype):
 
     init = OPTIMIZERS[optimizer].init
     ref = run_steps(reference_step(xp, activation, optimizer), params, init(xp, params), batches, lr)
-    fast = run_steps(NumpyInplaceStep(sizes, activation, optimizer, dtype), params, init(xp, params), batches, lr)
+    # "numpy-passes" is the update where Numba is missing; "switch" starts with it and switches mid-run.
+    compiled = {"numpy-passes": False, "numba": True, "switch": None}[update]
+    if compiled is not False and kernels.load() is None:
+        pytest.skip(kernels.describe())
+    step = NumpyInplaceStep(sizes, activation, optimizer, dtype, compiled)
+    if update == "switch":
+        step._until_compiled = 2 * step.theta.size
+    fast = run_steps(step, params, init(xp, params), batches, lr)
+    assert (step.kernels is None) == (update == "numpy-passes")
 
     # Equal values (assert_array_equal treats -0.0 and 0.0 as equal: relu's backward may give either).
     for (l_ref, z_ref, p_ref, s_ref), (l_fast, z_fast, p_fast, s_fast) in zip(ref, fast, strict=True):

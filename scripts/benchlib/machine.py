@@ -29,7 +29,7 @@ KEY_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile",
 
 def cpu_info() -> dict[str, Any]:
     """Model name, ISA level and key flags from /proc/cpuinfo (Linux); ``unknown`` elsewhere."""
-    model, flags = "unknown", set()
+    model, vendor, flags = "unknown", "unknown", set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -37,6 +37,8 @@ def cpu_info() -> dict[str, Any]:
                 key = key.strip()
                 if key == "model name" and model == "unknown":
                     model = value.strip()
+                elif key == "vendor_id" and vendor == "unknown":
+                    vendor = value.strip()  # GenuineIntel, AuthenticAMD: the CPU targets differ (report.py)
                 elif key in ("flags", "Features") and not flags:  # x86 / ARM
                     flags = set(value.split())
     except OSError:
@@ -46,7 +48,7 @@ def cpu_info() -> dict[str, Any]:
         if not all(f in flags for f in needed):
             break
         level = name
-    return {"cpu": model, "isa_level": level, "cpu_flags": [f for f in KEY_FLAGS if f in flags]}
+    return {"cpu": model, "cpu_vendor": vendor, "isa_level": level, "cpu_flags": [f for f in KEY_FLAGS if f in flags]}
 
 
 def _loaded_openblas() -> list[ctypes.CDLL]:
@@ -112,6 +114,7 @@ def import_torch() -> Any:
 
 def describe_setup(data: Dataset, argv: Sequence[str]) -> dict[str, Any]:
     """Machine, libraries, threads, data and load, as one flat dictionary (the JSON's ``setup``)."""
+    from xpnet.backend.fast import kernels
     from xpnet.backend.fast.denormals import flushes
 
     try:
@@ -151,6 +154,7 @@ def describe_setup(data: Dataset, argv: Sequence[str]) -> dict[str, Any]:
         setup["jax"] = jax.__version__
     except ImportError:
         pass
+    setup["numpy_update"] = kernels.describe()
     setup["subnormals_flushed"] = flushes()  # read after the backends were made: they set it (fast/denormals.py)
     return setup
 
@@ -169,10 +173,11 @@ def format_setup(s: dict[str, Any]) -> str:
         else ""
     )
     return "\n".join([
-        f"cpu: {s['cpu']}, {s['isa_level']} ({flags}), {s['cpus_usable']} usable CPUs, "
+        f"cpu: {s['cpu']} ({s.get('cpu_vendor', '?')}), {s['isa_level']} ({flags}), {s['cpus_usable']} usable CPUs, "
         f"load average {s['load_average_at_start']:.2f} at start" + pressure_note(s.get("cpu_pressure_at_start")),
         f"numpy {s['numpy']} ({s['numpy_blas']}, kernel {s['numpy_blas_kernel'] or '?'}, "
         f"{s['numpy_blas_threads'] or '?'} BLAS threads){torch}" + (f"; jax {s['jax']}" if "jax" in s else "")
         + (f"; env {s['thread_env']}" if s["thread_env"] else "") + f"; subnormals flushed: {s['subnormals_flushed']}",
+        f"numpy step's update: {s.get('numpy_update', '?')}",
         f"data: {s['data']} ({s['data_source']}), {s['train_samples']} training images per epoch",
     ])  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from xpnet.backend import Backend, registry, resolve_backend
+from xpnet.backend.fast import kernels
 from xpnet.data import Dataset, load_dataset
 from xpnet.data.datasets import SYSTEM_DIRS, find_idx_files
 from xpnet.errors import BackendError, XpnetError
@@ -20,6 +22,9 @@ from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
 
 REFERENCE_HIDDEN = (256, 128)
+# Targets that time a backend with an environment setting, beside the plain one: ``label -> (base, env)``.
+# ``numpy-passes`` is NumPy's in-place step with its NumPy update instead of the Numba one (fast/kernels.py).
+VARIANTS = {"numpy-passes": ("numpy", {kernels.DISABLE: "1"})}
 # Backends too slow to time by default (array-api-strict checks every call): run only when named.
 SLOW_BACKENDS = ("array-api-strict",)
 
@@ -38,11 +43,14 @@ def xpnet_targets() -> dict[str, tuple[str, str]]:
     for spec in registry().values():
         for kind in spec.kinds:
             out[spec.name if len(spec.kinds) == 1 else f"{spec.name}-{kind}"] = (kind, spec.name)
-    return out
+    return out | {label: out[base] for label, (base, _) in VARIANTS.items() if base in out}
 
 
 def default_targets() -> tuple[str, ...]:
-    return tuple(t for t, (_, name) in xpnet_targets().items() if name not in SLOW_BACKENDS)
+    """Every target but the slow backends, and the variants only where they differ from their base run."""
+    with_numba = kernels.load() is not None
+    return tuple(t for t, (_, name) in xpnet_targets().items()
+                 if name not in SLOW_BACKENDS and (t not in VARIANTS or with_numba))  # fmt: skip
 
 
 @dataclass
@@ -192,7 +200,17 @@ def bench_gemm(backends: dict[str, Backend], size: int, batches: Sequence[int], 
 def bench_xpnet(target: str, backend: Backend, data: Dataset, batch: int, epochs: int, warmup: int) -> TrainRow:
     """xpnet's own trainer; its per-epoch seconds exclude scoring and sync the device around each epoch."""
     config = TrainConfig(hidden=REFERENCE_HIDDEN, optimizer="adam", epochs=warmup + epochs, batch_size=batch)
-    result = train(backend, data, config)
+    env = VARIANTS.get(target, ("", {}))[1]
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        result = train(backend, data, config)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     warm, timed = split_warmup([e.seconds for e in result.history], warmup)
     sizes = model.layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
     return TrainRow(

@@ -22,8 +22,14 @@ import numpy as np
 from ...nn import losses
 from ...nn.model import param_shapes
 from ...nn.optim import ADAM_B1, ADAM_B2, ADAM_EPS, MOMENTUM, OPTIMIZERS, adam_scalars
+from . import kernels
 
 SUPPORTED = ("sgd", "momentum", "adam")  # optimizers whose update `_update` writes in place
+# Weights updated by NumPy's passes before the compiled update is loaded. Loading costs about 0.3 s (importing
+# Numba, reading its cache; the first compile more) and saves about 1 ns per weight per update, so a short run
+# never pays it and a long one stops paying the passes once they have cost about a third of it. The two
+# updates give equal values, so switching mid-run changes no result.
+SWITCH_AFTER = 100_000_000
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 
 
@@ -73,7 +79,7 @@ class NumpyInplaceStep:
     next call.
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str, optimizer: str, dtype: Any):
+    def __init__(self, sizes: Sequence[int], activation: str, optimizer: str, dtype: Any, compiled: bool | None = None):
         self.activation, self.optimizer = activation, optimizer
         self.dtype = np.dtype(dtype)
         shapes = param_shapes(sizes)
@@ -83,6 +89,10 @@ class NumpyInplaceStep:
         self.moments = [np.zeros(n, self.dtype) for _ in OPTIMIZERS[optimizer].slots]
         self.state = [v for m in self.moments for v in _views(m, shapes)]
         self.widths = list(sizes[1:])
+        # The compiled one-pass update (kernels.py): from the first update (True), never (False), or once
+        # SWITCH_AFTER weights have been updated (None); where Numba is missing, never.
+        self.kernels = kernels.load() if compiled else None
+        self._until_compiled = SWITCH_AFTER if compiled is None else -1
         self._buffers: dict[int, tuple[list[np.ndarray], ...]] = {}
 
     def _adopt(self, params: Sequence[Any], state: Sequence[Any]) -> None:
@@ -129,6 +139,13 @@ class NumpyInplaceStep:
         return self.params, self.state, loss, logits
 
     def _update(self, step: int, lr: float) -> None:
+        if self._until_compiled >= 0:
+            self._until_compiled -= self.theta.size
+            if self._until_compiled < 0:
+                self.kernels = kernels.load()
+        if self.kernels is not None:
+            self._update_compiled(step, lr)
+            return
         theta, g, tmp = self.theta, self.grad, self.tmp
         if self.optimizer == "sgd":  # p - lr * g
             np.multiply(g, lr, out=tmp)
@@ -153,6 +170,18 @@ class NumpyInplaceStep:
             np.multiply(m, step_size, out=self.tmp2)
             np.divide(self.tmp2, tmp, out=tmp)
         theta -= tmp
+
+    def _update_compiled(self, step: int, lr: float) -> None:
+        # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
+        c = self.dtype.type
+        if self.optimizer == "sgd":
+            self.kernels.sgd(self.theta, self.grad, c(lr))
+        elif self.optimizer == "momentum":
+            self.kernels.momentum(self.theta, self.grad, *self.moments, c(lr), c(MOMENTUM))
+        else:
+            step_size, root_bc2 = adam_scalars(lr, step)
+            scalars = (step_size, root_bc2, ADAM_B1, 1.0 - ADAM_B1, ADAM_B2, 1.0 - ADAM_B2, ADAM_EPS)
+            self.kernels.adam(self.theta, self.grad, *self.moments, *map(c, scalars))
 
 
 def make_step(sizes: Sequence[int], activation: str, optimizer: str, dtype: Any) -> NumpyInplaceStep | None:
