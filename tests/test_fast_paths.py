@@ -149,3 +149,26 @@ def test_cpu_backends_flush_subnormals_where_the_cpu_allows():
     # A subnormal Adam moment becomes zero in the update, and nothing else changes: normal values are exact.
     v = np.array([1e-40, 1e-30, 0.5], dtype=np.float32)
     np.testing.assert_array_equal(v * np.float32(0.999), np.array([0.0, 0.999e-30, 0.4995], dtype=np.float32))
+
+
+def test_the_numpy_update_stays_where_numba_is_missing_or_turned_off(monkeypatch):
+    import sys
+
+    from xpnet.backend.fast import numpy_inplace
+
+    monkeypatch.setenv(kernels.DISABLE, "1")
+    assert kernels.load() is None and kernels.describe() == f"NumPy passes ({kernels.DISABLE} is set)"
+    monkeypatch.delenv(kernels.DISABLE)
+    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ModuleNotFoundError
+    kernels._compiled.cache_clear()
+    try:
+        assert kernels.load() is None and "numba unavailable: ModuleNotFoundError" in kernels.describe()
+        assert "pip install 'xpnet[fast]'" in kernels.describe()
+        # The step then keeps NumPy's passes after the switch point, and still trains.
+        step = numpy_inplace.NumpyInplaceStep([4, 3, 10], "relu", "adam", "float32", compiled=None)
+        step._until_compiled = 0
+        params, batches = problem(np.random.default_rng(0), [4, 3, 10], "relu", "float32", (8, 8))
+        run_steps(step, params, OPTIMIZERS["adam"].init(xp, params), batches, 1e-2)
+        assert step.kernels is None and step._until_compiled < 0  # asked once, not on every update
+    finally:
+        kernels._compiled.cache_clear()
