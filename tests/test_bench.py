@@ -71,6 +71,12 @@ def test_ceiling_is_the_best_square_gemm_per_device(bench):
     assert bench.runs.ceilings(rows) == {"cpu": 120.0, "cuda:0": 40_000.0}
 
 
+def test_a_variant_target_shares_its_base_gemms(bench):
+    numpy = resolve_backend("cpu", "numpy")
+    rows = bench.runs.bench_gemm({"numpy": numpy, "numpy-passes": numpy}, 32, (8,), repeats=1)
+    assert [(r.library, r.shape) for r in rows] == [("numpy", (32, 32, 32)), ("numpy", (8, 784, 256))]
+
+
 def key_lines(bench, runs):
     return [bench.report.ratio_line(r) for r in bench.report.ratios(runs)]
 

@@ -187,8 +187,11 @@ def time_gemm(backend: Backend, m: int, k: int, n: int, repeats: int) -> GemmRow
 
 def bench_gemm(backends: dict[str, Backend], size: int, batches: Sequence[int], repeats: int) -> list[GemmRow]:
     """Square GEMM (the ceiling) and the reference model's largest batch-shaped GEMM on each backend."""
-    rows = []
+    rows, seen = [], set()
     for backend in backends.values():
+        if (backend.name, backend.device_name) in seen:  # a variant target shares its base's GEMMs
+            continue
+        seen.add((backend.name, backend.device_name))
         # GPUs need a larger problem than CPUs to reach their peak.
         n = size * 4 if backend.device_name.startswith("cuda") else size
         rows.append(time_gemm(backend, n, n, n, repeats))
