@@ -3,9 +3,9 @@
 The reference step allocates a fresh array for every intermediate; at batch 128 on a CPU that costs about
 as much as the matrix products themselves (allocation, page faults, cache misses). This step keeps every
 parameter, gradient and optimizer moment as a view into one flat buffer each, writes matrix products
-with ``out=``, and updates the flat buffers in a handful of whole-model operations. It performs the same
-floating-point operations in the same order as the reference, so on NumPy the two give equal values; the
-tests check that.
+with ``out=``, and updates the flat buffers in a handful of whole-model operations (or, in a long run where
+Numba is installed, in one compiled pass: ``kernels.py``). It performs the same floating-point operations in
+the same order as the reference, so on NumPy the two give equal values; the tests check that.
 
 Splitting the update across threads was tried and dropped: with a multi-threaded BLAS, its idle workers
 spin for the core the update thread needs, and an epoch took 1.6x as long (docs/benchmarks.md).
