@@ -13,7 +13,7 @@ from helpers import run_train
 from xpnet.backend import resolve_backend
 from xpnet.data import hold_out, load_dataset
 from xpnet.errors import CheckpointError
-from xpnet.training import early_stop
+from xpnet.training import early_stop, runlog
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
@@ -100,13 +100,25 @@ def run(argv, capsys):
     return run_train(capsys, *argv)
 
 
-def test_json_reports_epochs_run_and_best_epoch(capsys):
+def test_json_reports_epochs_run_and_best_epoch_and_the_kept_weights_scores(cpu, data, tmp_path, capsys):
     argv = ["--dataset", "digits", "--val-split", "300", "--hidden", "32", "--lr", "0.003", "--batch-size", "64"]
-    code, out, err = run([*argv, "--seed", "4", "--epochs", "60", "--patience", "3", "--json"], capsys)
+    model, log = tmp_path / "m.npz", tmp_path / "log.jsonl"
+    argv += ["--seed", "4", "--epochs", "60", "--patience", "3", "--json", "--save", str(model), "--log", str(log)]
+    code, out, err = run(argv, capsys)
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
-    assert summary["epochs_run"] - summary["best_epoch"] == 3 and summary["epochs_run"] < 60
-    assert f"kept the weights of epoch {summary['best_epoch']}, the best on validation" in out
+    best = summary["best_epoch"]
+    assert summary["epochs_run"] - best == 3 and summary["epochs_run"] < 60
+    assert f"kept the weights of epoch {best}, the best on validation" in out
+    # The figures are those of the weights kept and saved (the best epoch's), not of the last epoch's.
+    epochs = runlog.read_log(log)
+    assert epochs[-1]["val_accuracy"] < epochs[best - 1]["val_accuracy"]  # else this test could not tell
+    assert summary["val_accuracy"] == epochs[best - 1]["val_accuracy"]
+    assert summary["train_accuracy"] == epochs[best - 1]["train_accuracy"]
+    assert summary["last_val_accuracy"] == epochs[-1]["val_accuracy"]
+    saved = [cpu.asarray(p) for p in load_checkpoint(model).state.params]
+    assert score(cpu, saved, data.x_val, data.y_val) == summary["val_accuracy"]
+    assert score(cpu, saved, data.x_test, data.y_test) == summary["test_accuracy"]
 
 
 def test_patience_without_a_validation_split_is_refused(capsys):

@@ -111,11 +111,13 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     if result.stopped:
         return EXIT_INTERRUPTED
 
-    last = result.history[-1]
-    best = early_stop.best_epoch(result.history)
+    last, kept = result.history[-1], early_stop.kept_stats(result)
     if result.state is not None and result.state.restored:
         why = f"no better validation accuracy for {config.patience} epochs" if result.stopped_early else "run ended"
-        print(f"stopped after epoch {last.epoch} ({why}): kept the weights of epoch {best}, the best on validation")
+        print(
+            f"stopped after epoch {last.epoch} ({why}): kept the weights of epoch {kept.epoch}, the best on "
+            f"validation ({100 * kept.val_accuracy:.2f}%)"
+        )
     print(f"test accuracy {100 * result.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training")
     if save_path is not None:
         print(f"checkpoint: {save_path} (epoch {last.epoch}); continue it with --resume {save_path}")

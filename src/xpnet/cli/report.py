@@ -51,8 +51,12 @@ def log_header(data: Dataset, config: TrainConfig, backend: Backend, resumed_fro
 
 
 def summary(data: Dataset, config: TrainConfig, backend: Backend, result: TrainResult) -> dict[str, Any]:
-    """The ``--json`` line: the run's results and its full config."""
-    last = result.history[-1]
+    """The ``--json`` line: the run's results and its full config.
+
+    The accuracies are those of the weights the run kept and saved (with --patience, the best epoch's);
+    ``final_loss`` and ``last_val_accuracy`` are the last epoch's, whichever weights were kept.
+    """
+    last, kept = result.history[-1], early_stop.kept_stats(result)
     n_seen = len(data.y_train) * len(result.history)
     return {
         "dataset": data.name,
@@ -63,9 +67,10 @@ def summary(data: Dataset, config: TrainConfig, backend: Backend, result: TrainR
         "train_seconds": result.train_seconds,
         "samples_per_second": n_seen / result.train_seconds if result.train_seconds > 0 else None,
         "final_loss": last.loss,
-        "train_accuracy": last.train_accuracy,
-        "val_accuracy": last.val_accuracy,
+        "train_accuracy": kept.train_accuracy,
+        "val_accuracy": kept.val_accuracy,
         "test_accuracy": result.test_accuracy,
+        "last_val_accuracy": last.val_accuracy,
         "epochs_run": len(result.history),
         "best_epoch": early_stop.best_epoch(result.history),
         "config": config.to_dict(),
