@@ -79,16 +79,36 @@ def full_after(n: int, monkeypatch) -> None:
     monkeypatch.setattr(files.os, "write", write)
 
 
-@pytest.mark.parametrize("lines_that_fit", [0, 2])  # the header itself, or the second epoch's line
-def test_a_log_on_a_full_disk_is_one_line_and_stays_whole_json_lines(tmp_path, capsys, monkeypatch, lines_that_fit):
+def test_a_log_on_a_full_disk_is_one_line_and_stays_whole_json_lines(tmp_path, capsys, monkeypatch):
     log = tmp_path / "train.jsonl"
-    full_after(lines_that_fit, monkeypatch)
+    full_after(1, monkeypatch)  # the header is written, and the first epoch's line; the second's fails
     status, _, err = run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "3", "--log", str(log))
     monkeypatch.undo()
     assert status == 1 and "No space left on device" in one_error_line(err, "xpnet.train")
     text = log.read_text()
-    assert text.count("\n") == lines_that_fit and (text == "" or text.endswith("\n"))
-    assert [json.loads(line)["type"] for line in text.splitlines()] == ["run", "epoch"][:lines_that_fit]
+    assert text.endswith("\n") and [json.loads(line)["type"] for line in text.splitlines()] == ["run", "epoch"]
+
+
+@pytest.mark.parametrize("before", [None, "the log of an earlier run\n"], ids=["new", "replacing"])
+@pytest.mark.parametrize("resume", [False, True], ids=["fresh", "resumed"])
+def test_a_full_disk_at_the_first_log_line_leaves_no_log_or_the_old_one(tmp_path, capsys, monkeypatch, before, resume):
+    """The header is the first line of a fresh log: it is written whole (as atomic_write writes) or not at all."""
+    model, log = tmp_path / "m.npz", tmp_path / "logs" / "train.jsonl"
+    if resume:
+        assert run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "1", "--save", str(model))[0] == 0
+    if before is not None:
+        log.parent.mkdir()
+        log.write_text(before)
+    full_after(0, monkeypatch)  # appending a line fails (a resumed run's header, after the lines before it)
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(FULL))  # and so does a new file
+    argv = ["--resume", str(model), "--epochs", "2"] if resume else [*DIGITS, "--epochs", "2"]
+    status, _, err = run(capsys, train_cli.main, "xpnet.train", *argv, "--log", str(log))
+    monkeypatch.undo()
+    assert status == 1 and "No space left on device" in one_error_line(err, "xpnet.train")
+    if before is None:
+        assert not log.exists()
+    else:
+        assert log.read_text() == before and sorted(p.name for p in log.parent.iterdir()) == ["train.jsonl"]
 
 
 def test_plots_on_a_full_disk_are_one_line_exit_1(digits, tmp_path, capsys, monkeypatch):

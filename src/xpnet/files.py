@@ -1,10 +1,11 @@
-"""Writing files safely: check a destination before any work, then replace it atomically, append whole
-lines only, and lock what a run writes.
+"""Writing files safely: check a destination before any work, then replace it atomically, and lock what a
+run writes.
 
-Used by checkpoints, the training log, the plots and the pictures ``predict`` saves. Every failure to
-write (a full disk above all) is a `WriteError`: one line, exit status 1, and nothing half-written left.
-A symlink is followed: the file it points to is written and the link stays. A destination that exists
-and is not a regular file (a device such as /dev/null, a FIFO, a socket) is refused.
+Used by checkpoints, the training log (`xpnet.training.runlog` appends whole lines to it), the plots and the
+pictures ``predict`` saves. Every failure to write (a full disk above all) is a `WriteError`: one line, exit
+status 1, and nothing half-written left. A symlink is followed: the file it points to is written and the
+link stays. A destination that exists and is not a regular file (a device such as /dev/null, a FIFO, a
+socket) is refused.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class WriteError(XpnetError):
         self.reason = reason or message  # the system's words alone: "No space left on device"
 
 
-def _write_failed(path: Path, e: OSError) -> WriteError:
+def write_failed(path: Path, e: OSError) -> WriteError:
+    """The `WriteError` for the system's error ``e`` writing ``path``."""
     why = e.strerror or str(e)
     return WriteError(f"cannot write {path}: {why}; free some space or choose another place", why)
 
@@ -130,7 +132,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as e:
-        raise _write_failed(path, e) from None
+        raise write_failed(path, e) from None
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes the file private (0600); give it the mode open() would
             umask = os.umask(0)
@@ -145,7 +147,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(e, OSError):
-            raise _write_failed(path, e) from None
+            raise write_failed(path, e) from None
         raise
     _fsync_dir(target.parent)
 
@@ -172,60 +174,6 @@ def _remove_stale(target: Path) -> None:
                 if int(pid) != os.getpid() and not _alive(int(pid)):
                     with contextlib.suppress(OSError):
                         os.unlink(entry.path)
-
-
-class LineFile:
-    """A text file that only ever ends with a whole line: each `write` is one ``os.write`` of whole lines,
-    and one that fails (a full disk) is cut back to where it started before `WriteError` is raised.
-
-    ``append``: keep what is there (a last line torn by a crash is cut off first: ``repaired`` bytes);
-    otherwise the file is emptied.
-    """
-
-    def __init__(self, path: Path, append: bool):
-        self.path = path
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)  # read: to find a torn line
-        try:
-            self.fd = os.open(path, flags, 0o666)
-            self.repaired = _cut_torn_line(self.fd) if append else 0
-        except OSError as e:
-            raise _write_failed(path, e) from None
-
-    def write(self, text: str) -> int:
-        data = text.encode("utf-8")
-        start = os.fstat(self.fd).st_size
-        try:
-            if os.write(self.fd, data) != len(data):  # a short write: the disk filled up mid-line
-                raise OSError(28, os.strerror(28))
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, start)
-            raise _write_failed(self.path, e) from None
-        return len(text)
-
-    def flush(self) -> None:
-        """Nothing to do: every `write` went straight to the file."""
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def _cut_torn_line(fd: int) -> int:
-    """Truncate the file after its last newline; the number of bytes removed."""
-    size = pos = os.fstat(fd).st_size
-    while pos > 0:
-        n = min(1 << 16, pos)
-        pos -= n
-        os.lseek(fd, pos, os.SEEK_SET)  # not os.pread: Windows has none
-        i = os.read(fd, n).rfind(b"\n")
-        if i >= 0:
-            end = pos + i + 1
-            break
-    else:
-        end = 0
-    if end < size:
-        os.ftruncate(fd, end)
-    return size - end
 
 
 def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset[str]] = frozenset()) -> None:
@@ -259,7 +207,7 @@ def _lock(path: Path, flag: str) -> Iterator[None]:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as e:
-            raise _write_failed(lock_path, e) from None
+            raise write_failed(lock_path, e) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -15,22 +15,25 @@ followed by one object per finished epoch::
 scored once, at the end). Reading keeps the last line of each epoch number, so an epoch redone after a
 crash replaces the one logged before it.
 
-The log is always whole JSON Lines up to its last complete line: each line is one write, a line a full
-disk cuts short is removed again (`xpnet.files.LineFile`), a last line torn by a crash is cut off when a
-resumed run appends, and reading ignores such an unfinished last line.
+The log is always whole JSON Lines up to its last complete line (`LineFile`): each line is one write, a line
+a full disk cuts short is removed again, a last line torn by a crash is cut off when a resumed run appends,
+and reading ignores such an unfinished last line. A full disk at the first line leaves no log (or the one a
+fresh run would have replaced).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 from .. import __version__
 from ..errors import XpnetError
-from ..files import LineFile
+from ..files import atomic_write, write_failed
 from .state import EpochStats
 
 EPOCH_KEYS = ("epoch", "loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds", "samples_per_second")
@@ -50,6 +53,69 @@ def epoch_record(stats: EpochStats) -> dict[str, Any]:
     record: dict[str, Any] = {"type": "epoch"}
     record |= {k: _finite(getattr(stats, k)) if k != "epoch" else stats.epoch for k in EPOCH_KEYS}
     return record | {"lr": stats.lr}
+
+
+class LineFile:
+    """A text file that only ever ends with a whole line: each `write` is one ``os.write`` of whole lines,
+    and one that fails (a full disk) is cut back to where it started before `WriteError` is raised.
+
+    ``append``: keep what is there (a last line torn by a crash is cut off first: ``repaired`` bytes);
+    otherwise the file is replaced. A new or replaced file is made by the first `write`, through
+    `atomic_write`: a first line that cannot be written leaves no file, or the previous one whole.
+    """
+
+    def __init__(self, path: Path, append: bool):
+        self.path, self.fd, self.repaired = path, None, 0
+        if append and path.exists():
+            self._open(cut=True)
+
+    def _open(self, cut: bool = False) -> None:
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)  # read: to find a torn line
+            self.repaired = _cut_torn_line(self.fd) if cut else 0
+        except OSError as e:
+            raise write_failed(self.path, e) from None
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        if self.fd is None:
+            atomic_write(self.path, lambda f: f.write(data))
+            self._open()
+            return len(text)
+        start = os.fstat(self.fd).st_size
+        try:
+            if os.write(self.fd, data) != len(data):  # a short write: the disk filled up mid-line
+                raise OSError(28, os.strerror(28))
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, start)
+            raise write_failed(self.path, e) from None
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to do: every `write` went straight to the file."""
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+def _cut_torn_line(fd: int) -> int:
+    """Truncate the file after its last newline; the number of bytes removed."""
+    size = pos = os.fstat(fd).st_size
+    while pos > 0:
+        n = min(1 << 16, pos)
+        pos -= n
+        os.lseek(fd, pos, os.SEEK_SET)  # not os.pread: Windows has none
+        i = os.read(fd, n).rfind(b"\n")
+        if i >= 0:
+            end = pos + i + 1
+            break
+    else:
+        end = 0
+    if end < size:
+        os.ftruncate(fd, end)
+    return size - end
 
 
 def open_log(path: Path, append: bool) -> LineFile:
