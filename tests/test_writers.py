@@ -191,6 +191,41 @@ def test_a_symlink_is_followed_and_kept(tmp_path, capsys):
     assert load_checkpoint(link).state.epoch == 1
 
 
+TRAIN = [*DIGITS, "--epochs", "1"]
+LOOPED = {  # each output flag given a symlink loop (``ln -s loop loop``), or a path through one
+    "train --save": (train_cli.main, "xpnet.train", [*TRAIN, "--save", "LOOP"]),
+    "train --save through": (train_cli.main, "xpnet.train", [*TRAIN, "--save", "LOOP/m.npz"]),
+    "train --log": (train_cli.main, "xpnet.train", [*TRAIN, "--log", "LOOP"]),
+    "evaluate --plot": (evaluate.main, "xpnet.evaluate", ["--model", "MODEL", "--plot", "LOOP"]),
+    "predict --save-input": (predict.main, "xpnet.predict", ["--model", "MODEL", "--save-input", "LOOP", "PICTURE"]),
+}
+
+
+@pytest.mark.parametrize("case", LOOPED)
+def test_a_symlink_loop_is_refused_and_left_as_it_was(digits, tmp_path, capsys, case):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    data, model = digits
+    main, prog, argv = LOOPED[case]
+    loop, picture = tmp_path / "loop", tmp_path / "d.npy"
+    loop.symlink_to("loop")
+    np.save(picture, data.x_test[0].reshape(8, 8))
+    names = {"LOOP": str(loop), "MODEL": str(model), "PICTURE": str(picture)}
+    status, out, err = run(capsys, main, prog, *(names.get(a, a).replace("LOOP/", f"{loop}/") for a in argv))
+    assert status == 2 and "symbolic links go round in a loop" in one_error_line(err, prog), err
+    assert err.count("\n") == 1 and out == ""
+    assert loop.is_symlink() and os.readlink(loop) == "loop"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npy", "loop"]
+
+
+def test_atomic_write_refuses_a_symlink_loop_itself(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to("loop")
+    with pytest.raises(XpnetError, match="go round in a loop"):
+        atomic_write(loop, lambda f: f.write(b"x"))
+    assert os.readlink(loop) == "loop" and sorted(p.name for p in tmp_path.iterdir()) == ["loop"]
+
+
 @pytest.mark.parametrize("flag", ["--save", "--log"])
 def test_an_empty_path_is_an_error(capsys, flag):
     status, _, err = run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "1", flag, "")

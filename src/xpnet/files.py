@@ -11,6 +11,7 @@ socket) is refused.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -43,10 +44,15 @@ def write_failed(path: Path, e: OSError) -> WriteError:
 
 
 def refuse_special(path: Path, flag: str) -> None:
-    """Refuse a destination that exists and is not a regular file (after following symlinks)."""
+    """Refuse a destination that exists and is not a regular file (after following symlinks), and one whose
+    links go round in a loop (``ln -s loop loop``): writing there would replace a link with a file."""
     try:
         mode = os.stat(path).st_mode
-    except OSError:
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise XpnetError(
+                f"cannot save to {path}: its symbolic links go round in a loop; fix the link or choose another {flag}"
+            ) from None
         return  # missing (or a dangling link): it will be created
     if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
         raise XpnetError(
