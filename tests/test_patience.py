@@ -138,7 +138,7 @@ def test_checkpoint_from_before_classes_layouts_and_patience_loads(cpu, tmp_path
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(arrays["meta"].tobytes())
-    for key in ("classes", "layout", "n_best", "best_epoch", "epochs_run", "restored"):
+    for key in ("classes", "layout", "n_best", "best_epoch", "epochs_run", "restored", "workers"):
         meta.pop(key, None)
     meta["config"].pop("patience")
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)

@@ -35,8 +35,10 @@ def format_epoch(stats: EpochStats, epochs: int) -> str:
     )
 
 
-def log_header(data: Dataset, config: TrainConfig, backend: Backend, resumed_from: int | None) -> dict[str, Any]:
-    """The first record of a run in its ``--log`` (see `xpnet.training.runlog`)."""
+def log_header(
+    data: Dataset, config: TrainConfig, backend: Backend, resumed_from: int | None, workers: str | None
+) -> dict[str, Any]:
+    """The first record of a run in its ``--log`` (see `xpnet.training.runlog`); ``workers`` as `summary`'s."""
     return runlog.header(
         dataset=data.name,
         n_train=len(data.y_train),
@@ -44,14 +46,18 @@ def log_header(data: Dataset, config: TrainConfig, backend: Backend, resumed_fro
         n_test=len(data.y_test),
         backend=backend.name,
         device=backend.device_name,
+        workers=workers,
         seed=config.seed,
         config=config.to_dict(),
         resumed_from_epoch=resumed_from,
     )
 
 
-def summary(data: Dataset, config: TrainConfig, backend: Backend, result: TrainResult) -> dict[str, Any]:
-    """The ``--json`` line: the run's results and its full config.
+def summary(
+    data: Dataset, config: TrainConfig, backend: Backend, result: TrainResult, workers: str | None
+) -> dict[str, Any]:
+    """The ``--json`` line: the run's results and its full config; ``workers`` is what Dask workers computed
+    the gradients with (`loop.workers_of`), or None.
 
     The accuracies are those of the weights the run kept and saved (with --patience, the best epoch's);
     ``final_loss`` and ``last_val_accuracy`` are the last epoch's, whichever weights were kept.
@@ -73,5 +79,6 @@ def summary(data: Dataset, config: TrainConfig, backend: Backend, result: TrainR
         "last_val_accuracy": last.val_accuracy,
         "epochs_run": len(result.history),
         "best_epoch": early_stop.best_epoch(result.history),
+        "workers": workers,
         "config": config.to_dict(),
     }

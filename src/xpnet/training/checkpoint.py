@@ -2,7 +2,8 @@
 
 A checkpoint is a plain ``.npz`` (a zip of ``.npy`` files) holding host NumPy arrays: the weights
 ``param_000...``, the optimizer state ``opt_000...``, the unfinished epoch's partial sums, and ``meta``, a
-uint8 array of UTF-8 JSON with the format, the xpnet version, the backend it was trained on, the full
+uint8 array of UTF-8 JSON with the format, the xpnet version, the backend it was trained on (and what Dask
+workers computed its gradients with, ``workers``), the full
 training config, the counters, the host RNG state, the history, the class names and (a picture-folder model)
 the picture layout; a run with --patience adds ``best_000...`` (the best epoch's weights) and, once those are
 put back, ``last_000...`` (the last epoch's, to resume from). It is read with ``allow_pickle=False``
@@ -79,12 +80,14 @@ def save_checkpoint(
     val_split: int = 0,
     classes: tuple[str, ...] = (),
     layout: Layout | None = None,
+    workers: str | None = None,
 ) -> Path:
     """Write ``state`` to ``path`` atomically; the arrays are copied to the host with ``backend``.
 
     ``n_train`` is the number of training rows, ``val_split`` how many were held out for validation and
     ``classes`` the name of each class (default: the named data set's), ``layout`` how a picture is
-    prepared for the model (stored for a picture-folder set; predict uses it).
+    prepared for the model (stored for a picture-folder set; predict uses it), ``workers`` what computed the
+    gradients besides ``backend`` (`loop.workers_of`: Dask workers), or None.
     """
     path = Path(path).expanduser()
     params = [backend.to_numpy(p) for p in state.params]
@@ -102,6 +105,7 @@ def save_checkpoint(
         "xpnet_version": __version__,
         "backend": backend.name,
         "device": backend.device_name,
+        "workers": workers,
         "dataset": dataset,
         "n_train": n_train,
         "val_split": val_split,

@@ -50,6 +50,7 @@ COUNTERS: dict[str, tuple[Rule, str]] = {
 OPTIONAL: dict[str, tuple[Any, Rule, str]] = {
     "n_best": (0, lambda v, meta: is_count(v) and v in (0, meta["n_params"]), "0 or n_params"),
     "restored": (False, lambda v, meta: isinstance(v, bool) and (not v or meta["n_best"] > 0), "true or false"),
+    "workers": (None, lambda v, meta: v is None or isinstance(v, str), "a text or null"),  # written since Dask
 }
 
 

@@ -3,8 +3,11 @@
 Each run (and each resumed continuation, appended to the same file) starts with one header object::
 
     {"type": "run", "started": "2025-01-31T12:00:00+00:00", "xpnet_version": "...", "dataset": "mnist",
-     "n_train": 60000, "n_val": 0, "n_test": 10000, "backend": "numpy", "device": "cpu",
+     "n_train": 60000, "n_val": 0, "n_test": 10000, "backend": "numpy", "device": "cpu", "workers": null,
      "seed": 1, "config": {...}, "resumed_from_epoch": null}
+
+``workers`` is what Dask workers computed the gradients with (``"numpy on cpu, 2 Dask workers"``, as the
+``--json`` line says), null in one process; on a cluster the header is written once the workers are known.
 
 followed by one object per finished epoch::
 

@@ -19,7 +19,7 @@ from ..nn.optim import OPTIMIZERS
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .interrupt import StopOnSignal
-from .loop import StepFailed, StepSource, local_steps, train
+from .loop import StepFailed, StepSource, local_steps, train, workers_of
 from .state import EpochStats, TrainResult, TrainState, layer_sizes
 
 
@@ -50,8 +50,9 @@ def train_saving(
             return
         try:
             save_checkpoint(
-                save_path, s, config, backend, data.name, len(data.y_train), val_split, data.classes, data.layout
-            )
+                save_path, s, config, backend, data.name, len(data.y_train), val_split, data.classes, data.layout,
+                workers=workers_of(steps),
+            )  # fmt: skip
         except (OSError, WriteError) as e:  # a disk that filled up during a long run
             why = e.reason if isinstance(e, WriteError) else e.strerror or e
             kept = "the previous one is intact" if save_path.exists() else "no checkpoint was written"
