@@ -39,7 +39,8 @@ def build_parser() -> cli.ArgumentParser:
             {
                 0: "scored",
                 1: "the model holds NaN/Inf weights (a diverged run), or a plot could not be written (disk full)",
-                2: "bad input: a flag, the --model file, the data set, a --plot folder, matplotlib missing",
+                2: "bad input: a flag, the --model file, the data set, a --plot folder, a --log of another run, "
+                "matplotlib missing",
                 130: "stopped by Ctrl-C",
                 143: "stopped by SIGTERM",
             },
@@ -64,7 +65,8 @@ def build_parser() -> cli.ArgumentParser:
         "--log",
         default=None,
         metavar="PATH",
-        help="the training log (xpnet.train --log) to draw the curves from (default: the checkpoint's history)",
+        help="the training log (xpnet.train --log) to draw the curves from (default: the checkpoint's history); "
+        "the log of another run than the model's is refused",
     )
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results on stdout")
     cli.add_device_flags(p)
@@ -116,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cli import plots
 
         plots.require_matplotlib()
-        log = read_log(args.log) if args.log is not None else None
+        log = read_log(args.log, ckpt) if args.log is not None else None
         folder = plot_folder(args.plot)
     data = load_dataset(
         ckpt.dataset,

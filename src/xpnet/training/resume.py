@@ -10,7 +10,8 @@ from . import early_stop
 from .checkpoint import Checkpoint
 from .config import TrainConfig
 
-# What a resumed run must share with its checkpoint; --lr, --gamma, --batch-size and --epochs may change.
+# What a resumed run must share with its checkpoint; --lr, --gamma, --batch-size and --epochs may change. A
+# run and its continuations share them: `runlog.read_log` tells another run's log by them too.
 FIXED_FIELDS = ("hidden", "activation", "optimizer", "dtype", "seed")
 
 
@@ -36,7 +37,7 @@ def check_resumable(
         "dataset": ckpt.dataset,
         "inputs": ckpt.layer_sizes[0],
     }
-    diff = [f"{k} {_fmt(saved[k])} (you asked for {_fmt(wanted[k])})" for k in wanted if wanted[k] != saved[k]]
+    diff = [f"{k} {setting(saved[k])} (you asked for {setting(wanted[k])})" for k in wanted if wanted[k] != saved[k]]
     if diff:
         raise CheckpointError(
             f"{ckpt.path} cannot be resumed as asked: it holds {'; '.join(diff)}; "
@@ -66,8 +67,9 @@ def check_resumable(
         )
 
 
-def _fmt(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+def setting(value: Any) -> str:
+    """A setting as its flag takes it: ``256,128`` for hidden layers (a tuple, or a list from JSON)."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 def check_patience(ckpt: Checkpoint, config: TrainConfig) -> None:

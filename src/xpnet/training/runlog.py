@@ -37,8 +37,12 @@ from typing import IO, Any
 from .. import __version__
 from ..errors import XpnetError
 from ..files import atomic_write, write_failed
+from .checkpoint import Checkpoint
+from .resume import FIXED_FIELDS, setting
 from .state import EpochStats
 
+# An epoch's figures that tell one run from another: the same run logs them exactly as its checkpoint keeps them.
+SCORES = ("loss", "train_accuracy", "val_accuracy", "test_accuracy")
 EPOCH_KEYS = ("epoch", "loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds", "samples_per_second")
 
 
@@ -135,8 +139,9 @@ def write_line(stream: IO[str] | LineFile, record: dict[str, Any]) -> None:
     stream.flush()
 
 
-def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file."""
+def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str, Any]]:
+    """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file, and
+    for the log of another run than ``model``'s when it is given (`_refuse_other_run`)."""
     path = Path(path).expanduser()
     try:
         if not path.is_file():  # a device such as /dev/zero would be read for ever
@@ -151,6 +156,7 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
             f"{path} is not an xpnet training log (not text); give the file of xpnet.train --log"
         ) from None
     epochs: dict[int, dict[str, Any]] = {}
+    headers: list[dict[str, Any]] = []
     lines = text.split("\n")
     complete = lines[:-1] if lines[-1].strip() and _torn(lines[-1]) else lines  # a write cut short by a crash
     for number, line in enumerate(complete, 1):
@@ -161,13 +167,49 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
             if record.get("type") == "epoch":
                 epochs[int(record["epoch"])] = {k: record.get(k) for k in (*EPOCH_KEYS, "lr")}
                 float(record["loss"])
+            elif record.get("type") == "run":
+                headers.append(record)
         except (ValueError, TypeError, KeyError, AttributeError):
             raise XpnetError(
                 f"{path}, line {number}: not an xpnet training log (write one with python -m xpnet.train --log)"
             ) from None
     if not epochs:
         raise XpnetError(f"{path} holds no epochs: not an xpnet training log, or the run logged none yet")
+    if model is not None:
+        _refuse_other_run(path, headers, epochs, model)
     return [epochs[e] for e in sorted(epochs)]
+
+
+def _refuse_other_run(
+    path: Path, headers: list[dict[str, Any]], epochs: dict[int, dict[str, Any]], model: Checkpoint
+) -> None:
+    """Refuse a log that is not of ``model``'s run: a header (of the run or of a resumed continuation) naming
+    other data or a setting no resume changes (`resume.FIXED_FIELDS`), or an epoch whose figures are not the
+    ones the checkpoint's history keeps for it. What a header does not say is not held against it."""
+    config = model.config.to_dict()
+    want = {"dataset": model.dataset, "n_train": model.n_train, "n_val": model.val_split}
+    want |= {f: config[f] for f in FIXED_FIELDS}
+    other = ""
+    for header in headers:
+        said = header | (header["config"] if isinstance(header.get("config"), dict) else {})
+        key = next((k for k in want if k in said and said[k] != want[k]), None)
+        if key is not None:
+            other = f"its header has {key} {setting(said[key])} where {model.path} has {setting(want[key])}"
+            break
+    for stats in model.state.history if not other else ():
+        logged = epochs.get(stats.epoch, {})
+        key = next((k for k in SCORES if k in logged and logged[k] != getattr(stats, k)), None)
+        if key is not None:
+            other = (
+                f"its epoch {stats.epoch} has {key} {json.dumps(logged[key])} where the history of {model.path} "
+                f"has {json.dumps(getattr(stats, key))}"
+            )
+            break
+    if other:
+        raise XpnetError(
+            f"--log {path} is the log of another run ({other}): give the log of this model's run, or leave "
+            "--log out to draw the curves from the checkpoint's own history"
+        )
 
 
 def _torn(line: str) -> bool:
