@@ -174,10 +174,10 @@ def test_twenty_class_folder_of_digits_and_garments_trains_with_default_flags(tm
     assert code == 0, err
     assert ", 20 classes; model 784-256-128-20" in out
     assert json.loads(out.strip().splitlines()[-1])["test_accuracy"] > 0.8
-    trousers = sorted((root / "test" / "trouser").iterdir())[:4]
+    trousers = sorted((root / "test" / "Trouser").iterdir())[:4]
     code, out, err = run(predict.main, ["--model", str(model), *map(str, trousers)], capsys)
     assert code == 0, err
-    assert sum(" trouser (" in line for line in out.splitlines()) >= 3  # "19 trouser (99.9%)": the folder's name
+    assert sum(" Trouser (" in line for line in out.splitlines()) >= 3  # "9 Trouser (99.9%)": the folder's name
 
 
 def test_an_unwritable_data_folder_keeps_its_cache_in_the_cache_folder(digits_dir, tmp_path, monkeypatch):
