@@ -67,6 +67,7 @@ def write_folder(
     """Every image of ``dataset`` as a PNG under ``root/train|test/<class>/`` (``<index in its split>.png``),
     or with ``per_class`` (train, test) only the first so many of each class; return how many per split."""
     pil = import_pillow()
+    check_writable(root / "train" / "00000.png", flag="FOLDER")  # as every output is checked, before any work
     data = load_dataset(dataset, data_dir)
     counts = {}
     for split, x, y, cap in (("train", data.x_train, data.y_train, 0), ("test", data.x_test, data.y_test, 1)):

@@ -132,6 +132,15 @@ def test_make_pictures_writes_a_picture_folder_capped_per_class(tmp_path):
     assert done.returncode == 2 and "add --folder" in done.stderr and not (tmp_path / "e").exists()
 
 
+@pytest.mark.parametrize("folder", [False, True], ids=["pictures", "folder"])
+def test_make_pictures_refuses_a_symlink_loop_as_every_output_does(tmp_path, folder):
+    (tmp_path / "loop").symlink_to("loop")
+    argv = ["--folder"] * folder + ["--dataset", "digits", str(tmp_path / "loop")]
+    done = run_python(str(ROOT / "scripts" / "make_pictures.py"), *argv)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "go round in a loop" in done.stderr, done.stderr
+    assert (tmp_path / "loop").readlink() == Path("loop")
+
+
 def test_make_pictures_writes_the_walk_through_pictures(tmp_path):
     done = run_python(str(ROOT / "scripts" / "make_pictures.py"), "--dataset", "digits", str(tmp_path / "new" / "p"))
     assert done.returncode == 0, done.stderr
