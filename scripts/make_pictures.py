@@ -31,6 +31,7 @@ import numpy as np
 from xpnet.cli import common as cli
 from xpnet.data import DATASETS, load_dataset
 from xpnet.data.pictures import import_pillow
+from xpnet.errors import printable
 from xpnet.files import check_writable
 
 ENLARGE = 10
@@ -108,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--per-class sizes the picture folder of --folder: add --folder, or leave --per-class out")
     if args.folder:
         counts = write_folder(args.folder_, args.dataset, args.data_dir, args.per_class)
-        print(f"{args.folder_}: {counts['train']} training and {counts['test']} test pictures of {args.dataset}")
+        made = f"{counts['train']} training and {counts['test']} test pictures of {args.dataset}"
+        print(f"{printable(args.folder_)}: {made}")
         return 0
     truth = make_pictures(args.folder_, args.dataset, args.data_dir)
     for name, label in truth.items():
-        print(f"{args.folder_ / name}: true class {label}")
+        print(f"{printable(args.folder_ / name)}: true class {label}")
     return 0
 
 

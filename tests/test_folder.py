@@ -66,7 +66,7 @@ def test_folder_trains_and_predict_prints_folder_names(digits_dir, tmp_path, cap
     code, _, err = run(evaluate.main, ["--model", str(model), "--device", "cpu", "--data-dir", str(renamed)], capsys)
     assert code == 2 and "trained on 10 classes" in err and err.count("\n") == 1, err
     code, _, err = run(train.main, [*argv, "--resume", str(model), "--epochs", "5", "--data-dir", str(renamed)], capsys)
-    assert code == 2 and "trained on the classes" in err, err
+    assert code == 2 and "trained on 10 classes (digit-0, digit-1" in err, err
 
 
 def test_image_size_reaches_the_model_and_predict(digits_dir, tmp_path, capsys):

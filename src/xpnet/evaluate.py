@@ -18,10 +18,11 @@ import numpy as np
 from .backend import resolve_backend
 from .cli import common as cli
 from .data import load_dataset
-from .errors import DataError, XpnetError
+from .errors import DataError, XpnetError, printable
 from .files import check_writable
 from .training import metrics
 from .training.checkpoint import Checkpoint, load_checkpoint
+from .training.resume import class_list
 from .training.runlog import EPOCH_KEYS, read_log
 from .training.scoring import classify
 
@@ -128,14 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if data.n_features != ckpt.layer_sizes[0]:
         raise DataError(
-            f"{ckpt.path} takes {ckpt.layer_sizes[0]} inputs but {data.name} in {data.source} has "
-            f"{data.n_features} pixels per image: give the --data-dir the model was trained on"
+            f"{printable(ckpt.path)} takes {ckpt.layer_sizes[0]} inputs but {data.name} in "
+            f"{printable(data.source)} has {data.n_features} pixels per image: give the --data-dir the model was "
+            "trained on"
         )
     if data.classes != ckpt.classes:
-        shown = ", ".join(data.classes[:4]) + (", ..." if len(data.classes) > 4 else "")
         raise DataError(
-            f"{ckpt.path} was trained on {len(ckpt.classes)} classes ({', '.join(ckpt.classes[:4])}, ...) but "
-            f"{data.source} has {len(data.classes)} ({shown}): give the --data-dir the model was trained on"
+            f"{printable(ckpt.path)} was trained on {class_list(ckpt.classes)} but "
+            f"{printable(data.source)} has {class_list(data.classes)}: give the --data-dir the model was trained on"
         )
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred, probs = classify(backend, [backend.asarray(p) for p in ckpt.state.params], data.x_test, c.activation, c.dtype)
     y = data.y_test.astype(np.int64)
     cm = metrics.confusion_matrix(y, pred, len(ckpt.classes))
-    labels = ckpt.classes
+    labels = tuple(printable(name) for name in ckpt.classes)  # as the report and the plots show them
     print(f"{ckpt.describe()}; {backend}")
     print(report(data.name, cm, labels))
 
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             written.append(plots.save(grid, folder / PLOTS[2]))
         else:
             print("no test image is misclassified: worst-misclassified.png is left out", file=sys.stderr)
-        print("wrote " + ", ".join(str(p) for p in written))
+        print("wrote " + ", ".join(printable(p) for p in written))
 
     if args.json:
         precision, recall = metrics.precision_recall(cm)
@@ -185,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "dataset": data.name,
             "n_test": int(cm.sum()),
             "accuracy": metrics.accuracy(cm),
-            "classes": list(labels),
+            "classes": list(ckpt.classes),
             "precision": [None if math.isnan(v) else float(v) for v in precision],
             "recall": [None if math.isnan(v) else float(v) for v in recall],
             "confusion_matrix": cm.tolist(),

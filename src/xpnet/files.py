@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import XpnetError
+from .errors import XpnetError, printable
 
 try:
     import fcntl
@@ -40,7 +40,12 @@ class WriteError(XpnetError):
 def write_failed(path: Path, e: OSError) -> WriteError:
     """The `WriteError` for the system's error ``e`` writing ``path``."""
     why = e.strerror or str(e)
-    return WriteError(f"cannot write {path}: {why}; free some space or choose another place", why)
+    return WriteError(f"cannot write {printable(path)}: {why}; free some space or choose another place", why)
+
+
+def _cannot_save(path: Path, why: str) -> XpnetError:
+    """The error refusing ``path`` as a destination, ``why`` (naming the fix)."""
+    return XpnetError(f"cannot save to {printable(path)}: {why}")
 
 
 def refuse_special(path: Path, flag: str) -> None:
@@ -50,14 +55,11 @@ def refuse_special(path: Path, flag: str) -> None:
         mode = os.stat(path).st_mode
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise XpnetError(
-                f"cannot save to {path}: its symbolic links go round in a loop; fix the link or choose another {flag}"
-            ) from None
+            why = f"its symbolic links go round in a loop; fix the link or choose another {flag}"
+            raise _cannot_save(path, why) from None
         return  # missing (or a dangling link): it will be created
     if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        raise XpnetError(
-            f"cannot save to {path}: it is not a regular file (a device, pipe or socket); choose another {flag}"
-        )
+        raise _cannot_save(path, f"it is not a regular file (a device, pipe or socket); choose another {flag}")
 
 
 def check_writable(
@@ -76,18 +78,18 @@ def check_writable(
     real = Path(os.path.realpath(path)) if path.is_symlink() else path
     folder = real.parent
     if path.is_dir():
-        raise XpnetError(f"cannot save to {path}: it is a folder; give a file name like {path / example}")
+        raise _cannot_save(path, f"it is a folder; give a file name like {printable(path / example)}")
     made = _make_folders(real, flag) if create_parents else []
     if not folder.is_dir():
-        raise XpnetError(f"cannot save to {path}: folder {folder} does not exist; create it first")
+        raise _cannot_save(path, f"folder {printable(folder)} does not exist; create it first")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
         if path.exists() and not os.access(path, os.W_OK):
-            raise XpnetError(f"cannot save to {path}: the file is read-only; choose another {flag}")
+            raise _cannot_save(path, f"the file is read-only; choose another {flag}")
     except OSError as e:
         remove_folders(made)
-        raise XpnetError(f"cannot save to {path}: {e.strerror or e} in {folder}; choose another {flag}") from None
+        raise _cannot_save(path, f"{e.strerror or e} in {printable(folder)}; choose another {flag}") from None
     except XpnetError:
         remove_folders(made)
         raise
@@ -100,7 +102,7 @@ def _make_folders(path: Path, flag: str) -> list[Path]:
     for folder in path.parents:
         if folder.exists():
             if not folder.is_dir():  # /tmp/notes.txt/model.npz
-                raise XpnetError(f"cannot save to {path}: {folder} is a file, not a folder; choose another {flag}")
+                raise _cannot_save(path, f"{printable(folder)} is a file, not a folder; choose another {flag}")
             break
         missing.append(folder)
     made: list[Path] = []
@@ -109,9 +111,8 @@ def _make_folders(path: Path, flag: str) -> list[Path]:
             folder.mkdir(exist_ok=True)  # another process may make it meanwhile
         except OSError as e:
             remove_folders(made)
-            raise XpnetError(
-                f"cannot save to {path}: cannot create folder {folder} ({e.strerror or e}); choose another {flag}"
-            ) from None
+            why = f"cannot create folder {printable(folder)} ({e.strerror or e}); choose another {flag}"
+            raise _cannot_save(path, why) from None
         made.append(folder)
     return made
 
@@ -191,7 +192,9 @@ def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset
         key = os.path.realpath(Path(p).expanduser())
         other = seen.setdefault(key, flag)
         if other != flag and frozenset((other, flag)) not in allowed:
-            raise XpnetError(f"{flag} {p} is also the {other} file; one file cannot be both: choose another {flag}")
+            raise XpnetError(
+                f"{flag} {printable(p)} is also the {other} file; one file cannot be both: choose another {flag}"
+            )
 
 
 @contextlib.contextmanager
@@ -220,7 +223,8 @@ def _lock(path: Path, flag: str) -> Iterator[None]:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise XpnetError(
-                f"{flag} {path} is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
+                f"{flag} {printable(path)} is in use by another xpnet run (pid {holder}); wait for it to end or "
+                "choose another"
             ) from None
         # A run that just ended removed the file we opened: lock the one now at the path instead.
         try:

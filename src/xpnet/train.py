@@ -16,6 +16,7 @@ from .cli.progress import EpochBar
 from .cli.train_flags import build_parser, explicit_flags
 from .data import hold_out
 from .data.datasets import LOCAL_SETS
+from .errors import printable
 from .files import check_writable, locked, refuse_shared
 from .training import early_stop, runlog
 from .training.checkpoint import load_checkpoint
@@ -73,7 +74,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     if ckpt is not None:
         was = f"{ckpt.meta['backend']} on {ckpt.meta['device']}"
         was += f"; gradients from {ckpt.meta['workers']}" if ckpt.meta.get("workers") else ""
-        print(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {was})", flush=True)
+        print(f"resuming {printable(ckpt.path)}: {ckpt.describe()} (saved from {was})", flush=True)
     bar = None
     if not args.quiet:
         bar = EpochBar(config.epochs, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))
@@ -81,7 +82,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     if log_path is not None:
         log = runlog.open_log(log_path, append=ckpt is not None)  # closed in the finally below
         if log.repaired:
-            print(f"{log_path}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
+            print(f"{printable(log_path)}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
 
     def ready(workers: str | None) -> None:
         """Write the log's header once what computes the steps is known (Dask workers: when their shards are in)."""
@@ -127,7 +128,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
         )
     print(f"test accuracy {100 * result.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training")
     if save_path is not None:
-        print(f"checkpoint: {save_path} (epoch {last.epoch}); continue it with --resume {save_path}")
+        shown = printable(save_path)
+        print(f"checkpoint: {shown} (epoch {last.epoch}); continue it with --resume {shown}")
     if args.json:
         print(json.dumps(report.summary(data, config, backend, result, workers_of(steps))))
     return 0

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import __version__
-from ..errors import XpnetError
+from ..errors import XpnetError, printable
 from ..files import atomic_write, write_failed
 from .checkpoint import Checkpoint
 from .resume import FIXED_FIELDS, setting
@@ -145,15 +145,17 @@ def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str
     path = Path(path).expanduser()
     try:
         if not path.is_file():  # a device such as /dev/zero would be read for ever
-            raise XpnetError(f"{path} is not a file: give the training log of xpnet.train --log")
+            raise XpnetError(f"{printable(path)} is not a file: give the training log of xpnet.train --log")
         if path.stat().st_size > MAX_LOG_BYTES:
-            raise XpnetError(f"{path} is larger than a training log gets ({MAX_LOG_BYTES >> 20} MiB): give another")
+            raise XpnetError(
+                f"{printable(path)} is larger than a training log gets ({MAX_LOG_BYTES >> 20} MiB): give another"
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise XpnetError(f"cannot read the training log {path}: {e.strerror or e}") from None
+        raise XpnetError(f"cannot read the training log {printable(path)}: {e.strerror or e}") from None
     except UnicodeDecodeError:
         raise XpnetError(
-            f"{path} is not an xpnet training log (not text); give the file of xpnet.train --log"
+            f"{printable(path)} is not an xpnet training log (not text); give the file of xpnet.train --log"
         ) from None
     epochs: dict[int, dict[str, Any]] = {}
     headers: list[dict[str, Any]] = []
@@ -171,10 +173,11 @@ def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str
                 headers.append(record)
         except (ValueError, TypeError, KeyError, AttributeError):
             raise XpnetError(
-                f"{path}, line {number}: not an xpnet training log (write one with python -m xpnet.train --log)"
+                f"{printable(path)}, line {number}: not an xpnet training log (write one with python -m "
+                "xpnet.train --log)"
             ) from None
     if not epochs:
-        raise XpnetError(f"{path} holds no epochs: not an xpnet training log, or the run logged none yet")
+        raise XpnetError(f"{printable(path)} holds no epochs: not an xpnet training log, or the run logged none yet")
     if model is not None:
         _refuse_other_run(path, headers, epochs, model)
     return [epochs[e] for e in sorted(epochs)]
@@ -194,20 +197,21 @@ def _refuse_other_run(
         said = header | (header["config"] if isinstance(header.get("config"), dict) else {})
         key = next((k for k in want if k in said and said[k] != want[k]), None)
         if key is not None:
-            other = f"its header has {key} {setting(said[key])} where {model.path} has {setting(want[key])}"
+            said_value, want_value = printable(setting(said[key])), printable(setting(want[key]))
+            other = f"its header has {key} {said_value} where {printable(model.path)} has {want_value}"
             break
     for stats in model.state.history if not other else ():
         logged = epochs.get(stats.epoch, {})
         key = next((k for k in SCORES if k in logged and logged[k] != getattr(stats, k)), None)
         if key is not None:
             other = (
-                f"its epoch {stats.epoch} has {key} {json.dumps(logged[key])} where the history of {model.path} "
-                f"has {json.dumps(getattr(stats, key))}"
+                f"its epoch {stats.epoch} has {key} {json.dumps(logged[key])} where the history of "
+                f"{printable(model.path)} has {json.dumps(getattr(stats, key))}"
             )
             break
     if other:
         raise XpnetError(
-            f"--log {path} is the log of another run ({other}): give the log of this model's run, or leave "
+            f"--log {printable(path)} is the log of another run ({other}): give the log of this model's run, or leave "
             "--log out to draw the curves from the checkpoint's own history"
         )
 
