@@ -75,8 +75,8 @@ def cluster_steps(
 ) -> Iterator[StepSource]:
     """The run's step source: `local_steps`, or steps on a Dask cluster that is open while this is entered.
 
-    ``ready`` is called with `loop.workers_of` the source as soon as that is known: at once in one process,
-    once the workers have loaded their shards (before the first step) on a cluster.
+    ``ready(workers)`` is called as soon as `loop.workers_of` the source is known: at once (None) in one
+    process; on a cluster, once the workers have loaded their shards, before the first step.
     """
     if not wanted(args):
         ready(None)

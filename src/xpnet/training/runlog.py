@@ -189,31 +189,39 @@ def _refuse_other_run(
     """Refuse a log that is not of ``model``'s run: a header (of the run or of a resumed continuation) naming
     other data or a setting no resume changes (`resume.FIXED_FIELDS`), or an epoch whose figures are not the
     ones the checkpoint's history keeps for it. What a header does not say is not held against it."""
+    other = _other_header(headers, model) or _other_epoch(epochs, model)
+    if other:
+        raise XpnetError(
+            f"--log {printable(path)} is the log of another run ({other}): give the log of this model's run, or "
+            "leave --log out to draw the curves from the checkpoint's own history"
+        )
+
+
+def _other_header(headers: list[dict[str, Any]], model: Checkpoint) -> str:
+    """How the first header that names another run differs from ``model``, or ``""``."""
     config = model.config.to_dict()
     want = {"dataset": model.dataset, "n_train": model.n_train, "n_val": model.val_split}
     want |= {f: config[f] for f in FIXED_FIELDS}
-    other = ""
     for header in headers:
         said = header | (header["config"] if isinstance(header.get("config"), dict) else {})
         key = next((k for k in want if k in said and said[k] != want[k]), None)
         if key is not None:
             said_value, want_value = printable(setting(said[key])), printable(setting(want[key]))
-            other = f"its header has {key} {said_value} where {printable(model.path)} has {want_value}"
-            break
-    for stats in model.state.history if not other else ():
+            return f"its header has {key} {said_value} where {printable(model.path)} has {want_value}"
+    return ""
+
+
+def _other_epoch(epochs: dict[int, dict[str, Any]], model: Checkpoint) -> str:
+    """How the first logged epoch that the checkpoint's history holds otherwise differs from it, or ``""``."""
+    for stats in model.state.history:
         logged = epochs.get(stats.epoch, {})
         key = next((k for k in SCORES if k in logged and logged[k] != getattr(stats, k)), None)
         if key is not None:
-            other = (
+            return (
                 f"its epoch {stats.epoch} has {key} {json.dumps(logged[key])} where the history of "
                 f"{printable(model.path)} has {json.dumps(getattr(stats, key))}"
             )
-            break
-    if other:
-        raise XpnetError(
-            f"--log {printable(path)} is the log of another run ({other}): give the log of this model's run, or leave "
-            "--log out to draw the curves from the checkpoint's own history"
-        )
+    return ""
 
 
 def _torn(line: str) -> bool:
