@@ -1,7 +1,9 @@
-"""Real picture folders for the tests: scikit-learn's digits written out as PNGs (and Fashion-MNIST garments)."""
+"""Real picture folders for the tests: scikit-learn's digits written out as PNGs (and Fashion-MNIST garments),
+by ``scripts/make_pictures.py --folder``'s own `write_folder`."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,36 +13,28 @@ from xpnet.data.datasets import IDX_FILES
 from xpnet.data.idx import write_idx
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-GARMENTS = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_pictures.py"
 
 
-def _save(pil, folder: Path, name: str, pixels: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    pil.fromarray(pixels).save(folder / name)
+def _load_script():
+    spec = importlib.util.spec_from_file_location("make_pictures", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_pictures = _load_script()
 
 
 def write_digits(root: Path, per_class: tuple[int, int] | None = None) -> Path:
     """digits as ``root/train/digit-<k>/*.png`` and ``root/test/...``; ``per_class`` (train, test) caps each class."""
-    from PIL import Image
-
-    d = load_dataset("digits")
-    for split, x, y, cap in (("train", d.x_train, d.y_train, 0), ("test", d.x_test, d.y_test, 1)):
-        for k in range(10):
-            rows = np.flatnonzero(y == k)[: per_class[cap] if per_class else None]
-            for i in rows:
-                _save(Image, root / split / f"digit-{k}", f"{i:04d}.png", x[i].reshape(8, 8))
+    make_pictures.write_folder(root, "digits", per_class=per_class)
     return root
 
 
 def write_garments(root: Path, per_class: tuple[int, int]) -> Path:
-    """The first Fashion-MNIST images of each class as PNGs, in folders named after the garments."""
-    from PIL import Image
-
-    f = load_dataset("fashion-mnist", FASHION)
-    for split, x, y, n in (("train", f.x_train, f.y_train, per_class[0]), ("test", f.x_test, f.y_test, per_class[1])):
-        for k, name in enumerate(GARMENTS):
-            for i in np.flatnonzero(y == k)[:n]:
-                _save(Image, root / split / name, f"{i:05d}.png", x[i].reshape(28, 28))
+    """The first Fashion-MNIST images of each class as PNGs, in folders named after the classes (``Trouser``)."""
+    make_pictures.write_folder(root, "fashion-mnist", FASHION, per_class)
     return root
 
 

@@ -28,7 +28,7 @@ from xpnet.cli.common import run as run_cli
 from xpnet.train import main
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
-from xpnet.training.loop import StepFailed, train
+from xpnet.training.loop import StepFailed, local_steps, train
 from xpnet.training.session import train_saving
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -90,6 +90,21 @@ def test_training_without_the_flags_never_imports_dask():
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[-1]) == []
+
+
+def test_a_checkpoint_records_what_computed_the_steps(digits, tmp_path):
+    """The step source's `workers` (Dask workers, on a cluster) goes into each checkpoint it saves."""
+
+    def elsewhere(*how):
+        elsewhere.workers = "numpy on cpu, 3 far-away workers"  # known once the step is made, as on a cluster
+        return local_steps(*how)
+
+    elsewhere.workers = None
+    path = tmp_path / "m.npz"
+    train_saving(NUMPY, digits, replace(ADAM_MINI, epochs=1), save_path=path, steps=elsewhere)
+    assert load_checkpoint(path).meta["workers"] == "numpy on cpu, 3 far-away workers"
+    train_saving(NUMPY, digits, replace(ADAM_MINI, epochs=1), save_path=path)
+    assert load_checkpoint(path).meta["workers"] is None
 
 
 def test_workers_without_dask_is_one_line_naming_the_extra(monkeypatch, capsys):
@@ -214,6 +229,22 @@ def test_a_killed_worker_costs_time_not_correctness(local_cluster, digits):
     got = train(NUMPY, digits, ADAM_MINI, steps=dask_steps(local_cluster), on_step=kill_one)
     assert killed and not got.stopped
     assert_equal_runs(got, train(NUMPY, digits, ADAM_MINI))
+
+
+@pytest.mark.slow  # starts its own cluster of 2 processes
+def test_the_log_header_and_the_checkpoint_name_what_the_workers_computed_with(digits, tmp_path, capsys):
+    needs_dask()
+    ckpt, log = tmp_path / "w.npz", tmp_path / "w.jsonl"
+    assert main([*DIGITS, "--workers", "2", "--epochs", "1", "--save", str(ckpt), "--log", str(log), "--json"]) == 0
+    workers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["workers"]
+    header = json.loads(log.read_text().splitlines()[0])
+    assert workers == "numpy on cpu, 2 Dask workers"
+    assert header["type"] == "run" and header["workers"] == load_checkpoint(ckpt).meta["workers"] == workers
+    # Resumed in one process: the opening line names the workers; this run's header and checkpoint name none.
+    assert main(["--resume", str(ckpt), "--epochs", "2", "--save", str(ckpt), "--log", str(log), "--quiet"]) == 0
+    assert f"gradients from {workers})" in capsys.readouterr().out
+    headers = [r for r in map(json.loads, log.read_text().splitlines()) if r["type"] == "run"]
+    assert [h["workers"] for h in headers] == [workers, None] and load_checkpoint(ckpt).meta["workers"] is None
 
 
 @pytest.mark.slow  # a subprocess that starts its own cluster

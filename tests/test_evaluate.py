@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpnet import evaluate
+from xpnet import evaluate, train
 from xpnet.backend import resolve_backend
 from xpnet.training import metrics
 from xpnet.training.checkpoint import load_checkpoint
@@ -95,19 +95,47 @@ def test_plots_are_real_pngs(digits, tmp_path, capsys):
             assert 400 <= im.width <= 2000 and 250 <= im.height <= 2000, (name, im.size)
 
 
-def test_curves_come_from_the_training_log(digits, tmp_path, capsys):
+SMALL = ["--dataset", "digits", "--device", "cpu", "--hidden", "16", "--epochs", "2", "--quiet"]
+
+
+def train_logged(capsys, folder: Path, *flags: str) -> tuple[Path, Path]:
+    """Train a small digits model with ``flags``, saving it and its log in ``folder``: (model, log)."""
+    model, log = folder / "m.npz", folder / "train.jsonl"
+    argv = [*SMALL, *flags, "--save", str(model), "--log", str(log)]  # the folder is made as for any output
+    status, _, err = run_cli(capsys, train.main, "xpnet.train", argv)
+    assert status == 0, err
+    return model, log
+
+
+def test_curves_come_from_the_training_log(tmp_path, capsys):
     pytest.importorskip("matplotlib", reason="--plot draws with matplotlib")
-    _, model = digits
-    log = tmp_path / "train.jsonl"
-    log.write_text(
-        json.dumps({"type": "run", "config": {}})
-        + "\n"
-        + "\n".join(json.dumps({"type": "epoch", "epoch": e, "loss": 1 / e, "train_accuracy": 0.9}) for e in (1, 2, 3))
-        + "\n"
-    )
+    model, log = train_logged(capsys, tmp_path)
+    # Resumed with another rate, appending to the log: still the log of this model's run.
+    argv = ["--resume", str(model), "--epochs", "3", "--lr", "0.002", "--save", str(model), "--log", str(log)]
+    assert run_cli(capsys, train.main, "xpnet.train", [*argv, "--quiet"])[0] == 0
     status, _, err = run(capsys, "--model", str(model), "--plot", str(tmp_path / "p"), "--log", str(log))
     assert status == 0, err
     assert (tmp_path / "p" / "training-curves.png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize(
+    ("other", "named"),
+    [
+        (["--seed", "2"], "its header has seed 2 where"),
+        (["--hidden", "8"], "its header has hidden 8 where"),
+        (["--val-split", "100"], "its header has n_train 1338 where"),
+        (["--lr", "0.002"], "its epoch 1 has loss"),  # a header cannot tell: a resume may change the rate
+    ],
+    ids=["seed", "layers", "validation", "rate"],
+)
+def test_the_log_of_another_run_is_refused_before_any_work(tmp_path, capsys, other, named):
+    pytest.importorskip("matplotlib", reason="--plot draws with matplotlib")
+    model, _ = train_logged(capsys, tmp_path / "a")
+    _, log = train_logged(capsys, tmp_path / "b", *other)
+    status, out, err = run(capsys, "--model", str(model), "--plot", str(tmp_path / "p"), "--log", str(log))
+    assert status == 2 and out == "" and err.count("\n") == 1, err
+    assert f"--log {log} is the log of another run ({named}" in err and "leave --log out" in err
+    assert not (tmp_path / "p").exists()
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,28 @@ def test_pyproject_installs_what_the_readme_promises():
     assert "pillow" in test_extra and "matplotlib" in test_extra  # the picture and plot tests must not skip
 
 
+def test_make_pictures_writes_a_picture_folder_capped_per_class(tmp_path):
+    script = str(ROOT / "scripts" / "make_pictures.py")
+    done = run_python(script, "--folder", "--per-class", "3,1", "--dataset", "digits", str(tmp_path / "d"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{tmp_path / 'd'}: 30 training and 10 test pictures of digits\n"
+    for split, n in (("train", 3), ("test", 1)):
+        folders = sorted((tmp_path / "d" / split).iterdir())
+        assert [f.name for f in folders] == [f"digit-{k}" for k in range(10)]
+        assert all(len(list(f.iterdir())) == n for f in folders)
+    done = run_python(script, "--per-class", "3,1", "--dataset", "digits", str(tmp_path / "e"))
+    assert done.returncode == 2 and "add --folder" in done.stderr and not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("folder", [False, True], ids=["pictures", "folder"])
+def test_make_pictures_refuses_a_symlink_loop_as_every_output_does(tmp_path, folder):
+    (tmp_path / "loop").symlink_to("loop")
+    argv = ["--folder"] * folder + ["--dataset", "digits", str(tmp_path / "loop")]
+    done = run_python(str(ROOT / "scripts" / "make_pictures.py"), *argv)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "go round in a loop" in done.stderr, done.stderr
+    assert (tmp_path / "loop").readlink() == Path("loop")
+
+
 def test_make_pictures_writes_the_walk_through_pictures(tmp_path):
     done = run_python(str(ROOT / "scripts" / "make_pictures.py"), "--dataset", "digits", str(tmp_path / "new" / "p"))
     assert done.returncode == 0, done.stderr

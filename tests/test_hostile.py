@@ -62,6 +62,7 @@ BAD_META = {
     "n_best not the weight count": ({"n_best": 3}, "n_best"),
     "restored without best weights": ({"restored": True}, "restored"),
     "restored a number": ({"restored": 1}, "restored"),
+    "workers a number": ({"workers": 2}, "workers"),
 }
 RNG_EDITS = {
     "negative state": lambda r: r["state"].__setitem__("state", -1),

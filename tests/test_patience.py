@@ -13,7 +13,7 @@ from helpers import run_train
 from xpnet.backend import resolve_backend
 from xpnet.data import hold_out, load_dataset
 from xpnet.errors import CheckpointError
-from xpnet.training import early_stop
+from xpnet.training import early_stop, runlog
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
@@ -100,13 +100,25 @@ def run(argv, capsys):
     return run_train(capsys, *argv)
 
 
-def test_json_reports_epochs_run_and_best_epoch(capsys):
+def test_json_reports_epochs_run_and_best_epoch_and_the_kept_weights_scores(cpu, data, tmp_path, capsys):
     argv = ["--dataset", "digits", "--val-split", "300", "--hidden", "32", "--lr", "0.003", "--batch-size", "64"]
-    code, out, err = run([*argv, "--seed", "4", "--epochs", "60", "--patience", "3", "--json"], capsys)
+    model, log = tmp_path / "m.npz", tmp_path / "log.jsonl"
+    argv += ["--seed", "4", "--epochs", "60", "--patience", "3", "--json", "--save", str(model), "--log", str(log)]
+    code, out, err = run(argv, capsys)
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
-    assert summary["epochs_run"] - summary["best_epoch"] == 3 and summary["epochs_run"] < 60
-    assert f"kept the weights of epoch {summary['best_epoch']}, the best on validation" in out
+    best = summary["best_epoch"]
+    assert summary["epochs_run"] - best == 3 and summary["epochs_run"] < 60
+    assert f"kept the weights of epoch {best}, the best on validation" in out
+    # The figures are those of the weights kept and saved (the best epoch's), not of the last epoch's.
+    epochs = runlog.read_log(log)
+    assert epochs[-1]["val_accuracy"] < epochs[best - 1]["val_accuracy"]  # else this test could not tell
+    assert summary["val_accuracy"] == epochs[best - 1]["val_accuracy"]
+    assert summary["train_accuracy"] == epochs[best - 1]["train_accuracy"]
+    assert summary["last_val_accuracy"] == epochs[-1]["val_accuracy"]
+    saved = [cpu.asarray(p) for p in load_checkpoint(model).state.params]
+    assert score(cpu, saved, data.x_val, data.y_val) == summary["val_accuracy"]
+    assert score(cpu, saved, data.x_test, data.y_test) == summary["test_accuracy"]
 
 
 def test_patience_without_a_validation_split_is_refused(capsys):
@@ -126,7 +138,7 @@ def test_checkpoint_from_before_classes_layouts_and_patience_loads(cpu, tmp_path
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(arrays["meta"].tobytes())
-    for key in ("classes", "layout", "n_best", "best_epoch", "epochs_run", "restored"):
+    for key in ("classes", "layout", "n_best", "best_epoch", "epochs_run", "restored", "workers"):
         meta.pop(key, None)
     meta["config"].pop("patience")
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -152,7 +164,7 @@ def test_resuming_on_data_with_other_classes_is_refused(cpu, data, stopped, tmp_
     ckpt, wider = load_checkpoint(path), replace(CONFIG, patience=CONFIG.patience + 5)
     renamed = ("zero", *data.classes[1:])
     for classes in (data.classes[:9], renamed):
-        with pytest.raises(CheckpointError, match="trained on the classes 10"):
+        with pytest.raises(CheckpointError, match="trained on 10 classes"):
             check_resumable(ckpt, wider, data.name, data.n_features, len(data.y_train), classes)
 
 

@@ -79,16 +79,36 @@ def full_after(n: int, monkeypatch) -> None:
     monkeypatch.setattr(files.os, "write", write)
 
 
-@pytest.mark.parametrize("lines_that_fit", [0, 2])  # the header itself, or the second epoch's line
-def test_a_log_on_a_full_disk_is_one_line_and_stays_whole_json_lines(tmp_path, capsys, monkeypatch, lines_that_fit):
+def test_a_log_on_a_full_disk_is_one_line_and_stays_whole_json_lines(tmp_path, capsys, monkeypatch):
     log = tmp_path / "train.jsonl"
-    full_after(lines_that_fit, monkeypatch)
+    full_after(1, monkeypatch)  # the header is written, and the first epoch's line; the second's fails
     status, _, err = run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "3", "--log", str(log))
     monkeypatch.undo()
     assert status == 1 and "No space left on device" in one_error_line(err, "xpnet.train")
     text = log.read_text()
-    assert text.count("\n") == lines_that_fit and (text == "" or text.endswith("\n"))
-    assert [json.loads(line)["type"] for line in text.splitlines()] == ["run", "epoch"][:lines_that_fit]
+    assert text.endswith("\n") and [json.loads(line)["type"] for line in text.splitlines()] == ["run", "epoch"]
+
+
+@pytest.mark.parametrize("before", [None, "the log of an earlier run\n"], ids=["new", "replacing"])
+@pytest.mark.parametrize("resume", [False, True], ids=["fresh", "resumed"])
+def test_a_full_disk_at_the_first_log_line_leaves_no_log_or_the_old_one(tmp_path, capsys, monkeypatch, before, resume):
+    """The header is the first line of a fresh log: it is written whole (as atomic_write writes) or not at all."""
+    model, log = tmp_path / "m.npz", tmp_path / "logs" / "train.jsonl"
+    if resume:
+        assert run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "1", "--save", str(model))[0] == 0
+    if before is not None:
+        log.parent.mkdir()
+        log.write_text(before)
+    full_after(0, monkeypatch)  # appending a line fails (a resumed run's header, after the lines before it)
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(FULL))  # and so does a new file
+    argv = ["--resume", str(model), "--epochs", "2"] if resume else [*DIGITS, "--epochs", "2"]
+    status, _, err = run(capsys, train_cli.main, "xpnet.train", *argv, "--log", str(log))
+    monkeypatch.undo()
+    assert status == 1 and "No space left on device" in one_error_line(err, "xpnet.train")
+    if before is None:
+        assert not log.exists()
+    else:
+        assert log.read_text() == before and sorted(p.name for p in log.parent.iterdir()) == ["train.jsonl"]
 
 
 def test_plots_on_a_full_disk_are_one_line_exit_1(digits, tmp_path, capsys, monkeypatch):
@@ -169,6 +189,41 @@ def test_a_symlink_is_followed_and_kept(tmp_path, capsys):
     status, _, _ = run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "1", "--save", str(link))
     assert status == 0 and link.is_symlink() and real.is_file()
     assert load_checkpoint(link).state.epoch == 1
+
+
+TRAIN = [*DIGITS, "--epochs", "1"]
+LOOPED = {  # each output flag given a symlink loop (``ln -s loop loop``), or a path through one
+    "train --save": (train_cli.main, "xpnet.train", [*TRAIN, "--save", "LOOP"]),
+    "train --save through": (train_cli.main, "xpnet.train", [*TRAIN, "--save", "LOOP/m.npz"]),
+    "train --log": (train_cli.main, "xpnet.train", [*TRAIN, "--log", "LOOP"]),
+    "evaluate --plot": (evaluate.main, "xpnet.evaluate", ["--model", "MODEL", "--plot", "LOOP"]),
+    "predict --save-input": (predict.main, "xpnet.predict", ["--model", "MODEL", "--save-input", "LOOP", "PICTURE"]),
+}
+
+
+@pytest.mark.parametrize("case", LOOPED)
+def test_a_symlink_loop_is_refused_and_left_as_it_was(digits, tmp_path, capsys, case):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    data, model = digits
+    main, prog, argv = LOOPED[case]
+    loop, picture = tmp_path / "loop", tmp_path / "d.npy"
+    loop.symlink_to("loop")
+    np.save(picture, data.x_test[0].reshape(8, 8))
+    names = {"LOOP": str(loop), "MODEL": str(model), "PICTURE": str(picture)}
+    status, out, err = run(capsys, main, prog, *(names.get(a, a).replace("LOOP/", f"{loop}/") for a in argv))
+    assert status == 2 and "symbolic links go round in a loop" in one_error_line(err, prog), err
+    assert err.count("\n") == 1 and out == ""
+    assert loop.is_symlink() and os.readlink(loop) == "loop"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npy", "loop"]
+
+
+def test_atomic_write_refuses_a_symlink_loop_itself(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to("loop")
+    with pytest.raises(XpnetError, match="go round in a loop"):
+        atomic_write(loop, lambda f: f.write(b"x"))
+    assert os.readlink(loop) == "loop" and sorted(p.name for p in tmp_path.iterdir()) == ["loop"]
 
 
 @pytest.mark.parametrize("flag", ["--save", "--log"])

@@ -1,8 +1,14 @@
-"""Exceptions that carry a one-line message meant for the user.
+"""Exceptions that carry a one-line message meant for the user, and the two helpers that keep messages on one
+line: `one_line` for a library's error, `printable` for a file or class name.
 
 The command-line tools print such a message alone (no traceback) and exit with its ``exit_status``:
 2 for a bad request (flags, files), 1 for a run that failed on its way (divergence, out of memory).
 """
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
 
 
 class XpnetError(Exception):
@@ -49,3 +55,16 @@ def one_line(exc: BaseException, *, named: bool = False, limit: int = 300) -> st
     if named and text != type(exc).__name__:
         text = f"{type(exc).__name__}: {text}"
     return text[:limit]
+
+
+def printable(name: str | os.PathLike[str]) -> str:
+    """A file or class name as a message or report shows it: unchanged, unless it holds a character that does
+    not print as itself (a newline, a tab, an escape, a byte the file system could not decode), and then as
+    its Python repr, ``'a\\nb.png'``, so that it stays on one line and cannot be taken for other text."""
+    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
+    return text if text.isprintable() else repr(text)
+
+
+def printable_list(names: Sequence[str], limit: int = 4) -> str:
+    """The first ``limit`` names, each `printable`, comma-separated, ending in ``...`` when there are more."""
+    return ", ".join(printable(n) for n in names[:limit]) + (", ..." if len(names) > limit else "")

@@ -18,10 +18,11 @@ import numpy as np
 from .backend import resolve_backend
 from .cli import common as cli
 from .data import load_dataset
-from .errors import DataError, XpnetError
+from .errors import DataError, XpnetError, printable
 from .files import check_writable
 from .training import metrics
 from .training.checkpoint import Checkpoint, load_checkpoint
+from .training.resume import class_list
 from .training.runlog import EPOCH_KEYS, read_log
 from .training.scoring import classify
 
@@ -39,7 +40,8 @@ def build_parser() -> cli.ArgumentParser:
             {
                 0: "scored",
                 1: "the model holds NaN/Inf weights (a diverged run), or a plot could not be written (disk full)",
-                2: "bad input: a flag, the --model file, the data set, a --plot folder, matplotlib missing",
+                2: "bad input: a flag, the --model file, the data set, a --plot folder, a --log of another run, "
+                "matplotlib missing",
                 130: "stopped by Ctrl-C",
                 143: "stopped by SIGTERM",
             },
@@ -64,7 +66,8 @@ def build_parser() -> cli.ArgumentParser:
         "--log",
         default=None,
         metavar="PATH",
-        help="the training log (xpnet.train --log) to draw the curves from (default: the checkpoint's history)",
+        help="the training log (xpnet.train --log) to draw the curves from (default: the checkpoint's history); "
+        "the log of another run than the model's is refused",
     )
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results on stdout")
     cli.add_device_flags(p)
@@ -116,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cli import plots
 
         plots.require_matplotlib()
-        log = read_log(args.log) if args.log is not None else None
+        log = read_log(args.log, ckpt) if args.log is not None else None
         folder = plot_folder(args.plot)
     data = load_dataset(
         ckpt.dataset,
@@ -126,14 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if data.n_features != ckpt.layer_sizes[0]:
         raise DataError(
-            f"{ckpt.path} takes {ckpt.layer_sizes[0]} inputs but {data.name} in {data.source} has "
-            f"{data.n_features} pixels per image: give the --data-dir the model was trained on"
+            f"{printable(ckpt.path)} takes {ckpt.layer_sizes[0]} inputs but {data.name} in "
+            f"{printable(data.source)} has {data.n_features} pixels per image: give the --data-dir the model was "
+            "trained on"
         )
     if data.classes != ckpt.classes:
-        shown = ", ".join(data.classes[:4]) + (", ..." if len(data.classes) > 4 else "")
         raise DataError(
-            f"{ckpt.path} was trained on {len(ckpt.classes)} classes ({', '.join(ckpt.classes[:4])}, ...) but "
-            f"{data.source} has {len(data.classes)} ({shown}): give the --data-dir the model was trained on"
+            f"{printable(ckpt.path)} was trained on {class_list(ckpt.classes)} but "
+            f"{printable(data.source)} has {class_list(data.classes)}: give the --data-dir the model was trained on"
         )
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
@@ -142,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred, probs = classify(backend, [backend.asarray(p) for p in ckpt.state.params], data.x_test, c.activation, c.dtype)
     y = data.y_test.astype(np.int64)
     cm = metrics.confusion_matrix(y, pred, len(ckpt.classes))
-    labels = ckpt.classes
+    labels = tuple(printable(name) for name in ckpt.classes)  # as the report and the plots show them
     print(f"{ckpt.describe()}; {backend}")
     print(report(data.name, cm, labels))
 
@@ -174,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             written.append(plots.save(grid, folder / PLOTS[2]))
         else:
             print("no test image is misclassified: worst-misclassified.png is left out", file=sys.stderr)
-        print("wrote " + ", ".join(str(p) for p in written))
+        print("wrote " + ", ".join(printable(p) for p in written))
 
     if args.json:
         precision, recall = metrics.precision_recall(cm)
@@ -183,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "dataset": data.name,
             "n_test": int(cm.sum()),
             "accuracy": metrics.accuracy(cm),
-            "classes": list(labels),
+            "classes": list(ckpt.classes),
             "precision": [None if math.isnan(v) else float(v) for v in precision],
             "recall": [None if math.isnan(v) else float(v) for v in recall],
             "confusion_matrix": cm.tolist(),

@@ -1,15 +1,17 @@
-"""Writing files safely: check a destination before any work, then replace it atomically, append whole
-lines only, and lock what a run writes.
+"""Writing files safely: check a destination before any work, then replace it atomically, and lock what a
+run writes.
 
-Used by checkpoints, the training log, the plots and the pictures ``predict`` saves. Every failure to
-write (a full disk above all) is a `WriteError`: one line, exit status 1, and nothing half-written left.
-A symlink is followed: the file it points to is written and the link stays. A destination that exists
-and is not a regular file (a device such as /dev/null, a FIFO, a socket) is refused.
+Used by checkpoints, the training log (`xpnet.training.runlog` appends whole lines to it), the plots and the
+pictures ``predict`` saves. Every failure to write (a full disk above all) is a `WriteError`: one line, exit
+status 1, and nothing half-written left. A symlink is followed: the file it points to is written and the
+link stays. A destination that exists and is not a regular file (a device such as /dev/null, a FIFO, a
+socket) is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import XpnetError
+from .errors import XpnetError, printable
 
 try:
     import fcntl
@@ -35,21 +37,29 @@ class WriteError(XpnetError):
         self.reason = reason or message  # the system's words alone: "No space left on device"
 
 
-def _write_failed(path: Path, e: OSError) -> WriteError:
+def write_failed(path: Path, e: OSError) -> WriteError:
+    """The `WriteError` for the system's error ``e`` writing ``path``."""
     why = e.strerror or str(e)
-    return WriteError(f"cannot write {path}: {why}; free some space or choose another place", why)
+    return WriteError(f"cannot write {printable(path)}: {why}; free some space or choose another place", why)
+
+
+def _cannot_save(path: Path, why: str) -> XpnetError:
+    """The error refusing ``path`` as a destination, ``why`` (naming the fix)."""
+    return XpnetError(f"cannot save to {printable(path)}: {why}")
 
 
 def refuse_special(path: Path, flag: str) -> None:
-    """Refuse a destination that exists and is not a regular file (after following symlinks)."""
+    """Refuse a destination that exists and is not a regular file (after following symlinks), and one whose
+    links go round in a loop (``ln -s loop loop``): writing there would replace a link with a file."""
     try:
         mode = os.stat(path).st_mode
-    except OSError:
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            why = f"its symbolic links go round in a loop; fix the link or choose another {flag}"
+            raise _cannot_save(path, why) from None
         return  # missing (or a dangling link): it will be created
     if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        raise XpnetError(
-            f"cannot save to {path}: it is not a regular file (a device, pipe or socket); choose another {flag}"
-        )
+        raise _cannot_save(path, f"it is not a regular file (a device, pipe or socket); choose another {flag}")
 
 
 def check_writable(
@@ -68,18 +78,18 @@ def check_writable(
     real = Path(os.path.realpath(path)) if path.is_symlink() else path
     folder = real.parent
     if path.is_dir():
-        raise XpnetError(f"cannot save to {path}: it is a folder; give a file name like {path / example}")
+        raise _cannot_save(path, f"it is a folder; give a file name like {printable(path / example)}")
     made = _make_folders(real, flag) if create_parents else []
     if not folder.is_dir():
-        raise XpnetError(f"cannot save to {path}: folder {folder} does not exist; create it first")
+        raise _cannot_save(path, f"folder {printable(folder)} does not exist; create it first")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
         if path.exists() and not os.access(path, os.W_OK):
-            raise XpnetError(f"cannot save to {path}: the file is read-only; choose another {flag}")
+            raise _cannot_save(path, f"the file is read-only; choose another {flag}")
     except OSError as e:
         remove_folders(made)
-        raise XpnetError(f"cannot save to {path}: {e.strerror or e} in {folder}; choose another {flag}") from None
+        raise _cannot_save(path, f"{e.strerror or e} in {printable(folder)}; choose another {flag}") from None
     except XpnetError:
         remove_folders(made)
         raise
@@ -92,7 +102,7 @@ def _make_folders(path: Path, flag: str) -> list[Path]:
     for folder in path.parents:
         if folder.exists():
             if not folder.is_dir():  # /tmp/notes.txt/model.npz
-                raise XpnetError(f"cannot save to {path}: {folder} is a file, not a folder; choose another {flag}")
+                raise _cannot_save(path, f"{printable(folder)} is a file, not a folder; choose another {flag}")
             break
         missing.append(folder)
     made: list[Path] = []
@@ -101,9 +111,8 @@ def _make_folders(path: Path, flag: str) -> list[Path]:
             folder.mkdir(exist_ok=True)  # another process may make it meanwhile
         except OSError as e:
             remove_folders(made)
-            raise XpnetError(
-                f"cannot save to {path}: cannot create folder {folder} ({e.strerror or e}); choose another {flag}"
-            ) from None
+            why = f"cannot create folder {printable(folder)} ({e.strerror or e}); choose another {flag}"
+            raise _cannot_save(path, why) from None
         made.append(folder)
     return made
 
@@ -130,7 +139,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as e:
-        raise _write_failed(path, e) from None
+        raise write_failed(path, e) from None
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes the file private (0600); give it the mode open() would
             umask = os.umask(0)
@@ -145,7 +154,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(e, OSError):
-            raise _write_failed(path, e) from None
+            raise write_failed(path, e) from None
         raise
     _fsync_dir(target.parent)
 
@@ -174,60 +183,6 @@ def _remove_stale(target: Path) -> None:
                         os.unlink(entry.path)
 
 
-class LineFile:
-    """A text file that only ever ends with a whole line: each `write` is one ``os.write`` of whole lines,
-    and one that fails (a full disk) is cut back to where it started before `WriteError` is raised.
-
-    ``append``: keep what is there (a last line torn by a crash is cut off first: ``repaired`` bytes);
-    otherwise the file is emptied.
-    """
-
-    def __init__(self, path: Path, append: bool):
-        self.path = path
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)  # read: to find a torn line
-        try:
-            self.fd = os.open(path, flags, 0o666)
-            self.repaired = _cut_torn_line(self.fd) if append else 0
-        except OSError as e:
-            raise _write_failed(path, e) from None
-
-    def write(self, text: str) -> int:
-        data = text.encode("utf-8")
-        start = os.fstat(self.fd).st_size
-        try:
-            if os.write(self.fd, data) != len(data):  # a short write: the disk filled up mid-line
-                raise OSError(28, os.strerror(28))
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, start)
-            raise _write_failed(self.path, e) from None
-        return len(text)
-
-    def flush(self) -> None:
-        """Nothing to do: every `write` went straight to the file."""
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def _cut_torn_line(fd: int) -> int:
-    """Truncate the file after its last newline; the number of bytes removed."""
-    size = pos = os.fstat(fd).st_size
-    while pos > 0:
-        n = min(1 << 16, pos)
-        pos -= n
-        os.lseek(fd, pos, os.SEEK_SET)  # not os.pread: Windows has none
-        i = os.read(fd, n).rfind(b"\n")
-        if i >= 0:
-            end = pos + i + 1
-            break
-    else:
-        end = 0
-    if end < size:
-        os.ftruncate(fd, end)
-    return size - end
-
-
 def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset[str]] = frozenset()) -> None:
     """Refuse one file given for two roles (``--log X --save X``), unless the pair of flags is ``allowed``."""
     seen: dict[str, str] = {}
@@ -237,7 +192,9 @@ def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset
         key = os.path.realpath(Path(p).expanduser())
         other = seen.setdefault(key, flag)
         if other != flag and frozenset((other, flag)) not in allowed:
-            raise XpnetError(f"{flag} {p} is also the {other} file; one file cannot be both: choose another {flag}")
+            raise XpnetError(
+                f"{flag} {printable(p)} is also the {other} file; one file cannot be both: choose another {flag}"
+            )
 
 
 @contextlib.contextmanager
@@ -259,14 +216,15 @@ def _lock(path: Path, flag: str) -> Iterator[None]:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as e:
-            raise _write_failed(lock_path, e) from None
+            raise write_failed(lock_path, e) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise XpnetError(
-                f"{flag} {path} is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
+                f"{flag} {printable(path)} is in use by another xpnet run (pid {holder}); wait for it to end or "
+                "choose another"
             ) from None
         # A run that just ended removed the file we opened: lock the one now at the path instead.
         try:

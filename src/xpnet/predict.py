@@ -22,7 +22,7 @@ from .cli import common as cli
 from .data import images
 from .data.folder import prepare_file
 from .data.pictures import PictureError, import_pillow
-from .errors import CheckpointError, XpnetError
+from .errors import CheckpointError, XpnetError, printable
 from .files import atomic_write, check_writable
 from .training.checkpoint import load_checkpoint
 from .training.scoring import classify
@@ -90,7 +90,9 @@ def check_folder(text: str, targets: Sequence[str], inputs: Sequence[Path]) -> P
     check_writable(folder / targets[0], flag="--save-input", example="")
     clash = {(folder / t).resolve() for t in targets} & {p.resolve() for p in inputs}
     if clash:
-        raise XpnetError(f"--save-input {folder} would overwrite the input {min(clash)}; choose another folder")
+        raise XpnetError(
+            f"--save-input {printable(folder)} would overwrite the input {printable(min(clash))}; choose another folder"
+        )
     return folder
 
 
@@ -114,7 +116,7 @@ def save_png(pil: ModuleType, path: Path, pixels: np.ndarray) -> None:
 
 def format_result(name: str, top: list[tuple[int, float]], labels: Sequence[str]) -> str:
     def label(k: int) -> str:
-        return labels[k] if labels[k] == str(k) else f"{k} {labels[k]}"
+        return labels[k] if labels[k] == str(k) else f"{k} {printable(labels[k])}"
 
     (best, p), rest = top[0], top[1:]
     line = f"{name}: {label(best)} ({100 * p:.1f}%)"
@@ -129,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         layout = ckpt.layout or images.layout_for(ckpt.dataset, ckpt.layer_sizes[0])
     except ValueError as e:
-        raise CheckpointError(f"{ckpt.path}: {e}") from None
+        raise CheckpointError(f"{printable(ckpt.path)}: {e}") from None
     paths = [Path(p) for p in args.images]
     needs_pillow = args.save_input is not None or any(p.suffix.lower() != ".npy" for p in paths)
     pil = import_pillow() if needs_pillow else None
@@ -145,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prepared[i] = prepare_file(path, pil, layout)
         except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError; the others go on
             errors[i] = str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"
-            print(f"{PROG}: {path}: {e}", file=sys.stderr)
+            print(f"{PROG}: {printable(path)}: {e}", file=sys.stderr)
     order = sorted(prepared)
     rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)
     c = ckpt.config
@@ -174,14 +176,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 record["seen"] = str(save_dir / names[i])
             print(json.dumps(record))
         else:
-            print(format_result(str(path), top, labels))
+            print(format_result(printable(path), top, labels))
         if save_dir is not None:
             assert pil is not None
             save_png(pil, save_dir / names[i], prepared[i])
     if save_dir is not None and not args.json and order:
         k = enlargement(layout.side)
         print(
-            f"the images the model saw: {save_dir}/*.seen.png ({layout.side}x{layout.side}, "
+            f"the images the model saw: {printable(save_dir)}/*.seen.png ({layout.side}x{layout.side}, "
             f"each pixel shown as a {k}x{k} square)",
             file=sys.stderr,
         )

@@ -16,10 +16,12 @@ from .cli.progress import EpochBar
 from .cli.train_flags import build_parser, explicit_flags
 from .data import hold_out
 from .data.datasets import LOCAL_SETS
+from .errors import printable
 from .files import check_writable, locked, refuse_shared
 from .training import early_stop, runlog
 from .training.checkpoint import load_checkpoint
 from .training.config import TrainConfig
+from .training.loop import workers_of
 from .training.resume import check_patience, check_resumable, resumed_config
 from .training.schedule import default_gamma
 from .training.session import train_saving
@@ -71,7 +73,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     print(report.run_line(data, config, backend, with_classes=dataset in LOCAL_SETS), flush=True)
     if ckpt is not None:
         was = f"{ckpt.meta['backend']} on {ckpt.meta['device']}"
-        print(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {was})", flush=True)
+        was += f"; gradients from {ckpt.meta['workers']}" if ckpt.meta.get("workers") else ""
+        print(f"resuming {printable(ckpt.path)}: {ckpt.describe()} (saved from {was})", flush=True)
     bar = None
     if not args.quiet:
         bar = EpochBar(config.epochs, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))
@@ -79,8 +82,13 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     if log_path is not None:
         log = runlog.open_log(log_path, append=ckpt is not None)  # closed in the finally below
         if log.repaired:
-            print(f"{log_path}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
-        runlog.write_line(log, report.log_header(data, config, backend, ckpt.state.epoch if ckpt else None))
+            print(f"{printable(log_path)}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
+
+    def ready(workers: str | None) -> None:
+        """Write the log's header once what computes the steps is known (Dask workers: when their shards are in)."""
+        if log is not None:
+            resumed_from = ckpt.state.epoch if ckpt is not None else None
+            runlog.write_line(log, report.log_header(data, config, backend, resumed_from, workers))
 
     def show(stats: EpochStats) -> None:
         if log is not None:
@@ -90,7 +98,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
             print(report.format_epoch(stats, config.epochs), flush=True)
 
     try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
-        with cluster_steps(args, data, val_split) as steps:  # a Dask cluster is open for the run
+        with cluster_steps(args, data, val_split, ready) as steps:  # a Dask cluster is open for the run
             result = train_saving(
                 backend,
                 data,
@@ -111,16 +119,19 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     if result.stopped:
         return EXIT_INTERRUPTED
 
-    last = result.history[-1]
-    best = early_stop.best_epoch(result.history)
+    last, kept = result.history[-1], early_stop.kept_stats(result)
     if result.state is not None and result.state.restored:
         why = f"no better validation accuracy for {config.patience} epochs" if result.stopped_early else "run ended"
-        print(f"stopped after epoch {last.epoch} ({why}): kept the weights of epoch {best}, the best on validation")
+        print(
+            f"stopped after epoch {last.epoch} ({why}): kept the weights of epoch {kept.epoch}, the best on "
+            f"validation ({100 * kept.val_accuracy:.2f}%)"
+        )
     print(f"test accuracy {100 * result.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training")
     if save_path is not None:
-        print(f"checkpoint: {save_path} (epoch {last.epoch}); continue it with --resume {save_path}")
+        shown = printable(save_path)
+        print(f"checkpoint: {shown} (epoch {last.epoch}); continue it with --resume {shown}")
     if args.json:
-        print(json.dumps(report.summary(data, config, backend, result) | {"workers": getattr(steps, "workers", None)}))
+        print(json.dumps(report.summary(data, config, backend, result, workers_of(steps))))
     return 0
 
 

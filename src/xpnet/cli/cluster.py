@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..backend import Backend, parse_device, resolve_backend, spec
 from ..data import Dataset
 from ..errors import XpnetError
-from ..training.loop import BatchStep, StepSource, local_steps
+from ..training.loop import BatchStep, StepSource, local_steps, workers_of
 from .common import positive_int
 
 SCHEDULER_ENV = "XPNET_SCHEDULER"
@@ -70,9 +70,16 @@ def client_backend(args: argparse.Namespace) -> Backend:
 
 
 @contextlib.contextmanager
-def cluster_steps(args: argparse.Namespace, data: Dataset, val_split: int) -> Iterator[StepSource]:
-    """The run's step source: `local_steps`, or steps on a Dask cluster that is open while this is entered."""
+def cluster_steps(
+    args: argparse.Namespace, data: Dataset, val_split: int, ready: Callable[[str | None], None]
+) -> Iterator[StepSource]:
+    """The run's step source: `local_steps`, or steps on a Dask cluster that is open while this is entered.
+
+    ``ready(workers)`` is called as soon as `loop.workers_of` the source is known: at once (None) in one
+    process; on a cluster, once the workers have loaded their shards, before the first step.
+    """
     if not wanted(args):
+        ready(None)
         yield local_steps
         return
     from ..training import distributed as dist
@@ -91,9 +98,10 @@ def cluster_steps(args: argparse.Namespace, data: Dataset, val_split: int) -> It
 
         def announced(*how: Any) -> BatchStep:
             step = steps(*how)  # loads the shards: now the workers' backend is known
-            announced.workers = f"{steps.worker_backend}, {len(cluster.workers())} Dask workers"  # for --json
+            announced.workers = workers_of(steps)
             print(f"dask: {cluster}, each computing with {steps.worker_backend}; this process adds their "
                   "gradients and updates the weights", flush=True)  # fmt: skip
+            ready(announced.workers)
             return step
 
         announced.workers = None

@@ -9,7 +9,7 @@ import sys
 from ..data import Dataset, load_dataset
 from ..data.download import parse_mirrors
 from ..data.folder import DEFAULT_SIZE
-from ..errors import XpnetError
+from ..errors import XpnetError, printable
 from . import common as cli
 from .progress import ProgressBar
 
@@ -33,7 +33,9 @@ def load_for_training(args: argparse.Namespace, dataset: str, image_size: int | 
         args.data_dir,
         download=True,
         mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
-        on_download=lambda name, where: print(f"{name}: downloading missing files to {where}", file=sys.stderr),
+        on_download=lambda name, where: print(
+            f"{name}: downloading missing files to {printable(where)}", file=sys.stderr
+        ),
         progress=lambda file: ProgressBar(f"  {file}"),
         image_size=image_size,
         picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),

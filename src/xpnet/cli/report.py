@@ -35,8 +35,10 @@ def format_epoch(stats: EpochStats, epochs: int) -> str:
     )
 
 
-def log_header(data: Dataset, config: TrainConfig, backend: Backend, resumed_from: int | None) -> dict[str, Any]:
-    """The first record of a run in its ``--log`` (see `xpnet.training.runlog`)."""
+def log_header(
+    data: Dataset, config: TrainConfig, backend: Backend, resumed_from: int | None, workers: str | None
+) -> dict[str, Any]:
+    """The first record of a run in its ``--log`` (see `xpnet.training.runlog`); ``workers`` as `summary`'s."""
     return runlog.header(
         dataset=data.name,
         n_train=len(data.y_train),
@@ -44,15 +46,23 @@ def log_header(data: Dataset, config: TrainConfig, backend: Backend, resumed_fro
         n_test=len(data.y_test),
         backend=backend.name,
         device=backend.device_name,
+        workers=workers,
         seed=config.seed,
         config=config.to_dict(),
         resumed_from_epoch=resumed_from,
     )
 
 
-def summary(data: Dataset, config: TrainConfig, backend: Backend, result: TrainResult) -> dict[str, Any]:
-    """The ``--json`` line: the run's results and its full config."""
-    last = result.history[-1]
+def summary(
+    data: Dataset, config: TrainConfig, backend: Backend, result: TrainResult, workers: str | None
+) -> dict[str, Any]:
+    """The ``--json`` line: the run's results and its full config; ``workers`` is what Dask workers computed
+    the gradients with (`loop.workers_of`), or None.
+
+    The accuracies are those of the weights the run kept and saved (with --patience, the best epoch's);
+    ``final_loss`` and ``last_val_accuracy`` are the last epoch's, whichever weights were kept.
+    """
+    last, kept = result.history[-1], early_stop.kept_stats(result)
     n_seen = len(data.y_train) * len(result.history)
     return {
         "dataset": data.name,
@@ -63,10 +73,12 @@ def summary(data: Dataset, config: TrainConfig, backend: Backend, result: TrainR
         "train_seconds": result.train_seconds,
         "samples_per_second": n_seen / result.train_seconds if result.train_seconds > 0 else None,
         "final_loss": last.loss,
-        "train_accuracy": last.train_accuracy,
-        "val_accuracy": last.val_accuracy,
+        "train_accuracy": kept.train_accuracy,
+        "val_accuracy": kept.val_accuracy,
         "test_accuracy": result.test_accuracy,
+        "last_val_accuracy": last.val_accuracy,
         "epochs_run": len(result.history),
         "best_epoch": early_stop.best_epoch(result.history),
+        "workers": workers,
         "config": config.to_dict(),
     }

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, printable
 from . import download as dl
 from .idx import IdxError, read_idx
 from .images import Layout
@@ -121,11 +121,11 @@ def find_idx_files(directory: Path) -> dict[str, Path] | None:
 def missing_files_message(name: str, directory: Path) -> str:
     missing = missing_idx_files(directory) or [f"{base}.gz" for base in IDX_FILES.values()]
     if name == "idx":
-        return f"idx: {directory} lacks IDX files: put {', '.join(missing)} (or uncompressed copies) in it"
-    where = "" if directory == default_data_dir(name) else f" --data-dir {directory}"
+        return f"idx: {printable(directory)} lacks IDX files: put {', '.join(missing)} (or uncompressed copies) in it"
+    where = "" if directory == default_data_dir(name) else f" --data-dir {printable(directory)}"
     return "\n".join(
         [
-            f"{name} not found in {directory}",
+            f"{name} not found in {printable(directory)}",
             *dl.fix_lines(missing, directory),
             f"or let python -m xpnet.train --dataset {name}{where} --epochs 1 download them there",
         ]
@@ -144,15 +144,17 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.shape[0] != labels.shape[0]:
             raise IdxError(
-                f"{files[f'{split}_images']}: {images.shape[0]} images but "
-                f"{files[f'{split}_labels']} has {labels.shape[0]} labels"
+                f"{printable(files[f'{split}_images'])}: {images.shape[0]} images but "
+                f"{printable(files[f'{split}_labels'])} has {labels.shape[0]} labels"
             )
         n_classes = len(CLASS_NAMES.get(name, ()))  # only the named sets have a fixed class count
         if n_classes and labels.size and labels.max() >= n_classes:
-            raise IdxError(f"{files[f'{split}_labels']}: labels must lie in 0..{n_classes - 1}, found {labels.max()}")
+            raise IdxError(
+                f"{printable(files[f'{split}_labels'])}: labels must lie in 0..{n_classes - 1}, found {labels.max()}"
+            )
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
         raise IdxError(
-            f"{directory}: train images are {arrays['train_images'].shape[1:]} "
+            f"{printable(directory)}: train images are {arrays['train_images'].shape[1:]} "
             f"but test images are {arrays['test_images'].shape[1:]}"
         )
     flat = {k: a.reshape(a.shape[0], -1) if k.endswith("images") else a for k, a in arrays.items()}

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .. import __version__
-from ..errors import DataError
+from ..errors import DataError, printable
 from ..files import remove_folders
 from .sources import MIRRORS_ENV, SOURCES, Source, parse_mirrors, source_for
 
@@ -123,7 +123,7 @@ def fetch(
         raise _Rejected(f"transfer failed: {type(e).__name__} {e}") from None
     except OSError as e:  # what is left is local: the disk is full (exit 1) or the directory is not writable
         raise DownloadError(
-            f"cannot write {dest}: {e.strerror or e}; free space or pass --data-dir DIR",
+            f"cannot write {printable(dest)}: {e.strerror or e}; free space or pass --data-dir DIR",
             exit_status=1 if e.errno in (errno.ENOSPC, errno.EDQUOT) else None,
         ) from None
     finally:
@@ -133,7 +133,7 @@ def fetch(
 def missing_message(source: Source, directory: Path, reasons: Sequence[str] = (), offline: bool = False) -> str:
     """What to say when files are missing and the download failed: one short line, then each mirror's answer,
     then where to put which files and the alternatives, each on a line of its own."""
-    lines = [f"{source.name} not found in {directory}, and the download failed:"]
+    lines = [f"{source.name} not found in {printable(directory)}, and the download failed:"]
     lines += [f"  {reason}" for reason in reasons]
     if offline:
         lines.append("  behind a proxy? set HTTPS_PROXY")
@@ -145,7 +145,7 @@ def missing_message(source: Source, directory: Path, reasons: Sequence[str] = ()
 def fix_lines(files: Sequence[str], directory: Path) -> list[str]:
     """Where the missing ``files`` go, wrapped to lines of about 100 characters: both missing-data messages
     say it."""
-    text = f"put {', '.join(files)} in {directory} (or pass --data-dir DIR),"
+    text = f"put {', '.join(files)} in {printable(directory)} (or pass --data-dir DIR),"
     return textwrap.wrap(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
@@ -173,7 +173,9 @@ def download(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         why = e.strerror or e
-        raise DownloadError(f"cannot create data directory {directory}: {why}; pass --data-dir DIR") from None
+        raise DownloadError(
+            f"cannot create data directory {printable(directory)}: {why}; pass --data-dir DIR"
+        ) from None
     try:
         return _download_all(source, directory, names, timeout, progress, until)
     except BaseException:

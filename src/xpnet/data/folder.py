@@ -15,7 +15,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, printable, printable_list
 from . import cache, images
 from .datasets import Dataset, default_data_dir
 from .pictures import PictureError, import_pillow, read_picture
@@ -61,18 +61,20 @@ def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, 
     train = root / "train"
     if not train.is_dir():
         raise DataError(
-            f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/ (one folder per class) "
-            f"and, optionally, test pictures in {root / 'test'}/<class>/"
+            f"folder: {printable(root)} has no train/ folder: put the pictures in {printable(train)}/<class>/ (one "
+            f"folder per class) and, optionally, test pictures in {printable(root / 'test')}/<class>/"
         )
     train_files = _class_folders(train)
     if len(train_files) < 2:
-        raise DataError(f"folder: {train} has {len(train_files)} class folder(s): a classifier needs at least 2")
+        raise DataError(
+            f"folder: {printable(train)} has {len(train_files)} class folder(s): a classifier needs at least 2"
+        )
     test_files = _class_folders(root / "test") if (root / "test").is_dir() else None
     if test_files is not None:
         unknown = sorted(set(test_files) - set(train_files))
         if unknown:
             raise DataError(
-                f"folder: {root / 'test'} has classes that train/ lacks ({', '.join(unknown[:3])}): "
+                f"folder: {printable(root / 'test')} has classes that train/ lacks ({printable_list(unknown, 3)}): "
                 "name the test folders as the train folders"
             )
     return tuple(train_files), train_files, test_files
@@ -97,12 +99,12 @@ def _read_split(
                 found += 1
             except (PictureError, ValueError) as e:  # BlankImage is a ValueError
                 skipped.append(str(path))
-                notify(f"{path}: skipped: {e}")
+                notify(f"{printable(path)}: skipped: {e}")
             tick()
         if not found:
             where = paths[0].parent if paths else f"the class folder {name!r}"
             raise DataError(
-                f"folder: {where} has no readable picture (of {len(paths)} files): add pictures "
+                f"folder: {printable(where)} has no readable picture (of {len(paths)} files): add pictures "
                 f"({', '.join(SUFFIXES[:3])}...) or remove the folder"
             )
     x = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
@@ -118,7 +120,8 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
     cached = cache.load(where, key, layout.n_features)
     if cached is not None and tuple(cached["classes"].tolist()) == classes:
         if cached["skipped"].size:
-            notify(f"folder: {cached['skipped'].size} unreadable picture(s) skipped (named when {where} was made)")
+            n = cached["skipped"].size
+            notify(f"folder: {n} unreadable picture(s) skipped (named when {printable(where)} was made)")
         return cached
     needs_pillow = any(p.suffix.lower() != ".npy" for p in all_files)
     pil = import_pillow() if needs_pillow else None
@@ -161,7 +164,9 @@ def load_folder_dataset(
     """
     root = Path(directory).expanduser()
     if not root.is_dir():
-        raise DataError(f"folder: {root} is not a folder: give --data-dir the folder that holds train/<class>/")
+        raise DataError(
+            f"folder: {printable(root)} is not a folder: give --data-dir the folder that holds train/<class>/"
+        )
     layout = folder_layout(image_size)
     say = notify or (lambda line: None)
     a = read_folder(root, layout, progress, say)
@@ -170,11 +175,13 @@ def load_folder_dataset(
     if not y_test.size:
         n_test = max(len(classes), round(TEST_FRACTION * len(y_train)))
         if n_test >= len(y_train):
-            raise DataError(f"folder: {root / 'train'} has only {len(y_train)} readable pictures; add a test/ folder")
+            raise DataError(
+                f"folder: {printable(root / 'train')} has only {len(y_train)} readable pictures; add a test/ folder"
+            )
         kept, held = stratified_holdout(y_train, n_test, np.random.default_rng(TEST_SPLIT_SEED))
         say(
-            f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y_train)} training pictures "
-            "as the test set (stratified, fixed seed)"
+            f"folder: {printable(root)} has no test/ folder: holding out {len(held)} of {len(y_train)} training "
+            "pictures as the test set (stratified, fixed seed)"
         )
         x_train, y_train, x_test, y_test = x_train[kept], y_train[kept], x_train[held], y_train[held]
     return Dataset(

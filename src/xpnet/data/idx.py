@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, printable
 from .npy import read_exactly
 
 UBYTE = 0x08  # the only element type MNIST-style files use
@@ -98,22 +98,23 @@ def read_idx(path: str | Path, ndim: int, shape: Sequence[int | None] | None = N
     """Read an IDX file, gzip-compressed when its name ends in ``.gz``, inflating only what its header
     declares (a gzip bomb costs no more memory than an honest file); see `parse_idx`."""
     path = Path(path)
+    name = printable(path)  # as every message shows it
     try:
         with open(path, "rb") as raw:
             if path.suffix != ".gz":
-                return read_stream(raw, str(path), ndim, shape)
+                return read_stream(raw, name, ndim, shape)
             magic = raw.read(2)
             if magic != GZIP_MAGIC:
-                raise IdxError(f"{path}: expected gzip data (bytes 1f 8b), found {magic.hex(' ') or 'an empty file'}")
+                raise IdxError(f"{name}: expected gzip data (bytes 1f 8b), found {magic.hex(' ') or 'an empty file'}")
             raw.seek(0)
             with gzip.GzipFile(fileobj=raw) as f:
-                return read_stream(f, str(path), ndim, shape)
+                return read_stream(f, name, ndim, shape)
     except EOFError:
-        raise IdxError(f"{path}: expected a complete gzip stream, found it cut short (truncated)") from None
+        raise IdxError(f"{name}: expected a complete gzip stream, found it cut short (truncated)") from None
     except (OSError, zlib.error) as e:  # BadGzipFile is an OSError; a bad CRC or length lands here too
         if isinstance(e, OSError) and not isinstance(e, gzip.BadGzipFile):
-            raise IdxError(f"{path}: cannot read: {e.strerror or e}") from None
-        raise IdxError(f"{path}: expected valid gzip data, found damage: {e}") from None
+            raise IdxError(f"{name}: cannot read: {e.strerror or e}") from None
+        raise IdxError(f"{name}: expected valid gzip data, found damage: {e}") from None
 
 
 def encode_idx(array: np.ndarray) -> bytes:

@@ -2,7 +2,8 @@
 
 A checkpoint is a plain ``.npz`` (a zip of ``.npy`` files) holding host NumPy arrays: the weights
 ``param_000...``, the optimizer state ``opt_000...``, the unfinished epoch's partial sums, and ``meta``, a
-uint8 array of UTF-8 JSON with the format, the xpnet version, the backend it was trained on, the full
+uint8 array of UTF-8 JSON with the format, the xpnet version, the backend it was trained on (and what Dask
+workers computed its gradients with, ``workers``), the full
 training config, the counters, the host RNG state, the history, the class names and (a picture-folder model)
 the picture layout; a run with --patience adds ``best_000...`` (the best epoch's weights) and, once those are
 put back, ``last_000...`` (the last epoch's, to resume from). It is read with ``allow_pickle=False``
@@ -27,7 +28,7 @@ from ..backend import Backend
 from ..data import npy
 from ..data.datasets import class_names
 from ..data.images import Layout
-from ..errors import CheckpointError, XpnetError, one_line
+from ..errors import CheckpointError, XpnetError, one_line, printable, printable_list
 from ..files import atomic_write
 from ..nn import model
 from ..nn.optim import OPTIMIZERS
@@ -65,7 +66,7 @@ class Checkpoint:
         done = f"epoch {self.state.epoch}" + (f" + {self.state.offset} rows" if self.state.offset else "")
         return (
             f"{'-'.join(map(str, self.layer_sizes))} {c.activation} {c.dtype} {c.optimizer} model on "
-            f"{self.dataset}, {done} of {c.epochs}, step {self.state.step}"
+            f"{printable(self.dataset)}, {done} of {c.epochs}, step {self.state.step}"
         )
 
 
@@ -79,12 +80,14 @@ def save_checkpoint(
     val_split: int = 0,
     classes: tuple[str, ...] = (),
     layout: Layout | None = None,
+    workers: str | None = None,
 ) -> Path:
     """Write ``state`` to ``path`` atomically; the arrays are copied to the host with ``backend``.
 
     ``n_train`` is the number of training rows, ``val_split`` how many were held out for validation and
     ``classes`` the name of each class (default: the named data set's), ``layout`` how a picture is
-    prepared for the model (stored for a picture-folder set; predict uses it).
+    prepared for the model (stored for a picture-folder set; predict uses it), ``workers`` what computed the
+    gradients besides ``backend`` (`loop.workers_of`: Dask workers), or None.
     """
     path = Path(path).expanduser()
     params = [backend.to_numpy(p) for p in state.params]
@@ -102,6 +105,7 @@ def save_checkpoint(
         "xpnet_version": __version__,
         "backend": backend.name,
         "device": backend.device_name,
+        "workers": workers,
         "dataset": dataset,
         "n_train": n_train,
         "val_split": val_split,
@@ -139,30 +143,33 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {printable(path)} does not exist")
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path} is not an xpnet checkpoint (not an .npz file, or truncated)")
+        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (not an .npz file, or truncated)")
     name = "meta"
     try:
         with zipfile.ZipFile(path) as z:
             members = npy.npz_members(z)
             if name not in members:
-                raise CheckpointError(f"{path} is not an xpnet checkpoint (no xpnet metadata in it)")
+                raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (no xpnet metadata in it)")
             meta = _read_meta(path, npy.read_member(z, members[name], _meta_check))
             config, sizes = _read_config(path, meta)
             expected = _expected_arrays(path, meta, config, sizes)
             extra = sorted(set(members) - set(expected) - {"meta"})
             if extra:
-                raise CheckpointError(f"{path} holds arrays xpnet does not write ({', '.join(extra[:3])}); refusing it")
+                raise CheckpointError(
+                    f"{printable(path)} holds arrays xpnet does not write ({printable_list(extra, 3)}); refusing it"
+                )
             arrays = {}
             for name, shape in expected.items():
                 if name not in members:
-                    raise CheckpointError(f"{path} is missing the array {name!r}; the file is incomplete")
+                    raise CheckpointError(f"{printable(path)} is missing the array {name!r}; the file is incomplete")
                 arrays[name] = npy.read_member(z, members[name], npy.expect(shape, config.dtype))
     except npy.NpyError as e:
-        raise CheckpointError(f"{path}: array {name!r} {e}; use another checkpoint") from None
+        raise CheckpointError(f"{printable(path)}: array {name!r} {e}; use another checkpoint") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise CheckpointError(f"{path} is damaged or truncated ({one_line(e)}); use another checkpoint") from None
+        why = one_line(e)
+        raise CheckpointError(f"{printable(path)} is damaged or truncated ({why}); use another checkpoint") from None
     state = _read_state(path, meta, arrays, config, sizes)
     classes, layout = read_classes(path, meta, sizes), read_layout(path, meta, sizes)
     return Checkpoint(
@@ -181,13 +188,13 @@ def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
     try:
         meta = json.loads(raw.tobytes().decode())
     except (UnicodeDecodeError, ValueError):
-        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata is not JSON)") from None
+        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (its metadata is not JSON)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata names no xpnet format)")
+        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (its metadata names no xpnet format)")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format {version}, newer than this xpnet {__version__} reads "
+            f"{printable(path)} has checkpoint format {version}, newer than this xpnet {__version__} reads "
             f"({FORMAT_VERSION}): upgrade xpnet"
         )
     return meta
@@ -205,11 +212,11 @@ def _read_config(path: Path, meta: dict[str, Any]) -> tuple[TrainConfig, list[in
         if not isinstance(meta["dataset"], str):
             raise ValueError("dataset must be a name")
     except XpnetError as e:  # the config's own rules (TrainConfig checks itself)
-        raise CheckpointError(f"{path} has an invalid config ({e})") from None
+        raise CheckpointError(f"{printable(path)} has an invalid config ({e})") from None
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path} has incomplete or invalid xpnet metadata ({one_line(e)})") from None
+        raise CheckpointError(f"{printable(path)} has incomplete or invalid xpnet metadata ({one_line(e)})") from None
     if len(sizes) < 2 or sizes[1:-1] != list(config.hidden) or min(sizes) < 1:
-        raise CheckpointError(f"{path} has inconsistent metadata: layers {sizes} but config {config}")
+        raise CheckpointError(f"{printable(path)} has inconsistent metadata: layers {sizes} but config {config}")
     check_counters(path, meta, config)
     return config, sizes
 
@@ -219,12 +226,12 @@ def _expected_arrays(
 ) -> dict[str, tuple[int, ...]]:
     """The name and shape of every array the model the metadata describes has; refused when too large."""
     if len(sizes) - 1 > meta["n_params"]:  # each layer has weights: refused before listing a million layers
-        raise CheckpointError(f"{path} lists {meta['n_params']} weight arrays for {len(sizes) - 1} layers")
+        raise CheckpointError(f"{printable(path)} lists {meta['n_params']} weight arrays for {len(sizes) - 1} layers")
     shapes = model.param_shapes(sizes)
     opt_shapes = OPTIMIZERS[config.optimizer].state_shapes(shapes)
     if meta["n_params"] != len(shapes) or meta["n_opt"] != len(opt_shapes):
         raise CheckpointError(
-            f"{path} lists {meta['n_params']} weight and {meta['n_opt']} optimizer arrays; "
+            f"{printable(path)} lists {meta['n_params']} weight and {meta['n_opt']} optimizer arrays; "
             f"a {'-'.join(map(str, sizes))} {config.optimizer} model has {len(shapes)} and {len(opt_shapes)}"
         )
     expected = {f"param_{i:03d}": s for i, s in enumerate(shapes)}
@@ -232,14 +239,14 @@ def _expected_arrays(
     expected["loss_sum"] = ()
     n_best = meta.get("n_best", 0)  # written before --patience: none
     if n_best not in (0, len(shapes)) or (meta.get("restored") is True and not n_best):
-        raise CheckpointError(f"{path} lists {n_best} best-epoch weight arrays; the model has {len(shapes)}")
+        raise CheckpointError(f"{printable(path)} lists {n_best} best-epoch weight arrays; the model has {len(shapes)}")
     expected |= {f"best_{i:03d}": s for i, s in enumerate(shapes[:n_best])}
     expected |= {f"last_{i:03d}": s for i, s in enumerate(shapes)} if meta.get("restored") is True else {}
     biggest = max(npy.nbytes(s, np.dtype(config.dtype)) for s in expected.values())
     if biggest > MAX_MEMBER_BYTES:
         raise CheckpointError(
-            f"{path} describes a {'-'.join(map(str, sizes))} model with a {biggest / 2**30:.1f} GiB weight array; "
-            f"xpnet reads arrays up to {MAX_MEMBER_BYTES // 2**30} GiB"
+            f"{printable(path)} describes a {'-'.join(map(str, sizes))} model with a {biggest / 2**30:.1f} GiB weight "
+            f"array; xpnet reads arrays up to {MAX_MEMBER_BYTES // 2**30} GiB"
         )
     return expected
 
@@ -251,7 +258,7 @@ def _read_state(
     bad = next((name for name, a in arrays.items() if not np.isfinite(a).all()), None)
     if bad is not None:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
         raise CheckpointError(
-            f"{path}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
+            f"{printable(path)}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
             "retrain it, with a lower --lr if it diverged",
             exit_status=1,
         )

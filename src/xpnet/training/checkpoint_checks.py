@@ -17,7 +17,7 @@ import numpy as np
 
 from ..data.datasets import class_names
 from ..data.images import Layout
-from ..errors import CheckpointError
+from ..errors import CheckpointError, printable
 from .config import TrainConfig, is_count, is_real
 from .state import EpochStats
 
@@ -50,6 +50,7 @@ COUNTERS: dict[str, tuple[Rule, str]] = {
 OPTIONAL: dict[str, tuple[Any, Rule, str]] = {
     "n_best": (0, lambda v, meta: is_count(v) and v in (0, meta["n_params"]), "0 or n_params"),
     "restored": (False, lambda v, meta: isinstance(v, bool) and (not v or meta["n_best"] > 0), "true or false"),
+    "workers": (None, lambda v, meta: v is None or isinstance(v, str), "a text or null"),  # written since Dask
 }
 
 
@@ -62,7 +63,9 @@ def check_counters(path: Path, meta: dict[str, Any], config: TrainConfig) -> Non
         value = meta.get(key, OPTIONAL[key][0] if key in OPTIONAL else None)
         if not present or not test(value, seen):
             shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
-            raise CheckpointError(f"{path} has an invalid {key} in its metadata: it must be {rule}, got {shown}")
+            raise CheckpointError(
+                f"{printable(path)} has an invalid {key} in its metadata: it must be {rule}, got {shown}"
+            )
         seen[key] = value
 
 
@@ -87,14 +90,14 @@ def read_rng(path: Path, saved: Any) -> np.random.Generator:
     )
     if not ok:
         raise CheckpointError(
-            f"{path} has an invalid random-generator state: expected a {' or '.join(BIT_GENERATORS)} state "
+            f"{printable(path)} has an invalid random-generator state: expected a {' or '.join(BIT_GENERATORS)} state "
             "of 128-bit integers; the file is damaged or not written by xpnet"
         )
     rng = np.random.Generator(getattr(np.random, saved["bit_generator"])())
     try:
         rng.bit_generator.state = saved
     except (TypeError, ValueError, OverflowError) as e:
-        raise CheckpointError(f"{path} has an invalid random-generator state ({e})") from None
+        raise CheckpointError(f"{printable(path)} has an invalid random-generator state ({e})") from None
     return rng
 
 
@@ -117,7 +120,9 @@ def read_history(path: Path, saved: Any, epochs_done: int) -> list[EpochStats]:
     """The per-epoch statistics, each entry checked: epochs 1.. in order, numbers in range."""
     known = {f.name for f in fields(EpochStats)}
     if not isinstance(saved, list) or len(saved) > epochs_done:
-        raise CheckpointError(f"{path} has an invalid history: expected a list of at most {epochs_done} epochs")
+        raise CheckpointError(
+            f"{printable(path)} has an invalid history: expected a list of at most {epochs_done} epochs"
+        )
     history = []
     for i, entry in enumerate(saved):
         bad = "not an object" if not isinstance(entry, dict) else ""
@@ -126,7 +131,7 @@ def read_history(path: Path, saved: Any, epochs_done: int) -> list[EpochStats]:
         if not bad:
             bad = next((k for k, test in HISTORY.items() if not test(entry.get(k))), "")
         if bad:
-            raise CheckpointError(f"{path} has an invalid history: entry {i + 1} has a bad {bad}")
+            raise CheckpointError(f"{printable(path)} has an invalid history: entry {i + 1} has a bad {bad}")
         history.append(EpochStats(**{k: v for k, v in entry.items() if k in known}))
     return history
 
@@ -135,7 +140,7 @@ def read_classes(path: Path, meta: dict[str, Any], sizes: list[int]) -> tuple[st
     """The class names stored with the model, or the named data set's (checkpoints from before names)."""
     names = meta.get("classes", list(class_names(str(meta["dataset"]))))
     if not (isinstance(names, list) and len(names) == sizes[-1] and all(isinstance(n, str) for n in names)):
-        raise CheckpointError(f"{path} names its classes inconsistently with its {sizes[-1]} outputs")
+        raise CheckpointError(f"{printable(path)} names its classes inconsistently with its {sizes[-1]} outputs")
     return tuple(names)
 
 
@@ -151,5 +156,5 @@ def read_layout(path: Path, meta: dict[str, Any], sizes: list[int]) -> Layout | 
         if not 0 < layout.box <= layout.work or layout.work % layout.side or layout.n_features != sizes[0]:
             raise ValueError(f"does not fit {sizes[0]} inputs")
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path} has an invalid picture layout ({e})") from None
+        raise CheckpointError(f"{printable(path)} has an invalid picture layout ({e})") from None
     return layout

@@ -167,7 +167,8 @@ class DaskSteps:
         self, cluster: Cluster, source: DataSource | None = None, device: str = "cpu", backend: str | None = None
     ):
         self.cluster, self.source, self.device, self.backend = cluster, source, device, backend
-        self.worker_backend = ""  # what the workers compute with, known once the shards are loaded
+        self.worker_backend = ""  # what the workers compute with, known once the shards are loaded ...
+        self.workers: str | None = None  # ... and with how many of them (`loop.workers_of`)
 
     def __call__(
         self, backend: Backend, data: Dataset, config: TrainConfig, sizes: Sequence[int], fast: bool
@@ -177,6 +178,7 @@ class DaskSteps:
         bounds = shard_bounds(data.y_train.shape[0], len(workers))
         compute = Compute(self.device, self.backend, config.dtype, data.n_classes)
         shards = self._load(data, bounds, workers, compute)
+        self.workers = f"{self.worker_backend}, {len(workers)} Dask workers"
         update = OPTIMIZERS[config.optimizer].update
 
         def batch_step(params, opt_state, rows, step, lr):

@@ -14,13 +14,22 @@ import numpy as np
 
 from ..backend import Backend
 from ..errors import XpnetError
-from .state import EpochStats
+from .state import EpochStats, TrainResult
 
 
 def best_epoch(history: Sequence[EpochStats]) -> int | None:
     """The first epoch with the highest validation accuracy, or None when no epoch was validated."""
     scored = [(s.val_accuracy, -s.epoch) for s in history if s.val_accuracy is not None]
     return -max(scored)[1] if scored else None
+
+
+def kept_stats(result: TrainResult) -> EpochStats:
+    """The statistics of the epoch whose weights the run kept: the best one once --patience put its weights
+    back, else the last. Its validation accuracy is that of the weights returned and saved."""
+    best = best_epoch(result.history)
+    if result.state is not None and result.state.restored and best is not None:
+        return next(s for s in result.history if s.epoch == best)
+    return result.history[-1]
 
 
 def should_stop(history: Sequence[EpochStats], patience: int) -> bool:

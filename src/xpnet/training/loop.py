@@ -45,8 +45,16 @@ def loss_limit(n_classes: int) -> float:
 # ``(params, opt_state, rows, step, lr) -> (params, opt_state, mean loss, correct count)``: one optimizer
 # update on the training rows whose indices ``rows`` (a slice of the epoch's permutation) holds.
 BatchStep = Callable[[list[Any], list[Any], Any, int, float], tuple[list[Any], list[Any], Any, Any]]
-# Makes the run's `BatchStep`: ``(backend, data, config, layer sizes, fast) -> BatchStep``.
+# Makes the run's `BatchStep`: ``(backend, data, config, layer sizes, fast) -> BatchStep``. A source whose steps
+# are computed elsewhere says by what in its ``workers`` attribute once it has made the step (`workers_of`).
 StepSource = Callable[[Backend, Dataset, TrainConfig, Sequence[int], bool], BatchStep]
+
+
+def workers_of(steps: StepSource) -> str | None:
+    """What computes the gradients of ``steps`` besides this process, like ``numpy on cpu, 2 Dask workers``
+    (known once the source has made its step); None for `local_steps`. The --json line, the log header and
+    the checkpoint all read it here."""
+    return getattr(steps, "workers", None)
 
 
 class StepFailed(XpnetError):

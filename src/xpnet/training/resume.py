@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields, replace
 from typing import Any
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, printable, printable_list
 from . import early_stop
 from .checkpoint import Checkpoint
 from .config import TrainConfig
 
-# What a resumed run must share with its checkpoint; --lr, --gamma, --batch-size and --epochs may change.
+# What a resumed run must share with its checkpoint; --lr, --gamma, --batch-size and --epochs may change. A
+# run and its continuations share them: `runlog.read_log` tells another run's log by them too.
 FIXED_FIELDS = ("hidden", "activation", "optimizer", "dtype", "seed")
 
 
@@ -36,38 +38,39 @@ def check_resumable(
         "dataset": ckpt.dataset,
         "inputs": ckpt.layer_sizes[0],
     }
-    diff = [f"{k} {_fmt(saved[k])} (you asked for {_fmt(wanted[k])})" for k in wanted if wanted[k] != saved[k]]
+    diff = [f"{k} {setting(saved[k])} (you asked for {setting(wanted[k])})" for k in wanted if wanted[k] != saved[k]]
     if diff:
         raise CheckpointError(
-            f"{ckpt.path} cannot be resumed as asked: it holds {'; '.join(diff)}; "
+            f"{printable(ckpt.path)} cannot be resumed as asked: it holds {'; '.join(diff)}; "
             "drop those flags to continue it, or start a new run without --resume"
         )
     if n_train != ckpt.n_train:
         raise CheckpointError(
-            f"{ckpt.path} trained on {ckpt.n_train} images of {ckpt.dataset} but this run has {n_train} "
+            f"{printable(ckpt.path)} trained on {ckpt.n_train} images of {ckpt.dataset} but this run has {n_train} "
             f"(the checkpoint used --val-split {ckpt.val_split}): resume with the same data"
         )
     if classes is not None and tuple(classes) != ckpt.classes:
         raise CheckpointError(
-            f"{ckpt.path} trained on the classes {_names(ckpt.classes)} but this data has {_names(classes)}: "
-            "resume with the data it trained on, or start a new run without --resume"
+            f"{printable(ckpt.path)} trained on {class_list(ckpt.classes)} but this data has "
+            f"{class_list(classes)}: resume with the data it trained on, or start a new run without --resume"
         )
     if early_stop.should_stop(ckpt.state.history, config.patience):
         raise CheckpointError(
-            f"{ckpt.path} already stopped early: validation accuracy has not improved since epoch "
+            f"{printable(ckpt.path)} already stopped early: validation accuracy has not improved since epoch "
             f"{early_stop.best_epoch(ckpt.state.history)} for {config.patience} epochs; resume with a larger "
             "--patience to train on"
         )
     check_patience(ckpt, config)
     if ckpt.state.epoch >= config.epochs:
         raise CheckpointError(
-            f"{ckpt.path} has already trained {ckpt.state.epoch} epochs: --epochs counts all epochs, "
+            f"{printable(ckpt.path)} has already trained {ckpt.state.epoch} epochs: --epochs counts all epochs, "
             f"pass --epochs N with N > {ckpt.state.epoch} to train more"
         )
 
 
-def _fmt(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+def setting(value: Any) -> str:
+    """A setting as its flag takes it: ``256,128`` for hidden layers (a tuple, or a list from JSON)."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 def check_patience(ckpt: Checkpoint, config: TrainConfig) -> None:
@@ -76,11 +79,11 @@ def check_patience(ckpt: Checkpoint, config: TrainConfig) -> None:
     Checked first on a resume: asking for the --val-split that --patience needs would only lead here."""
     if config.patience and ckpt.state.best_params is None and ckpt.state.epoch:
         raise CheckpointError(
-            f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
+            f"{printable(ckpt.path)} was trained without --patience, so it kept no best weights: resume it without "
             "--patience, or start a new run with it"
         )
 
 
-def _names(classes: tuple[str, ...]) -> str:
-    shown = ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
-    return f"{len(classes)} ({shown})"
+def class_list(classes: Sequence[str]) -> str:
+    """``10 classes (0, 1, 2, 3, ...)``: how many classes, and the first names, for a message."""
+    return f"{len(classes)} classes ({printable_list(classes)})"

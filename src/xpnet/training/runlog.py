@@ -3,8 +3,11 @@
 Each run (and each resumed continuation, appended to the same file) starts with one header object::
 
     {"type": "run", "started": "2025-01-31T12:00:00+00:00", "xpnet_version": "...", "dataset": "mnist",
-     "n_train": 60000, "n_val": 0, "n_test": 10000, "backend": "numpy", "device": "cpu",
+     "n_train": 60000, "n_val": 0, "n_test": 10000, "backend": "numpy", "device": "cpu", "workers": null,
      "seed": 1, "config": {...}, "resumed_from_epoch": null}
+
+``workers`` is what Dask workers computed the gradients with (``"numpy on cpu, 2 Dask workers"``, as the
+``--json`` line says), null in one process; on a cluster the header is written once the workers are known.
 
 followed by one object per finished epoch::
 
@@ -15,24 +18,31 @@ followed by one object per finished epoch::
 scored once, at the end). Reading keeps the last line of each epoch number, so an epoch redone after a
 crash replaces the one logged before it.
 
-The log is always whole JSON Lines up to its last complete line: each line is one write, a line a full
-disk cuts short is removed again (`xpnet.files.LineFile`), a last line torn by a crash is cut off when a
-resumed run appends, and reading ignores such an unfinished last line.
+The log is always whole JSON Lines up to its last complete line (`LineFile`): each line is one write, a line
+a full disk cuts short is removed again, a last line torn by a crash is cut off when a resumed run appends,
+and reading ignores such an unfinished last line. A full disk at the first line leaves no log (or the one a
+fresh run would have replaced).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 from .. import __version__
-from ..errors import XpnetError
-from ..files import LineFile
+from ..errors import XpnetError, printable
+from ..files import atomic_write, write_failed
+from .checkpoint import Checkpoint
+from .resume import FIXED_FIELDS, setting
 from .state import EpochStats
 
+# An epoch's figures that tell one run from another: the same run logs them exactly as its checkpoint keeps them.
+SCORES = ("loss", "train_accuracy", "val_accuracy", "test_accuracy")
 EPOCH_KEYS = ("epoch", "loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds", "samples_per_second")
 
 
@@ -52,6 +62,69 @@ def epoch_record(stats: EpochStats) -> dict[str, Any]:
     return record | {"lr": stats.lr}
 
 
+class LineFile:
+    """A text file that only ever ends with a whole line: each `write` is one ``os.write`` of whole lines,
+    and one that fails (a full disk) is cut back to where it started before `WriteError` is raised.
+
+    ``append``: keep what is there (a last line torn by a crash is cut off first: ``repaired`` bytes);
+    otherwise the file is replaced. A new or replaced file is made by the first `write`, through
+    `atomic_write`: a first line that cannot be written leaves no file, or the previous one whole.
+    """
+
+    def __init__(self, path: Path, append: bool):
+        self.path, self.fd, self.repaired = path, None, 0
+        if append and path.exists():
+            self._open(cut=True)
+
+    def _open(self, cut: bool = False) -> None:
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)  # read: to find a torn line
+            self.repaired = _cut_torn_line(self.fd) if cut else 0
+        except OSError as e:
+            raise write_failed(self.path, e) from None
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        if self.fd is None:
+            atomic_write(self.path, lambda f: f.write(data))
+            self._open()
+            return len(text)
+        start = os.fstat(self.fd).st_size
+        try:
+            if os.write(self.fd, data) != len(data):  # a short write: the disk filled up mid-line
+                raise OSError(28, os.strerror(28))
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, start)
+            raise write_failed(self.path, e) from None
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to do: every `write` went straight to the file."""
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+def _cut_torn_line(fd: int) -> int:
+    """Truncate the file after its last newline; the number of bytes removed."""
+    size = pos = os.fstat(fd).st_size
+    while pos > 0:
+        n = min(1 << 16, pos)
+        pos -= n
+        os.lseek(fd, pos, os.SEEK_SET)  # not os.pread: Windows has none
+        i = os.read(fd, n).rfind(b"\n")
+        if i >= 0:
+            end = pos + i + 1
+            break
+    else:
+        end = 0
+    if end < size:
+        os.ftruncate(fd, end)
+    return size - end
+
+
 def open_log(path: Path, append: bool) -> LineFile:
     """The log file to write; ``append`` (a resumed run) keeps it, cutting off a torn last line."""
     return LineFile(path, append)
@@ -66,22 +139,26 @@ def write_line(stream: IO[str] | LineFile, record: dict[str, Any]) -> None:
     stream.flush()
 
 
-def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file."""
+def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str, Any]]:
+    """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file, and
+    for the log of another run than ``model``'s when it is given (`_refuse_other_run`)."""
     path = Path(path).expanduser()
     try:
         if not path.is_file():  # a device such as /dev/zero would be read for ever
-            raise XpnetError(f"{path} is not a file: give the training log of xpnet.train --log")
+            raise XpnetError(f"{printable(path)} is not a file: give the training log of xpnet.train --log")
         if path.stat().st_size > MAX_LOG_BYTES:
-            raise XpnetError(f"{path} is larger than a training log gets ({MAX_LOG_BYTES >> 20} MiB): give another")
+            raise XpnetError(
+                f"{printable(path)} is larger than a training log gets ({MAX_LOG_BYTES >> 20} MiB): give another"
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise XpnetError(f"cannot read the training log {path}: {e.strerror or e}") from None
+        raise XpnetError(f"cannot read the training log {printable(path)}: {e.strerror or e}") from None
     except UnicodeDecodeError:
         raise XpnetError(
-            f"{path} is not an xpnet training log (not text); give the file of xpnet.train --log"
+            f"{printable(path)} is not an xpnet training log (not text); give the file of xpnet.train --log"
         ) from None
     epochs: dict[int, dict[str, Any]] = {}
+    headers: list[dict[str, Any]] = []
     lines = text.split("\n")
     complete = lines[:-1] if lines[-1].strip() and _torn(lines[-1]) else lines  # a write cut short by a crash
     for number, line in enumerate(complete, 1):
@@ -92,13 +169,59 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
             if record.get("type") == "epoch":
                 epochs[int(record["epoch"])] = {k: record.get(k) for k in (*EPOCH_KEYS, "lr")}
                 float(record["loss"])
+            elif record.get("type") == "run":
+                headers.append(record)
         except (ValueError, TypeError, KeyError, AttributeError):
             raise XpnetError(
-                f"{path}, line {number}: not an xpnet training log (write one with python -m xpnet.train --log)"
+                f"{printable(path)}, line {number}: not an xpnet training log (write one with python -m "
+                "xpnet.train --log)"
             ) from None
     if not epochs:
-        raise XpnetError(f"{path} holds no epochs: not an xpnet training log, or the run logged none yet")
+        raise XpnetError(f"{printable(path)} holds no epochs: not an xpnet training log, or the run logged none yet")
+    if model is not None:
+        _refuse_other_run(path, headers, epochs, model)
     return [epochs[e] for e in sorted(epochs)]
+
+
+def _refuse_other_run(
+    path: Path, headers: list[dict[str, Any]], epochs: dict[int, dict[str, Any]], model: Checkpoint
+) -> None:
+    """Refuse a log that is not of ``model``'s run: a header (of the run or of a resumed continuation) naming
+    other data or a setting no resume changes (`resume.FIXED_FIELDS`), or an epoch whose figures are not the
+    ones the checkpoint's history keeps for it. What a header does not say is not held against it."""
+    other = _other_header(headers, model) or _other_epoch(epochs, model)
+    if other:
+        raise XpnetError(
+            f"--log {printable(path)} is the log of another run ({other}): give the log of this model's run, or "
+            "leave --log out to draw the curves from the checkpoint's own history"
+        )
+
+
+def _other_header(headers: list[dict[str, Any]], model: Checkpoint) -> str:
+    """How the first header that names another run differs from ``model``, or ``""``."""
+    config = model.config.to_dict()
+    want = {"dataset": model.dataset, "n_train": model.n_train, "n_val": model.val_split}
+    want |= {f: config[f] for f in FIXED_FIELDS}
+    for header in headers:
+        said = header | (header["config"] if isinstance(header.get("config"), dict) else {})
+        key = next((k for k in want if k in said and said[k] != want[k]), None)
+        if key is not None:
+            said_value, want_value = printable(setting(said[key])), printable(setting(want[key]))
+            return f"its header has {key} {said_value} where {printable(model.path)} has {want_value}"
+    return ""
+
+
+def _other_epoch(epochs: dict[int, dict[str, Any]], model: Checkpoint) -> str:
+    """How the first logged epoch that the checkpoint's history holds otherwise differs from it, or ``""``."""
+    for stats in model.state.history:
+        logged = epochs.get(stats.epoch, {})
+        key = next((k for k in SCORES if k in logged and logged[k] != getattr(stats, k)), None)
+        if key is not None:
+            return (
+                f"its epoch {stats.epoch} has {key} {json.dumps(logged[key])} where the history of "
+                f"{printable(model.path)} has {json.dumps(getattr(stats, key))}"
+            )
+    return ""
 
 
 def _torn(line: str) -> bool:

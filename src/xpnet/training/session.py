@@ -12,14 +12,14 @@ import numpy as np
 
 from ..backend import Backend, is_out_of_memory
 from ..data import Dataset
-from ..errors import CheckpointError, OutOfMemory, TrainingDiverged
+from ..errors import CheckpointError, OutOfMemory, TrainingDiverged, printable
 from ..files import WriteError
 from ..nn import model
 from ..nn.optim import OPTIMIZERS
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .interrupt import StopOnSignal
-from .loop import StepFailed, StepSource, local_steps, train
+from .loop import StepFailed, StepSource, local_steps, train, workers_of
 from .state import EpochStats, TrainResult, TrainState, layer_sizes
 
 
@@ -50,13 +50,14 @@ def train_saving(
             return
         try:
             save_checkpoint(
-                save_path, s, config, backend, data.name, len(data.y_train), val_split, data.classes, data.layout
-            )
+                save_path, s, config, backend, data.name, len(data.y_train), val_split, data.classes, data.layout,
+                workers=workers_of(steps),
+            )  # fmt: skip
         except (OSError, WriteError) as e:  # a disk that filled up during a long run
             why = e.reason if isinstance(e, WriteError) else e.strerror or e
             kept = "the previous one is intact" if save_path.exists() else "no checkpoint was written"
             raise CheckpointError(
-                f"cannot write the checkpoint {save_path} ({why}); {kept}: "
+                f"cannot write the checkpoint {printable(save_path)} ({why}); {kept}: "
                 "free some space or give --save another place" + (", then --resume it" if save_path.exists() else ""),
                 exit_status=1,
             ) from None
@@ -76,14 +77,14 @@ def train_saving(
                     kept = "nothing saved (pass --save PATH to keep a checkpoint)"
                 else:
                     save(result.state)
-                    kept = f"checkpoint saved to {save_path}: continue with --resume {save_path}"
+                    kept = f"checkpoint saved to {printable(save_path)}: continue with --resume {printable(save_path)}"
                 if result.failure is not None:
                     raise StepFailed(f"{result.failure}; stopped in {where}; {kept}")
                 print(f"stopped in {where}; {kept}")
     except TrainingDiverged as e:
-        kept = f"; {save_path} still holds epoch {saved[0]}" if saved else ""
+        kept = f"; {printable(save_path)} still holds epoch {saved[0]}" if saved else ""
         if not saved and save_path is not None and save_path.exists():
-            kept = f"; {save_path} is left as it was"
+            kept = f"; {printable(save_path)} is left as it was"
         raise TrainingDiverged(f"{e}{kept}") from None
     except Exception as e:
         if not is_out_of_memory(e):

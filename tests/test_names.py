@@ -1,0 +1,92 @@
+"""File and class names that hold a newline, a tab or an escape print on one line, as their escaped repr; plain
+names print as they are (`xpnet.errors.printable`, used wherever a message or a report names one)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import run_cli
+from xpnet import evaluate, predict, train
+from xpnet.data import load_dataset
+from xpnet.errors import printable, printable_list
+
+pytest.importorskip("sklearn", reason="the pictures are scikit-learn's digits")
+pytest.importorskip("PIL", reason="a picture folder is read with Pillow")
+
+CLASSES = ("one\nline", "tab\there", "\x1b[31mred")  # a newline, a tab, an ANSI escape
+
+
+def test_plain_names_are_unchanged_and_others_are_escaped():
+    for plain in ("model.npz", "dir with spaces/m.npz", "日本語.png", "digit-7", r"back\slash"):
+        assert printable(plain) == plain and printable(Path(plain)) == str(Path(plain))
+    assert printable("a\nb.png") == "'a\\nb.png'" and printable(Path("x\ty")) == "'x\\ty'"
+    assert printable("\x1b[31mred") == "'\\x1b[31mred'" and printable("bad\udcffbyte") == "'bad\\udcffbyte'"
+    assert printable_list(["a", "b\nc", "d"], 2) == "a, 'b\\nc', ..."
+
+
+@pytest.fixture
+def odd(tmp_path, capsys):
+    """A picture folder whose classes (and one unreadable file) have odd names, a model trained on it by the
+    command line, and what that printed: (folder, model, a test image, stdout, stderr)."""
+    from PIL import Image
+
+    root = tmp_path / "pictures\nfolder"
+    digits = load_dataset("digits")
+    for split, x, y in (("train", digits.x_train, digits.y_train), ("test", digits.x_test, digits.y_test)):
+        for k, name in enumerate(CLASSES):
+            (root / split / name).mkdir(parents=True)
+            for i in np.flatnonzero(y == k)[:30]:
+                Image.fromarray(x[i].reshape(8, 8)).save(root / split / name / f"{i:04d}.png")
+    (root / "train" / CLASSES[0] / "not\na picture.png").write_text("text\n")
+    model = tmp_path / "m\nodel.npz"
+    argv = ["--dataset", "folder", "--data-dir", str(root), "--device", "cpu", "--epochs", "2", "--save", str(model)]
+    status, out, err = run_cli(capsys, train.main, "xpnet.train", argv)
+    assert status == 0, err
+    return root, model, digits.x_test[0].reshape(8, 8), out, err
+
+
+def one_line_each(text: str, names) -> None:
+    """Each name appears escaped, on its line, never raw."""
+    for name in names:
+        assert printable(name) in text and name not in text, (name, text)
+
+
+def test_training_on_odd_names_prints_each_on_one_line(odd):
+    root, model, _, out, err = odd
+    unreadable = printable(root / "train" / CLASSES[0] / "not\na picture.png")
+    skipped = [line for line in err.splitlines() if ": skipped: " in line]
+    assert skipped and all(line.startswith(unreadable) for line in skipped), err
+    assert f"checkpoint: {printable(model)} (epoch 2); continue it with --resume {printable(model)}\n" in out
+    one_line_each(out + err, [str(model)])
+    assert str(root) not in out + err and len(skipped) == 1
+
+
+def test_evaluate_and_predict_show_odd_class_and_file_names_on_one_line(odd, tmp_path, capsys):
+    root, model, image, _, _ = odd
+    argv = ["--model", str(model), "--data-dir", str(root)]
+    status, out, err = run_cli(capsys, evaluate.main, "xpnet.evaluate", argv)
+    assert status == 0, err
+    rows = out.split("class ")[1].split("\n\n")[0].splitlines()[1:]  # the precision/recall table
+    assert len(rows) == len(CLASSES) and all(re.match(r" *\d ", row) for row in rows), rows
+    one_line_each(out, CLASSES)
+    picture, gone = tmp_path / "my\npicture.npy", tmp_path / "gone\nmissing.png"
+    np.save(picture, image)
+    argv = ["--model", str(model), "--top", "3", str(picture), str(gone)]
+    status, out, err = run_cli(capsys, predict.main, "xpnet.predict", argv)
+    assert status == 1 and out.count("\n") == 1 and out.startswith(f"{printable(picture)}: "), out
+    one_line_each(out, [*CLASSES, str(picture)])
+    assert err.count("\n") == 1 and printable(gone) in err, err
+
+
+def test_errors_name_odd_files_on_one_line(tmp_path, capsys):
+    missing = tmp_path / "no\nsuch.npz"
+    status, _, err = run_cli(capsys, evaluate.main, "xpnet.evaluate", ["--model", str(missing)])
+    assert status == 2 and err == f"xpnet.evaluate: error: checkpoint {printable(missing)} does not exist\n"
+    blocker = tmp_path / "a\nfile"
+    blocker.write_text("")
+    status, _, err = run_cli(capsys, train.main, "xpnet.train", ["--dataset", "digits", "--save", f"{blocker}/m.npz"])
+    assert status == 2 and err.count("\n") == 1 and f"{printable(blocker)} is a file, not a folder" in err, err
