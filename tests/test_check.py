@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from helpers import run_module
@@ -21,6 +22,10 @@ def test_agreeing_backends_exit_0_with_a_table(capsys):
     assert [r[:3] for r in rows] == [["numpy", "cpu", "float32"], ["array-api-strict", "cpu", "float32"]]
     assert all(r[3] == "same" and r[-2] == "pass" for r in rows)
     assert "every backend agrees (2/2 rows pass)" in out
+    # The NumPy line says which update a long run uses, and why not Numba's where it is not.
+    from xpnet.backend.fast import kernels
+
+    assert f"numpy: numpy {np.__version__}; long runs update with {kernels.describe()}" in out.splitlines()
 
 
 def test_json_reports_every_difference(capsys):

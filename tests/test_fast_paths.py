@@ -4,6 +4,7 @@ import array_api_compat.numpy as xp
 import numpy as np
 import pytest
 
+from helpers import run_python
 from xpnet.backend.fast import kernels
 from xpnet.backend.fast.numpy_inplace import NumpyInplaceStep
 from xpnet.nn import losses, model
@@ -46,13 +47,13 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, u
     ref = run_steps(reference_step(xp, activation, optimizer), params, init(xp, params), batches, lr)
     # "numpy-passes" is the update where Numba is missing; "switch" starts with it and switches mid-run.
     compiled = {"numpy-passes": False, "numba": True, "switch": None}[update]
-    if compiled is not False and kernels.load() is None:
-        pytest.skip(kernels.describe())
+    if compiled is not False and kernels.load(optimizer, dtype) is None:
+        pytest.skip(kernels.describe(optimizer, dtype))
     step = NumpyInplaceStep(sizes, activation, optimizer, dtype, compiled)
     if update == "switch":
         step._until_compiled = 2 * step.theta.size
     fast = run_steps(step, params, init(xp, params), batches, lr)
-    assert (step.kernels is None) == (update == "numpy-passes")
+    assert (step.kernel is None) == (update == "numpy-passes")
 
     # Equal values (assert_array_equal treats -0.0 and 0.0 as equal: relu's backward may give either).
     for (l_ref, z_ref, p_ref, s_ref), (l_fast, z_fast, p_fast, s_fast) in zip(ref, fast, strict=True):
@@ -156,19 +157,74 @@ def test_the_numpy_update_stays_where_numba_is_missing_or_turned_off(monkeypatch
 
     from xpnet.backend.fast import numpy_inplace
 
-    monkeypatch.setenv(kernels.DISABLE, "1")
-    assert kernels.load() is None and kernels.describe() == f"NumPy passes ({kernels.DISABLE} is set)"
-    monkeypatch.delenv(kernels.DISABLE)
+    for value in ("1", "yes", " 1"):
+        monkeypatch.setenv(kernels.DISABLE, value)
+        assert kernels.load("adam", "float32") is None
+        assert kernels.describe() == f"NumPy passes ({kernels.DISABLE} is set)"
+    monkeypatch.setenv(kernels.DISABLE, "0")
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ModuleNotFoundError
-    kernels._compiled.cache_clear()
+    kernels._numba.cache_clear()
+    kernels._kernel.cache_clear()
     try:
-        assert kernels.load() is None and "numba unavailable: ModuleNotFoundError" in kernels.describe()
+        assert kernels.load("adam", "float32") is None
+        assert "numba unavailable: ModuleNotFoundError" in kernels.describe()
         assert "pip install 'xpnet[fast]'" in kernels.describe()
         # The step then keeps NumPy's passes after the switch point, and still trains.
         step = numpy_inplace.NumpyInplaceStep([4, 3, 10], "relu", "adam", "float32", compiled=None)
         step._until_compiled = 0
         params, batches = problem(np.random.default_rng(0), [4, 3, 10], "relu", "float32", (8, 8))
         run_steps(step, params, OPTIMIZERS["adam"].init(xp, params), batches, 1e-2)
-        assert step.kernels is None and step._until_compiled < 0  # asked once, not on every update
+        assert step.kernel is None and step._until_compiled < 0  # asked once, not on every update
     finally:
-        kernels._compiled.cache_clear()
+        kernels._numba.cache_clear()
+        kernels._kernel.cache_clear()
+
+
+def test_an_update_that_fails_to_compile_or_cache_leaves_the_numpy_passes(monkeypatch):
+    numba = pytest.importorskip("numba")
+    calls = []
+
+    def broken(p, g, lr):  # compiles, then fails as a damaged cache or a full disk makes the first call fail
+        raise ValueError("cannot be had")
+
+    real_njit = numba.njit
+
+    def njit(**options):
+        calls.append(options.get("cache", False))
+        return real_njit(**options)
+
+    monkeypatch.setitem(kernels.KERNELS, "sgd", (broken, 2, 1))
+    monkeypatch.setattr(numba, "njit", njit)
+    kernels._kernel.cache_clear()
+    try:
+        assert kernels.load("sgd", "float64") is None
+        said = kernels.describe("sgd", "float64")
+        assert said.startswith("NumPy passes (numba could not compile the sgd update: ValueError: cannot be had")
+        assert calls == [True, False]  # tried with the on-disk cache, then without it
+    finally:
+        kernels._kernel.cache_clear()
+
+
+def test_numba_disable_jit_leaves_the_numpy_passes(monkeypatch):
+    numba = pytest.importorskip("numba")
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+    kernels._numba.cache_clear()
+    kernels._kernel.cache_clear()
+    try:
+        assert kernels.load("adam", "float32") is None and "NUMBA_DISABLE_JIT" in kernels.describe()
+    finally:
+        kernels._numba.cache_clear()
+        kernels._kernel.cache_clear()
+
+
+def test_a_short_run_never_imports_numba():
+    # The compiled update pays only past SWITCH_AFTER weight updates; a 2-epoch digits run makes far fewer.
+    code = (
+        "import sys; from xpnet.backend import make_backend; from xpnet.data import load_dataset; "
+        "from xpnet.training.config import TrainConfig; from xpnet.training.loop import train; "
+        "train(make_backend('numpy', 'cpu'), load_dataset('digits'), TrainConfig(epochs=2)); "
+        "print('numba' in sys.modules)"
+    )
+    done = run_python("-c", code, env={kernels.DISABLE: ""})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "False"

@@ -108,3 +108,13 @@ def test_fashion_mnist_reaches_88_percent_in_10_epochs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["epochs"] == 10 and summary["test_accuracy"] >= 0.88
+
+
+def test_the_rate_reaches_the_step_as_a_python_float():
+    # An np.float64 rate would make NumPy compute lr * g in float64 (NEP 50) where the compiled update casts
+    # it to the weights' dtype first: the step would then depend on how the rate was written.
+    import numpy as np
+
+    config = TrainConfig(lr=np.float64(0.05), gamma=np.float64(0.5))
+    assert type(config.lr_at(1)) is float and type(config.lr_at(3)) is float
+    assert config.lr_at(3) == 0.0125

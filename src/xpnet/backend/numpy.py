@@ -20,9 +20,11 @@ def make(device: str) -> Backend:
 
 
 def probe() -> Any:
+    from .fast import kernels
     from .probe import Probe
 
-    return Probe("numpy", True, f"numpy {np.__version__}", ("cpu",))
+    # Which update a long run's in-place step uses (fast/kernels.py): the one place a user sees why not Numba.
+    return Probe("numpy", True, f"numpy {np.__version__}; long runs update with {kernels.describe()}", ("cpu",))
 
 
 def fast_step(sizes, activation, optimizer, dtype):

@@ -103,8 +103,11 @@ class TrainConfig:
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch ``epoch`` (from 1). It does not depend on ``epochs``, so a run resumed
-        with a new total trains its earlier epochs exactly as a run that asked for that total at once."""
-        return self.learning_rate * self.gamma ** (epoch - 1)
+        with a new total trains its earlier epochs exactly as a run that asked for that total at once.
+
+        A Python float even when the config holds NumPy scalars: NumPy would compute ``lr * g`` in float64 with
+        an ``np.float64`` rate and in the weights' dtype with a Python one (NEP 50), and the steps must agree."""
+        return float(self.learning_rate * self.gamma ** (epoch - 1))
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "hidden": list(self.hidden), "lr": self.learning_rate}

@@ -7,18 +7,22 @@ the arrays' dtype, as NumPy casts a Python float), so its results equal the NumP
 
 ``error_model="numpy"`` lets a division by zero give inf as NumPy does, instead of a Python check that would
 keep the loop from being vectorised. No ``fastmath``: it would reorder the arithmetic and fuse multiply-adds.
-Where Numba is missing, fails to import (a NumPy it does not support yet), or ``XPNET_NO_NUMBA=1`` is set,
-`load` answers None and the step keeps its NumPy passes; `describe` says which and why.
+Where Numba is missing, fails to import (a NumPy it does not support yet) or to compile, where
+``NUMBA_DISABLE_JIT`` is set, or where ``XPNET_NO_NUMBA`` is set to anything but empty or 0, `load` answers
+None and the step keeps its NumPy passes; `describe` says which and why.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from types import SimpleNamespace
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from ...errors import one_line
 
 DISABLE = "XPNET_NO_NUMBA"
 
@@ -46,36 +50,59 @@ def _adam(p, g, m, v, step_size, root_bc2, b1, one_minus_b1, b2, one_minus_b2, e
         p[i] = p[i] - step_size * mi / (np.sqrt(vi) / root_bc2 + eps)
 
 
-def _compile(numba: Any, fn: Any) -> Any:
-    try:  # cached on disk beside this file (or in the user's cache) so that later runs skip the compile
-        return numba.njit(error_model="numpy", cache=True)(fn)
-    except RuntimeError:  # no writable cache location: compile in every process instead
-        return numba.njit(error_model="numpy")(fn)
+# Each update's kernel and how many arrays and dtype scalars it takes, for the trial call in `_kernel`.
+KERNELS = {"sgd": (_sgd, 2, 1), "momentum": (_momentum, 3, 2), "adam": (_adam, 4, 7)}
+
+
+def _disabled() -> bool:
+    # Read on every call, so that the bench can time both updates in one process.
+    return os.environ.get(DISABLE, "").strip() not in ("", "0")
 
 
 @functools.cache
-def _compiled() -> tuple[SimpleNamespace | None, str]:
+def _numba() -> tuple[Any, str]:
     try:
         import numba
     except Exception as e:  # not installed, or built for another NumPy: both leave the NumPy passes
-        return None, f"NumPy passes (numba unavailable: {type(e).__name__}: {e}; pip install 'xpnet[fast]')"
-    kernels = SimpleNamespace(**{name: _compile(numba, fn) for name, fn in
-                                 (("sgd", _sgd), ("momentum", _momentum), ("adam", _adam))})  # fmt: skip
-    return kernels, f"numba {numba.__version__} one-pass update"
+        return None, f"NumPy passes (numba unavailable: {one_line(e, named=True)}; pip install 'xpnet[fast]')"
+    if numba.config.DISABLE_JIT:  # its loops would run as Python, 60 times slower than the passes
+        return None, "NumPy passes (NUMBA_DISABLE_JIT is set)"
+    return numba, f"numba {numba.__version__} one-pass update"
 
 
-def _choice() -> tuple[SimpleNamespace | None, str]:
-    # The switch is read on every call, so that the bench can time both paths in one process.
-    if os.environ.get(DISABLE, "") not in ("", "0"):
-        return None, f"NumPy passes ({DISABLE} is set)"
-    return _compiled()
+@functools.cache
+def _kernel(optimizer: str, dtype: str) -> tuple[Any, str]:
+    """The update compiled for ``dtype`` and tried once on one-element arrays, or None and why not."""
+    numba, said = _numba()
+    if numba is None:
+        return None, said
+    fn, n_arrays, n_scalars = KERNELS[optimizer]
+    kind = np.dtype(dtype)
+    args = [np.ones(1, kind) for _ in range(n_arrays)] + [kind.type(0.5)] * n_scalars
+    failure: Exception | None = None
+    # First with Numba's on-disk cache (beside this file, or in the user's cache), so that later processes
+    # skip the compile; where that cache cannot be read or written (a damaged file, a full disk, no writable
+    # place), compiled again without it. The trial call is what compiles, so that is where either fails.
+    for cache in (True, False):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Numba's cache warnings: the outcome is handled here
+                kernel = numba.njit(error_model="numpy", cache=cache)(fn)
+                kernel(*args)
+            return kernel, said
+        except Exception as e:
+            failure = e
+    return None, f"NumPy passes (numba could not compile the {optimizer} update: {one_line(failure, named=True)})"
 
 
-def load() -> SimpleNamespace | None:
-    """The compiled updates (``sgd``, ``momentum``, ``adam``), or None where only the NumPy passes apply."""
-    return _choice()[0]
+def load(optimizer: str, dtype: Any) -> Callable[..., None] | None:
+    """The compiled update of ``optimizer`` for arrays of ``dtype``, or None where NumPy's passes apply."""
+    return None if _disabled() else _kernel(optimizer, np.dtype(dtype).name)[0]
 
 
-def describe() -> str:
-    """How the in-place NumPy step updates the weights here, in words (for --verbose and the bench)."""
-    return _choice()[1]
+def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:
+    """How the in-place NumPy step's update runs here once compiled updates apply, in words (the bench and
+    ``python -m xpnet.check`` print it); compiles the update to find out."""
+    if _disabled():
+        return f"NumPy passes ({DISABLE} is set)"
+    return _kernel(optimizer, np.dtype(dtype).name)[1]

@@ -90,8 +90,8 @@ class NumpyInplaceStep:
         self.state = [v for m in self.moments for v in _views(m, shapes)]
         self.widths = list(sizes[1:])
         # The compiled one-pass update (kernels.py): from the first update (True), never (False), or once
-        # SWITCH_AFTER weights have been updated (None); where Numba is missing, never.
-        self.kernels = kernels.load() if compiled else None
+        # SWITCH_AFTER weights have been updated (None); where it cannot be had, never.
+        self.kernel = kernels.load(optimizer, self.dtype) if compiled else None
         self._until_compiled = SWITCH_AFTER if compiled is None else -1
         self._buffers: dict[int, tuple[list[np.ndarray], ...]] = {}
 
@@ -142,8 +142,8 @@ class NumpyInplaceStep:
         if self._until_compiled >= 0:
             self._until_compiled -= self.theta.size
             if self._until_compiled < 0:
-                self.kernels = kernels.load()
-        if self.kernels is not None:
+                self.kernel = kernels.load(self.optimizer, self.dtype)
+        if self.kernel is not None:
             self._update_compiled(step, lr)
             return
         theta, g, tmp = self.theta, self.grad, self.tmp
@@ -175,13 +175,13 @@ class NumpyInplaceStep:
         # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
         c = self.dtype.type
         if self.optimizer == "sgd":
-            self.kernels.sgd(self.theta, self.grad, c(lr))
+            self.kernel(self.theta, self.grad, c(lr))
         elif self.optimizer == "momentum":
-            self.kernels.momentum(self.theta, self.grad, *self.moments, c(lr), c(MOMENTUM))
+            self.kernel(self.theta, self.grad, *self.moments, c(lr), c(MOMENTUM))
         else:
             step_size, root_bc2 = adam_scalars(lr, step)
             scalars = (step_size, root_bc2, ADAM_B1, 1.0 - ADAM_B1, ADAM_B2, 1.0 - ADAM_B2, ADAM_EPS)
-            self.kernels.adam(self.theta, self.grad, *self.moments, *map(c, scalars))
+            self.kernel(self.theta, self.grad, *self.moments, *map(c, scalars))
 
 
 def make_step(sizes: Sequence[int], activation: str, optimizer: str, dtype: Any) -> NumpyInplaceStep | None:
