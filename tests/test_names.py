@@ -4,11 +4,13 @@ names print as they are (`xpnet.errors.printable`, used wherever a message or a 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from folder_sets import write_digits
 from helpers import run_cli
 from xpnet import evaluate, predict, train
 from xpnet.data import load_dataset
@@ -32,15 +34,16 @@ def test_plain_names_are_unchanged_and_others_are_escaped():
 def odd(tmp_path, capsys):
     """A picture folder whose classes (and one unreadable file) have odd names, a model trained on it by the
     command line, and what that printed: (folder, model, a test image, stdout, stderr)."""
-    from PIL import Image
-
     root = tmp_path / "pictures\nfolder"
+    write_digits(root, per_class=(30, 30))
+    for split in ("train", "test"):  # digits 0, 1 and 2 under odd names; the others go
+        for k in range(10):
+            folder = root / split / f"digit-{k}"
+            if k < len(CLASSES):
+                folder.rename(root / split / CLASSES[k])
+            else:
+                shutil.rmtree(folder)
     digits = load_dataset("digits")
-    for split, x, y in (("train", digits.x_train, digits.y_train), ("test", digits.x_test, digits.y_test)):
-        for k, name in enumerate(CLASSES):
-            (root / split / name).mkdir(parents=True)
-            for i in np.flatnonzero(y == k)[:30]:
-                Image.fromarray(x[i].reshape(8, 8)).save(root / split / name / f"{i:04d}.png")
     (root / "train" / CLASSES[0] / "not\na picture.png").write_text("text\n")
     model = tmp_path / "m\nodel.npz"
     argv = ["--dataset", "folder", "--data-dir", str(root), "--device", "cpu", "--epochs", "2", "--save", str(model)]
