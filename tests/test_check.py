@@ -122,3 +122,12 @@ def test_a_fast_step_that_strays_from_the_reference_fails_the_check(monkeypatch,
     monkeypatch.setitem(registry(), "numpy", replace(numpy, fast_step=off_by_a_little))
     assert check.main(["--backend", "numpy", "--dtype", "float64"]) == 1
     assert "FAIL numpy cpu float64: the fast step (adam) after 20 steps off by" in capsys.readouterr().out
+
+
+def test_the_check_runs_the_update_a_long_numpy_run_switches_to(monkeypatch, capsys):
+    """NumPy's step compiles its update after many updates (fast/kernels.py); the check's 20 steps use it."""
+    from xpnet.backend.fast import kernels
+
+    monkeypatch.setattr(kernels, "load", lambda optimizer, dtype: lambda *arrays_and_scalars: None)  # no update
+    assert check.main(["--backend", "numpy", "--dtype", "float64"]) == 1
+    assert "FAIL numpy cpu float64: the fast step (adam) after 20 steps off by" in capsys.readouterr().out

@@ -109,6 +109,8 @@ def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_
         finals[name] = p
     step_fn = fast_step(backend, model.sizes_of(params), problem.activation, FAST_OPTIMIZER, want) if fast else None
     if step_fn is not None:
+        if hasattr(step_fn, "as_in_long_runs"):  # NumPy's compiles its update partway through a long run
+            step_fn.as_in_long_runs()
         opt = OPTIMIZERS[FAST_OPTIMIZER]
         p = [xp.asarray(a, copy=True) for a in params]  # a fast step may donate or overwrite what it is given
         state = opt.init(xp, p)

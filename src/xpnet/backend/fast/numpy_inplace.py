@@ -171,6 +171,11 @@ class NumpyInplaceStep:
             np.divide(self.tmp2, tmp, out=tmp)
         theta -= tmp
 
+    def as_in_long_runs(self) -> None:
+        """Use from the next update what a run switches to after SWITCH_AFTER (``xpnet.check`` checks that)."""
+        self._until_compiled = -1
+        self.kernel = kernels.load(self.optimizer, self.dtype)
+
     def _update_compiled(self, step: int, lr: float) -> None:
         # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
         c = self.dtype.type
