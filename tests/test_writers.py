@@ -218,6 +218,46 @@ def test_a_symlink_loop_is_refused_and_left_as_it_was(digits, tmp_path, capsys, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npy", "loop"]
 
 
+LATER = {  # the last file each command writes, where a single output folder names several files
+    "evaluate --plot": (evaluate.main, "xpnet.evaluate", ["--plot", "OUT"], evaluate.PLOTS[-1]),
+    "predict --save-input": (predict.main, "xpnet.predict", ["--save-input", "OUT", "D", "E"], "e.seen.png"),
+}
+BLOCKERS = {  # what makes that one file unwritable, and the words that say so
+    "loop": (lambda p: p.symlink_to(p.name), "symbolic links go round in a loop"),
+    "folder": (lambda p: p.mkdir(), "it is a folder; move it or choose another"),
+    "read-only": (lambda p: (p.write_bytes(b"old"), p.chmod(0o444)), "the file is read-only"),
+}
+
+
+@pytest.mark.parametrize("blocker", BLOCKERS)
+@pytest.mark.parametrize("case", LATER)
+def test_every_file_a_command_will_write_is_checked_before_any_work(digits, tmp_path, capsys, case, blocker):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    if blocker == "read-only" and os.geteuid() == 0:
+        pytest.skip("root may write a read-only file")
+    data, model = digits
+    main, prog, argv, last = LATER[case]
+    block, words = BLOCKERS[blocker]
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    block(out_dir / last)
+    names = {"OUT": str(out_dir), "D": str(tmp_path / "d.npy"), "E": str(tmp_path / "e.npy")}
+    for name in ("D", "E"):
+        np.save(names[name], data.x_test[0].reshape(8, 8))
+    status, out, err = run(capsys, main, prog, "--model", str(model), *(names.get(a, a) for a in argv))
+    assert status == 2 and words in one_error_line(err, prog) and err.count("\n") == 1, err
+    assert out == ""  # nothing scored or predicted first
+    assert [p.name for p in out_dir.iterdir()] == [last]  # and nothing written
+
+
+def test_a_refused_later_file_removes_the_folders_the_earlier_checks_made(tmp_path):
+    (tmp_path / "loop").symlink_to("loop")
+    with pytest.raises(XpnetError, match="go round in a loop"):
+        files.check_all_writable([tmp_path / "new" / "sub" / "a.png", tmp_path / "loop"], "--plot")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop"]
+
+
 def test_atomic_write_refuses_a_symlink_loop_itself(tmp_path):
     loop = tmp_path / "loop"
     loop.symlink_to("loop")

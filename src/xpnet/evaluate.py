@@ -19,7 +19,7 @@ from .backend import resolve_backend
 from .cli import common as cli
 from .data import load_dataset
 from .errors import DataError, XpnetError, printable
-from .files import check_writable
+from .files import check_all_writable
 from .training import metrics
 from .training.checkpoint import Checkpoint, load_checkpoint
 from .training.resume import class_list
@@ -75,9 +75,10 @@ def build_parser() -> cli.ArgumentParser:
 
 
 def plot_folder(text: str) -> Path:
-    """The --plot folder, made if missing (as every output's folder is) and checked writable before any work."""
+    """The --plot folder, made if missing (as every output's folder is), each plot's file in it checked
+    writable before any work."""
     folder = Path(text).expanduser()
-    check_writable(folder / PLOTS[0], flag="--plot")
+    check_all_writable([folder / name for name in PLOTS], flag="--plot")
     return folder
 
 

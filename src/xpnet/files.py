@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -63,12 +63,20 @@ def refuse_special(path: Path, flag: str) -> None:
 
 
 def check_writable(
-    path: str | Path, flag: str = "--save", example: str = "model.npz", *, create_parents: bool = True
+    path: str | Path,
+    flag: str = "--save",
+    example: str = "model.npz",
+    *,
+    create_parents: bool = True,
+    made: list[Path] | None = None,
 ) -> Path:
     """Fail now, before any training, if a file cannot be written at ``path`` (given as ``flag``).
 
     Missing parent folders are created (every output of every command is handled alike); if the path still
     cannot be written, the folders made here are removed again, so a refused path leaves nothing behind.
+    ``made``, when given, is extended by the folders created (outermost first), for the caller to remove
+    with `remove_folders` should it fail before writing into them. ``example`` is a file name to suggest
+    when ``path`` is a folder; "" where the command names its files itself (``--plot DIR``).
     """
     if not str(path).strip():
         raise XpnetError(f"{flag} needs a file name, got an empty one; give a path like {example or 'out'}")
@@ -78,8 +86,9 @@ def check_writable(
     real = Path(os.path.realpath(path)) if path.is_symlink() else path
     folder = real.parent
     if path.is_dir():
-        raise _cannot_save(path, f"it is a folder; give a file name like {printable(path / example)}")
-    made = _make_folders(real, flag) if create_parents else []
+        fix = f"give a file name like {printable(path / example)}" if example else f"move it or choose another {flag}"
+        raise _cannot_save(path, f"it is a folder; {fix}")
+    made_here = _make_folders(real, flag) if create_parents else []
     if not folder.is_dir():
         raise _cannot_save(path, f"folder {printable(folder)} does not exist; create it first")
     try:
@@ -88,12 +97,25 @@ def check_writable(
         if path.exists() and not os.access(path, os.W_OK):
             raise _cannot_save(path, f"the file is read-only; choose another {flag}")
     except OSError as e:
-        remove_folders(made)
+        remove_folders(made_here)
         raise _cannot_save(path, f"{e.strerror or e} in {printable(folder)}; choose another {flag}") from None
+    except XpnetError:
+        remove_folders(made_here)
+        raise
+    if made is not None:
+        made.extend(made_here)
+    return path
+
+
+def check_all_writable(paths: Sequence[Path], flag: str) -> list[Path]:
+    """`check_writable` for each file one flag will make (``--plot DIR``'s several plots), all before any
+    work: a later file refused removes the folders the earlier checks made, so nothing is left behind."""
+    made: list[Path] = []
+    try:
+        return [check_writable(p, flag, "", made=made) for p in paths]
     except XpnetError:
         remove_folders(made)
         raise
-    return path
 
 
 def _make_folders(path: Path, flag: str) -> list[Path]:

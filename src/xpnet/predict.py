@@ -23,7 +23,7 @@ from .data import images
 from .data.folder import prepare_file
 from .data.pictures import PictureError, import_pillow
 from .errors import CheckpointError, XpnetError, printable
-from .files import atomic_write, check_writable
+from .files import atomic_write, check_all_writable
 from .training.checkpoint import load_checkpoint
 from .training.scoring import classify
 
@@ -85,9 +85,10 @@ def unique_names(paths: Sequence[Path]) -> list[str]:
 
 
 def check_folder(text: str, targets: Sequence[str], inputs: Sequence[Path]) -> Path:
-    """The --save-input folder, checked before any work: it exists, is writable and replaces no input."""
+    """The --save-input folder, checked before any work: it exists, each picture's file in it is writable,
+    and none replaces an input."""
     folder = Path(text).expanduser()
-    check_writable(folder / targets[0], flag="--save-input", example="")
+    check_all_writable([folder / t for t in targets], flag="--save-input")
     clash = {(folder / t).resolve() for t in targets} & {p.resolve() for p in inputs}
     if clash:
         raise XpnetError(
