@@ -3,6 +3,7 @@ names print as they are (`xpnet.errors.printable`, used wherever a message or a 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from folder_sets import write_digits
-from helpers import run_cli
+from helpers import rewrite, run_cli
 from xpnet import evaluate, predict, train
 from xpnet.data import load_dataset
 from xpnet.errors import printable, printable_list
@@ -93,3 +94,46 @@ def test_errors_name_odd_files_on_one_line(tmp_path, capsys):
     blocker.write_text("")
     status, _, err = run_cli(capsys, train.main, "xpnet.train", ["--dataset", "digits", "--save", f"{blocker}/m.npz"])
     assert status == 2 and err.count("\n") == 1 and f"{printable(blocker)} is a file, not a folder" in err, err
+
+
+CRAFTED = "digits\n\x1b[2Jfake"  # a data set name as a hostile checkpoint may hold it (tests/test_hostile.py)
+
+
+def crafted(model: Path, path: Path, **changes) -> Path:
+    """A copy of ``model`` at ``path`` with its metadata changed; a None value removes the key."""
+    shutil.copy(model, path)
+
+    def change(arrays: dict) -> None:
+        meta = {k: v for k, v in (json.loads(arrays["meta"].tobytes()) | changes).items() if v is not None}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+
+    return rewrite(path, change)
+
+
+def test_names_read_from_a_crafted_checkpoint_print_on_one_line(digits, tmp_path, capsys):
+    data, model = digits
+    picture = tmp_path / "d.npy"
+    np.save(picture, data.x_test[0].reshape(8, 8))
+    named = str(crafted(model, tmp_path / "named.npz", dataset=CRAFTED))
+    refused = {
+        "resume as another set": (train.main, ["--resume", named, "--dataset", "digits", "--epochs", "20"]),
+        "resume with --image-size": (train.main, ["--resume", named, "--image-size", "9", "--epochs", "20"]),
+        "evaluate": (evaluate.main, ["--model", named]),
+    }
+    for case, (main, argv) in refused.items():
+        status, out, err = run_cli(capsys, main, "xpnet", argv)
+        assert status == 2 and out == "" and err.count("\n") == 1, (case, err)
+        one_line_each(err, [CRAFTED])
+    classes = [f"class\n{k}" for k in range(10)]
+    labelled = str(crafted(model, tmp_path / "labelled.npz", dataset=CRAFTED, classes=classes))
+    status, out, err = run_cli(capsys, predict.main, "xpnet.predict", ["--model", labelled, "--top", "2", str(picture)])
+    assert status == 0 and out.count("\n") == 1 and "\x1b" not in out + err, out + err
+    # Where it was trained, as the resumed run names it: shown escaped, or as unknown when missing.
+    origin = {"backend": "numpy\nfake", "device": "cpu\x1b[2J", "workers": "2 Dask\nworkers"}
+    for meta, shown in ((origin, list(origin.values())), ({"backend": None, "device": None}, ["unknown"])):
+        resumed = str(crafted(model, tmp_path / "resumed.npz", **meta))
+        argv = ["--resume", resumed, "--epochs", "13", "--quiet"]
+        status, out, err = run_cli(capsys, train.main, "xpnet.train", argv)
+        assert status == 0, err
+        line = next(line for line in out.splitlines() if line.startswith("resuming "))
+        assert all(printable(name) in line for name in shown) and "\x1b" not in out, out

@@ -72,9 +72,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
 
     print(report.run_line(data, config, backend, with_classes=dataset in LOCAL_SETS), flush=True)
     if ckpt is not None:
-        was = f"{ckpt.meta['backend']} on {ckpt.meta['device']}"
-        was += f"; gradients from {ckpt.meta['workers']}" if ckpt.meta.get("workers") else ""
-        print(f"resuming {printable(ckpt.path)}: {ckpt.describe()} (saved from {was})", flush=True)
+        print(f"resuming {printable(ckpt.path)}: {ckpt.describe()} (saved from {ckpt.origin()})", flush=True)
     bar = None
     if not args.quiet:
         bar = EpochBar(config.epochs, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))

@@ -27,7 +27,9 @@ def add_image_size_flag(p: argparse.ArgumentParser) -> None:
 def load_for_training(args: argparse.Namespace, dataset: str, image_size: int | None) -> Dataset:
     """``dataset`` from ``args.data_dir`` (downloading what is missing from ``args.mirror``), at ``image_size``."""
     if image_size is not None and dataset != "folder":
-        raise XpnetError(f"--image-size sizes the pictures of --dataset folder; {dataset} has its own: leave it out")
+        raise XpnetError(
+            f"--image-size sizes the pictures of --dataset folder; {printable(dataset)} has its own: leave it out"
+        )
     return load_dataset(
         dataset,
         args.data_dir,

@@ -69,6 +69,13 @@ class Checkpoint:
             f"{printable(self.dataset)}, {done} of {c.epochs}, step {self.state.step}"
         )
 
+    def origin(self) -> str:
+        """What trained it, for a message: ``numpy on cpu; gradients from 2 Dask workers``. Unchecked text
+        from the file, so each part is `printable`; a crafted file may leave it out."""
+        shown = [printable(str(self.meta.get(key, "unknown"))) for key in ("backend", "device")]
+        workers = self.meta.get("workers")
+        return " on ".join(shown) + (f"; gradients from {printable(workers)}" if workers else "")
+
 
 def save_checkpoint(
     path: str | Path,

@@ -38,7 +38,11 @@ def check_resumable(
         "dataset": ckpt.dataset,
         "inputs": ckpt.layer_sizes[0],
     }
-    diff = [f"{k} {setting(saved[k])} (you asked for {setting(wanted[k])})" for k in wanted if wanted[k] != saved[k]]
+    diff = [
+        f"{k} {printable(setting(saved[k]))} (you asked for {printable(setting(wanted[k]))})"
+        for k in wanted
+        if wanted[k] != saved[k]
+    ]
     if diff:
         raise CheckpointError(
             f"{printable(ckpt.path)} cannot be resumed as asked: it holds {'; '.join(diff)}; "
@@ -46,8 +50,8 @@ def check_resumable(
         )
     if n_train != ckpt.n_train:
         raise CheckpointError(
-            f"{printable(ckpt.path)} trained on {ckpt.n_train} images of {ckpt.dataset} but this run has {n_train} "
-            f"(the checkpoint used --val-split {ckpt.val_split}): resume with the same data"
+            f"{printable(ckpt.path)} trained on {ckpt.n_train} images of {printable(ckpt.dataset)} but this run has "
+            f"{n_train} (the checkpoint used --val-split {ckpt.val_split}): resume with the same data"
         )
     if classes is not None and tuple(classes) != ckpt.classes:
         raise CheckpointError(
