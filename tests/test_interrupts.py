@@ -130,10 +130,10 @@ def test_huge_learning_rate_stops_with_exit_1_and_keeps_the_last_good_checkpoint
 
 
 def test_fresh_run_with_huge_learning_rate_diverges_in_the_first_epoch(tmp_path, capsys):
-    path = tmp_path / "run.npz"
+    path = tmp_path / "new" / "run.npz"  # a folder made for the checkpoint, and left empty: removed again
     status, _, out = train_json(capsys, *DIGITS, "--epochs", "3", "--lr", "1e6", "--save", str(path))
     assert status == 1 and "training diverged at epoch 1, step 2 " in out and "epoch 1/3" not in out
-    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_divergence_names_the_first_bad_step_and_skips_on_state():

@@ -106,7 +106,7 @@ def test_a_full_disk_at_the_first_log_line_leaves_no_log_or_the_old_one(tmp_path
     monkeypatch.undo()
     assert status == 1 and "No space left on device" in one_error_line(err, "xpnet.train")
     if before is None:
-        assert not log.exists()
+        assert not log.parent.exists()  # nor the folder made for it
     else:
         assert log.read_text() == before and sorted(p.name for p in log.parent.iterdir()) == ["train.jsonl"]
 
@@ -117,7 +117,7 @@ def test_plots_on_a_full_disk_are_one_line_exit_1(digits, tmp_path, capsys, monk
     monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(FULL))
     status, _, err = run(capsys, evaluate.main, "xpnet.evaluate", "--model", str(model), "--plot", str(tmp_path / "p"))
     assert status == 1 and "No space left on device" in one_error_line(err, "xpnet.evaluate")
-    assert not [p for p in (tmp_path / "p").iterdir() if p.suffix != ".png" or p.stat().st_size == 0]
+    assert not (tmp_path / "p").exists()  # no plot was written, so the folder made for them went again
 
 
 def test_saved_inputs_on_a_full_disk_are_one_line_exit_1(digits, tmp_path, capsys, monkeypatch):
@@ -253,9 +253,37 @@ def test_every_file_a_command_will_write_is_checked_before_any_work(digits, tmp_
 
 def test_a_refused_later_file_removes_the_folders_the_earlier_checks_made(tmp_path):
     (tmp_path / "loop").symlink_to("loop")
-    with pytest.raises(XpnetError, match="go round in a loop"):
-        files.check_all_writable([tmp_path / "new" / "sub" / "a.png", tmp_path / "loop"], "--plot")
+    with pytest.raises(XpnetError, match="go round in a loop"), files.made_folders() as made:
+        files.check_all_writable([tmp_path / "new" / "sub" / "a.png", tmp_path / "loop"], "--plot", made)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loop"]
+
+
+MADE_THEN_FAILED = {  # each makes folders under NEW for an output, then fails before writing into them: (..., exit)
+    "train --log refused": (train_cli.main, [*TRAIN, "--save", "NEW/a/m.npz", "--log", "LOOP"], 2),
+    "evaluate without data": (evaluate.main, ["--model", "MODEL", "--data-dir", "EMPTY", "--plot", "NEW/p"], 2),
+    "predict, none readable": (predict.main, ["--model", "MODEL", "--save-input", "NEW/s", "BAD"], 1),
+}
+
+
+def fill(arg: str, names: dict[str, Path]) -> str:
+    """``arg`` with its placeholder (``NEW/a/m.npz``: the part before the first slash) replaced by its path."""
+    head, slash, rest = arg.partition("/")
+    return str(names[head]) + slash + rest if head in names else arg
+
+
+@pytest.mark.parametrize("case", MADE_THEN_FAILED)
+def test_folders_made_for_outputs_go_again_when_nothing_was_written_into_them(mnist, tmp_path, capsys, case):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    _, model = mnist
+    main, argv, expected = MADE_THEN_FAILED[case]
+    names = {"NEW": tmp_path / "new", "LOOP": tmp_path / "loop", "BAD": tmp_path / "bad.png", "MODEL": model}
+    names["LOOP"].symlink_to("loop")
+    names["BAD"].write_text("not a picture")
+    names["EMPTY"] = tmp_path / "empty"
+    status, _, err = run(capsys, main, case, *(fill(a, names) for a in argv))
+    assert status == expected and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "loop"]
 
 
 def test_atomic_write_refuses_a_symlink_loop_itself(tmp_path):

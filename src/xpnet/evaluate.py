@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from argparse import Namespace
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from .backend import resolve_backend
 from .cli import common as cli
 from .data import load_dataset
 from .errors import DataError, XpnetError, printable
-from .files import check_all_writable
+from .files import check_all_writable, made_folders
 from .training import metrics
 from .training.checkpoint import Checkpoint, load_checkpoint
 from .training.resume import class_list
@@ -74,11 +75,11 @@ def build_parser() -> cli.ArgumentParser:
     return p
 
 
-def plot_folder(text: str) -> Path:
-    """The --plot folder, made if missing (as every output's folder is), each plot's file in it checked
-    writable before any work."""
+def plot_folder(text: str, made: list[Path]) -> Path:
+    """The --plot folder, made if missing (as every output's folder is; those made are added to ``made``),
+    each plot's file in it checked writable before any work."""
     folder = Path(text).expanduser()
-    check_all_writable([folder / name for name in PLOTS], flag="--plot")
+    check_all_writable([folder / name for name in PLOTS], "--plot", made)
     return folder
 
 
@@ -115,13 +116,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything that can fail on a flag is checked before the data set is read and scored.
     if args.log is not None and args.plot is None:
         raise XpnetError("--log only feeds the curves of --plot: add --plot DIR, or leave --log out")
-    folder, log = None, None
-    if args.plot is not None:
-        from .cli import plots
+    with made_folders() as made:  # a --plot folder made here goes again if the run fails before drawing
+        folder, log = None, None
+        if args.plot is not None:
+            from .cli import plots
 
-        plots.require_matplotlib()
-        log = read_log(args.log, ckpt) if args.log is not None else None
-        folder = plot_folder(args.plot)
+            plots.require_matplotlib()
+            log = read_log(args.log, ckpt) if args.log is not None else None
+            folder = plot_folder(args.plot, made)
+        return _evaluate(args, ckpt, folder, log)
+
+
+def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[dict[str, Any]] | None) -> int:
+    """Read the data set, score the model on its test images, print the report and draw the plots."""
     data = load_dataset(
         ckpt.dataset,
         args.data_dir,

@@ -107,15 +107,22 @@ def check_writable(
     return path
 
 
-def check_all_writable(paths: Sequence[Path], flag: str) -> list[Path]:
+def check_all_writable(paths: Sequence[Path], flag: str, made: list[Path]) -> list[Path]:
     """`check_writable` for each file one flag will make (``--plot DIR``'s several plots), all before any
-    work: a later file refused removes the folders the earlier checks made, so nothing is left behind."""
+    work. The folders made go to ``made`` (from `made_folders`), which removes them should a later file be
+    refused."""
+    return [check_writable(p, flag, "", made=made) for p in paths]
+
+
+@contextlib.contextmanager
+def made_folders() -> Iterator[list[Path]]:
+    """A list to pass as ``made`` to the checks of a command's outputs; when the block ends, the folders the
+    checks made that are still empty (the command failed before writing into them) are removed again."""
     made: list[Path] = []
     try:
-        return [check_writable(p, flag, "", made=made) for p in paths]
-    except XpnetError:
+        yield made
+    finally:
         remove_folders(made)
-        raise
 
 
 def _make_folders(path: Path, flag: str) -> list[Path]:

@@ -17,7 +17,7 @@ from .cli.train_flags import build_parser, explicit_flags
 from .data import hold_out
 from .data.datasets import LOCAL_SETS
 from .errors import printable
-from .files import check_writable, locked, refuse_shared
+from .files import check_writable, locked, made_folders, refuse_shared
 from .training import early_stop, runlog
 from .training.checkpoint import load_checkpoint
 from .training.config import TrainConfig
@@ -34,10 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Checked before any data is read or any epoch is run: a bad path must not cost an hour of training.
     roles = {"--save": args.save, "--log": args.log, "--resume": args.resume}
     refuse_shared(roles, allowed={frozenset(("--save", "--resume"))})  # resuming into the same file is usual
-    save_path = check_writable(args.save) if args.save is not None else None
-    log_path = check_writable(args.log, flag="--log", example="train.jsonl") if args.log is not None else None
-    with locked({"--save": save_path, "--log": log_path}):  # a second run on these files is refused
-        return _train(args, argv, save_path, log_path)
+    with made_folders() as made:  # those a run that fails before writing (divergence in epoch 1) leaves empty go
+        save_path = check_writable(args.save, made=made) if args.save is not None else None
+        log_path = None
+        if args.log is not None:
+            log_path = check_writable(args.log, flag="--log", example="train.jsonl", made=made)
+        with locked({"--save": save_path, "--log": log_path}):  # a second run on these files is refused
+            return _train(args, argv, save_path, log_path)
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path | None, log_path: Path | None) -> int:
