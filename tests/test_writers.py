@@ -192,6 +192,12 @@ def test_a_symlink_is_followed_and_kept(tmp_path, capsys):
 
 
 TRAIN = [*DIGITS, "--epochs", "1"]
+def fill(arg: str, names: dict[str, str | Path]) -> str:
+    """``arg`` with its placeholder (``NEW/a/m.npz``: the part before the first slash) replaced by its path."""
+    head, slash, rest = arg.partition("/")
+    return str(names[head]) + slash + rest if head in names else arg
+
+
 LOOPED = {  # each output flag given a symlink loop (``ln -s loop loop``), or a path through one
     "train --save": (train_cli.main, "xpnet.train", [*TRAIN, "--save", "LOOP"]),
     "train --save through": (train_cli.main, "xpnet.train", [*TRAIN, "--save", "LOOP/m.npz"]),
@@ -211,7 +217,7 @@ def test_a_symlink_loop_is_refused_and_left_as_it_was(digits, tmp_path, capsys, 
     loop.symlink_to("loop")
     np.save(picture, data.x_test[0].reshape(8, 8))
     names = {"LOOP": str(loop), "MODEL": str(model), "PICTURE": str(picture)}
-    status, out, err = run(capsys, main, prog, *(names.get(a, a).replace("LOOP/", f"{loop}/") for a in argv))
+    status, out, err = run(capsys, main, prog, *(fill(a, names) for a in argv))
     assert status == 2 and "symbolic links go round in a loop" in one_error_line(err, prog), err
     assert err.count("\n") == 1 and out == ""
     assert loop.is_symlink() and os.readlink(loop) == "loop"
@@ -245,7 +251,7 @@ def test_every_file_a_command_will_write_is_checked_before_any_work(digits, tmp_
     names = {"OUT": str(out_dir), "D": str(tmp_path / "d.npy"), "E": str(tmp_path / "e.npy")}
     for name in ("D", "E"):
         np.save(names[name], data.x_test[0].reshape(8, 8))
-    status, out, err = run(capsys, main, prog, "--model", str(model), *(names.get(a, a) for a in argv))
+    status, out, err = run(capsys, main, prog, "--model", str(model), *(fill(a, names) for a in argv))
     assert status == 2 and words in one_error_line(err, prog) and err.count("\n") == 1, err
     assert out == ""  # nothing scored or predicted first
     assert [p.name for p in out_dir.iterdir()] == [last]  # and nothing written
@@ -263,12 +269,6 @@ MADE_THEN_FAILED = {  # each makes folders under NEW for an output, then fails b
     "evaluate without data": (evaluate.main, ["--model", "MODEL", "--data-dir", "EMPTY", "--plot", "NEW/p"], 2),
     "predict, none readable": (predict.main, ["--model", "MODEL", "--save-input", "NEW/s", "BAD"], 1),
 }
-
-
-def fill(arg: str, names: dict[str, Path]) -> str:
-    """``arg`` with its placeholder (``NEW/a/m.npz``: the part before the first slash) replaced by its path."""
-    head, slash, rest = arg.partition("/")
-    return str(names[head]) + slash + rest if head in names else arg
 
 
 @pytest.mark.parametrize("case", MADE_THEN_FAILED)
