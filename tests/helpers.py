@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +131,20 @@ class StopAfter:
     def __call__(self) -> bool:
         self.calls += 1
         return self.calls > self.n
+
+
+class LocalServer:
+    """A threading HTTP server on 127.0.0.1 (a free port) serving ``handler`` from a daemon thread, for the
+    download tests. `close` first sets ``release``, which handlers that hang or trickle wait on, then stops."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], release: threading.Event):
+        self.release = release
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()

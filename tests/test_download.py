@@ -8,13 +8,13 @@ import io
 import socket
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import run_module
+from helpers import LocalServer, run_module
 from xpnet.cli.progress import ProgressBar
 from xpnet.data import DownloadError, load_dataset
 from xpnet.data.download import (
@@ -82,19 +82,11 @@ class Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+        self.local = LocalServer(Handler, self.release)
+        self.url, self.close = self.local.url, self.local.close
 
     def mirror(self, mode: str) -> str:
         return f"{self.url}/{mode}/"
-
-    def close(self):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ import os
 import signal
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from helpers import LocalServer
 from xpnet.cli import common as cli
 from xpnet.data.download import DownloadError, Source, download
 from xpnet.errors import DataError
@@ -39,15 +40,8 @@ class Trickle:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        local = LocalServer(Handler, stop)
+        self.url, self.close = local.url + "/", local.close
 
 
 @pytest.fixture
