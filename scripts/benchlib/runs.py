@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -203,17 +204,8 @@ def bench_gemm(backends: dict[str, Backend], size: int, batches: Sequence[int], 
 def bench_xpnet(target: str, backend: Backend, data: Dataset, batch: int, epochs: int, warmup: int) -> TrainRow:
     """xpnet's own trainer; its per-epoch seconds exclude scoring and sync the device around each epoch."""
     config = TrainConfig(hidden=REFERENCE_HIDDEN, optimizer="adam", epochs=warmup + epochs, batch_size=batch)
-    env = VARIANTS.get(target, ("", {}))[1]
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with mock.patch.dict(os.environ, VARIANTS.get(target, ("", {}))[1]):  # put back however the run ends
         result = train(backend, data, config)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     warm, timed = split_warmup([e.seconds for e in result.history], warmup)
     sizes = model.layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
     return TrainRow(

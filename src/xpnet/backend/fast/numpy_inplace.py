@@ -92,8 +92,10 @@ class NumpyInplaceStep:
         self.widths = list(sizes[1:])
         # The compiled one-pass update (kernels.py): from the first update (True), never (False), or once
         # SWITCH_AFTER weights have been updated (None); where it cannot be had, never.
-        self.kernel = kernels.load(optimizer, self.dtype) if compiled else None
+        self.kernel = None
         self._until_compiled = SWITCH_AFTER if compiled is None else -1
+        if compiled:
+            self.as_in_long_runs()
         self._buffers: dict[int, tuple[list[np.ndarray], ...]] = {}
 
     def _adopt(self, params: Sequence[Any], state: Sequence[Any]) -> None:
@@ -143,7 +145,7 @@ class NumpyInplaceStep:
         if self._until_compiled >= 0:
             self._until_compiled -= self.theta.size
             if self._until_compiled < 0:
-                self.kernel = kernels.load(self.optimizer, self.dtype)
+                self.as_in_long_runs()
         if self.kernel is not None:
             self._update_compiled(step, lr)
             return
