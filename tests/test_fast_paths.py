@@ -9,8 +9,11 @@ from xpnet.backend.fast import kernels
 from xpnet.backend.fast.numpy_inplace import NumpyInplaceStep
 from xpnet.nn import losses, model
 from xpnet.nn.initializers import init_params
-from xpnet.nn.optim import OPTIMIZERS
-from xpnet.nn.step import reference_step
+from xpnet.nn.optim import OPTIMIZERS, Hyper
+from xpnet.nn.step import Recipe, reference_step
+
+# Every hyperparameter away from its default, and an L2 penalty: a fast step must read them, not constants.
+TUNED = {"alpha": 0.05, "hyper": Hyper(momentum=0.8, nesterov=True, beta_1=0.8, beta_2=0.99, epsilon=1e-6)}
 
 
 def host(a):
@@ -28,11 +31,13 @@ def run_steps(step_fn, params, state, batches, lr):
     return trace
 
 
+@pytest.mark.parametrize("tuned", [False, True], ids=["defaults", "tuned"])
 @pytest.mark.parametrize("update", ["numpy-passes", "numba", "switch"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", sorted(model.ACTIVATIONS))
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, update):
+def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, update, tuned):
+    recipe = Recipe(activation, optimizer, **(TUNED if tuned else {}))
     rng = np.random.default_rng(5)
     sizes = [12, 9, 7, 10]
     params = init_params(rng, sizes, activation, dtype)
@@ -44,16 +49,18 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, u
         batches.append((x, losses.one_hot(xp, rng.integers(0, 10, n), 10, getattr(xp, dtype))))
 
     init = OPTIMIZERS[optimizer].init
-    ref = run_steps(reference_step(xp, activation, optimizer), params, init(xp, params), batches, lr)
+    ref = run_steps(reference_step(xp, recipe), params, init(xp, params), batches, lr)
     # "numpy-passes" is the update where Numba is missing; "switch" starts with it and switches mid-run.
     compiled = {"numpy-passes": False, "numba": True, "switch": None}[update]
     if compiled is not False and kernels.load(optimizer, dtype) is None:
         pytest.skip(kernels.describe(optimizer, dtype))
-    step = NumpyInplaceStep(sizes, activation, optimizer, dtype, compiled)
+    step = NumpyInplaceStep(sizes, recipe, dtype, compiled)
     if update == "switch":
         step._until_compiled = 2 * step.theta.size
     fast = run_steps(step, params, init(xp, params), batches, lr)
-    assert (step.kernel is None) == (update == "numpy-passes")
+    # Nesterov's momentum has no compiled update: it keeps NumPy's passes.
+    nesterov = tuned and optimizer == "momentum"
+    assert (step.kernel is None) == (update == "numpy-passes" or nesterov)
 
     # Equal values (assert_array_equal treats -0.0 and 0.0 as equal: relu's backward may give either).
     for (l_ref, z_ref, p_ref, s_ref), (l_fast, z_fast, p_fast, s_fast) in zip(ref, fast, strict=True):
@@ -76,15 +83,17 @@ def problem(rng, sizes, activation, dtype, batch_sizes=(16, 16, 5, 16, 16, 5)):
 
 
 # A few cases, not the full product: each compiles twice (two batch shapes) and compiling takes most of the time.
-CASES = [("adam", "relu", "float32"), ("adam", "tanh", "float64"), ("momentum", "sigmoid", "float32"),
-         ("sgd", "relu", "float64")]  # fmt: skip
+# The last two tune every hyperparameter (TUNED: an L2 penalty, Nesterov's momentum, other betas).
+CASES = [("adam", "relu", "float32", False), ("adam", "tanh", "float64", False),
+         ("momentum", "sigmoid", "float32", False), ("sgd", "relu", "float64", False),
+         ("adam", "relu", "float64", True), ("momentum", "tanh", "float32", True)]  # fmt: skip
 FAST_MODULES = {"jax": "xpnet.backend.fast.jax_jit", "torch": "xpnet.backend.fast.torch_fused"}
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])  # the cuda cases run where a GPU answers (scripts/gpu_check.sh)
 @pytest.mark.parametrize("library", sorted(FAST_MODULES))
-@pytest.mark.parametrize(("optimizer", "activation", "dtype"), CASES)
-def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, activation, dtype, device):
+@pytest.mark.parametrize(("optimizer", "activation", "dtype", "tuned"), CASES)
+def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, activation, dtype, tuned, device):
     pytest.importorskip(library)
     import importlib
 
@@ -108,8 +117,9 @@ def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, a
         params = [backend.asarray(p) for p in host_params]
         return params, OPTIMIZERS[optimizer].init(bxp, params)
 
-    ref = run_steps(reference_step(bxp, activation, optimizer), *fresh(), batches, lr)
-    step = importlib.import_module(FAST_MODULES[library]).make_step(sizes, activation, optimizer, backend.dtype(dtype))
+    recipe = Recipe(activation, optimizer, **(TUNED if tuned else {}))
+    ref = run_steps(reference_step(bxp, recipe), *fresh(), batches, lr)
+    step = importlib.import_module(FAST_MODULES[library]).make_step(sizes, recipe, backend.dtype(dtype))
     fast = run_steps(step, *fresh(), batches, lr)
     tol = tolerance(dtype)
     for (l_ref, z_ref, p_ref, s_ref), (l_fast, z_fast, p_fast, s_fast) in zip(ref, fast, strict=True):
@@ -132,7 +142,7 @@ def test_backends_name_their_fast_step(library):
     from xpnet.backend import fast_step, make_backend
 
     backend = make_backend(library, "cpu")
-    step = fast_step(backend, [4, 3, 2], "relu", "adam", backend.dtype("float32"))
+    step = fast_step(backend, [4, 3, 2], Recipe("relu", "adam"), backend.dtype("float32"))
     assert type(step).__module__ == FAST_MODULES[library] == importlib.import_module(type(step).__module__).__name__
 
 
@@ -170,7 +180,7 @@ def test_the_numpy_update_stays_where_numba_is_missing_or_turned_off(monkeypatch
         assert "numba unavailable: ModuleNotFoundError" in kernels.describe()
         assert "pip install 'xpnet[fast]'" in kernels.describe()
         # The step then keeps NumPy's passes after the switch point, and still trains.
-        step = numpy_inplace.NumpyInplaceStep([4, 3, 10], "relu", "adam", "float32", compiled=None)
+        step = numpy_inplace.NumpyInplaceStep([4, 3, 10], Recipe("relu", "adam"), "float32", compiled=None)
         step._until_compiled = 0
         params, batches = problem(np.random.default_rng(0), [4, 3, 10], "relu", "float32", (8, 8))
         run_steps(step, params, OPTIMIZERS["adam"].init(xp, params), batches, 1e-2)

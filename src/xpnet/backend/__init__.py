@@ -73,7 +73,7 @@ class BackendSpec:
 
     ``make(device)`` takes ``"cpu"``, ``"cuda:N"`` or one of ``extra_devices`` and returns a `Backend` or
     raises `BackendError`. ``probe()`` returns a ``probe.Probe`` (it may talk to a driver; only ``check`` calls
-    it). ``fast_step(sizes, activation, optimizer, dtype)`` returns a step that overrides the reference step,
+    it). ``fast_step(sizes, recipe, dtype)`` (an ``nn.step.Recipe``) returns a step that overrides the reference step,
     or None. ``default_for`` lists the device kinds on which this library is the default.
     """
 
@@ -227,7 +227,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return any(text in message for text in _OOM_TEXT)
 
 
-def fast_step(backend: Backend, sizes: Sequence[int], activation: str, optimizer: str, dtype: Any) -> Any:
-    """The backend's fast training step for this model, or None where it has none."""
+def fast_step(backend: Backend, sizes: Sequence[int], recipe: Any, dtype: Any) -> Any:
+    """The backend's fast training step for this model and ``recipe`` (an ``nn.step.Recipe``), or None."""
     make = spec(backend.name).fast_step
-    return None if make is None else make(sizes, activation, optimizer, dtype)
+    return None if make is None else make(sizes, recipe, dtype)

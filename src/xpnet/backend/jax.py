@@ -55,10 +55,10 @@ def probe() -> Any:
     return Probe("jax", True, f"jax {jax.__version__}{kinds}", ("cpu", *(f"cuda:{i}" for i in range(len(gpus)))))
 
 
-def fast_step(sizes, activation, optimizer, dtype):
+def fast_step(sizes, recipe, dtype):
     from .fast.jax_jit import make_step
 
-    return make_step(sizes, activation, optimizer, dtype)
+    return make_step(sizes, recipe, dtype)
 
 
 SPEC = BackendSpec(

@@ -27,10 +27,10 @@ def probe() -> Any:
     return Probe("numpy", True, f"numpy {np.__version__}; long runs update with {kernels.describe()}", ("cpu",))
 
 
-def fast_step(sizes, activation, optimizer, dtype):
+def fast_step(sizes, recipe, dtype):
     from .fast.numpy_inplace import make_step
 
-    return make_step(sizes, activation, optimizer, dtype)
+    return make_step(sizes, recipe, dtype)
 
 
 SPEC = BackendSpec(

@@ -42,10 +42,10 @@ def probe() -> Any:
     return Probe("torch", True, version, ("cpu", *(f"cuda:{i}" for i in range(n))))
 
 
-def fast_step(sizes, activation, optimizer, dtype):
+def fast_step(sizes, recipe, dtype):
     from .fast.torch_fused import make_step
 
-    return make_step(sizes, activation, optimizer, dtype)
+    return make_step(sizes, recipe, dtype)
 
 
 SPEC = BackendSpec(

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..errors import XpnetError
 from ..nn.model import ACTIVATIONS
-from ..nn.optim import OPTIMIZERS
+from ..nn.optim import OPTIMIZERS, Hyper
+from ..nn.step import Recipe
 
 DTYPES = ("float32", "float64")
 SEED_LIMIT = 2**63  # numpy's generators take any non-negative integer; the JSON of a checkpoint keeps 64 bits
@@ -57,6 +58,13 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dtype": (lambda v: v in DTYPES, f"must be one of {', '.join(DTYPES)}"),
     "seed": (lambda v: is_count(v) and 0 <= v < SEED_LIMIT, "must be an integer from 0 to 2**63 - 1"),
     "patience": (lambda v: is_count(v) and v >= 0, "must be 0 (no early stopping) or a positive integer"),
+    "alpha": (lambda v: is_real(v) and v >= 0, "must be a number >= 0 (0: no L2 penalty)"),
+    "momentum": (lambda v: is_real(v) and 0 <= v <= 1, "must be in [0, 1]"),
+    "nesterov": (lambda v: isinstance(v, bool), "must be true or false"),
+    "beta_1": (lambda v: is_real(v) and 0 <= v < 1, "must be in [0, 1)"),
+    "beta_2": (lambda v: is_real(v) and 0 <= v < 1, "must be in [0, 1)"),
+    "epsilon": (lambda v: is_real(v) and v > 0, "must be a positive number"),
+    "shuffle": (lambda v: isinstance(v, bool), "must be true or false"),
 }
 
 
@@ -83,6 +91,14 @@ class TrainConfig:
     dtype: str = "float32"
     seed: int = 1
     patience: int = 0  # stop after this many epochs without a better validation accuracy; 0: never
+    alpha: float = 0.0  # L2 penalty (scikit-learn's alpha; nn.step.Recipe)
+    # The optimizers' hyperparameters (nn.optim.Hyper); the command line keeps their defaults.
+    momentum: float = 0.9
+    nesterov: bool = False
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    shuffle: bool = True  # a new order of the training rows every epoch; False: always their own order
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -96,6 +112,12 @@ class TrainConfig:
         if isinstance(values.get("hidden"), list):
             values["hidden"] = tuple(values["hidden"])
         return cls(**values)
+
+    @property
+    def recipe(self) -> Recipe:
+        """What each training step computes (``nn.step``)."""
+        hyper = Hyper(self.momentum, self.nesterov, self.beta_1, self.beta_2, self.epsilon)
+        return Recipe(self.activation, self.optimizer, self.alpha, hyper)
 
     @property
     def learning_rate(self) -> float:

@@ -30,6 +30,7 @@ from ..backend import Backend, parse_device
 from ..data import Dataset
 from ..errors import BackendError, DataError, XpnetError, one_line
 from ..nn.optim import OPTIMIZERS
+from ..nn.step import add_penalty
 from .config import TrainConfig
 from .loop import BatchStep, StepFailed
 from .shards import Compute, DataSource, Shard, describe, fingerprint, load_shard, shard_sums
@@ -193,7 +194,8 @@ class DaskSteps:
             # Added in shard order, so that a run is reproducible whichever worker answers first.
             loss, correct = sum(s[0] for s in sums), sum(s[1] for s in sums)
             grads = [backend.asarray(sum(s[2][i] for s in sums)) for i in range(len(params))]
-            params, opt_state = update(xp, params, grads, opt_state, step, lr)
+            grads = add_penalty(params, grads, config.alpha, rows.size)
+            params, opt_state = update(xp, params, grads, opt_state, step, lr, config.recipe.hyper)
             return params, opt_state, backend.asarray(loss / rows.size), backend.asarray(correct)
 
         return batch_step

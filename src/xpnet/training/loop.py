@@ -65,9 +65,8 @@ class StepFailed(XpnetError):
 
 def make_step(backend: Backend, sizes: Sequence[int], config: TrainConfig, fast: bool = True) -> StepFn:
     """The backend's fast step for this model where it has one (and ``fast``), else the reference step."""
-    args = (config.activation, config.optimizer)
-    step_fn = fast_step(backend, sizes, *args, backend.dtype(config.dtype)) if fast else None
-    return step_fn or reference_step(backend.xp, *args)
+    step_fn = fast_step(backend, sizes, config.recipe, backend.dtype(config.dtype)) if fast else None
+    return step_fn or reference_step(backend.xp, config.recipe)
 
 
 def local_steps(backend: Backend, data: Dataset, config: TrainConfig, sizes: Sequence[int], fast: bool) -> BatchStep:
@@ -113,6 +112,7 @@ def train(
     stop: Callable[[], bool] | None = None,
     on_step: Callable[[int, int, Any], None] | None = None,
     steps: StepSource = local_steps,
+    should_stop: Callable[[list[EpochStats]], bool] | None = None,
 ) -> TrainResult:
     """Train an MLP on ``data`` with ``backend`` up to ``config.epochs`` epochs in all.
 
@@ -128,6 +128,9 @@ def train(
     after every step with the epoch's rows trained so far and their summed loss, a device array: reading it
     waits for the device. ``steps`` makes the function that computes each step (default: `local_steps`);
     when a step raises `StepFailed`, the run returns as if stopped before that step, with ``failure`` set.
+    ``should_stop(history)``, asked after each epoch, replaces the ``config.patience`` rule (``stopped_early``);
+    with a validation set the best epoch's weights are still kept and put back. Without a test set
+    (``data.x_test`` None) no test accuracy is computed.
     """
     xp = backend.xp
     dtype = backend.dtype(config.dtype)
@@ -140,10 +143,15 @@ def train(
     opt_state = [backend.asarray(s) for s in state.opt_state]
     batch_step = steps(backend, data, config, sizes, fast)
 
-    x_test, y_test = to_device(backend, data.x_test, data.y_test, dtype)
+    testing = data.x_test is not None and data.y_test is not None
+    if testing:
+        x_test, y_test = to_device(backend, data.x_test, data.y_test, dtype)
     # With a validation set, epochs are scored on it and the test set is read once, at the end.
     validating = data.x_val is not None and data.y_val is not None
-    tracking = validating and config.patience > 0
+    tracking = validating and (config.patience > 0 or should_stop is not None)
+    if should_stop is None:
+        def should_stop(history: list[EpochStats]) -> bool:
+            return early_stop.should_stop(history, config.patience)
     best_params = state.best_params
     if validating:
         x_val, y_val = to_device(backend, data.x_val, data.y_val, dtype)
@@ -157,7 +165,7 @@ def train(
         backend.sync()
         start = time.perf_counter()
         rng_at_start = rng.bit_generator.state
-        perm = backend.asarray(rng.permutation(n))
+        perm = backend.asarray(rng.permutation(n) if config.shuffle else np.arange(n))
         loss_sum = backend.asarray(np.asarray(loss_start, dtype=config.dtype))
         correct = backend.asarray(np.asarray(correct_start, dtype=np.int64))
         first_step, step_losses, lr = step + 1, [], config.lr_at(epoch)
@@ -206,7 +214,9 @@ def train(
             epoch=epoch,
             loss=loss_mean,
             train_accuracy=int(backend.to_numpy(correct)) / n,
-            test_accuracy=None if validating else accuracy(backend, params, x_test, y_test, config.activation),
+            test_accuracy=accuracy(backend, params, x_test, y_test, config.activation)
+            if testing and not validating
+            else None,
             seconds=seconds,
             samples_per_second=n / seconds if seconds > 0 else float("inf"),
             val_accuracy=accuracy(backend, params, x_val, y_val, config.activation) if validating else None,
@@ -224,7 +234,7 @@ def train(
             on_state(result.state)
         if on_epoch is not None:
             on_epoch(stats)
-        if tracking and early_stop.should_stop(result.history, config.patience):
+        if should_stop(result.history):
             result.stopped_early = True
             break
     if tracking and best_params is not None and early_stop.best_epoch(result.history) != result.state.epoch:
@@ -234,7 +244,7 @@ def train(
         result.state = dataclasses.replace(result.state, params=params, restored=True, last_params=last)
         if on_state is not None:
             on_state(result.state)
-    if validating:
+    if validating and testing:
         result.test_accuracy = accuracy(backend, params, x_test, y_test, config.activation)
     elif result.history:
         result.test_accuracy = result.history[-1].test_accuracy

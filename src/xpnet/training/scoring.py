@@ -17,15 +17,19 @@ from ..nn import losses, model
 EVAL_BATCH = 8192  # rows per forward pass when scoring: bounds memory, large enough to be fast
 
 
-def images_to_device(backend: Backend, images: np.ndarray, dtype: Any) -> Any:
-    """Host uint8 image rows -> device rows scaled to [0, 1] in ``dtype``."""
+def images_to_device(backend: Backend, images: Any, dtype: Any) -> Any:
+    """Image rows -> device rows in ``dtype``: uint8 pixels are scaled to [0, 1]; features (floats, any
+    namespace, as the estimator hands them over) are taken as they are."""
+    x = backend.asarray(images)
+    if x.dtype != backend.xp.uint8:
+        return backend.xp.astype(x, dtype, copy=False)
     # Moving uint8 and scaling on the device sends a quarter of the bytes float32 would.
-    return backend.xp.astype(backend.asarray(images), dtype) / 255.0
+    return backend.xp.astype(x, dtype) / 255.0
 
 
-def to_device(backend: Backend, images: np.ndarray, labels: np.ndarray, dtype: Any) -> tuple[Any, Any]:
-    """Host uint8 images and labels -> device images scaled to [0, 1] in ``dtype`` and int64 labels."""
-    return images_to_device(backend, images, dtype), backend.asarray(labels.astype(np.int64))
+def to_device(backend: Backend, images: Any, labels: Any, dtype: Any) -> tuple[Any, Any]:
+    """Images (see `images_to_device`) and labels -> device rows in ``dtype`` and int64 labels."""
+    return images_to_device(backend, images, dtype), backend.xp.astype(backend.asarray(labels), backend.xp.int64)
 
 
 def batched_logits(xp: Any, params: Sequence[Any], x: Any, activation: str) -> Iterator[tuple[int, int, Any]]:

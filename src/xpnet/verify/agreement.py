@@ -20,7 +20,7 @@ from ..backend import Backend, fast_step, make_backend
 from ..nn import losses, model
 from ..nn.initializers import init_params
 from ..nn.optim import OPTIMIZERS
-from ..nn.step import reference_step
+from ..nn.step import Recipe, reference_step
 from .tolerances import TRAJECTORY_STEPS, tolerance
 
 N_CLASSES = 10  # the synthetic problem is MNIST-shaped
@@ -101,13 +101,14 @@ def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_
 
     finals = {}
     for name, opt in OPTIMIZERS.items():
-        p, state, step_fn = params, opt.init(xp, params), reference_step(xp, problem.activation, name)
+        p, state, step_fn = params, opt.init(xp, params), reference_step(xp, Recipe(problem.activation, name))
         for step in range(1, steps + 1):
             p, state, _, _ = step_fn(p, state, x, targets, step, opt.default_lr)
         check(f"{name} params", p)
         check(f"{name} state", state)
         finals[name] = p
-    step_fn = fast_step(backend, model.sizes_of(params), problem.activation, FAST_OPTIMIZER, want) if fast else None
+    fast_recipe = Recipe(problem.activation, FAST_OPTIMIZER)
+    step_fn = fast_step(backend, model.sizes_of(params), fast_recipe, want) if fast else None
     if step_fn is not None:
         if hasattr(step_fn, "as_in_long_runs"):  # NumPy's compiles its update partway through a long run
             step_fn.as_in_long_runs()

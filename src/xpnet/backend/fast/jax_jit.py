@@ -21,6 +21,7 @@ import jax.numpy as xp
 
 from ...nn import model
 from ...nn.optim import OPTIMIZERS
+from ...nn.step import Recipe
 from .traced import host_scalars, traced_body
 
 
@@ -31,18 +32,18 @@ class JaxJitStep:
     read the arrays passed in after the call.
     """
 
-    def __init__(self, activation: str, optimizer: str, donate: bool = True):
-        self.optimizer = optimizer
-        self._compiled = jax.jit(traced_body(xp, activation, optimizer), donate_argnums=(0, 1) if donate else ())
+    def __init__(self, recipe: Recipe, donate: bool = True):
+        self.recipe = recipe
+        self._compiled = jax.jit(traced_body(xp, recipe), donate_argnums=(0, 1) if donate else ())
 
     def __call__(self, params, state, x, targets, step, lr):
         # Python floats are traced as weakly typed scalars: the dtype of the arrays decides, as in NumPy.
-        a, b = host_scalars(self.optimizer, step, lr)
+        a, b = host_scalars(self.recipe, step, lr)
         return self._compiled(list(params), list(state), x, targets, a, b)
 
 
-def make_step(sizes: Sequence[int], activation: str, optimizer: str, dtype: Any) -> JaxJitStep | None:
+def make_step(sizes: Sequence[int], recipe: Recipe, dtype: Any) -> JaxJitStep | None:
     """The compiled step for this model, or None for an optimizer it does not know."""
-    if optimizer not in OPTIMIZERS or activation not in model.ACTIVATIONS:
+    if recipe.optimizer not in OPTIMIZERS or recipe.activation not in model.ACTIVATIONS:
         return None
-    return JaxJitStep(activation, optimizer)
+    return JaxJitStep(recipe)

@@ -21,7 +21,8 @@ import numpy as np
 
 from ...nn import losses
 from ...nn.model import param_shapes
-from ...nn.optim import ADAM_B1, ADAM_B2, ADAM_EPS, MOMENTUM, OPTIMIZERS, adam_scalars
+from ...nn.optim import OPTIMIZERS, adam_scalars
+from ...nn.step import Recipe
 from . import kernels
 
 SUPPORTED = ("sgd", "momentum", "adam")  # optimizers whose update `_update` writes in place
@@ -80,8 +81,9 @@ class NumpyInplaceStep:
     next call.
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str, optimizer: str, dtype: Any, compiled: bool | None = None):
-        self.activation, self.optimizer = activation, optimizer
+    def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
+        self.recipe, self.hyper = recipe, recipe.hyper
+        self.activation, self.optimizer = activation, optimizer = recipe.activation, recipe.optimizer
         self.dtype = np.dtype(dtype)
         shapes = param_shapes(sizes)
         n = sum(int(np.prod(s)) for s in shapes)
@@ -131,6 +133,10 @@ class NumpyInplaceStep:
         for i in reversed(range(len(ws))):
             a_in = x if i == 0 else outs[i - 1]
             np.matmul(a_in.T, delta, out=self.grads[2 * i])
+            if self.recipe.alpha:  # + alpha / n * W, as step.add_penalty
+                w_tmp = self.tmp[: ws[i].size].reshape(ws[i].shape)
+                np.multiply(ws[i], self.recipe.alpha / x.shape[0], out=w_tmp)
+                self.grads[2 * i] += w_tmp
             np.sum(delta, axis=0, out=self.grads[2 * i + 1])
             if i > 0:
                 g = deltas[i - 1]
@@ -149,27 +155,32 @@ class NumpyInplaceStep:
         if self.kernel is not None:
             self._update_compiled(step, lr)
             return
-        theta, g, tmp = self.theta, self.grad, self.tmp
+        theta, g, tmp, h = self.theta, self.grad, self.tmp, self.hyper
         if self.optimizer == "sgd":  # p - lr * g
             np.multiply(g, lr, out=tmp)
-        elif self.optimizer == "momentum":  # v <- beta v + g; p - lr v
+        elif self.optimizer == "momentum":  # v <- mu v + g; p - lr v (Nesterov: p - lr (g + mu v))
             (v,) = self.moments
-            v *= MOMENTUM
+            v *= h.momentum
             v += g
-            np.multiply(v, lr, out=tmp)
+            if h.nesterov:
+                np.multiply(v, h.momentum, out=tmp)
+                tmp += g
+                tmp *= lr
+            else:
+                np.multiply(v, lr, out=tmp)
         else:  # Adam, in optim.adam_update's order of operations
             m, v = self.moments
-            step_size, root_bc2 = adam_scalars(lr, step)
-            m *= ADAM_B1
-            np.multiply(g, 1.0 - ADAM_B1, out=tmp)
+            step_size, root_bc2 = adam_scalars(lr, step, h)
+            m *= h.beta_1
+            np.multiply(g, 1.0 - h.beta_1, out=tmp)
             m += tmp
-            v *= ADAM_B2
+            v *= h.beta_2
             np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - ADAM_B2
+            tmp *= 1.0 - h.beta_2
             v += tmp
             np.sqrt(v, out=tmp)
             tmp /= root_bc2
-            tmp += ADAM_EPS
+            tmp += h.epsilon
             np.multiply(m, step_size, out=self.tmp2)
             np.divide(self.tmp2, tmp, out=tmp)
         theta -= tmp
@@ -177,23 +188,25 @@ class NumpyInplaceStep:
     def as_in_long_runs(self) -> None:
         """Use from the next update what a run switches to after SWITCH_AFTER (``xpnet.check`` checks that)."""
         self._until_compiled = -1
-        self.kernel = kernels.load(self.optimizer, self.dtype)
+        # The compiled momentum update is the heavy-ball one; Nesterov's keeps NumPy's passes.
+        nesterov = self.optimizer == "momentum" and self.hyper.nesterov
+        self.kernel = None if nesterov else kernels.load(self.optimizer, self.dtype)
 
     def _update_compiled(self, step: int, lr: float) -> None:
         # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
-        c = self.dtype.type
+        c, h = self.dtype.type, self.hyper
         if self.optimizer == "sgd":
             self.kernel(self.theta, self.grad, c(lr))
         elif self.optimizer == "momentum":
-            self.kernel(self.theta, self.grad, *self.moments, c(lr), c(MOMENTUM))
+            self.kernel(self.theta, self.grad, *self.moments, c(lr), c(h.momentum))
         else:
-            step_size, root_bc2 = adam_scalars(lr, step)
-            scalars = (step_size, root_bc2, ADAM_B1, 1.0 - ADAM_B1, ADAM_B2, 1.0 - ADAM_B2, ADAM_EPS)
+            step_size, root_bc2 = adam_scalars(lr, step, h)
+            scalars = (step_size, root_bc2, h.beta_1, 1.0 - h.beta_1, h.beta_2, 1.0 - h.beta_2, h.epsilon)
             self.kernel(self.theta, self.grad, *self.moments, *map(c, scalars))
 
 
-def make_step(sizes: Sequence[int], activation: str, optimizer: str, dtype: Any) -> NumpyInplaceStep | None:
+def make_step(sizes: Sequence[int], recipe: Recipe, dtype: Any) -> NumpyInplaceStep | None:
     """The in-place step for this model, or None where only the reference math applies."""
-    if optimizer not in SUPPORTED or activation not in ACTIVATIONS:
+    if recipe.optimizer not in SUPPORTED or recipe.activation not in ACTIVATIONS:
         return None
-    return NumpyInplaceStep(sizes, activation, optimizer, dtype)
+    return NumpyInplaceStep(sizes, recipe, dtype)

@@ -21,7 +21,8 @@ import torch
 
 from ...nn import losses
 from ...nn.model import param_shapes
-from ...nn.optim import ADAM_B1, ADAM_B2, ADAM_EPS, MOMENTUM, OPTIMIZERS, adam_scalars
+from ...nn.optim import OPTIMIZERS, adam_scalars
+from ...nn.step import Recipe
 
 SUPPORTED = ("sgd", "momentum", "adam")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
@@ -39,8 +40,8 @@ class TorchFusedStep:
     the next call; pass them back in unchanged (other tensors are copied in first, never written to).
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str, optimizer: str, dtype: Any):
-        self.activation, self.optimizer, self.dtype = activation, optimizer, dtype
+    def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any):
+        self.recipe, self.activation, self.optimizer, self.dtype = recipe, recipe.activation, recipe.optimizer, dtype
         self.shapes = param_shapes(sizes)
         self.theta: torch.Tensor | None = None  # allocated on the first call, on the device of the batch
 
@@ -89,6 +90,8 @@ class TorchFusedStep:
         for i in reversed(range(len(ws))):
             a_in = x if i == 0 else outs[i - 1]
             torch.mm(a_in.T, delta, out=self.grads[2 * i])
+            if self.recipe.alpha:  # + alpha / n * W, as step.add_penalty
+                self.grads[2 * i].add_(ws[i] * (self.recipe.alpha / x.shape[0]))
             torch.sum(delta, dim=0, out=self.grads[2 * i + 1])
             if i > 0:
                 delta = self._activate_backward(a_in, delta @ ws[i].T)
@@ -96,23 +99,24 @@ class TorchFusedStep:
         return self.params, self.state, loss, logits
 
     def _update(self, step: int, lr: float) -> None:
-        theta, g = self.theta, self.grad
+        theta, g, h = self.theta, self.grad, self.recipe.hyper
         if self.optimizer == "sgd":
             theta.sub_(g * lr)
         elif self.optimizer == "momentum":
             (v,) = self.moments
-            theta.sub_(v.mul_(MOMENTUM).add_(g) * lr)
+            v.mul_(h.momentum).add_(g)
+            theta.sub_((g + v * h.momentum if h.nesterov else v) * lr)
         else:  # Adam, in optim.adam_update's order of operations
             m, v = self.moments
-            step_size, root_bc2 = adam_scalars(lr, step)
-            m.mul_(ADAM_B1).add_(g * (1.0 - ADAM_B1))
-            v.mul_(ADAM_B2).add_(g.square().mul_(1.0 - ADAM_B2))
-            denom = v.sqrt().div_(root_bc2).add_(ADAM_EPS)
+            step_size, root_bc2 = adam_scalars(lr, step, h)
+            m.mul_(h.beta_1).add_(g * (1.0 - h.beta_1))
+            v.mul_(h.beta_2).add_(g.square().mul_(1.0 - h.beta_2))
+            denom = v.sqrt().div_(root_bc2).add_(h.epsilon)
             theta.sub_((m * step_size).div_(denom))
 
 
-def make_step(sizes: Sequence[int], activation: str, optimizer: str, dtype: Any) -> TorchFusedStep | None:
-    """The fused step for this model on the CPU, or None where only the reference math applies."""
-    if optimizer not in SUPPORTED or activation not in ACTIVATIONS:
+def make_step(sizes: Sequence[int], recipe: Recipe, dtype: Any) -> TorchFusedStep | None:
+    """The fused step for this model, or None where only the reference math applies."""
+    if recipe.optimizer not in SUPPORTED or recipe.activation not in ACTIVATIONS:
         return None
-    return TorchFusedStep(sizes, activation, optimizer, dtype)
+    return TorchFusedStep(sizes, recipe, dtype)
