@@ -1,7 +1,27 @@
-"""xpnet: a handwritten-digit MLP written once against the Python Array API.
+"""xpnet: a handwritten-digit MLP written once against the Python Array API, and a scikit-learn estimator.
 
-The math layer (`nn`) takes an array namespace ``xp`` and arrays, so the same trainer runs on NumPy, CuPy,
-PyTorch, JAX or array-api-strict, chosen at run time through `backend` (docs/layout.md says where things live).
+The public surface is what this module names: `MLPClassifier` (a drop-in for scikit-learn's that trains in
+the namespace and on the device of the arrays it is given), `load` (a saved model back as a fitted
+estimator), `Model` (the fitted network every door shares) and `__version__`. Everything else is internal;
+docs/api.md is the reference. The names load on first use, so the command line does not import
+scikit-learn.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["MLPClassifier", "Model", "__version__", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("MLPClassifier", "load"):
+        from .library import estimator
+
+        return getattr(estimator, name)
+    if name == "Model":
+        from .library.model import Model
+
+        return Model
+    raise AttributeError(f"module 'xpnet' has no attribute {name!r}")

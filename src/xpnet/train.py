@@ -56,6 +56,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
         dtype=args.dtype,
         seed=args.seed,
         patience=args.patience,
+        alpha=args.alpha,
     )
     dataset, val_split, image_size = args.dataset, args.val_split, args.image_size
     if ckpt is not None:

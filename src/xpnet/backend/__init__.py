@@ -66,6 +66,10 @@ class Backend:
     def __str__(self) -> str:
         return f"{self.name} on {self.device_name}"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its name and device: the namespace and functions are made anew where it is loaded.
+        return make_backend, (self.name, self.device_name)
+
 
 @dataclass(frozen=True)
 class BackendSpec:
@@ -87,6 +91,8 @@ class BackendSpec:
     default_for: tuple[str, ...] = ()
     extra_devices: tuple[str, ...] = ()  # devices besides cpu/cuda:N (array-api-strict's simulated ones)
     fast_step: Callable[..., Any] | None = None
+    # The xpnet device name (``"cpu"``, ``"cuda:N"``, an extra device) of one of the library's device objects.
+    device_of: Callable[[Any], str] = lambda device: "cpu"
 
     @property
     def installed(self) -> bool:
@@ -189,6 +195,30 @@ def make_backend(name: str, device: str = "cpu") -> Backend:
             raise BackendError(f"{name} is not installed: {s.install_hint}")
         return s.make(device)
     return resolve_backend(device, name)
+
+
+def backend_of(x: Any) -> Backend:
+    """The backend of the array ``x``: its library and its device (scikit-learn's "everything follows X").
+
+    Raises `BackendError` when ``x`` is not an array of a library xpnet has a backend for.
+    """
+    import array_api_compat
+
+    try:
+        namespace = array_api_compat.array_namespace(x)
+    except TypeError:
+        raise BackendError(f"{type(x).__name__} is not an array xpnet can compute with") from None
+    library = namespace.__name__.removeprefix("array_api_compat.").split(".")[0]
+    found = next((s for s in registry().values() if s.module == library), None)
+    if found is None:
+        raise BackendError(f"xpnet has no backend for {library} arrays: use one of {', '.join(names())}")
+    return _made(found.name, found.device_of(array_api_compat.device(x)))
+
+
+@functools.cache
+def _made(name: str, device: str) -> Backend:
+    # Making a backend may touch the driver (CuPy's trial allocation): once per library and device.
+    return make_backend(name, device)
 
 
 def import_library(spec_: BackendSpec) -> ModuleType:

@@ -64,4 +64,5 @@ def fast_step(sizes, recipe, dtype):
 SPEC = BackendSpec(
     name="jax", module="jax", kinds=("cpu", "cuda"), make=make, probe=probe,
     install_hint='pip install jax (CPU) or "jax[cuda12]"', order=3, fast_step=fast_step,
+    device_of=lambda d: "cpu" if d.platform == "cpu" else f"cuda:{d.id}",
 )

@@ -96,6 +96,13 @@ def build_parser() -> cli.ArgumentParser:
         "469 steps, i.e. 0.8 ** (steps per epoch / 469): 0.8 for 60,000 images at batch 128)",
     )
     p.add_argument(
+        "--alpha",
+        type=cli.setting("alpha", float),
+        default=DEFAULTS.alpha,
+        help="L2 penalty on the weights, as scikit-learn's alpha: each step adds alpha / batch * W to the "
+        "weights' gradients (default: 0, none)",
+    )
+    p.add_argument(
         "--patience",
         type=cli.setting("patience", int),
         default=DEFAULTS.patience,

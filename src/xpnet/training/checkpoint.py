@@ -88,13 +88,15 @@ def save_checkpoint(
     classes: tuple[str, ...] = (),
     layout: Layout | None = None,
     workers: str | None = None,
+    labels: list[Any] | None = None,
 ) -> Path:
     """Write ``state`` to ``path`` atomically; the arrays are copied to the host with ``backend``.
 
     ``n_train`` is the number of training rows, ``val_split`` how many were held out for validation and
     ``classes`` the name of each class (default: the named data set's), ``layout`` how a picture is
     prepared for the model (stored for a picture-folder set; predict uses it), ``workers`` what computed the
-    gradients besides ``backend`` (`loop.workers_of`: Dask workers), or None.
+    gradients besides ``backend`` (`loop.workers_of`: Dask workers), or None. ``labels`` are the estimator's
+    class labels (JSON numbers or strings, in output order), which ``xpnet.load`` gives back as they were.
     """
     path = Path(path).expanduser()
     params = [backend.to_numpy(p) for p in state.params]
@@ -133,6 +135,8 @@ def save_checkpoint(
         "n_best": len(best),
         "restored": state.restored,
     }
+    if labels is not None:
+        meta["labels"] = labels
     if layout is not None:
         meta["layout"] = {"side": layout.side, "box": layout.box, "work": layout.work, "by_mass": layout.by_mass}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)

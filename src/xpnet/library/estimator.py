@@ -1,0 +1,559 @@
+"""`MLPClassifier`: scikit-learn's estimator interface on xpnet's trainer, in the namespace and on the device of X.
+
+A drop-in for ``sklearn.neural_network.MLPClassifier`` in the parameters the two share (same names, defaults
+and meanings), plus xpnet's own: ``device``, ``backend``, ``dtype`` and ``lr_decay``. Given NumPy arrays it
+trains on NumPy (or, with ``device``/``backend``, moves the data there once and answers in NumPy); given
+CuPy, PyTorch, JAX or array-api-strict arrays it trains in that library on that device, and answers there
+(scikit-learn's "everything follows X"). Training is `training.loop.train`, the command line's loop, with
+the backend's fast step; the fitted network is a `Model`, which `save` writes as a checkpoint the command
+line reads.
+"""
+
+from __future__ import annotations
+
+import numbers
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from ..backend import Backend, backend_of, make_backend, resolve_backend
+from ..data import Dataset
+from ..errors import BackendError, TrainingDiverged
+from ..nn.step import penalty
+from ..training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ..training.config import SEED_LIMIT, TrainConfig
+from ..training.loop import train
+from ..training.state import EpochStats, TrainState
+from .model import Model, label_list
+
+# scikit-learn's names for the hidden layers' activations, and xpnet's.
+ACTIVATIONS = {"relu": "relu", "logistic": "sigmoid", "tanh": "tanh"}
+DATASET = "arrays"  # the data set a checkpoint names when the model was fitted from Python on arrays
+NUMPY = ("numpy", "cpu")
+
+
+def _stalled(values: list[float], tol: float, larger_is_better: bool) -> int:
+    """How many epochs in a row, up to the last, failed to beat the best value before them by ``tol``
+    (scikit-learn's ``_no_improvement_count``)."""
+    count, best = 0, None
+    for v in values:
+        if best is not None and (v < best + tol if larger_is_better else v > best - tol):
+            count += 1
+        else:
+            count = 0
+        best = v if best is None else (max(best, v) if larger_is_better else min(best, v))
+    return count
+
+
+class MLPClassifier(ClassifierMixin, BaseEstimator):
+    """A multilayer perceptron classifier trained by xpnet on the arrays it is given.
+
+    Parameters shared with ``sklearn.neural_network.MLPClassifier`` mean what they mean there (``alpha`` is
+    the L2 penalty; ``momentum`` and ``nesterovs_momentum`` apply to ``solver="sgd"``; ``max_iter`` counts
+    epochs). ``solver="lbfgs"``, ``activation="identity"`` and the ``invscaling``/``adaptive`` learning rates
+    are refused at `fit`; ``power_t`` and ``max_fun`` belong to those and are unused, as there. xpnet's own:
+
+    device : None, "cpu", "auto", "cuda" or "cuda:N"
+        None trains where X is. Otherwise NumPy input moves to that device once (``auto``: a GPU if one
+        answers) and the answers come back as NumPy.
+    backend : None or a backend name ("numpy", "cupy", "torch", "jax", "array-api-strict")
+        With NumPy input, the library to train with (default: NumPy on the CPU, CuPy on a GPU).
+    dtype : None, "float32" or "float64"
+        None keeps X's float dtype (other dtypes become float64, as in scikit-learn).
+    lr_decay : float in (0, 1]
+        The learning rate is multiplied by this after every epoch (1: constant, scikit-learn's ``constant``).
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lr_decay": [Interval(numbers.Real, 0, 1, closed="right")],
+        "device": [None, str],
+        "backend": [None, str],
+        "dtype": [None, StrOptions({"float32", "float64"})],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        lr_decay=1.0,
+        device=None,
+        backend=None,
+        dtype=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.lr_decay = lr_decay
+        self.device = device
+        self.backend = backend
+        self.dtype = dtype
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        return tags
+
+    # ---- fitting -------------------------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any) -> MLPClassifier:
+        """Train on X (rows of features) and y (one label per row): ``max_iter`` epochs at most, fewer once
+        the loss (or, with ``early_stopping``, the validation accuracy) stops improving by ``tol``."""
+        self._validate_params()
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
+        """One epoch over X and y; the first call needs ``classes``, every label there will be."""
+        self._validate_params()
+        if not hasattr(self, "classes_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> MLPClassifier:
+        self._refuse_unsupported()
+        fresh = not hasattr(self, "model_") or not (incremental or self.warm_start)
+        X, y, given = self._check_data(X, y, reset=fresh, method="fit")
+        if fresh:
+            labels = np.unique(_host_labels(classes, "classes")) if classes is not None else np.unique(y)
+            if len(labels) < 2:
+                raise ValueError(f"y has one class ({labels[0]!r}): MLPClassifier needs at least two classes")
+            self.classes_ = labels
+        elif classes is not None and not np.array_equal(np.unique(_host_labels(classes, "classes")), self.classes_):
+            raise ValueError(f"classes={classes!r} is not the same as on the first call, {self.classes_!r}")
+        unseen = np.setdiff1d(y, self.classes_)
+        if unseen.size:
+            raise ValueError(f"y holds labels not in classes_ ({unseen[:5].tolist()}): pass every label in classes")
+        compute = self._compute_backend(given) if fresh else self.model_.backend
+        if given is not None and given != compute:
+            raise ValueError(f"X is on {given}, but this model trains on {compute}: move X there, or refit")
+        x = compute.asarray(X) if given is None else X
+        codes = compute.asarray(np.searchsorted(self.classes_, y))
+        n = x.shape[0]
+
+        dtype = self.dtype or ("float32" if x.dtype == compute.dtype("float32") else "float64")
+        if fresh:
+            self._seed = _seed(self.random_state)
+            self.t_ = 0
+        state = None if fresh else self._state
+        done = 0 if state is None else state.epoch
+        validate = self.early_stopping and not incremental
+        train_rows, val_rows = np.arange(n), None
+        if validate:
+            train_rows, val_rows = train_test_split(
+                train_rows, test_size=self.validation_fraction, random_state=self._seed % 2**32, stratify=y
+            )
+            if val_rows.size < 2:
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of X")
+            train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
+        n_train = train_rows.size
+        config = self._config(n_train, dtype, done + (1 if incremental else self.max_iter))
+        take = (lambda a, rows: a) if not validate else (lambda a, rows: compute.xp.take(a, compute.asarray(rows), axis=0))
+        data = Dataset(
+            DATASET, take(x, train_rows), take(codes, train_rows), None, None, (1, x.shape[1]),
+            x_val=take(x, val_rows) if validate else None, y_val=take(codes, val_rows) if validate else None,
+            classes=tuple(str(c) for c in self.classes_.tolist()),
+        )  # fmt: skip
+        losses = list(getattr(self, "loss_curve_", [])) if not fresh else []
+        losses_before = list(losses)
+        batches = -(-n_train // config.batch_size)
+
+        def record(s: TrainState) -> None:  # the epoch's loss as scikit-learn reports it: with the L2 term
+            if len(s.history) - done <= len(losses) - len(losses_before):
+                return  # the best epoch's weights put back at the end: no new epoch
+            extra = 0.0
+            if config.alpha:
+                extra = float(compute.to_numpy(penalty(compute.xp, s.params, config.alpha, n_train))) * batches
+            losses.append(s.history[-1].loss + extra)
+
+        def report(stats: EpochStats) -> None:
+            if self.verbose:
+                print(f"Iteration {stats.epoch}, loss = {losses[-1]:.8f}", file=sys.stdout)
+                if stats.val_accuracy is not None:
+                    print(f"Validation score: {stats.val_accuracy:f}", file=sys.stdout)
+
+        def should_stop(history: list[EpochStats]) -> bool:
+            if incremental:
+                return False
+            new = history[done:]
+            values = [s.val_accuracy for s in new] if validate else losses[len(losses) - len(new) :]
+            return _stalled(values, self.tol, larger_is_better=validate) > self.n_iter_no_change
+
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                result = train(compute, data, config, report, state=state, on_state=record, should_stop=should_stop)
+        except TrainingDiverged as e:
+            raise TrainingDiverged(str(e).replace("--lr", "learning_rate_init")) from None
+        assert result.state is not None
+        self._state, self._config, self._n_train = result.state, config, n_train
+        self._input = NUMPY if given is None else (given.name, given.device_name)
+        self.model_ = Model(tuple(result.params), config.activation, self.classes_, compute)
+        self._set_fitted(result.state.history, losses, validate)
+        self.t_ += (len(result.history) - done) * n_train
+        if not incremental and not result.stopped_early and len(result.history) - done == self.max_iter:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
+                "hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _refuse_unsupported(self) -> None:
+        if self.solver == "lbfgs":
+            raise ValueError("solver='lbfgs' is not supported by xpnet: use solver='adam' or solver='sgd'")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r} is not supported by xpnet: use relu, logistic or tanh")
+        if self.learning_rate != "constant":
+            raise ValueError(
+                f"learning_rate={self.learning_rate!r} is not supported by xpnet: use 'constant', with lr_decay "
+                "for a rate that falls every epoch"
+            )
+        sizes = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else list(self.hidden_layer_sizes)
+        if not sizes or not all(isinstance(h, numbers.Integral) and h > 0 for h in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
+
+    def _config(self, n_train: int, dtype: str, epochs: int) -> TrainConfig:
+        if self.batch_size == "auto":
+            batch = min(200, n_train)
+        else:
+            if self.batch_size > n_train:
+                warnings.warn("Got `batch_size` larger than the sample size. It is going to be clipped", stacklevel=4)
+            batch = min(self.batch_size, n_train)
+        sizes = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else self.hidden_layer_sizes
+        sgd = self.solver == "sgd"
+        return TrainConfig(
+            hidden=tuple(int(h) for h in sizes),
+            activation=ACTIVATIONS[self.activation],
+            optimizer="adam" if not sgd else ("momentum" if self.momentum > 0 else "sgd"),
+            lr=float(self.learning_rate_init),
+            gamma=float(self.lr_decay),
+            epochs=epochs,
+            batch_size=batch,
+            dtype=dtype,
+            seed=self._seed,
+            alpha=float(self.alpha),
+            momentum=float(self.momentum),
+            nesterov=bool(self.nesterovs_momentum),
+            beta_1=float(self.beta_1),
+            beta_2=float(self.beta_2),
+            epsilon=float(self.epsilon),
+            shuffle=bool(self.shuffle),
+        )
+
+    def _set_fitted(self, history: list[EpochStats], losses: list[float], validated: bool) -> None:
+        self.n_iter_ = len(history)
+        self.loss_curve_ = list(losses)
+        self.loss_ = losses[-1] if losses else None
+        scores = [s.val_accuracy for s in history if s.val_accuracy is not None]
+        self.validation_scores_ = scores if validated else None
+        self.best_validation_score_ = max(scores) if validated and scores else None
+        self.best_loss_ = None if validated or not losses else min(losses)
+        sizes = self.model_.sizes
+        self.n_layers_ = len(sizes)
+        self.n_outputs_ = sizes[-1]
+        self.out_activation_ = "softmax"
+
+    def _compute_backend(self, given: Backend | None) -> Backend:
+        """Where a fresh fit trains: where X is, or (NumPy input) where ``device`` and ``backend`` say."""
+        if given is not None:
+            if self.device is None and self.backend is None:
+                return given
+            wanted = self._resolve(self.device or "cpu" if given.device_name == "cpu" else self.device or "auto")
+            if wanted != given:
+                raise ValueError(
+                    f"X is on {given}, but device={self.device!r} and backend={self.backend!r} ask for {wanted}: "
+                    "move X there, or leave device and backend as None to train where X is"
+                )
+            return given
+        return self._resolve(self.device or "cpu")
+
+    def _resolve(self, device: str) -> Backend:
+        try:
+            return resolve_backend(device, self.backend)
+        except BackendError as e:
+            raise ValueError(str(e).replace("--device", "device").replace("--backend", "backend")) from None
+
+    # ---- data ----------------------------------------------------------------------------------------------
+
+    def _check_data(self, X: Any, y: Any, reset: bool, method: str) -> tuple[Any, np.ndarray, Backend | None]:
+        """(X checked, y as host labels, X's backend or None for NumPy and other array-likes)."""
+        given = _array_backend(X)
+        if given is None:
+            X, y = validate_data(self, X, y, reset=reset, dtype=self.dtype or (np.float64, np.float32))
+            return X, check_labels(y), None
+        X = self._check_device_X(X, given, reset)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        labels = check_labels(column_or_1d(_host_labels(y, "y"), warn=True))
+        if labels.shape[0] != X.shape[0]:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: [{X.shape[0]}, {len(labels)}]")
+        return X, labels, given
+
+    def _check_device_X(self, X: Any, given: Backend, reset: bool) -> Any:
+        """scikit-learn's checks of X, for an array that stays in its own namespace and on its device."""
+        xp = given.xp
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2D array, got a {X.ndim}D array instead: reshape your data")
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(f"Found array with shape {tuple(X.shape)}, while at least one sample and one feature "
+                             "are required")  # fmt: skip
+        if xp.isdtype(X.dtype, "complex floating"):
+            raise ValueError("Complex data not supported")
+        if self.dtype is not None:
+            want = given.dtype(self.dtype)
+        else:
+            want = X.dtype if X.dtype in (xp.float32, xp.float64) else xp.float64
+        X = xp.astype(X, want, copy=False)
+        if not bool(given.to_numpy(xp.all(xp.isfinite(X)))):
+            raise ValueError("Input X contains NaN or infinity.")
+        if reset:
+            self.n_features_in_ = int(X.shape[1])
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
+                "as input."
+            )
+        return X
+
+    def _check_X(self, X: Any, method: str) -> tuple[Any, Backend | None]:
+        """X for a fitted model's ``method``: checked, on the model's device in its dtype; and X's backend."""
+        check_is_fitted(self)
+        model = self.model_
+        given = _array_backend(X)
+        if given is None:
+            X = validate_data(self, X, reset=False, dtype=model.dtype)
+            allowed = self._input == NUMPY
+        else:
+            allowed = (given.name, given.device_name) in (self._input, (model.backend.name, model.backend.device_name))
+        if not allowed:
+            fitted = "NumPy" if self._input == NUMPY else " on ".join(self._input)
+            shown = "NumPy" if given is None else str(given)
+            raise ValueError(
+                f"{type(self).__name__}.{method}(): X must use the same namespace and device as the arrays the "
+                f"model was fitted with ({fitted}, or {model.backend}); got {shown}. Move X there, or refit"
+            )
+        if given is None:
+            return model.backend.asarray(X), None
+        X = self._check_device_X(X, given, reset=False)
+        return given.xp.astype(X, given.dtype(model.dtype), copy=False), given
+
+    def _answer(self, a: Any, given: Backend | None) -> Any:
+        """A result in X's namespace: NumPy where X was NumPy (even when the model computes on a GPU)."""
+        if given is None and not isinstance(a, np.ndarray):
+            return self.model_.backend.to_numpy(a)
+        return a
+
+    # ---- predicting ----------------------------------------------------------------------------------------
+
+    def predict_log_proba(self, X: Any) -> Any:
+        """The log of each class's probability for each row of X, in X's namespace and on its device."""
+        x, given = self._check_X(X, "predict_log_proba")
+        return self._answer(self.model_.outputs(x)[1], given)
+
+    def predict_proba(self, X: Any) -> Any:
+        """Each class's probability (softmax) for each row of X, in X's namespace and on its device."""
+        x, given = self._check_X(X, "predict_proba")
+        return self._answer(self.model_.backend.xp.exp(self.model_.outputs(x)[1]), given)
+
+    def predict(self, X: Any) -> Any:
+        """The likeliest class of each row of X (labels from ``classes_``), in X's namespace where it can hold
+        them (numeric labels), else as NumPy."""
+        x, given = self._check_X(X, "predict")
+        return self._answer(self.model_.labels(self.model_.outputs(x)[0]), given)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy of `predict` on X against y (optionally weighted), a Python float."""
+        predicted = np.asarray(_host_labels(self.predict(X), "predictions"))
+        truth = column_or_1d(_host_labels(y, "y"))
+        right = (predicted == truth).astype(np.float64)
+        if sample_weight is None:
+            return float(right.mean())
+        w = np.asarray(_host_labels(sample_weight, "sample_weight"), dtype=np.float64)
+        return float(np.average(right, weights=w))
+
+    # ---- the fitted network -------------------------------------------------------------------------------
+
+    @property
+    def coefs_(self) -> list[Any]:
+        """The weight matrix of each layer, (inputs, outputs), where the model was trained."""
+        check_is_fitted(self, "model_")
+        return list(self.model_.params[0::2])
+
+    @property
+    def intercepts_(self) -> list[Any]:
+        """The bias vector of each layer, where the model was trained."""
+        check_is_fitted(self, "model_")
+        return list(self.model_.params[1::2])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model as an xpnet checkpoint (``xpnet predict``/``evaluate`` and `xpnet.load` read
+        it; ``xpnet train --resume`` continues it): plain arrays and JSON, written atomically."""
+        check_is_fitted(self)
+        labels = label_list(self.classes_)
+        names = tuple(str(c) for c in labels)
+        return save_checkpoint(path, self._state, self._config, self.model_.backend, self._dataset, self._n_train,
+                               getattr(self, "_val_split", 0), names, self.model_.layout, labels=labels)  # fmt: skip
+
+    @property
+    def _dataset(self) -> str:
+        return getattr(self, "_dataset_name", DATASET)
+
+    def to_onnx(self, path: str | Path) -> Path:
+        """Write the model as an ONNX graph (Gemm, the activation, Softmax; outputs ``label`` and
+        ``probabilities``) for other runtimes; needs the ``onnx`` package (``pip install "xpnet[onnx]"``)."""
+        from .export import write_onnx
+
+        check_is_fitted(self)
+        return write_onnx(self.model_, path)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint, device: str = "cpu", backend: str | None = None) -> MLPClassifier:
+        """The fitted estimator a checkpoint holds, its weights on ``device`` (with ``backend``); it predicts
+        NumPy input (and arrays of that backend) and can be saved, exported or trained further."""
+        c = ckpt.config
+        sgd = c.optimizer != "adam"
+        est = cls(
+            hidden_layer_sizes=c.hidden, activation={v: k for k, v in ACTIVATIONS.items()}[c.activation],
+            solver="sgd" if sgd else "adam", alpha=c.alpha, batch_size=c.batch_size or "auto",
+            learning_rate_init=c.learning_rate, max_iter=c.epochs, shuffle=c.shuffle, random_state=c.seed,
+            momentum=c.momentum if c.optimizer == "momentum" else 0.0, nesterovs_momentum=c.nesterov,
+            early_stopping=ckpt.val_split > 0, beta_1=c.beta_1, beta_2=c.beta_2, epsilon=c.epsilon,
+            lr_decay=c.gamma, device=None if device == "cpu" and backend is None else device, backend=backend,
+            dtype=c.dtype,
+        )  # fmt: skip
+        try:
+            compute = make_backend(backend, device) if backend else resolve_backend(device)
+        except BackendError as e:
+            raise ValueError(str(e)) from None
+        est.model_ = Model.from_checkpoint(ckpt, compute)
+        est.classes_ = est.model_.classes
+        est.n_features_in_ = est.model_.n_features
+        est._state, est._config, est._n_train, est._seed = ckpt.state, c, ckpt.n_train, c.seed
+        est._input, est._val_split, est._dataset_name = NUMPY, ckpt.val_split, ckpt.dataset
+        validated = any(s.val_accuracy is not None for s in ckpt.state.history)
+        est._set_fitted(ckpt.state.history, [s.loss for s in ckpt.state.history], validated)
+        est.t_ = sum(ckpt.n_train for _ in ckpt.state.history)
+        return est
+
+
+def load(path: str | Path, device: str = "cpu", backend: str | None = None) -> MLPClassifier:
+    """A fitted `MLPClassifier` from an xpnet checkpoint (``xpnet train --save`` or `MLPClassifier.save`).
+
+    The checkpoint is read safely (plain arrays and JSON, never a pickle); a damaged or foreign file is a
+    ``CheckpointError`` naming the problem. ``device``/``backend`` say where its weights go.
+    """
+    return MLPClassifier.from_checkpoint(load_checkpoint(path), device, backend)
+
+
+def check_labels(y: np.ndarray) -> np.ndarray:
+    """Class labels for a classifier, or scikit-learn's errors (a continuous target: "Unknown label type")."""
+    check_classification_targets(y)
+    return y
+
+
+def _array_backend(X: Any) -> Backend | None:
+    """X's backend when X is an array of a library other than NumPy that xpnet computes with; None for NumPy
+    and every other array-like (lists, pandas, sparse, Dask), which scikit-learn's checks turn into NumPy."""
+    if isinstance(X, np.ndarray) or not hasattr(X, "__array_namespace__") and not _is_known_array(X):
+        return None
+    try:
+        found = backend_of(X)
+    except BackendError:
+        return None
+    return None if found.name == "numpy" else found
+
+
+def _is_known_array(X: Any) -> bool:
+    import array_api_compat
+
+    return array_api_compat.is_array_api_obj(X) and not array_api_compat.is_numpy_array(X)
+
+
+def _host_labels(a: Any, what: str) -> np.ndarray:
+    """Labels (or weights) from any namespace or device as a host NumPy array."""
+    found = _array_backend(a)
+    return np.asarray(a) if found is None else np.asarray(found.to_numpy(a))
+
+
+def _seed(random_state: Any) -> int:
+    """The seed of xpnet's generator: an int random_state as it is (so 1 trains as ``--seed 1``), else
+    drawn from scikit-learn's ``check_random_state``."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state) % SEED_LIMIT
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))

@@ -1,0 +1,131 @@
+"""`Model`: a trained network and what it takes to use it, the same object whichever door it came through.
+
+The estimator fits one, a checkpoint holds one (`from_checkpoint`), and ``predict``, ``evaluate`` and the
+ONNX export read one. It classifies through `scoring.batched_logits`, the one batched forward pass that
+training's accuracy uses too, so every door gives the same classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..backend import Backend
+from ..data.images import Layout, layout_for
+from ..nn import losses
+from ..nn import model as nn_model
+from ..training.checkpoint import Checkpoint
+from ..training.scoring import batched_logits, images_to_device
+
+# The kinds of label a checkpoint's JSON keeps exactly (and ONNX can carry): integers, floats, strings, booleans.
+LABEL_KINDS = "iufUb"
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """Weights ``[W1, b1, W2, b2, ...]`` on ``backend``'s device, the hidden layers' ``activation``, the label
+    of each output (``classes``) and, for a model that reads pictures, their ``layout`` (each pixel becomes
+    an input in [0, 1]). ``names`` are the classes as reports print them."""
+
+    params: tuple[Any, ...]
+    activation: str
+    classes: np.ndarray
+    backend: Backend
+    layout: Layout | None = None
+    names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            object.__setattr__(self, "names", tuple(str(c) for c in self.classes.tolist()))
+
+    @property
+    def sizes(self) -> list[int]:
+        """Layer sizes ``[inputs, hidden..., classes]``."""
+        return nn_model.sizes_of(self.params)
+
+    @property
+    def n_features(self) -> int:
+        return self.sizes[0]
+
+    @property
+    def dtype(self) -> str:
+        """The weights' dtype name, ``"float32"`` or ``"float64"``."""
+        return "float64" if self.params[0].dtype == self.backend.dtype("float64") else "float32"
+
+    def to(self, backend: Backend) -> Model:
+        """The same model with its weights on ``backend``'s device."""
+        if backend == self.backend:
+            return self
+        host = [self.backend.to_numpy(p) for p in self.params]
+        return Model(tuple(backend.asarray(p) for p in host), self.activation, self.classes, backend, self.layout,
+                     self.names)  # fmt: skip
+
+    def outputs(self, x: Any) -> tuple[Any, Any]:
+        """(class index, log-probabilities) of each row of ``x``, device arrays on this model's device.
+
+        ``x`` holds rows of inputs on that device, in the model's dtype. The class is the largest logit, not
+        the largest rounded probability, so two nearly tied classes are decided as in training.
+        """
+        xp = self.backend.xp
+        if x.shape[0] == 0:
+            dt = self.backend.dtype(self.dtype)
+            k = len(self.classes)
+            return xp.zeros(0, dtype=xp.int64, device=self.backend.device), xp.zeros((0, k), dtype=dt,
+                                                                                    device=self.backend.device)
+        index, logp = [], []
+        for _, _, logits in batched_logits(xp, self.params, x, self.activation):
+            index.append(xp.argmax(logits, axis=1))
+            logp.append(losses.log_softmax(xp, logits))
+        if len(index) == 1:
+            return index[0], logp[0]
+        return xp.concat(index), xp.concat(logp, axis=0)
+
+    def labels(self, index: Any) -> Any:
+        """The labels of class indices ``index`` (a device array): a device array for numeric labels, NumPy
+        for strings, which no array library but NumPy holds."""
+        if self.classes.dtype.kind in "iufb":
+            xp = self.backend.xp
+            return xp.take(self.backend.asarray(self.classes), index)
+        return self.classes[self.backend.to_numpy(index)]
+
+    def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Host uint8 picture rows -> (class index per row, (rows, classes) probabilities), on the host."""
+        index, logp = self.outputs(images_to_device(self.backend, images, self.backend.dtype(self.dtype)))
+        xp, host = self.backend.xp, self.backend.to_numpy
+        return host(index).astype(np.int64), host(xp.exp(logp)).astype(np.float64)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint, backend: Backend) -> Model:
+        """The model a checkpoint holds, its weights moved to ``backend``.
+
+        Its labels are those the estimator saved, else (a command-line model) the class numbers where the
+        classes have no names of their own ("0".."9"), else the class names.
+        """
+        names = tuple(ckpt.classes)
+        saved = ckpt.meta.get("labels")
+        plain = isinstance(saved, list) and all(isinstance(v, (int, float, str)) for v in saved)
+        if plain and len(saved) == len(names) and len(set(saved)) == len(saved):
+            classes = np.asarray(saved)
+        elif names == tuple(str(k) for k in range(len(names))):
+            classes = np.arange(len(names))
+        else:
+            classes = np.asarray(names)
+        layout = ckpt.layout
+        if layout is None:
+            try:
+                layout = layout_for(ckpt.dataset, ckpt.layer_sizes[0])
+            except ValueError:  # inputs of a size no picture layout has: a model of other features
+                layout = None
+        params = tuple(backend.asarray(p) for p in ckpt.state.params)
+        return cls(params, ckpt.config.activation, classes, backend, layout, names)
+
+
+def label_list(classes: Sequence[Any] | np.ndarray) -> list[Any]:
+    """``classes`` as JSON values, or `ValueError` for labels a checkpoint cannot keep exactly (objects)."""
+    classes = np.asarray(classes)
+    if classes.dtype.kind not in LABEL_KINDS:
+        raise ValueError(f"labels of dtype {classes.dtype} cannot be saved: use integers, floats or strings")
+    return classes.tolist()
