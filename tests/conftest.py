@@ -19,6 +19,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # set, so the tests pin it off (PyTorch's matmul TF32 flag is pinned in `backend_or_skip`, and the JAX
 # backend asks for full float32 precision itself).
 os.environ["CUPY_TF32"] = "0"
+# scikit-learn's Array API checks of xpnet.MLPClassifier (tests/test_estimator.py) need SciPy's Array API mode,
+# which SciPy reads once, when it is first imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 # JAX compiles every operation the first time it meets its shapes and dtype, some 300 small programs and
 # most of this suite's time; its persistent cache (same programs, so the same numbers) makes reruns fast.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"))

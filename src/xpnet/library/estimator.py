@@ -258,7 +258,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         except TrainingDiverged as e:
             raise TrainingDiverged(str(e).replace("--lr", "learning_rate_init")) from None
         assert result.state is not None
-        self._state, self._config, self._n_train = result.state, config, n_train
+        self._state, self._train_config, self._n_train = result.state, config, n_train
         self._input = NUMPY if given is None else (given.name, given.device_name)
         self.model_ = Model(tuple(result.params), config.activation, self.classes_, compute)
         self._set_fitted(result.state.history, losses, validate)
@@ -467,7 +467,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         labels = label_list(self.classes_)
         names = tuple(str(c) for c in labels)
-        return save_checkpoint(path, self._state, self._config, self.model_.backend, self._dataset, self._n_train,
+        return save_checkpoint(path, self._state, self._train_config, self.model_.backend, self._dataset, self._n_train,
                                getattr(self, "_val_split", 0), names, self.model_.layout, labels=labels)  # fmt: skip
 
     @property
@@ -504,7 +504,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         est.model_ = Model.from_checkpoint(ckpt, compute)
         est.classes_ = est.model_.classes
         est.n_features_in_ = est.model_.n_features
-        est._state, est._config, est._n_train, est._seed = ckpt.state, c, ckpt.n_train, c.seed
+        est._state, est._train_config, est._n_train, est._seed = ckpt.state, c, ckpt.n_train, c.seed
         est._input, est._val_split, est._dataset_name = NUMPY, ckpt.val_split, ckpt.dataset
         validated = any(s.val_accuracy is not None for s in ckpt.state.history)
         est._set_fitted(ckpt.state.history, [s.loss for s in ckpt.state.history], validated)

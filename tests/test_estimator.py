@@ -1,0 +1,260 @@
+"""xpnet.MLPClassifier: scikit-learn's own estimator suite, everything follows X, and the model's doors."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import warnings
+
+import array_api_compat
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import xpnet
+from conftest import backend_or_skip, yield_backend_devices
+from helpers import run_module
+from xpnet import MLPClassifier
+from xpnet.nn import losses, model
+from xpnet.nn.initializers import init_params
+from xpnet.nn.step import Recipe, penalty, reference_step
+
+
+@parametrize_with_checks([MLPClassifier()])
+def test_scikit_learn_estimator_checks(estimator, check):
+    # scikit-learn's whole suite, its Array API checks included (array_api_support=True), no expected failures.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, random_state=0, stratify=y)
+
+
+def quick(**kw) -> MLPClassifier:
+    return MLPClassifier(**{"hidden_layer_sizes": (32,), "max_iter": 30, "random_state": 0, **kw})
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(("name", "device"), yield_backend_devices())
+def test_everything_follows_x(name, device, digits):
+    """Fitted on a library's arrays, the weights and every answer stay in that library, on that device, and
+    equal NumPy's fit of the same float64 data."""
+    backend = backend_or_skip(name, device)
+    Xtr, Xte, ytr, yte = digits
+    reference = quick().fit(Xtr, ytr)
+    x, y, xt = (backend.asarray(a) for a in (Xtr, ytr, Xte))
+    clf = quick().fit(x, y)
+    xp = backend.xp
+    for a in [*clf.coefs_, *clf.intercepts_, clf.predict(xt), clf.predict_proba(xt), clf.predict_log_proba(xt)]:
+        assert type(a) is type(x) and array_api_compat.device(a) == array_api_compat.device(x)
+    assert clf.predict_proba(xt).dtype == xp.float64
+    np.testing.assert_allclose(backend.to_numpy(clf.predict_proba(xt)), reference.predict_proba(Xte), atol=1e-6)
+    np.testing.assert_array_equal(backend.to_numpy(clf.predict(xt)), reference.predict(Xte))
+    assert clf.score(xt, backend.asarray(yte)) == reference.score(Xte, yte)
+    assert clf.loss_curve_ == pytest.approx(reference.loss_curve_, rel=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_numpy_input_trained_elsewhere_answers_in_numpy(digits):
+    pytest.importorskip("torch")
+    Xtr, Xte, ytr, _ = digits
+    clf = quick(backend="torch").fit(Xtr, ytr)
+    assert type(clf.predict_proba(Xte)) is np.ndarray and clf.model_.backend.name == "torch"
+    np.testing.assert_allclose(clf.predict_proba(Xte), quick().fit(Xtr, ytr).predict_proba(Xte), atol=1e-6)
+
+
+def test_device_cuda_without_a_gpu_is_a_clear_error(digits):
+    from xpnet.backend import gpu_present
+
+    if gpu_present():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="cuda|CUDA|CuPy"):
+        quick(device="cuda").fit(*digits[::2])
+
+
+def test_a_drop_in_for_scikit_learn(digits):
+    """The same script with only the import changed: accuracy within a point of scikit-learn's."""
+    from sklearn.neural_network import MLPClassifier as Theirs
+
+    Xtr, Xte, ytr, yte = digits
+    kw = {"hidden_layer_sizes": (64,), "alpha": 1e-3, "early_stopping": True, "random_state": 1, "max_iter": 200}
+    ours, theirs = MLPClassifier(**kw).fit(Xtr, ytr), Theirs(**kw).fit(Xtr, ytr)
+    assert ours.score(Xte, yte) >= theirs.score(Xte, yte) - 0.01
+    assert ours.n_iter_ < 200 and ours.best_validation_score_ == max(ours.validation_scores_)
+    for name in ("classes_", "n_features_in_", "n_layers_", "loss_curve_", "t_", "coefs_", "intercepts_"):
+        assert hasattr(ours, name), name
+    assert [w.shape for w in ours.coefs_] == [w.shape for w in theirs.coefs_]
+
+
+def test_early_stopping_keeps_the_best_epochs_weights(digits):
+    Xtr, _, ytr, _ = digits
+    clf = MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, random_state=3, n_iter_no_change=4,
+                        learning_rate_init=0.05).fit(Xtr, ytr)  # fmt: skip
+    best = int(np.argmax(clf.validation_scores_))
+    assert best < clf.n_iter_ - 1  # it ran past its best epoch, so putting the best back is visible
+    # The held-out rows, as fit split them: their accuracy is the best epoch's, so those weights were kept.
+    _, val = train_test_split(np.arange(len(ytr)), test_size=0.1, random_state=3, stratify=ytr)
+    assert clf.score(Xtr[val], ytr[val]) == clf.best_validation_score_
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_string_labels_partial_fit_and_warm_start(digits):
+    Xtr, Xte, ytr, _ = digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    clf = quick().fit(Xtr, names[ytr])
+    assert clf.classes_.tolist() == sorted(names.tolist()) and set(clf.predict(Xte)) <= set(names)
+
+    inc = MLPClassifier(hidden_layer_sizes=(16,), random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        inc.partial_fit(Xtr, ytr)
+    for i in range(3):
+        inc.partial_fit(Xtr[i::3], ytr[i::3], classes=np.arange(10) if i == 0 else None)
+    assert inc.n_iter_ == 3 and len(inc.loss_curve_) == 3
+    with pytest.raises(ValueError, match="not in classes_"):
+        inc.partial_fit(Xtr[:5], np.full(5, 11))
+
+    warm = quick(warm_start=True).fit(Xtr, ytr)
+    first = warm.n_iter_
+    warm.fit(Xtr, ytr)
+    assert warm.n_iter_ > first and len(warm.loss_curve_) == warm.n_iter_
+
+
+@pytest.mark.parametrize(
+    ("change", "data", "words"),
+    [
+        ({"solver": "lbfgs"}, None, "lbfgs"),
+        ({"activation": "identity"}, None, "identity"),
+        ({"learning_rate": "adaptive"}, None, "adaptive"),
+        ({"alpha": -1.0}, None, "alpha"),
+        ({}, "nan", "NaN"),
+        ({}, "1d", "1D|2D"),
+        ({}, "continuous", "Unknown label type"),
+        ({}, "one class", "one class"),
+        ({}, "lengths", "inconsistent numbers of samples"),
+    ],
+)
+def test_bad_input_is_the_error_scikit_learn_users_expect(change, data, words):
+    X, y = make_classification(n_samples=40, n_features=5, random_state=0)
+    if data == "nan":
+        X[3, 2] = np.nan
+    elif data == "1d":
+        X = X[:, 0]
+    elif data == "continuous":
+        y = y + 0.5 * X[:, 0]
+    elif data == "one class":
+        y = np.zeros_like(y)
+    elif data == "lengths":
+        y = y[:-1]
+    with pytest.raises(ValueError, match=words):
+        MLPClassifier(max_iter=2, **change).fit(X, y)
+
+
+def test_wrong_features_and_wrong_namespace_at_predict(digits):
+    pytest.importorskip("array_api_strict")
+    import array_api_strict
+
+    Xtr, Xte, ytr, _ = digits
+    clf = quick(max_iter=2).fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(Xte[:, :10])
+    with pytest.raises(ValueError, match="must use the same namespace"):
+        clf.predict(array_api_strict.asarray(Xte))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_pipelines_searches_clone_and_pickle(digits):
+    from sklearn.base import clone
+
+    Xtr, Xte, ytr, yte = digits
+    pipe = make_pipeline(StandardScaler(), quick(max_iter=40))
+    assert pipe.fit(Xtr, ytr).score(Xte, yte) > 0.8
+    search = GridSearchCV(quick(max_iter=5), {"hidden_layer_sizes": [(8,), (16,)]}, cv=2).fit(Xtr, ytr)
+    assert search.best_params_["hidden_layer_sizes"] in [(8,), (16,)]
+    assert cross_val_score(quick(max_iter=5), Xtr, ytr, cv=3).shape == (3,)
+    fitted = quick(max_iter=5).fit(Xtr, ytr)
+    assert not hasattr(clone(fitted), "classes_")
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict_proba(Xte), fitted.predict_proba(Xte))
+
+
+def test_the_l2_penalty_is_the_gradient_of_its_loss_term():
+    """alpha's meaning, checked by finite differences in float64: the step's gradient is that of the mean
+    cross-entropy plus alpha / (2 n) * sum(W**2), scikit-learn's loss."""
+    import array_api_compat.numpy as xp
+
+    rng = np.random.default_rng(0)
+    sizes, n, alpha = [5, 4, 3], 7, 0.3
+    params = init_params(rng, sizes, "tanh", "float64")
+    x, t = rng.random((n, 5)), losses.one_hot(xp, rng.integers(0, 3, n), 3, xp.float64)
+
+    def loss(ps):
+        logits, _ = model.forward(xp, ps, x, "tanh")
+        return float(losses.softmax_cross_entropy(xp, logits, t)[0] + penalty(xp, ps, alpha, n))
+
+    lr = 1.0  # one SGD step with rate 1 moves each weight by minus its gradient
+    new, *_ = reference_step(xp, Recipe("tanh", "sgd", alpha=alpha))([p.copy() for p in params], [], x, t, 1, lr)
+    grads = [p - q for p, q in zip(params, new)]
+    for k in (0, 1, 2):  # a weight matrix, a bias (never penalised) and the second weight matrix
+        i = (0, 0) if params[k].ndim == 2 else (1,)
+        bumped = [p.copy() for p in params]
+        bumped[k][i] += 1e-6
+        lower = [p.copy() for p in params]
+        lower[k][i] -= 1e-6
+        assert (loss(bumped) - loss(lower)) / 2e-6 == pytest.approx(grads[k][i], rel=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_one_model_under_every_door(tmp_path, digits):
+    """Fitted in Python on pixels in [0, 1], saved: the command line predicts the same classes; a command-line
+    checkpoint loads with xpnet.load and predicts the classes the command line prints."""
+    from xpnet.data.images import LAYOUTS
+
+    Xtr, Xte, ytr, _ = digits
+    clf = quick().fit(Xtr, ytr)
+    path = clf.save(tmp_path / "python.npz")
+    pictures = []
+    for i in range(6):  # the data set's own 8x8 pictures, as .npy files: predict prepares them unchanged
+        pictures.append(tmp_path / f"p{i}.npy")
+        np.save(pictures[-1], np.rint(Xte[i].reshape(8, 8) * 255).astype(np.uint8))
+    out = run_module("xpnet.predict", "--model", str(path), "--device", "cpu", "--json", *map(str, pictures))
+    assert out.returncode == 0, out.stderr
+    cli = [json.loads(line)["class"] for line in out.stdout.splitlines()]
+    rows = np.rint(Xte[:6] * 255) / 255
+    assert LAYOUTS["digits"].n_features == 64
+    assert cli == clf.predict(rows).tolist()
+    loaded = xpnet.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(Xte), clf.predict_proba(Xte))
+    assert loaded.classes_.tolist() == clf.classes_.tolist()
+
+    trained = run_module("xpnet.train", "--dataset", "digits", "--device", "cpu", "--hidden", "16", "--epochs", "3",
+                         "--save", str(tmp_path / "cli.npz"), "--quiet")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    out = run_module("xpnet.predict", "--model", str(tmp_path / "cli.npz"), "--device", "cpu", "--json",
+                     *map(str, pictures))  # fmt: skip
+    cli = [json.loads(line)["class"] for line in out.stdout.splitlines()]
+    assert xpnet.load(tmp_path / "cli.npz").predict(rows).tolist() == cli
+
+
+def test_onnx_runtime_gives_the_same_classes_and_probabilities(tmp_path, digits):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    Xtr, Xte, ytr, _ = digits
+    for labels in (ytr, np.array(list("abcdefghij"))[ytr]):
+        clf = MLPClassifier(hidden_layer_sizes=(32, 16), activation="tanh", max_iter=20, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(Xtr, labels)
+        path = clf.to_onnx(tmp_path / "model.onnx")
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        label, proba = session.run(["label", "probabilities"], {"input": Xte.astype(np.float32)})
+        np.testing.assert_allclose(proba, clf.predict_proba(Xte), atol=1e-4)
+        np.testing.assert_array_equal(label, clf.predict(Xte))
