@@ -8,6 +8,8 @@ installed, else same-shaped synthetic arrays, and the output says which):
   and their median after discarded warm-up epochs (`benchlib.runs`);
 - the same model, optimizer, batch and initial weights in plain PyTorch and as a hand-written ``jax.jit``
   step (CPU, and CUDA when present; `benchlib.peers`);
+- ``xpnet.MLPClassifier.fit`` beside scikit-learn's ``MLPClassifier.fit``, same parameters and float32 features
+  (`benchlib.peers.bench_estimator`);
 - the blog post's comparison: a sigmoid 784-30-10 network trained by SGD one example at a time versus
   vectorised over each mini-batch, on the same examples, with the same updates (`benchlib.blog`);
 - the float32 GEMM ceiling of each device, and each training run's achieved GFLOP/s.
@@ -33,7 +35,7 @@ from benchlib.report import Report, format_report, report_json
 from xpnet.backend import resolve_backend
 from xpnet.cli import common as cli
 
-SECTIONS = ("gemm", "xpnet", "torch", "jax", "blog")
+SECTIONS = ("gemm", "xpnet", "torch", "jax", "sklearn", "blog")
 
 
 def comma_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
@@ -128,11 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = {"torch": "pytorch", "jax": "jax-jit"}
     peer_list = peer_devices(args, report)
     jobs: list[tuple[str, Callable[[], runs.TrainRow]]] = []
+    if "sklearn" in args.only and args.gpu and "cupy" not in backends:
+        report.skipped.append("fit xpnet-cuda: MLPClassifier(device='cuda') needs CuPy on a GPU")
     for batch in args.batch_sizes:
         if "xpnet" in args.only:
             for target, backend in backends.items():
                 jobs.append((f"xpnet {target} batch {batch}", lambda b=batch, t=target, be=backend: runs.bench_xpnet(
                     t, be, data, b, args.epochs, args.warmup)))  # fmt: skip
+        if "sklearn" in args.only and (not args.gpu or "cupy" in backends):
+            # The estimator's fit against scikit-learn's, on the same model and data (rows "fit").
+            for which in ("xpnet-cuda", "sklearn") if args.gpu else ("xpnet", "sklearn"):
+                jobs.append((f"fit {which} batch {batch}", lambda b=batch, w=which: peers.bench_estimator(
+                    w, data, b, args.epochs, args.warmup)))  # fmt: skip
         for peer, dev in peer_list:
             jobs.append((f"{names[peer]} {dev} batch {batch}", lambda b=batch, p=peer, d=dev: bench_peer[p](
                 d, data, b, args.epochs, args.warmup)))  # fmt: skip

@@ -206,6 +206,21 @@ def test_end_to_end_run_writes_consistent_json(bench, tmp_path, capsys):
     assert figures["blog"]["examples"] == 30 and figures["blog"]["max_param_difference"] < 1e-4
 
 
+def test_the_fit_rows_time_both_estimators_on_the_same_model(bench, tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "bench.json"
+    argv = ["--data", "synthetic", "--n-train", "512", "--batch-sizes", "128", "--epochs", "1", "--only", "sklearn",
+            "--json", str(out)]  # fmt: skip
+    assert bench.main(argv) == 0
+    figures = json.loads(out.read_text())
+    runs = {(r["impl"], r["target"]): r for r in figures["runs"]}
+    ours, theirs = runs[("fit", "xpnet")], runs[("fit", "sklearn")]
+    assert ours["params"] == theirs["params"] and len(ours["epoch_seconds"]) == 1
+    ratio = ours["median_epoch_seconds"] / theirs["median_epoch_seconds"]
+    assert figures["ratios"]["fit_over_sklearn_fit_seconds_batch128"] == pytest.approx(ratio)
+    assert "fit-xpnet / fit-sklearn" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "flag", [["--only", "gemm,nope"], ["--batch-sizes", "128,0"], ["--targets", "jax"], ["--targets", "nope"]]
 )

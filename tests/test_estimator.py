@@ -72,12 +72,23 @@ def test_numpy_input_trained_elsewhere_answers_in_numpy(digits):
     np.testing.assert_allclose(clf.predict_proba(Xte), quick().fit(Xtr, ytr).predict_proba(Xte), atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_device_cuda_on_numpy_input_trains_on_the_gpu_and_answers_numpy(digits):
+    gpu = backend_or_skip("cupy", "cuda")
+    Xtr, Xte, ytr, _ = digits
+    clf = quick(device="cuda").fit(Xtr, ytr)
+    assert clf.model_.backend == gpu and type(clf.coefs_[0]).__module__.startswith("cupy")
+    proba = clf.predict_proba(Xte)
+    assert type(proba) is np.ndarray
+    np.testing.assert_allclose(proba, quick().fit(Xtr, ytr).predict_proba(Xte), atol=1e-6)
+
+
 def test_device_cuda_without_a_gpu_is_a_clear_error(digits):
     from xpnet.backend import gpu_present
 
     if gpu_present():
         pytest.skip("this machine has a GPU")
-    with pytest.raises(ValueError, match="cuda|CUDA|CuPy"):
+    with pytest.raises(ValueError, match=r"cuda|CUDA|CuPy"):
         quick(device="cuda").fit(*digits[::2])
 
 

@@ -21,8 +21,8 @@ from xpnet.backend import resolve_backend
 from xpnet.data import images, load_dataset
 from xpnet.data.datasets import Dataset, load_idx_dataset
 from xpnet.data.idx import read_idx
+from xpnet.library.model import Model
 from xpnet.training.checkpoint import load_checkpoint
-from xpnet.training.scoring import classify
 
 Image = pytest.importorskip("PIL.Image", reason="predict reads PNG files with Pillow")
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
@@ -97,7 +97,7 @@ def test_test_images_saved_as_pictures_keep_the_models_classes(name, request, tm
     data, model = request.getfixturevalue(name)
     rows, labels = data.x_test[:N], data.y_test[:N]
     ckpt = load_checkpoint(model)
-    on_arrays = classify(resolve_backend("cpu"), ckpt.state.params, rows, ckpt.config.activation, ckpt.config.dtype)[0]
+    on_arrays = Model.from_checkpoint(ckpt, resolve_backend("cpu")).classify(rows)[0]
     variants = pictures(rows, data.image_shape[0])
     files = []
     for v, made in enumerate(variants.values()):

@@ -15,8 +15,8 @@ import pytest
 from xpnet import predict
 from xpnet.backend import resolve_backend
 from xpnet.data.datasets import CLASS_NAMES
+from xpnet.library.model import Model
 from xpnet.training.checkpoint import load_checkpoint
-from xpnet.training.scoring import classify
 
 Image = pytest.importorskip("PIL.Image", reason="predict reads PNG files with Pillow")
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
@@ -33,7 +33,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def model_classes(model: Path, rows: np.ndarray) -> np.ndarray:
     ckpt = load_checkpoint(model)
-    return classify(resolve_backend("cpu"), ckpt.state.params, rows, ckpt.config.activation, ckpt.config.dtype)[0]
+    return Model.from_checkpoint(ckpt, resolve_backend("cpu")).classify(rows)[0]
 
 
 def write_pngs(folder: Path, pictures: np.ndarray, prefix: str) -> list[str]:

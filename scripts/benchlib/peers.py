@@ -17,9 +17,11 @@ import numpy as np
 from xpnet.data import Dataset
 from xpnet.nn import model
 from xpnet.nn.initializers import init_params
-from xpnet.nn.optim import ADAM_B1, ADAM_B2, ADAM_EPS, OPTIMIZERS
+from xpnet.nn.optim import DEFAULT, OPTIMIZERS
 
 from .runs import REFERENCE_HIDDEN, TrainRow, count_params, split_warmup
+
+ADAM_B1, ADAM_B2, ADAM_EPS = DEFAULT.beta_1, DEFAULT.beta_2, DEFAULT.epsilon
 
 LR = OPTIMIZERS["adam"].default_lr
 
@@ -146,3 +148,32 @@ def bench_jax(device: str, data: Dataset, batch: int, epochs: int, warmup: int, 
     x_test = jax.device_put(np.asarray(data.x_test, np.float32) / 255.0, dev)
     acc = float(jnp.mean(jnp.argmax(forward(state["params"], x_test), axis=1) == data.y_test.astype(np.int32)))
     return _row("jax-jit", device, "cpu" if device == "cpu" else "cuda:0", data, batch, seconds, warmup, acc)
+
+
+def bench_estimator(which: str, data: Dataset, batch: int, epochs: int, warmup: int, seed: int = 1) -> TrainRow:
+    """A whole ``fit`` of ``xpnet.MLPClassifier`` (``which`` "xpnet", or "xpnet-cuda" for ``device="cuda"``)
+    or scikit-learn's, with the same parameters on the same float32 features: the reference model, Adam at
+    scikit-learn's defaults (rate 1e-3, alpha 1e-4), ``warmup + epochs`` epochs that none stops early.
+
+    Timed as a user sees it, set-up included, and reported as that time per epoch (every epoch the same).
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    if which == "sklearn":
+        from sklearn.neural_network import MLPClassifier
+    else:
+        from xpnet import MLPClassifier
+    x, xt = (a.astype(np.float32) / np.float32(255) for a in (data.x_train, data.x_test))
+    n = warmup + epochs
+    extra = {"device": "cuda"} if which == "xpnet-cuda" else {}
+    clf = MLPClassifier(hidden_layer_sizes=REFERENCE_HIDDEN, batch_size=batch, max_iter=n, tol=0.0,
+                        n_iter_no_change=n + 1, random_state=seed, **extra)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        clf.fit(x, data.y_train)
+        seconds = time.perf_counter() - start
+    device = "cuda" if which == "xpnet-cuda" else "cpu"
+    return _row("fit", which, device, data, batch, [seconds / n] * n, warmup, clf.score(xt, data.y_test))

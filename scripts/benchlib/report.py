@@ -15,6 +15,7 @@ from .runs import REFERENCE_HIDDEN, GemmRow, TrainRow, ceilings
 CPU_TARGET_RATIO = 0.8  # issue 5: xpnet-numpy s/epoch <= 0.8 x plain PyTorch-CPU at batch 128 (AMD)
 INTEL_TARGET_RATIO = 0.7  # issue 12: the same, <= 0.7, on an Intel CPU (MKL and oneDNN serve PyTorch there)
 JAX_TARGET_RATIO = 1.15  # issue 12: xpnet --backend jax within 1.15 x a hand-written jax.jit step
+SKLEARN_TARGET_RATIO = 0.5  # issue 22: xpnet.MLPClassifier.fit <= 0.5 x scikit-learn's per epoch at batch 128
 
 
 @dataclass
@@ -51,6 +52,9 @@ COMPARISONS = (
     (("xpnet", "cupy"), ("pytorch", "cuda"), "cupy_over_torch_cuda", "samples", (1.0, None)),
     (("xpnet", "torch-cuda"), ("pytorch", "cuda"), "torch_cuda_over_torch_cuda", "samples", (None, None)),
     (("xpnet", "jax-cuda"), ("jax-jit", "cuda"), "jax_over_jax_jit_cuda", "seconds", (JAX_TARGET_RATIO, None)),
+    (("fit", "xpnet"), ("fit", "sklearn"), "fit_over_sklearn_fit", "seconds",
+     (SKLEARN_TARGET_RATIO, (128,))),
+    (("fit", "xpnet-cuda"), ("fit", "sklearn"), "fit_cuda_over_sklearn_fit", "seconds", (None, None)),
 )
 
 

@@ -18,14 +18,14 @@ import numpy as np
 
 from .backend import resolve_backend
 from .cli import common as cli
-from .data import load_dataset
+from .data import DATASETS, load_dataset
 from .errors import DataError, XpnetError, printable
 from .files import check_all_writable, made_folders
+from .library.model import Model
 from .training import metrics
 from .training.checkpoint import Checkpoint, load_checkpoint
 from .training.resume import class_list
 from .training.runlog import EPOCH_KEYS, read_log
-from .training.scoring import classify
 
 PROG = "xpnet.evaluate"
 N_WORST = 24
@@ -69,6 +69,13 @@ def build_parser() -> cli.ArgumentParser:
         metavar="PATH",
         help="the training log (xpnet.train --log) to draw the curves from (default: the checkpoint's history); "
         "the log of another run than the model's is refused",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        choices=DATASETS,
+        help="the data set whose test images to score (default: the model's own; a model fitted from Python "
+        "on arrays names none, so give it here)",
     )
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results on stdout")
     cli.add_device_flags(p)
@@ -129,8 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[dict[str, Any]] | None) -> int:
     """Read the data set, score the model on its test images, print the report and draw the plots."""
+    dataset = args.dataset or ckpt.dataset
+    if dataset not in DATASETS:
+        raise XpnetError(
+            f"{printable(ckpt.path)} was fitted from Python on arrays, not on a data set xpnet knows: name the "
+            f"test set with --dataset ({', '.join(DATASETS)}), or score it in Python with model.score(X, y)"
+        )
     data = load_dataset(
-        ckpt.dataset,
+        dataset,
         args.data_dir,
         image_size=ckpt.layout.side if ckpt.layout is not None else None,
         notify=lambda line: print(line, file=sys.stderr),
@@ -150,7 +163,7 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
     cli.announce(backend, args.verbose)
 
     c = ckpt.config
-    pred, probs = classify(backend, [backend.asarray(p) for p in ckpt.state.params], data.x_test, c.activation, c.dtype)
+    pred, probs = Model.from_checkpoint(ckpt, backend).classify(data.x_test)
     y = data.y_test.astype(np.int64)
     cm = metrics.confusion_matrix(y, pred, len(ckpt.classes))
     labels = tuple(printable(name) for name in ckpt.classes)  # as the report and the plots show them

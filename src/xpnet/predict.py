@@ -24,8 +24,8 @@ from .data.folder import prepare_file
 from .data.pictures import PictureError, import_pillow
 from .errors import CheckpointError, XpnetError, printable
 from .files import atomic_write, check_all_writable, made_folders
+from .library.model import Model
 from .training.checkpoint import load_checkpoint
-from .training.scoring import classify
 
 PROG = "xpnet.predict"
 SEEN_SIDE = 112  # --save-input pictures are enlarged to at least this many pixels a side
@@ -152,8 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{PROG}: {printable(path)}: {e}", file=sys.stderr)
         order = sorted(prepared)
         rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)
-        c = ckpt.config
-        classes, probs = classify(backend, [backend.asarray(p) for p in ckpt.state.params], rows, c.activation, c.dtype)
+        classes, probs = Model.from_checkpoint(ckpt, backend).classify(rows)
         labels = ckpt.classes
         k = min(args.top, probs.shape[1])
 

@@ -15,7 +15,7 @@ import numbers
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -74,7 +74,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         The learning rate is multiplied by this after every epoch (1: constant, scikit-learn's ``constant``).
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
@@ -221,7 +221,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
         n_train = train_rows.size
         config = self._config(n_train, dtype, done + (1 if incremental else self.max_iter))
-        take = (lambda a, rows: a) if not validate else (lambda a, rows: compute.xp.take(a, compute.asarray(rows), axis=0))
+        def take(a: Any, rows: np.ndarray) -> Any:
+            return compute.xp.take(a, compute.asarray(rows), axis=0) if validate else a
+
         data = Dataset(
             DATASET, take(x, train_rows), take(codes, train_rows), None, None, (1, x.shape[1]),
             x_val=take(x, val_rows) if validate else None, y_val=take(codes, val_rows) if validate else None,
@@ -360,7 +362,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         labels = check_labels(column_or_1d(_host_labels(y, "y"), warn=True))
         if labels.shape[0] != X.shape[0]:
-            raise ValueError(f"Found input variables with inconsistent numbers of samples: [{X.shape[0]}, {len(labels)}]")
+            shapes = f"[{X.shape[0]}, {len(labels)}]"
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: {shapes}")
         return X, labels, given
 
     def _check_device_X(self, X: Any, given: Backend, reset: bool) -> Any:
@@ -530,7 +533,7 @@ def check_labels(y: np.ndarray) -> np.ndarray:
 def _array_backend(X: Any) -> Backend | None:
     """X's backend when X is an array of a library other than NumPy that xpnet computes with; None for NumPy
     and every other array-like (lists, pandas, sparse, Dask), which scikit-learn's checks turn into NumPy."""
-    if isinstance(X, np.ndarray) or not hasattr(X, "__array_namespace__") and not _is_known_array(X):
+    if isinstance(X, np.ndarray) or (not hasattr(X, "__array_namespace__") and not _is_known_array(X)):
         return None
     try:
         found = backend_of(X)

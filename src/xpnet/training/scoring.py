@@ -1,7 +1,8 @@
 """Scoring a model: host images to the device, and the one batched forward loop behind accuracy and predictions.
 
-Training, ``predict`` and ``evaluate`` all classify through `batched_logits`, so the classes ``predict``
-prints are exactly those the training accuracy counts as right or wrong.
+Training and the model object (``library.model.Model``, behind ``predict``, ``evaluate`` and the estimator) all
+classify through `batched_logits`, so the classes ``predict`` prints are exactly those the training accuracy
+counts as right or wrong.
 """
 
 from __future__ import annotations
@@ -9,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
-
 from ..backend import Backend
-from ..nn import losses, model
+from ..nn import model
 
 EVAL_BATCH = 8192  # rows per forward pass when scoring: bounds memory, large enough to be fast
 
@@ -53,23 +52,3 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
     for i, j, logits in batched_logits(xp, params, x, activation):
         correct = correct + count_correct(xp, logits, y[i:j])
     return int(backend.to_numpy(correct)) / max(x.shape[0], 1)
-
-
-def classify(
-    backend: Backend, params: Sequence[Any], images: np.ndarray, activation: str, dtype: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Host uint8 image rows -> (predicted class per row, (rows, classes) softmax probabilities), on the host.
-
-    The class is the largest logit, not the largest rounded probability, so two nearly tied classes are
-    decided as in training. ``params`` are on ``backend``'s device.
-    """
-    xp = backend.xp
-    n_classes = params[-1].shape[0]
-    if images.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, n_classes))
-    x = images_to_device(backend, images, backend.dtype(dtype))
-    classes, probs = [], []
-    for _, _, logits in batched_logits(xp, params, x, activation):
-        classes.append(backend.to_numpy(xp.argmax(logits, axis=1)))
-        probs.append(backend.to_numpy(xp.exp(losses.log_softmax(xp, logits))))
-    return np.concatenate(classes).astype(np.int64), np.concatenate(probs).astype(np.float64)

@@ -83,7 +83,8 @@ class NumpyInplaceStep:
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
         self.recipe, self.hyper = recipe, recipe.hyper
-        self.activation, self.optimizer = activation, optimizer = recipe.activation, recipe.optimizer
+        self.activation, self.optimizer = recipe.activation, recipe.optimizer
+        optimizer = recipe.optimizer
         self.dtype = np.dtype(dtype)
         shapes = param_shapes(sizes)
         n = sum(int(np.prod(s)) for s in shapes)

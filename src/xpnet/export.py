@@ -1,0 +1,57 @@
+"""``python -m xpnet.export --model model.npz --onnx model.onnx``: a saved model as an ONNX graph.
+
+The graph (Gemm, the activation, Softmax) runs in any ONNX runtime: a web page, a phone, another language.
+Its input is float32 rows of pixels in [0, 1] (a picture prepared as ``predict`` prepares it, divided by 255);
+its outputs are ``label`` and ``probabilities`` (docs/api.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from .backend import resolve_backend
+from .cli import common as cli
+from .errors import printable
+from .files import check_writable, made_folders
+from .library.export import write_onnx
+from .library.model import Model
+from .training.checkpoint import load_checkpoint
+
+PROG = "xpnet.export"
+
+
+def build_parser() -> cli.ArgumentParser:
+    p = cli.ArgumentParser(
+        prog=cli.program("export"),
+        description="Write a model saved by xpnet.train --save (or MLPClassifier.save) as an ONNX graph: float32 "
+        "input rows, outputs 'label' and 'probabilities'. Needs the onnx package (pip install \"xpnet[onnx]\").",
+        epilog=cli.epilog(
+            "python -m xpnet.export --model model.npz --onnx model.onnx",
+            {
+                0: "written",
+                1: "the file could not be written (disk full)",
+                2: "bad input: a flag, the --model file, the --onnx path, onnx missing",
+                130: "stopped by Ctrl-C",
+            },
+        ),
+    )
+    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
+    p.add_argument("--onnx", required=True, metavar="PATH", help="the ONNX file to write (folders are created)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ckpt = load_checkpoint(args.model)
+    with made_folders() as made:
+        path = check_writable(args.onnx, flag="--onnx", example="model.onnx", made=made)
+        model = Model.from_checkpoint(ckpt, resolve_backend("cpu"))
+        write_onnx(model, path)
+    sizes = "-".join(map(str, model.sizes))
+    print(f"wrote {printable(path)}: the {sizes} {model.activation} model, {len(model.classes)} classes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog=PROG))
