@@ -133,3 +133,39 @@ def test_the_walk_through_runs_as_written(doc, tmp_path):
     done = subprocess.run(["bash", "-c", text], cwd=work, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
+# What a Python block needs beyond xpnet's own dependencies: an optional library it imports or calls.
+NEEDS = {r"^import torch\b|^from torch\b": "torch", r"\.to_onnx\(": "onnx"}
+
+
+def python_blocks(markdown: str) -> list[tuple[str, str]]:
+    """The ``python`` blocks of ``markdown``, each with the optional library it needs that is missing here
+    (an empty string when it can run)."""
+    import importlib.util
+
+    found = []
+    for body in re.findall(r"^```python\n(.*?)^```", markdown, flags=re.S | re.M):
+        missing = [lib for pattern, lib in NEEDS.items() if re.search(pattern, body, flags=re.M)]
+        found.append((body, next((m for m in missing if importlib.util.find_spec(m) is None), "")))
+    return found
+
+
+@pytest.mark.slow  # fits a few small models: about 10 s
+def test_the_python_blocks_run_as_written(tmp_path):
+    """The README's "Use from Python" blocks, in order, in one fresh Python, in a temporary folder: a block
+    whose optional library is missing here is left out, with the reason, and so are those after it."""
+    blocks = python_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert len(blocks) >= 3 and any("MLPClassifier" in body for body, _ in blocks)
+    runnable = []
+    for body, missing in blocks:
+        if missing:
+            if "torch" != missing:  # the torch block stands alone; the others build on each other
+                break
+            continue
+        runnable.append(body)
+    done = subprocess.run([sys.executable, "-c", "\n".join(runnable)], cwd=tmp_path, capture_output=True, text=True,
+                          env={**ENV, "OMP_NUM_THREADS": "1"}, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "test accuracy" in done.stdout and "Warning" not in done.stderr, done.stderr[-3000:]
+    assert (tmp_path / "digits-model.npz").is_file()
