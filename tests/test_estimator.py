@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import xpnet
-from conftest import backend_or_skip, yield_backend_devices
+from conftest import backend_or_skip, yield_backend_device_dtype_combinations
 from helpers import run_module
 from xpnet import MLPClassifier
 from xpnet.nn import losses, model
@@ -44,23 +44,27 @@ def quick(**kw) -> MLPClassifier:
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize(("name", "device"), yield_backend_devices())
-def test_everything_follows_x(name, device, digits):
-    """Fitted on a library's arrays, the weights and every answer stay in that library, on that device, and
-    equal NumPy's fit of the same float64 data."""
+@pytest.mark.parametrize(("name", "device", "dtype"), yield_backend_device_dtype_combinations())
+def test_everything_follows_x(name, device, dtype, digits):
+    """Fitted on a library's arrays, the weights and every answer stay in that library, on that device and
+    in X's dtype, and agree with NumPy's fit of the same data (float64: to rounding; float32: 180 steps of
+    float32 rounding in another order)."""
     backend = backend_or_skip(name, device)
-    Xtr, Xte, ytr, yte = digits
+    Xtr, Xte, ytr, yte = (a.astype(dtype) if a.dtype.kind == "f" else a for a in digits)
     reference = quick().fit(Xtr, ytr)
     x, y, xt = (backend.asarray(a) for a in (Xtr, ytr, Xte))
     clf = quick().fit(x, y)
     xp = backend.xp
     for a in [*clf.coefs_, *clf.intercepts_, clf.predict(xt), clf.predict_proba(xt), clf.predict_log_proba(xt)]:
         assert type(a) is type(x) and array_api_compat.device(a) == array_api_compat.device(x)
-    assert clf.predict_proba(xt).dtype == xp.float64
-    np.testing.assert_allclose(backend.to_numpy(clf.predict_proba(xt)), reference.predict_proba(Xte), atol=1e-6)
-    np.testing.assert_array_equal(backend.to_numpy(clf.predict(xt)), reference.predict(Xte))
-    assert clf.score(xt, backend.asarray(yte)) == reference.score(Xte, yte)
-    assert clf.loss_curve_ == pytest.approx(reference.loss_curve_, rel=1e-9)
+    assert clf.predict_proba(xt).dtype == clf.coefs_[0].dtype == backend.dtype(dtype)
+    exact = dtype == "float64"
+    proba = backend.to_numpy(clf.predict_proba(xt))
+    np.testing.assert_allclose(proba, reference.predict_proba(Xte), atol=1e-6 if exact else 2e-3)
+    agree = np.mean(backend.to_numpy(clf.predict(xt)) == reference.predict(Xte))
+    assert agree == 1.0 if exact else agree >= 0.99
+    assert abs(clf.score(xt, backend.asarray(yte)) - reference.score(Xte, yte)) <= (0 if exact else 0.01)
+    assert clf.loss_curve_ == pytest.approx(reference.loss_curve_, rel=1e-9 if exact else 1e-3)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
