@@ -493,7 +493,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         sgd = c.optimizer != "adam"
         est = cls(
             hidden_layer_sizes=c.hidden, activation={v: k for k, v in ACTIVATIONS.items()}[c.activation],
-            solver="sgd" if sgd else "adam", alpha=c.alpha, batch_size=c.batch_size or "auto",
+            solver="sgd" if sgd else "adam", alpha=c.alpha, batch_size=c.batch_size or ckpt.n_train,
             learning_rate_init=c.learning_rate, max_iter=c.epochs, shuffle=c.shuffle, random_state=c.seed,
             momentum=c.momentum if c.optimizer == "momentum" else 0.0, nesterovs_momentum=c.nesterov,
             early_stopping=ckpt.val_split > 0, beta_1=c.beta_1, beta_2=c.beta_2, epsilon=c.epsilon,
