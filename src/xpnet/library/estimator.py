@@ -221,6 +221,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
         n_train = train_rows.size
         config = self._config(n_train, dtype, done + (1 if incremental else self.max_iter))
+
         def take(a: Any, rows: np.ndarray) -> Any:
             return compute.xp.take(a, compute.asarray(rows), axis=0) if validate else a
 
@@ -230,12 +231,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             classes=tuple(str(c) for c in self.classes_.tolist()),
         )  # fmt: skip
         losses = list(getattr(self, "loss_curve_", [])) if not fresh else []
-        losses_before = list(losses)
         batches = -(-n_train // config.batch_size)
+        last = [done]  # the last epoch whose loss is in ``losses``
 
         def record(s: TrainState) -> None:  # the epoch's loss as scikit-learn reports it: with the L2 term
-            if len(s.history) - done <= len(losses) - len(losses_before):
-                return  # the best epoch's weights put back at the end: no new epoch
+            if s.epoch <= last[0]:
+                return  # called again once the best epoch's weights are put back: no new epoch
+            last[0] = s.epoch
             extra = 0.0
             if config.alpha:
                 extra = float(compute.to_numpy(penalty(compute.xp, s.params, config.alpha, n_train))) * batches
