@@ -246,6 +246,10 @@ def test_one_model_under_every_door(tmp_path, digits):
     rows = np.rint(Xte[:6] * 255) / 255
     assert LAYOUTS["digits"].n_features == 64
     assert cli == clf.predict(rows).tolist()
+    refused = run_module("xpnet.evaluate", "--model", str(path), "--device", "cpu")
+    assert refused.returncode == 2 and "fitted from Python on arrays" in refused.stderr
+    scored = run_module("xpnet.evaluate", "--model", str(path), "--device", "cpu", "--dataset", "digits", "--json")
+    assert scored.returncode == 0, scored.stderr
     loaded = xpnet.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(Xte), clf.predict_proba(Xte))
     assert loaded.classes_.tolist() == clf.classes_.tolist()

@@ -21,7 +21,7 @@ from .cli import common as cli
 from .data import DATASETS, load_dataset
 from .errors import DataError, XpnetError, printable
 from .files import check_all_writable, made_folders
-from .library.model import Model
+from .library.model import FITTED_ON_ARRAYS, Model
 from .training import metrics
 from .training.checkpoint import Checkpoint, load_checkpoint
 from .training.resume import class_list
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[dict[str, Any]] | None) -> int:
     """Read the data set, score the model on its test images, print the report and draw the plots."""
     dataset = args.dataset or ckpt.dataset
-    if dataset not in DATASETS:
+    if dataset == FITTED_ON_ARRAYS:
         raise XpnetError(
             f"{printable(ckpt.path)} was fitted from Python on arrays, not on a data set xpnet knows: name the "
             f"test set with --dataset ({', '.join(DATASETS)}), or score it in Python with model.score(X, y)"

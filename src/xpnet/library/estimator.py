@@ -34,11 +34,10 @@ from ..training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..training.config import SEED_LIMIT, TrainConfig
 from ..training.loop import train
 from ..training.state import EpochStats, TrainState
-from .model import Model, label_list
+from .model import FITTED_ON_ARRAYS, Model, label_list
 
 # scikit-learn's names for the hidden layers' activations, and xpnet's.
 ACTIVATIONS = {"relu": "relu", "logistic": "sigmoid", "tanh": "tanh"}
-DATASET = "arrays"  # the data set a checkpoint names when the model was fitted from Python on arrays
 NUMPY = ("numpy", "cpu")
 
 
@@ -226,7 +225,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             return compute.xp.take(a, compute.asarray(rows), axis=0) if validate else a
 
         data = Dataset(
-            DATASET, take(x, train_rows), take(codes, train_rows), None, None, (1, x.shape[1]),
+            FITTED_ON_ARRAYS, take(x, train_rows), take(codes, train_rows), None, None, (1, x.shape[1]),
             x_val=take(x, val_rows) if validate else None, y_val=take(codes, val_rows) if validate else None,
             classes=tuple(str(c) for c in self.classes_.tolist()),
         )  # fmt: skip
@@ -477,7 +476,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def _dataset(self) -> str:
-        return getattr(self, "_dataset_name", DATASET)
+        return getattr(self, "_dataset_name", FITTED_ON_ARRAYS)
 
     def to_onnx(self, path: str | Path) -> Path:
         """Write the model as an ONNX graph (Gemm, the activation, Softmax; outputs ``label`` and

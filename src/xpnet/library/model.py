@@ -20,6 +20,7 @@ from ..nn import model as nn_model
 from ..training.checkpoint import Checkpoint
 from ..training.scoring import batched_logits, images_to_device
 
+FITTED_ON_ARRAYS = "arrays"  # the data set a checkpoint names when the model was fitted from Python on arrays
 # The kinds of label a checkpoint's JSON keeps exactly (and ONNX can carry): integers, floats, strings, booleans.
 LABEL_KINDS = "iufUb"
 
