@@ -1,4 +1,4 @@
-"""``xpnet`` (and ``python -m xpnet``): one command whose subcommands are the four tools.
+"""``xpnet`` (and ``python -m xpnet``): one command whose subcommands are the five tools.
 
 ``xpnet train ARGS`` runs exactly what ``python -m xpnet.train ARGS`` runs: the tool's module is executed as
 ``__main__`` (as ``python -m`` does), so its flags, output and exit statuses are the same, and ``check`` still
@@ -19,6 +19,7 @@ COMMANDS = {
     "predict": "classify pictures (PNG, JPEG, .npy) with a saved model",
     "evaluate": "score a saved model on its test set; --plot draws curves, confusion matrix, worst mistakes",
     "check": "check that every array library and device here agrees with NumPy",
+    "serve": "a local web page to draw a digit (or drop a picture) and watch a saved model answer",
 }
 
 
