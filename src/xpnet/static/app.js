@@ -14,6 +14,7 @@ let last = null;
 let inked = false;
 let timer = 0;
 let busy = false;
+let encoding = 0; // canvases being turned into PNGs
 let queued = null; // the newest picture waiting while a request is in flight: older ones are dropped
 
 function clearPad() {
@@ -44,7 +45,11 @@ function stroke(from, to, e) {
 
 pad.addEventListener("pointerdown", (e) => {
   e.preventDefault();
-  pad.setPointerCapture(e.pointerId);
+  try {
+    pad.setPointerCapture(e.pointerId); // strokes that leave the canvas still end with pointerup
+  } catch {
+    // a pointer the browser does not track (a synthetic event): draw without capture
+  }
   drawing = true;
   last = point(e);
   stroke(last, last, e);
@@ -78,7 +83,12 @@ function soon() {
 
 function sendPad() {
   if (!inked) return;
-  pad.toBlob((blob) => blob && send(blob, "drawing.png"), "image/png");
+  encoding += 1; // toBlob answers later: until then the newest picture has no answer yet
+  document.body.dataset.state = "asking";
+  pad.toBlob((blob) => {
+    encoding -= 1;
+    if (blob) send(blob, "drawing.png");
+  }, "image/png");
 }
 
 async function send(body, name) {
@@ -87,6 +97,9 @@ async function send(body, name) {
     return;
   }
   busy = true;
+  // body[data-state]: "asking" while a request is in flight, then "answered" or "error" for the newest picture.
+  document.body.dataset.state = "asking";
+  let state = "error";
   try {
     const url = `/predict?top=${TOP}&seen=1&file=${encodeURIComponent(name)}`;
     const r = await fetch(url, { method: "POST", body, headers: { "Content-Type": "application/octet-stream" } });
@@ -97,7 +110,10 @@ async function send(body, name) {
       answer = { error: `the server answered ${r.status} without JSON` };
     }
     if (!r.ok || answer.error) showError(answer.file ? `${answer.file}: ${answer.error}` : answer.error);
-    else show(answer);
+    else {
+      show(answer);
+      state = "answered";
+    }
   } catch (err) {
     showError(`no answer from the server (${err.message}): is xpnet serve still running?`);
   } finally {
@@ -106,6 +122,8 @@ async function send(body, name) {
       const next = queued;
       queued = null;
       send(...next);
+    } else if (!encoding) {
+      document.body.dataset.state = state;
     }
   }
 }
@@ -161,6 +179,7 @@ async function openFile(file) {
   if (!file) return;
   if (file.size > maxBody) {
     showError(`${file.name}: ${file.size} bytes, more than the ${maxBody} xpnet serve reads; shrink the picture`);
+    document.body.dataset.state = "error";
     return;
   }
   clearPad();
@@ -185,6 +204,7 @@ $("clear").addEventListener("click", () => {
   $("best").hidden = true;
   $("top").replaceChildren();
   $("seen-figure").hidden = true;
+  document.body.dataset.state = "idle";
 });
 
 $("file").addEventListener("change", (e) => {
