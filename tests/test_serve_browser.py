@@ -53,7 +53,11 @@ def browser(tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")  # new and empty
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS, viewport={"width": 980, "height": 720},
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 980, "height": 720},
             timeout=WAIT_MS,
         )
         try:
@@ -79,7 +83,9 @@ def page(browser, model):
         tab = browser.new_page()
         tab.route("**/*", route)
         tab.goto(url + "/", wait_until="load", timeout=WAIT_MS)
-        tab.wait_for_function("() => document.getElementById('model').textContent.includes('mnist model')", timeout=WAIT_MS)
+        tab.wait_for_function(
+            "() => document.getElementById('model').textContent.includes('mnist model')", timeout=WAIT_MS
+        )
         yield tab
         tab.close()
         assert elsewhere == []
