@@ -259,6 +259,9 @@ def test_a_huge_body_is_refused_unread(url):
         (b"GET /" + b"x" * 70000 + b" HTTP/1.1\r\n\r\n", 414),
     ]:
         assert raw_exchange(url, head).startswith(f"HTTP/1.1 {code} ".encode()), head[:60]
+    # curl asks before sending a large body (Expect: 100-continue): refused before a byte of it is sent.
+    asked = raw_exchange(url, post_head + b"Content-Length: 50000000\r\nExpect: 100-continue\r\n\r\n")
+    assert asked.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in asked
     # A line that is no HTTP request gets HTTP/0.9's answer, a body alone: still one line of JSON.
     assert json.loads(raw_exchange(url, b"GARBAGE\r\n\r\n"))["error"].startswith("Bad request syntax")
     assert post(url, drawn_seven())[0] == 200
@@ -380,6 +383,13 @@ def test_forward_passes_run_on_the_device_thread(model):
         server.server_close()
     assert threads == [runner]
     runner.join(WAIT)
+    stopped, device = serve.start(model, Image, "127.0.0.1", 0)  # a server whose device thread has stopped
+    device.stop()
+    try:
+        assert post(stopped.url.rstrip("/"), drawn_seven()) == (503, {"error": "the server is stopping"})
+    finally:
+        stopped.shutdown()
+        stopped.server_close()
     with pytest.raises(RuntimeError, match="stopping"):  # a stopped device thread fails calls at once
         device.call(len, "x")
 

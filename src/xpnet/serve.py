@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import io
 import queue
 import sys
@@ -169,6 +170,10 @@ def describe(model: Model) -> dict[str, Any]:
     }
 
 
+class Stopping(RuntimeError):
+    """The server stopped before a forward pass it was asked for could run."""
+
+
 class DeviceThread:
     """Runs calls one at a time on the thread that calls `run`: the one that made the backend."""
 
@@ -197,7 +202,7 @@ class DeviceThread:
                 except Exception as e:
                     done.set_exception(e)
                 except BaseException:  # Ctrl-C during a forward pass: its caller gets an answer, then we stop
-                    done.set_exception(RuntimeError("the server is stopping"))
+                    done.set_exception(Stopping("the server is stopping"))
                     raise
 
     def stop(self) -> None:
@@ -212,7 +217,7 @@ class DeviceThread:
             except queue.Empty:
                 return
             if done.set_running_or_notify_cancel():
-                done.set_exception(RuntimeError("the server is stopping"))
+                done.set_exception(Stopping("the server is stopping"))
 
 
 class Service:
@@ -234,16 +239,13 @@ class Service:
             return 400, {"error": f"?top={printable(top)[:20]} must be a positive whole number, like ?top=3"}
         if len(file) > MAX_NAME:
             return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
+        forward = functools.partial(self.device.call, self.model.classify)
+        seen = query.get("seen") in ("1", "true")
         with self.slots:
-            record = picture_record(
-                self.model,
-                body,
-                file,
-                int(top),
-                pil=self.pil,
-                seen=query.get("seen") in ("1", "true"),
-                forward=lambda rows: self.device.call(self.model.classify, rows),
-            )
+            try:
+                record = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
+            except Stopping as e:
+                return 503, {"error": str(e)}
         return (400 if "error" in record else 200), record
 
 

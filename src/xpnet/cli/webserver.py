@@ -175,13 +175,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = self.close_connection or text is not None  # a bad length: where would it end?
             return None
         n = int(text)
-        if n > MAX_BODY:
-            self.fail(
-                413,
-                f"the body is {n} bytes, more than {MAX_BODY_TEXT} (the most xpnet serve reads); shrink the picture",
-                {"Connection": "close"},
-            )
-            self.close_connection = True
+        if self.refuse_large():
             self.drain()
             return None
         if n == 0:
@@ -192,6 +186,23 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         return body
+
+    def refuse_large(self) -> bool:
+        """Answer 413 and close when the declared body is over `MAX_BODY`; whether it was."""
+        text = (self.headers.get("Content-Length") or "").strip()
+        if not text.isdigit() or int(text) <= MAX_BODY:
+            return False
+        message = (
+            f"the body is {text} bytes, more than {MAX_BODY_TEXT} (the most xpnet serve reads); shrink the picture"
+        )
+        self.fail(413, message, {"Connection": "close"})
+        self.close_connection = True
+        return True
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue`` (curl sends it before a large body): a body over the limit is refused before
+        the client sends it."""
+        return False if self.refuse_large() else super().handle_expect_100()
 
     def drain(self) -> None:
         """Read and drop a little of an unwanted body, so that the client reads the 413 before the connection
