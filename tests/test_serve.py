@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 import numpy as np
 import pytest
 
-from helpers import SRC, run_cli, seven
+from helpers import SRC, run_cli, run_train, seven
 from xpnet import predict, serve
 from xpnet.cli import webserver
 
@@ -148,6 +148,31 @@ def test_each_answer_is_the_record_predict_json_prints(model, url, pictures, cap
         "test-0.npy": False,
         "test-2.png": False,
     }
+
+
+def test_a_picture_folder_model_answers_with_its_folder_names(tmp_path, capsys, monkeypatch):
+    """A model of ``--dataset folder --image-size 16``: its own layout and class names, as predict prints them."""
+    import folder_sets
+
+    monkeypatch.setenv("XPNET_DATA", str(tmp_path / "data"))
+    root = folder_sets.write_digits(tmp_path / "pictures", per_class=(20, 3))
+    argv = ["--dataset", "folder", "--data-dir", str(root), "--image-size", "16", "--epochs", "3", "--quiet"]
+    assert run_train(capsys, *argv, "--device", "cpu", "--save", str(tmp_path / "m.npz"))[0] == 0
+    model = serve.load_model(str(tmp_path / "m.npz"), "cpu")
+    assert model.layout.side == 16 and describe_names(model) == [f"digit-{k}" for k in range(10)]
+    for path in sorted((root / "test").glob("digit-[37]/*.png")):
+        status, out, err = run_cli(
+            capsys,
+            predict.main,
+            "xpnet.predict",
+            ["--model", str(tmp_path / "m.npz"), "--json", "--top", "2", str(path)],
+        )
+        record = serve.picture_record(model, path.read_bytes(), str(path), 2, pil=Image)
+        assert status == 0 and record == json.loads(out) and record["name"].startswith("digit-"), err
+
+
+def describe_names(model: serve.Model) -> list[str]:
+    return serve.describe(model)["classes"]
 
 
 def test_a_drawn_seven_reads_seven(url):
@@ -354,7 +379,16 @@ def test_keep_alive_and_a_silent_client(model, monkeypatch):
         for _ in range(3):  # one connection, three answers
             conn.request("POST", "/predict", body=drawn_seven())
             assert conn.getresponse().read() and conn.sock is not None
+        conn.request("HEAD", "/")
+        assert conn.getresponse().read() == b""
+        conn.request("GET", "/")  # a HEAD before it on the connection does not cut this body
+        assert conn.getresponse().read().startswith(b"<!doctype html>")
         conn.close()
+        # A refused request's unread body must not be read as the next request: the connection ends.
+        smuggled = b"GET /model HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        head = b"POST /model HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+        got = raw_exchange(u, head + smuggled, wait=10)
+        assert got.startswith(b"HTTP/1.1 405 ") and got.count(b"HTTP/1.1 ") == 1
         with socket.create_connection((parts.hostname, parts.port), timeout=WAIT) as silent:
             silent.sendall(b"POST /predict HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly a few bytes")
             assert request(u, "GET", "/model")[0] == 200  # others are answered meanwhile
@@ -456,7 +490,9 @@ def test_the_xpnet_command_lists_serve(capsys):
     assert "serve" in COMMANDS and "serve" in usage("xpnet")
     with pytest.raises(SystemExit) as done:
         serve.build_parser().parse_args(["--help"])
-    assert done.value.code == 0 and "--model" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert done.value.code == 0 and "--model PATH" in text and "--host ADDRESS" in text
+    assert {"2", "130", "143"} <= set(text.split("Exit status:")[1].split())
 
 
 def test_the_documented_serve_commands_parse():

@@ -53,8 +53,8 @@ def build_parser() -> cli.ArgumentParser:
         epilog=cli.epilog(
             "python -m xpnet.serve --model model.npz --open",
             {
-                130: "stopped by Ctrl-C (the normal way to stop it)",
                 2: "bad input: a flag, the --model file, an address or port it cannot listen on, Pillow missing",
+                130: "stopped by Ctrl-C (the normal way to stop it)",
                 143: "stopped by SIGTERM",
             },
         ),
@@ -63,10 +63,13 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument(
         "--host",
         default="127.0.0.1",
+        metavar="ADDRESS",
         help="the address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 is every interface, "
         "reachable from the network)",
     )
-    p.add_argument("--port", type=port, default=8000, help="the port to listen on; 0 takes a free one (default: 8000)")
+    p.add_argument(
+        "--port", type=port, default=8000, metavar="N", help="the port to listen on; 0 takes a free one (default: 8000)"
+    )
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
     cli.add_device_flags(p)
     return p

@@ -114,7 +114,12 @@ class Handler(BaseHTTPRequestHandler):
     # delayed ACK of the first, 40 ms on Linux, twice the whole answer's budget.
     disable_nagle_algorithm = True
     server: Server
-    head_only = False
+    head_only = body_read = False  # until a request is parsed (the standard library may refuse it first)
+
+    def parse_request(self) -> bool:
+        """The standard parse, then this request's state: one connection carries many requests."""
+        self.head_only, self.body_read = False, False
+        return super().parse_request()
 
     def do_GET(self) -> None:
         path, _ = self.target()
@@ -182,6 +187,7 @@ class Handler(BaseHTTPRequestHandler):
             self.fail(400, "the body is empty: POST the picture's bytes (PNG, JPEG or .npy)")
             return None
         body = self.rfile.read(n)
+        self.body_read = True
         if len(body) < n:  # the client closed the connection early: nobody to answer
             self.close_connection = True
             return None
@@ -232,6 +238,13 @@ class Handler(BaseHTTPRequestHandler):
             return 500, {"error": f"internal error: {one_line(e, named=True)}"}
 
     def fail(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        """A one-line JSON error. A body the request declared and that was not read ends the connection: its
+        bytes would otherwise be read as the next request."""
+        headers_in = getattr(self, "headers", None) or {}
+        declared = (headers_in.get("Content-Length") or "0").strip() != "0" or headers_in.get("Transfer-Encoding")
+        if declared and not self.body_read:
+            self.close_connection = True
+            headers = {**(headers or {}), "Connection": "close"}
         self.send_json(status, {"error": message}, headers)
 
     def send_json(self, status: int, answer: dict[str, Any], headers: dict[str, str] | None = None) -> None:
