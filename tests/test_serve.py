@@ -472,6 +472,7 @@ def test_bad_input_is_one_line_and_status_2(model, tmp_path, capsys):
 def test_open_opens_the_address_it_prints(model, monkeypatch, capsys):
     opened = []
     monkeypatch.setattr(serve.webbrowser, "open", lambda u: opened.append(u) or True)
+    monkeypatch.setattr(webserver, "is_loopback", lambda host: False)  # as if --host were a network address
 
     def interrupted(self):
         raise KeyboardInterrupt
@@ -482,6 +483,7 @@ def test_open_opens_the_address_it_prints(model, monkeypatch, capsys):
     assert status == 130 and "interrupted" in err
     printed = re.search(r"at (http://127\.0\.0\.1:\d+/)$", out.strip()).group(1)
     assert opened == [printed]
+    assert "the page is reachable from the network" in err  # said whenever it listens beyond this machine
 
 
 def test_the_xpnet_command_lists_serve(capsys):
@@ -569,6 +571,31 @@ def first_line(proc: subprocess.Popen, seconds: float) -> str:
     reader.start()
     reader.join(seconds)
     return lines[0] if lines else ""
+
+
+def test_sigterm_ends_it_with_143(model):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    argv = [
+        sys.executable,
+        "-m",
+        "xpnet.serve",
+        "--model",
+        str(model.checkpoint.path),
+        "--device",
+        "cpu",
+        "--port",
+        "0",
+    ]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "http://127.0.0.1:" in first_line(proc, WAIT)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, err
 
 
 def peak_kb(pid: int) -> int | None:

@@ -24,7 +24,7 @@ from xpnet import serve
 pytestmark = pytest.mark.slow  # starting Chromium takes seconds
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Headless, and nothing that reaches out: no sandbox (root in CI), no GPU, no QUIC, no first-run, no
-# background networking, component updates or sync. Playwright adds the fresh --user-data-dir.
+# background networking, component updates or sync; the profile (--user-data-dir) is a new, empty folder.
 FLAGS = [
     "--headless",
     "--no-sandbox",
