@@ -36,6 +36,7 @@ SKIP = {
     r"-m pytest\b": "the test suite is what runs this test",
     r"--device cuda\b": "needs a CUDA GPU",
     r"^python -m xpnet\.check$": "CI runs it right after the tests (.ci/run), and tests/test_check.py tests it",
+    r"^python -m xpnet[. ]serve\b": "serves until Ctrl-C: tests/test_serve.py runs it, and parses each documented one",
 }
 # An optional library the docs name may be missing here (CI installs PyTorch and JAX when it can).
 SKIP.update({rf"--backend {s.name}\b": f"{s.name} is not installed" for s in registry().values() if not s.installed})

@@ -54,7 +54,6 @@ def test_everything_follows_x(name, device, dtype, digits):
     reference = quick().fit(Xtr, ytr)
     x, y, xt = (backend.asarray(a) for a in (Xtr, ytr, Xte))
     clf = quick().fit(x, y)
-    xp = backend.xp
     for a in [*clf.coefs_, *clf.intercepts_, clf.predict(xt), clf.predict_proba(xt), clf.predict_log_proba(xt)]:
         assert type(a) is type(x) and array_api_compat.device(a) == array_api_compat.device(x)
     assert clf.predict_proba(xt).dtype == clf.coefs_[0].dtype == backend.dtype(dtype)

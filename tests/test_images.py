@@ -131,3 +131,35 @@ def test_layout_follows_the_data_set_and_the_input_size():
     assert images.layout_for("digits", 64).side == 8
     with pytest.raises(ValueError, match="100 inputs"):
         images.layout_for("mnist", 100)
+
+
+def test_the_fast_speck_filter_and_gray_scale_give_the_counting_and_clipping_results():
+    """`solid` ORs the 8 neighbours and `to_gray` skips the clip for unsigned pictures (issue 24's speed): the
+    same pixels as counting neighbours in integers and clipping every picture, on random pictures."""
+    rng = np.random.default_rng(24)
+
+    def counted(lit: np.ndarray) -> np.ndarray:
+        h, w = lit.shape
+        padded = np.pad(lit, 1)
+        neighbours = sum(padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        speck = lit & (neighbours == 1)
+        return lit & ~speck if speck.sum() < lit.sum() else lit
+
+    for shape in [(1, 1), (1, 9), (7, 1), (5, 6), (64, 48), (280, 280)]:
+        for density in (0.001, 0.05, 0.3, 0.9):
+            lit = rng.random(shape) < density
+            assert np.array_equal(images.solid(lit), counted(lit)), (shape, density)
+    opaque = rng.integers(0, 256, (40, 30, 4), dtype=np.uint8)
+    opaque[:, :, 3] = 255  # an opaque RGBA picture: its colour is what counts
+    for picture in [
+        opaque,
+        rng.integers(0, 256, (40, 30), dtype=np.uint16),
+        rng.integers(0, 65536, (40, 30, 3), dtype=np.uint16),
+        rng.random((40, 30)) < 0.5,
+    ]:
+        scale = 1.0 if picture.dtype == bool else 65535.0 if picture.max() > 255 else 255.0
+        x = np.clip(picture.astype(np.float64) / scale, 0.0, 1.0)
+        expected = x if x.ndim == 2 else x[:, :, :3] @ np.array([0.299, 0.587, 0.114])
+        assert np.array_equal(images.to_gray(picture), expected), picture.dtype
+    alpha = rng.integers(0, 256, (40, 30, 2), dtype=np.uint8)  # grey and alpha: the alpha is the ink
+    assert np.array_equal(images.to_gray(alpha), alpha[:, :, 1] / 255.0)

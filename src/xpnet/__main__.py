@@ -20,6 +20,7 @@ COMMANDS = {
     "evaluate": "score a saved model on its test set; --plot draws curves, confusion matrix, worst mistakes",
     "check": "check that every array library and device here agrees with NumPy",
     "export": "write a saved model as an ONNX graph for other runtimes (needs onnx)",
+    "serve": "a local web page to draw a digit (or drop a picture) and watch a saved model answer",
 }
 
 

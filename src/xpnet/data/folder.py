@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import DataError, printable, printable_list
 from . import cache, images
 from .datasets import Dataset, default_data_dir
-from .pictures import PictureError, import_pillow, read_picture
+from .pictures import PictureError, import_pillow, read_picture, read_picture_bytes
 from .splits import stratified_holdout
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".npy")
@@ -46,6 +46,11 @@ def prepare_file(path: Path, pil: ModuleType | None, layout: images.Layout) -> n
     no ink. ``xpnet.predict`` and the folder sets both prepare pictures here.
     """
     return images.prepare(read_picture(path, pil), layout)
+
+
+def prepare_bytes(data: bytes, pil: ModuleType | None, layout: images.Layout, name: str = "") -> np.ndarray:
+    """`prepare_file` for a picture held in memory (``xpnet serve``'s request body), named ``name`` in messages."""
+    return images.prepare(read_picture_bytes(data, pil, name), layout)
 
 
 def _pictures(folder: Path) -> list[Path]:

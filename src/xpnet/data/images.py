@@ -135,7 +135,8 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         x = x / 255.0 if peak > 1.0 else x
     else:
         raise ValueError(f"expected numeric pixels, got dtype {a.dtype}")
-    x = np.clip(x, 0.0, 1.0)
+    if a.dtype not in (np.bool_, np.uint8, np.uint16):  # those are in [0, 1] already: no pass over the pixels
+        x = np.clip(x, 0.0, 1.0)
     if x.ndim == 2:
         return x
     colour, alpha = (x[:, :, :-1], x[:, :, -1]) if x.shape[2] in (2, 4) else (x, None)
@@ -186,8 +187,10 @@ def solid(lit: np.ndarray) -> np.ndarray:
     A lone pixel is kept when it is all there is (a tiny .npy, say)."""
     h, w = lit.shape
     padded = np.pad(lit, 1)
-    neighbours = sum(padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-    speck = lit & (neighbours == 1)
+    near = np.zeros_like(lit)  # any of the 8 neighbours lit: boolean passes, not a count in int64
+    for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
+        near |= padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx]
+    speck = lit & ~near
     return lit & ~speck if speck.sum() < lit.sum() else lit
 
 

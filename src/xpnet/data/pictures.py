@@ -6,11 +6,13 @@ optional (the ``images`` extra) and imported only when a picture needs it.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import BinaryIO
 
 import numpy as np
 
@@ -24,6 +26,7 @@ MAX_PIXELS = 1 << 26
 MAX_PIXELS_TEXT = "64 megapixels"
 MAX_NPY_PIXELS = 1 << 24
 MAX_NPY_BYTES = 1 << 27
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def _npy_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -35,15 +38,15 @@ def _npy_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
         )
 
 
-def _read_npy_picture(path: Path) -> np.ndarray:
-    """A ``.npy`` picture, its header checked against the caps before any pixel is read; never a pickle."""
+def _read_npy_picture(f: BinaryIO, size: int) -> np.ndarray:
+    """A ``.npy`` picture of ``size`` bytes, its header checked against the caps before any pixel is read;
+    never a pickle. A flattened data set row (one square's pixels) comes back square."""
     try:
-        with open(path, "rb") as f:
-            return npy.read_npy(f, _npy_check, size=os.fstat(f.fileno()).st_size)
+        a = npy.read_npy(f, _npy_check, size=size)
     except npy.NpyError as e:
         raise PictureError(f"{e}; save plain numbers with numpy.save") from None
-    except OSError as e:
-        raise PictureError(f"cannot be read ({e.strerror or e})") from None
+    side = math.isqrt(a.size)
+    return a.reshape(side, side) if a.ndim == 1 and side * side == a.size else a
 
 
 class PictureError(Exception):
@@ -64,16 +67,42 @@ def read_picture(path: Path, pil: ModuleType | None) -> np.ndarray:
     if not path.is_file():
         raise PictureError("no such file" if not path.exists() else "not a file")
     if path.suffix.lower() == ".npy":
-        a = _read_npy_picture(path)
-        side = math.isqrt(a.size)
-        return a.reshape(side, side) if a.ndim == 1 and side * side == a.size else a  # a flattened data set row
+        try:
+            with open(path, "rb") as f:
+                return _read_npy_picture(f, os.fstat(f.fileno()).st_size)
+        except OSError as e:
+            raise PictureError(f"cannot be read ({e.strerror or e})") from None
     assert pil is not None
+    return _read_with_pillow(path, pil)
+
+
+class _Named(io.BytesIO):
+    """Bytes that Pillow names, in its messages, as it names a file: ``cannot identify image file 'a.png'``."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.shown = name
+
+    def __repr__(self) -> str:
+        return repr(self.shown)
+
+
+def read_picture_bytes(data: bytes, pil: ModuleType | None, name: str = "") -> np.ndarray:
+    """`read_picture` for a picture held in memory (a server's request body), with the same limits and
+    messages: ``.npy`` when ``name`` ends in ``.npy`` or ``data`` starts with NumPy's magic, else Pillow's."""
+    if name.lower().endswith(".npy") or data.startswith(NPY_MAGIC):
+        return _read_npy_picture(io.BytesIO(data), len(data))
+    assert pil is not None
+    return _read_with_pillow(_Named(data, name), pil)
+
+
+def _read_with_pillow(source: Path | BinaryIO, pil: ModuleType) -> np.ndarray:
     from PIL import ImageOps
 
     try:
         with warnings.catch_warnings():  # Pillow's own bomb warning: our cap below says it in one line
             warnings.simplefilter("ignore", pil.DecompressionBombWarning)
-            im = pil.open(path)
+            im = pil.open(source)
         with im:
             width, height = im.size
             if width * height > MAX_PIXELS:

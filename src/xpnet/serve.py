@@ -1,0 +1,298 @@
+"""``python -m xpnet.serve --model model.npz``: a local page to draw a digit (or drop a picture) and watch the
+model answer.
+
+``GET /`` is the page (``xpnet/static``: plain HTML, CSS and JavaScript, nothing fetched from the internet).
+``POST /predict`` takes one picture's bytes (PNG, JPEG or ``.npy``) and answers the JSON object
+``xpnet predict --json`` prints for it: `picture_record` prepares and classifies it with the same functions.
+``GET /model`` describes the model. Pictures are prepared on the request threads, `PREPARING` at a time
+(decoding one may cost a few hundred MB); forward passes run one at a time on the thread that made the
+backend, since a GPU library's current device is per thread. Nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import functools
+import io
+import queue
+import sys
+import threading
+import webbrowser
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend, resolve_backend
+from .cli import common as cli
+from .cli.webserver import MAX_BODY, Server, make_server
+from .data import images
+from .data.folder import prepare_bytes
+from .data.pictures import PictureError, import_pillow
+from .errors import CheckpointError, printable
+from .library.model import Model
+from .training.checkpoint import Checkpoint, load_checkpoint
+
+PROG = "xpnet.serve"
+PREPARING = 4  # pictures decoded and prepared at once: bounds the memory that many clients can make it use
+MAX_NAME = 255  # characters of the ?file= name a record carries
+ANSWER_SECONDS = 60.0  # a forward pass not done by then is a 500, not a request that hangs
+
+
+def build_parser() -> cli.ArgumentParser:
+    p = cli.ArgumentParser(
+        prog=cli.program("serve"),
+        description="Serve a model trained by python -m xpnet.train --save on a local web page: draw a digit "
+        "(mouse, touch or pen) or drop a picture, and read the model's answer as you draw. POST /predict "
+        "answers what predict --json prints for one picture.",
+        epilog=cli.epilog(
+            "python -m xpnet.serve --model model.npz --open",
+            {
+                2: "bad input: a flag, the --model file, an address or port it cannot listen on, Pillow missing",
+                130: "stopped by Ctrl-C (the normal way to stop it)",
+                143: "stopped by SIGTERM",
+            },
+        ),
+    )
+    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="the address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 is every interface, "
+        "reachable from the network)",
+    )
+    p.add_argument(
+        "--port", type=port, default=8000, metavar="N", help="the port to listen on; 0 takes a free one (default: 8000)"
+    )
+    p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    cli.add_device_flags(p)
+    return p
+
+
+def port(text: str) -> int:
+    value = cli.non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A checkpoint ready to classify pictures: the library's `Model` of it (weights on a device, the picture
+    layout, the labels) and the checkpoint, whose metadata ``GET /model`` describes."""
+
+    checkpoint: Checkpoint
+    network: Model
+
+    @property
+    def layout(self) -> images.Layout:
+        assert self.network.layout is not None  # load_model refuses a model that reads no pictures
+        return self.network.layout
+
+    @property
+    def backend(self) -> Backend:
+        return self.network.backend
+
+    def classify(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Host uint8 rows -> (class per row, probabilities), by `Model.classify` as predict does."""
+        return self.network.classify(rows)
+
+
+def load_model(path: str, device: str = "cpu", backend: str | None = None) -> ServedModel:
+    """The checkpoint at ``path`` on ``device`` (and ``backend``), with its picture layout; one-line errors."""
+    ckpt = load_checkpoint(path)
+    try:
+        ckpt.layout or images.layout_for(ckpt.dataset, ckpt.layer_sizes[0])
+    except ValueError as e:
+        raise CheckpointError(f"{printable(ckpt.path)}: {e}") from None
+    return ServedModel(ckpt, Model.from_checkpoint(ckpt, resolve_backend(device, backend)))
+
+
+Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def picture_record(
+    model: ServedModel,
+    data: bytes,
+    file: str,
+    top: int = 1,
+    *,
+    pil: ModuleType | None = None,
+    seen: bool = False,
+    forward: Forward | None = None,
+) -> dict[str, Any]:
+    """The JSON object ``xpnet predict --json --top TOP`` prints for a picture file named ``file`` that holds
+    ``data``: ``{"file", "class", "name", "probability", "top"}``, or ``{"file", "error"}`` when it cannot be
+    read. ``seen`` adds the image the model saw as a PNG ``data:`` URL (predict writes it to a file);
+    ``forward`` runs the forward pass (default: `ServedModel.classify`, here)."""
+    try:
+        pixels = prepare_bytes(data, pil, model.layout, file)
+    except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
+        return {"file": file, "error": str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"}
+    classes, probs = (forward or model.classify)(pixels.reshape(1, -1))
+    labels = model.checkpoint.classes
+    best = int(classes[0])
+    ranked = [best] + [int(j) for j in np.argsort(-probs[0], kind="stable") if j != best]
+    shown = [(j, float(probs[0, j])) for j in ranked[: min(top, probs.shape[1])]]
+    record: dict[str, Any] = {
+        "file": file,
+        "class": best,
+        "name": labels[best],
+        "probability": shown[0][1],
+        "top": [{"class": j, "name": labels[j], "probability": q} for j, q in shown],
+    }
+    if seen and pil is not None:
+        buf = io.BytesIO()
+        pil.fromarray(pixels, mode="L").save(buf, format="PNG")
+        record["seen"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return record
+
+
+def describe(model: ServedModel) -> dict[str, Any]:
+    """What ``GET /model`` answers: the data set, the classes, the layers, the kept epoch's scores, when the
+    checkpoint was saved (its file's time: a checkpoint is written as training goes) and where it runs."""
+    ckpt, c = model.checkpoint, model.checkpoint.config
+    history = ckpt.state.history
+    best = next((s for s in history if s.epoch == ckpt.meta.get("best_epoch")), None) if ckpt.state.restored else None
+    kept = best or (history[-1] if history else None)
+    saved = datetime.fromtimestamp(ckpt.path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+    return {
+        "file": str(ckpt.path),
+        "dataset": ckpt.dataset,
+        "classes": list(ckpt.classes),
+        "layers": ckpt.layer_sizes,
+        "side": model.layout.side,
+        "activation": c.activation,
+        "dtype": c.dtype,
+        "epoch": kept.epoch if kept else 0,
+        "test_accuracy": kept.test_accuracy if kept else None,
+        "val_accuracy": kept.val_accuracy if kept else None,
+        "saved": saved,
+        "backend": str(model.backend),
+        "max_body": MAX_BODY,
+    }
+
+
+class Stopping(RuntimeError):
+    """The server stopped before a forward pass it was asked for could run."""
+
+
+class DeviceThread:
+    """Runs calls one at a time on the thread that calls `run`: the one that made the backend."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[tuple[Future, Callable[..., Any], tuple]] = queue.SimpleQueue()
+        self.stopped = threading.Event()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` run on the device thread; its result, or its exception raised here."""
+        done: Future = Future()
+        self.jobs.put((done, fn, args))
+        if self.stopped.is_set():
+            self._cancel_pending()
+        return done.result(timeout=ANSWER_SECONDS)
+
+    def run(self) -> None:
+        """Run the calls as they come, until `stop`; a Ctrl-C in the thread that runs it ends it too."""
+        while not self.stopped.is_set():
+            try:
+                done, fn, args = self.jobs.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            if done.set_running_or_notify_cancel():
+                try:
+                    done.set_result(fn(*args))
+                except Exception as e:
+                    done.set_exception(e)
+                except BaseException:  # Ctrl-C during a forward pass: its caller gets an answer, then we stop
+                    done.set_exception(Stopping("the server is stopping"))
+                    raise
+
+    def stop(self) -> None:
+        """Stop `run` and fail the calls still waiting, so that no request hangs."""
+        self.stopped.set()
+        self._cancel_pending()
+
+    def _cancel_pending(self) -> None:
+        while True:
+            try:
+                done, _, _ = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if done.set_running_or_notify_cancel():
+                done.set_exception(Stopping("the server is stopping"))
+
+
+class Service:
+    """The `webserver.App` of one model: ``POST /predict`` and ``GET /model``."""
+
+    def __init__(self, model: ServedModel, pil: ModuleType, device: DeviceThread):
+        self.model, self.pil, self.device = model, pil, device
+        self.slots = threading.BoundedSemaphore(PREPARING)
+        self.description = describe(model)
+
+    def describe(self) -> dict[str, Any]:
+        return self.description
+
+    def predict(self, body: bytes, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Query: ``top`` (classes listed, default 1), ``file`` (the name the record and messages carry,
+        default ``picture``), ``seen=1`` (add the image the model saw)."""
+        file, top = query.get("file", "picture"), query.get("top", "1")
+        if not top.isdigit() or int(top) < 1:
+            return 400, {"error": f"?top={printable(top)[:20]} must be a positive whole number, like ?top=3"}
+        if len(file) > MAX_NAME:
+            return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
+        forward = functools.partial(self.device.call, self.model.classify)
+        seen = query.get("seen") in ("1", "true")
+        with self.slots:
+            try:
+                record = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
+            except Stopping as e:
+                return 503, {"error": str(e)}
+        return (400 if "error" in record else 200), record
+
+
+def start(model: ServedModel, pil: ModuleType, host: str = "127.0.0.1", port: int = 0) -> tuple[Server, DeviceThread]:
+    """A server for ``model`` listening on ``host``:``port``, its HTTP loop in a daemon thread; the caller
+    runs the returned `DeviceThread` (``run``) and, to stop, calls its ``stop`` and the server's ``shutdown``."""
+    device = DeviceThread()
+    server = make_server(Service(model, pil, device), host, port)
+    threading.Thread(target=server.serve_forever, args=(0.1,), name="xpnet-serve-http", daemon=True).start()
+    return server, device
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    model = load_model(args.model, args.device, args.backend)
+    cli.announce(model.backend, args.verbose)
+    pil = import_pillow()
+    server, device = start(model, pil, args.host, args.port)
+    try:
+        ckpt = model.checkpoint
+        print(f"serving {printable(ckpt.path)} ({ckpt.describe()}; {model.backend}) at {server.url}", flush=True)
+        if not server.loopback:
+            print(
+                f"{PROG}: listening on {printable(args.host)}: the page is reachable from the network, by anyone "
+                "who can reach this machine; --host 127.0.0.1 keeps it to this machine",
+                file=sys.stderr,
+                flush=True,
+            )
+        print("press Ctrl-C to stop", file=sys.stderr, flush=True)
+        if args.open and not webbrowser.open(server.url):
+            print(f"{PROG}: no web browser could be opened here; open {server.url} yourself", file=sys.stderr)
+        device.run()  # until Ctrl-C (KeyboardInterrupt: exit status 130) or SIGTERM (143)
+    finally:
+        device.stop()
+        server.shutdown()
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog=PROG))
