@@ -276,3 +276,22 @@ def test_onnx_runtime_gives_the_same_classes_and_probabilities(tmp_path, digits)
         label, proba = session.run(["label", "probabilities"], {"input": Xte.astype(np.float32)})
         np.testing.assert_allclose(proba, clf.predict_proba(Xte), atol=1e-4)
         np.testing.assert_array_equal(label, clf.predict(Xte))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_xpnet_export_writes_the_graph_of_a_command_line_model(tmp_path, digits):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    _, Xte, _, _ = digits
+    trained = run_module("xpnet.train", "--dataset", "digits", "--device", "cpu", "--hidden", "16", "--epochs", "2",
+                         "--save", str(tmp_path / "cli.npz"), "--quiet")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    out = run_module("xpnet.export", "--model", str(tmp_path / "cli.npz"), "--onnx", str(tmp_path / "g" / "m.onnx"))
+    assert out.returncode == 0 and out.stdout.startswith("wrote "), out.stderr
+    session = ort.InferenceSession(str(tmp_path / "g" / "m.onnx"), providers=["CPUExecutionProvider"])
+    label, proba = session.run(["label", "probabilities"], {"input": Xte.astype(np.float32)})
+    model = xpnet.load(tmp_path / "cli.npz")
+    np.testing.assert_array_equal(label, model.predict(Xte))
+    np.testing.assert_allclose(proba, model.predict_proba(Xte), atol=1e-4)
+    bad = run_module("xpnet.export", "--model", str(tmp_path / "missing.npz"), "--onnx", str(tmp_path / "n.onnx"))
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and not (tmp_path / "n.onnx").exists()
