@@ -6,8 +6,11 @@ reason naming what is missing (``pytest -ra`` lists them), so a GPU case never v
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -24,6 +27,12 @@ os.environ["CUPY_TF32"] = "0"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+# The picture-folder cache lives in the user's cache folder: the tests (and the commands they start) keep
+# theirs in a private folder of their own, removed at the end.
+_FOLDER_CACHE = tempfile.mkdtemp(prefix="xpnet-folder-cache-")
+os.environ["XPNET_FOLDER_CACHE"] = _FOLDER_CACHE
+atexit.register(shutil.rmtree, _FOLDER_CACHE, ignore_errors=True)
 
 # Imported after the settings above, which NumPy and the device libraries read when they load.
 import pytest
