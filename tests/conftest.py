@@ -30,9 +30,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 # The picture-folder cache lives in the user's cache folder: the tests (and the commands they start) keep
 # theirs in a private folder of their own, removed at the end.
-_FOLDER_CACHE = tempfile.mkdtemp(prefix="xpnet-folder-cache-")
-os.environ["XPNET_FOLDER_CACHE"] = _FOLDER_CACHE
-atexit.register(shutil.rmtree, _FOLDER_CACHE, ignore_errors=True)
+os.environ["XPNET_FOLDER_CACHE"] = tempfile.mkdtemp(prefix="xpnet-folder-cache-")
 
 # Imported after the settings above, which NumPy and the device libraries read when they load.
 import pytest
@@ -43,6 +41,8 @@ from xpnet.backend import Backend, make_backend, registry, resolve_backend
 from xpnet.errors import BackendError
 from xpnet.training.checkpoint import save_checkpoint
 from xpnet.training.loop import train
+
+atexit.register(shutil.rmtree, os.environ["XPNET_FOLDER_CACHE"], ignore_errors=True)
 
 
 def _backend_devices() -> tuple[tuple[str, str], ...]:

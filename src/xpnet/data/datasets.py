@@ -163,8 +163,8 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
     if lacking.size:
         raise IdxError(
             f"{printable(files['train_labels'])}: the training set has no image of class(es) "
-            f"{printable_list([str(c) for c in lacking.tolist()], 10)}, which the test set has: a classifier learns only the classes "
-            "it is trained on; give training images of every class"
+            f"{printable_list([str(c) for c in lacking.tolist()], 10)}, which the test set has: a classifier learns "
+            "only the classes it is trained on; give training images of every class"
         )
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
         raise IdxError(

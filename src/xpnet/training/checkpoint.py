@@ -170,11 +170,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {printable(path)} does not exist") from None
     except npy.NotNpz:
-        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (not an .npz file, or truncated)") from None
+        why = "not an .npz file, or truncated"
+        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint ({why})") from None
     except npy.NpyError as e:
         raise CheckpointError(f"{printable(path)}: array {name!r} {e}; use another checkpoint") from None
     except OSError as e:  # permission denied, a folder, a FIFO or a device
-        raise CheckpointError(f"cannot read checkpoint {printable(path)}: {e.strerror or e}; give a readable file") from None
+        why = e.strerror or e
+        raise CheckpointError(f"cannot read checkpoint {printable(path)}: {why}; give a readable file") from None
     except (EOFError, zipfile.BadZipFile, KeyError) as e:
         why = one_line(e)
         raise CheckpointError(f"{printable(path)} is damaged or truncated ({why}); use another checkpoint") from None
