@@ -82,15 +82,13 @@ def check_writable(
         raise XpnetError(f"{flag} needs a file name, got an empty one; give a path like {example or 'out'}")
     path = Path(path).expanduser()
     try:
-        made_here = _check_destination(path, flag, example, create_parents)
+        _check_destination(path, flag, example, create_parents, made if made is not None else [])
     except OSError as e:  # a folder on the way the user may not enter (``/root/m.npz`` as another user)
         raise _cannot_save(path, f"{e.strerror or e}; choose another {flag}") from None
-    if made is not None:
-        made.extend(made_here)
     return path
 
 
-def _check_destination(path: Path, flag: str, example: str, create_parents: bool) -> list[Path]:
+def _check_destination(path: Path, flag: str, example: str, create_parents: bool, made: list[Path]) -> None:
     refuse_special(path, flag)
     # A link is followed (docs/checkpoints.md): the folders and the test write are those of its target.
     real = Path(os.path.realpath(path)) if path.is_symlink() else path
@@ -98,11 +96,8 @@ def _check_destination(path: Path, flag: str, example: str, create_parents: bool
     if path.is_dir():
         fix = f"give a file name like {printable(path / example)}" if example else f"move it or choose another {flag}"
         raise _cannot_save(path, f"it is a folder; {fix}")
-    if path.exists() and os.stat(path).st_nlink > 1:  # another name would pass the lock and the one-role check
-        raise _cannot_save(
-            path, f"it has {os.stat(path).st_nlink} names (hard links), which xpnet cannot tell apart; choose another "
-            f"{flag} or copy the file first"
-        )
+    if (links := os.stat(path).st_nlink if path.exists() else 1) > 1:  # another name would pass the lock
+        raise _cannot_save(path, f"it has {links} names (hard links); choose another {flag} or copy the file first")
     made_here = _make_folders(real, flag) if create_parents else []
     if not folder.is_dir():
         raise _cannot_save(path, f"folder {printable(folder)} does not exist; create it first")
@@ -117,7 +112,7 @@ def _check_destination(path: Path, flag: str, example: str, create_parents: bool
     except XpnetError:
         remove_folders(made_here)
         raise
-    return made_here
+    made.extend(made_here)
 
 
 def check_all_writable(paths: Sequence[Path], flag: str, made: list[Path]) -> list[Path]:
@@ -232,30 +227,16 @@ def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset
     for flag, p in paths.items():
         if p is None or not str(p).strip():
             continue
-        path = Path(p).expanduser()
         try:
-            st = os.stat(path)
+            st = os.stat(Path(p).expanduser())
             key: object = (st.st_dev, st.st_ino)
         except OSError:  # not there yet: its path is all there is
-            key = os.path.realpath(path)
+            key = os.path.realpath(Path(p).expanduser())
         other = seen.setdefault(key, flag)
         if other != flag and frozenset((other, flag)) not in allowed:
             raise XpnetError(
                 f"{flag} {printable(p)} is also the {other} file; one file cannot be both: choose another {flag}"
             )
-
-
-def open_regular(path: Path) -> BinaryIO:
-    """``path`` opened for reading when it is a regular file (links followed); else `OSError`. A FIFO or a
-    device is refused without blocking or reading from it, whatever its name."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file (a folder, device or pipe)")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 @contextlib.contextmanager

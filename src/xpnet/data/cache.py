@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import XpnetError, one_line
-from ..files import atomic_write, open_regular
+from ..files import atomic_write
 from . import npy
 from .datasets import default_data_dir
 
@@ -49,7 +49,7 @@ def fingerprint(root: Path, files: Sequence[Path], recipe: str) -> str:
     for f in files:
         h.update(os.fsencode(f.relative_to(root)) + b"\0")  # names need not be UTF-8
         try:
-            with open_regular(f) as stream:
+            with npy.open_regular(f) as stream:
                 digest = hashlib.sha256()
                 while block := stream.read(CHUNK):
                     digest.update(block)

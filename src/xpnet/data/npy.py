@@ -13,7 +13,10 @@ with `NpyError` before any payload is read, and a payload is read into one buffe
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
+import os
+import stat
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -22,8 +25,6 @@ from typing import BinaryIO
 
 import numpy as np
 from numpy.lib import format as npy_format
-
-from ..files import open_regular
 
 MAX_HEADER = 10_000  # numpy's own default limit on a header's length
 CHUNK = 1 << 18  # bytes per read, as numpy.load: a zip stream joins and copies what one read returns
@@ -104,6 +105,19 @@ def expect(shape: tuple[int, ...], dtype: np.dtype | str) -> Check:
             raise NpyError(f"is {found_dtype}{list(found)}, expected {want}{list(shape)}")
 
     return check
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading when it is a regular file (links followed); else `OSError`. A FIFO or a
+    device is refused without blocking or reading from it, whatever its name."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a folder, device or pipe)")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 @contextlib.contextmanager
