@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import XpnetError, one_line
+from ..errors import XpnetError, one_line, printable
 from ..files import atomic_write
 from . import npy
 from .datasets import default_data_dir
@@ -95,7 +95,7 @@ def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str,
     ``(None, why)``, ``why`` saying what is wrong with a cache that is there ("" when there is none)."""
     try:
         if not _private(path.parent):
-            return None, f"{path.parent} may be written by others (chmod 700 it)"
+            return None, f"in a folder others may write (chmod 700 {printable(path.parent)})"
         with npy.open_npz(path) as (z, members):
             if set(members) != set(KEYS):
                 return None, "not an xpnet cache"

@@ -47,7 +47,7 @@ def is_real(x: object) -> bool:
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "hidden": (
         lambda v: isinstance(v, tuple) and len(v) > 0 and all(is_count(h) and 0 < h <= MAX_UNITS for h in v),
-        f"every layer needs 1 to {MAX_UNITS:,} units (comma-separated positive integers like 256,128)",
+        f"every layer needs at least one unit and at most {MAX_UNITS:,} (comma-separated integers like 256,128)",
     ),
     "activation": (lambda v: v in ACTIVATIONS, f"must be one of {', '.join(ACTIVATIONS)}"),
     "optimizer": (lambda v: v in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}"),
