@@ -68,7 +68,9 @@ def cache_path(root: Path, side: int) -> Path:
 
 
 def _private(folder: Path) -> bool:
-    """Whether ``folder`` is the user's own and no one else may write in it."""
+    """Whether ``folder`` is the user's own and no one else may write in it (Windows: by its own ACLs)."""
+    if os.name != "posix":
+        return True
     st = os.stat(folder)
     return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 

@@ -118,7 +118,7 @@ def _read_split(
                 found += 1
             except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
                 skipped.append(str(path))
-                notify(f"{printable(path)}: skipped: {e}")
+                notify(f"{printable(path)}: skipped: {e.strerror if isinstance(e, OSError) else e}")
             tick()
         if not found:
             where = paths[0].parent if paths else f"the class folder {name!r}"
