@@ -6,8 +6,11 @@ reason naming what is missing (``pytest -ra`` lists them), so a GPU case never v
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -28,6 +31,10 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
+# The picture-folder cache lives in the user's cache folder: the tests (and the commands they start) keep
+# theirs in a private folder of their own, removed at the end.
+os.environ["XPNET_FOLDER_CACHE"] = tempfile.mkdtemp(prefix="xpnet-folder-cache-")
+
 # Imported after the settings above, which NumPy and the device libraries read when they load.
 import pytest
 
@@ -37,6 +44,8 @@ from xpnet.backend import Backend, make_backend, registry, resolve_backend
 from xpnet.errors import BackendError
 from xpnet.training.checkpoint import save_checkpoint
 from xpnet.training.loop import train
+
+atexit.register(shutil.rmtree, os.environ["XPNET_FOLDER_CACHE"], ignore_errors=True)
 
 
 def _backend_devices() -> tuple[tuple[str, str], ...]:

@@ -81,11 +81,11 @@ def test_image_size_reaches_the_model_and_predict(digits_dir, tmp_path, capsys):
     assert "(12x12," in err
 
 
-def test_second_run_reads_the_cache_and_a_touched_file_refreshes_it(digits_dir, tmp_path, monkeypatch):
+def test_second_run_reads_the_cache_and_an_edited_file_refreshes_it(digits_dir, tmp_path, monkeypatch):
     root = copy_of(digits_dir, tmp_path)
     seen = []
     first = load_dataset("folder", root, picture_progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (500, 500) and (root / ".xpnet-cache-28.npz").is_file()
+    assert seen[-1] == (500, 500) and cache.cache_path(root, 28).is_file()
 
     def refuse(*args):
         raise AssertionError("a picture was read although the cache is fresh")
@@ -100,14 +100,21 @@ def test_second_run_reads_the_cache_and_a_touched_file_refreshes_it(digits_dir, 
     touched = next((root / "train" / "digit-0").iterdir())
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
     load_dataset("folder", root, picture_progress=lambda done, total: seen.append((done, total)))
-    assert len(seen) == 1000  # read again
+    assert len(seen) == 500  # the same contents: still the cache
+    with open(touched, "ab") as f:
+        f.write(b"\0")  # Pillow still reads it; the contents differ
+    notes = []
+    load_dataset("folder", root, picture_progress=lambda done, total: seen.append((done, total)), notify=notes.append)
+    assert len(seen) == 1000 and any("is stale" in n for n in notes)  # read again, and said why
 
 
 def test_a_damaged_cache_is_rebuilt(digits_dir, tmp_path):
     root = copy_of(digits_dir, tmp_path)
-    (root / ".xpnet-cache-28.npz").write_bytes(b"not a zip")
+    where = cache.cache_path(root, 28)
+    where.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    where.write_bytes(b"not a zip")
     data = load_dataset("folder", root)
-    assert len(data.y_train) == 400 and np.load(root / ".xpnet-cache-28.npz", allow_pickle=False)["x_train"].size
+    assert len(data.y_train) == 400 and np.load(where, allow_pickle=False)["x_train"].size
 
 
 def test_unreadable_pictures_are_named_skipped_and_counted(digits_dir, tmp_path, capsys):
@@ -180,12 +187,13 @@ def test_twenty_class_folder_of_digits_and_garments_trains_with_default_flags(tm
     assert sum(" Trouser (" in line for line in out.splitlines()) >= 3  # "9 Trouser (99.9%)": the folder's name
 
 
-def test_an_unwritable_data_folder_keeps_its_cache_in_the_cache_folder(digits_dir, tmp_path, monkeypatch):
+def test_the_cache_is_kept_in_the_private_cache_folder_never_beside_the_pictures(digits_dir, tmp_path, monkeypatch):
     root = copy_of(digits_dir, tmp_path)
+    monkeypatch.delenv(cache.CACHE_ENV)
     monkeypatch.setenv("XPNET_DATA", str(tmp_path / "cache"))
-    monkeypatch.setattr(cache.os, "access", lambda path, mode: False)  # as for a read-only folder (root writes anyway)
     load_dataset("folder", root, image_size=16)
-    assert not list(root.glob(".xpnet-cache-*")) and len(list((tmp_path / "cache" / "folders").glob("*-16.npz"))) == 1
+    assert not list(root.rglob(".xpnet-cache-*")) and len(list((tmp_path / "cache" / "folders").glob("*-16.npz"))) == 1
+    assert (tmp_path / "cache" / "folders").stat().st_mode & 0o777 == 0o700
 
 
 def test_picture_progress_counts_pictures_on_a_terminal():

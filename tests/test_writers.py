@@ -388,7 +388,8 @@ def test_sigterm_after_the_stop_save_is_still_loud():
 
 def test_out_of_memory_with_a_huge_model_suggests_smaller_layers_not_batches(capsys, monkeypatch):
     monkeypatch.setattr(session, "train", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
-    status, _, err = run(capsys, train_cli.main, "xpnet.train", *DIGITS[:-4], "--hidden", "1000000000", "--epochs", "1")
+    argv = [*DIGITS[:-4], "--hidden", "1000000,1000000", "--epochs", "1"]  # the model alone cannot fit
+    status, _, err = run(capsys, train_cli.main, "xpnet.train", *argv)
     line = one_error_line(err, "xpnet.train")
     assert status == 1 and "try smaller --hidden" in line and "--batch-size" not in line
 

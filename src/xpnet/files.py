@@ -81,6 +81,14 @@ def check_writable(
     if not str(path).strip():
         raise XpnetError(f"{flag} needs a file name, got an empty one; give a path like {example or 'out'}")
     path = Path(path).expanduser()
+    try:
+        _check_destination(path, flag, example, create_parents, made if made is not None else [])
+    except OSError as e:  # a folder on the way the user may not enter (``/root/m.npz`` as another user)
+        raise _cannot_save(path, f"{e.strerror or e}; choose another {flag}") from None
+    return path
+
+
+def _check_destination(path: Path, flag: str, example: str, create_parents: bool, made: list[Path]) -> None:
     refuse_special(path, flag)
     # A link is followed (docs/checkpoints.md): the folders and the test write are those of its target.
     real = Path(os.path.realpath(path)) if path.is_symlink() else path
@@ -88,6 +96,8 @@ def check_writable(
     if path.is_dir():
         fix = f"give a file name like {printable(path / example)}" if example else f"move it or choose another {flag}"
         raise _cannot_save(path, f"it is a folder; {fix}")
+    if (links := os.stat(path).st_nlink if path.exists() else 1) > 1:  # another name would pass the lock
+        raise _cannot_save(path, f"it has {links} names (hard links); choose another {flag} or copy the file first")
     made_here = _make_folders(real, flag) if create_parents else []
     if not folder.is_dir():
         raise _cannot_save(path, f"folder {printable(folder)} does not exist; create it first")
@@ -102,9 +112,7 @@ def check_writable(
     except XpnetError:
         remove_folders(made_here)
         raise
-    if made is not None:
-        made.extend(made_here)
-    return path
+    made.extend(made_here)
 
 
 def check_all_writable(paths: Sequence[Path], flag: str, made: list[Path]) -> list[Path]:
@@ -213,12 +221,17 @@ def _remove_stale(target: Path) -> None:
 
 
 def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset[str]] = frozenset()) -> None:
-    """Refuse one file given for two roles (``--log X --save X``), unless the pair of flags is ``allowed``."""
-    seen: dict[str, str] = {}
+    """Refuse one file given for two roles (``--log X --save X``), unless the pair of flags is ``allowed``.
+    Files are compared by identity (device and inode): a symlink or a hard link is the file it names."""
+    seen: dict[object, str] = {}
     for flag, p in paths.items():
         if p is None or not str(p).strip():
             continue
-        key = os.path.realpath(Path(p).expanduser())
+        try:
+            st = os.stat(Path(p).expanduser())
+            key: object = (st.st_dev, st.st_ino)
+        except OSError:  # not there yet: its path is all there is
+            key = os.path.realpath(Path(p).expanduser())
         other = seen.setdefault(key, flag)
         if other != flag and frozenset((other, flag)) not in allowed:
             raise XpnetError(

@@ -22,10 +22,18 @@ SCHEDULER_ENV = "XPNET_SCHEDULER"
 INSTALL = 'pip install "xpnet[dask]"'
 
 
+def worker_count(text: str) -> int:
+    """``--workers N``: one process per worker, so at most one per CPU core of this machine."""
+    n, cores = positive_int(text), os.cpu_count() or 1
+    if n > cores:
+        raise argparse.ArgumentTypeError(f"must be at most {cores}, the CPU cores of this machine, got {text}")
+    return n
+
+
 def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
-        type=positive_int,
+        type=worker_count,
         default=None,
         metavar="N",
         help="train data-parallel on a Dask cluster of N worker processes started on this machine "

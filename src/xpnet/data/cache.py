@@ -1,74 +1,130 @@
 """A cache of a picture folder's prepared images: one ``.npz`` of plain arrays, never pickles.
 
 Reading and preparing thousands of pictures takes a while; the result is kept so that the next run starts
-at once. The cache is keyed by a hash of every file's name, size and modification time and of the image
-layout: adding, removing, editing or touching a picture, or asking for another ``--image-size``, makes a
-new one. It lives in the data folder when that is writable (``.xpnet-cache-<side>.npz``), else in the cache
-folder (``$XPNET_DATA/folders`` or ``~/.cache/xpnet/folders``). A damaged or foreign cache is ignored and
-rebuilt; writing one that fails (a full disk) only costs the next run the time to read the pictures again.
+at once. What the cache trusts, and why a run never trains on arrays other than its pictures give:
+
+- it is keyed by a hash of every picture's path below the folder and of its *contents* (and of the layout
+  and this cache format): editing, adding, removing or renaming a picture, or another ``--image-size``,
+  makes a new key. Sizes and modification times are not trusted (anyone can reproduce them).
+- it lives only in a folder of the user's own that no one else may write (``$XPNET_FOLDER_CACHE``, else
+  ``$XPNET_DATA/folders`` or ``~/.cache/xpnet/folders``, made with mode 700), never beside the pictures:
+  its arrays were prepared by xpnet from pictures with that key. A cache folder that others may write is
+  not used.
+- it is read through `npy.open_npz` with caps (no member larger than the folder's pictures make), so a
+  damaged, huge or special file (a FIFO, a link to /dev/zero) costs nothing but a rebuild.
+
+A cache that is there but unusable (stale, damaged) is reported by `load` and rebuilt; writing one that
+fails (a full disk) only costs the next run the time to read the pictures again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import zipfile
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..files import WriteError, atomic_write
+from ..errors import XpnetError, one_line, printable
+from ..files import atomic_write
+from . import npy
+from .datasets import default_data_dir
 
 # Bump when what is cached (or how a picture is prepared) changes meaning; 2: pictures already in place are
-# kept as they are (issue 18).
-VERSION = 2
+# kept as they are (issue 18); 3: keyed by the pictures' contents, kept in the private cache folder (issue 26).
+VERSION = 3
 KEYS = ("key", "x_train", "y_train", "x_test", "y_test", "classes", "skipped")
+CACHE_ENV = "XPNET_FOLDER_CACHE"
+MAX_CHARS = 4096  # of a class name or a skipped picture's path, as stored
+CHUNK = 1 << 20
 
 
 def fingerprint(root: Path, files: Sequence[Path], recipe: str) -> str:
-    """A hash of each file's path below ``root``, size and modification time, and of ``recipe`` (the layout)."""
+    """A hash of each file's path below ``root`` and contents, and of ``recipe`` (the layout). A file that
+    cannot be read (a dangling link, no permission, a FIFO) counts by its error: reading it is skipped."""
     h = hashlib.sha256(f"xpnet-folder-cache {VERSION}\n{recipe}\n".encode())
     for f in files:
-        st = f.stat()
-        h.update(f"{f.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(os.fsencode(f.relative_to(root)) + b"\0")  # names need not be UTF-8
+        try:
+            with npy.open_regular(f) as stream:
+                digest = hashlib.sha256()
+                while block := stream.read(CHUNK):
+                    digest.update(block)
+            h.update(b"=" + digest.digest())
+        except OSError as e:
+            h.update(f"!{e.errno}".encode())
+        h.update(b"\n")
     return h.hexdigest()
 
 
-def cache_path(root: Path, side: int, cache_dir: Path) -> Path:
-    """Where the cache of ``root`` at ``side`` x ``side`` lives: in ``root`` if writable, else in ``cache_dir``."""
-    name = f".xpnet-cache-{side}.npz"
-    if os.access(root, os.W_OK):
-        return root / name
-    tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return cache_dir / f"{tag}-{side}.npz"
+def cache_path(root: Path, side: int) -> Path:
+    """Where the cache of ``root`` at ``side`` x ``side`` lives: the private cache folder, by ``root``'s path."""
+    folder = Path(os.environ.get(CACHE_ENV) or default_data_dir("folders")).expanduser()
+    tag = hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
+    return folder / f"{tag}-{side}.npz"
 
 
-def load(path: Path, key: str, n_features: int) -> dict[str, np.ndarray] | None:
-    """The cached arrays when ``path`` holds a cache made under ``key``, else None (missing, stale, damaged)."""
+def _private(folder: Path) -> bool:
+    """Whether ``folder`` is the user's own and no one else may write in it (Windows: by its own ACLs)."""
+    if os.name != "posix":
+        return True
+    st = os.stat(folder)
+    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _check(name: str, n_files: int, n_features: int) -> npy.Check:
+    """The header every member of a cache of ``n_files`` pictures must have: no more rows than pictures."""
+
+    def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        rows = len(shape) >= 1 and shape[0] <= n_files
+        if name.startswith("x_"):
+            ok = rows and dtype == np.uint8 and shape[1:] == (n_features,)
+        elif name.startswith("y_"):
+            ok = rows and dtype == np.int64 and len(shape) == 1
+        else:
+            ok = rows and dtype.kind == "U" and dtype.itemsize <= 4 * MAX_CHARS and len(shape) == 1
+        if not ok:
+            raise npy.NpyError(f"holds {name} as {dtype}{list(shape)}, more or other than {n_files} pictures make")
+
+    return check
+
+
+def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str, np.ndarray] | None, str]:
+    """``(arrays, "")`` when ``path`` holds the cache made under ``key`` of ``n_files`` pictures; else
+    ``(None, why)``, ``why`` saying what is wrong with a cache that is there ("" when there is none)."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if set(npz.files) != set(KEYS) or str(npz["key"]) != key:
-                return None
-            arrays = {k: npz[k] for k in KEYS}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
-        return None
+        if not _private(path.parent):
+            return None, f"in a folder others may write (chmod 700 {printable(path.parent)})"
+        with npy.open_npz(path) as (z, members):
+            if set(members) != set(KEYS):
+                return None, "not an xpnet cache"
+            if str(npy.read_member(z, members["key"], npy.expect((), "<U64"))) != key:
+                return None, "stale: made from other pictures (or by another xpnet)"
+            arrays = {k: npy.read_member(z, members[k], _check(k, n_files, n_features)) for k in KEYS[1:]}
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, npy.NpyError) as e:
+        return None, f"unusable ({e.strerror if isinstance(e, OSError) and e.strerror else one_line(e)})"
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != n_features or y.shape != (x.shape[0],):
-            return None
-        if y.dtype != np.int64 or (y.size and not 0 <= y.min() <= y.max() < arrays["classes"].size):
-            return None
-    if arrays["classes"].dtype.kind != "U" or arrays["skipped"].dtype.kind != "U":
-        return None
-    return arrays
+        if y.shape != (x.shape[0],) or (y.size and not 0 <= y.min() <= y.max() < arrays["classes"].size):
+            return None, "damaged: its labels do not fit its images and classes"
+    return arrays, ""
 
 
 def save(path: Path, key: str, arrays: dict[str, np.ndarray]) -> bool:
     """Write the cache atomically; False (and nothing on disk) when it cannot be written."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(path.parent):
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.lstat(path).st_mode):  # a link, a FIFO: ours to replace, not to follow
+                os.unlink(path)
         atomic_write(path, lambda f: np.savez(f, key=np.array(key), **arrays))
-    except (OSError, WriteError):  # a full disk or a read-only folder; atomic_write leaves no partial file
+    except (OSError, XpnetError):  # a full disk, a read-only folder, a folder at the path; no partial file
         return False
     return True

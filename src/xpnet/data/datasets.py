@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, printable
+from ..errors import DataError, printable, printable_list
 from . import download as dl
 from .idx import IdxError, read_idx
 from .images import Layout
@@ -152,6 +152,20 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
             raise IdxError(
                 f"{printable(files[f'{split}_labels'])}: labels must lie in 0..{n_classes - 1}, found {labels.max()}"
             )
+    # A class the training set lacks cannot be learnt: refused as a folder set refuses a class without pictures.
+    taught = np.unique(arrays["train_labels"])
+    lacking = np.setdiff1d(np.unique(arrays["test_labels"]), taught)
+    if taught.size < 2:
+        raise IdxError(
+            f"{printable(files['train_labels'])}: the training set has {taught.size} class(es) "
+            f"({', '.join(map(str, taught.tolist()))}): a classifier needs training images of at least 2"
+        )
+    if lacking.size:
+        raise IdxError(
+            f"{printable(files['train_labels'])}: the training set has no image of class(es) "
+            f"{printable_list([str(c) for c in lacking.tolist()], 10)}, which the test set has: a classifier learns "
+            "only the classes it is trained on; give training images of every class"
+        )
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
         raise IdxError(
             f"{printable(directory)}: train images are {arrays['train_images'].shape[1:]} "

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DataError, printable, printable_list
 from . import cache, images
-from .datasets import Dataset, default_data_dir
+from .datasets import Dataset
 from .pictures import PictureError, import_pillow, read_picture, read_picture_bytes
 from .splits import stratified_holdout
 
@@ -54,11 +54,30 @@ def prepare_bytes(data: bytes, pil: ModuleType | None, layout: images.Layout, na
 
 
 def _pictures(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+    return sorted(p for p in _entries(folder) if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
 
 
 def _class_folders(split: Path) -> dict[str, list[Path]]:
-    return {d.name: _pictures(d) for d in sorted(split.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    try:
+        folders = [d for d in sorted(_entries(split)) if d.is_dir() and not d.name.startswith(".")]
+    except OSError as e:  # listed but not searchable (no x permission)
+        raise _unreadable(split, e) from None
+    return {d.name: _pictures(d) for d in folders}
+
+
+def _entries(folder: Path) -> list[Path]:
+    """What ``folder`` holds; a folder that cannot be listed (no permission) is one line and exit 2."""
+    try:
+        return list(folder.iterdir())
+    except OSError as e:
+        raise _unreadable(folder, e) from None
+
+
+def _unreadable(folder: Path, e: OSError) -> DataError:
+    return DataError(
+        f"folder: cannot read {printable(folder)} ({e.strerror or e}): make it readable (chmod u+rx) or move it "
+        "out of the picture folder"
+    )
 
 
 def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, list[Path]] | None]:
@@ -102,9 +121,9 @@ def _read_split(
                 rows.append(prepare_file(path, pil, layout).ravel())
                 labels.append(label)
                 found += 1
-            except (PictureError, ValueError) as e:  # BlankImage is a ValueError
+            except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
                 skipped.append(str(path))
-                notify(f"{printable(path)}: skipped: {e}")
+                notify(f"{printable(path)}: skipped: {e.strerror if isinstance(e, OSError) else e}")
             tick()
         if not found:
             where = paths[0].parent if paths else f"the class folder {name!r}"
@@ -121,13 +140,15 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
     classes, train_files, test_files = scan(root)
     all_files = [p for group in (train_files, test_files or {}) for paths in group.values() for p in paths]
     key = cache.fingerprint(root, all_files, repr(layout))
-    where = cache.cache_path(root, layout.side, default_data_dir("folders"))
-    cached = cache.load(where, key, layout.n_features)
+    where = cache.cache_path(root, layout.side)
+    cached, why = cache.load(where, key, len(all_files), layout.n_features)
     if cached is not None and tuple(cached["classes"].tolist()) == classes:
         if cached["skipped"].size:
             n = cached["skipped"].size
             notify(f"folder: {n} unreadable picture(s) skipped (named when {printable(where)} was made)")
         return cached
+    if why or cached is not None:
+        notify(f"folder: the cache {printable(where)} is {why or 'of other classes'}: reading the pictures again")
     needs_pillow = any(p.suffix.lower() != ".npy" for p in all_files)
     pil = import_pillow() if needs_pillow else None
     done, total = [0], len(all_files)
@@ -151,7 +172,8 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
         "classes": np.array(classes, dtype=str),
         "skipped": np.array(skipped, dtype=str),
     }
-    cache.save(where, key, arrays)
+    if cache.fingerprint(root, all_files, repr(layout)) == key:  # else a picture changed while being read
+        cache.save(where, key, arrays)
     return arrays
 
 
@@ -178,16 +200,26 @@ def load_folder_dataset(
     classes = tuple(a["classes"].tolist())
     x_train, y_train, x_test, y_test = a["x_train"], a["y_train"], a["x_test"], a["y_test"]
     if not y_test.size:
-        n_test = max(len(classes), round(TEST_FRACTION * len(y_train)))
-        if n_test >= len(y_train):
+        # Only classes with a picture to spare give test pictures: a class's only picture is trained on.
+        counts = np.bincount(y_train, minlength=len(classes))
+        testable = np.flatnonzero(counts[y_train] > 1)
+        if not testable.size:
             raise DataError(
                 f"folder: {printable(root / 'train')} has only {len(y_train)} readable pictures; add a test/ folder"
             )
-        kept, held = stratified_holdout(y_train, n_test, np.random.default_rng(TEST_SPLIT_SEED))
+        n_test = max(int(np.count_nonzero(counts > 1)), round(TEST_FRACTION * testable.size))
+        held = testable[stratified_holdout(y_train[testable], n_test, np.random.default_rng(TEST_SPLIT_SEED))[1]]
+        kept = np.setdiff1d(np.arange(len(y_train)), held)
         say(
             f"folder: {printable(root)} has no test/ folder: holding out {len(held)} of {len(y_train)} training "
             "pictures as the test set (stratified, fixed seed)"
         )
+        single = [classes[c] for c in np.flatnonzero(counts == 1)]
+        if single:
+            say(
+                f"folder: {len(single)} class(es) have a single picture, trained on but never tested "
+                f"({printable_list(single, 3)}): add pictures or a test/ folder"
+            )
         x_train, y_train, x_test, y_test = x_train[kept], y_train[kept], x_train[held], y_train[held]
     return Dataset(
         "folder",

@@ -1,6 +1,9 @@
 """Read ``.npy`` arrays (alone or as members of an ``.npz``) trusting nothing: the header first, then only the
 payload it declares, and only once the caller has agreed to its shape, its dtype and its size.
 
+Every ``.npz`` xpnet reads (checkpoints, the picture-folder cache) is opened by `open_npz` and its members
+read by `read_member`; nothing calls ``numpy.load``.
+
 ``numpy.load`` allocates whatever a header declares (10**10 elements: a MemoryError) and reads a zip member
 whatever it inflates to. Here a header that declares more than the caller's limit, a member whose size in
 the zip directory disagrees with its header, Python objects or bytes without the ``.npy`` magic are refused
@@ -9,10 +12,15 @@ with `NpyError` before any payload is read, and a payload is read into one buffe
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
+import os
+import stat
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -24,6 +32,10 @@ CHUNK = 1 << 18  # bytes per read, as numpy.load: a zip stream joins and copies 
 
 class NpyError(ValueError):
     """An ``.npy`` array is malformed, holds objects, or declares more than the caller accepts."""
+
+
+class NotNpz(NpyError):
+    """The file is not a zip archive (or is cut short before its directory)."""
 
 
 Check = Callable[[tuple[int, ...], np.dtype], None]  # raises NpyError when a declared shape/dtype is unwanted
@@ -93,6 +105,35 @@ def expect(shape: tuple[int, ...], dtype: np.dtype | str) -> Check:
             raise NpyError(f"is {found_dtype}{list(found)}, expected {want}{list(shape)}")
 
     return check
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading when it is a regular file (links followed); else `OSError`. A FIFO or a
+    device is refused without blocking or reading from it, whatever its name."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a folder, device or pipe)")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextlib.contextmanager
+def open_npz(path: Path) -> Iterator[tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]]:
+    """The zip of the ``.npz`` at ``path`` and its arrays by name (`npz_members`), for `read_member`.
+
+    Raises `OSError` when it cannot be opened (missing, permission denied, a FIFO, a device or a folder:
+    never blocks), `NotNpz` when it is not a zip, `NpyError` when it holds anything but ``.npy`` arrays.
+    """
+    with open_regular(path) as f:
+        try:
+            z = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, EOFError, ValueError) as e:
+            raise NotNpz(f"is not an .npz file ({' '.join(str(e).split())[:120]})") from None
+        with z:
+            yield z, npz_members(z)
 
 
 def npz_members(z: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:

@@ -153,14 +153,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     declared size is allocated before it is known to be the model's (`xpnet.data.npy`).
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {printable(path)} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (not an .npz file, or truncated)")
     name = "meta"
     try:
-        with zipfile.ZipFile(path) as z:
-            members = npy.npz_members(z)
+        with npy.open_npz(path) as (z, members):
             if name not in members:
                 raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (no xpnet metadata in it)")
             meta = _read_meta(path, npy.read_member(z, members[name], _meta_check))
@@ -176,9 +171,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                 if name not in members:
                     raise CheckpointError(f"{printable(path)} is missing the array {name!r}; the file is incomplete")
                 arrays[name] = npy.read_member(z, members[name], npy.expect(shape, config.dtype))
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {printable(path)} does not exist") from None
+    except npy.NotNpz:
+        why = "not an .npz file, or truncated"
+        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint ({why})") from None
     except npy.NpyError as e:
         raise CheckpointError(f"{printable(path)}: array {name!r} {e}; use another checkpoint") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+    except OSError as e:  # permission denied, a folder, a FIFO or a device
+        why = e.strerror or e
+        raise CheckpointError(f"cannot read checkpoint {printable(path)}: {why}; give a readable file") from None
+    except (EOFError, zipfile.BadZipFile, KeyError) as e:
         why = one_line(e)
         raise CheckpointError(f"{printable(path)} is damaged or truncated ({why}); use another checkpoint") from None
     state = _read_state(path, meta, arrays, config, sizes)
@@ -200,6 +203,8 @@ def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
         meta = json.loads(raw.tobytes().decode())
     except (UnicodeDecodeError, ValueError):
         raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (its metadata is not JSON)") from None
+    except RecursionError:  # [[[[... nested past Python's limit; xpnet writes four levels
+        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (its metadata nests too deep)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (its metadata names no xpnet format)")
     version = meta.get("format_version")

@@ -18,6 +18,7 @@ from ..nn.step import Recipe
 
 DTYPES = ("float32", "float64")
 SEED_LIMIT = 2**63  # numpy's generators take any non-negative integer; the JSON of a checkpoint keeps 64 bits
+MAX_UNITS = 1_000_000  # per hidden layer: a 784-1,000,000 float32 layer is 3 GiB, the most a checkpoint holds
 
 
 class ConfigError(XpnetError):
@@ -46,15 +47,15 @@ def is_real(x: object) -> bool:
 # field -> (test, what the flag must be). Each test takes the field's value, whatever its type.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "hidden": (
-        lambda v: isinstance(v, tuple) and len(v) > 0 and all(is_count(h) and 0 < h for h in v),
-        "every layer needs at least one unit (comma-separated positive integers like 256,128)",
+        lambda v: isinstance(v, tuple) and len(v) > 0 and all(is_count(h) and 0 < h <= MAX_UNITS for h in v),
+        f"every layer needs at least one unit and at most {MAX_UNITS:,} (comma-separated integers like 256,128)",
     ),
     "activation": (lambda v: v in ACTIVATIONS, f"must be one of {', '.join(ACTIVATIONS)}"),
     "optimizer": (lambda v: v in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}"),
     "lr": (lambda v: v is None or (is_real(v) and v > 0), "must be a positive number"),
     "gamma": (lambda v: is_real(v) and 0 < v <= 1, "must be in (0, 1]"),
     "epochs": (lambda v: is_count(v) and v >= 1, "must be a positive integer"),
-    "batch_size": (lambda v: is_count(v) and v >= 0, "must be 0 or a positive integer"),
+    "batch_size": (lambda v: is_count(v) and 0 <= v < SEED_LIMIT, "must be 0 or a positive integer below 2**63"),
     "dtype": (lambda v: v in DTYPES, f"must be one of {', '.join(DTYPES)}"),
     "seed": (lambda v: is_count(v) and 0 <= v < SEED_LIMIT, "must be an integer from 0 to 2**63 - 1"),
     "patience": (lambda v: is_count(v) and v >= 0, "must be 0 (no early stopping) or a positive integer"),

@@ -102,11 +102,20 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
             from dask_cuda import LocalCUDACluster
         except ImportError:
             raise BackendError("--workers with --device cuda needs dask-cuda: pip install dask-cuda") from None
-        local = LocalCUDACluster(**options, protocol="tcp", ip="127.0.0.1")
-    else:
-        local = LocalCluster(**options, processes=True, host="127.0.0.1")
-    client = Client(local)
-    client.register_plugin(IgnoreInterrupts(), name="xpnet-ignore-sigint")  # restarted workers get it too
+    # A Ctrl-C while the workers start reaches them before IgnoreInterrupts does, and leaves a cluster half
+    # started that cannot be closed: SIGINT is ignored meanwhile, which the worker processes inherit from birth.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        if parse_device(device)[0] == "cuda":
+            local = LocalCUDACluster(**options, protocol="tcp", ip="127.0.0.1")
+        else:
+            local = LocalCluster(**options, processes=True, host="127.0.0.1")
+        client = Client(local)
+        client.register_plugin(IgnoreInterrupts(), name="xpnet-ignore-sigint")  # restarted workers get it too
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
     return Cluster(client, local)
 
 
