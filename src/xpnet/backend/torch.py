@@ -50,5 +50,6 @@ def fast_step(sizes, activation, optimizer, dtype):
 
 SPEC = BackendSpec(
     name="torch", module="torch", kinds=("cpu", "cuda"), make=make, probe=probe,
-    install_hint="see https://pytorch.org", order=2, fast_step=fast_step,
+    install_hint="pip install torch (https://pytorch.org has the command for a CUDA build)", order=2,
+    fast_step=fast_step,
 )
