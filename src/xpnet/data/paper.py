@@ -5,13 +5,14 @@ ruled paper has thin lines from edge to edge, the frame catches a dark table, a 
 helper here takes light ink on a dark background (`images.ink` has inverted dark-on-light pictures) and
 uses the picture's own statistics, so a faint pencil and a black marker come out alike:
 
-- `paper_level`: the paper's level at each pixel, from the darkest share of each block of a grid, so that a
-  shadow or a table is measured where it is, not taken as ink;
+- `on_paper`: the ink of such a picture, by the helpers below;
+- `paper_level`: the paper's level at each pixel, from the median of each block of a grid, so that a shadow
+  is measured where it lies, not taken as ink (a table is no paper: it stays for `border_regions`);
 - `ruled_lines`: the pixels of thin straight lines (nearly horizontal or vertical) that run across the whole
   picture, less where a stroke crosses or touches them;
 - `border_regions`: the pixels of broad regions that touch the border (a table, a dark frame), thicker
   than the strokes, which stay even when they touch such a region;
-- `stroke_width`: the strokes' width in pixels.
+- `specks`, `stroke_width`, `widened`: dust, the strokes' width in pixels, and strokes made wide enough.
 
 Everything is NumPy on the host, on pictures `images.shrink` has made at most 1024 pixels a side.
 """
@@ -28,7 +29,7 @@ NOISE = 0.05
 MAX_NOISE = 0.5
 GRID = 10  # blocks along the picture's short side for the paper's level
 PAPER_SHARE = 50  # percentile of a block taken as its paper: its median (ink, light here, is the minority)
-DARKEST = 0.6  # a block darker than this share of the way from the paper to the ink is no paper
+DARKEST = 0.6  # a block whose level is this share of the way from the paper's to the ink's is no paper
 STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 FLAT = 0.04  # a paper level varying less than this over the picture is taken as flat (one level)
 LINE_SHARE = 0.6  # a line lights at least this share of the picture's width (or height) ...
@@ -41,9 +42,10 @@ MIN_DIGIT = 0.001  # the ink left besides the regions must be at least this shar
 
 
 def on_paper(gray: np.ndarray) -> np.ndarray | None:
-    """The ink of a photo or scan (light ink on darker paper) by the picture's own contrast (below):
-    the paper's level subtracted where it is (a shadow), what stands out of its grain by 4 of its deviations
-    kept, less ruled lines and regions touching the border, then stretched so its strokes reach 1."""
+    """The ink of a photo or scan (light ink on darker paper) in [0, 1] on 0, by the picture's own contrast:
+    against the paper's level where it lies (a shadow), what stands out of the paper's grain by 4 of its
+    deviations, less ruled lines, regions touching the border and specks, scaled so its strokes reach 1.
+    None when nothing stands out."""
     level = paper_level(gray)
     # A shadow dims the ink as much as the paper (light is multiplied): the ink's contrast is measured
     # against the paper's level where it lies, (paper - ink) / paper in the picture before it was inverted.
@@ -63,6 +65,7 @@ def on_paper(gray: np.ndarray) -> np.ndarray | None:
     top = float(np.percentile(x[strong], 90))  # the strokes' level, not a speck's nor the table's
     x = np.clip(x / top, 0.0, 1.0)
     lit = strong & (x >= min(MAX_NOISE, max(NOISE, 4.0 * spread / top)))
+    lit = solid(lit)
     lit &= ~specks(lit)
     x[~lit] = 0.0
     return x
