@@ -346,6 +346,7 @@ def test_a_cluster_by_address_equals_one_process_and_resumes_either_way(
 @pytest.mark.slow
 def test_a_lost_scheduler_stops_with_a_checkpoint_that_resumes(digits, tmp_path):
     """When the whole cluster goes, the run stops with one line and the state before the lost step on disk."""
+    needs_dask()  # before the import below, which needs it too
     from xpnet.training.distributed import connect
 
     path = tmp_path / "lost.npz"

@@ -10,6 +10,7 @@ must succeed.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -40,6 +41,9 @@ SKIP = {
 }
 # An optional library the docs name may be missing here (CI installs PyTorch and JAX when it can).
 SKIP.update({rf"--backend {s.name}\b": f"{s.name} is not installed" for s in registry().values() if not s.installed})
+# Dask is an optional extra too (the README installs it with pip install -e ".[dask]", left out above).
+if importlib.util.find_spec("distributed") is None:
+    SKIP[r"--(workers|scheduler)\b"] = 'Dask is not installed (pip install -e ".[dask]")'
 ENV = {
     **os.environ,
     "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),

@@ -102,7 +102,7 @@ def test_the_xpnet_command_runs_each_tool(capsys):
     assert all(f"  {name} " in out.stdout for name in ("train", "predict", "evaluate", "check"))
     done = run_module("xpnet", "train", "--epochs", "0")
     assert done.returncode == 2
-    assert done.stderr.startswith("python -m xpnet train: error: argument --epochs")
+    assert done.stderr.startswith("xpnet.train: error: argument --epochs")  # as its run-time errors
     done = run_module("xpnet", "nope")
     assert done.returncode == 2 and "choose one of train, predict, evaluate, check" in done.stderr
     with pytest.raises(SystemExit) as stop:

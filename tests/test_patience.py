@@ -126,7 +126,7 @@ def test_patience_without_a_validation_split_is_refused(capsys):
     assert code == 2 and out == ""
     assert err == (
         "xpnet.train: error: --patience 2 needs a validation set to watch: add --val-split N "
-        "(e.g. --val-split 5000), or leave --patience out\n"
+        "(e.g. --val-split 150), or leave --patience out\n"
     )
 
 

@@ -42,7 +42,7 @@ N_TRAIN = 5000  # Fashion-MNIST training images for its small model (the other t
 @pytest.fixture(scope="module")
 def fashion(tmp_path_factory) -> tuple[Dataset, Path]:
     if not (FASHION / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"no Fashion-MNIST at {FASHION} (Debian: apt install fashion-mnist)")
+        pytest.skip(f"no Fashion-MNIST at {FASHION} (Debian: apt-get install dataset-fashion-mnist)")
     full = load_idx_dataset("fashion-mnist", FASHION)
     data = Dataset(
         full.name, full.x_train[:N_TRAIN], full.y_train[:N_TRAIN], full.x_test[:N], full.y_test[:N],
@@ -63,7 +63,7 @@ def real_test_images(name: str) -> tuple[np.ndarray, images.Layout]:
     if name == "digits":
         return load_dataset("digits").x_test.reshape(-1, 8, 8), images.LAYOUTS["digits"]
     if not (FASHION / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"no Fashion-MNIST at {FASHION} (Debian: apt install fashion-mnist)")
+        pytest.skip(f"no Fashion-MNIST at {FASHION} (Debian: apt-get install dataset-fashion-mnist)")
     return read_idx(FASHION / "t10k-images-idx3-ubyte.gz", ndim=3)[:N], images.LAYOUTS["fashion-mnist"]
 
 

@@ -126,9 +126,10 @@ def test_fashion_models_print_class_names(mnist, tmp_path, capsys):
     assert status == 0, err
     names = CLASS_NAMES["fashion-mnist"]
     for line, path in zip(out.splitlines(), png):
-        m = re.fullmatch(rf"{re.escape(path)}: (\d) (.+) \(\d+\.\d%\); then (\d) (.+) \(\d+\.\d%\)", line)
+        # A class with a name of its own prints by its name alone: "9 Ankle boot" would read as two answers.
+        m = re.fullmatch(rf"{re.escape(path)}: (.+) \(\d+\.\d%\); then (.+) \(\d+\.\d%\)", line)
         assert m, line
-        assert names[int(m[1])] == m[2] and names[int(m[3])] == m[4] and m[1] != m[3]
+        assert m[1] in names and m[2] in names and m[1] != m[2]
 
 
 def test_save_input_writes_the_image_the_model_saw(digits, tmp_path, capsys):

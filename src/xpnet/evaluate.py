@@ -18,6 +18,7 @@ import numpy as np
 
 from .backend import resolve_backend
 from .cli import common as cli
+from .cli import loading
 from .data import DATASETS, load_dataset
 from .errors import DataError, XpnetError, printable
 from .files import check_all_writable, made_folders
@@ -53,8 +54,8 @@ def build_parser() -> cli.ArgumentParser:
         "--data-dir",
         default=None,
         metavar="DIR",
-        help="folder holding the data set's IDX files or picture folders (default: where xpnet.train looks; "
-        "required for idx and folder sets)",
+        help="folder holding the data set's IDX files or picture folders (default: the folder the model was "
+        "trained from, which its checkpoint records, else where xpnet.train looks)",
     )
     p.add_argument(
         "--plot",
@@ -144,7 +145,8 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
         )
     data = load_dataset(
         dataset,
-        args.data_dir,
+        # By default the folder the model was trained from (when it is scored on its own data set).
+        loading.model_data_dir(args.data_dir, ckpt) if dataset == ckpt.dataset else args.data_dir,
         image_size=ckpt.layout.side if ckpt.layout is not None else None,
         notify=lambda line: print(line, file=sys.stderr),
     )
@@ -174,10 +176,11 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
     if folder is not None:
         from .cli import plots
 
-        name = f"{data.name}, {'-'.join(map(str, ckpt.layer_sizes))} {c.activation}, epoch {ckpt.state.epoch}"
+        name = f"{data.name}, {'-'.join(map(str, ckpt.layer_sizes))} {c.activation}, epoch {ckpt.kept_epoch}"
         epochs = log if log is not None else history_records(ckpt)
         if epochs:
-            written.append(plots.save(plots.curves(epochs, name), folder / PLOTS[0]))
+            kept = ckpt.kept_epoch if ckpt.state.restored else None  # --patience: the curves mark the epoch kept
+            written.append(plots.save(plots.curves(epochs, name, kept), folder / PLOTS[0]))
         else:
             print("no epochs logged: the training curves are left out", file=sys.stderr)
         title = f"{name}: test accuracy {100 * metrics.accuracy(cm):.2f}%"

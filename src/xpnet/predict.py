@@ -116,8 +116,8 @@ def save_png(pil: ModuleType, path: Path, pixels: np.ndarray) -> None:
 
 
 def format_result(name: str, top: list[tuple[int, float]], labels: Sequence[str]) -> str:
-    def label(k: int) -> str:
-        return labels[k] if labels[k] == str(k) else f"{k} {printable(labels[k])}"
+    def label(k: int) -> str:  # the class's name: a digit's is its index; a named class's index would read as one
+        return printable(labels[k])
 
     (best, p), rest = top[0], top[1:]
     line = f"{name}: {label(best)} ({100 * p:.1f}%)"

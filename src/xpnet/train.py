@@ -16,6 +16,7 @@ from .cli.progress import EpochBar
 from .cli.train_flags import build_parser, explicit_flags
 from .data import hold_out
 from .data.datasets import LOCAL_SETS
+from .data.splits import example_val_split
 from .errors import printable
 from .files import check_writable, locked, made_folders, refuse_shared
 from .training import early_stop, runlog
@@ -61,11 +62,12 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     dataset, val_split, image_size = args.dataset, args.val_split, args.image_size
     if ckpt is not None:
         config, dataset, val_split = resumed_config(ckpt, {k: getattr(args, k) for k in explicit_flags(argv)})
+        args.data_dir = loading.model_data_dir(args.data_dir, ckpt)  # by default the folder it was trained from
         if image_size is None and ckpt.layout is not None and dataset == "folder":
             image_size = ckpt.layout.side
     if ckpt is not None:
         check_patience(ckpt, config)
-    early_stop.require_validation(config.patience, val_split)
+    early_stop.require_validation(config.patience, val_split, example_val_split(dataset))
     backend = client_backend(args)  # NumPy, when Dask workers compute
     cli.announce(backend, args.verbose)
     data = hold_out(loading.load_for_training(args, dataset, image_size), val_split)
@@ -128,10 +130,9 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
             f"stopped after epoch {last.epoch} ({why}): kept the weights of epoch {kept.epoch}, the best on "
             f"validation ({100 * kept.val_accuracy:.2f}%)"
         )
-    print(f"test accuracy {100 * result.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training")
+    print(report.result_line(result, ckpt))  # a resumed run's seconds add both runs, and say so
     if save_path is not None:
-        shown = printable(save_path)
-        print(f"checkpoint: {shown} (epoch {last.epoch}); continue it with --resume {shown}")
+        print(report.checkpoint_line(save_path, result))  # the epoch whose weights it holds
     if args.json:
         print(json.dumps(report.summary(data, config, backend, result, workers_of(steps))))
     return 0

@@ -180,7 +180,14 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
             f"{chosen.name} runs only on {' and '.join(_KIND_WORDS[k] for k in chosen.kinds)}: "
             f"use --device {chosen.kinds[0]}, or --backend {others} on {kind}"
         )
-    return chosen.make("cpu" if kind == "cpu" else f"cuda:{index}")
+    if kind == "cpu":
+        return chosen.make("cpu")
+    try:
+        return chosen.make(f"cuda:{index}")
+    except BackendError as e:  # installing the library alone would not help where there is no GPU at all
+        if gpu_present():
+            raise
+        raise BackendError(f"no GPU found on this machine (no /dev/nvidia*, no nvidia-smi), and {e}") from None
 
 
 def make_backend(name: str, device: str = "cpu") -> Backend:

@@ -50,6 +50,6 @@ def fast_step(sizes, recipe, dtype):
 
 SPEC = BackendSpec(
     name="torch", module="torch", kinds=("cpu", "cuda"), make=make, probe=probe,
-    install_hint="see https://pytorch.org", order=2, fast_step=fast_step,
-    device_of=lambda d: "cpu" if d.type == "cpu" else f"{d.type}:{d.index or 0}",
+    install_hint="pip install torch (https://pytorch.org has the command for a CUDA build)", order=2,
+    fast_step=fast_step, device_of=lambda d: "cpu" if d.type == "cpu" else f"{d.type}:{d.index or 0}",
 )

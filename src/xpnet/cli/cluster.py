@@ -58,8 +58,8 @@ def scheduler_address(args: argparse.Namespace) -> str | None:
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    """Whether the run trains on a cluster."""
-    return args.workers is not None or scheduler_address(args) is not None
+    """Whether the run trains on a cluster (--workers with --scheduler is refused first, Dask or not)."""
+    return scheduler_address(args) is not None or args.workers is not None
 
 
 def client_backend(args: argparse.Namespace) -> Backend:

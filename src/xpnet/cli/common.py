@@ -43,7 +43,14 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        fail(f"{self.prog}: error: {message} (see --help)")
+        fail(f"{tool_name(self.prog)}: error: {message} (see --help)")
+
+
+def tool_name(prog: str) -> str:
+    """The name every error of a tool starts with, ``xpnet.train``, whichever way it was started (the usage
+    line's ``xpnet train``, ``python -m xpnet train`` or ``python -m xpnet.train``): `run` names it so too."""
+    match = re.search(r"\bxpnet[ .](\w+)$", prog)
+    return f"xpnet.{match.group(1)}" if match else prog
 
 
 def program(name: str) -> str:

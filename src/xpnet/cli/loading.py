@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..data import Dataset, load_dataset
 from ..data.download import parse_mirrors
 from ..data.folder import DEFAULT_SIZE
 from ..errors import XpnetError, printable
+from ..training.checkpoint import Checkpoint
 from . import common as cli
 from .progress import ProgressBar
 
@@ -43,3 +45,24 @@ def load_for_training(args: argparse.Namespace, dataset: str, image_size: int | 
         picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),
         notify=lambda line: print(line, file=sys.stderr, flush=True),
     )
+
+
+def model_data_dir(given: str | None, ckpt: Checkpoint) -> str | None:
+    """Where to read the model's data set: ``--data-dir`` when given, else the folder its checkpoint records
+    it was trained from (said on stderr), else None (where xpnet.train looks by default)."""
+    if given is not None or ckpt.data_dir is None:
+        return given
+    folder = Path(ckpt.data_dir)
+    if not folder.is_dir():
+        print(
+            f"{printable(ckpt.dataset)}: {printable(folder)}, where {printable(ckpt.path)} was trained, is gone; "
+            "looking where xpnet.train looks (--data-dir DIR names another folder)",
+            file=sys.stderr,
+        )
+        return None
+    print(
+        f"{printable(ckpt.dataset)}: reading {printable(folder)}, where {printable(ckpt.path)} was trained "
+        "(--data-dir DIR reads another folder)",
+        file=sys.stderr,
+    )
+    return str(folder)

@@ -44,8 +44,9 @@ def save(fig: Any, path: Path) -> Path:
     return path
 
 
-def curves(epochs: Sequence[dict[str, Any]], title: str) -> Any:
-    """Loss and accuracy per epoch, from training-log records (see `xpnet.runlog`)."""
+def curves(epochs: Sequence[dict[str, Any]], title: str, kept: int | None = None) -> Any:
+    """Loss and accuracy per epoch, from training-log records (see `xpnet.runlog`); ``kept``, the epoch
+    whose weights the model holds when it is not the last (--patience), is marked on both."""
     fig = _figure(9.0, 3.6)
     loss_ax, acc_ax = fig.subplots(1, 2)
     x = [e["epoch"] for e in epochs]
@@ -61,6 +62,10 @@ def curves(epochs: Sequence[dict[str, Any]], title: str) -> Any:
         if points:
             acc_ax.plot(*zip(*points), marker=marker, label=label, color=color)
     acc_ax.set(title="accuracy", xlabel="epoch", ylabel="%")
+    if kept is not None:
+        for ax in (loss_ax, acc_ax):
+            ax.axvline(kept, color="0.35", linestyle="--", linewidth=1, label=f"kept: epoch {kept}")
+        loss_ax.legend(loc="upper right")
     acc_ax.legend(loc="lower right")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)

@@ -84,6 +84,14 @@ class Dataset:
         return self.x_train.shape[1]
 
     @property
+    def folder(self) -> str | None:
+        """The folder the set was read from, made absolute (a checkpoint records it), or None: ``digits``
+        comes with scikit-learn, and a set made in memory has no ``source``."""
+        if self.name == "digits" or not self.source or not Path(self.source).is_dir():
+            return None
+        return str(Path(self.source).expanduser().absolute())
+
+    @property
     def n_classes(self) -> int:
         return len(self.classes)
 

@@ -22,12 +22,13 @@ polarity, and leaves a data set's own image as it is (a fixed point):
 
 1. grayscale in [0, 1] (a transparent background makes the alpha channel the ink);
 2. light ink on a dark background: a light border means dark-on-light, which is inverted. A clean picture
-   (a border partly exactly black, as every data-set image) keeps its levels; any other has the paper's
-   level subtracted, the ink stretched to full scale and noise (faint pixels, isolated specks) dropped;
+   (a border partly exactly black, as every data-set image) keeps its levels; any other (a photo, a scan)
+   is read by its own contrast (`xpnet.data.paper.on_paper`: the paper's level where it lies, so shadows
+   go; less ruled lines, regions touching the border and specks), its strokes widened to `MIN_STROKE`;
 3. a square picture already laid out as the recipe would lay it out is only resized, never moved;
 4. any other is cropped to its ink (above the noise level, specks ignored, so that a JPEG's ringing does not
    count), resized so its longest side fills the layout's box, pasted into the canvas centred by mass (or
-   by box), and averaged down to the model's size.
+   by box), and averaged down to the model's size; a photo's ink is then stretched to full scale.
 
 Everything here is data preparation on the host, like ``xpnet.data``: no device and no Pillow (reading
 files is `xpnet.predict`'s job), so ``.npy`` inputs and the tests need NumPy alone.
@@ -39,10 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Ink fainter than this share of the strongest stroke is dropped: JPEG ringing, scanner dust. More is
-# dropped on a noisy photo (see `ink`), never more than MAX_NOISE.
-NOISE = 0.05
-MAX_NOISE = 0.5
+from . import paper
+from .paper import NOISE, solid
+
 BORDER = 0.05  # the outer 5% of each side is taken as background when judging polarity
 # A picture is clean when this share of its border is exactly background (within half a grey level): the
 # data sets' images all are (the lowest share is 19.6%, a Fashion-MNIST garment touching the edges), while a
@@ -52,7 +52,12 @@ CLEAN_LEVEL = 0.5 / 255
 # A clean picture whose ink is at least this bright is left at its levels: each data-set image has its
 # brightest pixel at 223/255 or more (Fashion-MNIST 254, digits 14/16 of 255).
 MIN_PEAK = 0.85
+# A photo's strokes narrower than this many pixels of the model's image are widened: MNIST's are 2 to 3.
+MIN_STROKE = 1.5
 MAX_SIDE = 1024  # larger pictures are block-averaged below this first: a digit needs no more pixels
+# Which preparation made an image: a cache of prepared pictures (`xpnet.data.cache`) made by another is stale.
+# 2: photos are read by their own contrast, less ruled lines, border regions and shadows (`xpnet.data.paper`).
+PREPARATION = 2
 
 
 class BlankImage(ValueError):
@@ -158,11 +163,12 @@ def shrink(gray: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:
     return gray[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
 
 
-def ink(gray: np.ndarray) -> np.ndarray:
-    """Light ink on a zero background, stretched to [0, 1], noise removed; `BlankImage` if none is left."""
+def ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Light ink on a zero background in [0, 1], noise removed, and whether the picture was clean (its levels
+    kept); `BlankImage` if no ink is left."""
     h, w = gray.shape
     b = max(1, round(BORDER * min(h, w)))
-    ring = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
+    ring = _ring(gray, b)
     background = float(np.median(ring))
     if background > 0.5:  # dark ink on light paper: MNIST's ink is light on black
         gray, ring, background = 1.0 - gray, 1.0 - ring, 1.0 - background
@@ -172,26 +178,16 @@ def ink(gray: np.ndarray) -> np.ndarray:
     if np.mean(ring <= CLEAN_LEVEL) >= CLEAN_SHARE:
         # A digital image on an exactly black (or, inverted, white) background, as every data-set image is:
         # its faint edge pixels are ink, not noise, and its levels are kept unless the ink is too dim.
-        return np.clip(gray, 0.0, 1.0) if peak >= MIN_PEAK else np.clip(gray / peak, 0.0, 1.0)
-    x = np.clip((gray - background) / (peak - background), 0.0, 1.0)
-    # The paper's own variation, measured robustly on the border (median absolute deviation, as a standard
-    # deviation): 4 of them is noise. A clean digital image has none and keeps even its faintest ink.
-    spread = 1.4826 * float(np.median(np.abs(ring - background))) / (peak - background)
-    x[x < min(MAX_NOISE, max(NOISE, 4.0 * spread))] = 0.0
-    x[~solid(x > 0)] = 0.0
-    return x
+        return (np.clip(gray, 0.0, 1.0) if peak >= MIN_PEAK else np.clip(gray / peak, 0.0, 1.0)), True
+    x = paper.on_paper(gray)
+    if x is None:
+        raise BlankImage("no digit found: nothing stands out from the paper")
+    return x, False
 
 
-def solid(lit: np.ndarray) -> np.ndarray:
-    """``lit`` less its specks: a lit pixel with no lit neighbour is dust or sensor noise, strokes are thicker.
-    A lone pixel is kept when it is all there is (a tiny .npy, say)."""
-    h, w = lit.shape
-    padded = np.pad(lit, 1)
-    near = np.zeros_like(lit)  # any of the 8 neighbours lit: boolean passes, not a count in int64
-    for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
-        near |= padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx]
-    speck = lit & ~near
-    return lit & ~speck if speck.sum() < lit.sum() else lit
+def _ring(gray: np.ndarray, b: int) -> np.ndarray:
+    """The pixels of the outer ``b`` rows and columns: the background, unless the ink reaches the border."""
+    return np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
 
 
 def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
@@ -282,5 +278,10 @@ def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
 
     Raises `ValueError` for an array that is not an image and `BlankImage` when no ink is found.
     """
-    x = ink(shrink(to_gray(image)))
-    return np.rint(255.0 * fit(x, layout)).astype(np.uint8)
+    x, clean = ink(shrink(to_gray(image)))
+    if not clean:  # strokes at least MIN_STROKE pixels of the model's image wide, once fitted to the layout
+        x = paper.widened(x, MIN_STROKE * layout.work / layout.side / layout.box)
+    out = fit(x, layout)
+    if not clean and out.max() > 0:  # a thin or faint stroke averaged down is dim: stretched to full scale
+        out = out / out.max()
+    return np.rint(255.0 * out).astype(np.uint8)

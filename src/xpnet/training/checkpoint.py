@@ -2,12 +2,12 @@
 
 A checkpoint is a plain ``.npz`` (a zip of ``.npy`` files) holding host NumPy arrays: the weights
 ``param_000...``, the optimizer state ``opt_000...``, the unfinished epoch's partial sums, and ``meta``, a
-uint8 array of UTF-8 JSON with the format, the xpnet version, the backend it was trained on (and what Dask
-workers computed its gradients with, ``workers``), the full
-training config, the counters, the host RNG state, the history, the class names and (a picture-folder model)
-the picture layout; a run with --patience adds ``best_000...`` (the best epoch's weights) and, once those are
-put back, ``last_000...`` (the last epoch's, to resume from). It is read with ``allow_pickle=False``
-and every array is checked against the metadata, so a file from someone else can only fail to load.
+uint8 array of UTF-8 JSON: format, xpnet version, the backend it was trained on (and ``workers``, what Dask
+workers computed its gradients with), the data set's folder, the config, counters, host RNG state, history,
+class names and (a picture-folder model) the picture layout; a run with --patience adds ``best_000...`` (the
+best epoch's weights) and, once those are put back, ``last_000...`` (the last epoch's, to resume from). It
+is read with ``allow_pickle=False`` and every array is checked against the metadata, so a file from
+someone else can only fail to load.
 
 Writes are atomic: a temporary file in the same folder, flushed and fsynced, then renamed over the old
 checkpoint, then the folder fsynced; a crash at any point leaves the previous checkpoint whole.
@@ -61,13 +61,25 @@ class Checkpoint:
     def layer_sizes(self) -> list[int]:
         return list(self.meta["layer_sizes"])
 
+    @property
+    def kept_epoch(self) -> int:
+        """The epoch of the weights held: the best on validation once --patience put them back, else the last."""
+        return (self.state.restored and early_stop.best_epoch(self.state.history)) or self.state.epoch
+
+    @property
+    def data_dir(self) -> str | None:
+        """The folder the data set was read from, as recorded (None: digits, or an older checkpoint)."""
+        folder = self.meta.get("data_dir")
+        return folder if isinstance(folder, str) and folder else None
+
     def describe(self) -> str:
-        c = self.config
-        done = f"epoch {self.state.epoch}" + (f" + {self.state.offset} rows" if self.state.offset else "")
-        return (
-            f"{'-'.join(map(str, self.layer_sizes))} {c.activation} {c.dtype} {c.optimizer} model on "
-            f"{printable(self.dataset)}, {done} of {c.epochs}, step {self.state.step}"
-        )
+        c, s = self.config, self.state
+        done = f"epoch {s.epoch}" + (f" + {s.offset} rows" if s.offset else "")
+        where = f"{done} of {c.epochs}, step {s.step}"
+        if self.kept_epoch != s.epoch:  # --patience put the best epoch's weights back
+            where = f"epoch {self.kept_epoch} of {c.epochs} (the best on validation; stopped after {where})"
+        layers = "-".join(map(str, self.layer_sizes))
+        return f"{layers} {c.activation} {c.dtype} {c.optimizer} model on {printable(self.dataset)}, {where}"
 
     def origin(self) -> str:
         """What trained it, for a message: ``numpy on cpu; gradients from 2 Dask workers``. Unchecked text
@@ -89,14 +101,16 @@ def save_checkpoint(
     layout: Layout | None = None,
     workers: str | None = None,
     labels: list[Any] | None = None,
+    data_dir: str | None = None,
 ) -> Path:
     """Write ``state`` to ``path`` atomically; the arrays are copied to the host with ``backend``.
 
     ``n_train`` is the number of training rows, ``val_split`` how many were held out for validation and
     ``classes`` the name of each class (default: the named data set's), ``layout`` how a picture is
     prepared for the model (stored for a picture-folder set; predict uses it), ``workers`` what computed the
-    gradients besides ``backend`` (`loop.workers_of`: Dask workers), or None. ``labels`` are the estimator's
-    class labels (JSON numbers or strings, in output order), which ``xpnet.load`` gives back as they were.
+    gradients besides ``backend`` (`loop.workers_of`: Dask workers), or None; ``data_dir`` `Dataset.folder`.
+    ``labels`` are the estimator's class labels (JSON numbers or strings, in output order), which
+    ``xpnet.load`` gives back as they were.
     """
     path = Path(path).expanduser()
     params = [backend.to_numpy(p) for p in state.params]
@@ -116,6 +130,7 @@ def save_checkpoint(
         "device": backend.device_name,
         "workers": workers,
         "dataset": dataset,
+        "data_dir": data_dir,
         "n_train": n_train,
         "val_split": val_split,
         "layer_sizes": model.sizes_of(params),

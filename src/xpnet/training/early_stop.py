@@ -38,11 +38,13 @@ def should_stop(history: Sequence[EpochStats], patience: int) -> bool:
     return patience > 0 and best is not None and history[-1].epoch - best >= patience
 
 
-def require_validation(patience: int, val_split: int) -> None:
-    """Refuse early stopping without a validation set: the test set must not choose the model."""
+def require_validation(patience: int, val_split: int, example: int | None = None) -> None:
+    """Refuse early stopping without a validation set: the test set must not choose the model. ``example``
+    is a --val-split that fits the data set (`splits.example_val_split`), if its size is known."""
     if patience and not val_split:
+        size = f"e.g. --val-split {example}" if example else "about a tenth of the training images"
         raise XpnetError(
-            f"--patience {patience} needs a validation set to watch: add --val-split N (e.g. --val-split 5000), "
+            f"--patience {patience} needs a validation set to watch: add --val-split N ({size}), "
             "or leave --patience out"
         )
 

@@ -51,7 +51,7 @@ def train_saving(
         try:
             save_checkpoint(
                 save_path, s, config, backend, data.name, len(data.y_train), val_split, data.classes, data.layout,
-                workers=workers_of(steps),
+                workers=workers_of(steps), data_dir=data.folder,
             )  # fmt: skip
         except (OSError, WriteError) as e:  # a disk that filled up during a long run
             why = e.reason if isinstance(e, WriteError) else e.strerror or e
