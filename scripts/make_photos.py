@@ -134,16 +134,15 @@ def measure(model: Path | None) -> list[dict[str, float | str]]:
 
     from xpnet.backend import resolve_backend
     from xpnet.data import images
+    from xpnet.library.model import Model
     from xpnet.training.checkpoint import load_checkpoint
-    from xpnet.training.scoring import classify
 
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = load_checkpoint(model or mnist_like_model(Path(tmp) / "m.npz"))
     layout, backend = images.LAYOUTS["mnist"], resolve_backend("cpu", "numpy")
-    params = [backend.asarray(p) for p in ckpt.state.params]
+    net = Model.from_checkpoint(ckpt, backend)
     seen = {c: np.stack([images.prepare(photo(d, c), layout) for d in range(10)]) for c in CASES}
-    read = {c: classify(backend, params, x.reshape(10, -1), ckpt.config.activation, ckpt.config.dtype)[0]
-            for c, x in seen.items()}  # fmt: skip
+    read = {c: net.classify(x.reshape(10, -1))[0] for c, x in seen.items()}
     rows = []
     for c in CASES:
         rows.append({

@@ -13,8 +13,8 @@ import pytest
 
 from xpnet.backend import resolve_backend
 from xpnet.data import images, paper
+from xpnet.library.model import Model
 from xpnet.training.checkpoint import load_checkpoint
-from xpnet.training.scoring import classify
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_photos.py"
 _spec = importlib.util.spec_from_file_location("make_photos", SCRIPT)
@@ -54,12 +54,11 @@ def test_every_stroke_is_kept(seen, case):
 
 def test_a_model_reads_each_photo_as_its_plain_photo(seen, mnist):
     _, model = mnist
-    ckpt, numpy = load_checkpoint(model), resolve_backend("cpu", "numpy")
-    params = [numpy.asarray(p) for p in ckpt.state.params]
+    net = Model.from_checkpoint(load_checkpoint(model), resolve_backend("cpu", "numpy"))
 
     def read(case: str) -> list[int]:
         rows = np.stack([seen[case][d].ravel() for d in DIGITS])
-        return classify(numpy, params, rows, ckpt.config.activation, ckpt.config.dtype)[0].tolist()
+        return net.classify(rows)[0].tolist()
 
     plain = read("plain")
     assert {case: read(case) for case in TROUBLES} == dict.fromkeys(TROUBLES, plain)

@@ -139,7 +139,8 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
     """The prepared arrays of ``root`` (from its cache when fresh), as `cache` stores them."""
     classes, train_files, test_files = scan(root)
     all_files = [p for group in (train_files, test_files or {}) for paths in group.values() for p in paths]
-    key = cache.fingerprint(root, all_files, f"{layout!r} preparation {images.PREPARATION}")
+    recipe = f"{layout!r} preparation {images.PREPARATION}"  # a new preparation makes old caches stale
+    key = cache.fingerprint(root, all_files, recipe)
     where = cache.cache_path(root, layout.side)
     cached, why = cache.load(where, key, len(all_files), layout.n_features)
     if cached is not None and tuple(cached["classes"].tolist()) == classes:
@@ -172,7 +173,7 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
         "classes": np.array(classes, dtype=str),
         "skipped": np.array(skipped, dtype=str),
     }
-    if cache.fingerprint(root, all_files, repr(layout)) == key:  # else a picture changed while being read
+    if cache.fingerprint(root, all_files, recipe) == key:  # else a picture changed while being read
         cache.save(where, key, arrays)
     return arrays
 
