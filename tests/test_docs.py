@@ -147,8 +147,6 @@ NEEDS = {r"^import torch\b|^from torch\b": "torch", r"\.to_onnx\(": "onnx"}
 def python_blocks(markdown: str) -> list[tuple[str, str]]:
     """The ``python`` blocks of ``markdown``, each with the optional library it needs that is missing here
     (an empty string when it can run)."""
-    import importlib.util
-
     found = []
     for body in re.findall(r"^```python\n(.*?)^```", markdown, flags=re.S | re.M):
         missing = [lib for pattern, lib in NEEDS.items() if re.search(pattern, body, flags=re.M)]
@@ -158,19 +156,14 @@ def python_blocks(markdown: str) -> list[tuple[str, str]]:
 
 @pytest.mark.slow  # fits a few small models: about 10 s
 def test_the_python_blocks_run_as_written(tmp_path):
-    """The README's "Use from Python" blocks, in order, in one fresh Python, in a temporary folder: a block
-    whose optional library is missing here is left out, with the reason, and so are those after it."""
+    """The README's "Use from Python" blocks, in order, in one fresh Python, in a temporary folder; a block
+    whose optional library is missing here is left out (those blocks stand alone: nothing after needs them)."""
     blocks = python_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert len(blocks) >= 3 and any("MLPClassifier" in body for body, _ in blocks)
-    runnable = []
-    for body, missing in blocks:
-        if missing:
-            if "torch" != missing:  # the torch block stands alone; the others build on each other
-                break
-            continue
-        runnable.append(body)
+    assert len(blocks) >= 4 and any("MLPClassifier" in body for body, _ in blocks)
+    runnable = [body for body, missing in blocks if not missing]
     done = subprocess.run([sys.executable, "-c", "\n".join(runnable)], cwd=tmp_path, capture_output=True, text=True,
                           env={**ENV, "OMP_NUM_THREADS": "1"}, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "test accuracy" in done.stdout and "Warning" not in done.stderr, done.stderr[-3000:]
     assert (tmp_path / "digits-model.npz").is_file()
+    assert (tmp_path / "digits-model.onnx").is_file() == (importlib.util.find_spec("onnx") is not None)
