@@ -295,3 +295,55 @@ def test_xpnet_export_writes_the_graph_of_a_command_line_model(tmp_path, digits)
     np.testing.assert_allclose(proba, model.predict_proba(Xte), atol=1e-4)
     bad = run_module("xpnet.export", "--model", str(tmp_path / "missing.npz"), "--onnx", str(tmp_path / "n.onnx"))
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and not (tmp_path / "n.onnx").exists()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning", "ignore:Got `batch_size`:UserWarning")
+def test_training_on_goes_on_from_the_model_as_it_is(tmp_path, digits):
+    """partial_fit and warm start continue the model the user has: its weights after early stopping, its
+    dtype, its classes (and a loaded model's outputs, whose labels are not sorted)."""
+    Xtr, Xte, ytr, yte = digits
+    stopped = MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, random_state=3, n_iter_no_change=4,
+                            learning_rate_init=0.05).fit(Xtr, ytr)  # fmt: skip
+    assert int(np.argmax(stopped.validation_scores_)) < stopped.n_iter_ - 1  # the best epoch's weights were put back
+    kept = [w.copy() for w in stopped.coefs_]
+    stopped.set_params(learning_rate_init=1e-12).partial_fit(Xtr, ytr)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(stopped.coefs_, kept)) < 1e-6
+
+    warm = quick(warm_start=True, max_iter=3).fit(Xtr.astype(np.float32), ytr)
+    warm.fit(Xtr, ytr)  # float64 X: the model stays float32
+    assert warm.coefs_[0].dtype == np.float32
+    with pytest.raises(ValueError, match="same classes"):
+        warm.fit(Xtr[ytr < 5], ytr[ytr < 5])
+
+    # A model whose labels are in output order, not sorted (Fashion-MNIST's names), learns on after loading.
+    names = np.array(["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"])
+    first = quick(max_iter=1).fit(Xtr, ytr)
+    first.save(tmp_path / "m.npz")
+    ckpt = tmp_path / "m.npz"
+    from xpnet.training.checkpoint import load_checkpoint
+
+    loaded = MLPClassifier.from_checkpoint(load_checkpoint(ckpt))
+    loaded.model_ = xpnet.Model(loaded.model_.params, loaded.model_.activation, names, loaded.model_.backend)
+    loaded.classes_ = names
+    before = loaded.score(Xte, names[yte])
+    for _ in range(5):
+        loaded.partial_fit(Xtr, names[ytr])
+    assert loaded.score(Xte, names[yte]) > max(before, 0.5)
+    loaded.partial_fit(Xtr[:10], names[ytr[:10]], classes=names)  # the same classes, in another order, are fine
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_labels_in_a_checkpoint_come_back_as_they_were_or_not_at_all(tmp_path, digits):
+    from xpnet.training.checkpoint import load_checkpoint
+
+    Xtr, _, ytr, _ = digits
+    words = np.array([f"w{k}" for k in range(10)], dtype=object)  # strings as pandas holds them
+    clf = quick(max_iter=2).fit(Xtr, words[ytr])
+    path = clf.save(tmp_path / "words.npz")
+    assert xpnet.load(path).classes_.tolist() == [f"w{k}" for k in range(10)]
+    from helpers import rewrite, set_meta
+
+    for crafted in ([1, "1", 2, 3, 4, 5, 6, 7, 8, 9], [10**40, *range(9)], [float("nan"), *range(9)], [0] * 10):
+        bad = rewrite(path, lambda arrays, c=crafted: set_meta(arrays, labels=c))
+        loaded = MLPClassifier.from_checkpoint(load_checkpoint(bad))
+        assert loaded.classes_.tolist() == [f"w{k}" for k in range(10)]  # the names, not a crafted mix

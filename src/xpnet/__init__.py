@@ -25,3 +25,7 @@ def __getattr__(name: str) -> Any:
 
         return Model
     raise AttributeError(f"module 'xpnet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

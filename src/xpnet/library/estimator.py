@@ -11,6 +11,7 @@ line reads.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import sys
 import warnings
@@ -186,13 +187,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self._refuse_unsupported()
         fresh = not hasattr(self, "model_") or not (incremental or self.warm_start)
         X, y, given = self._check_data(X, y, reset=fresh, method="fit")
+        sorted_classes = None if fresh else np.unique(self.classes_)
         if fresh:
             labels = np.unique(_host_labels(classes, "classes")) if classes is not None else np.unique(y)
             if len(labels) < 2:
                 raise ValueError(f"y has one class ({labels[0]!r}): MLPClassifier needs at least two classes")
             self.classes_ = labels
-        elif classes is not None and not np.array_equal(np.unique(_host_labels(classes, "classes")), self.classes_):
+        elif classes is not None and not np.array_equal(np.unique(_host_labels(classes, "classes")), sorted_classes):
             raise ValueError(f"classes={classes!r} is not the same as on the first call, {self.classes_!r}")
+        elif not incremental and not np.array_equal(np.unique(y), sorted_classes):
+            raise ValueError(
+                f"warm_start can only be used where y has the same classes as in the previous call to fit: "
+                f"previously {self.classes_.tolist()}, now {np.unique(y).tolist()}"
+            )
         unseen = np.setdiff1d(y, self.classes_)
         if unseen.size:
             raise ValueError(f"y holds labels not in classes_ ({unseen[:5].tolist()}): pass every label in classes")
@@ -200,14 +207,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if given is not None and given != compute:
             raise ValueError(f"X is on {given}, but this model trains on {compute}: move X there, or refit")
         x = compute.asarray(X) if given is None else X
-        codes = compute.asarray(np.searchsorted(self.classes_, y))
+        # Each label's output: classes_ is sorted after fit, but a loaded model keeps its outputs' order.
+        order = np.argsort(self.classes_, kind="stable")
+        codes = compute.asarray(order[np.searchsorted(self.classes_[order], y)])
         n = x.shape[0]
 
-        dtype = self.dtype or ("float32" if x.dtype == compute.dtype("float32") else "float64")
+        if not fresh:  # a model keeps its dtype, as scikit-learn's does
+            dtype = self.model_.dtype
+            x = compute.xp.astype(x, compute.dtype(dtype), copy=False)
+        else:
+            dtype = self.dtype or ("float32" if x.dtype == compute.dtype("float32") else "float64")
         if fresh:
             self._seed = _seed(self.random_state)
             self.t_ = 0
-        state = None if fresh else self._state
+        # Training goes on from the weights the model has: after early stopping, the best epoch's.
+        state = None if fresh else dataclasses.replace(self._state, restored=False, last_params=None)
         done = 0 if state is None else state.epoch
         validate = self.early_stopping and not incremental
         train_rows, val_rows = np.arange(n), None
@@ -407,10 +421,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             allowed = (given.name, given.device_name) in (self._input, (model.backend.name, model.backend.device_name))
         if not allowed:
             fitted = "NumPy" if self._input == NUMPY else " on ".join(self._input)
+            if (model.backend.name, model.backend.device_name) != self._input:
+                fitted += f", or {model.backend}"
             shown = "NumPy" if given is None else str(given)
             raise ValueError(
                 f"{type(self).__name__}.{method}(): X must use the same namespace and device as the arrays the "
-                f"model was fitted with ({fitted}, or {model.backend}); got {shown}. Move X there, or refit"
+                f"model was fitted with ({fitted}); got {shown}. Move X there, or refit"
             )
         if given is None:
             return model.backend.asarray(X), None
@@ -496,7 +512,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             hidden_layer_sizes=c.hidden, activation={v: k for k, v in ACTIVATIONS.items()}[c.activation],
             solver="sgd" if sgd else "adam", alpha=c.alpha, batch_size=c.batch_size or ckpt.n_train,
             learning_rate_init=c.learning_rate, max_iter=c.epochs, shuffle=c.shuffle, random_state=c.seed,
-            momentum=c.momentum if c.optimizer == "momentum" else 0.0, nesterovs_momentum=c.nesterov,
+            momentum=0.0 if c.optimizer == "sgd" else c.momentum, nesterovs_momentum=c.nesterov,
+            validation_fraction=ckpt.val_split / (ckpt.n_train + ckpt.val_split) if ckpt.val_split else 0.1,
             early_stopping=ckpt.val_split > 0, beta_1=c.beta_1, beta_2=c.beta_2, epsilon=c.epsilon,
             lr_decay=c.gamma, device=None if device == "cpu" and backend is None else device, backend=backend,
             dtype=c.dtype,
@@ -512,7 +529,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         est._input, est._val_split, est._dataset_name = NUMPY, ckpt.val_split, ckpt.dataset
         validated = any(s.val_accuracy is not None for s in ckpt.state.history)
         est._set_fitted(ckpt.state.history, [s.loss for s in ckpt.state.history], validated)
-        est.t_ = sum(ckpt.n_train for _ in ckpt.state.history)
+        est.t_ = ckpt.n_train * len(ckpt.state.history)
         return est
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import XpnetError
 from ..files import atomic_write
-from .model import Model
+from .model import Model, as_labels
 
 OPSET = 17
 ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
@@ -38,11 +38,12 @@ def write_onnx(model: Model, path: str | Path) -> Path:
             a = f"a{i + 1}"
             nodes.append(helper.make_node(ONNX_ACTIVATIONS[model.activation], [z], [a]))
     nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
-    kind = model.classes.dtype.kind
+    classes = as_labels(model.classes)
+    kind = classes.dtype.kind
     if kind in "iu":
-        labels, label_type = model.classes.astype(np.int64), TensorProto.INT64
+        labels, label_type = classes.astype(np.int64), TensorProto.INT64
     elif kind == "U":
-        labels, label_type = model.classes.astype(object), TensorProto.STRING
+        labels, label_type = classes.astype(object), TensorProto.STRING
     else:  # floats and booleans: the class index
         labels, label_type = np.arange(len(model.classes), dtype=np.int64), TensorProto.INT64
     nodes.append(helper.make_node("ArgMax", ["logits"], ["index"], axis=1, keepdims=0))

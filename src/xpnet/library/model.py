@@ -107,9 +107,9 @@ class Model:
         """
         names = tuple(ckpt.classes)
         saved = ckpt.meta.get("labels")
-        plain = isinstance(saved, list) and all(isinstance(v, (int, float, str)) for v in saved)
-        if plain and len(saved) == len(names) and len(set(saved)) == len(saved):
-            classes = np.asarray(saved)
+        labels = _saved_labels(saved, len(names))
+        if labels is not None:
+            classes = labels
         elif names == tuple(str(k) for k in range(len(names))):
             classes = np.arange(len(names))
         else:
@@ -124,9 +124,40 @@ class Model:
         return cls(params, ckpt.config.activation, classes, backend, layout, names)
 
 
+def _saved_labels(saved: Any, n: int) -> np.ndarray | None:
+    """The estimator's labels from a checkpoint's metadata, or None unless they are ``n`` distinct values of
+    one kind (all integers in int64, all finite floats, all strings or all booleans): a crafted file's mix
+    would give duplicate or object classes."""
+    if not isinstance(saved, list) or len(saved) != n or not saved:
+        return None
+    kinds = {type(v) for v in saved}
+    if len(kinds) != 1 or kinds.pop() not in (int, float, str, bool):
+        return None
+    try:
+        labels = np.asarray(saved)
+    except (OverflowError, ValueError):
+        return None
+    if labels.dtype.kind not in LABEL_KINDS or len(np.unique(labels)) != n:
+        return None
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        return None
+    return labels
+
+
+def as_labels(classes: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """``classes`` as a NumPy array of a kind a checkpoint and ONNX keep exactly: strings held as Python
+    objects (pandas' way) become a string array; other objects stay objects."""
+    classes = np.asarray(classes)
+    if classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes.tolist()):
+        return classes.astype(str)
+    return classes
+
+
 def label_list(classes: Sequence[Any] | np.ndarray) -> list[Any]:
     """``classes`` as JSON values, or `ValueError` for labels a checkpoint cannot keep exactly (objects)."""
-    classes = np.asarray(classes)
+    classes = as_labels(classes)
     if classes.dtype.kind not in LABEL_KINDS:
-        raise ValueError(f"labels of dtype {classes.dtype} cannot be saved: use integers, floats or strings")
+        raise ValueError(
+            f"labels of dtype {classes.dtype} that are not all strings cannot be saved: use integers, floats or strings"
+        )
     return classes.tolist()
