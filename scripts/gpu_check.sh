@@ -92,6 +92,9 @@ log "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | 
 
 install_missing array_api_compat array-api-compat
 install_missing array_api_strict array-api-strict
+# MLPClassifier (xpnet's estimator) and the digits data set need scikit-learn (with SciPy, joblib and
+# threadpoolctl: bring their wheels for the machine's Python in --wheels where it has no network).
+install_missing sklearn scikit-learn
 install_missing cupy "cupy-cuda${CUDA_MAJOR}x"  # the driver's CUDA major version picks the wheel
 if [[ $DRY_RUN -eq 1 ]] || ! "$PY" -c "import xpnet, sys; sys.exit(not xpnet.__file__.startswith('$ROOT'))" 2>/dev/null; then
   run "install xpnet" "$PY" -m pip install --no-deps -e .
