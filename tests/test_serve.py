@@ -516,25 +516,7 @@ def test_the_command_stops_on_ctrl_c_with_130_and_writes_nothing(model, tmp_path
     work, temp = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     temp.mkdir()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-        "TMPDIR": str(temp),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    argv = [
-        sys.executable,
-        "-m",
-        "xpnet.serve",
-        "--model",
-        str(model.checkpoint.path),
-        "--device",
-        "cpu",
-        "--port",
-        "0",
-    ]
-    proc = subprocess.Popen(argv, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_serve(model, work, TMPDIR=str(temp), OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
     try:
         line = first_line(proc, WAIT)
         u = re.search(r"(http://127\.0\.0\.1:\d+)/$", line.strip()).group(1)
@@ -573,20 +555,16 @@ def first_line(proc: subprocess.Popen, seconds: float) -> str:
     return lines[0] if lines else ""
 
 
+def start_serve(model, cwd: Path | None = None, **env: str) -> subprocess.Popen:
+    """``python -m xpnet.serve`` on ``model``'s checkpoint, on a free port, in a fresh process (``env`` added)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), **env}
+    argv = [sys.executable, "-m", "xpnet.serve", "--model", str(model.checkpoint.path), "--device", "cpu",
+            "--port", "0"]  # fmt: skip
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def test_sigterm_ends_it_with_143(model):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    argv = [
-        sys.executable,
-        "-m",
-        "xpnet.serve",
-        "--model",
-        str(model.checkpoint.path),
-        "--device",
-        "cpu",
-        "--port",
-        "0",
-    ]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_serve(model)
     try:
         assert "http://127.0.0.1:" in first_line(proc, WAIT)
         proc.send_signal(signal.SIGTERM)
