@@ -65,10 +65,14 @@ def adam_scalars(lr: float, step: int, h: Hyper = DEFAULT) -> tuple[float, float
 
 def adam_update(xp, params, grads, state, step, lr, h=DEFAULT):
     """Adam (Kingma & Ba) with bias correction, as PyTorch computes it; ``state`` is ``[m_1..m_k, v_1..v_k]``."""
+    return adam_apply(xp, params, grads, state, *adam_scalars(lr, step, h), h)
+
+
+def adam_apply(xp, params, grads, state, step_size, root_bc2, h=DEFAULT):
+    """Adam's update given its two scalars (`adam_scalars`), which a tracing compiler takes as inputs."""
     k, b1, b2 = len(params), h.beta_1, h.beta_2
     m = [b1 * m_ + (1.0 - b1) * g for m_, g in zip(state[:k], grads)]
     v = [b2 * v_ + (1.0 - b2) * (g * g) for v_, g in zip(state[k:], grads)]
-    step_size, root_bc2 = adam_scalars(lr, step, h)
     new = [p - step_size * m_ / (xp.sqrt(v_) / root_bc2 + h.epsilon) for p, m_, v_ in zip(params, m, v)]
     return new, m + v
 

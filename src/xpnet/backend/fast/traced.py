@@ -12,22 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ...nn import losses, model
-from ...nn.optim import OPTIMIZERS, adam_scalars
+from ...nn.optim import OPTIMIZERS, adam_apply, adam_scalars
 from ...nn.step import Recipe, add_penalty
 
 
 def host_scalars(recipe: Recipe, step: int, lr: float) -> tuple[float, float]:
     """The two scalars the traced body takes for this step and rate."""
     return adam_scalars(lr, step, recipe.hyper) if recipe.optimizer == "adam" else (lr, 0.0)
-
-
-def _adam(xp: Any, params, grads, state, step_size, root_bc2, h):
-    # optim.adam_update in the same order of operations, with its two host scalars traced.
-    k = len(params)
-    m = [h.beta_1 * m_ + (1.0 - h.beta_1) * g for m_, g in zip(state[:k], grads)]
-    v = [h.beta_2 * v_ + (1.0 - h.beta_2) * (g * g) for v_, g in zip(state[k:], grads)]
-    new = [p - step_size * m_ / (xp.sqrt(v_) / root_bc2 + h.epsilon) for p, m_, v_ in zip(params, m, v)]
-    return new, m + v
 
 
 def traced_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[list[Any], list[Any], Any, Any]]:
@@ -39,7 +30,7 @@ def traced_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[list[Any], list[
         loss, dlogits = losses.softmax_cross_entropy(xp, logits, targets)
         grads = add_penalty(params, model.backward(xp, params, cache, dlogits, act), recipe.alpha, x.shape[0])
         if recipe.optimizer == "adam":
-            params, state = _adam(xp, params, grads, state, a, b, recipe.hyper)
+            params, state = adam_apply(xp, params, grads, state, a, b, recipe.hyper)
         else:  # SGD and momentum read only the rate; the step count is unused
             params, state = update(xp, params, grads, state, 0, a, recipe.hyper)
         return params, state, loss, logits
