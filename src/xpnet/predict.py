@@ -19,12 +19,11 @@ import numpy as np
 
 from .backend import resolve_backend
 from .cli import common as cli
-from .data import images
 from .data.folder import prepare_file
 from .data.pictures import PictureError, import_pillow
-from .errors import CheckpointError, XpnetError, printable
+from .errors import XpnetError, printable
 from .files import atomic_write, check_all_writable, made_folders
-from .library.model import Model
+from .library.model import Model, picture_layout
 from .training.checkpoint import load_checkpoint
 
 PROG = "xpnet.predict"
@@ -129,10 +128,7 @@ def format_result(name: str, top: list[tuple[int, float]], labels: Sequence[str]
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ckpt = load_checkpoint(args.model)
-    try:
-        layout = ckpt.layout or images.layout_for(ckpt.dataset, ckpt.layer_sizes[0])
-    except ValueError as e:
-        raise CheckpointError(f"{printable(ckpt.path)}: {e}") from None
+    layout = picture_layout(ckpt)
     paths = [Path(p) for p in args.images]
     needs_pillow = args.save_input is not None or any(p.suffix.lower() != ".npy" for p in paths)
     pil = import_pillow() if needs_pillow else None

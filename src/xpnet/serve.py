@@ -34,8 +34,8 @@ from .cli.webserver import MAX_BODY, Server, make_server
 from .data import images
 from .data.folder import prepare_bytes
 from .data.pictures import PictureError, import_pillow
-from .errors import CheckpointError, printable
-from .library.model import Model
+from .errors import printable
+from .library.model import Model, picture_layout
 from .training.checkpoint import Checkpoint, load_checkpoint
 
 PROG = "xpnet.serve"
@@ -107,10 +107,7 @@ class ServedModel:
 def load_model(path: str, device: str = "cpu", backend: str | None = None) -> ServedModel:
     """The checkpoint at ``path`` on ``device`` (and ``backend``), with its picture layout; one-line errors."""
     ckpt = load_checkpoint(path)
-    try:
-        ckpt.layout or images.layout_for(ckpt.dataset, ckpt.layer_sizes[0])
-    except ValueError as e:
-        raise CheckpointError(f"{printable(ckpt.path)}: {e}") from None
+    picture_layout(ckpt)  # a model that reads no pictures is refused before a backend is made
     return ServedModel(ckpt, Model.from_checkpoint(ckpt, resolve_backend(device, backend)))
 
 

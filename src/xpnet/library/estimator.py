@@ -186,14 +186,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> MLPClassifier:
         self._refuse_unsupported()
         fresh = not hasattr(self, "model_") or not (incremental or self.warm_start)
-        X, y, given = self._check_data(X, y, reset=fresh, method="fit")
+        X, y, given = self._check_data(X, y, reset=fresh)
         sorted_classes = None if fresh else np.unique(self.classes_)
         if fresh:
-            labels = np.unique(_host_labels(classes, "classes")) if classes is not None else np.unique(y)
+            labels = np.unique(_host_labels(classes)) if classes is not None else np.unique(y)
             if len(labels) < 2:
                 raise ValueError(f"y has one class ({labels[0]!r}): MLPClassifier needs at least two classes")
             self.classes_ = labels
-        elif classes is not None and not np.array_equal(np.unique(_host_labels(classes, "classes")), sorted_classes):
+        elif classes is not None and not np.array_equal(np.unique(_host_labels(classes)), sorted_classes):
             raise ValueError(f"classes={classes!r} is not the same as on the first call, {self.classes_!r}")
         elif not incremental and not np.array_equal(np.unique(y), sorted_classes):
             raise ValueError(
@@ -212,14 +212,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         codes = compute.asarray(order[np.searchsorted(self.classes_[order], y)])
         n = x.shape[0]
 
-        if not fresh:  # a model keeps its dtype, as scikit-learn's does
-            dtype = self.model_.dtype
-            x = compute.xp.astype(x, compute.dtype(dtype), copy=False)
-        else:
-            dtype = self.dtype or ("float32" if x.dtype == compute.dtype("float32") else "float64")
         if fresh:
+            dtype = self.dtype or ("float32" if x.dtype == compute.dtype("float32") else "float64")
             self._seed = _seed(self.random_state)
             self.t_ = 0
+        else:  # a model keeps its dtype, as scikit-learn's does
+            dtype = self.model_.dtype
+            x = compute.xp.astype(x, compute.dtype(dtype), copy=False)
         # Training goes on from the weights the model has: after early stopping, the best epoch's.
         state = None if fresh else dataclasses.replace(self._state, restored=False, last_params=None)
         done = 0 if state is None else state.epoch
@@ -276,6 +275,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise TrainingDiverged(str(e).replace("--lr", "learning_rate_init")) from None
         assert result.state is not None
         self._state, self._train_config, self._n_train = result.state, config, n_train
+        self._dataset, self._val_split = FITTED_ON_ARRAYS, 0 if val_rows is None else int(val_rows.size)
         self._input = NUMPY if given is None else (given.name, given.device_name)
         self.model_ = Model(tuple(result.params), config.activation, self.classes_, compute)
         self._set_fitted(result.state.history, losses, validate)
@@ -299,9 +299,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 f"learning_rate={self.learning_rate!r} is not supported by xpnet: use 'constant', with lr_decay "
                 "for a rate that falls every epoch"
             )
-        sizes = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else list(self.hidden_layer_sizes)
+        sizes = self._hidden()
         if not sizes or not all(isinstance(h, numbers.Integral) and h > 0 for h in sizes):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
+
+    def _hidden(self) -> list[Any]:
+        """``hidden_layer_sizes`` as a list (an int is one layer, as in scikit-learn)."""
+        h = self.hidden_layer_sizes
+        return [h] if np.isscalar(h) else list(h)
 
     def _config(self, n_train: int, dtype: str, epochs: int) -> TrainConfig:
         if self.batch_size == "auto":
@@ -310,10 +315,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if self.batch_size > n_train:
                 warnings.warn("Got `batch_size` larger than the sample size. It is going to be clipped", stacklevel=4)
             batch = min(self.batch_size, n_train)
-        sizes = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else self.hidden_layer_sizes
         sgd = self.solver == "sgd"
         return TrainConfig(
-            hidden=tuple(int(h) for h in sizes),
+            hidden=tuple(int(h) for h in self._hidden()),
             activation=ACTIVATIONS[self.activation],
             optimizer="adam" if not sgd else ("momentum" if self.momentum > 0 else "sgd"),
             lr=float(self.learning_rate_init),
@@ -349,7 +353,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if given is not None:
             if self.device is None and self.backend is None:
                 return given
-            wanted = self._resolve(self.device or "cpu" if given.device_name == "cpu" else self.device or "auto")
+            wanted = self._resolve(self.device or ("cpu" if given.device_name == "cpu" else "auto"))
             if wanted != given:
                 raise ValueError(
                     f"X is on {given}, but device={self.device!r} and backend={self.backend!r} ask for {wanted}: "
@@ -366,20 +370,22 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- data ----------------------------------------------------------------------------------------------
 
-    def _check_data(self, X: Any, y: Any, reset: bool, method: str) -> tuple[Any, np.ndarray, Backend | None]:
-        """(X checked, y as host labels, X's backend or None for NumPy and other array-likes)."""
+    def _check_data(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray, Backend | None]:
+        """(X checked, y as host class labels, X's backend or None for NumPy and other array-likes); a
+        continuous y is scikit-learn's "Unknown label type"."""
         given = _array_backend(X)
         if given is None:
             X, y = validate_data(self, X, y, reset=reset, dtype=self.dtype or (np.float64, np.float32))
-            return X, check_labels(y), None
-        X = self._check_device_X(X, given, reset)
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        labels = check_labels(column_or_1d(_host_labels(y, "y"), warn=True))
-        if labels.shape[0] != X.shape[0]:
-            shapes = f"[{X.shape[0]}, {len(labels)}]"
-            raise ValueError(f"Found input variables with inconsistent numbers of samples: {shapes}")
-        return X, labels, given
+        else:
+            X = self._check_device_X(X, given, reset)
+            if y is None:
+                raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+            y = column_or_1d(_host_labels(y), warn=True)
+            if y.shape[0] != X.shape[0]:
+                shapes = f"[{X.shape[0]}, {len(y)}]"
+                raise ValueError(f"Found input variables with inconsistent numbers of samples: {shapes}")
+        check_classification_targets(y)
+        return X, y, given
 
     def _check_device_X(self, X: Any, given: Backend, reset: bool) -> Any:
         """scikit-learn's checks of X, for an array that stays in its own namespace and on its device."""
@@ -459,12 +465,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy of `predict` on X against y (optionally weighted), a Python float."""
-        predicted = np.asarray(_host_labels(self.predict(X), "predictions"))
-        truth = column_or_1d(_host_labels(y, "y"))
+        predicted = _host_labels(self.predict(X))
+        truth = column_or_1d(_host_labels(y))
         right = (predicted == truth).astype(np.float64)
         if sample_weight is None:
             return float(right.mean())
-        w = np.asarray(_host_labels(sample_weight, "sample_weight"), dtype=np.float64)
+        w = np.asarray(_host_labels(sample_weight), dtype=np.float64)
         return float(np.average(right, weights=w))
 
     # ---- the fitted network -------------------------------------------------------------------------------
@@ -488,11 +494,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         labels = label_list(self.classes_)
         names = tuple(str(c) for c in labels)
         return save_checkpoint(path, self._state, self._train_config, self.model_.backend, self._dataset, self._n_train,
-                               getattr(self, "_val_split", 0), names, self.model_.layout, labels=labels)  # fmt: skip
-
-    @property
-    def _dataset(self) -> str:
-        return getattr(self, "_dataset_name", FITTED_ON_ARRAYS)
+                               self._val_split, names, self.model_.layout, labels=labels)  # fmt: skip
 
     def to_onnx(self, path: str | Path) -> Path:
         """Write the model as an ONNX graph (Gemm, the activation, Softmax; outputs ``label`` and
@@ -526,7 +528,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         est.classes_ = est.model_.classes
         est.n_features_in_ = est.model_.n_features
         est._state, est._train_config, est._n_train, est._seed = ckpt.state, c, ckpt.n_train, c.seed
-        est._input, est._val_split, est._dataset_name = NUMPY, ckpt.val_split, ckpt.dataset
+        est._input, est._val_split, est._dataset = NUMPY, ckpt.val_split, ckpt.dataset
         validated = any(s.val_accuracy is not None for s in ckpt.state.history)
         est._set_fitted(ckpt.state.history, [s.loss for s in ckpt.state.history], validated)
         est.t_ = ckpt.n_train * len(ckpt.state.history)
@@ -542,16 +544,10 @@ def load(path: str | Path, device: str = "cpu", backend: str | None = None) -> M
     return MLPClassifier.from_checkpoint(load_checkpoint(path), device, backend)
 
 
-def check_labels(y: np.ndarray) -> np.ndarray:
-    """Class labels for a classifier, or scikit-learn's errors (a continuous target: "Unknown label type")."""
-    check_classification_targets(y)
-    return y
-
-
 def _array_backend(X: Any) -> Backend | None:
     """X's backend when X is an array of a library other than NumPy that xpnet computes with; None for NumPy
     and every other array-like (lists, pandas, sparse, Dask), which scikit-learn's checks turn into NumPy."""
-    if isinstance(X, np.ndarray) or (not hasattr(X, "__array_namespace__") and not _is_known_array(X)):
+    if isinstance(X, np.ndarray):
         return None
     try:
         found = backend_of(X)
@@ -560,13 +556,7 @@ def _array_backend(X: Any) -> Backend | None:
     return None if found.name == "numpy" else found
 
 
-def _is_known_array(X: Any) -> bool:
-    import array_api_compat
-
-    return array_api_compat.is_array_api_obj(X) and not array_api_compat.is_numpy_array(X)
-
-
-def _host_labels(a: Any, what: str) -> np.ndarray:
+def _host_labels(a: Any) -> np.ndarray:
     """Labels (or weights) from any namespace or device as a host NumPy array."""
     found = _array_backend(a)
     return np.asarray(a) if found is None else np.asarray(found.to_numpy(a))

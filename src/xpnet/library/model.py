@@ -15,6 +15,7 @@ import numpy as np
 
 from ..backend import Backend
 from ..data.images import Layout, layout_for
+from ..errors import CheckpointError, printable
 from ..nn import losses
 from ..nn import model as nn_model
 from ..training.checkpoint import Checkpoint
@@ -55,14 +56,6 @@ class Model:
     def dtype(self) -> str:
         """The weights' dtype name, ``"float32"`` or ``"float64"``."""
         return "float64" if self.params[0].dtype == self.backend.dtype("float64") else "float32"
-
-    def to(self, backend: Backend) -> Model:
-        """The same model with its weights on ``backend``'s device."""
-        if backend == self.backend:
-            return self
-        host = [self.backend.to_numpy(p) for p in self.params]
-        return Model(tuple(backend.asarray(p) for p in host), self.activation, self.classes, backend, self.layout,
-                     self.names)  # fmt: skip
 
     def outputs(self, x: Any) -> tuple[Any, Any]:
         """(class index, log-probabilities) of each row of ``x``, device arrays on this model's device.
@@ -114,14 +107,21 @@ class Model:
             classes = np.arange(len(names))
         else:
             classes = np.asarray(names)
-        layout = ckpt.layout
-        if layout is None:
-            try:
-                layout = layout_for(ckpt.dataset, ckpt.layer_sizes[0])
-            except ValueError:  # inputs of a size no picture layout has: a model of other features
-                layout = None
+        try:
+            layout = picture_layout(ckpt)
+        except CheckpointError:  # inputs of a size no picture layout has: a model of other features
+            layout = None
         params = tuple(backend.asarray(p) for p in ckpt.state.params)
         return cls(params, ckpt.config.activation, classes, backend, layout, names)
+
+
+def picture_layout(ckpt: Checkpoint) -> Layout:
+    """How a picture is prepared for the checkpoint's model: its own layout (a picture-folder model), else its
+    data set's or its input size's; `CheckpointError` when no picture fits its inputs."""
+    try:
+        return ckpt.layout or layout_for(ckpt.dataset, ckpt.layer_sizes[0])
+    except ValueError as e:
+        raise CheckpointError(f"{printable(ckpt.path)}: {e}") from None
 
 
 def _saved_labels(saved: Any, n: int) -> np.ndarray | None:
