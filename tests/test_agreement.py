@@ -1,4 +1,4 @@
-"""Every backend, device and dtype computes what NumPy computes in float64, within `xpnet.tolerances`."""
+"""Every backend, device and dtype computes what NumPy computes in float64, within `xpnet.verify.tolerances`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import backend_or_skip, yield_backend_device_dtype_combinations
+from xpnet import nn
 from xpnet.backend import make_backend
 from xpnet.data import load_dataset
-from xpnet.nn import losses
-from xpnet.nn.optim import OPTIMIZERS
+from xpnet.nn import OPTIMIZERS
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
 from xpnet.verify import agreement
@@ -96,12 +96,12 @@ def test_one_digits_epoch_reaches_the_same_accuracy(name, device, dtype):
 
 
 def test_a_float32_intermediate_fails_float64_agreement(monkeypatch):
-    exact = losses.log_softmax
+    exact = nn.log_softmax
 
     def through_float32(xp, logits):  # what a backend that silently computes in float32 would do
         return xp.astype(exact(xp, xp.astype(logits, xp.float32)), logits.dtype)
 
-    monkeypatch.setattr(losses, "log_softmax", through_float32)
+    monkeypatch.setattr(nn, "log_softmax", through_float32)
     c = compare(make_backend("numpy"), "float64", make_problem(), _reference("float64"))
     assert c.loss > tolerance("float64").forward
     assert any(f.startswith("loss") for f in c.failures)
@@ -113,7 +113,7 @@ def test_a_silent_fall_back_to_the_default_device_is_caught(monkeypatch):
     def one_hot_forgetting_the_device(xp, labels, n_classes, dtype):
         return xp.astype(labels[:, None] == xp.arange(n_classes, dtype=labels.dtype), dtype)
 
-    monkeypatch.setattr(losses, "one_hot", one_hot_forgetting_the_device)
+    monkeypatch.setattr(nn, "one_hot", one_hot_forgetting_the_device)
     # array-api-strict refuses to mix devices; were it to allow it, the placement check would report it.
     with pytest.raises(ValueError, match="device"):
         agreement.run(backend, "float32", make_problem())

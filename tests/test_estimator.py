@@ -19,10 +19,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import xpnet
 from conftest import backend_or_skip, yield_backend_device_dtype_combinations
 from helpers import run_module
-from xpnet import MLPClassifier
-from xpnet.nn import losses, model
-from xpnet.nn.initializers import init_params
-from xpnet.nn.step import Recipe, penalty, reference_step
+from xpnet import MLPClassifier, nn
+from xpnet.nn import Recipe, init_params, penalty, train_step
 
 
 @parametrize_with_checks([MLPClassifier()])
@@ -208,14 +206,14 @@ def test_the_l2_penalty_is_the_gradient_of_its_loss_term():
     rng = np.random.default_rng(0)
     sizes, n, alpha = [5, 4, 3], 7, 0.3
     params = init_params(rng, sizes, "tanh", "float64")
-    x, t = rng.random((n, 5)), losses.one_hot(xp, rng.integers(0, 3, n), 3, xp.float64)
+    x, t = rng.random((n, 5)), nn.one_hot(xp, rng.integers(0, 3, n), 3, xp.float64)
 
     def loss(ps):
-        logits, _ = model.forward(xp, ps, x, "tanh")
-        return float(losses.softmax_cross_entropy(xp, logits, t)[0] + penalty(xp, ps, alpha, n))
+        logits, _ = nn.forward(xp, ps, x, "tanh")
+        return float(nn.softmax_cross_entropy(xp, logits, t)[0] + penalty(xp, ps, alpha, n))
 
     lr = 1.0  # one SGD step with rate 1 moves each weight by minus its gradient
-    new, *_ = reference_step(xp, Recipe("tanh", "sgd", alpha=alpha))([p.copy() for p in params], [], x, t, 1, lr)
+    new, *_ = train_step(xp, Recipe("tanh", "sgd", alpha=alpha))([p.copy() for p in params], [], x, t, 1, lr)
     grads = [p - q for p, q in zip(params, new)]
     for k in (0, 1, 2):  # a weight matrix, a bias (never penalised) and the second weight matrix
         i = (0, 0) if params[k].ndim == 2 else (1,)

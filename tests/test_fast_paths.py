@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 
 from helpers import run_python
+from xpnet.backend import fast_step, make_backend
 from xpnet.backend.fast import kernels
 from xpnet.backend.fast.numpy_inplace import NumpyInplaceStep
-from xpnet.nn import losses, model
-from xpnet.nn.initializers import init_params
-from xpnet.nn.optim import OPTIMIZERS, Hyper
-from xpnet.nn.step import Recipe, reference_step
+from xpnet.nn import ACTIVATIONS, OPTIMIZERS, Hyper, Recipe, init_params, one_hot, train_step
 
 # Every hyperparameter away from its default, and an L2 penalty: a fast step must read them, not constants.
 TUNED = {"alpha": 0.05, "hyper": Hyper(momentum=0.8, nesterov=True, beta_1=0.8, beta_2=0.99, epsilon=1e-6)}
+LR = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-2}
+SIZES = [12, 9, 7, 10]
 
 
 def host(a):
@@ -23,38 +23,39 @@ def host(a):
 
 def run_steps(step_fn, params, state, batches, lr):
     trace = []
-    for step, (x, t) in enumerate(batches, start=1):
+    for count, (x, t) in enumerate(batches, start=1):
         # The rate changes between steps, as it does between epochs, so it must be read on every call.
-        params, state, loss, logits = step_fn(params, state, x, t, step, lr * 0.8 ** (step // 3))
+        params, state, loss, logits = step_fn(params, state, x, t, count, lr * 0.8 ** (count // 3))
         # Copy: the in-place step overwrites its outputs on the next call.
         trace.append((float(loss), host(logits), [host(p) for p in params], [host(s) for s in state]))
     return trace
 
 
+def problem(rng, sizes, activation, dtype, batch_sizes=(16, 16, 5, 16, 16, 5)):
+    """Initial weights and batches; two batch sizes, as at the end of an epoch, so both sets of buffers are used."""
+    params = init_params(rng, sizes, activation, dtype)
+    batches = []
+    for n in batch_sizes:
+        x = rng.random((n, sizes[0])).astype(dtype)
+        batches.append((x, one_hot(xp, rng.integers(0, 10, n), 10, getattr(xp, dtype))))
+    return params, batches
+
+
 @pytest.mark.parametrize("tuned", [False, True], ids=["defaults", "tuned"])
 @pytest.mark.parametrize("update", ["numpy-passes", "numba", "switch"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("activation", sorted(model.ACTIVATIONS))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, update, tuned):
     recipe = Recipe(activation, optimizer, **(TUNED if tuned else {}))
-    rng = np.random.default_rng(5)
-    sizes = [12, 9, 7, 10]
-    params = init_params(rng, sizes, activation, dtype)
-    lr = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-2}[optimizer]
-    # Two batch sizes, as at the end of an epoch, so both sets of buffers are used.
-    batches = []
-    for n in (16, 16, 5, 16, 16, 5):
-        x = rng.random((n, sizes[0])).astype(dtype)
-        batches.append((x, losses.one_hot(xp, rng.integers(0, 10, n), 10, getattr(xp, dtype))))
-
-    init = OPTIMIZERS[optimizer].init
-    ref = run_steps(reference_step(xp, recipe), params, init(xp, params), batches, lr)
+    params, batches = problem(np.random.default_rng(5), SIZES, activation, dtype)
+    lr, init = LR[optimizer], OPTIMIZERS[optimizer].init
+    ref = run_steps(train_step(xp, recipe), params, init(xp, params), batches, lr)
     # "numpy-passes" is the update where Numba is missing; "switch" starts with it and switches mid-run.
     compiled = {"numpy-passes": False, "numba": True, "switch": None}[update]
     if compiled is not False and kernels.load(optimizer, dtype) is None:
         pytest.skip(kernels.describe(optimizer, dtype))
-    step = NumpyInplaceStep(sizes, recipe, dtype, compiled)
+    step = NumpyInplaceStep(SIZES, recipe, dtype, compiled)
     if update == "switch":
         step._until_compiled = 2 * step.theta.size
     fast = run_steps(step, params, init(xp, params), batches, lr)
@@ -70,16 +71,7 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, u
             assert a.dtype == b.dtype == np.dtype(dtype)
             np.testing.assert_array_equal(a, b)
     # The caller's initial arrays were copied in, never written to.
-    np.testing.assert_array_equal(params[0], init_params(np.random.default_rng(5), sizes, activation, dtype)[0])
-
-
-def problem(rng, sizes, activation, dtype, batch_sizes=(16, 16, 5, 16, 16, 5)):
-    params = init_params(rng, sizes, activation, dtype)
-    batches = []
-    for n in batch_sizes:
-        x = rng.random((n, sizes[0])).astype(dtype)
-        batches.append((x, losses.one_hot(xp, rng.integers(0, 10, n), 10, getattr(xp, dtype))))
-    return params, batches
+    np.testing.assert_array_equal(params[0], init_params(np.random.default_rng(5), SIZES, activation, dtype)[0])
 
 
 # A few cases, not the full product: each compiles twice (two batch shapes) and compiling takes most of the time.
@@ -95,9 +87,6 @@ FAST_MODULES = {"jax": "xpnet.backend.fast.jax_jit", "torch": "xpnet.backend.fas
 @pytest.mark.parametrize(("optimizer", "activation", "dtype", "tuned"), CASES)
 def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, activation, dtype, tuned, device):
     pytest.importorskip(library)
-    import importlib
-
-    from xpnet.backend import make_backend
     from xpnet.errors import BackendError
     from xpnet.verify.agreement import rel_diff
     from xpnet.verify.tolerances import tolerance
@@ -106,20 +95,18 @@ def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, a
         backend = make_backend(library, device)
     except BackendError as e:
         pytest.skip(str(e))
-    bxp = backend.xp
-    rng = np.random.default_rng(6)
-    sizes = [12, 9, 7, 10]
-    host_params, host_batches = problem(rng, sizes, activation, dtype)
+    bxp, lr = backend.xp, LR[optimizer]
+    host_params, host_batches = problem(np.random.default_rng(6), SIZES, activation, dtype)
     batches = [(backend.asarray(x), backend.asarray(t)) for x, t in host_batches]
-    lr = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-2}[optimizer]
 
     def fresh():  # the jitted step donates its inputs: each run gets its own arrays
         params = [backend.asarray(p) for p in host_params]
         return params, OPTIMIZERS[optimizer].init(bxp, params)
 
     recipe = Recipe(activation, optimizer, **(TUNED if tuned else {}))
-    ref = run_steps(reference_step(bxp, recipe), *fresh(), batches, lr)
-    step = importlib.import_module(FAST_MODULES[library]).make_step(sizes, recipe, backend.dtype(dtype))
+    ref = run_steps(train_step(bxp, recipe), *fresh(), batches, lr)
+    step = fast_step(backend, SIZES, recipe, backend.dtype(dtype))
+    assert type(step).__module__ == FAST_MODULES[library]
     fast = run_steps(step, *fresh(), batches, lr)
     tol = tolerance(dtype)
     for (l_ref, z_ref, p_ref, s_ref), (l_fast, z_fast, p_fast, s_fast) in zip(ref, fast, strict=True):
@@ -131,25 +118,17 @@ def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, a
     if library == "jax":  # one compilation per batch shape, not one per step: the step and the rate are traced
         assert step._compiled._cache_size() == 2
     # The host arrays the weights came from are untouched (by the donation, by the in-place update).
-    np.testing.assert_array_equal(host_params[0], init_params(np.random.default_rng(6), sizes, activation, dtype)[0])
+    np.testing.assert_array_equal(host_params[0], init_params(np.random.default_rng(6), SIZES, activation, dtype)[0])
 
 
-@pytest.mark.parametrize("library", sorted(FAST_MODULES))
-def test_backends_name_their_fast_step(library):
-    pytest.importorskip(library)
-    import importlib
-
-    from xpnet.backend import fast_step, make_backend
-
-    backend = make_backend(library, "cpu")
-    step = fast_step(backend, [4, 3, 2], Recipe("relu", "adam"), backend.dtype("float32"))
-    assert type(step).__module__ == FAST_MODULES[library] == importlib.import_module(type(step).__module__).__name__
+def test_backends_without_a_fast_step_get_none():
+    backend = make_backend("array-api-strict", "cpu")
+    assert fast_step(backend, [4, 3, 2], Recipe("relu", "adam"), backend.dtype("float32")) is None
 
 
 def test_cpu_backends_flush_subnormals_where_the_cpu_allows():
     import platform
 
-    from xpnet.backend import make_backend
     from xpnet.backend.fast.denormals import flushes
 
     linux_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
@@ -165,8 +144,6 @@ def test_cpu_backends_flush_subnormals_where_the_cpu_allows():
 def test_the_numpy_update_stays_where_numba_is_missing_or_turned_off(monkeypatch):
     import sys
 
-    from xpnet.backend.fast import numpy_inplace
-
     for value in ("1", "yes", " 1"):
         monkeypatch.setenv(kernels.DISABLE, value)
         assert kernels.load("adam", "float32") is None
@@ -180,7 +157,7 @@ def test_the_numpy_update_stays_where_numba_is_missing_or_turned_off(monkeypatch
         assert "numba unavailable: ModuleNotFoundError" in kernels.describe()
         assert "pip install 'xpnet[fast]'" in kernels.describe()
         # The step then keeps NumPy's passes after the switch point, and still trains.
-        step = numpy_inplace.NumpyInplaceStep([4, 3, 10], Recipe("relu", "adam"), "float32", compiled=None)
+        step = NumpyInplaceStep([4, 3, 10], Recipe("relu", "adam"), "float32", compiled=None)
         step._until_compiled = 0
         params, batches = problem(np.random.default_rng(0), [4, 3, 10], "relu", "float32", (8, 8))
         run_steps(step, params, OPTIMIZERS["adam"].init(xp, params), batches, 1e-2)

@@ -4,32 +4,32 @@ import array_api_compat.numpy as xp
 import numpy as np
 import pytest
 
-from xpnet.nn import losses, model
-from xpnet.nn.initializers import init_params
+from xpnet import nn
+from xpnet.nn import init_params
 
 
 def loss_of(params, x, targets, activation):
-    logits, _ = model.forward(xp, params, x, activation)
-    return float(losses.softmax_cross_entropy(xp, logits, targets)[0])
+    logits, _ = nn.forward(xp, params, x, activation)
+    return float(nn.softmax_cross_entropy(xp, logits, targets)[0])
 
 
 @pytest.fixture
 def batch():
     rng = np.random.default_rng(7)
     x = rng.normal(size=(5, 6))
-    targets = losses.one_hot(xp, rng.integers(0, 4, size=5), 4, xp.float64)
+    targets = nn.one_hot(xp, rng.integers(0, 4, size=5), 4, xp.float64)
     return rng, x, targets
 
 
-@pytest.mark.parametrize("activation", sorted(model.ACTIVATIONS))
+@pytest.mark.parametrize("activation", sorted(nn.ACTIVATIONS))
 def test_backward_matches_finite_differences(activation, batch):
     rng, x, targets = batch
     params = init_params(rng, [6, 7, 5, 4], activation, "float64")
     # Non-zero biases so that every bias gradient is exercised away from the initial point.
     params = [p + 0.1 * rng.normal(size=p.shape) for p in params]
-    logits, cache = model.forward(xp, params, x, activation)
-    _, dlogits = losses.softmax_cross_entropy(xp, logits, targets)
-    grads = model.backward(xp, params, cache, dlogits, activation)
+    logits, cache = nn.forward(xp, params, x, activation)
+    _, dlogits = nn.softmax_cross_entropy(xp, logits, targets)
+    grads = nn.backward(xp, params, cache, dlogits, activation)
 
     h = 1e-6
     for p, g in zip(params, grads, strict=True):
@@ -48,21 +48,21 @@ def test_backward_matches_finite_differences(activation, batch):
 
 def test_cross_entropy_gradient_and_stability():
     rng = np.random.default_rng(3)
-    targets = losses.one_hot(xp, np.array([0, 2, 1]), 3, xp.float64)
+    targets = nn.one_hot(xp, np.array([0, 2, 1]), 3, xp.float64)
     logits = rng.normal(size=(3, 3))
-    loss, dlogits = losses.softmax_cross_entropy(xp, logits, targets)
+    loss, dlogits = nn.softmax_cross_entropy(xp, logits, targets)
     h = 1e-6
     numeric = np.empty_like(logits)
     for idx in np.ndindex(logits.shape):
         bumped = logits.copy()
         bumped[idx] += h
-        up = float(losses.softmax_cross_entropy(xp, bumped, targets)[0])
+        up = float(nn.softmax_cross_entropy(xp, bumped, targets)[0])
         bumped[idx] -= 2 * h
-        down = float(losses.softmax_cross_entropy(xp, bumped, targets)[0])
+        down = float(nn.softmax_cross_entropy(xp, bumped, targets)[0])
         numeric[idx] = (up - down) / (2 * h)
     np.testing.assert_allclose(dlogits, numeric, rtol=1e-6, atol=1e-10)
     # Log-sum-exp keeps huge logits finite, and adding a constant to a row changes nothing.
-    big, dbig = losses.softmax_cross_entropy(xp, logits + 1e4, targets)
+    big, dbig = nn.softmax_cross_entropy(xp, logits + 1e4, targets)
     assert np.isfinite(big) and np.all(np.isfinite(dbig))
     np.testing.assert_allclose(big, loss, rtol=1e-9)
 
@@ -70,11 +70,11 @@ def test_cross_entropy_gradient_and_stability():
 def test_sigmoid_does_not_overflow_in_float32():
     z = xp.asarray([-1000.0, 0.0, 1000.0], dtype=xp.float32)
     with np.errstate(all="raise"):
-        a = model.sigmoid(xp, z)
+        a = nn.sigmoid(xp, z)
     np.testing.assert_allclose(a, [0.0, 0.5, 1.0])
     assert a.dtype == xp.float32
 
 
 def test_one_hot():
     labels = xp.asarray([2, 0, 1])
-    np.testing.assert_array_equal(losses.one_hot(xp, labels, 3, xp.float32), np.eye(3, dtype=np.float32)[[2, 0, 1]])
+    np.testing.assert_array_equal(nn.one_hot(xp, labels, 3, xp.float32), np.eye(3, dtype=np.float32)[[2, 0, 1]])

@@ -16,13 +16,11 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "xpnet"
 DEVICE_LIBRARIES = {"cupy", "torch", "jax", "jaxlib", "array_api_strict"}
 BACKEND = PACKAGE / "backend"
-# The layers, lowest first (design.md): a module may import its own layer and those before it. ``errors``
-# and ``files`` are the base every layer may use; the entry points are the modules at the top.
-LAYERS = ("base", "data", "backend", "nn", "verify", "training", "library", "cli", "entry")
+# The layers, lowest first (docs/layout.md): a module may import its own layer and those before it. The math
+# (``nn.py``) imports nothing else from xpnet; ``errors`` and ``files`` are the base every layer may use; the
+# entry points are the modules at the top. ``verify`` and ``training`` are siblings and never import each other.
+LAYERS = ("base", "nn", "data", "backend", "verify", "training", "library", "cli", "entry")
 BASE = {"__init__", "errors", "files"}
-# Exceptions that the design names: a fast step re-implements the math of ``nn`` for one library, so
-# ``backend/fast/`` may import ``nn``; ``verify`` and ``training`` are siblings and never import each other.
-ALLOWED_UP = {("backend/fast", "nn")}
 SIBLINGS = {("verify", "training"), ("training", "verify")}
 
 
@@ -71,15 +69,16 @@ def test_only_backend_modules_import_device_libraries_by_name():
 
 
 def layer_of(path: Path) -> str:
-    """The layer of a module: its first folder under xpnet/, or base/entry for the top-level modules."""
+    """The layer of a module: its first folder under xpnet/ (or ``nn.py``), or base/entry for the other
+    top-level modules."""
     parts = path.relative_to(PACKAGE).with_suffix("").parts
-    if len(parts) > 1:
+    if len(parts) > 1 or parts[0] in LAYERS:
         return parts[0]
     return "base" if parts[0] in BASE else "entry"
 
 
 def xpnet_imports(path: Path) -> set[str]:
-    """The xpnet layers ``path`` imports (relative imports resolved), as layer names or ``backend/fast``."""
+    """The xpnet layers ``path`` imports (relative imports resolved)."""
     package = path.relative_to(SRC).with_suffix("").parts[:-1]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -115,25 +114,23 @@ def test_each_layer_imports_only_the_layers_below_it():
         if path == PACKAGE / "__init__.py":  # the public face: it names the library's classes, loaded on first use
             continue
         mine = layer_of(path)
-        where = "backend/fast" if BACKEND / "fast" in path.parents else mine
         for theirs in xpnet_imports(path):
             if theirs == "entry" and mine != "entry":
                 offenders.append(f"{path.relative_to(SRC)} imports an entry point")
-            elif (mine, theirs) in SIBLINGS or (
-                LAYERS.index(theirs) > LAYERS.index(mine) and (where, theirs) not in ALLOWED_UP
-            ):
+            elif (mine, theirs) in SIBLINGS or LAYERS.index(theirs) > LAYERS.index(mine):
                 offenders.append(f"{path.relative_to(SRC)} ({mine}) imports {theirs}")
     assert offenders == []
 
 
 def test_the_math_does_its_math_through_xp_only():
-    for path in sorted((PACKAGE / "nn").rglob("*.py")):
-        if path.name == "initializers.py":  # draws initial weights on the host, by design
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
-        assert not {m for m in imported if m and m.split(".")[0] == "numpy"}, f"{path.name} imports NumPy"
+    """NumPy appears in ``nn.py`` only where the initial weights are drawn on the host, by design."""
+    tree = ast.parse((PACKAGE / "nn.py").read_text(encoding="utf-8"))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
+    assert imported <= {"__future__", "itertools", "math", "collections.abc", "typing", "numpy"}
+    defined = [f for f in tree.body if isinstance(f, (ast.FunctionDef, ast.ClassDef))]
+    users = {f.name for f in defined for n in ast.walk(f) if isinstance(n, ast.Name) and n.id == "np"}
+    assert users == {"init_params"}
 
 
 # Import every command-line module, resolve --device cpu and train one epoch on it: none of it may

@@ -13,7 +13,7 @@ from xpnet.errors import BackendError
 
 # A new library, written as a contributor would: one module defining SPEC. It reuses NumPy's namespace so
 # that it runs anywhere; a real one would import its own library inside make().
-PLUGIN = '''
+PLUGIN = """
 import numpy as np
 from xpnet.backend import Backend, BackendSpec
 
@@ -33,7 +33,7 @@ def probe():
 SPEC = BackendSpec(
     name="mirror", module="numpy", kinds=("cpu",), make=make, probe=probe, install_hint="nothing", order=9
 )
-'''
+"""
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from xpnet import nn
 from xpnet.backend import Backend
 from xpnet.data import Dataset
-from xpnet.nn import losses, model
-from xpnet.nn.initializers import init_params
-from xpnet.nn.optim import OPTIMIZERS
+from xpnet.nn import OPTIMIZERS, init_params
 
 BLOG_HIDDEN = (30,)  # Nielsen's network.py [784, 30, 10], the shape of the blog post's 3-layer network
 
@@ -48,15 +47,15 @@ def blog_sgd_pass(
         if per_example:
             grads = None
             for r in range(i, j):
-                logits, cache = model.forward(xp, params, x[r : r + 1, ...], "sigmoid")
-                _, dlogits = losses.softmax_cross_entropy(xp, logits, t[r : r + 1, ...])
-                g = model.backward(xp, params, cache, dlogits, "sigmoid")
+                logits, cache = nn.forward(xp, params, x[r : r + 1, ...], "sigmoid")
+                _, dlogits = nn.softmax_cross_entropy(xp, logits, t[r : r + 1, ...])
+                g = nn.backward(xp, params, cache, dlogits, "sigmoid")
                 grads = g if grads is None else [s + d for s, d in zip(grads, g)]
             grads = [g / float(j - i) for g in grads]
         else:
-            logits, cache = model.forward(xp, params, x[i:j, ...], "sigmoid")
-            _, dlogits = losses.softmax_cross_entropy(xp, logits, t[i:j, ...])
-            grads = model.backward(xp, params, cache, dlogits, "sigmoid")
+            logits, cache = nn.forward(xp, params, x[i:j, ...], "sigmoid")
+            _, dlogits = nn.softmax_cross_entropy(xp, logits, t[i:j, ...])
+            grads = nn.backward(xp, params, cache, dlogits, "sigmoid")
         params, _ = OPTIMIZERS["sgd"].update(xp, params, grads, [], 0, lr)
     return params
 
@@ -67,10 +66,10 @@ def bench_blog(
     """Per-example versus vectorised training of the sigmoid 784-30-10 network on the same examples."""
     xp = backend.xp
     n = min(examples, len(data.y_train))
-    sizes = model.layer_sizes(data.n_features, BLOG_HIDDEN, 10)
+    sizes = nn.layer_sizes(data.n_features, BLOG_HIDDEN, 10)
     start_params = init_params(np.random.default_rng(1), sizes, "sigmoid", dtype)
     x = xp.astype(backend.asarray(data.x_train[:n]), backend.dtype(dtype)) / 255.0
-    t = losses.one_hot(xp, backend.asarray(data.y_train[:n].astype(np.int64)), 10, backend.dtype(dtype))
+    t = nn.one_hot(xp, backend.asarray(data.y_train[:n].astype(np.int64)), 10, backend.dtype(dtype))
     lr = 0.5
 
     def run(per_example: bool) -> tuple[float, list[Any]]:

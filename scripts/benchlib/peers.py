@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 
 from xpnet.data import Dataset
-from xpnet.nn import model
-from xpnet.nn.initializers import init_params
-from xpnet.nn.optim import DEFAULT, OPTIMIZERS
+from xpnet.nn import DEFAULT, OPTIMIZERS, init_params, layer_sizes
 
 from .runs import REFERENCE_HIDDEN, TrainRow, count_params, split_warmup
 
@@ -39,7 +37,7 @@ def _timed_epochs(n_epochs: int, epoch: Callable[[], None], sync: Callable[[], N
 
 def _row(impl: str, dev_kind: str, dev_name: str, data: Dataset, batch: int, seconds, warmup, acc) -> TrainRow:
     warm, timed = split_warmup(seconds, warmup)
-    sizes = model.layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
+    sizes = layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
     return TrainRow(impl, dev_kind, dev_name, batch, len(data.y_train), timed, warm, acc, count_params(sizes))
 
 
@@ -55,7 +53,7 @@ def bench_torch(device: str, data: Dataset, batch: int, epochs: int, warmup: int
 
     dev = torch.device("cuda", 0) if device == "cuda" else torch.device(device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    sizes = model.layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
+    sizes = layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
     rng = np.random.default_rng(seed)
     host = init_params(rng, sizes, "relu", "float32")
     layers: list[nn.Module] = []
@@ -104,7 +102,7 @@ def bench_jax(device: str, data: Dataset, batch: int, epochs: int, warmup: int, 
     import jax.numpy as jnp
 
     dev = jax.devices("gpu" if device == "cuda" else "cpu")[0]
-    sizes = model.layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
+    sizes = layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
     rng = np.random.default_rng(seed)
     params = [jax.device_put(p, dev) for p in init_params(rng, sizes, "relu", "float32")]
     m, v = [jnp.zeros_like(p) for p in params], [jnp.zeros_like(p) for p in params]

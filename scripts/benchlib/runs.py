@@ -18,7 +18,7 @@ from xpnet.backend.fast import kernels
 from xpnet.data import Dataset, load_dataset
 from xpnet.data.datasets import SYSTEM_DIRS, find_idx_files
 from xpnet.errors import BackendError, XpnetError
-from xpnet.nn import model
+from xpnet.nn import layer_sizes
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
 
@@ -207,7 +207,7 @@ def bench_xpnet(target: str, backend: Backend, data: Dataset, batch: int, epochs
     with mock.patch.dict(os.environ, VARIANTS.get(target, ("", {}))[1]):  # put back however the run ends
         result = train(backend, data, config)
     warm, timed = split_warmup([e.seconds for e in result.history], warmup)
-    sizes = model.layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
+    sizes = layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
     return TrainRow(
         "xpnet", target, backend.device_name, batch, len(data.y_train), timed, warm,
         result.history[-1].test_accuracy, count_params(sizes),

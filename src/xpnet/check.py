@@ -29,7 +29,7 @@ from .backend import make_backend
 from .backend.probe import probe
 from .cli import common as cli
 from .errors import one_line
-from .nn.optim import OPTIMIZERS
+from .nn import OPTIMIZERS
 from .verify.agreement import Comparison, compare, make_problem, reference
 from .verify.tolerances import TOLERANCES, TRAJECTORY_STEPS
 

@@ -1,9 +1,8 @@
 """Resolve ``--device``/``--backend`` into a `Backend`: the array namespace, the device and a name.
 
 Each array library is one module in this package (``numpy.py``, ``cupy.py``...) defining ``SPEC``, a
-`BackendSpec`: its name, the module it needs, its devices, how to make it, how to probe it, its install hint
-and its fast step. The registry finds those modules by themselves, so adding a library is one new file. They
-import their library only when asked for one: ``--device cpu`` never imports CuPy. Everything above this layer
+`BackendSpec`; the registry finds those modules by themselves, so adding a library is one new file. A module
+imports its library only when asked for it: ``--device cpu`` never imports CuPy. Everything above this layer
 receives a `Backend` and does its math through ``backend.xp``.
 """
 
@@ -24,13 +23,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendError
+from ..nn import Recipe, StepFn
 
 # Modules of this package that are not array libraries.
 _NOT_BACKENDS = {"fast", "probe"}
-
-
-def _no_sync() -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -47,7 +43,7 @@ class Backend:
     device: Any
     device_name: str
     to_numpy: Callable[[Any], np.ndarray] = field(repr=False)
-    sync: Callable[[], None] = field(default=_no_sync, repr=False)
+    sync: Callable[[], None] = field(default=lambda: None, repr=False)
     note: str = field(default="", compare=False)  # worth printing: a GPU is here but could not be used
     fallback_reason: str = field(default="", compare=False)  # why --device auto took the CPU (--verbose)
     # Libraries whose arrays cannot be read-only (PyTorch warns when it shares such a buffer) get a copy.
@@ -77,8 +73,7 @@ class BackendSpec:
 
     ``make(device)`` takes ``"cpu"``, ``"cuda:N"`` or one of ``extra_devices`` and returns a `Backend` or
     raises `BackendError`. ``probe()`` returns a ``probe.Probe`` (it may talk to a driver; only ``check`` calls
-    it). ``fast_step(sizes, recipe, dtype)`` (an ``nn.step.Recipe``) returns a step that overrides the reference step,
-    or None. ``default_for`` lists the device kinds on which this library is the default.
+    it). ``default_for`` lists the device kinds on which this library is the default.
     """
 
     name: str
@@ -90,7 +85,8 @@ class BackendSpec:
     order: int  # position in listings: --help, check, the tests
     default_for: tuple[str, ...] = ()
     extra_devices: tuple[str, ...] = ()  # devices besides cpu/cuda:N (array-api-strict's simulated ones)
-    fast_step: Callable[..., Any] | None = None
+    # The class under fast/ ("module.Class") whose instances override the reference training step (`fast_step`).
+    fast_step: str = ""
     # The xpnet device name (``"cpu"``, ``"cuda:N"``, an extra device) of one of the library's device objects.
     device_of: Callable[[Any], str] = lambda device: "cpu"
 
@@ -139,12 +135,8 @@ _KIND_WORDS = {"cpu": "the CPU", "cuda": "CUDA devices"}
 
 
 def gpu_present() -> bool:
-    """Whether this machine shows an NVIDIA GPU at all: a device node or the driver's ``nvidia-smi``.
-
-    Asks the file system only (no CUDA library is loaded). It separates a machine without a GPU, where
-    ``--device auto`` taking the CPU is what the user expects, from one whose GPU cannot be used (no CuPy, a
-    wrong CuPy wheel, a broken driver), where the user wants to hear why.
-    """
+    """Whether this machine shows an NVIDIA GPU at all (a device node, or ``nvidia-smi``), loading no CUDA library:
+    on a machine without one, ``--device auto`` taking the CPU is no news; with one, the user wants to hear why."""
     return bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
 
 
@@ -159,8 +151,7 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
     kind, index = parse_device(device)
     chosen = spec(backend) if backend is not None else None
     if kind == "auto":
-        gpu = chosen or default_for("cuda")
-        cpu = chosen if chosen is not None else default_for("cpu")
+        gpu, cpu = chosen or default_for("cuda"), chosen or default_for("cpu")
         if "cuda" not in gpu.kinds:
             return cpu.make("cpu")
         try:
@@ -197,11 +188,7 @@ def make_backend(name: str, device: str = "cpu") -> Backend:
     devices (array-api-strict's simulated ``"device1"``...), which tests use to prove that arrays stay put.
     """
     s = spec(name)
-    if device in s.extra_devices:
-        if not s.installed:
-            raise BackendError(f"{name} is not installed: {s.install_hint}")
-        return s.make(device)
-    return resolve_backend(device, name)
+    return s.make(device) if device in s.extra_devices else resolve_backend(device, name)
 
 
 def backend_of(x: Any) -> Backend:
@@ -264,7 +251,9 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return any(text in message for text in _OOM_TEXT)
 
 
-def fast_step(backend: Backend, sizes: Sequence[int], recipe: Any, dtype: Any) -> Any:
-    """The backend's fast training step for this model and ``recipe`` (an ``nn.step.Recipe``), or None."""
-    make = spec(backend.name).fast_step
-    return None if make is None else make(sizes, recipe, dtype)
+def fast_step(backend: Backend, sizes: Sequence[int], recipe: Recipe, dtype: Any) -> StepFn | None:
+    """The backend's fast training step for this model and ``recipe``, or None where it has none."""
+    module, _, name = spec(backend.name).fast_step.rpartition(".")
+    if not name:
+        return None
+    return getattr(importlib.import_module(f"{__name__}.fast.{module}"), name)(sizes, recipe, dtype)

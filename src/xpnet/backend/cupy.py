@@ -61,7 +61,13 @@ def probe() -> Any:
 
 
 SPEC = BackendSpec(
-    name="cupy", module="cupy", kinds=("cuda",), make=make, probe=probe, install_hint=CUDA_EXTRA_HINT, order=1,
+    name="cupy",
+    module="cupy",
+    kinds=("cuda",),
+    make=make,
+    probe=probe,
+    install_hint=CUDA_EXTRA_HINT,
+    order=1,
     default_for=("cuda",),
     device_of=lambda d: f"cuda:{d.id}",
 )

@@ -55,14 +55,14 @@ def probe() -> Any:
     return Probe("jax", True, f"jax {jax.__version__}{kinds}", ("cpu", *(f"cuda:{i}" for i in range(len(gpus)))))
 
 
-def fast_step(sizes, recipe, dtype):
-    from .fast.jax_jit import make_step
-
-    return make_step(sizes, recipe, dtype)
-
-
 SPEC = BackendSpec(
-    name="jax", module="jax", kinds=("cpu", "cuda"), make=make, probe=probe,
-    install_hint='pip install jax (CPU) or "jax[cuda12]"', order=3, fast_step=fast_step,
+    name="jax",
+    module="jax",
+    kinds=("cpu", "cuda"),
+    make=make,
+    probe=probe,
+    install_hint='pip install jax (CPU) or "jax[cuda12]"',
+    order=3,
+    fast_step="jax_jit.JaxJitStep",
     device_of=lambda d: "cpu" if d.platform == "cpu" else f"cuda:{d.id}",
 )

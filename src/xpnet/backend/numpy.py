@@ -27,13 +27,14 @@ def probe() -> Any:
     return Probe("numpy", True, f"numpy {np.__version__}; long runs update with {kernels.describe()}", ("cpu",))
 
 
-def fast_step(sizes, recipe, dtype):
-    from .fast.numpy_inplace import make_step
-
-    return make_step(sizes, recipe, dtype)
-
-
 SPEC = BackendSpec(
-    name="numpy", module="numpy", kinds=("cpu",), make=make, probe=probe, install_hint="pip install numpy",
-    order=0, default_for=("cpu",), fast_step=fast_step,
+    name="numpy",
+    module="numpy",
+    kinds=("cpu",),
+    make=make,
+    probe=probe,
+    install_hint="pip install numpy",
+    order=0,
+    default_for=("cpu",),
+    fast_step="numpy_inplace.NumpyInplaceStep",
 )

@@ -42,14 +42,14 @@ def probe() -> Any:
     return Probe("torch", True, version, ("cpu", *(f"cuda:{i}" for i in range(n))))
 
 
-def fast_step(sizes, recipe, dtype):
-    from .fast.torch_fused import make_step
-
-    return make_step(sizes, recipe, dtype)
-
-
 SPEC = BackendSpec(
-    name="torch", module="torch", kinds=("cpu", "cuda"), make=make, probe=probe,
-    install_hint="pip install torch (https://pytorch.org has the command for a CUDA build)", order=2,
-    fast_step=fast_step, device_of=lambda d: "cpu" if d.type == "cpu" else f"{d.type}:{d.index or 0}",
+    name="torch",
+    module="torch",
+    kinds=("cpu", "cuda"),
+    make=make,
+    probe=probe,
+    install_hint="pip install torch (https://pytorch.org has the command for a CUDA build)",
+    order=2,
+    fast_step="torch_fused.TorchFusedStep",
+    device_of=lambda d: "cpu" if d.type == "cpu" else f"{d.type}:{d.index or 0}",
 )

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 
 from ..data import DATASETS
 from ..data.download import MIRRORS_ENV
-from ..nn.model import ACTIVATIONS
-from ..nn.optim import OPTIMIZERS
+from ..nn import ACTIVATIONS, OPTIMIZERS
 from ..training.config import DTYPES, TrainConfig
 from . import common as cli
 from . import loading

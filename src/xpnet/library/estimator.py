@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ..backend import Backend, backend_of, make_backend, resolve_backend
 from ..data import Dataset
 from ..errors import BackendError, TrainingDiverged
-from ..nn.step import penalty
+from ..nn import penalty
 from ..training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..training.config import SEED_LIMIT, TrainConfig
 from ..training.loop import train

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import nn
 from ..backend import Backend
 from ..data.images import Layout, layout_for
 from ..errors import CheckpointError, printable
-from ..nn import losses
-from ..nn import model as nn_model
 from ..training.checkpoint import Checkpoint
 from ..training.scoring import batched_logits, images_to_device
 
@@ -46,7 +45,7 @@ class Model:
     @property
     def sizes(self) -> list[int]:
         """Layer sizes ``[inputs, hidden..., classes]``."""
-        return nn_model.sizes_of(self.params)
+        return nn.sizes_of(self.params)
 
     @property
     def n_features(self) -> int:
@@ -72,7 +71,7 @@ class Model:
         index, logp = [], []
         for _, _, logits in batched_logits(xp, self.params, x, self.activation):
             index.append(xp.argmax(logits, axis=1))
-            logp.append(losses.log_softmax(xp, logits))
+            logp.append(nn.log_softmax(xp, logits))
         if len(index) == 1:
             return index[0], logp[0]
         return xp.concat(index), xp.concat(logp, axis=0)

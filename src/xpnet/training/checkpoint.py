@@ -23,15 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, nn
 from ..backend import Backend
 from ..data import npy
 from ..data.datasets import class_names
 from ..data.images import Layout
 from ..errors import CheckpointError, XpnetError, one_line, printable, printable_list
 from ..files import atomic_write
-from ..nn import model
-from ..nn.optim import OPTIMIZERS
+from ..nn import OPTIMIZERS
 from . import early_stop
 from .checkpoint_checks import check_counters, read_classes, read_history, read_layout, read_rng
 from .config import TrainConfig, is_count
@@ -133,7 +132,7 @@ def save_checkpoint(
         "data_dir": data_dir,
         "n_train": n_train,
         "val_split": val_split,
-        "layer_sizes": model.sizes_of(params),
+        "layer_sizes": nn.sizes_of(params),
         "classes": list(classes or class_names(dataset)),
         "config": config.to_dict(),
         "epoch": state.epoch,
@@ -258,7 +257,7 @@ def _expected_arrays(
     """The name and shape of every array the model the metadata describes has; refused when too large."""
     if len(sizes) - 1 > meta["n_params"]:  # each layer has weights: refused before listing a million layers
         raise CheckpointError(f"{printable(path)} lists {meta['n_params']} weight arrays for {len(sizes) - 1} layers")
-    shapes = model.param_shapes(sizes)
+    shapes = nn.param_shapes(sizes)
     opt_shapes = OPTIMIZERS[config.optimizer].state_shapes(shapes)
     if meta["n_params"] != len(shapes) or meta["n_opt"] != len(opt_shapes):
         raise CheckpointError(

@@ -12,9 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import XpnetError
-from ..nn.model import ACTIVATIONS
-from ..nn.optim import OPTIMIZERS, Hyper
-from ..nn.step import Recipe
+from ..nn import ACTIVATIONS, OPTIMIZERS, Hyper, Recipe
 
 DTYPES = ("float32", "float64")
 SEED_LIMIT = 2**63  # numpy's generators take any non-negative integer; the JSON of a checkpoint keeps 64 bits

@@ -29,8 +29,7 @@ from distributed.comm.core import CommClosedError
 from ..backend import Backend, parse_device
 from ..data import Dataset
 from ..errors import BackendError, DataError, XpnetError, one_line
-from ..nn.optim import OPTIMIZERS
-from ..nn.step import add_penalty
+from ..nn import OPTIMIZERS, add_penalty
 from .config import TrainConfig
 from .loop import BatchStep, StepFailed
 from .shards import Compute, DataSource, Shard, describe, fingerprint, load_shard, shard_sums

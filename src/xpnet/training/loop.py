@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import nn
 from ..backend import Backend, fast_step
 from ..data import Dataset
 from ..errors import TrainingDiverged, XpnetError
-from ..nn import losses
-from ..nn.step import StepFn, reference_step
+from ..nn import StepFn, train_step
 from . import early_stop
 from .config import TrainConfig
 from .scoring import accuracy, count_correct, to_device
@@ -66,7 +66,7 @@ class StepFailed(XpnetError):
 def make_step(backend: Backend, sizes: Sequence[int], config: TrainConfig, fast: bool = True) -> StepFn:
     """The backend's fast step for this model where it has one (and ``fast``), else the reference step."""
     step_fn = fast_step(backend, sizes, config.recipe, backend.dtype(config.dtype)) if fast else None
-    return step_fn or reference_step(backend.xp, config.recipe)
+    return step_fn or train_step(backend.xp, config.recipe)
 
 
 def local_steps(backend: Backend, data: Dataset, config: TrainConfig, sizes: Sequence[int], fast: bool) -> BatchStep:
@@ -75,7 +75,7 @@ def local_steps(backend: Backend, data: Dataset, config: TrainConfig, sizes: Seq
     dtype = backend.dtype(config.dtype)
     step_fn = make_step(backend, sizes, config, fast)
     x_train, y_train = to_device(backend, data.x_train, data.y_train, dtype)
-    t_train = losses.one_hot(xp, y_train, data.n_classes, dtype)
+    t_train = nn.one_hot(xp, y_train, data.n_classes, dtype)
 
     def batch_step(params, opt_state, rows, step, lr):
         # Gathering each batch (not the whole shuffled set) keeps the copy small and in cache.

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .. import nn
 from ..backend import Backend
-from ..nn import model
 
 EVAL_BATCH = 8192  # rows per forward pass when scoring: bounds memory, large enough to be fast
 
@@ -36,7 +36,7 @@ def batched_logits(xp: Any, params: Sequence[Any], x: Any, activation: str) -> I
     n = x.shape[0]
     for i in range(0, n, EVAL_BATCH):
         j = min(i + EVAL_BATCH, n)
-        logits, _ = model.forward(xp, params, x[i:j, ...], activation)
+        logits, _ = nn.forward(xp, params, x[i:j, ...], activation)
         yield i, j, logits
 
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import nn
 from ..backend import Backend, is_out_of_memory
 from ..data import Dataset
 from ..errors import CheckpointError, OutOfMemory, TrainingDiverged, printable
 from ..files import WriteError
-from ..nn import model
-from ..nn.optim import OPTIMIZERS
+from ..nn import OPTIMIZERS
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .interrupt import StopOnSignal
@@ -98,7 +98,7 @@ def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
     size = len(data.y_train) if config.batch_size == 0 else config.batch_size
     sizes = layer_sizes(data.n_features, data.n_classes, config)
     itemsize = 8 if config.dtype == "float64" else 4
-    n_params = sum(math.prod(s) for s in model.param_shapes(sizes))
+    n_params = sum(math.prod(s) for s in nn.param_shapes(sizes))
     # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
     model_bytes = n_params * itemsize * (2 + len(OPTIMIZERS[config.optimizer].state_shapes([()])))
     batch_bytes = 2 * size * sum(sizes) * itemsize

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import nn
 from ..backend import Backend, resolve_backend
 from ..data import Dataset, hold_out, load_dataset
-from ..nn import losses, model
 from .scoring import count_correct, to_device
 
 
@@ -75,7 +75,7 @@ class Shard:
             c = self.compute
             backend = worker_backend(c.device, c.backend)
             x, y = to_device(backend, self.x, self.y, backend.dtype(c.dtype))
-            self._device = (backend, x, losses.one_hot(backend.xp, y, c.n_classes, backend.dtype(c.dtype)), y)
+            self._device = (backend, x, nn.one_hot(backend.xp, y, c.n_classes, backend.dtype(c.dtype)), y)
         return self._device
 
 
@@ -97,16 +97,16 @@ def shard_sums(
     """Summed loss, correct count and gradients over the shard's ``rows`` of a global batch of ``batch_rows``.
 
     Gradients are of the global batch's mean loss, so the client's sum over shards is the gradient a single
-    process computes; `losses.softmax_cross_entropy` averages over its own rows, hence the rescaling.
+    process computes; `nn.softmax_cross_entropy` averages over its own rows, hence the rescaling.
     """
     backend, x, t, y = shard.on_device()
     xp = backend.xp
     idx = backend.asarray(rows)
     xb, tb, yb = (xp.take(a, idx, axis=0) for a in (x, t, y))
     weights = [backend.asarray(p) for p in params]
-    logits, cache = model.forward(xp, weights, xb, activation)
-    loss, dlogits = losses.softmax_cross_entropy(xp, logits, tb)
+    logits, cache = nn.forward(xp, weights, xb, activation)
+    loss, dlogits = nn.softmax_cross_entropy(xp, logits, tb)
     n = rows.shape[0]
-    grads = model.backward(xp, weights, cache, dlogits * (n / batch_rows), activation)
+    grads = nn.backward(xp, weights, cache, dlogits * (n / batch_rows), activation)
     host = backend.to_numpy
     return host(loss * float(n)), host(count_correct(xp, logits, yb)), [host(g) for g in grads]

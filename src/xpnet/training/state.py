@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import nn
 from ..backend import Backend
-from ..nn import model
-from ..nn.initializers import init_params
-from ..nn.optim import OPTIMIZERS
+from ..nn import OPTIMIZERS, init_params
 from .config import TrainConfig
 
 
@@ -59,7 +58,7 @@ def initial_state(backend: Backend, sizes: list[int], config: TrainConfig) -> Tr
 
 def layer_sizes(n_features: int, n_classes: int, config: TrainConfig) -> list[int]:
     """``[inputs, hidden..., classes]`` of the model ``config`` describes."""
-    return model.layer_sizes(n_features, config.hidden, n_classes)
+    return nn.layer_sizes(n_features, config.hidden, n_classes)
 
 
 @dataclass

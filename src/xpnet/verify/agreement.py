@@ -16,11 +16,9 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from .. import nn
 from ..backend import Backend, fast_step, make_backend
-from ..nn import losses, model
-from ..nn.initializers import init_params
-from ..nn.optim import OPTIMIZERS
-from ..nn.step import Recipe, reference_step
+from ..nn import OPTIMIZERS, Recipe, init_params, train_step
 from .tolerances import TRAJECTORY_STEPS, tolerance
 
 N_CLASSES = 10  # the synthetic problem is MNIST-shaped
@@ -49,7 +47,7 @@ def make_problem(
     # Sparse bright strokes on a dark background, like digit images; scaled from uint8 like the real data.
     x = np.where(rng.random((n, features)) < 0.2, rng.integers(0, 256, (n, features)), 0) / 255.0
     labels = rng.integers(0, N_CLASSES, n).astype(np.int64)
-    params = init_params(rng, model.layer_sizes(features, hidden, N_CLASSES), activation, "float64")
+    params = init_params(rng, nn.layer_sizes(features, hidden, N_CLASSES), activation, "float64")
     return Problem(x, labels, params, activation)
 
 
@@ -89,26 +87,26 @@ def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_
     x = backend.asarray(x_host)
     params = [backend.asarray(p) for p in params_host]
     labels = backend.asarray(problem.labels)
-    targets = losses.one_hot(xp, labels, N_CLASSES, want)
+    targets = nn.one_hot(xp, labels, N_CLASSES, want)
     check("weights", params)
 
-    logits, cache = model.forward(xp, params, x, problem.activation)
-    loss, dlogits = losses.softmax_cross_entropy(xp, logits, targets)
-    grads = model.backward(xp, params, cache, dlogits, problem.activation)
+    logits, cache = nn.forward(xp, params, x, problem.activation)
+    loss, dlogits = nn.softmax_cross_entropy(xp, logits, targets)
+    grads = nn.backward(xp, params, cache, dlogits, problem.activation)
     check("logits", [logits])
     check("loss", [loss])
     check("grads", grads)
 
     finals = {}
     for name, opt in OPTIMIZERS.items():
-        p, state, step_fn = params, opt.init(xp, params), reference_step(xp, Recipe(problem.activation, name))
+        p, state, step_fn = params, opt.init(xp, params), train_step(xp, Recipe(problem.activation, name))
         for step in range(1, steps + 1):
             p, state, _, _ = step_fn(p, state, x, targets, step, opt.default_lr)
         check(f"{name} params", p)
         check(f"{name} state", state)
         finals[name] = p
     fast_recipe = Recipe(problem.activation, FAST_OPTIMIZER)
-    step_fn = fast_step(backend, model.sizes_of(params), fast_recipe, want) if fast else None
+    step_fn = fast_step(backend, nn.sizes_of(params), fast_recipe, want) if fast else None
     if step_fn is not None:
         if hasattr(step_fn, "as_in_long_runs"):  # NumPy's compiles its update partway through a long run
             step_fn.as_in_long_runs()

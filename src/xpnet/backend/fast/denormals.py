@@ -1,15 +1,11 @@
 """Flush subnormal floats to zero in this thread (FTZ/DAZ), so that no element-wise pass pays for them.
 
-Adam's moments of weights whose gradient is exactly zero (dead ReLU units) decay by 0.9 a step and become
-subnormal after about 750 steps; every later pass over them then costs a microcode assist on many x86 CPUs
-(on an Intel Xeon the epochs slowed from 0.87 to 1.17 s). Setting the CPU's flush-to-zero and
-denormals-are-zero modes removes the cost at no cost, and changes results only where a value below the
-smallest normal float (1.2e-38 in float32) is replaced by zero: far inside the float32 tolerances.
-
-The mode is per thread and inherited by threads started later; it is set through the C library's
+Adam's moments of weights whose gradient is exactly zero (dead ReLU units) decay into subnormals, and every
+later pass over them costs a microcode assist on many x86 CPUs (docs/benchmarks.md). Flushing changes results
+only where a value below the smallest normal float (1.2e-38 in float32) becomes zero: far inside the float32
+tolerances. The mode is per thread and inherited by threads started later; it is set through the C library's
 ``fegetenv``/``fesetenv`` (glibc on x86-64 and AArch64 Linux; macOS's layout is included but untested), and
-checked by computing with a subnormal afterwards: where that check fails the old mode is put back and the
-function answers False. Elsewhere (Windows, musl) nothing changes.
+checked by computing with a subnormal: where that fails the old mode is put back and the answer is False.
 """
 
 from __future__ import annotations

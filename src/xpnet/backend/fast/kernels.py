@@ -1,15 +1,12 @@
 """The optimizer updates as one compiled pass over the flat buffers, where Numba is installed (``xpnet[fast]``).
 
-NumPy's Adam update is 13 whole-array passes (each operation reads and writes all 235k weights); on the CPUs
-measured it was about a quarter of a training step at batch 128. One loop that reads ``g, m, v, p`` once and
-writes ``m, v, p`` once does the same arithmetic, in the same order and precision (the scalars are passed in
-the arrays' dtype, as NumPy casts a Python float), so its results equal the NumPy passes bit for bit.
-
-``error_model="numpy"`` lets a division by zero give inf as NumPy does, instead of a Python check that would
-keep the loop from being vectorised. No ``fastmath``: it would reorder the arithmetic and fuse multiply-adds.
-Where Numba is missing, fails to import (a NumPy it does not support yet) or to compile, where
-``NUMBA_DISABLE_JIT`` is set, or where ``XPNET_NO_NUMBA`` is set to anything but empty or 0, `load` answers
-None and the step keeps its NumPy passes; `describe` says which and why.
+NumPy's Adam update is 13 whole-array passes; one loop that reads ``g, m, v, p`` once and writes ``m, v, p``
+once does the same arithmetic in the same order and precision (the scalars are passed in the arrays' dtype,
+as NumPy casts a Python float), so its results equal the NumPy passes bit for bit. ``error_model="numpy"``
+lets a division by zero give inf as NumPy does; no ``fastmath``, which would reorder the arithmetic.
+Where Numba is missing or fails to import or compile, where ``NUMBA_DISABLE_JIT`` is set, or where
+``XPNET_NO_NUMBA`` is set to anything but empty or 0, `load` answers None and the step keeps its NumPy
+passes; `describe` says which and why.
 """
 
 from __future__ import annotations
@@ -40,7 +37,7 @@ def _momentum(p, g, v, lr, beta):  # v <- beta v + g; p <- p - lr v
 
 
 def _adam(p, g, m, v, step_size, root_bc2, b1, one_minus_b1, b2, one_minus_b2, eps):
-    # optim.adam_update, element by element: m, v, then p - step_size m / (sqrt(v) / root_bc2 + eps).
+    # nn.adam_apply, element by element: m, v, then p - step_size m / (sqrt(v) / root_bc2 + eps).
     for i in range(p.size):
         gi = g[i]
         mi = b1 * m[i] + one_minus_b1 * gi

@@ -1,53 +1,34 @@
-"""An in-place NumPy training step: the reference math of `model`, `losses` and `optim`, without temporaries.
+"""An in-place NumPy training step: the reference step's operations, in its order, without temporaries.
 
-The reference step allocates a fresh array for every intermediate; at batch 128 on a CPU that costs about
-as much as the matrix products themselves (allocation, page faults, cache misses). This step keeps every
-parameter, gradient and optimizer moment as a view into one flat buffer each, writes matrix products
-with ``out=``, and updates the flat buffers in a handful of whole-model operations (or, in a long run where
-Numba is installed, in one compiled pass: ``kernels.py``). It performs the same floating-point operations in
-the same order as the reference, so on NumPy the two give equal values; the tests check that.
-
-Splitting the update across threads was tried and dropped: with a multi-threaded BLAS, its idle workers
-spin for the core the update thread needs, and an epoch took 1.6x as long (docs/benchmarks.md).
+The reference step allocates a fresh array for every intermediate, which at small batches costs about as much
+as the matrix products. This step keeps every parameter, gradient and optimizer moment as a view into one
+flat buffer each, writes matrix products with ``out=``, and updates the flat buffers in a handful of
+whole-model operations (in a long run where Numba is installed, in one compiled pass: ``kernels.py``). It
+performs the same floating-point operations in the same order as the reference, so the values are equal.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat.numpy as xp
 import numpy as np
 
-from ...nn import losses
-from ...nn.model import param_shapes
-from ...nn.optim import OPTIMIZERS, adam_scalars
-from ...nn.step import Recipe
-from . import kernels
+from ...nn import OPTIMIZERS, Recipe, adam_scalars, param_shapes, softmax_cross_entropy
+from . import adopt, kernels, views
 
-SUPPORTED = ("sgd", "momentum", "adam")  # optimizers whose update `_update` writes in place
-# Weights updated by NumPy's passes before the compiled update is loaded. Loading costs about 0.4 s (importing
-# Numba, reading its cache; the first compile on a machine more) and saves about 1 ns per weight per update:
-# a short run never pays it, and a long one stops paying the passes after about 0.1 s of them (426 updates of
-# the 235k-weight reference model), which the default 10 epochs of MNIST repay several times over. The two
+# Weights updated by NumPy's passes before the compiled update is loaded: loading it (importing Numba, reading
+# its cache) costs more than a short run's passes, and a long run repays it (docs/benchmarks.md). The two
 # updates give equal values, so switching mid-run changes no result.
 SWITCH_AFTER = 100_000_000
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
-
-
-def _views(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
-    out, offset = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        out.append(flat[offset : offset + size].reshape(shape))
-        offset += size
-    return out
 
 
 def _activate(z: np.ndarray, activation: str) -> None:
     if activation == "relu":
         np.maximum(z, 0.0, out=z)
-    elif activation == "sigmoid":  # 0.5 * tanh(0.5 z) + 0.5, as model.sigmoid
+    elif activation == "sigmoid":  # 0.5 * tanh(0.5 z) + 0.5, as nn.sigmoid
         z *= 0.5
         np.tanh(z, out=z)
         z *= 0.5
@@ -57,7 +38,7 @@ def _activate(z: np.ndarray, activation: str) -> None:
 
 
 def _activate_backward(a: np.ndarray, g: np.ndarray, tmp: np.ndarray, activation: str) -> None:
-    """``g <- g * activation'`` given the activation output ``a``, as model.*_backward computes it."""
+    """``g <- g * activation'`` given the activation output ``a``, as nn.*_backward computes it."""
     if activation == "relu":
         # g * (a > 0) rather than copyto(where=...), which is about 35 times slower. The values equal the
         # reference's where(a > 0, g, 0); only a zero may come out as -0.0, which compares equal.
@@ -74,24 +55,21 @@ def _activate_backward(a: np.ndarray, g: np.ndarray, tmp: np.ndarray, activation
 
 
 class NumpyInplaceStep:
-    """A callable ``(params, state, x, targets, step, lr) -> (params, state, loss, logits)``.
-
-    The returned ``params`` and ``state`` are views into buffers this object owns and overwrites on the next
-    call; pass them back in unchanged (any other arrays are copied in first). ``logits`` is valid until the
-    next call.
+    """An `xpnet.nn.StepFn`. The returned ``params`` and ``state`` are views into buffers this object owns and
+    overwrites on the next call; pass them back in unchanged (any other arrays are copied in first). ``logits``
+    is valid until the next call.
     """
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
         self.recipe, self.hyper = recipe, recipe.hyper
         self.activation, self.optimizer = recipe.activation, recipe.optimizer
-        optimizer = recipe.optimizer
         self.dtype = np.dtype(dtype)
         shapes = param_shapes(sizes)
-        n = sum(int(np.prod(s)) for s in shapes)
+        n = sum(math.prod(s) for s in shapes)
         self.theta, self.grad, self.tmp, self.tmp2 = (np.zeros(n, self.dtype) for _ in range(4))
-        self.params, self.grads = _views(self.theta, shapes), _views(self.grad, shapes)
-        self.moments = [np.zeros(n, self.dtype) for _ in OPTIMIZERS[optimizer].slots]
-        self.state = [v for m in self.moments for v in _views(m, shapes)]
+        self.params, self.grads = views(self.theta, shapes), views(self.grad, shapes)
+        self.moments = [np.zeros(n, self.dtype) for _ in OPTIMIZERS[self.optimizer].slots]
+        self.state = [v for m in self.moments for v in views(m, shapes)]
         self.widths = list(sizes[1:])
         # The compiled one-pass update (kernels.py): from the first update (True), never (False), or once
         # SWITCH_AFTER weights have been updated (None); where it cannot be had, never.
@@ -101,23 +79,15 @@ class NumpyInplaceStep:
             self.as_in_long_runs()
         self._buffers: dict[int, tuple[list[np.ndarray], ...]] = {}
 
-    def _adopt(self, params: Sequence[Any], state: Sequence[Any]) -> None:
-        # Arrays from outside (initial weights, a checkpoint) are copied into the flat buffers once.
-        for mine, theirs in ((self.params, params), (self.state, state)):
-            if len(mine) != len(theirs):
-                raise ValueError(f"expected {len(mine)} arrays, got {len(theirs)}")
-            for a, b in zip(mine, theirs):
-                if a is not b:
-                    a[...] = b
-
     def _batch_buffers(self, n: int) -> tuple[list[np.ndarray], ...]:
         """Per-layer outputs, backward deltas and scratch for a batch of ``n`` rows (two sizes per epoch)."""
         if n not in self._buffers:
             self._buffers[n] = tuple([np.empty((n, w), self.dtype) for w in self.widths] for _ in range(3))
         return self._buffers[n]
 
-    def __call__(self, params, state, x, targets, step, lr):
-        self._adopt(params, state)
+    def __call__(self, params, state, x, targets, count, lr):
+        adopt(self.params, params)
+        adopt(self.state, state)
         outs, deltas, scratch = self._batch_buffers(x.shape[0])
         ws, bs = self.params[0::2], self.params[1::2]
 
@@ -129,12 +99,12 @@ class NumpyInplaceStep:
                 _activate(outs[i], self.activation)
             a = outs[i]
         logits = outs[-1]
-        loss, delta = losses.softmax_cross_entropy(xp, logits, targets)  # tiny arrays: in place gains nothing
+        loss, delta = softmax_cross_entropy(xp, logits, targets)  # tiny arrays: in place gains nothing
 
         for i in reversed(range(len(ws))):
             a_in = x if i == 0 else outs[i - 1]
             np.matmul(a_in.T, delta, out=self.grads[2 * i])
-            if self.recipe.alpha:  # + alpha / n * W, as step.add_penalty
+            if self.recipe.alpha:  # + alpha / n * W, as nn.add_penalty
                 w_tmp = self.tmp[: ws[i].size].reshape(ws[i].shape)
                 np.multiply(ws[i], self.recipe.alpha / x.shape[0], out=w_tmp)
                 self.grads[2 * i] += w_tmp
@@ -145,16 +115,16 @@ class NumpyInplaceStep:
                 _activate_backward(a_in, g, scratch[i - 1], self.activation)
                 delta = g
 
-        self._update(step, lr)
+        self._update(count, lr)
         return self.params, self.state, loss, logits
 
-    def _update(self, step: int, lr: float) -> None:
+    def _update(self, count: int, lr: float) -> None:
         if self._until_compiled >= 0:
             self._until_compiled -= self.theta.size
             if self._until_compiled < 0:
                 self.as_in_long_runs()
         if self.kernel is not None:
-            self._update_compiled(step, lr)
+            self._update_compiled(count, lr)
             return
         theta, g, tmp, h = self.theta, self.grad, self.tmp, self.hyper
         if self.optimizer == "sgd":  # p - lr * g
@@ -169,9 +139,9 @@ class NumpyInplaceStep:
                 tmp *= lr
             else:
                 np.multiply(v, lr, out=tmp)
-        else:  # Adam, in optim.adam_update's order of operations
+        else:  # Adam, in nn.adam_apply's order of operations
             m, v = self.moments
-            step_size, root_bc2 = adam_scalars(lr, step, h)
+            step_size, root_bc2 = adam_scalars(lr, count, h)
             m *= h.beta_1
             np.multiply(g, 1.0 - h.beta_1, out=tmp)
             m += tmp
@@ -193,7 +163,7 @@ class NumpyInplaceStep:
         nesterov = self.optimizer == "momentum" and self.hyper.nesterov
         self.kernel = None if nesterov else kernels.load(self.optimizer, self.dtype)
 
-    def _update_compiled(self, step: int, lr: float) -> None:
+    def _update_compiled(self, count: int, lr: float) -> None:
         # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
         c, h = self.dtype.type, self.hyper
         if self.optimizer == "sgd":
@@ -201,13 +171,6 @@ class NumpyInplaceStep:
         elif self.optimizer == "momentum":
             self.kernel(self.theta, self.grad, *self.moments, c(lr), c(h.momentum))
         else:
-            step_size, root_bc2 = adam_scalars(lr, step, h)
+            step_size, root_bc2 = adam_scalars(lr, count, h)
             scalars = (step_size, root_bc2, h.beta_1, 1.0 - h.beta_1, h.beta_2, 1.0 - h.beta_2, h.epsilon)
             self.kernel(self.theta, self.grad, *self.moments, *map(c, scalars))
-
-
-def make_step(sizes: Sequence[int], recipe: Recipe, dtype: Any) -> NumpyInplaceStep | None:
-    """The in-place step for this model, or None where only the reference math applies."""
-    if recipe.optimizer not in SUPPORTED or recipe.activation not in ACTIVATIONS:
-        return None
-    return NumpyInplaceStep(sizes, recipe, dtype)

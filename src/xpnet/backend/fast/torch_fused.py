@@ -1,43 +1,29 @@
-"""A PyTorch training step with fused, in-place updates: the reference math, fewer kernels and temporaries.
+"""A PyTorch training step with fused, in-place updates: the reference step's operations, fewer kernels.
 
-The reference step on PyTorch allocates every intermediate and runs Adam as about ten element-wise passes
-per weight array (60 small kernels a step for the reference model). This step keeps the parameters and the
-optimizer's moments as views into one flat tensor each, so the update is a handful of whole-model in-place
-operations, and writes the layers with ``addmm`` and in-place activations. It performs the reference's
-operations in the same order, so results agree to float rounding (the tests compare them).
-
-``torch.compile`` of the same step (`traced.traced_body`, rate and bias corrections as 0-d tensors so that it
-does not recompile) was measured against this on CPU: 0.77x the eager epoch against this step's 0.67x,
-after 20 s of compiling, and it needs a C++ compiler at run time (docs/benchmarks.md). It is not used.
+The reference step on PyTorch allocates every intermediate and runs Adam as about ten element-wise passes per
+weight array. This step keeps the parameters and the optimizer's moments as views into one flat tensor each,
+so the update is a handful of whole-model in-place operations, and writes the layers with ``addmm`` and
+in-place activations. It performs the reference's operations in the same order, so results agree to float
+rounding (the tests compare them). Why not ``torch.compile``: docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat.torch as xp
 import torch
 
-from ...nn import losses
-from ...nn.model import param_shapes
-from ...nn.optim import OPTIMIZERS, adam_scalars
-from ...nn.step import Recipe
-
-SUPPORTED = ("sgd", "momentum", "adam")
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
-
-
-def _views(flat: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
-    sizes = [int(torch.Size(s).numel()) for s in shapes]
-    return [v.view(s) for v, s in zip(torch.split(flat, sizes), shapes)]
+from ...nn import OPTIMIZERS, Recipe, adam_scalars, param_shapes, softmax_cross_entropy
+from . import adopt, views
 
 
 class TorchFusedStep:
-    """A callable ``(params, state, x, targets, step, lr) -> (params, state, loss, logits)``.
-
-    The returned ``params`` and ``state`` are views into tensors this object owns and updates in place on
-    the next call; pass them back in unchanged (other tensors are copied in first, never written to).
+    """An `xpnet.nn.StepFn` on the device of the batches it is given. The returned ``params`` and ``state`` are
+    views into tensors this object owns and updates in place on the next call; pass them back in unchanged
+    (other tensors are copied in first, never written to).
     """
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any):
@@ -46,26 +32,16 @@ class TorchFusedStep:
         self.theta: torch.Tensor | None = None  # allocated on the first call, on the device of the batch
 
     def _allocate(self, device: torch.device) -> None:
-        n = sum(int(torch.Size(s).numel()) for s in self.shapes)
+        n = sum(math.prod(s) for s in self.shapes)
         self.theta, self.grad = (torch.zeros(n, dtype=self.dtype, device=device) for _ in range(2))
-        self.params, self.grads = _views(self.theta, self.shapes), _views(self.grad, self.shapes)
+        self.params, self.grads = views(self.theta, self.shapes), views(self.grad, self.shapes)
         self.moments = [torch.zeros(n, dtype=self.dtype, device=device) for _ in OPTIMIZERS[self.optimizer].slots]
-        self.state = [v for m in self.moments for v in _views(m, self.shapes)]
-
-    def _adopt(self, params: Sequence[Any], state: Sequence[Any]) -> None:
-        if self.theta is None or self.theta.device != params[0].device:
-            self._allocate(params[0].device)
-        for mine, theirs in ((self.params, params), (self.state, state)):
-            if len(mine) != len(theirs):
-                raise ValueError(f"expected {len(mine)} arrays, got {len(theirs)}")
-            for a, b in zip(mine, theirs):
-                if a is not b:
-                    a.copy_(b)
+        self.state = [v for m in self.moments for v in views(m, self.shapes)]
 
     def _activate(self, z: torch.Tensor) -> torch.Tensor:
         if self.activation == "relu":
             return z.relu_()
-        if self.activation == "sigmoid":  # 0.5 * tanh(0.5 z) + 0.5, as model.sigmoid
+        if self.activation == "sigmoid":  # 0.5 * tanh(0.5 z) + 0.5, as nn.sigmoid
             return z.mul_(0.5).tanh_().mul_(0.5).add_(0.5)
         return z.tanh_()
 
@@ -77,8 +53,11 @@ class TorchFusedStep:
         return g.mul_(1.0 - a * a)
 
     @torch.no_grad()
-    def __call__(self, params, state, x, targets, step, lr):
-        self._adopt(params, state)
+    def __call__(self, params, state, x, targets, count, lr):
+        if self.theta is None or self.theta.device != params[0].device:
+            self._allocate(params[0].device)
+        adopt(self.params, params)
+        adopt(self.state, state)
         ws, bs = self.params[0::2], self.params[1::2]
         outs, a = [], x
         for i, (w, b) in enumerate(zip(ws, bs)):
@@ -86,19 +65,19 @@ class TorchFusedStep:
             a = z if i == len(ws) - 1 else self._activate(z)
             outs.append(a)
         logits = outs[-1]
-        loss, delta = losses.softmax_cross_entropy(xp, logits, targets)
+        loss, delta = softmax_cross_entropy(xp, logits, targets)
         for i in reversed(range(len(ws))):
             a_in = x if i == 0 else outs[i - 1]
             torch.mm(a_in.T, delta, out=self.grads[2 * i])
-            if self.recipe.alpha:  # + alpha / n * W, as step.add_penalty
+            if self.recipe.alpha:  # + alpha / n * W, as nn.add_penalty
                 self.grads[2 * i].add_(ws[i] * (self.recipe.alpha / x.shape[0]))
             torch.sum(delta, dim=0, out=self.grads[2 * i + 1])
             if i > 0:
                 delta = self._activate_backward(a_in, delta @ ws[i].T)
-        self._update(step, lr)
+        self._update(count, lr)
         return self.params, self.state, loss, logits
 
-    def _update(self, step: int, lr: float) -> None:
+    def _update(self, count: int, lr: float) -> None:
         theta, g, h = self.theta, self.grad, self.recipe.hyper
         if self.optimizer == "sgd":
             theta.sub_(g * lr)
@@ -106,17 +85,10 @@ class TorchFusedStep:
             (v,) = self.moments
             v.mul_(h.momentum).add_(g)
             theta.sub_((g + v * h.momentum if h.nesterov else v) * lr)
-        else:  # Adam, in optim.adam_update's order of operations
+        else:  # Adam, in nn.adam_apply's order of operations
             m, v = self.moments
-            step_size, root_bc2 = adam_scalars(lr, step, h)
+            step_size, root_bc2 = adam_scalars(lr, count, h)
             m.mul_(h.beta_1).add_(g * (1.0 - h.beta_1))
             v.mul_(h.beta_2).add_(g.square().mul_(1.0 - h.beta_2))
             denom = v.sqrt().div_(root_bc2).add_(h.epsilon)
             theta.sub_((m * step_size).div_(denom))
-
-
-def make_step(sizes: Sequence[int], recipe: Recipe, dtype: Any) -> TorchFusedStep | None:
-    """The fused step for this model, or None where only the reference math applies."""
-    if recipe.optimizer not in SUPPORTED or recipe.activation not in ACTIVATIONS:
-        return None
-    return TorchFusedStep(sizes, recipe, dtype)

@@ -1,0 +1,292 @@
+"""The math: a multilayer perceptron, its loss and optimizers, and one training step, as pure functions.
+
+Every function takes an Array API namespace ``xp`` and arrays and returns arrays: no module-level state, no
+hidden device. Parameters are a flat list ``[W1, b1, W2, b2, ...]`` with ``W`` of shape (inputs, outputs), so
+a layer is ``a @ W + b`` on a batch of row vectors. `train_step` is the definition of a training step; a fast
+step in ``xpnet.backend.fast`` overrides it for one library and must agree with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+Params = list[Any]
+# (params, state, x, targets, update count from 1, rate) -> (params, state, loss, logits)
+StepFn = Callable[[Sequence[Any], Sequence[Any], Any, Any, int, float], tuple[Params, list[Any], Any, Any]]
+
+
+# -- the layers ---------------------------------------------------------------------------------------------
+
+
+class Activation(NamedTuple):
+    forward: Callable[[Any, Any], Any]
+    # d(output)/d(input) times an upstream gradient, given the output `a` and that gradient `g`: the backward
+    # pass keeps only the outputs.
+    backward: Callable[[Any, Any, Any], Any]
+
+
+def relu(xp: Any, z: Any) -> Any:
+    return xp.maximum(z, 0.0)
+
+
+def relu_backward(xp: Any, a: Any, g: Any) -> Any:
+    return xp.where(a > 0.0, g, 0.0)
+
+
+def sigmoid(xp: Any, z: Any) -> Any:
+    # 1 / (1 + exp(-z)) overflows exp for large negative z in float32; the tanh form cannot overflow.
+    return 0.5 * xp.tanh(0.5 * z) + 0.5
+
+
+def sigmoid_backward(xp: Any, a: Any, g: Any) -> Any:
+    return g * a * (1.0 - a)
+
+
+def tanh(xp: Any, z: Any) -> Any:
+    return xp.tanh(z)
+
+
+def tanh_backward(xp: Any, a: Any, g: Any) -> Any:
+    return g * (1.0 - a * a)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation(relu, relu_backward),
+    "sigmoid": Activation(sigmoid, sigmoid_backward),
+    "tanh": Activation(tanh, tanh_backward),
+}
+
+
+def layer_sizes(n_in: int, hidden: Sequence[int], n_out: int) -> list[int]:
+    return [n_in, *hidden, n_out]
+
+
+def layer_text(sizes: Sequence[int]) -> str:
+    """Layer sizes as people write them: ``784-32-10``."""
+    return "-".join(map(str, sizes))
+
+
+def sizes_of(params: Sequence[Any]) -> list[int]:
+    """Layer sizes ``[inputs, hidden..., classes]`` of the weights ``[W1, b1, W2, b2, ...]``."""
+    return [params[0].shape[0], *(w.shape[1] for w in params[0::2])]
+
+
+def param_shapes(sizes: Sequence[int]) -> list[tuple[int, ...]]:
+    """Shapes of ``[W1, b1, W2, b2, ...]`` for layers of the given sizes."""
+    return [s for n_in, n_out in itertools.pairwise(sizes) for s in ((n_in, n_out), (n_out,))]
+
+
+def init_params(
+    rng: np.random.Generator, sizes: Sequence[int], activation: str, dtype: str = "float32"
+) -> list[np.ndarray]:
+    """Initial ``[W1, b1, W2, b2, ...]`` as host arrays of ``dtype``, drawn with a seeded NumPy generator.
+
+    The Array API has no random numbers; drawing on the host gives bit-identical weights on every backend.
+    He-normal for relu (keeps the variance of activations constant through rectifiers), Glorot-uniform for
+    sigmoid and tanh; biases start at zero.
+    """
+    params: list[np.ndarray] = []
+    for n_in, n_out in itertools.pairwise(sizes):
+        if activation == "relu":
+            w = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
+        else:
+            limit = np.sqrt(6.0 / (n_in + n_out))
+            w = rng.uniform(-limit, limit, size=(n_in, n_out))
+        params += [w.astype(dtype), np.zeros(n_out, dtype=dtype)]
+    return params
+
+
+def forward(xp: Any, params: Sequence[Any], x: Any, activation: str = "relu") -> tuple[Any, list[Any]]:
+    """Logits for the batch ``x`` (rows are examples) and the cache the backward pass needs: the input of
+    every layer, ``x`` and each hidden activation."""
+    act = ACTIVATIONS[activation].forward
+    cache = [x]
+    a = x
+    n_layers = len(params) // 2
+    for i in range(n_layers):
+        z = a @ params[2 * i] + params[2 * i + 1]
+        if i == n_layers - 1:
+            return z, cache
+        a = act(xp, z)
+        cache.append(a)
+    raise ValueError("params must hold at least one (W, b) pair")
+
+
+def backward(xp: Any, params: Sequence[Any], cache: Sequence[Any], dlogits: Any, activation: str = "relu") -> Params:
+    """Gradients ``[dW1, db1, ...]`` of the loss, given ``dlogits`` = d(loss)/d(logits)."""
+    act_backward = ACTIVATIONS[activation].backward
+    grads: Params = [None] * len(params)
+    delta = dlogits
+    for i in reversed(range(len(params) // 2)):
+        a_in = cache[i]
+        grads[2 * i] = xp.matrix_transpose(a_in) @ delta
+        grads[2 * i + 1] = xp.sum(delta, axis=0)
+        if i > 0:  # the gradient with respect to the input images is never needed
+            delta = act_backward(xp, a_in, delta @ xp.matrix_transpose(params[2 * i]))
+    return grads
+
+
+# -- the loss -----------------------------------------------------------------------------------------------
+
+
+def one_hot(xp: Any, labels: Any, n_classes: int, dtype: Any) -> Any:
+    """Rows of ``labels`` (integer class indices) as one-hot vectors, without fancy indexing."""
+    classes = xp.arange(n_classes, dtype=labels.dtype, device=labels.device)
+    return xp.astype(labels[:, None] == classes, dtype)
+
+
+def log_softmax(xp: Any, logits: Any) -> Any:
+    # Subtracting the row maximum keeps exp() from overflowing; the result is mathematically unchanged.
+    shifted = logits - xp.max(logits, axis=1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+
+
+def softmax_cross_entropy(xp: Any, logits: Any, targets: Any) -> tuple[Any, Any]:
+    """Mean cross-entropy over the batch (a 0-d device array, read by the caller) and its gradient with
+    respect to ``logits``; ``targets`` is one-hot in the dtype of ``logits``."""
+    n = logits.shape[0]
+    logp = log_softmax(xp, logits)
+    loss = -xp.sum(targets * logp) / n
+    dlogits = (xp.exp(logp) - targets) / n
+    return loss, dlogits
+
+
+def penalty(xp: Any, params: Sequence[Any], alpha: float, n: int) -> Any:
+    """The L2 term of the loss over a batch of ``n`` rows, ``alpha / (2 n) * sum(W**2)`` (scikit-learn's
+    alpha; biases are not penalised), a 0-d array."""
+    return (0.5 * alpha / n) * sum(xp.sum(w * w) for w in params[0::2])
+
+
+def add_penalty(params: Sequence[Any], grads: Params, alpha: float, n: int) -> Params:
+    """``grads`` with the gradient of `penalty`, ``alpha / n * W``, added to each weight matrix's."""
+    if alpha:
+        scale = alpha / n
+        for i in range(0, len(grads), 2):
+            grads[i] = grads[i] + scale * params[i]
+    return grads
+
+
+# -- the optimizers -----------------------------------------------------------------------------------------
+
+
+class Hyper(NamedTuple):
+    """The optimizers' hyperparameters, with scikit-learn's names and defaults; each update reads its own."""
+
+    momentum: float = 0.9
+    nesterov: bool = False  # momentum only: step along g + momentum * v (PyTorch's form of Nesterov's method)
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+
+
+DEFAULT = Hyper()
+
+
+def rate_scalars(lr: float, count: int, h: Hyper = DEFAULT) -> tuple[float, float]:
+    """SGD's and momentum's two host scalars: the rate, and nothing."""
+    return lr, 0.0
+
+
+def adam_scalars(lr: float, count: int, h: Hyper = DEFAULT) -> tuple[float, float]:
+    """Adam's bias corrections folded into two host scalars: (step size, sqrt(1 - beta_2**count))."""
+    return lr / (1.0 - h.beta_1**count), math.sqrt(1.0 - h.beta_2**count)
+
+
+def sgd_apply(xp, params, grads, state, lr, _, h=DEFAULT):
+    """Plain gradient descent, the blog post's rule: ``p <- p - lr * g``."""
+    return [p - lr * g for p, g in zip(params, grads)], []
+
+
+def momentum_apply(xp, params, grads, state, lr, _, h=DEFAULT):
+    """Heavy-ball momentum as PyTorch writes it: ``v <- mu v + g``, ``p <- p - lr v``; with ``h.nesterov``,
+    ``p <- p - lr (g + mu v)``."""
+    mu = h.momentum
+    velocity = [mu * v + g for v, g in zip(state, grads)]
+    steps = [g + mu * v for g, v in zip(grads, velocity)] if h.nesterov else velocity
+    return [p - lr * d for p, d in zip(params, steps)], velocity
+
+
+def adam_apply(xp, params, grads, state, step_size, root_bc2, h=DEFAULT):
+    """Adam (Kingma & Ba) with bias correction, as PyTorch computes it; ``state`` is ``[m_1..m_k, v_1..v_k]``."""
+    k, b1, b2 = len(params), h.beta_1, h.beta_2
+    m = [b1 * m_ + (1.0 - b1) * g for m_, g in zip(state[:k], grads)]
+    v = [b2 * v_ + (1.0 - b2) * (g * g) for v_, g in zip(state[k:], grads)]
+    new = [p - step_size * m_ / (xp.sqrt(v_) / root_bc2 + h.epsilon) for p, m_, v_ in zip(params, m, v)]
+    return new, m + v
+
+
+class Optimizer(NamedTuple):
+    """An update rule, split into its host part and its device part, and the state it keeps.
+
+    ``scalars(lr, count, hyper)`` turns the rate and the update count (from 1) into two Python floats;
+    ``apply(xp, params, grads, state, a, b, hyper)`` is the functional update given them. The count never
+    reaches the device, so a tracing compiler compiles the update once. ``state`` is a flat list of arrays,
+    one per weight array for each of ``slots``, so a checkpoint stores it as it is.
+    """
+
+    slots: tuple[str, ...]  # e.g. ("m", "v"): the state is [m_1..m_k, v_1..v_k], each shaped like its weight
+    scalars: Callable[[float, int, Hyper], tuple[float, float]]
+    apply: Callable[..., tuple[Params, list[Any]]]
+    default_lr: float
+
+    def update(self, xp, params, grads, state, count: int, lr: float, h: Hyper = DEFAULT):
+        """``(params, state)`` after one update at rate ``lr``, the ``count``-th of the run."""
+        return self.apply(xp, params, grads, state, *self.scalars(lr, count, h), h)
+
+    def init(self, xp: Any, params: Sequence[Any]) -> list[Any]:
+        """The initial state: zeros for every slot and weight array, in slot-major order."""
+        return [xp.zeros_like(p) for _ in self.slots for p in params]
+
+    def state_shapes(self, shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """The state's array shapes for weight arrays of ``shapes``, in the order `init` makes them."""
+        return [s for _ in self.slots for s in shapes]
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    "sgd": Optimizer((), rate_scalars, sgd_apply, 0.1),
+    "momentum": Optimizer(("velocity",), rate_scalars, momentum_apply, 0.05),
+    "adam": Optimizer(("m", "v"), adam_scalars, adam_apply, 1e-3),
+}
+
+
+# -- the training step --------------------------------------------------------------------------------------
+
+
+class Recipe(NamedTuple):
+    """What a training step computes: the activation, the optimizer with its hyperparameters, the L2 penalty
+    (`penalty`)."""
+
+    activation: str = "relu"
+    optimizer: str = "adam"
+    alpha: float = 0.0
+    hyper: Hyper = DEFAULT
+
+
+def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[Params, list[Any], Any, Any]]:
+    """``body(params, state, x, targets, a, b) -> (params, state, loss, logits)``: forward, loss, backward,
+    penalty and update, given the optimizer's two host scalars (a tracing compiler takes them as inputs)."""
+    apply, act = OPTIMIZERS[recipe.optimizer].apply, recipe.activation
+
+    def body(params, state, x, targets, a, b):
+        logits, cache = forward(xp, params, x, act)
+        loss, dlogits = softmax_cross_entropy(xp, logits, targets)
+        grads = add_penalty(params, backward(xp, params, cache, dlogits, act), recipe.alpha, x.shape[0])
+        params, state = apply(xp, params, grads, state, a, b, recipe.hyper)
+        return params, state, loss, logits
+
+    return body
+
+
+def train_step(xp: Any, recipe: Recipe) -> StepFn:
+    """The reference training step: the definition every fast step agrees with."""
+    body, scalars = step_body(xp, recipe), OPTIMIZERS[recipe.optimizer].scalars
+
+    def step_fn(params, state, x, targets, count, lr):
+        return body(params, state, x, targets, *scalars(lr, count, recipe.hyper))
+
+    return step_fn

@@ -1,1 +1,0 @@
-"""The math: pure functions of an Array API namespace ``xp`` and arrays (model, losses, optimizers, step)."""
