@@ -1,4 +1,4 @@
-"""Every backend, device and dtype computes what NumPy computes in float64, within `xpnet.verify.tolerances`."""
+"""Every backend, device and dtype computes what NumPy computes in float64, within `xpnet.verify.TOLERANCES`."""
 
 from __future__ import annotations
 
@@ -9,15 +9,22 @@ import numpy as np
 import pytest
 
 from conftest import backend_or_skip, yield_backend_device_dtype_combinations
-from xpnet import nn
+from xpnet import nn, verify
 from xpnet.backend import make_backend
 from xpnet.data import load_dataset
 from xpnet.nn import OPTIMIZERS
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
-from xpnet.verify import agreement
-from xpnet.verify.agreement import Comparison, compare, make_problem, reference, rel_diff
-from xpnet.verify.tolerances import ACCURACY_POINTS, TRAJECTORY_STEPS, tolerance
+from xpnet.verify import (
+    ACCURACY_POINTS,
+    TOLERANCES,
+    TRAJECTORY_STEPS,
+    Comparison,
+    compare,
+    make_problem,
+    reference,
+    rel_diff,
+)
 
 COMBINATIONS = list(yield_backend_device_dtype_combinations())
 # One epoch on digits that learns something (about 87% test accuracy) in a fraction of a second.
@@ -25,7 +32,7 @@ DIGITS_CONFIG = TrainConfig(hidden=(32,), optimizer="adam", lr=0.01, epochs=1, b
 
 
 @functools.cache
-def _reference(dtype: str) -> agreement.Run:
+def _reference(dtype: str) -> verify.Run:
     return reference(make_problem(), dtype)
 
 
@@ -42,7 +49,7 @@ def test_initial_weights_are_bit_identical(name, device, dtype):
 
 @pytest.mark.parametrize(("name", "device", "dtype"), COMBINATIONS)
 def test_logits_loss_and_gradients_agree(name, device, dtype):
-    c, tol = _comparison(name, device, dtype), tolerance(dtype)
+    c, tol = _comparison(name, device, dtype), TOLERANCES[dtype]
     assert c.logits <= tol.forward
     assert c.loss <= tol.forward
     assert c.grads <= tol.gradients
@@ -52,7 +59,7 @@ def test_logits_loss_and_gradients_agree(name, device, dtype):
 @pytest.mark.parametrize(("name", "device", "dtype"), COMBINATIONS)
 def test_parameters_agree_after_optimizer_steps(name, device, dtype, optimizer):
     c = _comparison(name, device, dtype)
-    assert c.trajectories[optimizer] <= tolerance(dtype).for_optimizer(optimizer), (
+    assert c.trajectories[optimizer] <= TOLERANCES[dtype].for_optimizer(optimizer), (
         f"{optimizer}: parameters after {TRAJECTORY_STEPS} steps"
     )
 
@@ -103,7 +110,7 @@ def test_a_float32_intermediate_fails_float64_agreement(monkeypatch):
 
     monkeypatch.setattr(nn, "log_softmax", through_float32)
     c = compare(make_backend("numpy"), "float64", make_problem(), _reference("float64"))
-    assert c.loss > tolerance("float64").forward
+    assert c.loss > TOLERANCES["float64"].forward
     assert any(f.startswith("loss") for f in c.failures)
 
 
@@ -116,11 +123,11 @@ def test_a_silent_fall_back_to_the_default_device_is_caught(monkeypatch):
     monkeypatch.setattr(nn, "one_hot", one_hot_forgetting_the_device)
     # array-api-strict refuses to mix devices; were it to allow it, the placement check would report it.
     with pytest.raises(ValueError, match="device"):
-        agreement.run(backend, "float32", make_problem())
+        verify.run(backend, "float32", make_problem())
 
 
 def test_placement_and_nan_show_as_failures():
-    c = Comparison("x", "cpu", "float32", True, float("nan"), 0.0, 0.0, {"sgd": 0.0}, ("loss[0] on cpu",), 0.0)
+    c = Comparison("x", "cpu", "float32", True, float("nan"), 0.0, 0.0, {"sgd": 0.0}, ("loss[0] on cpu",))
     assert not c.passed
     assert len(c.failures) == 2
 

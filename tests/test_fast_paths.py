@@ -88,8 +88,7 @@ FAST_MODULES = {"jax": "xpnet.backend.fast.jax_jit", "torch": "xpnet.backend.fas
 def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, activation, dtype, tuned, device):
     pytest.importorskip(library)
     from xpnet.errors import BackendError
-    from xpnet.verify.agreement import rel_diff
-    from xpnet.verify.tolerances import tolerance
+    from xpnet.verify import TOLERANCES, rel_diff
 
     try:
         backend = make_backend(library, device)
@@ -108,7 +107,7 @@ def test_compiled_and_fused_steps_agree_with_the_reference(library, optimizer, a
     step = fast_step(backend, SIZES, recipe, backend.dtype(dtype))
     assert type(step).__module__ == FAST_MODULES[library]
     fast = run_steps(step, *fresh(), batches, lr)
-    tol = tolerance(dtype)
+    tol = TOLERANCES[dtype]
     for (l_ref, z_ref, p_ref, s_ref), (l_fast, z_fast, p_fast, s_fast) in zip(ref, fast, strict=True):
         assert abs(l_fast - l_ref) <= tol.forward * abs(l_ref)
         assert rel_diff(z_fast, z_ref) <= tol.forward

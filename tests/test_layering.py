@@ -137,7 +137,7 @@ def test_the_math_does_its_math_through_xp_only():
 # import a device library (CuPy's import alone can take seconds and print CUDA warnings).
 PROBE = """
 import json, sys
-import xpnet.train, xpnet.check, xpnet.training.loop, xpnet.verify.agreement, xpnet.predict, xpnet.evaluate
+import xpnet.train, xpnet.check, xpnet.training.loop, xpnet.verify, xpnet.predict, xpnet.evaluate
 import xpnet.library.model, xpnet.library.export
 from xpnet.backend import resolve_backend
 assert resolve_backend("cpu").name == "numpy"

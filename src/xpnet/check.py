@@ -1,9 +1,9 @@
 """``python -m xpnet.check``: does every array library installed here compute what NumPy computes?
 
-For someone who has just installed CuPy (or PyTorch, or JAX) and wants to know it works: finds each
-backend and device, runs the agreement checks of `xpnet.verify.agreement` against NumPy in float64 on a small
-synthetic MNIST-shaped problem, and prints one row per backend, device and dtype. Exit status 0 when
-every one agrees, 1 when any disagrees or an installed library cannot run, 2 on bad usage.
+For someone who has just installed CuPy (or PyTorch, or JAX) and wants to know it works: finds each backend
+and device, runs the agreement checks of `xpnet.verify` against NumPy in float64 on a small synthetic
+MNIST-shaped problem, and prints one row per backend, device and dtype. Exit status 0 when every one agrees,
+1 when any disagrees or an installed library cannot run, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 
 if __name__ == "__main__":
-    # The check's problem is tiny: one thread per process answers in milliseconds where the default of one
-    # thread per core can spin-wait for seconds on a busy machine (PyTorch, NumPy's BLAS). It must be set
-    # before NumPy loads; the numbers stay within tolerance whatever the thread count.
+    # The check's problem is tiny: one thread answers in milliseconds where one per core can spin-wait for
+    # seconds on a busy machine. Set before NumPy loads; the numbers agree whatever the thread count.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import json
@@ -30,8 +29,7 @@ from .backend.probe import probe
 from .cli import common as cli
 from .errors import one_line
 from .nn import OPTIMIZERS
-from .verify.agreement import Comparison, compare, make_problem, reference
-from .verify.tolerances import TOLERANCES, TRAJECTORY_STEPS
+from .verify import TOLERANCES, TRAJECTORY_STEPS, Comparison, compare, make_problem, reference
 
 DTYPES = ("float64", "float32")
 EXIT_DISAGREE = 1
@@ -104,17 +102,13 @@ def run_checks(backends: Sequence[str], dtypes: Sequence[str], asked: bool = Fal
     for name in backends:
         found = probe(name)
         # A library that is absent is no failure, unless asked for by name; one that is installed yet cannot
-        # run is (the user who installed it expects it to work), except PyTorch/JAX without a GPU, which still
-        # run on the CPU.
-        absent = "" if found.installed else found.problem
+        # run is (the user who installed it expects it to work).
+        if found.installed:
+            trouble, note = found.problem, ""
+        else:
+            trouble, note = (f"asked for with --backend, but {found.problem}" if asked else ""), found.problem
         report.libraries.append(
-            {
-                "name": name,
-                "installed": found.installed,
-                "version": found.version,
-                "problem": found.problem if found.installed else f"asked for with --backend, but {absent}" * asked,
-                "note": absent,
-            }
+            {"name": name, "installed": found.installed, "version": found.version, "problem": trouble, "note": note}
         )
         for device in found.devices:
             try:
