@@ -10,8 +10,8 @@ import pytest
 
 from helpers import run_module
 from xpnet import check
-from xpnet.backend import probe as probing
-from xpnet.backend import registry
+from xpnet.backend import Probe, registry
+from xpnet.backend import probe as real_probe
 from xpnet.cli import common as cli
 
 
@@ -98,8 +98,8 @@ def test_module_runs_from_the_command_line():
 def test_an_installed_library_that_cannot_run_exits_1(monkeypatch, capsys):
     def cupy_without_gpu(name):
         if name == "cupy":
-            return probing.Probe("cupy", True, "cupy 14.0 (cupy-cuda12x)", (), "CUDA reports no GPU")
-        return probing.probe(name)
+            return Probe("cupy", True, "cupy 14.0 (cupy-cuda12x)", (), "CUDA reports no GPU")
+        return real_probe(name)
 
     monkeypatch.setattr(check, "probe", cupy_without_gpu)
     assert check.main(["--backend", "numpy", "--backend", "cupy", "--dtype", "float32"]) == 1

@@ -15,7 +15,7 @@ from xpnet.errors import BackendError
 # that it runs anywhere; a real one would import its own library inside make().
 PLUGIN = """
 import numpy as np
-from xpnet.backend import Backend, BackendSpec
+from xpnet.backend import Backend, BackendSpec, Probe
 
 
 def make(device):
@@ -25,8 +25,6 @@ def make(device):
 
 
 def probe():
-    from xpnet.backend.probe import Probe
-
     return Probe("mirror", True, "mirror 1.0", ("cpu",))
 
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import backend as backends
-from .backend import make_backend
-from .backend.probe import probe
+from .backend import make_backend, probe
 from .cli import common as cli
 from .errors import one_line
 from .nn import OPTIMIZERS

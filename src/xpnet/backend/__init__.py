@@ -22,11 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError
+from ..errors import BackendError, one_line
 from ..nn import Recipe, StepFn
-
-# Modules of this package that are not array libraries.
-_NOT_BACKENDS = {"fast", "probe"}
 
 
 @dataclass(frozen=True)
@@ -72,8 +69,8 @@ class BackendSpec:
     """One array library: everything xpnet needs to know about it, in the library's own module.
 
     ``make(device)`` takes ``"cpu"``, ``"cuda:N"`` or one of ``extra_devices`` and returns a `Backend` or
-    raises `BackendError`. ``probe()`` returns a ``probe.Probe`` (it may talk to a driver; only ``check`` calls
-    it). ``default_for`` lists the device kinds on which this library is the default.
+    raises `BackendError`. ``probe()`` returns a `Probe` or raises `BackendError` (it may talk to a driver;
+    only `probe` calls it, for ``check``). ``default_for`` lists the device kinds on which this library is the default.
     """
 
     name: str
@@ -100,7 +97,7 @@ def registry() -> dict[str, BackendSpec]:
     """Every backend module of this package, by name, in listing order (imports no array library)."""
     specs = []
     for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_") or info.name in _NOT_BACKENDS:
+        if info.name.startswith("_") or info.name == "fast":
             continue
         specs.append(importlib.import_module(f"{__name__}.{info.name}").SPEC)
     return {s.name: s for s in sorted(specs, key=lambda s: (s.order, s.name))}
@@ -249,6 +246,31 @@ def is_out_of_memory(exc: BaseException) -> bool:
             return True
     message = str(exc).lower()
     return any(text in message for text in _OOM_TEXT)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one array library offers here, for ``python -m xpnet.check``: its version and devices, or why none."""
+
+    name: str
+    installed: bool
+    version: str = ""  # library version, plus CUDA runtime/driver and TF32 settings where they matter
+    devices: tuple[str, ...] = ()  # device names `make_backend` accepts
+    problem: str = ""  # why an installed library has no usable device, with the fix
+
+
+def probe(name: str) -> Probe:
+    """Whether ``name`` is installed and which devices it can use, importing it only if installed. Probing
+    talks to the driver, so nothing in training calls it."""
+    s = spec(name)
+    if not s.installed:
+        return Probe(name, installed=False, problem=f"not installed: {s.install_hint}")
+    try:
+        return s.probe()
+    except BackendError as e:
+        return Probe(name, installed=True, problem=str(e))
+    except Exception as e:  # a broken install: the library is there but fails to import or to start
+        return Probe(name, installed=True, problem=f"installed but unusable: {one_line(e)}")
 
 
 def fast_step(backend: Backend, sizes: Sequence[int], recipe: Recipe, dtype: Any) -> StepFn | None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..errors import BackendError, one_line
-from . import Backend, BackendSpec, cuda_index, import_library
+from . import Backend, BackendSpec, Probe, cuda_index, import_library
 
 CUDA_EXTRA_HINT = 'pip install "xpnet[cuda12]" (CUDA 12) or "xpnet[cuda13]" (CUDA 13)'
 
@@ -35,10 +34,8 @@ def _cuda_version(number: int) -> str:
     return f"{number // 1000}.{number % 1000 // 10}"
 
 
-def probe() -> Any:
+def probe() -> Probe:
     from importlib.metadata import distributions
-
-    from .probe import Probe
 
     cupy = import_library(SPEC)
     # Two CuPy wheels installed side by side break each other; list them all.

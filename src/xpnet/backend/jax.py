@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..errors import BackendError
-from . import Backend, BackendSpec, cuda_index, import_library
+from . import Backend, BackendSpec, Probe, cuda_index, import_library
 
 
 def make(device: str) -> Backend:
@@ -42,10 +40,8 @@ def make(device: str) -> Backend:
     return Backend("jax", xp, dev, device, np.asarray, sync)
 
 
-def probe() -> Any:
+def probe() -> Probe:
     import jax
-
-    from .probe import Probe
 
     try:
         gpus = jax.devices("gpu")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from . import Backend, BackendSpec
+from . import Backend, BackendSpec, Probe
 
 
 def make(device: str) -> Backend:
@@ -19,9 +17,8 @@ def make(device: str) -> Backend:
     return Backend("numpy", xp, "cpu", "cpu", np.asarray)
 
 
-def probe() -> Any:
+def probe() -> Probe:
     from .fast import kernels
-    from .probe import Probe
 
     # Which update a long run's in-place step uses (fast/kernels.py): the one place a user sees why not Numba.
     return Probe("numpy", True, f"numpy {np.__version__}; long runs update with {kernels.describe()}", ("cpu",))

@@ -6,12 +6,10 @@ on, without a GPU.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..errors import BackendError
-from . import Backend, BackendSpec, import_library
+from . import Backend, BackendSpec, Probe, import_library
 
 
 def make(device: str) -> Backend:
@@ -27,10 +25,8 @@ def make(device: str) -> Backend:
     return Backend("array-api-strict", xp, dev, name, lambda a: np.asarray(a.to_device(cpu)))
 
 
-def probe() -> Any:
+def probe() -> Probe:
     import array_api_strict
-
-    from .probe import Probe
 
     return Probe("array-api-strict", True, f"array-api-strict {array_api_strict.__version__}", ("cpu",))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import BackendError
-from . import Backend, BackendSpec, cuda_index, import_library
+from . import Backend, BackendSpec, Probe, cuda_index, import_library
 
 
 def make(device: str) -> Backend:
@@ -27,10 +27,8 @@ def make(device: str) -> Backend:
     return Backend("torch", xp, dev, device, to_numpy, lambda: torch.cuda.synchronize(dev), copy_read_only=True)
 
 
-def probe() -> Any:
+def probe() -> Probe:
     import torch
-
-    from .probe import Probe
 
     version = f"torch {torch.__version__}"
     if not torch.cuda.is_available():
