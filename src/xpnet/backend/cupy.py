@@ -58,13 +58,6 @@ def probe() -> Probe:
 
 
 SPEC = BackendSpec(
-    name="cupy",
-    module="cupy",
-    kinds=("cuda",),
-    make=make,
-    probe=probe,
-    install_hint=CUDA_EXTRA_HINT,
-    order=1,
-    default_for=("cuda",),
-    device_of=lambda d: f"cuda:{d.id}",
-)
+    name="cupy", module="cupy", kinds=("cuda",), make=make, probe=probe, install_hint=CUDA_EXTRA_HINT, order=1,
+    default_for=("cuda",), device_of=lambda d: f"cuda:{d.id}",
+)  # fmt: skip

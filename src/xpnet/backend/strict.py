@@ -32,13 +32,7 @@ def probe() -> Probe:
 
 
 SPEC = BackendSpec(
-    name="array-api-strict",
-    module="array_api_strict",
-    kinds=("cpu",),
-    make=make,
-    probe=probe,
-    install_hint="pip install array-api-strict",
-    order=4,
-    extra_devices=("device1", "device2"),
+    name="array-api-strict", module="array_api_strict", kinds=("cpu",), make=make, probe=probe,
+    install_hint="pip install array-api-strict", order=4, extra_devices=("device1", "device2"),
     device_of=lambda d: "cpu" if d._device == "CPU_DEVICE" else d._device,
-)
+)  # fmt: skip
