@@ -10,20 +10,15 @@ from . import Backend, BackendSpec, Probe, cuda_index, import_library
 
 def make(device: str) -> Backend:
     jax = import_library(SPEC)
-    # Without x64 JAX silently turns float64 into float32 and int64 labels into int32. The flag is global
-    # and must be set before arrays exist, so it is set here, the moment a JAX backend is asked for; the
-    # trainer names every dtype, so float32 runs stay float32. Matmuls on a GPU default to TF32 in JAX
-    # (10-bit mantissa); "highest" makes them true float32 like NumPy, CuPy and PyTorch's defaults, so that
-    # switching backend changes the speed and not the numbers.
+    # Without x64 JAX silently turns float64 into float32 and int64 labels into int32; the flag is global and
+    # must be set before arrays exist. "highest" keeps GPU matmuls out of TF32, as the other libraries' defaults
+    # do, so that switching backend changes the speed and not the numbers (docs/agreement.md).
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     if device == "cpu":
         from .fast.denormals import flush_denormals
 
-        flush_denormals()  # before XLA starts its threads, which inherit the mode (fast/denormals.py)
-    import jax.numpy as xp
-
-    if device == "cpu":
+        flush_denormals()  # before XLA starts its threads, which inherit the mode
         dev = jax.devices("cpu")[0]
     else:
         try:
@@ -32,6 +27,7 @@ def make(device: str) -> Backend:
             hint = "install jax[cuda12] (or jax[cuda13]) and a driver"
             raise BackendError(f"JAX has no CUDA device here: {hint}") from None
         dev = gpus[cuda_index(device, len(gpus), "JAX")]
+    import jax.numpy as xp
 
     def sync() -> None:
         # JAX has no device-wide barrier: a tiny computation queued on the device and waited for stands in.
