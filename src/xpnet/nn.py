@@ -188,7 +188,7 @@ DEFAULT = Hyper()
 
 
 def rate_scalars(lr: float, count: int, h: Hyper = DEFAULT) -> tuple[float, float]:
-    """SGD's and momentum's two host scalars: the rate, and nothing."""
+    """SGD's and momentum's two host scalars: the rate and an unused 0 (the update count plays no part)."""
     return lr, 0.0
 
 
