@@ -42,6 +42,7 @@ def make_pictures(folder: Path, dataset: str = "fashion-mnist", data_dir: str | 
     pil = import_pillow()
     check_writable(folder / "catalogue.jpg", flag="FOLDER")
     data = load_dataset(dataset, data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
     images = data.x_test[:3].reshape(-1, *data.image_shape)
     side = ENLARGE * data.image_shape[0]
     catalogue = pil.fromarray(255 - images[0]).resize((side, side), pil.Resampling.BILINEAR)

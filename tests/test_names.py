@@ -64,7 +64,7 @@ def test_training_on_odd_names_prints_each_on_one_line(odd):
     unreadable = printable(root / "train" / CLASSES[0] / "not\na picture.png")
     skipped = [line for line in err.splitlines() if ": skipped: " in line]
     assert skipped and all(line.startswith(unreadable) for line in skipped), err
-    assert f"checkpoint: {printable(model)} (epoch 2); continue it with --resume {printable(model)}\n" in out
+    assert any(line.startswith(f"checkpoint: {printable(model)} ") for line in out.splitlines()), out
     one_line_each(out + err, [str(model)])
     assert str(root) not in out + err and len(skipped) == 1
 
@@ -89,7 +89,7 @@ def test_evaluate_and_predict_show_odd_class_and_file_names_on_one_line(odd, tmp
 def test_errors_name_odd_files_on_one_line(tmp_path, capsys):
     missing = tmp_path / "no\nsuch.npz"
     status, _, err = run_cli(capsys, evaluate.main, "xpnet.evaluate", ["--model", str(missing)])
-    assert status == 2 and err == f"xpnet.evaluate: error: checkpoint {printable(missing)} does not exist\n"
+    assert status == 2 and err.count("\n") == 1 and f"{printable(missing)} does not exist" in err, err
     blocker = tmp_path / "a\nfile"
     blocker.write_text("")
     status, _, err = run_cli(capsys, train.main, "xpnet.train", ["--dataset", "digits", "--save", f"{blocker}/m.npz"])

@@ -68,3 +68,8 @@ def printable(name: str | os.PathLike[str]) -> str:
 def printable_list(names: Sequence[str], limit: int = 4) -> str:
     """The first ``limit`` names, each `printable`, comma-separated, ending in ``...`` when there are more."""
     return ", ".join(printable(n) for n in names[:limit]) + (", ..." if len(names) > limit else "")
+
+
+def reason(e: OSError) -> str:
+    """The system's words for ``e`` (``Permission denied``), without the errno and path Python adds."""
+    return e.strerror or str(e)

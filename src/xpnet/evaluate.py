@@ -21,7 +21,7 @@ from .cli import common as cli
 from .cli import loading
 from .data import DATASETS, load_dataset
 from .errors import DataError, XpnetError, printable
-from .files import check_all_writable, made_folders
+from .files import check_writable
 from .library.model import FITTED_ON_ARRAYS, Model
 from .training import metrics
 from .training.checkpoint import Checkpoint, load_checkpoint
@@ -83,11 +83,11 @@ def build_parser() -> cli.ArgumentParser:
     return p
 
 
-def plot_folder(text: str, made: list[Path]) -> Path:
-    """The --plot folder, made if missing (as every output's folder is; those made are added to ``made``),
-    each plot's file in it checked writable before any work."""
+def plot_folder(text: str) -> Path:
+    """The --plot folder, each plot's file in it checked writable before any work (the first plot makes it)."""
     folder = Path(text).expanduser()
-    check_all_writable([folder / name for name in PLOTS], "--plot", made)
+    for name in PLOTS:
+        check_writable(folder / name, "--plot", "")
     return folder
 
 
@@ -124,15 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything that can fail on a flag is checked before the data set is read and scored.
     if args.log is not None and args.plot is None:
         raise XpnetError("--log only feeds the curves of --plot: add --plot DIR, or leave --log out")
-    with made_folders() as made:  # a --plot folder made here goes again if the run fails before drawing
-        folder, log = None, None
-        if args.plot is not None:
-            from .cli import plots
+    folder, log = None, None
+    if args.plot is not None:
+        from .cli import plots
 
-            plots.require_matplotlib()
-            log = read_log(args.log, ckpt) if args.log is not None else None
-            folder = plot_folder(args.plot, made)
-        return _evaluate(args, ckpt, folder, log)
+        plots.require_matplotlib()
+        log = read_log(args.log, ckpt) if args.log is not None else None
+        folder = plot_folder(args.plot)
+    return _evaluate(args, ckpt, folder, log)
 
 
 def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[dict[str, Any]] | None) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from .backend import resolve_backend
 from .cli import common as cli
 from .errors import printable
-from .files import check_writable, made_folders
+from .files import check_writable
 from .library.export import write_onnx
 from .library.model import Model
 from .training.checkpoint import load_checkpoint
@@ -44,10 +44,9 @@ def build_parser() -> cli.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ckpt = load_checkpoint(args.model)
-    with made_folders() as made:
-        path = check_writable(args.onnx, flag="--onnx", example="model.onnx", made=made)
-        model = Model.from_checkpoint(ckpt, resolve_backend("cpu"))
-        write_onnx(model, path)
+    path = check_writable(args.onnx, flag="--onnx", example="model.onnx")
+    model = Model.from_checkpoint(ckpt, resolve_backend("cpu"))
+    write_onnx(model, path)
     sizes = "-".join(map(str, model.sizes))
     print(f"wrote {printable(path)}: the {sizes} {model.activation} model, {len(model.classes)} classes")
     return 0

@@ -22,7 +22,7 @@ from .cli import common as cli
 from .data.folder import prepare_file
 from .data.pictures import PictureError, import_pillow
 from .errors import XpnetError, printable
-from .files import atomic_write, check_all_writable, made_folders
+from .files import atomic_write, check_writable
 from .library.model import Model, picture_layout
 from .training.checkpoint import load_checkpoint
 
@@ -83,11 +83,12 @@ def unique_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
-def check_folder(text: str, targets: Sequence[str], inputs: Sequence[Path], made: list[Path]) -> Path:
-    """The --save-input folder, checked before any work: it exists (those made are added to ``made``), each
-    picture's file in it is writable, and none replaces an input."""
+def check_folder(text: str, targets: Sequence[str], inputs: Sequence[Path]) -> Path:
+    """The --save-input folder, checked before any work: each picture's file in it is writable (the first
+    picture makes the folder), and none replaces an input."""
     folder = Path(text).expanduser()
-    check_all_writable([folder / t for t in targets], "--save-input", made)
+    for t in targets:
+        check_writable(folder / t, "--save-input", "")
     clash = {(folder / t).resolve() for t in targets} & {p.resolve() for p in inputs}
     if clash:
         raise XpnetError(
@@ -133,58 +134,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     needs_pillow = args.save_input is not None or any(p.suffix.lower() != ".npy" for p in paths)
     pil = import_pillow() if needs_pillow else None
     names = unique_names(paths)
-    with made_folders() as made:  # a --save-input folder made here goes again if no picture went into it
-        save_dir = check_folder(args.save_input, names, paths, made) if args.save_input is not None else None
-        backend = resolve_backend(args.device, args.backend)
-        cli.announce(backend, args.verbose)
+    save_dir = check_folder(args.save_input, names, paths) if args.save_input is not None else None
+    backend = resolve_backend(args.device, args.backend)
+    cli.announce(backend, args.verbose)
 
-        prepared: dict[int, np.ndarray] = {}
-        errors: dict[int, str] = {}
-        for i, path in enumerate(paths):
-            try:
-                prepared[i] = prepare_file(path, pil, layout)
-            except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError; the others go on
-                errors[i] = str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"
-                print(f"{PROG}: {printable(path)}: {e}", file=sys.stderr)
-        order = sorted(prepared)
-        rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)
-        classes, probs = Model.from_checkpoint(ckpt, backend).classify(rows)
-        labels = ckpt.classes
-        k = min(args.top, probs.shape[1])
+    prepared: dict[int, np.ndarray] = {}
+    errors: dict[int, str] = {}
+    for i, path in enumerate(paths):
+        try:
+            prepared[i] = prepare_file(path, pil, layout)
+        except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError; the others go on
+            errors[i] = str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"
+            print(f"{PROG}: {printable(path)}: {e}", file=sys.stderr)
+    order = sorted(prepared)
+    rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)
+    classes, probs = Model.from_checkpoint(ckpt, backend).classify(rows)
+    labels = ckpt.classes
+    k = min(args.top, probs.shape[1])
 
-        found = dict(zip(order, range(len(order))))
-        for i, path in enumerate(paths):
-            if i in errors:
-                if args.json:
-                    print(json.dumps({"file": str(path), "error": errors[i]}))
-                continue
-            row = found[i]
-            ranked = [int(classes[row])] + [int(j) for j in np.argsort(-probs[row], kind="stable") if j != classes[row]]
-            top = [(j, float(probs[row, j])) for j in ranked[:k]]
+    found = dict(zip(order, range(len(order))))
+    for i, path in enumerate(paths):
+        if i in errors:
             if args.json:
-                record: dict[str, Any] = {
-                    "file": str(path),
-                    "class": top[0][0],
-                    "name": labels[top[0][0]],
-                    "probability": top[0][1],
-                    "top": [{"class": j, "name": labels[j], "probability": q} for j, q in top],
-                }
-                if save_dir is not None:
-                    record["seen"] = str(save_dir / names[i])
-                print(json.dumps(record))
-            else:
-                print(format_result(printable(path), top, labels))
+                print(json.dumps({"file": str(path), "error": errors[i]}))
+            continue
+        row = found[i]
+        ranked = [int(classes[row])] + [int(j) for j in np.argsort(-probs[row], kind="stable") if j != classes[row]]
+        top = [(j, float(probs[row, j])) for j in ranked[:k]]
+        if args.json:
+            record: dict[str, Any] = {
+                "file": str(path),
+                "class": top[0][0],
+                "name": labels[top[0][0]],
+                "probability": top[0][1],
+                "top": [{"class": j, "name": labels[j], "probability": q} for j, q in top],
+            }
             if save_dir is not None:
-                assert pil is not None
-                save_png(pil, save_dir / names[i], prepared[i])
-        if save_dir is not None and not args.json and order:
-            k = enlargement(layout.side)
-            print(
-                f"the images the model saw: {printable(save_dir)}/*.seen.png ({layout.side}x{layout.side}, "
-                f"each pixel shown as a {k}x{k} square)",
-                file=sys.stderr,
-            )
-        return 1 if errors else 0
+                record["seen"] = str(save_dir / names[i])
+            print(json.dumps(record))
+        else:
+            print(format_result(printable(path), top, labels))
+        if save_dir is not None:
+            assert pil is not None
+            save_png(pil, save_dir / names[i], prepared[i])
+    if save_dir is not None and not args.json and order:
+        k = enlargement(layout.side)
+        print(
+            f"the images the model saw: {printable(save_dir)}/*.seen.png ({layout.side}x{layout.side}, "
+            f"each pixel shown as a {k}x{k} square)",
+            file=sys.stderr,
+        )
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from .data import hold_out
 from .data.datasets import LOCAL_SETS
 from .data.splits import example_val_split
 from .errors import printable
-from .files import check_writable, locked, made_folders, refuse_shared
+from .files import check_writable, locked, refuse_shared
 from .training import early_stop, runlog
 from .training.checkpoint import load_checkpoint
 from .training.config import TrainConfig
@@ -30,18 +30,16 @@ from .training.state import EpochStats
 
 EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Checked before any data is read or any epoch is run: a bad path must not cost an hour of training.
     roles = {"--save": args.save, "--log": args.log, "--resume": args.resume}
     refuse_shared(roles, allowed={frozenset(("--save", "--resume"))})  # resuming into the same file is usual
-    with made_folders() as made:  # those a run that fails before writing (divergence in epoch 1) leaves empty go
-        save_path = check_writable(args.save, made=made) if args.save is not None else None
-        log_path = None
-        if args.log is not None:
-            log_path = check_writable(args.log, flag="--log", example="train.jsonl", made=made)
-        with locked({"--save": save_path, "--log": log_path}):  # a second run on these files is refused
-            return _train(args, argv, save_path, log_path)
+    save_path = check_writable(args.save) if args.save is not None else None
+    log_path = check_writable(args.log, flag="--log", example="train.jsonl") if args.log is not None else None
+    with locked({"--save": save_path, "--log": log_path}):  # a second run on these files is refused
+        return _train(args, argv, save_path, log_path)
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path | None, log_path: Path | None) -> int:
@@ -84,7 +82,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
         bar = EpochBar(config.epochs, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))
     log = None
     if log_path is not None:
-        log = runlog.open_log(log_path, append=ckpt is not None)  # closed in the finally below
+        log = runlog.LineFile(log_path, append=ckpt is not None)  # closed in the finally below
         if log.repaired:
             print(f"{printable(log_path)}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
 
@@ -92,11 +90,11 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
         """Write the log's header once what computes the steps is known (Dask workers: when their shards are in)."""
         if log is not None:
             resumed_from = ckpt.state.epoch if ckpt is not None else None
-            runlog.write_line(log, report.log_header(data, config, backend, resumed_from, workers))
+            log.write(report.log_header(data, config, backend, resumed_from, workers))
 
     def show(stats: EpochStats) -> None:
         if log is not None:
-            runlog.write_line(log, runlog.epoch_record(stats))
+            log.write(runlog.epoch_record(stats))
         if bar is not None:
             bar.clear()
             print(report.format_epoch(stats, config.epochs), flush=True)

@@ -45,7 +45,7 @@ def save(fig: Any, path: Path) -> Path:
 
 
 def curves(epochs: Sequence[dict[str, Any]], title: str, kept: int | None = None) -> Any:
-    """Loss and accuracy per epoch, from training-log records (see `xpnet.runlog`); ``kept``, the epoch
+    """Loss and accuracy per epoch, from training-log records (`xpnet.training.runlog`); ``kept``, the epoch
     whose weights the model holds when it is not the last (--patience), is marked on both."""
     fig = _figure(9.0, 3.6)
     loss_ax, acc_ax = fig.subplots(1, 2)

@@ -5,17 +5,17 @@ A checkpoint is a plain ``.npz`` (a zip of ``.npy`` files) holding host NumPy ar
 uint8 array of UTF-8 JSON: format, xpnet version, the backend it was trained on (and ``workers``, what Dask
 workers computed its gradients with), the data set's folder, the config, counters, host RNG state, history,
 class names and (a picture-folder model) the picture layout; a run with --patience adds ``best_000...`` (the
-best epoch's weights) and, once those are put back, ``last_000...`` (the last epoch's, to resume from). It
-is read with ``allow_pickle=False`` and every array is checked against the metadata, so a file from
-someone else can only fail to load.
+best epoch's weights) and, once those are put back, ``last_000...`` (the last epoch's, to resume from).
 
-Writes are atomic: a temporary file in the same folder, flushed and fsynced, then renamed over the old
-checkpoint, then the folder fsynced; a crash at any point leaves the previous checkpoint whole.
+Loading trusts nothing in the file: every array's header is checked against the model the metadata
+describes before its payload is read, and the rest of the metadata is parsed into the objects it stands
+for, so a file from someone else can only fail to load, in one line.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,18 +28,19 @@ from ..backend import Backend
 from ..data import npy
 from ..data.datasets import class_names
 from ..data.images import Layout
-from ..errors import CheckpointError, XpnetError, one_line, printable, printable_list
+from ..errors import CheckpointError, one_line, printable, printable_list, reason
 from ..files import atomic_write
 from ..nn import OPTIMIZERS
 from . import early_stop
-from .checkpoint_checks import check_counters, read_classes, read_history, read_layout, read_rng
-from .config import TrainConfig, is_count
-from .state import TrainState
+from .config import ConfigError, TrainConfig, is_count, is_real
+from .state import EpochStats, TrainState
 
 FORMAT = "xpnet-checkpoint"
 FORMAT_VERSION = 1
 MAX_META_BYTES = 64 << 20  # the metadata JSON; its history grows by about 250 bytes an epoch
 MAX_MEMBER_BYTES = 4 << 30  # the largest weight or optimizer array read (a 784-1,000,000 float32 layer: 3 GiB)
+COUNT_LIMIT = 2**63  # steps, rows: int64 everywhere downstream
+BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM}  # states of plain JSON numbers
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Checkpoint:
 
     @property
     def data_dir(self) -> str | None:
-        """The folder the data set was read from, as recorded (None: digits, or an older checkpoint)."""
+        """The folder the data set was read from, as recorded (None: digits, or a checkpoint that has none)."""
         folder = self.meta.get("data_dir")
         return folder if isinstance(folder, str) and folder else None
 
@@ -85,7 +86,7 @@ class Checkpoint:
         from the file, so each part is `printable`; a crafted file may leave it out."""
         shown = [printable(str(self.meta.get(key, "unknown"))) for key in ("backend", "device")]
         workers = self.meta.get("workers")
-        return " on ".join(shown) + (f"; gradients from {printable(workers)}" if workers else "")
+        return " on ".join(shown) + (f"; gradients from {printable(str(workers))}" if workers else "")
 
 
 def save_checkpoint(
@@ -161,10 +162,9 @@ def save_checkpoint(
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint; its arrays stay host NumPy arrays, ready for any backend.
 
-    Raises `CheckpointError` (one line) for a missing, truncated or foreign file, pickled or object
-    arrays, members that are not ``.npy`` arrays, arrays missing or shaped unlike the model the metadata
-    describes, and counters out of range. Every header is checked before its payload is read, so no
-    declared size is allocated before it is known to be the model's (`xpnet.data.npy`).
+    Raises `CheckpointError` (one line) for a missing, unreadable, truncated or foreign file, pickled or
+    object arrays, members that are not ``.npy`` arrays, arrays missing or shaped unlike the model the
+    metadata describes, NaN or infinite values (exit status 1), and metadata that does not parse.
     """
     path = Path(path).expanduser()
     name = "meta"
@@ -173,8 +173,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             if name not in members:
                 raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (no xpnet metadata in it)")
             meta = _read_meta(path, npy.read_member(z, members[name], _meta_check))
-            config, sizes = _read_config(path, meta)
-            expected = _expected_arrays(path, meta, config, sizes)
+            config = TrainConfig.from_dict({"gamma": 1.0, **meta["config"]})  # no gamma: a constant rate
+            expected = _expected_arrays(meta, config, len(members))
             extra = sorted(set(members) - set(expected) - {"meta"})
             if extra:
                 raise CheckpointError(
@@ -185,24 +185,33 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                 if name not in members:
                     raise CheckpointError(f"{printable(path)} is missing the array {name!r}; the file is incomplete")
                 arrays[name] = npy.read_member(z, members[name], npy.expect(shape, config.dtype))
+        bad = next((name for name, a in arrays.items() if not np.isfinite(a).all()), None)
+        if bad is not None:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
+            raise CheckpointError(
+                f"{printable(path)}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
+                "retrain it, with a lower --lr if it diverged",
+                exit_status=1,
+            )
+        state = _read_state(meta, arrays, config)
+        classes, layout = _read_classes(meta), _read_layout(meta)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {printable(path)} does not exist") from None
     except npy.NotNpz:
-        why = "not an .npz file, or truncated"
-        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint ({why})") from None
+        raise CheckpointError(
+            f"{printable(path)} is not an xpnet checkpoint (not an .npz file, or truncated)"
+        ) from None
     except npy.NpyError as e:
         raise CheckpointError(f"{printable(path)}: array {name!r} {e}; use another checkpoint") from None
     except OSError as e:  # permission denied, a folder, a FIFO or a device
-        why = e.strerror or e
-        raise CheckpointError(f"cannot read checkpoint {printable(path)}: {why}; give a readable file") from None
-    except (EOFError, zipfile.BadZipFile, KeyError) as e:
-        why = one_line(e)
-        raise CheckpointError(f"{printable(path)} is damaged or truncated ({why}); use another checkpoint") from None
-    state = _read_state(path, meta, arrays, config, sizes)
-    classes, layout = read_classes(path, meta, sizes), read_layout(path, meta, sizes)
-    return Checkpoint(
-        path, config, str(meta["dataset"]), meta["n_train"], meta["val_split"], state, meta, classes, layout
-    )
+        raise CheckpointError(f"cannot read checkpoint {printable(path)}: {reason(e)}; give a readable file") from None
+    except ConfigError as e:  # the config's own rules (TrainConfig checks itself)
+        raise CheckpointError(f"{printable(path)} has an invalid config ({e})") from None
+    except (EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError, OverflowError) as e:
+        why = f"no {e.args[0]!r} in its metadata" if isinstance(e, KeyError) else one_line(e)
+        raise CheckpointError(
+            f"{printable(path)} is damaged or not written by xpnet ({why}); use another checkpoint"
+        ) from None
+    return Checkpoint(path, config, meta["dataset"], meta["n_train"], meta["val_split"], state, meta, classes, layout)
 
 
 def _meta_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -224,86 +233,138 @@ def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{printable(path)} has checkpoint format {version}, newer than this xpnet {__version__} reads "
-            f"({FORMAT_VERSION}): upgrade xpnet"
+            f"{printable(path)} has checkpoint format {printable(str(version))}, newer than this xpnet "
+            f"{__version__} reads ({FORMAT_VERSION}): upgrade xpnet"
         )
     return meta
 
 
-def _read_config(path: Path, meta: dict[str, Any]) -> tuple[TrainConfig, list[int]]:
-    try:
-        saved = meta["config"]
-        if not isinstance(saved, dict):
-            raise TypeError("config is not an object")
-        config = TrainConfig.from_dict({"gamma": 1.0, **saved})  # written before --gamma: a constant rate
-        sizes = meta["layer_sizes"]
-        if not (isinstance(sizes, list) and all(is_count(s) for s in sizes)):
-            raise ValueError("layer_sizes must be a list of integers")
-        if not isinstance(meta["dataset"], str):
-            raise ValueError("dataset must be a name")
-    except XpnetError as e:  # the config's own rules (TrainConfig checks itself)
-        raise CheckpointError(f"{printable(path)} has an invalid config ({e})") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{printable(path)} has incomplete or invalid xpnet metadata ({one_line(e)})") from None
-    if len(sizes) < 2 or sizes[1:-1] != list(config.hidden) or min(sizes) < 1:
-        raise CheckpointError(f"{printable(path)} has inconsistent metadata: layers {sizes} but config {config}")
-    check_counters(path, meta, config)
-    return config, sizes
-
-
-def _expected_arrays(
-    path: Path, meta: dict[str, Any], config: TrainConfig, sizes: list[int]
-) -> dict[str, tuple[int, ...]]:
-    """The name and shape of every array the model the metadata describes has; refused when too large."""
-    if len(sizes) - 1 > meta["n_params"]:  # each layer has weights: refused before listing a million layers
-        raise CheckpointError(f"{printable(path)} lists {meta['n_params']} weight arrays for {len(sizes) - 1} layers")
+def _expected_arrays(meta: dict[str, Any], config: TrainConfig, n_members: int) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every array of the model the metadata describes, checked before any is read:
+    the layers fit the config and the file, and no array is larger than xpnet reads."""
+    sizes = meta["layer_sizes"]
+    if not (
+        isinstance(sizes, list) and all(is_count(s) and s > 0 for s in sizes) and sizes[1:-1] == list(config.hidden)
+    ):
+        raise ValueError(f"its layer_sizes are inconsistent with the config's hidden layers {list(config.hidden)}")
+    if not 2 <= len(sizes) <= n_members:  # each layer has its arrays: nothing listed for layers the file lacks
+        raise ValueError(f"it lists {len(sizes) - 1} layers")
     shapes = nn.param_shapes(sizes)
-    opt_shapes = OPTIMIZERS[config.optimizer].state_shapes(shapes)
-    if meta["n_params"] != len(shapes) or meta["n_opt"] != len(opt_shapes):
-        raise CheckpointError(
-            f"{printable(path)} lists {meta['n_params']} weight and {meta['n_opt']} optimizer arrays; "
-            f"a {'-'.join(map(str, sizes))} {config.optimizer} model has {len(shapes)} and {len(opt_shapes)}"
-        )
+    n_best, restored = meta.get("n_best", 0), meta.get("restored", False)  # none without --patience
+    if not (is_count(n_best) and n_best in (0, len(shapes)) and isinstance(restored, bool) and n_best >= restored):
+        raise ValueError(f"its n_best and restored must be 0 and false, or {len(shapes)} best-epoch arrays")
     expected = {f"param_{i:03d}": s for i, s in enumerate(shapes)}
-    expected |= {f"opt_{i:03d}": s for i, s in enumerate(opt_shapes)}
+    expected |= {f"opt_{i:03d}": s for i, s in enumerate(OPTIMIZERS[config.optimizer].state_shapes(shapes))}
     expected["loss_sum"] = ()
-    n_best = meta.get("n_best", 0)  # written before --patience: none
-    if n_best not in (0, len(shapes)) or (meta.get("restored") is True and not n_best):
-        raise CheckpointError(f"{printable(path)} lists {n_best} best-epoch weight arrays; the model has {len(shapes)}")
     expected |= {f"best_{i:03d}": s for i, s in enumerate(shapes[:n_best])}
-    expected |= {f"last_{i:03d}": s for i, s in enumerate(shapes)} if meta.get("restored") is True else {}
+    expected |= {f"last_{i:03d}": s for i, s in enumerate(shapes)} if restored else {}
     biggest = max(npy.nbytes(s, np.dtype(config.dtype)) for s in expected.values())
     if biggest > MAX_MEMBER_BYTES:
-        raise CheckpointError(
-            f"{printable(path)} describes a {'-'.join(map(str, sizes))} model with a {biggest / 2**30:.1f} GiB weight "
-            f"array; xpnet reads arrays up to {MAX_MEMBER_BYTES // 2**30} GiB"
+        raise ValueError(
+            f"it describes a {'-'.join(map(str, sizes))} model with a {biggest / 2**30:.1f} GiB weight array; "
+            f"xpnet reads arrays up to {MAX_MEMBER_BYTES // 2**30} GiB"
         )
     return expected
 
 
-def _read_state(
-    path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainConfig, sizes: list[int]
-) -> TrainState:
-    n_params, n_opt = meta["n_params"], meta["n_opt"]
-    bad = next((name for name, a in arrays.items() if not np.isfinite(a).all()), None)
-    if bad is not None:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
-        raise CheckpointError(
-            f"{printable(path)}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
-            "retrain it, with a lower --lr if it diverged",
-            exit_status=1,
-        )
+def _count(meta: dict[str, Any], key: str, low: int, high: int = COUNT_LIMIT - 1) -> int:
+    """The integer ``meta[key]``, refused outside ``low..high``: a counter out of range would train nothing."""
+    value = meta.get(key)
+    if not (is_count(value) and low <= value <= high):
+        raise ValueError(f"its {key} must be an integer from {low} to {high}")
+    return value
+
+
+def _read_state(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainConfig) -> TrainState:
+    """The run's state from its checked arrays and its metadata (`ValueError` for a counter out of range)."""
+    n_train = _count(meta, "n_train", 1)
+    _count(meta, "val_split", 0)
+    epoch, offset = _count(meta, "epoch", 0, config.epochs), _count(meta, "offset", 0, n_train - 1)
+    seconds = meta.get("seconds")
+    if not (is_real(seconds) and seconds >= 0):
+        raise ValueError("its seconds must be a number >= 0")
+
+    def group(prefix: str) -> list[np.ndarray]:
+        return [a for name, a in arrays.items() if name.startswith(prefix)]
+
     return TrainState(
-        params=[arrays[f"param_{i:03d}"] for i in range(n_params)],
-        opt_state=[arrays[f"opt_{i:03d}"] for i in range(n_opt)],
-        rng=read_rng(path, meta.get("rng")),
-        epoch=meta["epoch"],
-        step=meta["step"],
-        offset=meta["offset"],
+        params=group("param_"),
+        opt_state=group("opt_"),
+        rng=_read_rng(meta["rng"]),
+        epoch=epoch,
+        step=_count(meta, "step", epoch),
+        offset=offset,
         loss_sum=arrays["loss_sum"],
-        correct=meta["correct"],
-        seconds=float(meta["seconds"]),
-        history=read_history(path, meta.get("history"), meta["epoch"]),
-        best_params=[arrays[f"best_{i:03d}"] for i in range(meta.get("n_best", 0))] or None,
-        restored=meta.get("restored") is True,
-        last_params=[arrays[f"last_{i:03d}"] for i in range(n_params)] if meta.get("restored") is True else None,
+        correct=_count(meta, "correct", 0, offset),
+        seconds=float(seconds),
+        history=_read_history(meta["history"], epoch),
+        best_params=group("best_") or None,
+        restored=bool(group("last_")),
+        last_params=group("last_") or None,
     )
+
+
+def _read_rng(saved: Any) -> np.random.Generator:
+    """The host generator from its saved state, which NumPy must give back unchanged: it truncates a float
+    and ignores keys it does not know."""
+    try:
+        rng = np.random.Generator(BIT_GENERATORS[saved["bit_generator"]]())
+        rng.bit_generator.state = saved
+        ok = rng.bit_generator.state == saved
+    except (KeyError, TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"its random-generator state is not a {' or '.join(BIT_GENERATORS)} state")
+    return rng
+
+
+def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
+    """The per-epoch statistics, each built as an `EpochStats` and its numbers checked."""
+    if not isinstance(saved, list) or len(saved) > epochs_done:
+        raise ValueError(f"its history must be a list of at most {epochs_done} epochs")
+    try:
+        history = [EpochStats(**entry) for entry in saved]
+    except TypeError:  # an entry that is not an object, or has keys EpochStats does not have
+        history = None
+    if history is None or not all(_plausible(s, epochs_done) for s in history):
+        raise ValueError("its history holds an entry that is not an epoch's statistics")
+    return history
+
+
+def _plausible(s: EpochStats, epochs_done: int) -> bool:
+    speed = s.samples_per_second  # infinite for an epoch too short to time
+    return (
+        is_count(s.epoch)
+        and 1 <= s.epoch <= epochs_done
+        and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
+        and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
+        and (is_real(speed) or speed == math.inf)
+    )
+
+
+def _read_classes(meta: dict[str, Any]) -> tuple[str, ...]:
+    """The class names stored with the model, or the named data set's (checkpoints written without them)."""
+    if not isinstance(meta["dataset"], str):
+        raise ValueError("its dataset must be a name")
+    names = meta.get("classes", list(class_names(meta["dataset"])))
+    if not (
+        isinstance(names, list) and len(names) == meta["layer_sizes"][-1] and all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(f"its class names do not match its {meta['layer_sizes'][-1]} outputs")
+    return tuple(names)
+
+
+def _read_layout(meta: dict[str, Any]) -> Layout | None:
+    """The stored picture layout (picture-folder models), or None: predict then goes by the set's name."""
+    if "layout" not in meta:
+        return None
+    d = meta["layout"]
+    layout = Layout(side=d["side"], box=d["box"], work=d["work"], by_mass=d["by_mass"])
+    counts = all(is_count(v) and v > 0 for v in (layout.side, layout.box, layout.work))
+    if not (
+        counts and isinstance(layout.by_mass, bool) and layout.box <= layout.work and layout.work % layout.side == 0
+    ):
+        raise ValueError("its picture layout is not one of positive sizes")
+    if layout.n_features != meta["layer_sizes"][0]:
+        raise ValueError(f"its picture layout does not fit {meta['layer_sizes'][0]} inputs")
+    return layout

@@ -18,10 +18,8 @@ followed by one object per finished epoch::
 scored once, at the end). Reading keeps the last line of each epoch number, so an epoch redone after a
 crash replaces the one logged before it.
 
-The log is always whole JSON Lines up to its last complete line (`LineFile`): each line is one write, a line
-a full disk cuts short is removed again, a last line torn by a crash is cut off when a resumed run appends,
-and reading ignores such an unfinished last line. A full disk at the first line leaves no log (or the one a
-fresh run would have replaced).
+The log is always whole JSON Lines up to its last complete line (`LineFile`), and reading ignores an
+unfinished last line (a crash in the middle of a write).
 """
 
 from __future__ import annotations
@@ -30,12 +28,13 @@ import contextlib
 import json
 import math
 import os
+from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .. import __version__
-from ..errors import XpnetError, printable
+from ..errors import XpnetError, printable, reason
 from ..files import atomic_write, write_failed
 from .checkpoint import Checkpoint
 from .resume import FIXED_FIELDS, setting
@@ -43,11 +42,13 @@ from .state import EpochStats
 
 # An epoch's figures that tell one run from another: the same run logs them exactly as its checkpoint keeps them.
 SCORES = ("loss", "train_accuracy", "val_accuracy", "test_accuracy")
-EPOCH_KEYS = ("epoch", "loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds", "samples_per_second")
+EPOCH_KEYS = tuple(f.name for f in fields(EpochStats))
+MAX_LOG_BYTES = 256 << 20  # about a million epochs of records
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is None or math.isfinite(value) else None  # JSON has no Infinity
+def json_number(value: float | None) -> float | None:
+    """``value``, or None where it is NaN or infinite: JSON has neither."""
+    return value if value is None or math.isfinite(value) else None
 
 
 def header(**fields: Any) -> dict[str, Any]:
@@ -57,13 +58,11 @@ def header(**fields: Any) -> dict[str, Any]:
 
 
 def epoch_record(stats: EpochStats) -> dict[str, Any]:
-    record: dict[str, Any] = {"type": "epoch"}
-    record |= {k: _finite(getattr(stats, k)) if k != "epoch" else stats.epoch for k in EPOCH_KEYS}
-    return record | {"lr": stats.lr}
+    return {"type": "epoch"} | {k: json_number(getattr(stats, k)) for k in EPOCH_KEYS}
 
 
 class LineFile:
-    """A text file that only ever ends with a whole line: each `write` is one ``os.write`` of whole lines,
+    """A text file that only ever ends with a whole line: each `write` is one ``os.write`` of one JSON line,
     and one that fails (a full disk) is cut back to where it started before `WriteError` is raised.
 
     ``append``: keep what is there (a last line torn by a crash is cut off first: ``repaired`` bytes);
@@ -83,12 +82,13 @@ class LineFile:
         except OSError as e:
             raise write_failed(self.path, e) from None
 
-    def write(self, text: str) -> int:
-        data = text.encode("utf-8")
+    def write(self, record: dict[str, Any]) -> None:
+        """``record`` as one line, on disk when this returns: a run killed at any moment leaves every epoch."""
+        data = (json.dumps(record) + "\n").encode("utf-8")
         if self.fd is None:
             atomic_write(self.path, lambda f: f.write(data))
             self._open()
-            return len(text)
+            return
         start = os.fstat(self.fd).st_size
         try:
             if os.write(self.fd, data) != len(data):  # a short write: the disk filled up mid-line
@@ -97,10 +97,6 @@ class LineFile:
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, start)
             raise write_failed(self.path, e) from None
-        return len(text)
-
-    def flush(self) -> None:
-        """Nothing to do: every `write` went straight to the file."""
 
     def close(self) -> None:
         if self.fd is not None:
@@ -125,23 +121,10 @@ def _cut_torn_line(fd: int) -> int:
     return size - end
 
 
-def open_log(path: Path, append: bool) -> LineFile:
-    """The log file to write; ``append`` (a resumed run) keeps it, cutting off a torn last line."""
-    return LineFile(path, append)
-
-
-MAX_LOG_BYTES = 256 << 20  # about a million epochs of records
-
-
-def write_line(stream: IO[str] | LineFile, record: dict[str, Any]) -> None:
-    """One JSON object on one line, flushed: a run killed at any moment leaves every finished epoch."""
-    stream.write(json.dumps(record) + "\n")
-    stream.flush()
-
-
 def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str, Any]]:
     """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file, and
-    for the log of another run than ``model``'s when it is given (`_refuse_other_run`)."""
+    for the log of another run than ``model``'s when it is given: a header naming other data or a setting
+    no resume changes (`resume.FIXED_FIELDS`), or an epoch whose figures are not its checkpoint's."""
     path = Path(path).expanduser()
     try:
         if not path.is_file():  # a device such as /dev/zero would be read for ever
@@ -152,53 +135,45 @@ def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str
             )
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise XpnetError(f"cannot read the training log {printable(path)}: {e.strerror or e}") from None
+        raise XpnetError(f"cannot read the training log {printable(path)}: {reason(e)}") from None
     except UnicodeDecodeError:
         raise XpnetError(
             f"{printable(path)} is not an xpnet training log (not text); give the file of xpnet.train --log"
         ) from None
     epochs: dict[int, dict[str, Any]] = {}
     headers: list[dict[str, Any]] = []
-    lines = text.split("\n")
-    complete = lines[:-1] if lines[-1].strip() and _torn(lines[-1]) else lines  # a write cut short by a crash
-    for number, line in enumerate(complete, 1):
+    lines = text.split("\n")  # the last is "" or a line a crash cut short
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
             if record.get("type") == "epoch":
-                epochs[int(record["epoch"])] = {k: record.get(k) for k in (*EPOCH_KEYS, "lr")}
+                epochs[int(record["epoch"])] = {k: record.get(k) for k in EPOCH_KEYS}
                 float(record["loss"])
             elif record.get("type") == "run":
                 headers.append(record)
         except (ValueError, TypeError, KeyError, AttributeError):
+            if number == len(lines):  # unfinished: skipped, as a resumed run cuts it off
+                break
             raise XpnetError(
                 f"{printable(path)}, line {number}: not an xpnet training log (write one with python -m "
                 "xpnet.train --log)"
             ) from None
     if not epochs:
         raise XpnetError(f"{printable(path)} holds no epochs: not an xpnet training log, or the run logged none yet")
-    if model is not None:
-        _refuse_other_run(path, headers, epochs, model)
-    return [epochs[e] for e in sorted(epochs)]
-
-
-def _refuse_other_run(
-    path: Path, headers: list[dict[str, Any]], epochs: dict[int, dict[str, Any]], model: Checkpoint
-) -> None:
-    """Refuse a log that is not of ``model``'s run: a header (of the run or of a resumed continuation) naming
-    other data or a setting no resume changes (`resume.FIXED_FIELDS`), or an epoch whose figures are not the
-    ones the checkpoint's history keeps for it. What a header does not say is not held against it."""
-    other = _other_header(headers, model) or _other_epoch(epochs, model)
+    other = model is not None and (_other_header(headers, model) or _other_epoch(epochs, model))
     if other:
         raise XpnetError(
             f"--log {printable(path)} is the log of another run ({other}): give the log of this model's run, or "
             "leave --log out to draw the curves from the checkpoint's own history"
         )
+    return [epochs[e] for e in sorted(epochs)]
 
 
 def _other_header(headers: list[dict[str, Any]], model: Checkpoint) -> str:
-    """How the first header that names another run differs from ``model``, or ``""``."""
+    """How the first header that names another run differs from ``model``, or ``""``; what a header does not
+    say is not held against it."""
     config = model.config.to_dict()
     want = {"dataset": model.dataset, "n_train": model.n_train, "n_val": model.val_split}
     want |= {f: config[f] for f in FIXED_FIELDS}
@@ -222,12 +197,3 @@ def _other_epoch(epochs: dict[int, dict[str, Any]], model: Checkpoint) -> str:
                 f"{printable(model.path)} has {json.dumps(getattr(stats, key))}"
             )
     return ""
-
-
-def _torn(line: str) -> bool:
-    """Whether an unterminated last line is a record cut short (not JSON), which readers skip."""
-    try:
-        json.loads(line)
-    except ValueError:
-        return True
-    return False
