@@ -2,9 +2,8 @@
 
 ``DIR/train/<class>/*.png`` (JPEG, BMP, GIF, WebP, TIFF, anything Pillow reads, or ``.npy``) and, optionally,
 ``DIR/test/<class>/*``. Class names are the sub-folder names, numbered in sorted order. Every picture is
-prepared by `prepare_file`, the function ``xpnet.predict`` uses, so a model sees at prediction time exactly
-what it saw in training. Without ``test/``, a stratified fifth of ``train/`` is held out (fixed seed).
-The prepared images are cached (`cache`), so a second run skips the reading.
+prepared by `pictures.prepare_file`, as ``predict`` prepares one. Without ``test/``, a stratified fifth of
+``train/`` is held out (fixed seed). The prepared images are cached (`cache`), so a second run skips the reading.
 """
 
 from __future__ import annotations
@@ -17,40 +16,15 @@ import numpy as np
 
 from ..errors import DataError, printable, printable_list
 from . import cache, images
-from .datasets import Dataset
-from .pictures import PictureError, import_pillow, read_picture, read_picture_bytes
-from .splits import stratified_holdout
+from .datasets import Dataset, stratified_holdout
+from .pictures import PictureError, import_pillow, prepare_file
+from .reasons import reason
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".npy")
-DEFAULT_SIZE = 28
-MIN_SIZE, MAX_SIZE = 4, 256
 TEST_FRACTION = 0.2  # held out as the test set when there is no test/ folder
-TEST_SPLIT_SEED = 0  # fixed, so that --seed changes the model and never the test set
 
 Progress = Callable[[int, int | None], None]
 Notify = Callable[[str], None]
-
-
-def folder_layout(side: int = DEFAULT_SIZE) -> images.Layout:
-    """The picture's longest side fills a ``side`` x ``side`` image, centred by its box (Fashion-MNIST's
-    recipe): it assumes nothing about what the pictures show, unlike MNIST's 20-pixel box centred by mass."""
-    if not MIN_SIZE <= side <= MAX_SIZE:
-        raise DataError(f"--image-size {side} is out of range: give {MIN_SIZE} to {MAX_SIZE} (default {DEFAULT_SIZE})")
-    return images.Layout(side=side, box=side, work=side, by_mass=False)
-
-
-def prepare_file(path: Path, pil: ModuleType | None, layout: images.Layout) -> np.ndarray:
-    """One picture file -> the (side, side) uint8 image a model of ``layout`` takes.
-
-    Raises `PictureError` for a file that holds no picture, `ValueError` (`images.BlankImage`) for one with
-    no ink. ``xpnet.predict`` and the folder sets both prepare pictures here.
-    """
-    return images.prepare(read_picture(path, pil), layout)
-
-
-def prepare_bytes(data: bytes, pil: ModuleType | None, layout: images.Layout, name: str = "") -> np.ndarray:
-    """`prepare_file` for a picture held in memory (``xpnet serve``'s request body), named ``name`` in messages."""
-    return images.prepare(read_picture_bytes(data, pil, name), layout)
 
 
 def _pictures(folder: Path) -> list[Path]:
@@ -75,7 +49,7 @@ def _entries(folder: Path) -> list[Path]:
 
 def _unreadable(folder: Path, e: OSError) -> DataError:
     return DataError(
-        f"folder: cannot read {printable(folder)} ({e.strerror or e}): make it readable (chmod u+rx) or move it "
+        f"folder: cannot read {printable(folder)} ({reason(e)}): make it readable (chmod u+rx) or move it "
         "out of the picture folder"
     )
 
@@ -123,7 +97,7 @@ def _read_split(
                 found += 1
             except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
                 skipped.append(str(path))
-                notify(f"{printable(path)}: skipped: {e.strerror if isinstance(e, OSError) else e}")
+                notify(f"{printable(path)}: skipped: {reason(e)}")
             tick()
         if not found:
             where = paths[0].parent if paths else f"the class folder {name!r}"
@@ -180,12 +154,13 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
 
 def load_folder_dataset(
     directory: str | Path,
-    image_size: int = DEFAULT_SIZE,
+    image_size: int | None = None,
     *,
     progress: Progress | None = None,
     notify: Notify | None = None,
 ) -> Dataset:
-    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images.
+    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images (default:
+    `images.DEFAULT_SIZE`).
 
     ``progress(done, total)`` is called after each picture read (not when the cache answers); ``notify``
     receives one-line notes: each unreadable picture, their count, and a test set held out of ``train/``.
@@ -195,7 +170,7 @@ def load_folder_dataset(
         raise DataError(
             f"folder: {printable(root)} is not a folder: give --data-dir the folder that holds train/<class>/"
         )
-    layout = folder_layout(image_size)
+    layout = images.folder_layout(image_size)
     say = notify or (lambda line: None)
     a = read_folder(root, layout, progress, say)
     classes = tuple(a["classes"].tolist())
@@ -209,7 +184,7 @@ def load_folder_dataset(
                 f"folder: {printable(root / 'train')} has only {len(y_train)} readable pictures; add a test/ folder"
             )
         n_test = max(int(np.count_nonzero(counts > 1)), round(TEST_FRACTION * testable.size))
-        held = testable[stratified_holdout(y_train[testable], n_test, np.random.default_rng(TEST_SPLIT_SEED))[1]]
+        held = testable[stratified_holdout(y_train[testable], n_test)[1]]
         kept = np.setdiff1d(np.arange(len(y_train)), held)
         say(
             f"folder: {printable(root)} has no test/ folder: holding out {len(held)} of {len(y_train)} training "

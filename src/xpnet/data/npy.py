@@ -26,6 +26,8 @@ from typing import BinaryIO
 import numpy as np
 from numpy.lib import format as npy_format
 
+from ..errors import one_line
+
 MAX_HEADER = 10_000  # numpy's own default limit on a header's length
 CHUNK = 1 << 18  # bytes per read, as numpy.load: a zip stream joins and copies what one read returns
 
@@ -48,7 +50,7 @@ def read_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
         reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, fortran, dtype = reader(f, max_header_size=MAX_HEADER)
     except (ValueError, EOFError, OSError) as e:  # no magic, an unknown version, a header that is not a dict
-        raise NpyError(f"not a NumPy .npy array ({' '.join(str(e).split())[:120]})") from None
+        raise NpyError(f"not a NumPy .npy array ({one_line(e, limit=120)})") from None
     if dtype.hasobject:
         raise NpyError("holds pickled or object arrays; xpnet never loads pickles")
     return tuple(int(d) for d in shape), bool(fortran), dtype
@@ -90,9 +92,7 @@ def read_npy(f: BinaryIO, check: Check, *, size: int | None = None) -> np.ndarra
     shape, fortran, dtype = read_header(f)
     check(shape, dtype)
     if size is not None and size != f.tell() + nbytes(shape, dtype):
-        raise NpyError(
-            f"its header declares {nbytes(shape, dtype)} bytes of data but it holds {size - f.tell()}"
-        )
+        raise NpyError(f"its header declares {nbytes(shape, dtype)} bytes of data but it holds {size - f.tell()}")
     return read_payload(f, shape, fortran, dtype)
 
 
@@ -131,7 +131,7 @@ def open_npz(path: Path) -> Iterator[tuple[zipfile.ZipFile, dict[str, zipfile.Zi
         try:
             z = zipfile.ZipFile(f)
         except (zipfile.BadZipFile, EOFError, ValueError) as e:
-            raise NotNpz(f"is not an .npz file ({' '.join(str(e).split())[:120]})") from None
+            raise NotNpz(f"is not an .npz file ({one_line(e, limit=120)})") from None
         with z:
             yield z, npz_members(z)
 
@@ -152,4 +152,4 @@ def read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, check: Check) -> np.n
         with z.open(info) as f:
             return read_npy(f, check, size=info.file_size)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
-        raise NpyError(f"is damaged ({' '.join(str(e).split())[:120]})") from None
+        raise NpyError(f"is damaged ({one_line(e, limit=120)})") from None
