@@ -123,8 +123,6 @@ def stratified_holdout(
     """
     rng = np.random.default_rng(SPLIT_SEED) if rng is None else rng
     n = labels.shape[0]
-    if not 0 <= n_holdout <= n:
-        raise ValueError(f"cannot hold out {n_holdout} of {n} rows")
     classes, counts = np.unique(labels, return_counts=True)
     share = counts * (n_holdout / n) if n else counts * 0.0
     take = np.floor(share).astype(np.int64)

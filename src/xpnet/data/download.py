@@ -267,45 +267,30 @@ def download(
         raise DownloadError(
             f"cannot write in data directory {printable(directory)}: permission denied; pass --data-dir DIR"
         )
+    unreachable: set[str] = set()  # mirrors skipped from now on
     try:
-        return _download_all(source, directory, names, timeout, progress, until)
+        for name in names:
+            reasons = []
+            for base in source.mirrors:
+                host = urllib.parse.urlsplit(base).netloc or base
+                if base in unreachable:
+                    continue
+                try:
+                    bar = progress(name) if progress is not None else None
+                    fetch(base + name, directory / name, source.digests[name], timeout, bar, until)
+                    break
+                except _Rejected as e:
+                    if isinstance(e, _Unreachable):
+                        unreachable.add(base)
+                    reasons.append(f"{name} from {host}: {e}")
+            else:
+                if not reasons:
+                    reasons.append("no mirrors configured" if not source.mirrors else "no reachable mirror left")
+                raise DownloadError(missing_message(source, directory, reasons, offline=bool(unreachable)))
     except BaseException:
         remove_folders(made)
         raise
-
-
-def _download_all(
-    source: Source,
-    directory: Path,
-    names: Sequence[str],
-    timeout: float,
-    progress: Callable[[str], Callable[[int, int | None], None]] | None,
-    until: float,
-) -> list[Path]:
-    unreachable: set[str] = set()  # mirrors skipped from now on
-    done = []
-    for name in names:
-        reasons = []
-        for base in source.mirrors:
-            host = urllib.parse.urlsplit(base).netloc or base
-            if base in unreachable:
-                continue
-            try:
-                bar = progress(name) if progress is not None else None
-                fetch(base + name, directory / name, source.digests[name], timeout, bar, until)
-            except _Unreachable as e:
-                unreachable.add(base)
-                reasons.append(f"{name} from {host}: {e}")
-            except _Rejected as e:
-                reasons.append(f"{name} from {host}: {e}")
-            else:
-                break
-        else:
-            if not reasons:
-                reasons.append("no mirrors configured" if not source.mirrors else "no reachable mirror left")
-            raise DownloadError(missing_message(source, directory, reasons, offline=bool(unreachable)))
-        done.append(directory / name)
-    return done
+    return [directory / name for name in names]
 
 
 def _deadline() -> float:

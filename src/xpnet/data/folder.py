@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
@@ -54,8 +53,8 @@ def _unreadable(folder: Path, e: OSError) -> DataError:
     )
 
 
-def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, list[Path]] | None]:
-    """(class names, train files per class, test files per class or None) of the folder set ``root``."""
+def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, list[Path]]]:
+    """(class names, train files per class, test files per class: none without test/) of the folder set ``root``."""
     train = root / "train"
     if not train.is_dir():
         raise DataError(
@@ -67,52 +66,20 @@ def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, 
         raise DataError(
             f"folder: {printable(train)} has {len(train_files)} class folder(s): a classifier needs at least 2"
         )
-    test_files = _class_folders(root / "test") if (root / "test").is_dir() else None
-    if test_files is not None:
-        unknown = sorted(set(test_files) - set(train_files))
-        if unknown:
-            raise DataError(
-                f"folder: {printable(root / 'test')} has classes that train/ lacks ({printable_list(unknown, 3)}): "
-                "name the test folders as the train folders"
-            )
+    test_files = _class_folders(root / "test") if (root / "test").is_dir() else {}
+    unknown = sorted(set(test_files) - set(train_files))
+    if unknown:
+        raise DataError(
+            f"folder: {printable(root / 'test')} has classes that train/ lacks ({printable_list(unknown, 3)}): "
+            "name the test folders as the train folders"
+        )
     return tuple(train_files), train_files, test_files
-
-
-def _read_split(
-    files: dict[str, list[Path]],
-    classes: tuple[str, ...],
-    layout: images.Layout,
-    pil: ModuleType | None,
-    tick: Callable[[], None],
-    skipped: list[str],
-    notify: Notify,
-) -> tuple[np.ndarray, np.ndarray]:
-    rows, labels = [], []
-    for name, paths in files.items():
-        label, found = classes.index(name), 0
-        for path in paths:
-            try:
-                rows.append(prepare_file(path, pil, layout).ravel())
-                labels.append(label)
-                found += 1
-            except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
-                skipped.append(str(path))
-                notify(f"{printable(path)}: skipped: {reason(e)}")
-            tick()
-        if not found:
-            where = paths[0].parent if paths else f"the class folder {name!r}"
-            raise DataError(
-                f"folder: {printable(where)} has no readable picture (of {len(paths)} files): add pictures "
-                f"({', '.join(SUFFIXES[:3])}...) or remove the folder"
-            )
-    x = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
-    return x, np.asarray(labels, dtype=np.int64)
 
 
 def read_folder(root: Path, layout: images.Layout, progress: Progress | None, notify: Notify) -> dict[str, np.ndarray]:
     """The prepared arrays of ``root`` (from its cache when fresh), as `cache` stores them."""
     classes, train_files, test_files = scan(root)
-    all_files = [p for group in (train_files, test_files or {}) for paths in group.values() for p in paths]
+    all_files = [p for group in (train_files, test_files) for paths in group.values() for p in paths]
     recipe = f"{layout!r} preparation {images.PREPARATION}"  # a new preparation makes old caches stale
     key = cache.fingerprint(root, all_files, recipe)
     where = cache.cache_path(root, layout.side)
@@ -124,29 +91,36 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
         return cached
     if why or cached is not None:
         notify(f"folder: the cache {printable(where)} is {why or 'of other classes'}: reading the pictures again")
-    needs_pillow = any(p.suffix.lower() != ".npy" for p in all_files)
-    pil = import_pillow() if needs_pillow else None
-    done, total = [0], len(all_files)
-
-    def tick() -> None:
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], total)
-
+    pil = import_pillow() if any(p.suffix.lower() != ".npy" for p in all_files) else None
+    arrays: dict[str, np.ndarray] = {}
     skipped: list[str] = []
-    x_train, y_train = _read_split(train_files, classes, layout, pil, tick, skipped, notify)
-    empty = (np.zeros((0, layout.n_features), np.uint8), np.zeros(0, np.int64))
-    x_test, y_test = _read_split(test_files, classes, layout, pil, tick, skipped, notify) if test_files else empty
+    done = 0
+    for split, files in (("train", train_files), ("test", test_files)):
+        rows, labels = [], []
+        for name, paths in files.items():
+            found = 0
+            for path in paths:
+                try:
+                    rows.append(prepare_file(path, pil, layout).ravel())
+                    labels.append(classes.index(name))
+                    found += 1
+                except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
+                    skipped.append(str(path))
+                    notify(f"{printable(path)}: skipped: {reason(e)}")
+                done += 1
+                if progress is not None:
+                    progress(done, len(all_files))
+            if not found:
+                shown = paths[0].parent if paths else f"the class folder {name!r}"
+                raise DataError(
+                    f"folder: {printable(shown)} has no readable picture (of {len(paths)} files): add pictures "
+                    f"({', '.join(SUFFIXES[:3])}...) or remove the folder"
+                )
+        arrays[f"x_{split}"] = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
+        arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
     if skipped:
-        notify(f"folder: {len(skipped)} unreadable picture(s) skipped, {len(y_train) + len(y_test)} read")
-    arrays = {
-        "x_train": x_train,
-        "y_train": y_train,
-        "x_test": x_test,
-        "y_test": y_test,
-        "classes": np.array(classes, dtype=str),
-        "skipped": np.array(skipped, dtype=str),
-    }
+        notify(f"folder: {len(skipped)} unreadable picture(s) skipped, {len(all_files) - len(skipped)} read")
+    arrays["classes"], arrays["skipped"] = np.array(classes, dtype=str), np.array(skipped, dtype=str)
     if cache.fingerprint(root, all_files, recipe) == key:  # else a picture changed while being read
         cache.save(where, key, arrays)
     return arrays

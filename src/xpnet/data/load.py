@@ -28,27 +28,25 @@ SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 DIGITS_TEST_FRACTION = 0.2
 
 
-def find_idx_files(directory: Path) -> dict[str, Path] | None:
-    """The four IDX files in ``directory`` (``.gz`` or uncompressed), or None if any is missing."""
+def idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
+    """The IDX files in ``directory`` by key (``<name>.gz``, else ``<name>``), and the ``.gz`` names of those
+    it lacks."""
     found = {}
     for key, base in IDX_FILES.items():
         for candidate in (directory / f"{base}.gz", directory / base):
             if candidate.is_file():
                 found[key] = candidate
                 break
-        else:
-            return None
-    return found
+    return found, [f"{base}.gz" for key, base in IDX_FILES.items() if key not in found]
 
 
-def missing_idx_files(directory: Path) -> list[str]:
-    """The ``.gz`` names of the IDX files absent from ``directory`` (in neither ``.gz`` nor plain form)."""
-    present = {b for b in IDX_FILES.values() if (directory / f"{b}.gz").is_file() or (directory / b).is_file()}
-    return [f"{b}.gz" for b in IDX_FILES.values() if b not in present]
+def find_idx_files(directory: Path) -> dict[str, Path] | None:
+    """The four IDX files in ``directory``, or None if any is missing."""
+    found, missing = idx_files(directory)
+    return None if missing else found
 
 
-def missing_files_message(name: str, directory: Path) -> str:
-    missing = missing_idx_files(directory) or [f"{base}.gz" for base in IDX_FILES.values()]
+def missing_files_message(name: str, directory: Path, missing: list[str]) -> str:
     if name == "idx":
         return f"idx: {printable(directory)} lacks IDX files: put {', '.join(missing)} (or uncompressed copies) in it"
     where = "" if directory == default_data_dir(name) else f" --data-dir {printable(directory)}"
@@ -63,9 +61,9 @@ def missing_files_message(name: str, directory: Path) -> str:
 
 def load_idx_dataset(name: str, directory: Path) -> Dataset:
     """The four IDX files in ``directory`` as the set ``name`` (a named set's class count is checked)."""
-    files = find_idx_files(directory)
-    if files is None:
-        raise dl.MissingData(missing_files_message(name, directory))
+    files, missing = idx_files(directory)
+    if missing:
+        raise dl.MissingData(missing_files_message(name, directory, missing))
     arrays = {
         k: read_idx(p, ndim=3, shape=(None, *IMAGE_SHAPE)) if k.endswith("images") else read_idx(p, ndim=1)
         for k, p in files.items()
@@ -172,7 +170,7 @@ def load_dataset(
         system = SYSTEM_DIRS.get(name)
         if find_idx_files(directory) is None and system is not None and find_idx_files(system) is not None:
             directory = system
-    missing = missing_idx_files(directory)
+    missing = idx_files(directory)[1]
     if missing and download and name != "idx":
         if on_download is not None:
             on_download(name, directory)

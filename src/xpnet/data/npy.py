@@ -1,13 +1,10 @@
 """Read ``.npy`` arrays (alone or as members of an ``.npz``) trusting nothing: the header first, then only the
 payload it declares, and only once the caller has agreed to its shape, its dtype and its size.
 
-Every ``.npz`` xpnet reads (checkpoints, the picture-folder cache) is opened by `open_npz` and its members
-read by `read_member`; nothing calls ``numpy.load``.
-
-``numpy.load`` allocates whatever a header declares (10**10 elements: a MemoryError) and reads a zip member
-whatever it inflates to. Here a header that declares more than the caller's limit, a member whose size in
-the zip directory disagrees with its header, Python objects or bytes without the ``.npy`` magic are refused
-with `NpyError` before any payload is read, and a payload is read into one buffer of exactly its size.
+``numpy.load`` allocates whatever a header declares and reads a zip member whatever it inflates to; every
+``.npz`` xpnet reads (checkpoints, the picture-folder cache) goes through `open_npz` and `read_member` instead.
+A header beyond the caller's limit, a zip size that disagrees with it, Python objects or bytes without the
+``.npy`` magic are refused with `NpyError` before any payload is read.
 """
 
 from __future__ import annotations
