@@ -20,6 +20,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -153,33 +154,18 @@ def matches(digests: dict[str, str], accepted: Sequence[str]) -> bool:
 
 def fetch(
     url: str,
-    dest: Path,
-    accepted: Sequence[str],
-    timeout: float = TIMEOUT_S,
-    progress: Callable[[int, int | None], None] | None = None,
-    until: float | None = None,
-) -> None:
-    """Download ``url`` to ``dest`` through `files.atomic_write`: `_Rejected` (leaving nothing behind) when
-    the transfer fails, its checksum matches none of ``accepted``, or it is still receiving at ``until``
-    (a `time.monotonic` instant); `DownloadError` (exit 1) when the file cannot be written."""
-    try:
-        atomic_write(dest, lambda f: _receive(url, f, accepted, timeout, progress, until))
-    except WriteError as e:  # a full disk, a quota
-        raise DownloadError(
-            f"cannot write {printable(dest)}: {e.reason}; free space or pass --data-dir DIR", exit_status=1
-        ) from None
-
-
-def _receive(
-    url: str,
     f: BinaryIO,
     accepted: Sequence[str],
     timeout: float,
     progress: Callable[[int, int | None], None] | None,
-    until: float | None,
+    until: float,
 ) -> None:
-    """Write what ``url`` holds to ``f``; every failure of the mirror is a `_Rejected`, while an `OSError`
-    of ``f`` (the local disk) is left to `files.atomic_write`."""
+    """Write what ``url`` holds to ``f`` (`files.atomic_write`'s file, which keeps it only if this returns).
+
+    Every failure of the mirror is a `_Rejected`: the transfer fails, its checksum matches none of
+    ``accepted``, or it is still receiving at ``until`` (a `time.monotonic` instant). An `OSError` of ``f``
+    (the local disk) is left to `files.atomic_write`.
+    """
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     hashes = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}
     try:
@@ -189,7 +175,7 @@ def _receive(
             done = 0
             read = getattr(response, "read1", response.read)  # what has arrived: read() waits for all CHUNK
             while chunk := read(CHUNK):
-                if until is not None and time.monotonic() > until:
+                if time.monotonic() > until:
                     raise _Unreachable(f"too slow: {done} bytes when the download deadline passed")
                 f.write(chunk)
                 for h in hashes.values():
@@ -275,10 +261,15 @@ def download(
                 host = urllib.parse.urlsplit(base).netloc or base
                 if base in unreachable:
                     continue
+                bar = progress(name) if progress is not None else None
                 try:
-                    bar = progress(name) if progress is not None else None
-                    fetch(base + name, directory / name, source.digests[name], timeout, bar, until)
+                    accepted = source.digests[name]
+                    receive = partial(fetch, base + name, accepted=accepted, timeout=timeout, progress=bar, until=until)
+                    atomic_write(directory / name, receive)
                     break
+                except WriteError as e:  # a full disk, a quota
+                    why = f"{e.reason}; free space or pass --data-dir DIR"
+                    raise DownloadError(f"cannot write {printable(directory / name)}: {why}", exit_status=1) from None
                 except _Rejected as e:
                     if isinstance(e, _Unreachable):
                         unreachable.add(base)
