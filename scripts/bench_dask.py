@@ -24,7 +24,7 @@ import numpy as np
 
 from xpnet.backend import resolve_backend
 from xpnet.data import load_dataset
-from xpnet.data.datasets import SYSTEM_DIRS, find_idx_files
+from xpnet.data.load import SYSTEM_DIRS, find_idx_files
 from xpnet.training.config import TrainConfig
 from xpnet.training.distributed import DaskSteps, start_local
 from xpnet.training.loop import local_steps

@@ -20,9 +20,8 @@ import numpy as np
 
 from xpnet.backend import make_backend
 from xpnet.data import load_dataset
-from xpnet.data.datasets import IDX_FILES
+from xpnet.data.datasets import IDX_FILES, stratified_holdout
 from xpnet.data.idx import write_idx
-from xpnet.data.splits import stratified_holdout
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
 from xpnet.training.schedule import default_gamma

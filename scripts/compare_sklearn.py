@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib sits beside
 from benchlib import machine
 from xpnet import MLPClassifier as Ours
 from xpnet.data import Dataset
-from xpnet.data.datasets import SYSTEM_DIRS, find_idx_files, load_dataset
+from xpnet.data.load import SYSTEM_DIRS, find_idx_files, load_dataset
 
 
 def data(n_train: int) -> tuple[Dataset, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

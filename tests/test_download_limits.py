@@ -4,6 +4,7 @@ no ``.part`` file left by SIGTERM, and a full disk is exit 1 (the run failed), n
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import signal
 import threading
@@ -94,7 +95,8 @@ def test_a_full_disk_during_a_download_exits_1(trickle, tmp_path, monkeypatch):
     url = "file://" + str(tmp_path / "mirror") + "/"
     (tmp_path / "mirror").mkdir()
     (tmp_path / "mirror" / NAME).write_bytes(b"x")
+    good = Source("mnist", (url,), {NAME: ("md5:" + hashlib.md5(b"x").hexdigest(),)})  # fails at the disk alone
     with pytest.raises(DownloadError, match="No space left on device") as info:
-        download(source(url), tmp_path / "data")
+        download(good, tmp_path / "data")
     assert info.value.exit_status == 1
     assert not (tmp_path / "data").exists()  # the folder made for the download is removed again

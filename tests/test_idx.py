@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from xpnet.data import IdxError, read_idx
-from xpnet.data.datasets import IDX_FILES, load_idx_dataset
+from xpnet.data.datasets import IDX_FILES
 from xpnet.data.idx import encode_idx, parse_idx, write_idx
+from xpnet.data.load import load_idx_dataset
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 

@@ -1,4 +1,4 @@
-"""Preprocessing pictures into the data sets' layouts (`xpnet.images`): pure host NumPy, no Pillow."""
+"""Preprocessing pictures into the data sets' layouts (`xpnet.data.images`): pure host NumPy, no Pillow."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import ink_box, seven
-from xpnet.data import images
+from xpnet.data import images, paper
 
 MNIST = images.LAYOUTS["mnist"]
 
@@ -134,8 +134,8 @@ def test_layout_follows_the_data_set_and_the_input_size():
 
 
 def test_the_fast_speck_filter_and_gray_scale_give_the_counting_and_clipping_results():
-    """`solid` ORs the 8 neighbours and `to_gray` skips the clip for unsigned pictures (issue 24's speed): the
-    same pixels as counting neighbours in integers and clipping every picture, on random pictures."""
+    """`solid` ORs the 8 neighbours and `to_gray` skips the clip for unsigned pictures (for speed): the same
+    pixels as counting neighbours in integers and clipping every picture, on random pictures."""
     rng = np.random.default_rng(24)
 
     def counted(lit: np.ndarray) -> np.ndarray:
@@ -148,7 +148,7 @@ def test_the_fast_speck_filter_and_gray_scale_give_the_counting_and_clipping_res
     for shape in [(1, 1), (1, 9), (7, 1), (5, 6), (64, 48), (280, 280)]:
         for density in (0.001, 0.05, 0.3, 0.9):
             lit = rng.random(shape) < density
-            assert np.array_equal(images.solid(lit), counted(lit)), (shape, density)
+            assert np.array_equal(paper.solid(lit), counted(lit)), (shape, density)
     opaque = rng.integers(0, 256, (40, 30, 4), dtype=np.uint8)
     opaque[:, :, 3] = 255  # an opaque RGBA picture: its colour is what counts
     for picture in [

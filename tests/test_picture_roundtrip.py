@@ -19,8 +19,9 @@ import pytest
 from xpnet import predict
 from xpnet.backend import resolve_backend
 from xpnet.data import images, load_dataset
-from xpnet.data.datasets import Dataset, load_idx_dataset
+from xpnet.data.datasets import Dataset
 from xpnet.data.idx import read_idx
+from xpnet.data.load import load_idx_dataset
 from xpnet.library.model import Model
 from xpnet.training.checkpoint import load_checkpoint
 

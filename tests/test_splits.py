@@ -8,7 +8,7 @@ import pytest
 from xpnet import train as train_cli
 from xpnet.backend import resolve_backend
 from xpnet.data import Dataset, hold_out
-from xpnet.data.splits import stratified_holdout
+from xpnet.data.datasets import stratified_holdout
 from xpnet.errors import DataError
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train

@@ -16,7 +16,7 @@ import numpy as np
 from xpnet.backend import Backend, registry, resolve_backend
 from xpnet.backend.fast import kernels
 from xpnet.data import Dataset, load_dataset
-from xpnet.data.datasets import SYSTEM_DIRS, find_idx_files
+from xpnet.data.load import SYSTEM_DIRS, find_idx_files
 from xpnet.errors import BackendError, XpnetError
 from xpnet.nn import layer_sizes
 from xpnet.training.config import TrainConfig

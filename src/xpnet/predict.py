@@ -19,8 +19,7 @@ import numpy as np
 
 from .backend import resolve_backend
 from .cli import common as cli
-from .data.folder import prepare_file
-from .data.pictures import PictureError, import_pillow
+from .data.pictures import PictureError, import_pillow, prepare_file
 from .errors import XpnetError, printable
 from .files import atomic_write, check_writable
 from .library.model import Model, picture_layout

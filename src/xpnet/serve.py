@@ -32,8 +32,7 @@ from .backend import Backend, resolve_backend
 from .cli import common as cli
 from .cli.webserver import MAX_BODY, Server, make_server
 from .data import images
-from .data.folder import prepare_bytes
-from .data.pictures import PictureError, import_pillow
+from .data.pictures import PictureError, import_pillow, prepare_bytes
 from .errors import printable
 from .library.model import Model, picture_layout
 from .training.checkpoint import Checkpoint, load_checkpoint

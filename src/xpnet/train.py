@@ -15,8 +15,7 @@ from .cli.cluster import client_backend, cluster_steps
 from .cli.progress import EpochBar
 from .cli.train_flags import build_parser, explicit_flags
 from .data import hold_out
-from .data.datasets import LOCAL_SETS
-from .data.splits import example_val_split
+from .data.datasets import LOCAL_SETS, example_val_split
 from .errors import printable
 from .files import check_writable, locked, refuse_shared
 from .training import early_stop, runlog

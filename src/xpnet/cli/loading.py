@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..data import Dataset, load_dataset
 from ..data.download import parse_mirrors
-from ..data.folder import DEFAULT_SIZE
+from ..data.images import DEFAULT_SIZE
 from ..errors import XpnetError, printable
 from ..training.checkpoint import Checkpoint
 from . import common as cli

@@ -1,9 +1,9 @@
 """Data: files and bundled sets -> host NumPy uint8 arrays. Nothing here touches a device."""
 
-from .datasets import DATASETS, Dataset, default_data_dir, load_dataset
+from .datasets import DATASETS, Dataset, default_data_dir, hold_out
 from .download import DownloadError
 from .idx import IdxError, read_idx
-from .splits import hold_out
+from .load import load_dataset
 
 __all__ = [
     "DATASETS",

@@ -28,14 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import XpnetError, one_line, printable
+from ..errors import XpnetError, printable
 from ..files import atomic_write
 from . import npy
 from .datasets import default_data_dir
+from .reasons import reason
 
-# Bump when what is cached (or how a picture is prepared) changes meaning; 2: pictures already in place are
-# kept as they are (issue 18); 3: keyed by the pictures' contents, kept in the private cache folder (issue 26).
-VERSION = 3
+VERSION = 3  # bumped when what is cached changes meaning (how a picture is prepared: `images.PREPARATION`)
 KEYS = ("key", "x_train", "y_train", "x_test", "y_test", "classes", "skipped")
 CACHE_ENV = "XPNET_FOLDER_CACHE"
 MAX_CHARS = 4096  # of a class name or a skipped picture's path, as stored
@@ -107,7 +106,7 @@ def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str,
     except FileNotFoundError:
         return None, ""
     except (OSError, npy.NpyError) as e:
-        return None, f"unusable ({e.strerror if isinstance(e, OSError) and e.strerror else one_line(e)})"
+        return None, f"unusable ({reason(e)})"
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if y.shape != (x.shape[0],) or (y.size and not 0 <= y.min() <= y.max() < arrays["classes"].size):

@@ -1,36 +1,33 @@
-"""Download the MNIST-style IDX files from an ordered list of mirrors, checking every byte.
+"""Download the named sets' IDX files: where from (ordered mirrors, published checksums) and how.
 
-Each file goes to a hidden temporary name in the data directory and is renamed into place only after
-its MD5 or SHA-256 matches a published checksum, so an interrupted, truncated or tampered transfer
-never leaves a file that looks complete. A mirror that cannot be reached at all is skipped for the
-remaining files, so an offline machine gets its answer after at most one timeout per mirror.
+Each file is written through `files.atomic_write` and lands only when its MD5 or SHA-256 matches a
+published checksum, so an interrupted, truncated or tampered transfer never leaves a file that looks
+complete. A mirror that cannot be reached at all is skipped for the remaining files, so an offline
+machine gets its answer after at most one timeout per mirror.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import http.client
 import os
 import ssl
 import sys
-import tempfile
 import textwrap
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 from .. import __version__
 from ..errors import DataError, printable
-from ..files import remove_folders
-from .sources import MIRRORS_ENV, SOURCES, Source, parse_mirrors, source_for
-
-# The sources are re-exported: callers that download also name where from.
-__all__ = ["MIRRORS_ENV", "SOURCES", "DownloadError", "MissingData", "Source", "download", "parse_mirrors"]
-__all__ += ["source_for"]
+from ..files import WriteError, atomic_write, remove_folders
+from .reasons import reason
 
 USER_AGENT = f"xpnet/{__version__} (Python-urllib/{sys.version_info[0]}.{sys.version_info[1]}; dataset download)"
 # Per connect and per read. A mirror that cannot be reached costs this once (then it is skipped), so an
@@ -41,6 +38,91 @@ TIMEOUT_S = 5.0
 DEADLINE_S = 1800.0
 DEADLINE_ENV = "XPNET_DOWNLOAD_DEADLINE"
 CHUNK = 1 << 16
+
+MIRRORS_ENV = "XPNET_MIRRORS"
+
+# Published checksums of the compressed files. MD5 as torchvision and the data sets' authors list them;
+# SHA-256 of Fashion-MNIST as Keras lists them for its copy. A file is accepted if any digest matches.
+MNIST_DIGESTS = {
+    "train-images-idx3-ubyte.gz": ("md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",),
+    "train-labels-idx1-ubyte.gz": ("md5:d53e105ee54ea40749a09fcbcd1e9432",),
+    "t10k-images-idx3-ubyte.gz": ("md5:9fb629c4189551a2d022fa330f9573f3",),
+    "t10k-labels-idx1-ubyte.gz": ("md5:ec29112dd5afa0611ce80d1b7f02629c",),
+}
+FASHION_DIGESTS = {
+    "train-images-idx3-ubyte.gz": (
+        "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "sha256:3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "md5:25c81989df183df01b3e8a0aad5dffbe",
+        "sha256:a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "md5:bef4ecab320f06d8554ea6380940ec79",
+        "sha256:346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "md5:bb300cfdad3c16e7a12a480ee83cd310",
+        "sha256:67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a data set's files come from: base URLs tried in order, and the digests each file must match."""
+
+    name: str
+    mirrors: tuple[str, ...]
+    digests: Mapping[str, tuple[str, ...]]  # file name -> ("md5:<hex>", "sha256:<hex>", ...)
+
+    def with_mirrors(self, mirrors: Sequence[str]) -> Source:
+        """This source with ``mirrors`` instead of its own; ``{dataset}`` in a URL becomes the data set name."""
+        return Source(self.name, tuple(m.replace("{dataset}", self.name) for m in mirrors), self.digests)
+
+
+# The original MNIST site (yann.lecun.com) has answered 403/404 for years: it is tried last, if at all.
+SOURCES = {
+    "mnist": Source(
+        "mnist",
+        (
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's mirror
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow's tutorial mirror
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        MNIST_DIGESTS,
+    ),
+    "fashion-mnist": Source(
+        "fashion-mnist",
+        (
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",  # Keras' mirror
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # the authors' (torchvision's)
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ),
+        FASHION_DIGESTS,
+    ),
+}
+
+
+def parse_mirrors(text: str | None) -> tuple[str, ...]:
+    """Base URLs from ``XPNET_MIRRORS``-style text: separated by commas or whitespace, each ending in ``/``."""
+    if not text:
+        return ()
+    urls = [u for u in text.replace(",", " ").split() if u]
+    for u in urls:
+        if urllib.parse.urlsplit(u).scheme not in ("http", "https", "file"):
+            raise DataError(f"mirror {u!r} is not an http://, https:// or file:// URL: fix {MIRRORS_ENV} or --mirror")
+    return tuple(u if u.endswith("/") else u + "/" for u in urls)
+
+
+def source_for(name: str, mirrors: Sequence[str] | None = None) -> Source:
+    """The `Source` of data set ``name``; ``mirrors`` (else ``$XPNET_MIRRORS``) replaces its mirror list."""
+    if name not in SOURCES:
+        raise DataError(f"{name} has no download source: choose one of {', '.join(SOURCES)}")
+    chosen = tuple(mirrors) if mirrors else parse_mirrors(os.environ.get(MIRRORS_ENV))
+    return SOURCES[name].with_mirrors(chosen) if chosen else SOURCES[name]
+
 
 class MissingData(DataError):
     """A data set's files are missing. Its message is a short first line, then details on lines of their own
@@ -72,62 +154,54 @@ def matches(digests: dict[str, str], accepted: Sequence[str]) -> bool:
 
 def fetch(
     url: str,
-    dest: Path,
+    f: BinaryIO,
     accepted: Sequence[str],
-    timeout: float = TIMEOUT_S,
-    progress: Callable[[int, int | None], None] | None = None,
-    until: float | None = None,
+    timeout: float,
+    progress: Callable[[int, int | None], None] | None,
+    until: float,
 ) -> None:
-    """Download ``url`` to ``dest`` atomically; raise `_Rejected` (leaving nothing behind) on any failure,
-    including still receiving at ``until`` (a `time.monotonic` instant)."""
+    """Write what ``url`` holds to ``f`` (`files.atomic_write`'s file, which keeps it only if this returns).
+
+    Every failure of the mirror is a `_Rejected`: the transfer fails, its checksum matches none of
+    ``accepted``, or it is still receiving at ``until`` (a `time.monotonic` instant). An `OSError` of ``f``
+    (the local disk) is left to `files.atomic_write`.
+    """
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False)
-    tmp_path = Path(tmp.name)
+    hashes = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}
     try:
-        hashes = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}
-        with tmp, urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             done = 0
             read = getattr(response, "read1", response.read)  # what has arrived: read() waits for all CHUNK
             while chunk := read(CHUNK):
-                if until is not None and time.monotonic() > until:
+                if time.monotonic() > until:
                     raise _Unreachable(f"too slow: {done} bytes when the download deadline passed")
-                tmp.write(chunk)
+                f.write(chunk)
                 for h in hashes.values():
                     h.update(chunk)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
-            if total is not None and done != total:
-                raise _Rejected(f"transfer cut short at {done} of {total} bytes")
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        digests = {algo: h.hexdigest() for algo, h in hashes.items()}
-        if not matches(digests, accepted):
-            raise _Rejected(f"checksum mismatch (md5 {digests['md5']}, expected {' or '.join(accepted)})")
-        os.replace(tmp_path, dest)
     except urllib.error.HTTPError as e:
         raise _Rejected(f"HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
-        reason = e.reason
-        if isinstance(reason, FileNotFoundError):  # a file:// mirror without this file
+        if isinstance(e.reason, FileNotFoundError):  # a file:// mirror without this file
             raise _Rejected("no such file") from None
-        if isinstance(reason, ssl.SSLCertVerificationError):
+        if isinstance(e.reason, ssl.SSLCertVerificationError):
             raise _Unreachable("TLS certificate not trusted (set SSL_CERT_FILE to your CA bundle)") from None
         # Refused, DNS failure, timeout: the host itself is out of reach.
-        raise _Unreachable(f"cannot connect: {getattr(reason, 'strerror', None) or reason}") from None
+        why = reason(e.reason) if isinstance(e.reason, BaseException) else e.reason
+        raise _Unreachable(f"cannot connect: {why}") from None
     except TimeoutError:
         raise _Unreachable(f"no data for {timeout:g} s") from None
     except (http.client.HTTPException, ConnectionError, ssl.SSLError) as e:
         raise _Rejected(f"transfer failed: {type(e).__name__} {e}") from None
-    except OSError as e:  # what is left is local: the disk is full (exit 1) or the directory is not writable
-        raise DownloadError(
-            f"cannot write {printable(dest)}: {e.strerror or e}; free space or pass --data-dir DIR",
-            exit_status=1 if e.errno in (errno.ENOSPC, errno.EDQUOT) else None,
-        ) from None
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    if total is not None and done != total:
+        raise _Rejected(f"transfer cut short at {done} of {total} bytes")
+    digests = {algo: h.hexdigest() for algo, h in hashes.items()}
+    if not matches(digests, accepted):
+        raise _Rejected(f"checksum mismatch (md5 {digests['md5']}, expected {' or '.join(accepted)})")
 
 
 def missing_message(source: Source, directory: Path, reasons: Sequence[str] = (), offline: bool = False) -> str:
@@ -172,49 +246,42 @@ def download(
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        why = e.strerror or e
         raise DownloadError(
-            f"cannot create data directory {printable(directory)}: {why}; pass --data-dir DIR"
+            f"cannot create data directory {printable(directory)}: {reason(e)}; pass --data-dir DIR"
         ) from None
+    if not os.access(directory, os.W_OK):  # a bad request (exit 2), unlike a disk that fills up on the way
+        raise DownloadError(
+            f"cannot write in data directory {printable(directory)}: permission denied; pass --data-dir DIR"
+        )
+    unreachable: set[str] = set()  # mirrors skipped from now on
     try:
-        return _download_all(source, directory, names, timeout, progress, until)
+        for name in names:
+            reasons = []
+            for base in source.mirrors:
+                host = urllib.parse.urlsplit(base).netloc or base
+                if base in unreachable:
+                    continue
+                bar = progress(name) if progress is not None else None
+                try:
+                    accepted = source.digests[name]
+                    receive = partial(fetch, base + name, accepted=accepted, timeout=timeout, progress=bar, until=until)
+                    atomic_write(directory / name, receive)
+                    break
+                except WriteError as e:  # a full disk, a quota
+                    why = f"{e.reason}; free space or pass --data-dir DIR"
+                    raise DownloadError(f"cannot write {printable(directory / name)}: {why}", exit_status=1) from None
+                except _Rejected as e:
+                    if isinstance(e, _Unreachable):
+                        unreachable.add(base)
+                    reasons.append(f"{name} from {host}: {e}")
+            else:
+                if not reasons:
+                    reasons.append("no mirrors configured" if not source.mirrors else "no reachable mirror left")
+                raise DownloadError(missing_message(source, directory, reasons, offline=bool(unreachable)))
     except BaseException:
         remove_folders(made)
         raise
-
-
-def _download_all(
-    source: Source,
-    directory: Path,
-    names: Sequence[str],
-    timeout: float,
-    progress: Callable[[str], Callable[[int, int | None], None]] | None,
-    until: float,
-) -> list[Path]:
-    unreachable: dict[str, str] = {}  # mirror -> why it is skipped from now on
-    done = []
-    for name in names:
-        reasons = []
-        for base in source.mirrors:
-            host = urllib.parse.urlsplit(base).netloc or base
-            if base in unreachable:
-                continue
-            try:
-                bar = progress(name) if progress is not None else None
-                fetch(base + name, directory / name, source.digests[name], timeout, bar, until)
-            except _Unreachable as e:
-                unreachable[base] = str(e)
-                reasons.append(f"{name} from {host}: {e}")
-            except _Rejected as e:
-                reasons.append(f"{name} from {host}: {e}")
-            else:
-                break
-        else:
-            if not reasons:
-                reasons.append("no mirrors configured" if not source.mirrors else "no reachable mirror left")
-            raise DownloadError(missing_message(source, directory, reasons, offline=bool(unreachable)))
-        done.append(directory / name)
-    return done
+    return [directory / name for name in names]
 
 
 def _deadline() -> float:

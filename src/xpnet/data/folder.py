@@ -2,55 +2,28 @@
 
 ``DIR/train/<class>/*.png`` (JPEG, BMP, GIF, WebP, TIFF, anything Pillow reads, or ``.npy``) and, optionally,
 ``DIR/test/<class>/*``. Class names are the sub-folder names, numbered in sorted order. Every picture is
-prepared by `prepare_file`, the function ``xpnet.predict`` uses, so a model sees at prediction time exactly
-what it saw in training. Without ``test/``, a stratified fifth of ``train/`` is held out (fixed seed).
-The prepared images are cached (`cache`), so a second run skips the reading.
+prepared by `pictures.prepare_file`, as ``predict`` prepares one. Without ``test/``, a stratified fifth of
+``train/`` is held out (fixed seed). The prepared images are cached (`cache`), so a second run skips the reading.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
 from ..errors import DataError, printable, printable_list
 from . import cache, images
-from .datasets import Dataset
-from .pictures import PictureError, import_pillow, read_picture, read_picture_bytes
-from .splits import stratified_holdout
+from .datasets import Dataset, stratified_holdout
+from .pictures import PictureError, import_pillow, prepare_file
+from .reasons import reason
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".npy")
-DEFAULT_SIZE = 28
-MIN_SIZE, MAX_SIZE = 4, 256
 TEST_FRACTION = 0.2  # held out as the test set when there is no test/ folder
-TEST_SPLIT_SEED = 0  # fixed, so that --seed changes the model and never the test set
 
 Progress = Callable[[int, int | None], None]
 Notify = Callable[[str], None]
-
-
-def folder_layout(side: int = DEFAULT_SIZE) -> images.Layout:
-    """The picture's longest side fills a ``side`` x ``side`` image, centred by its box (Fashion-MNIST's
-    recipe): it assumes nothing about what the pictures show, unlike MNIST's 20-pixel box centred by mass."""
-    if not MIN_SIZE <= side <= MAX_SIZE:
-        raise DataError(f"--image-size {side} is out of range: give {MIN_SIZE} to {MAX_SIZE} (default {DEFAULT_SIZE})")
-    return images.Layout(side=side, box=side, work=side, by_mass=False)
-
-
-def prepare_file(path: Path, pil: ModuleType | None, layout: images.Layout) -> np.ndarray:
-    """One picture file -> the (side, side) uint8 image a model of ``layout`` takes.
-
-    Raises `PictureError` for a file that holds no picture, `ValueError` (`images.BlankImage`) for one with
-    no ink. ``xpnet.predict`` and the folder sets both prepare pictures here.
-    """
-    return images.prepare(read_picture(path, pil), layout)
-
-
-def prepare_bytes(data: bytes, pil: ModuleType | None, layout: images.Layout, name: str = "") -> np.ndarray:
-    """`prepare_file` for a picture held in memory (``xpnet serve``'s request body), named ``name`` in messages."""
-    return images.prepare(read_picture_bytes(data, pil, name), layout)
 
 
 def _pictures(folder: Path) -> list[Path]:
@@ -75,13 +48,13 @@ def _entries(folder: Path) -> list[Path]:
 
 def _unreadable(folder: Path, e: OSError) -> DataError:
     return DataError(
-        f"folder: cannot read {printable(folder)} ({e.strerror or e}): make it readable (chmod u+rx) or move it "
+        f"folder: cannot read {printable(folder)} ({reason(e)}): make it readable (chmod u+rx) or move it "
         "out of the picture folder"
     )
 
 
-def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, list[Path]] | None]:
-    """(class names, train files per class, test files per class or None) of the folder set ``root``."""
+def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, list[Path]]]:
+    """(class names, train files per class, test files per class: none without test/) of the folder set ``root``."""
     train = root / "train"
     if not train.is_dir():
         raise DataError(
@@ -93,52 +66,20 @@ def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, 
         raise DataError(
             f"folder: {printable(train)} has {len(train_files)} class folder(s): a classifier needs at least 2"
         )
-    test_files = _class_folders(root / "test") if (root / "test").is_dir() else None
-    if test_files is not None:
-        unknown = sorted(set(test_files) - set(train_files))
-        if unknown:
-            raise DataError(
-                f"folder: {printable(root / 'test')} has classes that train/ lacks ({printable_list(unknown, 3)}): "
-                "name the test folders as the train folders"
-            )
+    test_files = _class_folders(root / "test") if (root / "test").is_dir() else {}
+    unknown = sorted(set(test_files) - set(train_files))
+    if unknown:
+        raise DataError(
+            f"folder: {printable(root / 'test')} has classes that train/ lacks ({printable_list(unknown, 3)}): "
+            "name the test folders as the train folders"
+        )
     return tuple(train_files), train_files, test_files
-
-
-def _read_split(
-    files: dict[str, list[Path]],
-    classes: tuple[str, ...],
-    layout: images.Layout,
-    pil: ModuleType | None,
-    tick: Callable[[], None],
-    skipped: list[str],
-    notify: Notify,
-) -> tuple[np.ndarray, np.ndarray]:
-    rows, labels = [], []
-    for name, paths in files.items():
-        label, found = classes.index(name), 0
-        for path in paths:
-            try:
-                rows.append(prepare_file(path, pil, layout).ravel())
-                labels.append(label)
-                found += 1
-            except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
-                skipped.append(str(path))
-                notify(f"{printable(path)}: skipped: {e.strerror if isinstance(e, OSError) else e}")
-            tick()
-        if not found:
-            where = paths[0].parent if paths else f"the class folder {name!r}"
-            raise DataError(
-                f"folder: {printable(where)} has no readable picture (of {len(paths)} files): add pictures "
-                f"({', '.join(SUFFIXES[:3])}...) or remove the folder"
-            )
-    x = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
-    return x, np.asarray(labels, dtype=np.int64)
 
 
 def read_folder(root: Path, layout: images.Layout, progress: Progress | None, notify: Notify) -> dict[str, np.ndarray]:
     """The prepared arrays of ``root`` (from its cache when fresh), as `cache` stores them."""
     classes, train_files, test_files = scan(root)
-    all_files = [p for group in (train_files, test_files or {}) for paths in group.values() for p in paths]
+    all_files = [p for group in (train_files, test_files) for paths in group.values() for p in paths]
     recipe = f"{layout!r} preparation {images.PREPARATION}"  # a new preparation makes old caches stale
     key = cache.fingerprint(root, all_files, recipe)
     where = cache.cache_path(root, layout.side)
@@ -150,29 +91,36 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
         return cached
     if why or cached is not None:
         notify(f"folder: the cache {printable(where)} is {why or 'of other classes'}: reading the pictures again")
-    needs_pillow = any(p.suffix.lower() != ".npy" for p in all_files)
-    pil = import_pillow() if needs_pillow else None
-    done, total = [0], len(all_files)
-
-    def tick() -> None:
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], total)
-
+    pil = import_pillow() if any(p.suffix.lower() != ".npy" for p in all_files) else None
+    arrays: dict[str, np.ndarray] = {}
     skipped: list[str] = []
-    x_train, y_train = _read_split(train_files, classes, layout, pil, tick, skipped, notify)
-    empty = (np.zeros((0, layout.n_features), np.uint8), np.zeros(0, np.int64))
-    x_test, y_test = _read_split(test_files, classes, layout, pil, tick, skipped, notify) if test_files else empty
+    done = 0
+    for split, files in (("train", train_files), ("test", test_files)):
+        rows, labels = [], []
+        for name, paths in files.items():
+            found = 0
+            for path in paths:
+                try:
+                    rows.append(prepare_file(path, pil, layout).ravel())
+                    labels.append(classes.index(name))
+                    found += 1
+                except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
+                    skipped.append(str(path))
+                    notify(f"{printable(path)}: skipped: {reason(e)}")
+                done += 1
+                if progress is not None:
+                    progress(done, len(all_files))
+            if not found:
+                shown = paths[0].parent if paths else f"the class folder {name!r}"
+                raise DataError(
+                    f"folder: {printable(shown)} has no readable picture (of {len(paths)} files): add pictures "
+                    f"({', '.join(SUFFIXES[:3])}...) or remove the folder"
+                )
+        arrays[f"x_{split}"] = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
+        arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
     if skipped:
-        notify(f"folder: {len(skipped)} unreadable picture(s) skipped, {len(y_train) + len(y_test)} read")
-    arrays = {
-        "x_train": x_train,
-        "y_train": y_train,
-        "x_test": x_test,
-        "y_test": y_test,
-        "classes": np.array(classes, dtype=str),
-        "skipped": np.array(skipped, dtype=str),
-    }
+        notify(f"folder: {len(skipped)} unreadable picture(s) skipped, {len(all_files) - len(skipped)} read")
+    arrays["classes"], arrays["skipped"] = np.array(classes, dtype=str), np.array(skipped, dtype=str)
     if cache.fingerprint(root, all_files, recipe) == key:  # else a picture changed while being read
         cache.save(where, key, arrays)
     return arrays
@@ -180,12 +128,13 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
 
 def load_folder_dataset(
     directory: str | Path,
-    image_size: int = DEFAULT_SIZE,
+    image_size: int | None = None,
     *,
     progress: Progress | None = None,
     notify: Notify | None = None,
 ) -> Dataset:
-    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images.
+    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images (default:
+    `images.DEFAULT_SIZE`).
 
     ``progress(done, total)`` is called after each picture read (not when the cache answers); ``notify``
     receives one-line notes: each unreadable picture, their count, and a test set held out of ``train/``.
@@ -195,7 +144,7 @@ def load_folder_dataset(
         raise DataError(
             f"folder: {printable(root)} is not a folder: give --data-dir the folder that holds train/<class>/"
         )
-    layout = folder_layout(image_size)
+    layout = images.folder_layout(image_size)
     say = notify or (lambda line: None)
     a = read_folder(root, layout, progress, say)
     classes = tuple(a["classes"].tolist())
@@ -209,7 +158,7 @@ def load_folder_dataset(
                 f"folder: {printable(root / 'train')} has only {len(y_train)} readable pictures; add a test/ folder"
             )
         n_test = max(int(np.count_nonzero(counts > 1)), round(TEST_FRACTION * testable.size))
-        held = testable[stratified_holdout(y_train[testable], n_test, np.random.default_rng(TEST_SPLIT_SEED))[1]]
+        held = testable[stratified_holdout(y_train[testable], n_test)[1]]
         kept = np.setdiff1d(np.arange(len(y_train)), held)
         say(
             f"folder: {printable(root)} has no test/ folder: holding out {len(held)} of {len(y_train)} training "

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import DataError, printable
 from .npy import read_exactly
+from .reasons import reason
 
 UBYTE = 0x08  # the only element type MNIST-style files use
 GZIP_MAGIC = b"\x1f\x8b"
@@ -113,7 +114,7 @@ def read_idx(path: str | Path, ndim: int, shape: Sequence[int | None] | None = N
         raise IdxError(f"{name}: expected a complete gzip stream, found it cut short (truncated)") from None
     except (OSError, zlib.error) as e:  # BadGzipFile is an OSError; a bad CRC or length lands here too
         if isinstance(e, OSError) and not isinstance(e, gzip.BadGzipFile):
-            raise IdxError(f"{name}: cannot read: {e.strerror or e}") from None
+            raise IdxError(f"{name}: cannot read: {reason(e)}") from None
         raise IdxError(f"{name}: expected valid gzip data, found damage: {e}") from None
 
 

@@ -1,21 +1,14 @@
 """Turn any picture of one digit (or garment) into the image a model was trained on, in host NumPy.
 
-Each data set's convention, from its documentation and measured on its images here (pixel-index
-coordinates: pixel i spans i - 0.5 .. i + 0.5, so the middle of 28 pixels is 13.5; scripts/prep_example.py):
+Each data set's convention, from its documentation and measured on its images (pixel-index coordinates:
+pixel i spans i - 0.5 .. i + 0.5, so the middle of 28 pixels is 13.5; scripts/prep_example.py measures them):
 
-- MNIST (documented; no copy on this machine to measure): each NIST digit fitted into a 20x20 box keeping
-  its aspect ratio, antialiased, then moved by whole pixels so that its centre of mass sits at the middle
-  of the 28x28 field. Which middle: real MNIST digits re-prepared towards 13.5 moved one pixel up or left
-  (issue 18), so their mass centres lie past 13.5: the field's middle counted from pixel edges, 14.0 here.
-- Fashion-MNIST (paper: trimmed, longest edge resized to 28, sharpened, short edge extended to 28 with the
-  image in the centre, negated): of the 10,000 test images, the ink's box (pixels > 0) has its longest side
-  28 in 98.3%, 27 (rarely 26) in 1.7%; box centres at (13.59 +- 0.21, 13.66 +- 0.24), an odd leftover pixel going
-  before (top, left) in 5,145 of 5,267 cases; mass centres spread widely (14.2 +- 1.5, 14.4 +- 1.3).
-  6.6% of the lit pixels are fainter than 13/255: soft edges, not noise.
-- ``digits`` (UCI optdigits: 32x32 bitmaps, on-pixels counted in 4x4 blocks, 0..16): all 1,797 fill the
-  8 rows; width 6 in 77%; mass centre (3.48 +- 0.39, 3.57 +- 0.30), box centre column 3.59 +- 0.30.
-- All: exactly 0 background (every image has pixels at 0, at least 19.6% of its border), light ink, the
-  brightest pixel at 223..255 (Fashion-MNIST 254..255), no stretching needed.
+- MNIST: each digit fitted into a 20x20 box keeping its aspect ratio, antialiased, then moved by whole
+  pixels so that its centre of mass sits at the middle of the 28x28 field counted from pixel edges, 14.0.
+- Fashion-MNIST: trimmed, longest edge resized to 28, short edge extended to 28 with the image in the
+  centre (an odd leftover pixel before); its soft edges are ink, not noise.
+- ``digits`` (UCI optdigits: 32x32 bitmaps, on-pixels counted in 4x4 blocks, 0..16): the 8 rows filled.
+- All: exactly 0 background, light ink, the brightest pixel near 255, no stretching needed.
 
 A `Layout` records each recipe and `prepare` applies it to a photo, a scan or a drawing of any size and
 polarity, and leaves a data set's own image as it is (a fixed point):
@@ -23,15 +16,13 @@ polarity, and leaves a data set's own image as it is (a fixed point):
 1. grayscale in [0, 1] (a transparent background makes the alpha channel the ink);
 2. light ink on a dark background: a light border means dark-on-light, which is inverted. A clean picture
    (a border partly exactly black, as every data-set image) keeps its levels; any other (a photo, a scan)
-   is read by its own contrast (`xpnet.data.paper.on_paper`: the paper's level where it lies, so shadows
-   go; less ruled lines, regions touching the border and specks), its strokes widened to `MIN_STROKE`;
+   is read by its own contrast (`paper.on_paper`), its strokes widened to `MIN_STROKE`;
 3. a square picture already laid out as the recipe would lay it out is only resized, never moved;
 4. any other is cropped to its ink (above the noise level, specks ignored, so that a JPEG's ringing does not
    count), resized so its longest side fills the layout's box, pasted into the canvas centred by mass (or
    by box), and averaged down to the model's size; a photo's ink is then stretched to full scale.
 
-Everything here is data preparation on the host, like ``xpnet.data``: no device and no Pillow (reading
-files is `xpnet.predict`'s job), so ``.npy`` inputs and the tests need NumPy alone.
+Reading files is `pictures`' job: nothing here needs Pillow.
 """
 
 from __future__ import annotations
@@ -40,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import DataError
 from . import paper
-from .paper import NOISE, solid
 
 BORDER = 0.05  # the outer 5% of each side is taken as background when judging polarity
 # A picture is clean when this share of its border is exactly background (within half a grey level): the
@@ -55,9 +46,11 @@ MIN_PEAK = 0.85
 # A photo's strokes narrower than this many pixels of the model's image are widened: MNIST's are 2 to 3.
 MIN_STROKE = 1.5
 MAX_SIDE = 1024  # larger pictures are block-averaged below this first: a digit needs no more pixels
-# Which preparation made an image: a cache of prepared pictures (`xpnet.data.cache`) made by another is stale.
-# 2: photos are read by their own contrast, less ruled lines, border regions and shadows (`xpnet.data.paper`).
+# Which preparation made an image: a cache of prepared pictures (`cache`) made by another is stale.
 PREPARATION = 2
+# The sides a folder set's images may have (--image-size).
+DEFAULT_SIZE = 28
+MIN_SIZE, MAX_SIZE = 4, 256
 
 
 class BlankImage(ValueError):
@@ -74,13 +67,13 @@ class Layout:
     work: int
     by_mass: bool = True  # centre the ink's centre of mass; False: centre its bounding box
     # Where the centre of mass goes, in pixel-index coordinates of the side x side image; None: the middle,
-    # (side - 1) / 2. Moves are whole pixels, so the mass centres spread over +-0.5 pixel around it. MNIST's
-    # is 14.0 (see the module docstring); a box is always centred, an odd leftover pixel before.
+    # (side - 1) / 2. Moves are whole pixels, so the mass centres spread over +-0.5 pixel around it. A box
+    # is always centred, an odd leftover pixel before.
     centre: float | None = None
     # A square picture whose ink already has the box's size (+-2 pixels) and whose centre (of mass, or of
     # its box) is within ``slack`` pixels of the recipe's is only resized, never moved: the data sets' own
     # images are not all placed by one exact rule (digits' box centres stray up to 1.5 pixels), and moving
-    # an image by one pixel costs a model points (issue 18).
+    # an image by one pixel costs a model points.
     slack: float = 1.0
 
     @property
@@ -112,6 +105,16 @@ def layout_for(dataset: str, n_features: int) -> Layout:
         if LAYOUTS[name].n_features == n_features:
             return LAYOUTS[name]
     raise ValueError(f"a model with {n_features} inputs takes no image layout xpnet knows (784 = 28x28, 64 = 8x8)")
+
+
+def folder_layout(side: int | None = None) -> Layout:
+    """A folder set's recipe at ``side`` (default `DEFAULT_SIZE`) pixels a side: the picture's longest side
+    fills the image, centred by its box (Fashion-MNIST's recipe): it assumes nothing about what the pictures
+    show, unlike MNIST's 20-pixel box centred by mass."""
+    side = DEFAULT_SIZE if side is None else side
+    if not MIN_SIZE <= side <= MAX_SIZE:
+        raise DataError(f"--image-size {side} is out of range: give {MIN_SIZE} to {MAX_SIZE} (default {DEFAULT_SIZE})")
+    return Layout(side=side, box=side, work=side, by_mass=False)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -228,7 +231,7 @@ def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
         return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
     # The box of the ink proper: a clean picture kept its faint pixels and specks (soft edges, but also the
     # ringing a JPEG adds around strokes), which must not widen the box and so shrink the digit.
-    lit = solid(x >= NOISE)
+    lit = paper.solid(x >= paper.NOISE)
     r, c = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
     crop = x[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
     scale = layout.box / max(crop.shape)
@@ -262,11 +265,11 @@ def in_place(x: np.ndarray, layout: Layout) -> bool:
     f = layout.side / x.shape[0]  # model pixels per picture pixel
     box = layout.box * layout.side / layout.work
     mass = centre_of_mass(x) if layout.by_mass else None
-    for lit in (x > 0, solid(x >= NOISE)):
+    for lit in (x > 0, paper.solid(x >= paper.NOISE)):
         rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
         extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) * f
         centre = mass if mass is not None else ((rows[0] + rows[-1]) / 2, (cols[0] + cols[-1]) / 2)
-        # -2: faint edge pixels may fall below NOISE; +2: an enlargement blurs the edges outwards.
+        # -2: faint edge pixels may fall below paper.NOISE; +2: an enlargement blurs the edges outwards.
         near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
         if near and box - 2 <= extent <= box + 2:
             return True

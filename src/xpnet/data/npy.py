@@ -1,13 +1,10 @@
 """Read ``.npy`` arrays (alone or as members of an ``.npz``) trusting nothing: the header first, then only the
 payload it declares, and only once the caller has agreed to its shape, its dtype and its size.
 
-Every ``.npz`` xpnet reads (checkpoints, the picture-folder cache) is opened by `open_npz` and its members
-read by `read_member`; nothing calls ``numpy.load``.
-
-``numpy.load`` allocates whatever a header declares (10**10 elements: a MemoryError) and reads a zip member
-whatever it inflates to. Here a header that declares more than the caller's limit, a member whose size in
-the zip directory disagrees with its header, Python objects or bytes without the ``.npy`` magic are refused
-with `NpyError` before any payload is read, and a payload is read into one buffer of exactly its size.
+``numpy.load`` allocates whatever a header declares and reads a zip member whatever it inflates to; every
+``.npz`` xpnet reads (checkpoints, the picture-folder cache) goes through `open_npz` and `read_member` instead.
+A header beyond the caller's limit, a zip size that disagrees with it, Python objects or bytes without the
+``.npy`` magic are refused with `NpyError` before any payload is read.
 """
 
 from __future__ import annotations
@@ -25,6 +22,8 @@ from typing import BinaryIO
 
 import numpy as np
 from numpy.lib import format as npy_format
+
+from ..errors import one_line
 
 MAX_HEADER = 10_000  # numpy's own default limit on a header's length
 CHUNK = 1 << 18  # bytes per read, as numpy.load: a zip stream joins and copies what one read returns
@@ -48,7 +47,7 @@ def read_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
         reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, fortran, dtype = reader(f, max_header_size=MAX_HEADER)
     except (ValueError, EOFError, OSError) as e:  # no magic, an unknown version, a header that is not a dict
-        raise NpyError(f"not a NumPy .npy array ({' '.join(str(e).split())[:120]})") from None
+        raise NpyError(f"not a NumPy .npy array ({one_line(e, limit=120)})") from None
     if dtype.hasobject:
         raise NpyError("holds pickled or object arrays; xpnet never loads pickles")
     return tuple(int(d) for d in shape), bool(fortran), dtype
@@ -90,9 +89,7 @@ def read_npy(f: BinaryIO, check: Check, *, size: int | None = None) -> np.ndarra
     shape, fortran, dtype = read_header(f)
     check(shape, dtype)
     if size is not None and size != f.tell() + nbytes(shape, dtype):
-        raise NpyError(
-            f"its header declares {nbytes(shape, dtype)} bytes of data but it holds {size - f.tell()}"
-        )
+        raise NpyError(f"its header declares {nbytes(shape, dtype)} bytes of data but it holds {size - f.tell()}")
     return read_payload(f, shape, fortran, dtype)
 
 
@@ -131,7 +128,7 @@ def open_npz(path: Path) -> Iterator[tuple[zipfile.ZipFile, dict[str, zipfile.Zi
         try:
             z = zipfile.ZipFile(f)
         except (zipfile.BadZipFile, EOFError, ValueError) as e:
-            raise NotNpz(f"is not an .npz file ({' '.join(str(e).split())[:120]})") from None
+            raise NotNpz(f"is not an .npz file ({one_line(e, limit=120)})") from None
         with z:
             yield z, npz_members(z)
 
@@ -152,4 +149,4 @@ def read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, check: Check) -> np.n
         with z.open(info) as f:
             return read_npy(f, check, size=info.file_size)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
-        raise NpyError(f"is damaged ({' '.join(str(e).split())[:120]})") from None
+        raise NpyError(f"is damaged ({one_line(e, limit=120)})") from None

@@ -1,7 +1,9 @@
-"""Read a picture file (PNG, JPEG, anything Pillow reads, or a NumPy ``.npy`` array) into host pixels.
+"""One picture (PNG, JPEG, anything Pillow reads, or a NumPy ``.npy`` array) -> the image a model takes.
 
-Never unpickles: a ``.npy`` file is checked for its header and loaded with ``allow_pickle=False``. Pillow is
-optional (the ``images`` extra) and imported only when a picture needs it.
+`prepare_file` is the one preparation of a picture file: ``predict`` and the folder sets use it, so a model
+sees at prediction time exactly what it saw in training; `prepare_bytes` is the same for ``serve``. A
+``.npy`` file's header is checked before its payload is read, and never unpickled. Pillow is optional (the
+``images`` extra) and imported only when a picture needs it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from ..errors import XpnetError, one_line
 from . import images, npy
+from .reasons import reason
 
 PILLOW_HINT = 'pip install "xpnet[images]" (Pillow)'
 # Decoding a picture costs its pixels in bytes (times channels) before it is shrunk to MAX_SIDE; a .npy
@@ -62,6 +65,20 @@ def import_pillow() -> ModuleType:
     return Image
 
 
+def prepare_file(path: Path, pil: ModuleType | None, layout: images.Layout) -> np.ndarray:
+    """One picture file -> the (side, side) uint8 image a model of ``layout`` takes.
+
+    Raises `PictureError` for a file that holds no picture, `ValueError` (`images.BlankImage`) for one with
+    no ink. ``pil`` is `import_pillow`'s module, or None when every picture is a ``.npy`` array.
+    """
+    return images.prepare(read_picture(path, pil), layout)
+
+
+def prepare_bytes(data: bytes, pil: ModuleType | None, layout: images.Layout, name: str = "") -> np.ndarray:
+    """`prepare_file` for a picture held in memory (``xpnet serve``'s request body), named ``name`` in messages."""
+    return images.prepare(read_picture_bytes(data, pil, name), layout)
+
+
 def read_picture(path: Path, pil: ModuleType | None) -> np.ndarray:
     """The pixels of ``path`` as an array `images.to_gray` takes; `PictureError` if it holds no picture."""
     if not path.is_file():
@@ -71,7 +88,7 @@ def read_picture(path: Path, pil: ModuleType | None) -> np.ndarray:
             with open(path, "rb") as f:
                 return _read_npy_picture(f, os.fstat(f.fileno()).st_size)
         except OSError as e:
-            raise PictureError(f"cannot be read ({e.strerror or e})") from None
+            raise PictureError(f"cannot be read ({reason(e)})") from None
     assert pil is not None
     return _read_with_pillow(path, pil)
 
