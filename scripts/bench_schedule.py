@@ -23,9 +23,8 @@ from xpnet.data import load_dataset
 from xpnet.data.datasets import IDX_FILES
 from xpnet.data.idx import write_idx
 from xpnet.data.splits import stratified_holdout
-from xpnet.training.config import TrainConfig
+from xpnet.training.config import TrainConfig, default_gamma
 from xpnet.training.loop import train
-from xpnet.training.schedule import default_gamma
 
 SETS = {
     "digits": "digits",

@@ -32,10 +32,9 @@ from ..errors import CheckpointError, XpnetError, one_line, printable, printable
 from ..files import atomic_write
 from ..nn import model
 from ..nn.optim import OPTIMIZERS
-from . import early_stop
 from .checkpoint_checks import check_counters, read_classes, read_history, read_layout, read_rng
 from .config import TrainConfig, is_count
-from .state import TrainState
+from .loop import TrainState, best_epoch
 
 FORMAT = "xpnet-checkpoint"
 FORMAT_VERSION = 1
@@ -64,7 +63,7 @@ class Checkpoint:
     @property
     def kept_epoch(self) -> int:
         """The epoch of the weights held: the best on validation once --patience put them back, else the last."""
-        return (self.state.restored and early_stop.best_epoch(self.state.history)) or self.state.epoch
+        return (self.state.restored and best_epoch(self.state.history)) or self.state.epoch
 
     @property
     def data_dir(self) -> str | None:
@@ -146,7 +145,7 @@ def save_checkpoint(
         "n_opt": len(state.opt_state),
         "history": [vars(s) for s in state.history],
         "epochs_run": len(state.history),
-        "best_epoch": early_stop.best_epoch(state.history),
+        "best_epoch": best_epoch(state.history),
         "n_best": len(best),
         "restored": state.restored,
     }

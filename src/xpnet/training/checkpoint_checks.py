@@ -19,7 +19,7 @@ from ..data.datasets import class_names
 from ..data.images import Layout
 from ..errors import CheckpointError, printable
 from .config import TrainConfig, is_count, is_real
-from .state import EpochStats
+from .loop import EpochStats
 
 BIT_GENERATORS = ("PCG64", "PCG64DXSM")  # the generators whose state is plain JSON (numbers), as saved
 COUNT_LIMIT = 2**63  # steps, rows: int64 everywhere downstream
