@@ -22,9 +22,8 @@ from xpnet.backend import make_backend
 from xpnet.data import load_dataset
 from xpnet.data.datasets import IDX_FILES, stratified_holdout
 from xpnet.data.idx import write_idx
-from xpnet.training.config import TrainConfig
+from xpnet.training.config import TrainConfig, default_gamma
 from xpnet.training.loop import train
-from xpnet.training.schedule import default_gamma
 
 SETS = {
     "digits": "digits",

@@ -17,6 +17,7 @@ from xpnet import train
 from xpnet.cli import common as cli
 from xpnet.data import Dataset
 from xpnet.training.config import TrainConfig
+from xpnet.training.loop import Callback
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # A small, quick training command line on real data, and a small checkpointed config.
@@ -122,15 +123,34 @@ def ink_box(image: np.ndarray) -> tuple[int, int]:
     return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
 
 
-class StopAfter:
-    """A ``stop`` callable that asks to stop before step ``n + 1``, like a Ctrl-C during step ``n``."""
+class StopAfter(Callback):
+    """Pauses the run before step ``n + 1``, like a Ctrl-C during step ``n``."""
 
     def __init__(self, n: int):
         self.n, self.calls = n, 0
 
-    def __call__(self) -> bool:
+    def should_pause(self) -> bool:
         self.calls += 1
         return self.calls > self.n
+
+
+class Hooks(Callback):
+    """A callback made of functions: ``on_step``, ``on_epoch_end`` (its answer ignored) and ``should_pause``."""
+
+    def __init__(self, on_step=None, on_epoch_end=None, should_pause=None):
+        self.step, self.epoch_end, self.pause = on_step, on_epoch_end, should_pause
+
+    def on_step(self, epoch: int, rows_done: int, loss_sum) -> None:
+        if self.step is not None:
+            self.step(epoch, rows_done, loss_sum)
+
+    def on_epoch_end(self, state) -> bool:
+        if self.epoch_end is not None:
+            self.epoch_end(state)
+        return False
+
+    def should_pause(self) -> bool:
+        return self.pause is not None and self.pause()
 
 
 class LocalServer:

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import StopAfter
+from helpers import Hooks, StopAfter
 from xpnet.backend import resolve_backend
 from xpnet.cli.common import run as run_cli
 from xpnet.train import main
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
-from xpnet.training.loop import StepFailed, local_steps, train
+from xpnet.training.loop import LocalSteps, train
 from xpnet.training.session import train_saving
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -95,13 +95,13 @@ def test_training_without_the_flags_never_imports_dask():
 def test_a_checkpoint_records_what_computed_the_steps(digits, tmp_path):
     """The step source's `workers` (Dask workers, on a cluster) goes into each checkpoint it saves."""
 
-    def elsewhere(*how):
-        elsewhere.workers = "numpy on cpu, 3 far-away workers"  # known once the step is made, as on a cluster
-        return local_steps(*how)
+    class Elsewhere(LocalSteps):
+        def __call__(self, *how):
+            self.workers = "numpy on cpu, 3 far-away workers"  # known once the step is made, as on a cluster
+            return super().__call__(*how)
 
-    elsewhere.workers = None
     path = tmp_path / "m.npz"
-    train_saving(NUMPY, digits, replace(ADAM_MINI, epochs=1), save_path=path, steps=elsewhere)
+    train_saving(NUMPY, digits, replace(ADAM_MINI, epochs=1), save_path=path, steps=Elsewhere())
     assert load_checkpoint(path).meta["workers"] == "numpy on cpu, 3 far-away workers"
     train_saving(NUMPY, digits, replace(ADAM_MINI, epochs=1), save_path=path)
     assert load_checkpoint(path).meta["workers"] is None
@@ -203,7 +203,7 @@ def test_checkpoints_resume_across_the_two_modes(local_cluster, digits, tmp_path
     config = ADAM_MINI
     straight = train(NUMPY, digits, config)
     # Stopped mid-epoch on the cluster, saved, resumed in one process...
-    stopped = train(NUMPY, digits, config, steps=dask_steps(local_cluster), stop=StopAfter(9))
+    stopped = train(NUMPY, digits, config, steps=dask_steps(local_cluster), callbacks=[StopAfter(9)])
     assert stopped.stopped and stopped.state.offset == 900
     path = save_checkpoint(tmp_path / "d.npz", stopped.state, config, NUMPY, "digits", len(digits.y_train))
     assert_equal_runs(train(NUMPY, digits, config, state=load_checkpoint(path).state), straight)
@@ -226,7 +226,7 @@ def test_a_killed_worker_costs_time_not_correctness(local_cluster, digits):
             os.kill(pid, signal.SIGKILL)
             killed.append(address)
 
-    got = train(NUMPY, digits, ADAM_MINI, steps=dask_steps(local_cluster), on_step=kill_one)
+    got = train(NUMPY, digits, ADAM_MINI, steps=dask_steps(local_cluster), callbacks=[Hooks(on_step=kill_one)])
     assert killed and not got.stopped
     assert_equal_runs(got, train(NUMPY, digits, ADAM_MINI))
 
@@ -347,6 +347,7 @@ def test_a_cluster_by_address_equals_one_process_and_resumes_either_way(
 def test_a_lost_scheduler_stops_with_a_checkpoint_that_resumes(digits, tmp_path):
     """When the whole cluster goes, the run stops with one line and the state before the lost step on disk."""
     needs_dask()  # before the import below, which needs it too
+    from xpnet.training import distributed as dist
     from xpnet.training.distributed import connect
 
     path = tmp_path / "lost.npz"
@@ -356,8 +357,9 @@ def test_a_lost_scheduler_stops_with_a_checkpoint_that_resumes(digits, tmp_path)
             if epoch == 2 and rows >= 300 and scheduler.poll() is None:
                 scheduler.kill()
 
-        with pytest.raises(StepFailed) as failed:
-            train_saving(NUMPY, digits, ADAM_MINI, save_path=path, steps=dask_steps(cluster), on_step=kill_scheduler)
+        with pytest.raises(dist.StepFailed) as failed:
+            train_saving(NUMPY, digits, ADAM_MINI, save_path=path, steps=dask_steps(cluster),
+                         callbacks=[Hooks(on_step=kill_scheduler)])  # fmt: skip
     message = str(failed.value)
     assert "the connection to the scheduler was lost" in message and f"--resume {path}" in message
     assert "\n" not in message

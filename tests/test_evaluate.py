@@ -14,7 +14,7 @@ import pytest
 
 from xpnet import evaluate, train
 from xpnet.backend import resolve_backend
-from xpnet.training import metrics
+from xpnet.training import scoring
 from xpnet.training.checkpoint import load_checkpoint
 from xpnet.training.scoring import accuracy, to_device
 
@@ -36,21 +36,21 @@ PRED = [0, 1, 1, 1, 0]
 
 
 def test_confusion_matrix_counts_rows_true_columns_predicted():
-    cm = metrics.confusion_matrix(np.array(TRUE), np.array(PRED), 3)
+    cm = scoring.confusion_matrix(np.array(TRUE), np.array(PRED), 3)
     assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
-    assert metrics.accuracy(cm) == pytest.approx(3 / 5)
+    assert scoring.cm_accuracy(cm) == pytest.approx(3 / 5)
 
 
 def test_precision_and_recall_by_hand():
-    precision, recall = metrics.precision_recall(metrics.confusion_matrix(np.array(TRUE), np.array(PRED), 3))
+    precision, recall = scoring.precision_recall(scoring.confusion_matrix(np.array(TRUE), np.array(PRED), 3))
     assert precision[:2].tolist() == pytest.approx([1 / 2, 2 / 3]) and math.isnan(precision[2])
     assert recall.tolist() == pytest.approx([1 / 2, 1.0, 0.0])
 
 
 def test_metrics_refuse_labels_outside_the_classes():
     with pytest.raises(ValueError, match=r"0\.\.2"):
-        metrics.confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
-    assert metrics.accuracy(np.zeros((3, 3), dtype=np.int64)) == 0.0
+        scoring.confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
+    assert scoring.cm_accuracy(np.zeros((3, 3), dtype=np.int64)) == 0.0
 
 
 @pytest.mark.parametrize("name", ["digits", "mnist"])

@@ -9,14 +9,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from helpers import run_train
+from helpers import Hooks, run_train
 from xpnet.backend import resolve_backend
 from xpnet.data import hold_out, load_dataset
 from xpnet.errors import CheckpointError
-from xpnet.training import early_stop, runlog
+from xpnet.training import runlog
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
-from xpnet.training.loop import train
+from xpnet.training.loop import best_epoch, train
 from xpnet.training.resume import check_resumable
 from xpnet.training.scoring import accuracy, to_device
 
@@ -45,7 +45,7 @@ def score(backend, params, x, y, config=CONFIG):
 
 def test_stops_after_patience_epochs_without_improvement_and_keeps_the_best(cpu, data, stopped):
     history = stopped.history
-    best = early_stop.best_epoch(history)
+    best = best_epoch(history)
     assert stopped.stopped_early and len(history) < CONFIG.epochs
     assert len(history) - best == CONFIG.patience
     assert all(h.val_accuracy <= history[best - 1].val_accuracy for h in history[best:])  # a tie is no gain
@@ -56,7 +56,7 @@ def test_stops_after_patience_epochs_without_improvement_and_keeps_the_best(cpu,
 
 
 def test_resumed_run_stops_where_the_uninterrupted_one_did(cpu, data, stopped, tmp_path):
-    best = early_stop.best_epoch(stopped.history)
+    best = best_epoch(stopped.history)
     k = len(stopped.history) - 1  # after the best epoch: the best weights are kept aside
     path = tmp_path / "m.npz"
 
@@ -64,7 +64,7 @@ def test_resumed_run_stops_where_the_uninterrupted_one_did(cpu, data, stopped, t
         if state.epoch == k and not state.restored:
             save_checkpoint(path, state, CONFIG, cpu, data.name, len(data.y_train), 300)
 
-    train(cpu, data, CONFIG, on_state=save)
+    train(cpu, data, CONFIG, callbacks=[Hooks(on_epoch_end=save)])
     ckpt = load_checkpoint(path)
     assert not ckpt.state.restored and ckpt.state.best_params is not None
     assert ckpt.meta["best_epoch"] == best and ckpt.meta["epochs_run"] == k
@@ -85,8 +85,8 @@ def test_a_run_that_ended_with_best_weights_continues_from_its_last_epoch(cpu, d
     path = save_checkpoint(tmp_path / "m.npz", ended.state, short, cpu, data.name, len(data.y_train), 300)
     ckpt = load_checkpoint(path)
     assert ckpt.state.restored and ckpt.meta["epochs_run"] == short.epochs
-    assert ckpt.meta["best_epoch"] == early_stop.best_epoch(stopped.history)
-    best = early_stop.best_epoch(stopped.history)
+    assert ckpt.meta["best_epoch"] == best_epoch(stopped.history)
+    best = best_epoch(stopped.history)
     assert score(cpu, [cpu.asarray(p) for p in ckpt.state.params], data.x_val, data.y_val) == (
         stopped.history[best - 1].val_accuracy
     )

@@ -10,7 +10,6 @@ import pytest
 
 from helpers import StopAfter, tiny_data, train_json
 from xpnet.backend import resolve_backend
-from xpnet.train import explicit_flags
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
@@ -56,7 +55,7 @@ def test_stop_mid_epoch_then_resume_is_exact(tmp_path, steps):
     data = tiny_data()
     config = TrainConfig(hidden=(16,), gamma=0.8, epochs=5, batch_size=25, seed=2)
     straight = train(NUMPY, data, config)
-    stopped = train(NUMPY, data, config, stop=StopAfter(steps))
+    stopped = train(NUMPY, data, config, callbacks=[StopAfter(steps)])
     assert stopped.stopped and stopped.state.step == steps
     assert stopped.state.epoch == len(stopped.history) == len([e for e in range(1, 6) if 5 * e <= steps])
     path = save_checkpoint(tmp_path / "c.npz", stopped.state, config, NUMPY, data.name, 120)
@@ -70,7 +69,7 @@ def test_stop_mid_epoch_then_resume_is_exact(tmp_path, steps):
 def test_resume_with_a_new_learning_rate_and_batch_size_runs(tmp_path):
     data = tiny_data()
     config = TrainConfig(hidden=(16,), epochs=2, batch_size=25, seed=2)
-    first = train(NUMPY, data, config, stop=StopAfter(3))
+    first = train(NUMPY, data, config, callbacks=[StopAfter(3)])
     path = save_checkpoint(tmp_path / "c.npz", first.state, config, NUMPY, data.name, 120)
     more = train(NUMPY, data, replace(config, lr=1e-4, batch_size=40), state=load_checkpoint(path).state)
     assert [s.epoch for s in more.history] == [1, 2] and more.state.step == 3 + 2 + 3  # 45 rows left (40 + 5), then 120
@@ -115,10 +114,14 @@ def test_cli_resume_refuses_a_different_model(tmp_path, capsys):
     assert summary["config"]["lr"] == 0.002 and summary["config"]["hidden"] == [32]
 
 
-def test_explicit_flags_are_exactly_the_ones_given():
-    assert explicit_flags([]) == set()
-    argv = ["--resume", "r.npz", "--mirror", "http://a/", "--mirror", "http://b/", "--json", "--gamma", "0.5"]
-    assert explicit_flags(argv) == {"resume", "mirror", "json", "gamma"}
+def test_flags_left_out_on_resume_keep_the_checkpoint_settings(tmp_path, capsys):
+    path = tmp_path / "run.npz"
+    argv = [*DIGITS, "--epochs", "1", "--hidden", "16", "--lr", "0.003", "--gamma", "0.5", "--save", str(path)]
+    assert train_json(capsys, *argv)[0] == 0
+    status, summary, _ = train_json(capsys, "--epochs", "2", "--resume", str(path), "--batch-size", "32", "--json")
+    assert status == 0
+    assert (summary["config"]["hidden"], summary["config"]["lr"], summary["config"]["gamma"]) == ([16], 0.003, 0.5)
+    assert summary["config"]["batch_size"] == 32
 
 
 def test_resume_takes_download_flags(tmp_path, capsys):

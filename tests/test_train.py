@@ -10,9 +10,8 @@ from helpers import run_module, run_train
 from xpnet.backend import resolve_backend
 from xpnet.cli import common as cli
 from xpnet.data import load_dataset
-from xpnet.training.config import TrainConfig
+from xpnet.training.config import TrainConfig, default_gamma
 from xpnet.training.loop import train
-from xpnet.training.schedule import default_gamma
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

@@ -23,7 +23,7 @@ from .data import DATASETS, load_dataset
 from .errors import DataError, XpnetError, printable
 from .files import check_writable
 from .library.model import FITTED_ON_ARRAYS, Model
-from .training import metrics
+from .training import scoring
 from .training.checkpoint import Checkpoint, load_checkpoint
 from .training.resume import class_list
 from .training.runlog import EPOCH_KEYS, read_log
@@ -93,14 +93,14 @@ def plot_folder(text: str) -> Path:
 
 def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> str:
     """The text report: accuracy, per-class precision/recall/support and the confusion matrix."""
-    precision, recall = metrics.precision_recall(cm)
+    precision, recall = scoring.precision_recall(cm)
     total = int(cm.sum())
     width = max(len(s) for s in labels)
 
     def pct(v: float) -> str:
         return f"{100 * v:6.2f}%" if not math.isnan(v) else "      -"
 
-    lines = [f"test accuracy {100 * metrics.accuracy(cm):.2f}% ({int(np.trace(cm))} of {total} {name} test images)"]
+    lines = [f"test accuracy {100 * scoring.cm_accuracy(cm):.2f}% ({int(np.trace(cm))} of {total} {name} test images)"]
     lines += ["", f"{'class':<{width + 3}}  precision   recall  support"]
     for k, label in enumerate(labels):
         lines.append(f"{k:>2} {label:<{width}}    {pct(precision[k])}  {pct(recall[k])}  {int(cm[k].sum()):7d}")
@@ -166,7 +166,7 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
     c = ckpt.config
     pred, probs = Model.from_checkpoint(ckpt, backend).classify(data.x_test)
     y = data.y_test.astype(np.int64)
-    cm = metrics.confusion_matrix(y, pred, len(ckpt.classes))
+    cm = scoring.confusion_matrix(y, pred, len(ckpt.classes))
     labels = tuple(printable(name) for name in ckpt.classes)  # as the report and the plots show them
     print(f"{ckpt.describe()}; {backend}")
     print(report(data.name, cm, labels))
@@ -182,7 +182,7 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
             written.append(plots.save(plots.curves(epochs, name, kept), folder / PLOTS[0]))
         else:
             print("no epochs logged: the training curves are left out", file=sys.stderr)
-        title = f"{name}: test accuracy {100 * metrics.accuracy(cm):.2f}%"
+        title = f"{name}: test accuracy {100 * scoring.cm_accuracy(cm):.2f}%"
         written.append(plots.save(plots.confusion(cm, labels, title), folder / PLOTS[1]))
         p_true = probs[np.arange(len(y)), y]
         wrong = np.flatnonzero(pred != y)
@@ -203,12 +203,12 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
         print("wrote " + ", ".join(printable(p) for p in written))
 
     if args.json:
-        precision, recall = metrics.precision_recall(cm)
+        precision, recall = scoring.precision_recall(cm)
         summary = {
             "model": str(ckpt.path),
             "dataset": data.name,
             "n_test": int(cm.sum()),
-            "accuracy": metrics.accuracy(cm),
+            "accuracy": scoring.cm_accuracy(cm),
             "classes": list(ckpt.classes),
             "precision": [None if math.isnan(v) else float(v) for v in precision],
             "recall": [None if math.isnan(v) else float(v) for v in recall],

@@ -1,33 +1,208 @@
-"""``python -m xpnet.train``: train the MLP on a data set and report accuracy and speed."""
+"""``python -m xpnet.train``: train the MLP on a data set and report accuracy and speed.
+
+The flags are parsed once: those named on the command line (not None) override a resumed checkpoint's
+settings, the rest come from it or from `TrainConfig`'s defaults. The config is built once the data is read,
+since ``--gamma``'s default depends on its size. ``--workers`` and ``--scheduler`` compute the steps on a Dask
+cluster (``training.distributed``, imported only then): this process adds the gradients and updates the weights.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
+from .backend import Backend, parse_device, resolve_backend, spec
 from .cli import common as cli
-from .cli import loading, report
-from .cli.cluster import client_backend, cluster_steps
+from .cli import loading
 from .cli.progress import EpochBar
-from .cli.train_flags import build_parser, explicit_flags
-from .data import hold_out
+from .data import DATASETS, Dataset, hold_out
 from .data.datasets import LOCAL_SETS, example_val_split
-from .errors import printable
+from .data.download import MIRRORS_ENV
+from .data.images import DEFAULT_SIZE
+from .errors import XpnetError, printable
 from .files import check_writable, locked, refuse_shared
-from .training import early_stop, runlog
-from .training.checkpoint import load_checkpoint
-from .training.config import TrainConfig
-from .training.loop import workers_of
-from .training.resume import check_patience, check_resumable, resumed_config
-from .training.schedule import default_gamma
+from .nn import ACTIVATIONS, OPTIMIZERS
+from .training import runlog
+from .training.checkpoint import Checkpoint, load_checkpoint
+from .training.config import DTYPES, TrainConfig, default_gamma, spelled
+from .training.loop import (
+    Callback,
+    EpochStats,
+    StepSource,
+    TrainResult,
+    TrainState,
+    best_epoch,
+    kept_stats,
+    local_steps,
+)
+from .training.resume import check_patience, check_resumable, resumed_settings
 from .training.session import train_saving
-from .training.state import EpochStats
 
 EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
+DEFAULT_DATASET = "mnist"
+DEFAULTS = TrainConfig()  # what a flag left out means on a new run
+CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig))
+SCHEDULER_ENV = "XPNET_SCHEDULER"
+INSTALL = 'pip install "xpnet[dask]"'
+
+
+def _worker_count(text: str) -> int:
+    """``--workers N``: one process per worker, so at most one per CPU core of this machine."""
+    n, cores = cli.positive_int(text), os.cpu_count() or 1
+    if n > cores:
+        raise argparse.ArgumentTypeError(f"must be at most {cores}, the CPU cores of this machine, got {text}")
+    return n
+
+
+def build_parser() -> cli.ArgumentParser:
+    """The flags; those a user does not name stay None, so that one parse tells which were named."""
+    p = cli.ArgumentParser(
+        prog=cli.program("train"),
+        description="Train a multilayer perceptron on handwritten digits (or garments) with any of "
+        f"{cli.libraries()}: the same code runs on each, on the CPU or a CUDA GPU.",
+        epilog=cli.epilog(
+            "python -m xpnet.train --dataset digits --epochs 20   (MNIST is downloaded on first use; offline, "
+            "put the four IDX .gz files in --data-dir)",
+            {
+                0: "trained",
+                1: "training diverged (NaN/Inf: try a lower --lr), the device ran out of memory, a file could not "
+                "be written (disk full), or Dask workers were lost (the last state is saved)",
+                2: "bad input: a flag, a data file, a --save/--log path, a checkpoint that does not match",
+                130: "stopped by Ctrl-C or SIGTERM during training (after saving, with --save)",
+                143: "stopped by SIGTERM before training started",
+            },
+        ),
+    )
+    cli.add_device_flags(p)
+    p.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=None,
+        metavar="N",
+        help="train data-parallel on a Dask cluster of N worker processes started on this machine "
+        f"(needs {INSTALL}; see docs/distributed.md)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDR",
+        help=f"train data-parallel on the Dask cluster whose scheduler is at ADDR, like tcp://10.0.0.5:8786 "
+        f"(default: ${SCHEDULER_ENV}; needs {INSTALL})",
+    )
+    p.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        help=f"data set (default: {DEFAULT_DATASET}); idx and folder read your own IDX files or pictures from "
+        "--data-dir",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="folder holding the four IDX files, downloaded there when missing, or, with --dataset folder, "
+        "train/<class>/ and test/<class>/ picture folders (default: $XPNET_DATA/<dataset> or "
+        "~/.cache/xpnet/<dataset>; required for idx and folder)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=cli.positive_int,
+        metavar="N",
+        help=f"with --dataset folder: prepare every picture as N x N pixels (default: {DEFAULT_SIZE})",
+    )
+    p.add_argument(
+        "--mirror",
+        action="append",
+        default=None,
+        metavar="URL",
+        help=f"base URL to download the IDX files from, instead of the public mirrors; repeat to try several "
+        f"in order; {{dataset}} in it becomes the data set name (default: ${MIRRORS_ENV}, else public mirrors)",
+    )
+    p.add_argument(
+        "--val-split",
+        type=cli.non_negative_int,
+        metavar="N",
+        help="hold out N training images (stratified, fixed seed) and report validation accuracy each epoch; "
+        "the test set is then scored only at the end (default: 0)",
+    )
+    p.add_argument(
+        "--hidden",
+        type=cli.setting("hidden", cli.hidden_sizes),
+        metavar="N,N,...",
+        help=f"units of each hidden layer (default: {spelled(DEFAULTS.hidden)})",
+    )
+    p.add_argument("--activation", choices=ACTIVATIONS, help=f"default: {DEFAULTS.activation}")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {DEFAULTS.optimizer}")
+    p.add_argument(
+        "--lr",
+        type=cli.setting("lr", float),
+        default=None,
+        help=f"learning rate (default: {', '.join(f'{name} {opt.default_lr:g}' for name, opt in OPTIMIZERS.items())})",
+    )
+    p.add_argument(
+        "--gamma",
+        type=cli.setting("gamma", float),
+        default=None,
+        help="multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per "
+        "469 steps, i.e. 0.8 ** (steps per epoch / 469): 0.8 for 60,000 images at batch 128)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=cli.setting("alpha", float),
+        help="L2 penalty on the weights, as scikit-learn's alpha: each step adds alpha / batch * W to the "
+        "weights' gradients (default: 0, none)",
+    )
+    p.add_argument(
+        "--patience",
+        type=cli.setting("patience", int),
+        metavar="N",
+        help="with --val-split: stop when validation accuracy has not improved for N epochs and keep the best "
+        "epoch's weights (default: 0, never stop early)",
+    )
+    p.add_argument("--epochs", type=cli.setting("epochs", int), help=f"default: {DEFAULTS.epochs}")
+    p.add_argument(
+        "--batch-size",
+        type=cli.setting("batch_size", int),
+        metavar="N",
+        help=f"examples per step; 0 trains on the whole training set at once (default: {DEFAULTS.batch_size})",
+    )
+    p.add_argument("--dtype", choices=DTYPES, help=f"default: {DEFAULTS.dtype}")
+    p.add_argument(
+        "--seed", type=cli.setting("seed", int), help=f"seeds weights and shuffling (default: {DEFAULTS.seed})"
+    )
+    p.add_argument("--json", action="store_true", help="end with one JSON line of results on stdout")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no per-epoch lines (errors, the result and the --json line still print)",
+    )
+    p.add_argument(
+        "--log",
+        default=None,
+        metavar="PATH",
+        help="write one JSON object per epoch to PATH (JSON Lines, after a header line for the run); --resume "
+        "appends; missing folders in PATH are created",
+    )
+    p.add_argument(
+        "--save",
+        default=None,
+        metavar="PATH",
+        help="write a checkpoint (.npz) to PATH after every epoch and on Ctrl-C, replaced atomically; missing "
+        "folders in PATH are created",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="PATH",
+        help="continue the run saved in PATH; --epochs is the total, model flags default to the checkpoint's",
+    )
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,42 +213,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     save_path = check_writable(args.save) if args.save is not None else None
     log_path = check_writable(args.log, flag="--log", example="train.jsonl") if args.log is not None else None
     with locked({"--save": save_path, "--log": log_path}):  # a second run on these files is refused
-        return _train(args, argv, save_path, log_path)
+        return _train(args, save_path, log_path)
 
 
-def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path | None, log_path: Path | None) -> int:
+def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | None) -> int:
+    named = {k: v for k, v in vars(args).items() if v is not None}  # what the command line named
     ckpt = load_checkpoint(args.resume) if args.resume is not None else None
-    config = TrainConfig(
-        hidden=args.hidden,
-        activation=args.activation,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        gamma=1.0 if args.gamma is None else args.gamma,  # None: set from the data's size below
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        dtype=args.dtype,
-        seed=args.seed,
-        patience=args.patience,
-        alpha=args.alpha,
-    )
-    dataset, val_split, image_size = args.dataset, args.val_split, args.image_size
-    if ckpt is not None:
-        config, dataset, val_split = resumed_config(ckpt, {k: getattr(args, k) for k in explicit_flags(argv)})
+    image_size = args.image_size
+    if ckpt is None:
+        settings = {k: named[k] for k in CONFIG_FIELDS if k in named}
+        dataset, val_split = named.get("dataset", DEFAULT_DATASET), named.get("val_split", 0)
+    else:
+        settings, dataset, val_split = resumed_settings(ckpt, named)
         args.data_dir = loading.model_data_dir(args.data_dir, ckpt)  # by default the folder it was trained from
         if image_size is None and ckpt.layout is not None and dataset == "folder":
             image_size = ckpt.layout.side
-    if ckpt is not None:
-        check_patience(ckpt, config)
-    early_stop.require_validation(config.patience, val_split, example_val_split(dataset))
-    backend = client_backend(args)  # NumPy, when Dask workers compute
+        check_patience(ckpt, settings["patience"])
+    _require_validation(settings.get("patience", DEFAULTS.patience), val_split, example_val_split(dataset))
+    address = _scheduler_address(args)
+    cluster = address is not None or args.workers is not None
+    if cluster:
+        _check_cluster_flags(args)
+    # NumPy when Dask workers compute: they resolve --device and --backend on their own machines.
+    backend = resolve_backend("cpu", "numpy") if cluster else resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
     data = hold_out(loading.load_for_training(args, dataset, image_size), val_split)
-    if ckpt is None and args.gamma is None:
-        config = dataclasses.replace(config, gamma=default_gamma(len(data.y_train), config.batch_size))
+    if "gamma" not in settings:
+        settings["gamma"] = default_gamma(len(data.y_train), settings.get("batch_size", DEFAULTS.batch_size))
+    config = TrainConfig(**settings)
     if ckpt is not None:
         check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train), data.classes)
 
-    print(report.run_line(data, config, backend, with_classes=dataset in LOCAL_SETS), flush=True)
+    print(run_line(data, config, backend, with_classes=dataset in LOCAL_SETS), flush=True)
     if ckpt is not None:
         print(f"resuming {printable(ckpt.path)}: {ckpt.describe()} (saved from {ckpt.origin()})", flush=True)
     bar = None
@@ -84,34 +255,13 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
         log = runlog.LineFile(log_path, append=ckpt is not None)  # closed in the finally below
         if log.repaired:
             print(f"{printable(log_path)}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
-
-    def ready(workers: str | None) -> None:
-        """Write the log's header once what computes the steps is known (Dask workers: when their shards are in)."""
-        if log is not None:
-            resumed_from = ckpt.state.epoch if ckpt is not None else None
-            log.write(report.log_header(data, config, backend, resumed_from, workers))
-
-    def show(stats: EpochStats) -> None:
-        if log is not None:
-            log.write(runlog.epoch_record(stats))
-        if bar is not None:
-            bar.clear()
-            print(report.format_epoch(stats, config.epochs), flush=True)
-
     try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
-        with cluster_steps(args, data, val_split, ready) as steps:  # a Dask cluster is open for the run
+        with _step_source(args, data, val_split, address) as (steps, dask):  # a Dask cluster is open for the run
+            shown = _Shown(data, config, backend, steps, dask, ckpt, bar, log)
             result = train_saving(
-                backend,
-                data,
-                config,
-                state=ckpt and ckpt.state,
-                save_path=save_path,
-                val_split=val_split,
-                on_epoch=show,
-                on_step=bar.step if bar is not None and bar.enabled else None,
-                before_message=bar.clear if bar is not None else None,
-                steps=steps,
-            )
+                backend, data, config, state=ckpt and ckpt.state, save_path=save_path, val_split=val_split,
+                callbacks=[shown], steps=steps,
+            )  # fmt: skip
     finally:
         if bar is not None:
             bar.clear()
@@ -120,19 +270,203 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None, save_path: Path
     if result.stopped:
         return EXIT_INTERRUPTED
 
-    last, kept = result.history[-1], early_stop.kept_stats(result)
-    if result.state is not None and result.state.restored:
+    last, kept = result.history[-1], kept_stats(result)
+    if result.state.restored:
         why = f"no better validation accuracy for {config.patience} epochs" if result.stopped_early else "run ended"
         print(
             f"stopped after epoch {last.epoch} ({why}): kept the weights of epoch {kept.epoch}, the best on "
             f"validation ({100 * kept.val_accuracy:.2f}%)"
         )
-    print(report.result_line(result, ckpt))  # a resumed run's seconds add both runs, and say so
+    print(result_line(result, ckpt))  # a resumed run's seconds add both runs, and say so
     if save_path is not None:
-        print(report.checkpoint_line(save_path, result))  # the epoch whose weights it holds
+        print(checkpoint_line(save_path, result))  # the epoch whose weights it holds
     if args.json:
-        print(json.dumps(report.summary(data, config, backend, result, workers_of(steps))))
+        print(json.dumps(summary(data, config, backend, result, steps.workers)))
     return 0
+
+
+def _require_validation(patience: int, val_split: int, example: int | None) -> None:
+    """Refuse early stopping without a validation set: the test set must not choose the model. ``example``
+    is a --val-split that fits the data set, if its size is known."""
+    if patience and not val_split:
+        size = f"e.g. --val-split {example}" if example else "about a tenth of the training images"
+        raise XpnetError(
+            f"--patience {patience} needs a validation set to watch: add --val-split N ({size}), "
+            "or leave --patience out"
+        )
+
+
+def _scheduler_address(args: argparse.Namespace) -> str | None:
+    """The scheduler to use: ``--scheduler``, else ``$XPNET_SCHEDULER`` unless ``--workers`` asks for a local one."""
+    if args.scheduler is not None and args.workers is not None:
+        raise XpnetError("give --workers N (a cluster on this machine) or --scheduler ADDR (an existing one), not both")
+    if args.scheduler is not None or args.workers is not None:
+        return args.scheduler
+    return os.environ.get(SCHEDULER_ENV) or None
+
+
+def _check_cluster_flags(args: argparse.Namespace) -> None:
+    """Before a Dask run: that Dask is installed, and the spelling of the flags its workers resolve."""
+    try:
+        import distributed  # noqa: F401  (only whether the extra is there; training.distributed imports it)
+    except ImportError:
+        raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
+    parse_device(args.device)
+    if args.backend is not None:
+        spec(args.backend)
+
+
+@contextlib.contextmanager
+def _step_source(
+    args: argparse.Namespace, data: Dataset, val_split: int, address: str | None
+) -> Iterator[tuple[StepSource, Any]]:
+    """(`local_steps`, None), or steps on a Dask cluster and that cluster, open while this is entered."""
+    if address is None and args.workers is None:
+        yield local_steps, None
+        return
+    from .training import distributed as dist
+    from .training.shards import DataSource
+
+    # Workers reload the rows from the same files: the folder this process read them from, made absolute.
+    folder = str(Path(data.source).resolve()) if data.name != "digits" and data.source else None
+    source = DataSource(data.name, folder, val_split, data.layout.side if data.layout is not None else None)
+    device = args.device
+    if address is None and parse_device(device)[0] == "auto":
+        # Local workers each resolving "auto" would all take GPU 0: decide here, once, as one process would,
+        # and start one worker per GPU (dask-cuda) when that means CUDA.
+        device = "cuda" if resolve_backend("auto", args.backend).device_name.startswith("cuda") else "cpu"
+    with dist.connect(address) if address is not None else dist.start_local(args.workers, device) as cluster:
+        yield dist.DaskSteps(cluster, source, device, args.backend), cluster
+
+
+@dataclass
+class _Shown(Callback):
+    """What the command line shows and logs while a run trains: the log's header and one record per epoch,
+    the progress bar and one line per epoch."""
+
+    data: Dataset
+    config: TrainConfig
+    backend: Backend
+    steps: StepSource
+    cluster: Any  # the Dask cluster, or None
+    ckpt: Checkpoint | None
+    bar: EpochBar | None
+    log: Any
+
+    def on_train_begin(self, state: TrainState) -> None:
+        # What computes the steps is known now (Dask workers: their shards are in).
+        if self.cluster is not None:
+            print(f"dask: {self.cluster}, each computing with {self.steps.worker_backend}; this process adds "
+                  "their gradients and updates the weights", flush=True)  # fmt: skip
+        if self.log is not None:
+            resumed_from = self.ckpt.state.epoch if self.ckpt is not None else None
+            data, config, backend = self.data, self.config, self.backend
+            header = runlog.header(
+                dataset=data.name,
+                n_train=len(data.y_train),
+                n_val=0 if data.y_val is None else len(data.y_val),
+                n_test=len(data.y_test),
+                backend=backend.name,
+                device=backend.device_name,
+                workers=self.steps.workers,
+                seed=config.seed,
+                config=config.to_dict(),
+                resumed_from_epoch=resumed_from,
+            )
+            self.log.write(header)
+
+    def on_step(self, epoch: int, rows_done: int, loss_sum: Any) -> None:
+        if self.bar is not None:
+            self.bar.step(epoch, rows_done, loss_sum)
+
+    def on_epoch_end(self, state: TrainState) -> bool:
+        if self.log is not None:
+            self.log.write(runlog.epoch_record(state.history[-1]))
+        if self.bar is not None:
+            self.bar.clear()
+            print(format_epoch(state.history[-1], self.config.epochs), flush=True)
+        return False
+
+    def on_train_end(self, result: TrainResult) -> None:
+        if self.bar is not None:
+            self.bar.clear()  # before the lines that say how the run ended
+
+
+# What a run prints and logs.
+
+
+def run_line(data: Dataset, config: TrainConfig, backend: Backend, with_classes: bool = False) -> str:
+    """``fashion-mnist: 60000 train / 10000 test images; model 784-256-128-10 relu; adam ...; numpy on cpu``."""
+    layers = "-".join(str(n) for n in (data.n_features, *config.hidden, data.n_classes))
+    batch = "full" if config.batch_size == 0 else config.batch_size
+    sizes = f"{len(data.y_train)} train / "
+    sizes += f"{len(data.y_val)} validation / " if data.y_val is not None else ""
+    sizes += f"{len(data.y_test)} test images" + (f", {data.n_classes} classes" if with_classes else "")
+    return (
+        f"{data.name}: {sizes}; model {layers} {config.activation}; {config.optimizer} lr {config.learning_rate:g} "
+        f"x{config.gamma:g}/epoch, batch {batch}, {config.dtype}, seed {config.seed}; {backend}"
+    )
+
+
+def format_epoch(stats: EpochStats, epochs: int) -> str:
+    width = len(str(epochs))
+    held = ("val", stats.val_accuracy) if stats.val_accuracy is not None else ("test", stats.test_accuracy)
+    return (
+        f"epoch {stats.epoch:{width}d}/{epochs}  loss {stats.loss:.4f}  "
+        f"train {100 * stats.train_accuracy:6.2f}%  {held[0]} {100 * held[1]:6.2f}%  "
+        f"{stats.seconds:7.2f} s  {stats.samples_per_second:9.0f} samples/s"
+    )
+
+
+def summary(
+    data: Dataset, config: TrainConfig, backend: Backend, result: TrainResult, workers: str | None
+) -> dict[str, Any]:
+    """The ``--json`` line: the run's results and its full config; ``workers`` is what Dask workers computed
+    the gradients with (`loop.StepSource`), or None.
+
+    The accuracies are those of the weights the run kept and saved (with --patience, the best epoch's);
+    ``final_loss`` and ``last_val_accuracy`` are the last epoch's, whichever weights were kept.
+    """
+    last, kept = result.history[-1], kept_stats(result)
+    n_seen = len(data.y_train) * len(result.history)
+    return {
+        "dataset": data.name,
+        "backend": backend.name,
+        "device": backend.device_name,
+        "dtype": config.dtype,
+        "epochs": config.epochs,
+        "train_seconds": result.train_seconds,
+        "samples_per_second": n_seen / result.train_seconds if result.train_seconds > 0 else None,
+        "final_loss": last.loss,
+        "train_accuracy": kept.train_accuracy,
+        "val_accuracy": kept.val_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "last_val_accuracy": last.val_accuracy,
+        "epochs_run": len(result.history),
+        "best_epoch": best_epoch(result.history),
+        "workers": workers,
+        "config": config.to_dict(),
+    }
+
+
+def result_line(result: TrainResult, resumed: Checkpoint | None) -> str:
+    """``test accuracy 86.75% after 32.73 s of training``; a resumed run's seconds count both runs, and say so."""
+    line = f"test accuracy {100 * result.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training"
+    if resumed is None:
+        return line
+    # The checkpoint's epochs and its unfinished epoch's seconds (which the resumed epoch's seconds include).
+    before = sum(s.seconds for s in resumed.state.history) + resumed.state.seconds
+    return f"{line}, both runs together ({before:.2f} s before --resume, {result.train_seconds - before:.2f} s now)"
+
+
+def checkpoint_line(path: Path, result: TrainResult) -> str:
+    """``checkpoint: run.npz (epoch 5); continue it with --resume run.npz``, naming the epoch whose weights it
+    holds: with --patience, the best one, and the last one trained, which --resume continues from."""
+    last, kept, shown = result.history[-1], kept_stats(result), printable(path)
+    epoch = f"epoch {last.epoch}"
+    if kept.epoch != last.epoch:
+        epoch = f"the weights of epoch {kept.epoch}, the best on validation; trained to epoch {last.epoch}"
+    return f"checkpoint: {shown} ({epoch}); continue it with --resume {shown}"
 
 
 if __name__ == "__main__":

@@ -9,29 +9,13 @@ from pathlib import Path
 
 from ..data import Dataset, load_dataset
 from ..data.download import parse_mirrors
-from ..data.images import DEFAULT_SIZE
-from ..errors import XpnetError, printable
+from ..errors import printable
 from ..training.checkpoint import Checkpoint
-from . import common as cli
 from .progress import ProgressBar
-
-
-def add_image_size_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--image-size",
-        type=cli.positive_int,
-        default=None,
-        metavar="N",
-        help=f"with --dataset folder: prepare every picture as N x N pixels (default: {DEFAULT_SIZE})",
-    )
 
 
 def load_for_training(args: argparse.Namespace, dataset: str, image_size: int | None) -> Dataset:
     """``dataset`` from ``args.data_dir`` (downloading what is missing from ``args.mirror``), at ``image_size``."""
-    if image_size is not None and dataset != "folder":
-        raise XpnetError(
-            f"--image-size sizes the pictures of --dataset folder; {printable(dataset)} has its own: leave it out"
-        )
     return load_dataset(
         dataset,
         args.data_dir,

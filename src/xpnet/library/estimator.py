@@ -33,8 +33,7 @@ from ..errors import BackendError, TrainingDiverged
 from ..nn import penalty
 from ..training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..training.config import SEED_LIMIT, TrainConfig
-from ..training.loop import train
-from ..training.state import EpochStats, TrainState
+from ..training.loop import Callback, EpochStats, KeepBest, TrainState, train
 from .model import FITTED_ON_ARRAYS, Model, label_list
 
 # scikit-learn's names for the hidden layers' activations, and xpnet's.
@@ -244,12 +243,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         )  # fmt: skip
         losses = list(getattr(self, "loss_curve_", [])) if not fresh else []
         batches = -(-n_train // config.batch_size)
-        last = [done]  # the last epoch whose loss is in ``losses``
 
         def record(s: TrainState) -> None:  # the epoch's loss as scikit-learn reports it: with the L2 term
-            if s.epoch <= last[0]:
-                return  # called again once the best epoch's weights are put back: no new epoch
-            last[0] = s.epoch
             extra = 0.0
             if config.alpha:
                 extra = float(compute.to_numpy(penalty(compute.xp, s.params, config.alpha, n_train))) * batches
@@ -268,9 +263,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             values = [s.val_accuracy for s in new] if validate else losses[len(losses) - len(new) :]
             return _stalled(values, self.tol, larger_is_better=validate) > self.n_iter_no_change
 
+        class _Fit(Callback):
+            def on_epoch_end(self, s: TrainState) -> bool:
+                record(s)
+                report(s.history[-1])
+                return should_stop(s.history)
+
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-                result = train(compute, data, config, report, state=state, on_state=record, should_stop=should_stop)
+                keep = [KeepBest(compute)] if validate else []  # the best validation epoch's weights
+                result = train(compute, data, config, state=state, callbacks=[*keep, _Fit()])
         except TrainingDiverged as e:
             raise TrainingDiverged(str(e).replace("--lr", "learning_rate_init")) from None
         assert result.state is not None

@@ -31,9 +31,8 @@ from ..data.images import Layout
 from ..errors import CheckpointError, one_line, printable, printable_list, reason
 from ..files import atomic_write
 from ..nn import OPTIMIZERS
-from . import early_stop
 from .config import ConfigError, TrainConfig, is_count, is_real
-from .state import EpochStats, TrainState
+from .loop import EpochStats, TrainState, best_epoch
 
 FORMAT = "xpnet-checkpoint"
 FORMAT_VERSION = 1
@@ -64,7 +63,7 @@ class Checkpoint:
     @property
     def kept_epoch(self) -> int:
         """The epoch of the weights held: the best on validation once --patience put them back, else the last."""
-        return (self.state.restored and early_stop.best_epoch(self.state.history)) or self.state.epoch
+        return (self.state.restored and best_epoch(self.state.history)) or self.state.epoch
 
     @property
     def data_dir(self) -> str | None:
@@ -146,7 +145,7 @@ def save_checkpoint(
         "n_opt": len(state.opt_state),
         "history": [vars(s) for s in state.history],
         "epochs_run": len(state.history),
-        "best_epoch": early_stop.best_epoch(state.history),
+        "best_epoch": best_epoch(state.history),
         "n_best": len(best),
         "restored": state.restored,
     }

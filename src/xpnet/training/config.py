@@ -67,13 +67,27 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def spelled(value: Any) -> str:
+    """A setting as its flag spells it: ``256,128`` for hidden layers (a tuple, or a list from JSON)."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
 def check_field(name: str, value: Any) -> None:
     """Raise `ConfigError` naming the flag (``--batch-size``) when ``value`` breaks the rule for ``name``."""
     test, rule = RULES[name]
     if not test(value):
-        shown = repr(",".join(map(str, value)) if isinstance(value, tuple) else value)
+        shown = repr(spelled(value) if isinstance(value, tuple) else value)
         shown = shown if len(shown) <= 40 else shown[:37] + "..."  # 10**400 from a foreign checkpoint
         raise ConfigError(f"--{name.replace('_', '-')}: {rule}, got {shown}", f"{rule}, got {shown}")
+
+
+def default_gamma(n_train: int, batch_size: int) -> float:
+    """``--gamma``'s default: 0.8 per 469 optimizer steps (one epoch of 60,000 images at batch 128), applied
+    once per epoch and rounded to 4 decimals, so a small set that takes few steps per epoch decays less per
+    epoch (docs/benchmarks.md, "Learning-rate schedule"). It never depends on ``--epochs``, so a run resumed
+    with a larger ``--epochs`` trains its earlier epochs exactly as one that asked for it at once."""
+    steps = 1 if batch_size == 0 or n_train < 1 else math.ceil(n_train / min(batch_size, n_train))
+    return round(0.8 ** (steps / 469), 4)
 
 
 @dataclass(frozen=True)
@@ -90,8 +104,8 @@ class TrainConfig:
     dtype: str = "float32"
     seed: int = 1
     patience: int = 0  # stop after this many epochs without a better validation accuracy; 0: never
-    alpha: float = 0.0  # L2 penalty (scikit-learn's alpha; nn.step.Recipe)
-    # The optimizers' hyperparameters (nn.optim.Hyper); the command line keeps their defaults.
+    alpha: float = 0.0  # L2 penalty (scikit-learn's alpha; nn.Recipe)
+    # The optimizers' hyperparameters (nn.Hyper); the command line keeps their defaults.
     momentum: float = 0.9
     nesterov: bool = False
     beta_1: float = 0.9
@@ -114,7 +128,7 @@ class TrainConfig:
 
     @property
     def recipe(self) -> Recipe:
-        """What each training step computes (``nn.step``)."""
+        """What each training step computes (``nn.train_step``)."""
         hyper = Hyper(self.momentum, self.nesterov, self.beta_1, self.beta_2, self.epsilon)
         return Recipe(self.activation, self.optimizer, self.alpha, hyper)
 
@@ -123,11 +137,9 @@ class TrainConfig:
         return OPTIMIZERS[self.optimizer].default_lr if self.lr is None else self.lr
 
     def lr_at(self, epoch: int) -> float:
-        """Learning rate of epoch ``epoch`` (from 1). It does not depend on ``epochs``, so a run resumed
-        with a new total trains its earlier epochs exactly as a run that asked for that total at once.
-
-        A Python float even when the config holds NumPy scalars: NumPy would compute ``lr * g`` in float64 with
-        an ``np.float64`` rate and in the weights' dtype with a Python one (NEP 50), and the steps must agree."""
+        """Learning rate of epoch ``epoch`` (from 1), independent of ``epochs`` (so resuming with a new total
+        changes no earlier epoch). A Python float even when the config holds NumPy scalars: NumPy computes with
+        an ``np.float64`` rate in float64 but with a Python one in the weights' dtype (NEP 50)."""
         return float(self.learning_rate * self.gamma ** (epoch - 1))
 
     def to_dict(self) -> dict[str, Any]:

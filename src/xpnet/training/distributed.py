@@ -4,7 +4,7 @@ Each worker holds a contiguous shard of the training rows, loaded there by a tas
 the data set's files, so no training data crosses the network and the scheduler can recompute a shard lost
 with its worker. Each step the client splits the global batch's row indices by shard, submits one task per
 shard with the parameters (`shards.shard_sums`), adds the returned sums in shard order and applies the
-optimizer's update itself. The loop in `loop.train` is unchanged: this module only supplies its step.
+optimizer's update itself. `loop.train` is unchanged: this module only supplies its step source.
 
 Importing this module imports Dask; the command line does so only for ``--workers`` or ``--scheduler``.
 """
@@ -31,8 +31,8 @@ from ..data import Dataset
 from ..errors import BackendError, DataError, XpnetError, one_line
 from ..nn import OPTIMIZERS, add_penalty
 from .config import TrainConfig
-from .loop import BatchStep, StepFailed
-from .shards import Compute, DataSource, Shard, describe, fingerprint, load_shard, shard_sums
+from .loop import BatchStep
+from .shards import Compute, DataSource, Shard, fingerprint, load_shard, shard_info, shard_sums
 
 CONNECT_SECONDS = 5  # an address that does not answer within this is a mistake, not a slow network
 WORKERS_SECONDS = 60  # how long to wait for a first worker to join, or for any worker to come back
@@ -44,6 +44,12 @@ LOST = (CancelledError, FuturesCancelledError, KilledWorker, CommClosedError)
 
 class ClusterError(XpnetError):
     """The cluster cannot be started or reached."""
+
+
+class StepFailed(XpnetError):
+    """A step could not be computed (its workers were lost); `loop.train` stops with the state before it."""
+
+    exit_status = 1
 
 
 class Cluster:
@@ -177,7 +183,7 @@ class DaskSteps:
     ):
         self.cluster, self.source, self.device, self.backend = cluster, source, device, backend
         self.worker_backend = ""  # what the workers compute with, known once the shards are loaded ...
-        self.workers: str | None = None  # ... and with how many of them (`loop.workers_of`)
+        self.workers: str | None = None  # ... and with how many of them (`loop.StepSource`)
 
     def __call__(
         self, backend: Backend, data: Dataset, config: TrainConfig, sizes: Sequence[int], fast: bool
@@ -220,7 +226,7 @@ class DaskSteps:
             else:
                 shard = Shard(data.x_train[lo:hi], data.y_train[lo:hi], compute)
                 shards.append(client.scatter(shard, workers=[worker], hash=False))
-        infos = self._gather([client.submit(describe, s, pure=False) for s in shards], 0)
+        infos = self._gather([client.submit(shard_info, s, pure=False) for s in shards], 0)
         for (lo, hi), (rows, mark, _) in zip(bounds, infos):
             if (rows, mark) != (hi - lo, fingerprint(data.x_train[lo:hi], data.y_train[lo:hi])):
                 raise DataError(

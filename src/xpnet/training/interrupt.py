@@ -1,6 +1,6 @@
 """Ctrl-C and SIGTERM during training: the first asks the run to stop after its current step, the second quits.
 
-`StopOnSignal` is a context manager and the ``stop`` callable the trainer polls between steps. Outside the
+`StopOnSignal` is a context manager and a `loop.Callback` that pauses the run between steps. Outside the
 main thread (where Python cannot install signal handlers) it installs nothing and never asks to stop.
 """
 
@@ -12,26 +12,28 @@ import threading
 from types import FrameType
 from typing import Any
 
+from .loop import Callback
+
 SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
 
 
-class StopOnSignal:
-    """While active, the first SIGINT/SIGTERM sets a flag (``self()`` turns true); the next one raises
+class StopOnSignal(Callback):
+    """While active, the first SIGINT/SIGTERM pauses the run before its next step; the next one raises
     `KeyboardInterrupt` at once."""
 
-    def __init__(self, message: str = "stopping after the current step (press Ctrl-C again to quit at once)"):
-        self.message = message
+    def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __call__(self) -> bool:
+    def should_pause(self) -> bool:
         return self.signum is not None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        print(f"\n{signal.Signals(signum).name}: {self.message}", file=sys.stderr, flush=True)
+        message = "stopping after the current step (press Ctrl-C again to quit at once)"
+        print(f"\n{signal.Signals(signum).name}: {message}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 from ..errors import CheckpointError, printable, printable_list
-from . import early_stop
 from .checkpoint import Checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, spelled
+from .loop import best_epoch, patience_ran_out
 
 # What a resumed run must share with its checkpoint; --lr, --gamma, --batch-size and --epochs may change. A
 # run and its continuations share them: `runlog.read_log` tells another run's log by them too.
 FIXED_FIELDS = ("hidden", "activation", "optimizer", "dtype", "seed")
 
 
-def resumed_config(ckpt: Checkpoint, given: dict[str, Any]) -> tuple[TrainConfig, str, int]:
-    """The checkpoint's config, data set and validation split, overridden by the settings ``given``
-    (flags named on the command line, by field name); `check_resumable` vets them."""
-    changes = {f.name: given[f.name] for f in fields(TrainConfig) if f.name in given}
-    return replace(ckpt.config, **changes), given.get("dataset", ckpt.dataset), given.get("val_split", ckpt.val_split)
+def resumed_settings(ckpt: Checkpoint, named: dict[str, Any]) -> tuple[dict[str, Any], str, int]:
+    """The checkpoint's config fields, data set and validation split, overridden by the settings ``named`` on
+    the command line (by field name); `check_resumable` vets them once the data is read."""
+    settings = {f.name: named.get(f.name, getattr(ckpt.config, f.name)) for f in fields(TrainConfig)}
+    return settings, named.get("dataset", ckpt.dataset), named.get("val_split", ckpt.val_split)
 
 
 def check_resumable(
@@ -39,7 +39,7 @@ def check_resumable(
         "inputs": ckpt.layer_sizes[0],
     }
     diff = [
-        f"{k} {printable(setting(saved[k]))} (you asked for {printable(setting(wanted[k]))})"
+        f"{k} {printable(spelled(saved[k]))} (you asked for {printable(spelled(wanted[k]))})"
         for k in wanted
         if wanted[k] != saved[k]
     ]
@@ -58,13 +58,13 @@ def check_resumable(
             f"{printable(ckpt.path)} trained on {class_list(ckpt.classes)} but this data has "
             f"{class_list(classes)}: resume with the data it trained on, or start a new run without --resume"
         )
-    if early_stop.should_stop(ckpt.state.history, config.patience):
+    if patience_ran_out(ckpt.state.history, config.patience):
         raise CheckpointError(
             f"{printable(ckpt.path)} already stopped early: validation accuracy has not improved since epoch "
-            f"{early_stop.best_epoch(ckpt.state.history)} for {config.patience} epochs; resume with a larger "
+            f"{best_epoch(ckpt.state.history)} for {config.patience} epochs; resume with a larger "
             "--patience to train on"
         )
-    check_patience(ckpt, config)
+    check_patience(ckpt, config.patience)
     if ckpt.state.epoch >= config.epochs:
         raise CheckpointError(
             f"{printable(ckpt.path)} has already trained {ckpt.state.epoch} epochs: --epochs counts all epochs, "
@@ -72,16 +72,11 @@ def check_resumable(
         )
 
 
-def setting(value: Any) -> str:
-    """A setting as its flag takes it: ``256,128`` for hidden layers (a tuple, or a list from JSON)."""
-    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
-
-
-def check_patience(ckpt: Checkpoint, config: TrainConfig) -> None:
+def check_patience(ckpt: Checkpoint, patience: int) -> None:
     """Refuse --patience on a checkpoint trained without it (it kept no best weights to compare with).
 
     Checked first on a resume: asking for the --val-split that --patience needs would only lead here."""
-    if config.patience and ckpt.state.best_params is None and ckpt.state.epoch:
+    if patience and ckpt.state.best_params is None and ckpt.state.epoch:
         raise CheckpointError(
             f"{printable(ckpt.path)} was trained without --patience, so it kept no best weights: resume it without "
             "--patience, or start a new run with it"

@@ -37,8 +37,9 @@ from .. import __version__
 from ..errors import XpnetError, printable, reason
 from ..files import atomic_write, write_failed
 from .checkpoint import Checkpoint
-from .resume import FIXED_FIELDS, setting
-from .state import EpochStats
+from .config import spelled
+from .loop import EpochStats
+from .resume import FIXED_FIELDS
 
 # An epoch's figures that tell one run from another: the same run logs them exactly as its checkpoint keeps them.
 SCORES = ("loss", "train_accuracy", "val_accuracy", "test_accuracy")
@@ -181,7 +182,7 @@ def _other_header(headers: list[dict[str, Any]], model: Checkpoint) -> str:
         said = header | (header["config"] if isinstance(header.get("config"), dict) else {})
         key = next((k for k in want if k in said and said[k] != want[k]), None)
         if key is not None:
-            said_value, want_value = printable(setting(said[key])), printable(setting(want[key]))
+            said_value, want_value = printable(spelled(said[key])), printable(spelled(want[key]))
             return f"its header has {key} {said_value} where {printable(model.path)} has {want_value}"
     return ""
 

@@ -4,9 +4,9 @@ and one-line failures that say what was kept."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -19,8 +19,46 @@ from ..nn import OPTIMIZERS
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .interrupt import StopOnSignal
-from .loop import StepFailed, StepSource, local_steps, train, workers_of
-from .state import EpochStats, TrainResult, TrainState, layer_sizes
+from .loop import Callback, StepSource, TrainResult, TrainState, local_steps, train
+
+
+@dataclass
+class Saver(Callback):
+    """Writes the state to ``path`` after every epoch, and where the run ended when that is another state
+    (stopped between steps, or the best epoch's weights put back)."""
+
+    path: Path
+    backend: Backend
+    data: Dataset
+    config: TrainConfig
+    val_split: int
+    steps: StepSource
+    saved: TrainState | None = None  # the state the file on disk holds, once one is written
+
+    def save(self, state: TrainState) -> None:
+        data = self.data
+        try:
+            save_checkpoint(
+                self.path, state, self.config, self.backend, data.name, len(data.y_train), self.val_split,
+                data.classes, data.layout, workers=self.steps.workers, data_dir=data.folder,
+            )  # fmt: skip
+        except (OSError, WriteError) as e:  # a disk that filled up during a long run
+            why = e.reason if isinstance(e, WriteError) else e.strerror or e
+            kept = "the previous one is intact" if self.path.exists() else "no checkpoint was written"
+            raise CheckpointError(
+                f"cannot write the checkpoint {printable(self.path)} ({why}); {kept}: free some space or give "
+                "--save another place" + (", then --resume it" if self.path.exists() else ""),
+                exit_status=1,
+            ) from None
+        self.saved = state
+
+    def on_epoch_end(self, state: TrainState) -> bool:
+        self.save(state)
+        return False
+
+    def on_train_end(self, result: TrainResult) -> None:
+        if result.state is not self.saved:
+            self.save(result.state)
 
 
 def train_saving(
@@ -31,72 +69,48 @@ def train_saving(
     state: TrainState | None = None,
     save_path: Path | None = None,
     val_split: int = 0,
-    on_epoch: Callable[[EpochStats], None] | None = None,
-    on_step: Callable[[int, int, Any], None] | None = None,
-    before_message: Callable[[], None] | None = None,
+    callbacks: Sequence[Callback] = (),
     steps: StepSource = local_steps,
 ) -> TrainResult:
-    """Run `train` from ``state`` (or fresh), saving to ``save_path`` after each epoch and when stopped.
+    """`train` from ``state`` (or fresh) with a `Saver` on ``save_path`` (before ``callbacks``, so a reader
+    that stops early, ``| head``, cannot cost the checkpoint) and `StopOnSignal`.
 
-    The first SIGINT/SIGTERM stops after the current step and saves; the run's status lines go to stdout
-    after ``before_message`` (which clears a progress bar). Divergence and running out of memory become
-    one-line errors naming the fix and what the checkpoint on disk holds. ``steps`` is passed on to `train`;
-    a step that fails (workers lost) saves the state before it, then raises its `StepFailed` with where.
+    A stopped run says where on stdout, and what was kept; a step that failed (workers lost) raises its error
+    with where. Divergence and running out of memory become one-line errors naming the fix and what the
+    checkpoint on disk holds.
     """
-    saved: list[int] = []  # the epoch the checkpoint on disk holds, once one is written
-
-    def save(s: TrainState) -> None:
-        if save_path is None:
-            return
-        try:
-            save_checkpoint(
-                save_path, s, config, backend, data.name, len(data.y_train), val_split, data.classes, data.layout,
-                workers=workers_of(steps), data_dir=data.folder,
-            )  # fmt: skip
-        except (OSError, WriteError) as e:  # a disk that filled up during a long run
-            why = e.reason if isinstance(e, WriteError) else e.strerror or e
-            kept = "the previous one is intact" if save_path.exists() else "no checkpoint was written"
-            raise CheckpointError(
-                f"cannot write the checkpoint {printable(save_path)} ({why}); {kept}: "
-                "free some space or give --save another place" + (", then --resume it" if save_path.exists() else ""),
-                exit_status=1,
-            ) from None
-        saved[:] = [s.epoch]
-
+    saver = Saver(save_path, backend, data, config, val_split, steps) if save_path is not None else None
     try:
         # NumPy's overflow warnings from a huge --lr would precede the one-line divergence message.
         with StopOnSignal() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            result = train(
-                backend, data, config, on_epoch, state=state, on_state=save, stop=stop, on_step=on_step, steps=steps
-            )
-            if before_message is not None:
-                before_message()
-            if result.stopped and result.state is not None:
-                where = f"epoch {result.state.epoch + 1}, step {result.state.step}"
-                if save_path is None:
-                    kept = "nothing saved (pass --save PATH to keep a checkpoint)"
-                else:
-                    save(result.state)
-                    kept = f"checkpoint saved to {printable(save_path)}: continue with --resume {printable(save_path)}"
-                if result.failure is not None:
-                    raise StepFailed(f"{result.failure}; stopped in {where}; {kept}")
-                print(f"stopped in {where}; {kept}")
+            hooks = [stop, *([saver] if saver is not None else []), *callbacks]
+            result = train(backend, data, config, state=state, callbacks=hooks, steps=steps)
     except TrainingDiverged as e:
-        kept = f"; {printable(save_path)} still holds epoch {saved[0]}" if saved else ""
-        if not saved and save_path is not None and save_path.exists():
+        kept = ""
+        if saver is not None and saver.saved is not None:
+            kept = f"; {printable(save_path)} still holds epoch {saver.saved.epoch}"
+        elif save_path is not None and save_path.exists():
             kept = f"; {printable(save_path)} is left as it was"
         raise TrainingDiverged(f"{e}{kept}") from None
     except Exception as e:
         if not is_out_of_memory(e):
             raise
         raise OutOfMemory(_memory_hint(backend, data, config)) from None
+    if result.stopped:
+        where = f"epoch {result.state.epoch + 1}, step {result.state.step}"
+        kept = "nothing saved (pass --save PATH to keep a checkpoint)"
+        if save_path is not None:
+            kept = f"checkpoint saved to {printable(save_path)}: continue with --resume {printable(save_path)}"
+        if result.failure is not None:
+            raise type(result.failure)(f"{result.failure}; stopped in {where}; {kept}") from None
+        print(f"stopped in {where}; {kept}")
     return result
 
 
 def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
     """What to shrink after running out of memory: the batch, or the model when it alone is too big."""
     size = len(data.y_train) if config.batch_size == 0 else config.batch_size
-    sizes = layer_sizes(data.n_features, data.n_classes, config)
+    sizes = nn.layer_sizes(data.n_features, config.hidden, data.n_classes)
     itemsize = 8 if config.dtype == "float64" else 4
     n_params = sum(math.prod(s) for s in nn.param_shapes(sizes))
     # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.

@@ -85,7 +85,7 @@ def load_shard(source: DataSource, lo: int, hi: int, compute: Compute) -> Shard:
     return Shard(data.x_train[lo:hi], data.y_train[lo:hi], compute)
 
 
-def describe(shard: Shard) -> tuple[int, int, str]:
+def shard_info(shard: Shard) -> tuple[int, int, str]:
     """(rows, fingerprint, backend) of a shard; moves it to the device, so a bad --device fails at the start."""
     backend = shard.on_device()[0]
     return shard.y.shape[0], fingerprint(shard.x, shard.y), str(backend)
