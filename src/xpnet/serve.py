@@ -36,6 +36,7 @@ from .data.folder import prepare_bytes
 from .data.pictures import PictureError, import_pillow
 from .errors import printable
 from .library.model import Model, picture_layout
+from .predict import record
 from .training.checkpoint import Checkpoint, load_checkpoint
 
 PROG = "xpnet.serve"
@@ -133,22 +134,12 @@ def picture_record(
     except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
         return {"file": file, "error": str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"}
     classes, probs = (forward or model.classify)(pixels.reshape(1, -1))
-    labels = model.checkpoint.classes
-    best = int(classes[0])
-    ranked = [best] + [int(j) for j in np.argsort(-probs[0], kind="stable") if j != best]
-    shown = [(j, float(probs[0, j])) for j in ranked[: min(top, probs.shape[1])]]
-    record: dict[str, Any] = {
-        "file": file,
-        "class": best,
-        "name": labels[best],
-        "probability": shown[0][1],
-        "top": [{"class": j, "name": labels[j], "probability": q} for j, q in shown],
-    }
+    found = record(file, probs[0], int(classes[0]), model.checkpoint.classes, top)
     if seen and pil is not None:
         buf = io.BytesIO()
         pil.fromarray(pixels, mode="L").save(buf, format="PNG")
-        record["seen"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    return record
+        found["seen"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return found
 
 
 def describe(model: ServedModel) -> dict[str, Any]:
@@ -249,10 +240,10 @@ class Service:
         seen = query.get("seen") in ("1", "true")
         with self.slots:
             try:
-                record = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
+                found = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
             except Stopping as e:
                 return 503, {"error": str(e)}
-        return (400 if "error" in record else 200), record
+        return (400 if "error" in found else 200), found
 
 
 def start(model: ServedModel, pil: ModuleType, host: str = "127.0.0.1", port: int = 0) -> tuple[Server, DeviceThread]:
