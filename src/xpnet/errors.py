@@ -70,7 +70,7 @@ def say(*lines: str, file: TextIO | None = None) -> None:
     """Print each of ``lines`` (each one line, names and all) `escaped`, to ``file`` (default: stdout)."""
     out = sys.stdout if file is None else file
     for line in lines:
-        print(escaped(line), file=out)
+        print(escaped(line), file=out, flush=True)  # a reader of a pipe sees each line as it happens
 
 
 def printable(name: str | os.PathLike[str]) -> str:

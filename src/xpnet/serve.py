@@ -34,7 +34,7 @@ from .cli.webserver import MAX_BODY, Server, make_server
 from .data import images
 from .data.folder import prepare_bytes
 from .data.pictures import PictureError, import_pillow
-from .errors import printable
+from .errors import printable, say
 from .library.model import Model, picture_layout
 from .predict import record
 from .training.checkpoint import Checkpoint, load_checkpoint
@@ -263,17 +263,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     server, device = start(model, pil, args.host, args.port)
     try:
         ckpt = model.checkpoint
-        print(f"serving {printable(ckpt.path)} ({ckpt.describe()}; {model.backend}) at {server.url}", flush=True)
+        say(f"serving {ckpt.path} ({ckpt.describe()}; {model.backend}) at {server.url}")
         if not server.loopback:
-            print(
-                f"{PROG}: listening on {printable(args.host)}: the page is reachable from the network, by anyone "
+            say(
+                f"{PROG}: listening on {args.host}: the page is reachable from the network, by anyone "
                 "who can reach this machine; --host 127.0.0.1 keeps it to this machine",
                 file=sys.stderr,
-                flush=True,
             )
-        print("press Ctrl-C to stop", file=sys.stderr, flush=True)
+        say("press Ctrl-C to stop", file=sys.stderr)
         if args.open and not webbrowser.open(server.url):
-            print(f"{PROG}: no web browser could be opened here; open {server.url} yourself", file=sys.stderr)
+            say(f"{PROG}: no web browser could be opened here; open {server.url} yourself", file=sys.stderr)
         device.run()  # until Ctrl-C (KeyboardInterrupt: exit status 130) or SIGTERM (143)
     finally:
         device.stop()
