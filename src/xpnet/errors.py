@@ -1,14 +1,17 @@
-"""Exceptions that carry a one-line message meant for the user, and the two helpers that keep messages on one
-line: `one_line` for a library's error, `printable` for a file or class name.
+"""Exceptions that carry a one-line message meant for the user, and the one place where lines reach the user.
 
 The command-line tools print such a message alone (no traceback) and exit with its ``exit_status``:
 2 for a bad request (flags, files), 1 for a run that failed on its way (divergence, out of memory).
+Every line they print, error or report, passes through `escaped` (by `say`, or `cli.run` for an error), so a
+file or class name holding a newline or a terminal escape stays on its line and cannot pass for other text.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 
 class XpnetError(Exception):
@@ -55,6 +58,19 @@ def one_line(exc: BaseException, *, named: bool = False, limit: int = 300) -> st
     if named and text != type(exc).__name__:
         text = f"{type(exc).__name__}: {text}"
     return text[:limit]
+
+
+def escaped(line: str) -> str:
+    """``line`` with each character that does not print as itself (a newline, a tab, an escape, a byte the file
+    system could not decode) written as its Python escape: ``a\\nb.png``."""
+    return line if line.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+
+
+def say(*lines: str, file: TextIO | None = None) -> None:
+    """Print each of ``lines`` (each one line, names and all) `escaped`, to ``file`` (default: stdout)."""
+    out = sys.stdout if file is None else file
+    for line in lines:
+        print(escaped(line), file=out, flush=True)  # a reader of a pipe sees each line as it happens
 
 
 def printable(name: str | os.PathLike[str]) -> str:

@@ -20,7 +20,7 @@ from .backend import resolve_backend
 from .cli import common as cli
 from .cli import loading
 from .data import DATASETS, load_dataset
-from .errors import DataError, XpnetError, printable
+from .errors import DataError, XpnetError, escaped, printable, say
 from .files import check_writable
 from .library.model import FITTED_ON_ARRAYS, Model
 from .training import scoring
@@ -91,7 +91,7 @@ def plot_folder(text: str) -> Path:
     return folder
 
 
-def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> str:
+def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> list[str]:
     """The text report: accuracy, per-class precision/recall/support and the confusion matrix."""
     precision, recall = scoring.precision_recall(cm)
     total = int(cm.sum())
@@ -110,7 +110,7 @@ def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> str:
     lines += [f"{k:>2} " + "".join(f"{v:>{cell}}" for v in row) for k, row in enumerate(cm.tolist())]
     if width > 1:
         lines.append("classes: " + ", ".join(f"{k} {s}" for k, s in enumerate(labels)))
-    return "\n".join(lines)
+    return lines
 
 
 def history_records(ckpt: Checkpoint) -> list[dict[str, Any]]:
@@ -147,7 +147,7 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
         # By default the folder the model was trained from (when it is scored on its own data set).
         loading.model_data_dir(args.data_dir, ckpt) if dataset == ckpt.dataset else args.data_dir,
         image_size=ckpt.layout.side if ckpt.layout is not None else None,
-        notify=lambda line: print(line, file=sys.stderr),
+        notify=lambda line: say(line, file=sys.stderr),
     )
     if data.n_features != ckpt.layer_sizes[0]:
         raise DataError(
@@ -167,9 +167,8 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
     pred, probs = Model.from_checkpoint(ckpt, backend).classify(data.x_test)
     y = data.y_test.astype(np.int64)
     cm = scoring.confusion_matrix(y, pred, len(ckpt.classes))
-    labels = tuple(printable(name) for name in ckpt.classes)  # as the report and the plots show them
-    print(f"{ckpt.describe()}; {backend}")
-    print(report(data.name, cm, labels))
+    labels = tuple(escaped(name) for name in ckpt.classes)  # as the report and the plots show them
+    say(f"{ckpt.describe()}; {backend}", *report(data.name, cm, labels))
 
     written = []
     if folder is not None:
@@ -181,7 +180,7 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
             kept = ckpt.kept_epoch if ckpt.state.restored else None  # --patience: the curves mark the epoch kept
             written.append(plots.save(plots.curves(epochs, name, kept), folder / PLOTS[0]))
         else:
-            print("no epochs logged: the training curves are left out", file=sys.stderr)
+            say("no epochs logged: the training curves are left out", file=sys.stderr)
         title = f"{name}: test accuracy {100 * scoring.cm_accuracy(cm):.2f}%"
         written.append(plots.save(plots.confusion(cm, labels, title), folder / PLOTS[1]))
         p_true = probs[np.arange(len(y)), y]
@@ -199,8 +198,8 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
             )
             written.append(plots.save(grid, folder / PLOTS[2]))
         else:
-            print("no test image is misclassified: worst-misclassified.png is left out", file=sys.stderr)
-        print("wrote " + ", ".join(printable(p) for p in written))
+            say("no test image is misclassified: worst-misclassified.png is left out", file=sys.stderr)
+        say("wrote " + ", ".join(map(str, written)))
 
     if args.json:
         precision, recall = scoring.precision_recall(cm)

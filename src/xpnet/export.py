@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from .backend import resolve_backend
 from .cli import common as cli
-from .errors import printable
+from .errors import say
 from .files import check_writable
 from .library.export import write_onnx
 from .library.model import Model
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = Model.from_checkpoint(ckpt, resolve_backend("cpu"))
     write_onnx(model, path)
     sizes = "-".join(map(str, model.sizes))
-    print(f"wrote {printable(path)}: the {sizes} {model.activation} model, {len(model.classes)} classes")
+    say(f"wrote {path}: the {sizes} {model.activation} model, {len(model.classes)} classes")
     return 0
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from .backend import resolve_backend
 from .cli import common as cli
 from .data.pictures import PictureError, import_pillow, prepare_file
-from .errors import XpnetError, printable
+from .errors import XpnetError, printable, say
 from .files import atomic_write, check_writable
 from .library.model import Model, picture_layout
 from .training.checkpoint import load_checkpoint
@@ -114,15 +114,18 @@ def save_png(pil: ModuleType, path: Path, pixels: np.ndarray) -> None:
     atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
-def format_result(name: str, top: list[tuple[int, float]], labels: Sequence[str]) -> str:
-    def label(k: int) -> str:  # the class's name: a digit's is its index; a named class's index would read as one
-        return printable(labels[k])
+def record(file: str, probs: np.ndarray, best: int, labels: Sequence[str], top: int) -> dict[str, Any]:
+    """What ``--json`` prints for one picture (``serve``'s ``POST /predict`` answers the same): its class
+    ``best`` (the largest logit) and the ``top`` likeliest classes, from its row of probabilities."""
+    ranked = [best] + [int(j) for j in np.argsort(-probs, kind="stable") if j != best]
+    shown = [{"class": j, "name": labels[j], "probability": float(probs[j])} for j in ranked[: min(top, len(probs))]]
+    return {"file": file, "class": best, "name": labels[best], "probability": shown[0]["probability"], "top": shown}
 
-    (best, p), rest = top[0], top[1:]
-    line = f"{name}: {label(best)} ({100 * p:.1f}%)"
-    if rest:
-        line += "; then " + ", ".join(f"{label(k)} ({100 * q:.1f}%)" for k, q in rest)
-    return line
+
+def format_result(found: dict[str, Any]) -> str:
+    """A `record` as the line predict prints: ``7.png: 7 (98.5%); then 1 (1.2%)``."""
+    first, *rest = (f"{c['name']} ({100 * c['probability']:.1f}%)" for c in found["top"])
+    return f"{found['file']}: {first}" + (f"; then {', '.join(rest)}" if rest else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,9 +151,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     order = sorted(prepared)
     rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)
     classes, probs = Model.from_checkpoint(ckpt, backend).classify(rows)
-    labels = ckpt.classes
-    k = min(args.top, probs.shape[1])
-
     found = dict(zip(order, range(len(order))))
     for i, path in enumerate(paths):
         if i in errors:
@@ -158,21 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps({"file": str(path), "error": errors[i]}))
             continue
         row = found[i]
-        ranked = [int(classes[row])] + [int(j) for j in np.argsort(-probs[row], kind="stable") if j != classes[row]]
-        top = [(j, float(probs[row, j])) for j in ranked[:k]]
+        result = record(str(path), probs[row], int(classes[row]), ckpt.classes, args.top)
+        if save_dir is not None:
+            result["seen"] = str(save_dir / names[i])
         if args.json:
-            record: dict[str, Any] = {
-                "file": str(path),
-                "class": top[0][0],
-                "name": labels[top[0][0]],
-                "probability": top[0][1],
-                "top": [{"class": j, "name": labels[j], "probability": q} for j, q in top],
-            }
-            if save_dir is not None:
-                record["seen"] = str(save_dir / names[i])
-            print(json.dumps(record))
+            print(json.dumps(result))
         else:
-            print(format_result(printable(path), top, labels))
+            say(format_result(result))
         if save_dir is not None:
             assert pil is not None
             save_png(pil, save_dir / names[i], prepared[i])

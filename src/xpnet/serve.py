@@ -33,8 +33,9 @@ from .cli import common as cli
 from .cli.webserver import MAX_BODY, Server, make_server
 from .data import images
 from .data.pictures import PictureError, import_pillow, prepare_bytes
-from .errors import printable
+from .errors import printable, say
 from .library.model import Model, picture_layout
+from .predict import record
 from .training.checkpoint import Checkpoint, load_checkpoint
 
 PROG = "xpnet.serve"
@@ -132,22 +133,12 @@ def picture_record(
     except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
         return {"file": file, "error": str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"}
     classes, probs = (forward or model.classify)(pixels.reshape(1, -1))
-    labels = model.checkpoint.classes
-    best = int(classes[0])
-    ranked = [best] + [int(j) for j in np.argsort(-probs[0], kind="stable") if j != best]
-    shown = [(j, float(probs[0, j])) for j in ranked[: min(top, probs.shape[1])]]
-    record: dict[str, Any] = {
-        "file": file,
-        "class": best,
-        "name": labels[best],
-        "probability": shown[0][1],
-        "top": [{"class": j, "name": labels[j], "probability": q} for j, q in shown],
-    }
+    found = record(file, probs[0], int(classes[0]), model.checkpoint.classes, top)
     if seen and pil is not None:
         buf = io.BytesIO()
         pil.fromarray(pixels, mode="L").save(buf, format="PNG")
-        record["seen"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    return record
+        found["seen"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return found
 
 
 def describe(model: ServedModel) -> dict[str, Any]:
@@ -248,10 +239,10 @@ class Service:
         seen = query.get("seen") in ("1", "true")
         with self.slots:
             try:
-                record = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
+                found = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
             except Stopping as e:
                 return 503, {"error": str(e)}
-        return (400 if "error" in record else 200), record
+        return (400 if "error" in found else 200), found
 
 
 def start(model: ServedModel, pil: ModuleType, host: str = "127.0.0.1", port: int = 0) -> tuple[Server, DeviceThread]:
@@ -271,17 +262,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     server, device = start(model, pil, args.host, args.port)
     try:
         ckpt = model.checkpoint
-        print(f"serving {printable(ckpt.path)} ({ckpt.describe()}; {model.backend}) at {server.url}", flush=True)
+        say(f"serving {ckpt.path} ({ckpt.describe()}; {model.backend}) at {server.url}")
         if not server.loopback:
-            print(
-                f"{PROG}: listening on {printable(args.host)}: the page is reachable from the network, by anyone "
+            say(
+                f"{PROG}: listening on {args.host}: the page is reachable from the network, by anyone "
                 "who can reach this machine; --host 127.0.0.1 keeps it to this machine",
                 file=sys.stderr,
-                flush=True,
             )
-        print("press Ctrl-C to stop", file=sys.stderr, flush=True)
+        say("press Ctrl-C to stop", file=sys.stderr)
         if args.open and not webbrowser.open(server.url):
-            print(f"{PROG}: no web browser could be opened here; open {server.url} yourself", file=sys.stderr)
+            say(f"{PROG}: no web browser could be opened here; open {server.url} yourself", file=sys.stderr)
         device.run()  # until Ctrl-C (KeyboardInterrupt: exit status 130) or SIGTERM (143)
     finally:
         device.stop()

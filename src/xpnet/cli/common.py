@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ..backend import Backend, registry
-from ..errors import XpnetError
+from ..errors import XpnetError, say
 from ..training.config import ConfigError, check_field
 from ..training.interrupt import Terminated, TerminateLoudly
 
@@ -69,15 +69,15 @@ def epilog(example: str, statuses: dict[int, str]) -> str:
 
 
 def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
-    print(message, file=sys.stderr)
+    say(message, file=sys.stderr)
     sys.exit(status)
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, prog: str = "xpnet") -> int:
     """Call ``main``; an `XpnetError` becomes its message on one line and its exit status (2 unless it says).
 
-    An error whose class sets ``multiline`` (a missing data set: what failed, then where to put which files)
-    keeps its line breaks, the details indented below the first line; any other stays on one line.
+    An error with ``details`` (a missing data set: where to put which files) prints them indented below its
+    first line, one line each.
 
     Output piped into a reader that stops early (``| head``) ends the run quietly with status 1.
     """
@@ -85,10 +85,9 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         with TerminateLoudly():
             return main(argv)
     except XpnetError as e:
-        lines = str(e).splitlines() or [""]
-        if getattr(e, "multiline", False):
-            fail("\n".join([f"{prog}: error: {lines[0]}", *(f"  {line}" for line in lines[1:])]), e.exit_status)
-        fail(f"{prog}: error: {' '.join(lines)}", e.exit_status)
+        first, *details = str(e).splitlines() if getattr(e, "multiline", False) else [str(e)]  # TODO details
+        say(f"{prog}: error: {first}", *(f"  {line}" for line in details), file=sys.stderr)
+        sys.exit(e.exit_status)
     except Terminated:  # SIGTERM before training starts or after its last save
         fail(f"{prog}: terminated (SIGTERM)", EXIT_TERMINATED)
     except KeyboardInterrupt:  # Ctrl-C outside training (a download, evaluate, predict): no traceback
@@ -186,4 +185,4 @@ def announce(backend: Backend, verbose: bool = False) -> None:
     machine without one only with --verbose (a laptop's CPU run is no news; ``python -m xpnet.check`` tells all)."""
     message = backend.fallback_reason if verbose else backend.note
     if message:
-        print(message, file=sys.stderr)
+        say(message, file=sys.stderr)

@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import XpnetError, one_line, printable
+from ..errors import XpnetError, one_line, printable, say
 
 MAX_BODY = 10 << 20
 MAX_BODY_TEXT = "10 MiB"
@@ -232,9 +232,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             return answer()
         except Exception as e:
-            print(
-                f"xpnet serve: {self.command} {printable(self.path)[:200]}: {one_line(e, named=True)}", file=sys.stderr
-            )
+            say(f"xpnet serve: {self.command} {self.path[:200]}: {one_line(e, named=True)}", file=sys.stderr)
             return 500, {"error": f"internal error: {one_line(e, named=True)}"}
 
     def fail(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
