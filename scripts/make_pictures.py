@@ -31,7 +31,7 @@ import numpy as np
 from xpnet.cli import common as cli
 from xpnet.data import DATASETS, load_dataset
 from xpnet.data.pictures import import_pillow
-from xpnet.errors import printable
+from xpnet.errors import say
 from xpnet.files import check_writable
 
 ENLARGE = 10
@@ -111,11 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.folder:
         counts = write_folder(args.folder_, args.dataset, args.data_dir, args.per_class)
         made = f"{counts['train']} training and {counts['test']} test pictures of {args.dataset}"
-        print(f"{printable(args.folder_)}: {made}")
+        say(f"{args.folder_}: {made}")
         return 0
     truth = make_pictures(args.folder_, args.dataset, args.data_dir)
     for name, label in truth.items():
-        print(f"{printable(args.folder_ / name)}: true class {label}")
+        say(f"{args.folder_ / name}: true class {label}")
     return 0
 
 

@@ -82,7 +82,7 @@ def test_an_error_is_one_line_unless_it_has_details(capsys):
 
     status, _, err = run_cli(capsys, fails(XpnetError("first\nsecond")), "xpnet.x", [])
     assert status == 2 and err == "xpnet.x: error: first\\nsecond\n"  # a newline in a name stays visible
-    status, _, err = run_cli(capsys, fails(MissingData("short\ndetail one\ndetail two")), "xpnet.x", [])
+    status, _, err = run_cli(capsys, fails(MissingData("short", details=["detail one", "detail two"])), "xpnet.x", [])
     assert status == 2 and err == "xpnet.x: error: short\n  detail one\n  detail two\n"
 
 

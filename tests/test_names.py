@@ -1,5 +1,5 @@
 """File and class names that hold a newline, a tab or an escape print on one line, as their escaped repr; plain
-names print as they are (`xpnet.errors.printable`, used wherever a message or a report names one)."""
+names print as they are: `xpnet.errors.escaped`, applied once to every error and every line a tool prints."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from folder_sets import write_digits
 from helpers import rewrite, run_cli
 from xpnet import evaluate, predict, train
 from xpnet.data import load_dataset
-from xpnet.errors import printable, printable_list
+from xpnet.errors import XpnetError, escaped, listed
 
 pytest.importorskip("sklearn", reason="the pictures are scikit-learn's digits")
 pytest.importorskip("PIL", reason="a picture folder is read with Pillow")
@@ -25,10 +25,12 @@ CLASSES = ("one\nline", "tab\there", "\x1b[31mred")  # a newline, a tab, an ANSI
 
 def test_plain_names_are_unchanged_and_others_are_escaped():
     for plain in ("model.npz", "dir with spaces/m.npz", "日本語.png", "digit-7", r"back\slash"):
-        assert printable(plain) == plain and printable(Path(plain)) == str(Path(plain))
-    assert printable("a\nb.png") == "'a\\nb.png'" and printable(Path("x\ty")) == "'x\\ty'"
-    assert printable("\x1b[31mred") == "'\\x1b[31mred'" and printable("bad\udcffbyte") == "'bad\\udcffbyte'"
-    assert printable_list(["a", "b\nc", "d"], 2) == "a, 'b\\nc', ..."
+        assert escaped(plain) == plain
+    assert escaped("a\nb.png") == "a\\nb.png" and escaped("x\ty") == "x\\ty"
+    assert escaped("\x1b[31mred") == "\\x1b[31mred" and escaped("bad\udcffbyte") == "bad\\udcffbyte"
+    assert listed(["a", "b", "c"], 2) == "a, b, ..." and escaped(escaped("a\nb")) == "a\\nb"  # escaping once is enough
+    error = XpnetError("cannot read a\nb.png", details=["put it in\x1b[2J/"])
+    assert error.message == "cannot read a\\nb.png" and error.details == ("put it in\\x1b[2J/",)
 
 
 @pytest.fixture
@@ -53,18 +55,23 @@ def odd(tmp_path, capsys):
     return root, model, digits.x_test[0].reshape(8, 8), out, err
 
 
+def shown(name) -> str:
+    """A name as the tools print it."""
+    return escaped(str(name))
+
+
 def one_line_each(text: str, names) -> None:
     """Each name appears escaped, on its line, never raw."""
     for name in names:
-        assert printable(name) in text and name not in text, (name, text)
+        assert shown(name) in text and name not in text, (name, text)
 
 
 def test_training_on_odd_names_prints_each_on_one_line(odd):
     root, model, _, out, err = odd
-    unreadable = printable(root / "train" / CLASSES[0] / "not\na picture.png")
+    unreadable = shown(root / "train" / CLASSES[0] / "not\na picture.png")
     skipped = [line for line in err.splitlines() if ": skipped: " in line]
     assert skipped and all(line.startswith(unreadable) for line in skipped), err
-    assert any(line.startswith(f"checkpoint: {printable(model)} ") for line in out.splitlines()), out
+    assert any(line.startswith(f"checkpoint: {shown(model)} ") for line in out.splitlines()), out
     one_line_each(out + err, [str(model)])
     assert str(root) not in out + err and len(skipped) == 1
 
@@ -81,19 +88,19 @@ def test_evaluate_and_predict_show_odd_class_and_file_names_on_one_line(odd, tmp
     np.save(picture, image)
     argv = ["--model", str(model), "--top", "3", str(picture), str(gone)]
     status, out, err = run_cli(capsys, predict.main, "xpnet.predict", argv)
-    assert status == 1 and out.count("\n") == 1 and out.startswith(f"{printable(picture)}: "), out
+    assert status == 1 and out.count("\n") == 1 and out.startswith(f"{shown(picture)}: "), out
     one_line_each(out, [*CLASSES, str(picture)])
-    assert err.count("\n") == 1 and printable(gone) in err, err
+    assert err.count("\n") == 1 and shown(gone) in err, err
 
 
 def test_errors_name_odd_files_on_one_line(tmp_path, capsys):
     missing = tmp_path / "no\nsuch.npz"
     status, _, err = run_cli(capsys, evaluate.main, "xpnet.evaluate", ["--model", str(missing)])
-    assert status == 2 and err.count("\n") == 1 and f"{printable(missing)} does not exist" in err, err
+    assert status == 2 and err.count("\n") == 1 and f"{shown(missing)} does not exist" in err, err
     blocker = tmp_path / "a\nfile"
     blocker.write_text("")
     status, _, err = run_cli(capsys, train.main, "xpnet.train", ["--dataset", "digits", "--save", f"{blocker}/m.npz"])
-    assert status == 2 and err.count("\n") == 1 and f"{printable(blocker)} is a file, not a folder" in err, err
+    assert status == 2 and err.count("\n") == 1 and f"{shown(blocker)} is a file, not a folder" in err, err
 
 
 CRAFTED = "digits\n\x1b[2Jfake"  # a data set name as a hostile checkpoint may hold it (tests/test_hostile.py)
@@ -130,10 +137,10 @@ def test_names_read_from_a_crafted_checkpoint_print_on_one_line(digits, tmp_path
     assert status == 0 and out.count("\n") == 1 and "\x1b" not in out + err, out + err
     # Where it was trained, as the resumed run names it: shown escaped, or as unknown when missing.
     origin = {"backend": "numpy\nfake", "device": "cpu\x1b[2J", "workers": "2 Dask\nworkers"}
-    for meta, shown in ((origin, list(origin.values())), ({"backend": None, "device": None}, ["unknown"])):
+    for meta, names in ((origin, list(origin.values())), ({"backend": None, "device": None}, ["unknown"])):
         resumed = str(crafted(model, tmp_path / "resumed.npz", **meta))
         argv = ["--resume", resumed, "--epochs", "13", "--quiet"]
         status, out, err = run_cli(capsys, train.main, "xpnet.train", argv)
         assert status == 0, err
         line = next(line for line in out.splitlines() if line.startswith("resuming "))
-        assert all(printable(name) in line for name in shown) and "\x1b" not in out, out
+        assert all(shown(name) in line for name in names) and "\x1b" not in out, out

@@ -8,19 +8,21 @@ file or class name holding a newline or a terminal escape stays on its line and 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
 
 class XpnetError(Exception):
-    """A problem the user can fix; its message names the problem and the fix."""
+    """A problem the user can fix; its message names the problem and the fix, on one line: the names in it are
+    `escaped` here, once. ``details`` (a missing data set: what each mirror said, where to put which files)
+    are lines of their own, which the command-line tools print indented below the message."""
 
     exit_status = 2
 
-    def __init__(self, message: str = "", *, exit_status: int | None = None):
-        super().__init__(message)
+    def __init__(self, message: str = "", *, details: Sequence[str] = (), exit_status: int | None = None):
+        self.message, self.details = escaped(message), tuple(escaped(line) for line in details)
+        super().__init__("\n".join((self.message, *self.details)))
         if exit_status is not None:
             self.exit_status = exit_status
 
@@ -73,19 +75,12 @@ def say(*lines: str, file: TextIO | None = None) -> None:
         print(escaped(line), file=out, flush=True)  # a reader of a pipe sees each line as it happens
 
 
-def printable(name: str | os.PathLike[str]) -> str:
-    """A file or class name as a message or report shows it: unchanged, unless it holds a character that does
-    not print as itself (a newline, a tab, an escape, a byte the file system could not decode), and then as
-    its Python repr, ``'a\\nb.png'``, so that it stays on one line and cannot be taken for other text."""
-    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
-    return text if text.isprintable() else repr(text)
+def listed(names: Sequence[object], limit: int = 4) -> str:
+    """The first ``limit`` names, comma-separated, ending in ``...`` when there are more."""
+    return ", ".join(map(str, names[:limit])) + (", ..." if len(names) > limit else "")
 
 
-def printable_list(names: Sequence[str], limit: int = 4) -> str:
-    """The first ``limit`` names, each `printable`, comma-separated, ending in ``...`` when there are more."""
-    return ", ".join(printable(n) for n in names[:limit]) + (", ..." if len(names) > limit else "")
-
-
-def reason(e: OSError) -> str:
-    """The system's words for ``e`` (``Permission denied``), without the errno and path Python adds."""
-    return e.strerror or str(e)
+def reason(e: BaseException) -> str:
+    """The system's words for an `OSError` (``Permission denied``, without the errno and path Python adds),
+    else the message on one line (`one_line`)."""
+    return (e.strerror if isinstance(e, OSError) else None) or one_line(e)

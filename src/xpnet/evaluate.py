@@ -20,7 +20,7 @@ from .backend import resolve_backend
 from .cli import common as cli
 from .cli import loading
 from .data import DATASETS, load_dataset
-from .errors import DataError, XpnetError, escaped, printable, say
+from .errors import DataError, XpnetError, escaped, say
 from .files import check_writable
 from .library.model import FITTED_ON_ARRAYS, Model
 from .training import scoring
@@ -139,7 +139,7 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
     dataset = args.dataset or ckpt.dataset
     if dataset == FITTED_ON_ARRAYS:
         raise XpnetError(
-            f"{printable(ckpt.path)} was fitted from Python on arrays, not on a data set xpnet knows: name the "
+            f"{ckpt.path} was fitted from Python on arrays, not on a data set xpnet knows: name the "
             f"test set with --dataset ({', '.join(DATASETS)}), or score it in Python with model.score(X, y)"
         )
     data = load_dataset(
@@ -151,14 +151,14 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
     )
     if data.n_features != ckpt.layer_sizes[0]:
         raise DataError(
-            f"{printable(ckpt.path)} takes {ckpt.layer_sizes[0]} inputs but {data.name} in "
-            f"{printable(data.source)} has {data.n_features} pixels per image: give the --data-dir the model was "
+            f"{ckpt.path} takes {ckpt.layer_sizes[0]} inputs but {data.name} in "
+            f"{data.source} has {data.n_features} pixels per image: give the --data-dir the model was "
             "trained on"
         )
     if data.classes != ckpt.classes:
         raise DataError(
-            f"{printable(ckpt.path)} was trained on {class_list(ckpt.classes)} but "
-            f"{printable(data.source)} has {class_list(data.classes)}: give the --data-dir the model was trained on"
+            f"{ckpt.path} was trained on {class_list(ckpt.classes)} but "
+            f"{data.source} has {class_list(data.classes)}: give the --data-dir the model was trained on"
         )
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import XpnetError, printable, reason
+from .errors import XpnetError, reason
 
 try:
     import fcntl
@@ -39,13 +39,11 @@ class WriteError(XpnetError):
 
 def write_failed(path: Path, e: OSError) -> WriteError:
     """The `WriteError` for the system's error ``e`` writing ``path``."""
-    return WriteError(
-        f"cannot write {printable(path)}: {reason(e)}; free some space or choose another place", reason(e)
-    )
+    return WriteError(f"cannot write {path}: {reason(e)}; free some space or choose another place", reason(e))
 
 
 def _cannot_save(path: Path, why: str) -> XpnetError:
-    return XpnetError(f"cannot save to {printable(path)}: {why}")
+    return XpnetError(f"cannot save to {path}: {why}")
 
 
 def _refuse_special(path: Path, flag: str) -> None:
@@ -76,9 +74,7 @@ def check_writable(path: str | Path, flag: str = "--save", example: str = "model
     real = Path(os.path.realpath(path))  # a link's target, whose folders are the ones written
     try:
         if real.is_dir():
-            fix = (
-                f"give a file name like {printable(path / example)}" if example else f"move it or choose another {flag}"
-            )
+            fix = f"give a file name like {path / example}" if example else f"move it or choose another {flag}"
             raise _cannot_save(path, f"it is a folder; {fix}")
         if real.exists() and (links := os.stat(real).st_nlink) > 1:
             raise _cannot_save(path, f"it has {links} names (hard links); choose another {flag} or copy the file first")
@@ -86,7 +82,7 @@ def check_writable(path: str | Path, flag: str = "--save", example: str = "model
             raise _cannot_save(path, f"the file is read-only; choose another {flag}")
         folder = next(p for p in real.parents if p.exists())  # the folder the missing ones will go in
         if not folder.is_dir():  # /tmp/notes.txt/model.npz
-            raise _cannot_save(path, f"{printable(folder)} is a file, not a folder; choose another {flag}")
+            raise _cannot_save(path, f"{folder} is a file, not a folder; choose another {flag}")
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:  # a folder the user may not enter or write (``/root/m.npz`` as another user)
@@ -164,9 +160,7 @@ def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset
             key = os.path.realpath(Path(p).expanduser())
         other = seen.setdefault(key, flag)
         if other != flag and frozenset((other, flag)) not in allowed:
-            raise XpnetError(
-                f"{flag} {printable(p)} is also the {other} file; one file cannot be both: choose another {flag}"
-            )
+            raise XpnetError(f"{flag} {p} is also the {other} file; one file cannot be both: choose another {flag}")
 
 
 @contextlib.contextmanager
@@ -214,8 +208,7 @@ def _acquire(lock_path: Path, path: Path, flag: str) -> int:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise XpnetError(
-                f"{flag} {printable(path)} is in use by another xpnet run (pid {printable(holder)}); wait for it to "
-                "end or choose another"
+                f"{flag} {path} is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
             ) from None
         # The run that held it may have removed the file we opened as it ended: lock the one at the path then.
         with contextlib.suppress(FileNotFoundError):

@@ -20,7 +20,7 @@ import numpy as np
 from .backend import resolve_backend
 from .cli import common as cli
 from .data.pictures import PictureError, import_pillow, prepare_file
-from .errors import XpnetError, printable, say
+from .errors import XpnetError, say
 from .files import atomic_write, check_writable
 from .library.model import Model, picture_layout
 from .training.checkpoint import load_checkpoint
@@ -90,9 +90,7 @@ def check_folder(text: str, targets: Sequence[str], inputs: Sequence[Path]) -> P
         check_writable(folder / t, "--save-input", "")
     clash = {(folder / t).resolve() for t in targets} & {p.resolve() for p in inputs}
     if clash:
-        raise XpnetError(
-            f"--save-input {printable(folder)} would overwrite the input {printable(min(clash))}; choose another folder"
-        )
+        raise XpnetError(f"--save-input {folder} would overwrite the input {min(clash)}; choose another folder")
     return folder
 
 
@@ -147,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prepared[i] = prepare_file(path, pil, layout)
         except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError; the others go on
             errors[i] = str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"
-            print(f"{PROG}: {printable(path)}: {e}", file=sys.stderr)
+            say(f"{PROG}: {path}: {e}", file=sys.stderr)
     order = sorted(prepared)
     rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)
     classes, probs = Model.from_checkpoint(ckpt, backend).classify(rows)
@@ -155,14 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, path in enumerate(paths):
         if i in errors:
             if args.json:
-                print(json.dumps({"file": str(path), "error": errors[i]}))
+                say(json.dumps({"file": str(path), "error": errors[i]}))
             continue
         row = found[i]
         result = record(str(path), probs[row], int(classes[row]), ckpt.classes, args.top)
         if save_dir is not None:
             result["seen"] = str(save_dir / names[i])
         if args.json:
-            print(json.dumps(result))
+            say(json.dumps(result))
         else:
             say(format_result(result))
         if save_dir is not None:
@@ -170,8 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             save_png(pil, save_dir / names[i], prepared[i])
     if save_dir is not None and not args.json and order:
         k = enlargement(layout.side)
-        print(
-            f"the images the model saw: {printable(save_dir)}/*.seen.png ({layout.side}x{layout.side}, "
+        say(
+            f"the images the model saw: {save_dir}/*.seen.png ({layout.side}x{layout.side}, "
             f"each pixel shown as a {k}x{k} square)",
             file=sys.stderr,
         )

@@ -33,7 +33,7 @@ from .cli import common as cli
 from .cli.webserver import MAX_BODY, Server, make_server
 from .data import images
 from .data.pictures import PictureError, import_pillow, prepare_bytes
-from .errors import printable, say
+from .errors import say
 from .library.model import Model, picture_layout
 from .predict import record
 from .training.checkpoint import Checkpoint, load_checkpoint
@@ -232,7 +232,7 @@ class Service:
         default ``picture``), ``seen=1`` (add the image the model saw)."""
         file, top = query.get("file", "picture"), query.get("top", "1")
         if not top.isdigit() or int(top) < 1:
-            return 400, {"error": f"?top={printable(top)[:20]} must be a positive whole number, like ?top=3"}
+            return 400, {"error": f"?top={str(top)[:20]} must be a positive whole number, like ?top=3"}
         if len(file) > MAX_NAME:
             return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
         forward = functools.partial(self.device.call, self.model.classify)

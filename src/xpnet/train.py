@@ -26,7 +26,7 @@ from .data import DATASETS, Dataset, hold_out
 from .data.datasets import LOCAL_SETS, example_val_split
 from .data.download import MIRRORS_ENV
 from .data.images import DEFAULT_SIZE
-from .errors import XpnetError, printable
+from .errors import XpnetError, say
 from .files import check_writable, locked, refuse_shared
 from .nn import ACTIVATIONS, OPTIMIZERS
 from .training import runlog
@@ -244,9 +244,9 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
     if ckpt is not None:
         check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train), data.classes)
 
-    print(run_line(data, config, backend, with_classes=dataset in LOCAL_SETS), flush=True)
+    say(run_line(data, config, backend, with_classes=dataset in LOCAL_SETS))
     if ckpt is not None:
-        print(f"resuming {printable(ckpt.path)}: {ckpt.describe()} (saved from {ckpt.origin()})", flush=True)
+        say(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {ckpt.origin()})")
     bar = None
     if not args.quiet:
         bar = EpochBar(config.epochs, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))
@@ -254,7 +254,7 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
     if log_path is not None:
         log = runlog.LineFile(log_path, append=ckpt is not None)  # closed in the finally below
         if log.repaired:
-            print(f"{printable(log_path)}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
+            say(f"{log_path}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
     try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
         with _step_source(args, data, val_split, address) as (steps, dask):  # a Dask cluster is open for the run
             shown = _Shown(data, config, backend, steps, dask, ckpt, bar, log)
@@ -273,15 +273,15 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
     last, kept = result.history[-1], kept_stats(result)
     if result.state.restored:
         why = f"no better validation accuracy for {config.patience} epochs" if result.stopped_early else "run ended"
-        print(
+        say(
             f"stopped after epoch {last.epoch} ({why}): kept the weights of epoch {kept.epoch}, the best on "
             f"validation ({100 * kept.val_accuracy:.2f}%)"
         )
-    print(result_line(result, ckpt))  # a resumed run's seconds add both runs, and say so
+    say(result_line(result, ckpt))  # a resumed run's seconds add both runs, and say so
     if save_path is not None:
-        print(checkpoint_line(save_path, result))  # the epoch whose weights it holds
+        say(checkpoint_line(save_path, result))  # the epoch whose weights it holds
     if args.json:
-        print(json.dumps(summary(data, config, backend, result, steps.workers)))
+        say(json.dumps(summary(data, config, backend, result, steps.workers)))
     return 0
 
 
@@ -356,8 +356,8 @@ class _Shown(Callback):
     def on_train_begin(self, state: TrainState) -> None:
         # What computes the steps is known now (Dask workers: their shards are in).
         if self.cluster is not None:
-            print(f"dask: {self.cluster}, each computing with {self.steps.worker_backend}; this process adds "
-                  "their gradients and updates the weights", flush=True)  # fmt: skip
+            say(f"dask: {self.cluster}, each computing with {self.steps.worker_backend}; this process adds "
+                  "their gradients and updates the weights")  # fmt: skip
         if self.log is not None:
             resumed_from = self.ckpt.state.epoch if self.ckpt is not None else None
             data, config, backend = self.data, self.config, self.backend
@@ -384,7 +384,7 @@ class _Shown(Callback):
             self.log.write(runlog.epoch_record(state.history[-1]))
         if self.bar is not None:
             self.bar.clear()
-            print(format_epoch(state.history[-1], self.config.epochs), flush=True)
+            say(format_epoch(state.history[-1], self.config.epochs))
         return False
 
     def on_train_end(self, result: TrainResult) -> None:
@@ -462,7 +462,7 @@ def result_line(result: TrainResult, resumed: Checkpoint | None) -> str:
 def checkpoint_line(path: Path, result: TrainResult) -> str:
     """``checkpoint: run.npz (epoch 5); continue it with --resume run.npz``, naming the epoch whose weights it
     holds: with --patience, the best one, and the last one trained, which --resume continues from."""
-    last, kept, shown = result.history[-1], kept_stats(result), printable(path)
+    last, kept, shown = result.history[-1], kept_stats(result), str(path)
     epoch = f"epoch {last.epoch}"
     if kept.epoch != last.epoch:
         epoch = f"the weights of epoch {kept.epoch}, the best on validation; trained to epoch {last.epoch}"

@@ -85,8 +85,7 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         with TerminateLoudly():
             return main(argv)
     except XpnetError as e:
-        first, *details = str(e).splitlines() if getattr(e, "multiline", False) else [str(e)]  # TODO details
-        say(f"{prog}: error: {first}", *(f"  {line}" for line in details), file=sys.stderr)
+        say(f"{prog}: error: {e.message}", *(f"  {line}" for line in e.details), file=sys.stderr)
         sys.exit(e.exit_status)
     except Terminated:  # SIGTERM before training starts or after its last save
         fail(f"{prog}: terminated (SIGTERM)", EXIT_TERMINATED)

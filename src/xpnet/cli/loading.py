@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..data import Dataset, load_dataset
 from ..data.download import parse_mirrors
-from ..errors import printable
+from ..errors import say
 from ..training.checkpoint import Checkpoint
 from .progress import ProgressBar
 
@@ -21,13 +21,11 @@ def load_for_training(args: argparse.Namespace, dataset: str, image_size: int | 
         args.data_dir,
         download=True,
         mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
-        on_download=lambda name, where: print(
-            f"{name}: downloading missing files to {printable(where)}", file=sys.stderr
-        ),
+        on_download=lambda name, where: say(f"{name}: downloading missing files to {where}", file=sys.stderr),
         progress=lambda file: ProgressBar(f"  {file}"),
         image_size=image_size,
         picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),
-        notify=lambda line: print(line, file=sys.stderr, flush=True),
+        notify=lambda line: say(line, file=sys.stderr),
     )
 
 
@@ -38,15 +36,14 @@ def model_data_dir(given: str | None, ckpt: Checkpoint) -> str | None:
         return given
     folder = Path(ckpt.data_dir)
     if not folder.is_dir():
-        print(
-            f"{printable(ckpt.dataset)}: {printable(folder)}, where {printable(ckpt.path)} was trained, is gone; "
+        say(
+            f"{ckpt.dataset}: {folder}, where {ckpt.path} was trained, is gone; "
             "looking where xpnet.train looks (--data-dir DIR names another folder)",
             file=sys.stderr,
         )
         return None
-    print(
-        f"{printable(ckpt.dataset)}: reading {printable(folder)}, where {printable(ckpt.path)} was trained "
-        "(--data-dir DIR reads another folder)",
+    say(
+        f"{ckpt.dataset}: reading {folder}, where {ckpt.path} was trained (--data-dir DIR reads another folder)",
         file=sys.stderr,
     )
     return str(folder)

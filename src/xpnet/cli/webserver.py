@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import XpnetError, one_line, printable, say
+from ..errors import XpnetError, one_line, reason, say
 
 MAX_BODY = 10 << 20
 MAX_BODY_TEXT = "10 MiB"
@@ -97,11 +97,11 @@ def make_server(app: App, host: str, port: int) -> Server:
     try:
         return Server((host, port), app, files)
     except socket.gaierror as e:
-        raise XpnetError(f"--host {printable(host)} is not an address here ({one_line(e)}); try 127.0.0.1") from None
+        raise XpnetError(f"--host {host} is not an address here ({one_line(e)}); try 127.0.0.1") from None
     except OSError as e:
-        why = e.strerror or one_line(e)
+        why = reason(e)
         raise XpnetError(
-            f"cannot listen on {printable(host)} port {port} ({why}): choose another --port (0 takes a free one)"
+            f"cannot listen on {host} port {port} ({why}): choose another --port (0 takes a free one)"
         ) from None
 
 
@@ -133,7 +133,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/predict":
             self.fail(405, "POST the picture's bytes to /predict", {"Allow": "POST"})
         else:
-            self.fail(404, f"no such page: {printable(path)[:200]}; the page is at /")
+            self.fail(404, f"no such page: {str(path)[:200]}; the page is at /")
 
     def do_HEAD(self) -> None:
         self.head_only = True
@@ -145,7 +145,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path != "/predict":
             known = path in ("/", "/model") or path.startswith("/static/")
-            self.fail(405 if known else 404, f"POST a picture to /predict, not to {printable(path)[:200]}")
+            self.fail(405 if known else 404, f"POST a picture to /predict, not to {str(path)[:200]}")
             return
         body = self.read_body()
         if body is not None:
@@ -160,9 +160,7 @@ class Handler(BaseHTTPRequestHandler):
         """The path and query of the request; (None, {}) after refusing a foreign Host on a loopback server."""
         host = self.headers.get("Host")
         if self.server.loopback and host is not None and not is_loopback(host_of(host)):
-            self.fail(
-                403, f"this server answers only this machine: open {self.server.url} (not {printable(host)[:100]})"
-            )
+            self.fail(403, f"this server answers only this machine: open {self.server.url} (not {str(host)[:100]})")
             return None, {}
         parts = urlsplit(self.path)
         return parts.path or "/", dict(parse_qsl(parts.query, keep_blank_values=True))

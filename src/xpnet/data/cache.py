@@ -28,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import XpnetError, printable
+from ..errors import XpnetError, reason
 from ..files import atomic_write
 from . import npy
 from .datasets import default_data_dir
-from .reasons import reason
 
 VERSION = 3  # bumped when what is cached changes meaning (how a picture is prepared: `images.PREPARATION`)
 KEYS = ("key", "x_train", "y_train", "x_test", "y_test", "classes", "skipped")
@@ -96,7 +95,7 @@ def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str,
     ``(None, why)``, ``why`` saying what is wrong with a cache that is there ("" when there is none)."""
     try:
         if not _private(path.parent):
-            return None, f"in a folder others may write (chmod 700 {printable(path.parent)})"
+            return None, f"in a folder others may write (chmod 700 {path.parent})"
         with npy.open_npz(path) as (z, members):
             if set(members) != set(KEYS):
                 return None, "not an xpnet cache"

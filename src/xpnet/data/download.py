@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .. import __version__
-from ..errors import DataError, printable
+from ..errors import DataError, reason
 from ..files import WriteError, atomic_write, remove_folders
-from .reasons import reason
 
 USER_AGENT = f"xpnet/{__version__} (Python-urllib/{sys.version_info[0]}.{sys.version_info[1]}; dataset download)"
 # Per connect and per read. A mirror that cannot be reached costs this once (then it is skipped), so an
@@ -125,10 +124,8 @@ def source_for(name: str, mirrors: Sequence[str] | None = None) -> Source:
 
 
 class MissingData(DataError):
-    """A data set's files are missing. Its message is a short first line, then details on lines of their own
-    (what each mirror answered, where to put which files), which the command-line tools print indented."""
-
-    multiline = True
+    """A data set's files are missing: a short message, and as ``details`` what each mirror answered and where
+    to put which files."""
 
 
 class DownloadError(MissingData):
@@ -204,22 +201,23 @@ def fetch(
         raise _Rejected(f"checksum mismatch (md5 {digests['md5']}, expected {' or '.join(accepted)})")
 
 
-def missing_message(source: Source, directory: Path, reasons: Sequence[str] = (), offline: bool = False) -> str:
-    """What to say when files are missing and the download failed: one short line, then each mirror's answer,
-    then where to put which files and the alternatives, each on a line of its own."""
-    lines = [f"{source.name} not found in {printable(directory)}, and the download failed:"]
-    lines += [f"  {reason}" for reason in reasons]
+def missing_message(
+    source: Source, directory: Path, reasons: Sequence[str] = (), offline: bool = False
+) -> tuple[str, list[str]]:
+    """What to say when files are missing and the download failed: a short message, and as details each
+    mirror's answer, then where to put which files and the alternatives."""
+    details = [f"  {reason}" for reason in reasons]
     if offline:
-        lines.append("  behind a proxy? set HTTPS_PROXY")
-    lines += fix_lines(list(source.digests), directory)
-    lines.append(f"or set {MIRRORS_ENV} or --mirror to a reachable mirror, or use --dataset digits (no download)")
-    return "\n".join(lines)
+        details.append("  behind a proxy? set HTTPS_PROXY")
+    details += fix_lines(list(source.digests), directory)
+    details.append(f"or set {MIRRORS_ENV} or --mirror to a reachable mirror, or use --dataset digits (no download)")
+    return f"{source.name} not found in {directory}, and the download failed:", details
 
 
 def fix_lines(files: Sequence[str], directory: Path) -> list[str]:
     """Where the missing ``files`` go, wrapped to lines of about 100 characters: both missing-data messages
     say it."""
-    text = f"put {', '.join(files)} in {printable(directory)} (or pass --data-dir DIR),"
+    text = f"put {', '.join(files)} in {directory} (or pass --data-dir DIR),"
     return textwrap.wrap(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
@@ -246,13 +244,9 @@ def download(
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DownloadError(
-            f"cannot create data directory {printable(directory)}: {reason(e)}; pass --data-dir DIR"
-        ) from None
+        raise DownloadError(f"cannot create data directory {directory}: {reason(e)}; pass --data-dir DIR") from None
     if not os.access(directory, os.W_OK):  # a bad request (exit 2), unlike a disk that fills up on the way
-        raise DownloadError(
-            f"cannot write in data directory {printable(directory)}: permission denied; pass --data-dir DIR"
-        )
+        raise DownloadError(f"cannot write in data directory {directory}: permission denied; pass --data-dir DIR")
     unreachable: set[str] = set()  # mirrors skipped from now on
     try:
         for name in names:
@@ -269,7 +263,7 @@ def download(
                     break
                 except WriteError as e:  # a full disk, a quota
                     why = f"{e.reason}; free space or pass --data-dir DIR"
-                    raise DownloadError(f"cannot write {printable(directory / name)}: {why}", exit_status=1) from None
+                    raise DownloadError(f"cannot write {directory / name}: {why}", exit_status=1) from None
                 except _Rejected as e:
                     if isinstance(e, _Unreachable):
                         unreachable.add(base)
@@ -277,7 +271,8 @@ def download(
             else:
                 if not reasons:
                     reasons.append("no mirrors configured" if not source.mirrors else "no reachable mirror left")
-                raise DownloadError(missing_message(source, directory, reasons, offline=bool(unreachable)))
+                message, details = missing_message(source, directory, reasons, offline=bool(unreachable))
+                raise DownloadError(message, details=details)
     except BaseException:
         remove_folders(made)
         raise

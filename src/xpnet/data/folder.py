@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, printable, printable_list
+from ..errors import DataError, listed, reason
 from . import cache, images
 from .datasets import Dataset, stratified_holdout
 from .pictures import PictureError, import_pillow, prepare_file
-from .reasons import reason
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".npy")
 TEST_FRACTION = 0.2  # held out as the test set when there is no test/ folder
@@ -48,7 +47,7 @@ def _entries(folder: Path) -> list[Path]:
 
 def _unreadable(folder: Path, e: OSError) -> DataError:
     return DataError(
-        f"folder: cannot read {printable(folder)} ({reason(e)}): make it readable (chmod u+rx) or move it "
+        f"folder: cannot read {folder} ({reason(e)}): make it readable (chmod u+rx) or move it "
         "out of the picture folder"
     )
 
@@ -58,19 +57,17 @@ def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, 
     train = root / "train"
     if not train.is_dir():
         raise DataError(
-            f"folder: {printable(root)} has no train/ folder: put the pictures in {printable(train)}/<class>/ (one "
-            f"folder per class) and, optionally, test pictures in {printable(root / 'test')}/<class>/"
+            f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/ (one "
+            f"folder per class) and, optionally, test pictures in {root / 'test'}/<class>/"
         )
     train_files = _class_folders(train)
     if len(train_files) < 2:
-        raise DataError(
-            f"folder: {printable(train)} has {len(train_files)} class folder(s): a classifier needs at least 2"
-        )
+        raise DataError(f"folder: {train} has {len(train_files)} class folder(s): a classifier needs at least 2")
     test_files = _class_folders(root / "test") if (root / "test").is_dir() else {}
     unknown = sorted(set(test_files) - set(train_files))
     if unknown:
         raise DataError(
-            f"folder: {printable(root / 'test')} has classes that train/ lacks ({printable_list(unknown, 3)}): "
+            f"folder: {root / 'test'} has classes that train/ lacks ({listed(unknown, 3)}): "
             "name the test folders as the train folders"
         )
     return tuple(train_files), train_files, test_files
@@ -87,10 +84,10 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
     if cached is not None and tuple(cached["classes"].tolist()) == classes:
         if cached["skipped"].size:
             n = cached["skipped"].size
-            notify(f"folder: {n} unreadable picture(s) skipped (named when {printable(where)} was made)")
+            notify(f"folder: {n} unreadable picture(s) skipped (named when {where} was made)")
         return cached
     if why or cached is not None:
-        notify(f"folder: the cache {printable(where)} is {why or 'of other classes'}: reading the pictures again")
+        notify(f"folder: the cache {where} is {why or 'of other classes'}: reading the pictures again")
     pil = import_pillow() if any(p.suffix.lower() != ".npy" for p in all_files) else None
     arrays: dict[str, np.ndarray] = {}
     skipped: list[str] = []
@@ -106,14 +103,14 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
                     found += 1
                 except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
                     skipped.append(str(path))
-                    notify(f"{printable(path)}: skipped: {reason(e)}")
+                    notify(f"{path}: skipped: {reason(e)}")
                 done += 1
                 if progress is not None:
                     progress(done, len(all_files))
             if not found:
                 shown = paths[0].parent if paths else f"the class folder {name!r}"
                 raise DataError(
-                    f"folder: {printable(shown)} has no readable picture (of {len(paths)} files): add pictures "
+                    f"folder: {shown} has no readable picture (of {len(paths)} files): add pictures "
                     f"({', '.join(SUFFIXES[:3])}...) or remove the folder"
                 )
         arrays[f"x_{split}"] = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
@@ -141,9 +138,7 @@ def load_folder_dataset(
     """
     root = Path(directory).expanduser()
     if not root.is_dir():
-        raise DataError(
-            f"folder: {printable(root)} is not a folder: give --data-dir the folder that holds train/<class>/"
-        )
+        raise DataError(f"folder: {root} is not a folder: give --data-dir the folder that holds train/<class>/")
     layout = images.folder_layout(image_size)
     say = notify or (lambda line: None)
     a = read_folder(root, layout, progress, say)
@@ -154,21 +149,19 @@ def load_folder_dataset(
         counts = np.bincount(y_train, minlength=len(classes))
         testable = np.flatnonzero(counts[y_train] > 1)
         if not testable.size:
-            raise DataError(
-                f"folder: {printable(root / 'train')} has only {len(y_train)} readable pictures; add a test/ folder"
-            )
+            raise DataError(f"folder: {root / 'train'} has only {len(y_train)} readable pictures; add a test/ folder")
         n_test = max(int(np.count_nonzero(counts > 1)), round(TEST_FRACTION * testable.size))
         held = testable[stratified_holdout(y_train[testable], n_test)[1]]
         kept = np.setdiff1d(np.arange(len(y_train)), held)
         say(
-            f"folder: {printable(root)} has no test/ folder: holding out {len(held)} of {len(y_train)} training "
+            f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y_train)} training "
             "pictures as the test set (stratified, fixed seed)"
         )
         single = [classes[c] for c in np.flatnonzero(counts == 1)]
         if single:
             say(
                 f"folder: {len(single)} class(es) have a single picture, trained on but never tested "
-                f"({printable_list(single, 3)}): add pictures or a test/ folder"
+                f"({listed(single, 3)}): add pictures or a test/ folder"
             )
         x_train, y_train, x_test, y_test = x_train[kept], y_train[kept], x_train[held], y_train[held]
     return Dataset(

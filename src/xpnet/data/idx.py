@@ -19,9 +19,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import DataError, printable
+from ..errors import DataError, reason
 from .npy import read_exactly
-from .reasons import reason
 
 UBYTE = 0x08  # the only element type MNIST-style files use
 GZIP_MAGIC = b"\x1f\x8b"
@@ -99,7 +98,7 @@ def read_idx(path: str | Path, ndim: int, shape: Sequence[int | None] | None = N
     """Read an IDX file, gzip-compressed when its name ends in ``.gz``, inflating only what its header
     declares (a gzip bomb costs no more memory than an honest file); see `parse_idx`."""
     path = Path(path)
-    name = printable(path)  # as every message shows it
+    name = str(path)  # as every message shows it
     try:
         with open(path, "rb") as raw:
             if path.suffix != ".gz":

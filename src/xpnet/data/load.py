@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, printable, printable_list
+from ..errors import DataError, listed
 from . import download as dl
 from .datasets import (
     CLASS_NAMES,
@@ -46,16 +46,18 @@ def find_idx_files(directory: Path) -> dict[str, Path] | None:
     return None if missing else found
 
 
-def missing_files_message(name: str, directory: Path, missing: list[str]) -> str:
+def missing_files(name: str, directory: Path, missing: list[str]) -> dl.MissingData:
     if name == "idx":
-        return f"idx: {printable(directory)} lacks IDX files: put {', '.join(missing)} (or uncompressed copies) in it"
-    where = "" if directory == default_data_dir(name) else f" --data-dir {printable(directory)}"
-    return "\n".join(
-        [
-            f"{name} not found in {printable(directory)}",
+        return dl.MissingData(
+            f"idx: {directory} lacks IDX files: put {', '.join(missing)} (or uncompressed copies) in it"
+        )
+    where = "" if directory == default_data_dir(name) else f" --data-dir {directory}"
+    return dl.MissingData(
+        f"{name} not found in {directory}",
+        details=[
             *dl.fix_lines(missing, directory),
             f"or let python -m xpnet.train --dataset {name}{where} --epochs 1 download them there",
-        ]
+        ],
     )
 
 
@@ -63,7 +65,7 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
     """The four IDX files in ``directory`` as the set ``name`` (a named set's class count is checked)."""
     files, missing = idx_files(directory)
     if missing:
-        raise dl.MissingData(missing_files_message(name, directory, missing))
+        raise missing_files(name, directory, missing)
     arrays = {
         k: read_idx(p, ndim=3, shape=(None, *IMAGE_SHAPE)) if k.endswith("images") else read_idx(p, ndim=1)
         for k, p in files.items()
@@ -73,25 +75,23 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.shape[0] != labels.shape[0]:
             raise IdxError(
-                f"{printable(files[f'{split}_images'])}: {images.shape[0]} images but "
-                f"{printable(files[f'{split}_labels'])} has {labels.shape[0]} labels"
+                f"{files[f'{split}_images']}: {images.shape[0]} images but "
+                f"{files[f'{split}_labels']} has {labels.shape[0]} labels"
             )
         if n_classes and labels.max() >= n_classes:
-            raise IdxError(
-                f"{printable(files[f'{split}_labels'])}: labels must lie in 0..{n_classes - 1}, found {labels.max()}"
-            )
+            raise IdxError(f"{files[f'{split}_labels']}: labels must lie in 0..{n_classes - 1}, found {labels.max()}")
     # A class the training set lacks cannot be learnt: refused as a folder set refuses a class without pictures.
     taught = np.unique(arrays["train_labels"])
     lacking = np.setdiff1d(np.unique(arrays["test_labels"]), taught)
     if taught.size < 2:
         raise IdxError(
-            f"{printable(files['train_labels'])}: the training set has {taught.size} class(es) "
+            f"{files['train_labels']}: the training set has {taught.size} class(es) "
             f"({', '.join(map(str, taught.tolist()))}): a classifier needs training images of at least 2"
         )
     if lacking.size:
         raise IdxError(
-            f"{printable(files['train_labels'])}: the training set has no image of class(es) "
-            f"{printable_list([str(c) for c in lacking.tolist()], 10)}, which the test set has: a classifier learns "
+            f"{files['train_labels']}: the training set has no image of class(es) "
+            f"{listed([str(c) for c in lacking.tolist()], 10)}, which the test set has: a classifier learns "
             "only the classes it is trained on; give training images of every class"
         )
     flat = {k: a.reshape(a.shape[0], -1) if k.endswith("images") else a for k, a in arrays.items()}
@@ -150,9 +150,7 @@ def load_dataset(
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if image_size is not None and name != "folder":
-        raise DataError(
-            f"--image-size sizes the pictures of --dataset folder; {printable(name)} has its own: leave it out"
-        )
+        raise DataError(f"--image-size sizes the pictures of --dataset folder; {name} has its own: leave it out")
     if name == "digits":
         return load_digits_dataset()
     if name in LOCAL_SETS and data_dir is None:

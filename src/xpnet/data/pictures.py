@@ -18,9 +18,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import XpnetError, one_line
+from ..errors import XpnetError, one_line, reason
 from . import images, npy
-from .reasons import reason
 
 PILLOW_HINT = 'pip install "xpnet[images]" (Pillow)'
 # Decoding a picture costs its pixels in bytes (times channels) before it is shrunk to MAX_SIDE; a .npy

@@ -16,7 +16,7 @@ import numpy as np
 from .. import nn
 from ..backend import Backend
 from ..data.images import Layout, layout_for
-from ..errors import CheckpointError, printable
+from ..errors import CheckpointError
 from ..training.checkpoint import Checkpoint
 from ..training.scoring import batched_logits, images_to_device
 
@@ -66,8 +66,9 @@ class Model:
         if x.shape[0] == 0:
             dt = self.backend.dtype(self.dtype)
             k = len(self.classes)
-            return xp.zeros(0, dtype=xp.int64, device=self.backend.device), xp.zeros((0, k), dtype=dt,
-                                                                                    device=self.backend.device)
+            return xp.zeros(0, dtype=xp.int64, device=self.backend.device), xp.zeros(
+                (0, k), dtype=dt, device=self.backend.device
+            )
         index, logp = [], []
         for _, _, logits in batched_logits(xp, self.params, x, self.activation):
             index.append(xp.argmax(logits, axis=1))
@@ -120,7 +121,7 @@ def picture_layout(ckpt: Checkpoint) -> Layout:
     try:
         return ckpt.layout or layout_for(ckpt.dataset, ckpt.layer_sizes[0])
     except ValueError as e:
-        raise CheckpointError(f"{printable(ckpt.path)}: {e}") from None
+        raise CheckpointError(f"{ckpt.path}: {e}") from None
 
 
 def _saved_labels(saved: Any, n: int) -> np.ndarray | None:

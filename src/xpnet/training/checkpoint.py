@@ -28,7 +28,7 @@ from ..backend import Backend
 from ..data import npy
 from ..data.datasets import class_names
 from ..data.images import Layout
-from ..errors import CheckpointError, one_line, printable, printable_list, reason
+from ..errors import CheckpointError, listed, one_line, reason
 from ..files import atomic_write
 from ..nn import OPTIMIZERS
 from .config import ConfigError, TrainConfig, is_count, is_real
@@ -78,14 +78,14 @@ class Checkpoint:
         if self.kept_epoch != s.epoch:  # --patience put the best epoch's weights back
             where = f"epoch {self.kept_epoch} of {c.epochs} (the best on validation; stopped after {where})"
         layers = "-".join(map(str, self.layer_sizes))
-        return f"{layers} {c.activation} {c.dtype} {c.optimizer} model on {printable(self.dataset)}, {where}"
+        return f"{layers} {c.activation} {c.dtype} {c.optimizer} model on {self.dataset}, {where}"
 
     def origin(self) -> str:
         """What trained it, for a message: ``numpy on cpu; gradients from 2 Dask workers``. Unchecked text
         from the file, so each part is `printable`; a crafted file may leave it out."""
-        shown = [printable(str(self.meta.get(key, "unknown"))) for key in ("backend", "device")]
+        shown = [str(str(self.meta.get(key, "unknown"))) for key in ("backend", "device")]
         workers = self.meta.get("workers")
-        return " on ".join(shown) + (f"; gradients from {printable(str(workers))}" if workers else "")
+        return " on ".join(shown) + (f"; gradients from {workers!s}" if workers else "")
 
 
 def save_checkpoint(
@@ -170,46 +170,40 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         with npy.open_npz(path) as (z, members):
             if name not in members:
-                raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (no xpnet metadata in it)")
+                raise CheckpointError(f"{path} is not an xpnet checkpoint (no xpnet metadata in it)")
             meta = _read_meta(path, npy.read_member(z, members[name], _meta_check))
             config = TrainConfig.from_dict({"gamma": 1.0, **meta["config"]})  # no gamma: a constant rate
             expected = _expected_arrays(meta, config, len(members))
             extra = sorted(set(members) - set(expected) - {"meta"})
             if extra:
-                raise CheckpointError(
-                    f"{printable(path)} holds arrays xpnet does not write ({printable_list(extra, 3)}); refusing it"
-                )
+                raise CheckpointError(f"{path} holds arrays xpnet does not write ({listed(extra, 3)}); refusing it")
             arrays = {}
             for name, shape in expected.items():
                 if name not in members:
-                    raise CheckpointError(f"{printable(path)} is missing the array {name!r}; the file is incomplete")
+                    raise CheckpointError(f"{path} is missing the array {name!r}; the file is incomplete")
                 arrays[name] = npy.read_member(z, members[name], npy.expect(shape, config.dtype))
         bad = next((name for name, a in arrays.items() if not np.isfinite(a).all()), None)
         if bad is not None:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
             raise CheckpointError(
-                f"{printable(path)}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
+                f"{path}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
                 "retrain it, with a lower --lr if it diverged",
                 exit_status=1,
             )
         state = _read_state(meta, arrays, config)
         classes, layout = _read_classes(meta), _read_layout(meta)
     except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {printable(path)} does not exist") from None
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
     except npy.NotNpz:
-        raise CheckpointError(
-            f"{printable(path)} is not an xpnet checkpoint (not an .npz file, or truncated)"
-        ) from None
+        raise CheckpointError(f"{path} is not an xpnet checkpoint (not an .npz file, or truncated)") from None
     except npy.NpyError as e:
-        raise CheckpointError(f"{printable(path)}: array {name!r} {e}; use another checkpoint") from None
+        raise CheckpointError(f"{path}: array {name!r} {e}; use another checkpoint") from None
     except OSError as e:  # permission denied, a folder, a FIFO or a device
-        raise CheckpointError(f"cannot read checkpoint {printable(path)}: {reason(e)}; give a readable file") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason(e)}; give a readable file") from None
     except ConfigError as e:  # the config's own rules (TrainConfig checks itself)
-        raise CheckpointError(f"{printable(path)} has an invalid config ({e})") from None
+        raise CheckpointError(f"{path} has an invalid config ({e})") from None
     except (EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError, OverflowError) as e:
         why = f"no {e.args[0]!r} in its metadata" if isinstance(e, KeyError) else one_line(e)
-        raise CheckpointError(
-            f"{printable(path)} is damaged or not written by xpnet ({why}); use another checkpoint"
-        ) from None
+        raise CheckpointError(f"{path} is damaged or not written by xpnet ({why}); use another checkpoint") from None
     return Checkpoint(path, config, meta["dataset"], meta["n_train"], meta["val_split"], state, meta, classes, layout)
 
 
@@ -224,15 +218,15 @@ def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
     try:
         meta = json.loads(raw.tobytes().decode())
     except (UnicodeDecodeError, ValueError):
-        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (its metadata is not JSON)") from None
+        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata is not JSON)") from None
     except RecursionError:  # [[[[... nested past Python's limit; xpnet writes four levels
-        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (its metadata nests too deep)") from None
+        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata nests too deep)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{printable(path)} is not an xpnet checkpoint (its metadata names no xpnet format)")
+        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata names no xpnet format)")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{printable(path)} has checkpoint format {printable(str(version))}, newer than this xpnet "
+            f"{path} has checkpoint format {version!s}, newer than this xpnet "
             f"{__version__} reads ({FORMAT_VERSION}): upgrade xpnet"
         )
     return meta

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from ..errors import CheckpointError, printable, printable_list
+from ..errors import CheckpointError, listed
 from .checkpoint import Checkpoint
 from .config import TrainConfig, spelled
 from .loop import best_epoch, patience_ran_out
@@ -38,36 +38,32 @@ def check_resumable(
         "dataset": ckpt.dataset,
         "inputs": ckpt.layer_sizes[0],
     }
-    diff = [
-        f"{k} {printable(spelled(saved[k]))} (you asked for {printable(spelled(wanted[k]))})"
-        for k in wanted
-        if wanted[k] != saved[k]
-    ]
+    diff = [f"{k} {spelled(saved[k])} (you asked for {spelled(wanted[k])})" for k in wanted if wanted[k] != saved[k]]
     if diff:
         raise CheckpointError(
-            f"{printable(ckpt.path)} cannot be resumed as asked: it holds {'; '.join(diff)}; "
+            f"{ckpt.path} cannot be resumed as asked: it holds {'; '.join(diff)}; "
             "drop those flags to continue it, or start a new run without --resume"
         )
     if n_train != ckpt.n_train:
         raise CheckpointError(
-            f"{printable(ckpt.path)} trained on {ckpt.n_train} images of {printable(ckpt.dataset)} but this run has "
+            f"{ckpt.path} trained on {ckpt.n_train} images of {ckpt.dataset} but this run has "
             f"{n_train} (the checkpoint used --val-split {ckpt.val_split}): resume with the same data"
         )
     if classes is not None and tuple(classes) != ckpt.classes:
         raise CheckpointError(
-            f"{printable(ckpt.path)} trained on {class_list(ckpt.classes)} but this data has "
+            f"{ckpt.path} trained on {class_list(ckpt.classes)} but this data has "
             f"{class_list(classes)}: resume with the data it trained on, or start a new run without --resume"
         )
     if patience_ran_out(ckpt.state.history, config.patience):
         raise CheckpointError(
-            f"{printable(ckpt.path)} already stopped early: validation accuracy has not improved since epoch "
+            f"{ckpt.path} already stopped early: validation accuracy has not improved since epoch "
             f"{best_epoch(ckpt.state.history)} for {config.patience} epochs; resume with a larger "
             "--patience to train on"
         )
     check_patience(ckpt, config.patience)
     if ckpt.state.epoch >= config.epochs:
         raise CheckpointError(
-            f"{printable(ckpt.path)} has already trained {ckpt.state.epoch} epochs: --epochs counts all epochs, "
+            f"{ckpt.path} has already trained {ckpt.state.epoch} epochs: --epochs counts all epochs, "
             f"pass --epochs N with N > {ckpt.state.epoch} to train more"
         )
 
@@ -78,11 +74,11 @@ def check_patience(ckpt: Checkpoint, patience: int) -> None:
     Checked first on a resume: asking for the --val-split that --patience needs would only lead here."""
     if patience and ckpt.state.best_params is None and ckpt.state.epoch:
         raise CheckpointError(
-            f"{printable(ckpt.path)} was trained without --patience, so it kept no best weights: resume it without "
+            f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
             "--patience, or start a new run with it"
         )
 
 
 def class_list(classes: Sequence[str]) -> str:
     """``10 classes (0, 1, 2, 3, ...)``: how many classes, and the first names, for a message."""
-    return f"{len(classes)} classes ({printable_list(classes)})"
+    return f"{len(classes)} classes ({listed(classes)})"

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import XpnetError, printable, reason
+from ..errors import XpnetError, reason
 from ..files import atomic_write, write_failed
 from .checkpoint import Checkpoint
 from .config import spelled
@@ -129,17 +129,15 @@ def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str
     path = Path(path).expanduser()
     try:
         if not path.is_file():  # a device such as /dev/zero would be read for ever
-            raise XpnetError(f"{printable(path)} is not a file: give the training log of xpnet.train --log")
+            raise XpnetError(f"{path} is not a file: give the training log of xpnet.train --log")
         if path.stat().st_size > MAX_LOG_BYTES:
-            raise XpnetError(
-                f"{printable(path)} is larger than a training log gets ({MAX_LOG_BYTES >> 20} MiB): give another"
-            )
+            raise XpnetError(f"{path} is larger than a training log gets ({MAX_LOG_BYTES >> 20} MiB): give another")
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise XpnetError(f"cannot read the training log {printable(path)}: {reason(e)}") from None
+        raise XpnetError(f"cannot read the training log {path}: {reason(e)}") from None
     except UnicodeDecodeError:
         raise XpnetError(
-            f"{printable(path)} is not an xpnet training log (not text); give the file of xpnet.train --log"
+            f"{path} is not an xpnet training log (not text); give the file of xpnet.train --log"
         ) from None
     epochs: dict[int, dict[str, Any]] = {}
     headers: list[dict[str, Any]] = []
@@ -158,15 +156,14 @@ def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str
             if number == len(lines):  # unfinished: skipped, as a resumed run cuts it off
                 break
             raise XpnetError(
-                f"{printable(path)}, line {number}: not an xpnet training log (write one with python -m "
-                "xpnet.train --log)"
+                f"{path}, line {number}: not an xpnet training log (write one with python -m xpnet.train --log)"
             ) from None
     if not epochs:
-        raise XpnetError(f"{printable(path)} holds no epochs: not an xpnet training log, or the run logged none yet")
+        raise XpnetError(f"{path} holds no epochs: not an xpnet training log, or the run logged none yet")
     other = model is not None and (_other_header(headers, model) or _other_epoch(epochs, model))
     if other:
         raise XpnetError(
-            f"--log {printable(path)} is the log of another run ({other}): give the log of this model's run, or "
+            f"--log {path} is the log of another run ({other}): give the log of this model's run, or "
             "leave --log out to draw the curves from the checkpoint's own history"
         )
     return [epochs[e] for e in sorted(epochs)]
@@ -182,8 +179,8 @@ def _other_header(headers: list[dict[str, Any]], model: Checkpoint) -> str:
         said = header | (header["config"] if isinstance(header.get("config"), dict) else {})
         key = next((k for k in want if k in said and said[k] != want[k]), None)
         if key is not None:
-            said_value, want_value = printable(spelled(said[key])), printable(spelled(want[key]))
-            return f"its header has {key} {said_value} where {printable(model.path)} has {want_value}"
+            said_value, want_value = str(spelled(said[key])), str(spelled(want[key]))
+            return f"its header has {key} {said_value} where {model.path} has {want_value}"
     return ""
 
 
@@ -195,6 +192,6 @@ def _other_epoch(epochs: dict[int, dict[str, Any]], model: Checkpoint) -> str:
         if key is not None:
             return (
                 f"its epoch {stats.epoch} has {key} {json.dumps(logged[key])} where the history of "
-                f"{printable(model.path)} has {json.dumps(getattr(stats, key))}"
+                f"{model.path} has {json.dumps(getattr(stats, key))}"
             )
     return ""

@@ -13,7 +13,7 @@ import numpy as np
 from .. import nn
 from ..backend import Backend, is_out_of_memory
 from ..data import Dataset
-from ..errors import CheckpointError, OutOfMemory, TrainingDiverged, printable
+from ..errors import CheckpointError, OutOfMemory, TrainingDiverged, reason, say
 from ..files import WriteError
 from ..nn import OPTIMIZERS
 from .checkpoint import save_checkpoint
@@ -43,10 +43,10 @@ class Saver(Callback):
                 data.classes, data.layout, workers=self.steps.workers, data_dir=data.folder,
             )  # fmt: skip
         except (OSError, WriteError) as e:  # a disk that filled up during a long run
-            why = e.reason if isinstance(e, WriteError) else e.strerror or e
+            why = e.reason if isinstance(e, WriteError) else reason(e)
             kept = "the previous one is intact" if self.path.exists() else "no checkpoint was written"
             raise CheckpointError(
-                f"cannot write the checkpoint {printable(self.path)} ({why}); {kept}: free some space or give "
+                f"cannot write the checkpoint {self.path} ({why}); {kept}: free some space or give "
                 "--save another place" + (", then --resume it" if self.path.exists() else ""),
                 exit_status=1,
             ) from None
@@ -88,9 +88,9 @@ def train_saving(
     except TrainingDiverged as e:
         kept = ""
         if saver is not None and saver.saved is not None:
-            kept = f"; {printable(save_path)} still holds epoch {saver.saved.epoch}"
+            kept = f"; {save_path} still holds epoch {saver.saved.epoch}"
         elif save_path is not None and save_path.exists():
-            kept = f"; {printable(save_path)} is left as it was"
+            kept = f"; {save_path} is left as it was"
         raise TrainingDiverged(f"{e}{kept}") from None
     except Exception as e:
         if not is_out_of_memory(e):
@@ -100,10 +100,10 @@ def train_saving(
         where = f"epoch {result.state.epoch + 1}, step {result.state.step}"
         kept = "nothing saved (pass --save PATH to keep a checkpoint)"
         if save_path is not None:
-            kept = f"checkpoint saved to {printable(save_path)}: continue with --resume {printable(save_path)}"
+            kept = f"checkpoint saved to {save_path}: continue with --resume {save_path}"
         if result.failure is not None:
             raise type(result.failure)(f"{result.failure}; stopped in {where}; {kept}") from None
-        print(f"stopped in {where}; {kept}")
+        say(f"stopped in {where}; {kept}")
     return result
 
 
