@@ -16,7 +16,6 @@ if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from .backend import make_backend, probe
 from .cli import common as cli
 from .errors import one_line
 from .nn import OPTIMIZERS
+from .training.runlog import json_number
 from .verify import TOLERANCES, TRAJECTORY_STEPS, Comparison, compare, make_problem, reference
 
 DTYPES = ("float64", "float32")
@@ -126,10 +126,6 @@ def run_checks(backends: Sequence[str], dtypes: Sequence[str], asked: bool = Fal
     return report
 
 
-def _num(x: float) -> float | None:
-    return x if math.isfinite(x) else None  # JSON has no NaN or Infinity
-
-
 def to_json(report: Report) -> dict[str, Any]:
     rows = []
     for r in report.rows:
@@ -144,10 +140,10 @@ def to_json(report: Report) -> dict[str, Any]:
                 "seconds": round(r.seconds, 4),
                 "initial_bitwise": c.initial_bitwise if c else None,
                 "max_rel_diff": {
-                    "logits": _num(c.logits),
-                    "loss": _num(c.loss),
-                    "gradients": _num(c.grads),
-                    **{f"{k}_{TRAJECTORY_STEPS}_steps": _num(v) for k, v in c.trajectories.items()},
+                    "logits": json_number(c.logits),
+                    "loss": json_number(c.loss),
+                    "gradients": json_number(c.grads),
+                    **{f"{k}_{TRAJECTORY_STEPS}_steps": json_number(v) for k, v in c.trajectories.items()},
                 }
                 if c
                 else None,

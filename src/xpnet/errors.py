@@ -80,6 +80,11 @@ def listed(names: Sequence[object], limit: int = 4) -> str:
     return ", ".join(map(str, names[:limit])) + (", ..." if len(names) > limit else "")
 
 
+def class_list(classes: Sequence[object]) -> str:
+    """``10 classes (0, 1, 2, 3, ...)``: how many classes, and the first names, for a message."""
+    return f"{len(classes)} classes ({listed(classes)})"
+
+
 def reason(e: BaseException) -> str:
     """The system's words for an `OSError` (``Permission denied``, without the errno and path Python adds),
     else the message on one line (`one_line`)."""

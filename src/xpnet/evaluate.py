@@ -20,12 +20,12 @@ from .backend import resolve_backend
 from .cli import common as cli
 from .cli import loading
 from .data import DATASETS, load_dataset
-from .errors import DataError, XpnetError, escaped, say
+from .errors import DataError, XpnetError, class_list, escaped, say
 from .files import check_writable
 from .library.model import FITTED_ON_ARRAYS, Model
+from .nn import layer_text
 from .training import scoring
 from .training.checkpoint import Checkpoint, load_checkpoint
-from .training.resume import class_list
 from .training.runlog import EPOCH_KEYS, read_log
 
 PROG = "xpnet.evaluate"
@@ -174,7 +174,7 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
     if folder is not None:
         from .cli import plots
 
-        name = f"{data.name}, {'-'.join(map(str, ckpt.layer_sizes))} {c.activation}, epoch {ckpt.kept_epoch}"
+        name = f"{data.name}, {layer_text(ckpt.layer_sizes)} {c.activation}, epoch {ckpt.kept_epoch}"
         epochs = log if log is not None else history_records(ckpt)
         if epochs:
             kept = ckpt.kept_epoch if ckpt.state.restored else None  # --patience: the curves mark the epoch kept

@@ -16,6 +16,7 @@ from .errors import say
 from .files import check_writable
 from .library.export import write_onnx
 from .library.model import Model
+from .nn import layer_text
 from .training.checkpoint import load_checkpoint
 
 PROG = "xpnet.export"
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = check_writable(args.onnx, flag="--onnx", example="model.onnx")
     model = Model.from_checkpoint(ckpt, resolve_backend("cpu"))
     write_onnx(model, path)
-    sizes = "-".join(map(str, model.sizes))
+    sizes = layer_text(model.sizes)
     say(f"wrote {path}: the {sizes} {model.activation} model, {len(model.classes)} classes")
     return 0
 

@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from .. import __version__
 from ..errors import DataError, reason
-from ..files import WriteError, atomic_write, remove_folders
+from ..files import WriteError, atomic_write, make_folders, remove_folders
 
 USER_AGENT = f"xpnet/{__version__} (Python-urllib/{sys.version_info[0]}.{sys.version_info[1]}; dataset download)"
 # Per connect and per read. A mirror that cannot be reached costs this once (then it is skipped), so an
@@ -239,10 +239,8 @@ def download(
     until = time.monotonic() + (deadline if deadline is not None else _deadline())
     directory = Path(directory)
     names = list(source.digests if files is None else files)
-    # Outermost first, as remove_folders takes them: removed again if nothing arrives.
-    made = [p for p in reversed((directory, *directory.parents)) if not p.exists()]
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        made = make_folders(directory)  # removed again if nothing arrives
     except OSError as e:
         raise DownloadError(f"cannot create data directory {directory}: {reason(e)}; pass --data-dir DIR") from None
     if not os.access(directory, os.W_OK):  # a bad request (exit 2), unlike a disk that fills up on the way

@@ -77,13 +77,13 @@ class Checkpoint:
         where = f"{done} of {c.epochs}, step {s.step}"
         if self.kept_epoch != s.epoch:  # --patience put the best epoch's weights back
             where = f"epoch {self.kept_epoch} of {c.epochs} (the best on validation; stopped after {where})"
-        layers = "-".join(map(str, self.layer_sizes))
+        layers = nn.layer_text(self.layer_sizes)
         return f"{layers} {c.activation} {c.dtype} {c.optimizer} model on {self.dataset}, {where}"
 
     def origin(self) -> str:
         """What trained it, for a message: ``numpy on cpu; gradients from 2 Dask workers``. Unchecked text
-        from the file, so each part is `printable`; a crafted file may leave it out."""
-        shown = [str(str(self.meta.get(key, "unknown"))) for key in ("backend", "device")]
+        from the file (escaped where it is printed); a crafted file may leave it out."""
+        shown = [str(self.meta.get(key, "unknown")) for key in ("backend", "device")]
         workers = self.meta.get("workers")
         return " on ".join(shown) + (f"; gradients from {workers!s}" if workers else "")
 
@@ -107,7 +107,7 @@ def save_checkpoint(
     ``n_train`` is the number of training rows, ``val_split`` how many were held out for validation and
     ``classes`` the name of each class (default: the named data set's), ``layout`` how a picture is
     prepared for the model (stored for a picture-folder set; predict uses it), ``workers`` what computed the
-    gradients besides ``backend`` (`loop.workers_of`: Dask workers), or None; ``data_dir`` `Dataset.folder`.
+    gradients besides ``backend`` (Dask workers), or None; ``data_dir`` `Dataset.folder`.
     ``labels`` are the estimator's class labels (JSON numbers or strings, in output order), which
     ``xpnet.load`` gives back as they were.
     """
@@ -254,7 +254,7 @@ def _expected_arrays(meta: dict[str, Any], config: TrainConfig, n_members: int) 
     biggest = max(npy.nbytes(s, np.dtype(config.dtype)) for s in expected.values())
     if biggest > MAX_MEMBER_BYTES:
         raise ValueError(
-            f"it describes a {'-'.join(map(str, sizes))} model with a {biggest / 2**30:.1f} GiB weight array; "
+            f"it describes a {nn.layer_text(sizes)} model with a {biggest / 2**30:.1f} GiB weight array; "
             f"xpnet reads arrays up to {MAX_MEMBER_BYTES // 2**30} GiB"
         )
     return expected

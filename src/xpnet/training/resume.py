@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from ..errors import CheckpointError, listed
+from ..errors import CheckpointError, class_list
 from .checkpoint import Checkpoint
 from .config import TrainConfig, spelled
 from .loop import best_epoch, patience_ran_out
@@ -77,8 +76,3 @@ def check_patience(ckpt: Checkpoint, patience: int) -> None:
             f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
             "--patience, or start a new run with it"
         )
-
-
-def class_list(classes: Sequence[str]) -> str:
-    """``10 classes (0, 1, 2, 3, ...)``: how many classes, and the first names, for a message."""
-    return f"{len(classes)} classes ({listed(classes)})"

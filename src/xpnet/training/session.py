@@ -118,7 +118,7 @@ def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
     batch_bytes = 2 * size * sum(sizes) * itemsize
     if model_bytes > batch_bytes:
         return (
-            f"out of memory on {backend}: the {'-'.join(map(str, sizes))} model alone needs "
+            f"out of memory on {backend}: the {nn.layer_text(sizes)} model alone needs "
             f"{model_bytes / 2**30:.1f} GiB ({n_params:,} weights with their gradients and {config.optimizer} "
             "state): try smaller --hidden layers"
         )
