@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import xpnet.train
 from helpers import DIGITS, Hooks, start_training, tiny_data, train_json
 from xpnet.backend import is_out_of_memory, resolve_backend
-from xpnet.cli import loading
 from xpnet.data import load_dataset
 from xpnet.errors import TrainingDiverged
 from xpnet.nn import layer_sizes
@@ -206,6 +206,6 @@ def test_unwritable_save_path_fails_before_training(tmp_path, capsys, monkeypatc
     def must_not_load(*args, **kwargs):
         raise AssertionError("data loaded before the --save path was checked")
 
-    monkeypatch.setattr(loading, "load_dataset", must_not_load)  # where train.main reads its data
+    monkeypatch.setattr(xpnet.train, "load_dataset", must_not_load)  # where train.main reads its data
     status, _, out = train_json(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / where))
     assert status == 2 and out.count("\n") == 1 and "cannot save to" in out

@@ -52,8 +52,7 @@ COMPARISONS = (
     (("xpnet", "cupy"), ("pytorch", "cuda"), "cupy_over_torch_cuda", "samples", (1.0, None)),
     (("xpnet", "torch-cuda"), ("pytorch", "cuda"), "torch_cuda_over_torch_cuda", "samples", (None, None)),
     (("xpnet", "jax-cuda"), ("jax-jit", "cuda"), "jax_over_jax_jit_cuda", "seconds", (JAX_TARGET_RATIO, None)),
-    (("fit", "xpnet"), ("fit", "sklearn"), "fit_over_sklearn_fit", "seconds",
-     (SKLEARN_TARGET_RATIO, (128,))),
+    (("fit", "xpnet"), ("fit", "sklearn"), "fit_over_sklearn_fit", "seconds", (SKLEARN_TARGET_RATIO, (128,))),
     (("fit", "xpnet-cuda"), ("fit", "sklearn"), "fit_cuda_over_sklearn_fit", "seconds", (None, None)),
 )
 

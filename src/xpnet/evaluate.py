@@ -18,7 +18,6 @@ import numpy as np
 
 from .backend import resolve_backend
 from .cli import common as cli
-from .cli import loading
 from .data import DATASETS, load_dataset
 from .errors import DataError, XpnetError, class_list, escaped, say
 from .files import check_writable
@@ -145,7 +144,7 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
     data = load_dataset(
         dataset,
         # By default the folder the model was trained from (when it is scored on its own data set).
-        loading.model_data_dir(args.data_dir, ckpt) if dataset == ckpt.dataset else args.data_dir,
+        cli.model_data_dir(args.data_dir, ckpt) if dataset == ckpt.dataset else args.data_dir,
         image_size=ckpt.layout.side if ckpt.layout is not None else None,
         notify=lambda line: say(line, file=sys.stderr),
     )
@@ -214,7 +213,7 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
             "confusion_matrix": cm.tolist(),
             "plots": [str(p) for p in written],
         }
-        print(json.dumps(summary))
+        say(json.dumps(summary))
     return 0
 
 

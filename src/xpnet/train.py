@@ -20,11 +20,10 @@ from typing import Any
 
 from .backend import Backend, parse_device, resolve_backend, spec
 from .cli import common as cli
-from .cli import loading
-from .cli.progress import EpochBar
-from .data import DATASETS, Dataset, hold_out
+from .cli.progress import EpochBar, ProgressBar
+from .data import DATASETS, Dataset, hold_out, load_dataset
 from .data.datasets import LOCAL_SETS, example_val_split
-from .data.download import MIRRORS_ENV
+from .data.download import MIRRORS_ENV, parse_mirrors
 from .data.images import DEFAULT_SIZE
 from .errors import XpnetError, say
 from .files import check_writable, locked, refuse_shared
@@ -225,7 +224,7 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
         dataset, val_split = named.get("dataset", DEFAULT_DATASET), named.get("val_split", 0)
     else:
         settings, dataset, val_split = resumed_settings(ckpt, named)
-        args.data_dir = loading.model_data_dir(args.data_dir, ckpt)  # by default the folder it was trained from
+        args.data_dir = cli.model_data_dir(args.data_dir, ckpt)  # by default the folder it was trained from
         if image_size is None and ckpt.layout is not None and dataset == "folder":
             image_size = ckpt.layout.side
         check_patience(ckpt, settings["patience"])
@@ -237,7 +236,7 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
     # NumPy when Dask workers compute: they resolve --device and --backend on their own machines.
     backend = resolve_backend("cpu", "numpy") if cluster else resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
-    data = hold_out(loading.load_for_training(args, dataset, image_size), val_split)
+    data = hold_out(_load(args, dataset, image_size), val_split)
     if "gamma" not in settings:
         settings["gamma"] = default_gamma(len(data.y_train), settings.get("batch_size", DEFAULTS.batch_size))
     config = TrainConfig(**settings)
@@ -283,6 +282,21 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
     if args.json:
         say(json.dumps(summary(data, config, backend, result, steps.workers)))
     return 0
+
+
+def _load(args: argparse.Namespace, dataset: str, image_size: int | None) -> Dataset:
+    """``dataset`` from ``args.data_dir`` (downloading what is missing from ``args.mirror``), at ``image_size``."""
+    return load_dataset(
+        dataset,
+        args.data_dir,
+        download=True,
+        mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
+        on_download=lambda name, where: say(f"{name}: downloading missing files to {where}", file=sys.stderr),
+        progress=lambda file: ProgressBar(f"  {file}"),
+        image_size=image_size,
+        picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),
+        notify=lambda line: say(line, file=sys.stderr),
+    )
 
 
 def _require_validation(patience: int, val_split: int, example: int | None) -> None:

@@ -8,10 +8,12 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from ..backend import Backend, registry
 from ..errors import XpnetError, say
+from ..training.checkpoint import Checkpoint
 from ..training.config import ConfigError, check_field
 from ..training.interrupt import Terminated, TerminateLoudly
 
@@ -185,3 +187,23 @@ def announce(backend: Backend, verbose: bool = False) -> None:
     message = backend.fallback_reason if verbose else backend.note
     if message:
         say(message, file=sys.stderr)
+
+
+def model_data_dir(given: str | None, ckpt: Checkpoint) -> str | None:
+    """Where to read the model's data set: ``--data-dir`` when given, else the folder its checkpoint records
+    it was trained from (said on stderr), else None (where xpnet.train looks by default)."""
+    if given is not None or ckpt.data_dir is None:
+        return given
+    folder = Path(ckpt.data_dir)
+    if not folder.is_dir():
+        say(
+            f"{ckpt.dataset}: {folder}, where {ckpt.path} was trained, is gone; "
+            "looking where xpnet.train looks (--data-dir DIR names another folder)",
+            file=sys.stderr,
+        )
+        return None
+    say(
+        f"{ckpt.dataset}: reading {folder}, where {ckpt.path} was trained (--data-dir DIR reads another folder)",
+        file=sys.stderr,
+    )
+    return str(folder)
