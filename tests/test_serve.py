@@ -320,6 +320,8 @@ def test_broken_pictures_are_400_with_the_reason(url):
         and "positive whole number" in post(url, b"x", "?top=x")[1]["error"]
     )
     assert post(url, drawn_seven(), "?file=" + "n" * 300)[0] == 400
+    status, answer = post(url, drawn_seven(), "?top=1%0A2")  # a newline the query decodes to stays escaped
+    assert status == 400 and "\n" not in answer["error"] and "1\\n2" in answer["error"]
 
 
 def bomb_png(width: int, height: int, whole: bool = False) -> bytes:

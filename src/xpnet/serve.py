@@ -232,7 +232,7 @@ class Service:
         default ``picture``), ``seen=1`` (add the image the model saw)."""
         file, top = query.get("file", "picture"), query.get("top", "1")
         if not top.isdigit() or int(top) < 1:
-            return 400, {"error": f"?top={str(top)[:20]} must be a positive whole number, like ?top=3"}
+            return 400, {"error": f"?top={top[:20]} must be a positive whole number, like ?top=3"}
         if len(file) > MAX_NAME:
             return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
         forward = functools.partial(self.device.call, self.model.classify)

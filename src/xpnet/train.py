@@ -476,11 +476,11 @@ def result_line(result: TrainResult, resumed: Checkpoint | None) -> str:
 def checkpoint_line(path: Path, result: TrainResult) -> str:
     """``checkpoint: run.npz (epoch 5); continue it with --resume run.npz``, naming the epoch whose weights it
     holds: with --patience, the best one, and the last one trained, which --resume continues from."""
-    last, kept, shown = result.history[-1], kept_stats(result), str(path)
+    last, kept = result.history[-1], kept_stats(result)
     epoch = f"epoch {last.epoch}"
     if kept.epoch != last.epoch:
         epoch = f"the weights of epoch {kept.epoch}, the best on validation; trained to epoch {last.epoch}"
-    return f"checkpoint: {shown} ({epoch}); continue it with --resume {shown}"
+    return f"checkpoint: {path} ({epoch}); continue it with --resume {path}"
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import XpnetError, one_line, reason, say
+from ..errors import XpnetError, escaped, one_line, reason, say
 
 MAX_BODY = 10 << 20
 MAX_BODY_TEXT = "10 MiB"
@@ -133,7 +133,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/predict":
             self.fail(405, "POST the picture's bytes to /predict", {"Allow": "POST"})
         else:
-            self.fail(404, f"no such page: {str(path)[:200]}; the page is at /")
+            self.fail(404, f"no such page: {path[:200]}; the page is at /")
 
     def do_HEAD(self) -> None:
         self.head_only = True
@@ -145,7 +145,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path != "/predict":
             known = path in ("/", "/model") or path.startswith("/static/")
-            self.fail(405 if known else 404, f"POST a picture to /predict, not to {str(path)[:200]}")
+            self.fail(405 if known else 404, f"POST a picture to /predict, not to {path[:200]}")
             return
         body = self.read_body()
         if body is not None:
@@ -160,7 +160,7 @@ class Handler(BaseHTTPRequestHandler):
         """The path and query of the request; (None, {}) after refusing a foreign Host on a loopback server."""
         host = self.headers.get("Host")
         if self.server.loopback and host is not None and not is_loopback(host_of(host)):
-            self.fail(403, f"this server answers only this machine: open {self.server.url} (not {str(host)[:100]})")
+            self.fail(403, f"this server answers only this machine: open {self.server.url} (not {host[:100]})")
             return None, {}
         parts = urlsplit(self.path)
         return parts.path or "/", dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -244,6 +244,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(status, {"error": message}, headers)
 
     def send_json(self, status: int, answer: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        if isinstance(answer.get("error"), str):  # every error leaves on one line, whatever names it quotes
+            answer = {**answer, "error": escaped(answer["error"])}
         self.send_body(status, json.dumps(answer).encode(), "application/json", headers)
 
     def send_body(self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None) -> None:

@@ -64,11 +64,8 @@ class Model:
         """
         xp = self.backend.xp
         if x.shape[0] == 0:
-            dt = self.backend.dtype(self.dtype)
-            k = len(self.classes)
-            return xp.zeros(0, dtype=xp.int64, device=self.backend.device), xp.zeros(
-                (0, k), dtype=dt, device=self.backend.device
-            )
+            dev, dt = self.backend.device, self.backend.dtype(self.dtype)
+            return xp.zeros(0, dtype=xp.int64, device=dev), xp.zeros((0, len(self.classes)), dtype=dt, device=dev)
         index, logp = [], []
         for _, _, logits in batched_logits(xp, self.params, x, self.activation):
             index.append(xp.argmax(logits, axis=1))

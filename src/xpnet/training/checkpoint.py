@@ -85,7 +85,7 @@ class Checkpoint:
         from the file (escaped where it is printed); a crafted file may leave it out."""
         shown = [str(self.meta.get(key, "unknown")) for key in ("backend", "device")]
         workers = self.meta.get("workers")
-        return " on ".join(shown) + (f"; gradients from {workers!s}" if workers else "")
+        return " on ".join(shown) + (f"; gradients from {workers}" if workers else "")
 
 
 def save_checkpoint(
@@ -226,7 +226,7 @@ def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format {version!s}, newer than this xpnet "
+            f"{path} has checkpoint format {version}, newer than this xpnet "
             f"{__version__} reads ({FORMAT_VERSION}): upgrade xpnet"
         )
     return meta
