@@ -46,7 +46,7 @@ def problem(rng, sizes, activation, dtype, batch_sizes=(16, 16, 5, 16, 16, 5)):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, update, tuned):
+def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, update, tuned, monkeypatch):
     recipe = Recipe(activation, optimizer, **(TUNED if tuned else {}))
     params, batches = problem(np.random.default_rng(5), SIZES, activation, dtype)
     lr, init = LR[optimizer], OPTIMIZERS[optimizer].init
@@ -55,8 +55,11 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, u
     compiled = {"numpy-passes": False, "numba": True, "switch": None}[update]
     if compiled is not False and kernels.load(optimizer, dtype) is None:
         pytest.skip(kernels.describe(optimizer, dtype))
+    if update == "switch":  # as in a process that has not loaded the compiled update yet
+        monkeypatch.setattr(kernels, "ready", lambda *_: False)
     step = NumpyInplaceStep(SIZES, recipe, dtype, compiled)
     if update == "switch":
+        assert step.kernel is None
         step._until_compiled = 2 * step.theta.size
     fast = run_steps(step, params, init(xp, params), batches, lr)
     # Nesterov's momentum has no compiled update: it keeps NumPy's passes.
@@ -138,6 +141,15 @@ def test_cpu_backends_flush_subnormals_where_the_cpu_allows():
     # A subnormal Adam moment becomes zero in the update, and nothing else changes: normal values are exact.
     v = np.array([1e-40, 1e-30, 0.5], dtype=np.float32)
     np.testing.assert_array_equal(v * np.float32(0.999), np.array([0.0, 0.999e-30, 0.4995], dtype=np.float32))
+
+
+def test_a_new_step_uses_the_update_its_process_has_compiled_from_the_first():
+    """A second fit in one process need not wait SWITCH_AFTER weights for an update that is already loaded."""
+    if kernels.load("adam", "float32") is None:
+        pytest.skip(kernels.describe())
+    assert kernels.ready("adam", "float32")
+    assert NumpyInplaceStep(SIZES, Recipe("relu", "adam"), "float32").kernel is not None
+    assert NumpyInplaceStep(SIZES, Recipe("relu", "adam"), "float32", compiled=False).kernel is None
 
 
 def test_the_numpy_update_stays_where_numba_is_missing_or_turned_off(monkeypatch):

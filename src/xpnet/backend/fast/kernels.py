@@ -49,6 +49,7 @@ def _adam(p, g, m, v, step_size, root_bc2, b1, one_minus_b1, b2, one_minus_b2, e
 
 # Each update's kernel and how many arrays and dtype scalars it takes, for the trial call in `_kernel`.
 KERNELS = {"sgd": (_sgd, 2, 1), "momentum": (_momentum, 3, 2), "adam": (_adam, 4, 7)}
+_compiled: set[tuple[str, str]] = set()  # the updates this process has compiled (or read from the cache)
 
 
 def _disabled() -> bool:
@@ -86,6 +87,7 @@ def _kernel(optimizer: str, dtype: str) -> tuple[Any, str]:
                 warnings.simplefilter("ignore")  # Numba's cache warnings: the outcome is handled here
                 kernel = numba.njit(error_model="numpy", cache=cache)(fn)
                 kernel(*args)
+            _compiled.add((optimizer, dtype))
             return kernel, said
         except Exception as e:
             failure = e
@@ -95,6 +97,11 @@ def _kernel(optimizer: str, dtype: str) -> tuple[Any, str]:
 def load(optimizer: str, dtype: Any) -> Callable[..., None] | None:
     """The compiled update of ``optimizer`` for arrays of ``dtype``, or None where NumPy's passes apply."""
     return None if _disabled() else _kernel(optimizer, np.dtype(dtype).name)[0]
+
+
+def ready(optimizer: str, dtype: Any) -> bool:
+    """Whether this process holds the compiled update already, so that a new step can use it at no cost."""
+    return not _disabled() and (optimizer, np.dtype(dtype).name) in _compiled
 
 
 def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:

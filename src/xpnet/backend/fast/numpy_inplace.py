@@ -72,8 +72,11 @@ class NumpyInplaceStep:
         self.state = [v for m in self.moments for v in views(m, shapes)]
         self.widths = list(sizes[1:])
         # The compiled one-pass update (kernels.py): from the first update (True), never (False), or once
-        # SWITCH_AFTER weights have been updated (None); where it cannot be had, never.
+        # SWITCH_AFTER weights have been updated (None; from the first where this process has loaded it, as a
+        # second fit has); where it cannot be had, never.
         self.kernel = None
+        if compiled is None and kernels.ready(self.optimizer, self.dtype):
+            compiled = True
         self._until_compiled = SWITCH_AFTER if compiled is None else -1
         if compiled:
             self.as_in_long_runs()
