@@ -21,7 +21,7 @@ from xpnet.errors import CheckpointError, XpnetError
 from xpnet.files import check_writable
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.loop import train
-from xpnet.training.resume import check_resumable
+from xpnet.training.session import check_resumable
 
 
 def pairs() -> list:

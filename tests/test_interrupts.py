@@ -21,8 +21,8 @@ from xpnet.nn import layer_sizes
 from xpnet.training import session
 from xpnet.training.checkpoint import load_checkpoint
 from xpnet.training.config import TrainConfig
-from xpnet.training.interrupt import StopOnSignal
 from xpnet.training.loop import initial_state, train
+from xpnet.training.session import StopOnSignal
 
 NUMPY = resolve_backend("cpu", "numpy")
 SRC = str(Path(__file__).resolve().parents[1] / "src")

@@ -17,8 +17,8 @@ from xpnet.training import runlog
 from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import best_epoch, train
-from xpnet.training.resume import check_resumable
 from xpnet.training.scoring import accuracy, to_device
+from xpnet.training.session import check_resumable
 
 CONFIG = TrainConfig(hidden=(32,), lr=0.003, epochs=60, batch_size=64, patience=3, seed=4)
 

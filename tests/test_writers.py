@@ -24,7 +24,7 @@ from xpnet.errors import XpnetError
 from xpnet.files import WriteError, atomic_write, check_writable
 from xpnet.training import runlog, session
 from xpnet.training.checkpoint import load_checkpoint
-from xpnet.training.interrupt import StopOnSignal, Terminated, TerminateLoudly
+from xpnet.training.session import StopOnSignal, Terminated, TerminateLoudly
 
 FULL = OSError(errno.ENOSPC, "No space left on device")
 

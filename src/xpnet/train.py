@@ -41,8 +41,7 @@ from .training.loop import (
     kept_stats,
     local_steps,
 )
-from .training.resume import check_patience, check_resumable, resumed_settings
-from .training.session import train_saving
+from .training.session import check_patience, check_resumable, resumed_settings, train_saving
 
 EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 DEFAULT_DATASET = "mnist"

@@ -15,7 +15,7 @@ from ..backend import Backend, registry
 from ..errors import XpnetError, say
 from ..training.checkpoint import Checkpoint
 from ..training.config import ConfigError, check_field
-from ..training.interrupt import Terminated, TerminateLoudly
+from ..training.session import Terminated, TerminateLoudly
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C

@@ -17,6 +17,9 @@ from ..nn import ACTIVATIONS, OPTIMIZERS, Hyper, Recipe
 DTYPES = ("float32", "float64")
 SEED_LIMIT = 2**63  # numpy's generators take any non-negative integer; the JSON of a checkpoint keeps 64 bits
 MAX_UNITS = 1_000_000  # per hidden layer: a 784-1,000,000 float32 layer is 3 GiB, the most a checkpoint holds
+# What a resumed run must share with its checkpoint; --lr, --gamma, --batch-size and --epochs may change. A
+# run and its continuations share them: `runlog.read_log` tells another run's log by them too.
+FIXED_FIELDS = ("hidden", "activation", "optimizer", "dtype", "seed")
 
 
 class ConfigError(XpnetError):

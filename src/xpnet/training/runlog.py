@@ -37,9 +37,8 @@ from .. import __version__
 from ..errors import XpnetError, reason
 from ..files import atomic_write, write_failed
 from .checkpoint import Checkpoint
-from .config import spelled
+from .config import FIXED_FIELDS, spelled
 from .loop import EpochStats
-from .resume import FIXED_FIELDS
 
 # An epoch's figures that tell one run from another: the same run logs them exactly as its checkpoint keeps them.
 SCORES = ("loss", "train_accuracy", "val_accuracy", "test_accuracy")
@@ -125,7 +124,7 @@ def _cut_torn_line(fd: int) -> int:
 def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str, Any]]:
     """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file, and
     for the log of another run than ``model``'s when it is given: a header naming other data or a setting
-    no resume changes (`resume.FIXED_FIELDS`), or an epoch whose figures are not its checkpoint's."""
+    no resume changes (`config.FIXED_FIELDS`), or an epoch whose figures are not its checkpoint's."""
     path = Path(path).expanduser()
     try:
         if not path.is_file():  # a device such as /dev/zero would be read for ever
