@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from xpnet import __version__
-from xpnet.backend.fast.numpy_inplace import SWITCH_AFTER
 from xpnet.data import Dataset
 
 # Settings a reader needs to know, reported and never set here: CPU threads, and whether GPU GEMMs may use TF32.
@@ -180,6 +179,7 @@ def format_setup(s: dict[str, Any]) -> str:
         f"{s['numpy_blas_threads'] or '?'} BLAS threads){torch}" + (f"; jax {s['jax']}" if "jax" in s else "")
         + (f"; env {s['thread_env']}" if s["thread_env"] else "") + f"; subnormals flushed: {s['subnormals_flushed']}",
         f"numpy step's update: {s.get('numpy_update', '?')}" + (
-            f" (from weight update {SWITCH_AFTER:.0e} on)" if s.get("numpy_update", "").startswith("numba") else ""),
+            " (loaded before the runs, so each run updates with it from its first step)"
+            if s.get("numpy_update", "").startswith("numba") else ""),
         f"data: {s['data']} ({s['data_source']}), {s['train_samples']} training images per epoch",
     ])  # fmt: skip
