@@ -1,7 +1,7 @@
 """``python -m xpnet.predict --model model.npz IMAGE...``: classify pictures of digits (or garments).
 
 Each picture (PNG, JPEG or anything else Pillow reads, or a NumPy ``.npy`` array) is prepared the way the
-model's data set was (`xpnet.images`) and classified on the chosen backend. A file that cannot be read is
+model's data set was (`data/images.py`) and classified on the chosen backend. A file that cannot be read is
 one line on stderr; the others are still classified, and the exit status is then 1.
 """
 
