@@ -162,7 +162,7 @@ def test_the_numpy_update_stays_where_numba_is_missing_or_turned_off(monkeypatch
     monkeypatch.setenv(kernels.DISABLE, "0")
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ModuleNotFoundError
     kernels._numba.cache_clear()
-    kernels._kernel.cache_clear()
+    kernels._loaded.clear()
     try:
         assert kernels.load("adam", "float32") is None
         assert "numba unavailable: ModuleNotFoundError" in kernels.describe()
@@ -175,7 +175,7 @@ def test_the_numpy_update_stays_where_numba_is_missing_or_turned_off(monkeypatch
         assert step.kernel is None and step._until_compiled < 0  # asked once, not on every update
     finally:
         kernels._numba.cache_clear()
-        kernels._kernel.cache_clear()
+        kernels._loaded.clear()
 
 
 def test_an_update_that_fails_to_compile_or_cache_leaves_the_numpy_passes(monkeypatch):
@@ -193,26 +193,26 @@ def test_an_update_that_fails_to_compile_or_cache_leaves_the_numpy_passes(monkey
 
     monkeypatch.setitem(kernels.KERNELS, "sgd", (broken, 2, 1))
     monkeypatch.setattr(numba, "njit", njit)
-    kernels._kernel.cache_clear()
+    kernels._loaded.clear()
     try:
         assert kernels.load("sgd", "float64") is None
         said = kernels.describe("sgd", "float64")
         assert said.startswith("NumPy passes (numba could not compile the sgd update: ValueError: cannot be had")
         assert calls == [True, False]  # tried with the on-disk cache, then without it
     finally:
-        kernels._kernel.cache_clear()
+        kernels._loaded.clear()
 
 
 def test_numba_disable_jit_leaves_the_numpy_passes(monkeypatch):
     numba = pytest.importorskip("numba")
     monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
     kernels._numba.cache_clear()
-    kernels._kernel.cache_clear()
+    kernels._loaded.clear()
     try:
         assert kernels.load("adam", "float32") is None and "NUMBA_DISABLE_JIT" in kernels.describe()
     finally:
         kernels._numba.cache_clear()
-        kernels._kernel.cache_clear()
+        kernels._loaded.clear()
 
 
 def test_a_short_run_never_imports_numba():

@@ -49,7 +49,8 @@ def _adam(p, g, m, v, step_size, root_bc2, b1, one_minus_b1, b2, one_minus_b2, e
 
 # Each update's kernel and how many arrays and dtype scalars it takes, for the trial call in `_kernel`.
 KERNELS = {"sgd": (_sgd, 2, 1), "momentum": (_momentum, 3, 2), "adam": (_adam, 4, 7)}
-_compiled: set[tuple[str, str]] = set()  # the updates this process has compiled (or read from the cache)
+# Each update this process has asked for, by (optimizer, dtype name): the kernel, or None, and why.
+_loaded: dict[tuple[str, str], tuple[Any, str]] = {}
 
 
 def _disabled() -> bool:
@@ -68,8 +69,15 @@ def _numba() -> tuple[Any, str]:
     return numba, f"numba {numba.__version__} one-pass update"
 
 
-@functools.cache
 def _kernel(optimizer: str, dtype: str) -> tuple[Any, str]:
+    """The update for ``dtype``, compiled once per process (`_compile`), or None and why not."""
+    key = (optimizer, dtype)
+    if key not in _loaded:
+        _loaded[key] = _compile(optimizer, dtype)
+    return _loaded[key]
+
+
+def _compile(optimizer: str, dtype: str) -> tuple[Any, str]:
     """The update compiled for ``dtype`` and tried once on one-element arrays, or None and why not."""
     numba, said = _numba()
     if numba is None:
@@ -87,7 +95,6 @@ def _kernel(optimizer: str, dtype: str) -> tuple[Any, str]:
                 warnings.simplefilter("ignore")  # Numba's cache warnings: the outcome is handled here
                 kernel = numba.njit(error_model="numpy", cache=cache)(fn)
                 kernel(*args)
-            _compiled.add((optimizer, dtype))
             return kernel, said
         except Exception as e:
             failure = e
@@ -101,7 +108,8 @@ def load(optimizer: str, dtype: Any) -> Callable[..., None] | None:
 
 def ready(optimizer: str, dtype: Any) -> bool:
     """Whether this process holds the compiled update already, so that a new step can use it at no cost."""
-    return not _disabled() and (optimizer, np.dtype(dtype).name) in _compiled
+    found = _loaded.get((optimizer, np.dtype(dtype).name))
+    return not _disabled() and found is not None and found[0] is not None
 
 
 def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:
