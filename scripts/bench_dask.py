@@ -28,7 +28,8 @@ from xpnet.data.load import SYSTEM_DIRS, find_idx_files
 from xpnet.nn import layer_sizes
 from xpnet.training.config import TrainConfig
 from xpnet.training.distributed import DaskSteps, start_local
-from xpnet.training.loop import initial_state, local_steps
+from xpnet.training.loop import local_steps
+from xpnet.training.model import initial_state
 from xpnet.training.shards import DataSource
 
 
@@ -78,7 +79,7 @@ def main() -> None:
         print(f"batch {batch:6d}  {kind:10s} workers {workers}  {1e3 * seconds:9.2f} ms/step", flush=True)
 
     def timed_step(steps, config) -> Callable[[], object]:
-        sizes = layer_sizes(data.n_features, config.hidden, data.n_classes)
+        sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
         state = initial_state(backend, sizes, config)
         step = steps(backend, data, config, sizes, True)
         rows = rows_all[: config.batch_size or n]
@@ -105,7 +106,7 @@ def main() -> None:
 def round_trip(cluster, steps: DaskSteps, config: TrainConfig, data) -> Callable[[], object]:
     """Submit `echo` to each worker with the parameters and gather: the step's traffic, no arithmetic."""
     backend = resolve_backend("cpu", "numpy")
-    sizes = layer_sizes(data.n_features, config.hidden, data.n_classes)
+    sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
     params = [backend.to_numpy(p) for p in initial_state(backend, sizes, config).params]
     client, workers = cluster.client, cluster.workers()
 

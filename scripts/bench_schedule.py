@@ -1,7 +1,7 @@
 """Old against new learning-rate defaults, by test accuracy, on sets of about 1,500, 5,000 and 60,000 images.
 
 "old" is the per-name factor xpnet used before issue 13 (0.8 per epoch for mnist/fashion-mnist, 1.0 for
-digits), "constant" a rate that never decays and "new" `schedule.default_gamma` (0.8 per 469 steps). The
+digits), "constant" a rate that never decays and "new" `schedule.default_decay` (0.8 per 469 steps). The
 Fashion-MNIST subsets are drawn stratified with a fixed seed, written as IDX files to a temporary folder
 and read back as ``--dataset idx`` reads them; each is scored on the full 10,000-image test set. Prints a
 Markdown table (mean and range over the seeds) and, with --json PATH, writes every run.
@@ -22,7 +22,7 @@ from xpnet.backend import make_backend
 from xpnet.data import load_dataset
 from xpnet.data.datasets import IDX_FILES, stratified_holdout
 from xpnet.data.idx import write_idx
-from xpnet.training.config import TrainConfig, default_gamma
+from xpnet.training.config import TrainConfig, default_decay
 from xpnet.training.loop import train
 
 SETS = {
@@ -71,7 +71,7 @@ def main() -> None:
         for label in args.sets:
             named, data = SETS[label], loaders[label]()
             big = len(data.y_train) > 10000
-            gammas = {"old": OLD_GAMMA[named], "constant": 1.0, "new": default_gamma(len(data.y_train), 128)}
+            gammas = {"old": OLD_GAMMA[named], "constant": 1.0, "new": default_decay(len(data.y_train), 128)}
             for epochs in [10] if big else args.epochs:
                 for seed in args.big_seeds if big else args.seeds:
                     done: dict[float, float] = {}
@@ -79,7 +79,7 @@ def main() -> None:
                         if big and kind == "constant":
                             continue  # the 60,000-image comparison is old against new
                         if gamma not in done:  # identical factors give bitwise identical runs
-                            config = TrainConfig(gamma=gamma, epochs=epochs, seed=seed)
+                            config = TrainConfig(lr_decay=gamma, max_iter=epochs, random_state=seed)
                             done[gamma] = train(backend, data, config).test_accuracy
                         runs.append(
                             {

@@ -31,9 +31,9 @@ from benchlib.machine import cpu_info, cpu_pressure
 from xpnet import __version__
 from xpnet.backend import resolve_backend
 from xpnet.data import Dataset
-from xpnet.training.checkpoint import save_checkpoint
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
+from xpnet.training.model import Model, save
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -55,10 +55,9 @@ def default_model(folder: Path) -> Path:
     x = rng.integers(0, 256, (2000, 784), dtype=np.uint8)
     y = rng.integers(0, 10, 2000).astype(np.uint8)
     data = Dataset("mnist", x, y, x[:200], y[:200], (28, 28))
-    config = TrainConfig(epochs=1)
+    config = TrainConfig(max_iter=1)
     backend = resolve_backend("cpu", "numpy")
-    result = train(backend, data, config)
-    return save_checkpoint(folder / "model.npz", result.state, config, backend, "mnist", len(y))
+    return save(Model.of_data(config, train(backend, data, config), backend, data), folder / "model.npz")
 
 
 def server_env() -> dict[str, str]:

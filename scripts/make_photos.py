@@ -112,9 +112,9 @@ def mnist_like_model(path: Path) -> Path:
     """A small model of scikit-learn's digits laid out as MNIST's, as the tests train theirs."""
     from xpnet.backend import resolve_backend
     from xpnet.data import Dataset, images, load_dataset
-    from xpnet.training.checkpoint import save_checkpoint
     from xpnet.training.config import TrainConfig
     from xpnet.training.loop import train
+    from xpnet.training.model import Model, save
 
     digits, layout = load_dataset("digits"), images.LAYOUTS["mnist"]
 
@@ -123,9 +123,9 @@ def mnist_like_model(path: Path) -> Path:
                          for r in rows])  # fmt: skip
 
     data = Dataset("mnist", upscale(digits.x_train), digits.y_train, upscale(digits.x_test), digits.y_test, (28, 28))
-    backend, config = resolve_backend("cpu", "numpy"), TrainConfig(hidden=(64,), epochs=12, seed=3)
-    result = train(backend, data, config)
-    return save_checkpoint(path, result.state, config, backend, "mnist", len(data.y_train))
+    backend = resolve_backend("cpu", "numpy")
+    config = TrainConfig(hidden_layer_sizes=(64,), max_iter=12, random_state=3)
+    return save(Model.of_data(config, train(backend, data, config), backend, data), path)
 
 
 def measure(model: Path | None) -> list[dict[str, float | str]]:
@@ -134,13 +134,11 @@ def measure(model: Path | None) -> list[dict[str, float | str]]:
 
     from xpnet.backend import resolve_backend
     from xpnet.data import images
-    from xpnet.library.model import Model
-    from xpnet.training.checkpoint import load_checkpoint
+    from xpnet.training.model import load
 
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = load_checkpoint(model or mnist_like_model(Path(tmp) / "m.npz"))
     layout, backend = images.LAYOUTS["mnist"], resolve_backend("cpu", "numpy")
-    net = Model.from_checkpoint(ckpt, backend)
+    with tempfile.TemporaryDirectory() as tmp:
+        net = load(model or mnist_like_model(Path(tmp) / "m.npz"), backend)
     seen = {c: np.stack([images.prepare(photo(d, c), layout) for d in range(10)]) for c in CASES}
     read = {c: net.classify(x.reshape(10, -1))[0] for c, x in seen.items()}
     rows = []

@@ -42,8 +42,8 @@ import trained_models
 from helpers import CHECKPOINT_CONFIG, tiny_data
 from xpnet.backend import Backend, make_backend, registry, resolve_backend
 from xpnet.errors import BackendError
-from xpnet.training.checkpoint import save_checkpoint
 from xpnet.training.loop import train
+from xpnet.training.model import Model, save
 
 atexit.register(shutil.rmtree, os.environ["XPNET_FOLDER_CACHE"], ignore_errors=True)
 
@@ -113,9 +113,9 @@ def mnist(tmp_path_factory):
 
 @pytest.fixture
 def saved(tmp_path: Path) -> tuple[Path, object]:
-    """A checkpoint after 2 epochs of adam on numpy, and the run's result."""
+    """A checkpoint after 2 epochs of adam on numpy, and the run's state."""
     numpy = resolve_backend("cpu", "numpy")
     data = tiny_data()
-    result = train(numpy, data, CHECKPOINT_CONFIG)
-    path = save_checkpoint(tmp_path / "model.npz", result.state, CHECKPOINT_CONFIG, numpy, data.name, len(data.y_train))
-    return path, result
+    state = train(numpy, data, CHECKPOINT_CONFIG)
+    path = save(Model.of_data(CHECKPOINT_CONFIG, state, numpy, data), tmp_path / "model.npz")
+    return path, state

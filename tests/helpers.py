@@ -22,7 +22,7 @@ from xpnet.training.loop import Callback
 SRC = Path(__file__).resolve().parents[1] / "src"
 # A small, quick training command line on real data, and a small checkpointed config.
 DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32", "--batch-size", "64"]
-CHECKPOINT_CONFIG = TrainConfig(hidden=(12,), epochs=2, batch_size=32, dtype="float64", seed=3)
+CHECKPOINT_CONFIG = TrainConfig(hidden_layer_sizes=(12,), max_iter=2, batch_size=32, dtype="float64", random_state=3)
 
 
 def run_cli(

@@ -28,7 +28,9 @@ from xpnet.verify import (
 
 COMBINATIONS = list(yield_backend_device_dtype_combinations())
 # One epoch on digits that learns something (about 87% test accuracy) in a fraction of a second.
-DIGITS_CONFIG = TrainConfig(hidden=(32,), optimizer="adam", lr=0.01, epochs=1, batch_size=32, seed=1)
+DIGITS_CONFIG = TrainConfig(
+    hidden_layer_sizes=(32,), solver="adam", learning_rate_init=0.01, max_iter=1, batch_size=32, random_state=1
+)
 
 
 @functools.cache
@@ -89,12 +91,12 @@ def _digits_reference_accuracy() -> float:
 def test_one_digits_epoch_reaches_the_same_accuracy(name, device, dtype):
     backend = backend_or_skip(name, device)
     config = TrainConfig(**{**DIGITS_CONFIG.__dict__, "dtype": dtype})
-    result = train(backend, _digits(), config)
-    accuracy, expected = result.history[-1].test_accuracy, _digits_reference_accuracy()
+    state = train(backend, _digits(), config)
+    accuracy, expected = state.history[-1].test_accuracy, _digits_reference_accuracy()
     assert expected > 0.7, "the reference run must learn, or equal accuracies prove nothing"
     assert abs(100 * (accuracy - expected)) <= ACCURACY_POINTS
     # The trainer's own loop keeps the weights where they were put, in the dtype asked for.
-    for p in result.params:
+    for p in state.params:
         assert array_api_compat.device(p) == backend.device
         assert p.dtype == backend.dtype(dtype)
 

@@ -150,7 +150,7 @@ def test_blog_per_example_loop_makes_the_same_updates_as_the_vectorised_one(benc
     rng = np.random.default_rng(4)
     x = rng.uniform(size=(23, 12))  # 23 = two full mini-batches of 10 and a short one of 3
     t = one_hot(xp, rng.integers(0, 10, size=23), 10, xp.float64)
-    start = init_params(rng, [12, 5, 10], "sigmoid", "float64")
+    start = init_params(rng, [12, 5, 10], "logistic", "float64")
     slow = bench.blog.blog_sgd_pass(backend, list(start), x, t, batch=10, lr=0.5, per_example=True)
     fast = bench.blog.blog_sgd_pass(backend, list(start), x, t, batch=10, lr=0.5, per_example=False)
     for s, f, p in zip(slow, fast, start, strict=True):

@@ -15,13 +15,13 @@ import pytest
 from conftest import backend_or_skip, yield_backend_devices
 from helpers import CHECKPOINT_CONFIG as CONFIG
 from helpers import rewrite, set_meta, tiny_data
-from xpnet import files
+from xpnet import __version__, files
 from xpnet.backend import resolve_backend
 from xpnet.errors import CheckpointError, XpnetError
 from xpnet.files import check_writable
-from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
+from xpnet.train import check_resumable
 from xpnet.training.loop import train
-from xpnet.training.session import check_resumable
+from xpnet.training.model import Model, load, save
 
 
 def pairs() -> list:
@@ -30,18 +30,21 @@ def pairs() -> list:
 
 
 def test_round_trip_keeps_every_array_and_counter(saved):
-    path, result = saved
-    ckpt = load_checkpoint(path)
-    assert ckpt.config == replace(CONFIG, lr=CONFIG.learning_rate)  # the default lr is recorded as a number
+    path, state = saved
+    ckpt = load(path)
+    # the default rate is recorded as a number
+    assert ckpt.config == replace(CONFIG, learning_rate_init=CONFIG.learning_rate)
     assert (ckpt.dataset, ckpt.n_train, ckpt.state.epoch, ckpt.state.step) == ("tiny", 120, 2, 8)
-    for a, b in zip(ckpt.state.params, result.params):
+    for a, b in zip(ckpt.state.params, state.params):
         assert a.dtype == np.float64 and np.array_equal(a, b)
-    for a, b in zip(ckpt.state.opt_state, result.state.opt_state):
+    for a, b in zip(ckpt.state.opt_state, state.opt_state):
         assert np.array_equal(a, b)
-    assert len(ckpt.state.opt_state) == 2 * len(result.params)  # adam: m and v per weight array
-    assert ckpt.state.rng.bit_generator.state == result.state.rng.bit_generator.state
-    assert ckpt.state.history == result.history
-    assert ckpt.meta["backend"] == "numpy" and ckpt.meta["xpnet_version"]
+    assert len(ckpt.state.opt_state) == 2 * len(state.params)  # adam: m and v per weight array
+    assert ckpt.state.rng.bit_generator.state == state.rng.bit_generator.state
+    assert ckpt.state.history == state.history
+    assert ckpt.trained_on == str(resolve_backend("cpu", "numpy")) and ckpt.path == path
+    with np.load(path, allow_pickle=False) as npz:
+        assert json.loads(npz["meta"].tobytes())["xpnet_version"] == __version__
 
 
 def test_file_is_a_plain_npz_without_pickles(saved):
@@ -52,7 +55,7 @@ def test_file_is_a_plain_npz_without_pickles(saved):
             assert b"'descr': '|O'" not in header and b"'descr': 'O'" not in header, name
     with np.load(path, allow_pickle=False) as npz:
         meta = json.loads(npz["meta"].tobytes())
-    assert meta["format"] == "xpnet-checkpoint" and meta["config"]["hidden"] == [12]
+    assert meta["format"] == "xpnet-checkpoint" and meta["config"]["hidden_layer_sizes"] == [12]
 
 
 @pytest.mark.parametrize("dst", pairs())
@@ -61,10 +64,10 @@ def test_checkpoint_moves_between_backends(tmp_path, src, dst):
     """Saved on one backend after 1 epoch, resumed on another to 2: the NumPy 2-epoch run, to float64 noise."""
     source, target = backend_or_skip(*src), backend_or_skip(*dst)
     data = tiny_data()
-    one = train(source, data, replace(CONFIG, epochs=1))
-    path = save_checkpoint(tmp_path / "c.npz", one.state, CONFIG, source, data.name, len(data.y_train))
-    ckpt = load_checkpoint(path)
-    assert ckpt.meta["backend"] == source.name
+    one = train(source, data, replace(CONFIG, max_iter=1))
+    path = save(Model.of_data(CONFIG, one, source, data), tmp_path / "c.npz")
+    ckpt = load(path)
+    assert ckpt.trained_on == str(source) and ckpt.backend.name == "numpy"  # weights on NumPy unless asked
     resumed = train(target, data, CONFIG, state=ckpt.state)
     reference = train(resolve_backend("cpu", "numpy"), data, CONFIG)
     assert [s.epoch for s in resumed.history] == [1, 2]
@@ -77,7 +80,8 @@ def test_crash_between_write_and_rename_keeps_the_old_checkpoint(saved, monkeypa
     path, _ = saved
     before = path.read_bytes()
     numpy = resolve_backend("cpu", "numpy")
-    later = train(numpy, tiny_data(), replace(CONFIG, epochs=3))
+    data = tiny_data()
+    later = train(numpy, data, replace(CONFIG, max_iter=3))
     written = []
 
     def crash(src, dst):
@@ -86,14 +90,14 @@ def test_crash_between_write_and_rename_keeps_the_old_checkpoint(saved, monkeypa
 
     monkeypatch.setattr(files.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, later.state, replace(CONFIG, epochs=3), numpy, "tiny", 120)
+        save(Model.of_data(replace(CONFIG, max_iter=3), later, numpy, data), path)
     monkeypatch.undo()
-    assert path.read_bytes() == before and load_checkpoint(path).state.epoch == 2
+    assert path.read_bytes() == before and load(path).state.epoch == 2
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.npz"]  # the partial file is gone
     # A temporary file a killed process left (no cleanup ran) does not stop the next save.
     written[0].write_bytes(b"partial")
-    save_checkpoint(path, later.state, replace(CONFIG, epochs=3), numpy, "tiny", 120)
-    assert load_checkpoint(path).state.epoch == 3
+    save(Model.of_data(replace(CONFIG, max_iter=3), later, numpy, data), path)
+    assert load(path).state.epoch == 3
 
 
 def test_saved_file_gets_the_usual_permissions(saved):
@@ -126,7 +130,7 @@ def test_pickled_object_arrays_are_refused_and_never_run(saved, tmp_path, entry)
     with zipfile.ZipFile(path) as z:  # the file really holds a pickle
         assert b"'descr': '|O'" in z.read(f"{entry}.npy")[:128]
     with pytest.raises(CheckpointError, match="pickled or object arrays; xpnet never loads pickles"):
-        load_checkpoint(path)
+        load(path)
     assert not marker.exists()
 
 
@@ -151,19 +155,23 @@ def set_config(arrays: dict, **changes) -> None:
     set_meta(arrays, config=meta["config"] | changes)
 
 
-# Numbers a foreign file might carry that the flags never accept: each must fail to load, not train oddly.
+# Numbers a foreign file might carry that the flags never accept: each must fail to load, not train oddly,
+# with the parameter named by the config's own rule.
 BAD_EDITS |= {
-    f"config {key}={value!r}": (lambda a, kv={key: value}: set_config(a, **kv), "invalid config")
+    f"config {key}={value!r}": (
+        lambda a, kv={key: value}: set_config(a, **kv),
+        rf"damaged or not written by xpnet \({key}: must be",
+    )
     for key, value in [
-        ("gamma", None),
-        ("gamma", -2.0),
-        ("gamma", 1.5),
-        ("lr", "x"),
-        ("lr", 0.0),
-        ("lr", float("nan")),
+        ("lr_decay", None),
+        ("lr_decay", -2.0),
+        ("lr_decay", 1.5),
+        ("learning_rate_init", "x"),
+        ("learning_rate_init", 0.0),
+        ("learning_rate_init", float("nan")),
         ("batch_size", -3),
-        ("epochs", 0),
-        ("seed", 1.5),
+        ("max_iter", 0),
+        ("random_state", 1.5),
     ]
 }
 
@@ -173,7 +181,7 @@ def test_malformed_checkpoints_are_refused_in_one_line(saved, edit, expected):
     path, _ = saved
     rewrite(path, edit)
     with pytest.raises(CheckpointError, match=expected) as info:
-        load_checkpoint(path)
+        load(path)
     assert "\n" not in str(info.value)
 
 
@@ -185,15 +193,30 @@ TRUNCATIONS = {
 }
 
 
+# Version 1 named the settings as the command line's flags (and had no early stopping but --patience).
+V1_NAMES = {"hidden_layer_sizes": "hidden", "learning_rate_init": "lr", "lr_decay": "gamma", "max_iter": "epochs",
+            "random_state": "seed", "nesterovs_momentum": "nesterov"}  # fmt: skip
+
+
+def as_version_1(arrays: dict, drop: tuple[str, ...] = ()) -> None:
+    """Rewrite the metadata as a version-1 file holds it: the config in the flags' names, less ``drop``."""
+    config = json.loads(arrays["meta"].tobytes())["config"]
+    new_only = ("solver", "early_stopping", "n_iter_no_change", "tol")
+    old = {V1_NAMES.get(k, k): v for k, v in config.items() if k not in new_only} | {"patience": 0}
+    set_meta(arrays, format_version=1, config={k: v for k, v in old.items() if k not in drop})
+
+
+def test_a_version_1_checkpoint_loads_with_its_settings_translated(saved):
+    path, _ = saved
+    rewrite(path, as_version_1)
+    assert load(path).config == replace(CONFIG, learning_rate_init=CONFIG.learning_rate)
+
+
 def test_checkpoint_from_before_gamma_loads_with_a_constant_rate(saved):
     path, _ = saved
-    rewrite(
-        path,
-        lambda a: set_meta(
-            a, config={k: v for k, v in json.loads(a["meta"].tobytes())["config"].items() if k != "gamma"}
-        ),
-    )
-    assert load_checkpoint(path).config.gamma == 1.0
+    rewrite(path, lambda a: set_config(a, lr_decay=0.5))  # not the default: the 1.0 below comes from the loader
+    rewrite(path, lambda a: as_version_1(a, drop=("gamma",)))
+    assert load(path).config.lr_decay == 1.0
 
 
 @pytest.mark.parametrize("cut", TRUNCATIONS.values(), ids=TRUNCATIONS.keys())
@@ -201,12 +224,12 @@ def test_truncated_checkpoint_is_refused(saved, cut):
     path, _ = saved
     path.write_bytes(cut(path.read_bytes()))
     with pytest.raises(CheckpointError, match=r"not an xpnet checkpoint|damaged|truncated"):
-        load_checkpoint(path)
+        load(path)
 
 
 def test_other_files_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_checkpoint(tmp_path / "nope.npz")
+        load(tmp_path / "nope.npz")
     npy = tmp_path / "weights.npy"
     np.save(npy, np.zeros(3))
     text = tmp_path / "notes.txt"
@@ -220,31 +243,34 @@ def test_other_files_are_refused(tmp_path):
     other_zip.write_bytes(buf.getvalue())
     for path in (npy, text, pickled):
         with pytest.raises(CheckpointError, match="not an xpnet checkpoint"):
-            load_checkpoint(path)
+            load(path)
     with pytest.raises(CheckpointError):
-        load_checkpoint(other_zip)
+        load(other_zip)
 
 
 def test_resume_refuses_a_different_model_or_data(saved):
     path, _ = saved
-    ckpt = load_checkpoint(path)
-    ok = replace(ckpt.config, epochs=4, lr=0.01, batch_size=64)  # these may change on resume
-    check_resumable(ckpt, ok, "tiny", 16, 120)
+    ckpt = load(path)
+    ok = replace(ckpt.config, max_iter=4, learning_rate_init=0.01, lr_decay=0.9, batch_size=64)  # may change
+    tiny = tiny_data()
+    check_resumable(ckpt, ok, tiny)
     cases = {
-        "hidden 12 (you asked for 20)": (replace(ok, hidden=(20,)), "tiny", 16),
-        "activation relu (you asked for tanh)": (replace(ok, activation="tanh"), "tiny", 16),
-        "optimizer adam (you asked for sgd)": (replace(ok, optimizer="sgd"), "tiny", 16),
-        "dtype float64 (you asked for float32)": (replace(ok, dtype="float32"), "tiny", 16),
-        "dataset tiny (you asked for digits)": (ok, "digits", 16),
-        "inputs 16 (you asked for 64)": (ok, "tiny", 64),
+        "--hidden 12 (you asked for 20)": (replace(ok, hidden_layer_sizes=(20,)), tiny),
+        "--activation relu (you asked for tanh)": (replace(ok, activation="tanh"), tiny),
+        "--optimizer adam (you asked for sgd)": (replace(ok, solver="sgd"), tiny),
+        "--optimizer adam (you asked for momentum)": (replace(ok, solver="sgd", momentum=0.9), tiny),
+        "--dtype float64 (you asked for float32)": (replace(ok, dtype="float32"), tiny),
+        "--seed 3 (you asked for 4)": (replace(ok, random_state=4), tiny),
+        "dataset tiny (you asked for digits)": (ok, replace(tiny, name="digits")),
+        "inputs 16 (you asked for 64)": (ok, tiny_data(n_features=64)),
     }
-    for message, (config, dataset, n_features) in cases.items():
+    for message, (config, data) in cases.items():
         with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            check_resumable(ckpt, config, dataset, n_features, 120)
+            check_resumable(ckpt, config, data)
     with pytest.raises(CheckpointError, match=r"trained on 120 images of tiny but this run has 100 \(the checkpoint"):
-        check_resumable(ckpt, ok, "tiny", 16, 100)  # a different --val-split, say
+        check_resumable(ckpt, ok, tiny_data(n_train=100))  # a different --val-split, say
     with pytest.raises(CheckpointError, match="already trained 2 epochs"):
-        check_resumable(ckpt, replace(ok, epochs=2), "tiny", 16, 120)
+        check_resumable(ckpt, replace(ok, max_iter=2), tiny)
 
 
 def test_unwritable_save_paths_fail_early(tmp_path):

@@ -25,17 +25,18 @@ import pytest
 from helpers import Hooks, StopAfter
 from xpnet.backend import resolve_backend
 from xpnet.cli.common import run as run_cli
-from xpnet.train import main
-from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
+from xpnet.train import main, train_saving
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import LocalSteps, train
-from xpnet.training.session import train_saving
+from xpnet.training.model import Model, load, save
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
 NUMPY = resolve_backend("cpu", "numpy")
-SGD_FULL = TrainConfig(hidden=(32,), optimizer="sgd", lr=0.5, batch_size=0, epochs=4, dtype="float64", seed=3)
-ADAM_MINI = TrainConfig(hidden=(32, 16), optimizer="adam", batch_size=100, epochs=2, dtype="float64", seed=4)
+SGD_FULL = TrainConfig(hidden_layer_sizes=(32,), solver="sgd", learning_rate_init=0.5, batch_size=0, max_iter=4,
+                       dtype="float64", random_state=3)  # fmt: skip
+ADAM_MINI = TrainConfig(hidden_layer_sizes=(32, 16), solver="adam", batch_size=100, max_iter=2, dtype="float64",
+                        random_state=4)  # fmt: skip
 TOLERANCE = 1e-10  # float64: only the order of the sums over shards differs from one process
 # --gamma 1: the straight runs below use a constant rate (the default decays by the number of steps).
 DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32,16", "--dtype", "float64", "--quiet"]
@@ -56,9 +57,9 @@ def digits():
 
 def assert_equal_runs(got, want) -> None:
     """Every weight and optimizer array within `TOLERANCE`, the same counters and the same epoch statistics."""
-    assert (got.state.epoch, got.state.step, got.state.offset) == (want.state.epoch, want.state.step, want.state.offset)
-    arrays = list(zip(got.state.params, want.state.params)) + list(zip(got.state.opt_state, want.state.opt_state))
-    assert len(arrays) == len(want.state.params) + len(want.state.opt_state)
+    assert (got.epoch, got.step, got.offset) == (want.epoch, want.step, want.offset)
+    arrays = list(zip(got.params, want.params)) + list(zip(got.opt_state, want.opt_state))
+    assert len(arrays) == len(want.params) + len(want.opt_state)
     for a, b in arrays:
         a, b = np.asarray(a), np.asarray(b)
         assert a.dtype == b.dtype and a.shape == b.shape
@@ -100,11 +101,11 @@ def test_a_checkpoint_records_what_computed_the_steps(digits, tmp_path):
             self.workers = "numpy on cpu, 3 far-away workers"  # known once the step is made, as on a cluster
             return super().__call__(*how)
 
-    path = tmp_path / "m.npz"
-    train_saving(NUMPY, digits, replace(ADAM_MINI, epochs=1), save_path=path, steps=Elsewhere())
-    assert load_checkpoint(path).meta["workers"] == "numpy on cpu, 3 far-away workers"
-    train_saving(NUMPY, digits, replace(ADAM_MINI, epochs=1), save_path=path)
-    assert load_checkpoint(path).meta["workers"] is None
+    path, config = tmp_path / "m.npz", replace(ADAM_MINI, max_iter=1)
+    train_saving(Model.of_data(config, None, NUMPY, digits), digits, path, steps=Elsewhere())
+    assert load(path).workers == "numpy on cpu, 3 far-away workers"
+    train_saving(Model.of_data(config, None, NUMPY, digits), digits, path)
+    assert load(path).workers is None
 
 
 def test_workers_without_dask_is_one_line_naming_the_extra(monkeypatch, capsys):
@@ -204,13 +205,13 @@ def test_checkpoints_resume_across_the_two_modes(local_cluster, digits, tmp_path
     straight = train(NUMPY, digits, config)
     # Stopped mid-epoch on the cluster, saved, resumed in one process...
     stopped = train(NUMPY, digits, config, steps=dask_steps(local_cluster), callbacks=[StopAfter(9)])
-    assert stopped.stopped and stopped.state.offset == 900
-    path = save_checkpoint(tmp_path / "d.npz", stopped.state, config, NUMPY, "digits", len(digits.y_train))
-    assert_equal_runs(train(NUMPY, digits, config, state=load_checkpoint(path).state), straight)
+    assert stopped.stopped and stopped.offset == 900
+    path = save(Model.of_data(config, stopped, NUMPY, digits), tmp_path / "d.npz")
+    assert_equal_runs(train(NUMPY, digits, config, state=load(path).state), straight)
     # ...and the other way round, from a checkpoint between epochs.
-    first = train(NUMPY, digits, replace(config, epochs=1))
-    path = save_checkpoint(tmp_path / "s.npz", first.state, config, NUMPY, "digits", len(digits.y_train))
-    resumed = train(NUMPY, digits, config, state=load_checkpoint(path).state, steps=dask_steps(local_cluster))
+    first = train(NUMPY, digits, replace(config, max_iter=1))
+    path = save(Model.of_data(config, first, NUMPY, digits), tmp_path / "s.npz")
+    resumed = train(NUMPY, digits, config, state=load(path).state, steps=dask_steps(local_cluster))
     assert_equal_runs(resumed, straight)
 
 
@@ -239,12 +240,12 @@ def test_the_log_header_and_the_checkpoint_name_what_the_workers_computed_with(d
     workers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["workers"]
     header = json.loads(log.read_text().splitlines()[0])
     assert workers == "numpy on cpu, 2 Dask workers"
-    assert header["type"] == "run" and header["workers"] == load_checkpoint(ckpt).meta["workers"] == workers
+    assert header["type"] == "run" and header["workers"] == load(ckpt).workers == workers
     # Resumed in one process: the opening line names the workers; this run's header and checkpoint name none.
     assert main(["--resume", str(ckpt), "--epochs", "2", "--save", str(ckpt), "--log", str(log), "--quiet"]) == 0
     assert f"gradients from {workers})" in capsys.readouterr().out
     headers = [r for r in map(json.loads, log.read_text().splitlines()) if r["type"] == "run"]
-    assert [h["workers"] for h in headers] == [workers, None] and load_checkpoint(ckpt).meta["workers"] is None
+    assert [h["workers"] for h in headers] == [workers, None] and load(ckpt).workers is None
 
 
 @pytest.mark.slow  # a subprocess that starts its own cluster
@@ -267,7 +268,7 @@ def test_ctrl_c_in_a_terminal_stops_after_the_step_and_saves(digits, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert f"checkpoint saved to {ckpt}" in out and "Traceback" not in err
-    assert load_checkpoint(ckpt).state.epoch == 0  # stopped within the first epoch, perhaps before its first step
+    assert load(ckpt).state.epoch == 0  # stopped within the first epoch, perhaps before its first step
 
 
 # ---- a real cluster in miniature: `dask scheduler` and `dask worker` processes, reached by address -----------
@@ -336,10 +337,11 @@ def test_a_cluster_by_address_equals_one_process_and_resumes_either_way(
     monkeypatch.setenv("XPNET_SCHEDULER", cluster_address)
     assert main([*resume, "--epochs", "3"]) == 0
     assert "Dask workers" in capsys.readouterr().out
-    config = TrainConfig(hidden=(32, 16), epochs=3, dtype="float64", lr=1e-3, gamma=1.0)
+    config = TrainConfig(hidden_layer_sizes=(32, 16), max_iter=3, dtype="float64", learning_rate_init=1e-3,
+                         lr_decay=1.0)  # fmt: skip
     straight = train(NUMPY, digits, config)
-    state = load_checkpoint(ckpt).state
-    for a, b in zip(state.params + state.opt_state, straight.state.params + straight.state.opt_state):
+    state = load(ckpt).state
+    for a, b in zip(state.params + state.opt_state, straight.params + straight.opt_state):
         assert np.max(np.abs(a - b)) <= TOLERANCE
 
 
@@ -358,12 +360,12 @@ def test_a_lost_scheduler_stops_with_a_checkpoint_that_resumes(digits, tmp_path)
                 scheduler.kill()
 
         with pytest.raises(dist.StepFailed) as failed:
-            train_saving(NUMPY, digits, ADAM_MINI, save_path=path, steps=dask_steps(cluster),
+            train_saving(Model.of_data(ADAM_MINI, None, NUMPY, digits), digits, path, steps=dask_steps(cluster),
                          callbacks=[Hooks(on_step=kill_scheduler)])  # fmt: skip
     message = str(failed.value)
     assert "the connection to the scheduler was lost" in message and f"--resume {path}" in message
     assert "\n" not in message
-    ckpt = load_checkpoint(path)
+    ckpt = load(path)
     assert ckpt.state.epoch == 1 and ckpt.state.offset >= 300
     resumed = train(NUMPY, digits, ADAM_MINI, state=ckpt.state)
     assert_equal_runs(resumed, train(NUMPY, digits, ADAM_MINI))

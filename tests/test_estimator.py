@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import warnings
@@ -327,10 +328,10 @@ def test_training_on_goes_on_from_the_model_as_it_is(tmp_path, digits):
     first = quick(max_iter=1).fit(Xtr, ytr)
     first.save(tmp_path / "m.npz")
     ckpt = tmp_path / "m.npz"
-    from xpnet.training.checkpoint import load_checkpoint
+    from xpnet.training.model import load
 
-    loaded = MLPClassifier.from_checkpoint(load_checkpoint(ckpt))
-    loaded.model_ = xpnet.Model(loaded.model_.params, loaded.model_.activation, names, loaded.model_.backend)
+    loaded = MLPClassifier.from_model(load(ckpt))
+    loaded.model_ = dataclasses.replace(loaded.model_, classes=names, names=tuple(names))
     loaded.classes_ = names
     before = loaded.score(Xte, names[yte])
     for _ in range(5):
@@ -341,7 +342,7 @@ def test_training_on_goes_on_from_the_model_as_it_is(tmp_path, digits):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_labels_in_a_checkpoint_come_back_as_they_were_or_not_at_all(tmp_path, digits):
-    from xpnet.training.checkpoint import load_checkpoint
+    from xpnet.training.model import load
 
     Xtr, _, ytr, _ = digits
     words = np.array([f"w{k}" for k in range(10)], dtype=object)  # strings as pandas holds them
@@ -352,5 +353,5 @@ def test_labels_in_a_checkpoint_come_back_as_they_were_or_not_at_all(tmp_path, d
 
     for crafted in ([1, "1", 2, 3, 4, 5, 6, 7, 8, 9], [10**40, *range(9)], [float("nan"), *range(9)], [0] * 10):
         bad = rewrite(path, lambda arrays, c=crafted: set_meta(arrays, labels=c))
-        loaded = MLPClassifier.from_checkpoint(load_checkpoint(bad))
+        loaded = MLPClassifier.from_model(load(bad))
         assert loaded.classes_.tolist() == [f"w{k}" for k in range(10)]  # the names, not a crafted mix

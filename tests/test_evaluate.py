@@ -14,9 +14,8 @@ import pytest
 
 from xpnet import evaluate, train
 from xpnet.backend import resolve_backend
-from xpnet.training import scoring
-from xpnet.training.checkpoint import load_checkpoint
-from xpnet.training.scoring import accuracy, to_device
+from xpnet.evaluate import cm_accuracy, confusion_matrix, precision_recall
+from xpnet.training.model import accuracy, images_to_device, load
 
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
 
@@ -36,21 +35,21 @@ PRED = [0, 1, 1, 1, 0]
 
 
 def test_confusion_matrix_counts_rows_true_columns_predicted():
-    cm = scoring.confusion_matrix(np.array(TRUE), np.array(PRED), 3)
+    cm = confusion_matrix(np.array(TRUE), np.array(PRED), 3)
     assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
-    assert scoring.cm_accuracy(cm) == pytest.approx(3 / 5)
+    assert cm_accuracy(cm) == pytest.approx(3 / 5)
 
 
 def test_precision_and_recall_by_hand():
-    precision, recall = scoring.precision_recall(scoring.confusion_matrix(np.array(TRUE), np.array(PRED), 3))
+    precision, recall = precision_recall(confusion_matrix(np.array(TRUE), np.array(PRED), 3))
     assert precision[:2].tolist() == pytest.approx([1 / 2, 2 / 3]) and math.isnan(precision[2])
     assert recall.tolist() == pytest.approx([1 / 2, 1.0, 0.0])
 
 
 def test_metrics_refuse_labels_outside_the_classes():
     with pytest.raises(ValueError, match=r"0\.\.2"):
-        scoring.confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
-    assert scoring.cm_accuracy(np.zeros((3, 3), dtype=np.int64)) == 0.0
+        confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
+    assert cm_accuracy(np.zeros((3, 3), dtype=np.int64)) == 0.0
 
 
 @pytest.mark.parametrize("name", ["digits", "mnist"])
@@ -62,9 +61,10 @@ def test_reported_accuracy_is_the_trainers_and_the_matrix_adds_up(name, request,
     status, out, err = run(capsys, *args)
     assert status == 0, err
     summary = json.loads(out.splitlines()[-1])
-    ckpt, backend = load_checkpoint(model), resolve_backend("cpu")
-    x, y = to_device(backend, data.x_test, data.y_test, backend.xp.float32)
-    expected = accuracy(backend, [backend.asarray(p) for p in ckpt.state.params], x, y, ckpt.config.activation)
+    saved, backend = load(model), resolve_backend("cpu")
+    x = images_to_device(backend, data.x_test, backend.xp.float32)
+    y = backend.xp.astype(backend.asarray(data.y_test), backend.xp.int64)
+    expected = accuracy(backend, [backend.asarray(p) for p in saved.params], x, y, saved.activation)
     assert summary["accuracy"] == expected
     assert f"test accuracy {100 * expected:.2f}% " in out
     cm = np.array(summary["confusion_matrix"])
@@ -121,8 +121,8 @@ def test_curves_come_from_the_training_log(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("other", "named"),
     [
-        (["--seed", "2"], "its header has seed 2 where"),
-        (["--hidden", "8"], "its header has hidden 8 where"),
+        (["--seed", "2"], "its header has random_state 2 where"),
+        (["--hidden", "8"], "its header has hidden_layer_sizes 8 where"),
         (["--val-split", "100"], "its header has n_train 1338 where"),
         (["--lr", "0.002"], "its epoch 1 has loss"),  # a header cannot tell: a resume may change the rate
     ],

@@ -10,7 +10,7 @@ import pytest
 from folder_sets import write_digits_idx
 from helpers import run_cli
 from xpnet import evaluate, train
-from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.model import load
 
 pytest.importorskip("sklearn", reason="the data set is made from scikit-learn's digits")
 
@@ -36,7 +36,7 @@ def trained(tmp_path, monkeypatch, capsys):
 
 def test_the_checkpoint_records_the_folder_made_absolute(trained):
     folder, model = trained
-    assert load_checkpoint(model).data_dir == str(folder.absolute())
+    assert load(model).data_dir == str(folder.absolute())
 
 
 def test_evaluate_reads_the_folder_the_model_was_trained_from_and_says_so(trained, capsys):
@@ -74,4 +74,4 @@ def test_resume_reads_it_too(trained, capsys):
     status, _, err = run_cli(capsys, train.main, "xpnet.train", argv)
     assert status == 0, err
     assert err.startswith(f"mnist: reading {folder}, where {model} was trained")
-    assert load_checkpoint(model).state.epoch == 2
+    assert load(model).state.epoch == 2

@@ -80,7 +80,7 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, u
 # A few cases, not the full product: each compiles twice (two batch shapes) and compiling takes most of the time.
 # The last two tune every hyperparameter (TUNED: an L2 penalty, Nesterov's momentum, other betas).
 CASES = [("adam", "relu", "float32", False), ("adam", "tanh", "float64", False),
-         ("momentum", "sigmoid", "float32", False), ("sgd", "relu", "float64", False),
+         ("momentum", "logistic", "float32", False), ("sgd", "relu", "float64", False),
          ("adam", "relu", "float64", True), ("momentum", "tanh", "float32", True)]  # fmt: skip
 FAST_MODULES = {"jax": "xpnet.backend.fast.jax_jit", "torch": "xpnet.backend.fast.torch_fused"}
 
@@ -220,7 +220,7 @@ def test_a_short_run_never_imports_numba():
     code = (
         "import sys; from xpnet.backend import make_backend; from xpnet.data import load_dataset; "
         "from xpnet.training.config import TrainConfig; from xpnet.training.loop import train; "
-        "train(make_backend('numpy', 'cpu'), load_dataset('digits'), TrainConfig(epochs=2)); "
+        "train(make_backend('numpy', 'cpu'), load_dataset('digits'), TrainConfig(max_iter=2)); "
         "print('numba' in sys.modules)"
     )
     done = run_python("-c", code, env={kernels.DISABLE: ""})

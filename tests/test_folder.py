@@ -18,7 +18,7 @@ from xpnet import evaluate, predict, train
 from xpnet.cli.progress import ProgressBar
 from xpnet.data import cache, folder, images, load_dataset
 from xpnet.files import WriteError
-from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.model import load
 
 pytest.importorskip("PIL")
 
@@ -46,9 +46,9 @@ def test_folder_trains_and_predict_prints_folder_names(digits_dir, tmp_path, cap
     assert "folder: 400 train / 100 test images, 10 classes; model 784-256-128-10" in out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["test_accuracy"] > 0.6 and summary["epochs_run"] == 4 and summary["best_epoch"] is None
-    ckpt = load_checkpoint(model)
-    assert ckpt.classes == tuple(f"digit-{k}" for k in range(10))
-    assert ckpt.layout == images.folder_layout(28) and ckpt.meta["layout"]["side"] == 28
+    ckpt = load(model)
+    assert ckpt.names == tuple(f"digit-{k}" for k in range(10))
+    assert ckpt.layout == images.folder_layout(28) and ckpt.layout.side == 28
     sevens = sorted((digits_dir / "test" / "digit-7").iterdir())[:3]
     code, out, err = run(predict.main, ["--model", str(model), "--device", "cpu", *map(str, sevens)], capsys)
     assert code == 0, err

@@ -24,7 +24,7 @@ from helpers import rewrite, run_cli, set_meta
 from xpnet.data.idx import IdxError, read_idx
 from xpnet.data.pictures import PictureError, read_picture
 from xpnet.errors import CheckpointError
-from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.model import load
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 MEMORY_LIMIT = 1 << 30  # address space for the subprocesses below: far less than any bomb inflates to
@@ -55,9 +55,12 @@ BAD_META = {
     "history too long": ({"history": [{}] * 5}, "history"),
     "history entry not an object": ({"history": [1, 2]}, "history"),
     "history loss a string": ({"history": [{"epoch": 1, "loss": "x"}]}, "history"),
-    "config lr 10**400": ({"config_lr": 10**400}, "invalid config"),
-    "config seed -1": ({"config_seed": -1}, "invalid config"),
-    "config epochs true": ({"config_epochs": True}, "invalid config"),
+    "config learning_rate_init 10**400": (
+        {"config_learning_rate_init": 10**400},
+        r"damaged .*\(learning_rate_init: must be a positive number, got 1000",
+    ),
+    "config random_state -1": ({"config_random_state": -1}, r"damaged .*\(random_state: must be an integer"),
+    "config max_iter true": ({"config_max_iter": True}, r"damaged .*\(max_iter: must be a positive integer"),
     "n_best a float": ({"n_best": 6.0}, "n_best"),
     "n_best not the weight count": ({"n_best": 3}, "n_best"),
     "restored without best weights": ({"restored": True}, "restored"),
@@ -90,7 +93,7 @@ def test_counters_out_of_range_or_contradictory_are_one_line(saved, changes, exp
     path, _ = saved
     rewrite(path, lambda a: edit_meta(a, changes))
     with pytest.raises(CheckpointError, match=expected) as info:
-        load_checkpoint(path)
+        load(path)
     assert "\n" not in str(info.value) and len(str(info.value)) < 400
 
 
@@ -120,14 +123,14 @@ def test_random_generator_states_are_checked_before_numpy_sees_them(saved, edit)
 
     rewrite(path, change)
     with pytest.raises(CheckpointError, match="random-generator state"):
-        load_checkpoint(path)
+        load(path)
 
 
 def test_nan_weights_are_refused_with_exit_1(saved):
     path, _ = saved
     rewrite(path, lambda a: a["param_000"].__setitem__((0, 0), np.nan))
     with pytest.raises(CheckpointError, match="NaN or infinite") as info:
-        load_checkpoint(path)
+        load(path)
     assert info.value.exit_status == 1
 
 
@@ -163,24 +166,24 @@ def test_a_member_without_npy_magic_is_refused(saved):
     path, _ = saved
     replace_member(path, "param_000.npy", b"raw bytes, no header at all" * 10)
     with pytest.raises(CheckpointError, match=r"param_000.*not a NumPy \.npy array"):
-        load_checkpoint(path)
+        load(path)
 
 
 def test_a_member_that_is_not_npy_by_name_is_refused(saved):
     path, _ = saved
     replace_member(path, "notes.txt", b"hello")
     with pytest.raises(CheckpointError, match=r"notes\.txt.*not a \.npy array"):
-        load_checkpoint(path)
+        load(path)
 
 
 def load_limited(path: Path):
     """Load the checkpoint in a memory-limited subprocess that prints the one-line refusal."""
     return run_limited(
         f"""
-        from xpnet.training.checkpoint import load_checkpoint
+        from xpnet.training.model import load
         from xpnet.errors import CheckpointError
         try:
-            load_checkpoint({str(path)!r})
+            load({str(path)!r})
         except CheckpointError as e:
             print(e)
         """
@@ -231,7 +234,7 @@ def test_seeded_fuzz_of_metadata_and_member_headers_raises_only_checkpoint_error
             body = npy_header(shape, dtype) + bytes(rng.randrange(0, 400))
             replace_member(path, f"{name}.npy", body)
         try:
-            load_checkpoint(path)
+            load(path)
         except CheckpointError as e:
             assert "\n" not in str(e), str(e)
             refused += 1

@@ -31,7 +31,7 @@ from xpnet.data.datasets import IDX_FILES
 from xpnet.data.idx import write_idx
 from xpnet.errors import CheckpointError, XpnetError
 from xpnet.files import check_writable
-from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.model import load
 
 NOBODY = 65534
 QUICK = [*DIGITS, "--hidden", "8", "--quiet"]
@@ -55,7 +55,7 @@ def test_a_hard_link_to_the_resumed_checkpoint_is_refused_as_the_log(tmp_path, c
     hard = str(tmp_path / "r_hard.npz")
     status, _, err = run_train(capsys, *QUICK, "--epochs", "2", "--resume", str(ckpt), "--log", hard)
     one_line_error(status, err, "is also the --log file")
-    assert ckpt.read_bytes() == before and load_checkpoint(ckpt).state.epoch == 1
+    assert ckpt.read_bytes() == before and load(ckpt).state.epoch == 1
 
 
 def test_a_log_with_a_second_name_is_refused_before_any_work(tmp_path, capsys):
@@ -264,8 +264,8 @@ def test_a_class_folder_that_cannot_be_read_is_one_line(open_tmp):
     "flag, value, words",
     [
         ("--workers", "99999999999", "CPU cores"),
-        ("--hidden", "111111111111111111111111111111", "at most 1,000,000"),
-        ("--batch-size", "99999999999999999999", "below 2**63"),
+        ("--hidden", "111111111111111111111111111111", "from 1 to 1,000,000 units"),
+        ("--batch-size", "99999999999999999999", "2**63"),  # the limit the number broke
     ],
 )
 def test_numbers_past_any_use_are_refused_by_the_flag_parser(capsys, flag, value, words):
@@ -282,7 +282,7 @@ def test_metadata_nested_100000_deep_is_one_line(saved):
 
     rewrite(path, nest)
     with pytest.raises(CheckpointError, match="nests too deep"):
-        load_checkpoint(path)
+        load(path)
 
 
 # --- 6. permissions, as a user who is not root --------------------------------------------------------

@@ -7,6 +7,7 @@ import errno
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,13 @@ import pytest
 import xpnet.train
 from helpers import DIGITS, Hooks, start_training, tiny_data, train_json
 from xpnet.backend import is_out_of_memory, resolve_backend
+from xpnet.cli.common import StopOnSignal
 from xpnet.data import load_dataset
 from xpnet.errors import TrainingDiverged
 from xpnet.nn import layer_sizes
-from xpnet.training import session
-from xpnet.training.checkpoint import load_checkpoint
 from xpnet.training.config import TrainConfig
-from xpnet.training.loop import initial_state, train
-from xpnet.training.session import StopOnSignal
+from xpnet.training.loop import train
+from xpnet.training.model import initial_state, load
 
 NUMPY = resolve_backend("cpu", "numpy")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -54,12 +54,12 @@ def test_signal_saves_a_checkpoint_and_exits_130(tmp_path, signum):
     assert proc.returncode == 130, err
     assert f"checkpoint saved to {path}: continue with --resume {path}" in out
     assert "stopping after the current step" in err and "Traceback" not in err
-    ckpt = load_checkpoint(path)
-    assert ckpt.state.epoch >= 1 and ckpt.config.epochs == 100000
+    ckpt = load(path)
+    assert ckpt.state.epoch >= 1 and ckpt.config.max_iter == 100000
     # The interrupted run resumes exactly: two more epochs end where a straight run of as many ends.
     total = ckpt.state.epoch + 2
     data = load_dataset("digits")
-    config = ckpt.config.__class__(**{**vars(ckpt.config), "epochs": total})
+    config = replace(ckpt.config, max_iter=total)
     resumed = train(NUMPY, data, config, state=ckpt.state)
     straight = train(NUMPY, data, config)
     for p, q in zip(resumed.params, straight.params):
@@ -91,13 +91,13 @@ def test_second_ctrl_c_during_training_exits_130_without_traceback(tmp_path, cap
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(session, "train", interrupted)
+    monkeypatch.setattr(xpnet.train, "train", interrupted)  # the loop train_saving runs
     status, _, out = train_json(capsys, *DIGITS, "--epochs", "2", "--save", str(tmp_path / "x.npz"))
     assert status == 130 and "interrupted" in out and "Traceback" not in out
 
 
 def test_a_disk_that_fills_up_mid_run_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
-    path, real_save = tmp_path / "run.npz", session.save_checkpoint
+    path, real_save = tmp_path / "run.npz", xpnet.train.save
     calls = []
 
     def save_until_the_disk_is_full(*args, **kwargs):
@@ -106,12 +106,12 @@ def test_a_disk_that_fills_up_mid_run_is_one_line_and_keeps_the_last_checkpoint(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(session, "save_checkpoint", save_until_the_disk_is_full)
+    monkeypatch.setattr(xpnet.train, "save", save_until_the_disk_is_full)  # what the Saver writes with
     status, _, out = train_json(capsys, *DIGITS, "--epochs", "3", "--save", str(path))
     assert status == 1 and "Traceback" not in out
     error = out.strip().splitlines()[-1]
     assert error.startswith("xpnet.train: error: cannot write the checkpoint") and str(path) in error
-    assert load_checkpoint(path).state.epoch == 1
+    assert load(path).state.epoch == 1
 
 
 # --- divergence -----------------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def test_huge_learning_rate_stops_with_exit_1_and_keeps_the_last_good_checkpoint
     error = out.strip().splitlines()[-1]
     assert error.startswith("xpnet.train: error: training diverged at epoch 3, step ")
     assert "try a lower --lr than 1e+06" in error and f"{path} is left as it was" in error
-    assert path.read_bytes() == before and load_checkpoint(path).state.epoch == 2
+    assert path.read_bytes() == before and load(path).state.epoch == 2
 
 
 def test_fresh_run_with_huge_learning_rate_diverges_in_the_first_epoch(tmp_path, capsys):
@@ -138,17 +138,19 @@ def test_fresh_run_with_huge_learning_rate_diverges_in_the_first_epoch(tmp_path,
 
 def test_divergence_names_the_first_bad_step_and_skips_on_epoch_end():
     data = tiny_data()
-    config = TrainConfig(hidden=(8,), epochs=3, batch_size=25, dtype="float64")
-    state = initial_state(NUMPY, layer_sizes(data.n_features, config.hidden, data.n_classes), config)
+    config = TrainConfig(hidden_layer_sizes=(8,), max_iter=3, batch_size=25, dtype="float64")
+    state = initial_state(NUMPY, layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes), config)
     saved = []
     hooks = Hooks(on_epoch_end=saved.append, should_pause=lambda: len(saved) == 1)
     good = train(NUMPY, data, config, state=state, callbacks=[hooks])
     assert good.stopped and len(saved) == 1
     # Poison one weight as if update 7 had produced it: epoch 2's second step (7) is the first NaN loss.
-    poisoned = good.state
+    poisoned = good
     poisoned.params = [p.copy() for p in poisoned.params]
     poisoned.params[0][0, 0] = np.nan
-    with pytest.raises(TrainingDiverged, match=r"^training diverged at epoch 2, step 6 \(loss nan\): try a lower"):
+    # The library names its parameter; the command line names its flag (--lr) instead.
+    message = r"^training diverged at epoch 2, step 6 \(loss nan\): try a lower learning_rate_init than 0\.001$"
+    with pytest.raises(TrainingDiverged, match=message):
         train(NUMPY, data, config, state=poisoned, callbacks=[Hooks(on_epoch_end=saved.append)])
     assert len(saved) == 1
 
@@ -161,7 +163,7 @@ def test_weights_that_break_on_the_last_step_are_caught():
     # (the command line's train_saving silences NumPy's warnings before its one-line message); any other
     # warning, a real overflow in the math (a finite rate like 1e38 overflows only the next forward pass,
     # a loss that sees it), would escape pytest.warns and show.
-    config = TrainConfig(hidden=(8,), epochs=2, batch_size=0, optimizer="sgd", lr=1e300)
+    config = TrainConfig(hidden_layer_sizes=(8,), max_iter=2, batch_size=0, solver="sgd", learning_rate_init=1e300)
     with (
         pytest.warns(RuntimeWarning, match="overflow encountered in cast"),
         pytest.raises(TrainingDiverged, match="epoch 1, by step 1 \\(weights became NaN/Inf\\)"),
@@ -190,7 +192,7 @@ def test_out_of_memory_is_one_line_with_exit_1(tmp_path, capsys, monkeypatch):
     def oom(*args, **kwargs):
         raise FakeCupyOOM("Out of memory allocating 402,653,184 bytes")
 
-    monkeypatch.setattr(session, "train", oom)
+    monkeypatch.setattr(xpnet.train, "train", oom)
     status, _, out = train_json(capsys, *DIGITS, "--epochs", "2", "--batch-size", "512")
     assert status == 1
     assert out.strip().splitlines()[-1] == (

@@ -12,7 +12,7 @@ import pytest
 from helpers import DIGITS, run_cli
 from xpnet import evaluate, train
 from xpnet.cli import plots
-from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.model import load
 
 pytest.importorskip("sklearn", reason="the digits data set comes with scikit-learn")
 
@@ -27,7 +27,7 @@ def stopped(tmp_path_factory):
     out = io.StringIO()  # a module fixture has no capsys
     with contextlib.redirect_stdout(out):
         assert train.main([*STOPPING, "--quiet", "--save", str(model)]) == 0
-    ckpt = load_checkpoint(model)
+    ckpt = load(model)
     assert ckpt.state.restored and ckpt.kept_epoch < ckpt.state.epoch  # else this test could not tell
     return model, out.getvalue(), ckpt.kept_epoch, ckpt.state.epoch
 
@@ -87,4 +87,4 @@ def test_a_resumed_run_says_its_seconds_add_both_runs(tmp_path, capsys):
     assert found, out
     total, before, now = map(float, found.groups())
     assert before == first and abs(total - before - now) <= 0.011
-    assert abs(total - sum(s.seconds for s in load_checkpoint(model).state.history)) <= 0.005
+    assert abs(total - sum(s.seconds for s in load(model).state.history)) <= 0.005

@@ -138,7 +138,7 @@ def test_the_math_does_its_math_through_xp_only():
 PROBE = """
 import json, sys
 import xpnet.train, xpnet.check, xpnet.training.loop, xpnet.verify, xpnet.predict, xpnet.evaluate
-import xpnet.library.model, xpnet.library.export
+import xpnet.training.model, xpnet.library.export
 from xpnet.backend import resolve_backend
 assert resolve_backend("cpu").name == "numpy"
 assert xpnet.train.main(["--device", "cpu", "--dataset", "digits", "--epochs", "1", "--hidden", "8"]) == 0
@@ -157,7 +157,7 @@ def test_cpu_training_never_imports_device_libraries():
 # Where xpnet may print other than through `errors.say` (which escapes each line): the check table of
 # backend names, the estimator's scikit-learn-worded verbose lines, the signal handler (no allocation-heavy
 # call there) and the xpnet command's usage and version.
-PRINTS_ALLOWED = {"errors.py", "check.py", "__main__.py", "training/session.py", "library/estimator.py"}
+PRINTS_ALLOWED = {"errors.py", "check.py", "__main__.py", "cli/common.py", "library/estimator.py"}
 
 
 def test_tools_print_through_say():

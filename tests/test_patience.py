@@ -13,14 +13,22 @@ from helpers import Hooks, run_train
 from xpnet.backend import resolve_backend
 from xpnet.data import hold_out, load_dataset
 from xpnet.errors import CheckpointError
+from xpnet.train import check_resumable
 from xpnet.training import runlog
-from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import best_epoch, train
-from xpnet.training.scoring import accuracy, to_device
-from xpnet.training.session import check_resumable
+from xpnet.training.model import Model, accuracy, images_to_device, load, save
 
-CONFIG = TrainConfig(hidden=(32,), lr=0.003, epochs=60, batch_size=64, patience=3, seed=4)
+PATIENCE = 3  # --patience 3: stop after 3 epochs without a better validation accuracy
+CONFIG = TrainConfig(
+    hidden_layer_sizes=(32,),
+    learning_rate_init=0.003,
+    max_iter=60,
+    batch_size=64,
+    early_stopping=True,
+    n_iter_no_change=PATIENCE - 1,  # more than this many epochs without improvement stop the run
+    random_state=4,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +47,24 @@ def stopped(cpu, data):
 
 
 def score(backend, params, x, y, config=CONFIG):
-    xd, yd = to_device(backend, x, y, backend.dtype(config.dtype))
+    xd = images_to_device(backend, x, backend.dtype(config.dtype))
+    yd = backend.xp.astype(backend.asarray(y), backend.xp.int64)
     return accuracy(backend, params, xd, yd, config.activation)
+
+
+def save_run(path, state, config, cpu, data):
+    """What --save writes for a run on ``data`` (300 rows held out for validation)."""
+    return save(Model.of_data(config, state, cpu, data, val_split=300), path)
 
 
 def test_stops_after_patience_epochs_without_improvement_and_keeps_the_best(cpu, data, stopped):
     history = stopped.history
     best = best_epoch(history)
-    assert stopped.stopped_early and len(history) < CONFIG.epochs
-    assert len(history) - best == CONFIG.patience
+    assert stopped.stopped_early and len(history) < CONFIG.max_iter
+    assert len(history) - best == PATIENCE
     assert all(h.val_accuracy <= history[best - 1].val_accuracy for h in history[best:])  # a tie is no gain
     # The weights handed back, scored and saved are the best epoch's, not the last one's.
-    assert stopped.state.restored and stopped.state.epoch == len(history)
+    assert stopped.restored and stopped.epoch == len(history) and stopped.kept.epoch == best
     assert score(cpu, stopped.params, data.x_val, data.y_val) == history[best - 1].val_accuracy
     assert stopped.test_accuracy == score(cpu, stopped.params, data.x_test, data.y_test)
 
@@ -60,15 +74,15 @@ def test_resumed_run_stops_where_the_uninterrupted_one_did(cpu, data, stopped, t
     k = len(stopped.history) - 1  # after the best epoch: the best weights are kept aside
     path = tmp_path / "m.npz"
 
-    def save(state):  # what --save writes after each epoch of a run that is then killed
+    def save_epoch(state):  # what --save writes after each epoch of a run that is then killed
         if state.epoch == k and not state.restored:
-            save_checkpoint(path, state, CONFIG, cpu, data.name, len(data.y_train), 300)
+            save_run(path, state, CONFIG, cpu, data)
 
-    train(cpu, data, CONFIG, callbacks=[Hooks(on_epoch_end=save)])
-    ckpt = load_checkpoint(path)
+    train(cpu, data, CONFIG, callbacks=[Hooks(on_epoch_end=save_epoch)])
+    ckpt = load(path)
     assert not ckpt.state.restored and ckpt.state.best_params is not None
-    assert ckpt.meta["best_epoch"] == best and ckpt.meta["epochs_run"] == k
-    check_resumable(ckpt, CONFIG, data.name, data.n_features, len(data.y_train))
+    assert best_epoch(ckpt.state.history) == best and len(ckpt.state.history) == ckpt.state.epoch == k
+    check_resumable(ckpt, CONFIG, data)
     resumed = train(cpu, data, CONFIG, state=ckpt.state)
     assert resumed.stopped_early and len(resumed.history) == len(stopped.history)
     for a, b in zip(resumed.params, stopped.params):
@@ -79,14 +93,14 @@ def test_resumed_run_stops_where_the_uninterrupted_one_did(cpu, data, stopped, t
 def test_a_run_that_ended_with_best_weights_continues_from_its_last_epoch(cpu, data, stopped, tmp_path):
     """Reaching --epochs puts the best weights back too; resuming with more epochs continues from the last
     epoch's weights (kept in the checkpoint) exactly as one longer run would."""
-    short = replace(CONFIG, epochs=len(stopped.history) - 1)
+    short = replace(CONFIG, max_iter=len(stopped.history) - 1)
     ended = train(cpu, data, short)
-    assert ended.state.restored and not ended.stopped_early
-    path = save_checkpoint(tmp_path / "m.npz", ended.state, short, cpu, data.name, len(data.y_train), 300)
-    ckpt = load_checkpoint(path)
-    assert ckpt.state.restored and ckpt.meta["epochs_run"] == short.epochs
-    assert ckpt.meta["best_epoch"] == best_epoch(stopped.history)
+    assert ended.restored and not ended.stopped_early
+    path = save_run(tmp_path / "m.npz", ended, short, cpu, data)
+    ckpt = load(path)
+    assert ckpt.state.restored and len(ckpt.state.history) == ckpt.state.epoch == short.max_iter
     best = best_epoch(stopped.history)
+    assert best_epoch(ckpt.state.history) == ckpt.kept_epoch == best < short.max_iter
     assert score(cpu, [cpu.asarray(p) for p in ckpt.state.params], data.x_val, data.y_val) == (
         stopped.history[best - 1].val_accuracy
     )
@@ -116,7 +130,7 @@ def test_json_reports_epochs_run_and_best_epoch_and_the_kept_weights_scores(cpu,
     assert summary["val_accuracy"] == epochs[best - 1]["val_accuracy"]
     assert summary["train_accuracy"] == epochs[best - 1]["train_accuracy"]
     assert summary["last_val_accuracy"] == epochs[-1]["val_accuracy"]
-    saved = [cpu.asarray(p) for p in load_checkpoint(model).state.params]
+    saved = [cpu.asarray(p) for p in load(model).state.params]
     assert score(cpu, saved, data.x_val, data.y_val) == summary["val_accuracy"]
     assert score(cpu, saved, data.x_test, data.y_test) == summary["test_accuracy"]
 
@@ -125,47 +139,59 @@ def test_patience_without_a_validation_split_is_refused(capsys):
     code, out, err = run(["--dataset", "digits", "--patience", "2"], capsys)
     assert code == 2 and out == ""
     assert err == (
-        "xpnet.train: error: --patience 2 needs a validation set to watch: add --val-split N "
+        "xpnet.train: error: --patience needs a validation set to watch: add --val-split N "
         "(e.g. --val-split 150), or leave --patience out\n"
     )
 
 
+# Version 1 of the format named the settings as the command line's flags.
+V1_NAMES = {"hidden_layer_sizes": "hidden", "learning_rate_init": "lr", "lr_decay": "gamma", "max_iter": "epochs",
+            "random_state": "seed", "nesterovs_momentum": "nesterov"}  # fmt: skip
+NEW_ONLY = ("solver", "early_stopping", "n_iter_no_change", "tol")  # the library's; --patience was version 1's
+
+
 def test_checkpoint_from_before_classes_layouts_and_patience_loads(cpu, tmp_path):
     data = load_dataset("digits")
-    config = TrainConfig(hidden=(8,), epochs=1)
-    result = train(cpu, data, config)
-    path = save_checkpoint(tmp_path / "old.npz", result.state, config, cpu, "digits", len(data.y_train))
+    config = TrainConfig(hidden_layer_sizes=(8,), max_iter=1)
+    state = train(cpu, data, config)
+    path = save(Model.of_data(config, state, cpu, data), tmp_path / "old.npz")
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(arrays["meta"].tobytes())
-    for key in ("classes", "layout", "n_best", "best_epoch", "epochs_run", "restored", "workers"):
+    for key in ("classes", "labels", "layout", "n_best", "restored", "workers"):
         meta.pop(key, None)
-    meta["config"].pop("patience")
+    # A version-1 file from before --patience: its config in the flags' names, no patience key.
+    meta["format_version"] = 1
+    meta["config"] = {V1_NAMES.get(k, k): v for k, v in meta["config"].items() if k not in NEW_ONLY}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     with open(path, "wb") as f:
         np.savez(f, **arrays)
-    ckpt = load_checkpoint(path)
-    assert ckpt.classes == tuple(str(k) for k in range(10)) and ckpt.layout is None
-    assert ckpt.config.patience == 0 and ckpt.state.best_params is None and not ckpt.state.restored
+    ckpt = load(path)
+    assert ckpt.names == tuple(str(k) for k in range(10)) and ckpt.layout is None
+    assert np.array_equal(ckpt.classes, np.arange(10))
+    assert ckpt.config == replace(config, learning_rate_init=config.learning_rate)
+    assert not ckpt.config.early_stopping and ckpt.config.n_iter_no_change is None
+    assert ckpt.state.best_params is None and not ckpt.state.restored
 
 
 def test_a_run_that_stopped_early_is_not_trained_on_by_a_resume_with_the_same_patience(cpu, data, stopped, tmp_path):
     """One longer run would have stopped where this one did: resuming it with more --epochs must not go on."""
-    path = save_checkpoint(tmp_path / "s.npz", stopped.state, CONFIG, cpu, data.name, len(data.y_train), 300)
-    ckpt = load_checkpoint(path)
-    more = replace(CONFIG, epochs=CONFIG.epochs + 10)
-    with pytest.raises(CheckpointError, match=r"already stopped early.*larger --patience"):
-        check_resumable(ckpt, more, data.name, data.n_features, len(data.y_train), data.classes)
-    check_resumable(ckpt, replace(more, patience=CONFIG.patience + 5), data.name, data.n_features, len(data.y_train))
+    path = save_run(tmp_path / "s.npz", stopped, CONFIG, cpu, data)
+    ckpt = load(path)
+    more = replace(CONFIG, max_iter=CONFIG.max_iter + 10)
+    with pytest.raises(CheckpointError, match=rf"already stopped early.* for {PATIENCE} epochs.*larger --patience"):
+        check_resumable(ckpt, more, data)
+    check_resumable(ckpt, replace(more, n_iter_no_change=CONFIG.n_iter_no_change + 5), data)
 
 
 def test_resuming_on_data_with_other_classes_is_refused(cpu, data, stopped, tmp_path):
-    path = save_checkpoint(tmp_path / "s.npz", stopped.state, CONFIG, cpu, data.name, len(data.y_train), 300)
-    ckpt, wider = load_checkpoint(path), replace(CONFIG, patience=CONFIG.patience + 5)
+    path = save_run(tmp_path / "s.npz", stopped, CONFIG, cpu, data)
+    ckpt, wider = load(path), replace(CONFIG, n_iter_no_change=CONFIG.n_iter_no_change + 5)
+    check_resumable(ckpt, wider, data)  # the same classes: only their names or number refuse it below
     renamed = ("zero", *data.classes[1:])
     for classes in (data.classes[:9], renamed):
         with pytest.raises(CheckpointError, match="trained on 10 classes"):
-            check_resumable(ckpt, wider, data.name, data.n_features, len(data.y_train), classes)
+            check_resumable(ckpt, wider, replace(data, classes=classes))
 
 
 def test_patience_on_a_checkpoint_trained_without_it_says_so_first(tmp_path, capsys):

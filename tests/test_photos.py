@@ -13,8 +13,7 @@ import pytest
 
 from xpnet.backend import resolve_backend
 from xpnet.data import images, paper
-from xpnet.library.model import Model
-from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.model import load
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_photos.py"
 _spec = importlib.util.spec_from_file_location("make_photos", SCRIPT)
@@ -54,7 +53,7 @@ def test_every_stroke_is_kept(seen, case):
 
 def test_a_model_reads_each_photo_as_its_plain_photo(seen, mnist):
     _, model = mnist
-    net = Model.from_checkpoint(load_checkpoint(model), resolve_backend("cpu", "numpy"))
+    net = load(model, resolve_backend("cpu", "numpy"))
 
     def read(case: str) -> list[int]:
         rows = np.stack([seen[case][d].ravel() for d in DIGITS])

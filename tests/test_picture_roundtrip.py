@@ -22,8 +22,7 @@ from xpnet.data import images, load_dataset
 from xpnet.data.datasets import Dataset
 from xpnet.data.idx import read_idx
 from xpnet.data.load import load_idx_dataset
-from xpnet.library.model import Model
-from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.model import load
 
 Image = pytest.importorskip("PIL.Image", reason="predict reads PNG files with Pillow")
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
@@ -97,8 +96,7 @@ def test_jpeg_ringing_around_a_clean_drawing_does_not_shrink_it():
 def test_test_images_saved_as_pictures_keep_the_models_classes(name, request, tmp_path, capsys):
     data, model = request.getfixturevalue(name)
     rows, labels = data.x_test[:N], data.y_test[:N]
-    ckpt = load_checkpoint(model)
-    on_arrays = Model.from_checkpoint(ckpt, resolve_backend("cpu")).classify(rows)[0]
+    on_arrays = load(model, resolve_backend("cpu")).classify(rows)[0]
     variants = pictures(rows, data.image_shape[0])
     files = []
     for v, made in enumerate(variants.values()):

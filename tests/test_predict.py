@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,8 +16,7 @@ import pytest
 from xpnet import predict
 from xpnet.backend import resolve_backend
 from xpnet.data.datasets import CLASS_NAMES
-from xpnet.library.model import Model
-from xpnet.training.checkpoint import load_checkpoint
+from xpnet.training.model import load
 
 Image = pytest.importorskip("PIL.Image", reason="predict reads PNG files with Pillow")
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
@@ -32,8 +32,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def model_classes(model: Path, rows: np.ndarray) -> np.ndarray:
-    ckpt = load_checkpoint(model)
-    return Model.from_checkpoint(ckpt, resolve_backend("cpu")).classify(rows)[0]
+    return load(model, resolve_backend("cpu")).classify(rows)[0]
 
 
 def write_pngs(folder: Path, pictures: np.ndarray, prefix: str) -> list[str]:
@@ -120,11 +119,13 @@ def test_npy_arrays_need_no_pillow_and_pngs_name_the_extra(mnist, tmp_path, caps
 
 def test_fashion_models_print_class_names(mnist, tmp_path, capsys):
     data, _ = mnist
-    model = save_model(data, tmp_path / "fashion.npz", dataset="fashion-mnist", epochs=1)
+    names = CLASS_NAMES["fashion-mnist"]
+    # The MNIST-like images under Fashion-MNIST's name and class names: a model records its data's names.
+    fashion = dataclasses.replace(data, name="fashion-mnist", classes=tuple(names))
+    model = save_model(fashion, tmp_path / "fashion.npz", epochs=1)
     png = write_pngs(tmp_path, data.x_test[:3].reshape(3, 28, 28), "item")
     status, out, err = run(capsys, "--model", str(model), "--device", "cpu", "--top", "2", *png)
     assert status == 0, err
-    names = CLASS_NAMES["fashion-mnist"]
     for line, path in zip(out.splitlines(), png):
         # A class with a name of its own prints by its name alone: "9 Ankle boot" would read as two answers.
         m = re.fullmatch(rf"{re.escape(path)}: (.+) \(\d+\.\d%\); then (.+) \(\d+\.\d%\)", line)

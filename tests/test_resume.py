@@ -10,9 +10,9 @@ import pytest
 
 from helpers import StopAfter, tiny_data, train_json
 from xpnet.backend import resolve_backend
-from xpnet.training.checkpoint import load_checkpoint, save_checkpoint
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
+from xpnet.training.model import Model, load, save
 
 NUMPY = resolve_backend("cpu", "numpy")
 
@@ -27,25 +27,34 @@ def assert_same_run(a, b) -> None:
 
 # NumPy's in-place fast step is bitwise the reference step, so a checkpoint from one resumes on the other.
 STEPS = {"fast": (True, True), "reference": (False, False), "fast-then-reference": (True, False)}
+# The three update rules: plain gradient descent, heavy-ball momentum, adam.
+SOLVERS = {"sgd": {"solver": "sgd"}, "momentum": {"solver": "sgd", "momentum": 0.9}, "adam": {"solver": "adam"}}
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def save_run(path, state, config, data):
+    """Save the state of a run on ``data`` under ``config`` as the command line would."""
+    return save(Model.of_data(config, state, NUMPY, data), path)
+
+
+@pytest.mark.parametrize("solver", SOLVERS.values(), ids=SOLVERS.keys())
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("fast", STEPS.values(), ids=STEPS.keys())
-def test_four_then_resume_to_eight_equals_eight_straight(tmp_path, optimizer, dtype, fast):
+def test_four_then_resume_to_eight_equals_eight_straight(tmp_path, solver, dtype, fast):
     data = tiny_data()
-    # gamma < 1: every epoch has its own learning rate, which the resumed run must pick up from the epoch.
-    config = TrainConfig(hidden=(16, 8), optimizer=optimizer, gamma=0.7, epochs=8, batch_size=25, dtype=dtype, seed=5)
+    # lr_decay < 1: every epoch has its own learning rate, which the resumed run must pick up from the epoch.
+    config = TrainConfig(
+        hidden_layer_sizes=(16, 8), lr_decay=0.7, max_iter=8, batch_size=25, dtype=dtype, random_state=5, **solver
+    )
     straight = train(NUMPY, data, config, fast=fast[0])
-    first = train(NUMPY, data, replace(config, epochs=4), fast=fast[0])
-    path = save_checkpoint(tmp_path / "c.npz", first.state, replace(config, epochs=4), NUMPY, data.name, 120)
-    resumed = train(NUMPY, data, config, fast=fast[1], state=load_checkpoint(path).state)
+    first = train(NUMPY, data, replace(config, max_iter=4), fast=fast[0])
+    path = save_run(tmp_path / "c.npz", first, replace(config, max_iter=4), data)
+    resumed = train(NUMPY, data, config, fast=fast[1], state=load(path).state)
     assert [s.epoch for s in resumed.history] == list(range(1, 9))
     assert_same_run(resumed, straight)
-    assert resumed.state.step == straight.state.step == 8 * 5
+    assert resumed.step == straight.step == 8 * 5
     # Not equal by accident: a resume that forgot the RNG state (fresh shuffles) would differ.
-    fresh = load_checkpoint(path).state
-    fresh.rng = np.random.default_rng(config.seed)
+    fresh = load(path).state
+    fresh.rng = np.random.default_rng(config.random_state)
     with pytest.raises(AssertionError):
         assert_same_run(train(NUMPY, data, config, state=fresh), straight)
 
@@ -53,13 +62,13 @@ def test_four_then_resume_to_eight_equals_eight_straight(tmp_path, optimizer, dt
 @pytest.mark.parametrize("steps", [1, 7, 10, 13, 24])  # 5 steps per epoch: mid-epoch and on epoch boundaries
 def test_stop_mid_epoch_then_resume_is_exact(tmp_path, steps):
     data = tiny_data()
-    config = TrainConfig(hidden=(16,), gamma=0.8, epochs=5, batch_size=25, seed=2)
+    config = TrainConfig(hidden_layer_sizes=(16,), lr_decay=0.8, max_iter=5, batch_size=25, random_state=2)
     straight = train(NUMPY, data, config)
     stopped = train(NUMPY, data, config, callbacks=[StopAfter(steps)])
-    assert stopped.stopped and stopped.state.step == steps
-    assert stopped.state.epoch == len(stopped.history) == len([e for e in range(1, 6) if 5 * e <= steps])
-    path = save_checkpoint(tmp_path / "c.npz", stopped.state, config, NUMPY, data.name, 120)
-    ckpt = load_checkpoint(path)
+    assert stopped.stopped and stopped.step == steps
+    assert stopped.epoch == len(stopped.history) == len([e for e in range(1, 6) if 5 * e <= steps])
+    path = save_run(tmp_path / "c.npz", stopped, config, data)
+    ckpt = load(path)
     assert ckpt.state.offset == min(25 * (steps % 5), 120)
     resumed = train(NUMPY, data, config, state=ckpt.state)
     assert not resumed.stopped
@@ -68,11 +77,11 @@ def test_stop_mid_epoch_then_resume_is_exact(tmp_path, steps):
 
 def test_resume_with_a_new_learning_rate_and_batch_size_runs(tmp_path):
     data = tiny_data()
-    config = TrainConfig(hidden=(16,), epochs=2, batch_size=25, seed=2)
+    config = TrainConfig(hidden_layer_sizes=(16,), max_iter=2, batch_size=25, random_state=2)
     first = train(NUMPY, data, config, callbacks=[StopAfter(3)])
-    path = save_checkpoint(tmp_path / "c.npz", first.state, config, NUMPY, data.name, 120)
-    more = train(NUMPY, data, replace(config, lr=1e-4, batch_size=40), state=load_checkpoint(path).state)
-    assert [s.epoch for s in more.history] == [1, 2] and more.state.step == 3 + 2 + 3  # 45 rows left (40 + 5), then 120
+    path = save_run(tmp_path / "c.npz", first, config, data)
+    more = train(NUMPY, data, replace(config, learning_rate_init=1e-4, batch_size=40), state=load(path).state)
+    assert [s.epoch for s in more.history] == [1, 2] and more.step == 3 + 2 + 3  # 45 rows left (40 + 5), then 120
 
 
 # --- through the command line -------------------------------------------------------------------------
@@ -91,7 +100,7 @@ def test_cli_resume_to_eight_matches_eight_straight(tmp_path, capsys):
     assert status == 0
     for key in ("epochs", "final_loss", "train_accuracy", "test_accuracy", "config", "dataset"):
         assert resumed[key] == straight[key], key
-    a, b = load_checkpoint(path), load_checkpoint(tmp_path / "straight.npz")
+    a, b = load(path), load(tmp_path / "straight.npz")
     assert a.state.epoch == b.state.epoch == 8
     for p, q in zip(a.state.params + a.state.opt_state, b.state.params + b.state.opt_state):
         assert np.array_equal(p, q)
@@ -103,7 +112,7 @@ def test_cli_resume_refuses_a_different_model(tmp_path, capsys):
     status, _, out = train_json(capsys, "--epochs", "3", "--resume", str(path), "--hidden", "64", "--device", "cpu")
     assert status == 2
     assert out.strip() == (
-        f"xpnet.train: error: {path} cannot be resumed as asked: it holds hidden 32 (you asked for 64); "
+        f"xpnet.train: error: {path} cannot be resumed as asked: it holds --hidden 32 (you asked for 64); "
         "drop those flags to continue it, or start a new run without --resume"
     )
     # Flags that agree with the checkpoint, and --lr, are fine.
@@ -111,7 +120,7 @@ def test_cli_resume_refuses_a_different_model(tmp_path, capsys):
         capsys, "--epochs", "2", "--resume", str(path), "--hidden", "32", "--lr", "0.002", "--json"
     )
     assert status == 0, out
-    assert summary["config"]["lr"] == 0.002 and summary["config"]["hidden"] == [32]
+    assert summary["config"]["learning_rate_init"] == 0.002 and summary["config"]["hidden_layer_sizes"] == [32]
 
 
 def test_flags_left_out_on_resume_keep_the_checkpoint_settings(tmp_path, capsys):
@@ -120,7 +129,8 @@ def test_flags_left_out_on_resume_keep_the_checkpoint_settings(tmp_path, capsys)
     assert train_json(capsys, *argv)[0] == 0
     status, summary, _ = train_json(capsys, "--epochs", "2", "--resume", str(path), "--batch-size", "32", "--json")
     assert status == 0
-    assert (summary["config"]["hidden"], summary["config"]["lr"], summary["config"]["gamma"]) == ([16], 0.003, 0.5)
+    config = summary["config"]
+    assert (config["hidden_layer_sizes"], config["learning_rate_init"], config["lr_decay"]) == ([16], 0.003, 0.5)
     assert summary["config"]["batch_size"] == 32
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import http.client
 import io
 import json
@@ -33,6 +34,7 @@ import pytest
 from helpers import SRC, run_cli, run_train, seven
 from xpnet import predict, serve
 from xpnet.cli import webserver
+from xpnet.training.model import Model
 
 Image = pytest.importorskip("PIL.Image", reason="xpnet serve reads pictures with Pillow")
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,13 +42,13 @@ WAIT = 30.0  # seconds any one answer may take on a loaded two-core machine
 
 
 @pytest.fixture(scope="module")
-def model(mnist) -> serve.ServedModel:
+def model(mnist) -> Model:
     """The MNIST-shaped model of conftest (28x28 pictures, centred by mass), loaded for serving on the CPU."""
     return serve.load_model(str(mnist[1]), "cpu")
 
 
 @contextlib.contextmanager
-def serving(model: serve.ServedModel) -> Iterator[str]:
+def serving(model: Model) -> Iterator[str]:
     """A server for ``model`` on 127.0.0.1 (a free port), its device thread running here; yields its URL."""
     server, device = serve.start(model, Image, "127.0.0.1", 0)
     runner = threading.Thread(target=device.run, daemon=True)
@@ -125,7 +127,7 @@ def test_each_answer_is_the_record_predict_json_prints(model, url, pictures, cap
             capsys,
             predict.main,
             "xpnet.predict",
-            ["--model", str(model.checkpoint.path), "--device", "cpu", "--json", "--top", "3", str(path)],
+            ["--model", str(model.path), "--device", "cpu", "--json", "--top", "3", str(path)],
         )
         expected = json.loads(out)
         assert status == (1 if "error" in expected else 0), err
@@ -171,7 +173,7 @@ def test_a_picture_folder_model_answers_with_its_folder_names(tmp_path, capsys, 
         assert status == 0 and record == json.loads(out) and record["name"].startswith("digit-"), err
 
 
-def describe_names(model: serve.ServedModel) -> list[str]:
+def describe_names(model: Model) -> list[str]:
     return serve.describe(model)["classes"]
 
 
@@ -193,7 +195,7 @@ def test_seen_is_the_image_predict_saves(model, url, pictures, tmp_path, capsys)
         capsys,
         predict.main,
         "xpnet.predict",
-        ["--model", str(model.checkpoint.path), "--device", "cpu", "--save-input", str(tmp_path), str(drawn)],
+        ["--model", str(model.path), "--device", "cpu", "--save-input", str(tmp_path), str(drawn)],
     )
     saved = np.asarray(Image.open(tmp_path / "drawn.seen.png"))
     k = saved.shape[0] // 28
@@ -218,7 +220,7 @@ def test_the_page_and_its_files_come_from_this_server_only(url):
 def test_the_model_is_described(model, url):
     status, _headers, raw = request(url, "GET", "/model")
     about = json.loads(raw)
-    history = model.checkpoint.state.history
+    history = model.state.history
     assert status == 200 and about["dataset"] == "mnist" and about["classes"] == [str(i) for i in range(10)]
     assert about["layers"] == [784, 64, 10] and about["side"] == 28 and about["epoch"] == history[-1].epoch
     assert about["test_accuracy"] == history[-1].test_accuracy and about["backend"] == "numpy on cpu"
@@ -402,12 +404,12 @@ def test_keep_alive_and_a_silent_client(model, monkeypatch):
 def test_forward_passes_run_on_the_device_thread(model):
     threads = []
 
-    class Spy(serve.ServedModel):
+    class Spy(Model):
         def classify(self, rows):
             threads.append(threading.current_thread())
             return super().classify(rows)
 
-    spy = Spy(model.checkpoint, model.network)
+    spy = Spy(**{f.name: getattr(model, f.name) for f in dataclasses.fields(model)})
     server, device = serve.start(spy, Image, "127.0.0.1", 0)
     runner = threading.Thread(target=device.run, daemon=True)
     runner.start()
@@ -454,7 +456,7 @@ def test_an_app_that_fails_is_a_500_and_the_server_goes_on():
 
 
 def test_bad_input_is_one_line_and_status_2(model, tmp_path, capsys):
-    path = str(model.checkpoint.path)
+    path = str(model.path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -480,7 +482,7 @@ def test_open_opens_the_address_it_prints(model, monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(serve.DeviceThread, "run", interrupted)
-    argv = ["--model", str(model.checkpoint.path), "--device", "cpu", "--port", "0", "--open"]
+    argv = ["--model", str(model.path), "--device", "cpu", "--port", "0", "--open"]
     status, out, err = run_cli(capsys, serve.main, "xpnet.serve", argv)
     assert status == 130 and "interrupted" in err
     printed = re.search(r"at (http://127\.0\.0\.1:\d+/)$", out.strip()).group(1)
@@ -560,7 +562,7 @@ def first_line(proc: subprocess.Popen, seconds: float) -> str:
 def start_serve(model, cwd: Path | None = None, **env: str) -> subprocess.Popen:
     """``python -m xpnet.serve`` on ``model``'s checkpoint, on a free port, in a fresh process (``env`` added)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), **env}
-    argv = [sys.executable, "-m", "xpnet.serve", "--model", str(model.checkpoint.path), "--device", "cpu",
+    argv = [sys.executable, "-m", "xpnet.serve", "--model", str(model.path), "--device", "cpu",
             "--port", "0"]  # fmt: skip
     return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -20,6 +20,7 @@ import pytest
 
 from test_serve import Image, drawn_seven, png, serving
 from xpnet import serve
+from xpnet.training.model import Model
 
 pytestmark = pytest.mark.slow  # starting Chromium takes seconds
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -39,7 +40,7 @@ WAIT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def model(mnist) -> serve.ServedModel:
+def model(mnist) -> Model:
     return serve.load_model(str(mnist[1]), "cpu")
 
 
@@ -95,7 +96,7 @@ def answered(page, state: str = "answered") -> None:
     page.wait_for_function(f"() => document.body.dataset.state === '{state}'", timeout=WAIT_MS)
 
 
-def canvas_record(page, model: serve.ServedModel) -> dict:
+def canvas_record(page, model: Model) -> dict:
     """The record the server gives the canvas as it is now, by `serve.picture_record`."""
     url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
     data = base64.b64decode(url.split(",", 1)[1])

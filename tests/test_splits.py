@@ -75,10 +75,10 @@ def test_hold_out_rejects_impossible_sizes(n_val):
 
 def test_trainer_scores_validation_each_epoch_and_test_once():
     backend = resolve_backend("cpu", "numpy")
-    config = TrainConfig(hidden=(16,), epochs=3, batch_size=16, dtype="float64", seed=2)
-    result = train(backend, hold_out(tiny_dataset(), 30), config)
-    assert all(e.test_accuracy is None and 0 <= e.val_accuracy <= 1 for e in result.history)
-    assert result.test_accuracy is not None and 0 <= result.test_accuracy <= 1
+    config = TrainConfig(hidden_layer_sizes=(16,), max_iter=3, batch_size=16, dtype="float64", random_state=2)
+    state = train(backend, hold_out(tiny_dataset(), 30), config)
+    assert all(e.test_accuracy is None and 0 <= e.val_accuracy <= 1 for e in state.history)
+    assert state.test_accuracy is not None and 0 <= state.test_accuracy <= 1
 
     plain = train(backend, tiny_dataset(), config)
     assert all(e.val_accuracy is None and e.test_accuracy is not None for e in plain.history)

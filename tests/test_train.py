@@ -10,20 +10,22 @@ from helpers import run_module, run_train
 from xpnet.backend import resolve_backend
 from xpnet.cli import common as cli
 from xpnet.data import load_dataset
-from xpnet.training.config import TrainConfig, default_gamma
+from xpnet.training.config import TrainConfig, default_decay
 from xpnet.training.loop import train
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def test_defaults_reach_95_percent_on_digits():
-    result = train(resolve_backend("cpu"), load_dataset("digits"), TrainConfig())
-    assert result.history[-1].test_accuracy >= 0.95
-    assert [e.epoch for e in result.history] == list(range(1, 11))
+    state = train(resolve_backend("cpu"), load_dataset("digits"), TrainConfig())
+    assert state.history[-1].test_accuracy >= 0.95
+    assert [e.epoch for e in state.history] == list(range(1, 11))
 
 
 def test_full_batch_gradient_descent_lowers_the_loss():
-    config = TrainConfig(hidden=(32,), activation="sigmoid", optimizer="sgd", lr=2.0, batch_size=0, epochs=30)
+    config = TrainConfig(
+        hidden_layer_sizes=(32,), activation="logistic", solver="sgd", learning_rate_init=2.0, batch_size=0, max_iter=30
+    )
     history = train(resolve_backend("cpu"), load_dataset("digits"), config).history
     assert history[-1].loss < 0.5 * history[0].loss
 
@@ -39,7 +41,7 @@ def test_cli_prints_epochs_and_a_json_line():
     assert [summary[k] for k in ("dataset", "backend", "device", "epochs")] == ["digits", "numpy", "cpu", 3]
     assert 0.5 < summary["test_accuracy"] <= 1.0 and summary["samples_per_second"] > 0
     # 12 steps an epoch: the default decays 0.8 per 469 steps, so the rate stays nearly constant.
-    assert summary["config"]["gamma"] == default_gamma(1438, 128) == 0.9943
+    assert summary["config"]["lr_decay"] == default_decay(1438, 128) == 0.9943
 
 
 def test_ctrl_c_outside_training_is_one_line_and_exit_130(capsys):
@@ -52,12 +54,12 @@ def test_ctrl_c_outside_training_is_one_line_and_exit_130(capsys):
     assert capsys.readouterr().err == "xpnet.evaluate: interrupted\n"
 
 
-def test_gamma_shrinks_the_learning_rate_after_every_epoch():
-    config = TrainConfig(hidden=(16,), lr=0.004, gamma=0.5, epochs=3)
+def test_lr_decay_shrinks_the_learning_rate_after_every_epoch():
+    config = TrainConfig(hidden_layer_sizes=(16,), learning_rate_init=0.004, lr_decay=0.5, max_iter=3)
     history = train(resolve_backend("cpu"), load_dataset("digits"), config).history
     assert [e.lr for e in history] == [0.004, 0.002, 0.001]
     # A different rate changes the run: the rate really reaches the optimizer.
-    constant = train(resolve_backend("cpu"), load_dataset("digits"), replace(config, gamma=1.0)).history
+    constant = train(resolve_backend("cpu"), load_dataset("digits"), replace(config, lr_decay=1.0)).history
     assert constant[0].loss == history[0].loss and constant[-1].loss != history[-1].loss
 
 
@@ -67,7 +69,7 @@ def test_gamma_shrinks_the_learning_rate_after_every_epoch():
         (["--epochs", "-1"], "--epochs: must be a positive integer"),
         (["--epochs", "0"], "--epochs: must be a positive integer"),
         (["--hidden", ""], "--hidden"),
-        (["--hidden", "256,0"], "at least one unit"),
+        (["--hidden", "256,0"], "--hidden: every hidden layer needs from 1 to"),
         (["--hidden", "a,b"], "comma-separated"),
         (["--lr", "0"], "--lr: must be a positive number"),
         (["--lr", "-0.001"], "--lr: must be a positive number"),
@@ -114,6 +116,6 @@ def test_the_rate_reaches_the_step_as_a_python_float():
     # it to the weights' dtype first: the step would then depend on how the rate was written.
     import numpy as np
 
-    config = TrainConfig(lr=np.float64(0.05), gamma=np.float64(0.5))
+    config = TrainConfig(learning_rate_init=np.float64(0.05), lr_decay=np.float64(0.5))
     assert type(config.lr_at(1)) is float and type(config.lr_at(3)) is float
     assert config.lr_at(3) == 0.0125

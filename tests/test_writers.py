@@ -20,11 +20,11 @@ from helpers import DIGITS, SRC, run_cli, start_training
 from xpnet import evaluate, files, predict
 from xpnet import train as train_cli
 from xpnet.cli import common as cli
+from xpnet.cli.common import StopOnSignal, Terminated, TerminateLoudly
 from xpnet.errors import XpnetError
 from xpnet.files import WriteError, atomic_write, check_writable
-from xpnet.training import runlog, session
-from xpnet.training.checkpoint import load_checkpoint
-from xpnet.training.session import StopOnSignal, Terminated, TerminateLoudly
+from xpnet.training import runlog
+from xpnet.training.model import load
 
 FULL = OSError(errno.ENOSPC, "No space left on device")
 
@@ -56,7 +56,7 @@ def test_the_first_save_on_a_full_disk_does_not_claim_an_intact_previous_one(tmp
     def full(*args, **kwargs):
         raise WriteError("cannot write", "No space left on device")
 
-    monkeypatch.setattr(session, "save_checkpoint", full)
+    monkeypatch.setattr(train_cli, "save", full)
     argv = [*DIGITS, "--epochs", "2", "--save", str(tmp_path / "m.npz")]
     status, _, err = run(capsys, train_cli.main, "xpnet.train", *argv)
     line = one_error_line(err, "xpnet.train")
@@ -172,7 +172,7 @@ def test_a_symlink_is_followed_and_kept(tmp_path, capsys):
     link.symlink_to(real)
     status, _, _ = run(capsys, train_cli.main, "xpnet.train", *DIGITS, "--epochs", "1", "--save", str(link))
     assert status == 0 and link.is_symlink() and real.is_file()
-    assert load_checkpoint(link).state.epoch == 1
+    assert load(link).state.epoch == 1
 
 
 TRAIN = [*DIGITS, "--epochs", "1"]
@@ -352,7 +352,7 @@ def test_sigterm_after_the_stop_save_is_still_loud():
 
 
 def test_out_of_memory_with_a_huge_model_suggests_smaller_layers_not_batches(capsys, monkeypatch):
-    monkeypatch.setattr(session, "train", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    monkeypatch.setattr(train_cli, "train", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
     argv = [*DIGITS[:-4], "--hidden", "1000000,1000000", "--epochs", "1"]  # the model alone cannot fit
     status, _, err = run(capsys, train_cli.main, "xpnet.train", *argv)
     line = one_error_line(err, "xpnet.train")
@@ -394,4 +394,4 @@ def test_a_reader_that_stops_early_does_not_cost_the_checkpoint(tmp_path):
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    assert load_checkpoint(model).state.epoch >= 1
+    assert load(model).state.epoch >= 1

@@ -15,19 +15,20 @@ from xpnet.backend import resolve_backend
 from xpnet.data import Dataset, images, load_dataset
 from xpnet.data.datasets import IDX_FILES
 from xpnet.data.idx import write_idx
-from xpnet.training.checkpoint import save_checkpoint
 from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
+from xpnet.training.model import Model, save
 
-CONFIG = TrainConfig(hidden=(64,), epochs=12, seed=3)
+CONFIG = TrainConfig(hidden_layer_sizes=(64,), max_iter=12, random_state=3)
 
 
-def save_model(data: Dataset, path: Path, dataset: str | None = None, epochs: int = CONFIG.epochs) -> Path:
+def save_model(data: Dataset, path: Path, dataset: str | None = None, epochs: int = CONFIG.max_iter) -> Path:
     """Train `CONFIG` on ``data`` and save it as a model of ``dataset`` (default: the data's own name)."""
     backend = resolve_backend("cpu")
-    config = TrainConfig(**{**vars(CONFIG), "epochs": epochs})
-    result = train(backend, data, config)
-    return save_checkpoint(path, result.state, config, backend, dataset or data.name, len(data.y_train))
+    config = TrainConfig(**{**vars(CONFIG), "max_iter": epochs})
+    model = Model.of_data(config, train(backend, data, config), backend, data)
+    model.dataset = dataset or data.name
+    return save(model, path)
 
 
 def write_mnist_like(folder: Path) -> Path:

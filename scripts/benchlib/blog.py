@@ -47,15 +47,15 @@ def blog_sgd_pass(
         if per_example:
             grads = None
             for r in range(i, j):
-                logits, cache = nn.forward(xp, params, x[r : r + 1, ...], "sigmoid")
+                logits, cache = nn.forward(xp, params, x[r : r + 1, ...], "logistic")
                 _, dlogits = nn.softmax_cross_entropy(xp, logits, t[r : r + 1, ...])
-                g = nn.backward(xp, params, cache, dlogits, "sigmoid")
+                g = nn.backward(xp, params, cache, dlogits, "logistic")
                 grads = g if grads is None else [s + d for s, d in zip(grads, g)]
             grads = [g / float(j - i) for g in grads]
         else:
-            logits, cache = nn.forward(xp, params, x[i:j, ...], "sigmoid")
+            logits, cache = nn.forward(xp, params, x[i:j, ...], "logistic")
             _, dlogits = nn.softmax_cross_entropy(xp, logits, t[i:j, ...])
-            grads = nn.backward(xp, params, cache, dlogits, "sigmoid")
+            grads = nn.backward(xp, params, cache, dlogits, "logistic")
         params, _ = OPTIMIZERS["sgd"].update(xp, params, grads, [], 0, lr)
     return params
 
@@ -67,7 +67,7 @@ def bench_blog(
     xp = backend.xp
     n = min(examples, len(data.y_train))
     sizes = nn.layer_sizes(data.n_features, BLOG_HIDDEN, 10)
-    start_params = init_params(np.random.default_rng(1), sizes, "sigmoid", dtype)
+    start_params = init_params(np.random.default_rng(1), sizes, "logistic", dtype)
     x = xp.astype(backend.asarray(data.x_train[:n]), backend.dtype(dtype)) / 255.0
     t = nn.one_hot(xp, backend.asarray(data.y_train[:n].astype(np.int64)), 10, backend.dtype(dtype))
     lr = 0.5

@@ -203,12 +203,12 @@ def bench_gemm(backends: dict[str, Backend], size: int, batches: Sequence[int], 
 
 def bench_xpnet(target: str, backend: Backend, data: Dataset, batch: int, epochs: int, warmup: int) -> TrainRow:
     """xpnet's own trainer; its per-epoch seconds exclude scoring and sync the device around each epoch."""
-    config = TrainConfig(hidden=REFERENCE_HIDDEN, optimizer="adam", epochs=warmup + epochs, batch_size=batch)
+    config = TrainConfig(hidden_layer_sizes=REFERENCE_HIDDEN, solver="adam", max_iter=warmup + epochs, batch_size=batch)
     with mock.patch.dict(os.environ, VARIANTS.get(target, ("", {}))[1]):  # put back however the run ends
-        result = train(backend, data, config)
-    warm, timed = split_warmup([e.seconds for e in result.history], warmup)
+        state = train(backend, data, config)
+    warm, timed = split_warmup([e.seconds for e in state.history], warmup)
     sizes = layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
     return TrainRow(
         "xpnet", target, backend.device_name, batch, len(data.y_train), timed, warm,
-        result.history[-1].test_accuracy, count_params(sizes),
+        state.history[-1].test_accuracy, count_params(sizes),
     )  # fmt: skip

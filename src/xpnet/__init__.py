@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(estimator, name)
     if name == "Model":
-        from .library.model import Model
+        from .training.model import Model
 
         return Model
     raise AttributeError(f"module 'xpnet' has no attribute {name!r}")

@@ -16,15 +16,30 @@ from typing import TextIO
 class XpnetError(Exception):
     """A problem the user can fix; its message names the problem and the fix, on one line: the names in it are
     `escaped` here, once. ``details`` (a missing data set: what each mirror said, where to put which files)
-    are lines of their own, which the command-line tools print indented below the message."""
+    are lines of their own, which the command-line tools print indented below the message.
+
+    A message about one of the library's parameters names it where ``{name}`` stands, and `naming` puts
+    another name there: the command line's flag for that parameter."""
 
     exit_status = 2
 
-    def __init__(self, message: str = "", *, details: Sequence[str] = (), exit_status: int | None = None):
-        self.message, self.details = escaped(message), tuple(escaped(line) for line in details)
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        details: Sequence[str] = (),
+        exit_status: int | None = None,
+        parameter: str | None = None,
+    ):
+        self.template, self.parameter = message, parameter
+        self.message, self.details = self.naming(parameter or ""), tuple(escaped(line) for line in details)
         super().__init__("\n".join((self.message, *self.details)))
         if exit_status is not None:
             self.exit_status = exit_status
+
+    def naming(self, name: str) -> str:
+        """The message with ``name`` where the parameter goes."""
+        return escaped(self.template.replace("{name}", name) if self.parameter else self.template)
 
 
 class BackendError(XpnetError):
@@ -39,8 +54,8 @@ class CheckpointError(XpnetError):
     """A checkpoint cannot be written, read or resumed from."""
 
 
-class TrainingDiverged(XpnetError):
-    """The loss or the weights became NaN or infinite."""
+class TrainingDiverged(XpnetError, ValueError):
+    """The loss or the weights became NaN or infinite (a ``ValueError``, as scikit-learn raises)."""
 
     exit_status = 1
 

@@ -21,10 +21,8 @@ from .cli import common as cli
 from .data import DATASETS, load_dataset
 from .errors import DataError, XpnetError, class_list, escaped, say
 from .files import check_writable
-from .library.model import FITTED_ON_ARRAYS, Model
 from .nn import layer_text
-from .training import scoring
-from .training.checkpoint import Checkpoint, load_checkpoint
+from .training.model import FITTED_ON_ARRAYS, Model, load
 from .training.runlog import EPOCH_KEYS, read_log
 
 PROG = "xpnet.evaluate"
@@ -92,14 +90,14 @@ def plot_folder(text: str) -> Path:
 
 def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> list[str]:
     """The text report: accuracy, per-class precision/recall/support and the confusion matrix."""
-    precision, recall = scoring.precision_recall(cm)
+    precision, recall = precision_recall(cm)
     total = int(cm.sum())
     width = max(len(s) for s in labels)
 
     def pct(v: float) -> str:
         return f"{100 * v:6.2f}%" if not math.isnan(v) else "      -"
 
-    lines = [f"test accuracy {100 * scoring.cm_accuracy(cm):.2f}% ({int(np.trace(cm))} of {total} {name} test images)"]
+    lines = [f"test accuracy {100 * cm_accuracy(cm):.2f}% ({int(np.trace(cm))} of {total} {name} test images)"]
     lines += ["", f"{'class':<{width + 3}}  precision   recall  support"]
     for k, label in enumerate(labels):
         lines.append(f"{k:>2} {label:<{width}}    {pct(precision[k])}  {pct(recall[k])}  {int(cm[k].sum()):7d}")
@@ -112,14 +110,41 @@ def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> list[str]:
     return lines
 
 
-def history_records(ckpt: Checkpoint) -> list[dict[str, Any]]:
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n_classes, n_classes) int64 counts: row = true class, column = predicted class."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{y_true.shape[0]} true labels but {y_pred.shape[0]} predictions")
+    for name, y in (("true labels", y_true), ("predictions", y_pred)):
+        if y.size and (y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(f"{name} must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}")
+    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
+
+
+def cm_accuracy(cm: np.ndarray) -> float:
+    """Share of all examples on the diagonal (0.0 for an empty matrix)."""
+    total = int(cm.sum())
+    return float(np.trace(cm)) / total if total else 0.0
+
+
+def precision_recall(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class precision (right / predicted as the class) and recall (right / truly the class). A class
+    never predicted has no precision, and a class absent from the data no recall: NaN, not a made-up 0 or 1."""
+    right = np.diag(cm).astype(np.float64)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(predicted > 0, right / predicted, np.nan), np.where(actual > 0, right / actual, np.nan)
+
+
+def history_records(ckpt: Model) -> list[dict[str, Any]]:
     """The checkpoint's own per-epoch statistics, shaped like training-log records."""
     return [{k: getattr(s, k) for k in EPOCH_KEYS} for s in ckpt.state.history]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    ckpt = load_checkpoint(args.model)
+    ckpt = load(args.model)
     # Everything that can fail on a flag is checked before the data set is read and scored.
     if args.log is not None and args.plot is None:
         raise XpnetError("--log only feeds the curves of --plot: add --plot DIR, or leave --log out")
@@ -133,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _evaluate(args, ckpt, folder, log)
 
 
-def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[dict[str, Any]] | None) -> int:
+def _evaluate(args: Namespace, ckpt: Model, folder: Path | None, log: list[dict[str, Any]] | None) -> int:
     """Read the data set, score the model on its test images, print the report and draw the plots."""
     dataset = args.dataset or ckpt.dataset
     if dataset == FITTED_ON_ARRAYS:
@@ -148,39 +173,39 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
         image_size=ckpt.layout.side if ckpt.layout is not None else None,
         notify=lambda line: say(line, file=sys.stderr),
     )
-    if data.n_features != ckpt.layer_sizes[0]:
+    if data.n_features != ckpt.n_features:
         raise DataError(
-            f"{ckpt.path} takes {ckpt.layer_sizes[0]} inputs but {data.name} in "
+            f"{ckpt.path} takes {ckpt.n_features} inputs but {data.name} in "
             f"{data.source} has {data.n_features} pixels per image: give the --data-dir the model was "
             "trained on"
         )
-    if data.classes != ckpt.classes:
+    if data.classes != ckpt.names:
         raise DataError(
-            f"{ckpt.path} was trained on {class_list(ckpt.classes)} but "
+            f"{ckpt.path} was trained on {class_list(ckpt.names)} but "
             f"{data.source} has {class_list(data.classes)}: give the --data-dir the model was trained on"
         )
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
 
     c = ckpt.config
-    pred, probs = Model.from_checkpoint(ckpt, backend).classify(data.x_test)
+    pred, probs = ckpt.on(backend).classify(data.x_test)
     y = data.y_test.astype(np.int64)
-    cm = scoring.confusion_matrix(y, pred, len(ckpt.classes))
-    labels = tuple(escaped(name) for name in ckpt.classes)  # as the report and the plots show them
+    cm = confusion_matrix(y, pred, len(ckpt.names))
+    labels = tuple(escaped(name) for name in ckpt.names)  # as the report and the plots show them
     say(f"{ckpt.describe()}; {backend}", *report(data.name, cm, labels))
 
     written = []
     if folder is not None:
         from .cli import plots
 
-        name = f"{data.name}, {layer_text(ckpt.layer_sizes)} {c.activation}, epoch {ckpt.kept_epoch}"
+        name = f"{data.name}, {layer_text(ckpt.sizes)} {c.activation}, epoch {ckpt.kept_epoch}"
         epochs = log if log is not None else history_records(ckpt)
         if epochs:
             kept = ckpt.kept_epoch if ckpt.state.restored else None  # --patience: the curves mark the epoch kept
             written.append(plots.save(plots.curves(epochs, name, kept), folder / PLOTS[0]))
         else:
             say("no epochs logged: the training curves are left out", file=sys.stderr)
-        title = f"{name}: test accuracy {100 * scoring.cm_accuracy(cm):.2f}%"
+        title = f"{name}: test accuracy {100 * cm_accuracy(cm):.2f}%"
         written.append(plots.save(plots.confusion(cm, labels, title), folder / PLOTS[1]))
         p_true = probs[np.arange(len(y)), y]
         wrong = np.flatnonzero(pred != y)
@@ -201,13 +226,13 @@ def _evaluate(args: Namespace, ckpt: Checkpoint, folder: Path | None, log: list[
         say("wrote " + ", ".join(map(str, written)))
 
     if args.json:
-        precision, recall = scoring.precision_recall(cm)
+        precision, recall = precision_recall(cm)
         summary = {
             "model": str(ckpt.path),
             "dataset": data.name,
             "n_test": int(cm.sum()),
-            "accuracy": scoring.cm_accuracy(cm),
-            "classes": list(ckpt.classes),
+            "accuracy": cm_accuracy(cm),
+            "classes": list(ckpt.names),
             "precision": [None if math.isnan(v) else float(v) for v in precision],
             "recall": [None if math.isnan(v) else float(v) for v in recall],
             "confusion_matrix": cm.tolist(),

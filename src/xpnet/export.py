@@ -10,14 +10,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .backend import resolve_backend
 from .cli import common as cli
 from .errors import say
 from .files import check_writable
 from .library.export import write_onnx
-from .library.model import Model
 from .nn import layer_text
-from .training.checkpoint import load_checkpoint
+from .training.model import load
 
 PROG = "xpnet.export"
 
@@ -44,9 +42,8 @@ def build_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    ckpt = load_checkpoint(args.model)
+    model = load(args.model)
     path = check_writable(args.onnx, flag="--onnx", example="model.onnx")
-    model = Model.from_checkpoint(ckpt, resolve_backend("cpu"))
     write_onnx(model, path)
     sizes = layer_text(model.sizes)
     say(f"wrote {path}: the {sizes} {model.activation} model, {len(model.classes)} classes")

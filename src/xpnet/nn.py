@@ -57,7 +57,7 @@ def tanh_backward(xp: Any, a: Any, g: Any) -> Any:
 
 ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation(relu, relu_backward),
-    "sigmoid": Activation(sigmoid, sigmoid_backward),
+    "logistic": Activation(sigmoid, sigmoid_backward),
     "tanh": Activation(tanh, tanh_backward),
 }
 

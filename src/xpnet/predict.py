@@ -22,8 +22,7 @@ from .cli import common as cli
 from .data.pictures import PictureError, import_pillow, prepare_file
 from .errors import XpnetError, say
 from .files import atomic_write, check_writable
-from .library.model import Model, picture_layout
-from .training.checkpoint import load_checkpoint
+from .training.model import load
 
 PROG = "xpnet.predict"
 SEEN_SIDE = 112  # --save-input pictures are enlarged to at least this many pixels a side
@@ -128,8 +127,8 @@ def format_result(found: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    ckpt = load_checkpoint(args.model)
-    layout = picture_layout(ckpt)
+    model = load(args.model)
+    layout = model.picture_layout()
     paths = [Path(p) for p in args.images]
     needs_pillow = args.save_input is not None or any(p.suffix.lower() != ".npy" for p in paths)
     pil = import_pillow() if needs_pillow else None
@@ -137,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     save_dir = check_folder(args.save_input, names, paths) if args.save_input is not None else None
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
+    model = model.on(backend)
 
     prepared: dict[int, np.ndarray] = {}
     errors: dict[int, str] = {}
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"{PROG}: {path}: {e}", file=sys.stderr)
     order = sorted(prepared)
     rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)
-    classes, probs = Model.from_checkpoint(ckpt, backend).classify(rows)
+    classes, probs = model.classify(rows)
     found = dict(zip(order, range(len(order))))
     for i, path in enumerate(paths):
         if i in errors:
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(json.dumps({"file": str(path), "error": errors[i]}))
             continue
         row = found[i]
-        result = record(str(path), probs[row], int(classes[row]), ckpt.classes, args.top)
+        result = record(str(path), probs[row], int(classes[row]), model.names, args.top)
         if save_dir is not None:
             result["seen"] = str(save_dir / names[i])
         if args.json:

@@ -21,22 +21,19 @@ import threading
 import webbrowser
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .backend import Backend, resolve_backend
+from .backend import resolve_backend
 from .cli import common as cli
 from .cli.webserver import MAX_BODY, Server, make_server
-from .data import images
 from .data.pictures import PictureError, import_pillow, prepare_bytes
 from .errors import say
-from .library.model import Model, picture_layout
 from .predict import record
-from .training.checkpoint import Checkpoint, load_checkpoint
+from .training.model import Model, load
 
 PROG = "xpnet.serve"
 PREPARING = 4  # pictures decoded and prepared at once: bounds the memory that many clients can make it use
@@ -82,40 +79,19 @@ def port(text: str) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class ServedModel:
-    """A checkpoint ready to classify pictures: the library's `Model` of it (weights on a device, the picture
-    layout, the labels) and the checkpoint, whose metadata ``GET /model`` describes."""
-
-    checkpoint: Checkpoint
-    network: Model
-
-    @property
-    def layout(self) -> images.Layout:
-        assert self.network.layout is not None  # load_model refuses a model that reads no pictures
-        return self.network.layout
-
-    @property
-    def backend(self) -> Backend:
-        return self.network.backend
-
-    def classify(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Host uint8 rows -> (class per row, probabilities), by `Model.classify` as predict does."""
-        return self.network.classify(rows)
-
-
-def load_model(path: str, device: str = "cpu", backend: str | None = None) -> ServedModel:
-    """The checkpoint at ``path`` on ``device`` (and ``backend``), with its picture layout; one-line errors."""
-    ckpt = load_checkpoint(path)
-    picture_layout(ckpt)  # a model that reads no pictures is refused before a backend is made
-    return ServedModel(ckpt, Model.from_checkpoint(ckpt, resolve_backend(device, backend)))
+def load_model(path: str, device: str = "cpu", backend: str | None = None) -> Model:
+    """The model at ``path`` on ``device`` (and ``backend``); one-line errors, and a model that reads no
+    pictures is refused before a backend is made."""
+    model = load(path)
+    model.picture_layout()
+    return model.on(resolve_backend(device, backend))
 
 
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def picture_record(
-    model: ServedModel,
+    model: Model,
     data: bytes,
     file: str,
     top: int = 1,
@@ -127,13 +103,13 @@ def picture_record(
     """The JSON object ``xpnet predict --json --top TOP`` prints for a picture file named ``file`` that holds
     ``data``: ``{"file", "class", "name", "probability", "top"}``, or ``{"file", "error"}`` when it cannot be
     read. ``seen`` adds the image the model saw as a PNG ``data:`` URL (predict writes it to a file);
-    ``forward`` runs the forward pass (default: `ServedModel.classify`, here)."""
+    ``forward`` runs the forward pass (default: `Model.classify`)."""
     try:
-        pixels = prepare_bytes(data, pil, model.layout, file)
+        pixels = prepare_bytes(data, pil, model.picture_layout(), file)
     except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
         return {"file": file, "error": str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"}
     classes, probs = (forward or model.classify)(pixels.reshape(1, -1))
-    found = record(file, probs[0], int(classes[0]), model.checkpoint.classes, top)
+    found = record(file, probs[0], int(classes[0]), model.names, top)
     if seen and pil is not None:
         buf = io.BytesIO()
         pil.fromarray(pixels, mode="L").save(buf, format="PNG")
@@ -141,20 +117,17 @@ def picture_record(
     return found
 
 
-def describe(model: ServedModel) -> dict[str, Any]:
+def describe(model: Model) -> dict[str, Any]:
     """What ``GET /model`` answers: the data set, the classes, the layers, the kept epoch's scores, when the
     checkpoint was saved (its file's time: a checkpoint is written as training goes) and where it runs."""
-    ckpt, c = model.checkpoint, model.checkpoint.config
-    history = ckpt.state.history
-    best = next((s for s in history if s.epoch == ckpt.meta.get("best_epoch")), None) if ckpt.state.restored else None
-    kept = best or (history[-1] if history else None)
+    ckpt, c, kept = model, model.config, model.state.kept
     saved = datetime.fromtimestamp(ckpt.path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
     return {
         "file": str(ckpt.path),
         "dataset": ckpt.dataset,
-        "classes": list(ckpt.classes),
-        "layers": ckpt.layer_sizes,
-        "side": model.layout.side,
+        "classes": list(ckpt.names),
+        "layers": ckpt.sizes,
+        "side": model.picture_layout().side,
         "activation": c.activation,
         "dtype": c.dtype,
         "epoch": kept.epoch if kept else 0,
@@ -219,7 +192,7 @@ class DeviceThread:
 class Service:
     """The `webserver.App` of one model: ``POST /predict`` and ``GET /model``."""
 
-    def __init__(self, model: ServedModel, pil: ModuleType, device: DeviceThread):
+    def __init__(self, model: Model, pil: ModuleType, device: DeviceThread):
         self.model, self.pil, self.device = model, pil, device
         self.slots = threading.BoundedSemaphore(PREPARING)
         self.description = describe(model)
@@ -245,7 +218,7 @@ class Service:
         return (400 if "error" in found else 200), found
 
 
-def start(model: ServedModel, pil: ModuleType, host: str = "127.0.0.1", port: int = 0) -> tuple[Server, DeviceThread]:
+def start(model: Model, pil: ModuleType, host: str = "127.0.0.1", port: int = 0) -> tuple[Server, DeviceThread]:
     """A server for ``model`` listening on ``host``:``port``, its HTTP loop in a daemon thread; the caller
     runs the returned `DeviceThread` (``run``) and, to stop, calls its ``stop`` and the server's ``shutdown``."""
     device = DeviceThread()
@@ -261,8 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pil = import_pillow()
     server, device = start(model, pil, args.host, args.port)
     try:
-        ckpt = model.checkpoint
-        say(f"serving {ckpt.path} ({ckpt.describe()}; {model.backend}) at {server.url}")
+        say(f"serving {model.path} ({model.describe()}; {model.backend}) at {server.url}")
         if not server.loopback:
             say(
                 f"{PROG}: listening on {args.host}: the page is reachable from the network, by anyone "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -18,35 +19,31 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .backend import Backend, parse_device, resolve_backend, spec
+import numpy as np
+
+from .backend import Backend, is_out_of_memory, parse_device, resolve_backend, spec
 from .cli import common as cli
+from .cli.common import FLAGS, StopOnSignal
 from .cli.progress import EpochBar, ProgressBar
 from .data import DATASETS, Dataset, hold_out, load_dataset
 from .data.datasets import LOCAL_SETS, example_val_split
 from .data.download import MIRRORS_ENV, parse_mirrors
 from .data.images import DEFAULT_SIZE
-from .errors import XpnetError, say
-from .files import check_writable, locked, refuse_shared
-from .nn import ACTIVATIONS, OPTIMIZERS
+from .errors import CheckpointError, OutOfMemory, TrainingDiverged, XpnetError, class_list, reason, say
+from .files import WriteError, check_writable, locked, refuse_shared
+from .nn import ACTIVATIONS, OPTIMIZERS, layer_sizes, layer_text, param_shapes
 from .training import runlog
-from .training.checkpoint import Checkpoint, load_checkpoint
-from .training.config import DTYPES, TrainConfig, default_gamma, spelled
-from .training.loop import (
-    Callback,
-    EpochStats,
-    StepSource,
-    TrainResult,
-    TrainState,
-    best_epoch,
-    kept_stats,
-    local_steps,
-)
-from .training.session import check_patience, check_resumable, resumed_settings, train_saving
+from .training.config import DTYPES, FIXED_FIELDS, TrainConfig, default_decay, spelled
+from .training.loop import Callback, StepSource, best_epoch, local_steps, should_stop, train
+from .training.model import EpochStats, Model, TrainState, load, save
 
 EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 DEFAULT_DATASET = "mnist"
 DEFAULTS = TrainConfig()  # what a flag left out means on a new run
 CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig))
+# --optimizer names an update rule; the library, scikit-learn's solver and momentum.
+OPTIMIZER_SETTINGS = {"sgd": {"solver": "sgd", "momentum": 0.0}, "momentum": {"solver": "sgd", "momentum": 0.9},
+                      "adam": {"solver": "adam", "momentum": 0.0}}  # fmt: skip
 SCHEDULER_ENV = "XPNET_SCHEDULER"
 INSTALL = 'pip install "xpnet[dask]"'
 
@@ -131,21 +128,28 @@ def build_parser() -> cli.ArgumentParser:
     )
     p.add_argument(
         "--hidden",
-        type=cli.setting("hidden", cli.hidden_sizes),
+        dest="hidden_layer_sizes",
+        type=cli.setting("hidden_layer_sizes", cli.hidden_sizes),
         metavar="N,N,...",
-        help=f"units of each hidden layer (default: {spelled(DEFAULTS.hidden)})",
+        help=f"units of each hidden layer (default: {spelled(DEFAULTS.hidden_layer_sizes)})",
     )
     p.add_argument("--activation", choices=ACTIVATIONS, help=f"default: {DEFAULTS.activation}")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {DEFAULTS.optimizer}")
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        help=f"sgd, momentum (sgd with momentum 0.9) or adam (default: {DEFAULTS.optimizer})",
+    )
     p.add_argument(
         "--lr",
-        type=cli.setting("lr", float),
+        dest="learning_rate_init",
+        type=cli.setting("learning_rate_init", float),
         default=None,
         help=f"learning rate (default: {', '.join(f'{name} {opt.default_lr:g}' for name, opt in OPTIMIZERS.items())})",
     )
     p.add_argument(
         "--gamma",
-        type=cli.setting("gamma", float),
+        dest="lr_decay",
+        type=cli.setting("lr_decay", float),
         default=None,
         help="multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per "
         "469 steps, i.e. 0.8 ** (steps per epoch / 469): 0.8 for 60,000 images at batch 128)",
@@ -158,12 +162,12 @@ def build_parser() -> cli.ArgumentParser:
     )
     p.add_argument(
         "--patience",
-        type=cli.setting("patience", int),
+        type=cli.non_negative_int,
         metavar="N",
         help="with --val-split: stop when validation accuracy has not improved for N epochs and keep the best "
-        "epoch's weights (default: 0, never stop early)",
+        "epoch's weights (default: 0, never stop early; scikit-learn's n_iter_no_change is N - 1)",
     )
-    p.add_argument("--epochs", type=cli.setting("epochs", int), help=f"default: {DEFAULTS.epochs}")
+    p.add_argument("--epochs", dest="max_iter", type=cli.setting("max_iter", int), help=f"default: {DEFAULTS.max_iter}")
     p.add_argument(
         "--batch-size",
         type=cli.setting("batch_size", int),
@@ -172,7 +176,10 @@ def build_parser() -> cli.ArgumentParser:
     )
     p.add_argument("--dtype", choices=DTYPES, help=f"default: {DEFAULTS.dtype}")
     p.add_argument(
-        "--seed", type=cli.setting("seed", int), help=f"seeds weights and shuffling (default: {DEFAULTS.seed})"
+        "--seed",
+        dest="random_state",
+        type=cli.setting("random_state", int),
+        help=f"seeds weights and shuffling (default: {DEFAULTS.random_state})",
     )
     p.add_argument("--json", action="store_true", help="end with one JSON line of results on stdout")
     p.add_argument(
@@ -216,18 +223,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | None) -> int:
     named = {k: v for k, v in vars(args).items() if v is not None}  # what the command line named
-    ckpt = load_checkpoint(args.resume) if args.resume is not None else None
+    ckpt = load(args.resume) if args.resume is not None else None
+    settings = settings_from(named, ckpt)
+    dataset = named.get("dataset", ckpt.dataset if ckpt else DEFAULT_DATASET)
+    val_split = named.get("val_split", ckpt.val_split if ckpt else 0)
     image_size = args.image_size
-    if ckpt is None:
-        settings = {k: named[k] for k in CONFIG_FIELDS if k in named}
-        dataset, val_split = named.get("dataset", DEFAULT_DATASET), named.get("val_split", 0)
-    else:
-        settings, dataset, val_split = resumed_settings(ckpt, named)
+    if ckpt is not None:
         args.data_dir = cli.model_data_dir(args.data_dir, ckpt)  # by default the folder it was trained from
         if image_size is None and ckpt.layout is not None and dataset == "folder":
             image_size = ckpt.layout.side
-        check_patience(ckpt, settings["patience"])
-    _require_validation(settings.get("patience", DEFAULTS.patience), val_split, example_val_split(dataset))
+        check_patience(ckpt, settings["early_stopping"])
+    _require_validation(settings.get("early_stopping", False), val_split, example_val_split(dataset))
     address = _scheduler_address(args)
     cluster = address is not None or args.workers is not None
     if cluster:
@@ -236,18 +242,19 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
     backend = resolve_backend("cpu", "numpy") if cluster else resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
     data = hold_out(_load(args, dataset, image_size), val_split)
-    if "gamma" not in settings:
-        settings["gamma"] = default_gamma(len(data.y_train), settings.get("batch_size", DEFAULTS.batch_size))
+    if "lr_decay" not in settings:
+        batch_size = settings.get("batch_size", DEFAULTS.batch_size)
+        settings["lr_decay"] = default_decay(len(data.y_train), batch_size)
     config = TrainConfig(**settings)
     if ckpt is not None:
-        check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train), data.classes)
+        check_resumable(ckpt, config, data)
 
     say(run_line(data, config, backend, with_classes=dataset in LOCAL_SETS))
     if ckpt is not None:
         say(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {ckpt.origin()})")
     bar = None
     if not args.quiet:
-        bar = EpochBar(config.epochs, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))
+        bar = EpochBar(config.max_iter, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))
     log = None
     if log_path is not None:
         log = runlog.LineFile(log_path, append=ckpt is not None)  # closed in the finally below
@@ -255,32 +262,199 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
             say(f"{log_path}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
     try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
         with _step_source(args, data, val_split, address) as (steps, dask):  # a Dask cluster is open for the run
+            model = Model.of_data(config, ckpt and ckpt.state, backend, data, val_split)
             shown = _Shown(data, config, backend, steps, dask, ckpt, bar, log)
-            result = train_saving(
-                backend, data, config, state=ckpt and ckpt.state, save_path=save_path, val_split=val_split,
-                callbacks=[shown], steps=steps,
-            )  # fmt: skip
+            state = train_saving(model, data, save_path, callbacks=[shown], steps=steps)
     finally:
         if bar is not None:
             bar.clear()
         if log is not None:
             log.close()
-    if result.stopped:
+    if state.stopped:
         return EXIT_INTERRUPTED
 
-    last, kept = result.history[-1], kept_stats(result)
-    if result.state.restored:
-        why = f"no better validation accuracy for {config.patience} epochs" if result.stopped_early else "run ended"
+    last, kept = state.history[-1], state.kept
+    if state.restored:
+        patience = config.n_iter_no_change + 1
+        why = f"no better validation accuracy for {patience} epochs" if state.stopped_early else "run ended"
         say(
             f"stopped after epoch {last.epoch} ({why}): kept the weights of epoch {kept.epoch}, the best on "
             f"validation ({100 * kept.val_accuracy:.2f}%)"
         )
-    say(result_line(result, ckpt))  # a resumed run's seconds add both runs, and say so
+    say(result_line(state, ckpt))  # a resumed run's seconds add both runs, and say so
     if save_path is not None:
-        say(checkpoint_line(save_path, result))  # the epoch whose weights it holds
+        say(checkpoint_line(save_path, state))  # the epoch whose weights it holds
     if args.json:
-        say(json.dumps(summary(data, config, backend, result, steps.workers)))
+        say(json.dumps(summary(data, config, backend, state, steps.workers)))
     return 0
+
+
+def settings_from(named: dict[str, Any], ckpt: Model | None) -> dict[str, Any]:
+    """The config's fields: the resumed checkpoint's (else none: the defaults), overridden by the flags the
+    command line named (by parameter name: the parser's dests, `cli.common.FLAGS`)."""
+    settings = {f: getattr(ckpt.config, f) for f in CONFIG_FIELDS} if ckpt is not None else {}
+    settings |= {k: named[k] for k in CONFIG_FIELDS if k in named}
+    if "optimizer" in named:
+        settings |= OPTIMIZER_SETTINGS[named["optimizer"]]
+    if "patience" in named:  # N epochs without improvement: more than N - 1, as n_iter_no_change counts
+        patience = named["patience"]
+        settings |= {"early_stopping": patience > 0, "n_iter_no_change": patience - 1 if patience else None}
+    return settings
+
+
+# Resuming: which settings may change.
+
+
+def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
+    """Refuse to resume ``ckpt`` into a run whose model or data differ from the checkpoint's, or that its own
+    --patience has already ended."""
+    flag = {**{p: f for p, f in FLAGS.items()}, "optimizer": "--optimizer"}
+    wanted = {f: getattr(config, f) for f in FIXED_FIELDS} | {"dataset": data.name, "inputs": data.n_features}
+    saved = {f: getattr(ckpt.config, f) for f in FIXED_FIELDS} | {"dataset": ckpt.dataset, "inputs": ckpt.n_features}
+    diff = [
+        f"{flag.get(k, k)} {spelled(saved[k])} (you asked for {spelled(wanted[k])})"
+        for k in wanted
+        if wanted[k] != saved[k]
+    ]
+    if diff:
+        raise CheckpointError(
+            f"{ckpt.path} cannot be resumed as asked: it holds {'; '.join(diff)}; "
+            "drop those flags to continue it, or start a new run without --resume"
+        )
+    if len(data.y_train) != ckpt.n_train:
+        raise CheckpointError(
+            f"{ckpt.path} trained on {ckpt.n_train} images of {ckpt.dataset} but this run has "
+            f"{len(data.y_train)} (the checkpoint used --val-split {ckpt.val_split}): resume with the same data"
+        )
+    if tuple(data.classes) != ckpt.names:
+        raise CheckpointError(
+            f"{ckpt.path} trained on {class_list(ckpt.names)} but this data has "
+            f"{class_list(data.classes)}: resume with the data it trained on, or start a new run without --resume"
+        )
+    if config.early_stopping and should_stop(ckpt.state.history, config):
+        raise CheckpointError(
+            f"{ckpt.path} already stopped early: validation accuracy has not improved since epoch "
+            f"{best_epoch(ckpt.state.history)} for {config.n_iter_no_change + 1} epochs; resume with a larger "
+            "--patience to train on"
+        )
+    if ckpt.state.epoch >= config.max_iter:
+        raise CheckpointError(
+            f"{ckpt.path} has already trained {ckpt.state.epoch} epochs: --epochs counts all epochs, "
+            f"pass --epochs N with N > {ckpt.state.epoch} to train more"
+        )
+
+
+def check_patience(ckpt: Model, early_stopping: bool) -> None:
+    """Refuse --patience on a checkpoint trained without it (it kept no best weights to compare with).
+
+    Checked first on a resume: asking for the --val-split that --patience needs would only lead here."""
+    if early_stopping and ckpt.state.best_params is None and ckpt.state.epoch:
+        raise CheckpointError(
+            f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
+            "--patience, or start a new run with it"
+        )
+
+
+# Saving, and the run.
+
+
+@dataclass
+class Saver(Callback):
+    """Writes the model to ``path`` after every epoch, and where the run ended when that is another state
+    (stopped between steps, or the best epoch's weights put back)."""
+
+    path: Path
+    model: Model
+    steps: StepSource  # what computed the gradients, known once the run has made its step
+    saved: TrainState | None = None  # the state the file on disk holds, once one is written
+
+    def save(self, state: TrainState) -> None:
+        self.model.state, self.model.workers = state, self.steps.workers
+        try:
+            save(self.model, self.path)
+        except (OSError, WriteError) as e:  # a disk that filled up during a long run
+            why = e.reason if isinstance(e, WriteError) else reason(e)
+            kept = "the previous one is intact" if self.path.exists() else "no checkpoint was written"
+            raise CheckpointError(
+                f"cannot write the checkpoint {self.path} ({why}); {kept}: free some space or give "
+                "--save another place" + (", then --resume it" if self.path.exists() else ""),
+                exit_status=1,
+            ) from None
+        self.saved = state
+
+    def on_epoch_end(self, state: TrainState) -> bool:
+        self.save(state)
+        return False
+
+    def on_train_end(self, state: TrainState) -> None:
+        if state is not self.saved or state.restored:  # early stopping put the best weights back in it
+            self.save(state)
+
+
+def train_saving(
+    model: Model,
+    data: Dataset,
+    save_path: Path | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    steps: StepSource = local_steps,
+) -> TrainState:
+    """`train` ``model`` from its state (None: fresh) with a `Saver` on ``save_path`` (before ``callbacks``, so
+    a reader that stops early, ``| head``, cannot cost the checkpoint) and `StopOnSignal`.
+
+    A stopped run says where on stdout, and what was kept; a step that failed (workers lost) raises its error
+    with where. Divergence and running out of memory become one-line errors naming the fix and what the
+    checkpoint on disk holds.
+    """
+    backend, config = model.backend, model.config
+    saver = Saver(save_path, model, steps) if save_path is not None else None
+    try:
+        # NumPy's overflow warnings from a huge --lr would precede the one-line divergence message.
+        with StopOnSignal() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            hooks = [stop, *([saver] if saver is not None else []), *callbacks]
+            state = train(backend, data, config, state=model.state, callbacks=hooks, steps=steps)
+    except TrainingDiverged as e:
+        kept = ""
+        if saver is not None and saver.saved is not None:
+            kept = f"; {save_path} still holds epoch {saver.saved.epoch}"
+        elif save_path is not None and save_path.exists():
+            kept = f"; {save_path} is left as it was"
+        raise TrainingDiverged(f"{e.naming(FLAGS['learning_rate_init'])}{kept}") from None
+    except Exception as e:
+        if not is_out_of_memory(e):
+            raise
+        raise OutOfMemory(_memory_hint(backend, data, config)) from None
+    model.state = state
+    if state.stopped:
+        where = f"epoch {state.epoch + 1}, step {state.step}"
+        kept = "nothing saved (pass --save PATH to keep a checkpoint)"
+        if save_path is not None:
+            kept = f"checkpoint saved to {save_path}: continue with --resume {save_path}"
+        if state.failure is not None:
+            raise type(state.failure)(f"{state.failure}; stopped in {where}; {kept}") from None
+        say(f"stopped in {where}; {kept}")
+    return state
+
+
+def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
+    """What to shrink after running out of memory: the batch, or the model when it alone is too big."""
+    size = len(data.y_train) if config.batch_size == 0 else config.batch_size
+    sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
+    itemsize = 8 if config.dtype == "float64" else 4
+    n_params = sum(math.prod(s) for s in param_shapes(sizes))
+    # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
+    model_bytes = n_params * itemsize * (2 + len(OPTIMIZERS[config.optimizer].slots))
+    batch_bytes = 2 * size * sum(sizes) * itemsize
+    if model_bytes > batch_bytes:
+        return (
+            f"out of memory on {backend}: the {layer_text(sizes)} model alone needs "
+            f"{model_bytes / 2**30:.1f} GiB ({n_params:,} weights with their gradients and {config.optimizer} "
+            "state): try smaller --hidden layers"
+        )
+    return (
+        f"out of memory on {backend} with --batch-size {config.batch_size} ({size} rows per step): "
+        f"try --batch-size {max(size // 2, 1)}"
+    )
 
 
 def _load(args: argparse.Namespace, dataset: str, image_size: int | None) -> Dataset:
@@ -298,14 +472,13 @@ def _load(args: argparse.Namespace, dataset: str, image_size: int | None) -> Dat
     )
 
 
-def _require_validation(patience: int, val_split: int, example: int | None) -> None:
+def _require_validation(early_stopping: bool, val_split: int, example: int | None) -> None:
     """Refuse early stopping without a validation set: the test set must not choose the model. ``example``
     is a --val-split that fits the data set, if its size is known."""
-    if patience and not val_split:
+    if early_stopping and not val_split:
         size = f"e.g. --val-split {example}" if example else "about a tenth of the training images"
         raise XpnetError(
-            f"--patience {patience} needs a validation set to watch: add --val-split N ({size}), "
-            "or leave --patience out"
+            f"--patience needs a validation set to watch: add --val-split N ({size}), or leave --patience out"
         )
 
 
@@ -362,7 +535,7 @@ class _Shown(Callback):
     backend: Backend
     steps: StepSource
     cluster: Any  # the Dask cluster, or None
-    ckpt: Checkpoint | None
+    ckpt: Model | None
     bar: EpochBar | None
     log: Any
 
@@ -382,7 +555,7 @@ class _Shown(Callback):
                 backend=backend.name,
                 device=backend.device_name,
                 workers=self.steps.workers,
-                seed=config.seed,
+                seed=config.random_state,
                 config=config.to_dict(),
                 resumed_from_epoch=resumed_from,
             )
@@ -397,10 +570,10 @@ class _Shown(Callback):
             self.log.write(runlog.epoch_record(state.history[-1]))
         if self.bar is not None:
             self.bar.clear()
-            say(format_epoch(state.history[-1], self.config.epochs))
+            say(format_epoch(state.history[-1], self.config.max_iter))
         return False
 
-    def on_train_end(self, result: TrainResult) -> None:
+    def on_train_end(self, state: TrainState) -> None:
         if self.bar is not None:
             self.bar.clear()  # before the lines that say how the run ended
 
@@ -410,14 +583,14 @@ class _Shown(Callback):
 
 def run_line(data: Dataset, config: TrainConfig, backend: Backend, with_classes: bool = False) -> str:
     """``fashion-mnist: 60000 train / 10000 test images; model 784-256-128-10 relu; adam ...; numpy on cpu``."""
-    layers = "-".join(str(n) for n in (data.n_features, *config.hidden, data.n_classes))
+    layers = layer_text(layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes))
     batch = "full" if config.batch_size == 0 else config.batch_size
     sizes = f"{len(data.y_train)} train / "
     sizes += f"{len(data.y_val)} validation / " if data.y_val is not None else ""
     sizes += f"{len(data.y_test)} test images" + (f", {data.n_classes} classes" if with_classes else "")
     return (
         f"{data.name}: {sizes}; model {layers} {config.activation}; {config.optimizer} lr {config.learning_rate:g} "
-        f"x{config.gamma:g}/epoch, batch {batch}, {config.dtype}, seed {config.seed}; {backend}"
+        f"x{config.lr_decay:g}/epoch, batch {batch}, {config.dtype}, seed {config.random_state}; {backend}"
     )
 
 
@@ -431,51 +604,49 @@ def format_epoch(stats: EpochStats, epochs: int) -> str:
     )
 
 
-def summary(
-    data: Dataset, config: TrainConfig, backend: Backend, result: TrainResult, workers: str | None
-) -> dict[str, Any]:
+def summary(data: Dataset, config: TrainConfig, backend: Backend, state: TrainState, workers: str | None) -> dict:
     """The ``--json`` line: the run's results and its full config; ``workers`` is what Dask workers computed
     the gradients with (`loop.StepSource`), or None.
 
     The accuracies are those of the weights the run kept and saved (with --patience, the best epoch's);
     ``final_loss`` and ``last_val_accuracy`` are the last epoch's, whichever weights were kept.
     """
-    last, kept = result.history[-1], kept_stats(result)
-    n_seen = len(data.y_train) * len(result.history)
+    last, kept, seconds = state.history[-1], state.kept, state.train_seconds
+    n_seen = len(data.y_train) * len(state.history)
     return {
         "dataset": data.name,
         "backend": backend.name,
         "device": backend.device_name,
         "dtype": config.dtype,
-        "epochs": config.epochs,
-        "train_seconds": result.train_seconds,
-        "samples_per_second": n_seen / result.train_seconds if result.train_seconds > 0 else None,
+        "epochs": config.max_iter,
+        "train_seconds": seconds,
+        "samples_per_second": n_seen / seconds if seconds > 0 else None,
         "final_loss": last.loss,
         "train_accuracy": kept.train_accuracy,
         "val_accuracy": kept.val_accuracy,
-        "test_accuracy": result.test_accuracy,
+        "test_accuracy": state.test_accuracy,
         "last_val_accuracy": last.val_accuracy,
-        "epochs_run": len(result.history),
-        "best_epoch": best_epoch(result.history),
+        "epochs_run": len(state.history),
+        "best_epoch": best_epoch(state.history),
         "workers": workers,
         "config": config.to_dict(),
     }
 
 
-def result_line(result: TrainResult, resumed: Checkpoint | None) -> str:
+def result_line(state: TrainState, resumed: Model | None) -> str:
     """``test accuracy 86.75% after 32.73 s of training``; a resumed run's seconds count both runs, and say so."""
-    line = f"test accuracy {100 * result.test_accuracy:.2f}% after {result.train_seconds:.2f} s of training"
+    line = f"test accuracy {100 * state.test_accuracy:.2f}% after {state.train_seconds:.2f} s of training"
     if resumed is None:
         return line
     # The checkpoint's epochs and its unfinished epoch's seconds (which the resumed epoch's seconds include).
-    before = sum(s.seconds for s in resumed.state.history) + resumed.state.seconds
-    return f"{line}, both runs together ({before:.2f} s before --resume, {result.train_seconds - before:.2f} s now)"
+    before = resumed.state.train_seconds + resumed.state.seconds
+    return f"{line}, both runs together ({before:.2f} s before --resume, {state.train_seconds - before:.2f} s now)"
 
 
-def checkpoint_line(path: Path, result: TrainResult) -> str:
+def checkpoint_line(path: Path, state: TrainState) -> str:
     """``checkpoint: run.npz (epoch 5); continue it with --resume run.npz``, naming the epoch whose weights it
     holds: with --patience, the best one, and the last one trained, which --resume continues from."""
-    last, kept = result.history[-1], kept_stats(result)
+    last, kept = state.history[-1], state.kept
     epoch = f"epoch {last.epoch}"
     if kept.epoch != last.epoch:
         epoch = f"the weights of epoch {kept.epoch}, the best on validation; trained to epoch {last.epoch}"

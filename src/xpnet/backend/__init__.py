@@ -138,7 +138,7 @@ def gpu_present() -> bool:
 
 
 def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend:
-    """Turn the ``--device`` and ``--backend`` flags into a `Backend`.
+    """Turn a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and a backend name into a `Backend`.
 
     ``cpu`` defaults to NumPy and ``cuda`` to CuPy. ``auto`` takes the library's (or CuPy's) first GPU when
     it answers, and otherwise the CPU, with the reason in ``Backend.fallback_reason``; ``Backend.note`` holds
@@ -166,7 +166,7 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
         others = "/".join(s.name for s in registry().values() if kind in s.kinds)
         raise BackendError(
             f"{chosen.name} runs only on {' and '.join(_KIND_WORDS[k] for k in chosen.kinds)}: "
-            f"use --device {chosen.kinds[0]}, or --backend {others} on {kind}"
+            f"use the device {chosen.kinds[0]}, or the backend {others} on {kind}"
         )
     if kind == "cpu":
         return chosen.make("cpu")

@@ -5,21 +5,41 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 from ..backend import Backend, registry
 from ..errors import XpnetError, say
-from ..training.checkpoint import Checkpoint
 from ..training.config import ConfigError, check_field
-from ..training.session import Terminated, TerminateLoudly
+from ..training.loop import Callback
+from ..training.model import Model
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+# The one table from the library's parameters to the flags of the train command: the parser's dests, and the
+# flag a one-line error names where the library's error names the parameter.
+FLAGS = {
+    "hidden_layer_sizes": "--hidden",
+    "activation": "--activation",
+    "solver": "--optimizer",
+    "momentum": "--optimizer",
+    "learning_rate_init": "--lr",
+    "lr_decay": "--gamma",
+    "max_iter": "--epochs",
+    "batch_size": "--batch-size",
+    "dtype": "--dtype",
+    "random_state": "--seed",
+    "alpha": "--alpha",
+    "early_stopping": "--patience",
+    "n_iter_no_change": "--patience",
+}
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -87,7 +107,8 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         with TerminateLoudly():
             return main(argv)
     except XpnetError as e:
-        say(f"{prog}: error: {e.message}", *(f"  {line}" for line in e.details), file=sys.stderr)
+        message = e.naming(FLAGS[e.parameter]) if e.parameter in FLAGS else e.message
+        say(f"{prog}: error: {message}", *(f"  {line}" for line in e.details), file=sys.stderr)
         sys.exit(e.exit_status)
     except Terminated:  # SIGTERM before training starts or after its last save
         fail(f"{prog}: terminated (SIGTERM)", EXIT_TERMINATED)
@@ -115,8 +136,7 @@ def non_negative_int(text: str) -> int:
 
 def setting(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse ``type`` for the `TrainConfig` field ``name``: parse the text with ``kind`` (``int``,
-    ``float`` or `hidden_sizes`), then apply the config's own rule, whose message a checkpoint holding the
-    same value gets too."""
+    ``float`` or `hidden_sizes`), then apply the config's own rule (`check_field`), the one rule per setting."""
 
     def convert(text: str) -> Any:
         value = kind(text) if kind is hidden_sizes else _parse(kind, text)
@@ -189,7 +209,7 @@ def announce(backend: Backend, verbose: bool = False) -> None:
         say(message, file=sys.stderr)
 
 
-def model_data_dir(given: str | None, ckpt: Checkpoint) -> str | None:
+def model_data_dir(given: str | None, ckpt: Model) -> str | None:
     """Where to read the model's data set: ``--data-dir`` when given, else the folder its checkpoint records
     it was trained from (said on stderr), else None (where xpnet.train looks by default)."""
     if given is not None or ckpt.data_dir is None:
@@ -207,3 +227,67 @@ def model_data_dir(given: str | None, ckpt: Checkpoint) -> str | None:
         file=sys.stderr,
     )
     return str(folder)
+
+
+# Signals. The first Ctrl-C or SIGTERM during training asks the run to stop after its current step
+# (`StopOnSignal`), the second quits; outside training, `TerminateLoudly` turns SIGTERM into a one-line exit.
+# Outside the main thread, where Python cannot install signal handlers, nothing is installed.
+
+SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
+
+
+class StopOnSignal(Callback):
+    """While active, the first SIGINT/SIGTERM pauses the run before its next step; the next one raises
+    `KeyboardInterrupt` at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def should_pause(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        message = "stopping after the current step (press Ctrl-C again to quit at once)"
+        print(f"\n{signal.Signals(signum).name}: {message}", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for s in SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM outside the window in which a run stops gracefully (before training, after the last save)."""
+
+
+class TerminateLoudly:
+    """While active, SIGTERM raises `Terminated`, so the command line says why it ends instead of dying
+    silently with status 143; `StopOnSignal` takes over during training and gives it back afterwards."""
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+
+    @staticmethod
+    def _handle(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    def __enter__(self) -> TerminateLoudly:
+        term = getattr(signal, "SIGTERM", None)
+        if term is not None and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(term, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None

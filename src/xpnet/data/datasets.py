@@ -54,7 +54,10 @@ EXAMPLE_VAL_SPLIT = {"mnist": 5000, "fashion-mnist": 5000, "digits": 150}
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test images as (n, pixels) uint8 rows in 0..255, labels as (n,) integers in 0..n_classes-1.
+    """Training rows and labels, with test and validation rows where there are some: what `training.loop.train`
+    reads. A data set read from files holds host (n, pixels) uint8 rows in 0..255, which training scales to
+    [0, 1] on the device; the estimator fills one with its features as they are, floats in any namespace and
+    on any device. Labels are (n,) integers in 0..n_classes-1.
 
     ``x_val``/``y_val`` hold validation rows taken out of the training set (`hold_out`), or None.
     ``classes`` names each class in label order; left empty, the classes are ``"0"`` up to the largest label.

@@ -11,7 +11,6 @@ line reads.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 import sys
 import warnings
@@ -27,31 +26,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .. import nn
 from ..backend import Backend, backend_of, make_backend, resolve_backend
 from ..data import Dataset
-from ..errors import BackendError, TrainingDiverged
-from ..nn import penalty
-from ..training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ..errors import BackendError
+from ..training import model as record
 from ..training.config import SEED_LIMIT, TrainConfig
-from ..training.loop import Callback, EpochStats, KeepBest, TrainState, train
-from .model import FITTED_ON_ARRAYS, Model, label_list
+from ..training.loop import Callback, train
+from ..training.model import FITTED_ON_ARRAYS, Model, TrainState
 
-# scikit-learn's names for the hidden layers' activations, and xpnet's.
-ACTIVATIONS = {"relu": "relu", "logistic": "sigmoid", "tanh": "tanh"}
 NUMPY = ("numpy", "cpu")
-
-
-def _stalled(values: list[float], tol: float, larger_is_better: bool) -> int:
-    """How many epochs in a row, up to the last, failed to beat the best value before them by ``tol``
-    (scikit-learn's ``_no_improvement_count``)."""
-    count, best = 0, None
-    for v in values:
-        if best is not None and (v < best + tol if larger_is_better else v > best - tol):
-            count += 1
-        else:
-            count = 0
-        best = v if best is None else (max(best, v) if larger_is_better else min(best, v))
-    return count
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -210,28 +194,30 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         order = np.argsort(self.classes_, kind="stable")
         codes = compute.asarray(order[np.searchsorted(self.classes_[order], y)])
         n = x.shape[0]
-
         if fresh:
             dtype = self.dtype or ("float32" if x.dtype == compute.dtype("float32") else "float64")
-            self._seed = _seed(self.random_state)
-            self.t_ = 0
-        else:  # a model keeps its dtype, as scikit-learn's does
-            dtype = self.model_.dtype
+            self.t_, state, seed = 0, None, _seed(self.random_state)
+        else:  # a model keeps its dtype and seed, as scikit-learn's does
+            dtype, seed = self.model_.dtype, self.model_.config.random_state
             x = compute.xp.astype(x, compute.dtype(dtype), copy=False)
-        # Training goes on from the weights the model has: after early stopping, the best epoch's.
-        state = None if fresh else dataclasses.replace(self._state, restored=False, last_params=None)
+            # Training goes on from the weights the model has (after early stopping, the best epoch's), and
+            # from its optimizer's state where the update rule is the same.
+            state = self.model_.state
+            state.restored, state.last_params, state.stopped, state.offset = False, None, False, 0
         done = 0 if state is None else state.epoch
         validate = self.early_stopping and not incremental
         train_rows, val_rows = np.arange(n), None
         if validate:
             train_rows, val_rows = train_test_split(
-                train_rows, test_size=self.validation_fraction, random_state=self._seed % 2**32, stratify=y
+                train_rows, test_size=self.validation_fraction, random_state=seed % 2**32, stratify=y
             )
             if val_rows.size < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of X")
             train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
         n_train = train_rows.size
-        config = self._config(n_train, dtype, done + (1 if incremental else self.max_iter))
+        config = self._config(n_train, dtype, seed, done + (1 if incremental else self.max_iter), validate, incremental)
+        if state is not None and self.model_.config.optimizer != config.optimizer:
+            state.opt_state = nn.OPTIMIZERS[config.optimizer].init(compute.xp, state.params)
 
         def take(a: Any, rows: np.ndarray) -> Any:
             return compute.xp.take(a, compute.asarray(rows), axis=0) if validate else a
@@ -241,48 +227,26 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             x_val=take(x, val_rows) if validate else None, y_val=take(codes, val_rows) if validate else None,
             classes=tuple(str(c) for c in self.classes_.tolist()),
         )  # fmt: skip
-        losses = list(getattr(self, "loss_curve_", [])) if not fresh else []
-        batches = -(-n_train // config.batch_size)
+        verbose = self.verbose
 
-        def record(s: TrainState) -> None:  # the epoch's loss as scikit-learn reports it: with the L2 term
-            extra = 0.0
-            if config.alpha:
-                extra = float(compute.to_numpy(penalty(compute.xp, s.params, config.alpha, n_train))) * batches
-            losses.append(s.history[-1].loss + extra)
-
-        def report(stats: EpochStats) -> None:
-            if self.verbose:
-                print(f"Iteration {stats.epoch}, loss = {losses[-1]:.8f}", file=sys.stdout)
-                if stats.val_accuracy is not None:
-                    print(f"Validation score: {stats.val_accuracy:f}", file=sys.stdout)
-
-        def should_stop(history: list[EpochStats]) -> bool:
-            if incremental:
-                return False
-            new = history[done:]
-            values = [s.val_accuracy for s in new] if validate else losses[len(losses) - len(new) :]
-            return _stalled(values, self.tol, larger_is_better=validate) > self.n_iter_no_change
-
-        class _Fit(Callback):
+        class Report(Callback):
             def on_epoch_end(self, s: TrainState) -> bool:
-                record(s)
-                report(s.history[-1])
-                return should_stop(s.history)
+                if verbose:
+                    stats = s.history[-1]
+                    print(f"Iteration {stats.epoch}, loss = {stats.loss:.8f}", file=sys.stdout)
+                    if stats.val_accuracy is not None:
+                        print(f"Validation score: {stats.val_accuracy:f}", file=sys.stdout)
+                return False
 
-        try:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-                keep = [KeepBest(compute)] if validate else []  # the best validation epoch's weights
-                result = train(compute, data, config, state=state, callbacks=[*keep, _Fit()])
-        except TrainingDiverged as e:
-            raise TrainingDiverged(str(e).replace("--lr", "learning_rate_init")) from None
-        assert result.state is not None
-        self._state, self._train_config, self._n_train = result.state, config, n_train
-        self._dataset, self._val_split = FITTED_ON_ARRAYS, 0 if val_rows is None else int(val_rows.size)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            state = train(compute, data, config, state=state, callbacks=[Report()])
+        val_split = 0 if val_rows is None else int(val_rows.size)
+        self.model_ = Model(config, state, compute, self.classes_, dataset=FITTED_ON_ARRAYS, n_train=n_train,
+                            val_split=val_split, trained_on=str(compute))  # fmt: skip
         self._input = NUMPY if given is None else (given.name, given.device_name)
-        self.model_ = Model(tuple(result.params), config.activation, self.classes_, compute)
-        self._set_fitted(result.state.history, losses, validate)
-        self.t_ += (len(result.history) - done) * n_train
-        if not incremental and not result.stopped_early and len(result.history) - done == self.max_iter:
+        self._set_fitted()
+        self.t_ += (len(state.history) - done) * n_train
+        if not incremental and not state.stopped_early and len(state.history) - done == self.max_iter:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
                 "hasn't converged yet.",
@@ -294,60 +258,67 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _refuse_unsupported(self) -> None:
         if self.solver == "lbfgs":
             raise ValueError("solver='lbfgs' is not supported by xpnet: use solver='adam' or solver='sgd'")
-        if self.activation not in ACTIVATIONS:
+        if self.activation not in nn.ACTIVATIONS:
             raise ValueError(f"activation={self.activation!r} is not supported by xpnet: use relu, logistic or tanh")
         if self.learning_rate != "constant":
             raise ValueError(
                 f"learning_rate={self.learning_rate!r} is not supported by xpnet: use 'constant', with lr_decay "
                 "for a rate that falls every epoch"
             )
-        sizes = self._hidden()
-        if not sizes or not all(isinstance(h, numbers.Integral) and h > 0 for h in sizes):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
 
-    def _hidden(self) -> list[Any]:
-        """``hidden_layer_sizes`` as a list (an int is one layer, as in scikit-learn)."""
+    def _hidden(self) -> tuple[Any, ...]:
+        """``hidden_layer_sizes`` as a tuple (an int is one layer, as in scikit-learn), NumPy's integers as
+        Python's; whether they are sizes is `TrainConfig`'s to say."""
         h = self.hidden_layer_sizes
-        return [h] if np.isscalar(h) else list(h)
+        return tuple(int(v) if isinstance(v, numbers.Integral) else v for v in ([h] if np.isscalar(h) else h))
 
-    def _config(self, n_train: int, dtype: str, epochs: int) -> TrainConfig:
+    def _config(
+        self, n_train: int, dtype: str, seed: int, epochs: int, validate: bool, incremental: bool
+    ) -> TrainConfig:
+        """The training settings these parameters name (`TrainConfig` checks each, naming it)."""
         if self.batch_size == "auto":
             batch = min(200, n_train)
         else:
             if self.batch_size > n_train:
                 warnings.warn("Got `batch_size` larger than the sample size. It is going to be clipped", stacklevel=4)
             batch = min(self.batch_size, n_train)
-        sgd = self.solver == "sgd"
+        patience = None if incremental or self.n_iter_no_change == np.inf else int(self.n_iter_no_change)
         return TrainConfig(
-            hidden=tuple(int(h) for h in self._hidden()),
-            activation=ACTIVATIONS[self.activation],
-            optimizer="adam" if not sgd else ("momentum" if self.momentum > 0 else "sgd"),
-            lr=float(self.learning_rate_init),
-            gamma=float(self.lr_decay),
-            epochs=epochs,
+            hidden_layer_sizes=self._hidden(),
+            activation=self.activation,
+            solver=self.solver,
+            learning_rate_init=float(self.learning_rate_init),
+            lr_decay=float(self.lr_decay),
+            max_iter=epochs,
             batch_size=batch,
             dtype=dtype,
-            seed=self._seed,
+            random_state=seed,
             alpha=float(self.alpha),
-            momentum=float(self.momentum),
-            nesterov=bool(self.nesterovs_momentum),
+            momentum=float(self.momentum) if self.solver == "sgd" else 0.0,
+            nesterovs_momentum=bool(self.nesterovs_momentum),
             beta_1=float(self.beta_1),
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
             shuffle=bool(self.shuffle),
+            early_stopping=validate,
+            n_iter_no_change=patience,
+            tol=float(self.tol),
         )
 
-    def _set_fitted(self, history: list[EpochStats], losses: list[float], validated: bool) -> None:
+    def _set_fitted(self) -> None:
+        """scikit-learn's fitted attributes, read from the model's history."""
+        model = self.model_
+        history, validated = model.state.history, model.config.early_stopping
+        self.classes_, self.n_features_in_ = model.classes, model.n_features
         self.n_iter_ = len(history)
-        self.loss_curve_ = list(losses)
-        self.loss_ = losses[-1] if losses else None
+        self.loss_curve_ = [s.loss for s in history]
+        self.loss_ = self.loss_curve_[-1] if history else None
         scores = [s.val_accuracy for s in history if s.val_accuracy is not None]
         self.validation_scores_ = scores if validated else None
         self.best_validation_score_ = max(scores) if validated and scores else None
-        self.best_loss_ = None if validated or not losses else min(losses)
-        sizes = self.model_.sizes
-        self.n_layers_ = len(sizes)
-        self.n_outputs_ = sizes[-1]
+        self.best_loss_ = None if validated or not history else min(self.loss_curve_)
+        self.n_layers_ = len(model.sizes)
+        self.n_outputs_ = model.sizes[-1]
         self.out_activation_ = "softmax"
 
     def _compute_backend(self, given: Backend | None) -> Backend:
@@ -368,7 +339,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         try:
             return resolve_backend(device, self.backend)
         except BackendError as e:
-            raise ValueError(str(e).replace("--device", "device").replace("--backend", "backend")) from None
+            raise ValueError(str(e)) from None
 
     # ---- data ----------------------------------------------------------------------------------------------
 
@@ -493,10 +464,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """Write the fitted model as an xpnet checkpoint (``xpnet predict``/``evaluate`` and `xpnet.load` read
         it; ``xpnet train --resume`` continues it): plain arrays and JSON, written atomically."""
         check_is_fitted(self)
-        labels = label_list(self.classes_)
-        names = tuple(str(c) for c in labels)
-        return save_checkpoint(path, self._state, self._train_config, self.model_.backend, self._dataset, self._n_train,
-                               self._val_split, names, self.model_.layout, labels=labels)  # fmt: skip
+        return record.save(self.model_, path)
 
     def to_onnx(self, path: str | Path) -> Path:
         """Write the model as an ONNX graph (Gemm, the activation, Softmax; outputs ``label`` and
@@ -507,33 +475,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return write_onnx(self.model_, path)
 
     @classmethod
-    def from_checkpoint(cls, ckpt: Checkpoint, device: str = "cpu", backend: str | None = None) -> MLPClassifier:
-        """The fitted estimator a checkpoint holds, its weights on ``device`` (with ``backend``); it predicts
-        NumPy input (and arrays of that backend) and can be saved, exported or trained further."""
-        c = ckpt.config
-        sgd = c.optimizer != "adam"
+    def from_model(cls, model: Model) -> MLPClassifier:
+        """The fitted estimator of ``model`` (from `xpnet.load`, or a command-line checkpoint): it predicts
+        NumPy input (and arrays of the model's backend) and can be saved, exported or trained further."""
+        c, backend = model.config, model.backend
         est = cls(
-            hidden_layer_sizes=c.hidden, activation={v: k for k, v in ACTIVATIONS.items()}[c.activation],
-            solver="sgd" if sgd else "adam", alpha=c.alpha, batch_size=c.batch_size or ckpt.n_train,
-            learning_rate_init=c.learning_rate, max_iter=c.epochs, shuffle=c.shuffle, random_state=c.seed,
-            momentum=0.0 if c.optimizer == "sgd" else c.momentum, nesterovs_momentum=c.nesterov,
-            validation_fraction=ckpt.val_split / (ckpt.n_train + ckpt.val_split) if ckpt.val_split else 0.1,
-            early_stopping=ckpt.val_split > 0, beta_1=c.beta_1, beta_2=c.beta_2, epsilon=c.epsilon,
-            lr_decay=c.gamma, device=None if device == "cpu" and backend is None else device, backend=backend,
-            dtype=c.dtype,
+            hidden_layer_sizes=c.hidden_layer_sizes, activation=c.activation, solver=c.solver, alpha=c.alpha,
+            batch_size=c.batch_size or model.n_train, learning_rate_init=c.learning_rate, max_iter=c.max_iter,
+            shuffle=c.shuffle, random_state=c.random_state, tol=c.tol, momentum=c.momentum,
+            nesterovs_momentum=c.nesterovs_momentum, early_stopping=c.early_stopping,
+            validation_fraction=model.val_split / (model.n_train + model.val_split) if model.val_split else 0.1,
+            beta_1=c.beta_1, beta_2=c.beta_2, epsilon=c.epsilon,
+            n_iter_no_change=np.inf if c.n_iter_no_change is None else max(c.n_iter_no_change, 1),
+            lr_decay=c.lr_decay, device=None if backend.device_name == "cpu" and backend.name == "numpy" else
+            backend.device_name, backend=None if backend.name == "numpy" else backend.name, dtype=c.dtype,
         )  # fmt: skip
-        try:
-            compute = make_backend(backend, device) if backend else resolve_backend(device)
-        except BackendError as e:
-            raise ValueError(str(e)) from None
-        est.model_ = Model.from_checkpoint(ckpt, compute)
-        est.classes_ = est.model_.classes
-        est.n_features_in_ = est.model_.n_features
-        est._state, est._train_config, est._n_train, est._seed = ckpt.state, c, ckpt.n_train, c.seed
-        est._input, est._val_split, est._dataset = NUMPY, ckpt.val_split, ckpt.dataset
-        validated = any(s.val_accuracy is not None for s in ckpt.state.history)
-        est._set_fitted(ckpt.state.history, [s.loss for s in ckpt.state.history], validated)
-        est.t_ = ckpt.n_train * len(ckpt.state.history)
+        est.model_, est._input = model, NUMPY
+        est._set_fitted()
+        est.t_ = model.n_train * len(model.state.history)
         return est
 
 
@@ -543,7 +502,11 @@ def load(path: str | Path, device: str = "cpu", backend: str | None = None) -> M
     The checkpoint is read safely (plain arrays and JSON, never a pickle); a damaged or foreign file is a
     ``CheckpointError`` naming the problem. ``device``/``backend`` say where its weights go.
     """
-    return MLPClassifier.from_checkpoint(load_checkpoint(path), device, backend)
+    try:
+        compute = make_backend(backend, device) if backend else resolve_backend(device)
+    except BackendError as e:
+        raise ValueError(str(e)) from None
+    return MLPClassifier.from_model(record.load(path, compute))
 
 
 def _array_backend(X: Any) -> Backend | None:

@@ -13,10 +13,10 @@ import numpy as np
 
 from ..errors import XpnetError
 from ..files import atomic_write
-from .model import Model, as_labels
+from ..training.model import Model, as_labels
 
 OPSET = 17
-ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
+ONNX_ACTIVATIONS = {"relu": "Relu", "logistic": "Sigmoid", "tanh": "Tanh"}
 
 
 def write_onnx(model: Model, path: str | Path) -> Path:

@@ -36,9 +36,8 @@ from typing import Any
 from .. import __version__
 from ..errors import XpnetError, reason
 from ..files import atomic_write, write_failed
-from .checkpoint import Checkpoint
 from .config import FIXED_FIELDS, spelled
-from .loop import EpochStats
+from .model import EpochStats, Model
 
 # An epoch's figures that tell one run from another: the same run logs them exactly as its checkpoint keeps them.
 SCORES = ("loss", "train_accuracy", "val_accuracy", "test_accuracy")
@@ -121,7 +120,7 @@ def _cut_torn_line(fd: int) -> int:
     return size - end
 
 
-def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str, Any]]:
+def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any]]:
     """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file, and
     for the log of another run than ``model``'s when it is given: a header naming other data or a setting
     no resume changes (`config.FIXED_FIELDS`), or an epoch whose figures are not its checkpoint's."""
@@ -168,7 +167,7 @@ def read_log(path: str | Path, model: Checkpoint | None = None) -> list[dict[str
     return [epochs[e] for e in sorted(epochs)]
 
 
-def _other_header(headers: list[dict[str, Any]], model: Checkpoint) -> str:
+def _other_header(headers: list[dict[str, Any]], model: Model) -> str:
     """How the first header that names another run differs from ``model``, or ``""``; what a header does not
     say is not held against it."""
     config = model.config.to_dict()
@@ -183,7 +182,7 @@ def _other_header(headers: list[dict[str, Any]], model: Checkpoint) -> str:
     return ""
 
 
-def _other_epoch(epochs: dict[int, dict[str, Any]], model: Checkpoint) -> str:
+def _other_epoch(epochs: dict[int, dict[str, Any]], model: Model) -> str:
     """How the first logged epoch that the checkpoint's history holds otherwise differs from it, or ``""``."""
     for stats in model.state.history:
         logged = epochs.get(stats.epoch, {})

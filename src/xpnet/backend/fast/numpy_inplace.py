@@ -28,7 +28,7 @@ SWITCH_AFTER = 100_000_000
 def _activate(z: np.ndarray, activation: str) -> None:
     if activation == "relu":
         np.maximum(z, 0.0, out=z)
-    elif activation == "sigmoid":  # 0.5 * tanh(0.5 z) + 0.5, as nn.sigmoid
+    elif activation == "logistic":  # 0.5 * tanh(0.5 z) + 0.5, as nn.sigmoid
         z *= 0.5
         np.tanh(z, out=z)
         z *= 0.5
@@ -44,7 +44,7 @@ def _activate_backward(a: np.ndarray, g: np.ndarray, tmp: np.ndarray, activation
         # reference's where(a > 0, g, 0); only a zero may come out as -0.0, which compares equal.
         np.greater(a, 0.0, out=tmp)
         g *= tmp
-    elif activation == "sigmoid":  # g * a * (1 - a)
+    elif activation == "logistic":  # g * a * (1 - a)
         g *= a
         np.subtract(1.0, a, out=tmp)
         g *= tmp

@@ -41,14 +41,14 @@ class TorchFusedStep:
     def _activate(self, z: torch.Tensor) -> torch.Tensor:
         if self.activation == "relu":
             return z.relu_()
-        if self.activation == "sigmoid":  # 0.5 * tanh(0.5 z) + 0.5, as nn.sigmoid
+        if self.activation == "logistic":  # 0.5 * tanh(0.5 z) + 0.5, as nn.sigmoid
             return z.mul_(0.5).tanh_().mul_(0.5).add_(0.5)
         return z.tanh_()
 
     def _activate_backward(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         if self.activation == "relu":  # where(a > 0, g, 0): a zero may come out as -0.0, which compares equal
             return g.mul_(a > 0)
-        if self.activation == "sigmoid":
+        if self.activation == "logistic":
             return g.mul_(a).mul_(1.0 - a)
         return g.mul_(1.0 - a * a)
 

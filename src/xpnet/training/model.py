@@ -1,0 +1,580 @@
+"""The model record: a network and everything known about it, the same object whichever door it came through.
+
+A `Model` holds the settings (`TrainConfig`), the run's state (`TrainState`: weights, optimizer state,
+generator, counters, history, the best epoch's weights), the backend its weights live on, the label and name
+of each output, how a picture becomes its inputs, and where it came from. Training returns its state, the
+estimator keeps one, `save` writes one whole as a checkpoint and `load` reads it back; ``predict``,
+``evaluate``, ``export``, ``serve`` and ``--resume`` all take one. Every door classifies through
+`batched_logits`, the forward loop training's accuracy uses, so all give the same classes.
+
+A checkpoint is a plain ``.npz`` (a zip of ``.npy`` files) of host arrays: the weights ``param_000...``, the
+optimizer state ``opt_000...``, the unfinished epoch's partial loss, ``best_``/``last_`` weights when early
+stopping kept an epoch, and ``meta``, UTF-8 JSON of everything else. Loading trusts nothing in the file: each
+array's header is checked against the model the metadata describes before its payload is read, and the rest
+of the metadata is parsed into the objects it stands for, so a file from someone else can only fail to load,
+in one line. Never a pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__, nn
+from ..backend import Backend, resolve_backend
+from ..data import Dataset, npy
+from ..data.datasets import class_names
+from ..data.images import Layout, layout_for
+from ..errors import CheckpointError, listed, one_line, reason
+from ..files import atomic_write
+from .config import TrainConfig, is_count, is_real
+
+FITTED_ON_ARRAYS = "arrays"  # the data set of a model fitted from Python on arrays
+FORMAT, FORMAT_VERSION = "xpnet-checkpoint", 2  # 2: the config in the library's names (1: the flags')
+MAX_META_BYTES = 64 << 20  # the metadata JSON; its history grows by about 250 bytes an epoch
+MAX_MEMBER_BYTES = 4 << 30  # the largest weight or optimizer array read (a 784-1,000,000 float32 layer: 3 GiB)
+COUNT_LIMIT = 2**63  # steps, rows: int64 everywhere downstream
+BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM}  # states of plain JSON numbers
+LABEL_KINDS = "iufUb"  # labels a checkpoint's JSON keeps exactly (and ONNX carries): ints, floats, strings, bools
+EVAL_BATCH = 8192  # rows per forward pass when scoring: bounds memory, large enough to be fast
+
+
+# -- the run's state ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    loss: float  # mean training loss over the epoch's steps, with the L2 term
+    train_accuracy: float  # of the epoch's batches, each scored just before its update
+    test_accuracy: float | None  # None when a validation set is scored instead (test set kept for the end)
+    seconds: float  # training time of this epoch, scoring excluded
+    samples_per_second: float
+    val_accuracy: float | None = None  # on the validation rows, when there are some
+    lr: float | None = None  # the epoch's learning rate
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to continue exactly where it stopped, and how it ended.
+
+    ``rng`` is the host generator as it stood at the start of the unfinished epoch (or of the next one):
+    resuming redraws that epoch's permutation from it and skips the ``offset`` rows already trained.
+    ``loss_sum``, ``correct`` and ``seconds`` are the unfinished epoch's partial totals.
+    """
+
+    params: list[Any]  # the weights kept: on the model's device, or host arrays as read from a file
+    opt_state: list[Any]
+    rng: np.random.Generator
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer updates done
+    offset: int = 0  # rows of epoch ``epoch + 1`` already trained
+    loss_sum: Any = 0.0  # host 0-d array in the training dtype, so a resumed sum is bitwise the same
+    correct: int = 0
+    seconds: float = 0.0
+    history: list[EpochStats] = field(default_factory=list)
+    best_params: list[Any] | None = None  # host copies of the best validation epoch's weights (early stopping)
+    restored: bool = False  # ``params`` are the best epoch's, put back when the run ended ...
+    last_params: list[Any] | None = None  # ... and these the last epoch's, from which a resumed run continues
+    # How the run ended (not saved): paused between two steps (Ctrl-C, or a step that failed with
+    # ``failure``), or by the stopping rule before max_iter; the test accuracy of the weights kept.
+    stopped: bool = False
+    failure: Exception | None = None
+    stopped_early: bool = False
+    test_accuracy: float | None = None
+
+    @property
+    def kept(self) -> EpochStats | None:
+        """The statistics of the epoch whose weights are held: the best one once early stopping put its
+        weights back, else the last (None before the first epoch)."""
+        best = best_epoch(self.history) if self.restored else None
+        if best is not None:
+            return next(s for s in self.history if s.epoch == best)
+        return self.history[-1] if self.history else None
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(s.seconds for s in self.history)
+
+
+def best_epoch(history: Sequence[EpochStats]) -> int | None:
+    """The first epoch with the highest validation accuracy, or None when no epoch was validated."""
+    scored = [(s.val_accuracy, -s.epoch) for s in history if s.val_accuracy is not None]
+    return -max(scored)[1] if scored else None
+
+
+def initial_state(backend: Backend, sizes: Sequence[int], config: TrainConfig) -> TrainState:
+    """Freshly initialised weights for layers of ``sizes`` and optimizer state, from ``config.random_state``."""
+    rng = np.random.default_rng(config.random_state)
+    params = [backend.asarray(p) for p in nn.init_params(rng, list(sizes), config.activation, config.dtype)]
+    return TrainState(params, nn.OPTIMIZERS[config.optimizer].init(backend.xp, params), rng)
+
+
+# -- scoring ------------------------------------------------------------------------------------------------
+
+
+def images_to_device(backend: Backend, images: Any, dtype: Any) -> Any:
+    """Rows -> device rows in ``dtype``: uint8 pixels are scaled to [0, 1]; features (floats, any namespace,
+    as the estimator hands them over) are taken as they are."""
+    x = backend.asarray(images)
+    if x.dtype != backend.xp.uint8:
+        return backend.xp.astype(x, dtype, copy=False)
+    # Moving uint8 and scaling on the device sends a quarter of the bytes float32 would.
+    return backend.xp.astype(x, dtype) / 255.0
+
+
+def batched_logits(xp: Any, params: Sequence[Any], x: Any, activation: str) -> Iterator[Any]:
+    """The logits of consecutive slices of `EVAL_BATCH` rows of ``x``."""
+    n = x.shape[0]
+    for i in range(0, n, EVAL_BATCH):
+        yield nn.forward(xp, params, x[i : min(i + EVAL_BATCH, n), ...], activation)[0]
+
+
+def count_correct(xp: Any, logits: Any, labels: Any) -> Any:
+    """Number of rows whose largest logit is the label, as a 0-d int64 device array."""
+    return xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels, xp.int64))
+
+
+def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation: str) -> float:
+    """Fraction of rows of device arrays ``x`` classified as ``y``; one read from the device."""
+    xp, correct, i = backend.xp, 0, 0
+    for logits in batched_logits(xp, params, x, activation):
+        correct, i = correct + count_correct(xp, logits, y[i : i + logits.shape[0]]), i + logits.shape[0]
+    return int(backend.to_numpy(correct)) / max(x.shape[0], 1)
+
+
+# -- the record ---------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Model:
+    """A network and everything known about it (see the module's docstring); ``state.params`` live on
+    ``backend``. ``classes`` are the outputs' labels (scikit-learn's ``classes_``), ``names`` how reports
+    print them; ``layout`` says how a picture becomes inputs when not by the data set's name."""
+
+    config: TrainConfig
+    state: TrainState
+    backend: Backend
+    classes: np.ndarray
+    names: tuple[str, ...] = ()
+    layout: Layout | None = None
+    dataset: str = FITTED_ON_ARRAYS
+    data_dir: str | None = None  # the folder the data set was read from (None: digits, or arrays)
+    n_train: int = 0  # training rows (the validation rows excluded)
+    val_split: int = 0  # rows held out for validation
+    workers: str | None = None  # what computed the gradients besides this process (Dask workers)
+    trained_on: str = ""  # ``numpy on cpu``: the backend that trained it (unchecked text from a file)
+    path: Path | None = None  # the file it was read from or last saved to
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            self.names = tuple(str(c) for c in self.classes.tolist())
+
+    @classmethod
+    def of_data(
+        cls, config: TrainConfig, state: TrainState | None, backend: Backend, data: Dataset, val_split: int = 0
+    ) -> Model:
+        """The model of a run on the data set ``data`` (``val_split`` of its rows held out), its ``state``
+        (None before the first step). Its labels are the class numbers where the classes have no names of
+        their own ("0".."9"), else the names."""
+        names = tuple(data.classes)
+        labels = np.arange(len(names)) if names == tuple(map(str, range(len(names)))) else np.asarray(names)
+        return cls(config, state, backend, labels, names, data.layout, data.name, data.folder, len(data.y_train),
+                   val_split, trained_on=str(backend))  # fmt: skip
+
+    @property
+    def params(self) -> list[Any]:
+        return self.state.params
+
+    @property
+    def sizes(self) -> list[int]:
+        """Layer sizes ``[inputs, hidden..., outputs]``."""
+        return nn.sizes_of(self.params)
+
+    @property
+    def n_features(self) -> int:
+        return self.sizes[0]
+
+    @property
+    def activation(self) -> str:
+        return self.config.activation
+
+    @property
+    def dtype(self) -> str:
+        return self.config.dtype
+
+    @property
+    def kept_epoch(self) -> int:
+        """The epoch of the weights held: the best on validation once early stopping put them back, else the last."""
+        kept = self.state.kept
+        return kept.epoch if kept is not None else self.state.epoch
+
+    def on(self, backend: Backend) -> Model:
+        """This model with its weights on ``backend``."""
+        if backend == self.backend:
+            return self
+        params = [backend.asarray(self.backend.to_numpy(p)) for p in self.params]
+        return dataclasses.replace(self, state=dataclasses.replace(self.state, params=params), backend=backend)
+
+    def picture_layout(self) -> Layout:
+        """How a picture is prepared for this model: its own layout, else its data set's or its input size's;
+        `CheckpointError` when no picture fits its inputs."""
+        try:
+            return self.layout or layout_for(self.dataset, self.n_features)
+        except ValueError as e:
+            raise CheckpointError(f"{self.path or 'the model'}: {e}") from None
+
+    def describe(self) -> str:
+        """``64-256-128-10 relu float32 adam model on digits, epoch 3 of 10, step 36``."""
+        c, s = self.config, self.state
+        where = f"epoch {s.epoch}" + (f" + {s.offset} rows" if s.offset else "") + f" of {c.max_iter}, step {s.step}"
+        if self.kept_epoch != s.epoch:
+            where = f"epoch {self.kept_epoch} of {c.max_iter} (the best on validation; stopped after {where})"
+        return f"{nn.layer_text(self.sizes)} {c.activation} {c.dtype} {c.optimizer} model on {self.dataset}, {where}"
+
+    def origin(self) -> str:
+        """What trained it, for a message: ``numpy on cpu; gradients from 2 Dask workers``."""
+        return (self.trained_on or "unknown") + (f"; gradients from {self.workers}" if self.workers else "")
+
+    def outputs(self, x: Any) -> tuple[Any, Any]:
+        """(class index, log-probabilities) of each row of ``x`` (device rows in the model's dtype), device
+        arrays. The class is the largest logit, not the largest rounded probability, as in training."""
+        xp, logits = self.backend.xp, list(batched_logits(self.backend.xp, self.params, x, self.activation))
+        if not logits:
+            dev, dt = self.backend.device, self.backend.dtype(self.dtype)
+            return xp.zeros(0, dtype=xp.int64, device=dev), xp.zeros((0, len(self.classes)), dtype=dt, device=dev)
+        logits = logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
+        return xp.argmax(logits, axis=1), nn.log_softmax(xp, logits)
+
+    def labels(self, index: Any) -> Any:
+        """The labels of class indices ``index`` (a device array): a device array for numeric labels, NumPy
+        for strings, which no array library but NumPy holds."""
+        if self.classes.dtype.kind in "iufb":
+            return self.backend.xp.take(self.backend.asarray(self.classes), index)
+        return self.classes[self.backend.to_numpy(index)]
+
+    def classify(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Host rows (uint8 pictures) -> (class index per row, (rows, classes) probabilities), on the host."""
+        index, logp = self.outputs(images_to_device(self.backend, rows, self.backend.dtype(self.dtype)))
+        host = self.backend.to_numpy
+        return host(index).astype(np.int64), host(self.backend.xp.exp(logp)).astype(np.float64)
+
+
+def label_list(classes: Sequence[Any] | np.ndarray) -> list[Any]:
+    """``classes`` as JSON values, or `ValueError` for labels a checkpoint cannot keep exactly (objects)."""
+    classes = as_labels(classes)
+    if classes.dtype.kind not in LABEL_KINDS:
+        raise ValueError(
+            f"labels of dtype {classes.dtype} that are not all strings cannot be saved: use integers, floats or strings"
+        )
+    return classes.tolist()
+
+
+def as_labels(classes: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """``classes`` as a NumPy array of a kind a checkpoint and ONNX keep exactly: strings held as Python
+    objects (pandas' way) become a string array; other objects stay objects."""
+    classes = np.asarray(classes)
+    if classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes.tolist()):
+        return classes.astype(str)
+    return classes
+
+
+# -- the file -----------------------------------------------------------------------------------------------
+
+
+def save(model: Model, path: str | Path) -> Path:
+    """Write ``model`` whole to ``path`` atomically (its arrays copied to the host); returns the path."""
+    path, s, host = Path(path).expanduser(), model.state, model.backend.to_numpy
+    arrays = {f"param_{i:03d}": host(p) for i, p in enumerate(s.params)}
+    arrays |= {f"opt_{i:03d}": host(a) for i, a in enumerate(s.opt_state)}
+    arrays["loss_sum"] = np.asarray(s.loss_sum, dtype=model.dtype)
+    arrays |= {f"best_{i:03d}": np.asarray(p) for i, p in enumerate(s.best_params or [])}
+    arrays |= {f"last_{i:03d}": np.asarray(p) for i, p in enumerate(s.last_params if s.restored else [])}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "xpnet_version": __version__,
+        "backend": model.backend.name,
+        "device": model.backend.device_name,
+        "workers": model.workers,
+        "dataset": model.dataset,
+        "data_dir": model.data_dir,
+        "n_train": model.n_train,
+        "val_split": model.val_split,
+        "layer_sizes": model.sizes,
+        "classes": list(model.names),
+        "labels": label_list(model.classes),
+        "config": model.config.to_dict(),
+        "epoch": s.epoch,
+        "step": s.step,
+        "offset": s.offset,
+        "correct": s.correct,
+        "seconds": s.seconds,
+        "rng": s.rng.bit_generator.state,
+        "history": [vars(e) for e in s.history],
+        "n_best": len(s.best_params or []),
+        "restored": s.restored,
+    }
+    if model.layout is not None:
+        meta["layout"] = {k: getattr(model.layout, k) for k in ("side", "box", "work", "by_mass")}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+    model.path = path
+    return path
+
+
+def load(path: str | Path, backend: Backend | None = None) -> Model:
+    """The model a checkpoint holds, its weights on ``backend`` (default: NumPy on the CPU).
+
+    Raises `CheckpointError` (one line) for a missing, unreadable, truncated or foreign file, pickled or
+    object arrays, members that are not ``.npy`` arrays, arrays missing or shaped unlike the model the
+    metadata describes, NaN or infinite values (exit status 1), and metadata that does not parse.
+    """
+    path, name = Path(path).expanduser(), "meta"
+    try:
+        with npy.open_npz(path) as (z, members):
+            if name not in members:
+                raise CheckpointError(f"{path} is not an xpnet checkpoint (no xpnet metadata in it)")
+            meta = _read_meta(path, npy.read_member(z, members[name], _meta_check))
+            config = TrainConfig.from_dict(meta["config"])
+            expected = _expected_arrays(meta, config, len(members))
+            extra = sorted(set(members) - set(expected) - {"meta"})
+            if extra:
+                raise CheckpointError(f"{path} holds arrays xpnet does not write ({listed(extra, 3)}); refusing it")
+            arrays = {}
+            for name, shape in expected.items():
+                if name not in members:
+                    raise CheckpointError(f"{path} is missing the array {name!r}; the file is incomplete")
+                arrays[name] = npy.read_member(z, members[name], npy.expect(shape, config.dtype))
+        bad = next((name for name, a in arrays.items() if not np.isfinite(a).all()), None)
+        if bad is not None:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
+            raise CheckpointError(
+                f"{path}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
+                "retrain it, with a lower learning rate if it diverged",
+                exit_status=1,
+            )
+        state = _read_state(meta, arrays, config)
+        names = _read_names(meta)
+        classes = _read_labels(meta.get("labels"), names)
+        layout = _read_layout(meta)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except npy.NotNpz:
+        raise CheckpointError(f"{path} is not an xpnet checkpoint (not an .npz file, or truncated)") from None
+    except npy.NpyError as e:
+        raise CheckpointError(f"{path}: array {name!r} {e}; use another checkpoint") from None
+    except OSError as e:  # permission denied, a folder, a FIFO or a device
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason(e)}; give a readable file") from None
+    except CheckpointError:
+        raise
+    except (EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError, OverflowError) as e:
+        # ValueError: a ConfigError (the config's own rules, naming the setting) among others
+        why = f"no {e.args[0]!r} in its metadata" if isinstance(e, KeyError) else one_line(e)
+        raise CheckpointError(f"{path} is damaged or not written by xpnet ({why}); use another checkpoint") from None
+    backend = backend or resolve_backend("cpu")
+    state.params = [backend.asarray(p) for p in state.params]
+    trained_on = " on ".join(str(meta.get(key, "unknown")) for key in ("backend", "device"))
+    workers = meta.get("workers") if isinstance(meta.get("workers"), str) else None
+    folder = meta.get("data_dir") if isinstance(meta.get("data_dir"), str) and meta.get("data_dir") else None
+    return Model(
+        config, state, backend, classes, names, layout, meta["dataset"], folder, meta["n_train"],
+        meta["val_split"], workers, trained_on, path,
+    )  # fmt: skip
+
+
+def _meta_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if dtype != np.uint8 or len(shape) != 1:
+        raise npy.NpyError("is not xpnet metadata (UTF-8 JSON as uint8)")
+    if shape[0] > MAX_META_BYTES:
+        raise npy.NpyError(f"declares {shape[0]} bytes of metadata, more than xpnet writes ({MAX_META_BYTES})")
+
+
+# Version 1 named the settings as the command line's flags.
+V1_NAMES = {"hidden": "hidden_layer_sizes", "lr": "learning_rate_init", "gamma": "lr_decay", "epochs": "max_iter",
+            "seed": "random_state", "nesterov": "nesterovs_momentum"}  # fmt: skip
+
+
+def _upgrade_v1(config: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 config in today's names: ``optimizer`` becomes solver and momentum, ``patience`` early
+    stopping, ``sigmoid`` logistic."""
+    new = {V1_NAMES.get(k, k): v for k, v in config.items() if k not in ("optimizer", "patience")}
+    optimizer, patience = config.get("optimizer"), config.get("patience", 0)
+    new["solver"] = "sgd" if optimizer in ("sgd", "momentum") else optimizer
+    if optimizer != "momentum":
+        new["momentum"] = 0.0
+    new["activation"] = "logistic" if new.get("activation") == "sigmoid" else new.get("activation")
+    # patience N stopped after N epochs without improvement: more than N - 1, as n_iter_no_change counts
+    new["early_stopping"], new["n_iter_no_change"] = bool(patience), patience - 1 if patience else None
+    return {"lr_decay": 1.0, **new}
+
+
+def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
+    try:
+        meta = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, ValueError):
+        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata is not JSON)") from None
+    except RecursionError:  # [[[[... nested past Python's limit; xpnet writes four levels
+        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata nests too deep)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata names no xpnet format)")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {version}, newer than this xpnet "
+            f"{__version__} reads ({FORMAT_VERSION}): upgrade xpnet"
+        )
+    if version < 2 and isinstance(meta.get("config"), dict):
+        meta["config"] = _upgrade_v1(meta["config"])
+    return meta
+
+
+def _expected_arrays(meta: dict[str, Any], config: TrainConfig, n_members: int) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every array of the model the metadata describes, checked before any is read:
+    the layers fit the config and the file, and no array is larger than xpnet reads."""
+    sizes, hidden = meta["layer_sizes"], list(config.hidden_layer_sizes)
+    if not (isinstance(sizes, list) and all(is_count(s) and s > 0 for s in sizes) and sizes[1:-1] == hidden):
+        raise ValueError(f"its layer_sizes are inconsistent with the config's hidden layers {hidden}")
+    if not 2 <= len(sizes) <= n_members:  # each layer has its arrays: nothing listed for layers the file lacks
+        raise ValueError(f"it lists {len(sizes) - 1} layers")
+    shapes = nn.param_shapes(sizes)
+    n_best, restored = meta.get("n_best", 0), meta.get("restored", False)  # none without early stopping
+    if not (is_count(n_best) and n_best in (0, len(shapes)) and isinstance(restored, bool) and n_best >= restored):
+        raise ValueError(f"its n_best and restored must be 0 and false, or {len(shapes)} best-epoch arrays")
+    expected = {f"param_{i:03d}": s for i, s in enumerate(shapes)}
+    expected |= {f"opt_{i:03d}": s for i, s in enumerate(nn.OPTIMIZERS[config.optimizer].state_shapes(shapes))}
+    expected["loss_sum"] = ()
+    expected |= {f"best_{i:03d}": s for i, s in enumerate(shapes[:n_best])}
+    expected |= {f"last_{i:03d}": s for i, s in enumerate(shapes)} if restored else {}
+    biggest = max(npy.nbytes(s, np.dtype(config.dtype)) for s in expected.values())
+    if biggest > MAX_MEMBER_BYTES:
+        raise ValueError(
+            f"it describes a {nn.layer_text(sizes)} model with a {biggest / 2**30:.1f} GiB weight array; "
+            f"xpnet reads arrays up to {MAX_MEMBER_BYTES // 2**30} GiB"
+        )
+    return expected
+
+
+def _count(meta: dict[str, Any], key: str, low: int, high: int = COUNT_LIMIT - 1) -> int:
+    """The integer ``meta[key]``, refused outside ``low..high``: a counter out of range would train nothing."""
+    value = meta.get(key)
+    if not (is_count(value) and low <= value <= high):
+        raise ValueError(f"its {key} must be an integer from {low} to {high}")
+    return value
+
+
+def _read_state(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainConfig) -> TrainState:
+    """The run's state from its checked arrays and its metadata (`ValueError` for a counter out of range)."""
+    if not isinstance(meta["dataset"], str):
+        raise ValueError("its dataset must be a name")
+    n_train = _count(meta, "n_train", 1)
+    _count(meta, "val_split", 0)
+    epoch, offset = _count(meta, "epoch", 0, config.max_iter), _count(meta, "offset", 0, n_train - 1)
+    seconds = meta.get("seconds")
+    if not (is_real(seconds) and seconds >= 0):
+        raise ValueError("its seconds must be a number >= 0")
+
+    def group(prefix: str) -> list[np.ndarray]:
+        return [a for name, a in arrays.items() if name.startswith(prefix)]
+
+    return TrainState(
+        params=group("param_"),
+        opt_state=group("opt_"),
+        rng=_read_rng(meta["rng"]),
+        epoch=epoch,
+        step=_count(meta, "step", epoch),
+        offset=offset,
+        loss_sum=arrays["loss_sum"],
+        correct=_count(meta, "correct", 0, offset),
+        seconds=float(seconds),
+        history=_read_history(meta["history"], epoch),
+        best_params=group("best_") or None,
+        restored=bool(group("last_")),
+        last_params=group("last_") or None,
+    )
+
+
+def _read_rng(saved: Any) -> np.random.Generator:
+    """The host generator from its saved state, which NumPy must give back unchanged: it truncates a float
+    and ignores keys it does not know."""
+    try:
+        rng = np.random.Generator(BIT_GENERATORS[saved["bit_generator"]]())
+        rng.bit_generator.state = saved
+        ok = rng.bit_generator.state == saved
+    except (KeyError, TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"its random-generator state is not a {' or '.join(BIT_GENERATORS)} state")
+    return rng
+
+
+def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
+    """The per-epoch statistics, each built as an `EpochStats` and its numbers checked."""
+    if not isinstance(saved, list) or len(saved) > epochs_done:
+        raise ValueError(f"its history must be a list of at most {epochs_done} epochs")
+    try:
+        history = [EpochStats(**entry) for entry in saved]
+    except TypeError:  # an entry that is not an object, or has keys EpochStats does not have
+        history = None
+    if history is None or not all(_plausible(s, epochs_done) for s in history):
+        raise ValueError("its history holds an entry that is not an epoch's statistics")
+    return history
+
+
+def _plausible(s: EpochStats, epochs_done: int) -> bool:
+    speed = s.samples_per_second  # infinite for an epoch too short to time
+    return (
+        is_count(s.epoch)
+        and 1 <= s.epoch <= epochs_done
+        and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
+        and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
+        and (is_real(speed) or speed == math.inf)
+    )
+
+
+def _read_names(meta: dict[str, Any]) -> tuple[str, ...]:
+    """The name of each output; a file without them (an early version) has its named data set's."""
+    n = meta["layer_sizes"][-1]
+    names = meta.get("classes", list(class_names(meta["dataset"])))
+    if not (isinstance(names, list) and len(names) == n and all(isinstance(name, str) for name in names)):
+        raise ValueError(f"its class names do not match its {n} outputs")
+    return tuple(names)
+
+
+def _read_labels(saved: Any, names: tuple[str, ...]) -> np.ndarray:
+    """The outputs' labels as saved, when they are ``len(names)`` distinct values of one kind (all integers in
+    int64, all finite floats, all strings or all booleans: a crafted file's mix would give duplicate or object
+    classes); else the class numbers where the names are "0".."k-1", else the names."""
+    n = len(names)
+    if isinstance(saved, list) and len(saved) == n and len({type(v) for v in saved}) == 1:
+        try:
+            labels = np.asarray(saved) if type(saved[0]) in (int, float, str, bool) else None
+        except (OverflowError, ValueError):
+            labels = None
+        if labels is not None and labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == n:
+            if labels.dtype.kind != "f" or np.isfinite(labels).all():
+                return labels
+    return np.arange(n) if names == tuple(str(k) for k in range(n)) else np.asarray(names)
+
+
+def _read_layout(meta: dict[str, Any]) -> Layout | None:
+    """The stored picture layout (picture-folder models), or None: predict then goes by the set's name."""
+    if "layout" not in meta:
+        return None
+    d = meta["layout"]
+    layout = Layout(side=d["side"], box=d["box"], work=d["work"], by_mass=d["by_mass"])
+    counts = all(is_count(v) and v > 0 for v in (layout.side, layout.box, layout.work))
+    if not (
+        counts and isinstance(layout.by_mass, bool) and layout.box <= layout.work and layout.work % layout.side == 0
+    ):
+        raise ValueError("its picture layout is not one of positive sizes")
+    if layout.n_features != meta["layer_sizes"][0]:
+        raise ValueError(f"its picture layout does not fit {meta['layer_sizes'][0]} inputs")
+    return layout
