@@ -88,11 +88,13 @@ def test_a_region_at_the_border_goes_and_a_stroke_touching_it_stays():
     assert not paper.border_regions(alone).any()
 
 
-def test_components_join_diagonal_neighbours_and_keep_others_apart():
-    mask = np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 0, 0], [1, 1, 0, 1]], bool)
-    labels, n = paper.components(mask)
-    assert n == 4 and labels[0, 0] == labels[1, 1] and labels[0, 3] == labels[1, 3] != labels[0, 0]
-    assert labels[3, 0] == labels[3, 1] != labels[3, 3] and (labels[~mask] == 0).all()
+def test_specks_go_and_a_one_pixel_diagonal_stroke_stays():
+    lit = np.zeros((100, 100), bool)
+    lit[20:80, 30:36] = True  # a stroke 6 pixels wide: specks are under half its square, 18 pixels
+    lit[np.arange(10, 35), np.arange(50, 75)] = True  # a diagonal line, its pixels touching at corners: one piece
+    lit[60:62, 60:62] = True  # dust
+    drop = paper.specks(lit)
+    assert drop[60:62, 60:62].all() and drop.sum() == 4
 
 
 def test_the_script_draws_what_it_says():

@@ -32,7 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataError
-from . import paper
+
+# `paper` and scipy.ndimage are imported where a picture is prepared, not here: every command imports this
+# module (for `Layout`), and SciPy would add 0.2 s to each one's start.
 
 BORDER = 0.05  # the outer 5% of each side is taken as background when judging polarity
 # A picture is clean when this share of its border is exactly background (within half a grey level): the
@@ -182,6 +184,8 @@ def ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         # A digital image on an exactly black (or, inverted, white) background, as every data-set image is:
         # its faint edge pixels are ink, not noise, and its levels are kept unless the ink is too dim.
         return (np.clip(gray, 0.0, 1.0) if peak >= MIN_PEAK else np.clip(gray / peak, 0.0, 1.0)), True
+    from . import paper
+
     x = paper.on_paper(gray)
     if x is None:
         raise BlankImage("no digit found: nothing stands out from the paper")
@@ -198,6 +202,7 @@ def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) ->
 
     Shrinking averages the middle ``footprint`` share (along each side) of the area under each output pixel.
     """
+    # By hand: ndimage.zoom interpolates a spline through the pixels, it never averages the area under one.
     rows, cols = _weights(image.shape[0], shape[0], footprint), _weights(image.shape[1], shape[1], footprint)
     return rows @ image @ cols.T
 
@@ -216,24 +221,19 @@ def _weights(n_in: int, n_out: int, footprint: float = 1.0) -> np.ndarray:
     return w / w.sum(axis=1, keepdims=True)
 
 
-def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
-    """(row, column) of the intensity-weighted centre of ``image``, in pixel-index coordinates."""
-    total = image.sum()
-    rows, cols = np.indices(image.shape)
-    return float((rows * image).sum() / total), float((cols * image).sum() / total)
-
-
 def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
     """Crop ``x`` (ink on zero) to its ink, fit it in ``layout.box`` and centre it in the canvas."""
+    from scipy import ndimage
+
+    from . import paper
+
     if in_place(x, layout):
         # Averaged over the middle half of each model pixel: a smooth enlargement (bicubic, Lanczos) passes
         # through the original pixels' values at their centres, and whole-area averaging would blur them.
         return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
     # The box of the ink proper: a clean picture kept its faint pixels and specks (soft edges, but also the
     # ringing a JPEG adds around strokes), which must not widen the box and so shrink the digit.
-    lit = paper.solid(x >= paper.NOISE)
-    r, c = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
-    crop = x[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
+    crop = x[paper.box(paper.solid(x >= paper.NOISE))]
     scale = layout.box / max(crop.shape)
     glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
     k = layout.work // layout.side
@@ -241,7 +241,7 @@ def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
         # Moves are whole pixels of the model's image, so that averaging down to it mixes no extra pixels;
         # halves round up (not to even), so that the same picture always lands in the same place.
         target = (layout.target + 0.5) * k - 0.5  # the model's pixel-index coordinate on the work canvas
-        top, left = (k * int(np.floor((target - cm) / k + 0.5)) for cm in centre_of_mass(glyph))
+        top, left = (k * int(np.floor((target - cm) / k + 0.5)) for cm in ndimage.center_of_mass(glyph))
     else:
         top, left = ((layout.work - n + 1) // 2 for n in glyph.shape)  # the odd pixel before, as Fashion-MNIST
     # Clamped so that no ink is cut off: a glyph as wide as the canvas cannot move sideways.
@@ -260,15 +260,19 @@ def in_place(x: np.ndarray, layout: Layout) -> bool:
     edges are part of its box), and from the ink above the noise level, as `fit` crops it (a smooth
     enlargement, bicubic or Lanczos, rings faintly around the ink). Either may show the picture in place.
     """
+    from scipy import ndimage
+
+    from . import paper
+
     if x.shape[0] != x.shape[1]:
         return False
     f = layout.side / x.shape[0]  # model pixels per picture pixel
     box = layout.box * layout.side / layout.work
-    mass = centre_of_mass(x) if layout.by_mass else None
+    mass = ndimage.center_of_mass(x) if layout.by_mass else None
     for lit in (x > 0, paper.solid(x >= paper.NOISE)):
-        rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
-        extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) * f
-        centre = mass if mass is not None else ((rows[0] + rows[-1]) / 2, (cols[0] + cols[-1]) / 2)
+        rows, cols = paper.box(lit)
+        extent = max(rows.stop - rows.start, cols.stop - cols.start) * f
+        centre = mass if mass is not None else ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
         # -2: faint edge pixels may fall below paper.NOISE; +2: an enlargement blurs the edges outwards.
         near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
         if near and box - 2 <= extent <= box + 2:
@@ -281,6 +285,8 @@ def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
 
     Raises `ValueError` for an array that is not an image and `BlankImage` when no ink is found.
     """
+    from . import paper
+
     x, clean = ink(shrink(to_gray(image)))
     if not clean:  # strokes at least MIN_STROKE pixels of the model's image wide, once fitted to the layout
         x = paper.widened(x, MIN_STROKE * layout.work / layout.side / layout.box)
