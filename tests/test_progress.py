@@ -9,7 +9,7 @@ import pytest
 
 from helpers import run_train
 from xpnet.cli import progress
-from xpnet.cli.progress import EpochBar
+from xpnet.cli.progress import EpochBar, ProgressBar
 
 pytest.importorskip("sklearn", reason="the training runs use scikit-learn's digits")
 
@@ -56,6 +56,19 @@ def test_the_bar_is_silent_off_a_terminal():
     bar.clear()
     assert stream.getvalue() == "" and reads == []
     assert EpochBar(1, 100, 10, read=float, stream=stream, isatty=True).enabled
+
+
+def test_a_line_never_wraps_on_a_narrow_terminal(monkeypatch):
+    monkeypatch.setattr(progress, "columns", lambda stream: 40)  # a wrapped line could not be redrawn in place
+    stream = Terminal()
+    bar = EpochBar(5, 1000, 10, read=float, stream=stream, clock=Clock(1.0))
+    bar.step(1, 10, 1.0)
+    bar.step(1, 20, 2.0)
+    bar.clear()
+    ProgressBar("train-images-idx3-ubyte.gz", stream, min_interval=0)(5_000_000, 9_912_422)
+    lines = stream.getvalue().split("\r")
+    assert lines[1].startswith("epoch 1/5 [") and lines[-1].startswith("train-images-idx3-ubyte.gz [")
+    assert all(len(line) <= 40 for line in lines)
 
 
 def test_rates_stay_short():

@@ -163,6 +163,7 @@ def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset
             raise XpnetError(f"{flag} {p} is also the {other} file; one file cannot be both: choose another {flag}")
 
 
+# Not filelock (4.3): its lock file stays after release and holds no pid, and the refusal names the holder's.
 @contextlib.contextmanager
 def locked(paths: Mapping[str, Path | None]) -> Iterator[None]:
     """Hold an exclusive lock on each path (by flag) for the block; `XpnetError` naming the pid of the run

@@ -6,6 +6,10 @@ complete. A mirror that cannot be reached at all is skipped for the remaining fi
 machine gets its answer after at most one timeout per mirror.
 """
 
+# Not pooch (1.8): it fetches one URL per file (no mirrors tried in order, none skipped once unreachable),
+# speaks no file:// (XPNET_MIRRORS may name a local copy), and its requests timeout is per read, with no
+# deadline for the whole download, so a mirror that trickles a byte every few seconds would hold a run for days.
+
 from __future__ import annotations
 
 import hashlib
