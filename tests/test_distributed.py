@@ -37,7 +37,7 @@ NUMPY = resolve_backend("cpu", "numpy")
 SGD_FULL = TrainConfig(hidden=(32,), optimizer="sgd", lr=0.5, batch_size=0, epochs=4, dtype="float64", seed=3)
 ADAM_MINI = TrainConfig(hidden=(32, 16), optimizer="adam", batch_size=100, epochs=2, dtype="float64", seed=4)
 TOLERANCE = 1e-10  # float64: only the order of the sums over shards differs from one process
-# --gamma 1: the straight runs below use a constant rate (the default decays by the number of steps).
+# --gamma 1: the straight runs below use a constant rate (the default decays by the number of images).
 DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32,16", "--dtype", "float64", "--quiet"]
 DIGITS += ["--gamma", "1"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_module, run_train
+from helpers import run_module, run_train, train_json
 from xpnet.backend import resolve_backend
 from xpnet.cli import common as cli
 from xpnet.data import load_dataset
@@ -38,8 +38,21 @@ def test_cli_prints_epochs_and_a_json_line():
     assert set(keys.split()) <= set(summary)
     assert [summary[k] for k in ("dataset", "backend", "device", "epochs")] == ["digits", "numpy", "cpu", 3]
     assert 0.5 < summary["test_accuracy"] <= 1.0 and summary["samples_per_second"] > 0
-    # 12 steps an epoch: the default decays 0.8 per 469 steps, so the rate stays nearly constant.
-    assert summary["config"]["gamma"] == default_gamma(1438, 128) == 0.9943
+    # 1,438 images: the default decays 0.8 per 60,000 images seen, so the rate stays nearly constant.
+    assert summary["config"]["gamma"] == default_gamma(1438) == 0.9947
+
+
+@pytest.mark.parametrize("n_train, gamma", [(60000, 0.8), (1438, 0.9947), (5000, 0.9816), (120000, 0.64), (0, 1.0)])
+def test_default_gamma_is_0_8_per_60000_images_whatever_the_batch(n_train, gamma):
+    assert default_gamma(n_train) == gamma
+
+
+def test_batch_size_alone_leaves_the_default_gamma_alone(capsys):
+    # Issue 31: 0.8 per 469 steps decayed x0.168 an epoch at --batch-size 16 and starved the run.
+    argv = ("--dataset", "digits", "--device", "cpu", "--epochs", "1", "--hidden", "8", "--quiet", "--json")
+    runs = [train_json(capsys, *argv, "--batch-size", batch) for batch in ("16", "1024")]
+    assert [status for status, _, _ in runs] == [0, 0], [output for _, _, output in runs]
+    assert [summary["config"]["gamma"] for _, summary, _ in runs] == [0.9947, 0.9947]
 
 
 def test_ctrl_c_outside_training_is_one_line_and_exit_130(capsys):
