@@ -1,16 +1,17 @@
 """Learning-rate defaults compared by test accuracy, by set size (1,500 to 60,000 images) and batch size.
 
-The schedules are the per-epoch factors xpnet's defaults have given: "name" the per-name factor before
-issue 13 (0.8 per epoch for mnist/fashion-mnist, 1.0 for digits), "step" 0.8 per 469 optimizer steps
-(issues 13-30: it shrank the rate faster per epoch at a smaller batch), "example" `config.default_gamma`
-(0.8 per 60,000 examples seen, since issue 31, whatever the batch) and "constant" a rate that never
-decays. The Fashion-MNIST subsets are drawn stratified with a fixed seed, written as IDX files to a
-temporary folder and read back as ``--dataset idx`` reads them; each is scored on the full 10,000-image
-test set. Prints a Markdown table (mean and range over the seeds) and, with --json PATH, writes every run.
+The schedules are per-epoch factors: "name" the per-name default before issue 13 (0.8 per epoch for
+mnist/fashion-mnist, 1.0 for digits), "step" the default of issues 13-30 (0.8 per 469 optimizer steps: it
+shrank the rate faster per epoch at a smaller batch), "example" 0.8 per 60,000 examples seen whatever the
+batch (it decays a large batch's few steps fast), "default" `config.default_gamma` (issue 31: whichever of
+those two decays slower) and "constant" a rate that never decays. The Fashion-MNIST subsets are drawn
+stratified with a fixed seed, written as IDX files to a temporary folder and read back as ``--dataset idx``
+reads them; each is scored on the full 10,000-image test set. Prints a Markdown table (mean and range over
+the seeds) and, with --json PATH, writes every run.
 
     OMP_NUM_THREADS=1 python scripts/bench_schedule.py --seeds 1 2 3 --json /tmp/schedule.json
     OMP_NUM_THREADS=1 python scripts/bench_schedule.py --sets digits "fashion 60,000" \\
-        --batch-sizes 16 32 128 1024 --schedules step example constant --seeds 1 --big-seeds 1
+        --batch-sizes 16 32 128 1024 --schedules step example default constant --seeds 1 --big-seeds 1
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def step_gamma(n_train: int, batch_size: int) -> float:
 SCHEDULES = {  # (data set name, training images, batch size) -> per-epoch factor
     "name": lambda named, n, batch: OLD_GAMMA[named],
     "step": lambda named, n, batch: step_gamma(n, batch),
-    "example": lambda named, n, batch: default_gamma(n),
+    "example": lambda named, n, batch: round(0.8 ** (n / 60000), 4),
+    "default": lambda named, n, batch: default_gamma(n, batch),
     "constant": lambda named, n, batch: 1.0,
 }
 

@@ -51,7 +51,7 @@ def quick(**kw) -> MLPClassifier:
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize(("name", "device", "dtype"), yield_backend_device_dtype_combinations())
+@pytest.mark.parametrize(("name", "device", "dtype"), list(yield_backend_device_dtype_combinations()))
 def test_everything_follows_x(name, device, dtype, digits):
     """Fitted on a library's arrays, the weights and every answer stay in that library, on that device and
     in X's dtype, and agree with NumPy's fit of the same data (float64: to rounding; float32: 180 steps of

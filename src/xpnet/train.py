@@ -148,7 +148,7 @@ def build_parser() -> cli.ArgumentParser:
         type=cli.setting("gamma", float),
         default=None,
         help="multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per "
-        "60,000 training images, i.e. 0.8 ** (training images / 60000), whatever --batch-size: 0.8 for 60,000)",
+        "60,000 images seen or per 469 steps, whichever comes later: 0.8 for 60,000 images at batch <= 128)",
     )
     p.add_argument(
         "--alpha",
@@ -237,7 +237,7 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
     cli.announce(backend, args.verbose)
     data = hold_out(_load(args, dataset, image_size), val_split)
     if "gamma" not in settings:
-        settings["gamma"] = default_gamma(len(data.y_train))
+        settings["gamma"] = default_gamma(len(data.y_train), settings.get("batch_size", DEFAULTS.batch_size))
     config = TrainConfig(**settings)
     if ckpt is not None:
         check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train), data.classes)

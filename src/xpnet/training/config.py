@@ -84,13 +84,15 @@ def check_field(name: str, value: Any) -> None:
         raise ConfigError(f"--{name.replace('_', '-')}: {rule}, got {shown}", f"{rule}, got {shown}")
 
 
-def default_gamma(n_train: int) -> float:
-    """``--gamma``'s default: 0.8 per 60,000 training examples seen (one epoch of MNIST or Fashion-MNIST),
-    applied once per epoch as ``0.8 ** (n_train / 60000)`` rounded to 4 decimals, so a small set decays
-    less per epoch (docs/benchmarks.md, "Learning-rate schedule"). It depends on neither ``--batch-size``
-    (a smaller batch takes more steps, not a faster decay per epoch) nor ``--epochs`` (a run resumed with a
-    larger ``--epochs`` trains its earlier epochs exactly as one that asked for it at once)."""
-    return round(0.8 ** (max(n_train, 0) / 60000), 4)
+def default_gamma(n_train: int, batch_size: int) -> float:
+    """``--gamma``'s default: 0.8 per 60,000 examples seen or per 469 optimizer steps, whichever comes later
+    (both are one epoch of 60,000 images at batch 128), applied once per epoch and rounded to 4 decimals.
+    Decaying by steps alone starved small batches (x0.168 an epoch at batch 16), by examples alone large ones
+    (10 epochs at batch 1024 are 590 steps); a small set decays less per epoch (docs/benchmarks.md,
+    "Learning-rate schedule"). It never depends on ``--epochs``, so a run resumed with a larger ``--epochs``
+    trains its earlier epochs exactly as one that asked for it at once."""
+    steps = 1 if batch_size == 0 or n_train < 1 else math.ceil(n_train / min(batch_size, n_train))
+    return round(0.8 ** min(max(n_train, 0) / 60000, steps / 469), 4)
 
 
 @dataclass(frozen=True)
