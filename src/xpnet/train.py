@@ -242,9 +242,10 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
     if ckpt is not None:
         check_resumable(ckpt, config, data.name, data.n_features, len(data.y_train), data.classes)
 
-    say(run_line(data, config, backend, with_classes=dataset in LOCAL_SETS))
-    if ckpt is not None:
-        say(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {ckpt.origin()})")
+    if not args.quiet:  # --quiet: errors, the result line and --json only
+        say(run_line(data, config, backend, with_classes=dataset in LOCAL_SETS))
+        if ckpt is not None:
+            say(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {ckpt.origin()})")
     bar = None
     if not args.quiet:
         bar = EpochBar(config.epochs, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))
