@@ -236,13 +236,16 @@ def test_the_log_header_and_the_checkpoint_name_what_the_workers_computed_with(d
     needs_dask()
     ckpt, log = tmp_path / "w.npz", tmp_path / "w.jsonl"
     assert main([*DIGITS, "--workers", "2", "--epochs", "1", "--save", str(ckpt), "--log", str(log), "--json"]) == 0
-    workers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["workers"]
+    out, err = capsys.readouterr()
+    workers = json.loads(out.strip().splitlines()[-1])["workers"]
+    assert err.count("slower than one process") == 1 and err.startswith("--workers 2: ")  # said once, on stderr
     header = json.loads(log.read_text().splitlines()[0])
     assert workers == "numpy on cpu, 2 Dask workers"
     assert header["type"] == "run" and header["workers"] == load_checkpoint(ckpt).meta["workers"] == workers
     # Resumed in one process: the opening line names the workers; this run's header and checkpoint name none.
-    assert main(["--resume", str(ckpt), "--epochs", "2", "--save", str(ckpt), "--log", str(log), "--quiet"]) == 0
-    assert f"gradients from {workers})" in capsys.readouterr().out
+    assert main(["--resume", str(ckpt), "--epochs", "2", "--save", str(ckpt), "--log", str(log)]) == 0
+    out, err = capsys.readouterr()
+    assert f"gradients from {workers})" in out and "slower" not in err  # one process: no word of Dask's cost
     headers = [r for r in map(json.loads, log.read_text().splitlines()) if r["type"] == "run"]
     assert [h["workers"] for h in headers] == [workers, None] and load_checkpoint(ckpt).meta["workers"] is None
 
