@@ -350,9 +350,9 @@ def _step_source(
         # and start one worker per GPU (dask-cuda) when that means CUDA.
         device = "cuda" if resolve_backend("auto", args.backend).device_name.startswith("cuda") else "cpu"
     if address is None and parse_device(device)[0] == "cpu":  # measured: README.md, "Past one machine"
-        say(f"--workers {args.workers}: a Dask cluster on this one machine trains about 20x slower than one process "
-            "(Fashion-MNIST at batch 128, 2 cores: 17-20 s an epoch against 0.7-1.1 s); drop --workers to train "
-            "here", file=sys.stderr)  # fmt: skip
+        say(f"--workers {args.workers}: a local Dask cluster trains about 20x slower than one process (Fashion-MNIST "
+            "at batch 128 on 2 cores: 17-20 s an epoch against 0.7-1.1 s); on one machine, drop --workers",
+            file=sys.stderr)  # fmt: skip
     with dist.connect(address) if address is not None else dist.start_local(args.workers, device) as cluster:
         yield dist.DaskSteps(cluster, source, device, args.backend), cluster
 
