@@ -38,7 +38,7 @@ SGD_FULL = TrainConfig(hidden_layer_sizes=(32,), solver="sgd", learning_rate_ini
 ADAM_MINI = TrainConfig(hidden_layer_sizes=(32, 16), solver="adam", batch_size=100, max_iter=2, dtype="float64",
                         random_state=4)  # fmt: skip
 TOLERANCE = 1e-10  # float64: only the order of the sums over shards differs from one process
-# --gamma 1: the straight runs below use a constant rate (the default decays by the number of steps).
+# --gamma 1: the straight runs below use a constant rate (the default decays by the number of images).
 DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32,16", "--dtype", "float64", "--quiet"]
 DIGITS += ["--gamma", "1"]
 
@@ -237,13 +237,16 @@ def test_the_log_header_and_the_checkpoint_name_what_the_workers_computed_with(d
     needs_dask()
     ckpt, log = tmp_path / "w.npz", tmp_path / "w.jsonl"
     assert main([*DIGITS, "--workers", "2", "--epochs", "1", "--save", str(ckpt), "--log", str(log), "--json"]) == 0
-    workers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["workers"]
+    out, err = capsys.readouterr()
+    workers = json.loads(out.strip().splitlines()[-1])["workers"]
+    assert err.count("slower than one process") == 1 and err.startswith("--workers 2: ")  # said once, on stderr
     header = json.loads(log.read_text().splitlines()[0])
     assert workers == "numpy on cpu, 2 Dask workers"
     assert header["type"] == "run" and header["workers"] == load(ckpt).workers == workers
     # Resumed in one process: the opening line names the workers; this run's header and checkpoint name none.
-    assert main(["--resume", str(ckpt), "--epochs", "2", "--save", str(ckpt), "--log", str(log), "--quiet"]) == 0
-    assert f"gradients from {workers})" in capsys.readouterr().out
+    assert main(["--resume", str(ckpt), "--epochs", "2", "--save", str(ckpt), "--log", str(log)]) == 0
+    out, err = capsys.readouterr()
+    assert f"gradients from {workers})" in out and "slower" not in err  # one process: no word of Dask's cost
     headers = [r for r in map(json.loads, log.read_text().splitlines()) if r["type"] == "run"]
     assert [h["workers"] for h in headers] == [workers, None] and load(ckpt).workers is None
 

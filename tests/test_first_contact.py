@@ -47,7 +47,7 @@ def test_a_refused_path_leaves_no_folder_behind(tmp_path, monkeypatch):
 def test_auto_on_the_cpu_is_quiet_unless_a_gpu_is_here_or_verbose_is_asked(gpu, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
     monkeypatch.setattr(backend_package, "gpu_present", lambda: gpu)
-    status, out, err = run_train(capsys, *TINY, "--quiet")
+    status, out, err = run_train(capsys, *TINY)
     assert status == 0, err
     assert out.splitlines()[0].endswith("; numpy on cpu")
     if gpu:

@@ -40,7 +40,7 @@ def run(main, argv: list[str], capsys) -> tuple[int, str, str]:
 
 def test_folder_trains_and_predict_prints_folder_names(digits_dir, tmp_path, capsys):
     model = tmp_path / "m.npz"
-    argv = ["--dataset", "folder", "--data-dir", str(digits_dir), "--epochs", "4", "--quiet", "--json"]
+    argv = ["--dataset", "folder", "--data-dir", str(digits_dir), "--epochs", "4", "--json"]  # the run line too
     code, out, err = run(train.main, [*argv, "--save", str(model), "--device", "cpu"], capsys)
     assert code == 0, err
     assert "folder: 400 train / 100 test images, 10 classes; model 784-256-128-10" in out
@@ -72,7 +72,7 @@ def test_folder_trains_and_predict_prints_folder_names(digits_dir, tmp_path, cap
 def test_image_size_reaches_the_model_and_predict(digits_dir, tmp_path, capsys):
     model = tmp_path / "m.npz"
     argv = ["--dataset", "folder", "--data-dir", str(digits_dir), "--image-size", "12", "--epochs", "1"]
-    code, out, err = run(train.main, [*argv, "--hidden", "16", "--quiet", "--save", str(model)], capsys)
+    code, out, err = run(train.main, [*argv, "--hidden", "16", "--save", str(model)], capsys)
     assert code == 0, err
     assert "model 144-16-10" in out
     picture = next((digits_dir / "test" / "digit-3").iterdir())

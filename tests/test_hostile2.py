@@ -186,7 +186,7 @@ def test_links_that_lead_nowhere_and_names_that_are_not_utf8_are_skipped_or_kept
     shutil.copytree(root / "train" / "b", root / "train" / odd)
     shutil.copy(root / "train" / "a" / "000.npy", root / "train" / "a" / os.fsdecode(b"\xff.npy"))
     status, out, err = run_train(
-        capsys, "--dataset", "folder", "--data-dir", str(root), "--epochs", "1", "--hidden", "4", "--quiet"
+        capsys, "--dataset", "folder", "--data-dir", str(root), "--epochs", "1", "--hidden", "4"
     )
     assert status == 0 and "Traceback" not in err, err
     assert "loop.npy: skipped" in err and "dangling.npy: skipped" in err

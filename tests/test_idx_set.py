@@ -24,7 +24,7 @@ def twenty(tmp_path_factory):
 
 
 def test_digits_with_extra_classes_train_with_twenty_outputs(twenty, capsys):
-    argv = ["--dataset", "idx", "--data-dir", str(twenty), "--epochs", "5", "--device", "cpu", "--json", "--quiet"]
+    argv = ["--dataset", "idx", "--data-dir", str(twenty), "--epochs", "5", "--device", "cpu", "--json"]
     code, out, err = run(argv, capsys)
     assert code == 0, err
     assert "idx: 1438 train / 359 test images, 20 classes; model 784-256-128-20" in out

@@ -139,7 +139,7 @@ def test_names_read_from_a_crafted_checkpoint_print_on_one_line(digits, tmp_path
     origin = {"backend": "numpy\nfake", "device": "cpu\x1b[2J", "workers": "2 Dask\nworkers"}
     for meta, names in ((origin, list(origin.values())), ({"backend": None, "device": None}, ["unknown"])):
         resumed = str(crafted(model, tmp_path / "resumed.npz", **meta))
-        argv = ["--resume", resumed, "--epochs", "13", "--quiet"]
+        argv = ["--resume", resumed, "--epochs", "13"]
         status, out, err = run_cli(capsys, train.main, "xpnet.train", argv)
         assert status == 0, err
         line = next(line for line in out.splitlines() if line.startswith("resuming "))

@@ -97,6 +97,20 @@ def test_no_bar_off_a_terminal_and_no_epoch_lines_with_quiet(capsys, monkeypatch
     assert json.loads(out.splitlines()[-1])["epochs"] == 2
 
 
+def test_quiet_prints_the_result_line_and_json_only(capsys, tmp_path):
+    # Issue 31: --quiet still printed the run line ("digits: 1438 train / ...") above the result.
+    model = tmp_path / "m.npz"
+    status, out, err = run_train(capsys, *TINY, "--epochs", "1", "--quiet", "--save", str(model))
+    assert status == 0 and err == "", err
+    assert [line.split(" ")[0] for line in out.splitlines()] == ["test", "checkpoint:"], out
+    status, out, err = run_train(capsys, *TINY, "--epochs", "2", "--quiet", "--resume", str(model), "--json")
+    assert status == 0 and err == "", err
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("test accuracy") and json.loads(lines[1])["epochs"] == 2, out
+    status, out, _ = run_train(capsys, *TINY, "--epochs", "1")
+    assert status == 0 and out.startswith("digits: ")  # without --quiet the run line comes first
+
+
 def test_log_has_a_header_and_one_line_per_epoch_and_resume_appends(capsys, tmp_path):
     log, model = tmp_path / "train.jsonl", tmp_path / "m.npz"
     args = ("--epochs", "2", "--gamma", "0.5", "--log", str(log), "--save", str(model), "--json")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_module, run_train
+from helpers import run_module, run_train, train_json
 from xpnet.backend import resolve_backend
 from xpnet.cli import common as cli
 from xpnet.data import load_dataset
@@ -40,8 +40,33 @@ def test_cli_prints_epochs_and_a_json_line():
     assert set(keys.split()) <= set(summary)
     assert [summary[k] for k in ("dataset", "backend", "device", "epochs")] == ["digits", "numpy", "cpu", 3]
     assert 0.5 < summary["test_accuracy"] <= 1.0 and summary["samples_per_second"] > 0
-    # 12 steps an epoch: the default decays 0.8 per 469 steps, so the rate stays nearly constant.
-    assert summary["config"]["lr_decay"] == default_decay(1438, 128) == 0.9943
+    # 1,438 images: the default decays 0.8 per 60,000 images seen, so the rate stays nearly constant.
+    assert summary["config"]["lr_decay"] == default_decay(1438, 128) == 0.9947
+
+
+@pytest.mark.parametrize(
+    "n_train, batch, gamma",
+    [
+        (60000, 128, 0.8),  # one epoch of Fashion-MNIST at the default batch: 0.8 by either count
+        (60000, 16, 0.8),  # by steps it would be 0.8 ** 8 = 0.168 an epoch (issue 31)
+        (60000, 1024, 0.9723),  # by examples it would be 0.8 for 59 steps
+        (1438, 128, 0.9947),
+        (1438, 16, 0.9947),
+        (5000, 32, 0.9816),
+        (60000, 0, 0.9995),  # full batch: one step an epoch
+        (0, 128, 1.0),
+    ],
+)
+def test_default_decay_decays_0_8_per_60000_images_or_469_steps_whichever_is_later(n_train, batch, gamma):
+    assert default_decay(n_train, batch) == gamma
+
+
+def test_batch_size_alone_leaves_the_default_decay_alone(capsys):
+    # Issue 31: 0.8 per 469 steps decayed x0.168 an epoch at --batch-size 16 and starved the run.
+    argv = ("--dataset", "digits", "--device", "cpu", "--epochs", "1", "--hidden", "8", "--quiet", "--json")
+    runs = [train_json(capsys, *argv, "--batch-size", batch) for batch in ("16", "32", "128")]
+    assert [status for status, _, _ in runs] == [0, 0, 0], [output for _, _, output in runs]
+    assert [summary["config"]["lr_decay"] for _, summary, _ in runs] == [0.9947] * 3
 
 
 def test_ctrl_c_outside_training_is_one_line_and_exit_130(capsys):

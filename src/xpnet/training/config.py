@@ -97,12 +97,14 @@ def check_field(name: str, value: Any) -> None:
 
 
 def default_decay(n_train: int, batch_size: int) -> float:
-    """``lr_decay``'s default on the command line: 0.8 per 469 optimizer steps (one epoch of 60,000 images at
-    batch 128), applied once per epoch and rounded to 4 decimals (docs/benchmarks.md, "Learning-rate
-    schedule"). It never depends on ``max_iter``, so a run resumed with more epochs trains its earlier epochs
-    exactly as one that asked for them at once."""
+    """``lr_decay``'s default on the command line: 0.8 per 60,000 examples seen or per 469 optimizer steps,
+    whichever comes later (both are one epoch of 60,000 images at batch 128), applied once per epoch and
+    rounded to 4 decimals. Decaying by steps alone starved small batches (x0.168 an epoch at batch 16), by
+    examples alone large ones (10 epochs at batch 1024 are 590 steps); a small set decays less per epoch
+    (docs/benchmarks.md, "Learning-rate schedule"). It never depends on ``max_iter``, so a run resumed with
+    more epochs trains its earlier epochs exactly as one that asked for them at once."""
     steps = 1 if batch_size == 0 or n_train < 1 else math.ceil(n_train / min(batch_size, n_train))
-    return round(0.8 ** (steps / 469), 4)
+    return round(0.8 ** min(max(n_train, 0) / 60000, steps / 469), 4)
 
 
 @dataclass(frozen=True)
