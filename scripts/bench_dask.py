@@ -26,10 +26,9 @@ from xpnet.backend import resolve_backend
 from xpnet.data import load_dataset
 from xpnet.data.load import SYSTEM_DIRS, find_idx_files
 from xpnet.nn import layer_sizes
-from xpnet.training.config import TrainConfig
 from xpnet.training.distributed import DaskSteps, start_local
 from xpnet.training.loop import local_steps
-from xpnet.training.model import initial_state
+from xpnet.training.model import TrainConfig, initial_state
 from xpnet.training.shards import DataSource
 
 

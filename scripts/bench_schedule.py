@@ -28,8 +28,8 @@ from xpnet.backend import make_backend
 from xpnet.data import load_dataset
 from xpnet.data.datasets import IDX_FILES, stratified_holdout
 from xpnet.data.idx import write_idx
-from xpnet.training.config import TrainConfig, default_decay
 from xpnet.training.loop import train
+from xpnet.training.model import TrainConfig, default_decay
 
 SETS = {
     "digits": "digits",

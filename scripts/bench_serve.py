@@ -31,9 +31,8 @@ from benchlib.machine import cpu_info, cpu_pressure
 from xpnet import __version__
 from xpnet.backend import resolve_backend
 from xpnet.data import Dataset
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
-from xpnet.training.model import Model, save
+from xpnet.training.model import Model, TrainConfig, save
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

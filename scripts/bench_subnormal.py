@@ -4,7 +4,7 @@ Three measurements, each printed with the CPU's model name:
 
 1. element-wise passes (``a *= 0.9``, ``a * b``, ``sqrt``) over 470,292 float32 values (Adam's two moments of
    the reference model) that are all normal, all subnormal, or 2.5% subnormal (what 4 epochs leave), before
-   and after `xpnet.backend.fast.denormals.flush_denormals` in this process;
+   and after `xpnet.backend.fast.flush_denormals` in this process;
 2. (``--epochs N``) per-epoch seconds of ``python -m xpnet.train`` with default flags, and the subnormal count
    in Adam's state after the run, for each ``--src`` tree (for example the main checkout and this one), in
    child processes run in interleaved rounds so that load on a shared machine hits every tree alike.
@@ -74,8 +74,8 @@ def child(epochs: int) -> None:
     """Train with default flags; print per-epoch seconds and Adam's subnormal count as one JSON line."""
     from xpnet.backend import resolve_backend
     from xpnet.data import load_dataset
-    from xpnet.training.config import TrainConfig
     from xpnet.training.loop import train
+    from xpnet.training.model import TrainConfig
 
     backend = resolve_backend("cpu", "numpy")
     data = load_dataset("fashion-mnist")
@@ -118,7 +118,7 @@ def main() -> int:
         child(args.child)
         return 0
     print(f"cpu: {cpu_model()}")
-    from xpnet.backend.fast.denormals import flush_denormals
+    from xpnet.backend.fast import flush_denormals
 
     before = pass_times()
     flushed = flush_denormals()

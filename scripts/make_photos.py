@@ -112,9 +112,8 @@ def mnist_like_model(path: Path) -> Path:
     """A small model of scikit-learn's digits laid out as MNIST's, as the tests train theirs."""
     from xpnet.backend import resolve_backend
     from xpnet.data import Dataset, images, load_dataset
-    from xpnet.training.config import TrainConfig
     from xpnet.training.loop import train
-    from xpnet.training.model import Model, save
+    from xpnet.training.model import Model, TrainConfig, save
 
     digits, layout = load_dataset("digits"), images.LAYOUTS["mnist"]
 

@@ -16,8 +16,8 @@ import numpy as np
 from xpnet import train
 from xpnet.cli import common as cli
 from xpnet.data import Dataset
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import Callback
+from xpnet.training.model import TrainConfig
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # A small, quick training command line on real data, and a small checkpointed config.

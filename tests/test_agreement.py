@@ -13,8 +13,8 @@ from xpnet import nn, verify
 from xpnet.backend import make_backend
 from xpnet.data import load_dataset
 from xpnet.nn import OPTIMIZERS
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
+from xpnet.training.model import TrainConfig
 from xpnet.verify import (
     ACCURACY_POINTS,
     TOLERANCES,

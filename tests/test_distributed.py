@@ -26,9 +26,8 @@ from helpers import Hooks, StopAfter
 from xpnet.backend import resolve_backend
 from xpnet.cli.common import run as run_cli
 from xpnet.train import main, train_saving
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import LocalSteps, train
-from xpnet.training.model import Model, load, save
+from xpnet.training.model import Model, TrainConfig, load, save
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}

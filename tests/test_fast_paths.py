@@ -131,7 +131,7 @@ def test_backends_without_a_fast_step_get_none():
 def test_cpu_backends_flush_subnormals_where_the_cpu_allows():
     import platform
 
-    from xpnet.backend.fast.denormals import flushes
+    from xpnet.backend.fast import flushes
 
     linux_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     if platform.machine().lower() not in ("x86_64", "amd64", "aarch64") or not linux_glibc:
@@ -219,7 +219,7 @@ def test_a_short_run_never_imports_numba():
     # The compiled update pays only past SWITCH_AFTER weight updates; a 2-epoch digits run makes far fewer.
     code = (
         "import sys; from xpnet.backend import make_backend; from xpnet.data import load_dataset; "
-        "from xpnet.training.config import TrainConfig; from xpnet.training.loop import train; "
+        "from xpnet.training.model import TrainConfig; from xpnet.training.loop import train; "
         "train(make_backend('numpy', 'cpu'), load_dataset('digits'), TrainConfig(max_iter=2)); "
         "print('numba' in sys.modules)"
     )

@@ -20,9 +20,8 @@ from xpnet.cli.common import StopOnSignal
 from xpnet.data import load_dataset
 from xpnet.errors import TrainingDiverged
 from xpnet.nn import layer_sizes
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
-from xpnet.training.model import initial_state, load
+from xpnet.training.model import TrainConfig, initial_state, load
 
 NUMPY = resolve_backend("cpu", "numpy")
 SRC = str(Path(__file__).resolve().parents[1] / "src")

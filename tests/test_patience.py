@@ -15,9 +15,8 @@ from xpnet.data import hold_out, load_dataset
 from xpnet.errors import CheckpointError
 from xpnet.train import check_resumable
 from xpnet.training import runlog
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import best_epoch, train
-from xpnet.training.model import Model, accuracy, images_to_device, load, save
+from xpnet.training.model import Model, TrainConfig, accuracy, images_to_device, load, save
 
 PATIENCE = 3  # --patience 3: stop after 3 epochs without a better validation accuracy
 CONFIG = TrainConfig(

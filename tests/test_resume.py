@@ -10,9 +10,8 @@ import pytest
 
 from helpers import StopAfter, tiny_data, train_json
 from xpnet.backend import resolve_backend
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
-from xpnet.training.model import Model, load, save
+from xpnet.training.model import Model, TrainConfig, load, save
 
 NUMPY = resolve_backend("cpu", "numpy")
 

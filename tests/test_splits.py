@@ -10,8 +10,8 @@ from xpnet.backend import resolve_backend
 from xpnet.data import Dataset, hold_out
 from xpnet.data.datasets import stratified_holdout
 from xpnet.errors import DataError
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
+from xpnet.training.model import TrainConfig
 
 
 def unbalanced_labels() -> np.ndarray:

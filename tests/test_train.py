@@ -10,8 +10,8 @@ from helpers import run_module, run_train, train_json
 from xpnet.backend import resolve_backend
 from xpnet.cli import common as cli
 from xpnet.data import load_dataset
-from xpnet.training.config import TrainConfig, default_decay
 from xpnet.training.loop import train
+from xpnet.training.model import TrainConfig, default_decay
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

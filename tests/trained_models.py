@@ -15,9 +15,8 @@ from xpnet.backend import resolve_backend
 from xpnet.data import Dataset, images, load_dataset
 from xpnet.data.datasets import IDX_FILES
 from xpnet.data.idx import write_idx
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
-from xpnet.training.model import Model, save
+from xpnet.training.model import Model, TrainConfig, save
 
 CONFIG = TrainConfig(hidden_layer_sizes=(64,), max_iter=12, random_state=3)
 

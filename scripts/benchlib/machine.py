@@ -114,8 +114,7 @@ def import_torch() -> Any:
 
 def describe_setup(data: Dataset, argv: Sequence[str]) -> dict[str, Any]:
     """Machine, libraries, threads, data and load, as one flat dictionary (the JSON's ``setup``)."""
-    from xpnet.backend.fast import kernels
-    from xpnet.backend.fast.denormals import flushes
+    from xpnet.backend.fast import flushes, kernels
 
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -155,7 +154,7 @@ def describe_setup(data: Dataset, argv: Sequence[str]) -> dict[str, Any]:
     except ImportError:
         pass
     setup["numpy_update"] = kernels.describe()
-    setup["subnormals_flushed"] = flushes()  # read after the backends were made: they set it (fast/denormals.py)
+    setup["subnormals_flushed"] = flushes()  # read after the backends were made: they set it (fast/__init__.py)
     return setup
 
 

@@ -19,8 +19,8 @@ from xpnet.data import Dataset, load_dataset
 from xpnet.data.load import SYSTEM_DIRS, find_idx_files
 from xpnet.errors import BackendError, XpnetError
 from xpnet.nn import layer_sizes
-from xpnet.training.config import TrainConfig
 from xpnet.training.loop import train
+from xpnet.training.model import TrainConfig
 
 REFERENCE_HIDDEN = (256, 128)
 # Targets that time a backend with an environment setting, beside the plain one: ``label -> (base, env)``.

@@ -33,9 +33,19 @@ from .errors import CheckpointError, OutOfMemory, TrainingDiverged, XpnetError, 
 from .files import WriteError, check_writable, locked, refuse_shared
 from .nn import ACTIVATIONS, OPTIMIZERS, layer_sizes, layer_text, param_shapes
 from .training import runlog
-from .training.config import DTYPES, FIXED_FIELDS, TrainConfig, default_decay, spelled
 from .training.loop import Callback, StepSource, best_epoch, local_steps, should_stop, train
-from .training.model import EpochStats, Model, TrainState, load, save
+from .training.model import (
+    DTYPES,
+    FIXED_FIELDS,
+    EpochStats,
+    Model,
+    TrainConfig,
+    TrainState,
+    default_decay,
+    load,
+    save,
+    spelled,
+)
 
 EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 DEFAULT_DATASET = "mnist"

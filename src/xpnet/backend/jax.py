@@ -16,7 +16,7 @@ def make(device: str) -> Backend:
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     if device == "cpu":
-        from .fast.denormals import flush_denormals
+        from .fast import flush_denormals
 
         flush_denormals()  # before XLA starts its threads, which inherit the mode
         dev = jax.devices("cpu")[0]

@@ -10,9 +10,9 @@ from . import Backend, BackendSpec, Probe
 def make(device: str) -> Backend:
     import array_api_compat.numpy as xp
 
-    from .fast.denormals import flush_denormals
+    from .fast import flush_denormals
 
-    # Adam's moments of dead units decay into subnormals, which slow every pass over them (fast/denormals.py).
+    # Adam's moments of dead units decay into subnormals, which slow every pass over them (fast/__init__.py).
     flush_denormals()
     return Backend("numpy", xp, "cpu", "cpu", np.asarray)
 

@@ -16,7 +16,7 @@ def make(device: str) -> Backend:
         return a.detach().cpu().numpy()
 
     if device == "cpu":
-        from .fast.denormals import flush_denormals
+        from .fast import flush_denormals
 
         flush_denormals()  # as for NumPy: subnormal moments would slow the element-wise passes
         return Backend("torch", xp, torch.device("cpu"), "cpu", to_numpy, copy_read_only=True)

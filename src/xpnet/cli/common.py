@@ -16,9 +16,8 @@ from typing import Any, NoReturn
 
 from ..backend import Backend, registry
 from ..errors import XpnetError, say
-from ..training.config import ConfigError, check_field
 from ..training.loop import Callback
-from ..training.model import Model
+from ..training.model import ConfigError, Model, check_field
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C

@@ -31,9 +31,8 @@ from ..backend import Backend, backend_of, make_backend, resolve_backend
 from ..data import Dataset
 from ..errors import BackendError
 from ..training import model as record
-from ..training.config import SEED_LIMIT, TrainConfig
 from ..training.loop import Callback, train
-from ..training.model import FITTED_ON_ARRAYS, Model, TrainState
+from ..training.model import FITTED_ON_ARRAYS, SEED_LIMIT, Model, TrainConfig, TrainState
 
 NUMPY = ("numpy", "cpu")
 

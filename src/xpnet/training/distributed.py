@@ -30,8 +30,8 @@ from ..backend import Backend, parse_device
 from ..data import Dataset
 from ..errors import BackendError, DataError, XpnetError, one_line
 from ..nn import OPTIMIZERS, add_penalty
-from .config import TrainConfig
 from .loop import BatchStep
+from .model import TrainConfig
 from .shards import Compute, DataSource, Shard, fingerprint, load_shard, shard_info, shard_sums
 
 CONNECT_SECONDS = 5  # an address that does not answer within this is a mistake, not a slow network

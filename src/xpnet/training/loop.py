@@ -23,8 +23,17 @@ from .. import nn
 from ..backend import Backend, fast_step
 from ..data import Dataset
 from ..errors import TrainingDiverged, XpnetError
-from .config import ConfigError, TrainConfig
-from .model import EpochStats, TrainState, accuracy, best_epoch, count_correct, images_to_device, initial_state
+from .model import (
+    ConfigError,
+    EpochStats,
+    TrainConfig,
+    TrainState,
+    accuracy,
+    best_epoch,
+    count_correct,
+    images_to_device,
+    initial_state,
+)
 
 # A mean cross-entropy 100 times that of guessing uniformly (ln k nats for k classes) needs logit gaps in the
 # hundreds: the weights have blown up, even where ReLUs died and the stable softmax kept the loss finite.

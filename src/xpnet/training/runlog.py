@@ -36,8 +36,7 @@ from typing import Any
 from .. import __version__
 from ..errors import XpnetError, reason
 from ..files import atomic_write, write_failed
-from .config import FIXED_FIELDS, spelled
-from .model import EpochStats, Model
+from .model import FIXED_FIELDS, EpochStats, Model, spelled
 
 # An epoch's figures that tell one run from another: the same run logs them exactly as its checkpoint keeps them.
 SCORES = ("loss", "train_accuracy", "val_accuracy", "test_accuracy")
