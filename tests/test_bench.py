@@ -116,7 +116,7 @@ def test_machine_facts_name_the_cpu(bench, tmp_path):
     assert lines[0].startswith(f"cpu: {info['cpu']} ({info['cpu_vendor']}), {info['isa_level']}")
     assert "usable CPUs" in lines[0]
     # Which update the NumPy step runs (Numba's one pass or NumPy's passes) is named beside the figures.
-    from xpnet.backend.fast import kernels
+    from xpnet.backend.fast import numpy_inplace as kernels
 
     assert any(line.startswith(f"numpy step's update: {kernels.describe()}") for line in lines)
 
@@ -130,7 +130,7 @@ def test_the_cpu_target_follows_the_vendor(bench):
 
 
 def test_numpy_passes_target_times_the_numpy_update(bench, monkeypatch):
-    from xpnet.backend.fast import kernels
+    from xpnet.backend.fast import numpy_inplace as kernels
 
     seen = []
     monkeypatch.setattr(bench.runs, "train", lambda *a: seen.append(kernels.describe()) or 1 / 0)

@@ -23,7 +23,7 @@ def test_agreeing_backends_exit_0_with_a_table(capsys):
     assert all(r[3] == "same" and r[-2] == "pass" for r in rows)
     assert "every backend agrees (2/2 rows pass)" in out
     # The NumPy line says which update a long run uses, and why not Numba's where it is not.
-    from xpnet.backend.fast import kernels
+    from xpnet.backend.fast import numpy_inplace as kernels
 
     assert f"numpy: numpy {np.__version__}; long runs update with {kernels.describe()}" in out.splitlines()
 
@@ -127,8 +127,8 @@ def test_a_fast_step_that_strays_from_the_reference_fails_the_check(monkeypatch,
 
 
 def test_the_check_runs_the_update_a_long_numpy_run_switches_to(monkeypatch, capsys):
-    """NumPy's step compiles its update after many updates (fast/kernels.py); the check's 20 steps use it."""
-    from xpnet.backend.fast import kernels
+    """NumPy's step compiles its update after many updates (fast/numpy_inplace.py); the check's 20 steps use it."""
+    from xpnet.backend.fast import numpy_inplace as kernels
 
     monkeypatch.setattr(kernels, "load", lambda optimizer, dtype: lambda *arrays_and_scalars: None)  # no update
     assert check.main(["--backend", "numpy", "--dtype", "float64"]) == 1

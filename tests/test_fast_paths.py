@@ -6,7 +6,7 @@ import pytest
 
 from helpers import run_python
 from xpnet.backend import fast_step, make_backend
-from xpnet.backend.fast import kernels
+from xpnet.backend.fast import numpy_inplace as kernels
 from xpnet.backend.fast.numpy_inplace import NumpyInplaceStep
 from xpnet.nn import ACTIVATIONS, OPTIMIZERS, Hyper, Recipe, init_params, one_hot, train_step
 

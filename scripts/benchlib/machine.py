@@ -114,7 +114,8 @@ def import_torch() -> Any:
 
 def describe_setup(data: Dataset, argv: Sequence[str]) -> dict[str, Any]:
     """Machine, libraries, threads, data and load, as one flat dictionary (the JSON's ``setup``)."""
-    from xpnet.backend.fast import flushes, kernels
+    from xpnet.backend.fast import flushes
+    from xpnet.backend.fast import numpy_inplace as kernels
 
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]

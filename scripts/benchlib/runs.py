@@ -14,7 +14,7 @@ from unittest import mock
 import numpy as np
 
 from xpnet.backend import Backend, registry, resolve_backend
-from xpnet.backend.fast import kernels
+from xpnet.backend.fast import numpy_inplace as kernels
 from xpnet.data import Dataset, load_dataset
 from xpnet.data.load import SYSTEM_DIRS, find_idx_files
 from xpnet.errors import BackendError, XpnetError
@@ -24,7 +24,7 @@ from xpnet.training.model import TrainConfig
 
 REFERENCE_HIDDEN = (256, 128)
 # Targets that time a backend with an environment setting, beside the plain one: ``label -> (base, env)``.
-# ``numpy-passes`` is NumPy's in-place step with its NumPy update instead of the Numba one (fast/kernels.py).
+# ``numpy-passes`` is NumPy's in-place step with its NumPy update instead of the Numba one (fast/numpy_inplace.py).
 VARIANTS = {"numpy-passes": ("numpy", {kernels.DISABLE: "1"})}
 # Backends too slow to time by default (array-api-strict checks every call): run only when named.
 SLOW_BACKENDS = ("array-api-strict",)

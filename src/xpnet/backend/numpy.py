@@ -18,9 +18,9 @@ def make(device: str) -> Backend:
 
 
 def probe() -> Probe:
-    from .fast import kernels
+    from .fast import numpy_inplace as kernels
 
-    # Which update a long run's in-place step uses (fast/kernels.py): the one place a user sees why not Numba.
+    # Which update a long run's in-place step uses (fast/numpy_inplace.py): the one place a user sees why not Numba.
     return Probe("numpy", True, f"numpy {np.__version__}; long runs update with {kernels.describe()}", ("cpu",))
 
 
