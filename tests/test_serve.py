@@ -174,7 +174,7 @@ def test_a_picture_folder_model_answers_with_its_folder_names(tmp_path, capsys, 
 
 
 def describe_names(model: Model) -> list[str]:
-    return serve.describe(model)["classes"]
+    return serve.model_info(model)["classes"]
 
 
 def test_a_drawn_seven_reads_seven(url):

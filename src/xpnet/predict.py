@@ -111,7 +111,7 @@ def save_png(pil: ModuleType, path: Path, pixels: np.ndarray) -> None:
     atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
-def record(file: str, probs: np.ndarray, best: int, labels: Sequence[str], top: int) -> dict[str, Any]:
+def answer(file: str, probs: np.ndarray, best: int, labels: Sequence[str], top: int) -> dict[str, Any]:
     """What ``--json`` prints for one picture (``serve``'s ``POST /predict`` answers the same): its class
     ``best`` (the largest logit) and the ``top`` likeliest classes, from its row of probabilities."""
     ranked = [best] + [int(j) for j in np.argsort(-probs, kind="stable") if j != best]
@@ -120,7 +120,7 @@ def record(file: str, probs: np.ndarray, best: int, labels: Sequence[str], top: 
 
 
 def format_result(found: dict[str, Any]) -> str:
-    """A `record` as the line predict prints: ``7.png: 7 (98.5%); then 1 (1.2%)``."""
+    """An `answer` as the line predict prints: ``7.png: 7 (98.5%); then 1 (1.2%)``."""
     first, *rest = (f"{c['name']} ({100 * c['probability']:.1f}%)" for c in found["top"])
     return f"{found['file']}: {first}" + (f"; then {', '.join(rest)}" if rest else "")
 
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(json.dumps({"file": str(path), "error": errors[i]}))
             continue
         row = found[i]
-        result = record(str(path), probs[row], int(classes[row]), model.names, args.top)
+        result = answer(str(path), probs[row], int(classes[row]), model.names, args.top)
         if save_dir is not None:
             result["seen"] = str(save_dir / names[i])
         if args.json:

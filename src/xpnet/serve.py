@@ -32,7 +32,7 @@ from .cli import common as cli
 from .cli.webserver import MAX_BODY, Server, make_server
 from .data.pictures import PictureError, import_pillow, prepare_bytes
 from .errors import say
-from .predict import record
+from .predict import answer
 from .training.model import Model, load
 
 PROG = "xpnet.serve"
@@ -109,7 +109,7 @@ def picture_record(
     except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
         return {"file": file, "error": str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"}
     classes, probs = (forward or model.classify)(pixels.reshape(1, -1))
-    found = record(file, probs[0], int(classes[0]), model.names, top)
+    found = answer(file, probs[0], int(classes[0]), model.names, top)
     if seen and pil is not None:
         buf = io.BytesIO()
         pil.fromarray(pixels, mode="L").save(buf, format="PNG")
@@ -117,7 +117,7 @@ def picture_record(
     return found
 
 
-def describe(model: Model) -> dict[str, Any]:
+def model_info(model: Model) -> dict[str, Any]:
     """What ``GET /model`` answers: the data set, the classes, the layers, the kept epoch's scores, when the
     checkpoint was saved (its file's time: a checkpoint is written as training goes) and where it runs."""
     ckpt, c, kept = model, model.config, model.state.kept
@@ -195,7 +195,7 @@ class Service:
     def __init__(self, model: Model, pil: ModuleType, device: DeviceThread):
         self.model, self.pil, self.device = model, pil, device
         self.slots = threading.BoundedSemaphore(PREPARING)
-        self.description = describe(model)
+        self.description = model_info(model)
 
     def describe(self) -> dict[str, Any]:
         return self.description

@@ -83,7 +83,7 @@ class BackendSpec:
     default_for: tuple[str, ...] = ()
     extra_devices: tuple[str, ...] = ()  # devices besides cpu/cuda:N (array-api-strict's simulated ones)
     # The class under fast/ ("module.Class") whose instances override the reference training step (`fast_step`).
-    fast_step: str = ""
+    fast_class: str = ""
     # The xpnet device name (``"cpu"``, ``"cuda:N"``, an extra device) of one of the library's device objects.
     device_of: Callable[[Any], str] = lambda device: "cpu"
 
@@ -275,7 +275,7 @@ def probe(name: str) -> Probe:
 
 def fast_step(backend: Backend, sizes: Sequence[int], recipe: Recipe, dtype: Any) -> StepFn | None:
     """The backend's fast training step for this model and ``recipe``, or None where it has none."""
-    module, _, name = spec(backend.name).fast_step.rpartition(".")
+    module, _, name = spec(backend.name).fast_class.rpartition(".")
     if not name:
         return None
     return getattr(importlib.import_module(f"{__name__}.fast.{module}"), name)(sizes, recipe, dtype)

@@ -49,6 +49,6 @@ def probe() -> Probe:
 
 SPEC = BackendSpec(
     name="jax", module="jax", kinds=("cpu", "cuda"), make=make, probe=probe,
-    install_hint='pip install jax (CPU) or "jax[cuda12]"', order=3, fast_step="jax_jit.JaxJitStep",
+    install_hint='pip install jax (CPU) or "jax[cuda12]"', order=3, fast_class="jax_jit.JaxJitStep",
     device_of=lambda d: "cpu" if d.platform == "cpu" else f"cuda:{d.id}",
 )  # fmt: skip

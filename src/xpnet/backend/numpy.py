@@ -26,5 +26,5 @@ def probe() -> Probe:
 
 SPEC = BackendSpec(
     name="numpy", module="numpy", kinds=("cpu",), make=make, probe=probe, install_hint="pip install numpy",
-    order=0, default_for=("cpu",), fast_step="numpy_inplace.NumpyInplaceStep",
+    order=0, default_for=("cpu",), fast_class="numpy_inplace.NumpyInplaceStep",
 )  # fmt: skip

@@ -43,6 +43,6 @@ def probe() -> Probe:
 SPEC = BackendSpec(
     name="torch", module="torch", kinds=("cpu", "cuda"), make=make, probe=probe,
     install_hint="pip install torch (https://pytorch.org has the command for a CUDA build)", order=2,
-    fast_step="torch_fused.TorchFusedStep",
+    fast_class="torch_fused.TorchFusedStep",
     device_of=lambda d: "cpu" if d.type == "cpu" else f"{d.type}:{d.index or 0}",
 )  # fmt: skip

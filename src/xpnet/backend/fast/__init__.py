@@ -1,7 +1,7 @@
 """Fast steps: each overrides the reference training step (`xpnet.nn.train_step`) for one array library.
 
 A fast step is a class made as ``Step(sizes, recipe, dtype)`` and called as an `xpnet.nn.StepFn`; a backend
-names its class in ``BackendSpec.fast_step``. The reference math stays the definition: these only make it
+names its class in ``BackendSpec.fast_class``. The reference math stays the definition: these only make it
 cheaper on one library, and the tests compare them with it. The in-place steps keep every parameter and
 moment as a view into one flat buffer, through the two helpers below. `flush_denormals` keeps subnormal
 floats from slowing their element-wise passes.
