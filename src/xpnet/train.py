@@ -319,7 +319,7 @@ def settings_from(named: dict[str, Any], ckpt: Model | None) -> dict[str, Any]:
 def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
     """Refuse to resume ``ckpt`` into a run whose model or data differ from the checkpoint's, or that its own
     --patience has already ended."""
-    flag = {**{p: f for p, f in FLAGS.items()}, "optimizer": "--optimizer"}
+    flag = {**FLAGS, "optimizer": "--optimizer"}
     wanted = {f: getattr(config, f) for f in FIXED_FIELDS} | {"dataset": data.name, "inputs": data.n_features}
     saved = {f: getattr(ckpt.config, f) for f in FIXED_FIELDS} | {"dataset": ckpt.dataset, "inputs": ckpt.n_features}
     diff = [

@@ -11,6 +11,7 @@ line reads.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import sys
 import warnings
@@ -201,8 +202,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             x = compute.xp.astype(x, compute.dtype(dtype), copy=False)
             # Training goes on from the weights the model has (after early stopping, the best epoch's), and
             # from its optimizer's state where the update rule is the same.
-            state = self.model_.state
-            state.restored, state.last_params, state.stopped, state.offset = False, None, False, 0
+            state = dataclasses.replace(self.model_.state, restored=False, last_params=None)
         done = 0 if state is None else state.epoch
         validate = self.early_stopping and not incremental
         train_rows, val_rows = np.arange(n), None

@@ -31,8 +31,8 @@ from .model import (
     accuracy,
     best_epoch,
     count_correct,
-    images_to_device,
     initial_state,
+    to_device,
 )
 
 # A mean cross-entropy 100 times that of guessing uniformly (ln k nats for k classes) needs logit gaps in the
@@ -142,7 +142,7 @@ class LocalSteps:
         xp, dtype = backend.xp, backend.dtype(config.dtype)
         step_fn = fast_step(backend, sizes, config.recipe, dtype) if fast else None
         step_fn = step_fn or nn.train_step(xp, config.recipe)
-        x_train, y_train = _to_device(backend, data.x_train, data.y_train, dtype)
+        x_train, y_train = to_device(backend, data.x_train, data.y_train, dtype)
         t_train = nn.one_hot(xp, y_train, data.n_classes, dtype)
 
         def batch_step(params, opt_state, rows, step, lr):
@@ -201,9 +201,9 @@ def train(
     if config.early_stopping:
         callbacks = [KeepBest(backend), *callbacks]
     if testing:
-        x_test, y_test = _to_device(backend, data.x_test, data.y_test, dtype)
+        x_test, y_test = to_device(backend, data.x_test, data.y_test, dtype)
     if validating:
-        x_val, y_val = _to_device(backend, data.x_val, data.y_val, dtype)
+        x_val, y_val = to_device(backend, data.x_val, data.y_val, dtype)
     params = [backend.asarray(p) for p in (state.last_params if state.restored else state.params)]
     opt_state = [backend.asarray(s) for s in state.opt_state]
     batch_step = steps(backend, data, config, sizes, fast)
@@ -288,8 +288,3 @@ def train(
     elif history:
         state.test_accuracy = history[-1].test_accuracy
     return state
-
-
-def _to_device(backend: Backend, images: Any, labels: Any, dtype: Any) -> tuple[Any, Any]:
-    """Rows (`images_to_device`) and labels -> device rows in ``dtype`` and int64 labels."""
-    return images_to_device(backend, images, dtype), backend.xp.astype(backend.asarray(labels), backend.xp.int64)

@@ -298,6 +298,11 @@ def images_to_device(backend: Backend, images: Any, dtype: Any) -> Any:
     return backend.xp.astype(x, dtype) / 255.0
 
 
+def to_device(backend: Backend, images: Any, labels: Any, dtype: Any) -> tuple[Any, Any]:
+    """Rows (`images_to_device`) and labels -> device rows in ``dtype`` and int64 labels."""
+    return images_to_device(backend, images, dtype), backend.xp.astype(backend.asarray(labels), backend.xp.int64)
+
+
 def batched_logits(xp: Any, params: Sequence[Any], x: Any, activation: str) -> Iterator[Any]:
     """The logits of consecutive slices of `EVAL_BATCH` rows of ``x``."""
     n = x.shape[0]
@@ -353,8 +358,8 @@ class Model:
         (None before the first step). Its labels are the class numbers where the classes have no names of
         their own ("0".."9"), else the names."""
         names = tuple(data.classes)
-        labels = np.arange(len(names)) if names == tuple(map(str, range(len(names)))) else np.asarray(names)
-        return cls(config, state, backend, labels, names, data.layout, data.name, data.folder, len(data.y_train),
+        n_train = len(data.y_train)
+        return cls(config, state, backend, labels_of(names), names, data.layout, data.name, data.folder, n_train,
                    val_split, trained_on=str(backend))  # fmt: skip
 
     @property
@@ -728,7 +733,13 @@ def _read_labels(saved: Any, names: tuple[str, ...]) -> np.ndarray:
         if labels is not None and labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == n:
             if labels.dtype.kind != "f" or np.isfinite(labels).all():
                 return labels
-    return np.arange(n) if names == tuple(str(k) for k in range(n)) else np.asarray(names)
+    return labels_of(names)
+
+
+def labels_of(names: tuple[str, ...]) -> np.ndarray:
+    """The labels of outputs named ``names`` when nothing else says: their numbers where the names are
+    "0".."k-1" (digits), else the names."""
+    return np.arange(len(names)) if names == tuple(map(str, range(len(names)))) else np.asarray(names)
 
 
 def _read_layout(meta: dict[str, Any]) -> Layout | None:

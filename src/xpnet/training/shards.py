@@ -18,7 +18,7 @@ import numpy as np
 from .. import nn
 from ..backend import Backend, resolve_backend
 from ..data import Dataset, hold_out, load_dataset
-from .model import count_correct, images_to_device
+from .model import count_correct, to_device
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,7 @@ class Shard:
         if self._device is None:
             c = self.compute
             backend = worker_backend(c.device, c.backend)
-            x = images_to_device(backend, self.x, backend.dtype(c.dtype))
-            y = backend.xp.astype(backend.asarray(self.y), backend.xp.int64)
+            x, y = to_device(backend, self.x, self.y, backend.dtype(c.dtype))
             self._device = (backend, x, nn.one_hot(backend.xp, y, c.n_classes, backend.dtype(c.dtype)), y)
         return self._device
 
