@@ -16,9 +16,6 @@ def make(device: str) -> Backend:
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     if device == "cpu":
-        from .fast import flush_denormals
-
-        flush_denormals()  # before XLA starts its threads, which inherit the mode
         dev = jax.devices("cpu")[0]
     else:
         try:

@@ -1,4 +1,4 @@
-"""NumPy on the CPU: the default backend, with an in-place step (``fast/numpy_inplace.py``); flushes subnormals."""
+"""NumPy on the CPU: the default backend, with an in-place step (``fast/numpy_inplace.py``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from . import Backend, BackendSpec, Probe
 def make(device: str) -> Backend:
     import array_api_compat.numpy as xp
 
-    from .fast import flush_denormals
-
-    # Adam's moments of dead units decay into subnormals, which slow every pass over them (fast/__init__.py).
-    flush_denormals()
     return Backend("numpy", xp, "cpu", "cpu", np.asarray)
 
 

@@ -16,9 +16,6 @@ def make(device: str) -> Backend:
         return a.detach().cpu().numpy()
 
     if device == "cpu":
-        from .fast import flush_denormals
-
-        flush_denormals()  # as for NumPy: subnormal moments would slow the element-wise passes
         return Backend("torch", xp, torch.device("cpu"), "cpu", to_numpy, copy_read_only=True)
     if not torch.cuda.is_available():
         raise BackendError("PyTorch has no CUDA device here (a CPU-only build, or no driver/GPU)")

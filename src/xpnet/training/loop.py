@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import nn
 from ..backend import Backend, fast_step
+from ..backend.fast import flushed
 from ..data import Dataset
 from ..errors import TrainingDiverged, XpnetError
 from .model import (
@@ -172,6 +173,7 @@ def _diverged(backend: Backend, epoch: int, first_step: int, step_losses: list[A
     )
 
 
+@flushed
 def train(
     backend: Backend,
     data: Dataset,

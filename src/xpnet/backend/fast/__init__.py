@@ -1,20 +1,20 @@
 """Fast steps: each overrides the reference training step (`xpnet.nn.train_step`) for one array library.
 
 A fast step is a class made as ``Step(sizes, recipe, dtype)`` and called as an `xpnet.nn.StepFn`; a backend
-names its class in ``BackendSpec.fast_class``. The reference math stays the definition: these only make it
-cheaper on one library, and the tests compare them with it. The in-place steps keep every parameter and
-moment as a view into one flat buffer, through the two helpers below. `flush_denormals` keeps subnormal
-floats from slowing their element-wise passes.
+names its class in ``BackendSpec.fast_class``. The reference math stays the definition; the tests compare the
+fast steps with it. `flushed` runs training with subnormal floats flushed to zero.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+import itertools
 import math
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,12 +22,8 @@ import numpy as np
 
 def views(flat: Any, shapes: Sequence[tuple[int, ...]]) -> list[Any]:
     """Consecutive views of the 1-d NumPy array or PyTorch tensor ``flat``, shaped as ``shapes``."""
-    out, offset = [], 0
-    for shape in shapes:
-        size = math.prod(shape)
-        out.append(flat[offset : offset + size].reshape(shape))
-        offset += size
-    return out
+    ends = list(itertools.accumulate(math.prod(s) for s in shapes))
+    return [flat[end - math.prod(s) : end].reshape(s) for end, s in zip(ends, shapes)]
 
 
 def adopt(mine: Sequence[Any], theirs: Sequence[Any]) -> None:
@@ -38,15 +34,12 @@ def adopt(mine: Sequence[Any], theirs: Sequence[Any]) -> None:
             a[...] = b
 
 
-# Flushing subnormal floats to zero in this thread (FTZ/DAZ), so that no element-wise pass pays for them.
-# Adam's moments of weights whose gradient is exactly zero (dead ReLU units) decay into subnormals, and every
-# later pass over them costs a microcode assist on many x86 CPUs (docs/benchmarks.md). Flushing changes results
-# only where a value below the smallest normal float (1.2e-38 in float32) becomes zero: far inside the float32
-# tolerances. The mode is per thread and inherited by threads started later; it is set through the C library's
-# ``fegetenv``/``fesetenv`` (glibc on x86-64 and AArch64 Linux; macOS's layout is included but untested), and
-# checked by computing with a subnormal: where that fails the old mode is put back and the answer is False.
-# Where each C library's fenv_t keeps the SSE/FP control register (byte offset), and the bits that flush:
-# MXCSR's FTZ (bit 15) and DAZ (bit 6) on x86-64, FPCR's FZ (bit 24, inputs and outputs) on AArch64.
+# Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, and every
+# pass over them costs a microcode assist on many x86 CPUs (docs/benchmarks.md). Results change only where a
+# value below float32's smallest normal (1.2e-38) becomes zero. The mode is per thread, set and restored
+# through the C library's fegetenv/fesetenv (glibc on x86-64 and AArch64; macOS's layout untested). Where each
+# fenv_t keeps the control register (byte offset) and the bits that flush: MXCSR's FTZ (15) and DAZ (6) on
+# x86-64, FPCR's FZ (24) on AArch64.
 _LAYOUT = {
     ("Linux", "x86_64"): (28, 0x8040),  # glibc: __mxcsr after the 28-byte x87 environment
     ("Linux", "aarch64"): (0, 1 << 24),  # glibc: __fpcr first
@@ -57,26 +50,28 @@ _LAYOUT = {
 
 def flushes() -> bool:
     """Whether this thread now computes a subnormal operand as zero."""
-    tiny = np.array([1e-40], dtype=np.float32)  # subnormal in float32
+    tiny = np.array([1e-40], dtype=np.float32)
     return bool((tiny * np.float32(1.0))[0] == 0.0)
 
 
 @functools.cache
-def _libm() -> ctypes.CDLL | None:
+def _fenv() -> tuple[ctypes.CDLL, int, int] | None:
+    """The C library and the layout of its fenv_t, or None where the mode cannot be set."""
+    system = platform.system()
+    layout = _LAYOUT.get((system, platform.machine().lower().replace("amd64", "x86_64")))
     name = ctypes.util.find_library("m")
-    return None if name is None else ctypes.CDLL(name)
+    if layout is None or name is None or (system == "Linux" and platform.libc_ver()[0] != "glibc"):
+        return None
+    return ctypes.CDLL(name), *layout
 
 
 def flush_denormals() -> bool:
-    """Set FTZ/DAZ for the calling thread where the CPU and C library allow it; True when it took effect."""
-    system = platform.system()
-    layout = _LAYOUT.get((system, platform.machine().lower().replace("amd64", "x86_64")))
-    if layout is None or (system == "Linux" and platform.libc_ver()[0] != "glibc"):
+    """Set FTZ/DAZ for the calling thread, for good, where the CPU and C library allow it; True when it took
+    effect. Training uses `flushed`, which puts the caller's mode back."""
+    fenv = _fenv()
+    if fenv is None:
         return flushes()
-    libm = _libm()
-    if libm is None:
-        return False
-    offset, bits = layout
+    libm, offset, bits = fenv
     env = (ctypes.c_ubyte * 64)()  # larger than any fenv_t
     if libm.fegetenv(env) != 0:
         return False
@@ -86,3 +81,29 @@ def flush_denormals() -> bool:
         return True
     libm.fesetenv((ctypes.c_ubyte * 64).from_buffer_copy(old))
     return False
+
+
+@contextlib.contextmanager
+def flushing() -> Iterator[bool]:
+    """FTZ/DAZ in the calling thread inside the block (True where it took effect); on leaving, also by an
+    exception, the thread's whole floating-point environment is as it was before."""
+    fenv = _fenv()
+    saved = (ctypes.c_ubyte * 64)()
+    if fenv is None or fenv[0].fegetenv(saved) != 0:
+        yield flushes()
+        return
+    try:
+        yield flush_denormals()
+    finally:
+        fenv[0].fesetenv(saved)
+
+
+def flushed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate ``fn`` to run inside `flushing`: the library's calls leave the caller's mode as it was."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with flushing():
+            return fn(*args, **kwargs)
+
+    return run
