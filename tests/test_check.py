@@ -130,6 +130,6 @@ def test_the_check_runs_the_update_a_long_numpy_run_switches_to(monkeypatch, cap
     """NumPy's step compiles its update after many updates (fast/numpy_inplace.py); the check's 20 steps use it."""
     from xpnet.backend.fast import numpy_inplace as kernels
 
-    monkeypatch.setattr(kernels, "load", lambda optimizer, dtype: lambda *arrays_and_scalars: None)  # no update
+    monkeypatch.setattr(kernels, "load", lambda *_: lambda *arrays_and_scalars: None)  # no update
     assert check.main(["--backend", "numpy", "--dtype", "float64"]) == 1
     assert "FAIL numpy cpu float64: the fast step" in capsys.readouterr().out

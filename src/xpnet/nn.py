@@ -24,9 +24,11 @@ StepFn = Callable[[Sequence[Any], Sequence[Any], Any, Any, int, float], tuple[Pa
 
 
 class Activation(NamedTuple):
+    """``forward(xp, z)`` and ``backward(xp, a, g)``: d(output)/d(input) times an upstream gradient ``g``,
+    given the output ``a``. Written with ``xp.multiply``/``maximum``/``tanh``/``where``, so that a fast step
+    passes a namespace whose functions write into their first array: one definition, computed in place."""
+
     forward: Callable[[Any, Any], Any]
-    # d(output)/d(input) times an upstream gradient, given the output `a` and that gradient `g`: the backward
-    # pass keeps only the outputs.
     backward: Callable[[Any, Any, Any], Any]
 
 
@@ -40,11 +42,11 @@ def relu_backward(xp: Any, a: Any, g: Any) -> Any:
 
 def sigmoid(xp: Any, z: Any) -> Any:
     # 1 / (1 + exp(-z)) overflows exp for large negative z in float32; the tanh form cannot overflow.
-    return 0.5 * xp.tanh(0.5 * z) + 0.5
+    return xp.add(xp.multiply(xp.tanh(xp.multiply(z, 0.5)), 0.5), 0.5)
 
 
 def sigmoid_backward(xp: Any, a: Any, g: Any) -> Any:
-    return g * a * (1.0 - a)
+    return xp.multiply(xp.multiply(g, a), 1.0 - a)
 
 
 def tanh(xp: Any, z: Any) -> Any:
@@ -52,7 +54,7 @@ def tanh(xp: Any, z: Any) -> Any:
 
 
 def tanh_backward(xp: Any, a: Any, g: Any) -> Any:
-    return g * (1.0 - a * a)
+    return xp.multiply(g, 1.0 - a * a)
 
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -187,56 +189,67 @@ class Hyper(NamedTuple):
 DEFAULT = Hyper()
 
 
-def rate_scalars(lr: float, count: int, h: Hyper = DEFAULT) -> tuple[float, float]:
-    """SGD's and momentum's two host scalars: the rate and an unused 0 (the update count plays no part)."""
-    return lr, 0.0
+# Each rule is written once, element-wise, for whole arrays (the reference, the in-place steps' flat buffers)
+# and for single numbers (the Numba update): ``rule(mul, sqrt, g, *slots, *scalars) -> (step, *slots)``, the
+# parameter then becoming ``p - step``. ``mul(slot, c)`` may write into the slot (the in-place steps pass such
+# a function), so each slot is first scaled with it; the rest is operators. Fast steps apply the rules in
+# this order of operations, so their values equal the reference's.
 
 
-def adam_scalars(lr: float, count: int, h: Hyper = DEFAULT) -> tuple[float, float]:
-    """Adam's bias corrections folded into two host scalars: (step size, sqrt(1 - beta_2**count))."""
-    return lr / (1.0 - h.beta_1**count), math.sqrt(1.0 - h.beta_2**count)
+def sgd(mul, sqrt, g, lr):
+    """Plain gradient descent, the blog post's rule: ``p <- p - lr g``."""
+    return (lr * g,)
 
 
-def sgd_apply(xp, params, grads, state, lr, _, h=DEFAULT):
-    """Plain gradient descent, the blog post's rule: ``p <- p - lr * g``."""
-    return [p - lr * g for p, g in zip(params, grads)], []
+def momentum(mul, sqrt, g, v, lr, mu):
+    """Heavy-ball momentum as PyTorch writes it: ``v <- mu v + g``, ``p <- p - lr v``."""
+    v = mul(v, mu)
+    v += g
+    return lr * v, v
 
 
-def momentum_apply(xp, params, grads, state, lr, _, h=DEFAULT):
-    """Heavy-ball momentum as PyTorch writes it: ``v <- mu v + g``, ``p <- p - lr v``; with ``h.nesterov``,
-    ``p <- p - lr (g + mu v)``."""
-    mu = h.momentum
-    velocity = [mu * v + g for v, g in zip(state, grads)]
-    steps = [g + mu * v for g, v in zip(grads, velocity)] if h.nesterov else velocity
-    return [p - lr * d for p, d in zip(params, steps)], velocity
+def nesterov(mul, sqrt, g, v, lr, mu):
+    """Nesterov's momentum (``Hyper.nesterov``), PyTorch's form: ``v <- mu v + g``, ``p <- p - lr (g + mu v)``."""
+    v = mul(v, mu)
+    v += g
+    return lr * (g + mu * v), v
 
 
-def adam_apply(xp, params, grads, state, step_size, root_bc2, h=DEFAULT):
-    """Adam (Kingma & Ba) with bias correction, as PyTorch computes it; ``state`` is ``[m_1..m_k, v_1..v_k]``."""
-    k, b1, b2 = len(params), h.beta_1, h.beta_2
-    m = [b1 * m_ + (1.0 - b1) * g for m_, g in zip(state[:k], grads)]
-    v = [b2 * v_ + (1.0 - b2) * (g * g) for v_, g in zip(state[k:], grads)]
-    new = [p - step_size * m_ / (xp.sqrt(v_) / root_bc2 + h.epsilon) for p, m_, v_ in zip(params, m, v)]
-    return new, m + v
+def adam(mul, sqrt, g, m, v, step_size, root_bc2, b1, c1, b2, c2, eps):
+    """Adam (Kingma & Ba) as PyTorch computes it, its bias corrections folded into ``step_size`` and
+    ``root_bc2`` (`Optimizer.scalars`)."""
+    m = mul(m, b1)
+    m += c1 * g
+    v = mul(v, b2)
+    v += c2 * (g * g)
+    return step_size * m / (sqrt(v) / root_bc2 + eps), m, v
 
 
 class Optimizer(NamedTuple):
-    """An update rule, split into its host part and its device part, and the state it keeps.
+    """An update rule, the state it keeps and its host scalars.
 
-    ``scalars(lr, count, hyper)`` turns the rate and the update count (from 1) into two Python floats;
-    ``apply(xp, params, grads, state, a, b, hyper)`` is the functional update given them. The count never
-    reaches the device, so a tracing compiler compiles the update once. ``state`` is a flat list of arrays,
-    one per weight array for each of ``slots``, so a checkpoint stores it as it is.
+    ``scalars(lr, count, hyper)`` turns the rate and the update count (from 1) into the rule's Python floats:
+    the count never reaches the device, so a tracing compiler compiles the update once. ``state`` is a flat
+    list of arrays, one per weight array for each of ``slots``, so a checkpoint stores it as it is.
     """
 
     slots: tuple[str, ...]  # e.g. ("m", "v"): the state is [m_1..m_k, v_1..v_k], each shaped like its weight
-    scalars: Callable[[float, int, Hyper], tuple[float, float]]
-    apply: Callable[..., tuple[Params, list[Any]]]
+    scalars: Callable[[float, int, Hyper], tuple[float, ...]]
+    rules: tuple[Callable[..., tuple[Any, ...]], ...]  # (rule, rule with Hyper.nesterov)
     default_lr: float
+
+    def rule(self, h: Hyper) -> Callable[..., tuple[Any, ...]]:
+        return self.rules[h.nesterov]
+
+    def apply(self, xp, params, grads, state, scalars, h: Hyper = DEFAULT):
+        """``(params, state)`` after the rule, given its scalars."""
+        rule, k = self.rule(h), len(params)
+        out = [rule(xp.multiply, xp.sqrt, g, *state[i::k], *scalars) for i, g in enumerate(grads)]
+        return [p - o[0] for p, o in zip(params, out)], [o[j] for j in range(1, len(self.slots) + 1) for o in out]
 
     def update(self, xp, params, grads, state, count: int, lr: float, h: Hyper = DEFAULT):
         """``(params, state)`` after one update at rate ``lr``, the ``count``-th of the run."""
-        return self.apply(xp, params, grads, state, *self.scalars(lr, count, h), h)
+        return self.apply(xp, params, grads, state, self.scalars(lr, count, h), h)
 
     def init(self, xp: Any, params: Sequence[Any]) -> list[Any]:
         """The initial state: zeros for every slot and weight array, in slot-major order."""
@@ -247,10 +260,15 @@ class Optimizer(NamedTuple):
         return [s for _ in self.slots for s in shapes]
 
 
+def _adam_scalars(lr: float, count: int, h: Hyper) -> tuple[float, ...]:
+    step_size, root_bc2 = lr / (1.0 - h.beta_1**count), math.sqrt(1.0 - h.beta_2**count)
+    return step_size, root_bc2, h.beta_1, 1.0 - h.beta_1, h.beta_2, 1.0 - h.beta_2, h.epsilon
+
+
 OPTIMIZERS: dict[str, Optimizer] = {
-    "sgd": Optimizer((), rate_scalars, sgd_apply, 0.1),
-    "momentum": Optimizer(("velocity",), rate_scalars, momentum_apply, 0.05),
-    "adam": Optimizer(("m", "v"), adam_scalars, adam_apply, 1e-3),
+    "sgd": Optimizer((), lambda lr, count, h: (lr,), (sgd, sgd), 0.1),
+    "momentum": Optimizer(("velocity",), lambda lr, count, h: (lr, h.momentum), (momentum, nesterov), 0.05),
+    "adam": Optimizer(("m", "v"), _adam_scalars, (adam, adam), 1e-3),
 }
 
 
@@ -268,15 +286,15 @@ class Recipe(NamedTuple):
 
 
 def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[Params, list[Any], Any, Any]]:
-    """``body(params, state, x, targets, a, b) -> (params, state, loss, logits)``: forward, loss, backward,
-    penalty and update, given the optimizer's two host scalars (a tracing compiler takes them as inputs)."""
-    apply, act = OPTIMIZERS[recipe.optimizer].apply, recipe.activation
+    """``body(params, state, x, targets, *scalars) -> (params, state, loss, logits)``: forward, loss, backward,
+    penalty and update, given the optimizer's host scalars (a tracing compiler takes them as inputs)."""
+    optimizer, act = OPTIMIZERS[recipe.optimizer], recipe.activation
 
-    def body(params, state, x, targets, a, b):
+    def body(params, state, x, targets, *scalars):
         logits, cache = forward(xp, params, x, act)
         loss, dlogits = softmax_cross_entropy(xp, logits, targets)
         grads = add_penalty(params, backward(xp, params, cache, dlogits, act), recipe.alpha, x.shape[0])
-        params, state = apply(xp, params, grads, state, a, b, recipe.hyper)
+        params, state = optimizer.apply(xp, params, grads, state, scalars, recipe.hyper)
         return params, state, loss, logits
 
     return body
@@ -285,8 +303,6 @@ def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[Params, list[Any],
 def train_step(xp: Any, recipe: Recipe) -> StepFn:
     """The reference training step: the definition every fast step agrees with."""
     body, scalars = step_body(xp, recipe), OPTIMIZERS[recipe.optimizer].scalars
-
-    def step_fn(params, state, x, targets, count, lr):
-        return body(params, state, x, targets, *scalars(lr, count, recipe.hyper))
-
-    return step_fn
+    return lambda params, state, x, targets, count, lr: body(
+        params, state, x, targets, *scalars(lr, count, recipe.hyper)
+    )

@@ -2,7 +2,7 @@
 
 Run eagerly, JAX dispatches every operation on its own; compiled, the whole step (forward, loss, backward and
 the update through the portable ``nn`` functions with ``xp = jax.numpy``) is one program that XLA fuses into a
-few loops on a CPU and a few kernels on a GPU. The optimizer's two host scalars (the rate, Adam's bias
+few loops on a CPU and a few kernels on a GPU. The optimizer's host scalars (the rate, Adam's bias
 corrections) are traced inputs, so the step compiles once per batch shape (twice an epoch at most), never per
 update. The parameters and optimizer state are donated: XLA may write the new ones over the old buffers.
 """
@@ -31,5 +31,4 @@ class JaxJitStep:
 
     def __call__(self, params, state, x, targets, count, lr):
         # Python floats are traced as weakly typed scalars: the dtype of the arrays decides, as in NumPy.
-        a, b = self.scalars(lr, count, self.recipe.hyper)
-        return self._compiled(list(params), list(state), x, targets, a, b)
+        return self._compiled(list(params), list(state), x, targets, *self.scalars(lr, count, self.recipe.hyper))

@@ -1,10 +1,10 @@
-"""An in-place NumPy training step: the reference step's operations, in its order, without temporaries.
+"""An in-place NumPy training step: the reference step's operations, in its order, into buffers it keeps.
 
-The reference step allocates a fresh array for every intermediate, which at small batches costs about as much
-as the matrix products. This step keeps every parameter, gradient and optimizer moment as a view into one
-flat buffer each, writes matrix products with ``out=``, and updates the flat buffers in a handful of
-whole-model operations (in a long run where Numba is installed, in one compiled pass: the compiled update below). It
-performs the same floating-point operations in the same order as the reference, so the values are equal.
+Every parameter, gradient and optimizer moment is a view into one flat buffer each, matrix products are
+written with ``out=``, the activations run in place (`INPLACE`) and the optimizer's rule (`xpnet.nn`) runs
+over the whole model's flat buffers at once; in a long run where Numba is installed, in one compiled pass
+generated from the same rule. The floating-point operations and their order are the reference's, so the
+values are equal.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import array_api_compat.numpy as xp
 import numpy as np
 
 from ...errors import one_line
-from ...nn import OPTIMIZERS, Recipe, adam_scalars, param_shapes, softmax_cross_entropy
+from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_entropy
 from . import adopt, views
 
 # Weights updated by NumPy's passes before the compiled update is loaded: loading it (importing Numba, reading
@@ -29,76 +30,57 @@ from . import adopt, views
 SWITCH_AFTER = 100_000_000
 
 
-def _activate(z: np.ndarray, activation: str) -> None:
-    if activation == "relu":
-        np.maximum(z, 0.0, out=z)
-    elif activation == "logistic":  # 0.5 * tanh(0.5 z) + 0.5, as nn.sigmoid
-        z *= 0.5
-        np.tanh(z, out=z)
-        z *= 0.5
-        z += 0.5
-    else:
-        np.tanh(z, out=z)
+def _into_first(ufunc: Any) -> Callable[..., np.ndarray]:
+    return lambda a, *rest: ufunc(a, *rest, out=a)
 
 
-def _activate_backward(a: np.ndarray, g: np.ndarray, tmp: np.ndarray, activation: str) -> None:
-    """``g <- g * activation'`` given the activation output ``a``, as nn.*_backward computes it."""
-    if activation == "relu":
-        # g * (a > 0) rather than copyto(where=...), which is about 35 times slower. The values equal the
-        # reference's where(a > 0, g, 0); only a zero may come out as -0.0, which compares equal.
-        np.greater(a, 0.0, out=tmp)
-        g *= tmp
-    elif activation == "logistic":  # g * a * (1 - a)
-        g *= a
-        np.subtract(1.0, a, out=tmp)
-        g *= tmp
-    else:  # g * (1 - a * a)
-        np.multiply(a, a, out=tmp)
-        np.subtract(1.0, tmp, out=tmp)
-        g *= tmp
-
+# nn's activations and rules, written into their first array. Relu's backward is g * (a > 0) rather than
+# copyto(where=...), about 35 times slower: the values equal where(a > 0, g, 0); a zero may come out as -0.0.
+INPLACE = SimpleNamespace(
+    **{f.__name__: _into_first(f) for f in (np.add, np.multiply, np.maximum, np.tanh)},
+    where=lambda keep, g, _: np.multiply(g, keep, out=g),
+)
 
 # -- the compiled update ----------------------------------------------------------------------------------
 #
-# The optimizer updates as one compiled pass over the flat buffers, where Numba is installed (``xpnet[fast]``).
-#
-# NumPy's Adam update is 13 whole-array passes; one loop that reads ``g, m, v, p`` once and writes ``m, v, p``
-# once does the same arithmetic in the same order and precision (the scalars are passed in the arrays' dtype,
-# as NumPy casts a Python float), so its results equal the NumPy passes bit for bit. ``error_model="numpy"``
-# lets a division by zero give inf as NumPy does; no ``fastmath``, which would reorder the arithmetic.
-# Where Numba is missing or fails to import or compile, where ``NUMBA_DISABLE_JIT`` is set, or where
-# ``XPNET_NO_NUMBA`` is set to anything but empty or 0, `load` answers None and the step keeps its NumPy
+# Where Numba is installed (``xpnet[fast]``), the optimizer's rule runs as one compiled loop over the flat
+# buffers that reads ``g``, the slots and ``p`` once and writes them once: NumPy's Adam is 13 whole-array
+# passes. The arithmetic is the rule's, in the same order and precision (the scalars are passed in the
+# arrays' dtype, as NumPy casts a Python float), so the values equal the NumPy passes bit for bit.
+# ``error_model="numpy"`` lets a division by zero give inf as NumPy does; no ``fastmath``, which would reorder
+# the arithmetic. Where Numba is missing or fails to import or compile, where ``NUMBA_DISABLE_JIT`` is set, or
+# where ``XPNET_NO_NUMBA`` is set to anything but empty or 0, `load` answers None and the step keeps NumPy's
 # passes; `describe` says which and why.
 DISABLE = "XPNET_NO_NUMBA"
 
 
-def _sgd(p, g, lr):  # p <- p - lr g
+def _loop0(rule, mul, sqrt, p, g, scalars):
     for i in range(p.size):
-        p[i] = p[i] - lr * g[i]
+        p[i] = p[i] - rule(mul, sqrt, g[i], *scalars)[0]
 
 
-def _momentum(p, g, v, lr, beta):  # v <- beta v + g; p <- p - lr v
+def _loop1(rule, mul, sqrt, p, g, s, scalars):
     for i in range(p.size):
-        vi = beta * v[i] + g[i]
-        v[i] = vi
-        p[i] = p[i] - lr * vi
+        step, s[i] = rule(mul, sqrt, g[i], s[i], *scalars)
+        p[i] = p[i] - step
 
 
-def _adam(p, g, m, v, step_size, root_bc2, b1, one_minus_b1, b2, one_minus_b2, eps):
-    # nn.adam_apply, element by element: m, v, then p - step_size m / (sqrt(v) / root_bc2 + eps).
+def _loop2(rule, mul, sqrt, p, g, s, t, scalars):
     for i in range(p.size):
-        gi = g[i]
-        mi = b1 * m[i] + one_minus_b1 * gi
-        vi = b2 * v[i] + one_minus_b2 * (gi * gi)
-        m[i] = mi
-        v[i] = vi
-        p[i] = p[i] - step_size * mi / (np.sqrt(vi) / root_bc2 + eps)
+        step, s[i], t[i] = rule(mul, sqrt, g[i], s[i], t[i], *scalars)
+        p[i] = p[i] - step
 
 
-# Each update's kernel and how many arrays and dtype scalars it takes, for the trial call in `_kernel`.
-KERNELS = {"sgd": (_sgd, 2, 1), "momentum": (_momentum, 3, 2), "adam": (_adam, 4, 7)}
-# Each update this process has asked for, by (optimizer, dtype name): the kernel, or None, and why.
-_loaded: dict[tuple[str, str], tuple[Any, str]] = {}
+def _mul(a, b):
+    return a * b
+
+
+def _sqrt(a):
+    return np.sqrt(a)
+
+
+# Each rule this process has asked for, by (rule, dtype name): the compiled update, or None, and why.
+_loaded: dict[tuple[Any, str], tuple[Any, str]] = {}
 
 
 def _disabled() -> bool:
@@ -117,55 +99,56 @@ def _numba() -> tuple[Any, str]:
     return numba, f"numba {numba.__version__} one-pass update"
 
 
-def _kernel(optimizer: str, dtype: str) -> tuple[Any, str]:
-    """The update for ``dtype``, compiled once per process (`_compile`), or None and why not."""
-    key = (optimizer, dtype)
-    if key not in _loaded:
-        _loaded[key] = _compile(optimizer, dtype)
-    return _loaded[key]
-
-
-def _compile(optimizer: str, dtype: str) -> tuple[Any, str]:
-    """The update compiled for ``dtype`` and tried once on one-element arrays, or None and why not."""
+def _kernel(rule: Callable[..., Any], n_slots: int, n_scalars: int, dtype: str) -> tuple[Any, str]:
+    """The update of ``rule`` compiled once per process for ``dtype`` and tried on one-element arrays (the
+    trial call is what compiles), or None and why not."""
+    key = (rule, dtype)
+    if key in _loaded:
+        return _loaded[key]
     numba, said = _numba()
-    if numba is None:
-        return None, said
-    fn, n_arrays, n_scalars = KERNELS[optimizer]
-    kind = np.dtype(dtype)
-    args = [np.ones(1, kind) for _ in range(n_arrays)] + [kind.type(0.5)] * n_scalars
-    failure: Exception | None = None
-    # First with Numba's on-disk cache (beside this file, or in the user's cache), so that later processes
-    # skip the compile; where that cache cannot be read or written (a damaged file, a full disk, no writable
-    # place), compiled again without it. The trial call is what compiles, so that is where either fails.
-    for cache in (True, False):
+    kind, failure = np.dtype(dtype), None
+    # First with Numba's on-disk cache, so that later processes skip the compile; where that cache cannot be
+    # read or written (a damaged file, a full disk, no writable place), compiled again without it.
+    for cache in (True, False) if numba else ():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Numba's cache warnings: the outcome is handled here
-                kernel = numba.njit(error_model="numpy", cache=cache)(fn)
-                kernel(*args)
-            return kernel, said
+                jit = numba.njit(error_model="numpy", cache=cache)
+                loop, fns = jit((_loop0, _loop1, _loop2)[n_slots]), (jit(rule), jit(_mul), jit(_sqrt))
+                compiled = functools.partial(loop, *fns)
+                compiled(*[np.ones(1, kind)] * (2 + n_slots), (kind.type(0.5),) * n_scalars)
+            _loaded[key] = compiled, said
+            return _loaded[key]
         except Exception as e:
             failure = e
-    return None, f"NumPy passes (numba could not compile the {optimizer} update: {one_line(failure, named=True)})"
+    if numba:
+        said = f"NumPy passes (numba could not compile the {rule.__name__} update: {one_line(failure, named=True)})"
+    _loaded[key] = None, said
+    return _loaded[key]
 
 
-def load(optimizer: str, dtype: Any) -> Callable[..., None] | None:
+def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]:
+    o = OPTIMIZERS[optimizer]
+    rule = o.rules[nesterov]
+    n_scalars = rule.__code__.co_argcount - 3 - len(o.slots)  # after (mul, sqrt, g, *slots)
+    return _kernel(rule, len(o.slots), n_scalars, np.dtype(dtype).name)
+
+
+def load(optimizer: str, dtype: Any, nesterov: bool = False) -> Callable[..., None] | None:
     """The compiled update of ``optimizer`` for arrays of ``dtype``, or None where NumPy's passes apply."""
-    return None if _disabled() else _kernel(optimizer, np.dtype(dtype).name)[0]
+    return None if _disabled() else _find(optimizer, dtype, nesterov)[0]
 
 
 def ready(optimizer: str, dtype: Any) -> bool:
     """Whether this process holds the compiled update already, so that a new step can use it at no cost."""
-    found = _loaded.get((optimizer, np.dtype(dtype).name))
+    found = _loaded.get((OPTIMIZERS[optimizer].rules[0], np.dtype(dtype).name))
     return not _disabled() and found is not None and found[0] is not None
 
 
 def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:
     """How the in-place NumPy step's update runs here once compiled updates apply, in words (the bench and
     ``python -m xpnet.check`` print it); compiles the update to find out."""
-    if _disabled():
-        return f"NumPy passes ({DISABLE} is set)"
-    return _kernel(optimizer, np.dtype(dtype).name)[1]
+    return f"NumPy passes ({DISABLE} is set)" if _disabled() else _find(optimizer, dtype)[1]
 
 
 class NumpyInplaceStep:
@@ -175,63 +158,52 @@ class NumpyInplaceStep:
     """
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
-        self.recipe, self.hyper = recipe, recipe.hyper
-        self.activation, self.optimizer = recipe.activation, recipe.optimizer
-        self.dtype = np.dtype(dtype)
+        self.recipe, self.dtype = recipe, np.dtype(dtype)
+        self.activation, self.optimizer = ACTIVATIONS[recipe.activation], OPTIMIZERS[recipe.optimizer]
         shapes = param_shapes(sizes)
         n = sum(math.prod(s) for s in shapes)
-        self.theta, self.grad, self.tmp, self.tmp2 = (np.zeros(n, self.dtype) for _ in range(4))
+        self.theta, self.grad, self.tmp = (np.zeros(n, self.dtype) for _ in range(3))
         self.params, self.grads = views(self.theta, shapes), views(self.grad, shapes)
-        self.moments = [np.zeros(n, self.dtype) for _ in OPTIMIZERS[self.optimizer].slots]
+        self.moments = [np.zeros(n, self.dtype) for _ in self.optimizer.slots]
         self.state = [v for m in self.moments for v in views(m, shapes)]
         self.widths = list(sizes[1:])
-        # The compiled one-pass update (below): from the first update (True), never (False), or once
-        # SWITCH_AFTER weights have been updated (None; from the first where this process has loaded it, as a
-        # second fit has); where it cannot be had, never.
+        # The compiled update: from the first update (True), never (False), or once SWITCH_AFTER weights have
+        # been updated (None; from the first where this process has loaded it, as a second fit has).
         self.kernel = None
-        if compiled is None and ready(self.optimizer, self.dtype):
+        if compiled is None and ready(recipe.optimizer, self.dtype):
             compiled = True
         self._until_compiled = SWITCH_AFTER if compiled is None else -1
         if compiled:
             self.as_in_long_runs()
         self._buffers: dict[int, tuple[list[np.ndarray], ...]] = {}
 
-    def _batch_buffers(self, n: int) -> tuple[list[np.ndarray], ...]:
-        """Per-layer outputs, backward deltas and scratch for a batch of ``n`` rows (two sizes per epoch)."""
-        if n not in self._buffers:
-            self._buffers[n] = tuple([np.empty((n, w), self.dtype) for w in self.widths] for _ in range(3))
-        return self._buffers[n]
-
     def __call__(self, params, state, x, targets, count, lr):
         adopt(self.params, params)
         adopt(self.state, state)
-        outs, deltas, scratch = self._batch_buffers(x.shape[0])
+        n = x.shape[0]
+        if n not in self._buffers:  # per-layer outputs and backward deltas (two batch sizes per epoch)
+            self._buffers[n] = tuple([np.empty((n, w), self.dtype) for w in self.widths] for _ in range(2))
+        outs, deltas = self._buffers[n]
         ws, bs = self.params[0::2], self.params[1::2]
-
         a = x
         for i, (w, b) in enumerate(zip(ws, bs)):
             np.matmul(a, w, out=outs[i])
             outs[i] += b
             if i < len(ws) - 1:
-                _activate(outs[i], self.activation)
+                self.activation.forward(INPLACE, outs[i])
             a = outs[i]
         logits = outs[-1]
         loss, delta = softmax_cross_entropy(xp, logits, targets)  # tiny arrays: in place gains nothing
-
         for i in reversed(range(len(ws))):
             a_in = x if i == 0 else outs[i - 1]
             np.matmul(a_in.T, delta, out=self.grads[2 * i])
             if self.recipe.alpha:  # + alpha / n * W, as nn.add_penalty
                 w_tmp = self.tmp[: ws[i].size].reshape(ws[i].shape)
-                np.multiply(ws[i], self.recipe.alpha / x.shape[0], out=w_tmp)
+                np.multiply(ws[i], self.recipe.alpha / n, out=w_tmp)
                 self.grads[2 * i] += w_tmp
             np.sum(delta, axis=0, out=self.grads[2 * i + 1])
             if i > 0:
-                g = deltas[i - 1]
-                np.matmul(delta, ws[i].T, out=g)
-                _activate_backward(a_in, g, scratch[i - 1], self.activation)
-                delta = g
-
+                delta = self.activation.backward(INPLACE, a_in, np.matmul(delta, ws[i].T, out=deltas[i - 1]))
         self._update(count, lr)
         return self.params, self.state, loss, logits
 
@@ -240,54 +212,16 @@ class NumpyInplaceStep:
             self._until_compiled -= self.theta.size
             if self._until_compiled < 0:
                 self.as_in_long_runs()
+        scalars = self.optimizer.scalars(lr, count, self.recipe.hyper)
         if self.kernel is not None:
-            self._update_compiled(count, lr)
-            return
-        theta, g, tmp, h = self.theta, self.grad, self.tmp, self.hyper
-        if self.optimizer == "sgd":  # p - lr * g
-            np.multiply(g, lr, out=tmp)
-        elif self.optimizer == "momentum":  # v <- mu v + g; p - lr v (Nesterov: p - lr (g + mu v))
-            (v,) = self.moments
-            v *= h.momentum
-            v += g
-            if h.nesterov:
-                np.multiply(v, h.momentum, out=tmp)
-                tmp += g
-                tmp *= lr
-            else:
-                np.multiply(v, lr, out=tmp)
-        else:  # Adam, in nn.adam_apply's order of operations
-            m, v = self.moments
-            step_size, root_bc2 = adam_scalars(lr, count, h)
-            m *= h.beta_1
-            np.multiply(g, 1.0 - h.beta_1, out=tmp)
-            m += tmp
-            v *= h.beta_2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - h.beta_2
-            v += tmp
-            np.sqrt(v, out=tmp)
-            tmp /= root_bc2
-            tmp += h.epsilon
-            np.multiply(m, step_size, out=self.tmp2)
-            np.divide(self.tmp2, tmp, out=tmp)
-        theta -= tmp
+            # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
+            self.kernel(self.theta, self.grad, *self.moments, tuple(map(self.dtype.type, scalars)))
+        else:
+            self.theta -= self.optimizer.rule(self.recipe.hyper)(
+                INPLACE.multiply, np.sqrt, self.grad, *self.moments, *scalars
+            )[0]
 
     def as_in_long_runs(self) -> None:
         """Use from the next update what a run switches to after SWITCH_AFTER (``xpnet.check`` checks that)."""
         self._until_compiled = -1
-        # The compiled momentum update is the heavy-ball one; Nesterov's keeps NumPy's passes.
-        nesterov = self.optimizer == "momentum" and self.hyper.nesterov
-        self.kernel = None if nesterov else load(self.optimizer, self.dtype)
-
-    def _update_compiled(self, count: int, lr: float) -> None:
-        # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
-        c, h = self.dtype.type, self.hyper
-        if self.optimizer == "sgd":
-            self.kernel(self.theta, self.grad, c(lr))
-        elif self.optimizer == "momentum":
-            self.kernel(self.theta, self.grad, *self.moments, c(lr), c(h.momentum))
-        else:
-            step_size, root_bc2 = adam_scalars(lr, count, h)
-            scalars = (step_size, root_bc2, h.beta_1, 1.0 - h.beta_1, h.beta_2, 1.0 - h.beta_2, h.epsilon)
-            self.kernel(self.theta, self.grad, *self.moments, *map(c, scalars))
+        self.kernel = load(self.recipe.optimizer, self.dtype, self.recipe.hyper.nesterov)
