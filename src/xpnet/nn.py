@@ -21,14 +21,14 @@ StepFn = Callable[[Sequence[Any], Sequence[Any], Any, Any, int, float], tuple[Pa
 
 
 # -- the layers ---------------------------------------------------------------------------------------------
+# Activations use only xp.add/multiply/maximum/tanh/where on a fresh array, so that a fast step computes the
+# same definition in place by passing a namespace whose functions write into their first array.
 
 
 class Activation(NamedTuple):
-    """``forward(xp, z)`` and ``backward(xp, a, g)``: d(output)/d(input) times an upstream gradient ``g``,
-    given the output ``a``. Written with ``xp.multiply``/``maximum``/``tanh``/``where``, so that a fast step
-    passes a namespace whose functions write into their first array: one definition, computed in place."""
-
     forward: Callable[[Any, Any], Any]
+    # d(output)/d(input) times an upstream gradient, given the output `a` and that gradient `g`: the backward
+    # pass keeps only the outputs.
     backward: Callable[[Any, Any, Any], Any]
 
 
@@ -49,10 +49,6 @@ def sigmoid_backward(xp: Any, a: Any, g: Any) -> Any:
     return xp.multiply(xp.multiply(g, a), 1.0 - a)
 
 
-def tanh(xp: Any, z: Any) -> Any:
-    return xp.tanh(z)
-
-
 def tanh_backward(xp: Any, a: Any, g: Any) -> Any:
     return xp.multiply(g, 1.0 - a * a)
 
@@ -60,7 +56,7 @@ def tanh_backward(xp: Any, a: Any, g: Any) -> Any:
 ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation(relu, relu_backward),
     "logistic": Activation(sigmoid, sigmoid_backward),
-    "tanh": Activation(tanh, tanh_backward),
+    "tanh": Activation(lambda xp, z: xp.tanh(z), tanh_backward),
 }
 
 
@@ -83,16 +79,10 @@ def param_shapes(sizes: Sequence[int]) -> list[tuple[int, ...]]:
     return [s for n_in, n_out in itertools.pairwise(sizes) for s in ((n_in, n_out), (n_out,))]
 
 
-def init_params(
-    rng: np.random.Generator, sizes: Sequence[int], activation: str, dtype: str = "float32"
-) -> list[np.ndarray]:
-    """Initial ``[W1, b1, W2, b2, ...]`` as host arrays of ``dtype``, drawn with a seeded NumPy generator.
-
-    The Array API has no random numbers; drawing on the host gives bit-identical weights on every backend.
-    He-normal for relu (keeps the variance of activations constant through rectifiers), Glorot-uniform for
-    sigmoid and tanh; biases start at zero.
-    """
-    params: list[np.ndarray] = []
+def init_params(rng: np.random.Generator, sizes: Sequence[int], activation: str, dtype: str = "float32") -> Params:
+    """Initial ``[W1, b1, W2, b2, ...]`` as host arrays of ``dtype``, drawn with a seeded NumPy generator (the
+    same weights on every backend): He-normal for relu, Glorot-uniform for sigmoid and tanh, zero biases."""
+    params = []
     for n_in, n_out in itertools.pairwise(sizes):
         if activation == "relu":
             w = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
@@ -106,30 +96,24 @@ def init_params(
 def forward(xp: Any, params: Sequence[Any], x: Any, activation: str = "relu") -> tuple[Any, list[Any]]:
     """Logits for the batch ``x`` (rows are examples) and the cache the backward pass needs: the input of
     every layer, ``x`` and each hidden activation."""
-    act = ACTIVATIONS[activation].forward
+    if len(params) < 2:
+        raise ValueError("params must hold at least one (W, b) pair")
     cache = [x]
-    a = x
-    n_layers = len(params) // 2
-    for i in range(n_layers):
-        z = a @ params[2 * i] + params[2 * i + 1]
-        if i == n_layers - 1:
-            return z, cache
-        a = act(xp, z)
-        cache.append(a)
-    raise ValueError("params must hold at least one (W, b) pair")
+    for w, b in zip(params[0:-2:2], params[1:-2:2]):
+        cache.append(ACTIVATIONS[activation].forward(xp, cache[-1] @ w + b))
+    return cache[-1] @ params[-2] + params[-1], cache
 
 
 def backward(xp: Any, params: Sequence[Any], cache: Sequence[Any], dlogits: Any, activation: str = "relu") -> Params:
     """Gradients ``[dW1, db1, ...]`` of the loss, given ``dlogits`` = d(loss)/d(logits)."""
-    act_backward = ACTIVATIONS[activation].backward
     grads: Params = [None] * len(params)
     delta = dlogits
     for i in reversed(range(len(params) // 2)):
-        a_in = cache[i]
-        grads[2 * i] = xp.matrix_transpose(a_in) @ delta
+        grads[2 * i] = xp.matrix_transpose(cache[i]) @ delta
         grads[2 * i + 1] = xp.sum(delta, axis=0)
         if i > 0:  # the gradient with respect to the input images is never needed
-            delta = act_backward(xp, a_in, delta @ xp.matrix_transpose(params[2 * i]))
+            g = delta @ xp.matrix_transpose(params[2 * i])
+            delta = ACTIVATIONS[activation].backward(xp, cache[i], g)
     return grads
 
 
@@ -149,13 +133,11 @@ def log_softmax(xp: Any, logits: Any) -> Any:
 
 
 def softmax_cross_entropy(xp: Any, logits: Any, targets: Any) -> tuple[Any, Any]:
-    """Mean cross-entropy over the batch (a 0-d device array, read by the caller) and its gradient with
-    respect to ``logits``; ``targets`` is one-hot in the dtype of ``logits``."""
+    """Mean cross-entropy over the batch (a 0-d device array) and its gradient with respect to ``logits``;
+    ``targets`` is one-hot in the dtype of ``logits``."""
     n = logits.shape[0]
     logp = log_softmax(xp, logits)
-    loss = -xp.sum(targets * logp) / n
-    dlogits = (xp.exp(logp) - targets) / n
-    return loss, dlogits
+    return -xp.sum(targets * logp) / n, (xp.exp(logp) - targets) / n
 
 
 def penalty(xp: Any, params: Sequence[Any], alpha: float, n: int) -> Any:
@@ -166,18 +148,20 @@ def penalty(xp: Any, params: Sequence[Any], alpha: float, n: int) -> Any:
 
 def add_penalty(params: Sequence[Any], grads: Params, alpha: float, n: int) -> Params:
     """``grads`` with the gradient of `penalty`, ``alpha / n * W``, added to each weight matrix's."""
-    if alpha:
-        scale = alpha / n
-        for i in range(0, len(grads), 2):
-            grads[i] = grads[i] + scale * params[i]
+    for i in range(0, len(grads), 2) if alpha else ():
+        grads[i] = grads[i] + alpha / n * params[i]
     return grads
 
 
 # -- the optimizers -----------------------------------------------------------------------------------------
+# Each rule is written once, element-wise, for whole arrays (the reference; the in-place steps' flat buffers)
+# and for single numbers (the compiled NumPy update): ``rule(mul, sqrt, g, *slots, *scalars)`` returns
+# ``(step, *slots)`` and the parameter becomes ``p - step``. ``mul`` scales each slot first and may write into
+# it (the in-place steps pass such a function); the rest is operators on fresh values.
 
 
 class Hyper(NamedTuple):
-    """The optimizers' hyperparameters, with scikit-learn's names and defaults; each update reads its own."""
+    """The optimizers' hyperparameters, with scikit-learn's names and defaults."""
 
     momentum: float = 0.9
     nesterov: bool = False  # momentum only: step along g + momentum * v (PyTorch's form of Nesterov's method)
@@ -187,13 +171,6 @@ class Hyper(NamedTuple):
 
 
 DEFAULT = Hyper()
-
-
-# Each rule is written once, element-wise, for whole arrays (the reference, the in-place steps' flat buffers)
-# and for single numbers (the Numba update): ``rule(mul, sqrt, g, *slots, *scalars) -> (step, *slots)``, the
-# parameter then becoming ``p - step``. ``mul(slot, c)`` may write into the slot (the in-place steps pass such
-# a function), so each slot is first scaled with it; the rest is operators. Fast steps apply the rules in
-# this order of operations, so their values equal the reference's.
 
 
 def sgd(mul, sqrt, g, lr):
@@ -209,15 +186,14 @@ def momentum(mul, sqrt, g, v, lr, mu):
 
 
 def nesterov(mul, sqrt, g, v, lr, mu):
-    """Nesterov's momentum (``Hyper.nesterov``), PyTorch's form: ``v <- mu v + g``, ``p <- p - lr (g + mu v)``."""
+    """Momentum with ``Hyper.nesterov``, PyTorch's form: ``v <- mu v + g``, ``p <- p - lr (g + mu v)``."""
     v = mul(v, mu)
     v += g
     return lr * (g + mu * v), v
 
 
 def adam(mul, sqrt, g, m, v, step_size, root_bc2, b1, c1, b2, c2, eps):
-    """Adam (Kingma & Ba) as PyTorch computes it, its bias corrections folded into ``step_size`` and
-    ``root_bc2`` (`Optimizer.scalars`)."""
+    """Adam (Kingma & Ba) as PyTorch computes it, the bias corrections folded into two scalars."""
     m = mul(m, b1)
     m += c1 * g
     v = mul(v, b2)
@@ -225,34 +201,32 @@ def adam(mul, sqrt, g, m, v, step_size, root_bc2, b1, c1, b2, c2, eps):
     return step_size * m / (sqrt(v) / root_bc2 + eps), m, v
 
 
+def adam_scalars(lr: float, count: int, h: Hyper) -> tuple[float, ...]:
+    step_size, root_bc2 = lr / (1.0 - h.beta_1**count), math.sqrt(1.0 - h.beta_2**count)
+    return step_size, root_bc2, h.beta_1, 1.0 - h.beta_1, h.beta_2, 1.0 - h.beta_2, h.epsilon
+
+
 class Optimizer(NamedTuple):
-    """An update rule, the state it keeps and its host scalars.
+    """An update rule, its host scalars and the state it keeps.
 
     ``scalars(lr, count, hyper)`` turns the rate and the update count (from 1) into the rule's Python floats:
-    the count never reaches the device, so a tracing compiler compiles the update once. ``state`` is a flat
-    list of arrays, one per weight array for each of ``slots``, so a checkpoint stores it as it is.
+    the count never reaches the device, so a tracing compiler compiles the update once. The state is a flat
+    list of arrays, one per weight array for each of ``slots``, in slot-major order, as a checkpoint keeps it.
     """
 
-    slots: tuple[str, ...]  # e.g. ("m", "v"): the state is [m_1..m_k, v_1..v_k], each shaped like its weight
+    slots: tuple[str, ...]
     scalars: Callable[[float, int, Hyper], tuple[float, ...]]
-    rules: tuple[Callable[..., tuple[Any, ...]], ...]  # (rule, rule with Hyper.nesterov)
+    rules: tuple[Callable[..., tuple[Any, ...]], ...]  # (the rule, the rule with Hyper.nesterov)
     default_lr: float
 
-    def rule(self, h: Hyper) -> Callable[..., tuple[Any, ...]]:
-        return self.rules[h.nesterov]
-
-    def apply(self, xp, params, grads, state, scalars, h: Hyper = DEFAULT):
-        """``(params, state)`` after the rule, given its scalars."""
-        rule, k = self.rule(h), len(params)
-        out = [rule(xp.multiply, xp.sqrt, g, *state[i::k], *scalars) for i, g in enumerate(grads)]
+    def apply(self, xp, params, grads, state, scalars, h: Hyper = DEFAULT) -> tuple[Params, list[Any]]:
+        """``(params, state)`` after one update, given the rule's scalars."""
+        k = len(params)
+        out = [self.rules[h.nesterov](xp.multiply, xp.sqrt, g, *state[i::k], *scalars) for i, g in enumerate(grads)]
         return [p - o[0] for p, o in zip(params, out)], [o[j] for j in range(1, len(self.slots) + 1) for o in out]
 
-    def update(self, xp, params, grads, state, count: int, lr: float, h: Hyper = DEFAULT):
-        """``(params, state)`` after one update at rate ``lr``, the ``count``-th of the run."""
-        return self.apply(xp, params, grads, state, self.scalars(lr, count, h), h)
-
     def init(self, xp: Any, params: Sequence[Any]) -> list[Any]:
-        """The initial state: zeros for every slot and weight array, in slot-major order."""
+        """The initial state: zeros for every slot and weight array."""
         return [xp.zeros_like(p) for _ in self.slots for p in params]
 
     def state_shapes(self, shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
@@ -260,15 +234,10 @@ class Optimizer(NamedTuple):
         return [s for _ in self.slots for s in shapes]
 
 
-def _adam_scalars(lr: float, count: int, h: Hyper) -> tuple[float, ...]:
-    step_size, root_bc2 = lr / (1.0 - h.beta_1**count), math.sqrt(1.0 - h.beta_2**count)
-    return step_size, root_bc2, h.beta_1, 1.0 - h.beta_1, h.beta_2, 1.0 - h.beta_2, h.epsilon
-
-
 OPTIMIZERS: dict[str, Optimizer] = {
     "sgd": Optimizer((), lambda lr, count, h: (lr,), (sgd, sgd), 0.1),
     "momentum": Optimizer(("velocity",), lambda lr, count, h: (lr, h.momentum), (momentum, nesterov), 0.05),
-    "adam": Optimizer(("m", "v"), _adam_scalars, (adam, adam), 1e-3),
+    "adam": Optimizer(("m", "v"), adam_scalars, (adam, adam), 1e-3),
 }
 
 
@@ -288,13 +257,12 @@ class Recipe(NamedTuple):
 def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[Params, list[Any], Any, Any]]:
     """``body(params, state, x, targets, *scalars) -> (params, state, loss, logits)``: forward, loss, backward,
     penalty and update, given the optimizer's host scalars (a tracing compiler takes them as inputs)."""
-    optimizer, act = OPTIMIZERS[recipe.optimizer], recipe.activation
 
     def body(params, state, x, targets, *scalars):
-        logits, cache = forward(xp, params, x, act)
+        logits, cache = forward(xp, params, x, recipe.activation)
         loss, dlogits = softmax_cross_entropy(xp, logits, targets)
-        grads = add_penalty(params, backward(xp, params, cache, dlogits, act), recipe.alpha, x.shape[0])
-        params, state = optimizer.apply(xp, params, grads, state, scalars, recipe.hyper)
+        grads = add_penalty(params, backward(xp, params, cache, dlogits, recipe.activation), recipe.alpha, x.shape[0])
+        params, state = OPTIMIZERS[recipe.optimizer].apply(xp, params, grads, state, scalars, recipe.hyper)
         return params, state, loss, logits
 
     return body

@@ -217,7 +217,7 @@ class NumpyInplaceStep:
             # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
             self.kernel(self.theta, self.grad, *self.moments, tuple(map(self.dtype.type, scalars)))
         else:
-            self.theta -= self.optimizer.rule(self.recipe.hyper)(
+            self.theta -= self.optimizer.rules[self.recipe.hyper.nesterov](
                 INPLACE.multiply, np.sqrt, self.grad, *self.moments, *scalars
             )[0]
 

@@ -75,7 +75,7 @@ class TorchFusedStep:
 
     def _update(self, count: int, lr: float) -> None:
         h = self.recipe.hyper
-        rule = self.optimizer.rule(h)
+        rule = self.optimizer.rules[h.nesterov]
         self.theta.sub_(
             rule(torch.Tensor.mul_, torch.sqrt, self.grad, *self.moments, *self.optimizer.scalars(lr, count, h))[0]
         )
