@@ -2,7 +2,8 @@
 
 A fast step is a class made as ``Step(sizes, recipe, dtype)`` and called as an `xpnet.nn.StepFn`; a backend
 names its class in ``BackendSpec.fast_class``. The reference math stays the definition; the tests compare the
-fast steps with it. `flushed` runs training with subnormal floats flushed to zero.
+fast steps with it. `InplaceStep` is the NumPy and PyTorch steps' common body; `flushed` runs training with
+subnormal floats flushed to zero.
 """
 
 from __future__ import annotations
@@ -19,19 +20,76 @@ from typing import Any
 
 import numpy as np
 
-
-def views(flat: Any, shapes: Sequence[tuple[int, ...]]) -> list[Any]:
-    """Consecutive views of the 1-d NumPy array or PyTorch tensor ``flat``, shaped as ``shapes``."""
-    ends = list(itertools.accumulate(math.prod(s) for s in shapes))
-    return [flat[end - math.prod(s) : end].reshape(s) for end, s in zip(ends, shapes)]
+from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_entropy
 
 
-def adopt(mine: Sequence[Any], theirs: Sequence[Any]) -> None:
-    """Copy arrays from outside (initial weights, a checkpoint) into the views ``mine``; the views themselves,
-    passed back in as a step returned them, are left alone."""
-    for a, b in zip(mine, theirs, strict=True):
-        if a is not b:
-            a[...] = b
+class InplaceStep:
+    """An `xpnet.nn.StepFn` computing the reference step's operations, in its order, into buffers it keeps.
+
+    Every parameter, gradient and optimizer moment is a view into one flat buffer each; layers, gradients
+    and backward deltas are written with ``out=``; nn's activations and the optimizer's rule run in place
+    through ``inplace``, a namespace whose functions write into their first array. The returned ``params``
+    and ``state`` are those views, overwritten on the next call: pass them back in unchanged (other arrays
+    are copied in first, never written to). ``logits`` is valid until the next call. A subclass names its
+    library ``lib`` (``numpy``, ``torch``), its Array API namespace ``xp``, ``inplace`` and ``layer``.
+    """
+
+    lib: Any
+    xp: Any
+    inplace: Any
+
+    def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any):
+        self.recipe, self.dtype, self.shapes, self.widths = recipe, dtype, param_shapes(sizes), sizes[1:]
+        self.activation, self.optimizer = ACTIVATIONS[recipe.activation], OPTIMIZERS[recipe.optimizer]
+        self.theta: Any = None  # allocated on the device of the first call's parameters
+
+    def allocate(self, device: Any) -> None:
+        n = sum(math.prod(s) for s in self.shapes)
+        flat = [self.lib.zeros(n, dtype=self.dtype, device=device) for _ in range(3 + len(self.optimizer.slots))]
+        self.theta, self.grad, _, *self.moments = flat
+        ends = list(itertools.accumulate(math.prod(s) for s in self.shapes))
+        views = [[a[end - math.prod(s) : end].reshape(s) for end, s in zip(ends, self.shapes)] for a in flat]
+        self.params, self.grads, self.tmps = views[:3]
+        self.state = [v for m in views[3:] for v in m]
+        self.buffers: dict[int, tuple[list[Any], ...]] = {}
+
+    def layer(self, a: Any, w: Any, b: Any, out: Any) -> None:
+        """``out <- a @ w + b``."""
+        raise NotImplementedError
+
+    def update(self, count: int, lr: float) -> None:
+        h = self.recipe.hyper
+        scalars = self.optimizer.scalars(lr, count, h)
+        rule = self.optimizer.rules[h.nesterov]
+        self.theta -= rule(self.inplace.multiply, self.lib.sqrt, self.grad, *self.moments, *scalars)[0]
+
+    def __call__(self, params, state, x, targets, count, lr):
+        if self.theta is None or self.theta.device != params[0].device:
+            self.allocate(params[0].device)
+        for mine, theirs in zip(self.params + self.state, [*params, *state], strict=True):
+            if mine is not theirs:
+                mine[...] = theirs
+        n, lib, ws = x.shape[0], self.lib, self.params[0::2]
+        if n not in self.buffers:  # per-layer outputs and backward deltas (two batch sizes per epoch)
+            self.buffers[n] = tuple(
+                [lib.empty((n, w), dtype=self.dtype, device=x.device) for w in self.widths] for _ in range(2)
+            )
+        outs, deltas = self.buffers[n]
+        for i, (w, b) in enumerate(zip(ws, self.params[1::2])):
+            self.layer(x if i == 0 else outs[i - 1], w, b, outs[i])
+            if i < len(ws) - 1:
+                self.activation.forward(self.inplace, outs[i])
+        loss, delta = softmax_cross_entropy(self.xp, outs[-1], targets)  # tiny: in place gains nothing
+        for i in reversed(range(len(ws))):
+            a_in = x if i == 0 else outs[i - 1]
+            lib.matmul(a_in.T, delta, out=self.grads[2 * i])
+            if self.recipe.alpha:  # + alpha / n * W, as nn.add_penalty
+                self.grads[2 * i] += lib.multiply(ws[i], self.recipe.alpha / n, out=self.tmps[2 * i])
+            lib.sum(delta, axis=0, out=self.grads[2 * i + 1])
+            if i > 0:
+                delta = self.activation.backward(self.inplace, a_in, lib.matmul(delta, ws[i].T, out=deltas[i - 1]))
+        self.update(count, lr)
+        return self.params, self.state, loss, outs[-1]
 
 
 # Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, and every

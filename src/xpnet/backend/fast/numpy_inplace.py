@@ -10,7 +10,6 @@ values are equal.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -21,8 +20,8 @@ import array_api_compat.numpy as xp
 import numpy as np
 
 from ...errors import one_line
-from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_entropy
-from . import adopt, views
+from ...nn import OPTIMIZERS, Recipe
+from . import InplaceStep
 
 # Weights updated by NumPy's passes before the compiled update is loaded: loading it (importing Numba, reading
 # its cache) costs more than a short run's passes, and a long run repays it (docs/benchmarks.md). The two
@@ -151,22 +150,12 @@ def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:
     return f"NumPy passes ({DISABLE} is set)" if _disabled() else _find(optimizer, dtype)[1]
 
 
-class NumpyInplaceStep:
-    """An `xpnet.nn.StepFn`. The returned ``params`` and ``state`` are views into buffers this object owns and
-    overwrites on the next call; pass them back in unchanged (any other arrays are copied in first). ``logits``
-    is valid until the next call.
-    """
+class NumpyInplaceStep(InplaceStep):
+    lib, xp, inplace = np, xp, INPLACE
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
-        self.recipe, self.dtype = recipe, np.dtype(dtype)
-        self.activation, self.optimizer = ACTIVATIONS[recipe.activation], OPTIMIZERS[recipe.optimizer]
-        shapes = param_shapes(sizes)
-        n = sum(math.prod(s) for s in shapes)
-        self.theta, self.grad, self.tmp = (np.zeros(n, self.dtype) for _ in range(3))
-        self.params, self.grads = views(self.theta, shapes), views(self.grad, shapes)
-        self.moments = [np.zeros(n, self.dtype) for _ in self.optimizer.slots]
-        self.state = [v for m in self.moments for v in views(m, shapes)]
-        self.widths = list(sizes[1:])
+        super().__init__(sizes, recipe, np.dtype(dtype))
+        self.allocate("cpu")
         # The compiled update: from the first update (True), never (False), or once SWITCH_AFTER weights have
         # been updated (None; from the first where this process has loaded it, as a second fit has).
         self.kernel = None
@@ -175,51 +164,21 @@ class NumpyInplaceStep:
         self._until_compiled = SWITCH_AFTER if compiled is None else -1
         if compiled:
             self.as_in_long_runs()
-        self._buffers: dict[int, tuple[list[np.ndarray], ...]] = {}
 
-    def __call__(self, params, state, x, targets, count, lr):
-        adopt(self.params, params)
-        adopt(self.state, state)
-        n = x.shape[0]
-        if n not in self._buffers:  # per-layer outputs and backward deltas (two batch sizes per epoch)
-            self._buffers[n] = tuple([np.empty((n, w), self.dtype) for w in self.widths] for _ in range(2))
-        outs, deltas = self._buffers[n]
-        ws, bs = self.params[0::2], self.params[1::2]
-        a = x
-        for i, (w, b) in enumerate(zip(ws, bs)):
-            np.matmul(a, w, out=outs[i])
-            outs[i] += b
-            if i < len(ws) - 1:
-                self.activation.forward(INPLACE, outs[i])
-            a = outs[i]
-        logits = outs[-1]
-        loss, delta = softmax_cross_entropy(xp, logits, targets)  # tiny arrays: in place gains nothing
-        for i in reversed(range(len(ws))):
-            a_in = x if i == 0 else outs[i - 1]
-            np.matmul(a_in.T, delta, out=self.grads[2 * i])
-            if self.recipe.alpha:  # + alpha / n * W, as nn.add_penalty
-                w_tmp = self.tmp[: ws[i].size].reshape(ws[i].shape)
-                np.multiply(ws[i], self.recipe.alpha / n, out=w_tmp)
-                self.grads[2 * i] += w_tmp
-            np.sum(delta, axis=0, out=self.grads[2 * i + 1])
-            if i > 0:
-                delta = self.activation.backward(INPLACE, a_in, np.matmul(delta, ws[i].T, out=deltas[i - 1]))
-        self._update(count, lr)
-        return self.params, self.state, loss, logits
+    def layer(self, a: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        np.matmul(a, w, out=out)
+        out += b
 
-    def _update(self, count: int, lr: float) -> None:
+    def update(self, count: int, lr: float) -> None:
         if self._until_compiled >= 0:
             self._until_compiled -= self.theta.size
             if self._until_compiled < 0:
                 self.as_in_long_runs()
+        if self.kernel is None:
+            return super().update(count, lr)
+        # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
         scalars = self.optimizer.scalars(lr, count, self.recipe.hyper)
-        if self.kernel is not None:
-            # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
-            self.kernel(self.theta, self.grad, *self.moments, tuple(map(self.dtype.type, scalars)))
-        else:
-            self.theta -= self.optimizer.rules[self.recipe.hyper.nesterov](
-                INPLACE.multiply, np.sqrt, self.grad, *self.moments, *scalars
-            )[0]
+        self.kernel(self.theta, self.grad, *self.moments, tuple(map(self.dtype.type, scalars)))
 
     def as_in_long_runs(self) -> None:
         """Use from the next update what a run switches to after SWITCH_AFTER (``xpnet.check`` checks that)."""
