@@ -1,9 +1,7 @@
-"""Resolve ``--device``/``--backend`` into a `Backend`: the array namespace, the device and a name.
+"""Resolve a device and a backend name into a `Backend`: the array namespace, the device and a name.
 
-Each array library is one module in this package (``numpy.py``, ``cupy.py``...) defining ``SPEC``, a
-`BackendSpec`; the registry finds those modules by themselves, so adding a library is one new file. A module
-imports its library only when asked for it: ``--device cpu`` never imports CuPy. Everything above this layer
-receives a `Backend` and does its math through ``backend.xp``.
+Each array library is one module here defining ``SPEC``, a `BackendSpec`, found by `registry`: adding a
+library is one new file. A module imports its library only when asked for it.
 """
 
 from __future__ import annotations
@@ -28,12 +26,8 @@ from ..nn import Recipe, StepFn
 
 @dataclass(frozen=True)
 class Backend:
-    """An array namespace bound to one device.
-
-    ``xp`` is an Array API namespace, ``device`` an object that namespace accepts as ``device=``,
-    ``to_numpy`` copies a device array to a host NumPy array and ``sync`` waits for queued device work
-    (a no-op on the CPU), so that a clock read after it measures finished work.
-    """
+    """An Array API namespace ``xp`` bound to ``device``; ``to_numpy`` copies a device array to the host and
+    ``sync`` waits for queued device work, so that a clock read after it measures finished work."""
 
     name: str
     xp: ModuleType
@@ -42,8 +36,8 @@ class Backend:
     to_numpy: Callable[[Any], np.ndarray] = field(repr=False)
     sync: Callable[[], None] = field(default=lambda: None, repr=False)
     note: str = field(default="", compare=False)  # worth printing: a GPU is here but could not be used
-    fallback_reason: str = field(default="", compare=False)  # why --device auto took the CPU (--verbose)
-    # Libraries whose arrays cannot be read-only (PyTorch warns when it shares such a buffer) get a copy.
+    fallback_reason: str = field(default="", compare=False)  # why device "auto" took the CPU
+    # PyTorch warns when it shares a read-only buffer: such arrays are copied.
     copy_read_only: bool = field(default=False, repr=False)
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
@@ -66,12 +60,8 @@ class Backend:
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """One array library: everything xpnet needs to know about it, in the library's own module.
-
-    ``make(device)`` takes ``"cpu"``, ``"cuda:N"`` or one of ``extra_devices`` and returns a `Backend` or
-    raises `BackendError`. ``probe()`` returns a `Probe` or raises `BackendError` (it may talk to a driver;
-    only `probe` calls it, for ``check``). ``default_for`` lists the device kinds on which this library is the default.
-    """
+    """One array library, in its own module: ``make(device)`` (``"cpu"``, ``"cuda:N"`` or one of
+    ``extra_devices``) gives a `Backend`, ``probe()`` a `Probe` for ``check``; both raise `BackendError`."""
 
     name: str
     module: str  # what ``import`` needs, looked up without importing it
@@ -80,11 +70,10 @@ class BackendSpec:
     probe: Callable[[], Any]
     install_hint: str
     order: int  # position in listings: --help, check, the tests
-    default_for: tuple[str, ...] = ()
+    default_for: tuple[str, ...] = ()  # the device kinds on which it is the default
     extra_devices: tuple[str, ...] = ()  # devices besides cpu/cuda:N (array-api-strict's simulated ones)
-    # The class under fast/ ("module.Class") whose instances override the reference training step (`fast_step`).
-    fast_class: str = ""
-    # The xpnet device name (``"cpu"``, ``"cuda:N"``, an extra device) of one of the library's device objects.
+    fast_class: str = ""  # "module.Class" under fast/ overriding the reference step (`fast_step`)
+    # The device name (``"cpu"``, ``"cuda:N"``, an extra device) of one of the library's device objects.
     device_of: Callable[[Any], str] = lambda device: "cpu"
 
     @property
@@ -95,11 +84,8 @@ class BackendSpec:
 @functools.cache
 def registry() -> dict[str, BackendSpec]:
     """Every backend module of this package, by name, in listing order (imports no array library)."""
-    specs = []
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_") or info.name == "fast":
-            continue
-        specs.append(importlib.import_module(f"{__name__}.{info.name}").SPEC)
+    modules = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and m.name != "fast"]
+    specs = [importlib.import_module(f"{__name__}.{m}").SPEC for m in modules]
     return {s.name: s for s in sorted(specs, key=lambda s: (s.order, s.name))}
 
 
@@ -116,10 +102,6 @@ def spec(name: str) -> BackendSpec:
         raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(names())}") from None
 
 
-def default_for(kind: str) -> BackendSpec:
-    return next(s for s in registry().values() if kind in s.default_for)
-
-
 def parse_device(device: str) -> tuple[str, int]:
     """``"auto" | "cpu" | "cuda" | "cuda:N"`` -> (kind, index)."""
     m = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", device.strip().lower())
@@ -132,23 +114,19 @@ _KIND_WORDS = {"cpu": "the CPU", "cuda": "CUDA devices"}
 
 
 def gpu_present() -> bool:
-    """Whether this machine shows an NVIDIA GPU at all (a device node, or ``nvidia-smi``), loading no CUDA library:
-    on a machine without one, ``--device auto`` taking the CPU is no news; with one, the user wants to hear why."""
+    """Whether this machine shows an NVIDIA GPU (a device node, or ``nvidia-smi``), loading no CUDA library."""
     return bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
 
 
 def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend:
-    """Turn a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and a backend name into a `Backend`.
-
-    ``cpu`` defaults to NumPy and ``cuda`` to CuPy. ``auto`` takes the library's (or CuPy's) first GPU when
-    it answers, and otherwise the CPU, with the reason in ``Backend.fallback_reason``; ``Backend.note`` holds
-    it too when the machine has a GPU (`gpu_present`), and is empty on one without, where the CPU is no
-    surprise. Raises `BackendError` with a one-line message when the request cannot be met.
-    """
+    """The `Backend` for a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and a backend name, or a one-line
+    `BackendError`. ``auto`` takes the first GPU when it answers, else the CPU, saying why in
+    ``Backend.fallback_reason`` (and in ``Backend.note`` where the machine has a GPU: `gpu_present`)."""
     kind, index = parse_device(device)
     chosen = spec(backend) if backend is not None else None
+    default = {k: s for s in registry().values() for k in s.default_for}
     if kind == "auto":
-        gpu, cpu = chosen or default_for("cuda"), chosen or default_for("cpu")
+        gpu, cpu = chosen or default["cuda"], chosen or default["cpu"]
         if "cuda" not in gpu.kinds:
             return cpu.make("cpu")
         try:
@@ -161,7 +139,7 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
                 reason = f"a GPU is present but unusable: using {fallback} ({e})"
                 return replace(fallback, note=reason, fallback_reason=reason)
             return replace(fallback, fallback_reason=f"no GPU found: using {fallback} ({e})")
-    chosen = chosen or default_for(kind)
+    chosen = chosen or default[kind]
     if kind not in chosen.kinds:
         others = "/".join(s.name for s in registry().values() if kind in s.kinds)
         raise BackendError(
@@ -179,20 +157,14 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
 
 
 def make_backend(name: str, device: str = "cpu") -> Backend:
-    """The backend ``name`` on ``device``, or `BackendError` saying why it cannot be had here.
-
-    Like `resolve_backend` with both flags given, but ``device`` may also name one of a library's extra
-    devices (array-api-strict's simulated ``"device1"``...), which tests use to prove that arrays stay put.
-    """
+    """`resolve_backend` with a name, where ``device`` may also be one of the library's extra devices."""
     s = spec(name)
     return s.make(device) if device in s.extra_devices else resolve_backend(device, name)
 
 
 def backend_of(x: Any) -> Backend:
-    """The backend of the array ``x``: its library and its device (scikit-learn's "everything follows X").
-
-    Raises `BackendError` when ``x`` is not an array of a library xpnet has a backend for.
-    """
+    """The backend of the array ``x``, its library and device (scikit-learn's "everything follows X"), or
+    `BackendError`."""
     import array_api_compat
 
     try:
@@ -228,29 +200,21 @@ def cuda_index(device: str, count: int, who: str) -> int:
     return index
 
 
-# Allocation failures that surface as a library's generic error (older PyTorch's RuntimeError, a cuBLAS
-# workspace, a CUDA runtime call, JAX's XlaRuntimeError).
+# Allocation failures in a library's generic error (older PyTorch, cuBLAS, the CUDA runtime, JAX's XLA).
 _OOM_TEXT = ("out of memory", "cublas_status_alloc_failed", "cudaerrormemoryallocation", "resource_exhausted")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` says the device (or the host, for NumPy) ran out of memory.
-
-    Recognises the libraries' ``OutOfMemoryError`` classes by name, so nothing is imported.
-    """
-    if isinstance(exc, MemoryError):
-        return True
+    """Whether ``exc`` says the device (or the host) ran out of memory; the libraries' ``OutOfMemoryError``
+    classes are recognised by name, importing nothing."""
     libraries = {s.module for s in registry().values()}
-    for cls in type(exc).__mro__:
-        if cls.__module__.split(".")[0] in libraries and cls.__name__ == "OutOfMemoryError":
-            return True
-    message = str(exc).lower()
-    return any(text in message for text in _OOM_TEXT)
+    named = any(c.__module__.split(".")[0] in libraries and c.__name__ == "OutOfMemoryError" for c in type(exc).__mro__)
+    return isinstance(exc, MemoryError) or named or any(text in str(exc).lower() for text in _OOM_TEXT)
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What one array library offers here, for ``python -m xpnet.check``: its version and devices, or why none."""
+    """What one array library offers here, for ``check``: its version and devices, or why none."""
 
     name: str
     installed: bool
@@ -260,8 +224,7 @@ class Probe:
 
 
 def probe(name: str) -> Probe:
-    """Whether ``name`` is installed and which devices it can use, importing it only if installed. Probing
-    talks to the driver, so nothing in training calls it."""
+    """Whether ``name`` is installed and which devices it can use (it talks to the driver: ``check`` only)."""
     s = spec(name)
     if not s.installed:
         return Probe(name, installed=False, problem=f"not installed: {s.install_hint}")

@@ -1,11 +1,5 @@
-"""An in-place NumPy training step: the reference step's operations, in its order, into buffers it keeps.
-
-Every parameter, gradient and optimizer moment is a view into one flat buffer each, matrix products are
-written with ``out=``, the activations run in place (`INPLACE`) and the optimizer's rule (`xpnet.nn`) runs
-over the whole model's flat buffers at once; in a long run where Numba is installed, in one compiled pass
-generated from the same rule. The floating-point operations and their order are the reference's, so the
-values are equal.
-"""
+"""The in-place NumPy step (`InplaceStep`): the reference's operations in its order, so the values are equal;
+in a long run where Numba is installed, the optimizer's rule runs as one compiled pass over the weights."""
 
 from __future__ import annotations
 
@@ -23,33 +17,27 @@ from ...errors import one_line
 from ...nn import OPTIMIZERS, Recipe
 from . import InplaceStep
 
-# Weights updated by NumPy's passes before the compiled update is loaded: loading it (importing Numba, reading
-# its cache) costs more than a short run's passes, and a long run repays it (docs/benchmarks.md). The two
-# updates give equal values, so switching mid-run changes no result.
+# Weights updated by NumPy's passes before the compiled update is loaded: loading it costs more than a short
+# run's passes (docs/benchmarks.md). Both give equal values, so switching mid-run changes no result.
 SWITCH_AFTER = 100_000_000
-
-
-def _into_first(ufunc: Any) -> Callable[..., np.ndarray]:
-    return lambda a, *rest: ufunc(a, *rest, out=a)
 
 
 # nn's activations and rules, written into their first array. Relu's backward is g * (a > 0) rather than
 # copyto(where=...), about 35 times slower: the values equal where(a > 0, g, 0); a zero may come out as -0.0.
 INPLACE = SimpleNamespace(
-    **{f.__name__: _into_first(f) for f in (np.add, np.multiply, np.maximum, np.tanh)},
+    **{
+        f.__name__: functools.partial(lambda f, a, *rest: f(a, *rest, out=a), f)
+        for f in (np.add, np.multiply, np.maximum, np.tanh)
+    },
     where=lambda keep, g, _: np.multiply(g, keep, out=g),
 )
 
-# -- the compiled update ----------------------------------------------------------------------------------
-#
-# Where Numba is installed (``xpnet[fast]``), the optimizer's rule runs as one compiled loop over the flat
-# buffers that reads ``g``, the slots and ``p`` once and writes them once: NumPy's Adam is 13 whole-array
-# passes. The arithmetic is the rule's, in the same order and precision (the scalars are passed in the
-# arrays' dtype, as NumPy casts a Python float), so the values equal the NumPy passes bit for bit.
-# ``error_model="numpy"`` lets a division by zero give inf as NumPy does; no ``fastmath``, which would reorder
-# the arithmetic. Where Numba is missing or fails to import or compile, where ``NUMBA_DISABLE_JIT`` is set, or
-# where ``XPNET_NO_NUMBA`` is set to anything but empty or 0, `load` answers None and the step keeps NumPy's
-# passes; `describe` says which and why.
+# The compiled update (``xpnet[fast]``): the rule as one Numba loop over the flat buffers, reading and writing
+# each once where NumPy's Adam makes 13 passes. Same arithmetic in the same order and precision (scalars in
+# the arrays' dtype, as NumPy casts a Python float), so bit for bit NumPy's values; ``error_model="numpy"``
+# gives inf on a division by zero as NumPy does, and no ``fastmath``, which would reorder. Where Numba is
+# missing or fails, ``NUMBA_DISABLE_JIT`` is set, or ``XPNET_NO_NUMBA`` is set to anything but empty or 0,
+# `load` answers None and the step keeps NumPy's passes; `describe` says which and why.
 DISABLE = "XPNET_NO_NUMBA"
 
 
@@ -98,14 +86,16 @@ def _numba() -> tuple[Any, str]:
     return numba, f"numba {numba.__version__} one-pass update"
 
 
-def _kernel(rule: Callable[..., Any], n_slots: int, n_scalars: int, dtype: str) -> tuple[Any, str]:
-    """The update of ``rule`` compiled once per process for ``dtype`` and tried on one-element arrays (the
-    trial call is what compiles), or None and why not."""
-    key = (rule, dtype)
+def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]:
+    """The update compiled once per process for ``dtype`` and tried on one-element arrays (the trial call is
+    what compiles), or None and why not."""
+    rule, n_slots = OPTIMIZERS[optimizer].rules[nesterov], len(OPTIMIZERS[optimizer].slots)
+    kind = np.dtype(dtype)
+    key = (rule, kind.name)
     if key in _loaded:
         return _loaded[key]
     numba, said = _numba()
-    kind, failure = np.dtype(dtype), None
+    failure, n_scalars = None, rule.__code__.co_argcount - 3 - n_slots  # after (mul, sqrt, g, *slots)
     # First with Numba's on-disk cache, so that later processes skip the compile; where that cache cannot be
     # read or written (a damaged file, a full disk, no writable place), compiled again without it.
     for cache in (True, False) if numba else ():
@@ -124,13 +114,6 @@ def _kernel(rule: Callable[..., Any], n_slots: int, n_scalars: int, dtype: str) 
         said = f"NumPy passes (numba could not compile the {rule.__name__} update: {one_line(failure, named=True)})"
     _loaded[key] = None, said
     return _loaded[key]
-
-
-def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]:
-    o = OPTIMIZERS[optimizer]
-    rule = o.rules[nesterov]
-    n_scalars = rule.__code__.co_argcount - 3 - len(o.slots)  # after (mul, sqrt, g, *slots)
-    return _kernel(rule, len(o.slots), n_scalars, np.dtype(dtype).name)
 
 
 def load(optimizer: str, dtype: Any, nesterov: bool = False) -> Callable[..., None] | None:

@@ -1,11 +1,5 @@
-"""A PyTorch training step with fused, in-place updates: the reference step's operations, fewer kernels.
-
-The reference step on PyTorch allocates every intermediate and runs Adam as about ten element-wise passes per
-weight array. This step keeps the parameters and the optimizer's moments as views into one flat tensor each,
-so the update is a handful of whole-model in-place operations, and writes the layers with ``addmm`` and
-in-place activations. It performs the reference's operations in the same order, so results agree to float
-rounding (the tests compare them). Why not ``torch.compile``: docs/benchmarks.md.
-"""
+"""A PyTorch step with in-place updates (`InplaceStep`): the reference step's operations, fewer kernels, each
+layer one ``addmm``; results agree to float rounding. Why not ``torch.compile``: docs/benchmarks.md."""
 
 from __future__ import annotations
 
