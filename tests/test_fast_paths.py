@@ -188,7 +188,8 @@ def test_an_update_that_fails_to_compile_or_cache_leaves_the_numpy_passes(monkey
     real_njit = numba.njit
 
     def njit(**options):
-        calls.append(options.get("cache", False))
+        if "cache" in options:  # the loop's compile; the rule is inlined into it
+            calls.append(options["cache"])
         return real_njit(**options)
 
     monkeypatch.setitem(OPTIMIZERS, "sgd", OPTIMIZERS["sgd"]._replace(rules=(broken, broken)))
@@ -198,7 +199,7 @@ def test_an_update_that_fails_to_compile_or_cache_leaves_the_numpy_passes(monkey
         assert kernels.load("sgd", "float64") is None
         said = kernels.describe("sgd", "float64")
         assert said.startswith("NumPy passes (numba could not compile the broken update: ValueError: cannot be had")
-        assert calls[0] and not calls[-1]  # tried with the on-disk cache, then without it
+        assert calls == [True, False]  # tried with the on-disk cache, then without it
     finally:
         kernels._loaded.clear()
 

@@ -114,7 +114,7 @@ def import_torch() -> Any:
 
 def describe_setup(data: Dataset, argv: Sequence[str]) -> dict[str, Any]:
     """Machine, libraries, threads, data and load, as one flat dictionary (the JSON's ``setup``)."""
-    from xpnet.backend.fast import flushes
+    from xpnet.backend.fast import flushing
     from xpnet.backend.fast import numpy_inplace as kernels
 
     try:
@@ -155,7 +155,8 @@ def describe_setup(data: Dataset, argv: Sequence[str]) -> dict[str, Any]:
     except ImportError:
         pass
     setup["numpy_update"] = kernels.describe()
-    setup["subnormals_flushed"] = flushes()  # read after the backends were made: they set it (fast/__init__.py)
+    with flushing() as flushed:  # as training runs (fast/__init__.py); the mode is put back after
+        setup["subnormals_flushed"] = flushed
     return setup
 
 

@@ -15,7 +15,7 @@ import functools
 import itertools
 import math
 import platform
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -124,15 +124,12 @@ def _fenv() -> tuple[ctypes.CDLL, int, int] | None:
 
 
 def flush_denormals() -> bool:
-    """Set FTZ/DAZ for the calling thread, for good, where the CPU and C library allow it; True when it took
-    effect. Training uses `flushed`, which puts the caller's mode back."""
-    fenv = _fenv()
-    if fenv is None:
+    """Set FTZ/DAZ in the calling thread for good, where the CPU and C library allow it; whether it took
+    effect. The library itself only flushes inside `flushing`."""
+    fenv, env = _fenv(), (ctypes.c_ubyte * 64)()  # larger than any fenv_t
+    if fenv is None or fenv[0].fegetenv(env) != 0:
         return flushes()
     libm, offset, bits = fenv
-    env = (ctypes.c_ubyte * 64)()  # larger than any fenv_t
-    if libm.fegetenv(env) != 0:
-        return False
     old = bytes(env)
     ctypes.c_uint32.from_buffer(env, offset).value |= bits
     if libm.fesetenv(env) == 0 and flushes():
@@ -144,24 +141,15 @@ def flush_denormals() -> bool:
 @contextlib.contextmanager
 def flushing() -> Iterator[bool]:
     """FTZ/DAZ in the calling thread inside the block (True where it took effect); on leaving, also by an
-    exception, the thread's whole floating-point environment is as it was before."""
-    fenv = _fenv()
-    saved = (ctypes.c_ubyte * 64)()
-    if fenv is None or fenv[0].fegetenv(saved) != 0:
-        yield flushes()
-        return
+    exception, the thread's whole floating-point environment is put back as it was."""
+    fenv, saved = _fenv(), (ctypes.c_ubyte * 64)()
+    restore = fenv is not None and fenv[0].fegetenv(saved) == 0
     try:
-        yield flush_denormals()
+        yield flush_denormals() if restore else flushes()
     finally:
-        fenv[0].fesetenv(saved)
+        if restore:
+            fenv[0].fesetenv(saved)
 
 
-def flushed(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate ``fn`` to run inside `flushing`: the library's calls leave the caller's mode as it was."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with flushing():
-            return fn(*args, **kwargs)
-
-    return run
+# ``@flushed`` runs a function inside a fresh `flushing` block on each call (training: training/loop.py).
+flushed = flushing()

@@ -41,21 +41,28 @@ INPLACE = SimpleNamespace(
 DISABLE = "XPNET_NO_NUMBA"
 
 
-def _loop0(rule, mul, sqrt, p, g, scalars):
-    for i in range(p.size):
-        p[i] = p[i] - rule(mul, sqrt, g[i], *scalars)[0]
+def _loops(rule, mul, sqrt):
+    """The compiled update's loops over ``rule``, by (slots, scalars). Each names the rule's arguments, so that
+    Numba inlines it with ``mul`` and ``sqrt`` (a first-class function call would not vectorise)."""
 
+    def slots0(p, g, scalars):
+        (a,) = scalars
+        for i in range(p.size):
+            p[i] = p[i] - rule(mul, sqrt, g[i], a)[0]
 
-def _loop1(rule, mul, sqrt, p, g, s, scalars):
-    for i in range(p.size):
-        step, s[i] = rule(mul, sqrt, g[i], s[i], *scalars)
-        p[i] = p[i] - step
+    def slots1(p, g, s, scalars):
+        a, b = scalars
+        for i in range(p.size):
+            step, s[i] = rule(mul, sqrt, g[i], s[i], a, b)
+            p[i] = p[i] - step
 
+    def slots2(p, g, s, t, scalars):
+        a, b, c, d, e, f, h = scalars
+        for i in range(p.size):
+            step, s[i], t[i] = rule(mul, sqrt, g[i], s[i], t[i], a, b, c, d, e, f, h)
+            p[i] = p[i] - step
 
-def _loop2(rule, mul, sqrt, p, g, s, t, scalars):
-    for i in range(p.size):
-        step, s[i], t[i] = rule(mul, sqrt, g[i], s[i], t[i], *scalars)
-        p[i] = p[i] - step
+    return {(0, 1): slots0, (1, 2): slots1, (2, 7): slots2}
 
 
 def _mul(a, b):
@@ -102,9 +109,9 @@ def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Numba's cache warnings: the outcome is handled here
-                jit = numba.njit(error_model="numpy", cache=cache)
-                loop, fns = jit((_loop0, _loop1, _loop2)[n_slots]), (jit(rule), jit(_mul), jit(_sqrt))
-                compiled = functools.partial(loop, *fns)
+                inline = numba.njit(error_model="numpy", inline="always")
+                loops = _loops(inline(rule), inline(_mul), inline(_sqrt))
+                compiled = numba.njit(error_model="numpy", cache=cache)(loops[n_slots, n_scalars])
                 compiled(*[np.ones(1, kind)] * (2 + n_slots), (kind.type(0.5),) * n_scalars)
             _loaded[key] = compiled, said
             return _loaded[key]
