@@ -29,11 +29,6 @@ def make(device: str) -> Backend:
     return Backend("cupy", xp, dev, f"cuda:{index}", cupy.asnumpy, dev.synchronize)
 
 
-def _cuda_version(number: int) -> str:
-    """CUDA's 12040 -> "12.4"."""
-    return f"{number // 1000}.{number % 1000 // 10}"
-
-
 def probe() -> Probe:
     from importlib.metadata import distributions
 
@@ -42,9 +37,10 @@ def probe() -> Probe:
     wheels = sorted({d.metadata["Name"] for d in distributions() if (d.metadata["Name"] or "").startswith("cupy")})
     version = f"cupy {cupy.__version__} ({', '.join(wheels) or 'from source'}"
     try:
-        runtime = cupy.cuda.runtime.runtimeGetVersion()
-        driver = cupy.cuda.runtime.driverGetVersion()
-        version += f"; CUDA runtime {_cuda_version(runtime)}, driver {_cuda_version(driver)}"
+        runtime, driver = cupy.cuda.runtime.runtimeGetVersion(), cupy.cuda.runtime.driverGetVersion()
+        version += (
+            f"; CUDA runtime {runtime // 1000}.{runtime % 1000 // 10}, driver {driver // 1000}.{driver % 1000 // 10}"
+        )
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:
         reason = f"cannot reach a GPU: {one_line(e)}; check the driver, or {CUDA_EXTRA_HINT}"

@@ -10,9 +10,8 @@ from . import Backend, BackendSpec, Probe, cuda_index, import_library
 
 def make(device: str) -> Backend:
     jax = import_library(SPEC)
-    # Without x64 JAX silently turns float64 into float32 and int64 labels into int32; the flag is global and
-    # must be set before arrays exist. "highest" keeps GPU matmuls out of TF32, as the other libraries' defaults
-    # do, so that switching backend changes the speed and not the numbers (docs/agreement.md).
+    # Without x64 JAX silently makes float64 float32 and int64 int32 (a global flag, set before arrays exist);
+    # "highest" keeps GPU matmuls out of TF32, as the other libraries do (docs/agreement.md).
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
     if device == "cpu":
@@ -26,11 +25,8 @@ def make(device: str) -> Backend:
         dev = gpus[cuda_index(device, len(gpus), "JAX")]
     import jax.numpy as xp
 
-    def sync() -> None:
-        # JAX has no device-wide barrier: a tiny computation queued on the device and waited for stands in.
-        (xp.zeros((), device=dev) + 1).block_until_ready()
-
-    return Backend("jax", xp, dev, device, np.asarray, sync)
+    # JAX has no device-wide barrier: a tiny computation queued on the device and waited for stands in.
+    return Backend("jax", xp, dev, device, np.asarray, lambda: (xp.zeros((), device=dev) + 1).block_until_ready())
 
 
 def probe() -> Probe:

@@ -1,8 +1,5 @@
-"""array-api-strict: the standard and nothing more, to catch non-standard calls; slow, CPU only.
-
-Its simulated devices (``"device1"``...) let tests check that every array stays on the device it was put
-on, without a GPU.
-"""
+"""array-api-strict: the standard and nothing more, to catch non-standard calls; slow, CPU only. Its simulated
+devices (``"device1"``...) let tests check without a GPU that every array stays on its device."""
 
 from __future__ import annotations
 
