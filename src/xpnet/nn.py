@@ -21,14 +21,14 @@ StepFn = Callable[[Sequence[Any], Sequence[Any], Any, Any, int, float], tuple[Pa
 
 
 # -- the layers ---------------------------------------------------------------------------------------------
-# Activations use only xp.add/multiply/maximum/tanh/where on a fresh array, so that a fast step computes the
-# same definition in place by passing a namespace whose functions write into their first array.
 
 
 class Activation(NamedTuple):
+    """``forward(xp, z)``, and ``backward(xp, a, g)``: ``g`` times d(output)/d(input) at the output ``a``.
+    Both use only xp.add/multiply/maximum/tanh/where on a fresh array, so that a fast step computes the same
+    definition in place by passing a namespace whose functions write into their first array."""
+
     forward: Callable[[Any, Any], Any]
-    # d(output)/d(input) times an upstream gradient, given the output `a` and that gradient `g`: the backward
-    # pass keeps only the outputs.
     backward: Callable[[Any, Any, Any], Any]
 
 

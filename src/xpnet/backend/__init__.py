@@ -146,12 +146,10 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
             f"{chosen.name} runs only on {' and '.join(_KIND_WORDS[k] for k in chosen.kinds)}: "
             f"use the device {chosen.kinds[0]}, or the backend {others} on {kind}"
         )
-    if kind == "cpu":
-        return chosen.make("cpu")
     try:
-        return chosen.make(f"cuda:{index}")
+        return chosen.make("cpu" if kind == "cpu" else f"cuda:{index}")
     except BackendError as e:  # installing the library alone would not help where there is no GPU at all
-        if gpu_present():
+        if kind == "cpu" or gpu_present():
             raise
         raise BackendError(f"no GPU found on this machine (no /dev/nvidia*, no nvidia-smi), and {e}") from None
 
@@ -175,13 +173,11 @@ def backend_of(x: Any) -> Backend:
     found = next((s for s in registry().values() if s.module == library), None)
     if found is None:
         raise BackendError(f"xpnet has no backend for {library} arrays: use one of {', '.join(names())}")
+    # Making a backend may touch the driver (CuPy's trial allocation): once per library and device.
     return _made(found.name, found.device_of(array_api_compat.device(x)))
 
 
-@functools.cache
-def _made(name: str, device: str) -> Backend:
-    # Making a backend may touch the driver (CuPy's trial allocation): once per library and device.
-    return make_backend(name, device)
+_made = functools.cache(make_backend)
 
 
 def import_library(spec_: BackendSpec) -> ModuleType:
