@@ -1,10 +1,6 @@
-"""Fast steps: each overrides the reference training step (`xpnet.nn.train_step`) for one array library.
-
-A fast step is a class made as ``Step(sizes, recipe, dtype)`` and called as an `xpnet.nn.StepFn`; a backend
-names its class in ``BackendSpec.fast_class``. The reference math stays the definition; the tests compare the
-fast steps with it. `InplaceStep` is the NumPy and PyTorch steps' common body; `flushed` runs training with
-subnormal floats flushed to zero.
-"""
+"""Fast steps, each overriding the reference step (`xpnet.nn.train_step`) for one library and agreeing with it:
+a class made as ``Step(sizes, recipe, dtype)``, called as an `xpnet.nn.StepFn`, named by
+``BackendSpec.fast_class``. Also `flushed`, which runs training with subnormal floats flushed to zero."""
 
 from __future__ import annotations
 
@@ -24,14 +20,13 @@ from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_e
 
 
 class InplaceStep:
-    """An `xpnet.nn.StepFn` computing the reference step's operations, in its order, into buffers it keeps.
+    """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers.
 
-    Every parameter, gradient and optimizer moment is a view into one flat buffer each; layers, gradients
-    and backward deltas are written with ``out=``; nn's activations and the optimizer's rule run in place
-    through ``inplace``, a namespace whose functions write into their first array. The returned ``params``
-    and ``state`` are those views, overwritten on the next call: pass them back in unchanged (other arrays
-    are copied in first, never written to). ``logits`` is valid until the next call. A subclass names its
-    library ``lib`` (``numpy``, ``torch``), its Array API namespace ``xp``, ``inplace`` and ``layer``.
+    Parameters, gradients and optimizer moments are views into one flat buffer each; products are written
+    with ``out=``; nn's activations and rules run in place through ``inplace``, whose functions write into
+    their first array. The returned ``params`` and ``state`` (those views) and ``logits`` are overwritten by
+    the next call: pass them back in unchanged (other arrays are copied in, never written to). A subclass
+    names its library ``lib``, its Array API namespace ``xp``, ``inplace`` and ``layer``.
     """
 
     lib: Any

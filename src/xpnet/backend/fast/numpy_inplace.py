@@ -135,8 +135,7 @@ def ready(optimizer: str, dtype: Any) -> bool:
 
 
 def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:
-    """How the in-place NumPy step's update runs here once compiled updates apply, in words (the bench and
-    ``python -m xpnet.check`` print it); compiles the update to find out."""
+    """In words, how a long run's update runs here (the bench and ``check`` print it); compiles it to know."""
     return f"NumPy passes ({DISABLE} is set)" if _disabled() else _find(optimizer, dtype)[1]
 
 
