@@ -10,6 +10,7 @@ import pytest
 
 import xpnet
 from conftest import yield_backend_devices
+from helpers import run_python
 from xpnet import MLPClassifier, nn
 from xpnet.backend import make_backend
 from xpnet.backend.fast import flushed, flushes, flushing
@@ -72,6 +73,21 @@ def test_the_math_leaves_the_mode():
     x, targets = xp.ones((2, 4), dtype=xp.float32), xp.asarray([[1.0, 0.0], [0.0, 1.0]], dtype=xp.float32)
     nn.train_step(xp, nn.Recipe())(params, state, x, targets, 1, 0.01)
     subnormals_hold()
+
+
+@needs_flush
+def test_pytorch_workers_keep_subnormals_after_training_on_pytorch_arrays():
+    """PyTorch's CPU worker threads, started once per process, must not start inside training's flush."""
+    pytest.importorskip("torch")
+    code = (
+        "import warnings, numpy as np, torch, xpnet; warnings.simplefilter('ignore'); torch.set_num_threads(2); "
+        "x = torch.asarray(np.random.default_rng(0).normal(size=(200, 8)).astype('float32')); "
+        "xpnet.MLPClassifier(hidden_layer_sizes=(5,), max_iter=1).fit(x, torch.arange(200) % 3); "
+        "t = torch.full((1 << 22,), 1e-40); print(5e-324 > 0, bool((t * 1.0 > 0).all()))"
+    )
+    done = run_python("-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["True", "True"]
 
 
 @needs_flush

@@ -16,6 +16,9 @@ def make(device: str) -> Backend:
         return a.detach().cpu().numpy()
 
     if device == "cpu":
+        # Threads keep the floating-point mode of the thread that starts them: PyTorch's workers are started
+        # here by a parallel pass, so that none starts inside training's flush (fast/__init__.py) and keeps it.
+        torch.ones(1 << 20).add_(1.0)
         return Backend("torch", xp, torch.device("cpu"), "cpu", to_numpy, copy_read_only=True)
     if not torch.cuda.is_available():
         raise BackendError("PyTorch has no CUDA device here (a CPU-only build, or no driver/GPU)")
