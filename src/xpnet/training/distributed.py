@@ -15,7 +15,9 @@ import itertools
 import logging
 import signal
 import socket
+import struct
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
 from typing import Any
@@ -36,6 +38,7 @@ from .shards import Compute, DataSource, Shard, fingerprint, load_shard, shard_i
 
 CONNECT_SECONDS = 5  # an address that does not answer within this is a mistake, not a slow network
 WORKERS_SECONDS = 60  # how long to wait for a first worker to join, or for any worker to come back
+MAX_HANDSHAKE = 1 << 20  # a scheduler's handshake is a few hundred bytes
 POLL_SECONDS = 2.0  # while a step runs: how often to ask whether any worker is left
 # What Dask raises when a step's result is gone for good: the scheduler dropped it (its connection was lost),
 # its task killed several workers in turn, or the connection closed under the client.
@@ -125,18 +128,32 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
 
 
 def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
-    """Raise unless a server at ``host_port`` sends something within ``timeout``, as a Dask scheduler does.
+    """Raise unless a server at ``host_port`` sends a whole first message within ``timeout``, as a Dask scheduler
+    sends its handshake: an 8-byte length, then that many bytes.
 
-    Dask retries a refused connection until its timeout, but waits forever for the handshake of a server that
-    accepted the connection and then says nothing (a hung machine, some firewalls): this check bounds both.
+    Dask retries a refused connection until its timeout, but waits forever for a handshake that never ends (a
+    hung machine, some firewalls, a server that sends a byte and stalls): this check bounds both.
     """
+    deadline = time.monotonic() + timeout
     with socket.create_connection(host_port, timeout=timeout) as s:
-        try:
-            first = s.recv(1)
-        except TimeoutError:
-            raise TimeoutError(f"it accepted a connection but sent nothing for {timeout:g} s") from None
-    if not first:
-        raise ConnectionError("it closed the connection at once")
+
+        def take(n: int) -> bytes:
+            data = b""
+            while len(data) < n:
+                s.settimeout(max(deadline - time.monotonic(), 1e-3))
+                try:
+                    chunk = s.recv(n - len(data))
+                except TimeoutError:
+                    raise TimeoutError(f"it sent {len(data)} bytes, then nothing for {timeout:g} s") from None
+                if not chunk:
+                    raise ConnectionError("it closed the connection")
+                data += chunk
+            return data
+
+        (size,) = struct.unpack("Q", take(8))
+        if size > MAX_HANDSHAKE:
+            raise ConnectionError(f"its first message would be {size} bytes long")
+        take(size)
 
 
 def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
