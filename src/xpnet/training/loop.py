@@ -167,10 +167,8 @@ def train(
     testing, validating = data.x_test is not None, data.x_val is not None
     if config.early_stopping and not validating:
         raise ConfigError("early_stopping", "needs validation rows to watch")
-    if testing:
-        x_test, y_test = to_device(backend, data.x_test, data.y_test, dtype)
-    if validating:
-        x_val, y_val = to_device(backend, data.x_val, data.y_val, dtype)
+    test = to_device(backend, data.x_test, data.y_test, dtype) if testing else None
+    val = to_device(backend, data.x_val, data.y_val, dtype) if validating else None
     params = [backend.asarray(p) for p in (state.last_params if state.restored else state.params)]
     opt_state = [backend.asarray(s) for s in state.opt_state]
     batch_step = steps(backend, data, config, sizes, fast)
@@ -227,21 +225,10 @@ def train(
             raise _diverged(backend, epoch, first_step, step_losses, config, limit)
         if config.alpha:  # the L2 term as scikit-learn reports it: each batch's, at the epoch's last weights
             loss_mean += n_batches * float(backend.to_numpy(nn.penalty(xp, params, config.alpha, n)))
-        history = [
-            *history,
-            EpochStats(
-                epoch=epoch,
-                loss=loss_mean,
-                train_accuracy=int(backend.to_numpy(correct)) / n,
-                test_accuracy=accuracy(backend, params, x_test, y_test, config.activation)
-                if testing and not validating
-                else None,
-                seconds=seconds,
-                samples_per_second=n / seconds if seconds > 0 else float("inf"),
-                val_accuracy=accuracy(backend, params, x_val, y_val, config.activation) if validating else None,
-                lr=lr,
-            ),
-        ]
+        scored = accuracy(backend, params, *(val or test), config.activation) if testing or validating else None
+        speed = n / seconds if seconds > 0 else float("inf")
+        stats = EpochStats(epoch, loss_mean, int(backend.to_numpy(correct)) / n, None, seconds, speed, lr=lr)
+        history = [*history, dataclasses.replace(stats, **{"val_accuracy" if validating else "test_accuracy": scored})]
         if config.early_stopping and best_epoch(history) == epoch:  # once per improving epoch, off the step loop
             best = host_copy(backend, params)
         state = TrainState(params, opt_state, rng, epoch, step, history=history, best_params=best)
@@ -256,7 +243,7 @@ def train(
     for cb in callbacks:
         cb.on_train_end(state)
     if validating and testing:
-        state.test_accuracy = accuracy(backend, state.params, x_test, y_test, config.activation)
+        state.test_accuracy = accuracy(backend, state.params, *test, config.activation)
     elif history:
         state.test_accuracy = history[-1].test_accuracy
     return state
