@@ -1,17 +1,13 @@
 """Data-parallel training on a Dask cluster: the same steps as one process, their gradients summed over shards.
 
-Each worker holds a contiguous shard of the training rows, loaded there by a task (`shards.load_shard`) from
-the data set's files, so no training data crosses the network and the scheduler can recompute a shard lost
-with its worker. Each step the client splits the global batch's row indices by shard, submits one task per
-shard with the parameters (`shards.shard_sums`), adds the returned sums in shard order and applies the
-optimizer's update itself. `loop.train` is unchanged: this module only supplies its step source.
-
-Importing this module imports Dask; the command line does so only for ``--workers`` or ``--scheduler``.
+Each worker holds a contiguous shard of the training rows, loaded there from the data set's files
+(`shards.load_shard`: nothing crosses the network, and a shard lost with its worker can be recomputed). Each
+step sends the weights and each shard's rows of the batch (`shards.shard_sums`); this process adds the sums in
+shard order and updates the weights. Importing this module imports Dask (the command line: only when asked).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import signal
 import socket
@@ -20,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +35,7 @@ from .shards import Compute, DataSource, Shard, fingerprint, load_shard, shard_i
 
 CONNECT_SECONDS = 5  # an address that does not answer within this is a mistake, not a slow network
 WORKERS_SECONDS = 60  # how long to wait for a first worker to join, or for any worker to come back
-MAX_HANDSHAKE = 1 << 20  # a scheduler's handshake is a few hundred bytes
+MAX_HANDSHAKE = 1 << 16  # a scheduler's handshake is a few hundred bytes: this much of it is enough
 POLL_SECONDS = 2.0  # while a step runs: how often to ask whether any worker is left
 # What Dask raises when a step's result is gone for good: the scheduler dropped it (its connection was lost),
 # its task killed several workers in turn, or the connection closed under the client.
@@ -55,15 +52,12 @@ class StepFailed(XpnetError):
     exit_status = 1
 
 
+@dataclass
 class Cluster:
     """A Dask client, and the `LocalCluster` it started when it started one; closing closes both."""
 
-    def __init__(self, client: Client, local: Any = None):
-        self.client, self.local = client, local
-
-    @property
-    def address(self) -> str:
-        return self.client.scheduler.address
+    client: Client
+    local: Any = None
 
     def workers(self) -> list[str]:
         """The workers' addresses, sorted, as the scheduler knows them now."""
@@ -71,7 +65,7 @@ class Cluster:
 
     def __str__(self) -> str:
         kind = "a local cluster" if self.local is not None else "the cluster"
-        return f"{len(self.workers())} Dask workers in {kind} at {self.address}"
+        return f"{len(self.workers())} Dask workers in {kind} at {self.client.scheduler.address}"
 
     def close(self) -> None:
         self.client.close(timeout=CONNECT_SECONDS)
@@ -134,26 +128,17 @@ def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
     Dask retries a refused connection until its timeout, but waits forever for a handshake that never ends (a
     hung machine, some firewalls, a server that sends a byte and stalls): this check bounds both.
     """
-    deadline = time.monotonic() + timeout
+    deadline, data = time.monotonic() + timeout, b""
     with socket.create_connection(host_port, timeout=timeout) as s:
-
-        def take(n: int) -> bytes:
-            data = b""
-            while len(data) < n:
-                s.settimeout(max(deadline - time.monotonic(), 1e-3))
-                try:
-                    chunk = s.recv(n - len(data))
-                except TimeoutError:
-                    raise TimeoutError(f"it sent {len(data)} bytes, then nothing for {timeout:g} s") from None
-                if not chunk:
-                    raise ConnectionError("it closed the connection")
-                data += chunk
-            return data
-
-        (size,) = struct.unpack("Q", take(8))
-        if size > MAX_HANDSHAKE:
-            raise ConnectionError(f"its first message would be {size} bytes long")
-        take(size)
+        while len(data) < 8 or len(data) < 8 + min(struct.unpack("Q", data[:8])[0], MAX_HANDSHAKE):
+            s.settimeout(max(deadline - time.monotonic(), 1e-3))
+            try:
+                chunk = s.recv(1 << 16)
+            except TimeoutError:
+                raise TimeoutError(f"it sent {len(data)} bytes, then nothing for {timeout:g} s") from None
+            if not chunk:
+                raise ConnectionError("it closed the connection")
+            data += chunk
 
 
 def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
@@ -183,8 +168,7 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
 
 def shard_bounds(n: int, k: int) -> list[tuple[int, int]]:
     """``k`` contiguous ranges covering rows ``0..n``, their sizes differing by at most one."""
-    edges = [n * i // k for i in range(k + 1)]
-    return list(itertools.pairwise(edges))
+    return [(n * i // k, n * (i + 1) // k) for i in range(k)]
 
 
 class DaskSteps:
