@@ -140,3 +140,21 @@ def test_starting_a_local_cluster_leaves_the_signal_handlers_as_found():
             assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize(
+    ("before", "kept"),
+    [(b'{"type": "run"}\n{"type": "epo', b'{"type": "run"}\n'), (b"", b""), (b'{"torn', b""), (b"{}\n", b"{}\n")],
+)
+def test_appending_to_a_log_torn_by_a_crash_cuts_the_torn_line_first(tmp_path, before, kept):
+    from xpnet.training.runlog import LineFile
+
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(before)
+    log = LineFile(path, append=True)
+    try:
+        assert log.repaired == len(before) - len(kept)
+        log.write({"type": "epoch"})
+    finally:
+        log.close()
+    assert path.read_bytes() == kept + b'{"type": "epoch"}\n'

@@ -64,7 +64,12 @@ class LineFile:
     def _open(self, cut: bool = False) -> None:
         try:
             self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)  # read: to find a torn line
-            self.repaired = _cut_torn_line(self.fd) if cut else 0
+            size = end = os.fstat(self.fd).st_size
+            if cut and size:  # cut after the last newline
+                with mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ) as m:  # closed before truncating (Windows)
+                    end = m.rfind(b"\n") + 1
+                os.ftruncate(self.fd, end)
+            self.repaired = size - end
         except OSError as e:
             raise write_failed(self.path, e) from None
 
@@ -87,17 +92,6 @@ class LineFile:
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
-
-
-def _cut_torn_line(fd: int) -> int:
-    """Truncate the file after its last newline; the number of bytes removed."""
-    size, end = os.fstat(fd).st_size, 0
-    if size:
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as m:  # closed before the truncation (Windows)
-            end = m.rfind(b"\n") + 1
-    if end < size:
-        os.ftruncate(fd, end)
-    return size - end
 
 
 def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any]]:
