@@ -97,7 +97,6 @@ def test_the_command_line_names_the_flag_for_a_stalling_scheduler():
 
 
 @pytest.mark.slow  # starts a local cluster of 2 processes
-@pytest.mark.xfail(strict=True, reason="not fixed: see the report of helper D2 (issue 33, item 2)")
 @pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signals")
 def test_ctrl_c_while_a_local_cluster_starts_stops_the_run():
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the workers start: exit 130,
@@ -120,7 +119,7 @@ def test_ctrl_c_while_a_local_cluster_starts_stops_the_run():
             proc.wait(10)
     assert proc.returncode == 130, (out, err)
     assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert "epoch" not in out.lower(), out
+    assert "Dask workers" not in out and "test accuracy" not in out, out  # it stopped before training
 
 
 def test_starting_a_local_cluster_leaves_the_signal_handlers_as_found():

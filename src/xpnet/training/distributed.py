@@ -17,10 +17,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from typing import Any
 
 import numpy as np
-from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin, wait
+from distributed import Client, Future, KilledWorker, LocalCluster, wait
 from distributed.client import FuturesCancelledError
 from distributed.comm import parse_address, parse_host_port
 from distributed.comm.core import CommClosedError
@@ -79,15 +80,6 @@ class Cluster:
         self.close()
 
 
-class IgnoreInterrupts(WorkerPlugin):
-    """Make a local worker process ignore SIGINT. Ctrl-C in a terminal signals the whole process group, and
-    the training process, not its workers, decides what it means: stop after the current step and save."""
-
-    def setup(self, worker: Any) -> None:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def start_local(n_workers: int, device: str = "cpu") -> Cluster:
     """A cluster on this machine: ``n_workers`` processes of one thread on 127.0.0.1, no dashboard.
 
@@ -104,21 +96,33 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
             from dask_cuda import LocalCUDACluster
         except ImportError:
             raise BackendError("--workers with --device cuda needs dask-cuda: pip install dask-cuda") from None
-    # A Ctrl-C while the workers start reaches them before IgnoreInterrupts does, and leaves a cluster half
-    # started that cannot be closed: SIGINT is ignored meanwhile, which the worker processes inherit from birth.
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    # Ctrl-C is held back while the workers start (one interrupted in its start leaves a cluster that cannot be
+    # closed): blocked in this thread, it stays blocked in the threads the cluster starts and in the worker
+    # processes they spawn, for life. The resource tracker, which unblocks it in the thread that starts it,
+    # runs first. A Ctrl-C held back then reaches the caller's handler.
+    hold = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    held: list[int] = []
+    if hold:
+        resource_tracker.ensure_running()
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         if parse_device(device)[0] == "cuda":
             local = LocalCUDACluster(**options, protocol="tcp", ip="127.0.0.1")
         else:
             local = LocalCluster(**options, processes=True, host="127.0.0.1")
-        client = Client(local)
-        client.register_plugin(IgnoreInterrupts(), name="xpnet-ignore-sigint")  # restarted workers get it too
+        cluster = Cluster(Client(local), local)
     finally:
-        if main:
+        if hold:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # calls the recording handler for a pending one
             signal.signal(signal.SIGINT, previous)
-    return Cluster(client, local)
+    if held:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except BaseException:
+            cluster.close()
+            raise
+    return cluster
 
 
 def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
