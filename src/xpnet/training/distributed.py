@@ -8,6 +8,7 @@ shard order and updates the weights. Importing this module imports Dask (the com
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import socket
@@ -88,14 +89,14 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
     """
     # dashboard_address=None still serves the scheduler's HTTP pages on port 8787 (and warns when a second run
     # finds it taken): a free port on the loopback instead.
-    options = dict(
-        n_workers=n_workers, threads_per_worker=1, dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL
-    )
+    options = dict(dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, threads_per_worker=1)
+    make = functools.partial(LocalCluster, processes=True, host="127.0.0.1")
     if parse_device(device)[0] == "cuda":
         try:
             from dask_cuda import LocalCUDACluster
         except ImportError:
-            raise BackendError("--workers with --device cuda needs dask-cuda: pip install dask-cuda") from None
+            raise BackendError("a local cluster on cuda needs dask-cuda: pip install dask-cuda") from None
+        make = functools.partial(LocalCUDACluster, protocol="tcp", ip="127.0.0.1")
     # Ctrl-C is held back while the workers start (one interrupted in its start leaves a cluster that cannot be
     # closed): blocked in this thread, it stays blocked in the threads the cluster starts and in the worker
     # processes they spawn, for life. The resource tracker, which unblocks it in the thread that starts it,
@@ -107,10 +108,7 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
         previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        if parse_device(device)[0] == "cuda":
-            local = LocalCUDACluster(**options, protocol="tcp", ip="127.0.0.1")
-        else:
-            local = LocalCluster(**options, processes=True, host="127.0.0.1")
+        local = make(n_workers=n_workers, **options)
         cluster = Cluster(Client(local), local)
     finally:
         if hold:
@@ -126,12 +124,9 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
 
 
 def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
-    """Raise unless a server at ``host_port`` sends a whole first message within ``timeout``, as a Dask scheduler
-    sends its handshake: an 8-byte length, then that many bytes.
-
-    Dask retries a refused connection until its timeout, but waits forever for a handshake that never ends (a
-    hung machine, some firewalls, a server that sends a byte and stalls): this check bounds both.
-    """
+    """Raise unless a server at ``host_port`` sends a whole first message (8-byte length, then that many bytes)
+    within ``timeout``, as a Dask scheduler sends its handshake. Dask waits forever for a handshake that never
+    ends (a hung machine, some firewalls, a server that sends a byte and stalls)."""
     deadline, data = time.monotonic() + timeout, b""
     with socket.create_connection(host_port, timeout=timeout) as s:
         while len(data) < 8 or len(data) < 8 + min(struct.unpack("Q", data[:8])[0], MAX_HANDSHAKE):
@@ -176,12 +171,9 @@ def shard_bounds(n: int, k: int) -> list[tuple[int, int]]:
 
 
 class DaskSteps:
-    """A `loop.StepSource` that computes each step's gradients on the workers of ``cluster``.
-
-    ``source`` says where workers load the training rows from; without one, each shard is sent from this
-    process once (then a shard lost with its worker cannot be recomputed: the run stops and can resume).
-    ``device`` and ``backend`` are the ``--device``/``--backend`` each worker resolves for itself.
-    """
+    """A `loop.StepSource` computing each step's gradients on the workers of ``cluster``, which load the
+    training rows from ``source`` (without one, each shard is sent from here once: a shard lost with its worker
+    then stops the run) and resolve ``device`` and ``backend`` for themselves."""
 
     def __init__(
         self, cluster: Cluster, source: DataSource | None = None, device: str = "cpu", backend: str | None = None
