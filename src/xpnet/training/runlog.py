@@ -151,8 +151,7 @@ def _other_header(headers: list[dict[str, Any]], model: Model) -> str:
         said = header | (header["config"] if isinstance(header.get("config"), dict) else {})
         key = next((k for k in want if k in said and said[k] != want[k]), None)
         if key is not None:
-            said_value, want_value = spelled(said[key]), spelled(want[key])
-            return f"its header has {key} {said_value} where {model.path} has {want_value}"
+            return f"its header has {key} {spelled(said[key])} where {model.path} has {spelled(want[key])}"
     return ""
 
 
