@@ -1,5 +1,5 @@
-"""Hostile input around Dask (issue 33): a scheduler address where something speaks a byte and stalls, and a
-Ctrl-C while a local cluster starts."""
+"""Hostile input in the training loop's area (issue 33): a scheduler address where something sends a byte and
+stalls, a Ctrl-C while a local cluster starts, a training log torn by a crash."""
 
 from __future__ import annotations
 

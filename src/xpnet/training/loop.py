@@ -178,7 +178,6 @@ def train(
     n, rng, step, history, best = data.y_train.shape[0], state.rng, state.step, list(state.history), state.best_params
     limit = LOSS_FACTOR * math.log(max(data.n_classes, 2))
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
-    n_batches = -(-n // batch)
     offset, loss_start, correct_start, seconds_before = state.offset, state.loss_sum, state.correct, state.seconds
     for epoch in range(state.epoch + 1, config.max_iter + 1):
         backend.sync()
@@ -224,7 +223,7 @@ def train(
         if not (loss_mean <= limit and bool(backend.to_numpy(finite))):
             raise _diverged(backend, epoch, first_step, step_losses, config, limit)
         if config.alpha:  # the L2 term as scikit-learn reports it: each batch's, at the epoch's last weights
-            loss_mean += n_batches * float(backend.to_numpy(nn.penalty(xp, params, config.alpha, n)))
+            loss_mean += math.ceil(n / batch) * float(backend.to_numpy(nn.penalty(xp, params, config.alpha, n)))
         scored = accuracy(backend, params, *(val or test), config.activation) if testing or validating else None
         speed = n / seconds if seconds > 0 else float("inf")
         stats = EpochStats(epoch, loss_mean, int(backend.to_numpy(correct)) / n, None, seconds, speed, lr=lr)
