@@ -1,27 +1,28 @@
 """Data-parallel training on a Dask cluster: the same steps as one process, their gradients summed over shards.
 
-Each worker holds a contiguous shard of the training rows, loaded there by a task (`shards.load_shard`) from
-the data set's files, so no training data crosses the network and the scheduler can recompute a shard lost
-with its worker. Each step the client splits the global batch's row indices by shard, submits one task per
-shard with the parameters (`shards.shard_sums`), adds the returned sums in shard order and applies the
-optimizer's update itself. `loop.train` is unchanged: this module only supplies its step source.
-
-Importing this module imports Dask; the command line does so only for ``--workers`` or ``--scheduler``.
+Each worker holds a contiguous shard of the training rows, loaded there from the data set's files
+(`shards.load_shard`: nothing crosses the network, and a shard lost with its worker can be recomputed). Each
+step sends the weights and each shard's rows of the batch (`shards.shard_sums`); this process adds the sums in
+shard order and updates the weights. Importing this module imports Dask (the command line: only when asked).
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 import logging
 import signal
 import socket
+import struct
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
+from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from typing import Any
 
 import numpy as np
-from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin, wait
+from distributed import Client, Future, KilledWorker, LocalCluster, wait
 from distributed.client import FuturesCancelledError
 from distributed.comm import parse_address, parse_host_port
 from distributed.comm.core import CommClosedError
@@ -36,6 +37,7 @@ from .shards import Compute, DataSource, Shard, fingerprint, load_shard, shard_i
 
 CONNECT_SECONDS = 5  # an address that does not answer within this is a mistake, not a slow network
 WORKERS_SECONDS = 60  # how long to wait for a first worker to join, or for any worker to come back
+MAX_HANDSHAKE = 1 << 16  # a scheduler's handshake is a few hundred bytes: this much of it is enough
 POLL_SECONDS = 2.0  # while a step runs: how often to ask whether any worker is left
 # What Dask raises when a step's result is gone for good: the scheduler dropped it (its connection was lost),
 # its task killed several workers in turn, or the connection closed under the client.
@@ -52,15 +54,12 @@ class StepFailed(XpnetError):
     exit_status = 1
 
 
+@dataclass
 class Cluster:
     """A Dask client, and the `LocalCluster` it started when it started one; closing closes both."""
 
-    def __init__(self, client: Client, local: Any = None):
-        self.client, self.local = client, local
-
-    @property
-    def address(self) -> str:
-        return self.client.scheduler.address
+    client: Client
+    local: Any = None
 
     def workers(self) -> list[str]:
         """The workers' addresses, sorted, as the scheduler knows them now."""
@@ -68,7 +67,7 @@ class Cluster:
 
     def __str__(self) -> str:
         kind = "a local cluster" if self.local is not None else "the cluster"
-        return f"{len(self.workers())} Dask workers in {kind} at {self.address}"
+        return f"{len(self.workers())} Dask workers in {kind} at {self.client.scheduler.address}"
 
     def close(self) -> None:
         self.client.close(timeout=CONNECT_SECONDS)
@@ -82,15 +81,6 @@ class Cluster:
         self.close()
 
 
-class IgnoreInterrupts(WorkerPlugin):
-    """Make a local worker process ignore SIGINT. Ctrl-C in a terminal signals the whole process group, and
-    the training process, not its workers, decides what it means: stop after the current step and save."""
-
-    def setup(self, worker: Any) -> None:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def start_local(n_workers: int, device: str = "cpu") -> Cluster:
     """A cluster on this machine: ``n_workers`` processes of one thread on 127.0.0.1, no dashboard.
 
@@ -99,44 +89,55 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
     """
     # dashboard_address=None still serves the scheduler's HTTP pages on port 8787 (and warns when a second run
     # finds it taken): a free port on the loopback instead.
-    options = dict(
-        n_workers=n_workers, threads_per_worker=1, dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL
-    )
+    options = dict(dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, threads_per_worker=1)
+    make = functools.partial(LocalCluster, processes=True, host="127.0.0.1")
     if parse_device(device)[0] == "cuda":
         try:
             from dask_cuda import LocalCUDACluster
         except ImportError:
-            raise BackendError("--workers with --device cuda needs dask-cuda: pip install dask-cuda") from None
-    # A Ctrl-C while the workers start reaches them before IgnoreInterrupts does, and leaves a cluster half
-    # started that cannot be closed: SIGINT is ignored meanwhile, which the worker processes inherit from birth.
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            raise BackendError("a local cluster on cuda needs dask-cuda: pip install dask-cuda") from None
+        make = functools.partial(LocalCUDACluster, protocol="tcp", ip="127.0.0.1")
+    # Ctrl-C is held back while the workers start (one interrupted in its start leaves a cluster that cannot be
+    # closed): blocked in this thread, it stays blocked in the threads the cluster starts and in the worker
+    # processes they spawn, for life. The resource tracker, which unblocks it in the thread that starts it,
+    # runs first. A Ctrl-C held back then reaches the caller's handler.
+    hold = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    held: list[int] = []
+    if hold:
+        resource_tracker.ensure_running()
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        if parse_device(device)[0] == "cuda":
-            local = LocalCUDACluster(**options, protocol="tcp", ip="127.0.0.1")
-        else:
-            local = LocalCluster(**options, processes=True, host="127.0.0.1")
-        client = Client(local)
-        client.register_plugin(IgnoreInterrupts(), name="xpnet-ignore-sigint")  # restarted workers get it too
+        local = make(n_workers=n_workers, **options)
+        cluster = Cluster(Client(local), local)
     finally:
-        if main:
+        if hold:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # calls the recording handler for a pending one
             signal.signal(signal.SIGINT, previous)
-    return Cluster(client, local)
+    if held:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except BaseException:
+            cluster.close()
+            raise
+    return cluster
 
 
 def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
-    """Raise unless a server at ``host_port`` sends something within ``timeout``, as a Dask scheduler does.
-
-    Dask retries a refused connection until its timeout, but waits forever for the handshake of a server that
-    accepted the connection and then says nothing (a hung machine, some firewalls): this check bounds both.
-    """
+    """Raise unless a server at ``host_port`` sends a whole first message (8-byte length, then that many bytes)
+    within ``timeout``, as a Dask scheduler sends its handshake. Dask waits forever for a handshake that never
+    ends (a hung machine, some firewalls, a server that sends a byte and stalls)."""
+    deadline, data = time.monotonic() + timeout, b""
     with socket.create_connection(host_port, timeout=timeout) as s:
-        try:
-            first = s.recv(1)
-        except TimeoutError:
-            raise TimeoutError(f"it accepted a connection but sent nothing for {timeout:g} s") from None
-    if not first:
-        raise ConnectionError("it closed the connection at once")
+        while len(data) < 8 or len(data) < 8 + min(struct.unpack("Q", data[:8])[0], MAX_HANDSHAKE):
+            s.settimeout(max(deadline - time.monotonic(), 1e-3))
+            try:
+                chunk = s.recv(1 << 16)
+            except TimeoutError:
+                raise TimeoutError(f"it sent {len(data)} bytes, then nothing for {timeout:g} s") from None
+            if not chunk:
+                raise ConnectionError("it closed the connection")
+            data += chunk
 
 
 def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
@@ -166,17 +167,13 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
 
 def shard_bounds(n: int, k: int) -> list[tuple[int, int]]:
     """``k`` contiguous ranges covering rows ``0..n``, their sizes differing by at most one."""
-    edges = [n * i // k for i in range(k + 1)]
-    return list(itertools.pairwise(edges))
+    return [(n * i // k, n * (i + 1) // k) for i in range(k)]
 
 
 class DaskSteps:
-    """A `loop.StepSource` that computes each step's gradients on the workers of ``cluster``.
-
-    ``source`` says where workers load the training rows from; without one, each shard is sent from this
-    process once (then a shard lost with its worker cannot be recomputed: the run stops and can resume).
-    ``device`` and ``backend`` are the ``--device``/``--backend`` each worker resolves for itself.
-    """
+    """A `loop.StepSource` computing each step's gradients on the workers of ``cluster``, which load the
+    training rows from ``source`` (without one, each shard is sent from here once: a shard lost with its worker
+    then stops the run) and resolve ``device`` and ``backend`` for themselves."""
 
     def __init__(
         self, cluster: Cluster, source: DataSource | None = None, device: str = "cpu", backend: str | None = None

@@ -1,17 +1,11 @@
-"""The training loop: epochs of shuffled mini-batches, metrics read once per epoch, and what it hands around.
-
-Data moves to the device once. Each epoch draws one permutation on the host and walks contiguous slices of
-it; loss and accuracy accumulate on the device and are read when the epoch ends, so the step loop never
-waits for a GPU. Divergence (NaN/Inf) is checked once per epoch, not per step.
-
-What happens around the loop is a list of `Callback` objects (saving a checkpoint, a progress bar, Ctrl-C,
-early stopping); what one step does with a batch's rows is a `StepSource` (this process's device, or
-``training.distributed``'s Dask workers). A run can start from a `TrainState` and, stopped between two
-steps, returns a state that resumes exactly there.
-"""
+"""The training loop: epochs of shuffled mini-batches whose loss and accuracy stay on the device until the
+epoch ends (the step loop never waits for a GPU; divergence is checked once per epoch). Around it, a list of
+`Callback`s; one step is a `StepSource`'s (this process's device, or Dask workers). A run stopped between two
+steps returns a `TrainState` that resumes exactly there."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -52,20 +46,20 @@ class Callback:
         return False
 
     def on_step(self, epoch: int, rows_done: int, loss_sum: Any) -> None:
-        """After each step: the epoch's rows trained so far and their summed loss, a device array (reading it
-        waits for the device)."""
+        """After each step: the epoch's rows trained so far and their summed loss (a device array)."""
 
     def on_epoch_end(self, state: TrainState) -> bool:
-        """After each epoch (its statistics are ``state.history[-1]``; its arrays may be buffers the next
-        step overwrites). True ends the run (``stopped_early``), once every callback has seen the epoch."""
+        """After each epoch (``state.history[-1]``; its arrays may be buffers the next step overwrites). True ends
+        the run (``stopped_early``) once every callback has seen the epoch."""
         return False
 
     def on_train_end(self, state: TrainState) -> None:
-        """When the run ends, paused or not, before the test set is scored; not called when it diverged."""
+        """When the run ends, paused or not, before the test set is scored; not when it diverged. With early
+        stopping ``state`` is a new object holding the best epoch's weights (``restored``)."""
 
 
-# Stopping: one rule for the estimator and the command line (scikit-learn's), read from the history of
-# per-epoch statistics that a checkpoint keeps, so a resumed run stops exactly where the uninterrupted one would.
+# One stopping rule for the estimator and the command line (scikit-learn's), read from the history a
+# checkpoint keeps, so a resumed run stops exactly where the uninterrupted one would.
 
 
 def stalled(history: Sequence[EpochStats], config: TrainConfig) -> int:
@@ -89,41 +83,17 @@ def host_copy(backend: Backend, params: Sequence[Any]) -> list[np.ndarray]:
     return [np.array(backend.to_numpy(p), copy=True) for p in params]
 
 
-class KeepBest(Callback):
-    """Early stopping's memory: host copies of the best validation epoch's weights (taken once per improving
-    epoch, never inside the step loop), put back when the run ends."""
-
-    def __init__(self, backend: Backend):
-        self.backend, self.best = backend, None
-
-    def on_train_begin(self, state: TrainState) -> None:
-        self.best = state.best_params
-
-    def on_epoch_end(self, state: TrainState) -> bool:
-        if best_epoch(state.history) == state.epoch:
-            self.best = host_copy(self.backend, state.params)
-        state.best_params = self.best
-        return False
-
-    def on_train_end(self, state: TrainState) -> None:
-        state.best_params = self.best
-        if state.stopped or state.restored or self.best is None or best_epoch(state.history) == state.epoch:
-            return
-        last = host_copy(self.backend, state.params)  # resuming continues from these
-        state.params, state.restored, state.last_params = [self.backend.asarray(p) for p in self.best], True, last
-
-
 # ``(params, opt_state, rows, step, lr) -> (params, opt_state, mean loss, correct count)``: one optimizer
 # update (number ``step``) on the training rows whose indices ``rows`` (a slice of the permutation) holds.
 BatchStep = Callable[[list[Any], list[Any], Any, int, float], tuple[list[Any], list[Any], Any, Any]]
 
 
 class StepSource(Protocol):
-    """Makes a run's `BatchStep`. A step that raises an `XpnetError` (its Dask workers were lost) ends the run
-    as a pause does, with that error in ``failure``."""
+    """Makes a run's `BatchStep`. A step that raises an `XpnetError` (lost Dask workers) ends the run as a
+    pause does, with that error in ``failure``."""
 
-    # What computes the gradients besides this process, like ``numpy on cpu, 2 Dask workers`` (known once the
-    # step is made); None when nothing does. The --json line, the log header and the checkpoint record it.
+    # What computes the gradients besides this process (``numpy on cpu, 2 Dask workers``, known once the step
+    # is made), else None: the --json line, the log header and the checkpoint record it.
     workers: str | None
 
     def __call__(
@@ -132,8 +102,8 @@ class StepSource(Protocol):
 
 
 class LocalSteps:
-    """Steps on this process's device with the backend's fast step where it has one (and ``fast``), else the
-    reference step: the training set moves there once, each batch is gathered there."""
+    """Steps on this process's device, with the backend's fast step where it has one (and ``fast``); the
+    training set moves there once."""
 
     workers = None
 
@@ -184,15 +154,14 @@ def train(
     steps: StepSource = local_steps,
     fast: bool = True,
 ) -> TrainState:
-    """Train an MLP on ``data`` with ``backend`` up to ``config.max_iter`` epochs in all, from ``state`` (a
-    resumed run) or fresh weights; the state where it ended.
+    """Train an MLP on ``data`` up to ``config.max_iter`` epochs in all, from ``state`` (resuming) or fresh
+    weights; the state where it ended.
 
-    Stops early by `should_stop`; with ``config.early_stopping`` (which needs validation rows) a `KeepBest`
-    runs first among the callbacks and the best epoch's weights are kept. Raises `TrainingDiverged` when an
-    epoch ends with NaN/Inf weights or a loss far above chance; no callback then sees that epoch, so the last
-    checkpoint saved stays the last good one. With validation rows epochs are scored on them and the test set
-    once, at the end (``test_accuracy``). ``fast=False`` forces the reference step where the backend has a
-    fast one.
+    Stops early by `should_stop`; with ``config.early_stopping`` (which needs validation rows) host copies of
+    the best epoch's weights are kept and put back at the end, in a new state (``restored``). Raises
+    `TrainingDiverged` when an epoch ends with NaN/Inf weights or a loss far above chance; no callback sees
+    that epoch. With validation rows the test set is scored once, at the end. ``fast=False`` forces the
+    reference step.
     """
     dtype = backend.dtype(config.dtype)
     sizes = nn.layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
@@ -200,22 +169,17 @@ def train(
     testing, validating = data.x_test is not None, data.x_val is not None
     if config.early_stopping and not validating:
         raise ConfigError("early_stopping", "needs validation rows to watch")
-    if config.early_stopping:
-        callbacks = [KeepBest(backend), *callbacks]
-    if testing:
-        x_test, y_test = to_device(backend, data.x_test, data.y_test, dtype)
-    if validating:
-        x_val, y_val = to_device(backend, data.x_val, data.y_val, dtype)
+    test = to_device(backend, data.x_test, data.y_test, dtype) if testing else None
+    val = to_device(backend, data.x_val, data.y_val, dtype) if validating else None
     params = [backend.asarray(p) for p in (state.last_params if state.restored else state.params)]
     opt_state = [backend.asarray(s) for s in state.opt_state]
     batch_step = steps(backend, data, config, sizes, fast)
     for cb in callbacks:
         cb.on_train_begin(state)
 
-    n, rng, step, history = data.y_train.shape[0], state.rng, state.step, list(state.history)
+    n, rng, step, history, best = data.y_train.shape[0], state.rng, state.step, list(state.history), state.best_params
     limit = LOSS_FACTOR * math.log(max(data.n_classes, 2))
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
-    n_batches = -(-n // batch)
     offset, loss_start, correct_start, seconds_before = state.offset, state.loss_sum, state.correct, state.seconds
     for epoch in range(state.epoch + 1, config.max_iter + 1):
         backend.sync()
@@ -246,8 +210,8 @@ def train(
             state = TrainState(
                 params=params, opt_state=opt_state, rng=paused, epoch=epoch - 1, step=step, offset=i,
                 loss_sum=backend.to_numpy(loss_sum), correct=int(backend.to_numpy(correct)),
-                seconds=seconds_before + time.perf_counter() - start, history=history, stopped=True,
-                failure=failure,
+                seconds=seconds_before + time.perf_counter() - start, history=history, best_params=best,
+                stopped=True, failure=failure,
             )  # fmt: skip
             for cb in callbacks:
                 cb.on_train_end(state)
@@ -261,32 +225,26 @@ def train(
         if not (loss_mean <= limit and bool(backend.to_numpy(finite))):
             raise _diverged(backend, epoch, first_step, step_losses, config, limit)
         if config.alpha:  # the L2 term as scikit-learn reports it: each batch's, at the epoch's last weights
-            loss_mean += n_batches * float(backend.to_numpy(nn.penalty(xp, params, config.alpha, n)))
-        history = [
-            *history,
-            EpochStats(
-                epoch=epoch,
-                loss=loss_mean,
-                train_accuracy=int(backend.to_numpy(correct)) / n,
-                test_accuracy=accuracy(backend, params, x_test, y_test, config.activation)
-                if testing and not validating
-                else None,
-                seconds=seconds,
-                samples_per_second=n / seconds if seconds > 0 else float("inf"),
-                val_accuracy=accuracy(backend, params, x_val, y_val, config.activation) if validating else None,
-                lr=lr,
-            ),
-        ]
-        state = TrainState(params, opt_state, rng, epoch, step, history=history, best_params=state.best_params)
+            loss_mean += math.ceil(n / batch) * float(backend.to_numpy(nn.penalty(xp, params, config.alpha, n)))
+        scored = accuracy(backend, params, *(val or test), config.activation) if testing or validating else None
+        speed = n / seconds if seconds > 0 else float("inf")
+        stats = EpochStats(epoch, loss_mean, int(backend.to_numpy(correct)) / n, None, seconds, speed, lr=lr)
+        history = [*history, dataclasses.replace(stats, **{"val_accuracy" if validating else "test_accuracy": scored})]
+        if config.early_stopping and best_epoch(history) == epoch:  # once per improving epoch, off the step loop
+            best = host_copy(backend, params)
+        state = TrainState(params, opt_state, rng, epoch, step, history=history, best_params=best)
         offset, loss_start, correct_start, seconds_before = 0, 0.0, 0, 0.0
         ended = [cb.on_epoch_end(state) for cb in callbacks]  # a list: every callback sees the epoch
         if any(ended) or should_stop(history, config):
             state.stopped_early = True
             break
+    if config.early_stopping and not state.restored and best is not None and best_epoch(history) != state.epoch:
+        last = host_copy(backend, state.params)  # resuming continues from these
+        state = dataclasses.replace(state, params=[backend.asarray(p) for p in best], restored=True, last_params=last)
     for cb in callbacks:
         cb.on_train_end(state)
     if validating and testing:
-        state.test_accuracy = accuracy(backend, state.params, x_test, y_test, config.activation)
+        state.test_accuracy = accuracy(backend, state.params, *test, config.activation)
     elif history:
         state.test_accuracy = history[-1].test_accuracy
     return state

@@ -1,25 +1,12 @@
 """The training log written by ``xpnet.train --log PATH`` and read by ``xpnet.evaluate --plot``: JSON Lines.
 
-Each run (and each resumed continuation, appended to the same file) starts with one header object::
-
-    {"type": "run", "started": "2025-01-31T12:00:00+00:00", "xpnet_version": "...", "dataset": "mnist",
-     "n_train": 60000, "n_val": 0, "n_test": 10000, "backend": "numpy", "device": "cpu", "workers": null,
-     "seed": 1, "config": {...}, "resumed_from_epoch": null}
-
-``workers`` is what Dask workers computed the gradients with (``"numpy on cpu, 2 Dask workers"``, as the
-``--json`` line says), null in one process; on a cluster the header is written once the workers are known.
-
-followed by one object per finished epoch::
-
-    {"type": "epoch", "epoch": 1, "loss": 0.41, "train_accuracy": 0.85, "val_accuracy": null,
-     "test_accuracy": 0.86, "seconds": 2.9, "samples_per_second": 20690.0, "lr": 0.001}
-
-``val_accuracy`` is null without ``--val-split``; ``test_accuracy`` is then null instead (the test set is
-scored once, at the end). Reading keeps the last line of each epoch number, so an epoch redone after a
-crash replaces the one logged before it.
-
-The log is always whole JSON Lines up to its last complete line (`LineFile`), and reading ignores an
-unfinished last line (a crash in the middle of a write).
+Each run (and each resumed continuation, appended to the same file) starts with a header (`header`:
+``"type": "run"``, when, the version, the data, backend, device, ``workers`` (what Dask workers computed
+with, null in one process; on a cluster written once the workers are known), seed, config and
+``resumed_from_epoch``), then one `epoch_record` per finished epoch (``val_accuracy`` null without
+``--val-split``, ``test_accuracy`` null with it: the test set is then scored once, at the end). Reading keeps
+the last record of each epoch number (an epoch redone after a crash replaces the one logged before it) and
+ignores an unfinished last line; `LineFile` only ever leaves whole lines.
 """
 
 from __future__ import annotations
@@ -27,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import mmap
 import os
 from dataclasses import fields
 from datetime import datetime, timezone
@@ -76,7 +64,12 @@ class LineFile:
     def _open(self, cut: bool = False) -> None:
         try:
             self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)  # read: to find a torn line
-            self.repaired = _cut_torn_line(self.fd) if cut else 0
+            size = end = os.fstat(self.fd).st_size
+            if cut and size:  # cut after the last newline
+                with mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ) as m:  # closed before truncating (Windows)
+                    end = m.rfind(b"\n") + 1
+                os.ftruncate(self.fd, end)
+            self.repaired = size - end
         except OSError as e:
             raise write_failed(self.path, e) from None
 
@@ -99,24 +92,6 @@ class LineFile:
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
-
-
-def _cut_torn_line(fd: int) -> int:
-    """Truncate the file after its last newline; the number of bytes removed."""
-    size = pos = os.fstat(fd).st_size
-    while pos > 0:
-        n = min(1 << 16, pos)
-        pos -= n
-        os.lseek(fd, pos, os.SEEK_SET)  # not os.pread: Windows has none
-        i = os.read(fd, n).rfind(b"\n")
-        if i >= 0:
-            end = pos + i + 1
-            break
-    else:
-        end = 0
-    if end < size:
-        os.ftruncate(fd, end)
-    return size - end
 
 
 def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any]]:
@@ -176,8 +151,7 @@ def _other_header(headers: list[dict[str, Any]], model: Model) -> str:
         said = header | (header["config"] if isinstance(header.get("config"), dict) else {})
         key = next((k for k in want if k in said and said[k] != want[k]), None)
         if key is not None:
-            said_value, want_value = spelled(said[key]), spelled(want[key])
-            return f"its header has {key} {said_value} where {model.path} has {want_value}"
+            return f"its header has {key} {spelled(said[key])} where {model.path} has {spelled(want[key])}"
     return ""
 
 

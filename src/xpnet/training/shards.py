@@ -1,10 +1,5 @@
-"""The worker's side of data-parallel training: a shard of the training rows, and one step's sums over it.
-
-These functions run as Dask tasks in worker processes, yet nothing here imports Dask. `load_shard` is a pure
-function of where the data lives and which rows to take, so the scheduler can recompute a shard lost with
-its worker; `shard_sums` is the same forward and backward pass a single process runs, on the shard's rows
-of the global batch.
-"""
+"""The worker's side of data-parallel training (Dask tasks; nothing here imports Dask): a shard of the training
+rows, loaded by a pure task the scheduler can rerun, and one step's sums over its rows of the global batch."""
 
 from __future__ import annotations
 
@@ -23,8 +18,7 @@ from .model import count_correct, to_device
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where a worker reads the training rows: a data set, its folder, its picture size (a folder set) and the
-    rows held out for validation."""
+    """Where a worker reads the training rows: data set, folder, picture size and validation rows held out."""
 
     name: str
     data_dir: str | None = None
@@ -37,7 +31,7 @@ class DataSource:
 
 @dataclass(frozen=True)
 class Compute:
-    """How a worker computes: ``--device``/``--backend`` resolved on the worker itself, a dtype, the classes."""
+    """How a worker computes: device and backend (resolved on the worker), dtype, number of classes."""
 
     device: str
     backend: str | None
@@ -58,16 +52,14 @@ def fingerprint(x: np.ndarray, y: np.ndarray) -> int:
 
 
 class Shard:
-    """Rows ``lo:hi`` of the training set as host arrays, and (made once per process, never pickled) their
-    copies on the worker's device."""
+    """Training rows as host arrays, and their copies on the worker's device (made once, never pickled)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, compute: Compute):
         self.x, self.y, self.compute = x, y, compute
         self._device: tuple[Backend, Any, Any, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # Device arrays (and the backend's module) stay behind; the receiving process makes its own.
-        return {"x": self.x, "y": self.y, "compute": self.compute, "_device": None}
+        return self.__dict__ | {"_device": None}  # the receiving process makes its own
 
     def on_device(self) -> tuple[Backend, Any, Any, Any]:
         """(backend, images, one-hot targets, labels) on the worker's device, moved there once."""
@@ -94,11 +86,8 @@ def shard_info(shard: Shard) -> tuple[int, int, str]:
 def shard_sums(
     shard: Shard, params: list[np.ndarray], rows: np.ndarray, batch_rows: int, activation: str
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Summed loss, correct count and gradients over the shard's ``rows`` of a global batch of ``batch_rows``.
-
-    Gradients are of the global batch's mean loss, so the client's sum over shards is the gradient a single
-    process computes; `nn.softmax_cross_entropy` averages over its own rows, hence the rescaling.
-    """
+    """Summed loss, correct count and gradients over the shard's ``rows`` of a global batch of ``batch_rows``:
+    gradients of the global batch's mean loss, so their sum over shards is one process's gradient."""
     backend, x, t, y = shard.on_device()
     xp = backend.xp
     idx = backend.asarray(rows)
