@@ -421,8 +421,8 @@ def save(model: Model, path: str | Path) -> Path:
     `ValueError` for labels a checkpoint cannot keep exactly (objects)."""
     path, s, host, labels = Path(path).expanduser(), model.state, model.backend.to_numpy, as_labels(model.classes)
     if labels.dtype.kind not in LABEL_KINDS:
-        raise ValueError(f"labels of dtype {labels.dtype} that are not all strings cannot be saved: use integers, "
-                         "floats or strings")  # fmt: skip
+        kind = f"labels of dtype {labels.dtype} that are not all strings"
+        raise ValueError(f"{kind} cannot be saved: use integers, floats or strings")
     arrays = {f"param_{i:03d}": host(p) for i, p in enumerate(s.params)}
     arrays |= {f"opt_{i:03d}": host(a) for i, a in enumerate(s.opt_state)}
     arrays["loss_sum"] = np.asarray(s.loss_sum, dtype=model.dtype)
@@ -493,10 +493,7 @@ def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = 
                 "retrain it, with a lower learning rate if it diverged",
                 exit_status=1,
             )
-        state = _read_state(meta, arrays, config)
-        names = _read_names(meta)
-        classes = _read_labels(meta.get("labels"), names)
-        layout = _read_layout(meta)
+        state, (names, classes), layout = _read_state(meta, arrays, config), _read_outputs(meta), _read_layout(meta)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except npy.NotNpz:
@@ -540,12 +537,14 @@ def _meta_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
         raise npy.NpyError(f"declares {shape[0]} bytes of metadata, more than xpnet reads ({MAX_META_BYTES})")
 
 
+V1_NAMES = {"hidden": "hidden_layer_sizes", "lr": "learning_rate_init", "gamma": "lr_decay", "epochs": "max_iter"}
+V1_NAMES |= {"seed": "random_state", "nesterov": "nesterovs_momentum"}  # version 1 named them as the flags
+
+
 def _upgrade_v1(config: dict[str, Any]) -> dict[str, Any]:
     """A version-1 config (the flags' names) in today's: ``optimizer`` becomes solver and momentum,
     ``patience`` early stopping, ``sigmoid`` logistic."""
-    v1 = {"hidden": "hidden_layer_sizes", "lr": "learning_rate_init", "gamma": "lr_decay", "epochs": "max_iter",
-          "seed": "random_state", "nesterov": "nesterovs_momentum"}  # fmt: skip
-    new = {v1.get(k, k): v for k, v in config.items() if k not in ("optimizer", "patience")}
+    new = {V1_NAMES.get(k, k): v for k, v in config.items() if k not in ("optimizer", "patience")}
     optimizer, patience = config.get("optimizer"), config.get("patience", 0)
     new["solver"] = "sgd" if optimizer in ("sgd", "momentum") else optimizer
     if optimizer != "momentum":
@@ -654,36 +653,29 @@ def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
     try:
         history = [EpochStats(**entry) for entry in saved]
     except TypeError:  # an entry that is not an object, or has keys EpochStats does not have
-        history = None
-    if history is None or not all(_plausible(s, epochs_done) for s in history):
-        raise ValueError("its history holds an entry that is not an epoch's statistics")
+        history = [None]
+    for s in history:
+        if not (
+            s is not None
+            and is_count(s.epoch)
+            and 1 <= s.epoch <= epochs_done
+            and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
+            and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
+            and (is_real(s.samples_per_second) or s.samples_per_second == math.inf)  # an epoch too short to time
+        ):
+            raise ValueError("its history holds an entry that is not an epoch's statistics")
     return history
 
 
-def _plausible(s: EpochStats, epochs_done: int) -> bool:
-    return (
-        is_count(s.epoch)
-        and 1 <= s.epoch <= epochs_done
-        and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
-        and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
-        and (is_real(s.samples_per_second) or s.samples_per_second == math.inf)  # an epoch too short to time
-    )
-
-
-def _read_names(meta: dict[str, Any]) -> tuple[str, ...]:
-    """The name of each output; a file without them (an early version) has its named data set's."""
-    n = meta["layer_sizes"][-1]
+def _read_outputs(meta: dict[str, Any]) -> tuple[tuple[str, ...], np.ndarray]:
+    """The name of each output (a file without them, from an early version, has its data set's), and its label
+    as saved when the labels are distinct values of one kind (integers that fit 64 bits, finite floats, strings
+    or booleans: a crafted mix would give duplicate or object classes), else `labels_of` the names."""
+    n, saved = meta["layer_sizes"][-1], meta.get("labels")
     names = meta.get("classes", list(class_names(meta["dataset"])))
     if not (isinstance(names, list) and len(names) == n and all(isinstance(name, str) for name in names)):
         raise ValueError(f"its class names do not match its {n} outputs")
-    return tuple(names)
-
-
-def _read_labels(saved: Any, names: tuple[str, ...]) -> np.ndarray:
-    """The outputs' labels as saved when they are ``len(names)`` distinct values of one kind (integers that
-    fit 64 bits, finite floats, strings or booleans: a crafted mix would give duplicate or object classes);
-    else `labels_of` the names."""
-    n = len(names)
+    names = tuple(names)
     if isinstance(saved, list) and len(saved) == n and len({type(v) for v in saved}) == 1:
         try:
             labels = np.asarray(saved) if type(saved[0]) in (int, float, str, bool) else None
@@ -691,8 +683,8 @@ def _read_labels(saved: Any, names: tuple[str, ...]) -> np.ndarray:
             labels = None
         if labels is not None and labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == n:
             if labels.dtype.kind != "f" or np.isfinite(labels).all():
-                return labels
-    return labels_of(names)
+                return names, labels
+    return names, labels_of(names)
 
 
 def _read_layout(meta: dict[str, Any]) -> Layout | None:
@@ -701,9 +693,11 @@ def _read_layout(meta: dict[str, Any]) -> Layout | None:
         return None
     d = meta["layout"]
     layout = Layout(side=d["side"], box=d["box"], work=d["work"], by_mass=d["by_mass"])
-    sizes = (layout.side, layout.box, layout.work)
-    if not (all(is_count(v) and v > 0 for v in sizes) and isinstance(layout.by_mass, bool)):
+    counts = all(is_count(v) and v > 0 for v in (layout.side, layout.box, layout.work))
+    if not (
+        counts and isinstance(layout.by_mass, bool) and layout.box <= layout.work and layout.work % layout.side == 0
+    ):
         raise ValueError("its picture layout is not one of positive sizes")
-    if layout.box > layout.work or layout.work % layout.side or layout.n_features != meta["layer_sizes"][0]:
+    if layout.n_features != meta["layer_sizes"][0]:
         raise ValueError(f"its picture layout does not fit {meta['layer_sizes'][0]} inputs")
     return layout
