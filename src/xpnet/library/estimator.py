@@ -402,14 +402,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return list(self.model_.params[1::2])
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted model as an xpnet checkpoint (``xpnet predict``/``evaluate`` and `xpnet.load` read
-        it; ``xpnet train --resume`` continues it): plain arrays and JSON, written atomically."""
+        """Write the fitted model as an xpnet checkpoint (`xpnet.load`, and every command, read it)."""
         check_is_fitted(self)
         return record.save(self.model_, path)
 
     def to_onnx(self, path: str | Path) -> Path:
-        """Write the model as an ONNX graph (Gemm, the activation, Softmax; outputs ``label`` and
-        ``probabilities``) for other runtimes; needs the ``onnx`` package (``pip install "xpnet[onnx]"``)."""
+        """Write the model as an ONNX graph for other runtimes (`export.write_onnx`)."""
         from .export import write_onnx
 
         check_is_fitted(self)
@@ -417,8 +415,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_model(cls, model: Model) -> MLPClassifier:
-        """The fitted estimator of ``model`` (from `xpnet.load`, or a command-line checkpoint): it predicts
-        NumPy input (and arrays of the model's backend) and can be saved, exported or trained further."""
+        """The fitted estimator of ``model``: it predicts NumPy input (and arrays of the model's backend) and can
+        be saved, exported or trained further."""
         c, backend, n, held = model.config, model.backend, model.n_train, model.val_split
         est = cls(**{k: v for k, v in vars(c).items() if k in cls._parameter_constraints})
         est.set_params(
@@ -436,11 +434,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
 
 def load(path: str | Path, device: str = "cpu", backend: str | None = None) -> MLPClassifier:
-    """A fitted `MLPClassifier` from an xpnet checkpoint (``xpnet train --save`` or `MLPClassifier.save`).
-
-    The checkpoint is read safely (plain arrays and JSON, never a pickle); a damaged or foreign file is a
-    ``CheckpointError`` naming the problem. ``device``/``backend`` say where its weights go.
-    """
+    """A fitted `MLPClassifier` from an xpnet checkpoint, its weights where ``device``/``backend`` say; a
+    damaged or foreign file is a ``CheckpointError`` naming the problem."""
     try:
         compute = make_backend(backend, device) if backend else resolve_backend(device)
     except BackendError as e:
