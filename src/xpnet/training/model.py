@@ -183,9 +183,6 @@ class TrainConfig:
         return asdict(self) | {"hidden_layer_sizes": list(self.hidden_layer_sizes)} | resolved
 
 
-# -- the run's state ----------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class EpochStats:
     epoch: int
@@ -249,9 +246,6 @@ def initial_state(backend: Backend, sizes: Sequence[int], config: TrainConfig) -
     return TrainState(params, OPTIMIZERS[config.optimizer].init(backend.xp, params), rng)
 
 
-# -- scoring ------------------------------------------------------------------------------------------------
-
-
 def images_to_device(backend: Backend, images: Any, dtype: Any) -> Any:
     """Rows -> device rows in ``dtype``: uint8 pixels scaled to [0, 1] on the device (a quarter of the bytes
     to move), features of any namespace taken as they are."""
@@ -284,9 +278,6 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
     for logits in batched_logits(xp, params, x, activation):
         correct, i = correct + count_correct(xp, logits, y[i : i + logits.shape[0]]), i + logits.shape[0]
     return int(backend.to_numpy(correct)) / max(x.shape[0], 1)
-
-
-# -- the record ---------------------------------------------------------------------------------------------
 
 
 @dataclass(eq=False)
@@ -413,9 +404,6 @@ def labels_of(names: tuple[str, ...]) -> np.ndarray:
     return np.arange(len(names)) if names == tuple(map(str, range(len(names)))) else np.asarray(names)
 
 
-# -- the file -----------------------------------------------------------------------------------------------
-
-
 def save(model: Model, path: str | Path) -> Path:
     """Write ``model`` whole to ``path`` atomically (its arrays copied to the host); returns the path.
     `ValueError` for labels a checkpoint cannot keep exactly (objects)."""
@@ -502,8 +490,6 @@ def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = 
         raise CheckpointError(f"{path}: array {name!r} {e}; use another checkpoint") from None
     except OSError as e:  # permission denied, a folder, a FIFO or a device
         raise CheckpointError(f"cannot read checkpoint {path}: {reason(e)}; give a readable file") from None
-    except CheckpointError:
-        raise
     except (EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
         # ValueError: a ConfigError (the config's own rules, naming the setting) among others
         why = f"no {e.args[0]!r} in its metadata" if isinstance(e, KeyError) else one_line(e)
