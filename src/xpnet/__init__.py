@@ -1,10 +1,7 @@
-"""xpnet: a handwritten-digit MLP written once against the Python Array API, and a scikit-learn estimator.
+"""xpnet: an MLP written once against the Python Array API, and a scikit-learn estimator.
 
-The public surface is what this module names: `MLPClassifier` (a drop-in for scikit-learn's that trains in
-the namespace and on the device of the arrays it is given), `load` (a saved model back as a fitted
-estimator), `Model` (the fitted network every door shares) and `__version__`. Everything else is internal;
-docs/api.md is the reference. The names load on first use, so the command line does not import
-scikit-learn.
+The public surface (docs/api.md): `MLPClassifier`, `load` (a checkpoint back as a fitted estimator), `Model`
+and `__version__`. They load on first use, so the command line does not import scikit-learn.
 """
 
 from __future__ import annotations

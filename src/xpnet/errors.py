@@ -1,9 +1,8 @@
-"""Exceptions that carry a one-line message meant for the user, and the one place where lines reach the user.
+"""Exceptions with a one-line message for the user, and the one place where lines reach the user.
 
-The command-line tools print such a message alone (no traceback) and exit with its ``exit_status``:
-2 for a bad request (flags, files), 1 for a run that failed on its way (divergence, out of memory).
-Every line they print, error or report, passes through `escaped` (by `say`, or `cli.run` for an error), so a
-file or class name holding a newline or a terminal escape stays on its line and cannot pass for other text.
+The command line prints such a message alone and exits with its ``exit_status`` (2: a bad request, 1: a run
+that failed on its way). Every line it prints passes through `escaped`, so a name holding a newline or a
+terminal escape stays on its line.
 """
 
 from __future__ import annotations
@@ -14,12 +13,9 @@ from typing import TextIO
 
 
 class XpnetError(Exception):
-    """A problem the user can fix; its message names the problem and the fix, on one line: the names in it are
-    `escaped` here, once. ``details`` (a missing data set: what each mirror said, where to put which files)
-    are lines of their own, which the command-line tools print indented below the message.
-
-    A message about one of the library's parameters names it where ``{name}`` stands, and `naming` puts
-    another name there: the command line's flag for that parameter."""
+    """A problem the user can fix, named with its fix on one line (`escaped` here, once); ``details`` are lines
+    printed indented below it. A message about a library parameter names it where ``{name}`` stands, and
+    `naming` puts another name there (the command line's flag)."""
 
     exit_status = 2
 
@@ -34,8 +30,7 @@ class XpnetError(Exception):
         self.template, self.parameter = message, parameter
         self.message, self.details = self.naming(parameter or ""), tuple(escaped(line) for line in details)
         super().__init__("\n".join((self.message, *self.details)))
-        if exit_status is not None:
-            self.exit_status = exit_status
+        self.exit_status = self.exit_status if exit_status is None else exit_status
 
     def naming(self, name: str) -> str:
         """The message with ``name`` where the parameter goes."""
@@ -67,10 +62,8 @@ class OutOfMemory(XpnetError):
 
 
 def one_line(exc: BaseException, *, named: bool = False, limit: int = 300) -> str:
-    """A library's exception as one line of at most ``limit`` characters (``named``: prefixed by its class).
-
-    Messages from CUDA, Pillow or zlib can span lines; a user-facing error must not.
-    """
+    """A library's exception (CUDA's, Pillow's, zlib's can span lines) as one line of at most ``limit``
+    characters; ``named``: prefixed by its class."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if named and text != type(exc).__name__:
         text = f"{type(exc).__name__}: {text}"
@@ -78,8 +71,7 @@ def one_line(exc: BaseException, *, named: bool = False, limit: int = 300) -> st
 
 
 def escaped(line: str) -> str:
-    """``line`` with each character that does not print as itself (a newline, a tab, an escape, a byte the file
-    system could not decode) written as its Python escape: ``a\\nb.png``."""
+    """``line`` with each character that does not print as itself written as its Python escape: ``a\\nb.png``."""
     return line if line.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
 
 
@@ -101,6 +93,5 @@ def class_list(classes: Sequence[object]) -> str:
 
 
 def reason(e: BaseException) -> str:
-    """The system's words for an `OSError` (``Permission denied``, without the errno and path Python adds),
-    else the message on one line (`one_line`)."""
+    """The system's words for an `OSError` (``Permission denied``, without errno and path), else `one_line`."""
     return (e.strerror if isinstance(e, OSError) else None) or one_line(e)

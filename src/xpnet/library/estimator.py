@@ -1,19 +1,10 @@
-"""`MLPClassifier`: scikit-learn's estimator interface on xpnet's trainer, in the namespace and on the device of X.
-
-A drop-in for ``sklearn.neural_network.MLPClassifier`` in the parameters the two share (same names, defaults
-and meanings), plus xpnet's own: ``device``, ``backend``, ``dtype`` and ``lr_decay``. Given NumPy arrays it
-trains on NumPy (or, with ``device``/``backend``, moves the data there once and answers in NumPy); given
-CuPy, PyTorch, JAX or array-api-strict arrays it trains in that library on that device, and answers there
-(scikit-learn's "everything follows X"). Training is `training.loop.train`, the command line's loop, with
-the backend's fast step; the fitted network is a `Model`, which `save` writes as a checkpoint the command
-line reads.
-"""
+"""`MLPClassifier`: scikit-learn's estimator on xpnet's trainer (`training.loop.train`), in the namespace and on
+the device of X ("everything follows X"); the fitted network is a `Model`, ``model_``, and nothing beside it."""
 
 from __future__ import annotations
 
 import dataclasses
 import numbers
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,20 +32,11 @@ NUMPY = ("numpy", "cpu")
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A multilayer perceptron classifier trained by xpnet on the arrays it is given.
 
-    Parameters shared with ``sklearn.neural_network.MLPClassifier`` mean what they mean there (``alpha`` is
-    the L2 penalty; ``momentum`` and ``nesterovs_momentum`` apply to ``solver="sgd"``; ``max_iter`` counts
-    epochs). ``solver="lbfgs"``, ``activation="identity"`` and the ``invscaling``/``adaptive`` learning rates
-    are refused at `fit`; ``power_t`` and ``max_fun`` belong to those and are unused, as there. xpnet's own:
-
-    device : None, "cpu", "auto", "cuda" or "cuda:N"
-        None trains where X is. Otherwise NumPy input moves to that device once (``auto``: a GPU if one
-        answers) and the answers come back as NumPy.
-    backend : None or a backend name ("numpy", "cupy", "torch", "jax", "array-api-strict")
-        With NumPy input, the library to train with (default: NumPy on the CPU, CuPy on a GPU).
-    dtype : None, "float32" or "float64"
-        None keeps X's float dtype (other dtypes become float64, as in scikit-learn).
-    lr_decay : float in (0, 1]
-        The learning rate is multiplied by this after every epoch (1: constant, scikit-learn's ``constant``).
+    Parameters shared with ``sklearn.neural_network.MLPClassifier`` mean what they mean there (``max_iter``
+    counts epochs); ``solver="lbfgs"``, ``activation="identity"`` and the ``invscaling``/``adaptive`` rates are
+    refused at `fit` (``power_t`` and ``max_fun`` are theirs, unused). xpnet's own (docs/api.md): ``device``
+    (None: where X is; else NumPy input moves there once and answers come back as NumPy), ``backend`` (the
+    library for NumPy input), ``dtype`` (None: X's float dtype) and ``lr_decay`` (the rate's factor per epoch).
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -151,8 +133,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         tags.array_api_support = True
         return tags
 
-    # ---- fitting -------------------------------------------------------------------------------------------
-
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Train on X (rows of features) and y (one label per row): ``max_iter`` epochs at most, fewer once
         the loss (or, with ``early_stopping``, the validation accuracy) stops improving by ``tol``."""
@@ -205,7 +185,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             state = dataclasses.replace(self.model_.state, restored=False, last_params=None)
         done = 0 if state is None else state.epoch
         validate = self.early_stopping and not incremental
-        train_rows, val_rows = np.arange(n), None
+        train_rows, val_rows = (np.arange(n) if validate else None), None
         if validate:
             train_rows, val_rows = train_test_split(
                 train_rows, test_size=self.validation_fraction, random_state=seed % 2**32, stratify=y
@@ -213,35 +193,31 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if val_rows.size < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of X")
             train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
-        n_train = train_rows.size
+        n_train = n if train_rows is None else train_rows.size
         config = self._config(n_train, dtype, seed, done + (1 if incremental else self.max_iter), validate, incremental)
         if state is not None and self.model_.config.optimizer != config.optimizer:
             state.opt_state = nn.OPTIMIZERS[config.optimizer].init(compute.xp, state.params)
 
-        def take(a: Any, rows: np.ndarray) -> Any:
-            return compute.xp.take(a, compute.asarray(rows), axis=0) if validate else a
+        def take(a: Any, rows: np.ndarray | None) -> Any:
+            return a if rows is None else compute.xp.take(a, compute.asarray(rows), axis=0)
 
-        data = Dataset(
-            FITTED_ON_ARRAYS, take(x, train_rows), take(codes, train_rows), None, None, (1, x.shape[1]),
-            x_val=take(x, val_rows) if validate else None, y_val=take(codes, val_rows) if validate else None,
-            classes=tuple(str(c) for c in self.classes_.tolist()),
-        )  # fmt: skip
-        verbose = self.verbose
+        names = tuple(str(c) for c in self.classes_.tolist())
+        xt, yt, xv, yv = take(x, train_rows), take(codes, train_rows), take(x, val_rows), take(codes, val_rows)
+        data = Dataset(FITTED_ON_ARRAYS, xt, yt, None, None, (1, x.shape[1]), x_val=xv, y_val=yv, classes=names)
 
         class Report(Callback):
             def on_epoch_end(self, s: TrainState) -> bool:
-                if verbose:
-                    stats = s.history[-1]
-                    print(f"Iteration {stats.epoch}, loss = {stats.loss:.8f}", file=sys.stdout)
-                    if stats.val_accuracy is not None:
-                        print(f"Validation score: {stats.val_accuracy:f}", file=sys.stdout)
+                print(f"Iteration {s.history[-1].epoch}, loss = {s.history[-1].loss:.8f}")
+                if s.history[-1].val_accuracy is not None:
+                    print(f"Validation score: {s.history[-1].val_accuracy:f}")
                 return False
 
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            state = train(compute, data, config, state=state, callbacks=[Report()])
-        val_split = 0 if val_rows is None else int(val_rows.size)
-        self.model_ = Model(config, state, compute, self.classes_, dataset=FITTED_ON_ARRAYS, n_train=n_train,
-                            val_split=val_split, trained_on=str(compute))  # fmt: skip
+            state = train(compute, data, config, state=state, callbacks=[Report()] if self.verbose else [])
+        split = 0 if val_rows is None else int(val_rows.size)
+        self.model_ = Model(
+            config, state, compute, self.classes_, n_train=n_train, val_split=split, trained_on=str(compute)
+        )
         self._input = NUMPY if given is None else (given.name, given.device_name)
         self._set_fitted()
         self.t_ += (len(state.history) - done) * n_train
@@ -255,53 +231,37 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _refuse_unsupported(self) -> None:
-        if self.solver == "lbfgs":
-            raise ValueError("solver='lbfgs' is not supported by xpnet: use solver='adam' or solver='sgd'")
-        if self.activation not in nn.ACTIVATIONS:
-            raise ValueError(f"activation={self.activation!r} is not supported by xpnet: use relu, logistic or tanh")
-        if self.learning_rate != "constant":
-            raise ValueError(
-                f"learning_rate={self.learning_rate!r} is not supported by xpnet: use 'constant', with lr_decay "
-                "for a rate that falls every epoch"
-            )
-
-    def _hidden(self) -> tuple[Any, ...]:
-        """``hidden_layer_sizes`` as a tuple (an int is one layer, as in scikit-learn), NumPy's integers as
-        Python's; whether they are sizes is `TrainConfig`'s to say."""
-        h = self.hidden_layer_sizes
-        return tuple(int(v) if isinstance(v, numbers.Integral) else v for v in ([h] if np.isscalar(h) else h))
+        for name, value, use in (
+            ("solver", self.solver, "solver='adam' or solver='sgd'"),
+            ("activation", self.activation, "relu, logistic or tanh"),
+            ("learning_rate", self.learning_rate, "'constant', with lr_decay for a rate that falls every epoch"),
+        ):
+            if value in ("lbfgs", "identity", "invscaling", "adaptive"):
+                raise ValueError(f"{name}={value!r} is not supported by xpnet: use {use}")
 
     def _config(
         self, n_train: int, dtype: str, seed: int, epochs: int, validate: bool, incremental: bool
     ) -> TrainConfig:
         """The training settings these parameters name (`TrainConfig` checks each, naming it)."""
-        if self.batch_size == "auto":
-            batch = min(200, n_train)
-        else:
-            if self.batch_size > n_train:
-                warnings.warn("Got `batch_size` larger than the sample size. It is going to be clipped", stacklevel=4)
-            batch = min(self.batch_size, n_train)
-        patience = None if incremental or self.n_iter_no_change == np.inf else int(self.n_iter_no_change)
+        if self.batch_size != "auto" and self.batch_size > n_train:
+            warnings.warn("Got `batch_size` larger than the sample size. It is going to be clipped", stacklevel=4)
+        h = self.hidden_layer_sizes  # an int is one layer; NumPy's integers become Python's
+        hidden = tuple(int(v) if isinstance(v, numbers.Integral) else v for v in ([h] if np.isscalar(h) else h))
+        reals = ("learning_rate_init", "lr_decay", "alpha", "beta_1", "beta_2", "epsilon", "tol")
         return TrainConfig(
-            hidden_layer_sizes=self._hidden(),
+            **{k: float(getattr(self, k)) for k in reals},
+            hidden_layer_sizes=hidden,
             activation=self.activation,
             solver=self.solver,
-            learning_rate_init=float(self.learning_rate_init),
-            lr_decay=float(self.lr_decay),
             max_iter=epochs,
-            batch_size=batch,
+            batch_size=min(200 if self.batch_size == "auto" else self.batch_size, n_train),
             dtype=dtype,
             random_state=seed,
-            alpha=float(self.alpha),
             momentum=float(self.momentum) if self.solver == "sgd" else 0.0,
             nesterovs_momentum=bool(self.nesterovs_momentum),
-            beta_1=float(self.beta_1),
-            beta_2=float(self.beta_2),
-            epsilon=float(self.epsilon),
             shuffle=bool(self.shuffle),
             early_stopping=validate,
-            n_iter_no_change=patience,
-            tol=float(self.tol),
+            n_iter_no_change=None if incremental or self.n_iter_no_change == np.inf else int(self.n_iter_no_change),
         )
 
     def _set_fitted(self) -> None:
@@ -309,16 +269,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         model = self.model_
         history, validated = model.state.history, model.config.early_stopping
         self.classes_, self.n_features_in_ = model.classes, model.n_features
-        self.n_iter_ = len(history)
-        self.loss_curve_ = [s.loss for s in history]
+        self.n_iter_, self.loss_curve_ = len(history), [s.loss for s in history]
         self.loss_ = self.loss_curve_[-1] if history else None
         scores = [s.val_accuracy for s in history if s.val_accuracy is not None]
         self.validation_scores_ = scores if validated else None
         self.best_validation_score_ = max(scores) if validated and scores else None
         self.best_loss_ = None if validated or not history else min(self.loss_curve_)
-        self.n_layers_ = len(model.sizes)
-        self.n_outputs_ = model.sizes[-1]
-        self.out_activation_ = "softmax"
+        self.n_layers_, self.n_outputs_, self.out_activation_ = len(model.sizes), model.sizes[-1], "softmax"
 
     def _compute_backend(self, given: Backend | None) -> Backend:
         """Where a fresh fit trains: where X is, or (NumPy input) where ``device`` and ``backend`` say."""
@@ -339,8 +296,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             return resolve_backend(device, self.backend)
         except BackendError as e:
             raise ValueError(str(e)) from None
-
-    # ---- data ----------------------------------------------------------------------------------------------
 
     def _check_data(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray, Backend | None]:
         """(X checked, y as host class labels, X's backend or None for NumPy and other array-likes); a
@@ -365,15 +320,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if X.ndim != 2:
             raise ValueError(f"Expected a 2D array, got a {X.ndim}D array instead: reshape your data")
         if X.shape[0] < 1 or X.shape[1] < 1:
-            raise ValueError(f"Found array with shape {tuple(X.shape)}, while at least one sample and one feature "
-                             "are required")  # fmt: skip
+            shape = tuple(X.shape)
+            raise ValueError(f"Found array with shape {shape}, while at least one sample and one feature are required")
         if xp.isdtype(X.dtype, "complex floating"):
             raise ValueError("Complex data not supported")
-        if self.dtype is not None:
-            want = given.dtype(self.dtype)
-        else:
-            want = X.dtype if X.dtype in (xp.float32, xp.float64) else xp.float64
-        X = xp.astype(X, want, copy=False)
+        own = X.dtype if X.dtype in (xp.float32, xp.float64) else xp.float64
+        X = xp.astype(X, given.dtype(self.dtype) if self.dtype else own, copy=False)
         if not bool(given.to_numpy(xp.all(xp.isfinite(X)))):
             raise ValueError("Input X contains NaN or infinity.")
         if reset:
@@ -413,11 +365,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _answer(self, a: Any, given: Backend | None) -> Any:
         """A result in X's namespace: NumPy where X was NumPy (even when the model computes on a GPU)."""
-        if given is None and not isinstance(a, np.ndarray):
-            return self.model_.backend.to_numpy(a)
-        return a
-
-    # ---- predicting ----------------------------------------------------------------------------------------
+        return self.model_.backend.to_numpy(a) if given is None and not isinstance(a, np.ndarray) else a
 
     def predict_log_proba(self, X: Any) -> Any:
         """The log of each class's probability for each row of X, in X's namespace and on its device."""
@@ -437,15 +385,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy of `predict` on X against y (optionally weighted), a Python float."""
-        predicted = _host_labels(self.predict(X))
-        truth = column_or_1d(_host_labels(y))
-        right = (predicted == truth).astype(np.float64)
-        if sample_weight is None:
-            return float(right.mean())
-        w = np.asarray(_host_labels(sample_weight), dtype=np.float64)
+        right = (_host_labels(self.predict(X)) == column_or_1d(_host_labels(y))).astype(np.float64)
+        w = None if sample_weight is None else np.asarray(_host_labels(sample_weight), dtype=np.float64)
         return float(np.average(right, weights=w))
-
-    # ---- the fitted network -------------------------------------------------------------------------------
 
     @property
     def coefs_(self) -> list[Any]:
@@ -460,14 +402,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return list(self.model_.params[1::2])
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted model as an xpnet checkpoint (``xpnet predict``/``evaluate`` and `xpnet.load` read
-        it; ``xpnet train --resume`` continues it): plain arrays and JSON, written atomically."""
+        """Write the fitted model as an xpnet checkpoint (`xpnet.load`, and every command, read it)."""
         check_is_fitted(self)
         return record.save(self.model_, path)
 
     def to_onnx(self, path: str | Path) -> Path:
-        """Write the model as an ONNX graph (Gemm, the activation, Softmax; outputs ``label`` and
-        ``probabilities``) for other runtimes; needs the ``onnx`` package (``pip install "xpnet[onnx]"``)."""
+        """Write the model as an ONNX graph for other runtimes (`export.write_onnx`)."""
         from .export import write_onnx
 
         check_is_fitted(self)
@@ -475,20 +415,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_model(cls, model: Model) -> MLPClassifier:
-        """The fitted estimator of ``model`` (from `xpnet.load`, or a command-line checkpoint): it predicts
-        NumPy input (and arrays of the model's backend) and can be saved, exported or trained further."""
-        c, backend = model.config, model.backend
-        est = cls(
-            hidden_layer_sizes=c.hidden_layer_sizes, activation=c.activation, solver=c.solver, alpha=c.alpha,
-            batch_size=c.batch_size or model.n_train, learning_rate_init=c.learning_rate, max_iter=c.max_iter,
-            shuffle=c.shuffle, random_state=c.random_state, tol=c.tol, momentum=c.momentum,
-            nesterovs_momentum=c.nesterovs_momentum, early_stopping=c.early_stopping,
-            validation_fraction=model.val_split / (model.n_train + model.val_split) if model.val_split else 0.1,
-            beta_1=c.beta_1, beta_2=c.beta_2, epsilon=c.epsilon,
+        """The fitted estimator of ``model``: it predicts NumPy input (and arrays of the model's backend) and can
+        be saved, exported or trained further."""
+        c, backend, n, held = model.config, model.backend, model.n_train, model.val_split
+        est = cls(**{k: v for k, v in vars(c).items() if k in cls._parameter_constraints})
+        est.set_params(
+            batch_size=c.batch_size or n,
+            learning_rate_init=c.learning_rate,
+            validation_fraction=held / (n + held) if held else 0.1,
             n_iter_no_change=np.inf if c.n_iter_no_change is None else max(c.n_iter_no_change, 1),
-            lr_decay=c.lr_decay, device=None if backend.device_name == "cpu" and backend.name == "numpy" else
-            backend.device_name, backend=None if backend.name == "numpy" else backend.name, dtype=c.dtype,
-        )  # fmt: skip
+            device=None if (backend.name, backend.device_name) == NUMPY else backend.device_name,
+            backend=None if backend.name == "numpy" else backend.name,
+        )
         est.model_, est._input = model, NUMPY
         est._set_fitted()
         est.t_ = model.n_train * len(model.state.history)
@@ -496,11 +434,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
 
 def load(path: str | Path, device: str = "cpu", backend: str | None = None) -> MLPClassifier:
-    """A fitted `MLPClassifier` from an xpnet checkpoint (``xpnet train --save`` or `MLPClassifier.save`).
-
-    The checkpoint is read safely (plain arrays and JSON, never a pickle); a damaged or foreign file is a
-    ``CheckpointError`` naming the problem. ``device``/``backend`` say where its weights go.
-    """
+    """A fitted `MLPClassifier` from an xpnet checkpoint, its weights where ``device``/``backend`` say; a
+    damaged or foreign file is a ``CheckpointError`` naming the problem."""
     try:
         compute = make_backend(backend, device) if backend else resolve_backend(device)
     except BackendError as e:

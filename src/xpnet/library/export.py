@@ -1,8 +1,8 @@
 """ONNX export: the model as a standard graph (Gemm, the activation, Softmax) for other runtimes.
 
 Inputs are float32 rows named ``input``; the outputs are ``probabilities`` (softmax, float32) and ``label``
-(the largest logit's class: int64 or string labels as the model has them, else the class index). Built with
-the ``onnx`` package, an optional extra; the weights are exported in float32, which ONNX runtimes expect.
+(the largest logit's class: int64, uint64 past 2**63 - 1, or string labels as the model has them, else the
+class index). Needs the optional ``onnx`` package; the weights are exported in float32, as runtimes expect.
 """
 
 from __future__ import annotations
@@ -27,42 +27,34 @@ def write_onnx(model: Model, path: str | Path) -> Path:
     except ImportError:
         raise XpnetError('ONNX export needs the onnx package: pip install "xpnet[onnx]"') from None
     host = [np.asarray(model.backend.to_numpy(p), dtype=np.float32) for p in model.params]
-    inits, nodes, a = [], [], "input"
-    n_layers = len(host) // 2
-    for i in range(n_layers):
-        w, b = f"W{i + 1}", f"b{i + 1}"
-        inits += [numpy_helper.from_array(host[2 * i], w), numpy_helper.from_array(host[2 * i + 1], b)]
-        z = "logits" if i == n_layers - 1 else f"z{i + 1}"
-        nodes.append(helper.make_node("Gemm", [a, w, b], [z]))
-        if i < n_layers - 1:
-            a = f"a{i + 1}"
+    inits = [numpy_helper.from_array(w, f"{'Wb'[i % 2]}{i // 2 + 1}") for i, w in enumerate(host)]
+    nodes, a, n_layers = [], "input", len(host) // 2
+    for i in range(1, n_layers + 1):
+        z = "logits" if i == n_layers else f"z{i}"
+        nodes.append(helper.make_node("Gemm", [a, f"W{i}", f"b{i}"], [z]))
+        if i < n_layers:
+            a = f"a{i}"
             nodes.append(helper.make_node(ONNX_ACTIVATIONS[model.activation], [z], [a]))
-    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
-    classes = as_labels(model.classes)
-    kind = classes.dtype.kind
-    if kind in "iu":
-        labels, label_type = classes.astype(np.int64), TensorProto.INT64
-    elif kind == "U":
-        labels, label_type = classes.astype(object), TensorProto.STRING
-    else:  # floats and booleans: the class index
-        labels, label_type = np.arange(len(model.classes), dtype=np.int64), TensorProto.INT64
-    nodes.append(helper.make_node("ArgMax", ["logits"], ["index"], axis=1, keepdims=0))
+    classes, k = as_labels(model.classes), len(model.classes)
+    if classes.dtype.kind in "iu":  # uint64 only where int64 would wrap
+        labels = classes.astype(np.int64 if classes.dtype.kind == "i" or classes.max() < 2**63 else np.uint64)
+    else:  # strings, else (floats, booleans) the class index
+        labels = classes.astype(object) if classes.dtype.kind == "U" else np.arange(k, dtype=np.int64)
+    label_type = {"O": TensorProto.STRING, "i": TensorProto.INT64, "u": TensorProto.UINT64}[labels.dtype.kind]
     inits.append(numpy_helper.from_array(labels, "classes"))
-    nodes.append(helper.make_node("Gather", ["classes", "index"], ["label"], axis=0))
-    k = len(model.classes)
-    graph = helper.make_graph(
-        nodes,
-        "xpnet",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", model.n_features])],
-        [
-            helper.make_tensor_value_info("label", label_type, ["N"]),
-            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k]),
-        ],
-        inits,
-    )
+    nodes += [
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        helper.make_node("ArgMax", ["logits"], ["index"], axis=1, keepdims=0),
+        helper.make_node("Gather", ["classes", "index"], ["label"], axis=0),
+    ]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", model.n_features])]
+    outputs = [
+        helper.make_tensor_value_info("label", label_type, ["N"]),
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k]),
+    ]
+    graph = helper.make_graph(nodes, "xpnet", inputs, outputs, inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="xpnet")
     onnx.checker.check_model(proto)
-    path = Path(path).expanduser()
-    data = proto.SerializeToString()
+    path, data = Path(path).expanduser(), proto.SerializeToString()
     atomic_write(path, lambda f: f.write(data))
     return path

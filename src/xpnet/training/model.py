@@ -1,18 +1,10 @@
-"""The model record: a network and everything known about it, the same object whichever door it came through.
+"""The model record `Model`: a network and everything known about it, whichever door it came through.
 
-A `Model` holds the settings (`TrainConfig`, in the library's names, each checked once), the run's state
-(`TrainState`: weights, optimizer state, generator, counters, history, the best epoch's weights), the backend
-its weights live on, the label and name of each output, how a picture becomes its inputs, and where it came
-from. Training returns its state, the estimator keeps one, `save` writes one whole as a checkpoint and `load`
-reads it back; ``predict``, ``evaluate``, ``export``, ``serve`` and ``--resume`` all take one. Every door
-classifies through `batched_logits`, the forward loop training's accuracy uses, so all give the same classes.
-
-A checkpoint is a plain ``.npz`` (a zip of ``.npy`` files) of host arrays: the weights ``param_000...``, the
-optimizer state ``opt_000...``, the unfinished epoch's partial loss, ``best_``/``last_`` weights when early
-stopping kept an epoch, and ``meta``, UTF-8 JSON of everything else. Loading trusts nothing in the file: each
-array's header is checked against the model the metadata describes before its payload is read, and the rest of
-the metadata is parsed into the objects it stands for, so a file from someone else can only fail to load, in
-one line. Never a pickle.
+It holds the settings (`TrainConfig`, each checked once by `RULES`), the run's state (`TrainState`), the backend
+its weights live on, its outputs' labels and names, how a picture becomes its inputs, and where it came from.
+Every door classifies through `batched_logits`, as training's accuracy does. `save` writes it whole as a
+checkpoint, a plain ``.npz`` of host arrays and UTF-8 JSON metadata (docs/checkpoints.md); `load` trusts nothing
+in the file, refuses what breaks a rule in one line, and never unpickles.
 """
 
 from __future__ import annotations
@@ -20,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -39,26 +32,18 @@ from ..nn import ACTIVATIONS, OPTIMIZERS, Hyper, Recipe
 
 FITTED_ON_ARRAYS = "arrays"  # the data set of a model fitted from Python on arrays
 FORMAT, FORMAT_VERSION = "xpnet-checkpoint", 2  # 2: the config in the library's names (1: the flags')
-MAX_META_BYTES = 64 << 20  # the metadata JSON; its history grows by about 250 bytes an epoch
-MAX_MEMBER_BYTES = 4 << 30  # the largest weight or optimizer array read (a 784-1,000,000 float32 layer: 3 GiB)
-COUNT_LIMIT = 2**63  # steps, rows: int64 everywhere downstream
+# Limits of a checkpoint, checked before a byte is inflated or parsed (docs/checkpoints.md, "Limits").
+MAX_META_BYTES = 4 << 20  # the metadata JSON: about 16,000 epochs of history; parsing it costs under 100 MB
+MAX_CHECKPOINT_BYTES = 8 << 30  # all arrays, as the zip declares them: a 784-1,000,000-10 model with momentum
+SEED_LIMIT = 2**63  # seeds, counts and batch sizes: int64 downstream, 64 bits in a checkpoint's JSON
 BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM}  # states of plain JSON numbers
 LABEL_KINDS = "iufUb"  # labels a checkpoint's JSON keeps exactly (and ONNX carries): ints, floats, strings, bools
 EVAL_BATCH = 8192  # rows per forward pass when scoring: bounds memory, large enough to be fast
 
-
-# -- the settings ------------------------------------------------------------------------------------------
-#
-# `TrainConfig`: the settings of a training run, in the library's vocabulary, each checked once.
-#
-# The names are scikit-learn's (``hidden_layer_sizes``, ``learning_rate_init``, ``max_iter``...), so the
-# estimator passes its parameters through unchanged and a bad value is a `ConfigError`, a ``ValueError`` that
-# names the parameter. The command line maps its flags onto these names (its parser's ``dest``) and names the
-# flag when it reports one; a checkpoint stores them, and loading one applies the same rules.
+# -- the settings, in scikit-learn's names: a bad one is a `ConfigError` naming it (the CLI names the flag) ----
 DTYPES = ("float32", "float64")
 SOLVERS = ("sgd", "adam")
-SEED_LIMIT = 2**63  # numpy's generators take any non-negative integer; the JSON of a checkpoint keeps 64 bits
-MAX_UNITS = 1_000_000  # per hidden layer: a 784-1,000,000 float32 layer is 3 GiB, the most a checkpoint holds
+MAX_UNITS = 1_000_000  # per hidden layer: a 784-1,000,000 float32 layer is 3 GiB
 # What a resumed run must share with its checkpoint (``optimizer`` is derived from solver and momentum); the
 # rate, decay, batch size and epochs may change. `runlog.read_log` tells another run's log by them too.
 FIXED_FIELDS = ("hidden_layer_sizes", "activation", "optimizer", "dtype", "random_state")
@@ -79,10 +64,8 @@ def is_count(x: object) -> bool:
 
 def is_real(x: object) -> bool:
     """A finite number, not a boolean; an integer too large for a float (10**400 in JSON) is not one."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return False
     try:
-        return math.isfinite(x)
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
     except OverflowError:
         return False
 
@@ -137,11 +120,8 @@ def check_field(name: str, value: Any) -> None:
 
 def default_decay(n_train: int, batch_size: int) -> float:
     """``lr_decay``'s default on the command line: 0.8 per 60,000 examples seen or per 469 optimizer steps,
-    whichever comes later (both are one epoch of 60,000 images at batch 128), applied once per epoch and
-    rounded to 4 decimals. Decaying by steps alone starved small batches (x0.168 an epoch at batch 16), by
-    examples alone large ones (10 epochs at batch 1024 are 590 steps); a small set decays less per epoch
-    (docs/benchmarks.md, "Learning-rate schedule"). It never depends on ``max_iter``, so a run resumed with
-    more epochs trains its earlier epochs exactly as one that asked for them at once."""
+    whichever comes later, rounded to 4 decimals (docs/benchmarks.md, "Learning-rate schedule"). It never
+    depends on ``max_iter``, so a resumed run trains its earlier epochs as one that asked for them at once."""
     steps = 1 if batch_size == 0 or n_train < 1 else math.ceil(n_train / min(batch_size, n_train))
     return round(0.8 ** min(max(n_train, 0) / 60000, steps / 469), 4)
 
@@ -167,7 +147,7 @@ class TrainConfig:
     beta_2: float = 0.999
     epsilon: float = 1e-8
     shuffle: bool = True  # a new order of the training rows every epoch; False: always their own order
-    # Stopping (`loop.stalled`): with early_stopping, on the validation accuracy, keeping the best epoch's
+    # Stopping (`loop.should_stop`): with early_stopping on the validation accuracy, keeping the best epoch's
     # weights; else on the training loss. n_iter_no_change None: never stop before max_iter.
     early_stopping: bool = False
     n_iter_no_change: int | None = None
@@ -176,15 +156,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             check_field(f.name, getattr(self, f.name))
-
-    @classmethod
-    def from_dict(cls, saved: dict[str, Any]) -> TrainConfig:
-        """A config from `to_dict`'s output (a checkpoint's), ignoring keys it does not know."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in saved.items() if k in known}
-        if isinstance(values.get("hidden_layer_sizes"), list):
-            values["hidden_layer_sizes"] = tuple(values["hidden_layer_sizes"])
-        return cls(**values)
 
     @property
     def optimizer(self) -> str:
@@ -202,19 +173,14 @@ class TrainConfig:
         return OPTIMIZERS[self.optimizer].default_lr if self.learning_rate_init is None else self.learning_rate_init
 
     def lr_at(self, epoch: int) -> float:
-        """Learning rate of epoch ``epoch`` (from 1), independent of ``max_iter`` (so resuming with a new total
-        changes no earlier epoch). A Python float even when the config holds NumPy scalars: NumPy computes with
-        an ``np.float64`` rate in float64 but with a Python one in the weights' dtype (NEP 50)."""
+        """The rate of epoch ``epoch`` (from 1), whatever ``max_iter``. A Python float: NumPy computes with an
+        ``np.float64`` rate in float64, with a Python one in the weights' dtype (NEP 50)."""
         return float(self.learning_rate * self.lr_decay ** (epoch - 1))
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values, with the rate resolved and the update rule named (``optimizer``)."""
-        hidden = list(self.hidden_layer_sizes)
-        return {**asdict(self), "hidden_layer_sizes": hidden, "learning_rate_init": self.learning_rate,
-                "optimizer": self.optimizer}  # fmt: skip
-
-
-# -- the run's state ----------------------------------------------------------------------------------------
+        resolved = {"learning_rate_init": self.learning_rate, "optimizer": self.optimizer}
+        return asdict(self) | {"hidden_layer_sizes": list(self.hidden_layer_sizes)} | resolved
 
 
 @dataclass(frozen=True)
@@ -231,12 +197,9 @@ class EpochStats:
 
 @dataclass
 class TrainState:
-    """Everything a run needs to continue exactly where it stopped, and how it ended.
-
-    ``rng`` is the host generator as it stood at the start of the unfinished epoch (or of the next one):
-    resuming redraws that epoch's permutation from it and skips the ``offset`` rows already trained.
-    ``loss_sum``, ``correct`` and ``seconds`` are the unfinished epoch's partial totals.
-    """
+    """Everything a run needs to continue exactly where it stopped, and how it ended. ``rng`` is the host
+    generator at the start of the unfinished epoch: resuming redraws its permutation and skips the ``offset``
+    rows already trained; ``loss_sum``, ``correct`` and ``seconds`` are that epoch's partial totals."""
 
     params: list[Any]  # the weights kept: on the model's device, or host arrays as read from a file
     opt_state: list[Any]
@@ -260,12 +223,10 @@ class TrainState:
 
     @property
     def kept(self) -> EpochStats | None:
-        """The statistics of the epoch whose weights are held: the best one once early stopping put its
-        weights back, else the last (None before the first epoch)."""
+        """The statistics of the epoch whose weights are held: the best once early stopping put its weights
+        back, else the last (None before the first epoch)."""
         best = best_epoch(self.history) if self.restored else None
-        if best is not None:
-            return next(s for s in self.history if s.epoch == best)
-        return self.history[-1] if self.history else None
+        return next((s for s in self.history if s.epoch == best), self.history[-1] if self.history else None)
 
     @property
     def train_seconds(self) -> float:
@@ -282,19 +243,15 @@ def initial_state(backend: Backend, sizes: Sequence[int], config: TrainConfig) -
     """Freshly initialised weights for layers of ``sizes`` and optimizer state, from ``config.random_state``."""
     rng = np.random.default_rng(config.random_state)
     params = [backend.asarray(p) for p in nn.init_params(rng, list(sizes), config.activation, config.dtype)]
-    return TrainState(params, nn.OPTIMIZERS[config.optimizer].init(backend.xp, params), rng)
-
-
-# -- scoring ------------------------------------------------------------------------------------------------
+    return TrainState(params, OPTIMIZERS[config.optimizer].init(backend.xp, params), rng)
 
 
 def images_to_device(backend: Backend, images: Any, dtype: Any) -> Any:
-    """Rows -> device rows in ``dtype``: uint8 pixels are scaled to [0, 1]; features (floats, any namespace,
-    as the estimator hands them over) are taken as they are."""
+    """Rows -> device rows in ``dtype``: uint8 pixels scaled to [0, 1] on the device (a quarter of the bytes
+    to move), features of any namespace taken as they are."""
     x = backend.asarray(images)
     if x.dtype != backend.xp.uint8:
         return backend.xp.astype(x, dtype, copy=False)
-    # Moving uint8 and scaling on the device sends a quarter of the bytes float32 would.
     return backend.xp.astype(x, dtype) / 255.0
 
 
@@ -323,14 +280,11 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
     return int(backend.to_numpy(correct)) / max(x.shape[0], 1)
 
 
-# -- the record ---------------------------------------------------------------------------------------------
-
-
 @dataclass(eq=False)
 class Model:
-    """A network and everything known about it (see the module's docstring); ``state.params`` live on
-    ``backend``. ``classes`` are the outputs' labels (scikit-learn's ``classes_``), ``names`` how reports
-    print them; ``layout`` says how a picture becomes inputs when not by the data set's name."""
+    """A network and everything known about it; ``state.params`` live on ``backend``. ``classes`` are the
+    outputs' labels (scikit-learn's ``classes_``), ``names`` how reports print them; ``layout`` says how a
+    picture becomes inputs when not by the data set's name."""
 
     config: TrainConfig
     state: TrainState
@@ -347,20 +301,17 @@ class Model:
     path: Path | None = None  # the file it was read from or last saved to
 
     def __post_init__(self) -> None:
-        if not self.names:
-            self.names = tuple(str(c) for c in self.classes.tolist())
+        self.names = self.names or tuple(str(c) for c in self.classes.tolist())
 
     @classmethod
     def of_data(
         cls, config: TrainConfig, state: TrainState | None, backend: Backend, data: Dataset, val_split: int = 0
     ) -> Model:
-        """The model of a run on the data set ``data`` (``val_split`` of its rows held out), its ``state``
-        (None before the first step). Its labels are the class numbers where the classes have no names of
-        their own ("0".."9"), else the names."""
-        names = tuple(data.classes)
-        n_train = len(data.y_train)
-        return cls(config, state, backend, labels_of(names), names, data.layout, data.name, data.folder, n_train,
-                   val_split, trained_on=str(backend))  # fmt: skip
+        """The model of a run on ``data`` (``val_split`` of its rows held out), its ``state`` (None before the
+        first step); its labels are `labels_of` its classes."""
+        names, n_train = tuple(data.classes), len(data.y_train)
+        where = (data.layout, data.name, data.folder, n_train, val_split)
+        return cls(config, state, backend, labels_of(names), names, *where, trained_on=str(backend))
 
     @property
     def params(self) -> list[Any]:
@@ -417,8 +368,8 @@ class Model:
         return (self.trained_on or "unknown") + (f"; gradients from {self.workers}" if self.workers else "")
 
     def outputs(self, x: Any) -> tuple[Any, Any]:
-        """(class index, log-probabilities) of each row of ``x`` (device rows in the model's dtype), device
-        arrays. The class is the largest logit, not the largest rounded probability, as in training."""
+        """(class index, log-probabilities) of each row of device rows ``x``, as device arrays; the class is
+        the largest logit, as in training."""
         xp, logits = self.backend.xp, list(batched_logits(self.backend.xp, self.params, x, self.activation))
         if not logits:
             dev, dt = self.backend.device, self.backend.dtype(self.dtype)
@@ -427,8 +378,7 @@ class Model:
         return xp.argmax(logits, axis=1), nn.log_softmax(xp, logits)
 
     def labels(self, index: Any) -> Any:
-        """The labels of class indices ``index`` (a device array): a device array for numeric labels, NumPy
-        for strings, which no array library but NumPy holds."""
+        """The labels of class indices ``index`` (a device array): on the device when numeric, else NumPy."""
         if self.classes.dtype.kind in "iufb":
             return self.backend.xp.take(self.backend.asarray(self.classes), index)
         return self.classes[self.backend.to_numpy(index)]
@@ -440,31 +390,27 @@ class Model:
         return host(index).astype(np.int64), host(self.backend.xp.exp(logp)).astype(np.float64)
 
 
-def label_list(classes: Sequence[Any] | np.ndarray) -> list[Any]:
-    """``classes`` as JSON values, or `ValueError` for labels a checkpoint cannot keep exactly (objects)."""
-    classes = as_labels(classes)
-    if classes.dtype.kind not in LABEL_KINDS:
-        raise ValueError(
-            f"labels of dtype {classes.dtype} that are not all strings cannot be saved: use integers, floats or strings"
-        )
-    return classes.tolist()
-
-
 def as_labels(classes: Sequence[Any] | np.ndarray) -> np.ndarray:
-    """``classes`` as a NumPy array of a kind a checkpoint and ONNX keep exactly: strings held as Python
-    objects (pandas' way) become a string array; other objects stay objects."""
+    """``classes`` as a NumPy array: strings held as Python objects (pandas' way) become a string array."""
     classes = np.asarray(classes)
     if classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes.tolist()):
         return classes.astype(str)
     return classes
 
 
-# -- the file -----------------------------------------------------------------------------------------------
+def labels_of(names: tuple[str, ...]) -> np.ndarray:
+    """The labels of outputs named ``names`` when nothing else says: their numbers where the names are
+    "0".."k-1" (digits), else the names."""
+    return np.arange(len(names)) if names == tuple(map(str, range(len(names)))) else np.asarray(names)
 
 
 def save(model: Model, path: str | Path) -> Path:
-    """Write ``model`` whole to ``path`` atomically (its arrays copied to the host); returns the path."""
-    path, s, host = Path(path).expanduser(), model.state, model.backend.to_numpy
+    """Write ``model`` whole to ``path`` atomically (its arrays copied to the host); returns the path.
+    `ValueError` for labels a checkpoint cannot keep exactly (objects)."""
+    path, s, host, labels = Path(path).expanduser(), model.state, model.backend.to_numpy, as_labels(model.classes)
+    if labels.dtype.kind not in LABEL_KINDS:
+        kind = f"labels of dtype {labels.dtype} that are not all strings"
+        raise ValueError(f"{kind} cannot be saved: use integers, floats or strings")
     arrays = {f"param_{i:03d}": host(p) for i, p in enumerate(s.params)}
     arrays |= {f"opt_{i:03d}": host(a) for i, a in enumerate(s.opt_state)}
     arrays["loss_sum"] = np.asarray(s.loss_sum, dtype=model.dtype)
@@ -476,20 +422,12 @@ def save(model: Model, path: str | Path) -> Path:
         "xpnet_version": __version__,
         "backend": model.backend.name,
         "device": model.backend.device_name,
-        "workers": model.workers,
-        "dataset": model.dataset,
-        "data_dir": model.data_dir,
-        "n_train": model.n_train,
-        "val_split": model.val_split,
+        **{k: getattr(model, k) for k in ("workers", "dataset", "data_dir", "n_train", "val_split")},
         "layer_sizes": model.sizes,
         "classes": list(model.names),
-        "labels": label_list(model.classes),
+        "labels": labels.tolist(),
         "config": model.config.to_dict(),
-        "epoch": s.epoch,
-        "step": s.step,
-        "offset": s.offset,
-        "correct": s.correct,
-        "seconds": s.seconds,
+        **{k: getattr(s, k) for k in ("epoch", "step", "offset", "correct", "seconds")},
         "rng": s.rng.bit_generator.state,
         "history": [vars(e) for e in s.history],
         "n_best": len(s.best_params or []),
@@ -498,25 +436,34 @@ def save(model: Model, path: str | Path) -> Path:
     if model.layout is not None:
         meta["layout"] = {k: getattr(model.layout, k) for k in ("side", "box", "work", "by_mass")}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    if arrays["meta"].size > MAX_META_BYTES:
+        raise CheckpointError(f"{path}: {len(s.history)} epochs of history are more than a checkpoint holds")
     atomic_write(path, lambda f: np.savez(f, **arrays))
     model.path = path
     return path
 
 
-def load(path: str | Path, backend: Backend | None = None) -> Model:
-    """The model a checkpoint holds, its weights on ``backend`` (default: NumPy on the CPU).
+def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = True) -> Model:
+    """The model a checkpoint holds, its weights on ``backend`` (default: NumPy on the CPU); without
+    ``optimizer`` (to predict), its optimizer state is left unread (``state.opt_state`` empty).
 
-    Raises `CheckpointError` (one line) for a missing, unreadable, truncated or foreign file, pickled or
-    object arrays, members that are not ``.npy`` arrays, arrays missing or shaped unlike the model the
-    metadata describes, NaN or infinite values (exit status 1), and metadata that does not parse.
+    `CheckpointError` (one line) for a missing, unreadable, truncated, encrypted, compressed or foreign file,
+    one past the limits (`MAX_CHECKPOINT_BYTES`, `MAX_META_BYTES`), pickled or object arrays, arrays missing or
+    shaped unlike the model the metadata describes, NaN or infinite values (exit status 1), and metadata that
+    does not parse.
     """
     path, name = Path(path).expanduser(), "meta"
     try:
         with npy.open_npz(path) as (z, members):
+            _check_zip(path, z, members.values())
             if name not in members:
                 raise CheckpointError(f"{path} is not an xpnet checkpoint (no xpnet metadata in it)")
             meta = _read_meta(path, npy.read_member(z, members[name], _meta_check))
-            config = TrainConfig.from_dict(meta["config"])
+            known = {f.name for f in fields(TrainConfig)}
+            saved = {k: v for k, v in meta["config"].items() if k in known}
+            if isinstance(saved.get("hidden_layer_sizes"), list):
+                saved["hidden_layer_sizes"] = tuple(saved["hidden_layer_sizes"])
+            config = TrainConfig(**saved)
             expected = _expected_arrays(meta, config, len(members))
             extra = sorted(set(members) - set(expected) - {"meta"})
             if extra:
@@ -525,7 +472,8 @@ def load(path: str | Path, backend: Backend | None = None) -> Model:
             for name, shape in expected.items():
                 if name not in members:
                     raise CheckpointError(f"{path} is missing the array {name!r}; the file is incomplete")
-                arrays[name] = npy.read_member(z, members[name], npy.expect(shape, config.dtype))
+                if optimizer or not name.startswith("opt_"):
+                    arrays[name] = npy.read_member(z, members[name], npy.expect(shape, config.dtype))
         bad = next((name for name, a in arrays.items() if not np.isfinite(a).all()), None)
         if bad is not None:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
             raise CheckpointError(
@@ -533,10 +481,7 @@ def load(path: str | Path, backend: Backend | None = None) -> Model:
                 "retrain it, with a lower learning rate if it diverged",
                 exit_status=1,
             )
-        state = _read_state(meta, arrays, config)
-        names = _read_names(meta)
-        classes = _read_labels(meta.get("labels"), names)
-        layout = _read_layout(meta)
+        state, (names, classes), layout = _read_state(meta, arrays, config), _read_outputs(meta), _read_layout(meta)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except npy.NotNpz:
@@ -545,9 +490,7 @@ def load(path: str | Path, backend: Backend | None = None) -> Model:
         raise CheckpointError(f"{path}: array {name!r} {e}; use another checkpoint") from None
     except OSError as e:  # permission denied, a folder, a FIFO or a device
         raise CheckpointError(f"cannot read checkpoint {path}: {reason(e)}; give a readable file") from None
-    except CheckpointError:
-        raise
-    except (EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError, OverflowError) as e:
+    except (EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
         # ValueError: a ConfigError (the config's own rules, naming the setting) among others
         why = f"no {e.args[0]!r} in its metadata" if isinstance(e, KeyError) else one_line(e)
         raise CheckpointError(f"{path} is damaged or not written by xpnet ({why}); use another checkpoint") from None
@@ -556,27 +499,37 @@ def load(path: str | Path, backend: Backend | None = None) -> Model:
     trained_on = " on ".join(str(meta.get(key, "unknown")) for key in ("backend", "device"))
     workers = meta.get("workers") if isinstance(meta.get("workers"), str) else None
     folder = meta.get("data_dir") if isinstance(meta.get("data_dir"), str) and meta.get("data_dir") else None
-    return Model(
-        config, state, backend, classes, names, layout, meta["dataset"], folder, meta["n_train"],
-        meta["val_split"], workers, trained_on, path,
-    )  # fmt: skip
+    where = (meta["dataset"], folder, meta["n_train"], meta["val_split"], workers, trained_on, path)
+    return Model(config, state, backend, classes, names, layout, *where)
+
+
+def _check_zip(path: Path, z: zipfile.ZipFile, members: Iterable[zipfile.ZipInfo]) -> None:
+    """Refuse, before a byte is inflated, a zip that declares more than it holds or than xpnet reads (xpnet
+    stores its arrays uncompressed, so a checkpoint costs at most its size), and an encrypted one."""
+    declared, size = sum(i.file_size for i in members), os.fstat(z.fp.fileno()).st_size
+    if declared > min(size, MAX_CHECKPOINT_BYTES):
+        raise CheckpointError(
+            f"{path} declares {declared / 2**30:.2f} GiB of arrays in {size / 2**30:.2f} GiB of file; xpnet reads "
+            f"uncompressed checkpoints of up to {MAX_CHECKPOINT_BYTES >> 30} GiB"
+        )
+    if any(i.flag_bits & 1 for i in members):
+        raise CheckpointError(f"{path} is encrypted; xpnet reads only the plain .npz files it writes")
 
 
 def _meta_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
     if dtype != np.uint8 or len(shape) != 1:
         raise npy.NpyError("is not xpnet metadata (UTF-8 JSON as uint8)")
     if shape[0] > MAX_META_BYTES:
-        raise npy.NpyError(f"declares {shape[0]} bytes of metadata, more than xpnet writes ({MAX_META_BYTES})")
+        raise npy.NpyError(f"declares {shape[0]} bytes of metadata, more than xpnet reads ({MAX_META_BYTES})")
 
 
-# Version 1 named the settings as the command line's flags.
-V1_NAMES = {"hidden": "hidden_layer_sizes", "lr": "learning_rate_init", "gamma": "lr_decay", "epochs": "max_iter",
-            "seed": "random_state", "nesterov": "nesterovs_momentum"}  # fmt: skip
+V1_NAMES = {"hidden": "hidden_layer_sizes", "lr": "learning_rate_init", "gamma": "lr_decay", "epochs": "max_iter"}
+V1_NAMES |= {"seed": "random_state", "nesterov": "nesterovs_momentum"}  # version 1 named them as the flags
 
 
 def _upgrade_v1(config: dict[str, Any]) -> dict[str, Any]:
-    """A version-1 config in today's names: ``optimizer`` becomes solver and momentum, ``patience`` early
-    stopping, ``sigmoid`` logistic."""
+    """A version-1 config (the flags' names) in today's: ``optimizer`` becomes solver and momentum,
+    ``patience`` early stopping, ``sigmoid`` logistic."""
     new = {V1_NAMES.get(k, k): v for k, v in config.items() if k not in ("optimizer", "patience")}
     optimizer, patience = config.get("optimizer"), config.get("patience", 0)
     new["solver"] = "sgd" if optimizer in ("sgd", "momentum") else optimizer
@@ -600,8 +553,8 @@ def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format {version}, newer than this xpnet "
-            f"{__version__} reads ({FORMAT_VERSION}): upgrade xpnet"
+            f"{path} has checkpoint format {version}, newer than this xpnet {__version__} reads ({FORMAT_VERSION}): "
+            "upgrade xpnet"
         )
     if version < 2 and isinstance(meta.get("config"), dict):
         meta["config"] = _upgrade_v1(meta["config"])
@@ -609,8 +562,8 @@ def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
 
 
 def _expected_arrays(meta: dict[str, Any], config: TrainConfig, n_members: int) -> dict[str, tuple[int, ...]]:
-    """The name and shape of every array of the model the metadata describes, checked before any is read:
-    the layers fit the config and the file, and no array is larger than xpnet reads."""
+    """The name and shape of every array of the model the metadata describes, checked to fit the config and
+    the file before any is read."""
     sizes, hidden = meta["layer_sizes"], list(config.hidden_layer_sizes)
     if not (isinstance(sizes, list) and all(is_count(s) and s > 0 for s in sizes) and sizes[1:-1] == hidden):
         raise ValueError(f"its layer_sizes are inconsistent with the config's hidden layers {hidden}")
@@ -621,20 +574,13 @@ def _expected_arrays(meta: dict[str, Any], config: TrainConfig, n_members: int) 
     if not (is_count(n_best) and n_best in (0, len(shapes)) and isinstance(restored, bool) and n_best >= restored):
         raise ValueError(f"its n_best and restored must be 0 and false, or {len(shapes)} best-epoch arrays")
     expected = {f"param_{i:03d}": s for i, s in enumerate(shapes)}
-    expected |= {f"opt_{i:03d}": s for i, s in enumerate(nn.OPTIMIZERS[config.optimizer].state_shapes(shapes))}
+    expected |= {f"opt_{i:03d}": s for i, s in enumerate(OPTIMIZERS[config.optimizer].state_shapes(shapes))}
     expected["loss_sum"] = ()
     expected |= {f"best_{i:03d}": s for i, s in enumerate(shapes[:n_best])}
-    expected |= {f"last_{i:03d}": s for i, s in enumerate(shapes)} if restored else {}
-    biggest = max(npy.nbytes(s, np.dtype(config.dtype)) for s in expected.values())
-    if biggest > MAX_MEMBER_BYTES:
-        raise ValueError(
-            f"it describes a {nn.layer_text(sizes)} model with a {biggest / 2**30:.1f} GiB weight array; "
-            f"xpnet reads arrays up to {MAX_MEMBER_BYTES // 2**30} GiB"
-        )
-    return expected
+    return expected | ({f"last_{i:03d}": s for i, s in enumerate(shapes)} if restored else {})
 
 
-def _count(meta: dict[str, Any], key: str, low: int, high: int = COUNT_LIMIT - 1) -> int:
+def _count(meta: dict[str, Any], key: str, low: int, high: int = SEED_LIMIT - 1) -> int:
     """The integer ``meta[key]``, refused outside ``low..high``: a counter out of range would train nothing."""
     value = meta.get(key)
     if not (is_count(value) and low <= value <= high):
@@ -674,17 +620,16 @@ def _read_state(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: Tra
 
 
 def _read_rng(saved: Any) -> np.random.Generator:
-    """The host generator from its saved state, which NumPy must give back unchanged: it truncates a float
-    and ignores keys it does not know."""
+    """The host generator from its saved state, which NumPy must give back unchanged (it truncates a float
+    and ignores keys it does not know)."""
     try:
         rng = np.random.Generator(BIT_GENERATORS[saved["bit_generator"]]())
         rng.bit_generator.state = saved
-        ok = rng.bit_generator.state == saved
+        if rng.bit_generator.state == saved:
+            return rng
     except (KeyError, TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ValueError(f"its random-generator state is not a {' or '.join(BIT_GENERATORS)} state")
-    return rng
+        pass
+    raise ValueError(f"its random-generator state is not a {' or '.join(BIT_GENERATORS)} state")
 
 
 def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
@@ -694,37 +639,29 @@ def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
     try:
         history = [EpochStats(**entry) for entry in saved]
     except TypeError:  # an entry that is not an object, or has keys EpochStats does not have
-        history = None
-    if history is None or not all(_plausible(s, epochs_done) for s in history):
-        raise ValueError("its history holds an entry that is not an epoch's statistics")
+        history = [None]
+    for s in history:
+        if not (
+            s is not None
+            and is_count(s.epoch)
+            and 1 <= s.epoch <= epochs_done
+            and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
+            and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
+            and (is_real(s.samples_per_second) or s.samples_per_second == math.inf)  # an epoch too short to time
+        ):
+            raise ValueError("its history holds an entry that is not an epoch's statistics")
     return history
 
 
-def _plausible(s: EpochStats, epochs_done: int) -> bool:
-    speed = s.samples_per_second  # infinite for an epoch too short to time
-    return (
-        is_count(s.epoch)
-        and 1 <= s.epoch <= epochs_done
-        and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
-        and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
-        and (is_real(speed) or speed == math.inf)
-    )
-
-
-def _read_names(meta: dict[str, Any]) -> tuple[str, ...]:
-    """The name of each output; a file without them (an early version) has its named data set's."""
-    n = meta["layer_sizes"][-1]
+def _read_outputs(meta: dict[str, Any]) -> tuple[tuple[str, ...], np.ndarray]:
+    """The name of each output (a file without them, from an early version, has its data set's), and its label
+    as saved when the labels are distinct values of one kind (integers that fit 64 bits, finite floats, strings
+    or booleans: a crafted mix would give duplicate or object classes), else `labels_of` the names."""
+    n, saved = meta["layer_sizes"][-1], meta.get("labels")
     names = meta.get("classes", list(class_names(meta["dataset"])))
     if not (isinstance(names, list) and len(names) == n and all(isinstance(name, str) for name in names)):
         raise ValueError(f"its class names do not match its {n} outputs")
-    return tuple(names)
-
-
-def _read_labels(saved: Any, names: tuple[str, ...]) -> np.ndarray:
-    """The outputs' labels as saved, when they are ``len(names)`` distinct values of one kind (all integers in
-    int64, all finite floats, all strings or all booleans: a crafted file's mix would give duplicate or object
-    classes); else the class numbers where the names are "0".."k-1", else the names."""
-    n = len(names)
+    names = tuple(names)
     if isinstance(saved, list) and len(saved) == n and len({type(v) for v in saved}) == 1:
         try:
             labels = np.asarray(saved) if type(saved[0]) in (int, float, str, bool) else None
@@ -732,14 +669,8 @@ def _read_labels(saved: Any, names: tuple[str, ...]) -> np.ndarray:
             labels = None
         if labels is not None and labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == n:
             if labels.dtype.kind != "f" or np.isfinite(labels).all():
-                return labels
-    return labels_of(names)
-
-
-def labels_of(names: tuple[str, ...]) -> np.ndarray:
-    """The labels of outputs named ``names`` when nothing else says: their numbers where the names are
-    "0".."k-1" (digits), else the names."""
-    return np.arange(len(names)) if names == tuple(map(str, range(len(names)))) else np.asarray(names)
+                return names, labels
+    return names, labels_of(names)
 
 
 def _read_layout(meta: dict[str, Any]) -> Layout | None:
