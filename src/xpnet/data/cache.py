@@ -1,20 +1,17 @@
 """A cache of a picture folder's prepared images: one ``.npz`` of plain arrays, never pickles.
 
 Reading and preparing thousands of pictures takes a while; the result is kept so that the next run starts
-at once. What the cache trusts, and why a run never trains on arrays other than its pictures give:
+at once. Why a run never trains on arrays other than its pictures give:
 
-- it is keyed by a hash of every picture's path below the folder and of its *contents* (and of the layout
-  and this cache format): editing, adding, removing or renaming a picture, or another ``--image-size``,
-  makes a new key. Sizes and modification times are not trusted (anyone can reproduce them).
+- the key hashes every picture's path below the folder and its *contents* (sizes and times are not trusted),
+  the layout and this format; the file stores it sealed with a hash of the cached arrays, so a cache with
+  the right key and other arrays (labels shuffled) is stale, as one of other pictures is;
 - it lives only in a folder of the user's own that no one else may write (``$XPNET_FOLDER_CACHE``, else
-  ``$XPNET_DATA/folders`` or ``~/.cache/xpnet/folders``, made with mode 700), never beside the pictures:
-  its arrays were prepared by xpnet from pictures with that key. A cache folder that others may write is
-  not used.
+  ``$XPNET_DATA/folders`` or ``~/.cache/xpnet/folders``, made with mode 700), never beside the pictures;
 - it is read through `npy.open_npz` with caps (no member larger than the folder's pictures make), so a
   damaged, huge or special file (a FIFO, a link to /dev/zero) costs nothing but a rebuild.
 
-A cache that is there but unusable (stale, damaged) is reported by `load` and rebuilt; writing one that
-fails (a full disk) only costs the next run the time to read the pictures again.
+A cache that cannot be written (a full disk) only costs the next run the time to read the pictures again.
 """
 
 from __future__ import annotations
@@ -33,11 +30,10 @@ from ..files import atomic_write
 from . import npy
 from .datasets import default_data_dir
 
-VERSION = 3  # bumped when what is cached changes meaning (how a picture is prepared: `images.PREPARATION`)
+VERSION = 4  # bumped when what is cached changes meaning (how a picture is prepared: `images.PREPARATION`)
 KEYS = ("key", "x_train", "y_train", "x_test", "y_test", "classes", "skipped")
 CACHE_ENV = "XPNET_FOLDER_CACHE"
 MAX_CHARS = 4096  # of a class name or a skipped picture's path, as stored
-CHUNK = 1 << 20
 
 
 def fingerprint(root: Path, files: Sequence[Path], recipe: str) -> str:
@@ -49,12 +45,21 @@ def fingerprint(root: Path, files: Sequence[Path], recipe: str) -> str:
         try:
             with npy.open_regular(f) as stream:
                 digest = hashlib.sha256()
-                while block := stream.read(CHUNK):
+                while block := stream.read(1 << 20):
                     digest.update(block)
             h.update(b"=" + digest.digest())
         except OSError as e:
             h.update(f"!{e.errno}".encode())
         h.update(b"\n")
+    return h.hexdigest()
+
+
+def _sealed(key: str, arrays: dict[str, np.ndarray]) -> str:
+    """``key`` hashed with the arrays cached under it: what the file stores and `load` checks."""
+    h = hashlib.sha256(key.encode())
+    for k in KEYS[1:]:
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"\n{k} {a.dtype.str} {a.shape}\n".encode() + a.tobytes())
     return h.hexdigest()
 
 
@@ -77,13 +82,12 @@ def _check(name: str, n_files: int, n_features: int) -> npy.Check:
     """The header every member of a cache of ``n_files`` pictures must have: no more rows than pictures."""
 
     def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
-        rows = len(shape) >= 1 and shape[0] <= n_files
+        ok = len(shape) >= 1 and shape[0] <= n_files
         if name.startswith("x_"):
-            ok = rows and dtype == np.uint8 and shape[1:] == (n_features,)
-        elif name.startswith("y_"):
-            ok = rows and dtype == np.int64 and len(shape) == 1
+            ok = ok and dtype == np.uint8 and shape[1:] == (n_features,)
         else:
-            ok = rows and dtype.kind == "U" and dtype.itemsize <= 4 * MAX_CHARS and len(shape) == 1
+            text = dtype.kind == "U" and dtype.itemsize <= 4 * MAX_CHARS
+            ok = ok and len(shape) == 1 and (dtype == np.int64 if name.startswith("y_") else text)
         if not ok:
             raise npy.NpyError(f"holds {name} as {dtype}{list(shape)}, more or other than {n_files} pictures make")
 
@@ -99,17 +103,14 @@ def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str,
         with npy.open_npz(path) as (z, members):
             if set(members) != set(KEYS):
                 return None, "not an xpnet cache"
-            if str(npy.read_member(z, members["key"], npy.expect((), "<U64"))) != key:
-                return None, "stale: made from other pictures (or by another xpnet)"
+            seal = str(npy.read_member(z, members["key"], npy.expect((), "<U64")))
             arrays = {k: npy.read_member(z, members[k], _check(k, n_files, n_features)) for k in KEYS[1:]}
     except FileNotFoundError:
         return None, ""
     except (OSError, npy.NpyError) as e:
         return None, f"unusable ({reason(e)})"
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if y.shape != (x.shape[0],) or (y.size and not 0 <= y.min() <= y.max() < arrays["classes"].size):
-            return None, "damaged: its labels do not fit its images and classes"
+    if seal != _sealed(key, arrays):
+        return None, "stale: made from other pictures (or by another xpnet), or altered since"
     return arrays, ""
 
 
@@ -122,7 +123,7 @@ def save(path: Path, key: str, arrays: dict[str, np.ndarray]) -> bool:
         with contextlib.suppress(FileNotFoundError):
             if not stat.S_ISREG(os.lstat(path).st_mode):  # a link, a FIFO: ours to replace, not to follow
                 os.unlink(path)
-        atomic_write(path, lambda f: np.savez(f, key=np.array(key), **arrays))
+        atomic_write(path, lambda f: np.savez(f, key=np.array(_sealed(key, arrays)), **arrays))
     except (OSError, XpnetError):  # a full disk, a read-only folder, a folder at the path; no partial file
         return False
     return True
