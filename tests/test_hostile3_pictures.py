@@ -123,7 +123,7 @@ REFUSED = {
     "scans.jpg": "scans",  # 45,000 scans of a 256x256 picture: minutes of decoding
     "lossless.webp": "8000x8000 pixels",  # 2.5 KB, 1 GB decoded
     "huge.png": "12000x12000 pixels",
-    "icon.ico": "not a picture xpnet reads",  # Pillow's ICO reader decodes its PNG inside Image.open
+    "icon.ico": "not a picture Pillow can read",  # Pillow's ICO reader decodes its PNG inside Image.open
 }
 
 

@@ -1,17 +1,10 @@
 """A cache of a picture folder's prepared images: one ``.npz`` of plain arrays, never pickles.
 
-Reading and preparing thousands of pictures takes a while; the result is kept so that the next run starts
-at once. Why a run never trains on arrays other than its pictures give:
-
-- the key hashes every picture's path below the folder and its *contents* (sizes and times are not trusted),
-  the layout and this format; the file stores it sealed with a hash of the cached arrays, so a cache with
-  the right key and other arrays (labels shuffled) is stale, as one of other pictures is;
-- it lives only in a folder of the user's own that no one else may write (``$XPNET_FOLDER_CACHE``, else
-  ``$XPNET_DATA/folders`` or ``~/.cache/xpnet/folders``, made with mode 700), never beside the pictures;
-- it is read through `npy.open_npz` with caps (no member larger than the folder's pictures make), so a
-  damaged, huge or special file (a FIFO, a link to /dev/zero) costs nothing but a rebuild.
-
-A cache that cannot be written (a full disk) only costs the next run the time to read the pictures again.
+Its key hashes every picture's path and *contents* (not sizes or times), the layout and this format, and
+is stored sealed with a hash of the arrays: a cache of other pictures, or with other arrays (labels
+shuffled), is stale. It lives only in a folder no one else may write (``$XPNET_FOLDER_CACHE``, else
+``$XPNET_DATA/folders`` or ``~/.cache/xpnet/folders``, mode 700), never beside the pictures, and is read
+with caps (`npy.open_npz`): a damaged, huge or special file costs a rebuild, a failed write a re-read.
 """
 
 from __future__ import annotations
@@ -37,8 +30,8 @@ MAX_CHARS = 4096  # of a class name or a skipped picture's path, as stored
 
 
 def fingerprint(root: Path, files: Sequence[Path], recipe: str) -> str:
-    """A hash of each file's path below ``root`` and contents, and of ``recipe`` (the layout). A file that
-    cannot be read (a dangling link, no permission, a FIFO) counts by its error: reading it is skipped."""
+    """A hash of each file's path below ``root`` and contents, and of ``recipe``; an unreadable file counts
+    by its error."""
     h = hashlib.sha256(f"xpnet-folder-cache {VERSION}\n{recipe}\n".encode())
     for f in files:
         h.update(os.fsencode(f.relative_to(root)) + b"\0")  # names need not be UTF-8
@@ -64,14 +57,14 @@ def _sealed(key: str, arrays: dict[str, np.ndarray]) -> str:
 
 
 def cache_path(root: Path, side: int) -> Path:
-    """Where the cache of ``root`` at ``side`` x ``side`` lives: the private cache folder, by ``root``'s path."""
+    """Where the cache of ``root`` at ``side`` x ``side`` lives."""
     folder = Path(os.environ.get(CACHE_ENV) or default_data_dir("folders")).expanduser()
     tag = hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
     return folder / f"{tag}-{side}.npz"
 
 
 def _private(folder: Path) -> bool:
-    """Whether ``folder`` is the user's own and no one else may write in it (Windows: by its own ACLs)."""
+    """Whether ``folder`` is the user's own and no one else may write in it (Windows: its ACLs say)."""
     if os.name != "posix":
         return True
     st = os.stat(folder)
@@ -79,7 +72,7 @@ def _private(folder: Path) -> bool:
 
 
 def _check(name: str, n_files: int, n_features: int) -> npy.Check:
-    """The header every member of a cache of ``n_files`` pictures must have: no more rows than pictures."""
+    """The header each member of a cache of ``n_files`` pictures must have: no more rows than pictures."""
 
     def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
         ok = len(shape) >= 1 and shape[0] <= n_files

@@ -119,45 +119,26 @@ def load_folder_dataset(
     notify: Notify | None = None,
 ) -> Dataset:
     """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images (default:
-    `images.DEFAULT_SIZE`).
-
-    ``progress(done, total)`` is called after each picture read (not when the cache answers); ``notify``
-    receives one-line notes: each unreadable picture, their count, and a test set held out of ``train/``.
-    """
-    root = Path(directory).expanduser()
-    layout = images.folder_layout(image_size)
-    say = notify or (lambda line: None)
+    `images.DEFAULT_SIZE`). ``progress(done, total)`` is called after each picture read (not when the cache
+    answers); ``notify`` receives one-line notes: unreadable pictures, a test set held out of ``train/``."""
+    root, layout, say = Path(directory).expanduser(), images.folder_layout(image_size), notify or (lambda line: None)
     a = read_folder(root, layout, progress, say)
-    classes = tuple(a["classes"].tolist())
-    x_train, y_train, x_test, y_test = a["x_train"], a["y_train"], a["x_test"], a["y_test"]
-    if not y_test.size:
-        # Only classes with a picture to spare give test pictures: a class's only picture is trained on.
-        counts = np.bincount(y_train, minlength=len(classes))
-        testable = np.flatnonzero(counts[y_train] > 1)
+    classes, split = tuple(a["classes"].tolist()), [a["x_train"], a["y_train"], a["x_test"], a["y_test"]]
+    if not split[3].size:  # only classes with a picture to spare give test pictures
+        x, y = split[:2]
+        counts = np.bincount(y, minlength=len(classes))
+        testable = np.flatnonzero(counts[y] > 1)
         if not testable.size:
-            raise DataError(f"folder: {root / 'train'} has only {len(y_train)} readable pictures; add a test/ folder")
+            raise DataError(f"folder: {root / 'train'} has only {len(y)} readable pictures; add a test/ folder")
         n_test = max(int(np.count_nonzero(counts > 1)), round(TEST_FRACTION * testable.size))
-        held = testable[stratified_holdout(y_train[testable], n_test)[1]]
-        kept = np.setdiff1d(np.arange(len(y_train)), held)
+        held = testable[stratified_holdout(y[testable], n_test)[1]]
+        kept = np.setdiff1d(np.arange(len(y)), held)
         say(
-            f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y_train)} training "
-            "pictures as the test set (stratified, fixed seed)"
+            f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y)} pictures (stratified, fixed seed)"
         )
-        single = [classes[c] for c in np.flatnonzero(counts == 1)]
-        if single:
+        if single := [classes[c] for c in np.flatnonzero(counts == 1)]:
             say(
-                f"folder: {len(single)} class(es) have a single picture, trained on but never tested "
-                f"({listed(single, 3)}): add pictures or a test/ folder"
+                f"folder: {len(single)} class(es) have a single picture, trained on but never tested ({listed(single, 3)})"
             )
-        x_train, y_train, x_test, y_test = x_train[kept], y_train[kept], x_train[held], y_train[held]
-    return Dataset(
-        "folder",
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        image_shape=(layout.side, layout.side),
-        source=str(root),
-        classes=classes,
-        layout=layout,
-    )
+        split = [x[kept], y[kept], x[held], y[held]]
+    return Dataset("folder", *split, image_shape=(layout.side,) * 2, source=str(root), classes=classes, layout=layout)

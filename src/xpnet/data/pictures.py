@@ -21,17 +21,15 @@ from ..errors import XpnetError, one_line, reason
 from . import images, npy
 
 PILLOW_HINT = 'pip install "xpnet[images]" (Pillow)'
-# Formats whose cost is bounded by their pixels and bytes, and which Image.open does not decode (ICO decodes
-# its PNG there, EPS runs Ghostscript). A phone's JPEG may open as MPO.
+# Formats whose cost their pixels and bytes bound, which Image.open does not decode (ICO does, EPS runs
+# Ghostscript). A phone's JPEG may open as MPO.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
-# Decoding costs up to 4 bytes a pixel (RGBA) before the picture is shrunk to MAX_SIDE; WebP costs 12 (its
-# decoder's copies) and a progressive JPEG 6 (its coefficients), so that one picture costs under 70 MB.
+# Decoding costs up to 4 bytes a pixel (RGBA) before the picture is shrunk, WebP 12 (its decoder's copies),
+# a progressive JPEG 6 (its coefficients): one picture costs under 70 MB.
 MAX_PIXELS, MAX_COSTLY_PIXELS = 1 << 24, 1 << 22
 LIMITS = "16 megapixels, 4 for WebP and progressive JPEG"
-# Each scan of a JPEG is a pass over all its pixels: libjpeg writes 10 at most, a bomb tens of thousands.
-MAX_SCANS = 100
-# A .npy array is converted to float64 whole, so it gets a smaller cap, checked from its header.
-MAX_NPY_PIXELS, MAX_NPY_BYTES = 1 << 24, 1 << 27
+MAX_SCANS = 100  # each a pass over the pixels: libjpeg writes 10 at most, a bomb tens of thousands
+MAX_NPY_PIXELS, MAX_NPY_BYTES = 1 << 24, 1 << 27  # a .npy array is converted to float64 whole
 
 
 class PictureError(Exception):
@@ -48,11 +46,9 @@ def import_pillow() -> ModuleType:
 
 
 def prepare_file(path: Path, pil: ModuleType | None, layout: images.Layout) -> np.ndarray:
-    """One picture file -> the (side, side) uint8 image a model of ``layout`` takes.
-
-    Raises `PictureError` for a file that holds no picture, `ValueError` (`images.BlankImage`) for one with
-    no ink. ``pil`` is `import_pillow`'s module, or None when every picture is a ``.npy`` array.
-    """
+    """One picture file -> the (side, side) uint8 image a model of ``layout`` takes; `PictureError` for a
+    file that holds no picture, `images.BlankImage` for one with no ink. ``pil``: `import_pillow`'s module,
+    or None when every picture is a ``.npy`` array."""
     return images.prepare(read_picture(path, pil), layout)
 
 
@@ -86,8 +82,8 @@ class _Named(io.BytesIO):
 
 
 def read_picture_bytes(data: bytes, pil: ModuleType | None, name: str = "") -> np.ndarray:
-    """`read_picture` for a picture held in memory (a server's request body), with the same limits and
-    messages: ``.npy`` when ``name`` ends in ``.npy`` or ``data`` starts with NumPy's magic, else Pillow's."""
+    """`read_picture` for a picture held in memory: ``.npy`` when ``name`` ends in ``.npy`` or ``data`` starts
+    with NumPy's magic, else Pillow's."""
     if name.lower().endswith(".npy") or data.startswith(b"\x93NUMPY"):
         return _read_npy(io.BytesIO(data))
     return _read_with_pillow(_Named(data, name), pil)
@@ -102,8 +98,7 @@ def _npy_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
 
 
 def _read_npy(f: BinaryIO) -> np.ndarray:
-    """A ``.npy`` picture, its header checked before any pixel is read. A data set's flattened row (one
-    square's pixels) comes back square."""
+    """A ``.npy`` picture, its header checked first; a data set's flattened row comes back square."""
     try:
         size = f.seek(0, io.SEEK_END)
         f.seek(0)
@@ -115,8 +110,7 @@ def _read_npy(f: BinaryIO) -> np.ndarray:
 
 
 def _scans(f: BinaryIO) -> int:
-    """The JPEG's start-of-scan markers, up to one past `MAX_SCANS` (scan data never holds one: 0xFF is
-    always followed by 0 or a restart marker there)."""
+    """The JPEG's start-of-scan markers, up to one past `MAX_SCANS` (0xFF in scan data is followed by 0 or RSTn)."""
     f.seek(0)
     n, tail = 0, b""
     while n <= MAX_SCANS and (block := f.read(1 << 20)):
@@ -139,13 +133,12 @@ def _read_with_pillow(source: Path | BinaryIO, pil: ModuleType | None) -> np.nda
                 raise PictureError(f"{width}x{height} pixels, more than xpnet reads ({LIMITS}); shrink it")
             if jpeg and _scans(im.fp) > MAX_SCANS:
                 raise PictureError(f"a JPEG of more than {MAX_SCANS} scans, more than any encoder writes")
-            if "jpeg" in str(im.info.get("compression")):  # a TIFF of JPEG tiles: scans uncounted
-                raise PictureError("a JPEG-compressed TIFF, which xpnet does not read; save it as PNG or JPEG")
+            if "jpeg" in str(im.info.get("compression")):  # a TIFF of JPEG tiles, scans uncounted
+                raise PictureError("a JPEG-compressed TIFF, which xpnet does not read; save it as PNG")
             alpha = "transparency" in im.info or im.mode.endswith(("A", "a"))
-            if im.mode in ("1", "P"):  # a palette shrinks pixel by pixel: its colours first
+            if im.mode in ("1", "P"):  # a palette shrinks pixel by pixel: greys first
                 im = im.convert("LA" if alpha else "L")
-            # Shrunk before any copy (a JPEG is decoded at 1/2 to 1/8 scale): a digit needs few pixels.
-            im.thumbnail((images.MAX_SIDE, images.MAX_SIDE))
+            im.thumbnail((images.MAX_SIDE, images.MAX_SIDE))  # before any copy; a JPEG decodes at 1/2 to 1/8
             if im.mode not in ("L", "LA", "I;16", "I", "F"):
                 im = im.convert("LA" if alpha else "L")
             return np.asarray(ImageOps.exif_transpose(im))  # phone photos are stored sideways, with a tag
@@ -153,5 +146,5 @@ def _read_with_pillow(source: Path | BinaryIO, pil: ModuleType | None) -> np.nda
         raise PictureError(f"more than {LIMITS}, the most xpnet reads; shrink it first") from None
     except (OSError, SyntaxError, ValueError) as e:  # UnidentifiedImageError too
         raise PictureError(
-            f"not a picture xpnet reads ({one_line(e)}); give a PNG, JPEG, BMP, GIF, TIFF or WebP file or a .npy array"
+            f"not a picture Pillow can read ({one_line(e)}); give a PNG or JPEG file or a .npy array"
         ) from None
