@@ -37,7 +37,8 @@ out = Path(sys.argv[1])
 def digit(size, mode="L"):
     im = Image.new("L", size, 255)
     w, h = size
-    ImageDraw.Draw(im).line([(w // 3, h // 5), (2 * w // 3, h // 5), (w // 2, 4 * h // 5)], fill=0, width=max(2, w // 12))
+    seven = [(w // 3, h // 5), (2 * w // 3, h // 5), (w // 2, 4 * h // 5)]
+    ImageDraw.Draw(im).line(seven, fill=0, width=max(2, w // 12))
     return im.convert(mode)
 
 digit((64, 64)).save(out / "warm.png")

@@ -59,7 +59,8 @@ def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, 
     unknown = sorted(set(test_files) - set(train_files))
     if unknown:
         raise DataError(
-            f"folder: {test} has classes that train/ lacks ({listed(unknown, 3)}): name the test folders as the train folders"
+            f"folder: {test} has classes that train/ lacks ({listed(unknown, 3)}): name the test folders as the "
+            "train folders"
         )
     return tuple(train_files), train_files, test_files
 
@@ -137,8 +138,7 @@ def load_folder_dataset(
             f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y)} pictures (stratified, fixed seed)"
         )
         if single := [classes[c] for c in np.flatnonzero(counts == 1)]:
-            say(
-                f"folder: {len(single)} class(es) have a single picture, trained on but never tested ({listed(single, 3)})"
-            )
+            n = len(single)
+            say(f"folder: {n} class(es) have a single picture, trained on but never tested: {listed(single, 3)}")
         split = [x[kept], y[kept], x[held], y[held]]
     return Dataset("folder", *split, image_shape=(layout.side,) * 2, source=str(root), classes=classes, layout=layout)

@@ -14,14 +14,12 @@ import numpy as np
 from scipy import ndimage
 
 NOISE, MAX_NOISE = 0.05, 0.5  # ink fainter than this share of the strokes is dropped (more on a noisy photo)
-GRID = 10  # blocks along the picture's short side for the paper's level
-PAPER_SHARE = 50  # percentile of a block taken as its paper: its median (ink, light here, is the minority)
+GRID, PAPER_SHARE = 10, 50  # the paper's level: blocks along the short side, the percentile of each taken
 DARKEST = 0.6  # a block whose level is this share of the way from the paper's to the ink's is no paper
 FLAT = 0.04  # a paper level varying less than this over the picture is taken as flat (one level)
-LINE_SHARE = 0.6  # a line lights at least this share of the picture's width (or height) ...
-LINE_REACH = 0.05  # ... from within this share of each side ...
-LINE_THICK = 0.015  # ... and is at most this share of the height (or width) thick
-LINE_SLOPE = 0.035  # lines may slant by up to this much (2 degrees): a photo is rarely square to the page
+# A ruled line lights this share of the width, from within this share of each side, is at most this share
+# of the height thick, and slants by up to this much (2 degrees).
+LINE_SHARE, LINE_REACH, LINE_THICK, LINE_SLOPE = 0.6, 0.05, 0.015, 0.035
 REGION_WIDTH = 2.0  # a region is thicker than this many stroke widths
 FRAME = 0.1  # ink that touches the border and stays within this share of it is the frame's
 MIN_DIGIT = 0.001  # the ink left besides the regions must be at least this share of the picture
@@ -84,7 +82,7 @@ def paper_level(gray: np.ndarray) -> np.ndarray | None:
     """The paper's level at each pixel of ``gray``, or None where it is flat: each block's `PAPER_SHARE`
     percentile, a 3x3 median over blocks (a stroke is an outlier), bilinear between block centres."""
     h, w = gray.shape
-    b = max(4, -(-min(h, w) // GRID))
+    b = max(4, -(-min(h, w) // GRID))  # a block's side
     nh, nw = -(-h // b), -(-w // b)
     padded = np.pad(gray, ((0, nh * b - h), (0, nw * b - w)), mode="edge")
     blocks = padded.reshape(nh, b, nw, b).transpose(0, 2, 1, 3).reshape(nh, nw, b * b)
@@ -114,16 +112,15 @@ def _between(n: int, b: int, size: int) -> np.ndarray:
 def ruled_lines(lit: np.ndarray) -> np.ndarray:
     """The pixels of ``lit`` on thin straight lines across the whole picture, less where a stroke crosses or
     touches one (its ink goes on beyond the line)."""
-    h, w = lit.shape
     across, down = _lines_along_rows(lit), _lines_along_rows(lit.T).T
     ink = lit & ~across & ~down  # where lines cross each other, neither is a stroke
-    return _unless_beyond(across, ink, max(2, round(LINE_THICK * h))) | _unless_beyond(
-        down.T, ink.T, max(2, round(LINE_THICK * w))).T  # fmt: skip
+    return _unless_beyond(across, ink) | _unless_beyond(down.T, ink.T).T
 
 
-def _unless_beyond(drop: np.ndarray, ink: np.ndarray, thick: int) -> np.ndarray:
-    """``drop`` less the pixels with two lit pixels of ``ink`` in a row within ``thick`` + 3 rows above or below."""
-    h, k = drop.shape[0], thick + 2
+def _unless_beyond(drop: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """``drop`` less the pixels with two lit pixels of ``ink`` in a row within a line's thickness + 3 rows."""
+    h = drop.shape[0]
+    k = max(2, round(LINE_THICK * h)) + 2
     pair = np.pad(ink[:-1] & ink[1:], ((k + 1, k + 2), (0, 0)))  # pair[j + k + 1]: rows j and j + 1 both lit
     beyond = np.zeros_like(drop)  # boolean passes: 15 times faster than ndimage.maximum_filter
     for d in (*range(-k - 1, -1), *range(1, k + 1)):  # a pair wholly above the row or below it
@@ -156,7 +153,6 @@ def border_regions(lit: np.ndarray) -> np.ndarray:
     """The pixels of ``lit`` in regions thicker than `REGION_WIDTH` strokes that touch the border (a table),
     and of ink within the border's outer `FRAME` (a dark frame), when ink is left besides them."""
     r = max(2, math.ceil(REGION_WIDTH * stroke_width(lit) / 2))
-    # What a (2r+1)-square fits in; "nearest" repeats the edge, so that the border erodes nothing.
     core = ndimage.grey_opening(lit, size=2 * r + 1, mode="nearest")
     drop = ndimage.maximum_filter(core & ~_inner(core), size=5, mode="constant") & lit
     rest, _ = ndimage.label(lit & ~drop, PIECE)
