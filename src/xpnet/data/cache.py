@@ -65,10 +65,8 @@ def cache_path(root: Path, side: int) -> Path:
 
 def _private(folder: Path) -> bool:
     """Whether ``folder`` is the user's own and no one else may write in it (Windows: its ACLs say)."""
-    if os.name != "posix":
-        return True
     st = os.stat(folder)
-    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    return os.name != "posix" or (st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 def _check(name: str, n_files: int, n_features: int) -> npy.Check:
