@@ -35,9 +35,8 @@ def _classes(split: Path) -> dict[str, list[Path]]:
 
 
 def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, list[Path]]]:
-    """(class names, train files per class, test files per class: none without test/) of the folder set ``root``.
-
-    A folder that cannot be listed or entered (no permission) is one `DataError` naming it."""
+    """(class names, train files per class, test files per class: none without test/) of the folder set
+    ``root``; a folder that cannot be listed or entered is one `DataError` naming it."""
     train, test = root / "train", root / "test"
     try:
         if not root.is_dir():

@@ -20,7 +20,6 @@ import numpy as np
 from ..errors import XpnetError, one_line, reason
 from . import images, npy
 
-PILLOW_HINT = 'pip install "xpnet[images]" (Pillow)'
 # Formats whose cost their pixels and bytes bound, which Image.open does not decode (ICO does, EPS runs
 # Ghostscript). A phone's JPEG may open as MPO.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
@@ -41,7 +40,9 @@ def import_pillow() -> ModuleType:
     try:
         from PIL import Image
     except ImportError:
-        raise XpnetError(f"reading PNG/JPEG pictures needs Pillow: {PILLOW_HINT}, or give .npy arrays") from None
+        raise XpnetError(
+            'reading PNG/JPEG pictures needs Pillow: pip install "xpnet[images]", or give .npy arrays'
+        ) from None
     return Image
 
 
