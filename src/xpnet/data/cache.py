@@ -1,20 +1,10 @@
 """A cache of a picture folder's prepared images: one ``.npz`` of plain arrays, never pickles.
 
-Reading and preparing thousands of pictures takes a while; the result is kept so that the next run starts
-at once. What the cache trusts, and why a run never trains on arrays other than its pictures give:
-
-- it is keyed by a hash of every picture's path below the folder and of its *contents* (and of the layout
-  and this cache format): editing, adding, removing or renaming a picture, or another ``--image-size``,
-  makes a new key. Sizes and modification times are not trusted (anyone can reproduce them).
-- it lives only in a folder of the user's own that no one else may write (``$XPNET_FOLDER_CACHE``, else
-  ``$XPNET_DATA/folders`` or ``~/.cache/xpnet/folders``, made with mode 700), never beside the pictures:
-  its arrays were prepared by xpnet from pictures with that key. A cache folder that others may write is
-  not used.
-- it is read through `npy.open_npz` with caps (no member larger than the folder's pictures make), so a
-  damaged, huge or special file (a FIFO, a link to /dev/zero) costs nothing but a rebuild.
-
-A cache that is there but unusable (stale, damaged) is reported by `load` and rebuilt; writing one that
-fails (a full disk) only costs the next run the time to read the pictures again.
+Its key hashes every picture's path and *contents* (not sizes or times), the layout and this format, and
+is stored sealed with a hash of the arrays: a cache of other pictures, or with other arrays (labels
+shuffled), is stale. It lives only in a folder no one else may write (``$XPNET_FOLDER_CACHE``, else
+``$XPNET_DATA/folders`` or ``~/.cache/xpnet/folders``, mode 700), never beside the pictures, and is read
+with caps (`npy.open_npz`): a damaged, huge or special file costs a rebuild, a failed write a re-read.
 """
 
 from __future__ import annotations
@@ -33,23 +23,22 @@ from ..files import atomic_write
 from . import npy
 from .datasets import default_data_dir
 
-VERSION = 3  # bumped when what is cached changes meaning (how a picture is prepared: `images.PREPARATION`)
+VERSION = 4  # bumped when what is cached changes meaning (how a picture is prepared: `images.PREPARATION`)
 KEYS = ("key", "x_train", "y_train", "x_test", "y_test", "classes", "skipped")
 CACHE_ENV = "XPNET_FOLDER_CACHE"
 MAX_CHARS = 4096  # of a class name or a skipped picture's path, as stored
-CHUNK = 1 << 20
 
 
 def fingerprint(root: Path, files: Sequence[Path], recipe: str) -> str:
-    """A hash of each file's path below ``root`` and contents, and of ``recipe`` (the layout). A file that
-    cannot be read (a dangling link, no permission, a FIFO) counts by its error: reading it is skipped."""
+    """A hash of each file's path below ``root`` and contents, and of ``recipe``; an unreadable file counts
+    by its error."""
     h = hashlib.sha256(f"xpnet-folder-cache {VERSION}\n{recipe}\n".encode())
     for f in files:
         h.update(os.fsencode(f.relative_to(root)) + b"\0")  # names need not be UTF-8
         try:
             with npy.open_regular(f) as stream:
                 digest = hashlib.sha256()
-                while block := stream.read(CHUNK):
+                while block := stream.read(1 << 20):
                     digest.update(block)
             h.update(b"=" + digest.digest())
         except OSError as e:
@@ -58,32 +47,38 @@ def fingerprint(root: Path, files: Sequence[Path], recipe: str) -> str:
     return h.hexdigest()
 
 
+def _sealed(key: str, arrays: dict[str, np.ndarray]) -> str:
+    """``key`` hashed with the arrays cached under it: what the file stores and `load` checks."""
+    h = hashlib.sha256(key.encode())
+    for k in KEYS[1:]:
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"\n{k} {a.dtype.str} {a.shape}\n".encode() + a.tobytes())
+    return h.hexdigest()
+
+
 def cache_path(root: Path, side: int) -> Path:
-    """Where the cache of ``root`` at ``side`` x ``side`` lives: the private cache folder, by ``root``'s path."""
+    """Where the cache of ``root`` at ``side`` x ``side`` lives."""
     folder = Path(os.environ.get(CACHE_ENV) or default_data_dir("folders")).expanduser()
     tag = hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
     return folder / f"{tag}-{side}.npz"
 
 
 def _private(folder: Path) -> bool:
-    """Whether ``folder`` is the user's own and no one else may write in it (Windows: by its own ACLs)."""
-    if os.name != "posix":
-        return True
+    """Whether ``folder`` is the user's own and no one else may write in it (Windows: its ACLs say)."""
     st = os.stat(folder)
-    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    return os.name != "posix" or (st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 def _check(name: str, n_files: int, n_features: int) -> npy.Check:
-    """The header every member of a cache of ``n_files`` pictures must have: no more rows than pictures."""
+    """The header each member of a cache of ``n_files`` pictures must have: no more rows than pictures."""
 
     def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
-        rows = len(shape) >= 1 and shape[0] <= n_files
+        ok = len(shape) >= 1 and shape[0] <= n_files
         if name.startswith("x_"):
-            ok = rows and dtype == np.uint8 and shape[1:] == (n_features,)
-        elif name.startswith("y_"):
-            ok = rows and dtype == np.int64 and len(shape) == 1
+            ok = ok and dtype == np.uint8 and shape[1:] == (n_features,)
         else:
-            ok = rows and dtype.kind == "U" and dtype.itemsize <= 4 * MAX_CHARS and len(shape) == 1
+            text = dtype.kind == "U" and dtype.itemsize <= 4 * MAX_CHARS
+            ok = ok and len(shape) == 1 and (dtype == np.int64 if name.startswith("y_") else text)
         if not ok:
             raise npy.NpyError(f"holds {name} as {dtype}{list(shape)}, more or other than {n_files} pictures make")
 
@@ -99,17 +94,14 @@ def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str,
         with npy.open_npz(path) as (z, members):
             if set(members) != set(KEYS):
                 return None, "not an xpnet cache"
-            if str(npy.read_member(z, members["key"], npy.expect((), "<U64"))) != key:
-                return None, "stale: made from other pictures (or by another xpnet)"
+            seal = str(npy.read_member(z, members["key"], npy.expect((), "<U64")))
             arrays = {k: npy.read_member(z, members[k], _check(k, n_files, n_features)) for k in KEYS[1:]}
     except FileNotFoundError:
         return None, ""
     except (OSError, npy.NpyError) as e:
         return None, f"unusable ({reason(e)})"
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if y.shape != (x.shape[0],) or (y.size and not 0 <= y.min() <= y.max() < arrays["classes"].size):
-            return None, "damaged: its labels do not fit its images and classes"
+    if seal != _sealed(key, arrays):
+        return None, "stale: made from other pictures (or by another xpnet), or altered since"
     return arrays, ""
 
 
@@ -122,7 +114,7 @@ def save(path: Path, key: str, arrays: dict[str, np.ndarray]) -> bool:
         with contextlib.suppress(FileNotFoundError):
             if not stat.S_ISREG(os.lstat(path).st_mode):  # a link, a FIFO: ours to replace, not to follow
                 os.unlink(path)
-        atomic_write(path, lambda f: np.savez(f, key=np.array(key), **arrays))
+        atomic_write(path, lambda f: np.savez(f, key=np.array(_sealed(key, arrays)), **arrays))
     except (OSError, XpnetError):  # a full disk, a read-only folder, a folder at the path; no partial file
         return False
     return True

@@ -1,9 +1,9 @@
 """A folder of pictures in torchvision's ImageFolder layout -> a `Dataset`.
 
-``DIR/train/<class>/*.png`` (JPEG, BMP, GIF, WebP, TIFF, anything Pillow reads, or ``.npy``) and, optionally,
-``DIR/test/<class>/*``. Class names are the sub-folder names, numbered in sorted order. Every picture is
-prepared by `pictures.prepare_file`, as ``predict`` prepares one. Without ``test/``, a stratified fifth of
-``train/`` is held out (fixed seed). The prepared images are cached (`cache`), so a second run skips the reading.
+``DIR/train/<class>/*.png`` (JPEG, BMP, GIF, WebP, TIFF, PNM or ``.npy``) and, optionally, ``DIR/test/<class>/*``.
+Class names are the sub-folder names, numbered in sorted order. Every picture is prepared by
+`pictures.prepare_file`, as ``predict`` prepares one. Without ``test/``, a stratified fifth of ``train/`` is
+held out (fixed seed). The prepared images are cached (`cache`), so a second run skips the reading.
 """
 
 from __future__ import annotations
@@ -25,50 +25,41 @@ Progress = Callable[[int, int | None], None]
 Notify = Callable[[str], None]
 
 
-def _pictures(folder: Path) -> list[Path]:
-    return sorted(p for p in _entries(folder) if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
-
-
-def _class_folders(split: Path) -> dict[str, list[Path]]:
-    try:
-        folders = [d for d in sorted(_entries(split)) if d.is_dir() and not d.name.startswith(".")]
-    except OSError as e:  # listed but not searchable (no x permission)
-        raise _unreadable(split, e) from None
-    return {d.name: _pictures(d) for d in folders}
-
-
-def _entries(folder: Path) -> list[Path]:
-    """What ``folder`` holds; a folder that cannot be listed (no permission) is one line and exit 2."""
-    try:
-        return list(folder.iterdir())
-    except OSError as e:
-        raise _unreadable(folder, e) from None
-
-
-def _unreadable(folder: Path, e: OSError) -> DataError:
-    return DataError(
-        f"folder: cannot read {folder} ({reason(e)}): make it readable (chmod u+rx) or move it "
-        "out of the picture folder"
-    )
+def _classes(split: Path) -> dict[str, list[Path]]:
+    """The pictures of each class folder of ``split``; hidden entries are left out."""
+    folders = [d for d in sorted(split.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    return {
+        d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+        for d in folders
+    }
 
 
 def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, list[Path]]]:
-    """(class names, train files per class, test files per class: none without test/) of the folder set ``root``."""
-    train = root / "train"
-    if not train.is_dir():
+    """(class names, train files per class, test files per class: none without test/) of the folder set
+    ``root``; a folder that cannot be listed or entered is one `DataError` naming it."""
+    train, test = root / "train", root / "test"
+    try:
+        if not root.is_dir():
+            raise DataError(f"folder: {root} is not a folder: give --data-dir the folder that holds train/<class>/")
+        if not train.is_dir():
+            raise DataError(
+                f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/ (one "
+                f"folder per class) and, optionally, test pictures in {test}/<class>/"
+            )
+        train_files = _classes(train)
+        test_files = _classes(test) if test.is_dir() else {}
+    except OSError as e:
         raise DataError(
-            f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/ (one "
-            f"folder per class) and, optionally, test pictures in {root / 'test'}/<class>/"
-        )
-    train_files = _class_folders(train)
+            f"folder: cannot read {e.filename or root} ({reason(e)}): make it readable (chmod u+rx) or move it "
+            "out of the picture folder"
+        ) from None
     if len(train_files) < 2:
         raise DataError(f"folder: {train} has {len(train_files)} class folder(s): a classifier needs at least 2")
-    test_files = _class_folders(root / "test") if (root / "test").is_dir() else {}
     unknown = sorted(set(test_files) - set(train_files))
     if unknown:
         raise DataError(
-            f"folder: {root / 'test'} has classes that train/ lacks ({listed(unknown, 3)}): "
-            "name the test folders as the train folders"
+            f"folder: {test} has classes that train/ lacks ({listed(unknown, 3)}): name the test folders as the "
+            "train folders"
         )
     return tuple(train_files), train_files, test_files
 
@@ -83,8 +74,7 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
     cached, why = cache.load(where, key, len(all_files), layout.n_features)
     if cached is not None and tuple(cached["classes"].tolist()) == classes:
         if cached["skipped"].size:
-            n = cached["skipped"].size
-            notify(f"folder: {n} unreadable picture(s) skipped (named when {where} was made)")
+            notify(f"folder: {cached['skipped'].size} unreadable picture(s) skipped (named when {where} was made)")
         return cached
     if why or cached is not None:
         notify(f"folder: the cache {where} is {why or 'of other classes'}: reading the pictures again")
@@ -95,23 +85,21 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
     for split, files in (("train", train_files), ("test", test_files)):
         rows, labels = [], []
         for name, paths in files.items():
-            found = 0
+            found = len(rows)
             for path in paths:
                 try:
                     rows.append(prepare_file(path, pil, layout).ravel())
                     labels.append(classes.index(name))
-                    found += 1
                 except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
                     skipped.append(str(path))
                     notify(f"{path}: skipped: {reason(e)}")
                 done += 1
                 if progress is not None:
                     progress(done, len(all_files))
-            if not found:
-                shown = paths[0].parent if paths else f"the class folder {name!r}"
+            if len(rows) == found:
                 raise DataError(
-                    f"folder: {shown} has no readable picture (of {len(paths)} files): add pictures "
-                    f"({', '.join(SUFFIXES[:3])}...) or remove the folder"
+                    f"folder: {paths[0].parent if paths else f'the class folder {name!r}'} has no readable picture "
+                    f"(of {len(paths)} files): add pictures ({', '.join(SUFFIXES[:3])}...) or remove the folder"
                 )
         arrays[f"x_{split}"] = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
         arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
@@ -131,47 +119,25 @@ def load_folder_dataset(
     notify: Notify | None = None,
 ) -> Dataset:
     """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images (default:
-    `images.DEFAULT_SIZE`).
-
-    ``progress(done, total)`` is called after each picture read (not when the cache answers); ``notify``
-    receives one-line notes: each unreadable picture, their count, and a test set held out of ``train/``.
-    """
-    root = Path(directory).expanduser()
-    if not root.is_dir():
-        raise DataError(f"folder: {root} is not a folder: give --data-dir the folder that holds train/<class>/")
-    layout = images.folder_layout(image_size)
-    say = notify or (lambda line: None)
+    `images.DEFAULT_SIZE`). ``progress(done, total)`` is called after each picture read (not when the cache
+    answers); ``notify`` receives one-line notes: unreadable pictures, a test set held out of ``train/``."""
+    root, layout, say = Path(directory).expanduser(), images.folder_layout(image_size), notify or (lambda line: None)
     a = read_folder(root, layout, progress, say)
-    classes = tuple(a["classes"].tolist())
-    x_train, y_train, x_test, y_test = a["x_train"], a["y_train"], a["x_test"], a["y_test"]
-    if not y_test.size:
-        # Only classes with a picture to spare give test pictures: a class's only picture is trained on.
-        counts = np.bincount(y_train, minlength=len(classes))
-        testable = np.flatnonzero(counts[y_train] > 1)
+    classes, split = tuple(a["classes"].tolist()), [a["x_train"], a["y_train"], a["x_test"], a["y_test"]]
+    if not split[3].size:  # only classes with a picture to spare give test pictures
+        x, y = split[:2]
+        counts = np.bincount(y, minlength=len(classes))
+        testable = np.flatnonzero(counts[y] > 1)
         if not testable.size:
-            raise DataError(f"folder: {root / 'train'} has only {len(y_train)} readable pictures; add a test/ folder")
+            raise DataError(f"folder: {root / 'train'} has only {len(y)} readable pictures; add a test/ folder")
         n_test = max(int(np.count_nonzero(counts > 1)), round(TEST_FRACTION * testable.size))
-        held = testable[stratified_holdout(y_train[testable], n_test)[1]]
-        kept = np.setdiff1d(np.arange(len(y_train)), held)
+        held = testable[stratified_holdout(y[testable], n_test)[1]]
+        kept = np.setdiff1d(np.arange(len(y)), held)
         say(
-            f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y_train)} training "
-            "pictures as the test set (stratified, fixed seed)"
+            f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y)} pictures (stratified, fixed seed)"
         )
-        single = [classes[c] for c in np.flatnonzero(counts == 1)]
-        if single:
-            say(
-                f"folder: {len(single)} class(es) have a single picture, trained on but never tested "
-                f"({listed(single, 3)}): add pictures or a test/ folder"
-            )
-        x_train, y_train, x_test, y_test = x_train[kept], y_train[kept], x_train[held], y_train[held]
-    return Dataset(
-        "folder",
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        image_shape=(layout.side, layout.side),
-        source=str(root),
-        classes=classes,
-        layout=layout,
-    )
+        if single := [classes[c] for c in np.flatnonzero(counts == 1)]:
+            n = len(single)
+            say(f"folder: {n} class(es) have a single picture, trained on but never tested: {listed(single, 3)}")
+        split = [x[kept], y[kept], x[held], y[held]]
+    return Dataset("folder", *split, image_shape=(layout.side,) * 2, source=str(root), classes=classes, layout=layout)

@@ -1,28 +1,8 @@
 """Turn any picture of one digit (or garment) into the image a model was trained on, in host NumPy.
 
-Each data set's convention, from its documentation and measured on its images (pixel-index coordinates:
-pixel i spans i - 0.5 .. i + 0.5, so the middle of 28 pixels is 13.5; scripts/prep_example.py measures them):
-
-- MNIST: each digit fitted into a 20x20 box keeping its aspect ratio, antialiased, then moved by whole
-  pixels so that its centre of mass sits at the middle of the 28x28 field counted from pixel edges, 14.0.
-- Fashion-MNIST: trimmed, longest edge resized to 28, short edge extended to 28 with the image in the
-  centre (an odd leftover pixel before); its soft edges are ink, not noise.
-- ``digits`` (UCI optdigits: 32x32 bitmaps, on-pixels counted in 4x4 blocks, 0..16): the 8 rows filled.
-- All: exactly 0 background, light ink, the brightest pixel near 255, no stretching needed.
-
-A `Layout` records each recipe and `prepare` applies it to a photo, a scan or a drawing of any size and
-polarity, and leaves a data set's own image as it is (a fixed point):
-
-1. grayscale in [0, 1] (a transparent background makes the alpha channel the ink);
-2. light ink on a dark background: a light border means dark-on-light, which is inverted. A clean picture
-   (a border partly exactly black, as every data-set image) keeps its levels; any other (a photo, a scan)
-   is read by its own contrast (`paper.on_paper`), its strokes widened to `MIN_STROKE`;
-3. a square picture already laid out as the recipe would lay it out is only resized, never moved;
-4. any other is cropped to its ink (above the noise level, specks ignored, so that a JPEG's ringing does not
-   count), resized so its longest side fills the layout's box, pasted into the canvas centred by mass (or
-   by box), and averaged down to the model's size; a photo's ink is then stretched to full scale.
-
-Reading files is `pictures`' job: nothing here needs Pillow.
+A `Layout` records a data set's recipe (measured by scripts/prep_example.py; docs/usage.md tells them) and
+`prepare` applies it to a photo, a scan or a drawing of any size and polarity, leaving a data set's own
+image as it is. Reading files is `pictures`' job: nothing here needs Pillow.
 """
 
 from __future__ import annotations
@@ -33,26 +13,16 @@ import numpy as np
 
 from ..errors import DataError
 
-# `paper` and scipy.ndimage are imported where a picture is prepared, not here: every command imports this
-# module (for `Layout`), and SciPy would add 0.2 s to each one's start.
-
+# `paper` and scipy.ndimage are imported where a picture is prepared: every command imports this module.
 BORDER = 0.05  # the outer 5% of each side is taken as background when judging polarity
-# A picture is clean when this share of its border is exactly background (within half a grey level): the
-# data sets' images all are (the lowest share is 19.6%, a Fashion-MNIST garment touching the edges), while a
-# photo's paper, grainy, practically never is.
-CLEAN_SHARE = 0.15
-CLEAN_LEVEL = 0.5 / 255
-# A clean picture whose ink is at least this bright is left at its levels: each data-set image has its
-# brightest pixel at 223/255 or more (Fashion-MNIST 254, digits 14/16 of 255).
-MIN_PEAK = 0.85
-# A photo's strokes narrower than this many pixels of the model's image are widened: MNIST's are 2 to 3.
-MIN_STROKE = 1.5
-MAX_SIDE = 1024  # larger pictures are block-averaged below this first: a digit needs no more pixels
-# Which preparation made an image: a cache of prepared pictures (`cache`) made by another is stale.
-PREPARATION = 2
-# The sides a folder set's images may have (--image-size).
-DEFAULT_SIZE = 28
-MIN_SIZE, MAX_SIZE = 4, 256
+# A picture is clean when this share of its border is exactly background: the data sets' images all are
+# (19.6% at least), a photo's grainy paper practically never.
+CLEAN_SHARE, CLEAN_LEVEL = 0.15, 0.5 / 255
+MIN_PEAK = 0.85  # a clean picture's ink this bright keeps its levels (data sets: 223/255 or more)
+MIN_STROKE = 1.5  # a photo's strokes are widened to this many pixels of the model's image (MNIST: 2 to 3)
+MAX_SIDE = 1024  # larger pictures are averaged below this first: a digit needs no more pixels
+PREPARATION = 2  # which preparation made an image: a cache made by another is stale
+DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 28, 4, 256  # the sides a folder set's images may have (--image-size)
 
 
 class BlankImage(ValueError):
@@ -68,15 +38,8 @@ class Layout:
     box: int
     work: int
     by_mass: bool = True  # centre the ink's centre of mass; False: centre its bounding box
-    # Where the centre of mass goes, in pixel-index coordinates of the side x side image; None: the middle,
-    # (side - 1) / 2. Moves are whole pixels, so the mass centres spread over +-0.5 pixel around it. A box
-    # is always centred, an odd leftover pixel before.
-    centre: float | None = None
-    # A square picture whose ink already has the box's size (+-2 pixels) and whose centre (of mass, or of
-    # its box) is within ``slack`` pixels of the recipe's is only resized, never moved: the data sets' own
-    # images are not all placed by one exact rule (digits' box centres stray up to 1.5 pixels), and moving
-    # an image by one pixel costs a model points.
-    slack: float = 1.0
+    centre: float | None = None  # where the centre goes (pixel-index coordinates); None: the middle
+    slack: float = 1.0  # a picture this near the recipe's place is not moved (digits' stray 1.5 pixels)
 
     @property
     def n_features(self) -> int:
@@ -96,23 +59,15 @@ LAYOUTS = {
 
 
 def layout_for(dataset: str, n_features: int) -> Layout:
-    """The recipe of ``dataset``, or of its shape (784 inputs: MNIST's, 64: digits') for another name.
-
-    Raises `ValueError` when the model's input size matches no known layout.
-    """
-    layout = LAYOUTS.get(dataset)
-    if layout is not None and layout.n_features == n_features:
-        return layout
-    for name in ("mnist", "digits"):
-        if LAYOUTS[name].n_features == n_features:
-            return LAYOUTS[name]
+    """The recipe of ``dataset``, or of its shape (784 inputs: MNIST's, 64: digits'); `ValueError` if none."""
+    for layout in (LAYOUTS.get(dataset), LAYOUTS["mnist"], LAYOUTS["digits"]):
+        if layout is not None and layout.n_features == n_features:
+            return layout
     raise ValueError(f"a model with {n_features} inputs takes no image layout xpnet knows (784 = 28x28, 64 = 8x8)")
 
 
 def folder_layout(side: int | None = None) -> Layout:
-    """A folder set's recipe at ``side`` (default `DEFAULT_SIZE`) pixels a side: the picture's longest side
-    fills the image, centred by its box (Fashion-MNIST's recipe): it assumes nothing about what the pictures
-    show, unlike MNIST's 20-pixel box centred by mass."""
+    """A folder set's recipe at ``side`` pixels a side: Fashion-MNIST's, which assumes nothing about the pictures."""
     side = DEFAULT_SIZE if side is None else side
     if not MIN_SIZE <= side <= MAX_SIZE:
         raise DataError(f"--image-size {side} is out of range: give {MIN_SIZE} to {MAX_SIZE} (default {DEFAULT_SIZE})")
@@ -120,70 +75,49 @@ def folder_layout(side: int | None = None) -> Layout:
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """An (H, W) or (H, W, channels) array of any numeric dtype -> float64 (H, W) in [0, 1].
-
-    Integers are read as 0..255 (0..65535 for 16-bit), floats as 0..1 unless they exceed 1, booleans as
-    0/1. With an alpha channel that is not fully opaque, the alpha is the ink: drawing programs save a
-    digit as strokes on a transparent background, and the strokes' colour may be black or white.
-    """
+    """An (H, W) or (H, W, 1|2|3|4) array -> float64 (H, W) in [0, 1]: integers as 0..255 (0..65535 past
+    255), floats as 0..1 unless they exceed 1. An alpha channel not fully opaque is the ink (a drawing)."""
     a = np.asarray(image)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
+    a = a[:, :, 0] if a.ndim == 3 and a.shape[2] == 1 else a
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (2, 3, 4))):
         raise ValueError(f"expected one image of shape (H, W) or (H, W, 1|2|3|4), got shape {a.shape}")
     if min(a.shape[:2]) < 1:
         raise ValueError(f"the image is empty (shape {a.shape})")
-    if a.dtype == np.bool_:
-        x = a.astype(np.float64)
-    elif np.issubdtype(a.dtype, np.integer):
-        x = a.astype(np.float64) / (65535.0 if a.max(initial=0) > 255 else 255.0)
-    elif np.issubdtype(a.dtype, np.floating):
-        x = a.astype(np.float64)
-        if not np.isfinite(x).all():
-            raise ValueError("the image holds NaN or infinite values")
-        peak = x.max(initial=0.0)
-        x = x / 255.0 if peak > 1.0 else x
-    else:
+    if a.dtype.kind not in "biuf":
         raise ValueError(f"expected numeric pixels, got dtype {a.dtype}")
-    if a.dtype not in (np.bool_, np.uint8, np.uint16):  # those are in [0, 1] already: no pass over the pixels
-        x = np.clip(x, 0.0, 1.0)
+    x = a.astype(np.float64)
+    if a.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ValueError("the image holds NaN or infinite values")
+    peak = x.max(initial=0.0)
+    scale = (65535.0 if peak > 255 else 255.0) if a.dtype.kind in "iu" else 255.0 if peak > 1 else 1.0
+    x = np.clip(x / scale, 0.0, 1.0)
     if x.ndim == 2:
         return x
-    colour, alpha = (x[:, :, :-1], x[:, :, -1]) if x.shape[2] in (2, 4) else (x, None)
-    if alpha is not None and alpha.min() < 1.0:
-        return alpha
-    if colour.shape[2] == 1:
-        return colour[:, :, 0]
-    return colour @ np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, as Pillow's convert("L")
+    if x.shape[2] in (2, 4) and x[:, :, -1].min() < 1.0:
+        return x[:, :, -1]
+    return x[:, :, 0] if x.shape[2] == 2 else x[:, :, :3] @ np.array([0.299, 0.587, 0.114])  # as convert("L")
 
 
 def shrink(gray: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:
     """Average ``gray`` over k x k blocks (cheap, antialiased) until its longest side is at most ``limit``."""
     k = -(-max(gray.shape) // limit)
-    if k <= 1:
-        return gray
     h, w = (s // k * k for s in gray.shape)
-    if h == 0 or w == 0:  # a very thin strip: keep whole pixels along the short side
+    if k <= 1 or h == 0 or w == 0:  # a very thin strip keeps whole pixels along its short side
         return gray
     return gray[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
 
 
 def ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Light ink on a zero background in [0, 1], noise removed, and whether the picture was clean (its levels
-    kept); `BlankImage` if no ink is left."""
-    h, w = gray.shape
-    b = max(1, round(BORDER * min(h, w)))
-    ring = _ring(gray, b)
-    background = float(np.median(ring))
-    if background > 0.5:  # dark ink on light paper: MNIST's ink is light on black
-        gray, ring, background = 1.0 - gray, 1.0 - ring, 1.0 - background
+    """Light ink on zero in [0, 1], noise removed, and whether the picture was clean; `BlankImage` if none."""
+    b = max(1, round(BORDER * min(gray.shape)))
+    ring = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
+    if np.median(ring) > 0.5:  # dark ink on light paper: MNIST's ink is light on black
+        gray, ring = 1.0 - gray, 1.0 - ring
     peak = float(gray.max())
-    if peak - background < 0.05:
+    if peak - float(np.median(ring)) < 0.05:
         raise BlankImage("no digit found: the image is one flat colour")
-    if np.mean(ring <= CLEAN_LEVEL) >= CLEAN_SHARE:
-        # A digital image on an exactly black (or, inverted, white) background, as every data-set image is:
-        # its faint edge pixels are ink, not noise, and its levels are kept unless the ink is too dim.
-        return (np.clip(gray, 0.0, 1.0) if peak >= MIN_PEAK else np.clip(gray / peak, 0.0, 1.0)), True
+    if np.mean(ring <= CLEAN_LEVEL) >= CLEAN_SHARE:  # a digital image: faint edge pixels are ink, not noise
+        return np.clip(gray if peak >= MIN_PEAK else gray / peak, 0.0, 1.0), True
     from . import paper
 
     x = paper.on_paper(gray)
@@ -192,32 +126,22 @@ def ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     return x, False
 
 
-def _ring(gray: np.ndarray, b: int) -> np.ndarray:
-    """The pixels of the outer ``b`` rows and columns: the background, unless the ink reaches the border."""
-    return np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
-
-
 def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
-    """Resample ``image`` to ``shape``: area averaging when shrinking (antialiased), bilinear when growing.
-
-    Shrinking averages the middle ``footprint`` share (along each side) of the area under each output pixel.
-    """
-    # By hand: ndimage.zoom interpolates a spline through the pixels, it never averages the area under one.
+    """Resample ``image`` to ``shape``: area averaging when shrinking (antialiased, over the middle
+    ``footprint`` share of each output pixel), bilinear when growing. (ndimage.zoom never averages.)"""
     rows, cols = _weights(image.shape[0], shape[0], footprint), _weights(image.shape[1], shape[1], footprint)
     return rows @ image @ cols.T
 
 
 def _weights(n_in: int, n_out: int, footprint: float = 1.0) -> np.ndarray:
     """(n_out, n_in) matrix whose row i mixes the input pixels that make output pixel i; rows sum to 1."""
-    scale = n_in / n_out
-    j = np.arange(n_in)[None, :]
-    if scale >= 1:  # each output pixel is the mean of the input area under it (exact for whole factors)
+    scale, j = n_in / n_out, np.arange(n_in)[None, :]
+    if scale >= 1:  # the mean of the input area under each output pixel
         width = max(1.0, footprint * scale)
         start = (np.arange(n_out)[:, None] + 0.5) * scale - width / 2
         w = np.clip(np.minimum(j + 1, start + width) - np.maximum(j, start), 0.0, None)
     else:  # a tent between neighbouring input pixel centres
-        centres = (np.arange(n_out)[:, None] + 0.5) * scale
-        w = np.maximum(0.0, 1.0 - np.abs(j + 0.5 - centres))
+        w = np.maximum(0.0, 1.0 - np.abs(j + 0.5 - (np.arange(n_out)[:, None] + 0.5) * scale))
     return w / w.sum(axis=1, keepdims=True)
 
 
@@ -227,25 +151,18 @@ def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
 
     from . import paper
 
-    if in_place(x, layout):
-        # Averaged over the middle half of each model pixel: a smooth enlargement (bicubic, Lanczos) passes
-        # through the original pixels' values at their centres, and whole-area averaging would blur them.
+    if in_place(x, layout):  # the middle half of each pixel: a smooth enlargement is true at pixel centres
         return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
-    # The box of the ink proper: a clean picture kept its faint pixels and specks (soft edges, but also the
-    # ringing a JPEG adds around strokes), which must not widen the box and so shrink the digit.
-    crop = x[paper.box(paper.solid(x >= paper.NOISE))]
+    crop = x[paper.box(paper.solid(x >= paper.NOISE))]  # faint pixels and JPEG ringing must not widen the box
     scale = layout.box / max(crop.shape)
     glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
     k = layout.work // layout.side
-    if layout.by_mass:
-        # Moves are whole pixels of the model's image, so that averaging down to it mixes no extra pixels;
-        # halves round up (not to even), so that the same picture always lands in the same place.
-        target = (layout.target + 0.5) * k - 0.5  # the model's pixel-index coordinate on the work canvas
+    if layout.by_mass:  # whole pixels of the model's image, halves up: the same picture lands in one place
+        target = (layout.target + 0.5) * k - 0.5
         top, left = (k * int(np.floor((target - cm) / k + 0.5)) for cm in ndimage.center_of_mass(glyph))
     else:
-        top, left = ((layout.work - n + 1) // 2 for n in glyph.shape)  # the odd pixel before, as Fashion-MNIST
-    # Clamped so that no ink is cut off: a glyph as wide as the canvas cannot move sideways.
-    top = min(max(top, 0), layout.work - glyph.shape[0])
+        top, left = ((layout.work - n + 1) // 2 for n in glyph.shape)
+    top = min(max(top, 0), layout.work - glyph.shape[0])  # clamped: no ink is cut off
     left = min(max(left, 0), layout.work - glyph.shape[1])
     canvas = np.zeros((layout.work, layout.work))
     canvas[top : top + glyph.shape[0], left : left + glyph.shape[1]] = glyph
@@ -253,13 +170,8 @@ def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def in_place(x: np.ndarray, layout: Layout) -> bool:
-    """Whether the square picture ``x`` (ink on zero) is already laid out as ``layout`` would lay it out,
-    within the data set's own spread (`Layout.slack`): then it is only resized, never moved.
-
-    The ink's box is taken twice: from every lit pixel, as the data sets count it (Fashion-MNIST's soft
-    edges are part of its box), and from the ink above the noise level, as `fit` crops it (a smooth
-    enlargement, bicubic or Lanczos, rings faintly around the ink). Either may show the picture in place.
-    """
+    """Whether the square picture ``x`` (ink on zero) is laid out as ``layout`` would, within `Layout.slack`,
+    its box taken from every lit pixel (as data sets count it) or from the ink above noise (as `fit` crops)."""
     from scipy import ndimage
 
     from . import paper
@@ -272,23 +184,20 @@ def in_place(x: np.ndarray, layout: Layout) -> bool:
     for lit in (x > 0, paper.solid(x >= paper.NOISE)):
         rows, cols = paper.box(lit)
         extent = max(rows.stop - rows.start, cols.stop - cols.start) * f
-        centre = mass if mass is not None else ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
-        # -2: faint edge pixels may fall below paper.NOISE; +2: an enlargement blurs the edges outwards.
+        centre = mass or ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
         near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
-        if near and box - 2 <= extent <= box + 2:
+        if near and box - 2 <= extent <= box + 2:  # faint edges may fall below NOISE, or blur outwards
             return True
     return False
 
 
 def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
-    """Any picture (see `to_gray`) -> the (side, side) uint8 image in 0..255 a model of ``layout`` expects.
-
-    Raises `ValueError` for an array that is not an image and `BlankImage` when no ink is found.
-    """
+    """Any picture (see `to_gray`) -> the (side, side) uint8 image a model of ``layout`` expects; `ValueError`
+    for an array that is not an image, `BlankImage` when no ink is found."""
     from . import paper
 
     x, clean = ink(shrink(to_gray(image)))
-    if not clean:  # strokes at least MIN_STROKE pixels of the model's image wide, once fitted to the layout
+    if not clean:  # strokes at least MIN_STROKE pixels of the model's image wide, once fitted
         x = paper.widened(x, MIN_STROKE * layout.work / layout.side / layout.box)
     out = fit(x, layout)
     if not clean and out.max() > 0:  # a thin or faint stroke averaged down is dim: stretched to full scale

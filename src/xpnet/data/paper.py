@@ -1,20 +1,9 @@
 """What is paper and what is ink in a photo or a scan (the pictures `images.ink` does not find clean).
 
-A phone photo of a digit on paper holds more than the digit: the paper's level changes under a shadow,
-ruled paper has thin lines from edge to edge, the frame catches a dark table, a pencil is faint. Each
-helper here takes light ink on a dark background (`images.ink` has inverted dark-on-light pictures) and
-uses the picture's own statistics, so a faint pencil and a black marker come out alike:
-
-- `on_paper`: the ink of such a picture, by the helpers below;
-- `paper_level`: the paper's level at each pixel, from the median of each block of a grid, so that a shadow
-  is measured where it lies, not taken as ink (a table is no paper: it stays for `border_regions`);
-- `ruled_lines`: the pixels of thin straight lines (nearly horizontal or vertical) that run across the whole
-  picture, less where a stroke crosses or touches them;
-- `border_regions`: the pixels of broad regions that touch the border (a table, a dark frame), thicker
-  than the strokes, which stay even when they touch such a region;
-- `specks`, `stroke_width`, `widened`: dust, the strokes' width in pixels, and strokes made wide enough.
-
-Everything is NumPy and `scipy.ndimage` on the host, on pictures `images.shrink` has made at most 1024 pixels a side.
+A photo of a digit holds more than the digit: a shadow over the paper, ruled lines from edge to edge, a
+dark table in the frame, a faint pencil. Each helper takes light ink on a darker background (`images.ink`
+inverted it) and uses the picture's own statistics, so a pencil and a marker come out alike; `on_paper`
+joins them. NumPy and `scipy.ndimage` on pictures `images.shrink` made at most 1024 pixels a side.
 """
 
 from __future__ import annotations
@@ -24,18 +13,13 @@ import math
 import numpy as np
 from scipy import ndimage
 
-# Ink fainter than this share of the strokes is dropped: JPEG ringing, scanner dust. More is dropped on a
-# noisy photo (see `on_paper`), never more than MAX_NOISE.
-NOISE = 0.05
-MAX_NOISE = 0.5
-GRID = 10  # blocks along the picture's short side for the paper's level
-PAPER_SHARE = 50  # percentile of a block taken as its paper: its median (ink, light here, is the minority)
+NOISE, MAX_NOISE = 0.05, 0.5  # ink fainter than this share of the strokes is dropped (more on a noisy photo)
+GRID, PAPER_SHARE = 10, 50  # the paper's level: blocks along the short side, the percentile of each taken
 DARKEST = 0.6  # a block whose level is this share of the way from the paper's to the ink's is no paper
 FLAT = 0.04  # a paper level varying less than this over the picture is taken as flat (one level)
-LINE_SHARE = 0.6  # a line lights at least this share of the picture's width (or height) ...
-LINE_REACH = 0.05  # ... from within this share of each side ...
-LINE_THICK = 0.015  # ... and is at most this share of the height (or width) thick
-LINE_SLOPE = 0.035  # lines may slant by up to this much (2 degrees): a photo is rarely square to the page
+# A ruled line lights this share of the width, from within this share of each side, is at most this share
+# of the height thick, and slants by up to this much (2 degrees).
+LINE_SHARE, LINE_REACH, LINE_THICK, LINE_SLOPE = 0.6, 0.05, 0.015, 0.035
 REGION_WIDTH = 2.0  # a region is thicker than this many stroke widths
 FRAME = 0.1  # ink that touches the border and stays within this share of it is the frame's
 MIN_DIGIT = 0.001  # the ink left besides the regions must be at least this share of the picture
@@ -45,18 +29,14 @@ ALONG_ROWS = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], bool)  # a run: pixels 
 
 
 def on_paper(gray: np.ndarray) -> np.ndarray | None:
-    """The ink of a photo or scan (light ink on darker paper) in [0, 1] on 0, by the picture's own contrast:
-    against the paper's level where it lies (a shadow), what stands out of the paper's grain by 4 of its
-    deviations, less ruled lines, regions touching the border and specks, scaled so its strokes reach 1.
-    None when nothing stands out."""
+    """The ink of a photo or scan (light ink on darker paper) in [0, 1] on 0: what stands out of the paper's
+    grain by 4 deviations, against the paper's level where it lies, less ruled lines, regions touching the
+    border and specks, scaled so its strokes reach 1. None when nothing stands out."""
     level = paper_level(gray)
-    # A shadow dims the ink as much as the paper (light is multiplied): the ink's contrast is measured
-    # against the paper's level where it lies, (paper - ink) / paper in the picture before it was inverted.
+    # A shadow dims ink and paper alike (light is multiplied): contrast is (paper - ink) / paper.
     x = gray if level is None else (gray - level) / np.maximum(1.0 - level, 0.05)
-    # The paper's level and grain, from the darker quarter of the picture, which is paper whatever else the
-    # picture holds (ink, a table, lines: all lighter here) as long as paper is most of it: its 5th and 25th
-    # percentiles lie 0.97 standard deviations apart, and the 25th 0.67 below its middle. 4 deviations is
-    # grain; a clean digital image has none and keeps even its faintest ink.
+    # The darker quarter of the picture is paper: its 5th and 25th percentiles lie 0.97 deviations apart,
+    # the 25th 0.67 below its middle.
     q05, q25 = np.percentile(x, [5, 25])
     spread = float(q25 - q05) / 0.97
     x = x - (q25 + 0.674 * spread)
@@ -75,11 +55,10 @@ def on_paper(gray: np.ndarray) -> np.ndarray | None:
 
 
 def solid(lit: np.ndarray) -> np.ndarray:
-    """``lit`` less its specks: a lit pixel with no lit neighbour is dust or sensor noise, strokes are thicker.
-    A lone pixel is kept when it is all there is (a tiny .npy, say)."""
+    """``lit`` less its lone pixels (dust, sensor noise), unless that is all there is (a tiny .npy, say)."""
     h, w = lit.shape
     padded = np.pad(lit, 1)
-    near = np.zeros_like(lit)  # 8 boolean passes: 7 times faster than ndimage.binary_dilation (serve's speed)
+    near = np.zeros_like(lit)  # 8 boolean passes: 7 times faster than ndimage.binary_dilation
     for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
         near |= padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx]
     kept = lit & near
@@ -93,31 +72,22 @@ def box(lit: np.ndarray) -> tuple[slice, slice]:
 
 def widened(x: np.ndarray, span: float) -> np.ndarray:
     """``x`` with its strokes widened to at least ``span`` of the ink's longest side (a fine pen's line,
-    shrunk 30 times to a model's image, would be a fraction of a pixel: fainter and thinner than any digit's)."""
+    shrunk 30 times, would be a fraction of a pixel)."""
     lit = solid(x >= NOISE)
-    longest = max(s.stop - s.start for s in box(lit))
-    r = math.ceil((span * longest - stroke_width(lit)) / 2)
-    return widen(x, r) if r > 0 else x
-
-
-def widen(x: np.ndarray, r: int) -> np.ndarray:
-    """``x`` with every pixel the brightest of the (2r+1)-square around it: strokes r pixels wider each side."""
-    return ndimage.maximum_filter(x, size=2 * r + 1, mode="constant")
+    r = math.ceil((span * max(s.stop - s.start for s in box(lit)) - stroke_width(lit)) / 2)
+    return ndimage.maximum_filter(x, size=2 * r + 1, mode="constant") if r > 0 else x
 
 
 def paper_level(gray: np.ndarray) -> np.ndarray | None:
-    """The paper's level at each pixel of ``gray`` (light ink on a darker paper), or None where the paper
-    is flat: each block's `PAPER_SHARE` percentile, a 3x3 median over blocks (a block filled by a stroke
-    is an outlier among paper), interpolated bilinearly between block centres."""
+    """The paper's level at each pixel of ``gray``, or None where it is flat: each block's `PAPER_SHARE`
+    percentile, a 3x3 median over blocks (a stroke is an outlier), bilinear between block centres."""
     h, w = gray.shape
-    b = max(4, -(-min(h, w) // GRID))
+    b = max(4, -(-min(h, w) // GRID))  # a block's side
     nh, nw = -(-h // b), -(-w // b)
     padded = np.pad(gray, ((0, nh * b - h), (0, nw * b - w)), mode="edge")
     blocks = padded.reshape(nh, b, nw, b).transpose(0, 2, 1, 3).reshape(nh, nw, b * b)
     grid = np.percentile(blocks, PAPER_SHARE, axis=2)
-    # A block nearly as light as the ink is no paper (a table, a dark frame): it takes the mean of its known
-    # neighbours' levels, and stays ink for `border_regions` to find. A shadow, through which the ink still
-    # shows, is paper.
+    # A block nearly as light as the ink is no paper (a table): it takes its paper neighbours' mean level.
     paper = float(np.median(grid))
     dark = grid > paper + DARKEST * (float(np.percentile(gray, 99.5)) - paper)
     for _ in range(nh + nw):
@@ -140,22 +110,20 @@ def _between(n: int, b: int, size: int) -> np.ndarray:
 
 
 def ruled_lines(lit: np.ndarray) -> np.ndarray:
-    """The pixels of ``lit`` on thin straight lines across the whole picture, less those where a stroke of
-    the digit crosses or touches a line (its ink goes on beyond the line, two pixels at least)."""
-    h, w = lit.shape
+    """The pixels of ``lit`` on thin straight lines across the whole picture, less where a stroke crosses or
+    touches one (its ink goes on beyond the line)."""
     across, down = _lines_along_rows(lit), _lines_along_rows(lit.T).T
     ink = lit & ~across & ~down  # where lines cross each other, neither is a stroke
-    return _unless_beyond(across, ink, max(2, round(LINE_THICK * h))) | _unless_beyond(
-        down.T, ink.T, max(2, round(LINE_THICK * w))).T  # fmt: skip
+    return _unless_beyond(across, ink) | _unless_beyond(down.T, ink.T).T
 
 
-def _unless_beyond(drop: np.ndarray, ink: np.ndarray, thick: int) -> np.ndarray:
-    """``drop`` less the pixels with two lit pixels of ``ink`` in a row within ``thick`` + 3 rows above or
-    below (not counting the pixel's own row)."""
-    h, k = drop.shape[0], thick + 2
+def _unless_beyond(drop: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """``drop`` less the pixels with two lit pixels of ``ink`` in a row within a line's thickness + 3 rows."""
+    h = drop.shape[0]
+    k = max(2, round(LINE_THICK * h)) + 2
     pair = np.pad(ink[:-1] & ink[1:], ((k + 1, k + 2), (0, 0)))  # pair[j + k + 1]: rows j and j + 1 both lit
-    beyond = np.zeros_like(drop)  # boolean passes: 15 times faster than ndimage.maximum_filter's footprint
-    for d in (*range(-k - 1, -1), *range(1, k + 1)):  # a pair wholly above row i (d < -1) or below it (d > 0)
+    beyond = np.zeros_like(drop)  # boolean passes: 15 times faster than ndimage.maximum_filter
+    for d in (*range(-k - 1, -1), *range(1, k + 1)):  # a pair wholly above the row or below it
         beyond |= pair[k + 1 + d : k + 1 + d + h]
     return drop & ~beyond
 
@@ -182,25 +150,21 @@ def _lines_along_rows(lit: np.ndarray) -> np.ndarray:
 
 
 def border_regions(lit: np.ndarray) -> np.ndarray:
-    """The pixels of ``lit`` in regions thicker than `REGION_WIDTH` strokes that touch the border, and of
-    ink that touches the border and stays within its outer `FRAME` (the edge of a dark frame), when ink away
-    from the border is left besides them; the strokes of a digit that touches such a region stay."""
+    """The pixels of ``lit`` in regions thicker than `REGION_WIDTH` strokes that touch the border (a table),
+    and of ink within the border's outer `FRAME` (a dark frame), when ink is left besides them."""
     r = max(2, math.ceil(REGION_WIDTH * stroke_width(lit) / 2))
-    # What a (2r+1)-square fits in; "nearest" repeats the edge, so that the border erodes nothing.
     core = ndimage.grey_opening(lit, size=2 * r + 1, mode="nearest")
-    drop = widen(core & ~_inner(core), 2) & lit
+    drop = ndimage.maximum_filter(core & ~_inner(core), size=5, mode="constant") & lit
     rest, _ = ndimage.label(lit & ~drop, PIECE)
     band = max(2, round(FRAME * min(lit.shape)))
     drop |= np.isin(rest, np.setdiff1d(_touching(rest), rest[band:-band, band:-band]))  # never leaves the band
-    # Nothing is dropped when nothing would be left but what touches the border: a garment filling the frame.
     if not drop.any() or _inner(lit & ~drop).sum() < MIN_DIGIT * lit.size:
         return np.zeros_like(lit)
     return drop
 
 
 def specks(lit: np.ndarray) -> np.ndarray:
-    """The pixels of ``lit`` in pieces smaller than half a square of stroke width: grain, dust and what a
-    shadow's edge leaves, never a stroke (a broken line's pieces are longer than they are wide)."""
+    """The pixels of ``lit`` in pieces smaller than half a square of stroke width: grain, dust, a shadow's edge."""
     labels, _ = ndimage.label(lit, PIECE)
     drop = lit & (np.bincount(labels.ravel()) < stroke_width(lit) ** 2 / 2)[labels]
     return drop if (lit & ~drop).any() else np.zeros_like(lit)
@@ -219,16 +183,9 @@ def _inner(lit: np.ndarray) -> np.ndarray:
 
 
 def stroke_width(lit: np.ndarray) -> float:
-    """The strokes' width in pixels: the median length of the runs of lit pixels along rows and columns, of
-    the ink that does not touch the border when there is some (a region there is no stroke); else, of all
-    the ink, the lower quartile (a digit touching a region has more, and shorter, runs than the region)."""
+    """The strokes' width in pixels: the median length of the runs of lit pixels along rows and columns of
+    the ink off the border; with none, the lower quartile of all the ink's (a region's runs are longer)."""
     inner = _inner(lit)
     ink = inner if inner.any() else lit
-    lengths = np.concatenate([_run_lengths(ink), _run_lengths(ink.T)])
+    lengths = np.concatenate([np.bincount(ndimage.label(m, ALONG_ROWS)[0].ravel())[1:] for m in (ink, ink.T)])
     return float(np.percentile(lengths, 50 if inner.any() else 25)) if lengths.size else 0.0
-
-
-def _run_lengths(mask: np.ndarray) -> np.ndarray:
-    """The length of every run of True along the rows of ``mask``."""
-    labels, _ = ndimage.label(mask, ALONG_ROWS)
-    return np.bincount(labels.ravel())[1:]
