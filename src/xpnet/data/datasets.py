@@ -1,9 +1,8 @@
 """What a data set is: the `Dataset` record, the named sets' facts, and its stratified splits (`load` reads the
 sets). Every split uses a fixed seed: ``--seed`` changes the model, never which images are tested or held out."""
 
-import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,18 +24,16 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 SPLIT_SEED = 0
-# A --val-split to suggest before a named set is read: about a tenth of its training images.
+# A --val-split to suggest before a named set is read, about a tenth of its training images (None: unknown).
 EXAMPLE_VAL_SPLIT = {"mnist": 5000, "fashion-mnist": 5000, "digits": 150}
+example_val_split = EXAMPLE_VAL_SPLIT.get
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Training and test rows and labels, and validation rows held out of the training set (`hold_out`) or None.
-
-    Rows read from files are host (n, pixels) uint8 in 0..255, which training scales to [0, 1] on the device;
-    the estimator fills one with its features as they are, in any namespace. Labels are (n,) integers in
-    0..n_classes-1; ``classes`` names each in label order, by default ``"0"`` up to the largest label.
-    """
+    """Training and test rows and labels, and validation rows held out of the training set (`hold_out`) or None:
+    host (n, pixels) uint8 in 0..255 from files, the estimator's features as they are (any namespace). Labels
+    are (n,) integers in 0..n_classes-1, named in order by ``classes`` (default: "0" up to the largest)."""
 
     name: str
     x_train: np.ndarray
@@ -66,8 +63,7 @@ class Dataset:
 
     @property
     def folder(self) -> str | None:
-        """The folder the set was read from, made absolute (a checkpoint records it), or None: ``digits`` comes
-        with scikit-learn, and a set made in memory has no ``source``."""
+        """The folder the set was read from, made absolute (a checkpoint records it), or None (digits, arrays)."""
         if self.name == "digits" or not self.source or not Path(self.source).is_dir():
             return None
         return str(Path(self.source).expanduser().absolute())
@@ -83,18 +79,13 @@ def default_data_dir(name: str) -> Path:
     return Path(os.environ.get("XPNET_DATA") or Path.home() / ".cache" / "xpnet") / name
 
 
-def example_val_split(dataset: str) -> int | None:
-    """A --val-split that fits the named set ``dataset``, or None for a set whose size is not known yet."""
-    return EXAMPLE_VAL_SPLIT.get(dataset)
-
-
 def stratified_holdout(labels: np.ndarray, n_holdout: int, rng: np.random.Generator | None = None):
     """Indices (kept, held out), each sorted, holding out exactly ``n_holdout`` rows, drawn by ``rng`` (default:
     seeded by `SPLIT_SEED`). Every class gives rows in proportion to its size; the rounding remainder goes to
     the largest fractional shares (ties to the smaller label): a pure function of the labels and ``rng``."""
     rng = np.random.default_rng(SPLIT_SEED) if rng is None else rng
     classes, counts = np.unique(labels, return_counts=True)
-    share = counts * (n_holdout / labels.shape[0]) if labels.shape[0] else counts * 0.0
+    share = counts * (n_holdout / max(labels.shape[0], 1))
     take = np.floor(share).astype(np.int64)
     take[np.lexsort((classes, take - share))[: n_holdout - int(take.sum())]] += 1
     held = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
@@ -113,4 +104,4 @@ def hold_out(data: Dataset, n_val: int) -> Dataset:
         )
     kept, held = stratified_holdout(data.y_train, n_val)
     x, y = data.x_train, data.y_train
-    return dataclasses.replace(data, x_train=x[kept], y_train=y[kept], x_val=x[held], y_val=y[held])
+    return replace(data, x_train=x[kept], y_train=y[kept], x_val=x[held], y_val=y[held])

@@ -173,10 +173,9 @@ class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
 
 
 def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: float, f: BinaryIO) -> None:
-    """Write what ``url`` holds to ``f`` (`files.atomic_write`'s file, kept only if this returns), calling
-    ``progress(done, total)`` if given. Every failure of the mirror is a `_Rejected`: the transfer fails or is
-    still going at ``until``, or its checksum matches none of ``accepted``. An `OSError` of ``f`` is left to
-    `atomic_write`."""
+    """Write what ``url`` holds to ``f`` (`files.atomic_write`'s, which leaves it to its `OSError`), calling
+    ``progress(done, total)``. Any failure of the mirror is a `_Rejected`: the transfer fails or is still going
+    at ``until``, or its checksum matches none of ``accepted``."""
     hashes, done = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}, 0
     try:
         if url.startswith("file:"):
@@ -203,9 +202,7 @@ def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: fl
     except urllib.error.URLError as e:  # refused, DNS failure, timeout: the host itself is out of reach
         if isinstance(e.reason, ssl.SSLCertVerificationError):
             raise _Unreachable("TLS certificate not trusted (set SSL_CERT_FILE to your CA bundle)") from None
-        raise _Unreachable(
-            f"cannot connect: {reason(e.reason) if isinstance(e.reason, OSError) else e.reason}"
-        ) from None
+        raise _Unreachable(f"cannot connect: {reason(e.reason)}") from None
     except TimeoutError:
         raise _Unreachable(TOO_SLOW if time.monotonic() >= until else f"no data for {timeout:g} s") from None
     except (http.client.HTTPException, ConnectionError, ssl.SSLError) as e:
@@ -262,13 +259,8 @@ def download(
                 reasons.append(f"  {name} from {urllib.parse.urlsplit(base).netloc or base}: {e}")
         else:
             reasons = reasons or [f"  {'no reachable mirror left' if source.mirrors else 'no mirrors configured'}"]
-            raise DownloadError(
-                f"{source.name} not found in {directory}, and the download failed:",
-                details=[
-                    *reasons,
-                    *(["  behind a proxy? set HTTPS_PROXY"] if unreachable else []),
-                    *fix_lines(list(source.digests), directory),
-                    f"or set {MIRRORS_ENV} or --mirror to a reachable mirror, or use --dataset digits (no download)",
-                ],
-            )
+            proxy = ["  behind a proxy? set HTTPS_PROXY"] if unreachable else []
+            tip = f"or set {MIRRORS_ENV} or --mirror to a reachable mirror, or use --dataset digits (no download)"
+            details = [*reasons, *proxy, *fix_lines(list(source.digests), directory), tip]
+            raise DownloadError(f"{source.name} not found in {directory}, and the download failed:", details=details)
     return [directory / name for name in names]

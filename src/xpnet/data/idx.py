@@ -1,9 +1,5 @@
-"""Read and write IDX files (the format of MNIST and Fashion-MNIST), trusting nothing in them.
-
-Every header field and the payload's length are checked: a truncated download, a label file given as an image
-file or trailing garbage raises `IdxError` naming the file, what was expected and what was found. Only the
-payload a header declares (at most `MAX_PAYLOAD`) is inflated, into one buffer: a gzip bomb costs no more.
-"""
+"""IDX files (MNIST's format), trusting nothing: damage raises `IdxError` naming the file, what was expected and
+what was found, and only the payload a header declares (at most `MAX_PAYLOAD`) is inflated, into one buffer."""
 
 import gzip
 import math

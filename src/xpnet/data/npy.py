@@ -1,7 +1,6 @@
 """Read ``.npy`` arrays, alone or in an ``.npz``, trusting nothing: the header first, then only the payload it
 declares once the caller's `Check` has accepted its shape and dtype. ``numpy.load`` allocates whatever a header
-declares and inflates a zip member whatever its size: every ``.npz`` xpnet reads goes through `open_npz`.
-"""
+declares and inflates a zip member whatever its size: every ``.npz`` xpnet reads goes through `open_npz`."""
 
 import contextlib
 import errno
