@@ -91,11 +91,8 @@ def open_regular(path: Path) -> BinaryIO:
 
 @contextlib.contextmanager
 def open_npz(path: Path) -> Iterator[tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]]:
-    """The zip of the ``.npz`` at ``path`` and its arrays by name (``param_000`` for ``param_000.npy``).
-
-    `OSError` when it cannot be opened (`open_regular`: never blocks), `NotNpz` when it is not a zip, `NpyError`
-    when it holds anything but ``.npy`` arrays.
-    """
+    """The zip of the ``.npz`` at ``path`` and its arrays by name (``param_000`` for ``param_000.npy``); `OSError`
+    as `open_regular`, `NotNpz` for no zip, `NpyError` for a member that is not a ``.npy`` array."""
     with open_regular(path) as f:
         try:
             z = zipfile.ZipFile(f)
