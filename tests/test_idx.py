@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import re
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from xpnet.data import IdxError, read_idx
 from xpnet.data.datasets import IDX_FILES
-from xpnet.data.idx import encode_idx, parse_idx, write_idx
+from xpnet.data.idx import encode_idx, read_stream, write_idx
 from xpnet.data.load import load_idx_dataset
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -57,7 +58,7 @@ def test_header_layout_matches_the_format():
 def test_damage_names_file_and_expectation(mutate, ndim, shape, expected):
     raw = mutate(encode_idx(images()))
     with pytest.raises(IdxError, match=r"^where/x: ") as err:
-        parse_idx(raw, "where/x", ndim, shape)
+        read_stream(io.BytesIO(raw), "where/x", ndim, shape)
     assert expected in str(err.value)
     assert "\n" not in str(err.value)
 

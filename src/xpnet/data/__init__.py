@@ -1,17 +1,8 @@
 """Data: files and bundled sets -> host NumPy uint8 arrays. Nothing here touches a device."""
 
-from .datasets import DATASETS, Dataset, default_data_dir, hold_out
+from .datasets import DATASETS, Dataset, hold_out
 from .download import DownloadError
 from .idx import IdxError, read_idx
 from .load import load_dataset
 
-__all__ = [
-    "DATASETS",
-    "Dataset",
-    "DownloadError",
-    "IdxError",
-    "default_data_dir",
-    "hold_out",
-    "load_dataset",
-    "read_idx",
-]
+__all__ = ["DATASETS", "Dataset", "DownloadError", "IdxError", "hold_out", "load_dataset", "read_idx"]

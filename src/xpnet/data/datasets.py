@@ -1,17 +1,8 @@
-"""What a data set is: the `Dataset` record, the named sets' facts, and its stratified, seeded splits.
+"""What a data set is: the `Dataset` record, the named sets' facts, and its stratified splits (`load` reads the
+sets). Every split uses a fixed seed: ``--seed`` changes the model, never which images are tested or held out."""
 
-``digits`` is scikit-learn's bundled 8x8 digits (no download); ``mnist`` and ``fashion-mnist`` are the four
-standard IDX files in a data directory (downloaded when missing); ``idx`` is any such folder, with any
-number of classes; ``folder`` is a folder of pictures, one sub-folder per class. `load.load_dataset` reads
-them; every split here uses a fixed seed, so that ``--seed`` changes the model and never which images are
-tested or held out.
-"""
-
-from __future__ import annotations
-
-import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,22 +15,8 @@ DATASETS = ("mnist", "fashion-mnist", "digits", "idx", "folder")
 LOCAL_SETS = ("idx", "folder")
 DIGITS = tuple(str(k) for k in range(10))
 # Each named set's classes in the order of its labels (Fashion-MNIST's from Zalando's README).
-CLASS_NAMES = {
-    "mnist": DIGITS,
-    "digits": DIGITS,
-    "fashion-mnist": (
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ),
-}
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CLASS_NAMES = {"mnist": DIGITS, "digits": DIGITS, "fashion-mnist": FASHION}
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -47,21 +24,16 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 SPLIT_SEED = 0
-# A validation set to suggest for each named set, before it is read: about a tenth of its training images
-# (60,000 for MNIST and Fashion-MNIST, 1,438 for digits). A set read from --data-dir has no known size.
+# A --val-split to suggest before a named set is read, about a tenth of its training images (None: unknown).
 EXAMPLE_VAL_SPLIT = {"mnist": 5000, "fashion-mnist": 5000, "digits": 150}
+example_val_split = EXAMPLE_VAL_SPLIT.get
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Training rows and labels, with test and validation rows where there are some: what `training.loop.train`
-    reads. A data set read from files holds host (n, pixels) uint8 rows in 0..255, which training scales to
-    [0, 1] on the device; the estimator fills one with its features as they are, floats in any namespace and
-    on any device. Labels are (n,) integers in 0..n_classes-1.
-
-    ``x_val``/``y_val`` hold validation rows taken out of the training set (`hold_out`), or None.
-    ``classes`` names each class in label order; left empty, the classes are ``"0"`` up to the largest label.
-    """
+    """Training and test rows and labels, and validation rows held out of the training set (`hold_out`) or None:
+    host (n, pixels) uint8 in 0..255 from files, the estimator's features as they are (any namespace). Labels
+    are (n,) integers in 0..n_classes-1, named in order by ``classes`` (default: "0" up to the largest)."""
 
     name: str
     x_train: np.ndarray
@@ -86,56 +58,39 @@ class Dataset:
         return self.x_train.shape[1]
 
     @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
     def folder(self) -> str | None:
-        """The folder the set was read from, made absolute (a checkpoint records it), or None: ``digits``
-        comes with scikit-learn, and a set made in memory has no ``source``."""
+        """The folder the set was read from, made absolute (a checkpoint records it), or None (digits, arrays)."""
         if self.name == "digits" or not self.source or not Path(self.source).is_dir():
             return None
         return str(Path(self.source).expanduser().absolute())
 
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
-
 
 def class_names(name: str) -> tuple[str, ...]:
-    """The name of each class of the named data set ``name``: its digits "0".."9", or Fashion-MNIST's garments."""
+    """The classes of the named data set ``name``: its digits "0".."9", or Fashion-MNIST's garments."""
     return CLASS_NAMES.get(name, DIGITS)
 
 
 def default_data_dir(name: str) -> Path:
     """``$XPNET_DATA/<name>``, or ``~/.cache/xpnet/<name>`` when XPNET_DATA is unset."""
-    root = os.environ.get("XPNET_DATA")
-    return (Path(root) if root else Path.home() / ".cache" / "xpnet") / name
+    return Path(os.environ.get("XPNET_DATA") or Path.home() / ".cache" / "xpnet") / name
 
 
-def example_val_split(dataset: str) -> int | None:
-    """A --val-split that fits the named set ``dataset``, or None for a set whose size is not known yet."""
-    return EXAMPLE_VAL_SPLIT.get(dataset)
-
-
-def stratified_holdout(
-    labels: np.ndarray, n_holdout: int, rng: np.random.Generator | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (kept, held out), each sorted, holding out exactly ``n_holdout`` rows (``rng``: seeded by
-    `SPLIT_SEED` when not given).
-
-    Every class gives rows in proportion to its size; the rounding remainder goes to the classes with
-    the largest fractional shares (ties to the smaller label), so the split is a pure function of the
-    labels and the generator's state.
-    """
+def stratified_holdout(labels: np.ndarray, n_holdout: int, rng: np.random.Generator | None = None):
+    """Indices (kept, held out), each sorted, holding out exactly ``n_holdout`` rows, drawn by ``rng`` (default:
+    seeded by `SPLIT_SEED`). Every class gives rows in proportion to its size; the rounding remainder goes to
+    the largest fractional shares (ties to the smaller label): a pure function of the labels and ``rng``."""
     rng = np.random.default_rng(SPLIT_SEED) if rng is None else rng
-    n = labels.shape[0]
     classes, counts = np.unique(labels, return_counts=True)
-    share = counts * (n_holdout / n) if n else counts * 0.0
+    share = counts * (n_holdout / max(labels.shape[0], 1))
     take = np.floor(share).astype(np.int64)
-    short = n_holdout - int(take.sum())
-    order = np.lexsort((classes, -(share - take)))  # largest remainder first, then smaller label
-    take[order[:short]] += 1
+    take[np.lexsort((classes, take - share))[: n_holdout - int(take.sum())]] += 1
     held = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
     held_out = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
-    kept = np.setdiff1d(np.arange(n), held_out, assume_unique=True)
-    return kept, held_out
+    return np.setdiff1d(np.arange(labels.shape[0]), held_out, assume_unique=True), held_out
 
 
 def hold_out(data: Dataset, n_val: int) -> Dataset:
@@ -148,10 +103,5 @@ def hold_out(data: Dataset, n_val: int) -> Dataset:
             f"--val-split {n_val} is out of range: {data.name} has {n} training images, hold out 1 to {n - 1}"
         )
     kept, held = stratified_holdout(data.y_train, n_val)
-    return dataclasses.replace(
-        data,
-        x_train=data.x_train[kept],
-        y_train=data.y_train[kept],
-        x_val=data.x_train[held],
-        y_val=data.y_train[held],
-    )
+    x, y = data.x_train, data.y_train
+    return replace(data, x_train=x[kept], y_train=y[kept], x_val=x[held], y_val=y[held])
