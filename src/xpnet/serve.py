@@ -1,21 +1,21 @@
 """``python -m xpnet.serve --model model.npz``: a local page to draw a digit (or drop a picture) and watch the
 model answer.
 
-``GET /`` is the page (``xpnet/static``: plain HTML, CSS and JavaScript, nothing fetched from the internet).
-``POST /predict`` takes one picture's bytes (PNG, JPEG or ``.npy``) and answers the JSON object
-``xpnet predict --json`` prints for it: `picture_record` prepares and classifies it with the same functions.
-``GET /model`` describes the model. Pictures are prepared on the request threads, `PREPARING` at a time
-(decoding one may cost a few hundred MB); forward passes run one at a time on the thread that made the
-backend, since a GPU library's current device is per thread. Nothing is written to disk.
+``GET /`` is the page, ``POST /predict`` answers for one picture's bytes (PNG, JPEG or ``.npy``) the JSON
+object ``xpnet predict --json`` prints, ``GET /model`` describes the model; `cli.webserver` is the HTTP side.
+At most `PREPARING` pictures are prepared at once (one may cost a hundred MB); forward passes run one at a
+time on the thread that made the backend, since a GPU library's current device is per thread.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import functools
 import io
 import queue
+import re
 import sys
 import threading
 import webbrowser
@@ -37,6 +37,7 @@ from .training.model import Model, load
 
 PROG = "xpnet.serve"
 PREPARING = 4  # pictures decoded and prepared at once: bounds the memory that many clients can make it use
+SLOT_SECONDS = 5.0  # a picture waits this long for a free preparation, then is a 503: busy
 MAX_NAME = 255  # characters of the ?file= name a record carries
 ANSWER_SECONDS = 60.0  # a forward pass not done by then is a 500, not a request that hangs
 
@@ -87,9 +88,6 @@ def load_model(path: str, device: str = "cpu", backend: str | None = None) -> Mo
     return model.on(resolve_backend(device, backend))
 
 
-Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
 def picture_record(
     model: Model,
     data: bytes,
@@ -98,7 +96,7 @@ def picture_record(
     *,
     pil: ModuleType | None = None,
     seen: bool = False,
-    forward: Forward | None = None,
+    forward: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """The JSON object ``xpnet predict --json --top TOP`` prints for a picture file named ``file`` that holds
     ``data``: ``{"file", "class", "name", "probability", "top"}``, or ``{"file", "error"}`` when it cannot be
@@ -155,38 +153,31 @@ class DeviceThread:
         done: Future = Future()
         self.jobs.put((done, fn, args))
         if self.stopped.is_set():
-            self._cancel_pending()
+            self.stop()
         return done.result(timeout=ANSWER_SECONDS)
 
     def run(self) -> None:
         """Run the calls as they come, until `stop`; a Ctrl-C in the thread that runs it ends it too."""
         while not self.stopped.is_set():
-            try:
+            with contextlib.suppress(queue.Empty):
                 done, fn, args = self.jobs.get(timeout=0.25)
-            except queue.Empty:
-                continue
-            if done.set_running_or_notify_cancel():
-                try:
-                    done.set_result(fn(*args))
-                except Exception as e:
-                    done.set_exception(e)
-                except BaseException:  # Ctrl-C during a forward pass: its caller gets an answer, then we stop
-                    done.set_exception(Stopping("the server is stopping"))
-                    raise
+                if done.set_running_or_notify_cancel():
+                    try:
+                        done.set_result(fn(*args))
+                    except Exception as e:
+                        done.set_exception(e)
+                    except BaseException:  # Ctrl-C during a forward pass: its caller gets an answer, then we stop
+                        done.set_exception(Stopping("the server is stopping"))
+                        raise
 
     def stop(self) -> None:
         """Stop `run` and fail the calls still waiting, so that no request hangs."""
         self.stopped.set()
-        self._cancel_pending()
-
-    def _cancel_pending(self) -> None:
-        while True:
-            try:
+        with contextlib.suppress(queue.Empty):
+            while True:
                 done, _, _ = self.jobs.get_nowait()
-            except queue.Empty:
-                return
-            if done.set_running_or_notify_cancel():
-                done.set_exception(Stopping("the server is stopping"))
+                if done.set_running_or_notify_cancel():
+                    done.set_exception(Stopping("the server is stopping"))
 
 
 class Service:
@@ -204,17 +195,20 @@ class Service:
         """Query: ``top`` (classes listed, default 1), ``file`` (the name the record and messages carry,
         default ``picture``), ``seen=1`` (add the image the model saw)."""
         file, top = query.get("file", "picture"), query.get("top", "1")
-        if not top.isdigit() or int(top) < 1:
+        if not re.fullmatch("[0-9]{1,9}", top) or int(top) < 1:  # ASCII digits: int() also reads "٣"
             return 400, {"error": f"?top={top[:20]} must be a positive whole number, like ?top=3"}
         if len(file) > MAX_NAME:
             return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
         forward = functools.partial(self.device.call, self.model.classify)
         seen = query.get("seen") in ("1", "true")
-        with self.slots:
-            try:
-                found = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
-            except Stopping as e:
-                return 503, {"error": str(e)}
+        if not self.slots.acquire(timeout=SLOT_SECONDS):
+            return 503, {"error": f"busy preparing {PREPARING} other pictures; try again in a moment"}
+        try:
+            found = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
+        except Stopping as e:
+            return 503, {"error": str(e)}
+        finally:
+            self.slots.release()
         return (400 if "error" in found else 200), found
 
 
