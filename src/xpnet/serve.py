@@ -1,10 +1,7 @@
 """``python -m xpnet.serve --model model.npz``: a local page to draw a digit (or drop a picture) and watch the
-model answer.
-
-``GET /`` is the page, ``POST /predict`` answers for one picture's bytes (PNG, JPEG or ``.npy``) the JSON
-object ``xpnet predict --json`` prints, ``GET /model`` describes the model; `cli.webserver` is the HTTP side.
-At most `PREPARING` pictures are prepared at once (one may cost a hundred MB); forward passes run one at a
-time on the thread that made the backend, since a GPU library's current device is per thread.
+model answer. ``POST /predict`` answers what ``xpnet predict --json`` prints for one picture; `PREPARING`
+pictures are prepared at once (one may cost a hundred MB), and forward passes run one at a time on the thread
+that made the backend (a GPU library's current device is per thread). `cli.webserver` is the HTTP side.
 """
 
 from __future__ import annotations
@@ -98,10 +95,8 @@ def picture_record(
     seen: bool = False,
     forward: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
-    """The JSON object ``xpnet predict --json --top TOP`` prints for a picture file named ``file`` that holds
-    ``data``: ``{"file", "class", "name", "probability", "top"}``, or ``{"file", "error"}`` when it cannot be
-    read. ``seen`` adds the image the model saw as a PNG ``data:`` URL (predict writes it to a file);
-    ``forward`` runs the forward pass (default: `Model.classify`)."""
+    """What ``xpnet predict --json --top TOP`` prints for a file ``file`` holding ``data`` (``{"file", "error"}``
+    when unreadable); ``seen`` adds the image the model saw as a PNG ``data:`` URL; ``forward``: `Model.classify`."""
     try:
         pixels = prepare_bytes(data, pil, model.picture_layout(), file)
     except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
@@ -116,15 +111,14 @@ def picture_record(
 
 
 def model_info(model: Model) -> dict[str, Any]:
-    """What ``GET /model`` answers: the data set, the classes, the layers, the kept epoch's scores, when the
-    checkpoint was saved (its file's time: a checkpoint is written as training goes) and where it runs."""
-    ckpt, c, kept = model, model.config, model.state.kept
-    saved = datetime.fromtimestamp(ckpt.path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+    """What ``GET /model`` answers; ``saved`` is the file's time (a checkpoint is written as training goes)."""
+    c, kept = model.config, model.state.kept
+    saved = datetime.fromtimestamp(model.path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
     return {
-        "file": str(ckpt.path),
-        "dataset": ckpt.dataset,
-        "classes": list(ckpt.names),
-        "layers": ckpt.sizes,
+        "file": str(model.path),
+        "dataset": model.dataset,
+        "classes": list(model.names),
+        "layers": model.sizes,
         "side": model.picture_layout().side,
         "activation": c.activation,
         "dtype": c.dtype,
@@ -149,7 +143,7 @@ class DeviceThread:
         self.stopped = threading.Event()
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` run on the device thread; its result, or its exception raised here."""
+        """``fn(*args)`` run on the device thread: its result, or its exception."""
         done: Future = Future()
         self.jobs.put((done, fn, args))
         if self.stopped.is_set():
@@ -186,10 +180,9 @@ class Service:
     def __init__(self, model: Model, pil: ModuleType, device: DeviceThread):
         self.model, self.pil, self.device = model, pil, device
         self.slots = threading.BoundedSemaphore(PREPARING)
-        self.description = model_info(model)
 
     def describe(self) -> dict[str, Any]:
-        return self.description
+        return model_info(self.model)
 
     def predict(self, body: bytes, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """Query: ``top`` (classes listed, default 1), ``file`` (the name the record and messages carry,
@@ -213,8 +206,8 @@ class Service:
 
 
 def start(model: Model, pil: ModuleType, host: str = "127.0.0.1", port: int = 0) -> tuple[Server, DeviceThread]:
-    """A server for ``model`` listening on ``host``:``port``, its HTTP loop in a daemon thread; the caller
-    runs the returned `DeviceThread` (``run``) and, to stop, calls its ``stop`` and the server's ``shutdown``."""
+    """A server for ``model`` on ``host``:``port``, its HTTP loop in a daemon thread; the caller runs the
+    `DeviceThread` (``run``) and, to stop, calls its ``stop`` and the server's ``shutdown``."""
     device = DeviceThread()
     server = make_server(Service(model, pil, device), host, port)
     threading.Thread(target=server.serve_forever, args=(0.1,), name="xpnet-serve-http", daemon=True).start()

@@ -1,11 +1,9 @@
-"""The HTTP side of ``xpnet serve``: a threaded server on one address, its routes, its limits, JSON replies.
+"""The HTTP side of ``xpnet serve``: routes, limits and JSON replies; it serves the page (``xpnet/static``) and
+hands ``POST /predict`` and ``GET /model`` to an app (``predict(body, query)``, ``describe()``) that knows the model.
 
-It knows nothing of models: it serves the page (``xpnet/static``, read once at start) and hands the body of
-``POST /predict`` to an app (``predict(body, query)`` and ``describe()``). Limits, each enforced before any
-work: `CONNECTIONS` connections are served at once (more wait in the kernel's queue); a request must arrive
-whole within `TIMEOUT` seconds; a body is read only when its Content-Length is at most `MAX_BODY` (else 413);
-a server on a loopback address answers only requests that name a loopback host (no DNS rebinding), and a
-POST from a page of another site is refused. Nothing is written to disk.
+Limits, each enforced before any work: `CONNECTIONS` connections served at once (more wait in the kernel's
+queue), a request due whole within `TIMEOUT` seconds, a body read only when its Content-Length is at most
+`MAX_BODY`, only loopback Host names on a loopback server (no DNS rebinding), no POST from another site's page.
 """
 
 from __future__ import annotations
@@ -33,11 +31,8 @@ TIMEOUT = 20.0  # seconds a request may take to arrive, counted from the end of 
 CONNECTIONS = 32  # connections served at once, each on a thread of its own
 BACKLOG = 1024  # connections the kernel queues meanwhile: 200 clients at once must not wait for a retry
 DRAIN = (1 << 20, 1.0)  # after a 413: at most this many bytes, or seconds, read and dropped before closing
-PAGE_FILES = {
-    "index.html": "text/html; charset=utf-8",
-    "app.js": "text/javascript; charset=utf-8",
-    "style.css": "text/css; charset=utf-8",
-}
+PAGE_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}  # all UTF-8
+SAFE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 # The page and its scripts come from this server only; the picture the model saw is a data: URL.
 PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'none'"
 
@@ -45,18 +40,9 @@ PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address, IPv6 in brackets or not) can only be reached from this machine."""
     name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
+    with contextlib.suppress(ValueError):
         return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def host_of(header: str) -> str:
-    """The host of a Host header, less its port: ``127.0.0.1:8000`` -> ``127.0.0.1``, ``[::1]:80`` -> ``[::1]``."""
-    text = header.strip()
-    return text[: text.find("]") + 1] if text.startswith("[") else text.rsplit(":", 1)[0]
+    return name == "localhost" or name.endswith(".localhost")
 
 
 class Server(ThreadingHTTPServer):
@@ -88,7 +74,7 @@ class Server(ThreadingHTTPServer):
             self.free.release()
 
     def handle_error(self, request: Any, address: Any) -> None:
-        """A client that left early (a reset, a broken pipe) is not the server's error: nothing is printed."""
+        """Silent on a client that left early (a reset, a broken pipe): that is no error of the server's."""
         if not isinstance(e := sys.exc_info()[1], OSError):
             say(f"xpnet serve: {one_line(e, named=True)}", file=sys.stderr)
 
@@ -122,8 +108,7 @@ def make_server(app: Any, host: str, port: int) -> Server:
 
 
 class Deadline(io.RawIOBase):
-    """A connection's bytes, each read waiting only until its handler's deadline: a client that trickles its
-    request holds a thread for the timeout, not for a timeout per byte."""
+    """A connection's bytes, read until its handler's deadline: a trickle holds a thread that long, no longer."""
 
     def __init__(self, handler: Handler):
         self.handler = handler
@@ -159,17 +144,16 @@ class Handler(BaseHTTPRequestHandler):
         super().handle_one_request()
 
     def respond(self) -> None:
-        parts, host = urlsplit(self.path), self.headers.get("Host")
+        parts, host = urlsplit(self.path), self.headers.get("Host", "").strip()
         path, query = parts.path or "/", dict(parse_qsl(parts.query, keep_blank_values=True))
         name = "index.html" if path in ("/", "/index.html") else path.removeprefix("/static/")
         page = name in self.server.files and (path.startswith("/static/") or name == "index.html")
         origin, site = self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site", "same-origin")
-        if self.server.loopback and host is not None and not is_loopback(host_of(host)):
+        if self.server.loopback and host and not is_loopback(host[: host.find("]") + 1] or host.rsplit(":", 1)[0]):
             self.fail(403, f"this server answers only this machine: open {self.server.url} (not {host[:100]})")
         elif self.command not in ("GET", "HEAD", "POST"):
-            self.fail(
-                405, f"{self.command} is not served: GET / for the page, POST /predict", {"Allow": "GET, HEAD, POST"}
-            )
+            allow = {"Allow": "GET, HEAD, POST"}
+            self.fail(405, f"{self.command} is not served: GET / for the page, POST /predict", allow)
         elif self.command == "POST" and path != "/predict":
             known = path in ("/", "/model") or path.startswith("/static/")
             self.fail(405 if known else 404, f"POST a picture to /predict, not to {path[:200]}")
@@ -181,7 +165,8 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/model":
             self.send_json(*self.call(lambda: (200, self.server.app.describe())))
         elif page:
-            self.send_body(200, self.server.files[name], PAGE_FILES[name], {"Content-Security-Policy": PAGE_POLICY})
+            kind = f"{PAGE_FILES[name]}; charset=utf-8"
+            self.send_body(200, self.server.files[name], kind, {"Content-Security-Policy": PAGE_POLICY})
         elif path == "/predict":
             self.fail(405, "POST the picture's bytes to /predict", {"Allow": "POST"})
         else:
@@ -190,13 +175,12 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = respond
 
     def length(self) -> int | None:
-        """The declared Content-Length: None unless ASCII digits (``int`` also reads ``٣``, ``1_0``, `` +5``)."""
+        """The declared Content-Length; None unless ASCII digits (``int`` also reads ``٣``, ``1_0``, ``+5``)."""
         text = (self.headers.get("Content-Length") or "").strip()
         return (int(text) if len(text) < 19 else 1 << 64) if re.fullmatch("[0-9]+", text) else None
 
     def read_body(self) -> bytes | None:
-        """The request body, read only once its declared length is known and within `MAX_BODY`; else None
-        (after answering, or when the client left before sending it all)."""
+        """The body, read once its declared length is known and within `MAX_BODY`; else None, answered."""
         n = self.length()
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.fail(411, "send the picture with a Content-Length header, not chunked")
@@ -225,13 +209,11 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def handle_expect_100(self) -> bool:
-        """``Expect: 100-continue`` (curl sends it before a large body): a body over the limit is refused before
-        the client sends it."""
+        """``Expect: 100-continue`` (curl, before a large body): a body over the limit is refused unsent."""
         return not self.refuse_large() and super().handle_expect_100()
 
     def call(self, answer: Any) -> tuple[int, dict[str, Any]]:
-        """``answer()``, a (status, JSON object); an unexpected failure is a 500 with one line, and the server
-        goes on answering."""
+        """``answer()``, a (status, JSON object); an unexpected failure is a 500 with one line."""
         try:
             return answer()
         except Exception as e:
@@ -239,8 +221,7 @@ class Handler(BaseHTTPRequestHandler):
             return 500, {"error": f"internal error: {one_line(e, named=True)}"}
 
     def fail(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        """A one-line JSON error. A body the request declared and that was not read ends the connection: its
-        bytes would otherwise be read as the next request."""
+        """A JSON error; a declared body left unread ends the connection (else it would read as a request)."""
         if not self.body_read and (self.length() != 0 or "Transfer-Encoding" in self.headers):
             self.close_connection = True
             headers = {**(headers or {}), "Connection": "close"}
@@ -254,14 +235,7 @@ class Handler(BaseHTTPRequestHandler):
     def send_body(self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
         self.connection.settimeout(self.timeout)  # the answer's own time, whatever the request left
         self.send_response(status)
-        for key, value in {
-            "Content-Type": kind,
-            "Content-Length": str(len(body)),
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            **(headers or {}),
-        }.items():
+        for key, value in {"Content-Type": kind, "Content-Length": str(len(body)), **SAFE, **(headers or {})}.items():
             self.send_header(key, value)
         self.end_headers()
         if self.command != "HEAD":
@@ -271,8 +245,7 @@ class Handler(BaseHTTPRequestHandler):
         """The standard library's replies to a malformed request (400, 414, 431, 501...), as one-line JSON."""
         self.close_connection = True
         with contextlib.suppress(OSError):
-            text = one_line(Exception(message or HTTPStatus(code).phrase))
-            self.send_json(code, {"error": text}, {"Connection": "close"})
+            self.send_json(code, {"error": message or HTTPStatus(code).phrase}, {"Connection": "close"})
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: no line per request (a drawing sends several a second)."""
