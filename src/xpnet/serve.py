@@ -175,14 +175,14 @@ class DeviceThread:
 
 
 class Service:
-    """The `webserver.App` of one model: ``POST /predict`` and ``GET /model``."""
+    """What `cli.webserver` serves for one model: ``POST /predict`` and ``GET /model``."""
 
     def __init__(self, model: Model, pil: ModuleType, device: DeviceThread):
         self.model, self.pil, self.device = model, pil, device
-        self.slots = threading.BoundedSemaphore(PREPARING)
+        self.slots, self.description = threading.BoundedSemaphore(PREPARING), model_info(model)
 
     def describe(self) -> dict[str, Any]:
-        return model_info(self.model)
+        return self.description
 
     def predict(self, body: bytes, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """Query: ``top`` (classes listed, default 1), ``file`` (the name the record and messages carry,
