@@ -55,16 +55,9 @@ def build_parser() -> cli.ArgumentParser:
         ),
     )
     p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        metavar="ADDRESS",
-        help="the address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 is every interface, "
-        "reachable from the network)",
-    )
-    p.add_argument(
-        "--port", type=port, default=8000, metavar="N", help="the port to listen on; 0 takes a free one (default: 8000)"
-    )
+    where = "where to listen (default: 127.0.0.1, this machine only; 0.0.0.0: every interface, the network)"
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDRESS", help=where)
+    p.add_argument("--port", type=port, default=8000, metavar="N", help="the port (default: 8000; 0 takes a free one)")
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
     cli.add_device_flags(p)
     return p
