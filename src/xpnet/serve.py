@@ -1,21 +1,18 @@
 """``python -m xpnet.serve --model model.npz``: a local page to draw a digit (or drop a picture) and watch the
-model answer.
-
-``GET /`` is the page (``xpnet/static``: plain HTML, CSS and JavaScript, nothing fetched from the internet).
-``POST /predict`` takes one picture's bytes (PNG, JPEG or ``.npy``) and answers the JSON object
-``xpnet predict --json`` prints for it: `picture_record` prepares and classifies it with the same functions.
-``GET /model`` describes the model. Pictures are prepared on the request threads, `PREPARING` at a time
-(decoding one may cost a few hundred MB); forward passes run one at a time on the thread that made the
-backend, since a GPU library's current device is per thread. Nothing is written to disk.
+model answer. ``POST /predict`` answers what ``xpnet predict --json`` prints for one picture; `PREPARING`
+pictures are prepared at once (one may cost a hundred MB), and forward passes run one at a time on the thread
+that made the backend (a GPU library's current device is per thread). `cli.webserver` is the HTTP side.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import functools
 import io
 import queue
+import re
 import sys
 import threading
 import webbrowser
@@ -37,6 +34,7 @@ from .training.model import Model, load
 
 PROG = "xpnet.serve"
 PREPARING = 4  # pictures decoded and prepared at once: bounds the memory that many clients can make it use
+SLOT_SECONDS = 5.0  # a picture waits this long for a free preparation, then is a 503: busy
 MAX_NAME = 255  # characters of the ?file= name a record carries
 ANSWER_SECONDS = 60.0  # a forward pass not done by then is a 500, not a request that hangs
 
@@ -57,16 +55,9 @@ def build_parser() -> cli.ArgumentParser:
         ),
     )
     p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        metavar="ADDRESS",
-        help="the address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 is every interface, "
-        "reachable from the network)",
-    )
-    p.add_argument(
-        "--port", type=port, default=8000, metavar="N", help="the port to listen on; 0 takes a free one (default: 8000)"
-    )
+    where = "where to listen (default: 127.0.0.1, this machine only; 0.0.0.0: every interface, the network)"
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDRESS", help=where)
+    p.add_argument("--port", type=port, default=8000, metavar="N", help="the port (default: 8000; 0 takes a free one)")
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
     cli.add_device_flags(p)
     return p
@@ -87,9 +78,6 @@ def load_model(path: str, device: str = "cpu", backend: str | None = None) -> Mo
     return model.on(resolve_backend(device, backend))
 
 
-Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
 def picture_record(
     model: Model,
     data: bytes,
@@ -98,12 +86,10 @@ def picture_record(
     *,
     pil: ModuleType | None = None,
     seen: bool = False,
-    forward: Forward | None = None,
+    forward: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
-    """The JSON object ``xpnet predict --json --top TOP`` prints for a picture file named ``file`` that holds
-    ``data``: ``{"file", "class", "name", "probability", "top"}``, or ``{"file", "error"}`` when it cannot be
-    read. ``seen`` adds the image the model saw as a PNG ``data:`` URL (predict writes it to a file);
-    ``forward`` runs the forward pass (default: `Model.classify`)."""
+    """What ``xpnet predict --json --top TOP`` prints for a file ``file`` holding ``data`` (``{"file", "error"}``
+    when unreadable); ``seen`` adds the image the model saw as a PNG ``data:`` URL; ``forward``: `Model.classify`."""
     try:
         pixels = prepare_bytes(data, pil, model.picture_layout(), file)
     except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
@@ -118,15 +104,14 @@ def picture_record(
 
 
 def model_info(model: Model) -> dict[str, Any]:
-    """What ``GET /model`` answers: the data set, the classes, the layers, the kept epoch's scores, when the
-    checkpoint was saved (its file's time: a checkpoint is written as training goes) and where it runs."""
-    ckpt, c, kept = model, model.config, model.state.kept
-    saved = datetime.fromtimestamp(ckpt.path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+    """What ``GET /model`` answers; ``saved`` is the file's time (a checkpoint is written as training goes)."""
+    c, kept = model.config, model.state.kept
+    saved = datetime.fromtimestamp(model.path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
     return {
-        "file": str(ckpt.path),
-        "dataset": ckpt.dataset,
-        "classes": list(ckpt.names),
-        "layers": ckpt.sizes,
+        "file": str(model.path),
+        "dataset": model.dataset,
+        "classes": list(model.names),
+        "layers": model.sizes,
         "side": model.picture_layout().side,
         "activation": c.activation,
         "dtype": c.dtype,
@@ -151,51 +136,43 @@ class DeviceThread:
         self.stopped = threading.Event()
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` run on the device thread; its result, or its exception raised here."""
+        """``fn(*args)`` run on the device thread: its result, or its exception."""
         done: Future = Future()
         self.jobs.put((done, fn, args))
         if self.stopped.is_set():
-            self._cancel_pending()
+            self.stop()
         return done.result(timeout=ANSWER_SECONDS)
 
     def run(self) -> None:
         """Run the calls as they come, until `stop`; a Ctrl-C in the thread that runs it ends it too."""
         while not self.stopped.is_set():
-            try:
+            with contextlib.suppress(queue.Empty):
                 done, fn, args = self.jobs.get(timeout=0.25)
-            except queue.Empty:
-                continue
-            if done.set_running_or_notify_cancel():
-                try:
-                    done.set_result(fn(*args))
-                except Exception as e:
-                    done.set_exception(e)
-                except BaseException:  # Ctrl-C during a forward pass: its caller gets an answer, then we stop
-                    done.set_exception(Stopping("the server is stopping"))
-                    raise
+                if done.set_running_or_notify_cancel():
+                    try:
+                        done.set_result(fn(*args))
+                    except Exception as e:
+                        done.set_exception(e)
+                    except BaseException:  # Ctrl-C during a forward pass: its caller gets an answer, then we stop
+                        done.set_exception(Stopping("the server is stopping"))
+                        raise
 
     def stop(self) -> None:
         """Stop `run` and fail the calls still waiting, so that no request hangs."""
         self.stopped.set()
-        self._cancel_pending()
-
-    def _cancel_pending(self) -> None:
-        while True:
-            try:
+        with contextlib.suppress(queue.Empty):
+            while True:
                 done, _, _ = self.jobs.get_nowait()
-            except queue.Empty:
-                return
-            if done.set_running_or_notify_cancel():
-                done.set_exception(Stopping("the server is stopping"))
+                if done.set_running_or_notify_cancel():
+                    done.set_exception(Stopping("the server is stopping"))
 
 
 class Service:
-    """The `webserver.App` of one model: ``POST /predict`` and ``GET /model``."""
+    """What `cli.webserver` serves for one model: ``POST /predict`` and ``GET /model``."""
 
     def __init__(self, model: Model, pil: ModuleType, device: DeviceThread):
         self.model, self.pil, self.device = model, pil, device
-        self.slots = threading.BoundedSemaphore(PREPARING)
-        self.description = model_info(model)
+        self.slots, self.description = threading.BoundedSemaphore(PREPARING), model_info(model)
 
     def describe(self) -> dict[str, Any]:
         return self.description
@@ -204,23 +181,26 @@ class Service:
         """Query: ``top`` (classes listed, default 1), ``file`` (the name the record and messages carry,
         default ``picture``), ``seen=1`` (add the image the model saw)."""
         file, top = query.get("file", "picture"), query.get("top", "1")
-        if not top.isdigit() or int(top) < 1:
+        if not re.fullmatch("[0-9]{1,9}", top) or int(top) < 1:  # ASCII digits: int() also reads "٣"
             return 400, {"error": f"?top={top[:20]} must be a positive whole number, like ?top=3"}
         if len(file) > MAX_NAME:
             return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
         forward = functools.partial(self.device.call, self.model.classify)
         seen = query.get("seen") in ("1", "true")
-        with self.slots:
-            try:
-                found = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
-            except Stopping as e:
-                return 503, {"error": str(e)}
+        if not self.slots.acquire(timeout=SLOT_SECONDS):
+            return 503, {"error": f"busy preparing {PREPARING} other pictures; try again in a moment"}
+        try:
+            found = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
+        except Stopping as e:
+            return 503, {"error": str(e)}
+        finally:
+            self.slots.release()
         return (400 if "error" in found else 200), found
 
 
 def start(model: Model, pil: ModuleType, host: str = "127.0.0.1", port: int = 0) -> tuple[Server, DeviceThread]:
-    """A server for ``model`` listening on ``host``:``port``, its HTTP loop in a daemon thread; the caller
-    runs the returned `DeviceThread` (``run``) and, to stop, calls its ``stop`` and the server's ``shutdown``."""
+    """A server for ``model`` on ``host``:``port``, its HTTP loop in a daemon thread; the caller runs the
+    `DeviceThread` (``run``) and, to stop, calls its ``stop`` and the server's ``shutdown``."""
     device = DeviceThread()
     server = make_server(Service(model, pil, device), host, port)
     threading.Thread(target=server.serve_forever, args=(0.1,), name="xpnet-serve-http", daemon=True).start()

@@ -1,87 +1,86 @@
-"""The HTTP side of ``xpnet serve``: a threading server on one address, its routes, its limits, JSON replies.
+"""The HTTP side of ``xpnet serve``: routes, limits and JSON replies; it serves the page (``xpnet/static``) and
+hands ``POST /predict`` and ``GET /model`` to an app (``predict(body, query)``, ``describe()``) that knows the model.
 
-It knows nothing of models: it serves the page's files (``xpnet/static``, read once at start) and hands the
-body of ``POST /predict`` to an `App`. Limits, each enforced before any work: a body is read only when its
-Content-Length is at most `MAX_BODY` (else 413, the body left unread), a connection idle for `TIMEOUT`
-seconds is closed, and a server bound to a loopback address answers only requests that name a loopback host,
-so that a web page elsewhere cannot reach it through DNS rebinding. Nothing is written to disk.
+Limits, each enforced before any work: `CONNECTIONS` connections served at once (more wait in the kernel's
+queue), a request due whole within `TIMEOUT` seconds, a body read only when its Content-Length is at most
+`MAX_BODY`, only loopback Host names on a loopback server (no DNS rebinding), no POST from another site's page.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import ipaddress
 import json
+import re
 import socket
 import sys
+import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import XpnetError, escaped, one_line, reason, say
 
 MAX_BODY = 10 << 20
 MAX_BODY_TEXT = "10 MiB"
-TIMEOUT = 20.0  # seconds a connection may stay silent, mid-request or between keep-alive requests
-BACKLOG = 1024  # connections the kernel queues before accept: 200 clients at once must not wait for a retry
+TIMEOUT = 20.0  # seconds a request may take to arrive, counted from the end of the one before on its connection
+CONNECTIONS = 32  # connections served at once, each on a thread of its own
+BACKLOG = 1024  # connections the kernel queues meanwhile: 200 clients at once must not wait for a retry
 DRAIN = (1 << 20, 1.0)  # after a 413: at most this many bytes, or seconds, read and dropped before closing
-PAGE_FILES = {
-    "index.html": "text/html; charset=utf-8",
-    "app.js": "text/javascript; charset=utf-8",
-    "style.css": "text/css; charset=utf-8",
-}
+PAGE_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}  # all UTF-8
+SAFE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 # The page and its scripts come from this server only; the picture the model saw is a data: URL.
 PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'none'"
-
-
-class App(Protocol):
-    """What the server serves: answers for ``POST /predict`` and ``GET /model``, as (status, JSON object)."""
-
-    def predict(self, body: bytes, query: dict[str, str]) -> tuple[int, dict[str, Any]]: ...
-
-    def describe(self) -> dict[str, Any]: ...
-
-
-def page_files() -> dict[str, bytes]:
-    """The page's files, from the installed package; a one-line error when the install lacks them."""
-    folder = resources.files("xpnet").joinpath("static")
-    try:
-        return {name: folder.joinpath(name).read_bytes() for name in PAGE_FILES}
-    except OSError as e:
-        raise XpnetError(f"the page's files are missing from xpnet/static ({one_line(e)}); reinstall xpnet") from None
 
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address, IPv6 in brackets or not) can only be reached from this machine."""
     name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
+    with contextlib.suppress(ValueError):
         return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def host_of(header: str) -> str:
-    """The host of a Host header, less its port: ``127.0.0.1:8000`` -> ``127.0.0.1``, ``[::1]:80`` -> ``[::1]``."""
-    text = header.strip()
-    return text[: text.find("]") + 1] if text.startswith("[") else text.rsplit(":", 1)[0]
+    return name == "localhost" or name.endswith(".localhost")
 
 
 class Server(ThreadingHTTPServer):
-    """One thread per connection (daemon threads: a stuck client never holds up the exit)."""
+    """A thread per connection, `CONNECTIONS` at most (daemon threads: a stuck client never holds up the exit)."""
 
     daemon_threads = True
     request_queue_size = BACKLOG
 
-    def __init__(self, address: tuple[str, int], app: App, files: dict[str, bytes]):
+    def __init__(self, address: tuple[str, int], app: Any, files: dict[str, bytes]):
         host = address[0].strip("[]")
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.app, self.files = app, files
+        self.free, self.stopping = threading.BoundedSemaphore(CONNECTIONS), threading.Event()
         super().__init__((host, address[1]), Handler)
         self.loopback = is_loopback(str(self.server_address[0]))
+
+    def process_request(self, request: Any, address: Any) -> None:
+        """Serve the connection once a thread is free; until then, accept no other."""
+        while not self.free.acquire(timeout=0.1):
+            if self.stopping.is_set():
+                self.shutdown_request(request)
+                return
+        super().process_request(request, address)
+
+    def process_request_thread(self, request: Any, address: Any) -> None:
+        try:
+            super().process_request_thread(request, address)
+        finally:
+            self.free.release()
+
+    def handle_error(self, request: Any, address: Any) -> None:
+        """Silent on a client that left early (a reset, a broken pipe): that is no error of the server's."""
+        if not isinstance(e := sys.exc_info()[1], OSError):
+            say(f"xpnet serve: {one_line(e, named=True)}", file=sys.stderr)
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        super().shutdown()
 
     @property
     def url(self) -> str:
@@ -91,18 +90,38 @@ class Server(ThreadingHTTPServer):
         return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
-def make_server(app: App, host: str, port: int) -> Server:
-    """A `Server` listening on ``host``:``port`` (0: any free port); a one-line error when it cannot listen."""
-    files = page_files()
+def make_server(app: Any, host: str, port: int) -> Server:
+    """A `Server` for ``app`` on ``host``:``port`` (0: any free port); a one-line error when it cannot listen."""
+    folder = resources.files("xpnet").joinpath("static")
+    try:
+        files = {name: folder.joinpath(name).read_bytes() for name in PAGE_FILES}
+    except OSError as e:
+        raise XpnetError(f"the page's files are missing from xpnet/static ({one_line(e)}); reinstall xpnet") from None
     try:
         return Server((host, port), app, files)
     except socket.gaierror as e:
         raise XpnetError(f"--host {host} is not an address here ({one_line(e)}); try 127.0.0.1") from None
     except OSError as e:
-        why = reason(e)
         raise XpnetError(
-            f"cannot listen on {host} port {port} ({why}): choose another --port (0 takes a free one)"
+            f"cannot listen on {host} port {port} ({reason(e)}): choose another --port (0 takes a free one)"
         ) from None
+
+
+class Deadline(io.RawIOBase):
+    """A connection's bytes, read until its handler's deadline: a trickle holds a thread that long, no longer."""
+
+    def __init__(self, handler: Handler):
+        self.handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took too long to arrive")
+        self.handler.connection.settimeout(left)
+        return self.handler.connection.recv_into(buffer)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -114,119 +133,87 @@ class Handler(BaseHTTPRequestHandler):
     # delayed ACK of the first, 40 ms on Linux, twice the whole answer's budget.
     disable_nagle_algorithm = True
     server: Server
-    head_only = body_read = False  # until a request is parsed (the standard library may refuse it first)
 
-    def parse_request(self) -> bool:
-        """The standard parse, then this request's state: one connection carries many requests."""
-        self.head_only, self.body_read = False, False
-        return super().parse_request()
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the standard reader: replaced by one that keeps the deadline
+        self.rfile = io.BufferedReader(Deadline(self))
 
-    def do_GET(self) -> None:
-        path, _ = self.target()
-        if path is None:
-            return
+    def handle_one_request(self) -> None:
+        self.deadline, self.body_read = time.monotonic() + self.timeout, False
+        super().handle_one_request()
+
+    def respond(self) -> None:
+        parts, host = urlsplit(self.path), self.headers.get("Host", "").strip()
+        path, query = parts.path or "/", dict(parse_qsl(parts.query, keep_blank_values=True))
         name = "index.html" if path in ("/", "/index.html") else path.removeprefix("/static/")
-        if path == "/model":
+        page = name in self.server.files and (path.startswith("/static/") or name == "index.html")
+        origin, site = self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site", "same-origin")
+        if self.server.loopback and host and not is_loopback(host[: host.find("]") + 1] or host.rsplit(":", 1)[0]):
+            self.fail(403, f"this server answers only this machine: open {self.server.url} (not {host[:100]})")
+        elif self.command not in ("GET", "HEAD", "POST"):
+            allow = {"Allow": "GET, HEAD, POST"}
+            self.fail(405, f"{self.command} is not served: GET / for the page, POST /predict", allow)
+        elif self.command == "POST" and path != "/predict":
+            known = path in ("/", "/model") or path.startswith("/static/")
+            self.fail(405 if known else 404, f"POST a picture to /predict, not to {path[:200]}")
+        elif self.command == "POST" and (site not in ("same-origin", "none") or origin not in (None, f"http://{host}")):
+            self.fail(403, "a page of another site cannot send pictures here; open the page of this server")
+        elif self.command == "POST":
+            if (body := self.read_body()) is not None:
+                self.send_json(*self.call(lambda: self.server.app.predict(body, query)))
+        elif path == "/model":
             self.send_json(*self.call(lambda: (200, self.server.app.describe())))
-        elif name in self.server.files and (path.startswith("/static/") or name == "index.html"):
-            self.send_body(200, self.server.files[name], PAGE_FILES[name], {"Content-Security-Policy": PAGE_POLICY})
+        elif page:
+            kind = f"{PAGE_FILES[name]}; charset=utf-8"
+            self.send_body(200, self.server.files[name], kind, {"Content-Security-Policy": PAGE_POLICY})
         elif path == "/predict":
             self.fail(405, "POST the picture's bytes to /predict", {"Allow": "POST"})
         else:
             self.fail(404, f"no such page: {path[:200]}; the page is at /")
 
-    def do_HEAD(self) -> None:
-        self.head_only = True
-        self.do_GET()
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = respond
 
-    def do_POST(self) -> None:
-        path, query = self.target()
-        if path is None:
-            return
-        if path != "/predict":
-            known = path in ("/", "/model") or path.startswith("/static/")
-            self.fail(405 if known else 404, f"POST a picture to /predict, not to {path[:200]}")
-            return
-        body = self.read_body()
-        if body is not None:
-            self.send_json(*self.call(lambda: self.server.app.predict(body, query)))
-
-    def do_other(self) -> None:
-        self.fail(405, f"{self.command} is not served: GET / for the page, POST /predict", {"Allow": "GET, HEAD, POST"})
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_other
-
-    def target(self) -> tuple[str | None, dict[str, str]]:
-        """The path and query of the request; (None, {}) after refusing a foreign Host on a loopback server."""
-        host = self.headers.get("Host")
-        if self.server.loopback and host is not None and not is_loopback(host_of(host)):
-            self.fail(403, f"this server answers only this machine: open {self.server.url} (not {host[:100]})")
-            return None, {}
-        parts = urlsplit(self.path)
-        return parts.path or "/", dict(parse_qsl(parts.query, keep_blank_values=True))
+    def length(self) -> int | None:
+        """The declared Content-Length; None unless ASCII digits (``int`` also reads ``٣``, ``1_0``, ``+5``)."""
+        text = (self.headers.get("Content-Length") or "").strip()
+        return (int(text) if len(text) < 19 else 1 << 64) if re.fullmatch("[0-9]+", text) else None
 
     def read_body(self) -> bytes | None:
-        """The request body, read only once its declared length is known and within `MAX_BODY`; else None
-        (after answering, or when the client left before sending it all)."""
+        """The body, read once its declared length is known and within `MAX_BODY`; else None, answered."""
+        n = self.length()
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.fail(411, "send the picture with a Content-Length header, not chunked", {"Connection": "close"})
-            self.close_connection = True
-            return None
-        text = self.headers.get("Content-Length")
-        if text is None or not text.strip().isdigit():
-            self.fail(411 if text is None else 400, "send the picture's bytes with a Content-Length header")
-            self.close_connection = self.close_connection or text is not None  # a bad length: where would it end?
-            return None
-        n = int(text)
-        if self.refuse_large():
-            self.drain()
-            return None
-        if n == 0:
+            self.fail(411, "send the picture with a Content-Length header, not chunked")
+        elif n is None:
+            missing = self.headers.get("Content-Length") is None
+            self.fail(411 if missing else 400, "send the picture's bytes with a Content-Length header")
+        elif self.refuse_large():
+            self.wfile.flush()  # then read and drop a little of the body, so that the client reads the 413
+            self.deadline = time.monotonic() + DRAIN[1]  # before the close (unread data would reset it)
+            with contextlib.suppress(OSError):
+                self.rfile.read(DRAIN[0])
+        elif n == 0:
             self.fail(400, "the body is empty: POST the picture's bytes (PNG, JPEG or .npy)")
-            return None
-        body = self.rfile.read(n)
-        self.body_read = True
-        if len(body) < n:  # the client closed the connection early: nobody to answer
-            self.close_connection = True
-            return None
-        return body
+        else:
+            body, self.body_read = self.rfile.read(n), True
+            if len(body) == n:
+                return body
+            self.close_connection = True  # the client left before sending it all: nobody to answer
+        return None
 
     def refuse_large(self) -> bool:
-        """Answer 413 and close when the declared body is over `MAX_BODY`; whether it was."""
-        text = (self.headers.get("Content-Length") or "").strip()
-        if not text.isdigit() or int(text) <= MAX_BODY:
+        """Answer 413 when the declared body is over `MAX_BODY`; whether it was."""
+        if (self.length() or 0) <= MAX_BODY:
             return False
-        message = (
-            f"the body is {text} bytes, more than {MAX_BODY_TEXT} (the most xpnet serve reads); shrink the picture"
-        )
-        self.fail(413, message, {"Connection": "close"})
-        self.close_connection = True
+        self.fail(413, f"the body is more than {MAX_BODY_TEXT} (the most xpnet serve reads); shrink the picture")
         return True
 
     def handle_expect_100(self) -> bool:
-        """``Expect: 100-continue`` (curl sends it before a large body): a body over the limit is refused before
-        the client sends it."""
-        return False if self.refuse_large() else super().handle_expect_100()
-
-    def drain(self) -> None:
-        """Read and drop a little of an unwanted body, so that the client reads the 413 before the connection
-        closes (closing with unread data resets it, which can discard the answer), never all of it."""
-        self.wfile.flush()
-        most, seconds = DRAIN
-        deadline = time.monotonic() + seconds
-        try:
-            while most > 0 and (left := deadline - time.monotonic()) > 0:
-                self.connection.settimeout(left)
-                got = self.connection.recv(min(most, 1 << 16))
-                if not got:
-                    break
-                most -= len(got)
-        except OSError:
-            pass
+        """``Expect: 100-continue`` (curl, before a large body): a body over the limit is refused unsent."""
+        return not self.refuse_large() and super().handle_expect_100()
 
     def call(self, answer: Any) -> tuple[int, dict[str, Any]]:
-        """``answer()``, a (status, JSON object); an unexpected failure is a 500 with one line, and the server
-        goes on answering."""
+        """``answer()``, a (status, JSON object); an unexpected failure is a 500 with one line."""
         try:
             return answer()
         except Exception as e:
@@ -234,11 +221,8 @@ class Handler(BaseHTTPRequestHandler):
             return 500, {"error": f"internal error: {one_line(e, named=True)}"}
 
     def fail(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        """A one-line JSON error. A body the request declared and that was not read ends the connection: its
-        bytes would otherwise be read as the next request."""
-        headers_in = getattr(self, "headers", None) or {}
-        declared = (headers_in.get("Content-Length") or "0").strip() != "0" or headers_in.get("Transfer-Encoding")
-        if declared and not self.body_read:
+        """A JSON error; a declared body left unread ends the connection (else it would read as a request)."""
+        if not self.body_read and (self.length() != 0 or "Transfer-Encoding" in self.headers):
             self.close_connection = True
             headers = {**(headers or {}), "Connection": "close"}
         self.send_json(status, {"error": message}, headers)
@@ -249,28 +233,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send_body(status, json.dumps(answer).encode(), "application/json", headers)
 
     def send_body(self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
+        self.connection.settimeout(self.timeout)  # the answer's own time, whatever the request left
         self.send_response(status)
-        for key, value in {
-            "Content-Type": kind,
-            "Content-Length": str(len(body)),
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            **(headers or {}),
-        }.items():
+        for key, value in {"Content-Type": kind, "Content-Length": str(len(body)), **SAFE, **(headers or {})}.items():
             self.send_header(key, value)
         self.end_headers()
-        if not self.head_only:
+        if self.command != "HEAD":
             self.wfile.write(body)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The standard library's replies to a malformed request (400, 414, 431, 501...), as one-line JSON."""
         self.close_connection = True
-        text = message or HTTPStatus(code).phrase
-        try:
-            self.fail(code, one_line(Exception(text)), {"Connection": "close"})
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            self.send_json(code, {"error": message or HTTPStatus(code).phrase}, {"Connection": "close"})
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: no line per request (a drawing sends several a second)."""
