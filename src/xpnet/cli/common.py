@@ -119,18 +119,18 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         sys.exit(1)
 
 
-def positive_int(text: str) -> int:
-    value = _parse(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _count(least: int, words: str) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        value = _parse(int, text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {words}, got {text}")
+        return value
+
+    return convert
 
 
-def non_negative_int(text: str) -> int:
-    value = _parse(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
-    return value
+positive_int = _count(1, "a positive integer")
+non_negative_int = _count(0, "0 or a positive integer")
 
 
 def setting(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -158,7 +158,7 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def _parse(kind: type, text: str):
+def _parse(kind: type, text: str) -> Any:
     try:
         return kind(text)
     except ValueError:
@@ -235,13 +235,30 @@ def model_data_dir(given: str | None, ckpt: Model) -> str | None:
 SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
 
 
-class StopOnSignal(Callback):
+class _Handling:
+    """While entered, ``_handle`` answers the signals ``SIGNALS[first:]``; the previous handlers come back after."""
+
+    first = 0
+
+    def __enter__(self) -> Any:
+        main = threading.current_thread() is threading.main_thread()
+        self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS[self.first :] if main}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        raise NotImplementedError
+
+
+class StopOnSignal(_Handling, Callback):
     """While active, the first SIGINT/SIGTERM pauses the run before its next step; the next one raises
     `KeyboardInterrupt` at once."""
 
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
+    signum: int | None = None
 
     def should_pause(self) -> bool:
         return self.signum is not None
@@ -253,40 +270,16 @@ class StopOnSignal(Callback):
         message = "stopping after the current step (press Ctrl-C again to quit at once)"
         print(f"\n{signal.Signals(signum).name}: {message}", file=sys.stderr, flush=True)
 
-    def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            for s in SIGNALS:
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous.clear()
-
 
 class Terminated(KeyboardInterrupt):
     """A SIGTERM outside the window in which a run stops gracefully (before training, after the last save)."""
 
 
-class TerminateLoudly:
+class TerminateLoudly(_Handling):
     """While active, SIGTERM raises `Terminated`, so the command line says why it ends instead of dying
     silently with status 143; `StopOnSignal` takes over during training and gives it back afterwards."""
 
-    def __init__(self) -> None:
-        self._previous: Any = None
+    first = 1  # SIGTERM only
 
-    @staticmethod
-    def _handle(signum: int, frame: FrameType | None) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         raise Terminated
-
-    def __enter__(self) -> TerminateLoudly:
-        term = getattr(signal, "SIGTERM", None)
-        if term is not None and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(term, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
