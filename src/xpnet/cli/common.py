@@ -75,11 +75,8 @@ def tool_name(prog: str) -> str:
 
 
 def program(name: str) -> str:
-    """How the user started the tool ``xpnet.<name>``, for its usage line.
-
-    ``xpnet train`` (or ``python -m xpnet train``) when the ``xpnet`` command ran it, which puts that in
-    ``sys.argv[0]``; else ``python -m xpnet.train``.
-    """
+    """How the user started the tool ``xpnet.<name>``, for its usage line: what the ``xpnet`` command put in
+    ``sys.argv[0]`` (``xpnet train``), else ``python -m xpnet.train``."""
     first = sys.argv[0] if sys.argv else ""
     return first if first.endswith(f"xpnet {name}") else f"python -m xpnet.{name}"
 
@@ -95,13 +92,8 @@ def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, prog: str = "xpnet") -> int:
-    """Call ``main``; an `XpnetError` becomes its message on one line and its exit status (2 unless it says).
-
-    An error with ``details`` (a missing data set: where to put which files) prints them indented below its
-    first line, one line each.
-
-    Output piped into a reader that stops early (``| head``) ends the run quietly with status 1.
-    """
+    """Call ``main``; an `XpnetError` becomes its message on one line (its ``details`` indented below) and its
+    exit status (2 unless it says). Output piped into a reader that stops early (``| head``) ends quietly: 1."""
     try:
         with TerminateLoudly():
             return main(argv)
@@ -183,11 +175,7 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
         help="where to compute: auto takes the first CUDA GPU when CuPy can use it, else the CPU, saying why "
         "only when this machine has a GPU it cannot use (default: auto)",
     )
-    parser.add_argument(
-        "--verbose",
-        action="store_true",
-        help="also say why --device auto chose the CPU on a machine without a GPU",
-    )
+    parser.add_argument("--verbose", action="store_true", help="also say why --device auto chose the CPU without a GPU")
     parser.add_argument(
         "--backend",
         choices=tuple(registry()),
@@ -214,18 +202,14 @@ def model_data_dir(given: str | None, ckpt: Model) -> str | None:
     if given is not None or ckpt.data_dir is None:
         return given
     folder = Path(ckpt.data_dir)
-    if not folder.is_dir():
-        say(
-            f"{ckpt.dataset}: {folder}, where {ckpt.path} was trained, is gone; "
-            "looking where xpnet.train looks (--data-dir DIR names another folder)",
-            file=sys.stderr,
-        )
-        return None
+    gone, where = not folder.is_dir(), f"{folder}, where {ckpt.path} was trained"
     say(
-        f"{ckpt.dataset}: reading {folder}, where {ckpt.path} was trained (--data-dir DIR reads another folder)",
+        f"{ckpt.dataset}: {where}, is gone; looking where xpnet.train looks (--data-dir DIR names another folder)"
+        if gone
+        else f"{ckpt.dataset}: reading {where} (--data-dir DIR reads another folder)",
         file=sys.stderr,
     )
-    return str(folder)
+    return None if gone else str(folder)
 
 
 # Signals. The first Ctrl-C or SIGTERM during training asks the run to stop after its current step
