@@ -58,14 +58,6 @@ SCHEDULER_ENV = "XPNET_SCHEDULER"
 INSTALL = 'pip install "xpnet[dask]"'
 
 
-def _worker_count(text: str) -> int:
-    """``--workers N``: one process per worker, so at most one per CPU core of this machine."""
-    n, cores = cli.positive_int(text), os.cpu_count() or 1
-    if n > cores:
-        raise argparse.ArgumentTypeError(f"must be at most {cores}, the CPU cores of this machine, got {text}")
-    return n
-
-
 # Each flag's help: a paragraph per flag, its lines after the first indented; build_parser fills in the {names}.
 HELP = """
 --workers train data-parallel on a Dask cluster of N worker processes started on this machine (needs {install};
