@@ -47,7 +47,6 @@ from .training.model import (
     spelled,
 )
 
-EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 DEFAULT_DATASET = "mnist"
 DEFAULTS = TrainConfig()  # what a flag left out means on a new run
 CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig))
@@ -175,13 +174,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Checked before any data is read or any epoch is run: a bad path must not cost an hour of training.
     roles = {"--save": args.save, "--log": args.log, "--resume": args.resume}
     refuse_shared(roles, allowed={frozenset(("--save", "--resume"))})  # resuming into the same file is usual
-    save_path = check_writable(args.save) if args.save is not None else None
-    log_path = check_writable(args.log, flag="--log", example="train.jsonl") if args.log is not None else None
-    with locked({"--save": save_path, "--log": log_path}):  # a second run on these files is refused
-        return _train(args, save_path, log_path)
+    if args.save is not None:
+        args.save = check_writable(args.save)
+    if args.log is not None:
+        args.log = check_writable(args.log, flag="--log", example="train.jsonl")
+    with locked({"--save": args.save, "--log": args.log}):  # a second run on these files is refused
+        return _train(args)
 
 
-def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | None) -> int:
+def _train(args: argparse.Namespace) -> int:
     named = {k: v for k, v in vars(args).items() if v is not None}  # what the command line named
     ckpt = load(args.resume) if args.resume is not None else None
     settings = settings_from(named, ckpt)
@@ -228,16 +229,16 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
         say(run_line(data, config, backend, with_classes=dataset in LOCAL_SETS))
         if ckpt is not None:
             say(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {ckpt.origin()})")
-    shown = _Shown(data, config, backend, ckpt, log_path, quiet=args.quiet)
+    shown = _Shown(data, config, backend, ckpt, args)
     try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
         with _step_source(args, data, val_split, address) as (steps, cluster):  # open for the run
             shown.steps, shown.cluster = steps, cluster
             model = Model.of_data(config, ckpt and ckpt.state, backend, data, val_split)
-            state = train_saving(model, data, save_path, callbacks=[shown], steps=steps)
+            state = train_saving(model, data, args.save, callbacks=[shown], steps=steps)
     finally:
         shown.close()
     if state.stopped:
-        return EXIT_INTERRUPTED
+        return cli.EXIT_INTERRUPTED
     last, kept = state.history[-1], state.kept
     if state.restored:
         patience = config.n_iter_no_change + 1
@@ -247,8 +248,8 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
             f"validation ({100 * kept.val_accuracy:.2f}%)"
         )
     say(result_line(state, ckpt))  # a resumed run's seconds add both runs, and say so
-    if save_path is not None:
-        say(checkpoint_line(save_path, state))  # the epoch whose weights it holds
+    if args.save is not None:
+        say(checkpoint_line(args.save, state))  # the epoch whose weights it holds
     if args.json:
         say(json.dumps(summary(data, config, backend, state, steps.workers)))
     return 0
@@ -343,13 +344,9 @@ def train_saving(
     callbacks: Sequence[Callback] = (),
     steps: StepSource = local_steps,
 ) -> TrainState:
-    """`train` ``model`` from its state (None: fresh) with a `Saver` on ``save_path`` (before ``callbacks``, so
-    a reader that stops early, ``| head``, cannot cost the checkpoint) and `StopOnSignal`.
-
-    A stopped run says where on stdout, and what was kept; a step that failed (workers lost) raises its error
-    with where. Divergence and running out of memory become one-line errors naming the fix and what the
-    checkpoint on disk holds.
-    """
+    """`train` ``model`` from its state with `StopOnSignal` and a `Saver` on ``save_path`` (before ``callbacks``:
+    a reader that stops early, ``| head``, cannot cost the checkpoint). A stopped run says where and what was kept;
+    divergence, running out of memory and a failed step become one-line errors that say so too."""
     saver = Saver(save_path, model, steps) if save_path is not None else None
     try:
         # NumPy's overflow warnings from a huge --lr would precede the one-line divergence message.
@@ -381,9 +378,8 @@ def train_saving(
 
 def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
     """What to shrink after running out of memory: the batch, or the model when it alone is too big."""
-    size = len(data.y_train) if config.batch_size == 0 else config.batch_size
+    size, itemsize = config.batch_size or len(data.y_train), 8 if config.dtype == "float64" else 4
     sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
-    itemsize = 8 if config.dtype == "float64" else 4
     n_params = sum(math.prod(s) for s in param_shapes(sizes))
     # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
     model_bytes = n_params * itemsize * (2 + len(OPTIMIZERS[config.optimizer].slots))
@@ -448,28 +444,20 @@ def _step_source(
 
 
 class _Shown(Callback):
-    """What the command line shows and logs while a run trains: the log's header and one record per epoch,
-    the progress bar and one line per epoch (those two not with --quiet)."""
+    """What the command line shows and logs while a run trains: the progress bar and one line per epoch (not
+    with --quiet), the log's header and one record per epoch."""
 
-    def __init__(
-        self,
-        data: Dataset,
-        config: TrainConfig,
-        backend: Backend,
-        ckpt: Model | None,
-        log_path: Path | None,
-        quiet: bool,
-    ):
-        self.data, self.config, self.backend, self.ckpt = data, config, backend, ckpt
-        self.steps, self.cluster, self.bar, self.log = local_steps, None, None, None
-        if not quiet:
-            self.bar = EpochBar(
-                config.max_iter, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a))
-            )
-        if log_path is not None:
-            self.log = runlog.LineFile(log_path, append=ckpt is not None)
+    def __init__(self, data: Dataset, config: TrainConfig, backend: Backend, ckpt: Model | None, args: Any):
+        self.data, self.config, self.backend, self.ckpt, self.quiet = data, config, backend, ckpt, args.quiet
+        self.steps, self.cluster, self.log = local_steps, None, None
+        read = lambda a: float(backend.to_numpy(a))  # noqa: E731
+        self.bar = EpochBar(
+            config.max_iter, len(data.y_train), config.batch_size, read, isatty=False if args.quiet else None
+        )
+        if args.log is not None:
+            self.log = runlog.LineFile(args.log, append=ckpt is not None)
             if self.log.repaired:
-                say(f"{log_path}: removed a last line cut short ({self.log.repaired} bytes)", file=sys.stderr)
+                say(f"{args.log}: removed a last line cut short ({self.log.repaired} bytes)", file=sys.stderr)
 
     def on_train_begin(self, state: TrainState) -> None:
         # What computes the steps is known now (Dask workers: their shards are in).
@@ -495,23 +483,21 @@ class _Shown(Callback):
             self.log.write(header)
 
     def on_step(self, epoch: int, rows_done: int, loss_sum: Any) -> None:
-        if self.bar is not None:
-            self.bar.step(epoch, rows_done, loss_sum)
+        self.bar.step(epoch, rows_done, loss_sum)
 
     def on_epoch_end(self, state: TrainState) -> bool:
         if self.log is not None:
             self.log.write(runlog.epoch_record(state.history[-1]))
-        if self.bar is not None:
-            self.bar.clear()
+        self.bar.clear()
+        if not self.quiet:
             say(format_epoch(state.history[-1], self.config.max_iter))
         return False
 
-    def on_train_end(self, state: TrainState | None) -> None:
-        if self.bar is not None:
-            self.bar.clear()  # before the lines that say how the run ended
+    def on_train_end(self, state: TrainState) -> None:
+        self.bar.clear()  # before the lines that say how the run ended
 
     def close(self) -> None:
-        self.on_train_end(None)
+        self.bar.clear()
         if self.log is not None:
             self.log.close()
 
