@@ -130,7 +130,7 @@ def setting(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
     ``float`` or `hidden_sizes`), then apply the config's own rule (`check_field`), the one rule per setting."""
 
     def convert(text: str) -> Any:
-        value = kind(text) if kind is hidden_sizes else _parse(kind, text)
+        value = _parse(kind, text)
         try:
             check_field(name, value)
         except ConfigError as e:
@@ -150,8 +150,8 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def _parse(kind: type, text: str) -> Any:
-    try:
+def _parse(kind: Callable[[str], Any], text: str) -> Any:
+    try:  # hidden_sizes says itself what it expected
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
@@ -176,16 +176,9 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
         "only when this machine has a GPU it cannot use (default: auto)",
     )
     parser.add_argument("--verbose", action="store_true", help="also say why --device auto chose the CPU without a GPU")
-    parser.add_argument(
-        "--backend",
-        choices=tuple(registry()),
-        default=None,
-        help="array library: "
-        + ", ".join(f"{s.name} ({'/'.join(s.kinds)})" for s in registry().values())
-        + " (default: "
-        + ", ".join(f"{s.name} on {kind}" for s in registry().values() for kind in s.default_for)
-        + ")",
-    )
+    kinds = ", ".join(f"{s.name} ({'/'.join(s.kinds)})" for s in registry().values())
+    defaults = ", ".join(f"{s.name} on {kind}" for s in registry().values() for kind in s.default_for)
+    parser.add_argument("--backend", choices=tuple(registry()), help=f"array library: {kinds} (default: {defaults})")
 
 
 def announce(backend: Backend, verbose: bool = False) -> None:
