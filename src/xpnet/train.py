@@ -57,35 +57,35 @@ SCHEDULER_ENV = "XPNET_SCHEDULER"
 INSTALL = 'pip install "xpnet[dask]"'
 
 
-# Each flag's help: a paragraph per flag, its lines after the first indented; build_parser fills in the {names}.
-HELP = """
---workers train data-parallel on a Dask cluster of N worker processes started on this machine (needs {install};
+# Each flag's help: a paragraph per flag, its lines after the first indented.
+HELP = f"""
+--workers train data-parallel on a Dask cluster of N worker processes started on this machine (needs {INSTALL};
   see docs/distributed.md)
 --scheduler train data-parallel on the Dask cluster whose scheduler is at ADDR, like tcp://10.0.0.5:8786
-  (default: ${scheduler_env}; needs {install})
---dataset data set (default: {dataset}); idx and folder read your own IDX files or pictures from --data-dir
+  (default: ${SCHEDULER_ENV}; needs {INSTALL})
+--dataset data set (default: {DEFAULT_DATASET}); idx and folder read your own IDX files or pictures from --data-dir
 --data-dir folder holding the four IDX files, downloaded there when missing, or, with --dataset folder,
   train/<class>/ and test/<class>/ picture folders (default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>;
   required for idx and folder)
---image-size with --dataset folder: prepare every picture as N x N pixels (default: {image_size})
+--image-size with --dataset folder: prepare every picture as N x N pixels (default: {DEFAULT_SIZE})
 --mirror base URL to download the IDX files from, instead of the public mirrors; repeat to try several in order;
-  {{dataset}} in it becomes the data set name (default: ${mirrors_env}, else public mirrors)
+  {{dataset}} in it becomes the data set name (default: ${MIRRORS_ENV}, else public mirrors)
 --val-split hold out N training images (stratified, fixed seed) and report validation accuracy each epoch; the
   test set is then scored only at the end (default: 0)
---hidden units of each hidden layer (default: {hidden})
---activation default: {activation}
---optimizer sgd, momentum (sgd with momentum 0.9) or adam (default: {optimizer})
---lr learning rate (default: {lrs})
+--hidden units of each hidden layer (default: {spelled(DEFAULTS.hidden_layer_sizes)})
+--activation default: {DEFAULTS.activation}
+--optimizer sgd, momentum (sgd with momentum 0.9) or adam (default: {DEFAULTS.optimizer})
+--lr learning rate (default: {", ".join(f"{name} {opt.default_lr:g}" for name, opt in OPTIMIZERS.items())})
 --gamma multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per 60,000
   images seen or per 469 steps, whichever comes later: 0.8 for 60,000 images at batch <= 128)
 --alpha L2 penalty on the weights, as scikit-learn's alpha: each step adds alpha / batch * W to the weights'
   gradients (default: 0, none)
 --patience with --val-split: stop when validation accuracy has not improved for N epochs and keep the best
   epoch's weights (default: 0, never stop early; scikit-learn's n_iter_no_change is N - 1)
---epochs default: {max_iter}
---batch-size examples per step; 0 trains on the whole training set at once (default: {batch_size})
---dtype default: {dtype}
---seed seeds weights and shuffling (default: {seed})
+--epochs default: {DEFAULTS.max_iter}
+--batch-size examples per step; 0 trains on the whole training set at once (default: {DEFAULTS.batch_size})
+--dtype default: {DEFAULTS.dtype}
+--seed seeds weights and shuffling (default: {DEFAULTS.random_state})
 --json end with one JSON line of results on stdout
 --quiet no progress bar and no per-epoch lines (errors, the result and the --json line still print)
 --log write one JSON object per epoch to PATH (JSON Lines, after a header line for the run); --resume appends;
@@ -124,18 +124,7 @@ def build_parser() -> cli.ArgumentParser:
         ),
     )
     cli.add_device_flags(p)
-    helps = HELP.format(
-        install=INSTALL,
-        scheduler_env=SCHEDULER_ENV,
-        mirrors_env=MIRRORS_ENV,
-        dataset=DEFAULT_DATASET,
-        image_size=DEFAULT_SIZE,
-        hidden=spelled(DEFAULTS.hidden_layer_sizes),
-        lrs=", ".join(f"{name} {opt.default_lr:g}" for name, opt in OPTIMIZERS.items()),
-        seed=DEFAULTS.random_state,
-        **{k: getattr(DEFAULTS, k) for k in ("activation", "optimizer", "max_iter", "batch_size", "dtype")},
-    )
-    helps = dict(" ".join(flag.split()).split(" ", 1) for flag in re.split(r"\n(?=--)", helps.strip()))
+    helps = dict(" ".join(flag.split()).split(" ", 1) for flag in re.split(r"\n(?=--)", HELP.strip()))
 
     def add(flag: str, **kwargs: Any) -> None:
         p.add_argument(flag, help=helps[flag], **kwargs)

@@ -175,7 +175,9 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
         help="where to compute: auto takes the first CUDA GPU when CuPy can use it, else the CPU, saying why "
         "only when this machine has a GPU it cannot use (default: auto)",
     )
-    parser.add_argument("--verbose", action="store_true", help="also say why --device auto chose the CPU without a GPU")
+    parser.add_argument(
+        "--verbose", action="store_true", help="also say why --device auto chose the CPU on a machine without a GPU"
+    )
     kinds = ", ".join(f"{s.name} ({'/'.join(s.kinds)})" for s in registry().values())
     defaults = ", ".join(f"{s.name} on {kind}" for s in registry().values() for kind in s.default_for)
     parser.add_argument("--backend", choices=tuple(registry()), help=f"array library: {kinds} (default: {defaults})")
