@@ -215,7 +215,8 @@ SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if 
 
 
 class _Handling:
-    """While entered, ``_handle`` answers the signals ``SIGNALS[first:]``; the previous handlers come back after."""
+    """While entered, the subclass's ``_handle`` answers the signals ``SIGNALS[first:]``; the previous handlers
+    come back after."""
 
     first = 0
 
@@ -228,9 +229,6 @@ class _Handling:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        raise NotImplementedError
 
 
 class StopOnSignal(_Handling, Callback):
