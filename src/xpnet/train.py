@@ -228,8 +228,8 @@ def _train(args: argparse.Namespace) -> int:
         shown.close()
     if state.stopped:
         return cli.EXIT_INTERRUPTED
-    last, kept = state.history[-1], state.kept
     if state.restored:
+        last, kept = state.history[-1], state.kept
         patience = config.n_iter_no_change + 1
         why = f"no better validation accuracy for {patience} epochs" if state.stopped_early else "run ended"
         say(
@@ -518,12 +518,9 @@ def format_epoch(stats: EpochStats, epochs: int) -> str:
 
 
 def summary(data: Dataset, config: TrainConfig, backend: Backend, state: TrainState, workers: str | None) -> dict:
-    """The ``--json`` line: the run's results and its full config; ``workers`` is what Dask workers computed
-    the gradients with (`loop.StepSource`), or None.
-
-    The accuracies are those of the weights the run kept and saved (with --patience, the best epoch's);
-    ``final_loss`` and ``last_val_accuracy`` are the last epoch's, whichever weights were kept.
-    """
+    """The ``--json`` line; ``workers``: what Dask workers computed with (`loop.StepSource`), or None. The
+    accuracies are those of the weights kept (with --patience, the best epoch's); ``final_loss`` and
+    ``last_val_accuracy`` are the last epoch's."""
     last, kept, seconds = state.history[-1], state.kept, state.train_seconds
     n_seen = len(data.y_train) * len(state.history)
     return {
