@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -29,11 +30,14 @@ def test_ctrl_c_while_importing_is_one_line_and_exit_130(tmp_path):
         text=True,
         env={**os.environ, "PYTHONPATH": path},
     )
+    deadline = threading.Timer(120, proc.kill)  # bounds the read below, should the process hang before it
+    deadline.start()
     try:
-        assert proc.stderr.readline() == "importing\n"  # the fake ends its wait after 60 s: bounded
+        assert proc.stderr.readline() == "importing\n"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
+        deadline.cancel()
         proc.kill()
         proc.wait()
     assert (proc.returncode, out, err) == (130, "", "xpnet.train: interrupted\n")
