@@ -126,15 +126,16 @@ def build_parser() -> cli.ArgumentParser:
     cli.add_device_flags(p)
     helps = dict(" ".join(flag.split()).split(" ", 1) for flag in re.split(r"\n(?=--)", HELP.strip()))
 
-    def add(flag: str, **kwargs: Any) -> None:
-        p.add_argument(flag, help=helps[flag], **kwargs)
+    def add(flag: str, to: Any = p, **kwargs: Any) -> None:
+        to.add_argument(flag, help=helps[flag], **kwargs)
 
     def add_setting(flag: str, kind: Any, **kwargs: Any) -> None:  # a TrainConfig field, checked by its rule
         name = next(name for name, named in FLAGS.items() if named == flag)
         add(flag, dest=name, type=cli.setting(name, kind), **kwargs)
 
-    add("--workers", type=_worker_count, metavar="N")
-    add("--scheduler", metavar="ADDR")
+    cluster = p.add_mutually_exclusive_group()  # one started here, or an existing one
+    add("--workers", cluster, type=_worker_count, metavar="N")
+    add("--scheduler", cluster, metavar="ADDR")
     add("--dataset", choices=DATASETS)
     add("--data-dir", metavar="DIR")
     add("--image-size", type=cli.positive_int, metavar="N")
@@ -387,8 +388,6 @@ def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
 def _scheduler_address(args: argparse.Namespace) -> str | bool | None:
     """The Dask scheduler: ``--scheduler``, else True for ``--workers`` (a cluster started here), else
     ``$XPNET_SCHEDULER``, else None (no cluster). Checks that Dask is there, and the flags its workers resolve."""
-    if args.scheduler is not None and args.workers is not None:
-        raise XpnetError("give --workers N (a cluster on this machine) or --scheduler ADDR (an existing one), not both")
     address = args.scheduler
     if address is None:
         address = args.workers is not None or os.environ.get(SCHEDULER_ENV) or None
