@@ -120,7 +120,7 @@ def test_workers_and_scheduler_together_are_refused(capsys):
     with pytest.raises(SystemExit) as exit_:
         run_cli(main, [*DIGITS, "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], prog="xpnet.train")
     assert exit_.value.code == 2
-    assert "not both" in capsys.readouterr().err
+    assert "argument --scheduler: not allowed with argument --workers" in capsys.readouterr().err
 
 
 def closed_port() -> int:

@@ -1,8 +1,7 @@
 """``xpnet`` (and ``python -m xpnet``): one command whose subcommands are the tools.
 
-``xpnet train ARGS`` runs exactly what ``python -m xpnet.train ARGS`` runs: the tool's module is executed as
-``__main__`` (as ``python -m`` does), so its flags, output and exit statuses are the same, and ``check`` still
-sets its thread count before NumPy loads. Nothing heavy is imported here, so ``xpnet --help`` is instant.
+``xpnet train ARGS`` runs ``python -m xpnet.train ARGS``: the tool's module runs as ``__main__``, so its flags,
+output and exit statuses are the same. Nothing heavy is imported here, so ``xpnet --help`` is instant.
 """
 
 from __future__ import annotations
@@ -25,19 +24,12 @@ COMMANDS = {
 
 
 def usage(name: str) -> str:
-    lines = [
-        f"usage: {name} COMMAND [ARGS...]",
-        "",
-        "A handwritten-digit MLP written once against the Python Array API.",
-        "",
-    ]
-    lines += ["commands:"] + [f"  {command:<9} {what}" for command, what in COMMANDS.items()]
-    lines += [
-        "",
-        f"{name} COMMAND --help lists the command's flags and exit statuses.",
-        f"{name} train ARGS is the same as python -m xpnet.train ARGS (and so for each command).",
-    ]
-    return "\n".join(lines)
+    commands = "\n".join(f"  {command:<9} {what}" for command, what in COMMANDS.items())
+    return (
+        f"usage: {name} COMMAND [ARGS...]\n\nA handwritten-digit MLP written once against the Python Array API.\n\n"
+        f"commands:\n{commands}\n\n{name} COMMAND --help lists the command's flags and exit statuses.\n"
+        f"{name} train ARGS is the same as python -m xpnet.train ARGS (and so for each command)."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # The tool reads its flags from sys.argv, and names itself after sys.argv[0] (cli.program).
     sys.argv = [f"{name} {args[0]}", *args[1:]]
-    runpy.run_module(f"xpnet.{args[0]}", run_name="__main__", alter_sys=False)
+    try:
+        runpy.run_module(f"xpnet.{args[0]}", run_name="__main__", alter_sys=False)
+    except KeyboardInterrupt:  # while the tool still imports, before cli.run catches it: as cli.run says it
+        print(f"xpnet.{args[0]}: interrupted", file=sys.stderr)
+        sys.exit(130)
     return 0  # not reached: each tool ends with sys.exit
 
 

@@ -1,9 +1,8 @@
 """``python -m xpnet.train``: train the MLP on a data set and report accuracy and speed.
 
-The flags are parsed once: those named on the command line (not None) override a resumed checkpoint's
-settings, the rest come from it or from `TrainConfig`'s defaults. The config is built once the data is read,
-since ``--gamma``'s default depends on its size. ``--workers`` and ``--scheduler`` compute the steps on a Dask
-cluster (``training.distributed``, imported only then): this process adds the gradients and updates the weights.
+Flags named on the command line (not None) override a resumed checkpoint's settings; the others come from it
+or from `TrainConfig`'s defaults. ``--workers`` and ``--scheduler`` compute the steps on a Dask cluster
+(``training.distributed``, imported only then): this process adds the gradients and updates the weights.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -47,15 +47,53 @@ from .training.model import (
     spelled,
 )
 
-EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED
 DEFAULT_DATASET = "mnist"
 DEFAULTS = TrainConfig()  # what a flag left out means on a new run
 CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig))
 # --optimizer names an update rule; the library, scikit-learn's solver and momentum.
-OPTIMIZER_SETTINGS = {"sgd": {"solver": "sgd", "momentum": 0.0}, "momentum": {"solver": "sgd", "momentum": 0.9},
-                      "adam": {"solver": "adam", "momentum": 0.0}}  # fmt: skip
+OPTIMIZER_RULES = (("sgd", "sgd", 0.0), ("momentum", "sgd", 0.9), ("adam", "adam", 0.0))
+OPTIMIZER_SETTINGS = {name: {"solver": solver, "momentum": m} for name, solver, m in OPTIMIZER_RULES}
 SCHEDULER_ENV = "XPNET_SCHEDULER"
 INSTALL = 'pip install "xpnet[dask]"'
+
+
+# Each flag's help: a paragraph per flag, its lines after the first indented.
+HELP = f"""
+--workers train data-parallel on a Dask cluster of N worker processes started on this machine (needs {INSTALL};
+  see docs/distributed.md)
+--scheduler train data-parallel on the Dask cluster whose scheduler is at ADDR, like tcp://10.0.0.5:8786
+  (default: ${SCHEDULER_ENV}; needs {INSTALL})
+--dataset data set (default: {DEFAULT_DATASET}); idx and folder read your own IDX files or pictures from --data-dir
+--data-dir folder holding the four IDX files, downloaded there when missing, or, with --dataset folder,
+  train/<class>/ and test/<class>/ picture folders (default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>;
+  required for idx and folder)
+--image-size with --dataset folder: prepare every picture as N x N pixels (default: {DEFAULT_SIZE})
+--mirror base URL to download the IDX files from, instead of the public mirrors; repeat to try several in order;
+  {{dataset}} in it becomes the data set name (default: ${MIRRORS_ENV}, else public mirrors)
+--val-split hold out N training images (stratified, fixed seed) and report validation accuracy each epoch; the
+  test set is then scored only at the end (default: 0)
+--hidden units of each hidden layer (default: {spelled(DEFAULTS.hidden_layer_sizes)})
+--activation default: {DEFAULTS.activation}
+--optimizer sgd, momentum (sgd with momentum 0.9) or adam (default: {DEFAULTS.optimizer})
+--lr learning rate (default: {", ".join(f"{name} {opt.default_lr:g}" for name, opt in OPTIMIZERS.items())})
+--gamma multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per 60,000
+  images seen or per 469 steps, whichever comes later: 0.8 for 60,000 images at batch <= 128)
+--alpha L2 penalty on the weights, as scikit-learn's alpha: each step adds alpha / batch * W to the weights'
+  gradients (default: 0, none)
+--patience with --val-split: stop when validation accuracy has not improved for N epochs and keep the best
+  epoch's weights (default: 0, never stop early; scikit-learn's n_iter_no_change is N - 1)
+--epochs default: {DEFAULTS.max_iter}
+--batch-size examples per step; 0 trains on the whole training set at once (default: {DEFAULTS.batch_size})
+--dtype default: {DEFAULTS.dtype}
+--seed seeds weights and shuffling (default: {DEFAULTS.random_state})
+--json end with one JSON line of results on stdout
+--quiet no progress bar and no per-epoch lines (errors, the result and the --json line still print)
+--log write one JSON object per epoch to PATH (JSON Lines, after a header line for the run); --resume appends;
+  missing folders in PATH are created
+--save write a checkpoint (.npz) to PATH after every epoch and on Ctrl-C, replaced atomically; missing folders
+  in PATH are created
+--resume continue the run saved in PATH; --epochs is the total, model flags default to the checkpoint's
+"""
 
 
 def _worker_count(text: str) -> int:
@@ -86,137 +124,38 @@ def build_parser() -> cli.ArgumentParser:
         ),
     )
     cli.add_device_flags(p)
-    p.add_argument(
-        "--workers",
-        type=_worker_count,
-        default=None,
-        metavar="N",
-        help="train data-parallel on a Dask cluster of N worker processes started on this machine "
-        f"(needs {INSTALL}; see docs/distributed.md)",
-    )
-    p.add_argument(
-        "--scheduler",
-        default=None,
-        metavar="ADDR",
-        help=f"train data-parallel on the Dask cluster whose scheduler is at ADDR, like tcp://10.0.0.5:8786 "
-        f"(default: ${SCHEDULER_ENV}; needs {INSTALL})",
-    )
-    p.add_argument(
-        "--dataset",
-        choices=DATASETS,
-        help=f"data set (default: {DEFAULT_DATASET}); idx and folder read your own IDX files or pictures from "
-        "--data-dir",
-    )
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        metavar="DIR",
-        help="folder holding the four IDX files, downloaded there when missing, or, with --dataset folder, "
-        "train/<class>/ and test/<class>/ picture folders (default: $XPNET_DATA/<dataset> or "
-        "~/.cache/xpnet/<dataset>; required for idx and folder)",
-    )
-    p.add_argument(
-        "--image-size",
-        type=cli.positive_int,
-        metavar="N",
-        help=f"with --dataset folder: prepare every picture as N x N pixels (default: {DEFAULT_SIZE})",
-    )
-    p.add_argument(
-        "--mirror",
-        action="append",
-        default=None,
-        metavar="URL",
-        help=f"base URL to download the IDX files from, instead of the public mirrors; repeat to try several "
-        f"in order; {{dataset}} in it becomes the data set name (default: ${MIRRORS_ENV}, else public mirrors)",
-    )
-    p.add_argument(
-        "--val-split",
-        type=cli.non_negative_int,
-        metavar="N",
-        help="hold out N training images (stratified, fixed seed) and report validation accuracy each epoch; "
-        "the test set is then scored only at the end (default: 0)",
-    )
-    p.add_argument(
-        "--hidden",
-        dest="hidden_layer_sizes",
-        type=cli.setting("hidden_layer_sizes", cli.hidden_sizes),
-        metavar="N,N,...",
-        help=f"units of each hidden layer (default: {spelled(DEFAULTS.hidden_layer_sizes)})",
-    )
-    p.add_argument("--activation", choices=ACTIVATIONS, help=f"default: {DEFAULTS.activation}")
-    p.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS,
-        help=f"sgd, momentum (sgd with momentum 0.9) or adam (default: {DEFAULTS.optimizer})",
-    )
-    p.add_argument(
-        "--lr",
-        dest="learning_rate_init",
-        type=cli.setting("learning_rate_init", float),
-        default=None,
-        help=f"learning rate (default: {', '.join(f'{name} {opt.default_lr:g}' for name, opt in OPTIMIZERS.items())})",
-    )
-    p.add_argument(
-        "--gamma",
-        dest="lr_decay",
-        type=cli.setting("lr_decay", float),
-        default=None,
-        help="multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per "
-        "60,000 images seen or per 469 steps, whichever comes later: 0.8 for 60,000 images at batch <= 128)",
-    )
-    p.add_argument(
-        "--alpha",
-        type=cli.setting("alpha", float),
-        help="L2 penalty on the weights, as scikit-learn's alpha: each step adds alpha / batch * W to the "
-        "weights' gradients (default: 0, none)",
-    )
-    p.add_argument(
-        "--patience",
-        type=cli.non_negative_int,
-        metavar="N",
-        help="with --val-split: stop when validation accuracy has not improved for N epochs and keep the best "
-        "epoch's weights (default: 0, never stop early; scikit-learn's n_iter_no_change is N - 1)",
-    )
-    p.add_argument("--epochs", dest="max_iter", type=cli.setting("max_iter", int), help=f"default: {DEFAULTS.max_iter}")
-    p.add_argument(
-        "--batch-size",
-        type=cli.setting("batch_size", int),
-        metavar="N",
-        help=f"examples per step; 0 trains on the whole training set at once (default: {DEFAULTS.batch_size})",
-    )
-    p.add_argument("--dtype", choices=DTYPES, help=f"default: {DEFAULTS.dtype}")
-    p.add_argument(
-        "--seed",
-        dest="random_state",
-        type=cli.setting("random_state", int),
-        help=f"seeds weights and shuffling (default: {DEFAULTS.random_state})",
-    )
-    p.add_argument("--json", action="store_true", help="end with one JSON line of results on stdout")
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar and no per-epoch lines (errors, the result and the --json line still print)",
-    )
-    p.add_argument(
-        "--log",
-        default=None,
-        metavar="PATH",
-        help="write one JSON object per epoch to PATH (JSON Lines, after a header line for the run); --resume "
-        "appends; missing folders in PATH are created",
-    )
-    p.add_argument(
-        "--save",
-        default=None,
-        metavar="PATH",
-        help="write a checkpoint (.npz) to PATH after every epoch and on Ctrl-C, replaced atomically; missing "
-        "folders in PATH are created",
-    )
-    p.add_argument(
-        "--resume",
-        default=None,
-        metavar="PATH",
-        help="continue the run saved in PATH; --epochs is the total, model flags default to the checkpoint's",
-    )
+    helps = dict(" ".join(flag.split()).split(" ", 1) for flag in re.split(r"\n(?=--)", HELP.strip()))
+
+    def add(flag: str, to: Any = p, **kwargs: Any) -> None:
+        to.add_argument(flag, help=helps[flag], **kwargs)
+
+    def add_setting(flag: str, kind: Any, **kwargs: Any) -> None:  # a TrainConfig field, checked by its rule
+        name = next(name for name, named in FLAGS.items() if named == flag)
+        add(flag, dest=name, type=cli.setting(name, kind), **kwargs)
+
+    cluster = p.add_mutually_exclusive_group()  # one started here, or an existing one
+    add("--workers", cluster, type=_worker_count, metavar="N")
+    add("--scheduler", cluster, metavar="ADDR")
+    add("--dataset", choices=DATASETS)
+    add("--data-dir", metavar="DIR")
+    add("--image-size", type=cli.positive_int, metavar="N")
+    add("--mirror", action="append", metavar="URL")
+    add("--val-split", type=cli.non_negative_int, metavar="N")
+    add_setting("--hidden", cli.hidden_sizes, metavar="N,N,...")
+    add("--activation", choices=ACTIVATIONS)
+    add("--optimizer", choices=OPTIMIZERS)
+    add_setting("--lr", float)
+    add_setting("--gamma", float)
+    add_setting("--alpha", float)
+    add("--patience", type=cli.non_negative_int, metavar="N")
+    add_setting("--epochs", int)
+    add_setting("--batch-size", int, metavar="N")
+    add("--dtype", choices=DTYPES)
+    add_setting("--seed", int)
+    for flag in ("--json", "--quiet"):
+        add(flag, action="store_true")
+    for flag in ("--log", "--save", "--resume"):
+        add(flag, metavar="PATH")
     return p
 
 
@@ -225,13 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Checked before any data is read or any epoch is run: a bad path must not cost an hour of training.
     roles = {"--save": args.save, "--log": args.log, "--resume": args.resume}
     refuse_shared(roles, allowed={frozenset(("--save", "--resume"))})  # resuming into the same file is usual
-    save_path = check_writable(args.save) if args.save is not None else None
-    log_path = check_writable(args.log, flag="--log", example="train.jsonl") if args.log is not None else None
-    with locked({"--save": save_path, "--log": log_path}):  # a second run on these files is refused
-        return _train(args, save_path, log_path)
+    if args.save is not None:
+        args.save = check_writable(args.save)
+    if args.log is not None:
+        args.log = check_writable(args.log, flag="--log", example="train.jsonl")
+    with locked({"--save": args.save, "--log": args.log}):  # a second run on these files is refused
+        return _train(args)
 
 
-def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | None) -> int:
+def _train(args: argparse.Namespace) -> int:
     named = {k: v for k, v in vars(args).items() if v is not None}  # what the command line named
     ckpt = load(args.resume) if args.resume is not None else None
     settings = settings_from(named, ckpt)
@@ -242,50 +183,54 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
         args.data_dir = cli.model_data_dir(args.data_dir, ckpt)  # by default the folder it was trained from
         if image_size is None and ckpt.layout is not None and dataset == "folder":
             image_size = ckpt.layout.side
-        check_patience(ckpt, settings["early_stopping"])
-    _require_validation(settings.get("early_stopping", False), val_split, example_val_split(dataset))
+        if settings["early_stopping"] and ckpt.state.best_params is None and ckpt.state.epoch:
+            # Before --val-split is asked for: it would only lead here.
+            raise CheckpointError(
+                f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
+                "--patience, or start a new run with it"
+            )
+    if settings.get("early_stopping") and not val_split:  # the test set must not choose the model
+        example = example_val_split(dataset)
+        size = f"e.g. --val-split {example}" if example else "about a tenth of the training images"
+        raise XpnetError(
+            f"--patience needs a validation set to watch: add --val-split N ({size}), or leave --patience out"
+        )
     address = _scheduler_address(args)
-    cluster = address is not None or args.workers is not None
-    if cluster:
-        _check_cluster_flags(args)
     # NumPy when Dask workers compute: they resolve --device and --backend on their own machines.
-    backend = resolve_backend("cpu", "numpy") if cluster else resolve_backend(args.device, args.backend)
+    backend = resolve_backend("cpu", "numpy") if address is not None else resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
-    data = hold_out(_load(args, dataset, image_size), val_split)
-    if "lr_decay" not in settings:
-        batch_size = settings.get("batch_size", DEFAULTS.batch_size)
-        settings["lr_decay"] = default_decay(len(data.y_train), batch_size)
+    data = load_dataset(
+        dataset,
+        args.data_dir,
+        download=True,
+        mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
+        on_download=lambda name, where: say(f"{name}: downloading missing files to {where}", file=sys.stderr),
+        progress=lambda file: ProgressBar(f"  {file}"),
+        image_size=image_size,
+        picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),
+        notify=lambda line: say(line, file=sys.stderr),
+    )
+    data = hold_out(data, val_split)
+    settings.setdefault("lr_decay", default_decay(len(data.y_train), settings.get("batch_size", DEFAULTS.batch_size)))
     config = TrainConfig(**settings)
     if ckpt is not None:
         check_resumable(ckpt, config, data)
-
     if not args.quiet:  # --quiet: errors, the result line and --json only
         say(run_line(data, config, backend, with_classes=dataset in LOCAL_SETS))
         if ckpt is not None:
             say(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {ckpt.origin()})")
-    bar = None
-    if not args.quiet:
-        bar = EpochBar(config.max_iter, len(data.y_train), config.batch_size, lambda a: float(backend.to_numpy(a)))
-    log = None
-    if log_path is not None:
-        log = runlog.LineFile(log_path, append=ckpt is not None)  # closed in the finally below
-        if log.repaired:
-            say(f"{log_path}: removed a last line cut short ({log.repaired} bytes)", file=sys.stderr)
+    shown = _Shown(data, config, backend, ckpt, args)
     try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
-        with _step_source(args, data, val_split, address) as (steps, dask):  # a Dask cluster is open for the run
+        with _step_source(args, data, val_split, address) as (steps, cluster):  # open for the run
+            shown.steps, shown.cluster = steps, cluster
             model = Model.of_data(config, ckpt and ckpt.state, backend, data, val_split)
-            shown = _Shown(data, config, backend, steps, dask, ckpt, bar, log)
-            state = train_saving(model, data, save_path, callbacks=[shown], steps=steps)
+            state = train_saving(model, data, args.save, callbacks=[shown], steps=steps)
     finally:
-        if bar is not None:
-            bar.clear()
-        if log is not None:
-            log.close()
+        shown.close()
     if state.stopped:
-        return EXIT_INTERRUPTED
-
-    last, kept = state.history[-1], state.kept
+        return cli.EXIT_INTERRUPTED
     if state.restored:
+        last, kept = state.history[-1], state.kept
         patience = config.n_iter_no_change + 1
         why = f"no better validation accuracy for {patience} epochs" if state.stopped_early else "run ended"
         say(
@@ -293,8 +238,8 @@ def _train(args: argparse.Namespace, save_path: Path | None, log_path: Path | No
             f"validation ({100 * kept.val_accuracy:.2f}%)"
         )
     say(result_line(state, ckpt))  # a resumed run's seconds add both runs, and say so
-    if save_path is not None:
-        say(checkpoint_line(save_path, state))  # the epoch whose weights it holds
+    if args.save is not None:
+        say(checkpoint_line(args.save, state))  # the epoch whose weights it holds
     if args.json:
         say(json.dumps(summary(data, config, backend, state, steps.workers)))
     return 0
@@ -313,19 +258,14 @@ def settings_from(named: dict[str, Any], ckpt: Model | None) -> dict[str, Any]:
     return settings
 
 
-# Resuming: which settings may change.
-
-
 def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
     """Refuse to resume ``ckpt`` into a run whose model or data differ from the checkpoint's, or that its own
-    --patience has already ended."""
+    --patience or --epochs has already ended."""
     flag = {**FLAGS, "optimizer": "--optimizer"}
     wanted = {f: getattr(config, f) for f in FIXED_FIELDS} | {"dataset": data.name, "inputs": data.n_features}
     saved = {f: getattr(ckpt.config, f) for f in FIXED_FIELDS} | {"dataset": ckpt.dataset, "inputs": ckpt.n_features}
     diff = [
-        f"{flag.get(k, k)} {spelled(saved[k])} (you asked for {spelled(wanted[k])})"
-        for k in wanted
-        if wanted[k] != saved[k]
+        f"{flag.get(k, k)} {spelled(saved[k])} (you asked for {spelled(v)})" for k, v in wanted.items() if v != saved[k]
     ]
     if diff:
         raise CheckpointError(
@@ -355,20 +295,6 @@ def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
         )
 
 
-def check_patience(ckpt: Model, early_stopping: bool) -> None:
-    """Refuse --patience on a checkpoint trained without it (it kept no best weights to compare with).
-
-    Checked first on a resume: asking for the --val-split that --patience needs would only lead here."""
-    if early_stopping and ckpt.state.best_params is None and ckpt.state.epoch:
-        raise CheckpointError(
-            f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
-            "--patience, or start a new run with it"
-        )
-
-
-# Saving, and the run.
-
-
 @dataclass
 class Saver(Callback):
     """Writes the model to ``path`` after every epoch, and where the run ended when that is another state
@@ -379,27 +305,25 @@ class Saver(Callback):
     steps: StepSource  # what computed the gradients, known once the run has made its step
     saved: TrainState | None = None  # the state the file on disk holds, once one is written
 
-    def save(self, state: TrainState) -> None:
+    def on_epoch_end(self, state: TrainState) -> bool:
         self.model.state, self.model.workers = state, self.steps.workers
         try:
             save(self.model, self.path)
         except (OSError, WriteError) as e:  # a disk that filled up during a long run
             why = e.reason if isinstance(e, WriteError) else reason(e)
-            kept = "the previous one is intact" if self.path.exists() else "no checkpoint was written"
+            there = self.path.exists()
             raise CheckpointError(
-                f"cannot write the checkpoint {self.path} ({why}); {kept}: free some space or give "
-                "--save another place" + (", then --resume it" if self.path.exists() else ""),
+                f"cannot write the checkpoint {self.path} ({why}); "
+                f"{'the previous one is intact' if there else 'no checkpoint was written'}: free some space or "
+                f"give --save another place{', then --resume it' if there else ''}",
                 exit_status=1,
             ) from None
         self.saved = state
-
-    def on_epoch_end(self, state: TrainState) -> bool:
-        self.save(state)
         return False
 
     def on_train_end(self, state: TrainState) -> None:
-        if state is not self.saved or state.restored:  # early stopping put the best weights back in it
-            self.save(state)
+        if state.stopped or state.restored:  # not the state of an epoch's end, saved already
+            self.on_epoch_end(state)
 
 
 def train_saving(
@@ -410,20 +334,15 @@ def train_saving(
     callbacks: Sequence[Callback] = (),
     steps: StepSource = local_steps,
 ) -> TrainState:
-    """`train` ``model`` from its state (None: fresh) with a `Saver` on ``save_path`` (before ``callbacks``, so
-    a reader that stops early, ``| head``, cannot cost the checkpoint) and `StopOnSignal`.
-
-    A stopped run says where on stdout, and what was kept; a step that failed (workers lost) raises its error
-    with where. Divergence and running out of memory become one-line errors naming the fix and what the
-    checkpoint on disk holds.
-    """
-    backend, config = model.backend, model.config
+    """`train` ``model`` from its state with `StopOnSignal` and a `Saver` on ``save_path`` (before ``callbacks``:
+    a reader that stops early, ``| head``, cannot cost the checkpoint). A stopped run says where and what was kept;
+    divergence, running out of memory and a failed step become one-line errors that say so too."""
     saver = Saver(save_path, model, steps) if save_path is not None else None
     try:
         # NumPy's overflow warnings from a huge --lr would precede the one-line divergence message.
-        with StopOnSignal() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            hooks = [stop, *([saver] if saver is not None else []), *callbacks]
-            state = train(backend, data, config, state=model.state, callbacks=hooks, steps=steps)
+        with StopOnSignal() as stop, np.errstate(all="ignore"):
+            hooks = [stop, *([saver] if saver else []), *callbacks]
+            state = train(model.backend, data, model.config, state=model.state, callbacks=hooks, steps=steps)
     except TrainingDiverged as e:
         kept = ""
         if saver is not None and saver.saved is not None:
@@ -434,7 +353,7 @@ def train_saving(
     except Exception as e:
         if not is_out_of_memory(e):
             raise
-        raise OutOfMemory(_memory_hint(backend, data, config)) from None
+        raise OutOfMemory(_memory_hint(model.backend, data, model.config)) from None
     model.state = state
     if state.stopped:
         where = f"epoch {state.epoch + 1}, step {state.step}"
@@ -449,14 +368,12 @@ def train_saving(
 
 def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
     """What to shrink after running out of memory: the batch, or the model when it alone is too big."""
-    size = len(data.y_train) if config.batch_size == 0 else config.batch_size
+    size, itemsize = config.batch_size or len(data.y_train), 8 if config.dtype == "float64" else 4
     sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
-    itemsize = 8 if config.dtype == "float64" else 4
     n_params = sum(math.prod(s) for s in param_shapes(sizes))
     # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
     model_bytes = n_params * itemsize * (2 + len(OPTIMIZERS[config.optimizer].slots))
-    batch_bytes = 2 * size * sum(sizes) * itemsize
-    if model_bytes > batch_bytes:
+    if model_bytes > 2 * size * sum(sizes) * itemsize:
         return (
             f"out of memory on {backend}: the {layer_text(sizes)} model alone needs "
             f"{model_bytes / 2**30:.1f} GiB ({n_params:,} weights with their gradients and {config.optimizer} "
@@ -468,57 +385,29 @@ def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
     )
 
 
-def _load(args: argparse.Namespace, dataset: str, image_size: int | None) -> Dataset:
-    """``dataset`` from ``args.data_dir`` (downloading what is missing from ``args.mirror``), at ``image_size``."""
-    return load_dataset(
-        dataset,
-        args.data_dir,
-        download=True,
-        mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
-        on_download=lambda name, where: say(f"{name}: downloading missing files to {where}", file=sys.stderr),
-        progress=lambda file: ProgressBar(f"  {file}"),
-        image_size=image_size,
-        picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),
-        notify=lambda line: say(line, file=sys.stderr),
-    )
-
-
-def _require_validation(early_stopping: bool, val_split: int, example: int | None) -> None:
-    """Refuse early stopping without a validation set: the test set must not choose the model. ``example``
-    is a --val-split that fits the data set, if its size is known."""
-    if early_stopping and not val_split:
-        size = f"e.g. --val-split {example}" if example else "about a tenth of the training images"
-        raise XpnetError(
-            f"--patience needs a validation set to watch: add --val-split N ({size}), or leave --patience out"
-        )
-
-
-def _scheduler_address(args: argparse.Namespace) -> str | None:
-    """The scheduler to use: ``--scheduler``, else ``$XPNET_SCHEDULER`` unless ``--workers`` asks for a local one."""
-    if args.scheduler is not None and args.workers is not None:
-        raise XpnetError("give --workers N (a cluster on this machine) or --scheduler ADDR (an existing one), not both")
-    if args.scheduler is not None or args.workers is not None:
-        return args.scheduler
-    return os.environ.get(SCHEDULER_ENV) or None
-
-
-def _check_cluster_flags(args: argparse.Namespace) -> None:
-    """Before a Dask run: that Dask is installed, and the spelling of the flags its workers resolve."""
-    try:
-        import distributed  # noqa: F401  (only whether the extra is there; training.distributed imports it)
-    except ImportError:
-        raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
-    parse_device(args.device)
-    if args.backend is not None:
-        spec(args.backend)
+def _scheduler_address(args: argparse.Namespace) -> str | bool | None:
+    """The Dask scheduler: ``--scheduler``, else True for ``--workers`` (a cluster started here), else
+    ``$XPNET_SCHEDULER``, else None (no cluster). Checks that Dask is there, and the flags its workers resolve."""
+    address = args.scheduler
+    if address is None:
+        address = args.workers is not None or os.environ.get(SCHEDULER_ENV) or None
+    if address is not None:
+        try:
+            import distributed  # noqa: F401  (only whether the extra is there; training.distributed imports it)
+        except ImportError:
+            raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
+        parse_device(args.device)
+        if args.backend is not None:
+            spec(args.backend)
+    return address
 
 
 @contextlib.contextmanager
 def _step_source(
-    args: argparse.Namespace, data: Dataset, val_split: int, address: str | None
+    args: argparse.Namespace, data: Dataset, val_split: int, address: str | bool | None
 ) -> Iterator[tuple[StepSource, Any]]:
     """(`local_steps`, None), or steps on a Dask cluster and that cluster, open while this is entered."""
-    if address is None and args.workers is None:
+    if address is None:
         yield local_steps, None
         return
     from .training import distributed as dist
@@ -528,40 +417,45 @@ def _step_source(
     folder = str(Path(data.source).resolve()) if data.name != "digits" and data.source else None
     source = DataSource(data.name, folder, val_split, data.layout.side if data.layout is not None else None)
     device = args.device
-    if address is None and parse_device(device)[0] == "auto":
+    if address is True and parse_device(device)[0] == "auto":
         # Local workers each resolving "auto" would all take GPU 0: decide here, once, as one process would,
         # and start one worker per GPU (dask-cuda) when that means CUDA.
         device = "cuda" if resolve_backend("auto", args.backend).device_name.startswith("cuda") else "cpu"
-    if address is None and parse_device(device)[0] == "cpu":  # measured: README.md, "Past one machine"
-        say(f"--workers {args.workers}: a local Dask cluster trains about 20x slower than one process (Fashion-MNIST "
+    if address is True and parse_device(device)[0] == "cpu":  # measured: README.md, "Past one machine"
+        say(
+            f"--workers {args.workers}: a local Dask cluster trains about 20x slower than one process (Fashion-MNIST "
             "at batch 128 on 2 cores: 17-20 s an epoch against 0.7-1.1 s); on one machine, drop --workers",
-            file=sys.stderr)  # fmt: skip
-    with dist.connect(address) if address is not None else dist.start_local(args.workers, device) as cluster:
+            file=sys.stderr,
+        )
+    with dist.start_local(args.workers, device) if address is True else dist.connect(address) as cluster:
         yield dist.DaskSteps(cluster, source, device, args.backend), cluster
 
 
-@dataclass
 class _Shown(Callback):
-    """What the command line shows and logs while a run trains: the log's header and one record per epoch,
-    the progress bar and one line per epoch."""
+    """What the command line shows and logs while a run trains: the progress bar and one line per epoch (not
+    with --quiet), the log's header and one record per epoch."""
 
-    data: Dataset
-    config: TrainConfig
-    backend: Backend
-    steps: StepSource
-    cluster: Any  # the Dask cluster, or None
-    ckpt: Model | None
-    bar: EpochBar | None
-    log: Any
+    def __init__(self, data: Dataset, config: TrainConfig, backend: Backend, ckpt: Model | None, args: Any):
+        self.data, self.config, self.backend, self.ckpt, self.quiet = data, config, backend, ckpt, args.quiet
+        self.steps, self.cluster, self.log = local_steps, None, None
+        read = lambda a: float(backend.to_numpy(a))  # noqa: E731
+        self.bar = EpochBar(
+            config.max_iter, len(data.y_train), config.batch_size, read, isatty=False if args.quiet else None
+        )
+        if args.log is not None:
+            self.log = runlog.LineFile(args.log, append=ckpt is not None)
+            if self.log.repaired:
+                say(f"{args.log}: removed a last line cut short ({self.log.repaired} bytes)", file=sys.stderr)
 
     def on_train_begin(self, state: TrainState) -> None:
         # What computes the steps is known now (Dask workers: their shards are in).
         if self.cluster is not None:
-            say(f"dask: {self.cluster}, each computing with {self.steps.worker_backend}; this process adds "
-                  "their gradients and updates the weights")  # fmt: skip
+            say(
+                f"dask: {self.cluster}, each computing with {self.steps.worker_backend}; this process adds "
+                "their gradients and updates the weights"
+            )
         if self.log is not None:
-            resumed_from = self.ckpt.state.epoch if self.ckpt is not None else None
-            data, config, backend = self.data, self.config, self.backend
+            data, backend = self.data, self.backend
             header = runlog.header(
                 dataset=data.name,
                 n_train=len(data.y_train),
@@ -570,27 +464,30 @@ class _Shown(Callback):
                 backend=backend.name,
                 device=backend.device_name,
                 workers=self.steps.workers,
-                seed=config.random_state,
-                config=config.to_dict(),
-                resumed_from_epoch=resumed_from,
+                seed=self.config.random_state,
+                config=self.config.to_dict(),
+                resumed_from_epoch=self.ckpt.state.epoch if self.ckpt is not None else None,
             )
             self.log.write(header)
 
     def on_step(self, epoch: int, rows_done: int, loss_sum: Any) -> None:
-        if self.bar is not None:
-            self.bar.step(epoch, rows_done, loss_sum)
+        self.bar.step(epoch, rows_done, loss_sum)
 
     def on_epoch_end(self, state: TrainState) -> bool:
         if self.log is not None:
             self.log.write(runlog.epoch_record(state.history[-1]))
-        if self.bar is not None:
-            self.bar.clear()
+        self.bar.clear()
+        if not self.quiet:
             say(format_epoch(state.history[-1], self.config.max_iter))
         return False
 
     def on_train_end(self, state: TrainState) -> None:
-        if self.bar is not None:
-            self.bar.clear()  # before the lines that say how the run ended
+        self.bar.clear()  # before the lines that say how the run ended
+
+    def close(self) -> None:
+        self.bar.clear()
+        if self.log is not None:
+            self.log.close()
 
 
 # What a run prints and logs.
@@ -620,12 +517,9 @@ def format_epoch(stats: EpochStats, epochs: int) -> str:
 
 
 def summary(data: Dataset, config: TrainConfig, backend: Backend, state: TrainState, workers: str | None) -> dict:
-    """The ``--json`` line: the run's results and its full config; ``workers`` is what Dask workers computed
-    the gradients with (`loop.StepSource`), or None.
-
-    The accuracies are those of the weights the run kept and saved (with --patience, the best epoch's);
-    ``final_loss`` and ``last_val_accuracy`` are the last epoch's, whichever weights were kept.
-    """
+    """The ``--json`` line; ``workers``: what Dask workers computed with (`loop.StepSource`), or None. The
+    accuracies are those of the weights kept (with --patience, the best epoch's); ``final_loss`` and
+    ``last_val_accuracy`` are the last epoch's."""
     last, kept, seconds = state.history[-1], state.kept, state.train_seconds
     n_seen = len(data.y_train) * len(state.history)
     return {

@@ -75,11 +75,8 @@ def tool_name(prog: str) -> str:
 
 
 def program(name: str) -> str:
-    """How the user started the tool ``xpnet.<name>``, for its usage line.
-
-    ``xpnet train`` (or ``python -m xpnet train``) when the ``xpnet`` command ran it, which puts that in
-    ``sys.argv[0]``; else ``python -m xpnet.train``.
-    """
+    """How the user started the tool ``xpnet.<name>``, for its usage line: what the ``xpnet`` command put in
+    ``sys.argv[0]`` (``xpnet train``), else ``python -m xpnet.train``."""
     first = sys.argv[0] if sys.argv else ""
     return first if first.endswith(f"xpnet {name}") else f"python -m xpnet.{name}"
 
@@ -95,13 +92,8 @@ def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, prog: str = "xpnet") -> int:
-    """Call ``main``; an `XpnetError` becomes its message on one line and its exit status (2 unless it says).
-
-    An error with ``details`` (a missing data set: where to put which files) prints them indented below its
-    first line, one line each.
-
-    Output piped into a reader that stops early (``| head``) ends the run quietly with status 1.
-    """
+    """Call ``main``; an `XpnetError` becomes its message on one line (its ``details`` indented below) and its
+    exit status (2 unless it says). Output piped into a reader that stops early (``| head``) ends quietly: 1."""
     try:
         with TerminateLoudly():
             return main(argv)
@@ -119,18 +111,18 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         sys.exit(1)
 
 
-def positive_int(text: str) -> int:
-    value = _parse(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _count(least: int, words: str) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        value = _parse(int, text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {words}, got {text}")
+        return value
+
+    return convert
 
 
-def non_negative_int(text: str) -> int:
-    value = _parse(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
-    return value
+positive_int = _count(1, "a positive integer")
+non_negative_int = _count(0, "0 or a positive integer")
 
 
 def setting(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -138,7 +130,7 @@ def setting(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
     ``float`` or `hidden_sizes`), then apply the config's own rule (`check_field`), the one rule per setting."""
 
     def convert(text: str) -> Any:
-        value = kind(text) if kind is hidden_sizes else _parse(kind, text)
+        value = _parse(kind, text)
         try:
             check_field(name, value)
         except ConfigError as e:
@@ -158,8 +150,8 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def _parse(kind: type, text: str):
-    try:
+def _parse(kind: Callable[[str], Any], text: str) -> Any:
+    try:  # hidden_sizes says itself what it expected
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
@@ -184,20 +176,11 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
         "only when this machine has a GPU it cannot use (default: auto)",
     )
     parser.add_argument(
-        "--verbose",
-        action="store_true",
-        help="also say why --device auto chose the CPU on a machine without a GPU",
+        "--verbose", action="store_true", help="also say why --device auto chose the CPU on a machine without a GPU"
     )
-    parser.add_argument(
-        "--backend",
-        choices=tuple(registry()),
-        default=None,
-        help="array library: "
-        + ", ".join(f"{s.name} ({'/'.join(s.kinds)})" for s in registry().values())
-        + " (default: "
-        + ", ".join(f"{s.name} on {kind}" for s in registry().values() for kind in s.default_for)
-        + ")",
-    )
+    kinds = ", ".join(f"{s.name} ({'/'.join(s.kinds)})" for s in registry().values())
+    defaults = ", ".join(f"{s.name} on {kind}" for s in registry().values() for kind in s.default_for)
+    parser.add_argument("--backend", choices=tuple(registry()), help=f"array library: {kinds} (default: {defaults})")
 
 
 def announce(backend: Backend, verbose: bool = False) -> None:
@@ -214,18 +197,14 @@ def model_data_dir(given: str | None, ckpt: Model) -> str | None:
     if given is not None or ckpt.data_dir is None:
         return given
     folder = Path(ckpt.data_dir)
-    if not folder.is_dir():
-        say(
-            f"{ckpt.dataset}: {folder}, where {ckpt.path} was trained, is gone; "
-            "looking where xpnet.train looks (--data-dir DIR names another folder)",
-            file=sys.stderr,
-        )
-        return None
+    gone, where = not folder.is_dir(), f"{folder}, where {ckpt.path} was trained"
     say(
-        f"{ckpt.dataset}: reading {folder}, where {ckpt.path} was trained (--data-dir DIR reads another folder)",
+        f"{ckpt.dataset}: {where}, is gone; looking where xpnet.train looks (--data-dir DIR names another folder)"
+        if gone
+        else f"{ckpt.dataset}: reading {where} (--data-dir DIR reads another folder)",
         file=sys.stderr,
     )
-    return str(folder)
+    return None if gone else str(folder)
 
 
 # Signals. The first Ctrl-C or SIGTERM during training asks the run to stop after its current step
@@ -235,13 +214,28 @@ def model_data_dir(given: str | None, ckpt: Model) -> str | None:
 SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
 
 
-class StopOnSignal(Callback):
+class _Handling:
+    """While entered, the subclass's ``_handle`` answers the signals ``SIGNALS[first:]``; the previous handlers
+    come back after."""
+
+    first = 0
+
+    def __enter__(self) -> Any:
+        main = threading.current_thread() is threading.main_thread()
+        self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS[self.first :] if main}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+
+class StopOnSignal(_Handling, Callback):
     """While active, the first SIGINT/SIGTERM pauses the run before its next step; the next one raises
     `KeyboardInterrupt` at once."""
 
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
+    signum: int | None = None
 
     def should_pause(self) -> bool:
         return self.signum is not None
@@ -253,40 +247,16 @@ class StopOnSignal(Callback):
         message = "stopping after the current step (press Ctrl-C again to quit at once)"
         print(f"\n{signal.Signals(signum).name}: {message}", file=sys.stderr, flush=True)
 
-    def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            for s in SIGNALS:
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous.clear()
-
 
 class Terminated(KeyboardInterrupt):
     """A SIGTERM outside the window in which a run stops gracefully (before training, after the last save)."""
 
 
-class TerminateLoudly:
+class TerminateLoudly(_Handling):
     """While active, SIGTERM raises `Terminated`, so the command line says why it ends instead of dying
     silently with status 143; `StopOnSignal` takes over during training and gives it back afterwards."""
 
-    def __init__(self) -> None:
-        self._previous: Any = None
+    first = 1  # SIGTERM only
 
-    @staticmethod
-    def _handle(signum: int, frame: FrameType | None) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         raise Terminated
-
-    def __enter__(self) -> TerminateLoudly:
-        term = getattr(signal, "SIGTERM", None)
-        if term is not None and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(term, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
