@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -146,11 +146,24 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.close(fd)
 
 
-def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset[str]] = frozenset()) -> None:
-    """Refuse one file given for two roles (``--log X --save X``), unless the pair of flags is ``allowed``.
-    Files are compared by identity (device and inode): a symlink or a hard link is the file it names."""
+INPUTS = frozenset({"--model", "--resume", "IMAGE"})  # the roles read, never written
+STREAMS = ("standard input", "standard output", "standard error")
+
+
+def refuse_shared(
+    paths: Mapping[str, str | Path | None] | Iterable[tuple[str, str | Path | None]],
+    allowed: set[frozenset[str]] = frozenset(),
+    inputs: Collection[str] = INPUTS,
+) -> None:
+    """Refuse, before anything is written, an output (a role not in ``inputs``) that is also an input, another
+    output or one of this process's standard streams (``--log /proc/self/fd/1``), unless the pair of flags is
+    ``allowed``. Files are compared by identity: a symlink is the file it names, a hard link the same inode."""
     seen: dict[object, str] = {}
-    for flag, p in paths.items():
+    for fd, stream in enumerate(STREAMS):
+        with contextlib.suppress(OSError):
+            st = os.fstat(fd)
+            seen[(st.st_dev, st.st_ino)] = stream
+    for flag, p in paths.items() if isinstance(paths, Mapping) else paths:
         if p is None or not str(p).strip():
             continue
         try:
@@ -158,9 +171,14 @@ def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset
             key: object = (st.st_dev, st.st_ino)
         except OSError:  # not there yet: its path is all there is
             key = os.path.realpath(Path(p).expanduser())
-        other = seen.setdefault(key, flag)
-        if other != flag and frozenset((other, flag)) not in allowed:
-            raise XpnetError(f"{flag} {p} is also the {other} file; one file cannot be both: choose another {flag}")
+        if key not in seen:
+            seen[key] = flag
+            continue
+        other = seen[key]
+        if (other in (*inputs, *STREAMS) and flag in inputs) or frozenset((other, flag)) in allowed:
+            continue
+        what = f"the {other} file" if other not in STREAMS else f"this command's {other}"
+        raise XpnetError(f"{flag} {p} is also {what}; one file cannot be both: choose another {flag}")
 
 
 # Not filelock (4.3): its lock file stays after release and holds no pid, and the refusal names the holder's.
