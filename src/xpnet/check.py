@@ -86,8 +86,8 @@ def run_checks(names: Sequence[str], dtypes: Sequence[str], asked: bool) -> tupl
     libraries, rows = [], []
     for name in names:
         found = probe(name)
-        trouble = found.problem if found.installed or not asked else f"asked for with --backend, but {found.problem}"
         note = "" if found.installed else found.problem
+        trouble = found.problem if found.installed else (f"asked for with --backend, but {note}" if asked else "")
         libraries.append(
             {"name": name, "installed": found.installed, "version": found.version, "problem": trouble, "note": note}
         )
