@@ -147,16 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         image_size=ckpt.layout.side if ckpt.layout is not None else None,
         notify=lambda line: say(line, file=sys.stderr),
     )
-    fix = "give the --data-dir the model was trained on"
-    if data.n_features != ckpt.n_features:
+    if (data.n_features, data.classes) != (ckpt.n_features, ckpt.names):
         raise DataError(
-            f"{ckpt.path} takes {ckpt.n_features} inputs but {data.name} in "
-            f"{data.source} has {data.n_features} pixels per image: {fix}"
-        )
-    if data.classes != ckpt.names:
-        raise DataError(
-            f"{ckpt.path} was trained on {class_list(ckpt.names)} but "
-            f"{data.source} has {class_list(data.classes)}: {fix}"
+            f"{ckpt.path} was trained on {class_list(ckpt.names)} of {ckpt.n_features} pixels but {data.name} in "
+            f"{data.source} has {class_list(data.classes)} of {data.n_features}: give the --data-dir the model "
+            "was trained on"
         )
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
@@ -193,15 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("wrote " + ", ".join(map(str, written)))
 
     if args.json:
-        precision, recall = precision_recall(cm)
+        precision, recall = ([None if math.isnan(v) else float(v) for v in vs] for vs in precision_recall(cm))
         summary = {
             "model": str(ckpt.path),
             "dataset": data.name,
             "n_test": int(cm.sum()),
             "accuracy": cm_accuracy(cm),
             "classes": list(ckpt.names),
-            "precision": [None if math.isnan(v) else float(v) for v in precision],
-            "recall": [None if math.isnan(v) else float(v) for v in recall],
+            "precision": precision,
+            "recall": recall,
             "confusion_matrix": cm.tolist(),
             "plots": [str(p) for p in written],
         }

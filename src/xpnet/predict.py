@@ -96,12 +96,6 @@ def answer(file: str, probs: np.ndarray, best: int, labels: Sequence[str], top: 
     return {"file": file, "class": best, "name": labels[best], "probability": shown[0]["probability"], "top": shown}
 
 
-def format_result(found: dict[str, Any]) -> str:
-    """An `answer` as the line predict prints: ``7.png: 7 (98.5%); then 1 (1.2%)``."""
-    first, *rest = (f"{c['name']} ({100 * c['probability']:.1f}%)" for c in found["top"])
-    return f"{found['file']}: {first}" + (f"; then {', '.join(rest)}" if rest else "")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths = [Path(p) for p in args.images]
@@ -139,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if save_dir is not None:
             result["seen"] = str(save_dir / names[i])
             save_png(pil, save_dir / names[i], prepared[i])
-        say(json.dumps(result) if args.json else format_result(result))
+        # Else a line like ``7.png: 7 (98.5%); then 1 (1.2%)``.
+        first, *rest = (f"{c['name']} ({100 * c['probability']:.1f}%)" for c in result["top"])
+        say(json.dumps(result) if args.json else f"{path}: {first}" + (f"; then {', '.join(rest)}" if rest else ""))
     if save_dir is not None and not args.json and prepared:
         k = -(-SEEN_SIDE // layout.side)
         say(
