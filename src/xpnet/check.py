@@ -92,16 +92,11 @@ def run_checks(names: Sequence[str], dtypes: Sequence[str], asked: bool) -> tupl
             {"name": name, "installed": found.installed, "version": found.version, "problem": trouble, "note": note}
         )
         for device in found.devices:
-            try:
-                backend = make_backend(name, device)
-            except Exception as e:
-                rows += [Row(name, device, dtype, error=one_line(e, named=True)) for dtype in dtypes]
-                continue
             for dtype in dtypes:
                 start = time.perf_counter()
                 try:
-                    row = Row(name, device, dtype, compare(backend, dtype, problem, refs[dtype]))
-                except Exception as e:  # a backend that crashes in the math disagrees, loudly
+                    row = Row(name, device, dtype, compare(make_backend(name, device), dtype, problem, refs[dtype]))
+                except Exception as e:  # a backend that cannot start, or crashes in the math, disagrees loudly
                     row = Row(name, device, dtype, error=one_line(e, named=True))
                 row.seconds = time.perf_counter() - start
                 rows.append(row)
