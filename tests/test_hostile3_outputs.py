@@ -146,3 +146,19 @@ def test_evaluate_reading_its_own_stdout_as_the_log_writes_nothing_there(digits,
         )
     refused(done.returncode, done.stderr, "training log")
     assert stdout.read_text() == "kept\n" and not (tmp_path / "out").exists()
+
+
+def test_a_stream_that_is_a_device_is_left_to_the_device_rule(digits, tmp_path):
+    """stdin on /dev/null (as under CI): ``--onnx /dev/null`` is refused as a device, not as the standard input."""
+    model = tmp_path / "m.npz"
+    shutil.copy(digits[1], model)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "xpnet.export", "--model", str(model), "--onnx", os.devnull],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    refused(done.returncode, done.stderr, "not a regular file")

@@ -146,10 +146,10 @@ def refuse_shared(
     output or one of this process's standard streams (``--log /proc/self/fd/1``), unless the pair of flags is
     ``allowed``. Files are compared by identity: a symlink is the file it names, a hard link the same inode."""
     seen: dict[object, str] = {}
-    for fd, stream in enumerate(STREAMS):
+    for fd in (1, 2, 0):  # a terminal or /dev/null is no file to replace (check_writable refuses devices)
         with contextlib.suppress(OSError):
-            st = os.fstat(fd)
-            seen[(st.st_dev, st.st_ino)] = stream
+            if stat.S_ISREG((st := os.fstat(fd)).st_mode):
+                seen.setdefault((st.st_dev, st.st_ino), STREAMS[fd])
     for flag, p in paths.items() if isinstance(paths, Mapping) else paths:
         if p is None or not str(p).strip():
             continue
