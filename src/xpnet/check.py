@@ -1,9 +1,8 @@
 """``python -m xpnet.check``: does every array library installed here compute what NumPy computes?
 
-For someone who has just installed CuPy (or PyTorch, or JAX) and wants to know it works: finds each backend
-and device, runs the agreement checks of `xpnet.verify` against NumPy in float64 on a small synthetic
-MNIST-shaped problem, and prints one row per backend, device and dtype. Exit status 0 when every one agrees,
-1 when any disagrees or an installed library cannot run, 2 on bad usage.
+For someone who has just installed CuPy (or PyTorch, or JAX): runs `xpnet.verify` on each backend, device and
+dtype found against NumPy in float64 and prints one row each. Exit status 0 when every one agrees, 1 when any
+disagrees or an installed library cannot run, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import backend as backends
@@ -31,7 +30,7 @@ from .training.runlog import json_number
 from .verify import TOLERANCES, TRAJECTORY_STEPS, Comparison, compare, make_problem, reference
 
 DTYPES = ("float64", "float32")
-EXIT_DISAGREE = 1
+COLUMNS = ["backend", "device", "dtype", "init", "logits", "loss", "grads", *OPTIMIZERS, "fast", "result", "seconds"]
 
 
 @dataclass
@@ -48,20 +47,6 @@ class Row:
     @property
     def failures(self) -> list[str]:
         return [self.error] if self.error else self.comparison.failures
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-
-@dataclass
-class Report:
-    libraries: list[dict[str, Any]] = field(default_factory=list)
-    rows: list[Row] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return all(r.passed for r in self.rows) and not any(lib["problem"] for lib in self.libraries)
 
 
 def build_parser() -> cli.ArgumentParser:
@@ -90,120 +75,103 @@ def build_parser() -> cli.ArgumentParser:
     return p
 
 
-def run_checks(backends: Sequence[str], dtypes: Sequence[str], asked: bool = False) -> Report:
+def run_checks(names: Sequence[str], dtypes: Sequence[str], asked: bool) -> tuple[list[dict[str, Any]], list[Row]]:
     """Probe each library, then compare each (device, dtype) it offers against the NumPy reference.
 
-    ``asked``: the libraries were named one by one (``--backend``), so one that is absent is a failure.
+    A library that is absent is no failure, unless ``asked`` for by name (``--backend``); one that is installed
+    yet cannot run is (the user who installed it expects it to work).
     """
     problem = make_problem()
     refs = {dtype: reference(problem, dtype) for dtype in dtypes}
-    report = Report()
-    for name in backends:
+    libraries, rows = [], []
+    for name in names:
         found = probe(name)
-        # A library that is absent is no failure, unless asked for by name; one that is installed yet cannot
-        # run is (the user who installed it expects it to work).
-        if found.installed:
-            trouble, note = found.problem, ""
-        else:
-            trouble, note = (f"asked for with --backend, but {found.problem}" if asked else ""), found.problem
-        report.libraries.append(
+        note = "" if found.installed else found.problem
+        trouble = found.problem if found.installed else (f"asked for with --backend, but {note}" if asked else "")
+        libraries.append(
             {"name": name, "installed": found.installed, "version": found.version, "problem": trouble, "note": note}
         )
         for device in found.devices:
-            try:
-                backend = make_backend(name, device)
-            except Exception as e:
-                report.rows += [Row(name, device, dtype, error=one_line(e, named=True)) for dtype in dtypes]
-                continue
             for dtype in dtypes:
                 start = time.perf_counter()
                 try:
-                    row = Row(name, device, dtype, compare(backend, dtype, problem, refs[dtype]))
-                except Exception as e:  # a backend that crashes in the math disagrees, loudly
+                    row = Row(name, device, dtype, compare(make_backend(name, device), dtype, problem, refs[dtype]))
+                except Exception as e:  # a backend that cannot start, or crashes in the math, disagrees loudly
                     row = Row(name, device, dtype, error=one_line(e, named=True))
                 row.seconds = time.perf_counter() - start
-                report.rows.append(row)
-    return report
+                rows.append(row)
+    return libraries, rows
 
 
-def to_json(report: Report) -> dict[str, Any]:
-    rows = []
-    for r in report.rows:
+def to_json(libraries: list[dict[str, Any]], rows: list[Row], passed: bool) -> dict[str, Any]:
+    results = []
+    for r in rows:
         c = r.comparison
-        rows.append(
+        diffs = {"logits": c.logits, "loss": c.loss, "gradients": c.grads} if c else {}
+        diffs.update({f"{k}_{TRAJECTORY_STEPS}_steps": v for k, v in (c.trajectories.items() if c else ())})
+        results.append(
             {
                 "backend": r.backend,
                 "device": r.device,
                 "dtype": r.dtype,
-                "passed": r.passed,
+                "passed": not r.failures,
                 "failures": r.failures,
                 "seconds": round(r.seconds, 4),
                 "initial_bitwise": c.initial_bitwise if c else None,
-                "max_rel_diff": {
-                    "logits": json_number(c.logits),
-                    "loss": json_number(c.loss),
-                    "gradients": json_number(c.grads),
-                    **{f"{k}_{TRAJECTORY_STEPS}_steps": json_number(v) for k, v in c.trajectories.items()},
-                }
-                if c
-                else None,
+                "max_rel_diff": {k: json_number(v) for k, v in diffs.items()} if c else None,
             }
         )
+    tolerances = {k: vars(v) for k, v in TOLERANCES.items()}
     return {
-        "passed": report.passed,
+        "passed": passed,
         "reference": "numpy float64",
-        "tolerances": {k: vars(v) for k, v in TOLERANCES.items()},
-        "libraries": report.libraries,
-        "results": rows,
+        "tolerances": tolerances,
+        "libraries": libraries,
+        "results": results,
     }
 
 
-COLUMNS = ["backend", "device", "dtype", "init", "logits", "loss", "grads", *OPTIMIZERS, "fast", "result", "seconds"]
-
-
-def format_table(report: Report) -> str:
+def format_table(libraries: list[dict[str, Any]], rows: list[Row], passed: bool) -> str:
     lines = []
-    for lib in report.libraries:
-        if lib["installed"]:
-            problem = f"  PROBLEM: {lib['problem']}" if lib["problem"] else ""
-            lines.append(f"{lib['name']}: {lib['version']}{problem}")
-        else:
-            lines.append(f"{lib['name']}: {'PROBLEM: ' + lib['problem'] if lib['problem'] else lib['note']}")
-    lines.append("")
+    for lib in libraries:
+        problem = f"PROBLEM: {lib['problem']}" if lib["problem"] else lib["note"]
+        lines.append(f"{lib['name']}: {lib['version'] + '  ' * bool(problem) if lib['installed'] else ''}{problem}")
     table = [COLUMNS]
-    for r in report.rows:
-        c = r.comparison
-        if c is None:
-            cells = ["-"] * (len(COLUMNS) - 5)
-        else:
+    for r in rows:
+        cells = ["-"] * (len(COLUMNS) - 5)
+        if c := r.comparison:
             diffs = [c.logits, c.loss, c.grads, *(c.trajectories[k] for k in OPTIMIZERS)]
-            cells = ["same" if c.initial_bitwise else "DIFF", *(f"{d:.1e}" for d in diffs)]
-            cells.append(f"{c.trajectories['fast']:.1e}" if "fast" in c.trajectories else "-")
-        table.append([r.backend, r.device, r.dtype, *cells, "pass" if r.passed else "FAIL", f"{r.seconds:.2f}"])
+            fast = c.trajectories.get("fast")
+            cells = [
+                "same" if c.initial_bitwise else "DIFF",
+                *(f"{d:.1e}" for d in diffs),
+                "-" if fast is None else f"{fast:.1e}",
+            ]
+        table.append([r.backend, r.device, r.dtype, *cells, "FAIL" if r.failures else "pass", f"{r.seconds:.2f}"])
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
-    for r in report.rows:
-        for failure in r.failures:
-            lines.append(f"FAIL {r.backend} {r.device} {r.dtype}: {failure}")
-    lines.append("")
-    lines.append(
-        "Max relative differences from NumPy float64 (max|a - ref| / max|ref|): logits, loss and gradients of "
-        f"one batch, parameters after {TRAJECTORY_STEPS} steps of each optimizer, and of the backend's fast "
-        f"training step (adam; - where it has none); init: initial weights bit-identical. Tolerances: "
-        "docs/agreement.md. Seconds include first-call kernel compilation."
+    lines += ["", *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)]
+    lines += [f"FAIL {r.backend} {r.device} {r.dtype}: {failure}" for r in rows for failure in r.failures]
+    verdict = "every backend agrees" if passed else "SOME BACKEND DISAGREES OR CANNOT RUN"
+    return "\n".join(
+        [
+            *lines,
+            "",
+            "Max relative differences from NumPy float64 (max|a - ref| / max|ref|): logits, loss and gradients of "
+            f"one batch, parameters after {TRAJECTORY_STEPS} steps of each optimizer, and of the backend's fast "
+            "training step (adam; - where it has none); init: initial weights bit-identical. Tolerances: "
+            "docs/agreement.md. Seconds include first-call kernel compilation.",
+            f"{verdict} ({sum(not r.failures for r in rows)}/{len(rows)} rows pass)",
+        ]
     )
-    verdict = "every backend agrees" if report.passed else "SOME BACKEND DISAGREES OR CANNOT RUN"
-    lines.append(f"{verdict} ({sum(r.passed for r in report.rows)}/{len(report.rows)} rows pass)")
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    chosen = list(dict.fromkeys(args.backend or backends.names()))
-    dtypes = list(dict.fromkeys(args.dtype or DTYPES))
-    report = run_checks(chosen, dtypes, asked=bool(args.backend))
-    print(json.dumps(to_json(report)) if args.json else format_table(report))
-    return 0 if report.passed else EXIT_DISAGREE
+    names = list(dict.fromkeys(args.backend or backends.names()))
+    libraries, rows = run_checks(names, list(dict.fromkeys(args.dtype or DTYPES)), asked=bool(args.backend))
+    passed = not any(r.failures for r in rows) and not any(lib["problem"] for lib in libraries)
+    print(json.dumps(to_json(libraries, rows, passed)) if args.json else format_table(libraries, rows, passed))
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-from argparse import Namespace
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -20,9 +18,9 @@ from .backend import resolve_backend
 from .cli import common as cli
 from .data import DATASETS, load_dataset
 from .errors import DataError, XpnetError, class_list, escaped, say
-from .files import check_writable
+from .files import check_writable, refuse_shared
 from .nn import layer_text
-from .training.model import FITTED_ON_ARRAYS, Model, load
+from .training.model import FITTED_ON_ARRAYS, load
 from .training.runlog import EPOCH_KEYS, read_log
 
 PROG = "xpnet.evaluate"
@@ -80,28 +78,16 @@ def build_parser() -> cli.ArgumentParser:
     return p
 
 
-def plot_folder(text: str) -> Path:
-    """The --plot folder, each plot's file in it checked writable before any work (the first plot makes it)."""
-    folder = Path(text).expanduser()
-    for name in PLOTS:
-        check_writable(folder / name, "--plot", "")
-    return folder
-
-
 def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> list[str]:
     """The text report: accuracy, per-class precision/recall/support and the confusion matrix."""
     precision, recall = precision_recall(cm)
-    total = int(cm.sum())
     width = max(len(s) for s in labels)
-
-    def pct(v: float) -> str:
-        return f"{100 * v:6.2f}%" if not math.isnan(v) else "      -"
-
-    lines = [f"test accuracy {100 * cm_accuracy(cm):.2f}% ({int(np.trace(cm))} of {total} {name} test images)"]
+    pct = [[f"{100 * v:6.2f}%" if not math.isnan(v) else "      -" for v in vs] for vs in (precision, recall)]
+    lines = [f"test accuracy {100 * cm_accuracy(cm):.2f}% ({np.trace(cm)} of {cm.sum()} {name} test images)"]
     lines += ["", f"{'class':<{width + 3}}  precision   recall  support"]
     for k, label in enumerate(labels):
-        lines.append(f"{k:>2} {label:<{width}}    {pct(precision[k])}  {pct(recall[k])}  {int(cm[k].sum()):7d}")
-    cell = max(5, len(str(int(cm.max()))) + 1)
+        lines.append(f"{k:>2} {label:<{width}}    {pct[0][k]}  {pct[1][k]}  {cm[k].sum():7d}")
+    cell = max(5, len(str(cm.max())) + 1)
     lines += ["", "confusion matrix (rows: true class, columns: predicted class)"]
     lines.append(" " * 3 + "".join(f"{k:>{cell}}" for k in range(len(labels))))
     lines += [f"{k:>2} " + "".join(f"{v:>{cell}}" for v in row) for k, row in enumerate(cm.tolist())]
@@ -113,53 +99,41 @@ def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> list[str]:
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) int64 counts: row = true class, column = predicted class."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"{y_true.shape[0]} true labels but {y_pred.shape[0]} predictions")
     for name, y in (("true labels", y_true), ("predictions", y_pred)):
         if y.size and (y.min() < 0 or y.max() >= n_classes):
             raise ValueError(f"{name} must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}")
-    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
-    return counts.reshape(n_classes, n_classes)
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes**2).reshape(n_classes, n_classes)
 
 
 def cm_accuracy(cm: np.ndarray) -> float:
     """Share of all examples on the diagonal (0.0 for an empty matrix)."""
-    total = int(cm.sum())
-    return float(np.trace(cm)) / total if total else 0.0
+    return float(np.trace(cm)) / max(int(cm.sum()), 1)
 
 
 def precision_recall(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-class precision (right / predicted as the class) and recall (right / truly the class). A class
     never predicted has no precision, and a class absent from the data no recall: NaN, not a made-up 0 or 1."""
     right = np.diag(cm).astype(np.float64)
-    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(predicted > 0, right / predicted, np.nan), np.where(actual > 0, right / actual, np.nan)
-
-
-def history_records(ckpt: Model) -> list[dict[str, Any]]:
-    """The checkpoint's own per-epoch statistics, shaped like training-log records."""
-    return [{k: getattr(s, k) for k in EPOCH_KEYS} for s in ckpt.state.history]
+        return right / cm.sum(axis=0), right / cm.sum(axis=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    ckpt = load(args.model)
     # Everything that can fail on a flag is checked before the data set is read and scored.
+    outputs = [("--plot", Path(args.plot).expanduser() / name) for name in PLOTS] if args.plot else []
+    refuse_shared([("--model", args.model), ("--log", args.log), *outputs], inputs=("--model", "--log"))
+    ckpt = load(args.model)
     if args.log is not None and args.plot is None:
         raise XpnetError("--log only feeds the curves of --plot: add --plot DIR, or leave --log out")
-    folder, log = None, None
     if args.plot is not None:
         from .cli import plots
 
         plots.require_matplotlib()
-        log = read_log(args.log, ckpt) if args.log is not None else None
-        folder = plot_folder(args.plot)
-    return _evaluate(args, ckpt, folder, log)
+        epochs = read_log(args.log, ckpt) if args.log is not None else None
+        for _, path in outputs:
+            check_writable(path, "--plot", "")  # the first plot makes the folder
 
-
-def _evaluate(args: Namespace, ckpt: Model, folder: Path | None, log: list[dict[str, Any]] | None) -> int:
-    """Read the data set, score the model on its test images, print the report and draw the plots."""
     dataset = args.dataset or ckpt.dataset
     if dataset == FITTED_ON_ARRAYS:
         raise XpnetError(
@@ -173,21 +147,15 @@ def _evaluate(args: Namespace, ckpt: Model, folder: Path | None, log: list[dict[
         image_size=ckpt.layout.side if ckpt.layout is not None else None,
         notify=lambda line: say(line, file=sys.stderr),
     )
-    if data.n_features != ckpt.n_features:
+    if (data.n_features, data.classes) != (ckpt.n_features, ckpt.names):
         raise DataError(
-            f"{ckpt.path} takes {ckpt.n_features} inputs but {data.name} in "
-            f"{data.source} has {data.n_features} pixels per image: give the --data-dir the model was "
-            "trained on"
-        )
-    if data.classes != ckpt.names:
-        raise DataError(
-            f"{ckpt.path} was trained on {class_list(ckpt.names)} but "
-            f"{data.source} has {class_list(data.classes)}: give the --data-dir the model was trained on"
+            f"{ckpt.path} was trained on {class_list(ckpt.names)} of {ckpt.n_features} pixels but {data.name} in "
+            f"{data.source} has {class_list(data.classes)} of {data.n_features}: give the --data-dir the model "
+            "was trained on"
         )
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
 
-    c = ckpt.config
     pred, probs = ckpt.on(backend).classify(data.x_test)
     y = data.y_test.astype(np.int64)
     cm = confusion_matrix(y, pred, len(ckpt.names))
@@ -195,46 +163,40 @@ def _evaluate(args: Namespace, ckpt: Model, folder: Path | None, log: list[dict[
     say(f"{ckpt.describe()}; {backend}", *report(data.name, cm, labels))
 
     written = []
-    if folder is not None:
-        from .cli import plots
-
-        name = f"{data.name}, {layer_text(ckpt.sizes)} {c.activation}, epoch {ckpt.kept_epoch}"
-        epochs = log if log is not None else history_records(ckpt)
+    if args.plot is not None:
+        name = f"{data.name}, {layer_text(ckpt.sizes)} {ckpt.config.activation}, epoch {ckpt.kept_epoch}"
+        if epochs is None:  # the checkpoint's own history, shaped like the log's records
+            epochs = [{k: getattr(s, k) for k in EPOCH_KEYS} for s in ckpt.state.history]
         if epochs:
             kept = ckpt.kept_epoch if ckpt.state.restored else None  # --patience: the curves mark the epoch kept
-            written.append(plots.save(plots.curves(epochs, name, kept), folder / PLOTS[0]))
+            written.append(plots.save(plots.curves(epochs, name, kept), outputs[0][1]))
         else:
             say("no epochs logged: the training curves are left out", file=sys.stderr)
         title = f"{name}: test accuracy {100 * cm_accuracy(cm):.2f}%"
-        written.append(plots.save(plots.confusion(cm, labels, title), folder / PLOTS[1]))
+        written.append(plots.save(plots.confusion(cm, labels, title), outputs[1][1]))
         p_true = probs[np.arange(len(y)), y]
         wrong = np.flatnonzero(pred != y)
         worst = wrong[np.argsort(p_true[wrong], kind="stable")][:N_WORST]
         if worst.size:
+            title = f"the {len(worst)} test images the model got most wrong (true → predicted)"
             grid = plots.worst(
-                data.x_test[worst],
-                data.image_shape,
-                y[worst],
-                pred[worst],
-                p_true[worst],
-                labels,
-                f"the {len(worst)} test images the model got most wrong (true → predicted)",
+                data.x_test[worst], data.image_shape, y[worst], pred[worst], p_true[worst], labels, title
             )
-            written.append(plots.save(grid, folder / PLOTS[2]))
+            written.append(plots.save(grid, outputs[2][1]))
         else:
             say("no test image is misclassified: worst-misclassified.png is left out", file=sys.stderr)
         say("wrote " + ", ".join(map(str, written)))
 
     if args.json:
-        precision, recall = precision_recall(cm)
+        precision, recall = ([None if math.isnan(v) else float(v) for v in vs] for vs in precision_recall(cm))
         summary = {
             "model": str(ckpt.path),
             "dataset": data.name,
             "n_test": int(cm.sum()),
             "accuracy": cm_accuracy(cm),
             "classes": list(ckpt.names),
-            "precision": [None if math.isnan(v) else float(v) for v in precision],
-            "recall": [None if math.isnan(v) else float(v) for v in recall],
+            "precision": precision,
+            "recall": recall,
             "confusion_matrix": cm.tolist(),
             "plots": [str(p) for p in written],
         }

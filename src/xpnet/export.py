@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from .cli import common as cli
 from .errors import say
-from .files import check_writable
+from .files import check_writable, refuse_shared
 from .library.export import write_onnx
 from .nn import layer_text
 from .training.model import load
@@ -42,8 +42,9 @@ def build_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    model = load(args.model)
+    refuse_shared({"--model": args.model, "--onnx": args.onnx})
     path = check_writable(args.onnx, flag="--onnx", example="model.onnx")
+    model = load(args.model)
     write_onnx(model, path)
     sizes = layer_text(model.sizes)
     say(f"wrote {path}: the {sizes} {model.activation} model, {len(model.classes)} classes")

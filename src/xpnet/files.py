@@ -1,11 +1,9 @@
-"""Writing files safely: check a destination before any work, replace it atomically, and lock what a run writes.
+"""Writing files safely: check a destination before any work, replace it atomically, lock what a run writes.
 
-Every failure to write (a full disk above all) is a `WriteError`: one line, exit status 1, nothing
-half-written left. A symlink is followed: the file it points to is written and the link stays. A
-destination that exists and is not a regular file (a device such as /dev/null, a FIFO, a socket), or that
-has a second name (a hard link, which a second run could write without meeting the lock), is refused.
-Missing folders are made by the first write (or lock) that needs them and removed again when it fails, so
-a command that fails before writing leaves no empty folder behind.
+A failure to write (a full disk above all) is a `WriteError`: one line, exit 1, nothing half-written left.
+A symlink is followed; a destination that is not a regular file (a device, a FIFO), or that has a second
+name (a hard link, which a second run could write without meeting the lock), is refused. Folders made for a
+write that fails are removed again.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,52 +40,46 @@ def write_failed(path: Path, e: OSError) -> WriteError:
     return WriteError(f"cannot write {path}: {reason(e)}; free some space or choose another place", reason(e))
 
 
-def _cannot_save(path: Path, why: str) -> XpnetError:
-    return XpnetError(f"cannot save to {path}: {why}")
-
-
 def _refuse_special(path: Path, flag: str) -> None:
-    """Refuse a destination that exists and is not a regular file or folder (after following symlinks), and
-    one whose links go round in a loop (``ln -s loop loop``): writing there would replace a link with a file."""
+    """Refuse a destination that is neither a regular file nor a folder (after following symlinks), and one
+    whose links go round in a loop (``ln -s loop loop``): writing there would replace a link with a file."""
     try:
         mode = os.stat(path).st_mode
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise _cannot_save(
-                path, f"its symbolic links go round in a loop; fix the link or choose another {flag}"
-            ) from None
+            why = f"its symbolic links go round in a loop; fix the link or choose another {flag}"
+            raise XpnetError(f"cannot save to {path}: {why}") from None
         return  # missing (or a dangling link): it will be created
     if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        raise _cannot_save(path, f"it is not a regular file (a device, pipe or socket); choose another {flag}")
+        why = f"it is not a regular file (a device, pipe or socket); choose another {flag}"
+        raise XpnetError(f"cannot save to {path}: {why}")
 
 
 def check_writable(path: str | Path, flag: str = "--save", example: str = "model.npz") -> Path:
     """Fail now, before any work, if a file cannot be written at ``path`` (given as ``flag``); nothing is made.
-
-    ``example`` is a file name to suggest when ``path`` is a folder; "" where the command names its files
-    itself (``--plot DIR``).
-    """
+    ``example``: a file name to suggest when ``path`` is a folder ("" where the command names its files)."""
     if not str(path).strip():
         raise XpnetError(f"{flag} needs a file name, got an empty one; give a path like {example or 'out'}")
     path = Path(path).expanduser()
     _refuse_special(path, flag)
     real = Path(os.path.realpath(path))  # a link's target, whose folders are the ones written
     try:
-        if real.is_dir():
-            fix = f"give a file name like {path / example}" if example else f"move it or choose another {flag}"
-            raise _cannot_save(path, f"it is a folder; {fix}")
-        if real.exists() and (links := os.stat(real).st_nlink) > 1:
-            raise _cannot_save(path, f"it has {links} names (hard links); choose another {flag} or copy the file first")
-        if real.exists() and not os.access(real, os.W_OK):
-            raise _cannot_save(path, f"the file is read-only; choose another {flag}")
         folder = next(p for p in real.parents if p.exists())  # the folder the missing ones will go in
-        if not folder.is_dir():  # /tmp/notes.txt/model.npz
-            raise _cannot_save(path, f"{folder} is a file, not a folder; choose another {flag}")
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        if real.is_dir():
+            why = f"give a file name like {path / example}" if example else f"move it or choose another {flag}"
+            why = f"it is a folder; {why}"
+        elif real.exists() and (links := os.stat(real).st_nlink) > 1:
+            why = f"it has {links} names (hard links); choose another {flag} or copy the file first"
+        elif real.exists() and not os.access(real, os.W_OK):
+            why = f"the file is read-only; choose another {flag}"
+        elif not folder.is_dir():  # /tmp/notes.txt/model.npz
+            why = f"{folder} is a file, not a folder; choose another {flag}"
+        else:
+            with tempfile.TemporaryFile(dir=folder):
+                return path
     except OSError as e:  # a folder the user may not enter or write (``/root/m.npz`` as another user)
-        raise _cannot_save(path, f"{reason(e)}; choose another {flag}") from None
-    return path
+        why = f"{reason(e)}; choose another {flag}"
+    raise XpnetError(f"cannot save to {path}: {why}")
 
 
 def make_folders(folder: Path) -> list[Path]:
@@ -98,20 +90,15 @@ def make_folders(folder: Path) -> list[Path]:
 
 
 def remove_folders(made: list[Path]) -> None:
-    """Remove the folders a failed write made (listed outermost first), innermost first; any that holds
-    something stays."""
+    """Remove the folders a failed write made (`make_folders`), innermost first; any that holds something stays."""
     for folder in reversed(made):
         with contextlib.suppress(OSError):
             folder.rmdir()
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Create or replace ``path`` with what ``write`` writes to a binary file, all or nothing.
-
-    The bytes go to a temporary file ``.<name>.<random>.tmp`` in the same folder, flushed and fsynced, then
-    renamed over ``path``, then the folder is fsynced: a crash or an exception at any point leaves the
-    previous file (or none, and no folder made for it). A symlink at ``path`` is followed. Raises `WriteError`.
-    """
+    """Create or replace ``path`` (a symlink's target) with what ``write`` writes, all or nothing: a temporary
+    file beside it, fsynced, renamed over it, the folder fsynced. Raises `WriteError`."""
     target = Path(os.path.realpath(path))
     _refuse_special(target, "path")
     made: list[Path] = []
@@ -146,11 +133,24 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.close(fd)
 
 
-def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset[str]] = frozenset()) -> None:
-    """Refuse one file given for two roles (``--log X --save X``), unless the pair of flags is ``allowed``.
-    Files are compared by identity (device and inode): a symlink or a hard link is the file it names."""
+INPUTS = frozenset({"--model", "--resume", "IMAGE"})  # the roles read, never written
+STREAMS = ("standard input", "standard output", "standard error")
+
+
+def refuse_shared(
+    paths: Mapping[str, str | Path | None] | Iterable[tuple[str, str | Path | None]],
+    allowed: set[frozenset[str]] = frozenset(),
+    inputs: Collection[str] = INPUTS,
+) -> None:
+    """Refuse, before anything is written, an output (a role not in ``inputs``) that is also an input, another
+    output or one of this process's standard streams (``--log /proc/self/fd/1``), unless the pair of flags is
+    ``allowed``. Files are compared by identity: a symlink is the file it names, a hard link the same inode."""
     seen: dict[object, str] = {}
-    for flag, p in paths.items():
+    for fd in (1, 2, 0):  # a terminal or /dev/null is no file to replace (check_writable refuses devices)
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG((st := os.fstat(fd)).st_mode):
+                seen.setdefault((st.st_dev, st.st_ino), STREAMS[fd])
+    for flag, p in paths.items() if isinstance(paths, Mapping) else paths:
         if p is None or not str(p).strip():
             continue
         try:
@@ -158,9 +158,14 @@ def refuse_shared(paths: Mapping[str, str | Path | None], allowed: set[frozenset
             key: object = (st.st_dev, st.st_ino)
         except OSError:  # not there yet: its path is all there is
             key = os.path.realpath(Path(p).expanduser())
-        other = seen.setdefault(key, flag)
-        if other != flag and frozenset((other, flag)) not in allowed:
-            raise XpnetError(f"{flag} {p} is also the {other} file; one file cannot be both: choose another {flag}")
+        if key not in seen:
+            seen[key] = flag
+            continue
+        other = seen[key]
+        if (other in (*inputs, *STREAMS) and flag in inputs) or frozenset((other, flag)) in allowed:
+            continue
+        what = f"the {other} file" if other not in STREAMS else f"this command's {other}"
+        raise XpnetError(f"{flag} {p} is also {what}; one file cannot be both: choose another {flag}")
 
 
 # Not filelock (4.3): its lock file stays after release and holds no pid, and the refusal names the holder's.
@@ -185,7 +190,27 @@ def _lock(path: Path, flag: str) -> Iterator[None]:
     except OSError as e:
         raise write_failed(lock_path, e) from None
     try:
-        fd = _acquire(lock_path, path, flag)
+        while True:
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as e:
+                raise write_failed(lock_path, e) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise XpnetError(
+                    f"{flag} {path} is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
+                ) from None
+            # The run that held it may have removed the file we opened as it ended: lock the one at the path then.
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                    break
+            os.close(fd)
+        with contextlib.suppress(OSError):  # only names the holder: a full disk must not stop the run here
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         try:
             yield
         finally:
@@ -194,29 +219,3 @@ def _lock(path: Path, flag: str) -> Iterator[None]:
             os.close(fd)
     finally:
         remove_folders(made)
-
-
-def _acquire(lock_path: Path, path: Path, flag: str) -> int:
-    """The open, locked ``lock_path``, with this process's pid written in it."""
-    while True:
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as e:
-            raise write_failed(lock_path, e) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise XpnetError(
-                f"{flag} {path} is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
-            ) from None
-        # The run that held it may have removed the file we opened as it ended: lock the one at the path then.
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
-                break
-        os.close(fd)
-    with contextlib.suppress(OSError):  # only names the holder: a full disk must not stop the run here
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-    return fd

@@ -20,8 +20,8 @@ import numpy as np
 from .backend import resolve_backend
 from .cli import common as cli
 from .data.pictures import PictureError, import_pillow, prepare_file
-from .errors import XpnetError, say
-from .files import atomic_write, check_writable
+from .errors import say
+from .files import atomic_write, check_writable, refuse_shared
 from .training.model import load
 
 PROG = "xpnet.predict"
@@ -69,45 +69,22 @@ def build_parser() -> cli.ArgumentParser:
 
 def unique_names(paths: Sequence[Path]) -> list[str]:
     """``<stem>.seen.png`` for each path, numbered where two inputs share a stem."""
-    taken: set[str] = set()
-    names = []
+    names: list[str] = []
     for p in paths:
         name, n = f"{p.stem}.seen.png", 1
-        while name in taken:  # a.png, a.jpg and a-2.png must not share a name
+        while name in names:  # a.png, a.jpg and a-2.png must not share a name
             n += 1
             name = f"{p.stem}-{n}.seen.png"
-        taken.add(name)
         names.append(name)
     return names
 
 
-def check_folder(text: str, targets: Sequence[str], inputs: Sequence[Path]) -> Path:
-    """The --save-input folder, checked before any work: each picture's file in it is writable (the first
-    picture makes the folder), and none replaces an input."""
-    folder = Path(text).expanduser()
-    for t in targets:
-        check_writable(folder / t, "--save-input", "")
-    clash = {(folder / t).resolve() for t in targets} & {p.resolve() for p in inputs}
-    if clash:
-        raise XpnetError(f"--save-input {folder} would overwrite the input {min(clash)}; choose another folder")
-    return folder
-
-
-def enlargement(side: int) -> int:
-    """The smallest whole factor that makes a ``side``-pixel image at least `SEEN_SIDE` pixels wide."""
-    return max(1, -(-SEEN_SIDE // side))
-
-
-def enlarge(pixels: np.ndarray) -> np.ndarray:
-    """``pixels`` enlarged by `enlargement`, nearest neighbour: each pixel becomes a square. An 8x8 or 28x28
-    image is too small to see, and smoothing it would hide what the model saw."""
-    k = enlargement(max(pixels.shape))
-    return np.repeat(np.repeat(pixels, k, axis=0), k, axis=1)
-
-
 def save_png(pil: ModuleType, path: Path, pixels: np.ndarray) -> None:
+    """``pixels`` enlarged to at least `SEEN_SIDE` a side, nearest neighbour (each pixel a square: smoothing
+    would hide what the model saw), written as a PNG."""
+    k = -(-SEEN_SIDE // max(pixels.shape))
     buf = io.BytesIO()
-    pil.fromarray(enlarge(pixels), mode="L").save(buf, format="PNG")
+    pil.fromarray(np.kron(pixels, np.ones((k, k), pixels.dtype)), mode="L").save(buf, format="PNG")
     atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
@@ -119,21 +96,19 @@ def answer(file: str, probs: np.ndarray, best: int, labels: Sequence[str], top: 
     return {"file": file, "class": best, "name": labels[best], "probability": shown[0]["probability"], "top": shown}
 
 
-def format_result(found: dict[str, Any]) -> str:
-    """An `answer` as the line predict prints: ``7.png: 7 (98.5%); then 1 (1.2%)``."""
-    first, *rest = (f"{c['name']} ({100 * c['probability']:.1f}%)" for c in found["top"])
-    return f"{found['file']}: {first}" + (f"; then {', '.join(rest)}" if rest else "")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    paths = [Path(p) for p in args.images]
+    names = unique_names(paths)
+    save_dir = Path(args.save_input).expanduser() if args.save_input is not None else None
+    outputs = [("--save-input", save_dir / name) for name in names] if save_dir is not None else []
+    refuse_shared([("--model", args.model), *(("IMAGE", p) for p in paths), *outputs])
+    for _, path in outputs:
+        check_writable(path, "--save-input", "")  # the first picture makes the folder
     model = load(args.model)
     layout = model.picture_layout()
-    paths = [Path(p) for p in args.images]
-    needs_pillow = args.save_input is not None or any(p.suffix.lower() != ".npy" for p in paths)
+    needs_pillow = save_dir is not None or any(p.suffix.lower() != ".npy" for p in paths)
     pil = import_pillow() if needs_pillow else None
-    names = unique_names(paths)
-    save_dir = check_folder(args.save_input, names, paths) if args.save_input is not None else None
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
     model = model.on(backend)
@@ -146,28 +121,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError; the others go on
             errors[i] = str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"
             say(f"{PROG}: {path}: {e}", file=sys.stderr)
-    order = sorted(prepared)
-    rows = np.stack([prepared[i].ravel() for i in order]) if order else np.zeros((0, layout.n_features), np.uint8)
-    classes, probs = model.classify(rows)
-    found = dict(zip(order, range(len(order))))
+    rows = [prepared[i].ravel() for i in prepared]
+    classes, probs = model.classify(np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8))
+    found = {i: row for row, i in enumerate(prepared)}
     for i, path in enumerate(paths):
         if i in errors:
             if args.json:
                 say(json.dumps({"file": str(path), "error": errors[i]}))
             continue
-        row = found[i]
-        result = answer(str(path), probs[row], int(classes[row]), model.names, args.top)
+        result = answer(str(path), probs[found[i]], int(classes[found[i]]), model.names, args.top)
         if save_dir is not None:
             result["seen"] = str(save_dir / names[i])
-        if args.json:
-            say(json.dumps(result))
-        else:
-            say(format_result(result))
-        if save_dir is not None:
-            assert pil is not None
             save_png(pil, save_dir / names[i], prepared[i])
-    if save_dir is not None and not args.json and order:
-        k = enlargement(layout.side)
+        # Else a line like ``7.png: 7 (98.5%); then 1 (1.2%)``.
+        first, *rest = (f"{c['name']} ({100 * c['probability']:.1f}%)" for c in result["top"])
+        say(json.dumps(result) if args.json else f"{path}: {first}" + (f"; then {', '.join(rest)}" if rest else ""))
+    if save_dir is not None and not args.json and prepared:
+        k = -(-SEEN_SIDE // layout.side)
         say(
             f"the images the model saw: {save_dir}/*.seen.png ({layout.side}x{layout.side}, "
             f"each pixel shown as a {k}x{k} square)",

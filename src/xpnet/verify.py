@@ -1,11 +1,8 @@
-"""Run one backend beside the NumPy float64 reference, measure how far apart they are, and say whether that is
-within the one table of tolerances (`TOLERANCES`; why each is what it is: docs/agreement.md).
+"""One backend beside the NumPy float64 reference: how far apart they are, and whether that is within the one
+table of tolerances (`TOLERANCES`; why each is what it is: docs/agreement.md).
 
-Used by the agreement tests and by ``python -m xpnet.check``. A `Problem` is a batch and initial weights on
-the host; `run` computes, on one backend, the logits, loss and gradients of that batch and the parameters after
-a few steps of every optimizer and of the backend's fast step; `compare` reduces a run and the reference's to a
-few relative differences. The reference computes in float64 from the very inputs the backend gets (rounded
-to its dtype first), so a difference measures the backend's arithmetic alone.
+Used by the agreement tests and by ``python -m xpnet.check``. The reference computes in float64 from the very
+inputs the backend gets (rounded to its dtype first), so a difference measures the backend's arithmetic alone.
 """
 
 from __future__ import annotations
@@ -22,8 +19,7 @@ from .backend import Backend, fast_step, make_backend
 
 N_CLASSES = 10  # the synthetic problem is MNIST-shaped
 FAST_OPTIMIZER = "adam"  # the fast step is checked with the optimizer training uses by default
-# Optimizer steps taken from the same initial weights before the parameters are compared.
-TRAJECTORY_STEPS = 20
+TRAJECTORY_STEPS = 20  # optimizer steps taken from the same initial weights before the parameters are compared
 # One epoch on `digits` must give the same test accuracy to within this many percentage points (its 359 test
 # images: one image on the other side of a decision boundary).
 ACCURACY_POINTS = 0.5
@@ -52,10 +48,10 @@ TOLERANCES: dict[str, Tolerance] = {
 
 @dataclass(frozen=True)
 class Problem:
-    """A batch of images and initial weights, as float64 host arrays."""
+    """A batch of images (n, features) in [0, 1], labels (n,) and initial weights, as float64 host arrays."""
 
-    x: np.ndarray  # (n, features), values in [0, 1]
-    labels: np.ndarray  # (n,) int64 in 0..9
+    x: np.ndarray
+    labels: np.ndarray
     params: list[np.ndarray]
     activation: str = "relu"
 
@@ -64,16 +60,13 @@ class Problem:
         return self.x.astype(dtype), [p.astype(dtype) for p in self.params]
 
 
-def make_problem(
-    seed: int = 0, n: int = 128, features: int = 784, hidden: Sequence[int] = (32,), activation: str = "relu"
-) -> Problem:
+def make_problem(seed: int = 0, n: int = 128, features: int = 784) -> Problem:
     """A synthetic MNIST-shaped batch: seeded, no data set needed, small enough to run in milliseconds."""
     rng = np.random.default_rng(seed)
     # Sparse bright strokes on a dark background, like digit images; scaled from uint8 like the real data.
     x = np.where(rng.random((n, features)) < 0.2, rng.integers(0, 256, (n, features)), 0) / 255.0
     labels = rng.integers(0, N_CLASSES, n).astype(np.int64)
-    params = nn.init_params(rng, nn.layer_sizes(features, hidden, N_CLASSES), activation, "float64")
-    return Problem(x, labels, params, activation)
+    return Problem(x, labels, nn.init_params(rng, nn.layer_sizes(features, (32,), N_CLASSES), "relu", "float64"))
 
 
 @dataclass
@@ -88,10 +81,9 @@ class Run:
     misplaced: list[str] = field(default_factory=list)
 
 
-def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_STEPS, fast: bool = True) -> Run:
-    """Forward, loss, backward and ``steps`` updates of every optimizer on ``backend`` in ``dtype``; with
-    ``fast``, also ``steps`` of the backend's fast step (the one `train` runs) with `FAST_OPTIMIZER`, kept
-    under the trajectory name ``"fast"``."""
+def run(backend: Backend, dtype: str, problem: Problem, fast: bool = True) -> Run:
+    """Forward, loss, backward and `TRAJECTORY_STEPS` updates of every optimizer on ``backend`` in ``dtype``;
+    with ``fast``, also of the backend's fast step (the one `train` runs) with `FAST_OPTIMIZER`, as ``"fast"``."""
     xp, want = backend.xp, backend.dtype(dtype)
     misplaced: list[str] = []
 
@@ -99,8 +91,7 @@ def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_
         # A silent fall back to another device or a promotion to another dtype is a bug, even when the
         # numbers agree: on a GPU it means host copies or float64 arithmetic on every step.
         for i, a in enumerate(arrays):
-            where = array_api_compat.device(a)
-            if where != backend.device:
+            if (where := array_api_compat.device(a)) != backend.device:
                 misplaced.append(f"{name}[{i}] on {where}")
             if a.dtype != want:
                 misplaced.append(f"{name}[{i}] is {a.dtype}")
@@ -109,19 +100,15 @@ def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_
     x = backend.asarray(x_host)
     params = [backend.asarray(p) for p in params_host]
     targets = nn.one_hot(xp, backend.asarray(problem.labels), N_CLASSES, want)
-    check("weights", params)
-
     logits, cache = nn.forward(xp, params, x, problem.activation)
     loss, dlogits = nn.softmax_cross_entropy(xp, logits, targets)
     grads = nn.backward(xp, params, cache, dlogits, problem.activation)
-    check("logits", [logits])
-    check("loss", [loss])
-    check("grads", grads)
+    for name, arrays in (("weights", params), ("logits", [logits]), ("loss", [loss]), ("grads", grads)):
+        check(name, arrays)
 
     step_fns = {name: nn.train_step(xp, nn.Recipe(problem.activation, name)) for name in nn.OPTIMIZERS}
-    fast_recipe = nn.Recipe(problem.activation, FAST_OPTIMIZER)
-    fast_fn = fast_step(backend, nn.sizes_of(params), fast_recipe, want) if fast else None
-    if fast_fn is not None:
+    recipe = nn.Recipe(problem.activation, FAST_OPTIMIZER)
+    if fast and (fast_fn := fast_step(backend, nn.sizes_of(params), recipe, want)) is not None:
         if hasattr(fast_fn, "as_in_long_runs"):  # NumPy's compiles its update partway through a long run
             fast_fn.as_in_long_runs()
         step_fns["fast"] = fast_fn
@@ -130,28 +117,21 @@ def run(backend: Backend, dtype: str, problem: Problem, steps: int = TRAJECTORY_
         opt = nn.OPTIMIZERS[_optimizer(name)]
         p = [xp.asarray(a, copy=True) for a in params]  # a fast step may donate or overwrite what it is given
         state = opt.init(xp, p)
-        for count in range(1, steps + 1):
+        for count in range(1, TRAJECTORY_STEPS + 1):
             p, state, _, _ = step_fn(p, state, x, targets, count, opt.default_lr)
         check(f"{name} params", p)
         check(f"{name} state", state)
-        finals[name] = [xp.asarray(a, copy=True) for a in p]  # a fast step may reuse its buffers
+        finals[name] = [backend.to_numpy(a).copy() for a in p]  # a fast step may reuse its buffers
 
     host = backend.to_numpy
-    return Run(
-        initial=[host(p) for p in params],
-        logits=host(logits),
-        loss=host(loss),
-        grads=[host(g) for g in grads],
-        trajectories={name: [host(a) for a in p] for name, p in finals.items()},
-        misplaced=misplaced,
-    )
+    return Run([host(p) for p in params], host(logits), host(loss), [host(g) for g in grads], finals, misplaced)
 
 
-def reference(problem: Problem, dtype: str, steps: int = TRAJECTORY_STEPS) -> Run:
+def reference(problem: Problem, dtype: str) -> Run:
     """The NumPy float64 run on the inputs a ``dtype`` backend gets (rounded to ``dtype``, then widened)."""
     x, params = problem.inputs(dtype)
     widened = Problem(x.astype(np.float64), problem.labels, [p.astype(np.float64) for p in params], problem.activation)
-    return run(make_backend("numpy", "cpu"), "float64", widened, steps, fast=False)
+    return run(make_backend("numpy", "cpu"), "float64", widened, fast=False)
 
 
 def rel_diff(a: Any, ref: Any) -> float:
@@ -160,22 +140,15 @@ def rel_diff(a: Any, ref: Any) -> float:
     a, ref = np.asarray(a, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     if a.shape != ref.shape:
         return float("inf")
-    scale = float(np.max(np.abs(ref), initial=0.0))
     diff = float(np.max(np.abs(a - ref), initial=0.0))
-    if diff == 0.0:
-        return 0.0
-    return diff / scale if scale > 0.0 else float("inf")
+    scale = float(np.max(np.abs(ref), initial=0.0))
+    return 0.0 if diff == 0.0 else diff / scale if scale > 0.0 else float("inf")
 
 
 def max_rel_diff(arrays: Sequence[Any], refs: Sequence[Any]) -> float:
     if len(arrays) != len(refs):
         return float("inf")
     return max((rel_diff(a, r) for a, r in zip(arrays, refs)), default=0.0)
-
-
-def bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
-    """Same dtype, shape and bytes (so -0.0 differs from 0.0 and NaNs compare by their bits)."""
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 def _optimizer(trajectory: str) -> str:
@@ -201,18 +174,14 @@ class Comparison:
     def failures(self) -> list[str]:
         """What disagrees, one phrase each; empty when the backend agrees."""
         tol = TOLERANCES[self.dtype]
-        out = []
-        if not self.initial_bitwise:
-            out.append("initial weights are not bit-identical")
+        out = [] if self.initial_bitwise else ["initial weights are not bit-identical"]
         checks = [("logits", self.logits, tol.forward), ("loss", self.loss, tol.forward)]
         checks.append(("gradients", self.grads, tol.gradients))
         for name, value in self.trajectories.items():
             label = f"the fast step ({FAST_OPTIMIZER})" if name == "fast" else name
             checks.append((f"{label} after {TRAJECTORY_STEPS} steps", value, tol.for_optimizer(_optimizer(name))))
-        for name, value, limit in checks:
-            if not value <= limit:  # `not <=` so that NaN fails too
-                out.append(f"{name} off by {value:.1e} (tolerance {limit:.0e})")
-        if self.misplaced:
+        out += [f"{name} off by {v:.1e} (tolerance {limit:.0e})" for name, v, limit in checks if not v <= limit]
+        if self.misplaced:  # `not <=` above so that NaN fails too
             out.append(f"{len(self.misplaced)} array(s) left the device or dtype, e.g. {self.misplaced[0]}")
         return out
 
@@ -225,15 +194,19 @@ def compare(backend: Backend, dtype: str, problem: Problem, ref: Run | None = No
     """Run ``problem`` on ``backend`` in ``dtype`` and measure it against ``ref`` (computed if not given)."""
     ref = reference(problem, dtype) if ref is None else ref
     got = run(backend, dtype, problem)
-    _, expected_initial = problem.inputs(dtype)
+    _, expected = problem.inputs(dtype)
+    # Bit-identical: same dtype, shape and bytes (so -0.0 differs from 0.0 and NaNs compare by their bits).
+    bitwise = all(
+        a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes() for a, b in zip(got.initial, expected)
+    )
     return Comparison(
-        backend=backend.name,
-        device=backend.device_name,
-        dtype=dtype,
-        initial_bitwise=all(bitwise_equal(a, b) for a, b in zip(got.initial, expected_initial)),
-        logits=rel_diff(got.logits, ref.logits),
-        loss=rel_diff(got.loss, ref.loss),
-        grads=max_rel_diff(got.grads, ref.grads),
-        trajectories={k: max_rel_diff(v, ref.trajectories[_optimizer(k)]) for k, v in got.trajectories.items()},
-        misplaced=tuple(got.misplaced),
+        backend.name,
+        backend.device_name,
+        dtype,
+        bitwise,
+        rel_diff(got.logits, ref.logits),
+        rel_diff(got.loss, ref.loss),
+        max_rel_diff(got.grads, ref.grads),
+        {k: max_rel_diff(v, ref.trajectories[_optimizer(k)]) for k, v in got.trajectories.items()},
+        tuple(got.misplaced),
     )

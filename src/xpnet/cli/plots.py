@@ -1,7 +1,7 @@
 """The pictures of ``xpnet.evaluate --plot``: training curves, confusion matrix, worst mistakes.
 
-Drawn with matplotlib's object API on its Agg (file-only) canvas: no pyplot state, no display needed.
-Each PNG is rendered in memory and then written atomically, so an interrupted run leaves whole files.
+Drawn with matplotlib's object API on its Agg (file-only) canvas: no pyplot state, no display needed. Each
+PNG is rendered in memory and then written atomically, so an interrupted run leaves whole files.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 from ..errors import XpnetError
 from ..files import atomic_write
 
-MATPLOTLIB_HINT = 'pip install "xpnet[plot]" (matplotlib)'
 DPI = 110
 
 
@@ -25,7 +24,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise XpnetError(f"--plot needs matplotlib: {MATPLOTLIB_HINT}") from None
+        raise XpnetError('--plot needs matplotlib: pip install "xpnet[plot]" (matplotlib)') from None
 
 
 def _figure(width: float, height: float) -> Any:
@@ -48,48 +47,43 @@ def curves(epochs: Sequence[dict[str, Any]], title: str, kept: int | None = None
     """Loss and accuracy per epoch, from training-log records (`xpnet.training.runlog`); ``kept``, the epoch
     whose weights the model holds when it is not the last (--patience), is marked on both."""
     fig = _figure(9.0, 3.6)
-    loss_ax, acc_ax = fig.subplots(1, 2)
-    x = [e["epoch"] for e in epochs]
-    marker = "o" if len(x) <= 30 else None
-    loss_ax.plot(x, [e["loss"] for e in epochs], marker=marker, color="tab:red")
+    loss_ax, acc_ax = axes = fig.subplots(1, 2)
+    marker = "o" if len(epochs) <= 30 else None
+    loss_ax.plot([e["epoch"] for e in epochs], [e["loss"] for e in epochs], marker=marker, color="tab:red")
     loss_ax.set(title="training loss (mean cross-entropy)", xlabel="epoch", ylabel="loss")
-    for key, label, color in (
-        ("train_accuracy", "train", "tab:blue"),
-        ("val_accuracy", "validation", "tab:green"),
-        ("test_accuracy", "test", "tab:orange"),
-    ):
-        points = [(e["epoch"], 100 * e[key]) for e in epochs if e.get(key) is not None]
+    for split, color in (("train", "tab:blue"), ("val", "tab:green"), ("test", "tab:orange")):
+        points = [(e["epoch"], 100 * e[f"{split}_accuracy"]) for e in epochs if e.get(f"{split}_accuracy") is not None]
         if points:
+            label = "validation" if split == "val" else split
             acc_ax.plot(*zip(*points), marker=marker, label=label, color=color)
     acc_ax.set(title="accuracy", xlabel="epoch", ylabel="%")
-    if kept is not None:
-        for ax in (loss_ax, acc_ax):
+    for ax in axes:
+        if kept is not None:
             ax.axvline(kept, color="0.35", linestyle="--", linewidth=1, label=f"kept: epoch {kept}")
-        loss_ax.legend(loc="upper right")
-    acc_ax.legend(loc="lower right")
-    for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
+    if kept is not None:
+        loss_ax.legend(loc="upper right")
+    acc_ax.legend(loc="lower right")
     fig.suptitle(title)
     return fig
 
 
 def confusion(cm: np.ndarray, labels: Sequence[str], title: str) -> Any:
     """Counts in each cell, coloured by the share of the true class (row) so that errors stand out."""
-    k = cm.shape[0]
     long_names = max(len(s) for s in labels) > 2
     fig = _figure(7.4 if long_names else 6.4, 6.6 if long_names else 5.8)
     ax = fig.subplots()
-    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     # A square root stretches the small off-diagonal shares, where the interesting mistakes are.
-    image = ax.imshow(np.sqrt(share), cmap="Blues", vmin=0.0, vmax=1.0)
-    for i in range(k):
-        for j in range(k):
-            if cm[i, j]:
-                dark = np.sqrt(share[i, j]) > 0.6
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if dark else "black")
-    ax.set_xticks(range(k), labels, rotation=45 if long_names else 0, ha="right" if long_names else "center")
-    ax.set_yticks(range(k), labels)
+    shade = np.sqrt(cm / np.maximum(cm.sum(axis=1, keepdims=True), 1))
+    image = ax.imshow(shade, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (i, j), count in np.ndenumerate(cm):
+        if count:
+            ax.text(
+                j, i, str(count), ha="center", va="center", fontsize=8, color="white" if shade[i, j] > 0.6 else "black"
+            )
+    ax.set_xticks(range(len(labels)), labels, rotation=45 if long_names else 0, ha="right" if long_names else "center")
+    ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
     bar = fig.colorbar(image, ax=ax, shrink=0.8)
     ticks = [0.0, 0.01, 0.05, 0.2, 0.5, 1.0]
@@ -98,19 +92,10 @@ def confusion(cm: np.ndarray, labels: Sequence[str], title: str) -> Any:
     return fig
 
 
-def worst(
-    images: np.ndarray,
-    shape: tuple[int, int],
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    p_true: np.ndarray,
-    labels: Sequence[str],
-    title: str,
-    columns: int = 6,
-) -> Any:
-    """A grid of images titled true -> predicted and the probability the model gave the true class."""
-    n = len(images)
-    rows = max(1, -(-n // columns))
+def worst(images, shape, y_true, y_pred, p_true, labels: Sequence[str], title: str, columns: int = 6) -> Any:
+    """A grid of ``images`` (rows of pixels of ``shape``) titled true -> predicted and the probability the
+    model gave the true class."""
+    rows = max(1, -(-len(images) // columns))
     fig = _figure(1.5 * columns, 1.75 * rows + 0.5)
     axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
     for ax in axes:
