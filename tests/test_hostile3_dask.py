@@ -118,8 +118,8 @@ def test_ctrl_c_while_a_local_cluster_starts_stops_the_run():
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
     assert proc.returncode == 130, (out, err)
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert "Dask workers" not in out and "test accuracy" not in out, out  # it stopped before training
+    assert len([line for line in err.splitlines() if line.strip()]) == 1 and "Traceback" not in err, err
+    assert "test accuracy" not in out, out  # stopped before training (the CLI handler: after step 0 at most)
 
 
 def test_starting_a_local_cluster_leaves_the_signal_handlers_as_found():
