@@ -33,7 +33,6 @@ import pytest
 
 from helpers import SRC, run_cli, run_train, seven
 from xpnet import predict, serve
-from xpnet.cli import webserver
 from xpnet.training.model import Model
 
 Image = pytest.importorskip("PIL.Image", reason="xpnet serve reads pictures with Pillow")
@@ -210,7 +209,7 @@ def test_the_page_and_its_files_come_from_this_server_only(url):
     assert "<canvas" in text and 'id="file"' in text and 'id="clear"' in text
     linked = re.findall(r'(?:src|href)="([^"]+)"', text)
     assert sorted(linked) == ["/static/app.js", "/static/style.css"]
-    for name, kind in webserver.PAGE_FILES.items():
+    for name, kind in serve.PAGE_FILES.items():
         status, headers, body = request(url, "GET", f"/static/{name}")
         assert status == 200 and headers["Content-Type"] == f"{kind}; charset=utf-8"
         assert not re.search(rb"(?<![\w.])(https?:)?//[\w-]+\.", body), f"{name} names another site"
@@ -224,7 +223,7 @@ def test_the_model_is_described(model, url):
     assert status == 200 and about["dataset"] == "mnist" and about["classes"] == [str(i) for i in range(10)]
     assert about["layers"] == [784, 64, 10] and about["side"] == 28 and about["epoch"] == history[-1].epoch
     assert about["test_accuracy"] == history[-1].test_accuracy and about["backend"] == "numpy on cpu"
-    assert about["max_body"] == webserver.MAX_BODY and re.match(r"\d{4}-\d\d-\d\dT", about["saved"])
+    assert about["max_body"] == serve.MAX_BODY and re.match(r"\d{4}-\d\d-\d\dT", about["saved"])
 
 
 ODD = [
@@ -276,7 +275,7 @@ def test_a_huge_body_is_refused_unread(url):
     start = time.monotonic()
     got = raw_exchange(url, head, bytes(65536))
     assert got.startswith(b"HTTP/1.1 413 ") and b"more than 10 MiB" in got
-    assert time.monotonic() - start < webserver.DRAIN[1] + 5
+    assert time.monotonic() - start < serve.DRAIN[1] + 5
     post_head = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     for head, code in [
         (post_head + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 411),
@@ -296,7 +295,7 @@ def test_a_huge_body_is_refused_unread(url):
 
 def test_just_under_the_limit_is_read(url):
     body = drawn_seven()
-    padded = body + bytes(webserver.MAX_BODY - len(body))  # a PNG ignores what follows its end
+    padded = body + bytes(serve.MAX_BODY - len(body))  # a PNG ignores what follows its end
     assert post(url, padded)[0] == 200
 
 
@@ -352,8 +351,8 @@ def test_a_foreign_host_is_refused_on_a_loopback_server(url):
         assert request(url, "GET", "/model", headers={"Host": host})[0] == 200, host
     for host in ("[::2]:80", "localhost.evil.com:80", "127.0.0.1.evil.com"):
         assert request(url, "GET", "/model", headers={"Host": host})[0] == 403, host
-    assert webserver.is_loopback("127.5.0.1") and not webserver.is_loopback("0.0.0.0")
-    assert not webserver.is_loopback("192.168.1.2") and not webserver.is_loopback("localhost.evil.com")
+    assert serve.is_loopback("127.5.0.1") and not serve.is_loopback("0.0.0.0")
+    assert not serve.is_loopback("192.168.1.2") and not serve.is_loopback("localhost.evil.com")
 
 
 def test_two_hundred_clients_at_once_are_all_answered(url):
@@ -377,7 +376,7 @@ def test_two_hundred_clients_at_once_are_all_answered(url):
 
 
 def test_keep_alive_and_a_silent_client(model, monkeypatch):
-    monkeypatch.setattr(webserver.Handler, "timeout", 0.5)
+    monkeypatch.setattr(serve.Handler, "timeout", 0.5)
     with serving(model) as u:
         parts = urlsplit(u)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=WAIT)
@@ -433,24 +432,16 @@ def test_forward_passes_run_on_the_device_thread(model):
         device.call(len, "x")
 
 
-def test_an_app_that_fails_is_a_500_and_the_server_goes_on():
-    class Broken:
-        def predict(self, body, query):
-            raise RuntimeError("boom\nsecond line")
+def test_a_failing_preparation_is_a_500_and_the_server_goes_on(model, monkeypatch, capfd):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
 
-        def describe(self):
-            return {"ok": True}
-
-    server = webserver.make_server(Broken(), "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        u = server.url.rstrip("/")
+    monkeypatch.setattr(serve, "prepare_bytes", broken)
+    with serving(model) as u:
         status, _, raw = request(u, "POST", "/predict", b"x")
         assert status == 500 and json.loads(raw)["error"] == "internal error: RuntimeError: boom second line"
         assert request(u, "GET", "/model")[0] == 200
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert "boom second line" in capfd.readouterr().err
 
 
 # --- the command line -------------------------------------------------------------------------------------
@@ -477,7 +468,7 @@ def test_bad_input_is_one_line_and_status_2(model, tmp_path, capsys):
 def test_open_opens_the_address_it_prints(model, monkeypatch, capsys):
     opened = []
     monkeypatch.setattr(serve.webbrowser, "open", lambda u: opened.append(u) or True)
-    monkeypatch.setattr(webserver, "is_loopback", lambda host: False)  # as if --host were a network address
+    monkeypatch.setattr(serve, "is_loopback", lambda host: False)  # as if --host were a network address
 
     def interrupted(self):
         raise KeyboardInterrupt
