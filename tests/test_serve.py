@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import http.client
 import io
 import json
@@ -48,17 +47,16 @@ def model(mnist) -> Model:
 
 @contextlib.contextmanager
 def serving(model: Model) -> Iterator[str]:
-    """A server for ``model`` on 127.0.0.1 (a free port), its device thread running here; yields its URL."""
-    server, device = serve.start(model, Image, "127.0.0.1", 0)
-    runner = threading.Thread(target=device.run, daemon=True)
-    runner.start()
+    """A server for ``model`` on 127.0.0.1 (a free port), its loop on a thread here; yields its URL."""
+    server = serve.Server(model, Image, "127.0.0.1", 0)
+    loop = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    loop.start()
     try:
         yield server.url.rstrip("/")
     finally:
-        device.stop()
         server.shutdown()
         server.server_close()
-        runner.join(WAIT)
+        loop.join(WAIT)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +133,7 @@ def test_each_answer_is_the_record_predict_json_prints(model, url, pictures, cap
         code, answer = post(url, data, f"?top=3&file={quote(str(path))}")
         assert (code, answer) == (400 if "error" in expected else 200, expected), path.name
     kinds = {
-        p.name: "error" in json.loads(json.dumps(serve.picture_record(model, p.read_bytes(), p.name, pil=Image)))
+        p.name: "error" in json.loads(json.dumps(serve.picture_record(model, p.read_bytes(), p.name, 1, pil=Image)))
         for p in pictures
     }
     assert kinds == {
@@ -401,35 +399,46 @@ def test_keep_alive_and_a_silent_client(model, monkeypatch):
             assert time.monotonic() - start < 10
 
 
-def test_forward_passes_run_on_the_device_thread(model):
-    threads = []
+def test_the_backend_is_made_and_used_on_one_thread(model, monkeypatch, capsys):
+    """A GPU library's current device is per thread: the command makes the backend on the device thread, and
+    every forward pass runs there, whichever thread prepared the picture."""
+    made, used = [], []
+    resolve, classify, serve_forever = serve.resolve_backend, Model.classify, serve.Server.serve_forever
+    monkeypatch.setattr(serve, "resolve_backend", lambda *a: made.append(threading.current_thread()) or resolve(*a))
+    monkeypatch.setattr(Model, "classify", lambda m, rows: used.append(threading.current_thread()) or classify(m, rows))
 
-    class Spy(Model):
-        def classify(self, rows):
-            threads.append(threading.current_thread())
-            return super().classify(rows)
-
-    spy = Spy(**{f.name: getattr(model, f.name) for f in dataclasses.fields(model)})
-    server, device = serve.start(spy, Image, "127.0.0.1", 0)
-    runner = threading.Thread(target=device.run, daemon=True)
-    runner.start()
-    try:
-        assert post(server.url.rstrip("/"), drawn_seven())[0] == 200
-    finally:
-        device.stop()
+    def serve_then_stop(server, poll_interval):  # a few requests, then Ctrl-C
+        threading.Thread(target=serve_forever, args=(server, 0.05), daemon=True).start()
+        for _ in range(4):
+            assert post(server.url.rstrip("/"), drawn_seven())[0] == 200
         server.shutdown()
-        server.server_close()
-    assert threads == [runner]
-    runner.join(WAIT)
-    stopped, device = serve.start(model, Image, "127.0.0.1", 0)  # a server whose device thread has stopped
-    device.stop()
-    try:
-        assert post(stopped.url.rstrip("/"), drawn_seven()) == (503, {"error": "the server is stopping"})
-    finally:
-        stopped.shutdown()
-        stopped.server_close()
-    with pytest.raises(RuntimeError, match="stopping"):  # a stopped device thread fails calls at once
-        device.call(len, "x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(serve.Server, "serve_forever", serve_then_stop)
+    argv = ["--model", str(model.path), "--device", "cpu", "--port", "0"]
+    status, _, err = run_cli(capsys, serve.main, "xpnet.serve", argv)
+    assert status == 130 and len(made) == 1 and len(used) == 4, err
+    assert set(used) == set(made) and made[0] is not threading.current_thread()
+
+
+def test_a_request_caught_by_the_close_is_a_503(model, monkeypatch):
+    """A picture still being prepared when the server closes gets its answer: busy, the server is stopping."""
+    started, release, prepare = threading.Event(), threading.Event(), serve.prepare_bytes
+
+    def slow_prepare(*args):
+        started.set()
+        release.wait(WAIT)
+        return prepare(*args)
+
+    monkeypatch.setattr(serve, "prepare_bytes", slow_prepare)
+    answers = []
+    with serving(model) as url:
+        client = threading.Thread(target=lambda: answers.append(post(url, drawn_seven())), daemon=True)
+        client.start()
+        assert started.wait(WAIT)
+    release.set()
+    client.join(WAIT)
+    assert answers == [(503, {"error": "the server is stopping"})]
 
 
 def test_a_failing_preparation_is_a_500_and_the_server_goes_on(model, monkeypatch, capfd):
@@ -470,10 +479,10 @@ def test_open_opens_the_address_it_prints(model, monkeypatch, capsys):
     monkeypatch.setattr(serve.webbrowser, "open", lambda u: opened.append(u) or True)
     monkeypatch.setattr(serve, "is_loopback", lambda host: False)  # as if --host were a network address
 
-    def interrupted(self):
+    def interrupted(self, poll_interval):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(serve.DeviceThread, "run", interrupted)
+    monkeypatch.setattr(serve.Server, "serve_forever", interrupted)
     argv = ["--model", str(model.path), "--device", "cpu", "--port", "0", "--open"]
     status, out, err = run_cli(capsys, serve.main, "xpnet.serve", argv)
     assert status == 130 and "interrupted" in err

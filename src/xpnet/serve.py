@@ -1,35 +1,29 @@
 """``xpnet serve``: a local page to draw a digit (or drop a picture) and watch the model answer. ``POST /predict``
 answers what ``xpnet predict --json`` prints for one picture, ``GET /model`` describes the model. Each limit
-(connections, request time, body, Host, Origin, pictures prepared at once) holds before any work is done;
-forward passes run on the thread that made the backend (a GPU library's current device is per thread).
-"""
+(connections, request time, body, Host, Origin, pictures prepared at once) holds before any work is done."""
 
 from __future__ import annotations
 
 import argparse
 import base64
 import contextlib
-import functools
 import io
 import ipaddress
 import json
-import queue
 import re
 import socket
 import sys
 import threading
 import time
 import webbrowser
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
-
-import numpy as np
 
 from .backend import resolve_backend
 from .cli import common as cli
@@ -49,17 +43,17 @@ CONNECTIONS = 32  # connections served at once, each on a thread of its own
 BACKLOG = 1024  # connections the kernel queues meanwhile: 200 clients at once must not wait for a retry
 DRAIN = (1 << 20, 1.0)  # after a 413: at most this many bytes, or seconds, read and dropped before closing
 PAGE_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}  # all UTF-8
-SAFE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 # The page and its scripts come from this server only; the picture the model saw is a data: URL.
 PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'none'"
+SAFE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+SAFE["Content-Security-Policy"] = PAGE_POLICY
 
 
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
         prog=cli.program("serve"),
-        description="Serve a model trained by python -m xpnet.train --save on a local web page: draw a digit "
-        "(mouse, touch or pen) or drop a picture, and read the model's answer as you draw. POST /predict "
-        "answers what predict --json prints for one picture.",
+        description="Serve a model trained by xpnet train --save on a local web page: draw a digit (mouse, touch or "
+        "pen) or drop a picture, and read its answer as you draw; POST /predict answers what predict --json prints.",
         epilog=cli.epilog(
             "python -m xpnet.serve --model model.npz --open",
             {
@@ -93,24 +87,18 @@ def load_model(path: str, device: str = "cpu", backend: str | None = None) -> Mo
 
 
 def picture_record(
-    model: Model,
-    data: bytes,
-    file: str,
-    top: int = 1,
-    *,
-    pil: ModuleType | None = None,
-    seen: bool = False,
-    forward: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    model: Model, data: bytes, file: str, top: int, pil: ModuleType, seen: bool = False, device: Executor | None = None
 ) -> dict[str, Any]:
     """What ``xpnet predict --json --top TOP`` prints for a file ``file`` holding ``data`` (``{"file", "error"}``
-    when unreadable); ``seen`` adds the image the model saw as a PNG ``data:`` URL; ``forward``: `Model.classify`."""
+    if unreadable); ``seen`` adds the image the model saw as a PNG ``data:`` URL; ``device`` runs the forward pass."""
     try:
         pixels = prepare_bytes(data, pil, model.picture_layout(), file)
     except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
         return {"file": file, "error": str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"}
-    classes, probs = (forward or model.classify)(pixels.reshape(1, -1))
+    rows = pixels.reshape(1, -1)
+    classes, probs = device.submit(model.classify, rows).result(ANSWER_SECONDS) if device else model.classify(rows)
     found = answer(file, probs[0], int(classes[0]), model.names, top)
-    if seen and pil is not None:
+    if seen:
         buf = io.BytesIO()
         pil.fromarray(pixels, mode="L").save(buf, format="PNG")
         found["seen"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -119,66 +107,21 @@ def picture_record(
 
 def model_info(model: Model) -> dict[str, Any]:
     """What ``GET /model`` answers; ``saved`` is the file's time (a checkpoint is written as training goes)."""
-    c, kept = model.config, model.state.kept
-    saved = datetime.fromtimestamp(model.path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
     return {
         "file": str(model.path),
         "dataset": model.dataset,
         "classes": list(model.names),
         "layers": model.sizes,
         "side": model.picture_layout().side,
-        "activation": c.activation,
-        "dtype": c.dtype,
-        "epoch": kept.epoch if kept else 0,
-        "test_accuracy": kept.test_accuracy if kept else None,
-        "val_accuracy": kept.val_accuracy if kept else None,
-        "saved": saved,
+        "activation": model.activation,
+        "dtype": model.dtype,
+        "epoch": model.kept_epoch,
+        "test_accuracy": getattr(model.state.kept, "test_accuracy", None),
+        "val_accuracy": getattr(model.state.kept, "val_accuracy", None),
+        "saved": datetime.fromtimestamp(model.path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
         "backend": str(model.backend),
         "max_body": MAX_BODY,
     }
-
-
-class Stopping(RuntimeError):
-    """The server stopped before a forward pass it was asked for could run."""
-
-
-class DeviceThread:
-    """Runs calls one at a time on the thread that calls `run`: the one that made the backend."""
-
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[tuple[Future, Callable[..., Any], tuple]] = queue.SimpleQueue()
-        self.stopped = threading.Event()
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` run on the device thread: its result, or its exception."""
-        done: Future = Future()
-        self.jobs.put((done, fn, args))
-        if self.stopped.is_set():
-            self.stop()
-        return done.result(timeout=ANSWER_SECONDS)
-
-    def run(self) -> None:
-        """Run the calls as they come, until `stop`; a Ctrl-C in the thread that runs it ends it too."""
-        while not self.stopped.is_set():
-            with contextlib.suppress(queue.Empty):
-                done, fn, args = self.jobs.get(timeout=0.25)
-                if done.set_running_or_notify_cancel():
-                    try:
-                        done.set_result(fn(*args))
-                    except Exception as e:
-                        done.set_exception(e)
-                    except BaseException:  # Ctrl-C during a forward pass: its caller gets an answer, then we stop
-                        done.set_exception(Stopping("the server is stopping"))
-                        raise
-
-    def stop(self) -> None:
-        """Stop `run` and fail the calls still waiting, so that no request hangs."""
-        self.stopped.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                done, _, _ = self.jobs.get_nowait()
-                if done.set_running_or_notify_cancel():
-                    done.set_exception(Stopping("the server is stopping"))
 
 
 def is_loopback(host: str) -> bool:
@@ -190,35 +133,33 @@ def is_loopback(host: str) -> bool:
 
 
 class Server(ThreadingHTTPServer):
-    """One model's server: a thread per connection, `CONNECTIONS` at most (daemon threads: a stuck client never
-    holds up the exit), and `PREPARING` pictures prepared at once."""
+    """A server for ``model``: a thread per connection, `CONNECTIONS` at most (daemon threads: a stuck client
+    never holds up the exit). ``device``: the thread that made the backend (a GPU library's current device is
+    per thread), where the forward passes run; by default a new one."""
 
     daemon_threads = True
     request_queue_size = BACKLOG
 
-    def __init__(self, host: str, port: int, model: Model, pil: ModuleType, device: DeviceThread):
+    def __init__(self, model: Model, pil: ModuleType, host: str, port: int, device: Executor | None = None):
+        host = host.strip("[]")
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.model, self.pil, self.device, self.about = model, pil, device, model_info(model)
-        self.free, self.slots = threading.BoundedSemaphore(CONNECTIONS), threading.BoundedSemaphore(PREPARING)
-        self.stopping = threading.Event()
+        self.model, self.pil, self.about = model, pil, model_info(model)
+        self.device = device or ThreadPoolExecutor(1, thread_name_prefix="xpnet-device")
         # Pictures are prepared on threads of their own: glibc keeps what a thread freed for that thread's
         # reuse, so preparing on each connection's thread would let memory grow with the connections.
         self.pool = ThreadPoolExecutor(PREPARING, thread_name_prefix="xpnet-prepare")
-        folder = resources.files("xpnet").joinpath("static")
+        self.free, self.slots = threading.BoundedSemaphore(CONNECTIONS), threading.BoundedSemaphore(PREPARING)
+        self.stopping = threading.Event()
         try:
-            self.files = {name: folder.joinpath(name).read_bytes() for name in PAGE_FILES}
+            self.files = {name: resources.files("xpnet").joinpath("static", name).read_bytes() for name in PAGE_FILES}
         except OSError as e:
-            raise XpnetError(
-                f"the page's files are missing from xpnet/static ({one_line(e)}); reinstall xpnet"
-            ) from None
+            raise XpnetError(f"xpnet/static lacks the page's files ({one_line(e)}); reinstall xpnet") from None
         try:
             super().__init__((host, port), Handler)
         except socket.gaierror as e:
             raise XpnetError(f"--host {host} is not an address here ({one_line(e)}); try 127.0.0.1") from None
         except OSError as e:
-            raise XpnetError(
-                f"cannot listen on {host} port {port} ({reason(e)}): choose another --port (0 takes a free one)"
-            ) from None
+            raise XpnetError(f"cannot listen on {host} port {port} ({reason(e)}): choose another --port") from None
         self.loopback = is_loopback(str(self.server_address[0]))
 
     def process_request(self, request: Any, address: Any) -> None:
@@ -242,8 +183,14 @@ class Server(ThreadingHTTPServer):
 
     def shutdown(self) -> None:
         self.stopping.set()
-        self.pool.shutdown(wait=False)
         super().shutdown()
+
+    def server_close(self) -> None:
+        """Close the socket and cancel the calls still waiting for a thread (their requests get a 503)."""
+        self.stopping.set()
+        super().server_close()
+        for pool in (self.device, self.pool):
+            pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def url(self) -> str:
@@ -254,14 +201,12 @@ class Server(ThreadingHTTPServer):
 
 
 class Deadline(socket.SocketIO):
-    """A connection's bytes, read until its handler's deadline: a trickle holds a thread that long, no longer."""
+    """A connection's bytes, read until `deadline`: a trickle holds a thread that long, no longer."""
 
-    def __init__(self, handler: Handler):
-        super().__init__(handler.connection, "rb")
-        self.handler = handler
+    deadline = 0.0
 
     def readinto(self, buffer: Any) -> int | None:
-        if (left := self.handler.deadline - time.monotonic()) <= 0:
+        if (left := self.deadline - time.monotonic()) <= 0:
             raise TimeoutError("the request took too long to arrive")
         self._sock.settimeout(left)
         return super().readinto(buffer)
@@ -280,10 +225,10 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.rfile.close()  # the standard reader: replaced by one that keeps the deadline
-        self.rfile = io.BufferedReader(Deadline(self))
+        self.rfile = io.BufferedReader(Deadline(self.connection, "rb"))
 
     def handle_one_request(self) -> None:
-        self.deadline, self.body_read = time.monotonic() + self.timeout, False
+        self.rfile.raw.deadline, self.body_read = time.monotonic() + self.timeout, False
         self.headers = {}  # until parsed: an error before that ends the connection
         super().handle_one_request()
 
@@ -309,8 +254,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/model":
             self.send_json(200, self.server.about)
         elif page:
-            kind = f"{PAGE_FILES[name]}; charset=utf-8"
-            self.send_body(200, self.server.files[name], kind, {"Content-Security-Policy": PAGE_POLICY})
+            self.send_body(200, self.server.files[name], f"{PAGE_FILES[name]}; charset=utf-8")
         elif path == "/predict":
             self.send_error(405, "POST the picture's bytes to /predict", None, {"Allow": "POST"})
         else:
@@ -328,13 +272,12 @@ class Handler(BaseHTTPRequestHandler):
             return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
         if not server.slots.acquire(timeout=SLOT_SECONDS):
             return 503, {"error": f"busy preparing {PREPARING} other pictures; try again in a moment"}
-        seen, forward = query.get("seen") in ("1", "true"), lambda rows: server.device.call(server.model.classify, rows)
+        record = (server.model, body, file, int(top), server.pil, query.get("seen") in ("1", "true"), server.device)
         try:
-            record = functools.partial(picture_record, pil=server.pil, seen=seen, forward=forward)
-            found = server.pool.submit(record, server.model, body, file, int(top)).result()
-        except Stopping as e:
-            return 503, {"error": str(e)}
+            found = server.pool.submit(picture_record, *record).result()
         except Exception as e:
+            if server.stopping.is_set():  # cancelled, or refused, as the server closes
+                return 503, {"error": "the server is stopping"}
             say(f"xpnet serve: {self.command} {self.path[:200]}: {one_line(e, named=True)}", file=sys.stderr)
             return 500, {"error": f"internal error: {one_line(e, named=True)}"}
         finally:
@@ -349,16 +292,15 @@ class Handler(BaseHTTPRequestHandler):
     def read_body(self) -> bytes | None:
         """The body, read once its declared length is known and within `MAX_BODY`; else None, answered."""
         n = self.length()
-        if n is None or "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        if not n or "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # no body, or one of unknown length
             code = 400 if "Content-Length" in self.headers else 411
-            self.send_error(code, "send the picture's bytes with a Content-Length header (not chunked)")
-        elif self.too_large():
+            self.send_error(code, "POST the picture's bytes with a Content-Length header (not chunked)")
+        elif n > MAX_BODY:
+            self.send_error(413, f"the body is more than {MAX_BODY >> 20} MiB (the most xpnet serve reads); shrink it")
             self.wfile.flush()  # then read and drop a little of the body, so that the client reads the 413
-            self.deadline = time.monotonic() + DRAIN[1]  # before the close (unread data would reset it)
+            self.rfile.raw.deadline = time.monotonic() + DRAIN[1]  # before the close (unread data would reset it)
             with contextlib.suppress(OSError):
                 self.rfile.read(DRAIN[0])
-        elif n == 0:
-            self.send_error(400, "the body is empty: POST the picture's bytes (PNG, JPEG or .npy)")
         else:
             body, self.body_read = self.rfile.read(n), True
             if len(body) == n:
@@ -366,19 +308,12 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client left before sending it all: nobody to answer
         return None
 
-    def too_large(self) -> bool:
-        """Answer 413 when the declared body is over `MAX_BODY`; whether it was."""
-        if (self.length() or 0) <= MAX_BODY:
-            return False
-        self.send_error(413, f"the body is more than {MAX_BODY >> 20} MiB (the most xpnet serve reads); shrink it")
-        return True
-
     def handle_expect_100(self) -> bool:
         """``Expect: 100-continue`` (curl, before a large body): a body over the limit is refused unsent."""
-        return not self.too_large() and super().handle_expect_100()
+        return (self.length() or 0) > MAX_BODY or super().handle_expect_100()
 
     def send_error(
-        self, code: int, message: str | None = None, explain: str | None = None, headers: dict[str, str] | None = None
+        self, code: int, message: str | None = None, explain: Any = None, headers: dict | None = None
     ) -> None:
         """Every error as one line of JSON, the standard library's too (400, 414, 431, 501...); a declared body
         left unread ends the connection (else it would read as the next request)."""
@@ -405,35 +340,19 @@ class Handler(BaseHTTPRequestHandler):
         """Quiet: no line per request (a drawing sends several a second)."""
 
 
-def start(model: Model, pil: ModuleType, host: str = "127.0.0.1", port: int = 0) -> tuple[Server, DeviceThread]:
-    """A server for ``model`` on ``host``:``port``, its HTTP loop in a daemon thread; the caller runs the
-    `DeviceThread` (``run``) and, to stop, calls its ``stop`` and the server's ``shutdown``."""
-    server = Server(host.strip("[]"), port, model, pil, device := DeviceThread())
-    threading.Thread(target=server.serve_forever, args=(0.1,), name="xpnet-serve-http", daemon=True).start()
-    return server, device
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    model = load_model(args.model, args.device, args.backend)
-    cli.announce(model.backend, args.verbose)
-    server, device = start(model, import_pillow(), args.host, args.port)
-    try:
-        say(f"serving {model.path} ({model.describe()}; {model.backend}) at {server.url}")
-        if not server.loopback:
-            say(
-                f"{PROG}: listening on {args.host}: the page is reachable from the network, by anyone "
-                "who can reach this machine; --host 127.0.0.1 keeps it to this machine",
-                file=sys.stderr,
-            )
-        say("press Ctrl-C to stop", file=sys.stderr)
-        if args.open and not webbrowser.open(server.url):
-            say(f"{PROG}: no web browser could be opened here; open {server.url} yourself", file=sys.stderr)
-        device.run()  # until Ctrl-C (KeyboardInterrupt: exit status 130) or SIGTERM (143)
-    finally:
-        device.stop()
-        server.shutdown()
-        server.server_close()
+    with ThreadPoolExecutor(1, thread_name_prefix="xpnet-device") as device:  # the backend's thread
+        model = device.submit(load_model, args.model, args.device, args.backend).result()
+        cli.announce(model.backend, args.verbose)
+        with Server(model, import_pillow(), args.host, args.port, device) as server:
+            say(f"serving {model.path} ({model.describe()}; {model.backend}) at {server.url}")
+            if not server.loopback:
+                say(f"{PROG}: listening on {args.host}: the page is reachable from the network", file=sys.stderr)
+            say("press Ctrl-C to stop", file=sys.stderr)
+            if args.open and not webbrowser.open(server.url):
+                say(f"{PROG}: no web browser could be opened here; open {server.url} yourself", file=sys.stderr)
+            server.serve_forever(0.1)  # until Ctrl-C (KeyboardInterrupt: exit status 130) or SIGTERM (143)
     return 0
 
 
