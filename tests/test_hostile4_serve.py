@@ -52,8 +52,8 @@ def hostile_pictures() -> dict[str, bytes]:
 def test_eight_concurrent_hostile_pictures_keep_the_server_under_1_gb(mnist):
     """Issue 33: eight clients at once, each sending the costliest picture of one kind twice, kind after kind,
     then all kinds mixed; the server's peak resident memory (VmHWM) stays under 1 GiB. Measured on a 2-core VM:
-    0.78 GiB (the .npy's float copies); 1.1 GiB with 4 pictures prepared at once, 0.9 GiB (and growing with the
-    connections) when each was prepared on its connection's thread."""
+    0.74-0.85 GiB (the .npy's float copies); 1.1 GiB with 4 pictures prepared at once, and 0.8-0.95 GiB for
+    eight PNGs, growing with the connections, when each was prepared on its connection's thread."""
     bodies = hostile_pictures()
     proc = start_serve(load(mnist[1]), OMP_NUM_THREADS="1")
     try:

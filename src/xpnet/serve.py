@@ -201,9 +201,7 @@ class Server(ThreadingHTTPServer):
 
 
 class Deadline(socket.SocketIO):
-    """A connection's bytes, read until `deadline`: a trickle holds a thread that long, no longer."""
-
-    deadline = 0.0
+    """A connection's bytes, read until its ``deadline`` (set by `Handler`): a trickle holds a thread that long."""
 
     def readinto(self, buffer: Any) -> int | None:
         if (left := self.deadline - time.monotonic()) <= 0:
@@ -241,8 +239,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.loopback and host and not is_loopback(host[: host.find("]") + 1] or host.rsplit(":", 1)[0]):
             self.send_error(403, f"this server answers only this machine: open {self.server.url} (not {host[:100]})")
         elif self.command not in ("GET", "HEAD", "POST"):
-            allow = {"Allow": "GET, HEAD, POST"}
-            self.send_error(405, f"{self.command} is not served: GET / for the page, POST /predict", allow)
+            self.send_error(405, f"{self.command} is not served; GET / is the page", None, {"Allow": "GET, HEAD, POST"})
         elif self.command == "POST" and path != "/predict":
             known = path in ("/", "/model") or path.startswith("/static/")
             self.send_error(405 if known else 404, f"POST a picture to /predict, not to {path[:200]}")
@@ -250,11 +247,11 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(403, "a page of another site cannot send pictures here; open the page of this server")
         elif self.command == "POST":
             if (body := self.read_body()) is not None:
-                self.send_json(*self.predict(body, query))
+                self.send(*self.predict(body, query))
         elif path == "/model":
-            self.send_json(200, self.server.about)
+            self.send(200, self.server.about)
         elif page:
-            self.send_body(200, self.server.files[name], f"{PAGE_FILES[name]}; charset=utf-8")
+            self.send(200, self.server.files[name], f"{PAGE_FILES[name]}; charset=utf-8")
         elif path == "/predict":
             self.send_error(405, "POST the picture's bytes to /predict", None, {"Allow": "POST"})
         else:
@@ -320,16 +317,14 @@ class Handler(BaseHTTPRequestHandler):
         if not self.body_read and (self.length() != 0 or "Transfer-Encoding" in self.headers):
             headers = {**(headers or {}), "Connection": "close"}
         with contextlib.suppress(OSError):
-            self.send_json(code, {"error": message or self.responses[code][0]}, headers)
+            self.send(code, {"error": message or self.responses[code][0]}, headers=headers)
 
-    def send_json(self, status: int, answer: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        if isinstance(answer.get("error"), str):  # every error leaves on one line, whatever names it quotes
-            answer = {**answer, "error": escaped(answer["error"])}
-        self.send_body(status, json.dumps(answer).encode(), "application/json", headers)
-
-    def send_body(self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
+    def send(self, code: int, body: bytes | dict, kind: str = "application/json", headers: dict | None = None) -> None:
+        """``body``, or a JSON object, whose error leaves on one line whatever names it quotes."""
+        if isinstance(body, dict):
+            body = json.dumps({**body, "error": escaped(body["error"])} if "error" in body else body).encode()
         self.connection.settimeout(self.timeout)  # the answer's own time, whatever the request left
-        self.send_response(status)
+        self.send_response(code)
         for key, value in {"Content-Type": kind, "Content-Length": str(len(body)), **SAFE, **(headers or {})}.items():
             self.send_header(key, value)
         self.end_headers()
