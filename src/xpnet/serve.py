@@ -269,9 +269,12 @@ class Handler(BaseHTTPRequestHandler):
             return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
         if not server.slots.acquire(timeout=SLOT_SECONDS):
             return 503, {"error": f"busy preparing {PREPARING} other pictures; try again in a moment"}
-        record = (server.model, body, file, int(top), server.pil, query.get("seen") in ("1", "true"), server.device)
+        seen = query.get("seen") in ("1", "true")
         try:
-            found = server.pool.submit(picture_record, *record).result()
+            job = server.pool.submit(
+                picture_record, server.model, body, file, int(top), server.pil, seen, server.device
+            )
+            found = job.result()
         except Exception as e:
             if server.stopping.is_set():  # cancelled, or refused, as the server closes
                 return 503, {"error": "the server is stopping"}
