@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import http.client
 import io
 import json
@@ -33,7 +32,6 @@ import pytest
 
 from helpers import SRC, run_cli, run_train, seven
 from xpnet import predict, serve
-from xpnet.cli import webserver
 from xpnet.training.model import Model
 
 Image = pytest.importorskip("PIL.Image", reason="xpnet serve reads pictures with Pillow")
@@ -49,17 +47,16 @@ def model(mnist) -> Model:
 
 @contextlib.contextmanager
 def serving(model: Model) -> Iterator[str]:
-    """A server for ``model`` on 127.0.0.1 (a free port), its device thread running here; yields its URL."""
-    server, device = serve.start(model, Image, "127.0.0.1", 0)
-    runner = threading.Thread(target=device.run, daemon=True)
-    runner.start()
+    """A server for ``model`` on 127.0.0.1 (a free port), its loop on a thread here; yields its URL."""
+    server = serve.Server(model, Image, "127.0.0.1", 0)
+    loop = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    loop.start()
     try:
         yield server.url.rstrip("/")
     finally:
-        device.stop()
         server.shutdown()
         server.server_close()
-        runner.join(WAIT)
+        loop.join(WAIT)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +133,7 @@ def test_each_answer_is_the_record_predict_json_prints(model, url, pictures, cap
         code, answer = post(url, data, f"?top=3&file={quote(str(path))}")
         assert (code, answer) == (400 if "error" in expected else 200, expected), path.name
     kinds = {
-        p.name: "error" in json.loads(json.dumps(serve.picture_record(model, p.read_bytes(), p.name, pil=Image)))
+        p.name: "error" in json.loads(json.dumps(serve.picture_record(model, p.read_bytes(), p.name, 1, pil=Image)))
         for p in pictures
     }
     assert kinds == {
@@ -210,7 +207,7 @@ def test_the_page_and_its_files_come_from_this_server_only(url):
     assert "<canvas" in text and 'id="file"' in text and 'id="clear"' in text
     linked = re.findall(r'(?:src|href)="([^"]+)"', text)
     assert sorted(linked) == ["/static/app.js", "/static/style.css"]
-    for name, kind in webserver.PAGE_FILES.items():
+    for name, kind in serve.PAGE_FILES.items():
         status, headers, body = request(url, "GET", f"/static/{name}")
         assert status == 200 and headers["Content-Type"] == f"{kind}; charset=utf-8"
         assert not re.search(rb"(?<![\w.])(https?:)?//[\w-]+\.", body), f"{name} names another site"
@@ -224,7 +221,7 @@ def test_the_model_is_described(model, url):
     assert status == 200 and about["dataset"] == "mnist" and about["classes"] == [str(i) for i in range(10)]
     assert about["layers"] == [784, 64, 10] and about["side"] == 28 and about["epoch"] == history[-1].epoch
     assert about["test_accuracy"] == history[-1].test_accuracy and about["backend"] == "numpy on cpu"
-    assert about["max_body"] == webserver.MAX_BODY and re.match(r"\d{4}-\d\d-\d\dT", about["saved"])
+    assert about["max_body"] == serve.MAX_BODY and re.match(r"\d{4}-\d\d-\d\dT", about["saved"])
 
 
 ODD = [
@@ -276,7 +273,7 @@ def test_a_huge_body_is_refused_unread(url):
     start = time.monotonic()
     got = raw_exchange(url, head, bytes(65536))
     assert got.startswith(b"HTTP/1.1 413 ") and b"more than 10 MiB" in got
-    assert time.monotonic() - start < webserver.DRAIN[1] + 5
+    assert time.monotonic() - start < serve.DRAIN[1] + 5
     post_head = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     for head, code in [
         (post_head + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 411),
@@ -296,7 +293,7 @@ def test_a_huge_body_is_refused_unread(url):
 
 def test_just_under_the_limit_is_read(url):
     body = drawn_seven()
-    padded = body + bytes(webserver.MAX_BODY - len(body))  # a PNG ignores what follows its end
+    padded = body + bytes(serve.MAX_BODY - len(body))  # a PNG ignores what follows its end
     assert post(url, padded)[0] == 200
 
 
@@ -352,8 +349,8 @@ def test_a_foreign_host_is_refused_on_a_loopback_server(url):
         assert request(url, "GET", "/model", headers={"Host": host})[0] == 200, host
     for host in ("[::2]:80", "localhost.evil.com:80", "127.0.0.1.evil.com"):
         assert request(url, "GET", "/model", headers={"Host": host})[0] == 403, host
-    assert webserver.is_loopback("127.5.0.1") and not webserver.is_loopback("0.0.0.0")
-    assert not webserver.is_loopback("192.168.1.2") and not webserver.is_loopback("localhost.evil.com")
+    assert serve.is_loopback("127.5.0.1") and not serve.is_loopback("0.0.0.0")
+    assert not serve.is_loopback("192.168.1.2") and not serve.is_loopback("localhost.evil.com")
 
 
 def test_two_hundred_clients_at_once_are_all_answered(url):
@@ -377,7 +374,7 @@ def test_two_hundred_clients_at_once_are_all_answered(url):
 
 
 def test_keep_alive_and_a_silent_client(model, monkeypatch):
-    monkeypatch.setattr(webserver.Handler, "timeout", 0.5)
+    monkeypatch.setattr(serve.Handler, "timeout", 0.5)
     with serving(model) as u:
         parts = urlsplit(u)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=WAIT)
@@ -402,55 +399,58 @@ def test_keep_alive_and_a_silent_client(model, monkeypatch):
             assert time.monotonic() - start < 10
 
 
-def test_forward_passes_run_on_the_device_thread(model):
-    threads = []
+def test_the_backend_is_made_and_used_on_one_thread(model, monkeypatch, capsys):
+    """A GPU library's current device is per thread: the command makes the backend on the device thread, and
+    every forward pass runs there, whichever thread prepared the picture."""
+    made, used = [], []
+    resolve, classify, serve_forever = serve.resolve_backend, Model.classify, serve.Server.serve_forever
+    monkeypatch.setattr(serve, "resolve_backend", lambda *a: made.append(threading.current_thread()) or resolve(*a))
+    monkeypatch.setattr(Model, "classify", lambda m, rows: used.append(threading.current_thread()) or classify(m, rows))
 
-    class Spy(Model):
-        def classify(self, rows):
-            threads.append(threading.current_thread())
-            return super().classify(rows)
-
-    spy = Spy(**{f.name: getattr(model, f.name) for f in dataclasses.fields(model)})
-    server, device = serve.start(spy, Image, "127.0.0.1", 0)
-    runner = threading.Thread(target=device.run, daemon=True)
-    runner.start()
-    try:
-        assert post(server.url.rstrip("/"), drawn_seven())[0] == 200
-    finally:
-        device.stop()
+    def serve_then_stop(server, poll_interval):  # a few requests, then Ctrl-C
+        threading.Thread(target=serve_forever, args=(server, 0.05), daemon=True).start()
+        for _ in range(4):
+            assert post(server.url.rstrip("/"), drawn_seven())[0] == 200
         server.shutdown()
-        server.server_close()
-    assert threads == [runner]
-    runner.join(WAIT)
-    stopped, device = serve.start(model, Image, "127.0.0.1", 0)  # a server whose device thread has stopped
-    device.stop()
-    try:
-        assert post(stopped.url.rstrip("/"), drawn_seven()) == (503, {"error": "the server is stopping"})
-    finally:
-        stopped.shutdown()
-        stopped.server_close()
-    with pytest.raises(RuntimeError, match="stopping"):  # a stopped device thread fails calls at once
-        device.call(len, "x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(serve.Server, "serve_forever", serve_then_stop)
+    argv = ["--model", str(model.path), "--device", "cpu", "--port", "0"]
+    status, _, err = run_cli(capsys, serve.main, "xpnet.serve", argv)
+    assert status == 130 and len(made) == 1 and len(used) == 4, err
+    assert set(used) == set(made) and made[0] is not threading.current_thread()
 
 
-def test_an_app_that_fails_is_a_500_and_the_server_goes_on():
-    class Broken:
-        def predict(self, body, query):
-            raise RuntimeError("boom\nsecond line")
+def test_a_request_caught_by_the_close_is_a_503(model, monkeypatch):
+    """A picture still being prepared when the server closes gets its answer: busy, the server is stopping."""
+    started, release, prepare = threading.Event(), threading.Event(), serve.prepare_bytes
 
-        def describe(self):
-            return {"ok": True}
+    def slow_prepare(*args):
+        started.set()
+        release.wait(WAIT)
+        return prepare(*args)
 
-    server = webserver.make_server(Broken(), "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        u = server.url.rstrip("/")
+    monkeypatch.setattr(serve, "prepare_bytes", slow_prepare)
+    answers = []
+    with serving(model) as url:
+        client = threading.Thread(target=lambda: answers.append(post(url, drawn_seven())), daemon=True)
+        client.start()
+        assert started.wait(WAIT)
+    release.set()
+    client.join(WAIT)
+    assert answers == [(503, {"error": "the server is stopping"})]
+
+
+def test_a_failing_preparation_is_a_500_and_the_server_goes_on(model, monkeypatch, capfd):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(serve, "prepare_bytes", broken)
+    with serving(model) as u:
         status, _, raw = request(u, "POST", "/predict", b"x")
         assert status == 500 and json.loads(raw)["error"] == "internal error: RuntimeError: boom second line"
         assert request(u, "GET", "/model")[0] == 200
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert "boom second line" in capfd.readouterr().err
 
 
 # --- the command line -------------------------------------------------------------------------------------
@@ -477,12 +477,12 @@ def test_bad_input_is_one_line_and_status_2(model, tmp_path, capsys):
 def test_open_opens_the_address_it_prints(model, monkeypatch, capsys):
     opened = []
     monkeypatch.setattr(serve.webbrowser, "open", lambda u: opened.append(u) or True)
-    monkeypatch.setattr(webserver, "is_loopback", lambda host: False)  # as if --host were a network address
+    monkeypatch.setattr(serve, "is_loopback", lambda host: False)  # as if --host were a network address
 
-    def interrupted(self):
+    def interrupted(self, poll_interval):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(serve.DeviceThread, "run", interrupted)
+    monkeypatch.setattr(serve.Server, "serve_forever", interrupted)
     argv = ["--model", str(model.path), "--device", "cpu", "--port", "0", "--open"]
     status, out, err = run_cli(capsys, serve.main, "xpnet.serve", argv)
     assert status == 130 and "interrupted" in err

@@ -1,50 +1,59 @@
-"""``python -m xpnet.serve --model model.npz``: a local page to draw a digit (or drop a picture) and watch the
-model answer. ``POST /predict`` answers what ``xpnet predict --json`` prints for one picture; `PREPARING`
-pictures are prepared at once (one may cost a hundred MB), and forward passes run one at a time on the thread
-that made the backend (a GPU library's current device is per thread). `cli.webserver` is the HTTP side.
-"""
+"""``xpnet serve``: a local page to draw a digit (or drop a picture) and watch the model answer. ``POST /predict``
+answers what ``xpnet predict --json`` prints for one picture, ``GET /model`` describes the model. Each limit
+(connections, request time, body, Host, Origin, pictures prepared at once) holds before any work is done."""
 
 from __future__ import annotations
 
 import argparse
 import base64
 import contextlib
-import functools
 import io
-import queue
+import ipaddress
+import json
 import re
+import socket
 import sys
 import threading
+import time
 import webbrowser
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from types import ModuleType
 from typing import Any
-
-import numpy as np
+from urllib.parse import parse_qsl, urlsplit
 
 from .backend import resolve_backend
 from .cli import common as cli
-from .cli.webserver import MAX_BODY, Server, make_server
 from .data.pictures import PictureError, import_pillow, prepare_bytes
-from .errors import say
+from .errors import XpnetError, escaped, one_line, reason, say
 from .predict import answer
 from .training.model import Model, load
 
 PROG = "xpnet.serve"
-PREPARING = 4  # pictures decoded and prepared at once: bounds the memory that many clients can make it use
+PREPARING = 3  # pictures prepared at once: each may cost 250 MB, and eight hostile ones must stay under 1 GB
 SLOT_SECONDS = 5.0  # a picture waits this long for a free preparation, then is a 503: busy
 MAX_NAME = 255  # characters of the ?file= name a record carries
 ANSWER_SECONDS = 60.0  # a forward pass not done by then is a 500, not a request that hangs
+MAX_BODY = 10 << 20
+TIMEOUT = 20.0  # seconds a request may take to arrive, counted from the end of the one before on its connection
+CONNECTIONS = 32  # connections served at once, each on a thread of its own
+BACKLOG = 1024  # connections the kernel queues meanwhile: 200 clients at once must not wait for a retry
+DRAIN = (1 << 20, 1.0)  # after a 413: at most this many bytes, or seconds, read and dropped before closing
+PAGE_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}  # all UTF-8
+# The page and its scripts come from this server only; the picture the model saw is a data: URL.
+PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'none'"
+SAFE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+SAFE["Content-Security-Policy"] = PAGE_POLICY
 
 
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
         prog=cli.program("serve"),
-        description="Serve a model trained by python -m xpnet.train --save on a local web page: draw a digit "
-        "(mouse, touch or pen) or drop a picture, and read the model's answer as you draw. POST /predict "
-        "answers what predict --json prints for one picture.",
+        description="Serve a model trained by xpnet train --save on a local web page: draw a digit (mouse, touch or "
+        "pen) or drop a picture, and read its answer as you draw; POST /predict answers what predict --json prints.",
         epilog=cli.epilog(
             "python -m xpnet.serve --model model.npz --open",
             {
@@ -64,39 +73,32 @@ def build_parser() -> cli.ArgumentParser:
 
 
 def port(text: str) -> int:
-    value = cli.non_negative_int(text)
-    if value > 65535:
+    if (value := cli.non_negative_int(text)) > 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text}")
     return value
 
 
 def load_model(path: str, device: str = "cpu", backend: str | None = None) -> Model:
-    """The model at ``path`` on ``device`` (and ``backend``); one-line errors, and a model that reads no
-    pictures is refused before a backend is made."""
-    model = load(path)
+    """The model at ``path`` on ``device`` (and ``backend``), its optimizer state unread (serving needs only the
+    weights); a model that reads no pictures is refused before a backend is made."""
+    model = load(path, optimizer=False)
     model.picture_layout()
     return model.on(resolve_backend(device, backend))
 
 
 def picture_record(
-    model: Model,
-    data: bytes,
-    file: str,
-    top: int = 1,
-    *,
-    pil: ModuleType | None = None,
-    seen: bool = False,
-    forward: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    model: Model, data: bytes, file: str, top: int, pil: ModuleType, seen: bool = False, device: Executor | None = None
 ) -> dict[str, Any]:
     """What ``xpnet predict --json --top TOP`` prints for a file ``file`` holding ``data`` (``{"file", "error"}``
-    when unreadable); ``seen`` adds the image the model saw as a PNG ``data:`` URL; ``forward``: `Model.classify`."""
+    if unreadable); ``seen`` adds the image the model saw as a PNG ``data:`` URL; ``device`` runs the forward pass."""
     try:
         pixels = prepare_bytes(data, pil, model.picture_layout(), file)
     except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
         return {"file": file, "error": str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"}
-    classes, probs = (forward or model.classify)(pixels.reshape(1, -1))
+    rows = pixels.reshape(1, -1)
+    classes, probs = device.submit(model.classify, rows).result(ANSWER_SECONDS) if device else model.classify(rows)
     found = answer(file, probs[0], int(classes[0]), model.names, top)
-    if seen and pil is not None:
+    if seen:
         buf = io.BytesIO()
         pil.fromarray(pixels, mode="L").save(buf, format="PNG")
         found["seen"] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -105,130 +107,250 @@ def picture_record(
 
 def model_info(model: Model) -> dict[str, Any]:
     """What ``GET /model`` answers; ``saved`` is the file's time (a checkpoint is written as training goes)."""
-    c, kept = model.config, model.state.kept
-    saved = datetime.fromtimestamp(model.path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
     return {
         "file": str(model.path),
         "dataset": model.dataset,
         "classes": list(model.names),
         "layers": model.sizes,
         "side": model.picture_layout().side,
-        "activation": c.activation,
-        "dtype": c.dtype,
-        "epoch": kept.epoch if kept else 0,
-        "test_accuracy": kept.test_accuracy if kept else None,
-        "val_accuracy": kept.val_accuracy if kept else None,
-        "saved": saved,
+        "activation": model.activation,
+        "dtype": model.dtype,
+        "epoch": model.kept_epoch,
+        "test_accuracy": getattr(model.state.kept, "test_accuracy", None),
+        "val_accuracy": getattr(model.state.kept, "val_accuracy", None),
+        "saved": datetime.fromtimestamp(model.path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
         "backend": str(model.backend),
         "max_body": MAX_BODY,
     }
 
 
-class Stopping(RuntimeError):
-    """The server stopped before a forward pass it was asked for could run."""
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 in brackets or not) can only be reached from this machine."""
+    name = host.strip("[]").lower()
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(name).is_loopback
+    return name == "localhost" or name.endswith(".localhost")
 
 
-class DeviceThread:
-    """Runs calls one at a time on the thread that calls `run`: the one that made the backend."""
+class Server(ThreadingHTTPServer):
+    """A server for ``model``: a thread per connection, `CONNECTIONS` at most (daemon threads: a stuck client
+    never holds up the exit). ``device``: the thread that made the backend (a GPU library's current device is
+    per thread), where the forward passes run; by default a new one."""
 
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[tuple[Future, Callable[..., Any], tuple]] = queue.SimpleQueue()
-        self.stopped = threading.Event()
+    daemon_threads = True
+    request_queue_size = BACKLOG
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` run on the device thread: its result, or its exception."""
-        done: Future = Future()
-        self.jobs.put((done, fn, args))
-        if self.stopped.is_set():
-            self.stop()
-        return done.result(timeout=ANSWER_SECONDS)
+    def __init__(self, model: Model, pil: ModuleType, host: str, port: int, device: Executor | None = None):
+        host = host.strip("[]")
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.model, self.pil, self.about = model, pil, model_info(model)
+        self.device = device or ThreadPoolExecutor(1, thread_name_prefix="xpnet-device")
+        # Pictures are prepared on threads of their own: glibc keeps what a thread freed for that thread's
+        # reuse, so preparing on each connection's thread would let memory grow with the connections.
+        self.pool = ThreadPoolExecutor(PREPARING, thread_name_prefix="xpnet-prepare")
+        self.free, self.slots = threading.BoundedSemaphore(CONNECTIONS), threading.BoundedSemaphore(PREPARING)
+        self.stopping = threading.Event()
+        try:
+            self.files = {name: resources.files("xpnet").joinpath("static", name).read_bytes() for name in PAGE_FILES}
+        except OSError as e:
+            raise XpnetError(f"xpnet/static lacks the page's files ({one_line(e)}); reinstall xpnet") from None
+        try:
+            super().__init__((host, port), Handler)
+        except socket.gaierror as e:
+            raise XpnetError(f"--host {host} is not an address here ({one_line(e)}); try 127.0.0.1") from None
+        except OSError as e:
+            raise XpnetError(f"cannot listen on {host} port {port} ({reason(e)}): choose another --port") from None
+        self.loopback = is_loopback(str(self.server_address[0]))
 
-    def run(self) -> None:
-        """Run the calls as they come, until `stop`; a Ctrl-C in the thread that runs it ends it too."""
-        while not self.stopped.is_set():
-            with contextlib.suppress(queue.Empty):
-                done, fn, args = self.jobs.get(timeout=0.25)
-                if done.set_running_or_notify_cancel():
-                    try:
-                        done.set_result(fn(*args))
-                    except Exception as e:
-                        done.set_exception(e)
-                    except BaseException:  # Ctrl-C during a forward pass: its caller gets an answer, then we stop
-                        done.set_exception(Stopping("the server is stopping"))
-                        raise
+    def process_request(self, request: Any, address: Any) -> None:
+        """Serve the connection once a thread is free; until then, accept no other."""
+        while not self.free.acquire(timeout=0.1):
+            if self.stopping.is_set():
+                self.shutdown_request(request)
+                return
+        super().process_request(request, address)
 
-    def stop(self) -> None:
-        """Stop `run` and fail the calls still waiting, so that no request hangs."""
-        self.stopped.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                done, _, _ = self.jobs.get_nowait()
-                if done.set_running_or_notify_cancel():
-                    done.set_exception(Stopping("the server is stopping"))
+    def process_request_thread(self, request: Any, address: Any) -> None:
+        try:
+            super().process_request_thread(request, address)
+        finally:
+            self.free.release()
+
+    def handle_error(self, request: Any, address: Any) -> None:
+        """Silent on a client that left early (a reset, a broken pipe): that is no error of the server's."""
+        if not isinstance(e := sys.exc_info()[1], OSError):
+            say(f"xpnet serve: {one_line(e, named=True)}", file=sys.stderr)
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        super().shutdown()
+
+    def server_close(self) -> None:
+        """Close the socket and cancel the calls still waiting for a thread (their requests get a 503)."""
+        self.stopping.set()
+        super().server_close()
+        for pool in (self.device, self.pool):
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def url(self) -> str:
+        """The address to open in a browser: a wildcard address is reached through this machine's loopback."""
+        host, port = str(self.server_address[0]), self.server_address[1]
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
-class Service:
-    """What `cli.webserver` serves for one model: ``POST /predict`` and ``GET /model``."""
+class Deadline(socket.SocketIO):
+    """A connection's bytes, read until its ``deadline`` (set by `Handler`): a trickle holds a thread that long."""
 
-    def __init__(self, model: Model, pil: ModuleType, device: DeviceThread):
-        self.model, self.pil, self.device = model, pil, device
-        self.slots, self.description = threading.BoundedSemaphore(PREPARING), model_info(model)
+    def readinto(self, buffer: Any) -> int | None:
+        if (left := self.deadline - time.monotonic()) <= 0:
+            raise TimeoutError("the request took too long to arrive")
+        self._sock.settimeout(left)
+        return super().readinto(buffer)
 
-    def describe(self) -> dict[str, Any]:
-        return self.description
+
+class Handler(BaseHTTPRequestHandler):
+    """GET / and /static/<file> (the page), GET /model, POST /predict; anything else is a JSON error."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: a page drawing a digit sends a request every few strokes
+    timeout = TIMEOUT
+    # The headers and the body leave in two writes: with Nagle's algorithm the second waits for the client's
+    # delayed ACK of the first, 40 ms on Linux, twice the whole answer's budget.
+    disable_nagle_algorithm = True
+    server: Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the standard reader: replaced by one that keeps the deadline
+        self.rfile = io.BufferedReader(Deadline(self.connection, "rb"))
+
+    def handle_one_request(self) -> None:
+        self.rfile.raw.deadline, self.body_read = time.monotonic() + self.timeout, False
+        self.headers = {}  # until parsed: an error before that ends the connection
+        super().handle_one_request()
+
+    def respond(self) -> None:
+        parts, host = urlsplit(self.path), self.headers.get("Host", "").strip()
+        path, query = parts.path or "/", dict(parse_qsl(parts.query, keep_blank_values=True))
+        name = "index.html" if path in ("/", "/index.html") else path.removeprefix("/static/")
+        page = name in self.server.files and (path.startswith("/static/") or name == "index.html")
+        origin, site = self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site", "same-origin")
+        if self.server.loopback and host and not is_loopback(host[: host.find("]") + 1] or host.rsplit(":", 1)[0]):
+            self.send_error(403, f"this server answers only this machine: open {self.server.url} (not {host[:100]})")
+        elif self.command not in ("GET", "HEAD", "POST"):
+            self.send_error(405, f"{self.command} is not served; GET / is the page", None, {"Allow": "GET, HEAD, POST"})
+        elif self.command == "POST" and path != "/predict":
+            known = path in ("/", "/model") or path.startswith("/static/")
+            self.send_error(405 if known else 404, f"POST a picture to /predict, not to {path[:200]}")
+        elif self.command == "POST" and (site not in ("same-origin", "none") or origin not in (None, f"http://{host}")):
+            self.send_error(403, "a page of another site cannot send pictures here; open the page of this server")
+        elif self.command == "POST":
+            if (body := self.read_body()) is not None:
+                self.send(*self.predict(body, query))
+        elif path == "/model":
+            self.send(200, self.server.about)
+        elif page:
+            self.send(200, self.server.files[name], f"{PAGE_FILES[name]}; charset=utf-8")
+        elif path == "/predict":
+            self.send_error(405, "POST the picture's bytes to /predict", None, {"Allow": "POST"})
+        else:
+            self.send_error(404, f"no such page: {path[:200]}; the page is at /")
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = respond
 
     def predict(self, body: bytes, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """Query: ``top`` (classes listed, default 1), ``file`` (the name the record and messages carry,
         default ``picture``), ``seen=1`` (add the image the model saw)."""
-        file, top = query.get("file", "picture"), query.get("top", "1")
+        file, top, server = query.get("file", "picture"), query.get("top", "1"), self.server
         if not re.fullmatch("[0-9]{1,9}", top) or int(top) < 1:  # ASCII digits: int() also reads "٣"
             return 400, {"error": f"?top={top[:20]} must be a positive whole number, like ?top=3"}
         if len(file) > MAX_NAME:
             return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
-        forward = functools.partial(self.device.call, self.model.classify)
-        seen = query.get("seen") in ("1", "true")
-        if not self.slots.acquire(timeout=SLOT_SECONDS):
+        if not server.slots.acquire(timeout=SLOT_SECONDS):
             return 503, {"error": f"busy preparing {PREPARING} other pictures; try again in a moment"}
+        seen = query.get("seen") in ("1", "true")
         try:
-            found = picture_record(self.model, body, file, int(top), pil=self.pil, seen=seen, forward=forward)
-        except Stopping as e:
-            return 503, {"error": str(e)}
+            job = server.pool.submit(
+                picture_record, server.model, body, file, int(top), server.pil, seen, server.device
+            )
+            found = job.result()
+        except Exception as e:
+            if server.stopping.is_set():  # cancelled, or refused, as the server closes
+                return 503, {"error": "the server is stopping"}
+            say(f"xpnet serve: {self.command} {self.path[:200]}: {one_line(e, named=True)}", file=sys.stderr)
+            return 500, {"error": f"internal error: {one_line(e, named=True)}"}
         finally:
-            self.slots.release()
+            server.slots.release()
         return (400 if "error" in found else 200), found
 
+    def length(self) -> int | None:
+        """The declared Content-Length; None unless ASCII digits (``int`` also reads ``٣``, ``1_0``, ``+5``)."""
+        text = (self.headers.get("Content-Length") or "").strip()
+        return (int(text) if len(text) < 19 else 1 << 64) if re.fullmatch("[0-9]+", text) else None
 
-def start(model: Model, pil: ModuleType, host: str = "127.0.0.1", port: int = 0) -> tuple[Server, DeviceThread]:
-    """A server for ``model`` on ``host``:``port``, its HTTP loop in a daemon thread; the caller runs the
-    `DeviceThread` (``run``) and, to stop, calls its ``stop`` and the server's ``shutdown``."""
-    device = DeviceThread()
-    server = make_server(Service(model, pil, device), host, port)
-    threading.Thread(target=server.serve_forever, args=(0.1,), name="xpnet-serve-http", daemon=True).start()
-    return server, device
+    def read_body(self) -> bytes | None:
+        """The body, read once its declared length is known and within `MAX_BODY`; else None, answered."""
+        n = self.length()
+        if not n or "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # no body, or one of unknown length
+            code = 400 if "Content-Length" in self.headers else 411
+            self.send_error(code, "POST the picture's bytes with a Content-Length header (not chunked)")
+        elif n > MAX_BODY:
+            self.send_error(413, f"the body is more than {MAX_BODY >> 20} MiB (the most xpnet serve reads); shrink it")
+            self.wfile.flush()  # then read and drop a little of the body, so that the client reads the 413
+            self.rfile.raw.deadline = time.monotonic() + DRAIN[1]  # before the close (unread data would reset it)
+            with contextlib.suppress(OSError):
+                self.rfile.read(DRAIN[0])
+        else:
+            body, self.body_read = self.rfile.read(n), True
+            if len(body) == n:
+                return body
+            self.close_connection = True  # the client left before sending it all: nobody to answer
+        return None
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue`` (curl, before a large body): a body over the limit is refused unsent."""
+        return (self.length() or 0) > MAX_BODY or super().handle_expect_100()
+
+    def send_error(
+        self, code: int, message: str | None = None, explain: Any = None, headers: dict | None = None
+    ) -> None:
+        """Every error as one line of JSON, the standard library's too (400, 414, 431, 501...); a declared body
+        left unread ends the connection (else it would read as the next request)."""
+        if not self.body_read and (self.length() != 0 or "Transfer-Encoding" in self.headers):
+            headers = {**(headers or {}), "Connection": "close"}
+        with contextlib.suppress(OSError):
+            self.send(code, {"error": message or self.responses[code][0]}, headers=headers)
+
+    def send(self, code: int, body: bytes | dict, kind: str = "application/json", headers: dict | None = None) -> None:
+        """``body``, or a JSON object, whose error leaves on one line whatever names it quotes."""
+        if isinstance(body, dict):
+            body = json.dumps({**body, "error": escaped(body["error"])} if "error" in body else body).encode()
+        self.connection.settimeout(self.timeout)  # the answer's own time, whatever the request left
+        self.send_response(code)
+        for key, value in {"Content-Type": kind, "Content-Length": str(len(body)), **SAFE, **(headers or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: no line per request (a drawing sends several a second)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    model = load_model(args.model, args.device, args.backend)
-    cli.announce(model.backend, args.verbose)
-    pil = import_pillow()
-    server, device = start(model, pil, args.host, args.port)
-    try:
-        say(f"serving {model.path} ({model.describe()}; {model.backend}) at {server.url}")
-        if not server.loopback:
-            say(
-                f"{PROG}: listening on {args.host}: the page is reachable from the network, by anyone "
-                "who can reach this machine; --host 127.0.0.1 keeps it to this machine",
-                file=sys.stderr,
-            )
-        say("press Ctrl-C to stop", file=sys.stderr)
-        if args.open and not webbrowser.open(server.url):
-            say(f"{PROG}: no web browser could be opened here; open {server.url} yourself", file=sys.stderr)
-        device.run()  # until Ctrl-C (KeyboardInterrupt: exit status 130) or SIGTERM (143)
-    finally:
-        device.stop()
-        server.shutdown()
-        server.server_close()
+    with ThreadPoolExecutor(1, thread_name_prefix="xpnet-device") as device:  # the backend's thread
+        model = device.submit(load_model, args.model, args.device, args.backend).result()
+        cli.announce(model.backend, args.verbose)
+        with Server(model, import_pillow(), args.host, args.port, device) as server:
+            say(f"serving {model.path} ({model.describe()}; {model.backend}) at {server.url}")
+            if not server.loopback:
+                say(f"{PROG}: listening on {args.host}: the page is reachable from the network", file=sys.stderr)
+            say("press Ctrl-C to stop", file=sys.stderr)
+            if args.open and not webbrowser.open(server.url):
+                say(f"{PROG}: no web browser could be opened here; open {server.url} yourself", file=sys.stderr)
+            server.serve_forever(0.1)  # until Ctrl-C (KeyboardInterrupt: exit status 130) or SIGTERM (143)
     return 0
 
 
