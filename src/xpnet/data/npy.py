@@ -19,6 +19,7 @@ from numpy.lib import format as npy_format
 from ..errors import one_line
 
 MAX_HEADER = 10_000  # numpy's own default limit on a header's length
+MAX_NPZ_BYTES = 8 << 30  # an .npz's arrays, as its zip declares them: a 784-1,000,000-10 model with momentum
 CHUNK = 1 << 18  # bytes per read, as numpy.load: a zip stream joins and copies what one read returns
 
 
@@ -39,8 +40,7 @@ def nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
 
 
 def read_exactly(f: BinaryIO, n: int) -> memoryview:
-    """``n`` bytes of ``f`` (fewer where it ends first) read a slice at a time into one writable buffer: the
-    whole is never copied, and nothing beyond ``n`` is read."""
+    """``n`` bytes of ``f`` (fewer where it ends first), read a slice at a time into one buffer, never copied."""
     buf, done = memoryview(np.empty(n, dtype=np.uint8)), 0
     while done < n and (got := f.readinto(buf[done : done + CHUNK])):
         done += got
@@ -91,18 +91,29 @@ def open_regular(path: Path) -> BinaryIO:
 
 @contextlib.contextmanager
 def open_npz(path: Path) -> Iterator[tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]]:
-    """The zip of the ``.npz`` at ``path`` and its arrays by name (``param_000`` for ``param_000.npy``); `OSError`
-    as `open_regular`, `NotNpz` for no zip, `NpyError` for a member that is not a ``.npy`` array."""
+    """The zip of the ``.npz`` at ``path`` and its arrays by name (``param_000`` for ``param_000.npy``): `OSError`
+    as `open_regular`, `NotNpz` for no zip, `NpyError` for a member that is not a ``.npy`` array, an encrypted
+    zip, or one that declares more than it holds or than `MAX_NPZ_BYTES` (xpnet writes its arrays uncompressed,
+    so an ``.npz`` inflates to at most its size), all before a byte is inflated."""
     with open_regular(path) as f:
         try:
             z = zipfile.ZipFile(f)
         except (zipfile.BadZipFile, EOFError, ValueError) as e:
             raise NotNpz(f"is not an .npz file ({one_line(e, limit=120)})") from None
         with z:
-            for info in z.infolist():
+            members, size = z.infolist(), os.fstat(f.fileno()).st_size
+            declared = sum(info.file_size for info in members)
+            if declared > min(size, MAX_NPZ_BYTES):
+                raise NpyError(
+                    f"declares {declared / 2**30:.2f} GiB of arrays in {size / 2**30:.2f} GiB of file; xpnet reads "
+                    f"uncompressed .npz files of up to {MAX_NPZ_BYTES >> 30} GiB"
+                )
+            for info in members:
+                if info.flag_bits & 1:
+                    raise NpyError("is encrypted; xpnet reads only plain .npz files")
                 if not info.filename.endswith(".npy") or info.is_dir():
                     raise NpyError(f"holds {info.filename!r}, which is not a .npy array")
-            yield z, {info.filename.removesuffix(".npy"): info for info in z.infolist()}
+            yield z, {info.filename.removesuffix(".npy"): info for info in members}
 
 
 def read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, check: Check) -> np.ndarray:

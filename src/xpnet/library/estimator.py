@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier as ScikitLearnMLP
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -27,6 +28,7 @@ from ..training.loop import Callback, train
 from ..training.model import FITTED_ON_ARRAYS, SEED_LIMIT, Model, TrainConfig, TrainState
 
 NUMPY = ("numpy", "cpu")
+NO_Y = "no_validation"  # scikit-learn's `validate_data` default: X alone
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -40,29 +42,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
-        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
-        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
-        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
-        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
-        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
+        **ScikitLearnMLP._parameter_constraints,
         "lr_decay": [Interval(numbers.Real, 0, 1, closed="right")],
         "device": [None, str],
         "backend": [None, str],
@@ -100,33 +80,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         backend=None,
         dtype=None,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.lr_decay = lr_decay
-        self.device = device
-        self.backend = backend
-        self.dtype = dtype
+        vars(self).update({k: v for k, v in locals().items() if k != "self"})  # each parameter as given
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -147,18 +101,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> MLPClassifier:
-        self._refuse_unsupported()
+        for name, use in (
+            ("solver", "solver='adam' or solver='sgd'"),
+            ("activation", "relu, logistic or tanh"),
+            ("learning_rate", "'constant', with lr_decay for a rate that falls every epoch"),
+        ):
+            if getattr(self, name) in ("lbfgs", "identity", "invscaling", "adaptive"):
+                raise ValueError(f"{name}={getattr(self, name)!r} is not supported by xpnet: use {use}")
         fresh = not hasattr(self, "model_") or not (incremental or self.warm_start)
-        X, y, given = self._check_data(X, y, reset=fresh)
-        sorted_classes = None if fresh else np.unique(self.classes_)
+        x, y, given = self._check(X, y, reset=fresh, dtype=self.dtype if fresh else self.model_.config.dtype)
+        check_classification_targets(y)
         if fresh:
-            labels = np.unique(_host_labels(classes)) if classes is not None else np.unique(y)
+            labels = np.unique(y if classes is None else _host(classes))
             if len(labels) < 2:
                 raise ValueError(f"y has one class ({labels[0]!r}): MLPClassifier needs at least two classes")
             self.classes_ = labels
-        elif classes is not None and not np.array_equal(np.unique(_host_labels(classes)), sorted_classes):
+        elif classes is not None and not np.array_equal(np.unique(_host(classes)), np.unique(self.classes_)):
             raise ValueError(f"classes={classes!r} is not the same as on the first call, {self.classes_!r}")
-        elif not incremental and not np.array_equal(np.unique(y), sorted_classes):
+        elif not incremental and not np.array_equal(np.unique(y), np.unique(self.classes_)):
             raise ValueError(
                 f"warm_start can only be used where y has the same classes as in the previous call to fit: "
                 f"previously {self.classes_.tolist()}, now {np.unique(y).tolist()}"
@@ -166,34 +126,37 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         unseen = np.setdiff1d(y, self.classes_)
         if unseen.size:
             raise ValueError(f"y holds labels not in classes_ ({unseen[:5].tolist()}): pass every label in classes")
-        compute = self._compute_backend(given) if fresh else self.model_.backend
+        if not fresh:
+            compute = self.model_.backend
+        elif given is not None and self.device is None and self.backend is None:
+            compute = given
+        else:  # NumPy input goes where device and backend say; an array of another library must be there already
+            on_cpu = given is None or given.device_name == "cpu"
+            compute = resolve_backend(self.device or ("cpu" if on_cpu else "auto"), self.backend)
         if given is not None and given != compute:
-            raise ValueError(f"X is on {given}, but this model trains on {compute}: move X there, or refit")
-        x = compute.asarray(X) if given is None else X
+            raise ValueError(
+                f"X is on {given}, but this model trains on {compute} (device={self.device!r}, backend="
+                f"{self.backend!r}): move X there, or leave device and backend as None and refit"
+            )
+        x = compute.asarray(x) if given is None else x
         # Each label's output: classes_ is sorted after fit, but a loaded model keeps its outputs' order.
         order = np.argsort(self.classes_, kind="stable")
         codes = compute.asarray(order[np.searchsorted(self.classes_[order], y)])
-        n = x.shape[0]
         if fresh:
             dtype = self.dtype or ("float32" if x.dtype == compute.dtype("float32") else "float64")
             self.t_, state, seed = 0, None, _seed(self.random_state)
-        else:  # a model keeps its dtype and seed, as scikit-learn's does
-            dtype, seed = self.model_.dtype, self.model_.config.random_state
-            x = compute.xp.astype(x, compute.dtype(dtype), copy=False)
-            # Training goes on from the weights the model has (after early stopping, the best epoch's), and
-            # from its optimizer's state where the update rule is the same.
-            state = dataclasses.replace(self.model_.state, restored=False, last_params=None)
+        else:  # a model keeps its dtype and seed, as scikit-learn's does, and trains on from its weights
+            dtype, seed = self.model_.config.dtype, self.model_.config.random_state
+            state = dataclasses.replace(self.model_.state, restored=False, last_params=None)  # the best, if restored
         done = 0 if state is None else state.epoch
-        validate = self.early_stopping and not incremental
-        train_rows, val_rows = (np.arange(n) if validate else None), None
+        validate, train_rows, val_rows = self.early_stopping and not incremental, None, None
         if validate:
-            train_rows, val_rows = train_test_split(
-                train_rows, test_size=self.validation_fraction, random_state=seed % 2**32, stratify=y
-            )
+            rows = np.arange(x.shape[0])
+            split = train_test_split(rows, test_size=self.validation_fraction, random_state=seed % 2**32, stratify=y)
+            train_rows, val_rows = np.sort(split[0]), np.sort(split[1])
             if val_rows.size < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of X")
-            train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
-        n_train = n if train_rows is None else train_rows.size
+        n_train = x.shape[0] if train_rows is None else train_rows.size
         config = self._config(n_train, dtype, seed, done + (1 if incremental else self.max_iter), validate, incremental)
         if state is not None and self.model_.config.optimizer != config.optimizer:
             state.opt_state = nn.OPTIMIZERS[config.optimizer].init(compute.xp, state.params)
@@ -229,15 +192,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=3,
             )
         return self
-
-    def _refuse_unsupported(self) -> None:
-        for name, value, use in (
-            ("solver", self.solver, "solver='adam' or solver='sgd'"),
-            ("activation", self.activation, "relu, logistic or tanh"),
-            ("learning_rate", self.learning_rate, "'constant', with lr_decay for a rate that falls every epoch"),
-        ):
-            if value in ("lbfgs", "identity", "invscaling", "adaptive"):
-                raise ValueError(f"{name}={value!r} is not supported by xpnet: use {use}")
 
     def _config(
         self, n_train: int, dtype: str, seed: int, epochs: int, validate: bool, incremental: bool
@@ -277,45 +231,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.best_loss_ = None if validated or not history else min(self.loss_curve_)
         self.n_layers_, self.n_outputs_, self.out_activation_ = len(model.sizes), model.sizes[-1], "softmax"
 
-    def _compute_backend(self, given: Backend | None) -> Backend:
-        """Where a fresh fit trains: where X is, or (NumPy input) where ``device`` and ``backend`` say."""
-        if given is not None:
-            if self.device is None and self.backend is None:
-                return given
-            wanted = self._resolve(self.device or ("cpu" if given.device_name == "cpu" else "auto"))
-            if wanted != given:
-                raise ValueError(
-                    f"X is on {given}, but device={self.device!r} and backend={self.backend!r} ask for {wanted}: "
-                    "move X there, or leave device and backend as None to train where X is"
-                )
-            return given
-        return self._resolve(self.device or "cpu")
-
-    def _resolve(self, device: str) -> Backend:
-        try:
-            return resolve_backend(device, self.backend)
-        except BackendError as e:
-            raise ValueError(str(e)) from None
-
-    def _check_data(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray, Backend | None]:
-        """(X checked, y as host class labels, X's backend or None for NumPy and other array-likes); a
-        continuous y is scikit-learn's "Unknown label type"."""
+    def _check(self, X: Any, y: Any = NO_Y, *, reset: bool = False, dtype: str | None = None) -> tuple[Any, Any, Any]:
+        """(X, y, X's backend) as scikit-learn checks them: X in ``dtype`` (None: its own float dtype), in its
+        namespace and on its device (its backend None for NumPy and the array-likes made NumPy); y as host labels."""
         given = _array_backend(X)
         if given is None:
-            X, y = validate_data(self, X, y, reset=reset, dtype=self.dtype or (np.float64, np.float32))
-        else:
-            X = self._check_device_X(X, given, reset)
-            if y is None:
-                raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-            y = column_or_1d(_host_labels(y), warn=True)
-            if y.shape[0] != X.shape[0]:
-                shapes = f"[{X.shape[0]}, {len(y)}]"
-                raise ValueError(f"Found input variables with inconsistent numbers of samples: {shapes}")
-        check_classification_targets(y)
-        return X, y, given
-
-    def _check_device_X(self, X: Any, given: Backend, reset: bool) -> Any:
-        """scikit-learn's checks of X, for an array that stays in its own namespace and on its device."""
+            checked = validate_data(self, X, y, reset=reset, dtype=dtype or (np.float64, np.float32))
+            return (*(checked if y is not NO_Y else (checked, y)), None)
         xp = given.xp
         if X.ndim != 2:
             raise ValueError(f"Expected a 2D array, got a {X.ndim}D array instead: reshape your data")
@@ -325,43 +247,38 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if xp.isdtype(X.dtype, "complex floating"):
             raise ValueError("Complex data not supported")
         own = X.dtype if X.dtype in (xp.float32, xp.float64) else xp.float64
-        X = xp.astype(X, given.dtype(self.dtype) if self.dtype else own, copy=False)
+        X = xp.astype(X, given.dtype(dtype) if dtype else own, copy=False)
         if not bool(given.to_numpy(xp.all(xp.isfinite(X)))):
             raise ValueError("Input X contains NaN or infinity.")
         if reset:
             self.n_features_in_ = int(X.shape[1])
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            vars(self).pop("feature_names_in_", None)
         elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
-                "as input."
-            )
-        return X
+            expected = f"{type(self).__name__} is expecting {self.n_features_in_} features as input."
+            raise ValueError(f"X has {X.shape[1]} features, but {expected}")
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        if y is not NO_Y:
+            y = column_or_1d(_host(y), warn=True)
+            if y.shape[0] != X.shape[0]:
+                raise ValueError(f"Found input variables with inconsistent numbers of samples: {[X.shape[0], len(y)]}")
+        return X, y, given
 
-    def _check_X(self, X: Any, method: str) -> tuple[Any, Backend | None]:
-        """X for a fitted model's ``method``: checked, on the model's device in its dtype; and X's backend."""
+    def _predicting(self, X: Any, method: str) -> tuple[Any, Backend | None]:
+        """X for a fitted model's ``method``: checked, on the model's device in its dtype; and X's backend. X
+        must come from the namespace and device of the arrays fitted, or of the model."""
         check_is_fitted(self)
         model = self.model_
-        given = _array_backend(X)
-        if given is None:
-            X = validate_data(self, X, reset=False, dtype=model.dtype)
-            allowed = self._input == NUMPY
-        else:
-            allowed = (given.name, given.device_name) in (self._input, (model.backend.name, model.backend.device_name))
-        if not allowed:
+        x, _, given = self._check(X, dtype=model.config.dtype)
+        where = NUMPY if given is None else (given.name, given.device_name)
+        if where != self._input and (given is None or given != model.backend):
             fitted = "NumPy" if self._input == NUMPY else " on ".join(self._input)
-            if (model.backend.name, model.backend.device_name) != self._input:
-                fitted += f", or {model.backend}"
-            shown = "NumPy" if given is None else str(given)
+            fitted += f", or {model.backend}" if (model.backend.name, model.backend.device_name) != self._input else ""
             raise ValueError(
                 f"{type(self).__name__}.{method}(): X must use the same namespace and device as the arrays the "
-                f"model was fitted with ({fitted}); got {shown}. Move X there, or refit"
+                f"model was fitted with ({fitted}); got {'NumPy' if given is None else given}. Move X there, or refit"
             )
-        if given is None:
-            return model.backend.asarray(X), None
-        X = self._check_device_X(X, given, reset=False)
-        return given.xp.astype(X, given.dtype(model.dtype), copy=False), given
+        return (model.backend.asarray(x) if given is None else x), given
 
     def _answer(self, a: Any, given: Backend | None) -> Any:
         """A result in X's namespace: NumPy where X was NumPy (even when the model computes on a GPU)."""
@@ -369,24 +286,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_log_proba(self, X: Any) -> Any:
         """The log of each class's probability for each row of X, in X's namespace and on its device."""
-        x, given = self._check_X(X, "predict_log_proba")
+        x, given = self._predicting(X, "predict_log_proba")
         return self._answer(self.model_.outputs(x)[1], given)
 
     def predict_proba(self, X: Any) -> Any:
         """Each class's probability (softmax) for each row of X, in X's namespace and on its device."""
-        x, given = self._check_X(X, "predict_proba")
+        x, given = self._predicting(X, "predict_proba")
         return self._answer(self.model_.backend.xp.exp(self.model_.outputs(x)[1]), given)
 
     def predict(self, X: Any) -> Any:
         """The likeliest class of each row of X (labels from ``classes_``), in X's namespace where it can hold
         them (numeric labels), else as NumPy."""
-        x, given = self._check_X(X, "predict")
+        x, given = self._predicting(X, "predict")
         return self._answer(self.model_.labels(self.model_.outputs(x)[0]), given)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy of `predict` on X against y (optionally weighted), a Python float."""
-        right = (_host_labels(self.predict(X)) == column_or_1d(_host_labels(y))).astype(np.float64)
-        w = None if sample_weight is None else np.asarray(_host_labels(sample_weight), dtype=np.float64)
+        right = (_host(self.predict(X)) == column_or_1d(_host(y))).astype(np.float64)
+        w = None if sample_weight is None else np.asarray(_host(sample_weight), dtype=np.float64)
         return float(np.average(right, weights=w))
 
     @property
@@ -435,11 +352,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
 def load(path: str | Path, device: str = "cpu", backend: str | None = None) -> MLPClassifier:
     """A fitted `MLPClassifier` from an xpnet checkpoint, its weights where ``device``/``backend`` say; a
-    damaged or foreign file is a ``CheckpointError`` naming the problem."""
-    try:
-        compute = make_backend(backend, device) if backend else resolve_backend(device)
-    except BackendError as e:
-        raise ValueError(str(e)) from None
+    damaged or foreign file is a ``CheckpointError`` (a ``ValueError``) naming the problem."""
+    compute = make_backend(backend, device) if backend else resolve_backend(device)
     return MLPClassifier.from_model(record.load(path, compute))
 
 
@@ -455,7 +369,7 @@ def _array_backend(X: Any) -> Backend | None:
     return None if found.name == "numpy" else found
 
 
-def _host_labels(a: Any) -> np.ndarray:
+def _host(a: Any) -> np.ndarray:
     """Labels (or weights) from any namespace or device as a host NumPy array."""
     found = _array_backend(a)
     return np.asarray(a) if found is None else np.asarray(found.to_numpy(a))
