@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +29,9 @@ from ..training.loop import Callback, train
 from ..training.model import FITTED_ON_ARRAYS, SEED_LIMIT, Model, TrainConfig, TrainState
 
 NUMPY = ("numpy", "cpu")
+SUPPORTED = "use solver 'adam' or 'sgd', activation relu, logistic or tanh, learning_rate 'constant' (and lr_decay)"
+REALS = ("learning_rate_init", "lr_decay", "alpha", "beta_1", "beta_2", "epsilon", "tol")
+BOOLS = ("nesterovs_momentum", "shuffle")
 NO_Y = "no_validation"  # scikit-learn's `validate_data` default: X alone
 
 
@@ -101,33 +105,26 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> MLPClassifier:
-        for name, use in (
-            ("solver", "solver='adam' or solver='sgd'"),
-            ("activation", "relu, logistic or tanh"),
-            ("learning_rate", "'constant', with lr_decay for a rate that falls every epoch"),
-        ):
+        for name in ("solver", "activation", "learning_rate"):
             if getattr(self, name) in ("lbfgs", "identity", "invscaling", "adaptive"):
-                raise ValueError(f"{name}={getattr(self, name)!r} is not supported by xpnet: use {use}")
+                raise ValueError(f"{name}={getattr(self, name)!r} is not supported by xpnet: {SUPPORTED}")
         fresh = not hasattr(self, "model_") or not (incremental or self.warm_start)
-        x, y, given = self._check(X, y, reset=fresh, dtype=self.dtype if fresh else self.model_.config.dtype)
+        model = None if fresh else self.model_  # a model trains on with its dtype and seed, as scikit-learn's does
+        x, y, given = self._check(X, y, reset=fresh, dtype=self.dtype if fresh else model.config.dtype)
         check_classification_targets(y)
-        if fresh:
-            labels = np.unique(y if classes is None else _host(classes))
-            if len(labels) < 2:
-                raise ValueError(f"y has one class ({labels[0]!r}): MLPClassifier needs at least two classes")
-            self.classes_ = labels
-        elif classes is not None and not np.array_equal(np.unique(_host(classes)), np.unique(self.classes_)):
-            raise ValueError(f"classes={classes!r} is not the same as on the first call, {self.classes_!r}")
-        elif not incremental and not np.array_equal(np.unique(y), np.unique(self.classes_)):
-            raise ValueError(
-                f"warm_start can only be used where y has the same classes as in the previous call to fit: "
-                f"previously {self.classes_.tolist()}, now {np.unique(y).tolist()}"
-            )
+        labels = np.unique(y if classes is None else _host(classes))
+        if fresh and len(labels) < 2:
+            raise ValueError(f"y has one class ({labels[0]!r}): MLPClassifier needs at least two classes")
+        changed = not fresh and not np.array_equal(labels, np.unique(self.classes_))
+        if changed and (classes is not None or not incremental):  # partial_fit's y may hold fewer
+            what = "classes" if classes is not None else "y (warm_start)"
+            raise ValueError(f"{what} must have the same classes as before, {self.classes_.tolist()}: not {labels}")
+        self.classes_ = labels if fresh else self.classes_
         unseen = np.setdiff1d(y, self.classes_)
         if unseen.size:
             raise ValueError(f"y holds labels not in classes_ ({unseen[:5].tolist()}): pass every label in classes")
         if not fresh:
-            compute = self.model_.backend
+            compute = model.backend
         elif given is not None and self.device is None and self.backend is None:
             compute = given
         else:  # NumPy input goes where device and backend say; an array of another library must be there already
@@ -145,27 +142,35 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if fresh:
             dtype = self.dtype or ("float32" if x.dtype == compute.dtype("float32") else "float64")
             self.t_, state, seed = 0, None, _seed(self.random_state)
-        else:  # a model keeps its dtype and seed, as scikit-learn's does, and trains on from its weights
-            dtype, seed = self.model_.config.dtype, self.model_.config.random_state
-            state = dataclasses.replace(self.model_.state, restored=False, last_params=None)  # the best, if restored
-        done = 0 if state is None else state.epoch
-        validate, train_rows, val_rows = self.early_stopping and not incremental, None, None
+        else:  # from the weights the model has (after early stopping, the best epoch's)
+            dtype, seed = model.config.dtype, model.config.random_state
+            state = dataclasses.replace(model.state, restored=False, last_params=None)
+        done, validate, rows = 0 if fresh else state.epoch, self.early_stopping and not incremental, (None, None)
         if validate:
-            rows = np.arange(x.shape[0])
-            split = train_test_split(rows, test_size=self.validation_fraction, random_state=seed % 2**32, stratify=y)
-            train_rows, val_rows = np.sort(split[0]), np.sort(split[1])
-            if val_rows.size < 2:
+            held, at = self.validation_fraction, seed % 2**32
+            rows = tuple(map(np.sort, train_test_split(np.arange(len(y)), test_size=held, random_state=at, stratify=y)))
+            if rows[1].size < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of X")
-        n_train = x.shape[0] if train_rows is None else train_rows.size
-        config = self._config(n_train, dtype, seed, done + (1 if incremental else self.max_iter), validate, incremental)
-        if state is not None and self.model_.config.optimizer != config.optimizer:
+        n_train = len(y) if rows[0] is None else rows[0].size
+        if self.batch_size != "auto" and self.batch_size > n_train:
+            warnings.warn("Got `batch_size` larger than the sample size. It is going to be clipped", stacklevel=3)
+        h = self.hidden_layer_sizes  # an int is one layer; NumPy's integers become Python's
+        hidden = tuple(int(v) if isinstance(v, numbers.Integral) else v for v in ([h] if np.isscalar(h) else h))
+        settings = {k: float(getattr(self, k)) for k in REALS} | {k: bool(getattr(self, k)) for k in BOOLS}
+        settings["momentum"] = float(self.momentum) if self.solver == "sgd" else 0.0
+        stop = None if incremental or self.n_iter_no_change == np.inf else int(self.n_iter_no_change)
+        settings |= {"early_stopping": validate, "n_iter_no_change": stop, "dtype": dtype, "random_state": seed}
+        settings["batch_size"] = min(200 if self.batch_size == "auto" else self.batch_size, n_train)
+        epochs = done + (1 if incremental else self.max_iter)
+        config = TrainConfig(hidden, self.activation, self.solver, max_iter=epochs, **settings)  # each checked
+        if not fresh and model.config.optimizer != config.optimizer:
             state.opt_state = nn.OPTIMIZERS[config.optimizer].init(compute.xp, state.params)
 
         def take(a: Any, rows: np.ndarray | None) -> Any:
             return a if rows is None else compute.xp.take(a, compute.asarray(rows), axis=0)
 
         names = tuple(str(c) for c in self.classes_.tolist())
-        xt, yt, xv, yv = take(x, train_rows), take(codes, train_rows), take(x, val_rows), take(codes, val_rows)
+        (xt, yt), (xv, yv) = ((take(x, r), take(codes, r)) for r in rows)
         data = Dataset(FITTED_ON_ARRAYS, xt, yt, None, None, (1, x.shape[1]), x_val=xv, y_val=yv, classes=names)
 
         class Report(Callback):
@@ -177,46 +182,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             state = train(compute, data, config, state=state, callbacks=[Report()] if self.verbose else [])
-        split = 0 if val_rows is None else int(val_rows.size)
-        self.model_ = Model(
-            config, state, compute, self.classes_, n_train=n_train, val_split=split, trained_on=str(compute)
-        )
+        where = {"n_train": n_train, "val_split": len(y) - n_train, "trained_on": str(compute)}
+        self.model_ = Model(config, state, compute, self.classes_, **where)
         self._input = NUMPY if given is None else (given.name, given.device_name)
         self._set_fitted()
         self.t_ += (len(state.history) - done) * n_train
         if not incremental and not state.stopped_early and len(state.history) - done == self.max_iter:
-            warnings.warn(
-                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
-                "hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+            message = f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
+            warnings.warn(message + "hasn't converged yet.", ConvergenceWarning, stacklevel=3)
         return self
-
-    def _config(
-        self, n_train: int, dtype: str, seed: int, epochs: int, validate: bool, incremental: bool
-    ) -> TrainConfig:
-        """The training settings these parameters name (`TrainConfig` checks each, naming it)."""
-        if self.batch_size != "auto" and self.batch_size > n_train:
-            warnings.warn("Got `batch_size` larger than the sample size. It is going to be clipped", stacklevel=4)
-        h = self.hidden_layer_sizes  # an int is one layer; NumPy's integers become Python's
-        hidden = tuple(int(v) if isinstance(v, numbers.Integral) else v for v in ([h] if np.isscalar(h) else h))
-        reals = ("learning_rate_init", "lr_decay", "alpha", "beta_1", "beta_2", "epsilon", "tol")
-        return TrainConfig(
-            **{k: float(getattr(self, k)) for k in reals},
-            hidden_layer_sizes=hidden,
-            activation=self.activation,
-            solver=self.solver,
-            max_iter=epochs,
-            batch_size=min(200 if self.batch_size == "auto" else self.batch_size, n_train),
-            dtype=dtype,
-            random_state=seed,
-            momentum=float(self.momentum) if self.solver == "sgd" else 0.0,
-            nesterovs_momentum=bool(self.nesterovs_momentum),
-            shuffle=bool(self.shuffle),
-            early_stopping=validate,
-            n_iter_no_change=None if incremental or self.n_iter_no_change == np.inf else int(self.n_iter_no_change),
-        )
 
     def _set_fitted(self) -> None:
         """scikit-learn's fitted attributes, read from the model's history."""
@@ -264,9 +238,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"Found input variables with inconsistent numbers of samples: {[X.shape[0], len(y)]}")
         return X, y, given
 
-    def _predicting(self, X: Any, method: str) -> tuple[Any, Backend | None]:
-        """X for a fitted model's ``method``: checked, on the model's device in its dtype; and X's backend. X
-        must come from the namespace and device of the arrays fitted, or of the model."""
+    def _answer(self, X: Any, method: str, compute: Callable[[Any], Any]) -> Any:
+        """``compute`` of X (checked, on the model's device, in its dtype), in X's namespace: NumPy where X was
+        NumPy. X must come from the namespace and device of the arrays fitted, or of the model."""
         check_is_fitted(self)
         model = self.model_
         x, _, given = self._check(X, dtype=model.config.dtype)
@@ -278,27 +252,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__}.{method}(): X must use the same namespace and device as the arrays the "
                 f"model was fitted with ({fitted}); got {'NumPy' if given is None else given}. Move X there, or refit"
             )
-        return (model.backend.asarray(x) if given is None else x), given
-
-    def _answer(self, a: Any, given: Backend | None) -> Any:
-        """A result in X's namespace: NumPy where X was NumPy (even when the model computes on a GPU)."""
-        return self.model_.backend.to_numpy(a) if given is None and not isinstance(a, np.ndarray) else a
+        a = compute(model.backend.asarray(x) if given is None else x)
+        return model.backend.to_numpy(a) if given is None and not isinstance(a, np.ndarray) else a
 
     def predict_log_proba(self, X: Any) -> Any:
         """The log of each class's probability for each row of X, in X's namespace and on its device."""
-        x, given = self._predicting(X, "predict_log_proba")
-        return self._answer(self.model_.outputs(x)[1], given)
+        return self._answer(X, "predict_log_proba", lambda x: self.model_.outputs(x)[1])
 
     def predict_proba(self, X: Any) -> Any:
         """Each class's probability (softmax) for each row of X, in X's namespace and on its device."""
-        x, given = self._predicting(X, "predict_proba")
-        return self._answer(self.model_.backend.xp.exp(self.model_.outputs(x)[1]), given)
+        return self._answer(X, "predict_proba", lambda x: self.model_.backend.xp.exp(self.model_.outputs(x)[1]))
 
     def predict(self, X: Any) -> Any:
         """The likeliest class of each row of X (labels from ``classes_``), in X's namespace where it can hold
         them (numeric labels), else as NumPy."""
-        x, given = self._predicting(X, "predict")
-        return self._answer(self.model_.labels(self.model_.outputs(x)[0]), given)
+        return self._answer(X, "predict", lambda x: self.model_.labels(self.model_.outputs(x)[0]))
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy of `predict` on X against y (optionally weighted), a Python float."""

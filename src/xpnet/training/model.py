@@ -1,6 +1,5 @@
-"""The model record `Model`: a network and all that is known about it, whichever door it came through: its
-settings (`TrainConfig`, each checked once by `RULES`), run state (`TrainState`), backend, labels and names,
-picture layout and provenance. `save` writes it whole as a plain ``.npz`` of host arrays and JSON metadata
+"""The model record `Model` (settings `TrainConfig`, each checked once by `RULES`; run state `TrainState`; labels,
+layout, provenance) and scoring. `save` writes it whole as an ``.npz`` of host arrays and JSON metadata
 (docs/checkpoints.md); `load` trusts nothing in the file, refuses a broken rule in one line, never unpickles."""
 
 from __future__ import annotations
@@ -104,17 +103,15 @@ def check_field(name: str, value: Any) -> None:
 
 
 def default_decay(n_train: int, batch_size: int) -> float:
-    """``lr_decay``'s default on the command line: 0.8 per 60,000 examples seen or per 469 optimizer steps,
-    whichever comes later, rounded to 4 decimals (docs/benchmarks.md). It never depends on ``max_iter``, so a
-    resumed run trains its earlier epochs as one that asked for them at once."""
+    """``lr_decay``'s default on the command line: 0.8 per 60,000 examples or 469 steps, whichever comes later
+    (docs/benchmarks.md); never of ``max_iter``, so a resumed run trains as one that asked for all its epochs."""
     steps = 1 if batch_size == 0 or n_train < 1 else math.ceil(n_train / min(batch_size, n_train))
     return round(0.8 ** min(max(n_train, 0) / 60000, steps / 469), 4)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run apart from the data and the backend (defaults: the command
-    line's; the estimator passes scikit-learn's)."""
+    """The settings of a training run (defaults: the command line's; the estimator passes scikit-learn's)."""
 
     hidden_layer_sizes: tuple[int, ...] = (256, 128)
     activation: str = "relu"
@@ -208,8 +205,7 @@ class TrainState:
 
     @property
     def kept(self) -> EpochStats | None:
-        """The statistics of the epoch whose weights are held: the best once early stopping put its weights
-        back, else the last (None before the first epoch)."""
+        """The statistics of the epoch whose weights are held (`Model.kept_epoch`); None before the first."""
         best = best_epoch(self.history) if self.restored else None
         return next((s for s in self.history if s.epoch == best), self.history[-1] if self.history else None)
 
@@ -232,8 +228,8 @@ def initial_state(backend: Backend, sizes: Sequence[int], config: TrainConfig) -
 
 
 def images_to_device(backend: Backend, images: Any, dtype: Any) -> Any:
-    """Rows -> device rows in ``dtype``: uint8 pixels scaled to [0, 1] on the device (a quarter of the bytes
-    to move), features of any namespace taken as they are."""
+    """Rows -> device rows in ``dtype``: uint8 pixels scaled to [0, 1] on the device (a quarter of the bytes to
+    move), other features as they are."""
     x = backend.asarray(images)
     if x.dtype != backend.xp.uint8:
         return backend.xp.astype(x, dtype, copy=False)
@@ -267,9 +263,9 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
 
 @dataclass(eq=False)
 class Model:
-    """A network and all that is known about it; ``state.params`` live on ``backend``. ``classes`` are the
-    outputs' labels (scikit-learn's ``classes_``), ``names`` how reports print them; ``layout`` says how a
-    picture becomes inputs when not by the data set's name."""
+    """A network and all that is known about it; ``state.params`` live on ``backend``. ``classes`` are the outputs'
+    labels (``classes_``), ``names`` how reports print them, ``layout`` how a picture becomes inputs (None: as
+    the data set's)."""
 
     config: TrainConfig
     state: TrainState
@@ -289,11 +285,8 @@ class Model:
         self.names = self.names or tuple(str(c) for c in self.classes.tolist())
 
     @classmethod
-    def of_data(
-        cls, config: TrainConfig, state: TrainState | None, backend: Backend, data: Dataset, val_split: int = 0
-    ) -> Model:
-        """The model of a run on ``data`` (``val_split`` of its rows held out), labelled `labels_of` its classes;
-        ``state`` None before the first step."""
+    def of_data(cls, config: TrainConfig, state: Any, backend: Backend, data: Dataset, val_split: int = 0) -> Model:
+        """The model of a run on ``data`` (``val_split`` rows held out); ``state`` None before the first step."""
         names, n_train = tuple(data.classes), len(data.y_train)
         where = (data.layout, data.name, data.folder, n_train, val_split)
         return cls(config, state, backend, labels_of(names), names, *where, trained_on=str(backend))
@@ -329,8 +322,7 @@ class Model:
         return dataclasses.replace(self, state=dataclasses.replace(self.state, params=params), backend=backend)
 
     def picture_layout(self) -> Layout:
-        """How a picture is prepared for this model: its own layout, else its data set's or its input size's;
-        `CheckpointError` when no picture fits its inputs."""
+        """How a picture is prepared for it (its data set's or input size's if none); else `CheckpointError`."""
         try:
             return self.layout or layout_for(self.dataset, self.n_features)
         except ValueError as e:
@@ -349,8 +341,7 @@ class Model:
         return (self.trained_on or "unknown") + (f"; gradients from {self.workers}" if self.workers else "")
 
     def outputs(self, x: Any) -> tuple[Any, Any]:
-        """(class index, log-probabilities) of each of device rows ``x``, on the device; the class is the
-        largest logit, as in training."""
+        """(class index, log-probabilities) of each of device rows ``x``, on the device."""
         xp, logits = self.backend.xp, list(batched_logits(self.backend.xp, self.params, x, self.activation))
         if not logits:
             dev, dt = self.backend.device, self.backend.dtype(self.config.dtype)
@@ -380,14 +371,12 @@ def as_labels(classes: Sequence[Any] | np.ndarray) -> np.ndarray:
 
 
 def labels_of(names: tuple[str, ...]) -> np.ndarray:
-    """The labels of outputs named ``names`` when nothing else says: their numbers where the names are
-    "0".."k-1" (digits), else the names."""
+    """The labels of outputs named ``names``: their numbers where the names are "0".."k-1", else the names."""
     return np.arange(len(names)) if names == tuple(map(str, range(len(names)))) else np.asarray(names)
 
 
 def save(model: Model, path: str | Path) -> Path:
-    """Write ``model`` whole to ``path`` atomically (its arrays copied to the host); returns the path.
-    `ValueError` for labels a checkpoint cannot keep exactly (objects)."""
+    """Write ``model`` whole to ``path`` atomically; `ValueError` for labels JSON cannot keep exactly (objects)."""
     path, s, host, labels = Path(path).expanduser(), model.state, model.backend.to_numpy, as_labels(model.classes)
     if labels.dtype.kind not in LABEL_KINDS:
         raise ValueError(
@@ -416,10 +405,9 @@ def save(model: Model, path: str | Path) -> Path:
 
 
 def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = True) -> Model:
-    """The model a checkpoint holds, its weights on ``backend`` (default: NumPy on the CPU); without
-    ``optimizer`` (to predict), its optimizer state is left unread (``state.opt_state`` empty). A file that
-    is missing, unreadable, foreign, damaged or past the limits (`npy.open_npz`, `MAX_META_BYTES`) is a
-    one-line `CheckpointError`; one whose arrays hold NaN or infinity too, with exit status 1."""
+    """The model a checkpoint holds, its weights on ``backend`` (default: NumPy's); ``optimizer=False`` leaves the
+    optimizer state unread. A file missing, unreadable, foreign, damaged, past the limits (`npy.open_npz`,
+    `MAX_META_BYTES`) is a one-line `CheckpointError`; NaN weights too, with exit status 1."""
     path, name, backend = Path(path).expanduser(), None, backend or resolve_backend("cpu")
     try:
         with npy.open_npz(path) as (z, members):
@@ -475,8 +463,7 @@ V1_NAMES |= {"seed": "random_state", "nesterov": "nesterovs_momentum"}  # versio
 
 
 def _upgrade_v1(config: dict[str, Any]) -> dict[str, Any]:
-    """A version-1 config (the flags' names) in today's: ``optimizer`` becomes solver and momentum,
-    ``patience`` early stopping, ``sigmoid`` logistic."""
+    """A version-1 config (the flags' names, ``optimizer``, ``patience``, ``sigmoid``) in today's terms."""
     new = {V1_NAMES.get(k, k): v for k, v in config.items() if k not in ("optimizer", "patience")}
     optimizer, patience = config.get("optimizer"), config.get("patience", 0)
     new["solver"] = "sgd" if optimizer in ("sgd", "momentum") else optimizer
@@ -504,19 +491,24 @@ def _read_meta(path: Path, raw: np.ndarray) -> tuple[dict[str, Any], TrainConfig
             f"{path} has checkpoint format {version}, newer than this xpnet {__version__} reads ({FORMAT_VERSION}): "
             "upgrade xpnet"
         )
-    config, known = meta["config"] if version >= 2 else _upgrade_v1(meta["config"]), set(RULES)
-    return meta, TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in known})
+    config = meta["config"] if version >= 2 else _upgrade_v1(meta["config"])
+    return meta, TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in RULES})
 
 
 def _check(ok: bool, what: str) -> None:
-    """`ValueError` saying that the metadata's ``what`` when not ``ok``."""
+    """`ValueError` saying that the metadata's ``what``, unless ``ok``."""
     if not ok:
         raise ValueError(f"its {what}")
 
 
+def _count(meta: dict[str, Any], key: str, low: int, high: int = SEED_LIMIT - 1) -> int:
+    """The integer ``meta[key]``, refused outside ``low..high``: a counter out of range would train nothing."""
+    _check(is_count(value := meta.get(key)) and low <= value <= high, f"{key} must be an integer from {low} to {high}")
+    return value
+
+
 def _expected_arrays(meta: dict[str, Any], config: TrainConfig, n_members: int) -> dict[str, tuple[int, ...]]:
-    """The name and shape of every array of the model the metadata describes, checked to fit the config and
-    the file before any is read."""
+    """Each array's name and shape in the model the metadata describes, checked before any is read."""
     sizes, hidden = meta["layer_sizes"], list(config.hidden_layer_sizes)
     fits = isinstance(sizes, list) and all(is_count(s) and s > 0 for s in sizes) and sizes[1:-1] == hidden
     _check(fits, f"layer_sizes are inconsistent with the config's hidden layers {hidden}")
@@ -530,62 +522,39 @@ def _expected_arrays(meta: dict[str, Any], config: TrainConfig, n_members: int) 
     return {f"{g}_{i:03d}": s for g, group in groups.items() for i, s in enumerate(group)} | {"loss_sum": ()}
 
 
-def _count(meta: dict[str, Any], key: str, low: int, high: int = SEED_LIMIT - 1) -> int:
-    """The integer ``meta[key]``, refused outside ``low..high``: a counter out of range would train nothing."""
-    _check(is_count(value := meta.get(key)) and low <= value <= high, f"{key} must be an integer from {low} to {high}")
-    return value
-
-
 def _model(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainConfig, backend: Backend, path: Path):
-    """The record that the checked arrays and metadata describe, its weights on the host; `ValueError` for a
-    counter out of range, a contradiction or a field of the wrong kind."""
+    """The record the checked arrays and metadata describe; `ValueError` for a field out of range or of a wrong kind."""
     _check(isinstance(meta["dataset"], str), "dataset must be a name")
     n_train, epoch = _count(meta, "n_train", 1), _count(meta, "epoch", 0, config.max_iter)
     offset, seconds = _count(meta, "offset", 0, n_train - 1), meta.get("seconds")
     _check(is_real(seconds) and seconds >= 0, "seconds must be a number >= 0")
-
-    def group(prefix: str) -> list[np.ndarray]:
-        return [a for name, a in arrays.items() if name.startswith(prefix)]
-
-    state = TrainState(
-        params=group("param_"),
-        opt_state=group("opt_"),
-        rng=_read_rng(meta["rng"]),
-        epoch=epoch,
-        step=_count(meta, "step", epoch),
-        offset=offset,
-        loss_sum=arrays["loss_sum"],
-        correct=_count(meta, "correct", 0, offset),
-        seconds=float(seconds),
-        history=_read_history(meta["history"], epoch),
-        best_params=group("best_") or None,
-        restored=bool(group("last_")),
-        last_params=group("last_") or None,
-    )
-    n_out, n_in = meta["layer_sizes"][-1], meta["layer_sizes"][0]
-    names = meta.get("classes", list(class_names(meta["dataset"])))  # a file from an early version has none
-    _check(
-        isinstance(names, list) and len(names) == n_out and all(isinstance(x, str) for x in names),
-        f"class names do not match its {n_out} outputs",
-    )
-    labels, layout = _saved_labels(meta.get("labels"), n_out), None
+    step, correct = _count(meta, "step", epoch), _count(meta, "correct", 0, offset)
+    g = {k: [a for name, a in arrays.items() if name.startswith(k)] for k in ("param", "opt", "best", "last")}
+    rng, history = _read_rng(meta["rng"]), _read_history(meta["history"], epoch)
+    state = TrainState(g["param"], g["opt"], rng, epoch, step, offset, arrays["loss_sum"], correct, float(seconds))
+    state.history, state.best_params, state.last_params = history, g["best"] or None, g["last"] or None
+    state.restored = bool(g["last"])  # the best epoch's weights were put back, and these are the last's
+    n_in, *_, n_out = meta["layer_sizes"]
+    names = meta.get("classes", list(class_names(meta["dataset"])))  # none in a file from an early version
+    _check(isinstance(names, list) and all(isinstance(x, str) for x in names), "class names must be texts")
+    _check(len(names) == n_out, f"class names do not match its {n_out} outputs")
+    layout = None
     if "layout" in meta:  # a picture-folder model's; else predict goes by the data set's name
         layout = Layout(**{k: meta["layout"][k] for k in LAYOUT_KEYS})
         sides = all(is_count(v) and v > 0 for v in (layout.side, layout.box, layout.work))
         fits = sides and isinstance(layout.by_mass, bool) and layout.box <= layout.work
         _check(fits and layout.work % layout.side == 0, "picture layout is not one of positive sizes")
         _check(layout.n_features == n_in, f"picture layout does not fit {n_in} inputs")
+    names, labels = tuple(names), _saved_labels(meta.get("labels"), n_out)
     text = {k: meta[k] for k in ("data_dir", "workers") if isinstance(meta.get(k), str) and meta[k]}
     trained_on = " on ".join(str(meta.get(key, "unknown")) for key in ("backend", "device"))
-    names = tuple(names)
-    labels = labels_of(names) if labels is None else labels
     where = dict(n_train=n_train, val_split=_count(meta, "val_split", 0), trained_on=trained_on, path=path, **text)
+    labels = labels_of(names) if labels is None else labels
     return Model(config, state, backend, labels, names, layout, meta["dataset"], **where)
 
 
 def _read_rng(saved: Any) -> np.random.Generator:
-    """The host generator from its saved state, which NumPy must give back unchanged (it truncates a float
-    and ignores keys it does not know)."""
+    """The host generator, whose saved state NumPy must give back unchanged (it truncates floats, drops keys)."""
     try:
         rng = np.random.Generator(BIT_GENERATORS[saved["bit_generator"]]())
         rng.bit_generator.state = saved
@@ -598,9 +567,7 @@ def _read_rng(saved: Any) -> np.random.Generator:
 
 def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
     """The per-epoch statistics, each built as an `EpochStats` and its numbers checked."""
-    _check(
-        isinstance(saved, list) and len(saved) <= epochs_done, f"history must be a list of at most {epochs_done} epochs"
-    )
+    _check(isinstance(saved, list) and len(saved) <= epochs_done, f"history must list at most {epochs_done} epochs")
     try:
         history = [EpochStats(**entry) for entry in saved]
     except TypeError:  # an entry that is not an object, or has keys EpochStats does not have
@@ -621,8 +588,10 @@ def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
 def _saved_labels(saved: Any, n: int) -> np.ndarray | None:
     """The labels as saved when they are ``n`` distinct values of one kind (integers that fit 64 bits, finite
     floats, strings or booleans: a crafted mix would give duplicate or object classes), else None."""
-    if not (
-        isinstance(saved, list) and len(saved) == n and {type(v) for v in saved} in ({int}, {float}, {str}, {bool})
+    if (
+        not isinstance(saved, list)
+        or len(saved) != n
+        or {type(v) for v in saved} not in ({int}, {float}, {str}, {bool})
     ):
         return None
     try:
