@@ -1,8 +1,5 @@
-"""Exceptions with a one-line message for the user, and the one place where lines reach the user.
-
-Each is a `ValueError` (a bad parameter or file), which the command line prints alone and exits with its
-``exit_status``; every line passes through `escaped`, so a name holding a newline stays on its line.
-"""
+"""Exceptions with a one-line message (each a `ValueError`, which the command line prints alone, exiting with its
+``exit_status``), and the one place where lines reach the user: `escaped`, so a name stays on its line."""
 
 from __future__ import annotations
 

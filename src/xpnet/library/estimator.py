@@ -15,10 +15,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as ScikitLearnMLP
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, validation
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
 from .. import nn
 from ..backend import Backend, backend_of, make_backend, resolve_backend
@@ -36,14 +36,11 @@ NO_Y = "no_validation"  # scikit-learn's `validate_data` default: X alone
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """A multilayer perceptron classifier trained by xpnet on the arrays it is given.
+    """A multilayer perceptron classifier trained by xpnet on the arrays it is given (docs/api.md).
 
-    Parameters shared with ``sklearn.neural_network.MLPClassifier`` mean what they mean there (``max_iter``
-    counts epochs); ``solver="lbfgs"``, ``activation="identity"`` and the ``invscaling``/``adaptive`` rates are
-    refused at `fit` (``power_t`` and ``max_fun`` are theirs, unused). xpnet's own (docs/api.md): ``device``
-    (None: where X is; else NumPy input moves there once and answers come back as NumPy), ``backend`` (the
-    library for NumPy input), ``dtype`` (None: X's float dtype) and ``lr_decay`` (the rate's factor per epoch).
-    """
+    Parameters shared with scikit-learn's ``MLPClassifier`` mean what they mean there (``power_t``, ``max_fun``
+    unused; lbfgs, identity and the invscaling/adaptive rates refused). xpnet's own: ``device`` (None: where X
+    is), ``backend`` (the library for NumPy input), ``dtype`` (None: X's) and ``lr_decay`` (per epoch)."""
 
     _parameter_constraints: ClassVar[dict] = {
         **ScikitLearnMLP._parameter_constraints,
@@ -123,13 +120,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         unseen = np.setdiff1d(y, self.classes_)
         if unseen.size:
             raise ValueError(f"y holds labels not in classes_ ({unseen[:5].tolist()}): pass every label in classes")
-        if not fresh:
-            compute = model.backend
-        elif given is not None and self.device is None and self.backend is None:
-            compute = given
-        else:  # NumPy input goes where device and backend say; an array of another library must be there already
-            on_cpu = given is None or given.device_name == "cpu"
-            compute = resolve_backend(self.device or ("cpu" if on_cpu else "auto"), self.backend)
+        if fresh and (given is None or self.device is not None or self.backend is not None):
+            # NumPy input goes where device and backend say; an array of another library must be there already
+            wanted = self.device or ("cpu" if given is None or given.device_name == "cpu" else "auto")
+            compute = resolve_backend(wanted, self.backend)
+        else:
+            compute = given if fresh else model.backend
         if given is not None and given != compute:
             raise ValueError(
                 f"X is on {given}, but this model trains on {compute} (device={self.device!r}, backend="
@@ -224,18 +220,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X = xp.astype(X, given.dtype(dtype) if dtype else own, copy=False)
         if not bool(given.to_numpy(xp.all(xp.isfinite(X)))):
             raise ValueError("Input X contains NaN or infinity.")
-        if reset:
-            self.n_features_in_ = int(X.shape[1])
-            vars(self).pop("feature_names_in_", None)
-        elif X.shape[1] != self.n_features_in_:
-            expected = f"{type(self).__name__} is expecting {self.n_features_in_} features as input."
-            raise ValueError(f"X has {X.shape[1]} features, but {expected}")
+        validation._check_feature_names(self, X, reset=reset)  # scikit-learn's own checks of X's columns
+        validation._check_n_features(self, X, reset=reset)
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         if y is not NO_Y:
             y = column_or_1d(_host(y), warn=True)
-            if y.shape[0] != X.shape[0]:
-                raise ValueError(f"Found input variables with inconsistent numbers of samples: {[X.shape[0], len(y)]}")
+            check_consistent_length(X, y)
         return X, y, given
 
     def _answer(self, X: Any, method: str, compute: Callable[[Any], Any]) -> Any:
@@ -274,17 +265,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         w = None if sample_weight is None else np.asarray(_host(sample_weight), dtype=np.float64)
         return float(np.average(right, weights=w))
 
-    @property
-    def coefs_(self) -> list[Any]:
-        """The weight matrix of each layer, (inputs, outputs), where the model was trained."""
-        check_is_fitted(self, "model_")
-        return list(self.model_.params[0::2])
-
-    @property
-    def intercepts_(self) -> list[Any]:
-        """The bias vector of each layer, where the model was trained."""
-        check_is_fitted(self, "model_")
-        return list(self.model_.params[1::2])
+    # Each layer's weights, (inputs, outputs), and biases, where the model was trained (unfitted: none, as theirs)
+    coefs_ = property(lambda self: list(self.model_.params[0::2]))
+    intercepts_ = property(lambda self: list(self.model_.params[1::2]))
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted model as an xpnet checkpoint (`xpnet.load`, and every command, read it)."""
@@ -328,13 +311,11 @@ def load(path: str | Path, device: str = "cpu", backend: str | None = None) -> M
 def _array_backend(X: Any) -> Backend | None:
     """X's backend when X is an array of a library other than NumPy that xpnet computes with; None for NumPy
     and every other array-like (lists, pandas, sparse, Dask), which scikit-learn's checks turn into NumPy."""
-    if isinstance(X, np.ndarray):
-        return None
     try:
-        found = backend_of(X)
+        found = None if isinstance(X, np.ndarray) else backend_of(X)
     except BackendError:
         return None
-    return None if found.name == "numpy" else found
+    return None if found is None or found.name == "numpy" else found
 
 
 def _host(a: Any) -> np.ndarray:

@@ -1,9 +1,6 @@
-"""ONNX export: the model as a standard graph (Gemm, the activation, Softmax) for other runtimes.
-
-Inputs are float32 rows named ``input``; the outputs are ``probabilities`` (softmax, float32) and ``label``
-(the largest logit's class: int64, uint64 past 2**63 - 1, or string labels as the model has them, else the
-class index). Needs the optional ``onnx`` package; the weights are exported in float32, as runtimes expect.
-"""
+"""ONNX export (the optional ``onnx`` package): the model as a graph of Gemm, the activation and Softmax, with
+float32 weights, input float32 rows ``input``, outputs ``probabilities`` and ``label`` (int64, uint64 past
+2**63 - 1, or strings as the model's labels are; else the class index)."""
 
 from __future__ import annotations
 

@@ -69,10 +69,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "learning_rate_init": (lambda v: v is None or (is_real(v) and v > 0), "must be a positive number"),
     "lr_decay": (lambda v: is_real(v) and 0 < v <= 1, "must be in (0, 1]"),
     "max_iter": (lambda v: is_count(v) and v >= 1, "must be a positive integer"),
-    "batch_size": (
-        lambda v: is_count(v) and 0 <= v < SEED_LIMIT,
-        "must be 0 (all rows) or a positive integer below 2**63",
-    ),
+    "batch_size": (lambda v: is_count(v) and 0 <= v < SEED_LIMIT, "must be from 0 (all rows) to 2**63 - 1"),
     "dtype": (lambda v: v in DTYPES, f"must be one of {', '.join(DTYPES)}"),
     "random_state": (lambda v: is_count(v) and 0 <= v < SEED_LIMIT, "must be an integer from 0 to 2**63 - 1"),
     "alpha": (lambda v: is_real(v) and v >= 0, "must be a number >= 0 (0: no L2 penalty)"),
@@ -242,9 +239,9 @@ def to_device(backend: Backend, images: Any, labels: Any, dtype: Any) -> tuple[A
 
 
 def batched_logits(xp: Any, params: Sequence[Any], x: Any, activation: str) -> Iterator[Any]:
-    """The logits of consecutive slices of `EVAL_BATCH` rows of ``x``."""
+    """The logits of consecutive slices of `EVAL_BATCH` rows of ``x`` (one empty slice when it has none)."""
     n = x.shape[0]
-    for i in range(0, n, EVAL_BATCH):
+    for i in range(0, max(n, 1), EVAL_BATCH):
         yield nn.forward(xp, params, x[i : min(i + EVAL_BATCH, n), ...], activation)[0]
 
 
@@ -343,9 +340,6 @@ class Model:
     def outputs(self, x: Any) -> tuple[Any, Any]:
         """(class index, log-probabilities) of each of device rows ``x``, on the device."""
         xp, logits = self.backend.xp, list(batched_logits(self.backend.xp, self.params, x, self.activation))
-        if not logits:
-            dev, dt = self.backend.device, self.backend.dtype(self.config.dtype)
-            return xp.zeros(0, dtype=xp.int64, device=dev), xp.zeros((0, len(self.classes)), dtype=dt, device=dev)
         logits = logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
         return xp.argmax(logits, axis=1), nn.log_softmax(xp, logits)
 
@@ -382,11 +376,10 @@ def save(model: Model, path: str | Path) -> Path:
         raise ValueError(
             f"labels of dtype {labels.dtype} that are not all strings cannot be saved: use integers, floats or strings"
         )
-    arrays = {f"param_{i:03d}": host(p) for i, p in enumerate(s.params)}
-    arrays |= {f"opt_{i:03d}": host(a) for i, a in enumerate(s.opt_state)}
+    groups = {"param": map(host, s.params), "opt": map(host, s.opt_state), "best": s.best_params or []}
+    groups["last"] = s.last_params if s.restored else []
+    arrays = {f"{g}_{i:03d}": np.asarray(a) for g, group in groups.items() for i, a in enumerate(group)}
     arrays["loss_sum"] = np.asarray(s.loss_sum, dtype=model.config.dtype)
-    arrays |= {f"best_{i:03d}": np.asarray(p) for i, p in enumerate(s.best_params or [])}
-    arrays |= {f"last_{i:03d}": np.asarray(p) for i, p in enumerate(s.last_params if s.restored else [])}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "xpnet_version": __version__}
     meta |= {"backend": model.backend.name, "device": model.backend.device_name, "layer_sizes": model.sizes}
     meta |= {k: getattr(model, k) for k in ("workers", "dataset", "data_dir", "n_train", "val_split")}
@@ -425,13 +418,10 @@ def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = 
                     raise CheckpointError(f"{path} is missing the array {name!r}; the file is incomplete")
                 if optimizer or not name.startswith("opt_"):
                     arrays[name] = npy.read_member(z, members[name], npy.expect(shape, config.dtype))
-        bad = next((name for name, a in arrays.items() if not np.isfinite(a).all()), None)
-        if bad is not None:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
-            raise CheckpointError(
-                f"{path}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
-                "retrain it, with a lower learning rate if it diverged",
-                exit_status=1,
-            )
+        bad = [name for name, a in arrays.items() if not np.isfinite(a).all()]
+        if bad:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
+            why = "holds NaN or infinite values (a diverged or damaged model); retrain it, with a lower learning rate"
+            raise CheckpointError(f"{path}: array {bad[0]!r} {why} if it diverged", exit_status=1)
         model = _model(meta, arrays, config, backend, path)
     except CheckpointError:
         raise
@@ -569,19 +559,15 @@ def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
     """The per-epoch statistics, each built as an `EpochStats` and its numbers checked."""
     _check(isinstance(saved, list) and len(saved) <= epochs_done, f"history must list at most {epochs_done} epochs")
     try:
-        history = [EpochStats(**entry) for entry in saved]
-    except TypeError:  # an entry that is not an object, or has keys EpochStats does not have
+        history = [EpochStats(**entry) for entry in saved]  # TypeError: not an object, or not EpochStats' keys
+    except TypeError:
         history = [None]
     for s in history:
-        _check(
-            s is not None
-            and is_count(s.epoch)
-            and 1 <= s.epoch <= epochs_done
-            and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
-            and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
-            and (is_real(s.samples_per_second) or s.samples_per_second == math.inf),  # an epoch too short to time
-            "history holds an entry that is not an epoch's statistics",
-        )
+        ok = s is not None and is_count(s.epoch) and 1 <= s.epoch <= epochs_done
+        ok = ok and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
+        ok = ok and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
+        ok = ok and (is_real(s.samples_per_second) or s.samples_per_second == math.inf)  # an epoch too short to time
+        _check(ok, "history holds an entry that is not an epoch's statistics")
     return history
 
 
