@@ -88,9 +88,8 @@ def open_regular(path: Path) -> BinaryIO:
 
 @contextlib.contextmanager
 def open_npz(path: Path) -> Iterator[tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]]:
-    """The zip at ``path`` and its arrays by name (``param_000``), or before a byte is inflated: `OSError` as
-    `open_regular`, `NotNpz`, `NpyError` for an encrypted zip, a member not ``.npy``, or arrays declared past
-    `MAX_NPZ_BYTES` or the file's size (xpnet writes them uncompressed)."""
+    """The zip at ``path`` and its arrays by name (``param_000``); before a byte is inflated, `NotNpz`, or `NpyError`
+    for an encrypted zip, a member not ``.npy``, arrays declared past the file's size (xpnet writes them plain)."""
     with open_regular(path) as f:
         try:
             z = zipfile.ZipFile(f)

@@ -27,6 +27,7 @@ from ..errors import BackendError
 from ..training import model as record
 from ..training.loop import Callback, train
 from ..training.model import FITTED_ON_ARRAYS, SEED_LIMIT, Model, TrainConfig, TrainState
+from .export import write_onnx
 
 NUMPY = ("numpy", "cpu")
 SUPPORTED = "use solver 'adam' or 'sgd', activation relu, logistic or tanh, learning_rate 'constant' (and lr_decay)"
@@ -89,8 +90,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
-        """Train on X (rows of features) and y (one label per row): ``max_iter`` epochs at most, fewer once
-        the loss (or, with ``early_stopping``, the validation accuracy) stops improving by ``tol``."""
+        """Train on X (rows of features) and y (labels) for ``max_iter`` epochs, fewer once it stops improving."""
         self._validate_params()
         return self._fit(X, y, incremental=False)
 
@@ -202,8 +202,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.n_layers_, self.n_outputs_, self.out_activation_ = len(model.sizes), model.sizes[-1], "softmax"
 
     def _check(self, X: Any, y: Any = NO_Y, *, reset: bool = False, dtype: str | None = None) -> tuple[Any, Any, Any]:
-        """(X, y, X's backend) as scikit-learn checks them: X in ``dtype`` (None: its own float dtype), in its
-        namespace and on its device (its backend None for NumPy and the array-likes made NumPy); y as host labels."""
+        """(X in ``dtype`` or its own float dtype, y as host labels, X's backend or None) as scikit-learn checks."""
         given = _array_backend(X)
         if given is None:
             checked = validate_data(self, X, y, reset=reset, dtype=dtype or (np.float64, np.float32))
@@ -222,26 +221,22 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("Input X contains NaN or infinity.")
         validation._check_feature_names(self, X, reset=reset)  # scikit-learn's own checks of X's columns
         validation._check_n_features(self, X, reset=reset)
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         if y is not NO_Y:
             y = column_or_1d(_host(y), warn=True)
             check_consistent_length(X, y)
         return X, y, given
 
     def _answer(self, X: Any, method: str, compute: Callable[[Any], Any]) -> Any:
-        """``compute`` of X (checked, on the model's device, in its dtype), in X's namespace: NumPy where X was
-        NumPy. X must come from the namespace and device of the arrays fitted, or of the model."""
+        """``compute`` of X (checked, on the model's device and in its dtype) in X's namespace, NumPy for NumPy."""
         check_is_fitted(self)
         model = self.model_
         x, _, given = self._check(X, dtype=model.config.dtype)
         where = NUMPY if given is None else (given.name, given.device_name)
         if where != self._input and (given is None or given != model.backend):
-            fitted = "NumPy" if self._input == NUMPY else " on ".join(self._input)
-            fitted += f", or {model.backend}" if (model.backend.name, model.backend.device_name) != self._input else ""
+            fitted, got = ("NumPy" if w == NUMPY else " on ".join(w) for w in (self._input, where))
             raise ValueError(
                 f"{type(self).__name__}.{method}(): X must use the same namespace and device as the arrays the "
-                f"model was fitted with ({fitted}); got {'NumPy' if given is None else given}. Move X there, or refit"
+                f"model was fitted with ({fitted}) or the model ({model.backend}); got {got}. Move X there, or refit"
             )
         a = compute(model.backend.asarray(x) if given is None else x)
         return model.backend.to_numpy(a) if given is None and not isinstance(a, np.ndarray) else a
@@ -255,8 +250,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self._answer(X, "predict_proba", lambda x: self.model_.backend.xp.exp(self.model_.outputs(x)[1]))
 
     def predict(self, X: Any) -> Any:
-        """The likeliest class of each row of X (labels from ``classes_``), in X's namespace where it can hold
-        them (numeric labels), else as NumPy."""
+        """The likeliest class (of ``classes_``) of each row of X, in X's namespace for numbers, else NumPy."""
         return self._answer(X, "predict", lambda x: self.model_.labels(self.model_.outputs(x)[0]))
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
@@ -276,25 +270,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def to_onnx(self, path: str | Path) -> Path:
         """Write the model as an ONNX graph for other runtimes (`export.write_onnx`)."""
-        from .export import write_onnx
-
         check_is_fitted(self)
         return write_onnx(self.model_, path)
 
     @classmethod
     def from_model(cls, model: Model) -> MLPClassifier:
-        """The fitted estimator of ``model``: it predicts NumPy input (and arrays of the model's backend) and can
-        be saved, exported or trained further."""
+        """The fitted estimator of ``model``, for NumPy input (and arrays of the model's backend)."""
         c, backend, n, held = model.config, model.backend, model.n_train, model.val_split
-        est = cls(**{k: v for k, v in vars(c).items() if k in cls._parameter_constraints})
-        est.set_params(
-            batch_size=c.batch_size or n,
-            learning_rate_init=c.learning_rate,
-            validation_fraction=held / (n + held) if held else 0.1,
-            n_iter_no_change=np.inf if c.n_iter_no_change is None else max(c.n_iter_no_change, 1),
-            device=None if (backend.name, backend.device_name) == NUMPY else backend.device_name,
-            backend=None if backend.name == "numpy" else backend.name,
-        )
+        params = {k: v for k, v in vars(c).items() if k in cls._parameter_constraints}
+        params |= {"batch_size": c.batch_size or n, "learning_rate_init": c.learning_rate}
+        params["validation_fraction"] = held / (n + held) if held else 0.1
+        params["n_iter_no_change"] = np.inf if c.n_iter_no_change is None else max(c.n_iter_no_change, 1)
+        params["device"] = None if (backend.name, backend.device_name) == NUMPY else backend.device_name
+        est = cls(**params, backend=None if backend.name == "numpy" else backend.name)
         est.model_, est._input = model, NUMPY
         est._set_fitted()
         est.t_ = model.n_train * len(model.state.history)
@@ -302,15 +290,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
 
 def load(path: str | Path, device: str = "cpu", backend: str | None = None) -> MLPClassifier:
-    """A fitted `MLPClassifier` from an xpnet checkpoint, its weights where ``device``/``backend`` say; a
-    damaged or foreign file is a ``CheckpointError`` (a ``ValueError``) naming the problem."""
+    """A fitted `MLPClassifier` from a checkpoint, its weights where ``device``/``backend`` say (`record.load`)."""
     compute = make_backend(backend, device) if backend else resolve_backend(device)
     return MLPClassifier.from_model(record.load(path, compute))
 
 
 def _array_backend(X: Any) -> Backend | None:
-    """X's backend when X is an array of a library other than NumPy that xpnet computes with; None for NumPy
-    and every other array-like (lists, pandas, sparse, Dask), which scikit-learn's checks turn into NumPy."""
+    """X's backend if X is an array of a library xpnet computes with other than NumPy; else None (X becomes NumPy)."""
     try:
         found = None if isinstance(X, np.ndarray) else backend_of(X)
     except BackendError:
@@ -320,13 +306,11 @@ def _array_backend(X: Any) -> Backend | None:
 
 def _host(a: Any) -> np.ndarray:
     """Labels (or weights) from any namespace or device as a host NumPy array."""
-    found = _array_backend(a)
-    return np.asarray(a) if found is None else np.asarray(found.to_numpy(a))
+    return np.asarray(a if (found := _array_backend(a)) is None else found.to_numpy(a))
 
 
 def _seed(random_state: Any) -> int:
-    """The seed of xpnet's generator: an int random_state as it is (so 1 trains as ``--seed 1``), else
-    drawn from scikit-learn's ``check_random_state``."""
+    """xpnet's seed: an int random_state as it is (1 trains as ``--seed 1``), else drawn by ``check_random_state``."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         return int(random_state) % SEED_LIMIT
     return int(check_random_state(random_state).randint(0, 2**31 - 1))

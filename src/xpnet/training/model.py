@@ -1,6 +1,5 @@
-"""The model record `Model` (settings `TrainConfig`, each checked once by `RULES`; run state `TrainState`; labels,
-layout, provenance) and scoring. `save` writes it whole as an ``.npz`` of host arrays and JSON metadata
-(docs/checkpoints.md); `load` trusts nothing in the file, refuses a broken rule in one line, never unpickles."""
+"""The model record `Model` (settings `TrainConfig`, checked by `RULES`; run state `TrainState`; labels, layout,
+provenance), scoring, and its checkpoint (docs/checkpoints.md): `save`, and `load`, which trusts nothing."""
 
 from __future__ import annotations
 
@@ -176,9 +175,8 @@ class EpochStats:
 
 @dataclass
 class TrainState:
-    """All a run needs to continue exactly where it stopped, and how it ended. ``rng`` is the host generator
-    at the start of the unfinished epoch: resuming redraws its permutation and skips the ``offset`` rows
-    already trained; ``loss_sum``, ``correct`` and ``seconds`` are that epoch's partial totals."""
+    """All a run needs to continue exactly where it stopped, and how it ended. ``rng`` is the host generator at
+    the unfinished epoch's start: a resumed run redraws its order and skips the ``offset`` rows trained."""
 
     params: list[Any]  # the weights kept: on the model's device, or host arrays as read from a file
     opt_state: list[Any]
@@ -193,8 +191,7 @@ class TrainState:
     best_params: list[Any] | None = None  # host copies of the best validation epoch's weights (early stopping)
     restored: bool = False  # ``params`` are the best epoch's, put back when the run ended ...
     last_params: list[Any] | None = None  # ... and these the last epoch's, from which a resumed run continues
-    # How the run ended (not saved): paused between two steps (Ctrl-C, or a step that failed with
-    # ``failure``), or by the stopping rule before max_iter; the test accuracy of the weights kept.
+    # How it ended (not saved): paused (Ctrl-C, or a step failed: ``failure``), or stopped early; kept weights' score
     stopped: bool = False
     failure: Exception | None = None
     stopped_early: bool = False
@@ -225,8 +222,7 @@ def initial_state(backend: Backend, sizes: Sequence[int], config: TrainConfig) -
 
 
 def images_to_device(backend: Backend, images: Any, dtype: Any) -> Any:
-    """Rows -> device rows in ``dtype``: uint8 pixels scaled to [0, 1] on the device (a quarter of the bytes to
-    move), other features as they are."""
+    """Rows -> device rows in ``dtype``, uint8 pixels scaled to [0, 1] there (a quarter of the bytes to move)."""
     x = backend.asarray(images)
     if x.dtype != backend.xp.uint8:
         return backend.xp.astype(x, dtype, copy=False)
@@ -260,9 +256,8 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
 
 @dataclass(eq=False)
 class Model:
-    """A network and all that is known about it; ``state.params`` live on ``backend``. ``classes`` are the outputs'
-    labels (``classes_``), ``names`` how reports print them, ``layout`` how a picture becomes inputs (None: as
-    the data set's)."""
+    """A network and all known about it; ``state.params`` live on ``backend``. ``classes`` are the outputs' labels,
+    ``names`` how reports print them, ``layout`` how a picture becomes inputs (None: as the data set's)."""
 
     config: TrainConfig
     state: TrainState
@@ -288,9 +283,9 @@ class Model:
         where = (data.layout, data.name, data.folder, n_train, val_split)
         return cls(config, state, backend, labels_of(names), names, *where, trained_on=str(backend))
 
-    @property
-    def params(self) -> list[Any]:
-        return self.state.params
+    params = property(lambda self: self.state.params)
+    n_features = property(lambda self: self.sizes[0])
+    activation = property(lambda self: self.config.activation)
 
     @property
     def sizes(self) -> list[int]:
@@ -298,18 +293,9 @@ class Model:
         return nn.sizes_of(self.params)
 
     @property
-    def n_features(self) -> int:
-        return self.sizes[0]
-
-    @property
-    def activation(self) -> str:
-        return self.config.activation
-
-    @property
     def kept_epoch(self) -> int:
         """The epoch of the weights held: the best on validation once early stopping put them back, else the last."""
-        kept = self.state.kept
-        return kept.epoch if kept is not None else self.state.epoch
+        return getattr(self.state.kept, "epoch", self.state.epoch)
 
     def on(self, backend: Backend) -> Model:
         """This model with its weights on ``backend``."""
@@ -373,9 +359,7 @@ def save(model: Model, path: str | Path) -> Path:
     """Write ``model`` whole to ``path`` atomically; `ValueError` for labels JSON cannot keep exactly (objects)."""
     path, s, host, labels = Path(path).expanduser(), model.state, model.backend.to_numpy, as_labels(model.classes)
     if labels.dtype.kind not in LABEL_KINDS:
-        raise ValueError(
-            f"labels of dtype {labels.dtype} that are not all strings cannot be saved: use integers, floats or strings"
-        )
+        raise ValueError(f"labels of dtype {labels.dtype} cannot be saved: use integers, floats or strings")
     groups = {"param": map(host, s.params), "opt": map(host, s.opt_state), "best": s.best_params or []}
     groups["last"] = s.last_params if s.restored else []
     arrays = {f"{g}_{i:03d}": np.asarray(a) for g, group in groups.items() for i, a in enumerate(group)}
@@ -398,9 +382,8 @@ def save(model: Model, path: str | Path) -> Path:
 
 
 def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = True) -> Model:
-    """The model a checkpoint holds, its weights on ``backend`` (default: NumPy's); ``optimizer=False`` leaves the
-    optimizer state unread. A file missing, unreadable, foreign, damaged, past the limits (`npy.open_npz`,
-    `MAX_META_BYTES`) is a one-line `CheckpointError`; NaN weights too, with exit status 1."""
+    """The model a checkpoint holds, weights on ``backend`` (default NumPy's), optimizer state unless ``optimizer``
+    is False; a one-line `CheckpointError` for any file that breaks a rule (NaN weights: exit status 1)."""
     path, name, backend = Path(path).expanduser(), None, backend or resolve_backend("cpu")
     try:
         with npy.open_npz(path) as (z, members):
@@ -442,10 +425,10 @@ def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = 
 
 
 def _meta_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
-    if dtype != np.uint8 or len(shape) != 1:
-        raise npy.NpyError("is not xpnet metadata (UTF-8 JSON as uint8)")
-    if shape[0] > MAX_META_BYTES:
-        raise npy.NpyError(f"declares {shape[0]} bytes of metadata, more than xpnet reads ({MAX_META_BYTES})")
+    if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_META_BYTES:
+        raise npy.NpyError(
+            f"declares {dtype}{list(shape)}: not xpnet metadata (at most {MAX_META_BYTES} bytes of JSON)"
+        )
 
 
 V1_NAMES = {"hidden": "hidden_layer_sizes", "lr": "learning_rate_init", "gamma": "lr_decay", "epochs": "max_iter"}
@@ -457,8 +440,7 @@ def _upgrade_v1(config: dict[str, Any]) -> dict[str, Any]:
     new = {V1_NAMES.get(k, k): v for k, v in config.items() if k not in ("optimizer", "patience")}
     optimizer, patience = config.get("optimizer"), config.get("patience", 0)
     new["solver"] = "sgd" if optimizer in ("sgd", "momentum") else optimizer
-    if optimizer != "momentum":
-        new["momentum"] = 0.0
+    new |= {} if optimizer == "momentum" else {"momentum": 0.0}
     new["activation"] = "logistic" if new.get("activation") == "sigmoid" else new.get("activation")
     # patience N stopped after N epochs without improvement: more than N - 1, as n_iter_no_change counts
     new["early_stopping"], new["n_iter_no_change"] = bool(patience), patience - 1 if patience else None
@@ -478,8 +460,7 @@ def _read_meta(path: Path, raw: np.ndarray) -> tuple[dict[str, Any], TrainConfig
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format {version}, newer than this xpnet {__version__} reads ({FORMAT_VERSION}): "
-            "upgrade xpnet"
+            f"{path} has checkpoint format {version}, newer than xpnet {__version__} reads: upgrade it"
         )
     config = meta["config"] if version >= 2 else _upgrade_v1(meta["config"])
     return meta, TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in RULES})
@@ -574,11 +555,8 @@ def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
 def _saved_labels(saved: Any, n: int) -> np.ndarray | None:
     """The labels as saved when they are ``n`` distinct values of one kind (integers that fit 64 bits, finite
     floats, strings or booleans: a crafted mix would give duplicate or object classes), else None."""
-    if (
-        not isinstance(saved, list)
-        or len(saved) != n
-        or {type(v) for v in saved} not in ({int}, {float}, {str}, {bool})
-    ):
+    kinds = {type(v) for v in saved} if isinstance(saved, list) and len(saved) == n else None
+    if kinds not in ({int}, {float}, {str}, {bool}):
         return None
     try:
         labels = np.asarray(saved)
