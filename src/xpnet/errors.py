@@ -1,9 +1,5 @@
-"""Exceptions with a one-line message for the user, and the one place where lines reach the user.
-
-The command line prints such a message alone and exits with its ``exit_status`` (2: a bad request, 1: a run
-that failed on its way). Every line it prints passes through `escaped`, so a name holding a newline or a
-terminal escape stays on its line.
-"""
+"""Exceptions with a one-line message (each a `ValueError`, which the command line prints alone, exiting with its
+``exit_status``), and the one place where lines reach the user: `escaped`, so a name stays on its line."""
 
 from __future__ import annotations
 
@@ -12,12 +8,11 @@ from collections.abc import Sequence
 from typing import TextIO
 
 
-class XpnetError(Exception):
-    """A problem the user can fix, named with its fix on one line (`escaped` here, once); ``details`` are lines
-    printed indented below it. A message about a library parameter names it where ``{name}`` stands, and
-    `naming` puts another name there (the command line's flag)."""
+class XpnetError(ValueError):
+    """A problem the user can fix, on one line (`escaped`), with ``details`` printed indented below it. A
+    message about a parameter names it where ``{name}`` stands; `naming` puts another name there (a flag)."""
 
-    exit_status = 2
+    exit_status = 2  # 1: a run that failed on its way
 
     def __init__(
         self,
@@ -49,14 +44,14 @@ class CheckpointError(XpnetError):
     """A checkpoint cannot be written, read or resumed from."""
 
 
-class TrainingDiverged(XpnetError, ValueError):
+class TrainingDiverged(XpnetError):
     """The loss or the weights became NaN or infinite (a ``ValueError``, as scikit-learn raises)."""
 
     exit_status = 1
 
 
-class OutOfMemory(XpnetError):
-    """The device ran out of memory while training."""
+class OutOfMemory(XpnetError, MemoryError):
+    """The device ran out of memory while training (a ``MemoryError`` too)."""
 
     exit_status = 1
 
@@ -76,10 +71,9 @@ def escaped(line: str) -> str:
 
 
 def say(*lines: str, file: TextIO | None = None) -> None:
-    """Print each of ``lines`` (each one line, names and all) `escaped`, to ``file`` (default: stdout)."""
-    out = sys.stdout if file is None else file
+    """Print each of ``lines`` `escaped` to ``file`` (default: stdout), flushed: a pipe sees each as it comes."""
     for line in lines:
-        print(escaped(line), file=out, flush=True)  # a reader of a pipe sees each line as it happens
+        print(escaped(line), file=sys.stdout if file is None else file, flush=True)
 
 
 def listed(names: Sequence[object], limit: int = 4) -> str:

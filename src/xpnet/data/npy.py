@@ -1,6 +1,5 @@
-"""Read ``.npy`` arrays, alone or in an ``.npz``, trusting nothing: the header first, then only the payload it
-declares once the caller's `Check` has accepted its shape and dtype. ``numpy.load`` allocates whatever a header
-declares and inflates a zip member whatever its size: every ``.npz`` xpnet reads goes through `open_npz`."""
+"""Read ``.npy`` arrays, alone or in an ``.npz``, trusting nothing (``numpy.load`` allocates whatever a header
+declares): the header, then only the payload the caller's `Check` accepts. Every ``.npz`` goes through `open_npz`."""
 
 import contextlib
 import errno
@@ -19,6 +18,7 @@ from numpy.lib import format as npy_format
 from ..errors import one_line
 
 MAX_HEADER = 10_000  # numpy's own default limit on a header's length
+MAX_NPZ_BYTES = 8 << 30  # an .npz's arrays, as its zip declares them: a 784-1,000,000-10 model with momentum
 CHUNK = 1 << 18  # bytes per read, as numpy.load: a zip stream joins and copies what one read returns
 
 
@@ -39,8 +39,7 @@ def nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
 
 
 def read_exactly(f: BinaryIO, n: int) -> memoryview:
-    """``n`` bytes of ``f`` (fewer where it ends first) read a slice at a time into one writable buffer: the
-    whole is never copied, and nothing beyond ``n`` is read."""
+    """``n`` bytes of ``f`` (fewer where it ends first), read a slice at a time into one buffer, never copied."""
     buf, done = memoryview(np.empty(n, dtype=np.uint8)), 0
     while done < n and (got := f.readinto(buf[done : done + CHUNK])):
         done += got
@@ -48,8 +47,7 @@ def read_exactly(f: BinaryIO, n: int) -> memoryview:
 
 
 def read_npy(f: BinaryIO, check: Check, *, size: int | None = None) -> np.ndarray:
-    """Header, ``check(shape, dtype)``, then the payload, into one writable array. ``size``: the stream's
-    whole length when known (a file's, a zip member's), which must be the header's and the payload's."""
+    """Header, ``check(shape, dtype)``, then the payload; ``size``, when known, must be the header's and payload's."""
     try:
         version = npy_format.read_magic(f)
         reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
@@ -80,8 +78,7 @@ def expect(shape: tuple[int, ...], dtype: np.dtype | str) -> Check:
 
 
 def open_regular(path: Path) -> BinaryIO:
-    """``path`` opened for reading when it is a regular file (links followed), else `OSError`: a FIFO or a
-    device is refused without blocking or reading from it."""
+    """``path`` opened when a regular file (links followed), else `OSError`: a FIFO or a device is left unread."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
@@ -91,18 +88,25 @@ def open_regular(path: Path) -> BinaryIO:
 
 @contextlib.contextmanager
 def open_npz(path: Path) -> Iterator[tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]]:
-    """The zip of the ``.npz`` at ``path`` and its arrays by name (``param_000`` for ``param_000.npy``); `OSError`
-    as `open_regular`, `NotNpz` for no zip, `NpyError` for a member that is not a ``.npy`` array."""
+    """The zip at ``path`` and its arrays by name (``param_000``); before a byte is inflated, `NotNpz`, or `NpyError`
+    for an encrypted zip, a member not ``.npy``, arrays declared past the file's size (xpnet writes them plain)."""
     with open_regular(path) as f:
         try:
             z = zipfile.ZipFile(f)
         except (zipfile.BadZipFile, EOFError, ValueError) as e:
             raise NotNpz(f"is not an .npz file ({one_line(e, limit=120)})") from None
         with z:
-            for info in z.infolist():
+            members, size = z.infolist(), os.fstat(f.fileno()).st_size
+            declared = sum(info.file_size for info in members)
+            if declared > min(size, MAX_NPZ_BYTES):
+                what = f"declares {declared / 2**30:.2f} GiB of arrays in {size / 2**30:.2f} GiB of file"
+                raise NpyError(f"{what}; xpnet reads uncompressed .npz files of up to {MAX_NPZ_BYTES >> 30} GiB")
+            for info in members:
+                if info.flag_bits & 1:
+                    raise NpyError("is encrypted; xpnet reads only plain .npz files")
                 if not info.filename.endswith(".npy") or info.is_dir():
                     raise NpyError(f"holds {info.filename!r}, which is not a .npy array")
-            yield z, {info.filename.removesuffix(".npy"): info for info in z.infolist()}
+            yield z, {info.filename.removesuffix(".npy"): info for info in members}
 
 
 def read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, check: Check) -> np.ndarray:

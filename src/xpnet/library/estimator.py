@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,10 +14,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.neural_network import MLPClassifier as ScikitLearnMLP
+from sklearn.utils import check_random_state, validation
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
 from .. import nn
 from ..backend import Backend, backend_of, make_backend, resolve_backend
@@ -25,44 +27,24 @@ from ..errors import BackendError
 from ..training import model as record
 from ..training.loop import Callback, train
 from ..training.model import FITTED_ON_ARRAYS, SEED_LIMIT, Model, TrainConfig, TrainState
+from .export import write_onnx
 
 NUMPY = ("numpy", "cpu")
+SUPPORTED = "use solver 'adam' or 'sgd', activation relu, logistic or tanh, learning_rate 'constant' (and lr_decay)"
+REALS = ("learning_rate_init", "lr_decay", "alpha", "beta_1", "beta_2", "epsilon", "tol")
+BOOLS = ("nesterovs_momentum", "shuffle")
+NO_Y = "no_validation"  # scikit-learn's `validate_data` default: X alone
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """A multilayer perceptron classifier trained by xpnet on the arrays it is given.
+    """A multilayer perceptron classifier trained by xpnet on the arrays it is given (docs/api.md).
 
-    Parameters shared with ``sklearn.neural_network.MLPClassifier`` mean what they mean there (``max_iter``
-    counts epochs); ``solver="lbfgs"``, ``activation="identity"`` and the ``invscaling``/``adaptive`` rates are
-    refused at `fit` (``power_t`` and ``max_fun`` are theirs, unused). xpnet's own (docs/api.md): ``device``
-    (None: where X is; else NumPy input moves there once and answers come back as NumPy), ``backend`` (the
-    library for NumPy input), ``dtype`` (None: X's float dtype) and ``lr_decay`` (the rate's factor per epoch).
-    """
+    Parameters shared with scikit-learn's ``MLPClassifier`` mean what they mean there (``power_t``, ``max_fun``
+    unused; lbfgs, identity and the invscaling/adaptive rates refused). xpnet's own: ``device`` (None: where X
+    is), ``backend`` (the library for NumPy input), ``dtype`` (None: X's) and ``lr_decay`` (per epoch)."""
 
     _parameter_constraints: ClassVar[dict] = {
-        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
-        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
-        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
-        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
-        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
-        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
+        **ScikitLearnMLP._parameter_constraints,
         "lr_decay": [Interval(numbers.Real, 0, 1, closed="right")],
         "device": [None, str],
         "backend": [None, str],
@@ -100,33 +82,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         backend=None,
         dtype=None,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.lr_decay = lr_decay
-        self.device = device
-        self.backend = backend
-        self.dtype = dtype
+        vars(self).update({k: v for k, v in locals().items() if k != "self"})  # each parameter as given
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -134,8 +90,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
-        """Train on X (rows of features) and y (one label per row): ``max_iter`` epochs at most, fewer once
-        the loss (or, with ``early_stopping``, the validation accuracy) stops improving by ``tol``."""
+        """Train on X (rows of features) and y (labels) for ``max_iter`` epochs, fewer once it stops improving."""
         self._validate_params()
         return self._fit(X, y, incremental=False)
 
@@ -147,62 +102,71 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> MLPClassifier:
-        self._refuse_unsupported()
+        for name in ("solver", "activation", "learning_rate"):
+            if getattr(self, name) in ("lbfgs", "identity", "invscaling", "adaptive"):
+                raise ValueError(f"{name}={getattr(self, name)!r} is not supported by xpnet: {SUPPORTED}")
         fresh = not hasattr(self, "model_") or not (incremental or self.warm_start)
-        X, y, given = self._check_data(X, y, reset=fresh)
-        sorted_classes = None if fresh else np.unique(self.classes_)
-        if fresh:
-            labels = np.unique(_host_labels(classes)) if classes is not None else np.unique(y)
-            if len(labels) < 2:
-                raise ValueError(f"y has one class ({labels[0]!r}): MLPClassifier needs at least two classes")
-            self.classes_ = labels
-        elif classes is not None and not np.array_equal(np.unique(_host_labels(classes)), sorted_classes):
-            raise ValueError(f"classes={classes!r} is not the same as on the first call, {self.classes_!r}")
-        elif not incremental and not np.array_equal(np.unique(y), sorted_classes):
-            raise ValueError(
-                f"warm_start can only be used where y has the same classes as in the previous call to fit: "
-                f"previously {self.classes_.tolist()}, now {np.unique(y).tolist()}"
-            )
+        model = None if fresh else self.model_  # a model trains on with its dtype and seed, as scikit-learn's does
+        x, y, given = self._check(X, y, reset=fresh, dtype=self.dtype if fresh else model.config.dtype)
+        check_classification_targets(y)
+        labels = np.unique(y if classes is None else _host(classes))
+        if fresh and len(labels) < 2:
+            raise ValueError(f"y has one class ({labels[0]!r}): MLPClassifier needs at least two classes")
+        changed = not fresh and not np.array_equal(labels, np.unique(self.classes_))
+        if changed and (classes is not None or not incremental):  # partial_fit's y may hold fewer
+            what = "classes" if classes is not None else "y (warm_start)"
+            raise ValueError(f"{what} must have the same classes as before, {self.classes_.tolist()}: not {labels}")
+        self.classes_ = labels if fresh else self.classes_
         unseen = np.setdiff1d(y, self.classes_)
         if unseen.size:
             raise ValueError(f"y holds labels not in classes_ ({unseen[:5].tolist()}): pass every label in classes")
-        compute = self._compute_backend(given) if fresh else self.model_.backend
+        if fresh and (given is None or self.device is not None or self.backend is not None):
+            # NumPy input goes where device and backend say; an array of another library must be there already
+            wanted = self.device or ("cpu" if given is None or given.device_name == "cpu" else "auto")
+            compute = resolve_backend(wanted, self.backend)
+        else:
+            compute = given if fresh else model.backend
         if given is not None and given != compute:
-            raise ValueError(f"X is on {given}, but this model trains on {compute}: move X there, or refit")
-        x = compute.asarray(X) if given is None else X
+            raise ValueError(
+                f"X is on {given}, but this model trains on {compute} (device={self.device!r}, backend="
+                f"{self.backend!r}): move X there, or leave device and backend as None and refit"
+            )
+        x = compute.asarray(x) if given is None else x
         # Each label's output: classes_ is sorted after fit, but a loaded model keeps its outputs' order.
         order = np.argsort(self.classes_, kind="stable")
         codes = compute.asarray(order[np.searchsorted(self.classes_[order], y)])
-        n = x.shape[0]
         if fresh:
             dtype = self.dtype or ("float32" if x.dtype == compute.dtype("float32") else "float64")
             self.t_, state, seed = 0, None, _seed(self.random_state)
-        else:  # a model keeps its dtype and seed, as scikit-learn's does
-            dtype, seed = self.model_.dtype, self.model_.config.random_state
-            x = compute.xp.astype(x, compute.dtype(dtype), copy=False)
-            # Training goes on from the weights the model has (after early stopping, the best epoch's), and
-            # from its optimizer's state where the update rule is the same.
-            state = dataclasses.replace(self.model_.state, restored=False, last_params=None)
-        done = 0 if state is None else state.epoch
-        validate = self.early_stopping and not incremental
-        train_rows, val_rows = (np.arange(n) if validate else None), None
+        else:  # from the weights the model has (after early stopping, the best epoch's)
+            dtype, seed = model.config.dtype, model.config.random_state
+            state = dataclasses.replace(model.state, restored=False, last_params=None)
+        done, validate, rows = 0 if fresh else state.epoch, self.early_stopping and not incremental, (None, None)
         if validate:
-            train_rows, val_rows = train_test_split(
-                train_rows, test_size=self.validation_fraction, random_state=seed % 2**32, stratify=y
-            )
-            if val_rows.size < 2:
+            held, at = self.validation_fraction, seed % 2**32
+            rows = tuple(map(np.sort, train_test_split(np.arange(len(y)), test_size=held, random_state=at, stratify=y)))
+            if rows[1].size < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of X")
-            train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
-        n_train = n if train_rows is None else train_rows.size
-        config = self._config(n_train, dtype, seed, done + (1 if incremental else self.max_iter), validate, incremental)
-        if state is not None and self.model_.config.optimizer != config.optimizer:
+        n_train = len(y) if rows[0] is None else rows[0].size
+        if self.batch_size != "auto" and self.batch_size > n_train:
+            warnings.warn("Got `batch_size` larger than the sample size. It is going to be clipped", stacklevel=3)
+        h = self.hidden_layer_sizes  # an int is one layer; NumPy's integers become Python's
+        hidden = tuple(int(v) if isinstance(v, numbers.Integral) else v for v in ([h] if np.isscalar(h) else h))
+        settings = {k: float(getattr(self, k)) for k in REALS} | {k: bool(getattr(self, k)) for k in BOOLS}
+        settings["momentum"] = float(self.momentum) if self.solver == "sgd" else 0.0
+        stop = None if incremental or self.n_iter_no_change == np.inf else int(self.n_iter_no_change)
+        settings |= {"early_stopping": validate, "n_iter_no_change": stop, "dtype": dtype, "random_state": seed}
+        settings["batch_size"] = min(200 if self.batch_size == "auto" else self.batch_size, n_train)
+        epochs = done + (1 if incremental else self.max_iter)
+        config = TrainConfig(hidden, self.activation, self.solver, max_iter=epochs, **settings)  # each checked
+        if not fresh and model.config.optimizer != config.optimizer:
             state.opt_state = nn.OPTIMIZERS[config.optimizer].init(compute.xp, state.params)
 
         def take(a: Any, rows: np.ndarray | None) -> Any:
             return a if rows is None else compute.xp.take(a, compute.asarray(rows), axis=0)
 
         names = tuple(str(c) for c in self.classes_.tolist())
-        xt, yt, xv, yv = take(x, train_rows), take(codes, train_rows), take(x, val_rows), take(codes, val_rows)
+        (xt, yt), (xv, yv) = ((take(x, r), take(codes, r)) for r in rows)
         data = Dataset(FITTED_ON_ARRAYS, xt, yt, None, None, (1, x.shape[1]), x_val=xv, y_val=yv, classes=names)
 
         class Report(Callback):
@@ -214,55 +178,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             state = train(compute, data, config, state=state, callbacks=[Report()] if self.verbose else [])
-        split = 0 if val_rows is None else int(val_rows.size)
-        self.model_ = Model(
-            config, state, compute, self.classes_, n_train=n_train, val_split=split, trained_on=str(compute)
-        )
+        where = {"n_train": n_train, "val_split": len(y) - n_train, "trained_on": str(compute)}
+        self.model_ = Model(config, state, compute, self.classes_, **where)
         self._input = NUMPY if given is None else (given.name, given.device_name)
         self._set_fitted()
         self.t_ += (len(state.history) - done) * n_train
         if not incremental and not state.stopped_early and len(state.history) - done == self.max_iter:
-            warnings.warn(
-                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
-                "hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+            message = f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
+            warnings.warn(message + "hasn't converged yet.", ConvergenceWarning, stacklevel=3)
         return self
-
-    def _refuse_unsupported(self) -> None:
-        for name, value, use in (
-            ("solver", self.solver, "solver='adam' or solver='sgd'"),
-            ("activation", self.activation, "relu, logistic or tanh"),
-            ("learning_rate", self.learning_rate, "'constant', with lr_decay for a rate that falls every epoch"),
-        ):
-            if value in ("lbfgs", "identity", "invscaling", "adaptive"):
-                raise ValueError(f"{name}={value!r} is not supported by xpnet: use {use}")
-
-    def _config(
-        self, n_train: int, dtype: str, seed: int, epochs: int, validate: bool, incremental: bool
-    ) -> TrainConfig:
-        """The training settings these parameters name (`TrainConfig` checks each, naming it)."""
-        if self.batch_size != "auto" and self.batch_size > n_train:
-            warnings.warn("Got `batch_size` larger than the sample size. It is going to be clipped", stacklevel=4)
-        h = self.hidden_layer_sizes  # an int is one layer; NumPy's integers become Python's
-        hidden = tuple(int(v) if isinstance(v, numbers.Integral) else v for v in ([h] if np.isscalar(h) else h))
-        reals = ("learning_rate_init", "lr_decay", "alpha", "beta_1", "beta_2", "epsilon", "tol")
-        return TrainConfig(
-            **{k: float(getattr(self, k)) for k in reals},
-            hidden_layer_sizes=hidden,
-            activation=self.activation,
-            solver=self.solver,
-            max_iter=epochs,
-            batch_size=min(200 if self.batch_size == "auto" else self.batch_size, n_train),
-            dtype=dtype,
-            random_state=seed,
-            momentum=float(self.momentum) if self.solver == "sgd" else 0.0,
-            nesterovs_momentum=bool(self.nesterovs_momentum),
-            shuffle=bool(self.shuffle),
-            early_stopping=validate,
-            n_iter_no_change=None if incremental or self.n_iter_no_change == np.inf else int(self.n_iter_no_change),
-        )
 
     def _set_fitted(self) -> None:
         """scikit-learn's fitted attributes, read from the model's history."""
@@ -277,45 +201,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.best_loss_ = None if validated or not history else min(self.loss_curve_)
         self.n_layers_, self.n_outputs_, self.out_activation_ = len(model.sizes), model.sizes[-1], "softmax"
 
-    def _compute_backend(self, given: Backend | None) -> Backend:
-        """Where a fresh fit trains: where X is, or (NumPy input) where ``device`` and ``backend`` say."""
-        if given is not None:
-            if self.device is None and self.backend is None:
-                return given
-            wanted = self._resolve(self.device or ("cpu" if given.device_name == "cpu" else "auto"))
-            if wanted != given:
-                raise ValueError(
-                    f"X is on {given}, but device={self.device!r} and backend={self.backend!r} ask for {wanted}: "
-                    "move X there, or leave device and backend as None to train where X is"
-                )
-            return given
-        return self._resolve(self.device or "cpu")
-
-    def _resolve(self, device: str) -> Backend:
-        try:
-            return resolve_backend(device, self.backend)
-        except BackendError as e:
-            raise ValueError(str(e)) from None
-
-    def _check_data(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray, Backend | None]:
-        """(X checked, y as host class labels, X's backend or None for NumPy and other array-likes); a
-        continuous y is scikit-learn's "Unknown label type"."""
+    def _check(self, X: Any, y: Any = NO_Y, *, reset: bool = False, dtype: str | None = None) -> tuple[Any, Any, Any]:
+        """(X in ``dtype`` or its own float dtype, y as host labels, X's backend or None) as scikit-learn checks."""
         given = _array_backend(X)
         if given is None:
-            X, y = validate_data(self, X, y, reset=reset, dtype=self.dtype or (np.float64, np.float32))
-        else:
-            X = self._check_device_X(X, given, reset)
-            if y is None:
-                raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-            y = column_or_1d(_host_labels(y), warn=True)
-            if y.shape[0] != X.shape[0]:
-                shapes = f"[{X.shape[0]}, {len(y)}]"
-                raise ValueError(f"Found input variables with inconsistent numbers of samples: {shapes}")
-        check_classification_targets(y)
-        return X, y, given
-
-    def _check_device_X(self, X: Any, given: Backend, reset: bool) -> Any:
-        """scikit-learn's checks of X, for an array that stays in its own namespace and on its device."""
+            checked = validate_data(self, X, y, reset=reset, dtype=dtype or (np.float64, np.float32))
+            return (*(checked if y is not NO_Y else (checked, y)), None)
         xp = given.xp
         if X.ndim != 2:
             raise ValueError(f"Expected a 2D array, got a {X.ndim}D array instead: reshape your data")
@@ -325,81 +216,52 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if xp.isdtype(X.dtype, "complex floating"):
             raise ValueError("Complex data not supported")
         own = X.dtype if X.dtype in (xp.float32, xp.float64) else xp.float64
-        X = xp.astype(X, given.dtype(self.dtype) if self.dtype else own, copy=False)
+        X = xp.astype(X, given.dtype(dtype) if dtype else own, copy=False)
         if not bool(given.to_numpy(xp.all(xp.isfinite(X)))):
             raise ValueError("Input X contains NaN or infinity.")
-        if reset:
-            self.n_features_in_ = int(X.shape[1])
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
-                "as input."
-            )
-        return X
+        validation._check_feature_names(self, X, reset=reset)  # scikit-learn's own checks of X's columns
+        validation._check_n_features(self, X, reset=reset)
+        if y is not NO_Y:
+            y = column_or_1d(_host(y), warn=True)
+            check_consistent_length(X, y)
+        return X, y, given
 
-    def _check_X(self, X: Any, method: str) -> tuple[Any, Backend | None]:
-        """X for a fitted model's ``method``: checked, on the model's device in its dtype; and X's backend."""
+    def _answer(self, X: Any, method: str, compute: Callable[[Any], Any]) -> Any:
+        """``compute`` of X (checked, on the model's device and in its dtype) in X's namespace, NumPy for NumPy."""
         check_is_fitted(self)
         model = self.model_
-        given = _array_backend(X)
-        if given is None:
-            X = validate_data(self, X, reset=False, dtype=model.dtype)
-            allowed = self._input == NUMPY
-        else:
-            allowed = (given.name, given.device_name) in (self._input, (model.backend.name, model.backend.device_name))
-        if not allowed:
-            fitted = "NumPy" if self._input == NUMPY else " on ".join(self._input)
-            if (model.backend.name, model.backend.device_name) != self._input:
-                fitted += f", or {model.backend}"
-            shown = "NumPy" if given is None else str(given)
+        x, _, given = self._check(X, dtype=model.config.dtype)
+        where = NUMPY if given is None else (given.name, given.device_name)
+        if where != self._input and (given is None or given != model.backend):
+            fitted, got = ("NumPy" if w == NUMPY else " on ".join(w) for w in (self._input, where))
             raise ValueError(
                 f"{type(self).__name__}.{method}(): X must use the same namespace and device as the arrays the "
-                f"model was fitted with ({fitted}); got {shown}. Move X there, or refit"
+                f"model was fitted with ({fitted}) or the model ({model.backend}); got {got}. Move X there, or refit"
             )
-        if given is None:
-            return model.backend.asarray(X), None
-        X = self._check_device_X(X, given, reset=False)
-        return given.xp.astype(X, given.dtype(model.dtype), copy=False), given
-
-    def _answer(self, a: Any, given: Backend | None) -> Any:
-        """A result in X's namespace: NumPy where X was NumPy (even when the model computes on a GPU)."""
-        return self.model_.backend.to_numpy(a) if given is None and not isinstance(a, np.ndarray) else a
+        a = compute(model.backend.asarray(x) if given is None else x)
+        return model.backend.to_numpy(a) if given is None and not isinstance(a, np.ndarray) else a
 
     def predict_log_proba(self, X: Any) -> Any:
         """The log of each class's probability for each row of X, in X's namespace and on its device."""
-        x, given = self._check_X(X, "predict_log_proba")
-        return self._answer(self.model_.outputs(x)[1], given)
+        return self._answer(X, "predict_log_proba", lambda x: self.model_.outputs(x)[1])
 
     def predict_proba(self, X: Any) -> Any:
         """Each class's probability (softmax) for each row of X, in X's namespace and on its device."""
-        x, given = self._check_X(X, "predict_proba")
-        return self._answer(self.model_.backend.xp.exp(self.model_.outputs(x)[1]), given)
+        return self._answer(X, "predict_proba", lambda x: self.model_.backend.xp.exp(self.model_.outputs(x)[1]))
 
     def predict(self, X: Any) -> Any:
-        """The likeliest class of each row of X (labels from ``classes_``), in X's namespace where it can hold
-        them (numeric labels), else as NumPy."""
-        x, given = self._check_X(X, "predict")
-        return self._answer(self.model_.labels(self.model_.outputs(x)[0]), given)
+        """The likeliest class (of ``classes_``) of each row of X, in X's namespace for numbers, else NumPy."""
+        return self._answer(X, "predict", lambda x: self.model_.labels(self.model_.outputs(x)[0]))
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy of `predict` on X against y (optionally weighted), a Python float."""
-        right = (_host_labels(self.predict(X)) == column_or_1d(_host_labels(y))).astype(np.float64)
-        w = None if sample_weight is None else np.asarray(_host_labels(sample_weight), dtype=np.float64)
+        right = (_host(self.predict(X)) == column_or_1d(_host(y))).astype(np.float64)
+        w = None if sample_weight is None else np.asarray(_host(sample_weight), dtype=np.float64)
         return float(np.average(right, weights=w))
 
-    @property
-    def coefs_(self) -> list[Any]:
-        """The weight matrix of each layer, (inputs, outputs), where the model was trained."""
-        check_is_fitted(self, "model_")
-        return list(self.model_.params[0::2])
-
-    @property
-    def intercepts_(self) -> list[Any]:
-        """The bias vector of each layer, where the model was trained."""
-        check_is_fitted(self, "model_")
-        return list(self.model_.params[1::2])
+    # Each layer's weights, (inputs, outputs), and biases, where the model was trained (unfitted: none, as theirs)
+    coefs_ = property(lambda self: list(self.model_.params[0::2]))
+    intercepts_ = property(lambda self: list(self.model_.params[1::2]))
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted model as an xpnet checkpoint (`xpnet.load`, and every command, read it)."""
@@ -408,25 +270,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def to_onnx(self, path: str | Path) -> Path:
         """Write the model as an ONNX graph for other runtimes (`export.write_onnx`)."""
-        from .export import write_onnx
-
         check_is_fitted(self)
         return write_onnx(self.model_, path)
 
     @classmethod
     def from_model(cls, model: Model) -> MLPClassifier:
-        """The fitted estimator of ``model``: it predicts NumPy input (and arrays of the model's backend) and can
-        be saved, exported or trained further."""
+        """The fitted estimator of ``model``, for NumPy input (and arrays of the model's backend)."""
         c, backend, n, held = model.config, model.backend, model.n_train, model.val_split
-        est = cls(**{k: v for k, v in vars(c).items() if k in cls._parameter_constraints})
-        est.set_params(
-            batch_size=c.batch_size or n,
-            learning_rate_init=c.learning_rate,
-            validation_fraction=held / (n + held) if held else 0.1,
-            n_iter_no_change=np.inf if c.n_iter_no_change is None else max(c.n_iter_no_change, 1),
-            device=None if (backend.name, backend.device_name) == NUMPY else backend.device_name,
-            backend=None if backend.name == "numpy" else backend.name,
-        )
+        params = {k: v for k, v in vars(c).items() if k in cls._parameter_constraints}
+        params |= {"batch_size": c.batch_size or n, "learning_rate_init": c.learning_rate}
+        params["validation_fraction"] = held / (n + held) if held else 0.1
+        params["n_iter_no_change"] = np.inf if c.n_iter_no_change is None else max(c.n_iter_no_change, 1)
+        params["device"] = None if (backend.name, backend.device_name) == NUMPY else backend.device_name
+        est = cls(**params, backend=None if backend.name == "numpy" else backend.name)
         est.model_, est._input = model, NUMPY
         est._set_fitted()
         est.t_ = model.n_train * len(model.state.history)
@@ -434,36 +290,27 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
 
 def load(path: str | Path, device: str = "cpu", backend: str | None = None) -> MLPClassifier:
-    """A fitted `MLPClassifier` from an xpnet checkpoint, its weights where ``device``/``backend`` say; a
-    damaged or foreign file is a ``CheckpointError`` naming the problem."""
-    try:
-        compute = make_backend(backend, device) if backend else resolve_backend(device)
-    except BackendError as e:
-        raise ValueError(str(e)) from None
+    """A fitted `MLPClassifier` from a checkpoint, its weights where ``device``/``backend`` say (`record.load`)."""
+    compute = make_backend(backend, device) if backend else resolve_backend(device)
     return MLPClassifier.from_model(record.load(path, compute))
 
 
 def _array_backend(X: Any) -> Backend | None:
-    """X's backend when X is an array of a library other than NumPy that xpnet computes with; None for NumPy
-    and every other array-like (lists, pandas, sparse, Dask), which scikit-learn's checks turn into NumPy."""
-    if isinstance(X, np.ndarray):
-        return None
+    """X's backend if X is an array of a library xpnet computes with other than NumPy; else None (X becomes NumPy)."""
     try:
-        found = backend_of(X)
+        found = None if isinstance(X, np.ndarray) else backend_of(X)
     except BackendError:
         return None
-    return None if found.name == "numpy" else found
+    return None if found is None or found.name == "numpy" else found
 
 
-def _host_labels(a: Any) -> np.ndarray:
+def _host(a: Any) -> np.ndarray:
     """Labels (or weights) from any namespace or device as a host NumPy array."""
-    found = _array_backend(a)
-    return np.asarray(a) if found is None else np.asarray(found.to_numpy(a))
+    return np.asarray(a if (found := _array_backend(a)) is None else found.to_numpy(a))
 
 
 def _seed(random_state: Any) -> int:
-    """The seed of xpnet's generator: an int random_state as it is (so 1 trains as ``--seed 1``), else
-    drawn from scikit-learn's ``check_random_state``."""
+    """xpnet's seed: an int random_state as it is (1 trains as ``--seed 1``), else drawn by ``check_random_state``."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         return int(random_state) % SEED_LIMIT
     return int(check_random_state(random_state).randint(0, 2**31 - 1))

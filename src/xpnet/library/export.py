@@ -1,9 +1,5 @@
-"""ONNX export: the model as a standard graph (Gemm, the activation, Softmax) for other runtimes.
-
-Inputs are float32 rows named ``input``; the outputs are ``probabilities`` (softmax, float32) and ``label``
-(the largest logit's class: int64, uint64 past 2**63 - 1, or string labels as the model has them, else the
-class index). Needs the optional ``onnx`` package; the weights are exported in float32, as runtimes expect.
-"""
+"""ONNX export (``onnx``): float32 rows ``input`` -> Gemm, activation... -> ``probabilities`` (softmax) and ``label``
+(int64, uint64 past 2**63 - 1, or strings as the model's labels are; else the class index)."""
 
 from __future__ import annotations
 
@@ -28,13 +24,12 @@ def write_onnx(model: Model, path: str | Path) -> Path:
         raise XpnetError('ONNX export needs the onnx package: pip install "xpnet[onnx]"') from None
     host = [np.asarray(model.backend.to_numpy(p), dtype=np.float32) for p in model.params]
     inits = [numpy_helper.from_array(w, f"{'Wb'[i % 2]}{i // 2 + 1}") for i, w in enumerate(host)]
-    nodes, a, n_layers = [], "input", len(host) // 2
-    for i in range(1, n_layers + 1):
-        z = "logits" if i == n_layers else f"z{i}"
-        nodes.append(helper.make_node("Gemm", [a, f"W{i}", f"b{i}"], [z]))
+    nodes, n_layers = [], len(host) // 2
+    for i in range(1, n_layers + 1):  # z1 = Gemm(input, W1, b1), a1 = activation(z1), ..., logits
+        inputs = ["input" if i == 1 else f"a{i - 1}", f"W{i}", f"b{i}"]
+        nodes.append(helper.make_node("Gemm", inputs, ["logits" if i == n_layers else f"z{i}"]))
         if i < n_layers:
-            a = f"a{i}"
-            nodes.append(helper.make_node(ONNX_ACTIVATIONS[model.activation], [z], [a]))
+            nodes.append(helper.make_node(ONNX_ACTIVATIONS[model.activation], [f"z{i}"], [f"a{i}"]))
     classes, k = as_labels(model.classes), len(model.classes)
     if classes.dtype.kind in "iu":  # uint64 only where int64 would wrap
         labels = classes.astype(np.int64 if classes.dtype.kind == "i" or classes.max() < 2**63 else np.uint64)
@@ -48,10 +43,8 @@ def write_onnx(model: Model, path: str | Path) -> Path:
         helper.make_node("Gather", ["classes", "index"], ["label"], axis=0),
     ]
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", model.n_features])]
-    outputs = [
-        helper.make_tensor_value_info("label", label_type, ["N"]),
-        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k]),
-    ]
+    label = helper.make_tensor_value_info("label", label_type, ["N"])
+    outputs = [label, helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k])]
     graph = helper.make_graph(nodes, "xpnet", inputs, outputs, inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="xpnet")
     onnx.checker.check_model(proto)

@@ -1,20 +1,14 @@
-"""The model record `Model`: a network and everything known about it, whichever door it came through.
-
-It holds the settings (`TrainConfig`, each checked once by `RULES`), the run's state (`TrainState`), the backend
-its weights live on, its outputs' labels and names, how a picture becomes its inputs, and where it came from.
-Every door classifies through `batched_logits`, as training's accuracy does. `save` writes it whole as a
-checkpoint, a plain ``.npz`` of host arrays and UTF-8 JSON metadata (docs/checkpoints.md); `load` trusts nothing
-in the file, refuses what breaks a rule in one line, and never unpickles.
-"""
+"""The model record `Model` (settings `TrainConfig`, checked by `RULES`; run state `TrainState`; labels, layout,
+provenance), scoring, and its checkpoint (docs/checkpoints.md): `save`, and `load`, which trusts nothing."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import os
+import sys
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -32,24 +26,20 @@ from ..nn import ACTIVATIONS, OPTIMIZERS, Hyper, Recipe
 
 FITTED_ON_ARRAYS = "arrays"  # the data set of a model fitted from Python on arrays
 FORMAT, FORMAT_VERSION = "xpnet-checkpoint", 2  # 2: the config in the library's names (1: the flags')
-# Limits of a checkpoint, checked before a byte is inflated or parsed (docs/checkpoints.md, "Limits").
-MAX_META_BYTES = 4 << 20  # the metadata JSON: about 16,000 epochs of history; parsing it costs under 100 MB
-MAX_CHECKPOINT_BYTES = 8 << 30  # all arrays, as the zip declares them: a 784-1,000,000-10 model with momentum
+MAX_META_BYTES = 4 << 20  # a checkpoint's metadata JSON, checked before it is read: about 16,000 epochs of history
 SEED_LIMIT = 2**63  # seeds, counts and batch sizes: int64 downstream, 64 bits in a checkpoint's JSON
 BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM}  # states of plain JSON numbers
 LABEL_KINDS = "iufUb"  # labels a checkpoint's JSON keeps exactly (and ONNX carries): ints, floats, strings, bools
+LAYOUT_KEYS = ("side", "box", "work", "by_mass")  # what a checkpoint keeps of a picture `Layout`
 EVAL_BATCH = 8192  # rows per forward pass when scoring: bounds memory, large enough to be fast
-
-# -- the settings, in scikit-learn's names: a bad one is a `ConfigError` naming it (the CLI names the flag) ----
 DTYPES = ("float32", "float64")
 SOLVERS = ("sgd", "adam")
 MAX_UNITS = 1_000_000  # per hidden layer: a 784-1,000,000 float32 layer is 3 GiB
-# What a resumed run must share with its checkpoint (``optimizer`` is derived from solver and momentum); the
-# rate, decay, batch size and epochs may change. `runlog.read_log` tells another run's log by them too.
+# What a resumed run (and another run's log, `runlog.read_log`) must share with its checkpoint.
 FIXED_FIELDS = ("hidden_layer_sizes", "activation", "optimizer", "dtype", "random_state")
 
 
-class ConfigError(XpnetError, ValueError):
+class ConfigError(XpnetError):
     """A setting out of range: ``parameter`` names it, ``rule`` says what it must be."""
 
     def __init__(self, parameter: str, rule: str):
@@ -63,15 +53,8 @@ def is_count(x: object) -> bool:
 
 
 def is_real(x: object) -> bool:
-    """A finite number, not a boolean; an integer too large for a float (10**400 in JSON) is not one."""
-    try:
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-    except OverflowError:
-        return False
-
-
-def _unit(low_open: bool, high_open: bool) -> Callable[[Any], bool]:
-    return lambda v: is_real(v) and (v > 0 if low_open else v >= 0) and (v < 1 if high_open else v <= 1)
+    """A finite number, not a boolean; an integer past a float's range (10**400 in JSON) is not one."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= sys.float_info.max
 
 
 # field -> (test, what the value must be). Each test takes the field's value, whatever its type.
@@ -83,19 +66,16 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "activation": (lambda v: v in ACTIVATIONS, f"must be one of {', '.join(ACTIVATIONS)}"),
     "solver": (lambda v: v in SOLVERS, f"must be one of {', '.join(SOLVERS)}"),
     "learning_rate_init": (lambda v: v is None or (is_real(v) and v > 0), "must be a positive number"),
-    "lr_decay": (_unit(True, False), "must be in (0, 1]"),
+    "lr_decay": (lambda v: is_real(v) and 0 < v <= 1, "must be in (0, 1]"),
     "max_iter": (lambda v: is_count(v) and v >= 1, "must be a positive integer"),
-    "batch_size": (
-        lambda v: is_count(v) and 0 <= v < SEED_LIMIT,
-        "must be 0 (all rows) or a positive integer below 2**63",
-    ),
+    "batch_size": (lambda v: is_count(v) and 0 <= v < SEED_LIMIT, "must be from 0 (all rows) to 2**63 - 1"),
     "dtype": (lambda v: v in DTYPES, f"must be one of {', '.join(DTYPES)}"),
     "random_state": (lambda v: is_count(v) and 0 <= v < SEED_LIMIT, "must be an integer from 0 to 2**63 - 1"),
     "alpha": (lambda v: is_real(v) and v >= 0, "must be a number >= 0 (0: no L2 penalty)"),
-    "momentum": (_unit(False, False), "must be in [0, 1]"),
+    "momentum": (lambda v: is_real(v) and 0 <= v <= 1, "must be in [0, 1]"),
     "nesterovs_momentum": (lambda v: isinstance(v, bool), "must be True or False"),
-    "beta_1": (_unit(False, True), "must be in [0, 1)"),
-    "beta_2": (_unit(False, True), "must be in [0, 1)"),
+    "beta_1": (lambda v: is_real(v) and 0 <= v < 1, "must be in [0, 1)"),
+    "beta_2": (lambda v: is_real(v) and 0 <= v < 1, "must be in [0, 1)"),
     "epsilon": (lambda v: is_real(v) and v > 0, "must be a positive number"),
     "shuffle": (lambda v: isinstance(v, bool), "must be True or False"),
     "early_stopping": (lambda v: isinstance(v, bool), "must be True or False"),
@@ -119,17 +99,15 @@ def check_field(name: str, value: Any) -> None:
 
 
 def default_decay(n_train: int, batch_size: int) -> float:
-    """``lr_decay``'s default on the command line: 0.8 per 60,000 examples seen or per 469 optimizer steps,
-    whichever comes later, rounded to 4 decimals (docs/benchmarks.md, "Learning-rate schedule"). It never
-    depends on ``max_iter``, so a resumed run trains its earlier epochs as one that asked for them at once."""
+    """``lr_decay``'s default on the command line: 0.8 per 60,000 examples or 469 steps, whichever comes later
+    (docs/benchmarks.md); never of ``max_iter``, so a resumed run trains as one that asked for all its epochs."""
     steps = 1 if batch_size == 0 or n_train < 1 else math.ceil(n_train / min(batch_size, n_train))
     return round(0.8 ** min(max(n_train, 0) / 60000, steps / 469), 4)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run apart from the data and the backend (defaults: the command
-    line's; the estimator passes scikit-learn's)."""
+    """The settings of a training run (defaults: the command line's; the estimator passes scikit-learn's)."""
 
     hidden_layer_sizes: tuple[int, ...] = (256, 128)
     activation: str = "relu"
@@ -197,9 +175,8 @@ class EpochStats:
 
 @dataclass
 class TrainState:
-    """Everything a run needs to continue exactly where it stopped, and how it ended. ``rng`` is the host
-    generator at the start of the unfinished epoch: resuming redraws its permutation and skips the ``offset``
-    rows already trained; ``loss_sum``, ``correct`` and ``seconds`` are that epoch's partial totals."""
+    """All a run needs to continue exactly where it stopped, and how it ended. ``rng`` is the host generator at
+    the unfinished epoch's start: a resumed run redraws its order and skips the ``offset`` rows trained."""
 
     params: list[Any]  # the weights kept: on the model's device, or host arrays as read from a file
     opt_state: list[Any]
@@ -214,8 +191,7 @@ class TrainState:
     best_params: list[Any] | None = None  # host copies of the best validation epoch's weights (early stopping)
     restored: bool = False  # ``params`` are the best epoch's, put back when the run ended ...
     last_params: list[Any] | None = None  # ... and these the last epoch's, from which a resumed run continues
-    # How the run ended (not saved): paused between two steps (Ctrl-C, or a step that failed with
-    # ``failure``), or by the stopping rule before max_iter; the test accuracy of the weights kept.
+    # How it ended (not saved): paused (Ctrl-C, or a step failed: ``failure``), or stopped early; kept weights' score
     stopped: bool = False
     failure: Exception | None = None
     stopped_early: bool = False
@@ -223,8 +199,7 @@ class TrainState:
 
     @property
     def kept(self) -> EpochStats | None:
-        """The statistics of the epoch whose weights are held: the best once early stopping put its weights
-        back, else the last (None before the first epoch)."""
+        """The statistics of the epoch whose weights are held (`Model.kept_epoch`); None before the first."""
         best = best_epoch(self.history) if self.restored else None
         return next((s for s in self.history if s.epoch == best), self.history[-1] if self.history else None)
 
@@ -247,8 +222,7 @@ def initial_state(backend: Backend, sizes: Sequence[int], config: TrainConfig) -
 
 
 def images_to_device(backend: Backend, images: Any, dtype: Any) -> Any:
-    """Rows -> device rows in ``dtype``: uint8 pixels scaled to [0, 1] on the device (a quarter of the bytes
-    to move), features of any namespace taken as they are."""
+    """Rows -> device rows in ``dtype``, uint8 pixels scaled to [0, 1] there (a quarter of the bytes to move)."""
     x = backend.asarray(images)
     if x.dtype != backend.xp.uint8:
         return backend.xp.astype(x, dtype, copy=False)
@@ -261,9 +235,9 @@ def to_device(backend: Backend, images: Any, labels: Any, dtype: Any) -> tuple[A
 
 
 def batched_logits(xp: Any, params: Sequence[Any], x: Any, activation: str) -> Iterator[Any]:
-    """The logits of consecutive slices of `EVAL_BATCH` rows of ``x``."""
+    """The logits of consecutive slices of `EVAL_BATCH` rows of ``x`` (one empty slice when it has none)."""
     n = x.shape[0]
-    for i in range(0, n, EVAL_BATCH):
+    for i in range(0, max(n, 1), EVAL_BATCH):
         yield nn.forward(xp, params, x[i : min(i + EVAL_BATCH, n), ...], activation)[0]
 
 
@@ -282,9 +256,8 @@ def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation
 
 @dataclass(eq=False)
 class Model:
-    """A network and everything known about it; ``state.params`` live on ``backend``. ``classes`` are the
-    outputs' labels (scikit-learn's ``classes_``), ``names`` how reports print them; ``layout`` says how a
-    picture becomes inputs when not by the data set's name."""
+    """A network and all known about it; ``state.params`` live on ``backend``. ``classes`` are the outputs' labels,
+    ``names`` how reports print them, ``layout`` how a picture becomes inputs (None: as the data set's)."""
 
     config: TrainConfig
     state: TrainState
@@ -304,18 +277,15 @@ class Model:
         self.names = self.names or tuple(str(c) for c in self.classes.tolist())
 
     @classmethod
-    def of_data(
-        cls, config: TrainConfig, state: TrainState | None, backend: Backend, data: Dataset, val_split: int = 0
-    ) -> Model:
-        """The model of a run on ``data`` (``val_split`` of its rows held out), its ``state`` (None before the
-        first step); its labels are `labels_of` its classes."""
+    def of_data(cls, config: TrainConfig, state: Any, backend: Backend, data: Dataset, val_split: int = 0) -> Model:
+        """The model of a run on ``data`` (``val_split`` rows held out); ``state`` None before the first step."""
         names, n_train = tuple(data.classes), len(data.y_train)
         where = (data.layout, data.name, data.folder, n_train, val_split)
         return cls(config, state, backend, labels_of(names), names, *where, trained_on=str(backend))
 
-    @property
-    def params(self) -> list[Any]:
-        return self.state.params
+    params = property(lambda self: self.state.params)
+    n_features = property(lambda self: self.sizes[0])
+    activation = property(lambda self: self.config.activation)
 
     @property
     def sizes(self) -> list[int]:
@@ -323,22 +293,9 @@ class Model:
         return nn.sizes_of(self.params)
 
     @property
-    def n_features(self) -> int:
-        return self.sizes[0]
-
-    @property
-    def activation(self) -> str:
-        return self.config.activation
-
-    @property
-    def dtype(self) -> str:
-        return self.config.dtype
-
-    @property
     def kept_epoch(self) -> int:
         """The epoch of the weights held: the best on validation once early stopping put them back, else the last."""
-        kept = self.state.kept
-        return kept.epoch if kept is not None else self.state.epoch
+        return getattr(self.state.kept, "epoch", self.state.epoch)
 
     def on(self, backend: Backend) -> Model:
         """This model with its weights on ``backend``."""
@@ -348,8 +305,7 @@ class Model:
         return dataclasses.replace(self, state=dataclasses.replace(self.state, params=params), backend=backend)
 
     def picture_layout(self) -> Layout:
-        """How a picture is prepared for this model: its own layout, else its data set's or its input size's;
-        `CheckpointError` when no picture fits its inputs."""
+        """How a picture is prepared for it (its data set's or input size's if none); else `CheckpointError`."""
         try:
             return self.layout or layout_for(self.dataset, self.n_features)
         except ValueError as e:
@@ -368,12 +324,8 @@ class Model:
         return (self.trained_on or "unknown") + (f"; gradients from {self.workers}" if self.workers else "")
 
     def outputs(self, x: Any) -> tuple[Any, Any]:
-        """(class index, log-probabilities) of each row of device rows ``x``, as device arrays; the class is
-        the largest logit, as in training."""
+        """(class index, log-probabilities) of each of device rows ``x``, on the device."""
         xp, logits = self.backend.xp, list(batched_logits(self.backend.xp, self.params, x, self.activation))
-        if not logits:
-            dev, dt = self.backend.device, self.backend.dtype(self.dtype)
-            return xp.zeros(0, dtype=xp.int64, device=dev), xp.zeros((0, len(self.classes)), dtype=dt, device=dev)
         logits = logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
         return xp.argmax(logits, axis=1), nn.log_softmax(xp, logits)
 
@@ -385,7 +337,7 @@ class Model:
 
     def classify(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Host rows (uint8 pictures) -> (class index per row, (rows, classes) probabilities), on the host."""
-        index, logp = self.outputs(images_to_device(self.backend, rows, self.backend.dtype(self.dtype)))
+        index, logp = self.outputs(images_to_device(self.backend, rows, self.backend.dtype(self.config.dtype)))
         host = self.backend.to_numpy
         return host(index).astype(np.int64), host(self.backend.xp.exp(logp)).astype(np.float64)
 
@@ -399,42 +351,28 @@ def as_labels(classes: Sequence[Any] | np.ndarray) -> np.ndarray:
 
 
 def labels_of(names: tuple[str, ...]) -> np.ndarray:
-    """The labels of outputs named ``names`` when nothing else says: their numbers where the names are
-    "0".."k-1" (digits), else the names."""
+    """The labels of outputs named ``names``: their numbers where the names are "0".."k-1", else the names."""
     return np.arange(len(names)) if names == tuple(map(str, range(len(names)))) else np.asarray(names)
 
 
 def save(model: Model, path: str | Path) -> Path:
-    """Write ``model`` whole to ``path`` atomically (its arrays copied to the host); returns the path.
-    `ValueError` for labels a checkpoint cannot keep exactly (objects)."""
+    """Write ``model`` whole to ``path`` atomically; `ValueError` for labels JSON cannot keep exactly (objects)."""
     path, s, host, labels = Path(path).expanduser(), model.state, model.backend.to_numpy, as_labels(model.classes)
     if labels.dtype.kind not in LABEL_KINDS:
-        kind = f"labels of dtype {labels.dtype} that are not all strings"
-        raise ValueError(f"{kind} cannot be saved: use integers, floats or strings")
-    arrays = {f"param_{i:03d}": host(p) for i, p in enumerate(s.params)}
-    arrays |= {f"opt_{i:03d}": host(a) for i, a in enumerate(s.opt_state)}
-    arrays["loss_sum"] = np.asarray(s.loss_sum, dtype=model.dtype)
-    arrays |= {f"best_{i:03d}": np.asarray(p) for i, p in enumerate(s.best_params or [])}
-    arrays |= {f"last_{i:03d}": np.asarray(p) for i, p in enumerate(s.last_params if s.restored else [])}
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "xpnet_version": __version__,
-        "backend": model.backend.name,
-        "device": model.backend.device_name,
-        **{k: getattr(model, k) for k in ("workers", "dataset", "data_dir", "n_train", "val_split")},
-        "layer_sizes": model.sizes,
-        "classes": list(model.names),
-        "labels": labels.tolist(),
-        "config": model.config.to_dict(),
-        **{k: getattr(s, k) for k in ("epoch", "step", "offset", "correct", "seconds")},
-        "rng": s.rng.bit_generator.state,
-        "history": [vars(e) for e in s.history],
-        "n_best": len(s.best_params or []),
-        "restored": s.restored,
-    }
+        raise ValueError(f"labels of dtype {labels.dtype} cannot be saved: use integers, floats or strings")
+    groups = {"param": map(host, s.params), "opt": map(host, s.opt_state), "best": s.best_params or []}
+    groups["last"] = s.last_params if s.restored else []
+    arrays = {f"{g}_{i:03d}": np.asarray(a) for g, group in groups.items() for i, a in enumerate(group)}
+    arrays["loss_sum"] = np.asarray(s.loss_sum, dtype=model.config.dtype)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "xpnet_version": __version__}
+    meta |= {"backend": model.backend.name, "device": model.backend.device_name, "layer_sizes": model.sizes}
+    meta |= {k: getattr(model, k) for k in ("workers", "dataset", "data_dir", "n_train", "val_split")}
+    meta |= {"classes": list(model.names), "labels": labels.tolist(), "config": model.config.to_dict()}
+    meta |= {k: getattr(s, k) for k in ("epoch", "step", "offset", "correct", "seconds", "restored")}
+    meta |= {"rng": s.rng.bit_generator.state, "history": [vars(e) for e in s.history]}
+    meta["n_best"] = len(s.best_params or [])
     if model.layout is not None:
-        meta["layout"] = {k: getattr(model.layout, k) for k in ("side", "box", "work", "by_mass")}
+        meta["layout"] = {k: getattr(model.layout, k) for k in LAYOUT_KEYS}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     if arrays["meta"].size > MAX_META_BYTES:
         raise CheckpointError(f"{path}: {len(s.history)} epochs of history are more than a checkpoint holds")
@@ -444,26 +382,15 @@ def save(model: Model, path: str | Path) -> Path:
 
 
 def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = True) -> Model:
-    """The model a checkpoint holds, its weights on ``backend`` (default: NumPy on the CPU); without
-    ``optimizer`` (to predict), its optimizer state is left unread (``state.opt_state`` empty).
-
-    `CheckpointError` (one line) for a missing, unreadable, truncated, encrypted, compressed or foreign file,
-    one past the limits (`MAX_CHECKPOINT_BYTES`, `MAX_META_BYTES`), pickled or object arrays, arrays missing or
-    shaped unlike the model the metadata describes, NaN or infinite values (exit status 1), and metadata that
-    does not parse.
-    """
-    path, name = Path(path).expanduser(), "meta"
+    """The model a checkpoint holds, weights on ``backend`` (default NumPy's), optimizer state unless ``optimizer``
+    is False; a one-line `CheckpointError` for any file that breaks a rule (NaN weights: exit status 1)."""
+    path, name, backend = Path(path).expanduser(), None, backend or resolve_backend("cpu")
     try:
         with npy.open_npz(path) as (z, members):
-            _check_zip(path, z, members.values())
-            if name not in members:
+            if "meta" not in members:
                 raise CheckpointError(f"{path} is not an xpnet checkpoint (no xpnet metadata in it)")
-            meta = _read_meta(path, npy.read_member(z, members[name], _meta_check))
-            known = {f.name for f in fields(TrainConfig)}
-            saved = {k: v for k, v in meta["config"].items() if k in known}
-            if isinstance(saved.get("hidden_layer_sizes"), list):
-                saved["hidden_layer_sizes"] = tuple(saved["hidden_layer_sizes"])
-            config = TrainConfig(**saved)
+            name = "meta"
+            meta, config = _read_meta(path, npy.read_member(z, members[name], _meta_check))
             expected = _expected_arrays(meta, config, len(members))
             extra = sorted(set(members) - set(expected) - {"meta"})
             if extra:
@@ -474,53 +401,34 @@ def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = 
                     raise CheckpointError(f"{path} is missing the array {name!r}; the file is incomplete")
                 if optimizer or not name.startswith("opt_"):
                     arrays[name] = npy.read_member(z, members[name], npy.expect(shape, config.dtype))
-        bad = next((name for name, a in arrays.items() if not np.isfinite(a).all()), None)
-        if bad is not None:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
-            raise CheckpointError(
-                f"{path}: array {bad!r} holds NaN or infinite values (a diverged or damaged model); "
-                "retrain it, with a lower learning rate if it diverged",
-                exit_status=1,
-            )
-        state, (names, classes), layout = _read_state(meta, arrays, config), _read_outputs(meta), _read_layout(meta)
+        bad = [name for name, a in arrays.items() if not np.isfinite(a).all()]
+        if bad:  # a diverged model would predict "0 (nan%)" for everything, and resume to NaN
+            why = "holds NaN or infinite values (a diverged or damaged model); retrain it, with a lower learning rate"
+            raise CheckpointError(f"{path}: array {bad[0]!r} {why} if it diverged", exit_status=1)
+        model = _model(meta, arrays, config, backend, path)
+    except CheckpointError:
+        raise
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except npy.NotNpz:
         raise CheckpointError(f"{path} is not an xpnet checkpoint (not an .npz file, or truncated)") from None
     except npy.NpyError as e:
-        raise CheckpointError(f"{path}: array {name!r} {e}; use another checkpoint") from None
+        raise CheckpointError(f"{path}: {f'array {name!r} ' if name else ''}{e}; use another checkpoint") from None
     except OSError as e:  # permission denied, a folder, a FIFO or a device
         raise CheckpointError(f"cannot read checkpoint {path}: {reason(e)}; give a readable file") from None
     except (EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
         # ValueError: a ConfigError (the config's own rules, naming the setting) among others
         why = f"no {e.args[0]!r} in its metadata" if isinstance(e, KeyError) else one_line(e)
         raise CheckpointError(f"{path} is damaged or not written by xpnet ({why}); use another checkpoint") from None
-    backend = backend or resolve_backend("cpu")
-    state.params = [backend.asarray(p) for p in state.params]
-    trained_on = " on ".join(str(meta.get(key, "unknown")) for key in ("backend", "device"))
-    workers = meta.get("workers") if isinstance(meta.get("workers"), str) else None
-    folder = meta.get("data_dir") if isinstance(meta.get("data_dir"), str) and meta.get("data_dir") else None
-    where = (meta["dataset"], folder, meta["n_train"], meta["val_split"], workers, trained_on, path)
-    return Model(config, state, backend, classes, names, layout, *where)
-
-
-def _check_zip(path: Path, z: zipfile.ZipFile, members: Iterable[zipfile.ZipInfo]) -> None:
-    """Refuse, before a byte is inflated, a zip that declares more than it holds or than xpnet reads (xpnet
-    stores its arrays uncompressed, so a checkpoint costs at most its size), and an encrypted one."""
-    declared, size = sum(i.file_size for i in members), os.fstat(z.fp.fileno()).st_size
-    if declared > min(size, MAX_CHECKPOINT_BYTES):
-        raise CheckpointError(
-            f"{path} declares {declared / 2**30:.2f} GiB of arrays in {size / 2**30:.2f} GiB of file; xpnet reads "
-            f"uncompressed checkpoints of up to {MAX_CHECKPOINT_BYTES >> 30} GiB"
-        )
-    if any(i.flag_bits & 1 for i in members):
-        raise CheckpointError(f"{path} is encrypted; xpnet reads only the plain .npz files it writes")
+    model.state.params = [backend.asarray(p) for p in model.params]
+    return model
 
 
 def _meta_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
-    if dtype != np.uint8 or len(shape) != 1:
-        raise npy.NpyError("is not xpnet metadata (UTF-8 JSON as uint8)")
-    if shape[0] > MAX_META_BYTES:
-        raise npy.NpyError(f"declares {shape[0]} bytes of metadata, more than xpnet reads ({MAX_META_BYTES})")
+    if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_META_BYTES:
+        raise npy.NpyError(
+            f"declares {dtype}{list(shape)}: not xpnet metadata (at most {MAX_META_BYTES} bytes of JSON)"
+        )
 
 
 V1_NAMES = {"hidden": "hidden_layer_sizes", "lr": "learning_rate_init", "gamma": "lr_decay", "epochs": "max_iter"}
@@ -528,23 +436,22 @@ V1_NAMES |= {"seed": "random_state", "nesterov": "nesterovs_momentum"}  # versio
 
 
 def _upgrade_v1(config: dict[str, Any]) -> dict[str, Any]:
-    """A version-1 config (the flags' names) in today's: ``optimizer`` becomes solver and momentum,
-    ``patience`` early stopping, ``sigmoid`` logistic."""
+    """A version-1 config (the flags' names, ``optimizer``, ``patience``, ``sigmoid``) in today's terms."""
     new = {V1_NAMES.get(k, k): v for k, v in config.items() if k not in ("optimizer", "patience")}
     optimizer, patience = config.get("optimizer"), config.get("patience", 0)
     new["solver"] = "sgd" if optimizer in ("sgd", "momentum") else optimizer
-    if optimizer != "momentum":
-        new["momentum"] = 0.0
+    new |= {} if optimizer == "momentum" else {"momentum": 0.0}
     new["activation"] = "logistic" if new.get("activation") == "sigmoid" else new.get("activation")
     # patience N stopped after N epochs without improvement: more than N - 1, as n_iter_no_change counts
     new["early_stopping"], new["n_iter_no_change"] = bool(patience), patience - 1 if patience else None
     return {"lr_decay": 1.0, **new}
 
 
-def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
+def _read_meta(path: Path, raw: np.ndarray) -> tuple[dict[str, Any], TrainConfig]:
+    """The metadata and its config, checked by `RULES` (a version 1's upgraded)."""
     try:
         meta = json.loads(raw.tobytes().decode())
-    except (UnicodeDecodeError, ValueError):
+    except ValueError:  # UnicodeDecodeError too
         raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata is not JSON)") from None
     except RecursionError:  # [[[[... nested past Python's limit; xpnet writes four levels
         raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata nests too deep)") from None
@@ -553,75 +460,72 @@ def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format {version}, newer than this xpnet {__version__} reads ({FORMAT_VERSION}): "
-            "upgrade xpnet"
+            f"{path} has checkpoint format {version}, newer than xpnet {__version__} reads: upgrade it"
         )
-    if version < 2 and isinstance(meta.get("config"), dict):
-        meta["config"] = _upgrade_v1(meta["config"])
-    return meta
+    config = meta["config"] if version >= 2 else _upgrade_v1(meta["config"])
+    return meta, TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in RULES})
 
 
-def _expected_arrays(meta: dict[str, Any], config: TrainConfig, n_members: int) -> dict[str, tuple[int, ...]]:
-    """The name and shape of every array of the model the metadata describes, checked to fit the config and
-    the file before any is read."""
-    sizes, hidden = meta["layer_sizes"], list(config.hidden_layer_sizes)
-    if not (isinstance(sizes, list) and all(is_count(s) and s > 0 for s in sizes) and sizes[1:-1] == hidden):
-        raise ValueError(f"its layer_sizes are inconsistent with the config's hidden layers {hidden}")
-    if not 2 <= len(sizes) <= n_members:  # each layer has its arrays: nothing listed for layers the file lacks
-        raise ValueError(f"it lists {len(sizes) - 1} layers")
-    shapes = nn.param_shapes(sizes)
-    n_best, restored = meta.get("n_best", 0), meta.get("restored", False)  # none without early stopping
-    if not (is_count(n_best) and n_best in (0, len(shapes)) and isinstance(restored, bool) and n_best >= restored):
-        raise ValueError(f"its n_best and restored must be 0 and false, or {len(shapes)} best-epoch arrays")
-    expected = {f"param_{i:03d}": s for i, s in enumerate(shapes)}
-    expected |= {f"opt_{i:03d}": s for i, s in enumerate(OPTIMIZERS[config.optimizer].state_shapes(shapes))}
-    expected["loss_sum"] = ()
-    expected |= {f"best_{i:03d}": s for i, s in enumerate(shapes[:n_best])}
-    return expected | ({f"last_{i:03d}": s for i, s in enumerate(shapes)} if restored else {})
+def _check(ok: bool, what: str) -> None:
+    """`ValueError` saying that the metadata's ``what``, unless ``ok``."""
+    if not ok:
+        raise ValueError(f"its {what}")
 
 
 def _count(meta: dict[str, Any], key: str, low: int, high: int = SEED_LIMIT - 1) -> int:
     """The integer ``meta[key]``, refused outside ``low..high``: a counter out of range would train nothing."""
-    value = meta.get(key)
-    if not (is_count(value) and low <= value <= high):
-        raise ValueError(f"its {key} must be an integer from {low} to {high}")
+    _check(is_count(value := meta.get(key)) and low <= value <= high, f"{key} must be an integer from {low} to {high}")
     return value
 
 
-def _read_state(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainConfig) -> TrainState:
-    """The run's state from its checked arrays and its metadata (`ValueError` for a counter out of range)."""
-    if not isinstance(meta["dataset"], str):
-        raise ValueError("its dataset must be a name")
-    n_train = _count(meta, "n_train", 1)
-    _count(meta, "val_split", 0)
-    epoch, offset = _count(meta, "epoch", 0, config.max_iter), _count(meta, "offset", 0, n_train - 1)
-    seconds = meta.get("seconds")
-    if not (is_real(seconds) and seconds >= 0):
-        raise ValueError("its seconds must be a number >= 0")
+def _expected_arrays(meta: dict[str, Any], config: TrainConfig, n_members: int) -> dict[str, tuple[int, ...]]:
+    """Each array's name and shape in the model the metadata describes, checked before any is read."""
+    sizes, hidden = meta["layer_sizes"], list(config.hidden_layer_sizes)
+    fits = isinstance(sizes, list) and all(is_count(s) and s > 0 for s in sizes) and sizes[1:-1] == hidden
+    _check(fits, f"layer_sizes are inconsistent with the config's hidden layers {hidden}")
+    _check(2 <= len(sizes) <= n_members, f"{len(sizes) - 1} layers are more than its arrays hold")
+    shapes = nn.param_shapes(sizes)
+    n_best, restored = meta.get("n_best", 0), meta.get("restored", False)  # none without early stopping
+    fits = is_count(n_best) and n_best in (0, len(shapes)) and isinstance(restored, bool) and n_best >= restored
+    _check(fits, f"n_best and restored must be 0 and false, or {len(shapes)} best-epoch arrays")
+    groups = {"param": shapes, "opt": OPTIMIZERS[config.optimizer].state_shapes(shapes), "best": shapes[:n_best]}
+    groups["last"] = shapes if restored else []
+    return {f"{g}_{i:03d}": s for g, group in groups.items() for i, s in enumerate(group)} | {"loss_sum": ()}
 
-    def group(prefix: str) -> list[np.ndarray]:
-        return [a for name, a in arrays.items() if name.startswith(prefix)]
 
-    return TrainState(
-        params=group("param_"),
-        opt_state=group("opt_"),
-        rng=_read_rng(meta["rng"]),
-        epoch=epoch,
-        step=_count(meta, "step", epoch),
-        offset=offset,
-        loss_sum=arrays["loss_sum"],
-        correct=_count(meta, "correct", 0, offset),
-        seconds=float(seconds),
-        history=_read_history(meta["history"], epoch),
-        best_params=group("best_") or None,
-        restored=bool(group("last_")),
-        last_params=group("last_") or None,
-    )
+def _model(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainConfig, backend: Backend, path: Path):
+    """The record the checked arrays and metadata describe; `ValueError` for a field out of range or of a wrong kind."""
+    _check(isinstance(meta["dataset"], str), "dataset must be a name")
+    n_train, epoch = _count(meta, "n_train", 1), _count(meta, "epoch", 0, config.max_iter)
+    offset, seconds = _count(meta, "offset", 0, n_train - 1), meta.get("seconds")
+    _check(is_real(seconds) and seconds >= 0, "seconds must be a number >= 0")
+    step, correct = _count(meta, "step", epoch), _count(meta, "correct", 0, offset)
+    g = {k: [a for name, a in arrays.items() if name.startswith(k)] for k in ("param", "opt", "best", "last")}
+    rng, history = _read_rng(meta["rng"]), _read_history(meta["history"], epoch)
+    state = TrainState(g["param"], g["opt"], rng, epoch, step, offset, arrays["loss_sum"], correct, float(seconds))
+    state.history, state.best_params, state.last_params = history, g["best"] or None, g["last"] or None
+    state.restored = bool(g["last"])  # the best epoch's weights were put back, and these are the last's
+    n_in, *_, n_out = meta["layer_sizes"]
+    names = meta.get("classes", list(class_names(meta["dataset"])))  # none in a file from an early version
+    _check(isinstance(names, list) and all(isinstance(x, str) for x in names), "class names must be texts")
+    _check(len(names) == n_out, f"class names do not match its {n_out} outputs")
+    layout = None
+    if "layout" in meta:  # a picture-folder model's; else predict goes by the data set's name
+        layout = Layout(**{k: meta["layout"][k] for k in LAYOUT_KEYS})
+        sides = all(is_count(v) and v > 0 for v in (layout.side, layout.box, layout.work))
+        fits = sides and isinstance(layout.by_mass, bool) and layout.box <= layout.work
+        _check(fits and layout.work % layout.side == 0, "picture layout is not one of positive sizes")
+        _check(layout.n_features == n_in, f"picture layout does not fit {n_in} inputs")
+    names, labels = tuple(names), _saved_labels(meta.get("labels"), n_out)
+    text = {k: meta[k] for k in ("data_dir", "workers") if isinstance(meta.get(k), str) and meta[k]}
+    trained_on = " on ".join(str(meta.get(key, "unknown")) for key in ("backend", "device"))
+    where = dict(n_train=n_train, val_split=_count(meta, "val_split", 0), trained_on=trained_on, path=path, **text)
+    labels = labels_of(names) if labels is None else labels
+    return Model(config, state, backend, labels, names, layout, meta["dataset"], **where)
 
 
 def _read_rng(saved: Any) -> np.random.Generator:
-    """The host generator from its saved state, which NumPy must give back unchanged (it truncates a float
-    and ignores keys it does not know)."""
+    """The host generator, whose saved state NumPy must give back unchanged (it truncates floats, drops keys)."""
     try:
         rng = np.random.Generator(BIT_GENERATORS[saved["bit_generator"]]())
         rng.bit_generator.state = saved
@@ -634,56 +538,29 @@ def _read_rng(saved: Any) -> np.random.Generator:
 
 def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
     """The per-epoch statistics, each built as an `EpochStats` and its numbers checked."""
-    if not isinstance(saved, list) or len(saved) > epochs_done:
-        raise ValueError(f"its history must be a list of at most {epochs_done} epochs")
+    _check(isinstance(saved, list) and len(saved) <= epochs_done, f"history must list at most {epochs_done} epochs")
     try:
-        history = [EpochStats(**entry) for entry in saved]
-    except TypeError:  # an entry that is not an object, or has keys EpochStats does not have
+        history = [EpochStats(**entry) for entry in saved]  # TypeError: not an object, or not EpochStats' keys
+    except TypeError:
         history = [None]
     for s in history:
-        if not (
-            s is not None
-            and is_count(s.epoch)
-            and 1 <= s.epoch <= epochs_done
-            and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
-            and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
-            and (is_real(s.samples_per_second) or s.samples_per_second == math.inf)  # an epoch too short to time
-        ):
-            raise ValueError("its history holds an entry that is not an epoch's statistics")
+        ok = s is not None and is_count(s.epoch) and 1 <= s.epoch <= epochs_done
+        ok = ok and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
+        ok = ok and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
+        ok = ok and (is_real(s.samples_per_second) or s.samples_per_second == math.inf)  # an epoch too short to time
+        _check(ok, "history holds an entry that is not an epoch's statistics")
     return history
 
 
-def _read_outputs(meta: dict[str, Any]) -> tuple[tuple[str, ...], np.ndarray]:
-    """The name of each output (a file without them, from an early version, has its data set's), and its label
-    as saved when the labels are distinct values of one kind (integers that fit 64 bits, finite floats, strings
-    or booleans: a crafted mix would give duplicate or object classes), else `labels_of` the names."""
-    n, saved = meta["layer_sizes"][-1], meta.get("labels")
-    names = meta.get("classes", list(class_names(meta["dataset"])))
-    if not (isinstance(names, list) and len(names) == n and all(isinstance(name, str) for name in names)):
-        raise ValueError(f"its class names do not match its {n} outputs")
-    names = tuple(names)
-    if isinstance(saved, list) and len(saved) == n and len({type(v) for v in saved}) == 1:
-        try:
-            labels = np.asarray(saved) if type(saved[0]) in (int, float, str, bool) else None
-        except (OverflowError, ValueError):
-            labels = None
-        if labels is not None and labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == n:
-            if labels.dtype.kind != "f" or np.isfinite(labels).all():
-                return names, labels
-    return names, labels_of(names)
-
-
-def _read_layout(meta: dict[str, Any]) -> Layout | None:
-    """The stored picture layout (picture-folder models), or None: predict then goes by the set's name."""
-    if "layout" not in meta:
+def _saved_labels(saved: Any, n: int) -> np.ndarray | None:
+    """The labels as saved when they are ``n`` distinct values of one kind (integers that fit 64 bits, finite
+    floats, strings or booleans: a crafted mix would give duplicate or object classes), else None."""
+    kinds = {type(v) for v in saved} if isinstance(saved, list) and len(saved) == n else None
+    if kinds not in ({int}, {float}, {str}, {bool}):
         return None
-    d = meta["layout"]
-    layout = Layout(side=d["side"], box=d["box"], work=d["work"], by_mass=d["by_mass"])
-    counts = all(is_count(v) and v > 0 for v in (layout.side, layout.box, layout.work))
-    if not (
-        counts and isinstance(layout.by_mass, bool) and layout.box <= layout.work and layout.work % layout.side == 0
-    ):
-        raise ValueError("its picture layout is not one of positive sizes")
-    if layout.n_features != meta["layer_sizes"][0]:
-        raise ValueError(f"its picture layout does not fit {meta['layer_sizes'][0]} inputs")
-    return layout
+    try:
+        labels = np.asarray(saved)
+    except (OverflowError, ValueError):
+        return None
+    ok = labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == n
+    return labels if ok and (labels.dtype.kind != "f" or np.isfinite(labels).all()) else None
