@@ -1,8 +1,6 @@
 """Fast steps, each overriding the reference step (`xpnet.nn.train_step`) for one library and agreeing with it:
-a class made as ``Step(sizes, recipe, dtype)``, called as an `xpnet.nn.StepFn`, named by
-``BackendSpec.fast_class``. Also `flushed`, which runs training with subnormal floats flushed to zero."""
-
-from __future__ import annotations
+a class made as ``Step(sizes, recipe, dtype)``, called as an `xpnet.nn.StepFn`, named by ``BackendSpec.fast``.
+Also `flushed`, which runs training with subnormal floats flushed to zero."""
 
 import contextlib
 import ctypes
@@ -22,11 +20,10 @@ from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_e
 class InplaceStep:
     """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers.
 
-    Parameters, gradients and optimizer moments are views into one flat buffer each; products are written
-    with ``out=``; nn's activations and rules run in place through ``inplace``, whose functions write into
-    their first array. The returned ``params`` and ``state`` (those views) and ``logits`` are overwritten by
-    the next call: pass them back in unchanged (other arrays are copied in, never written to). A subclass
-    names its library ``lib``, its Array API namespace ``xp``, ``inplace`` and ``layer``.
+    Parameters, gradients and optimizer moments are views into one flat buffer each; products are written with
+    ``out=``; nn's activations and rules run in place through ``inplace``, whose functions write into their
+    first array. The returned ``params``, ``state`` and ``logits`` are overwritten by the next call: pass them
+    back in unchanged (other arrays are copied in). A subclass sets ``lib``, ``xp``, ``inplace`` and ``layer``.
     """
 
     lib: Any
@@ -90,9 +87,8 @@ class InplaceStep:
 # Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, and every
 # pass over them costs a microcode assist on many x86 CPUs (docs/benchmarks.md). Results change only where a
 # value below float32's smallest normal (1.2e-38) becomes zero. The mode is per thread, set and restored
-# through the C library's fegetenv/fesetenv (glibc on x86-64 and AArch64; macOS's layout untested). Where each
-# fenv_t keeps the control register (byte offset) and the bits that flush: MXCSR's FTZ (15) and DAZ (6) on
-# x86-64, FPCR's FZ (24) on AArch64.
+# through the C library's fegetenv/fesetenv. Where each fenv_t keeps the control register (byte offset) and
+# the bits that flush: MXCSR's FTZ (15) and DAZ (6) on x86-64, FPCR's FZ (24) on AArch64 (macOS untested).
 _LAYOUT = {
     ("Linux", "x86_64"): (28, 0x8040),  # glibc: __mxcsr after the 28-byte x87 environment
     ("Linux", "aarch64"): (0, 1 << 24),  # glibc: __fpcr first
@@ -103,8 +99,7 @@ _LAYOUT = {
 
 def flushes() -> bool:
     """Whether this thread now computes a subnormal operand as zero."""
-    tiny = np.array([1e-40], dtype=np.float32)
-    return bool((tiny * np.float32(1.0))[0] == 0.0)
+    return bool(np.float32(1e-40) * np.float32(1.0) == 0.0)
 
 
 @functools.cache
@@ -125,12 +120,11 @@ def flush_denormals() -> bool:
     if fenv is None or fenv[0].fegetenv(env) != 0:
         return flushes()
     libm, offset, bits = fenv
-    old = bytes(env)
+    old = (ctypes.c_ubyte * 64).from_buffer_copy(env)
     ctypes.c_uint32.from_buffer(env, offset).value |= bits
-    if libm.fesetenv(env) == 0 and flushes():
-        return True
-    libm.fesetenv((ctypes.c_ubyte * 64).from_buffer_copy(old))
-    return False
+    if libm.fesetenv(env) != 0 or not flushes():
+        libm.fesetenv(old)
+    return flushes()
 
 
 @contextlib.contextmanager

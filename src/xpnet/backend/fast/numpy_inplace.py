@@ -1,8 +1,6 @@
 """The in-place NumPy step (`InplaceStep`): the reference's operations in its order, so the values are equal;
 in a long run where Numba is installed, the optimizer's rule runs as one compiled pass over the weights."""
 
-from __future__ import annotations
-
 import functools
 import os
 import warnings
@@ -17,13 +15,11 @@ from ...errors import one_line
 from ...nn import OPTIMIZERS, Recipe
 from . import InplaceStep
 
-# Weights updated by NumPy's passes before the compiled update is loaded: loading it costs more than a short
-# run's passes (docs/benchmarks.md). Both give equal values, so switching mid-run changes no result.
+# Weights updated by NumPy's passes before the compiled update is loaded, which costs more than a short run's
+# passes (docs/benchmarks.md). Both give equal values, so switching mid-run changes no result.
 SWITCH_AFTER = 100_000_000
-
-
-# nn's activations and rules, written into their first array. Relu's backward is g * (a > 0) rather than
-# copyto(where=...), about 35 times slower: the values equal where(a > 0, g, 0); a zero may come out as -0.0.
+# nn's activations and rules, written into their first array. Relu's backward is g * (a > 0), equal to
+# where(a > 0, g, 0) (a zero may come out as -0.0), as copyto(where=...) is about 35 times slower.
 INPLACE = SimpleNamespace(
     **{
         f.__name__: functools.partial(lambda f, a, *rest: f(a, *rest, out=a), f)
@@ -39,6 +35,8 @@ INPLACE = SimpleNamespace(
 # missing or fails, ``NUMBA_DISABLE_JIT`` is set, or ``XPNET_NO_NUMBA`` is set to anything but empty or 0,
 # `load` answers None and the step keeps NumPy's passes; `describe` says which and why.
 DISABLE = "XPNET_NO_NUMBA"
+# Each rule this process has asked for, by (rule, dtype name): the compiled update, or None, and why.
+_loaded: dict[tuple[Any, str], tuple[Any, str]] = {}
 
 
 def _loops(rule, mul, sqrt):
@@ -73,10 +71,6 @@ def _sqrt(a):
     return np.sqrt(a)
 
 
-# Each rule this process has asked for, by (rule, dtype name): the compiled update, or None, and why.
-_loaded: dict[tuple[Any, str], tuple[Any, str]] = {}
-
-
 def _disabled() -> bool:
     # Read on every call, so that the bench can time both updates in one process.
     return os.environ.get(DISABLE, "").strip() not in ("", "0")
@@ -96,13 +90,12 @@ def _numba() -> tuple[Any, str]:
 def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]:
     """The update compiled once per process for ``dtype`` and tried on one-element arrays (the trial call is
     what compiles), or None and why not."""
-    rule, n_slots = OPTIMIZERS[optimizer].rules[nesterov], len(OPTIMIZERS[optimizer].slots)
-    kind = np.dtype(dtype)
+    rule, n_slots, kind = OPTIMIZERS[optimizer].rules[nesterov], len(OPTIMIZERS[optimizer].slots), np.dtype(dtype)
     key = (rule, kind.name)
     if key in _loaded:
         return _loaded[key]
     numba, said = _numba()
-    failure, n_scalars = None, rule.__code__.co_argcount - 3 - n_slots  # after (mul, sqrt, g, *slots)
+    compiled, n_scalars = None, rule.__code__.co_argcount - 3 - n_slots  # after (mul, sqrt, g, *slots)
     # First with Numba's on-disk cache, so that later processes skip the compile; where that cache cannot be
     # read or written (a damaged file, a full disk, no writable place), compiled again without it.
     for cache in (True, False) if numba else ():
@@ -113,13 +106,12 @@ def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]
                 loops = _loops(inline(rule), inline(_mul), inline(_sqrt))
                 compiled = numba.njit(error_model="numpy", cache=cache)(loops[n_slots, n_scalars])
                 compiled(*[np.ones(1, kind)] * (2 + n_slots), (kind.type(0.5),) * n_scalars)
-            _loaded[key] = compiled, said
-            return _loaded[key]
+            break
         except Exception as e:
-            failure = e
-    if numba:
-        said = f"NumPy passes (numba could not compile the {rule.__name__} update: {one_line(failure, named=True)})"
-    _loaded[key] = None, said
+            compiled, failure = None, one_line(e, named=True)
+    if numba and compiled is None:
+        said = f"NumPy passes (numba could not compile the {rule.__name__} update: {failure})"
+    _loaded[key] = compiled, said
     return _loaded[key]
 
 
@@ -140,17 +132,17 @@ def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:
 
 
 class NumpyInplaceStep(InplaceStep):
+    """`InplaceStep` on NumPy arrays; ``compiled``: the compiled update from the first update (True), never
+    (False), or once SWITCH_AFTER weights have been updated (None; from the first where this process has it)."""
+
     lib, xp, inplace = np, xp, INPLACE
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
         super().__init__(sizes, recipe, np.dtype(dtype))
         self.allocate("cpu")
-        # The compiled update: from the first update (True), never (False), or once SWITCH_AFTER weights have
-        # been updated (None; from the first where this process has loaded it, as a second fit has).
-        self.kernel = None
         if compiled is None and ready(recipe.optimizer, self.dtype):
             compiled = True
-        self._until_compiled = SWITCH_AFTER if compiled is None else -1
+        self.kernel, self._until_compiled = None, SWITCH_AFTER if compiled is None else -1
         if compiled:
             self.as_in_long_runs()
 
