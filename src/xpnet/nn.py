@@ -22,14 +22,12 @@ class Activation(NamedTuple):
     backward: Callable[[Any, Any, Any], Any]
 
 
-def sigmoid(xp: Any, z: Any) -> Any:
-    """The logistic function as ``tanh(z / 2) / 2 + 1 / 2``: ``1 / (1 + exp(-z))`` overflows exp in float32."""
-    return xp.add(xp.multiply(xp.tanh(xp.multiply(z, 0.5)), 0.5), 0.5)
-
-
 ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation(lambda xp, z: xp.maximum(z, 0.0), lambda xp, a, g: xp.where(a > 0.0, g, 0.0)),
-    "logistic": Activation(sigmoid, lambda xp, a, g: xp.multiply(xp.multiply(g, a), 1.0 - a)),
+    "logistic": Activation(  # tanh(z / 2) / 2 + 1 / 2: 1 / (1 + exp(-z)) overflows exp in float32
+        lambda xp, z: xp.add(xp.multiply(xp.tanh(xp.multiply(z, 0.5)), 0.5), 0.5),
+        lambda xp, a, g: xp.multiply(xp.multiply(g, a), 1.0 - a),
+    ),
     "tanh": Activation(lambda xp, z: xp.tanh(z), lambda xp, a, g: xp.multiply(g, 1.0 - a * a)),
 }
 
@@ -76,8 +74,7 @@ def forward(xp: Any, params: Sequence[Any], x: Any, activation: str = "relu") ->
 
 def backward(xp: Any, params: Sequence[Any], cache: Sequence[Any], dlogits: Any, activation: str = "relu") -> list[Any]:
     """Gradients ``[dW1, db1, ...]`` of the loss, given ``dlogits`` = d(loss)/d(logits)."""
-    grads: list[Any] = [None] * len(params)
-    delta = dlogits
+    grads, delta = [None] * len(params), dlogits
     for i in reversed(range(len(params) // 2)):
         grads[2 * i] = xp.matrix_transpose(cache[i]) @ delta
         grads[2 * i + 1] = xp.sum(delta, axis=0)
@@ -89,8 +86,7 @@ def backward(xp: Any, params: Sequence[Any], cache: Sequence[Any], dlogits: Any,
 
 def one_hot(xp: Any, labels: Any, n_classes: int, dtype: Any) -> Any:
     """Rows of ``labels`` (integer class indices) as one-hot vectors, without fancy indexing."""
-    classes = xp.arange(n_classes, dtype=labels.dtype, device=labels.device)
-    return xp.astype(labels[:, None] == classes, dtype)
+    return xp.astype(labels[:, None] == xp.arange(n_classes, dtype=labels.dtype, device=labels.device), dtype)
 
 
 def log_softmax(xp: Any, logits: Any) -> Any:
@@ -101,8 +97,7 @@ def log_softmax(xp: Any, logits: Any) -> Any:
 
 def softmax_cross_entropy(xp: Any, logits: Any, targets: Any) -> tuple[Any, Any]:
     """Mean cross-entropy (a 0-d array) and its gradient with respect to ``logits``; ``targets`` is one-hot."""
-    n = logits.shape[0]
-    logp = log_softmax(xp, logits)
+    logp, n = log_softmax(xp, logits), logits.shape[0]
     return -xp.sum(targets * logp) / n, (xp.exp(logp) - targets) / n
 
 

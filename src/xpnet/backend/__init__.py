@@ -22,8 +22,7 @@ from ..nn import Recipe, StepFn
 
 @dataclass(frozen=True)
 class Backend:
-    """An Array API namespace ``xp`` bound to ``device``; ``to_numpy`` copies a device array to the host and
-    ``sync`` waits for queued device work, so that a clock read after it measures finished work."""
+    """An Array API namespace on a device; ``sync`` waits for queued device work (before reading a clock)."""
 
     name: str
     xp: ModuleType
@@ -48,8 +47,7 @@ class Backend:
     def __str__(self) -> str:
         return f"{self.name} on {self.device_name}"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled as its name and device: the namespace and functions are made anew where it is loaded.
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled as its name and device, made anew where loaded
         return make_backend, (self.name, self.device_name)
 
 
@@ -137,8 +135,7 @@ def gpu_present() -> bool:
 
 def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend:
     """The `Backend` for a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and a backend name, or a one-line
-    `BackendError`. ``auto`` takes the first GPU when it answers, else the CPU, saying why in
-    ``Backend.fallback_reason`` (and in ``Backend.note`` where the machine has a GPU: `gpu_present`)."""
+    `BackendError`; ``auto`` takes the first GPU that answers, else the CPU, saying why (``fallback_reason``)."""
     kind, index = parse_device(device)
     chosen = spec(backend) if backend is not None else None
     default = {k: next(s for s in registry().values() if k in s.kinds) for k in ("cpu", "cuda")}
@@ -151,11 +148,9 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
         except BackendError as e:
             if "cpu" not in cpu.kinds:
                 raise
-            fallback = cpu.make("cpu")
-            if gpu_present():
-                reason = f"a GPU is present but unusable: using {fallback} ({e})"
-                return replace(fallback, note=reason, fallback_reason=reason)
-            return replace(fallback, fallback_reason=f"no GPU found: using {fallback} ({e})")
+            fallback, found = cpu.make("cpu"), gpu_present()
+            reason = f"{'a GPU is present but unusable' if found else 'no GPU found'}: using {fallback} ({e})"
+            return replace(fallback, note=reason if found else "", fallback_reason=reason)
     chosen = chosen or default[kind]
     if kind not in chosen.kinds:
         words = " and ".join({"cpu": "the CPU", "cuda": "CUDA devices"}[k] for k in chosen.kinds)
@@ -198,8 +193,7 @@ _made = functools.cache(make_backend)
 
 def cuda_index(device: str, count: int, who: str) -> int:
     """``"cuda:N"`` -> N, or `BackendError` when the library sees fewer than N + 1 devices."""
-    index = int(device.split(":")[1])
-    if index >= count:
+    if (index := int(device.split(":")[1])) >= count:
         raise BackendError(f"cuda:{index} does not exist: {who} reports {count} device(s)")
     return index
 
@@ -222,10 +216,9 @@ def probe(name: str) -> Probe:
         return Probe(name, installed=False, problem=f"not installed: {s.install_hint}")
     try:
         return s.probe()
-    except BackendError as e:
-        return Probe(name, installed=True, problem=str(e))
-    except Exception as e:  # a broken install: the library is there but fails to import or to start
-        return Probe(name, installed=True, problem=f"installed but unusable: {one_line(e)}")
+    except Exception as e:  # not a BackendError: a broken install, there but failing to import or to start
+        problem = str(e) if isinstance(e, BackendError) else f"installed but unusable: {one_line(e)}"
+        return Probe(name, installed=True, problem=problem)
 
 
 def fast_step(backend: Backend, sizes: Sequence[int], recipe: Recipe, dtype: Any) -> StepFn | None:

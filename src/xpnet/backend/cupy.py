@@ -33,11 +33,10 @@ def probe() -> Probe:
     wheels = sorted({d.metadata["Name"] for d in distributions() if (d.metadata["Name"] or "").startswith("cupy")})
     version = f"cupy {cupy.__version__} ({', '.join(wheels) or 'from source'}"
     try:
-        runtime, driver = cupy.cuda.runtime.runtimeGetVersion(), cupy.cuda.runtime.driverGetVersion()
-        version += (
-            f"; CUDA runtime {runtime // 1000}.{runtime % 1000 // 10}, driver {driver // 1000}.{driver % 1000 // 10}"
-        )
-        n = cupy.cuda.runtime.getDeviceCount()
+        rt = cupy.cuda.runtime
+        runtime, driver = (f"{v // 1000}.{v % 1000 // 10}" for v in (rt.runtimeGetVersion(), rt.driverGetVersion()))
+        version += f"; CUDA runtime {runtime}, driver {driver}"
+        n = rt.getDeviceCount()
     except Exception as e:
         raise BackendError(f"{version}) cannot reach a GPU: {one_line(e)}; check the driver, or {HINT}") from None
     version += f"; TF32 {'on' if os.environ.get('CUPY_TF32', '0') != '0' else 'off'})"

@@ -8,25 +8,17 @@ from . import Backend, BackendSpec, Probe, cuda_index
 HINT = 'pip install jax (CPU) or "jax[cuda12]"'
 
 
-def gpus(jax) -> list:
-    try:
-        return jax.devices("gpu")
-    except RuntimeError:
-        return []
-
-
 def make(device: str) -> Backend:
     jax = SPEC.load()
     # Without x64 JAX silently makes float64 float32 and int64 int32 (a global flag, set before arrays exist);
     # "highest" keeps GPU matmuls out of TF32, as the other libraries do (docs/agreement.md).
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_default_matmul_precision", "highest")
-    if device == "cpu":
-        dev = jax.devices("cpu")[0]
-    elif not (found := gpus(jax)):
-        raise BackendError("JAX has no CUDA device here: install jax[cuda12] (or jax[cuda13]) and a driver")
-    else:
-        dev = found[cuda_index(device, len(found), "JAX")]
+    try:
+        found = jax.devices("cpu" if device == "cpu" else "gpu")
+    except RuntimeError:
+        raise BackendError("JAX has no CUDA device here: install jax[cuda12] (or jax[cuda13]) and a driver") from None
+    dev = found[0 if device == "cpu" else cuda_index(device, len(found), "JAX")]
     import jax.numpy as xp
 
     # JAX has no device-wide barrier: a tiny computation queued on the device and waited for stands in.
@@ -35,7 +27,10 @@ def make(device: str) -> Backend:
 
 def probe() -> Probe:
     jax = SPEC.load()
-    found = gpus(jax)
+    try:
+        found = jax.devices("gpu")
+    except RuntimeError:
+        found = []
     kinds = f"; {', '.join(g.device_kind for g in found)}" if found else " (no GPU)"
     return Probe("jax", True, f"jax {jax.__version__}{kinds}", ("cpu", *(f"cuda:{i}" for i in range(len(found)))))
 

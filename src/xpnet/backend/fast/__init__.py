@@ -18,17 +18,10 @@ from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_e
 
 
 class InplaceStep:
-    """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers.
-
-    Parameters, gradients and optimizer moments are views into one flat buffer each; products are written with
-    ``out=``; nn's activations and rules run in place through ``inplace``, whose functions write into their
-    first array. The returned ``params``, ``state`` and ``logits`` are overwritten by the next call: pass them
-    back in unchanged (other arrays are copied in). A subclass sets ``lib``, ``xp``, ``inplace`` and ``layer``.
-    """
-
-    lib: Any
-    xp: Any
-    inplace: Any
+    """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers:
+    weights, gradients and moments are views of one flat buffer each; nn's activations and rules run through
+    ``inplace``, whose functions write into their first array. The returned arrays are overwritten by the next
+    call. A subclass sets ``lib``, its namespace ``xp``, ``inplace`` and ``layer(a, w, b, out)``: a @ w + b."""
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any):
         self.recipe, self.dtype, self.shapes, self.widths = recipe, dtype, param_shapes(sizes), sizes[1:]
@@ -36,18 +29,13 @@ class InplaceStep:
         self.theta: Any = None  # allocated on the device of the first call's parameters
 
     def allocate(self, device: Any) -> None:
-        n = sum(math.prod(s) for s in self.shapes)
-        flat = [self.lib.zeros(n, dtype=self.dtype, device=device) for _ in range(3 + len(self.optimizer.slots))]
-        self.theta, self.grad, _, *self.moments = flat
         ends = list(itertools.accumulate(math.prod(s) for s in self.shapes))
+        flat = [self.lib.zeros(ends[-1], dtype=self.dtype, device=device) for _ in range(3 + len(self.optimizer.slots))]
+        self.theta, self.grad, _, *self.moments = flat
         views = [[a[end - math.prod(s) : end].reshape(s) for end, s in zip(ends, self.shapes)] for a in flat]
         self.params, self.grads, self.tmps = views[:3]
         self.state = [v for m in views[3:] for v in m]
         self.buffers: dict[int, tuple[list[Any], ...]] = {}
-
-    def layer(self, a: Any, w: Any, b: Any, out: Any) -> None:
-        """``out <- a @ w + b``."""
-        raise NotImplementedError
 
     def update(self, count: int, lr: float) -> None:
         h = self.recipe.hyper
@@ -114,8 +102,7 @@ def _fenv() -> tuple[ctypes.CDLL, int, int] | None:
 
 
 def flush_denormals() -> bool:
-    """Set FTZ/DAZ in the calling thread for good, where the CPU and C library allow it; whether it took
-    effect. The library itself only flushes inside `flushing`."""
+    """Set FTZ/DAZ in this thread for good where the CPU and C library allow it (xpnet only flushes in `flushing`)."""
     fenv, env = _fenv(), (ctypes.c_ubyte * 64)()  # larger than any fenv_t
     if fenv is None or fenv[0].fegetenv(env) != 0:
         return flushes()
@@ -129,8 +116,7 @@ def flush_denormals() -> bool:
 
 @contextlib.contextmanager
 def flushing() -> Iterator[bool]:
-    """FTZ/DAZ in the calling thread inside the block (True where it took effect); on leaving, also by an
-    exception, the thread's whole floating-point environment is put back as it was."""
+    """FTZ/DAZ in this thread inside the block (True where it took effect); on leaving, the old environment."""
     fenv, saved = _fenv(), (ctypes.c_ubyte * 64)()
     restore = fenv is not None and fenv[0].fegetenv(saved) == 0
     try:

@@ -29,19 +29,18 @@ INPLACE = SimpleNamespace(
 )
 
 # The compiled update (``xpnet[fast]``): the rule as one Numba loop over the flat buffers, reading and writing
-# each once where NumPy's Adam makes 13 passes. Same arithmetic in the same order and precision (scalars in
-# the arrays' dtype, as NumPy casts a Python float), so bit for bit NumPy's values; ``error_model="numpy"``
-# gives inf on a division by zero as NumPy does, and no ``fastmath``, which would reorder. Where Numba is
-# missing or fails, ``NUMBA_DISABLE_JIT`` is set, or ``XPNET_NO_NUMBA`` is set to anything but empty or 0,
-# `load` answers None and the step keeps NumPy's passes; `describe` says which and why.
+# each once where NumPy's Adam makes 13 passes; the same arithmetic in the same order and precision, so bit
+# for bit NumPy's values (``error_model="numpy"``: inf on a division by zero; no ``fastmath``, which reorders).
+# Where Numba is missing or fails, or NUMBA_DISABLE_JIT or XPNET_NO_NUMBA (but empty or 0) is set, `load`
+# answers None and the step keeps NumPy's passes; `describe` says which and why.
 DISABLE = "XPNET_NO_NUMBA"
 # Each rule this process has asked for, by (rule, dtype name): the compiled update, or None, and why.
 _loaded: dict[tuple[Any, str], tuple[Any, str]] = {}
 
 
 def _loops(rule, mul, sqrt):
-    """The compiled update's loops over ``rule``, by (slots, scalars). Each names the rule's arguments, so that
-    Numba inlines it with ``mul`` and ``sqrt`` (a first-class function call would not vectorise)."""
+    """The compiled update's loops over ``rule`` by (slots, scalars), naming its arguments so that Numba inlines
+    it with ``mul`` and ``sqrt`` (a first-class function call would not vectorise)."""
 
     def slots0(p, g, scalars):
         (a,) = scalars
@@ -76,25 +75,20 @@ def _disabled() -> bool:
     return os.environ.get(DISABLE, "").strip() not in ("", "0")
 
 
-@functools.cache
-def _numba() -> tuple[Any, str]:
-    try:
-        import numba
-    except Exception as e:  # not installed, or built for another NumPy: both leave the NumPy passes
-        return None, f"NumPy passes (numba unavailable: {one_line(e, named=True)}; pip install 'xpnet[fast]')"
-    if numba.config.DISABLE_JIT:  # its loops would run as Python, 60 times slower than the passes
-        return None, "NumPy passes (NUMBA_DISABLE_JIT is set)"
-    return numba, f"numba {numba.__version__} one-pass update"
-
-
 def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]:
-    """The update compiled once per process for ``dtype`` and tried on one-element arrays (the trial call is
-    what compiles), or None and why not."""
+    """The update compiled once per process for ``dtype`` (by a trial call), or None; and why, in words."""
     rule, n_slots, kind = OPTIMIZERS[optimizer].rules[nesterov], len(OPTIMIZERS[optimizer].slots), np.dtype(dtype)
     key = (rule, kind.name)
     if key in _loaded:
         return _loaded[key]
-    numba, said = _numba()
+    try:
+        import numba
+    except Exception as e:  # not installed, or built for another NumPy: both leave the NumPy passes
+        numba, said = None, f"NumPy passes (numba unavailable: {one_line(e, named=True)}; pip install 'xpnet[fast]')"
+    else:
+        said = f"numba {numba.__version__} one-pass update"
+        if numba.config.DISABLE_JIT:  # its loops would run as Python, 60 times slower than the passes
+            numba, said = None, "NumPy passes (NUMBA_DISABLE_JIT is set)"
     compiled, n_scalars = None, rule.__code__.co_argcount - 3 - n_slots  # after (mul, sqrt, g, *slots)
     # First with Numba's on-disk cache, so that later processes skip the compile; where that cache cannot be
     # read or written (a damaged file, a full disk, no writable place), compiled again without it.
@@ -122,8 +116,9 @@ def load(optimizer: str, dtype: Any, nesterov: bool = False) -> Callable[..., No
 
 def ready(optimizer: str, dtype: Any) -> bool:
     """Whether this process holds the compiled update already, so that a new step can use it at no cost."""
-    found = _loaded.get((OPTIMIZERS[optimizer].rules[0], np.dtype(dtype).name))
-    return not _disabled() and found is not None and found[0] is not None
+    return (
+        not _disabled() and _loaded.get((OPTIMIZERS[optimizer].rules[0], np.dtype(dtype).name), [None])[0] is not None
+    )
 
 
 def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:
@@ -140,8 +135,7 @@ class NumpyInplaceStep(InplaceStep):
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
         super().__init__(sizes, recipe, np.dtype(dtype))
         self.allocate("cpu")
-        if compiled is None and ready(recipe.optimizer, self.dtype):
-            compiled = True
+        compiled = True if compiled is None and ready(recipe.optimizer, self.dtype) else compiled
         self.kernel, self._until_compiled = None, SWITCH_AFTER if compiled is None else -1
         if compiled:
             self.as_in_long_runs()
