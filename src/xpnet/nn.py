@@ -14,9 +14,8 @@ StepFn = Callable[[Sequence[Any], Sequence[Any], Any, Any, int, float], tuple[li
 
 
 class Activation(NamedTuple):
-    """``forward(xp, z)``, and ``backward(xp, a, g)``: ``g`` times d(output)/d(input) at the output ``a``.
-    Both use only xp.add/multiply/maximum/tanh/where on a fresh array, so that a fast step computes the same
-    definition in place by passing a namespace whose functions write into their first array."""
+    """``forward(xp, z)``; ``backward(xp, a, g)``: ``g`` times d(output)/d(input) at the output ``a``. Both use
+    only xp.add/multiply/maximum/tanh/where, so that a fast step runs them in place with its own ``xp``."""
 
     forward: Callable[[Any, Any], Any]
     backward: Callable[[Any, Any, Any], Any]
@@ -125,10 +124,9 @@ class Hyper(NamedTuple):
 
 DEFAULT = Hyper()
 
-# Each rule is written once, element-wise, for whole arrays (the reference; the in-place steps' flat buffers)
-# and for single numbers (the compiled NumPy update): ``rule(mul, sqrt, g, *slots, *scalars)`` returns
-# ``(step, *slots)`` and the parameter becomes ``p - step``. ``mul`` scales each slot first and may write into
-# it (the in-place steps pass such a function); the rest is operators on fresh values.
+# Each rule is written once, element-wise, for whole arrays and for single numbers (the compiled NumPy update):
+# ``rule(mul, sqrt, g, *slots, *scalars)`` returns ``(step, *slots)``, the parameter becomes ``p - step``; ``mul``
+# scales each slot first and may write into it (the in-place steps'); the rest is operators on fresh values.
 
 
 def sgd(mul, sqrt, g, lr):

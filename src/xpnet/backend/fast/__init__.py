@@ -72,11 +72,10 @@ class InplaceStep:
         return self.params, self.state, loss, outs[-1]
 
 
-# Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, and every
-# pass over them costs a microcode assist on many x86 CPUs (docs/benchmarks.md). Results change only where a
-# value below float32's smallest normal (1.2e-38) becomes zero. The mode is per thread, set and restored
-# through the C library's fegetenv/fesetenv. Where each fenv_t keeps the control register (byte offset) and
-# the bits that flush: MXCSR's FTZ (15) and DAZ (6) on x86-64, FPCR's FZ (24) on AArch64 (macOS untested).
+# Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, each costing
+# a microcode assist on many x86 CPUs (docs/benchmarks.md); only values below 1.2e-38 change. The mode is per
+# thread, set through fegetenv/fesetenv: where a fenv_t keeps the control register (byte offset), and its bits
+# that flush (MXCSR's FTZ 15 and DAZ 6 on x86-64, FPCR's FZ 24 on AArch64; macOS untested).
 _LAYOUT = {
     ("Linux", "x86_64"): (28, 0x8040),  # glibc: __mxcsr after the 28-byte x87 environment
     ("Linux", "aarch64"): (0, 1 << 24),  # glibc: __fpcr first

@@ -1,7 +1,6 @@
 """The in-place NumPy step (`InplaceStep`): the reference's operations in its order, so the values are equal;
 in a long run where Numba is installed, the optimizer's rule runs as one compiled pass over the weights."""
 
-import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -21,18 +20,16 @@ SWITCH_AFTER = 100_000_000
 # nn's activations and rules, written into their first array. Relu's backward is g * (a > 0), equal to
 # where(a > 0, g, 0) (a zero may come out as -0.0), as copyto(where=...) is about 35 times slower.
 INPLACE = SimpleNamespace(
-    **{
-        f.__name__: functools.partial(lambda f, a, *rest: f(a, *rest, out=a), f)
-        for f in (np.add, np.multiply, np.maximum, np.tanh)
-    },
+    add=lambda a, b: np.add(a, b, out=a),
+    multiply=lambda a, b: np.multiply(a, b, out=a),
+    maximum=lambda a, b: np.maximum(a, b, out=a),
+    tanh=lambda a: np.tanh(a, out=a),
     where=lambda keep, g, _: np.multiply(g, keep, out=g),
 )
 
-# The compiled update (``xpnet[fast]``): the rule as one Numba loop over the flat buffers, reading and writing
-# each once where NumPy's Adam makes 13 passes; the same arithmetic in the same order and precision, so bit
-# for bit NumPy's values (``error_model="numpy"``: inf on a division by zero; no ``fastmath``, which reorders).
-# Where Numba is missing or fails, or NUMBA_DISABLE_JIT or XPNET_NO_NUMBA (but empty or 0) is set, `load`
-# answers None and the step keeps NumPy's passes; `describe` says which and why.
+# The compiled update (``xpnet[fast]``): the rule as one Numba loop over the flat buffers (NumPy's Adam makes 13
+# passes), the same arithmetic in the same order and precision: bit for bit NumPy's values (no ``fastmath``).
+# Where Numba is missing or fails, or NUMBA_DISABLE_JIT or XPNET_NO_NUMBA (not empty or 0) is set, NumPy's stay.
 DISABLE = "XPNET_NO_NUMBA"
 # Each rule this process has asked for, by (rule, dtype name): the compiled update, or None, and why.
 _loaded: dict[tuple[Any, str], tuple[Any, str]] = {}
@@ -90,8 +87,7 @@ def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]
         if numba.config.DISABLE_JIT:  # its loops would run as Python, 60 times slower than the passes
             numba, said = None, "NumPy passes (NUMBA_DISABLE_JIT is set)"
     compiled, n_scalars = None, rule.__code__.co_argcount - 3 - n_slots  # after (mul, sqrt, g, *slots)
-    # First with Numba's on-disk cache, so that later processes skip the compile; where that cache cannot be
-    # read or written (a damaged file, a full disk, no writable place), compiled again without it.
+    # With Numba's on-disk cache for later processes, then without (a damaged file, a full disk, no writable place).
     for cache in (True, False) if numba else ():
         try:
             with warnings.catch_warnings():
