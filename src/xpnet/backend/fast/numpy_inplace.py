@@ -67,13 +67,10 @@ def _sqrt(a):
     return np.sqrt(a)
 
 
-def _disabled() -> bool:
-    # Read on every call, so that the bench can time both updates in one process.
-    return os.environ.get(DISABLE, "").strip() not in ("", "0")
-
-
 def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]:
     """The update compiled once per process for ``dtype`` (by a trial call), or None; and why, in words."""
+    if os.environ.get(DISABLE, "").strip() not in ("", "0"):  # read on every call: the bench times both updates
+        return None, f"NumPy passes ({DISABLE} is set)"
     rule, n_slots, kind = OPTIMIZERS[optimizer].rules[nesterov], len(OPTIMIZERS[optimizer].slots), np.dtype(dtype)
     key = (rule, kind.name)
     if key in _loaded:
@@ -107,19 +104,17 @@ def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]
 
 def load(optimizer: str, dtype: Any, nesterov: bool = False) -> Callable[..., None] | None:
     """The compiled update of ``optimizer`` for arrays of ``dtype``, or None where NumPy's passes apply."""
-    return None if _disabled() else _find(optimizer, dtype, nesterov)[0]
+    return _find(optimizer, dtype, nesterov)[0]
 
 
 def ready(optimizer: str, dtype: Any) -> bool:
     """Whether this process holds the compiled update already, so that a new step can use it at no cost."""
-    return (
-        not _disabled() and _loaded.get((OPTIMIZERS[optimizer].rules[0], np.dtype(dtype).name), [None])[0] is not None
-    )
+    return (OPTIMIZERS[optimizer].rules[0], np.dtype(dtype).name) in _loaded and load(optimizer, dtype) is not None
 
 
 def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:
     """In words, how a long run's update runs here (the bench and ``check`` print it); compiles it to know."""
-    return f"NumPy passes ({DISABLE} is set)" if _disabled() else _find(optimizer, dtype)[1]
+    return _find(optimizer, dtype)[1]
 
 
 class NumpyInplaceStep(InplaceStep):
