@@ -54,11 +54,8 @@ def init_params(rng: np.random.Generator, sizes: Sequence[int], activation: str,
     """Initial host weights, the same on every backend: He-normal for relu, else Glorot-uniform; zero biases."""
     params = []
     for n_in, n_out in itertools.pairwise(sizes):
-        if activation == "relu":
-            w = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
-        else:
-            limit = np.sqrt(6.0 / (n_in + n_out))
-            w = rng.uniform(-limit, limit, size=(n_in, n_out))
+        shape, limit = (n_in, n_out), np.sqrt(6.0 / (n_in + n_out))
+        w = rng.normal(0.0, np.sqrt(2.0 / n_in), shape) if activation == "relu" else rng.uniform(-limit, limit, shape)
         params += [w.astype(dtype), np.zeros(n_out, dtype=dtype)]
     return params
 
@@ -78,8 +75,7 @@ def backward(xp: Any, params: Sequence[Any], cache: Sequence[Any], dlogits: Any,
         grads[2 * i] = xp.matrix_transpose(cache[i]) @ delta
         grads[2 * i + 1] = xp.sum(delta, axis=0)
         if i > 0:  # the gradient with respect to the input images is never needed
-            g = delta @ xp.matrix_transpose(params[2 * i])
-            delta = ACTIVATIONS[activation].backward(xp, cache[i], g)
+            delta = ACTIVATIONS[activation].backward(xp, cache[i], delta @ xp.matrix_transpose(params[2 * i]))
     return grads
 
 

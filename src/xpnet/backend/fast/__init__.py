@@ -92,9 +92,8 @@ def flushes() -> bool:
 @functools.cache
 def _fenv() -> tuple[ctypes.CDLL, int, int] | None:
     """The C library and the layout of its fenv_t, or None where the mode cannot be set."""
-    system = platform.system()
+    system, name = platform.system(), ctypes.util.find_library("m")
     layout = _LAYOUT.get((system, platform.machine().lower().replace("amd64", "x86_64")))
-    name = ctypes.util.find_library("m")
     if layout is None or name is None or (system == "Linux" and platform.libc_ver()[0] != "glibc"):
         return None
     return ctypes.CDLL(name), *layout
