@@ -159,7 +159,6 @@ def test_the_numpy_update_stays_where_numba_is_missing_or_turned_off(monkeypatch
         assert kernels.describe() == f"NumPy passes ({kernels.DISABLE} is set)"
     monkeypatch.setenv(kernels.DISABLE, "0")
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ModuleNotFoundError
-    kernels._numba.cache_clear()
     kernels._loaded.clear()
     try:
         assert kernels.load("adam", "float32") is None
@@ -172,7 +171,6 @@ def test_the_numpy_update_stays_where_numba_is_missing_or_turned_off(monkeypatch
         run_steps(step, params, OPTIMIZERS["adam"].init(xp, params), batches, 1e-2)
         assert step.kernel is None and step._until_compiled < 0  # asked once, not on every update
     finally:
-        kernels._numba.cache_clear()
         kernels._loaded.clear()
 
 
@@ -207,12 +205,10 @@ def test_an_update_that_fails_to_compile_or_cache_leaves_the_numpy_passes(monkey
 def test_numba_disable_jit_leaves_the_numpy_passes(monkeypatch):
     numba = pytest.importorskip("numba")
     monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
-    kernels._numba.cache_clear()
     kernels._loaded.clear()
     try:
         assert kernels.load("adam", "float32") is None and "NUMBA_DISABLE_JIT" in kernels.describe()
     finally:
-        kernels._numba.cache_clear()
         kernels._loaded.clear()
 
 

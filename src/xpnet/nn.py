@@ -1,12 +1,6 @@
-"""The math: a multilayer perceptron, its loss and optimizers, and one training step, as pure functions.
-
-Every function takes an Array API namespace ``xp`` and arrays and returns arrays: no module-level state, no
-hidden device. Parameters are a flat list ``[W1, b1, W2, b2, ...]`` with ``W`` of shape (inputs, outputs), so
-a layer is ``a @ W + b`` on a batch of row vectors. `train_step` is the definition of a training step; a fast
-step in ``xpnet.backend.fast`` overrides it for one library and must agree with it.
-"""
-
-from __future__ import annotations
+"""The math: a multilayer perceptron, its loss, optimizers and training step, as pure functions of an Array API
+namespace ``xp`` and arrays. Parameters are ``[W1, b1, W2, b2, ...]``, ``W`` of shape (inputs, outputs). A fast
+step in ``xpnet.backend.fast`` overrides `train_step` for one library and agrees with it."""
 
 import itertools
 import math
@@ -15,48 +9,25 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-Params = list[Any]
 # (params, state, x, targets, update count from 1, rate) -> (params, state, loss, logits)
-StepFn = Callable[[Sequence[Any], Sequence[Any], Any, Any, int, float], tuple[Params, list[Any], Any, Any]]
-
-
-# -- the layers ---------------------------------------------------------------------------------------------
+StepFn = Callable[[Sequence[Any], Sequence[Any], Any, Any, int, float], tuple[list[Any], list[Any], Any, Any]]
 
 
 class Activation(NamedTuple):
-    """``forward(xp, z)``, and ``backward(xp, a, g)``: ``g`` times d(output)/d(input) at the output ``a``.
-    Both use only xp.add/multiply/maximum/tanh/where on a fresh array, so that a fast step computes the same
-    definition in place by passing a namespace whose functions write into their first array."""
+    """``forward(xp, z)``; ``backward(xp, a, g)``: ``g`` times d(output)/d(input) at the output ``a``. Both use
+    only xp.add/multiply/maximum/tanh/where, so that a fast step runs them in place with its own ``xp``."""
 
     forward: Callable[[Any, Any], Any]
     backward: Callable[[Any, Any, Any], Any]
 
 
-def relu(xp: Any, z: Any) -> Any:
-    return xp.maximum(z, 0.0)
-
-
-def relu_backward(xp: Any, a: Any, g: Any) -> Any:
-    return xp.where(a > 0.0, g, 0.0)
-
-
-def sigmoid(xp: Any, z: Any) -> Any:
-    # 1 / (1 + exp(-z)) overflows exp for large negative z in float32; the tanh form cannot overflow.
-    return xp.add(xp.multiply(xp.tanh(xp.multiply(z, 0.5)), 0.5), 0.5)
-
-
-def sigmoid_backward(xp: Any, a: Any, g: Any) -> Any:
-    return xp.multiply(xp.multiply(g, a), 1.0 - a)
-
-
-def tanh_backward(xp: Any, a: Any, g: Any) -> Any:
-    return xp.multiply(g, 1.0 - a * a)
-
-
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(relu, relu_backward),
-    "logistic": Activation(sigmoid, sigmoid_backward),
-    "tanh": Activation(lambda xp, z: xp.tanh(z), tanh_backward),
+    "relu": Activation(lambda xp, z: xp.maximum(z, 0.0), lambda xp, a, g: xp.where(a > 0.0, g, 0.0)),
+    "logistic": Activation(  # tanh(z / 2) / 2 + 1 / 2: 1 / (1 + exp(-z)) overflows exp in float32
+        lambda xp, z: xp.add(xp.multiply(xp.tanh(xp.multiply(z, 0.5)), 0.5), 0.5),
+        lambda xp, a, g: xp.multiply(xp.multiply(g, a), 1.0 - a),
+    ),
+    "tanh": Activation(lambda xp, z: xp.tanh(z), lambda xp, a, g: xp.multiply(g, 1.0 - a * a)),
 }
 
 
@@ -79,51 +50,38 @@ def param_shapes(sizes: Sequence[int]) -> list[tuple[int, ...]]:
     return [s for n_in, n_out in itertools.pairwise(sizes) for s in ((n_in, n_out), (n_out,))]
 
 
-def init_params(rng: np.random.Generator, sizes: Sequence[int], activation: str, dtype: str = "float32") -> Params:
-    """Initial ``[W1, b1, W2, b2, ...]`` as host arrays of ``dtype``, drawn with a seeded NumPy generator (the
-    same weights on every backend): He-normal for relu, Glorot-uniform for sigmoid and tanh, zero biases."""
+def init_params(rng: np.random.Generator, sizes: Sequence[int], activation: str, dtype: str = "float32") -> list[Any]:
+    """Initial host weights, the same on every backend: He-normal for relu, else Glorot-uniform; zero biases."""
     params = []
     for n_in, n_out in itertools.pairwise(sizes):
-        if activation == "relu":
-            w = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
-        else:
-            limit = np.sqrt(6.0 / (n_in + n_out))
-            w = rng.uniform(-limit, limit, size=(n_in, n_out))
+        shape, limit = (n_in, n_out), np.sqrt(6.0 / (n_in + n_out))
+        w = rng.normal(0.0, np.sqrt(2.0 / n_in), shape) if activation == "relu" else rng.uniform(-limit, limit, shape)
         params += [w.astype(dtype), np.zeros(n_out, dtype=dtype)]
     return params
 
 
 def forward(xp: Any, params: Sequence[Any], x: Any, activation: str = "relu") -> tuple[Any, list[Any]]:
-    """Logits for the batch ``x`` (rows are examples) and the cache the backward pass needs: the input of
-    every layer, ``x`` and each hidden activation."""
-    if len(params) < 2:
-        raise ValueError("params must hold at least one (W, b) pair")
+    """Logits for the batch ``x`` (rows are examples) and the input of every layer, for the backward pass."""
     cache = [x]
     for w, b in zip(params[0:-2:2], params[1:-2:2]):
         cache.append(ACTIVATIONS[activation].forward(xp, cache[-1] @ w + b))
     return cache[-1] @ params[-2] + params[-1], cache
 
 
-def backward(xp: Any, params: Sequence[Any], cache: Sequence[Any], dlogits: Any, activation: str = "relu") -> Params:
+def backward(xp: Any, params: Sequence[Any], cache: Sequence[Any], dlogits: Any, activation: str = "relu") -> list[Any]:
     """Gradients ``[dW1, db1, ...]`` of the loss, given ``dlogits`` = d(loss)/d(logits)."""
-    grads: Params = [None] * len(params)
-    delta = dlogits
+    grads, delta = [None] * len(params), dlogits
     for i in reversed(range(len(params) // 2)):
         grads[2 * i] = xp.matrix_transpose(cache[i]) @ delta
         grads[2 * i + 1] = xp.sum(delta, axis=0)
         if i > 0:  # the gradient with respect to the input images is never needed
-            g = delta @ xp.matrix_transpose(params[2 * i])
-            delta = ACTIVATIONS[activation].backward(xp, cache[i], g)
+            delta = ACTIVATIONS[activation].backward(xp, cache[i], delta @ xp.matrix_transpose(params[2 * i]))
     return grads
-
-
-# -- the loss -----------------------------------------------------------------------------------------------
 
 
 def one_hot(xp: Any, labels: Any, n_classes: int, dtype: Any) -> Any:
     """Rows of ``labels`` (integer class indices) as one-hot vectors, without fancy indexing."""
-    classes = xp.arange(n_classes, dtype=labels.dtype, device=labels.device)
-    return xp.astype(labels[:, None] == classes, dtype)
+    return xp.astype(labels[:, None] == xp.arange(n_classes, dtype=labels.dtype, device=labels.device), dtype)
 
 
 def log_softmax(xp: Any, logits: Any) -> Any:
@@ -133,31 +91,21 @@ def log_softmax(xp: Any, logits: Any) -> Any:
 
 
 def softmax_cross_entropy(xp: Any, logits: Any, targets: Any) -> tuple[Any, Any]:
-    """Mean cross-entropy over the batch (a 0-d device array) and its gradient with respect to ``logits``;
-    ``targets`` is one-hot in the dtype of ``logits``."""
-    n = logits.shape[0]
-    logp = log_softmax(xp, logits)
+    """Mean cross-entropy (a 0-d array) and its gradient with respect to ``logits``; ``targets`` is one-hot."""
+    logp, n = log_softmax(xp, logits), logits.shape[0]
     return -xp.sum(targets * logp) / n, (xp.exp(logp) - targets) / n
 
 
 def penalty(xp: Any, params: Sequence[Any], alpha: float, n: int) -> Any:
-    """The L2 term of the loss over a batch of ``n`` rows, ``alpha / (2 n) * sum(W**2)`` (scikit-learn's
-    alpha; biases are not penalised), a 0-d array."""
+    """The L2 term of the loss over ``n`` rows, ``alpha / (2 n) * sum(W**2)``, biases aside (scikit-learn's)."""
     return (0.5 * alpha / n) * sum(xp.sum(w * w) for w in params[0::2])
 
 
-def add_penalty(params: Sequence[Any], grads: Params, alpha: float, n: int) -> Params:
+def add_penalty(params: Sequence[Any], grads: list[Any], alpha: float, n: int) -> list[Any]:
     """``grads`` with the gradient of `penalty`, ``alpha / n * W``, added to each weight matrix's."""
     for i in range(0, len(grads), 2) if alpha else ():
         grads[i] = grads[i] + alpha / n * params[i]
     return grads
-
-
-# -- the optimizers -----------------------------------------------------------------------------------------
-# Each rule is written once, element-wise, for whole arrays (the reference; the in-place steps' flat buffers)
-# and for single numbers (the compiled NumPy update): ``rule(mul, sqrt, g, *slots, *scalars)`` returns
-# ``(step, *slots)`` and the parameter becomes ``p - step``. ``mul`` scales each slot first and may write into
-# it (the in-place steps pass such a function); the rest is operators on fresh values.
 
 
 class Hyper(NamedTuple):
@@ -171,6 +119,10 @@ class Hyper(NamedTuple):
 
 
 DEFAULT = Hyper()
+
+# Each rule is written once, element-wise, for whole arrays and for single numbers (the compiled NumPy update):
+# ``rule(mul, sqrt, g, *slots, *scalars)`` returns ``(step, *slots)``, the parameter becomes ``p - step``; ``mul``
+# scales each slot first and may write into it (the in-place steps'); the rest is operators on fresh values.
 
 
 def sgd(mul, sqrt, g, lr):
@@ -207,19 +159,16 @@ def adam_scalars(lr: float, count: int, h: Hyper) -> tuple[float, ...]:
 
 
 class Optimizer(NamedTuple):
-    """An update rule, its host scalars and the state it keeps.
-
-    ``scalars(lr, count, hyper)`` turns the rate and the update count (from 1) into the rule's Python floats:
-    the count never reaches the device, so a tracing compiler compiles the update once. The state is a flat
-    list of arrays, one per weight array for each of ``slots``, in slot-major order, as a checkpoint keeps it.
-    """
+    """An update rule (and its form with ``Hyper.nesterov``), its host scalars and its state: ``scalars(lr,
+    count, hyper)`` makes the rule's Python floats (the count never reaches the device, so a tracing compiler
+    compiles once); the state is one array per weight array for each of ``slots``, slot-major."""
 
     slots: tuple[str, ...]
     scalars: Callable[[float, int, Hyper], tuple[float, ...]]
-    rules: tuple[Callable[..., tuple[Any, ...]], ...]  # (the rule, the rule with Hyper.nesterov)
+    rules: tuple[Callable[..., tuple[Any, ...]], ...]
     default_lr: float
 
-    def apply(self, xp, params, grads, state, scalars, h: Hyper = DEFAULT) -> tuple[Params, list[Any]]:
+    def apply(self, xp, params, grads, state, scalars, h: Hyper = DEFAULT) -> tuple[list[Any], list[Any]]:
         """``(params, state)`` after one update, given the rule's scalars."""
         k = len(params)
         out = [self.rules[h.nesterov](xp.multiply, xp.sqrt, g, *state[i::k], *scalars) for i, g in enumerate(grads)]
@@ -245,12 +194,8 @@ OPTIMIZERS: dict[str, Optimizer] = {
 }
 
 
-# -- the training step --------------------------------------------------------------------------------------
-
-
 class Recipe(NamedTuple):
-    """What a training step computes: the activation, the optimizer with its hyperparameters, the L2 penalty
-    (`penalty`)."""
+    """What a training step computes: the activation, the optimizer with its hyperparameters, the L2 penalty."""
 
     activation: str = "relu"
     optimizer: str = "adam"
@@ -258,9 +203,8 @@ class Recipe(NamedTuple):
     hyper: Hyper = DEFAULT
 
 
-def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[Params, list[Any], Any, Any]]:
-    """``body(params, state, x, targets, *scalars) -> (params, state, loss, logits)``: forward, loss, backward,
-    penalty and update, given the optimizer's host scalars (a tracing compiler takes them as inputs)."""
+def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[list[Any], list[Any], Any, Any]]:
+    """``body(params, state, x, targets, *scalars) -> (params, state, loss, logits)``, the step's whole body."""
 
     def body(params, state, x, targets, *scalars):
         logits, cache = forward(xp, params, x, recipe.activation)

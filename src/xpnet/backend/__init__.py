@@ -1,10 +1,5 @@
-"""Resolve a device and a backend name into a `Backend`: the array namespace, the device and a name.
-
-Each array library is one module here defining ``SPEC``, a `BackendSpec`, found by `registry`: adding a
-library is one new file. A module imports its library only when asked for it.
-"""
-
-from __future__ import annotations
+"""Resolve a device and a backend name into a `Backend`. Each array library is one module here defining ``SPEC``,
+a `BackendSpec`, found by `registry`; it imports its library only when asked for it."""
 
 import functools
 import glob
@@ -13,6 +8,7 @@ import importlib.util
 import pkgutil
 import re
 import shutil
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -26,8 +22,7 @@ from ..nn import Recipe, StepFn
 
 @dataclass(frozen=True)
 class Backend:
-    """An Array API namespace ``xp`` bound to ``device``; ``to_numpy`` copies a device array to the host and
-    ``sync`` waits for queued device work, so that a clock read after it measures finished work."""
+    """An Array API namespace on a device; ``sync`` waits for queued device work (before reading a clock)."""
 
     name: str
     xp: ModuleType
@@ -37,8 +32,7 @@ class Backend:
     sync: Callable[[], None] = field(default=lambda: None, repr=False)
     note: str = field(default="", compare=False)  # worth printing: a GPU is here but could not be used
     fallback_reason: str = field(default="", compare=False)  # why device "auto" took the CPU
-    # PyTorch warns when it shares a read-only buffer: such arrays are copied.
-    copy_read_only: bool = field(default=False, repr=False)
+    copy_read_only: bool = field(default=False, repr=False)  # PyTorch warns when it shares a read-only buffer
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         """A host array (or scalar) on this backend's device; on the CPU it may share the host memory."""
@@ -53,32 +47,57 @@ class Backend:
     def __str__(self) -> str:
         return f"{self.name} on {self.device_name}"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled as its name and device: the namespace and functions are made anew where it is loaded.
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled as its name and device, made anew where loaded
         return make_backend, (self.name, self.device_name)
 
 
 @dataclass(frozen=True)
-class BackendSpec:
-    """One array library, in its own module: ``make(device)`` (``"cpu"``, ``"cuda:N"`` or one of
-    ``extra_devices``) gives a `Backend`, ``probe()`` a `Probe` for ``check``; both raise `BackendError`."""
+class Probe:
+    """What one array library offers here, for ``check``: its version and devices, or why none."""
 
     name: str
-    module: str  # what ``import`` needs, looked up without importing it
-    kinds: tuple[str, ...]  # "cpu", "cuda"
+    installed: bool
+    version: str = ""  # library version, plus CUDA runtime/driver and TF32 settings where they matter
+    devices: tuple[str, ...] = ()  # device names `make_backend` accepts
+    problem: str = ""  # why an installed library has no usable device, with the fix
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One array library: ``make(device)`` (``"cpu"``, ``"cuda:N"``, one of ``extra_devices``) gives a `Backend`,
+    ``probe()`` a `Probe`, both or `BackendError`; ``device_of`` names a device object as ``make`` takes it."""
+
+    name: str
     make: Callable[[str], Backend]
-    probe: Callable[[], Any]
-    install_hint: str
+    probe: Callable[[], Probe]
     order: int  # position in listings: --help, check, the tests
-    default_for: tuple[str, ...] = ()  # the device kinds on which it is the default
+    kinds: tuple[str, ...] = ("cpu",)  # of "cpu", "cuda"
+    module: str = ""  # what ``import`` takes; by default the name, "-" as "_"
+    install_hint: str = ""  # by default "pip install NAME"
     extra_devices: tuple[str, ...] = ()  # devices besides cpu/cuda:N (array-api-strict's simulated ones)
-    fast_class: str = ""  # "module.Class" under fast/ overriding the reference step (`fast_step`)
-    # The device name (``"cpu"``, ``"cuda:N"``, an extra device) of one of the library's device objects.
+    fast: str = ""  # "module.Class" under fast/ overriding the reference step (`fast_step`)
     device_of: Callable[[Any], str] = lambda device: "cpu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "module", self.module or self.name.replace("-", "_"))
+        object.__setattr__(self, "install_hint", self.install_hint or f"pip install {self.name}")
 
     @property
     def installed(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
+
+    @property
+    def default_for(self) -> tuple[str, ...]:
+        """The device kinds on which it is the default: those that no library listed before it offers."""
+        return tuple(k for k in self.kinds if next(s for s in registry().values() if k in s.kinds) is self)
+
+    def load(self) -> ModuleType:
+        """The library, or `BackendError` with the install hint. Its import's warning filters are dropped."""
+        try:
+            with warnings.catch_warnings():  # PyTorch adds some on import: a library call leaves no trace
+                return importlib.import_module(self.module)
+        except ImportError as e:
+            raise BackendError(f"{self.name} is not installed ({e}); install it with {self.install_hint}") from None
 
 
 @functools.cache
@@ -96,10 +115,9 @@ def names() -> tuple[str, ...]:
 
 def spec(name: str) -> BackendSpec:
     """The `BackendSpec` called ``name``, or `BackendError` listing the known ones."""
-    try:
-        return registry()[name]
-    except KeyError:
-        raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(names())}") from None
+    if name not in registry():
+        raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(names())}")
+    return registry()[name]
 
 
 def parse_device(device: str) -> tuple[str, int]:
@@ -110,9 +128,6 @@ def parse_device(device: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2) or 0)
 
 
-_KIND_WORDS = {"cpu": "the CPU", "cuda": "CUDA devices"}
-
-
 def gpu_present() -> bool:
     """Whether this machine shows an NVIDIA GPU (a device node, or ``nvidia-smi``), loading no CUDA library."""
     return bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
@@ -120,11 +135,10 @@ def gpu_present() -> bool:
 
 def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend:
     """The `Backend` for a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and a backend name, or a one-line
-    `BackendError`. ``auto`` takes the first GPU when it answers, else the CPU, saying why in
-    ``Backend.fallback_reason`` (and in ``Backend.note`` where the machine has a GPU: `gpu_present`)."""
+    `BackendError`; ``auto`` takes the first GPU that answers, else the CPU, saying why (``fallback_reason``)."""
     kind, index = parse_device(device)
     chosen = spec(backend) if backend is not None else None
-    default = {k: s for s in registry().values() for k in s.default_for}
+    default = {k: next(s for s in registry().values() if k in s.kinds) for k in ("cpu", "cuda")}
     if kind == "auto":
         gpu, cpu = chosen or default["cuda"], chosen or default["cpu"]
         if "cuda" not in gpu.kinds:
@@ -134,17 +148,15 @@ def resolve_backend(device: str = "auto", backend: str | None = None) -> Backend
         except BackendError as e:
             if "cpu" not in cpu.kinds:
                 raise
-            fallback = cpu.make("cpu")
-            if gpu_present():
-                reason = f"a GPU is present but unusable: using {fallback} ({e})"
-                return replace(fallback, note=reason, fallback_reason=reason)
-            return replace(fallback, fallback_reason=f"no GPU found: using {fallback} ({e})")
+            fallback, found = cpu.make("cpu"), gpu_present()
+            reason = f"{'a GPU is present but unusable' if found else 'no GPU found'}: using {fallback} ({e})"
+            return replace(fallback, note=reason if found else "", fallback_reason=reason)
     chosen = chosen or default[kind]
     if kind not in chosen.kinds:
+        words = " and ".join({"cpu": "the CPU", "cuda": "CUDA devices"}[k] for k in chosen.kinds)
         others = "/".join(s.name for s in registry().values() if kind in s.kinds)
         raise BackendError(
-            f"{chosen.name} runs only on {' and '.join(_KIND_WORDS[k] for k in chosen.kinds)}: "
-            f"use the device {chosen.kinds[0]}, or the backend {others} on {kind}"
+            f"{chosen.name} runs only on {words}: use the device {chosen.kinds[0]}, or the backend {others} on {kind}"
         )
     try:
         return chosen.make("cpu" if kind == "cpu" else f"cuda:{index}")
@@ -161,8 +173,7 @@ def make_backend(name: str, device: str = "cpu") -> Backend:
 
 
 def backend_of(x: Any) -> Backend:
-    """The backend of the array ``x``, its library and device (scikit-learn's "everything follows X"), or
-    `BackendError`."""
+    """The backend of the array ``x``, its library and device (scikit-learn's "everything follows X")."""
     import array_api_compat
 
     try:
@@ -180,18 +191,9 @@ def backend_of(x: Any) -> Backend:
 _made = functools.cache(make_backend)
 
 
-def import_library(spec_: BackendSpec) -> ModuleType:
-    """Import the library ``spec_`` needs, or `BackendError` with its install hint."""
-    try:
-        return importlib.import_module(spec_.module)
-    except ImportError as e:
-        raise BackendError(f"{spec_.name} is not installed ({e}); install it with {spec_.install_hint}") from None
-
-
 def cuda_index(device: str, count: int, who: str) -> int:
     """``"cuda:N"`` -> N, or `BackendError` when the library sees fewer than N + 1 devices."""
-    index = int(device.split(":")[1])
-    if index >= count:
+    if (index := int(device.split(":")[1])) >= count:
         raise BackendError(f"cuda:{index} does not exist: {who} reports {count} device(s)")
     return index
 
@@ -201,22 +203,10 @@ _OOM_TEXT = ("out of memory", "cublas_status_alloc_failed", "cudaerrormemoryallo
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` says the device (or the host) ran out of memory; the libraries' ``OutOfMemoryError``
-    classes are recognised by name, importing nothing."""
+    """Whether ``exc`` says the device or host ran out of memory (an ``OutOfMemoryError`` known by name)."""
     libraries = {s.module for s in registry().values()}
     named = any(c.__module__.split(".")[0] in libraries and c.__name__ == "OutOfMemoryError" for c in type(exc).__mro__)
     return isinstance(exc, MemoryError) or named or any(text in str(exc).lower() for text in _OOM_TEXT)
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What one array library offers here, for ``check``: its version and devices, or why none."""
-
-    name: str
-    installed: bool
-    version: str = ""  # library version, plus CUDA runtime/driver and TF32 settings where they matter
-    devices: tuple[str, ...] = ()  # device names `make_backend` accepts
-    problem: str = ""  # why an installed library has no usable device, with the fix
 
 
 def probe(name: str) -> Probe:
@@ -226,15 +216,12 @@ def probe(name: str) -> Probe:
         return Probe(name, installed=False, problem=f"not installed: {s.install_hint}")
     try:
         return s.probe()
-    except BackendError as e:
-        return Probe(name, installed=True, problem=str(e))
-    except Exception as e:  # a broken install: the library is there but fails to import or to start
-        return Probe(name, installed=True, problem=f"installed but unusable: {one_line(e)}")
+    except Exception as e:  # not a BackendError: a broken install, there but failing to import or to start
+        problem = str(e) if isinstance(e, BackendError) else f"installed but unusable: {one_line(e)}"
+        return Probe(name, installed=True, problem=problem)
 
 
 def fast_step(backend: Backend, sizes: Sequence[int], recipe: Recipe, dtype: Any) -> StepFn | None:
     """The backend's fast training step for this model and ``recipe``, or None where it has none."""
-    module, _, name = spec(backend.name).fast_class.rpartition(".")
-    if not name:
-        return None
-    return getattr(importlib.import_module(f"{__name__}.fast.{module}"), name)(sizes, recipe, dtype)
+    module, _, name = spec(backend.name).fast.rpartition(".")
+    return getattr(importlib.import_module(f"{__name__}.fast.{module}"), name)(sizes, recipe, dtype) if name else None

@@ -1,7 +1,5 @@
 """NumPy on the CPU: the default backend, with an in-place step (``fast/numpy_inplace.py``)."""
 
-from __future__ import annotations
-
 import numpy as np
 
 from . import Backend, BackendSpec, Probe
@@ -20,7 +18,4 @@ def probe() -> Probe:
     return Probe("numpy", True, f"numpy {np.__version__}; long runs update with {kernels.describe()}", ("cpu",))
 
 
-SPEC = BackendSpec(
-    name="numpy", module="numpy", kinds=("cpu",), make=make, probe=probe, install_hint="pip install numpy",
-    order=0, default_for=("cpu",), fast_class="numpy_inplace.NumpyInplaceStep",
-)  # fmt: skip
+SPEC = BackendSpec("numpy", make, probe, 0, fast="numpy_inplace.NumpyInplaceStep")

@@ -1,18 +1,16 @@
 """PyTorch tensors on the CPU or a CUDA GPU (never a dependency), with a fused step (``fast/torch_fused.py``)."""
 
-from __future__ import annotations
-
-from typing import Any
-
 from ..errors import BackendError
-from . import Backend, BackendSpec, Probe, cuda_index, import_library
+from . import Backend, BackendSpec, Probe, cuda_index
+
+HINT = "pip install torch (https://pytorch.org has the command for a CUDA build)"
 
 
 def make(device: str) -> Backend:
-    torch = import_library(SPEC)
+    torch = SPEC.load()
     import array_api_compat.torch as xp
 
-    def to_numpy(a: Any) -> Any:
+    def to_numpy(a):
         return a.detach().cpu().numpy()
 
     if device == "cpu":
@@ -22,14 +20,12 @@ def make(device: str) -> Backend:
         return Backend("torch", xp, torch.device("cpu"), "cpu", to_numpy, copy_read_only=True)
     if not torch.cuda.is_available():
         raise BackendError("PyTorch has no CUDA device here (a CPU-only build, or no driver/GPU)")
-    index = cuda_index(device, torch.cuda.device_count(), "PyTorch")
-    dev = torch.device("cuda", index)
+    dev = torch.device("cuda", cuda_index(device, torch.cuda.device_count(), "PyTorch"))
     return Backend("torch", xp, dev, device, to_numpy, lambda: torch.cuda.synchronize(dev), copy_read_only=True)
 
 
 def probe() -> Probe:
-    import torch
-
+    torch = SPEC.load()
     version = f"torch {torch.__version__}"
     if not torch.cuda.is_available():
         return Probe("torch", True, f"{version} (no CUDA)", ("cpu",))
@@ -40,9 +36,10 @@ def probe() -> Probe:
     return Probe("torch", True, version, ("cpu", *(f"cuda:{i}" for i in range(n))))
 
 
+def device_of(device) -> str:
+    return "cpu" if device.type == "cpu" else f"{device.type}:{device.index or 0}"
+
+
 SPEC = BackendSpec(
-    name="torch", module="torch", kinds=("cpu", "cuda"), make=make, probe=probe,
-    install_hint="pip install torch (https://pytorch.org has the command for a CUDA build)", order=2,
-    fast_class="torch_fused.TorchFusedStep",
-    device_of=lambda d: "cpu" if d.type == "cpu" else f"{d.type}:{d.index or 0}",
-)  # fmt: skip
+    "torch", make, probe, 2, ("cpu", "cuda"), install_hint=HINT, fast="torch_fused.TorchFusedStep", device_of=device_of
+)

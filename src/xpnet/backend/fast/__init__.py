@@ -1,8 +1,6 @@
 """Fast steps, each overriding the reference step (`xpnet.nn.train_step`) for one library and agreeing with it:
-a class made as ``Step(sizes, recipe, dtype)``, called as an `xpnet.nn.StepFn`, named by
-``BackendSpec.fast_class``. Also `flushed`, which runs training with subnormal floats flushed to zero."""
-
-from __future__ import annotations
+a class made as ``Step(sizes, recipe, dtype)``, called as an `xpnet.nn.StepFn`, named by ``BackendSpec.fast``.
+Also `flushed`, which runs training with subnormal floats flushed to zero."""
 
 import contextlib
 import ctypes
@@ -20,18 +18,10 @@ from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_e
 
 
 class InplaceStep:
-    """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers.
-
-    Parameters, gradients and optimizer moments are views into one flat buffer each; products are written
-    with ``out=``; nn's activations and rules run in place through ``inplace``, whose functions write into
-    their first array. The returned ``params`` and ``state`` (those views) and ``logits`` are overwritten by
-    the next call: pass them back in unchanged (other arrays are copied in, never written to). A subclass
-    names its library ``lib``, its Array API namespace ``xp``, ``inplace`` and ``layer``.
-    """
-
-    lib: Any
-    xp: Any
-    inplace: Any
+    """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers:
+    weights, gradients and moments are views of one flat buffer each; nn's activations and rules run through
+    ``inplace``, whose functions write into their first array. The returned arrays are overwritten by the next
+    call. A subclass sets ``lib``, its namespace ``xp``, ``inplace`` and ``layer(a, w, b, out)``: a @ w + b."""
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any):
         self.recipe, self.dtype, self.shapes, self.widths = recipe, dtype, param_shapes(sizes), sizes[1:]
@@ -39,18 +29,13 @@ class InplaceStep:
         self.theta: Any = None  # allocated on the device of the first call's parameters
 
     def allocate(self, device: Any) -> None:
-        n = sum(math.prod(s) for s in self.shapes)
-        flat = [self.lib.zeros(n, dtype=self.dtype, device=device) for _ in range(3 + len(self.optimizer.slots))]
-        self.theta, self.grad, _, *self.moments = flat
         ends = list(itertools.accumulate(math.prod(s) for s in self.shapes))
+        flat = [self.lib.zeros(ends[-1], dtype=self.dtype, device=device) for _ in range(3 + len(self.optimizer.slots))]
+        self.theta, self.grad, _, *self.moments = flat
         views = [[a[end - math.prod(s) : end].reshape(s) for end, s in zip(ends, self.shapes)] for a in flat]
         self.params, self.grads, self.tmps = views[:3]
         self.state = [v for m in views[3:] for v in m]
         self.buffers: dict[int, tuple[list[Any], ...]] = {}
-
-    def layer(self, a: Any, w: Any, b: Any, out: Any) -> None:
-        """``out <- a @ w + b``."""
-        raise NotImplementedError
 
     def update(self, count: int, lr: float) -> None:
         h = self.recipe.hyper
@@ -87,12 +72,10 @@ class InplaceStep:
         return self.params, self.state, loss, outs[-1]
 
 
-# Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, and every
-# pass over them costs a microcode assist on many x86 CPUs (docs/benchmarks.md). Results change only where a
-# value below float32's smallest normal (1.2e-38) becomes zero. The mode is per thread, set and restored
-# through the C library's fegetenv/fesetenv (glibc on x86-64 and AArch64; macOS's layout untested). Where each
-# fenv_t keeps the control register (byte offset) and the bits that flush: MXCSR's FTZ (15) and DAZ (6) on
-# x86-64, FPCR's FZ (24) on AArch64.
+# Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, each costing
+# a microcode assist on many x86 CPUs (docs/benchmarks.md); only values below 1.2e-38 change. The mode is per
+# thread, set through fegetenv/fesetenv: where a fenv_t keeps the control register (byte offset), and its bits
+# that flush (MXCSR's FTZ 15 and DAZ 6 on x86-64, FPCR's FZ 24 on AArch64; macOS untested).
 _LAYOUT = {
     ("Linux", "x86_64"): (28, 0x8040),  # glibc: __mxcsr after the 28-byte x87 environment
     ("Linux", "aarch64"): (0, 1 << 24),  # glibc: __fpcr first
@@ -103,40 +86,35 @@ _LAYOUT = {
 
 def flushes() -> bool:
     """Whether this thread now computes a subnormal operand as zero."""
-    tiny = np.array([1e-40], dtype=np.float32)
-    return bool((tiny * np.float32(1.0))[0] == 0.0)
+    return bool(np.float32(1e-40) * np.float32(1.0) == 0.0)
 
 
 @functools.cache
 def _fenv() -> tuple[ctypes.CDLL, int, int] | None:
     """The C library and the layout of its fenv_t, or None where the mode cannot be set."""
-    system = platform.system()
+    system, name = platform.system(), ctypes.util.find_library("m")
     layout = _LAYOUT.get((system, platform.machine().lower().replace("amd64", "x86_64")))
-    name = ctypes.util.find_library("m")
     if layout is None or name is None or (system == "Linux" and platform.libc_ver()[0] != "glibc"):
         return None
     return ctypes.CDLL(name), *layout
 
 
 def flush_denormals() -> bool:
-    """Set FTZ/DAZ in the calling thread for good, where the CPU and C library allow it; whether it took
-    effect. The library itself only flushes inside `flushing`."""
+    """Set FTZ/DAZ in this thread for good where the CPU and C library allow it (xpnet only flushes in `flushing`)."""
     fenv, env = _fenv(), (ctypes.c_ubyte * 64)()  # larger than any fenv_t
     if fenv is None or fenv[0].fegetenv(env) != 0:
         return flushes()
     libm, offset, bits = fenv
-    old = bytes(env)
+    old = (ctypes.c_ubyte * 64).from_buffer_copy(env)
     ctypes.c_uint32.from_buffer(env, offset).value |= bits
-    if libm.fesetenv(env) == 0 and flushes():
-        return True
-    libm.fesetenv((ctypes.c_ubyte * 64).from_buffer_copy(old))
-    return False
+    if libm.fesetenv(env) != 0 or not flushes():
+        libm.fesetenv(old)
+    return flushes()
 
 
 @contextlib.contextmanager
 def flushing() -> Iterator[bool]:
-    """FTZ/DAZ in the calling thread inside the block (True where it took effect); on leaving, also by an
-    exception, the thread's whole floating-point environment is put back as it was."""
+    """FTZ/DAZ in this thread inside the block (True where it took effect); on leaving, the old environment."""
     fenv, saved = _fenv(), (ctypes.c_ubyte * 64)()
     restore = fenv is not None and fenv[0].fegetenv(saved) == 0
     try:

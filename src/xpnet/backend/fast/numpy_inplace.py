@@ -1,9 +1,6 @@
 """The in-place NumPy step (`InplaceStep`): the reference's operations in its order, so the values are equal;
 in a long run where Numba is installed, the optimizer's rule runs as one compiled pass over the weights."""
 
-from __future__ import annotations
-
-import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -17,33 +14,30 @@ from ...errors import one_line
 from ...nn import OPTIMIZERS, Recipe
 from . import InplaceStep
 
-# Weights updated by NumPy's passes before the compiled update is loaded: loading it costs more than a short
-# run's passes (docs/benchmarks.md). Both give equal values, so switching mid-run changes no result.
+# Weights updated by NumPy's passes before the compiled update is loaded, which costs more than a short run's
+# passes (docs/benchmarks.md). Both give equal values, so switching mid-run changes no result.
 SWITCH_AFTER = 100_000_000
-
-
-# nn's activations and rules, written into their first array. Relu's backward is g * (a > 0) rather than
-# copyto(where=...), about 35 times slower: the values equal where(a > 0, g, 0); a zero may come out as -0.0.
+# nn's activations and rules, written into their first array. Relu's backward is g * (a > 0), equal to
+# where(a > 0, g, 0) (a zero may come out as -0.0), as copyto(where=...) is about 35 times slower.
 INPLACE = SimpleNamespace(
-    **{
-        f.__name__: functools.partial(lambda f, a, *rest: f(a, *rest, out=a), f)
-        for f in (np.add, np.multiply, np.maximum, np.tanh)
-    },
+    add=lambda a, b: np.add(a, b, out=a),
+    multiply=lambda a, b: np.multiply(a, b, out=a),
+    maximum=lambda a, b: np.maximum(a, b, out=a),
+    tanh=lambda a: np.tanh(a, out=a),
     where=lambda keep, g, _: np.multiply(g, keep, out=g),
 )
 
-# The compiled update (``xpnet[fast]``): the rule as one Numba loop over the flat buffers, reading and writing
-# each once where NumPy's Adam makes 13 passes. Same arithmetic in the same order and precision (scalars in
-# the arrays' dtype, as NumPy casts a Python float), so bit for bit NumPy's values; ``error_model="numpy"``
-# gives inf on a division by zero as NumPy does, and no ``fastmath``, which would reorder. Where Numba is
-# missing or fails, ``NUMBA_DISABLE_JIT`` is set, or ``XPNET_NO_NUMBA`` is set to anything but empty or 0,
-# `load` answers None and the step keeps NumPy's passes; `describe` says which and why.
+# The compiled update (``xpnet[fast]``): the rule as one Numba loop over the flat buffers (NumPy's Adam makes 13
+# passes), the same arithmetic in the same order and precision: bit for bit NumPy's values (no ``fastmath``).
+# Where Numba is missing or fails, or NUMBA_DISABLE_JIT or XPNET_NO_NUMBA (not empty or 0) is set, NumPy's stay.
 DISABLE = "XPNET_NO_NUMBA"
+# Each rule this process has asked for, by (rule, dtype name): the compiled update, or None, and why.
+_loaded: dict[tuple[Any, str], tuple[Any, str]] = {}
 
 
 def _loops(rule, mul, sqrt):
-    """The compiled update's loops over ``rule``, by (slots, scalars). Each names the rule's arguments, so that
-    Numba inlines it with ``mul`` and ``sqrt`` (a first-class function call would not vectorise)."""
+    """The compiled update's loops over ``rule`` by (slots, scalars), naming its arguments so that Numba inlines
+    it with ``mul`` and ``sqrt`` (a first-class function call would not vectorise)."""
 
     def slots0(p, g, scalars):
         (a,) = scalars
@@ -73,38 +67,24 @@ def _sqrt(a):
     return np.sqrt(a)
 
 
-# Each rule this process has asked for, by (rule, dtype name): the compiled update, or None, and why.
-_loaded: dict[tuple[Any, str], tuple[Any, str]] = {}
-
-
-def _disabled() -> bool:
-    # Read on every call, so that the bench can time both updates in one process.
-    return os.environ.get(DISABLE, "").strip() not in ("", "0")
-
-
-@functools.cache
-def _numba() -> tuple[Any, str]:
-    try:
-        import numba
-    except Exception as e:  # not installed, or built for another NumPy: both leave the NumPy passes
-        return None, f"NumPy passes (numba unavailable: {one_line(e, named=True)}; pip install 'xpnet[fast]')"
-    if numba.config.DISABLE_JIT:  # its loops would run as Python, 60 times slower than the passes
-        return None, "NumPy passes (NUMBA_DISABLE_JIT is set)"
-    return numba, f"numba {numba.__version__} one-pass update"
-
-
 def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]:
-    """The update compiled once per process for ``dtype`` and tried on one-element arrays (the trial call is
-    what compiles), or None and why not."""
-    rule, n_slots = OPTIMIZERS[optimizer].rules[nesterov], len(OPTIMIZERS[optimizer].slots)
-    kind = np.dtype(dtype)
+    """The update compiled once per process for ``dtype`` (by a trial call), or None; and why, in words."""
+    if os.environ.get(DISABLE, "").strip() not in ("", "0"):  # read on every call: the bench times both updates
+        return None, f"NumPy passes ({DISABLE} is set)"
+    rule, n_slots, kind = OPTIMIZERS[optimizer].rules[nesterov], len(OPTIMIZERS[optimizer].slots), np.dtype(dtype)
     key = (rule, kind.name)
     if key in _loaded:
         return _loaded[key]
-    numba, said = _numba()
-    failure, n_scalars = None, rule.__code__.co_argcount - 3 - n_slots  # after (mul, sqrt, g, *slots)
-    # First with Numba's on-disk cache, so that later processes skip the compile; where that cache cannot be
-    # read or written (a damaged file, a full disk, no writable place), compiled again without it.
+    try:
+        import numba
+    except Exception as e:  # not installed, or built for another NumPy: both leave the NumPy passes
+        numba, said = None, f"NumPy passes (numba unavailable: {one_line(e, named=True)}; pip install 'xpnet[fast]')"
+    else:
+        said = f"numba {numba.__version__} one-pass update"
+        if numba.config.DISABLE_JIT:  # its loops would run as Python, 60 times slower than the passes
+            numba, said = None, "NumPy passes (NUMBA_DISABLE_JIT is set)"
+    compiled, n_scalars = None, rule.__code__.co_argcount - 3 - n_slots  # after (mul, sqrt, g, *slots)
+    # With Numba's on-disk cache for later processes, then without (a damaged file, a full disk, no writable place).
     for cache in (True, False) if numba else ():
         try:
             with warnings.catch_warnings():
@@ -113,44 +93,41 @@ def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]
                 loops = _loops(inline(rule), inline(_mul), inline(_sqrt))
                 compiled = numba.njit(error_model="numpy", cache=cache)(loops[n_slots, n_scalars])
                 compiled(*[np.ones(1, kind)] * (2 + n_slots), (kind.type(0.5),) * n_scalars)
-            _loaded[key] = compiled, said
-            return _loaded[key]
+            break
         except Exception as e:
-            failure = e
-    if numba:
-        said = f"NumPy passes (numba could not compile the {rule.__name__} update: {one_line(failure, named=True)})"
-    _loaded[key] = None, said
+            compiled, failure = None, one_line(e, named=True)
+    if numba and compiled is None:
+        said = f"NumPy passes (numba could not compile the {rule.__name__} update: {failure})"
+    _loaded[key] = compiled, said
     return _loaded[key]
 
 
 def load(optimizer: str, dtype: Any, nesterov: bool = False) -> Callable[..., None] | None:
     """The compiled update of ``optimizer`` for arrays of ``dtype``, or None where NumPy's passes apply."""
-    return None if _disabled() else _find(optimizer, dtype, nesterov)[0]
+    return _find(optimizer, dtype, nesterov)[0]
 
 
 def ready(optimizer: str, dtype: Any) -> bool:
     """Whether this process holds the compiled update already, so that a new step can use it at no cost."""
-    found = _loaded.get((OPTIMIZERS[optimizer].rules[0], np.dtype(dtype).name))
-    return not _disabled() and found is not None and found[0] is not None
+    return (OPTIMIZERS[optimizer].rules[0], np.dtype(dtype).name) in _loaded and load(optimizer, dtype) is not None
 
 
 def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:
     """In words, how a long run's update runs here (the bench and ``check`` print it); compiles it to know."""
-    return f"NumPy passes ({DISABLE} is set)" if _disabled() else _find(optimizer, dtype)[1]
+    return _find(optimizer, dtype)[1]
 
 
 class NumpyInplaceStep(InplaceStep):
+    """`InplaceStep` on NumPy arrays; ``compiled``: the compiled update from the first update (True), never
+    (False), or once SWITCH_AFTER weights have been updated (None; from the first where this process has it)."""
+
     lib, xp, inplace = np, xp, INPLACE
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
         super().__init__(sizes, recipe, np.dtype(dtype))
         self.allocate("cpu")
-        # The compiled update: from the first update (True), never (False), or once SWITCH_AFTER weights have
-        # been updated (None; from the first where this process has loaded it, as a second fit has).
-        self.kernel = None
-        if compiled is None and ready(recipe.optimizer, self.dtype):
-            compiled = True
-        self._until_compiled = SWITCH_AFTER if compiled is None else -1
+        compiled = True if compiled is None and ready(recipe.optimizer, self.dtype) else compiled
+        self.kernel, self._until_compiled = None, SWITCH_AFTER if compiled is None else -1
         if compiled:
             self.as_in_long_runs()
 

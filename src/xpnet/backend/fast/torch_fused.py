@@ -1,7 +1,5 @@
-"""A PyTorch step with in-place updates (`InplaceStep`): the reference step's operations, fewer kernels, each
-layer one ``addmm``; results agree to float rounding. Why not ``torch.compile``: docs/benchmarks.md."""
-
-from __future__ import annotations
+"""A PyTorch step with in-place updates (`InplaceStep`) on the device of its batches: the reference step's
+operations, fewer kernels, each layer one ``addmm``. Why not ``torch.compile``: docs/benchmarks.md."""
 
 from types import SimpleNamespace
 
@@ -10,20 +8,17 @@ import torch
 
 from . import InplaceStep
 
-# nn's activations written into their first tensor (relu's backward: a zero may come out as -0.0, equal to 0.0).
-INPLACE = SimpleNamespace(
-    add=torch.Tensor.add_,
-    multiply=torch.Tensor.mul_,
-    maximum=torch.Tensor.clamp_min_,
-    tanh=torch.Tensor.tanh_,
-    where=lambda keep, g, _: g.mul_(keep),
-)
-
 
 class TorchFusedStep(InplaceStep):
-    """`InplaceStep` on the device of the batches it is given."""
-
-    lib, xp, inplace = torch, xp, INPLACE
+    # nn's activations written into their first tensor (relu's backward: a zero may come out as -0.0).
+    lib, xp = torch, xp
+    inplace = SimpleNamespace(
+        add=torch.Tensor.add_,
+        multiply=torch.Tensor.mul_,
+        maximum=torch.Tensor.clamp_min_,
+        tanh=torch.Tensor.tanh_,
+        where=lambda keep, g, _: g.mul_(keep),
+    )
 
     def layer(self, a: torch.Tensor, w: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
         torch.addmm(b, a, w, out=out)
