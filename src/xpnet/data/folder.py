@@ -1,9 +1,8 @@
 """A folder of pictures in torchvision's ImageFolder layout -> a `Dataset`.
 
-``DIR/train/<class>/*.png`` (JPEG, BMP, GIF, WebP, TIFF, PNM or ``.npy``) and, optionally, ``DIR/test/<class>/*``.
-Class names are the sub-folder names, numbered in sorted order. Every picture is prepared by
-`pictures.prepare_file`, as ``predict`` prepares one. Without ``test/``, a stratified fifth of ``train/`` is
-held out (fixed seed). The prepared images are cached (`cache`), so a second run skips the reading.
+``DIR/train/<class>/*.png`` (or JPEG, BMP, GIF, WebP, TIFF, PNM, ``.npy``) and, optionally, ``DIR/test/<class>/*``:
+classes are the sub-folders, in sorted order, each picture prepared by `pictures.prepare_file` as ``predict``
+prepares one, and cached (`cache`). Without ``test/``, a stratified fifth of ``train/`` is held out.
 """
 
 from __future__ import annotations
@@ -25,52 +24,52 @@ Progress = Callable[[int, int | None], None]
 Notify = Callable[[str], None]
 
 
-def _classes(split: Path) -> dict[str, list[Path]]:
-    """The pictures of each class folder of ``split``; hidden entries are left out."""
-    folders = [d for d in sorted(split.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-    return {
-        d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
-        for d in folders
-    }
-
-
-def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, list[Path]]]:
-    """(class names, train files per class, test files per class: none without test/) of the folder set
-    ``root``; a folder that cannot be listed or entered is one `DataError` naming it."""
+def scan(root: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+    """The pictures of each class of the folder set ``root``: (train, test: {} without test/), hidden entries
+    left out; a folder that cannot be listed or entered is one `DataError` naming it."""
     train, test = root / "train", root / "test"
+
+    def classes(split: Path) -> dict[str, list[Path]]:
+        return {
+            d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+            for d in sorted(split.iterdir())
+            if d.is_dir() and not d.name.startswith(".")
+        }
+
     try:
         if not root.is_dir():
-            raise DataError(f"folder: {root} is not a folder: give --data-dir the folder that holds train/<class>/")
+            raise DataError(
+                f"folder: {root} is not a folder: give {{name}} the folder that holds train/<class>/",
+                parameter="data_dir",
+            )
         if not train.is_dir():
             raise DataError(
                 f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/ (one "
                 f"folder per class) and, optionally, test pictures in {test}/<class>/"
             )
-        train_files = _classes(train)
-        test_files = _classes(test) if test.is_dir() else {}
+        files = classes(train), classes(test) if test.is_dir() else {}
     except OSError as e:
         raise DataError(
             f"folder: cannot read {e.filename or root} ({reason(e)}): make it readable (chmod u+rx) or move it "
             "out of the picture folder"
         ) from None
-    if len(train_files) < 2:
-        raise DataError(f"folder: {train} has {len(train_files)} class folder(s): a classifier needs at least 2")
-    unknown = sorted(set(test_files) - set(train_files))
-    if unknown:
+    if len(files[0]) < 2:
+        raise DataError(f"folder: {train} has {len(files[0])} class folder(s): a classifier needs at least 2")
+    if unknown := sorted(set(files[1]) - set(files[0])):
         raise DataError(
             f"folder: {test} has classes that train/ lacks ({listed(unknown, 3)}): name the test folders as the "
             "train folders"
         )
-    return tuple(train_files), train_files, test_files
+    return files
 
 
-def read_folder(root: Path, layout: images.Layout, progress: Progress | None, notify: Notify) -> dict[str, np.ndarray]:
+def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: Notify) -> dict[str, np.ndarray]:
     """The prepared arrays of ``root`` (from its cache when fresh), as `cache` stores them."""
-    classes, train_files, test_files = scan(root)
-    all_files = [p for group in (train_files, test_files) for paths in group.values() for p in paths]
+    splits = dict(zip(("train", "test"), scan(root)))
+    classes = tuple(splits["train"])
+    all_files = [p for files in splits.values() for paths in files.values() for p in paths]
     recipe = f"{layout!r} preparation {images.PREPARATION}"  # a new preparation makes old caches stale
-    key = cache.fingerprint(root, all_files, recipe)
-    where = cache.cache_path(root, layout.side)
+    key, where = cache.fingerprint(root, all_files, recipe), cache.cache_path(root, layout.side)
     cached, why = cache.load(where, key, len(all_files), layout.n_features)
     if cached is not None and tuple(cached["classes"].tolist()) == classes:
         if cached["skipped"].size:
@@ -79,10 +78,8 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
     if why or cached is not None:
         notify(f"folder: the cache {where} is {why or 'of other classes'}: reading the pictures again")
     pil = import_pillow() if any(p.suffix.lower() != ".npy" for p in all_files) else None
-    arrays: dict[str, np.ndarray] = {}
-    skipped: list[str] = []
-    done = 0
-    for split, files in (("train", train_files), ("test", test_files)):
+    arrays, skipped, done = {"classes": np.array(classes, dtype=str)}, [], 0
+    for split, files in splits.items():
         rows, labels = [], []
         for name, paths in files.items():
             found = len(rows)
@@ -94,8 +91,7 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
                     skipped.append(str(path))
                     notify(f"{path}: skipped: {reason(e)}")
                 done += 1
-                if progress is not None:
-                    progress(done, len(all_files))
+                progress(done, len(all_files))
             if len(rows) == found:
                 raise DataError(
                     f"folder: {paths[0].parent if paths else f'the class folder {name!r}'} has no readable picture "
@@ -105,7 +101,7 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
         arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
     if skipped:
         notify(f"folder: {len(skipped)} unreadable picture(s) skipped, {len(all_files) - len(skipped)} read")
-    arrays["classes"], arrays["skipped"] = np.array(classes, dtype=str), np.array(skipped, dtype=str)
+    arrays["skipped"] = np.array(skipped, dtype=str)
     if cache.fingerprint(root, all_files, recipe) == key:  # else a picture changed while being read
         cache.save(where, key, arrays)
     return arrays
@@ -122,10 +118,10 @@ def load_folder_dataset(
     `images.DEFAULT_SIZE`). ``progress(done, total)`` is called after each picture read (not when the cache
     answers); ``notify`` receives one-line notes: unreadable pictures, a test set held out of ``train/``."""
     root, layout, say = Path(directory).expanduser(), images.folder_layout(image_size), notify or (lambda line: None)
-    a = read_folder(root, layout, progress, say)
-    classes, split = tuple(a["classes"].tolist()), [a["x_train"], a["y_train"], a["x_test"], a["y_test"]]
+    a = read_folder(root, layout, progress or (lambda done, total: None), say)
+    classes, x, y = tuple(a["classes"].tolist()), a["x_train"], a["y_train"]
+    split = [x, y, a["x_test"], a["y_test"]]
     if not split[3].size:  # only classes with a picture to spare give test pictures
-        x, y = split[:2]
         counts = np.bincount(y, minlength=len(classes))
         testable = np.flatnonzero(counts[y] > 1)
         if not testable.size:

@@ -1,8 +1,8 @@
 """Turn any picture of one digit (or garment) into the image a model was trained on, in host NumPy.
 
-A `Layout` records a data set's recipe (measured by scripts/prep_example.py; docs/usage.md tells them) and
-`prepare` applies it to a photo, a scan or a drawing of any size and polarity, leaving a data set's own
-image as it is. Reading files is `pictures`' job: nothing here needs Pillow.
+A `Layout` is a data set's recipe (measured by scripts/prep_example.py, told in docs/usage.md); `prepare`
+applies it to a photo, a scan or a drawing of any size and polarity, and leaves a data set's own image as it
+is. Reading files is `pictures`' job: nothing here needs Pillow.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ MIN_PEAK = 0.85  # a clean picture's ink this bright keeps its levels (data sets
 MIN_STROKE = 1.5  # a photo's strokes are widened to this many pixels of the model's image (MNIST: 2 to 3)
 MAX_SIDE = 1024  # larger pictures are averaged below this first: a digit needs no more pixels
 PREPARATION = 2  # which preparation made an image: a cache made by another is stale
-DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 28, 4, 256  # the sides a folder set's images may have (--image-size)
+DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 28, 4, 256  # the sides a folder set's images may have (``image_size``)
 
 
 class BlankImage(ValueError):
@@ -70,7 +70,8 @@ def folder_layout(side: int | None = None) -> Layout:
     """A folder set's recipe at ``side`` pixels a side: Fashion-MNIST's, which assumes nothing about the pictures."""
     side = DEFAULT_SIZE if side is None else side
     if not MIN_SIZE <= side <= MAX_SIZE:
-        raise DataError(f"--image-size {side} is out of range: give {MIN_SIZE} to {MAX_SIZE} (default {DEFAULT_SIZE})")
+        message = f"{{name}} {side} is out of range: give {MIN_SIZE} to {MAX_SIZE} (default {DEFAULT_SIZE})"
+        raise DataError(message, parameter="image_size")
     return Layout(side=side, box=side, work=side, by_mass=False)
 
 
@@ -79,16 +80,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     255), floats as 0..1 unless they exceed 1. An alpha channel not fully opaque is the ink (a drawing)."""
     a = np.asarray(image)
     a = a[:, :, 0] if a.ndim == 3 and a.shape[2] == 1 else a
-    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (2, 3, 4))):
-        raise ValueError(f"expected one image of shape (H, W) or (H, W, 1|2|3|4), got shape {a.shape}")
-    if min(a.shape[:2]) < 1:
-        raise ValueError(f"the image is empty (shape {a.shape})")
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"expected numeric pixels, got dtype {a.dtype}")
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (2, 3, 4))) or a.dtype.kind not in "biuf" or not a.size:
+        raise ValueError(f"expected one image of numbers, shaped (H, W) or (H, W, 1|2|3|4), got {a.dtype}{a.shape}")
     x = a.astype(np.float64)
-    if a.dtype.kind == "f" and not np.isfinite(x).all():
+    if not np.isfinite(x).all():
         raise ValueError("the image holds NaN or infinite values")
-    peak = x.max(initial=0.0)
+    peak = x.max()
     scale = (65535.0 if peak > 255 else 255.0) if a.dtype.kind in "iu" else 255.0 if peak > 1 else 1.0
     x = np.clip(x / scale, 0.0, 1.0)
     if x.ndim == 2:
@@ -129,20 +126,18 @@ def ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
     """Resample ``image`` to ``shape``: area averaging when shrinking (antialiased, over the middle
     ``footprint`` share of each output pixel), bilinear when growing. (ndimage.zoom never averages.)"""
-    rows, cols = _weights(image.shape[0], shape[0], footprint), _weights(image.shape[1], shape[1], footprint)
-    return rows @ image @ cols.T
 
+    def weights(n_in: int, n_out: int) -> np.ndarray:  # (n_out, n_in), each row the pixels that make one
+        scale, j, i = n_in / n_out, np.arange(n_in)[None, :], np.arange(n_out)[:, None] + 0.5
+        if scale >= 1:  # the mean of the input area under each output pixel
+            width = max(1.0, footprint * scale)
+            start = i * scale - width / 2
+            w = np.clip(np.minimum(j + 1, start + width) - np.maximum(j, start), 0.0, None)
+        else:  # a tent between neighbouring input pixel centres
+            w = np.maximum(0.0, 1.0 - np.abs(j + 0.5 - i * scale))
+        return w / w.sum(axis=1, keepdims=True)
 
-def _weights(n_in: int, n_out: int, footprint: float = 1.0) -> np.ndarray:
-    """(n_out, n_in) matrix whose row i mixes the input pixels that make output pixel i; rows sum to 1."""
-    scale, j = n_in / n_out, np.arange(n_in)[None, :]
-    if scale >= 1:  # the mean of the input area under each output pixel
-        width = max(1.0, footprint * scale)
-        start = (np.arange(n_out)[:, None] + 0.5) * scale - width / 2
-        w = np.clip(np.minimum(j + 1, start + width) - np.maximum(j, start), 0.0, None)
-    else:  # a tent between neighbouring input pixel centres
-        w = np.maximum(0.0, 1.0 - np.abs(j + 0.5 - (np.arange(n_out)[:, None] + 0.5) * scale))
-    return w / w.sum(axis=1, keepdims=True)
+    return weights(image.shape[0], shape[0]) @ image @ weights(image.shape[1], shape[1]).T
 
 
 def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
@@ -156,15 +151,13 @@ def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
     crop = x[paper.box(paper.solid(x >= paper.NOISE))]  # faint pixels and JPEG ringing must not widen the box
     scale = layout.box / max(crop.shape)
     glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
-    k = layout.work // layout.side
+    k, canvas = layout.work // layout.side, np.zeros((layout.work, layout.work))
     if layout.by_mass:  # whole pixels of the model's image, halves up: the same picture lands in one place
         target = (layout.target + 0.5) * k - 0.5
-        top, left = (k * int(np.floor((target - cm) / k + 0.5)) for cm in ndimage.center_of_mass(glyph))
+        corner = [k * int(np.floor((target - cm) / k + 0.5)) for cm in ndimage.center_of_mass(glyph)]
     else:
-        top, left = ((layout.work - n + 1) // 2 for n in glyph.shape)
-    top = min(max(top, 0), layout.work - glyph.shape[0])  # clamped: no ink is cut off
-    left = min(max(left, 0), layout.work - glyph.shape[1])
-    canvas = np.zeros((layout.work, layout.work))
+        corner = [(layout.work - n + 1) // 2 for n in glyph.shape]
+    top, left = (min(max(c, 0), layout.work - n) for c, n in zip(corner, glyph.shape))  # no ink is cut off
     canvas[top : top + glyph.shape[0], left : left + glyph.shape[1]] = glyph
     return canvas.reshape(layout.side, k, layout.side, k).mean(axis=(1, 3))
 
@@ -178,8 +171,7 @@ def in_place(x: np.ndarray, layout: Layout) -> bool:
 
     if x.shape[0] != x.shape[1]:
         return False
-    f = layout.side / x.shape[0]  # model pixels per picture pixel
-    box = layout.box * layout.side / layout.work
+    f, box = layout.side / x.shape[0], layout.box * layout.side / layout.work  # f: model pixels per pixel
     mass = ndimage.center_of_mass(x) if layout.by_mass else None
     for lit in (x > 0, paper.solid(x >= paper.NOISE)):
         rows, cols = paper.box(lit)

@@ -1,9 +1,6 @@
-"""What is paper and what is ink in a photo or a scan (the pictures `images.ink` does not find clean).
-
-A photo of a digit holds more than the digit: a shadow over the paper, ruled lines from edge to edge, a
-dark table in the frame, a faint pencil. Each helper takes light ink on a darker background (`images.ink`
-inverted it) and uses the picture's own statistics, so a pencil and a marker come out alike; `on_paper`
-joins them. NumPy and `scipy.ndimage` on pictures `images.shrink` made at most 1024 pixels a side.
+"""What is paper and what is ink in a photo or a scan (the pictures `images.ink` does not find clean): a
+shadow, ruled lines, a dark table in the frame, a faint pencil. Each helper takes light ink on a darker
+background and uses the picture's own statistics, on pictures `images.shrink` made at most 1024 pixels a side.
 """
 
 from __future__ import annotations
@@ -29,9 +26,8 @@ ALONG_ROWS = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], bool)  # a run: pixels 
 
 
 def on_paper(gray: np.ndarray) -> np.ndarray | None:
-    """The ink of a photo or scan (light ink on darker paper) in [0, 1] on 0: what stands out of the paper's
-    grain by 4 deviations, against the paper's level where it lies, less ruled lines, regions touching the
-    border and specks, scaled so its strokes reach 1. None when nothing stands out."""
+    """The ink of a photo or scan (light on darker paper) in [0, 1] on 0: what stands out of the paper's grain
+    by 4 deviations, less ruled lines, regions at the border and specks; None when nothing stands out."""
     level = paper_level(gray)
     # A shadow dims ink and paper alike (light is multiplied): contrast is (paper - ink) / paper.
     x = gray if level is None else (gray - level) / np.maximum(1.0 - level, 0.05)
@@ -47,21 +43,16 @@ def on_paper(gray: np.ndarray) -> np.ndarray | None:
         return None
     top = float(np.percentile(x[strong], 90))  # the strokes' level, not a speck's nor the table's
     x = np.clip(x / top, 0.0, 1.0)
-    lit = strong & (x >= min(MAX_NOISE, max(NOISE, 4.0 * spread / top)))
-    lit = solid(lit)
-    lit &= ~specks(lit)
-    x[~lit] = 0.0
+    lit = solid(strong & (x >= min(MAX_NOISE, max(NOISE, 4.0 * spread / top))))
+    x[~(lit & ~specks(lit))] = 0.0
     return x
 
 
 def solid(lit: np.ndarray) -> np.ndarray:
     """``lit`` less its lone pixels (dust, sensor noise), unless that is all there is (a tiny .npy, say)."""
-    h, w = lit.shape
-    padded = np.pad(lit, 1)
-    near = np.zeros_like(lit)  # 8 boolean passes: 7 times faster than ndimage.binary_dilation
-    for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
-        near |= padded[1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx]
-    kept = lit & near
+    padded = np.pad(lit, 1).view(np.uint8)
+    rows = padded[:, :-2] + padded[:, 1:-1] + padded[:, 2:]  # sums of 3 along rows, then of those along columns
+    kept = lit & (rows[:-2] + rows[1:-1] + rows[2:] > 1)  # itself and a neighbour; 7 times faster than ndimage's
     return kept if kept.any() else lit
 
 
@@ -71,8 +62,8 @@ def box(lit: np.ndarray) -> tuple[slice, slice]:
 
 
 def widened(x: np.ndarray, span: float) -> np.ndarray:
-    """``x`` with its strokes widened to at least ``span`` of the ink's longest side (a fine pen's line,
-    shrunk 30 times, would be a fraction of a pixel)."""
+    """``x`` with its strokes widened to ``span`` of the ink's longest side at least (a fine pen's line, shrunk
+    30 times, would be a fraction of a pixel)."""
     lit = solid(x >= NOISE)
     r = math.ceil((span * max(s.stop - s.start for s in box(lit)) - stroke_width(lit)) / 2)
     return ndimage.maximum_filter(x, size=2 * r + 1, mode="constant") if r > 0 else x
@@ -85,8 +76,7 @@ def paper_level(gray: np.ndarray) -> np.ndarray | None:
     b = max(4, -(-min(h, w) // GRID))  # a block's side
     nh, nw = -(-h // b), -(-w // b)
     padded = np.pad(gray, ((0, nh * b - h), (0, nw * b - w)), mode="edge")
-    blocks = padded.reshape(nh, b, nw, b).transpose(0, 2, 1, 3).reshape(nh, nw, b * b)
-    grid = np.percentile(blocks, PAPER_SHARE, axis=2)
+    grid = np.percentile(padded.reshape(nh, b, nw, b).transpose(0, 2, 1, 3).reshape(nh, nw, b * b), PAPER_SHARE, 2)
     # A block nearly as light as the ink is no paper (a table): it takes its paper neighbours' mean level.
     paper = float(np.median(grid))
     dark = grid > paper + DARKEST * (float(np.percentile(gray, 99.5)) - paper)
@@ -100,13 +90,11 @@ def paper_level(gray: np.ndarray) -> np.ndarray | None:
     grid = ndimage.median_filter(grid, size=3, mode="nearest")
     if grid.max() - grid.min() < FLAT:
         return None
-    return _between(nh, b, h) @ grid @ _between(nw, b, w).T  # bilinear between block centres, flat beyond
 
+    def between(n: int, size: int) -> np.ndarray:  # (size, n) weights, linear between block centres, flat beyond
+        return np.stack([np.interp(np.arange(size), (np.arange(n) + 0.5) * b - 0.5, e) for e in np.eye(n)], axis=1)
 
-def _between(n: int, b: int, size: int) -> np.ndarray:
-    """(size, n) weights that interpolate linearly between the centres of n blocks of b pixels."""
-    centres = (np.arange(n) + 0.5) * b - 0.5
-    return np.stack([np.interp(np.arange(size), centres, e) for e in np.eye(n)], axis=1)
+    return between(nh, h) @ grid @ between(nw, w).T
 
 
 def ruled_lines(lit: np.ndarray) -> np.ndarray:
@@ -141,11 +129,9 @@ def _lines_along_rows(lit: np.ndarray) -> np.ndarray:
         sheared = rows - np.rint(slope * (cols - w / 2)).astype(np.int64) + pad  # the row each pixel's line has
         full, _ = ndimage.label(np.bincount(sheared, minlength=h + 2 * pad) >= LINE_SHARE * w)
         for (band,) in ndimage.find_objects(full):
-            if band.stop - band.start > thick:
-                continue  # a broad bar, not a ruled line
             on = (sheared >= band.start - 1) & (sheared <= band.stop)  # with the line's soft edges
-            if cols[on].min() <= reach and cols[on].max() >= w - 1 - reach:
-                drop[rows[on], cols[on]] = True
+            if band.stop - band.start <= thick and cols[on].min() <= reach and cols[on].max() >= w - 1 - reach:
+                drop[rows[on], cols[on]] = True  # not a broad bar, and from side to side
     return drop
 
 
@@ -157,7 +143,8 @@ def border_regions(lit: np.ndarray) -> np.ndarray:
     drop = ndimage.maximum_filter(core & ~_inner(core), size=5, mode="constant") & lit
     rest, _ = ndimage.label(lit & ~drop, PIECE)
     band = max(2, round(FRAME * min(lit.shape)))
-    drop |= np.isin(rest, np.setdiff1d(_touching(rest), rest[band:-band, band:-band]))  # never leaves the band
+    edge = np.concatenate([rest[0], rest[-1], rest[:, 0], rest[:, -1]])
+    drop |= np.isin(rest, np.setdiff1d(edge[edge > 0], rest[band:-band, band:-band]))  # never leaves the band
     if not drop.any() or _inner(lit & ~drop).sum() < MIN_DIGIT * lit.size:
         return np.zeros_like(lit)
     return drop
@@ -170,16 +157,10 @@ def specks(lit: np.ndarray) -> np.ndarray:
     return drop if (lit & ~drop).any() else np.zeros_like(lit)
 
 
-def _touching(labels: np.ndarray) -> np.ndarray:
-    """The labels (> 0) of the pieces that touch the border of the picture."""
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return edge[edge > 0]
-
-
 def _inner(lit: np.ndarray) -> np.ndarray:
-    """The pixels of ``lit`` in pieces that do not touch the border of the picture."""
-    labels, _ = ndimage.label(lit, PIECE)
-    return lit & ~np.isin(labels, _touching(labels))
+    """The pixels of ``lit`` in pieces that do not touch the border (which a lit frame joins into one piece)."""
+    labels, _ = ndimage.label(np.pad(lit, 1, constant_values=True), PIECE)
+    return lit & (labels[1:-1, 1:-1] != labels[0, 0])
 
 
 def stroke_width(lit: np.ndarray) -> float:
