@@ -1,9 +1,6 @@
-"""Turn any picture of one digit (or garment) into the image a model was trained on, in host NumPy.
-
-A `Layout` is a data set's recipe (measured by scripts/prep_example.py, told in docs/usage.md); `prepare`
-applies it to a photo, a scan or a drawing of any size and polarity, and leaves a data set's own image as it
-is. Reading files is `pictures`' job: nothing here needs Pillow.
-"""
+"""Turn any picture of one digit (or garment) into the image a model was trained on, in host NumPy: `prepare`
+applies a data set's recipe (`Layout`, docs/usage.md) to a photo, scan or drawing of any size and polarity,
+and leaves a data set's own image as it is. Reading files is `pictures`' job: nothing here needs Pillow."""
 
 from __future__ import annotations
 
@@ -15,9 +12,7 @@ from ..errors import DataError
 
 # `paper` and scipy.ndimage are imported where a picture is prepared: every command imports this module.
 BORDER = 0.05  # the outer 5% of each side is taken as background when judging polarity
-# A picture is clean when this share of its border is exactly background: the data sets' images all are
-# (19.6% at least), a photo's grainy paper practically never.
-CLEAN_SHARE, CLEAN_LEVEL = 0.15, 0.5 / 255
+CLEAN_SHARE, CLEAN_LEVEL = 0.15, 0.5 / 255  # this share of a clean picture's border is black (data sets: 19.6%+)
 MIN_PEAK = 0.85  # a clean picture's ink this bright keeps its levels (data sets: 223/255 or more)
 MIN_STROKE = 1.5  # a photo's strokes are widened to this many pixels of the model's image (MNIST: 2 to 3)
 MAX_SIDE = 1024  # larger pictures are averaged below this first: a digit needs no more pixels
@@ -88,10 +83,8 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     peak = x.max()
     scale = (65535.0 if peak > 255 else 255.0) if a.dtype.kind in "iu" else 255.0 if peak > 1 else 1.0
     x = np.clip(x / scale, 0.0, 1.0)
-    if x.ndim == 2:
-        return x
-    if x.shape[2] in (2, 4) and x[:, :, -1].min() < 1.0:
-        return x[:, :, -1]
+    if x.ndim == 2 or (x.shape[2] in (2, 4) and x[:, :, -1].min() < 1.0):
+        return x if x.ndim == 2 else x[:, :, -1]
     return x[:, :, 0] if x.shape[2] == 2 else x[:, :, :3] @ np.array([0.299, 0.587, 0.114])  # as convert("L")
 
 
@@ -102,25 +95,6 @@ def shrink(gray: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:
     if k <= 1 or h == 0 or w == 0:  # a very thin strip keeps whole pixels along its short side
         return gray
     return gray[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
-
-
-def ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Light ink on zero in [0, 1], noise removed, and whether the picture was clean; `BlankImage` if none."""
-    b = max(1, round(BORDER * min(gray.shape)))
-    ring = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
-    if np.median(ring) > 0.5:  # dark ink on light paper: MNIST's ink is light on black
-        gray, ring = 1.0 - gray, 1.0 - ring
-    peak = float(gray.max())
-    if peak - float(np.median(ring)) < 0.05:
-        raise BlankImage("no digit found: the image is one flat colour")
-    if np.mean(ring <= CLEAN_LEVEL) >= CLEAN_SHARE:  # a digital image: faint edge pixels are ink, not noise
-        return np.clip(gray if peak >= MIN_PEAK else gray / peak, 0.0, 1.0), True
-    from . import paper
-
-    x = paper.on_paper(gray)
-    if x is None:
-        raise BlankImage("no digit found: nothing stands out from the paper")
-    return x, False
 
 
 def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
@@ -141,13 +115,23 @@ def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) ->
 
 
 def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
-    """Crop ``x`` (ink on zero) to its ink, fit it in ``layout.box`` and centre it in the canvas."""
+    """Crop ``x`` (ink on zero) to its ink, fit it in ``layout.box`` and centre it in the canvas, unless it is a
+    square picture laid out so already (within `Layout.slack`): then it is only resampled."""
     from scipy import ndimage
 
     from . import paper
 
-    if in_place(x, layout):  # the middle half of each pixel: a smooth enlargement is true at pixel centres
-        return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
+    square = x.shape[0] == x.shape[1]
+    f, box = layout.side / x.shape[0], layout.box * layout.side / layout.work  # f: model pixels per pixel
+    mass = ndimage.center_of_mass(x) if layout.by_mass and square else None
+    for lit in (x > 0, paper.solid(x >= paper.NOISE)) if square else ():  # as data sets count it, as cropped
+        rows, cols = paper.box(lit)
+        extent = max(rows.stop - rows.start, cols.stop - cols.start) * f
+        centre = mass or ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
+        near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
+        if near and box - 2 <= extent <= box + 2:  # faint edges may fall below NOISE, or blur outwards
+            # The middle half of each pixel: a smooth enlargement is true at pixel centres.
+            return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
     crop = x[paper.box(paper.solid(x >= paper.NOISE))]  # faint pixels and JPEG ringing must not widen the box
     scale = layout.box / max(crop.shape)
     glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
@@ -162,34 +146,24 @@ def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
     return canvas.reshape(layout.side, k, layout.side, k).mean(axis=(1, 3))
 
 
-def in_place(x: np.ndarray, layout: Layout) -> bool:
-    """Whether the square picture ``x`` (ink on zero) is laid out as ``layout`` would, within `Layout.slack`,
-    its box taken from every lit pixel (as data sets count it) or from the ink above noise (as `fit` crops)."""
-    from scipy import ndimage
-
-    from . import paper
-
-    if x.shape[0] != x.shape[1]:
-        return False
-    f, box = layout.side / x.shape[0], layout.box * layout.side / layout.work  # f: model pixels per pixel
-    mass = ndimage.center_of_mass(x) if layout.by_mass else None
-    for lit in (x > 0, paper.solid(x >= paper.NOISE)):
-        rows, cols = paper.box(lit)
-        extent = max(rows.stop - rows.start, cols.stop - cols.start) * f
-        centre = mass or ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
-        near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
-        if near and box - 2 <= extent <= box + 2:  # faint edges may fall below NOISE, or blur outwards
-            return True
-    return False
-
-
 def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
     """Any picture (see `to_gray`) -> the (side, side) uint8 image a model of ``layout`` expects; `ValueError`
     for an array that is not an image, `BlankImage` when no ink is found."""
     from . import paper
 
-    x, clean = ink(shrink(to_gray(image)))
-    if not clean:  # strokes at least MIN_STROKE pixels of the model's image wide, once fitted
+    gray = shrink(to_gray(image))
+    b = max(1, round(BORDER * min(gray.shape)))
+    ring = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
+    if np.median(ring) > 0.5:  # dark ink on light paper: MNIST's ink is light on black
+        gray, ring = 1.0 - gray, 1.0 - ring
+    peak = float(gray.max())
+    if peak - float(np.median(ring)) < 0.05:
+        raise BlankImage("no digit found: the image is one flat colour")
+    if clean := np.mean(ring <= CLEAN_LEVEL) >= CLEAN_SHARE:  # a digital image: faint edges are ink, not noise
+        x = np.clip(gray if peak >= MIN_PEAK else gray / peak, 0.0, 1.0)
+    elif (x := paper.on_paper(gray)) is None:
+        raise BlankImage("no digit found: nothing stands out from the paper")
+    else:  # a photo's strokes at least MIN_STROKE pixels of the model's image wide, once fitted
         x = paper.widened(x, MIN_STROKE * layout.work / layout.side / layout.box)
     out = fit(x, layout)
     if not clean and out.max() > 0:  # a thin or faint stroke averaged down is dim: stretched to full scale

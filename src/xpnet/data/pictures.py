@@ -1,9 +1,6 @@
-"""One picture file (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM, or a NumPy ``.npy`` array) -> the image a model takes.
-
-`prepare_file` (``predict``, the folder sets) and `prepare_bytes` (``serve``) are the one preparation of a
-picture. Every limit is checked before a pixel is decoded: the size from the header, a JPEG's scans from its
-markers, a ``.npy`` array's shape (never unpickled). Pillow (the ``images`` extra) is imported when needed.
-"""
+"""One picture (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM, or a NumPy ``.npy`` array) -> the image a model takes, by
+`prepare_file` (``predict``, folder sets) or `prepare_bytes` (``serve``). Every limit is checked before a pixel
+is decoded: the size from the header, a JPEG's scans from its markers, a ``.npy`` array's shape (no pickles)."""
 
 from __future__ import annotations
 
@@ -20,8 +17,7 @@ import numpy as np
 from ..errors import XpnetError, one_line, reason
 from . import images, npy
 
-# Formats whose cost their pixels and bytes bound, which Pillow opens without decoding (not ICO; EPS runs
-# Ghostscript). A phone's JPEG may open as MPO.
+# Formats whose cost their pixels and bytes bound, which Pillow opens without decoding (not ICO nor EPS).
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 # Decoding costs up to 4 bytes a pixel (RGBA) before the picture is shrunk, WebP 12 (its decoder's copies),
 # a progressive JPEG 6 (its coefficients): one picture costs under 70 MB. A .npy array becomes float64 whole.
@@ -46,9 +42,8 @@ def import_pillow() -> ModuleType:
 
 
 def prepare_file(path: Path, pil: ModuleType | None, layout: images.Layout) -> np.ndarray:
-    """One picture file -> the (side, side) uint8 image a model of ``layout`` takes; `PictureError` for a
-    file that holds no picture, `images.BlankImage` for one with no ink. ``pil``: `import_pillow`'s module,
-    or None when every picture is a ``.npy`` array."""
+    """One picture file -> the (side, side) uint8 image a model of ``layout`` takes, or `PictureError`
+    (`images.BlankImage`: no ink). ``pil``: `import_pillow`'s module, or None when pictures are ``.npy`` arrays."""
     return images.prepare(read_picture(path, pil), layout)
 
 
@@ -76,31 +71,22 @@ def read_picture_bytes(data: bytes, pil: ModuleType | None, name: str = "") -> n
     return _read_with_pillow(io.BytesIO(data), pil, name)
 
 
-def _npy_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
-    if math.prod(shape[:2]) > MAX_PIXELS or npy.nbytes(shape, dtype) > MAX_NPY_BYTES:
-        raise npy.NpyError(
-            f"declares a {dtype}{list(shape)} array, more than xpnet reads as a picture "
-            f"({MAX_PIXELS >> 20} megapixels, {MAX_NPY_BYTES >> 20} MiB); shrink it first"
-        )
-
-
 def _read_npy(f: BinaryIO) -> np.ndarray:
     """A ``.npy`` picture, its header checked first; a data set's flattened row comes back square."""
+
+    def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if math.prod(shape[:2]) > MAX_PIXELS or npy.nbytes(shape, dtype) > MAX_NPY_BYTES:
+            raise npy.NpyError(
+                f"declares a {dtype}{list(shape)} array, more than xpnet reads as a picture "
+                f"({MAX_PIXELS >> 20} megapixels, {MAX_NPY_BYTES >> 20} MiB); shrink it first"
+            )
+
     try:
-        a = npy.read_npy(f, _npy_check, size=f.seek(0, io.SEEK_END) - f.seek(0))
+        a = npy.read_npy(f, check, size=f.seek(0, io.SEEK_END) - f.seek(0))
     except npy.NpyError as e:
         raise PictureError(f"{e}; save plain numbers with numpy.save") from None
     side = math.isqrt(a.size)
     return a.reshape(side, side) if a.ndim == 1 and side * side == a.size else a
-
-
-def _scans(f: BinaryIO) -> int:
-    """The JPEG's start-of-scan markers, up to one past `MAX_SCANS` (0xFF in scan data is followed by 0 or RSTn)."""
-    f.seek(0)
-    n, tail = 0, b""
-    while n <= MAX_SCANS and (block := f.read(1 << 20)):
-        n, tail = n + (tail + block).count(b"\xff\xda"), block[-1:]
-    return n
 
 
 def _open(f: BinaryIO, pil: ModuleType, name: str):
@@ -126,7 +112,11 @@ def _read_with_pillow(f: BinaryIO, pil: ModuleType | None, name: str) -> np.ndar
             costly = im.format == "WEBP" or (jpeg and "progressive" in im.info)
             if width * height > (MAX_COSTLY_PIXELS if costly else MAX_PIXELS):
                 raise PictureError(f"{width}x{height} pixels, more than xpnet reads ({LIMITS}); shrink it")
-            if jpeg and _scans(f) > MAX_SCANS:
+            scans, tail = 0, b""  # start-of-scan markers (0xFF in scan data is followed by 0 or RSTn)
+            f.seek(0)
+            while jpeg and scans <= MAX_SCANS and (block := f.read(1 << 20)):
+                scans, tail = scans + (tail + block).count(b"\xff\xda"), block[-1:]
+            if scans > MAX_SCANS:
                 raise PictureError(f"a JPEG of more than {MAX_SCANS} scans, more than any encoder writes")
             if "jpeg" in str(im.info.get("compression")):  # a TIFF of JPEG tiles, scans uncounted
                 raise PictureError("a JPEG-compressed TIFF, which xpnet does not read; save it as PNG")
