@@ -125,14 +125,16 @@ def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
     f, box = layout.side / x.shape[0], layout.box * layout.side / layout.work  # f: model pixels per pixel
     mass = ndimage.center_of_mass(x) if layout.by_mass and square else None
     for lit in (x > 0, paper.solid(x >= paper.NOISE)) if square else ():  # as data sets count it, as cropped
-        rows, cols = paper.box(lit)
+        rows, cols = ndimage.find_objects(lit.view(np.int8))[0]
         extent = max(rows.stop - rows.start, cols.stop - cols.start) * f
         centre = mass or ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
         near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
         if near and box - 2 <= extent <= box + 2:  # faint edges may fall below NOISE, or blur outwards
             # The middle half of each pixel: a smooth enlargement is true at pixel centres.
             return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
-    crop = x[paper.box(paper.solid(x >= paper.NOISE))]  # faint pixels and JPEG ringing must not widen the box
+    crop = x[
+        ndimage.find_objects(paper.solid(x >= paper.NOISE).view(np.int8))[0]
+    ]  # faint pixels and JPEG ringing must not widen the box
     scale = layout.box / max(crop.shape)
     glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
     k, canvas = layout.work // layout.side, np.zeros((layout.work, layout.work))

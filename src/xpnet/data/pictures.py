@@ -17,8 +17,7 @@ import numpy as np
 from ..errors import XpnetError, one_line, reason
 from . import images, npy
 
-# Formats whose cost their pixels and bytes bound, which Pillow opens without decoding (not ICO nor EPS).
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # bounded by their size, opened undecoded (not ICO)
 # Decoding costs up to 4 bytes a pixel (RGBA) before the picture is shrunk, WebP 12 (its decoder's copies),
 # a progressive JPEG 6 (its coefficients): one picture costs under 70 MB. A .npy array becomes float64 whole.
 MAX_PIXELS, MAX_COSTLY_PIXELS, MAX_NPY_BYTES = 1 << 24, 1 << 22, 1 << 27
@@ -35,9 +34,7 @@ def import_pillow() -> ModuleType:
     try:
         from PIL import Image
     except ImportError:
-        raise XpnetError(
-            'reading PNG/JPEG pictures needs Pillow: pip install "xpnet[images]", or give .npy arrays'
-        ) from None
+        raise XpnetError('reading pictures needs Pillow: pip install "xpnet[images]", or give .npy arrays') from None
     return Image
 
 
@@ -48,8 +45,10 @@ def prepare_file(path: Path, pil: ModuleType | None, layout: images.Layout) -> n
 
 
 def prepare_bytes(data: bytes, pil: ModuleType | None, layout: images.Layout, name: str = "") -> np.ndarray:
-    """`prepare_file` for a picture held in memory (``xpnet serve``'s request body), named ``name`` in messages."""
-    return images.prepare(read_picture_bytes(data, pil, name), layout)
+    """`prepare_file` for a picture held in memory (``serve``'s request body), named ``name`` in messages: an
+    ``.npy`` array when ``name`` ends in ``.npy`` or ``data`` starts with NumPy's magic."""
+    npy_file = name.lower().endswith(".npy") or data.startswith(b"\x93NUMPY")
+    return images.prepare(_read_npy(io.BytesIO(data)) if npy_file else _pillow(io.BytesIO(data), pil, name), layout)
 
 
 def read_picture(path: Path, pil: ModuleType | None) -> np.ndarray:
@@ -58,17 +57,9 @@ def read_picture(path: Path, pil: ModuleType | None) -> np.ndarray:
         raise PictureError("no such file" if not path.exists() else "not a file")
     try:
         with open(path, "rb") as f:
-            return _read_npy(f) if path.suffix.lower() == ".npy" else _read_with_pillow(f, pil, str(path))
+            return _read_npy(f) if path.suffix.lower() == ".npy" else _pillow(f, pil, str(path))
     except OSError as e:
         raise PictureError(f"cannot be read ({reason(e)})") from None
-
-
-def read_picture_bytes(data: bytes, pil: ModuleType | None, name: str = "") -> np.ndarray:
-    """`read_picture` for a picture held in memory: ``.npy`` when ``name`` ends in ``.npy`` or ``data`` starts
-    with NumPy's magic, else Pillow's."""
-    if name.lower().endswith(".npy") or data.startswith(b"\x93NUMPY"):
-        return _read_npy(io.BytesIO(data))
-    return _read_with_pillow(io.BytesIO(data), pil, name)
 
 
 def _read_npy(f: BinaryIO) -> np.ndarray:
@@ -90,8 +81,8 @@ def _read_npy(f: BinaryIO) -> np.ndarray:
 
 
 def _open(f: BinaryIO, pil: ModuleType, name: str):
-    """``Image.open(f, formats=FORMATS)`` without its size check, whose warning only a process-wide (so not
-    thread-safe) filter would silence: `_read_with_pillow` checks the size itself, below Pillow's limits."""
+    """``Image.open(f, formats=FORMATS)`` less its size check, whose warning only a process-wide filter (not
+    thread-safe) would silence: `_pillow` checks the size itself, below Pillow's limits."""
     pil.init()
     prefix = f.read(16)
     for factory, accept in (pil.OPEN[fmt] for fmt in FORMATS):
@@ -102,13 +93,13 @@ def _open(f: BinaryIO, pil: ModuleType, name: str):
     raise pil.UnidentifiedImageError(f"cannot identify image file {name!r}")
 
 
-def _read_with_pillow(f: BinaryIO, pil: ModuleType | None, name: str) -> np.ndarray:
+def _pillow(f: BinaryIO, pil: ModuleType | None, name: str) -> np.ndarray:
+    """A picture Pillow reads, its size and (a JPEG's) scans checked first, shrunk as it is decoded."""
     from PIL import ImageOps
 
-    assert pil is not None
     try:
         with _open(f, pil, name) as im:
-            (width, height), jpeg = im.size, im.format in ("JPEG", "MPO")
+            (width, height), jpeg = im.size, im.format in ("JPEG", "MPO")  # a phone's JPEG may open as MPO
             costly = im.format == "WEBP" or (jpeg and "progressive" in im.info)
             if width * height > (MAX_COSTLY_PIXELS if costly else MAX_PIXELS):
                 raise PictureError(f"{width}x{height} pixels, more than xpnet reads ({LIMITS}); shrink it")
