@@ -27,7 +27,7 @@ def test_an_image_size_out_of_range_names_the_librarys_parameter(tmp_path, side)
 
 
 def test_a_data_dir_that_is_no_folder_names_the_librarys_parameter(tmp_path):
-    with pytest.raises(DataError, match="is not a folder: give data_dir the folder") as e:
+    with pytest.raises(DataError, match="is not a folder: give data_dir the folder of train") as e:
         load_dataset("folder", tmp_path / "missing")
     assert e.value.parameter == "data_dir" and "--" not in str(e.value)
 

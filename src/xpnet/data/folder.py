@@ -1,9 +1,6 @@
-"""A folder of pictures in torchvision's ImageFolder layout -> a `Dataset`.
-
-``DIR/train/<class>/*.png`` (or JPEG, BMP, GIF, WebP, TIFF, PNM, ``.npy``) and, optionally, ``DIR/test/<class>/*``:
-classes are the sub-folders, in sorted order, each picture prepared by `pictures.prepare_file` as ``predict``
-prepares one, and cached (`cache`). Without ``test/``, a stratified fifth of ``train/`` is held out.
-"""
+"""A folder of pictures in torchvision's ImageFolder layout, ``DIR/train/<class>/*`` and optionally
+``DIR/test/<class>/*``, as a `Dataset`: each picture prepared by `pictures.prepare_file` (as ``predict`` does)
+and cached (`cache`); classes in sorted order; without ``test/``, a stratified fifth of ``train/`` held out."""
 
 from __future__ import annotations
 
@@ -25,41 +22,27 @@ Notify = Callable[[str], None]
 
 
 def scan(root: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
-    """The pictures of each class of the folder set ``root``: (train, test: {} without test/), hidden entries
-    left out; a folder that cannot be listed or entered is one `DataError` naming it."""
+    """The pictures of each class, in ``root``'s train/ and test/ ({} without one), hidden entries left out."""
     train, test = root / "train", root / "test"
 
     def classes(split: Path) -> dict[str, list[Path]]:
+        folders = [d for d in sorted(split.iterdir()) if d.is_dir() and not d.name.startswith(".")]
         return {
-            d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
-            for d in sorted(split.iterdir())
-            if d.is_dir() and not d.name.startswith(".")
+            d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and p.name[0] != ".") for d in folders
         }
 
     try:
         if not root.is_dir():
-            raise DataError(
-                f"folder: {root} is not a folder: give {{name}} the folder that holds train/<class>/",
-                parameter="data_dir",
-            )
+            raise DataError(f"folder: {root} is not a folder: give {{name}} the folder of train/", parameter="data_dir")
         if not train.is_dir():
-            raise DataError(
-                f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/ (one "
-                f"folder per class) and, optionally, test pictures in {test}/<class>/"
-            )
+            raise DataError(f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/")
         files = classes(train), classes(test) if test.is_dir() else {}
-    except OSError as e:
-        raise DataError(
-            f"folder: cannot read {e.filename or root} ({reason(e)}): make it readable (chmod u+rx) or move it "
-            "out of the picture folder"
-        ) from None
+    except OSError as e:  # a folder one may not list or enter
+        raise DataError(f"folder: cannot read {e.filename or root} ({reason(e)}): make it readable") from None
     if len(files[0]) < 2:
         raise DataError(f"folder: {train} has {len(files[0])} class folder(s): a classifier needs at least 2")
     if unknown := sorted(set(files[1]) - set(files[0])):
-        raise DataError(
-            f"folder: {test} has classes that train/ lacks ({listed(unknown, 3)}): name the test folders as the "
-            "train folders"
-        )
+        raise DataError(f"folder: {test} has classes that train/ lacks ({listed(unknown, 3)}): name them as in train/")
     return files
 
 
@@ -94,8 +77,7 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: N
                 progress(done, len(all_files))
             if len(rows) == found:
                 raise DataError(
-                    f"folder: {paths[0].parent if paths else f'the class folder {name!r}'} has no readable picture "
-                    f"(of {len(paths)} files): add pictures ({', '.join(SUFFIXES[:3])}...) or remove the folder"
+                    f"folder: {root / split / name} has no readable picture (of {len(paths)} files): add some"
                 )
         arrays[f"x_{split}"] = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
         arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
@@ -119,21 +101,18 @@ def load_folder_dataset(
     answers); ``notify`` receives one-line notes: unreadable pictures, a test set held out of ``train/``."""
     root, layout, say = Path(directory).expanduser(), images.folder_layout(image_size), notify or (lambda line: None)
     a = read_folder(root, layout, progress or (lambda done, total: None), say)
-    classes, x, y = tuple(a["classes"].tolist()), a["x_train"], a["y_train"]
-    split = [x, y, a["x_test"], a["y_test"]]
-    if not split[3].size:  # only classes with a picture to spare give test pictures
+    classes, x, y, x_test, y_test = tuple(a["classes"].tolist()), a["x_train"], a["y_train"], a["x_test"], a["y_test"]
+    if not y_test.size:  # only classes with a picture to spare give test pictures
         counts = np.bincount(y, minlength=len(classes))
         testable = np.flatnonzero(counts[y] > 1)
         if not testable.size:
             raise DataError(f"folder: {root / 'train'} has only {len(y)} readable pictures; add a test/ folder")
         n_test = max(int(np.count_nonzero(counts > 1)), round(TEST_FRACTION * testable.size))
         held = testable[stratified_holdout(y[testable], n_test)[1]]
-        kept = np.setdiff1d(np.arange(len(y)), held)
-        say(
-            f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y)} pictures (stratified, fixed seed)"
-        )
+        say(f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y)} pictures (stratified, seeded)")
         if single := [classes[c] for c in np.flatnonzero(counts == 1)]:
             n = len(single)
             say(f"folder: {n} class(es) have a single picture, trained on but never tested: {listed(single, 3)}")
-        split = [x[kept], y[kept], x[held], y[held]]
-    return Dataset("folder", *split, image_shape=(layout.side,) * 2, source=str(root), classes=classes, layout=layout)
+        kept = np.setdiff1d(np.arange(len(y)), held)
+        x, y, x_test, y_test = x[kept], y[kept], x[held], y[held]
+    return Dataset("folder", x, y, x_test, y_test, (layout.side,) * 2, str(root), classes=classes, layout=layout)

@@ -98,8 +98,8 @@ def shrink(gray: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:
 
 
 def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
-    """Resample ``image`` to ``shape``: area averaging when shrinking (antialiased, over the middle
-    ``footprint`` share of each output pixel), bilinear when growing. (ndimage.zoom never averages.)"""
+    """``image`` resampled to ``shape``: each pixel the mean of the middle ``footprint`` of its area (antialiased,
+    as ndimage.zoom is not) when shrinking, bilinear when growing."""
 
     def weights(n_in: int, n_out: int) -> np.ndarray:  # (n_out, n_in), each row the pixels that make one
         scale, j, i = n_in / n_out, np.arange(n_in)[None, :], np.arange(n_out)[:, None] + 0.5
@@ -115,26 +115,22 @@ def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) ->
 
 
 def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
-    """Crop ``x`` (ink on zero) to its ink, fit it in ``layout.box`` and centre it in the canvas, unless it is a
-    square picture laid out so already (within `Layout.slack`): then it is only resampled."""
+    """Crop ``x`` (ink on zero) to its ink, fit it in ``layout.box`` and centre it, unless it is so already."""
     from scipy import ndimage
 
     from . import paper
 
-    square = x.shape[0] == x.shape[1]
+    square, ink = x.shape[0] == x.shape[1], paper.solid(x >= paper.NOISE)  # faint pixels, JPEG ringing left out
     f, box = layout.side / x.shape[0], layout.box * layout.side / layout.work  # f: model pixels per pixel
     mass = ndimage.center_of_mass(x) if layout.by_mass and square else None
-    for lit in (x > 0, paper.solid(x >= paper.NOISE)) if square else ():  # as data sets count it, as cropped
+    for lit in (x > 0, ink) if square else ():  # its box as data sets count it, or as cropped below
         rows, cols = ndimage.find_objects(lit.view(np.int8))[0]
         extent = max(rows.stop - rows.start, cols.stop - cols.start) * f
         centre = mass or ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
         near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
         if near and box - 2 <= extent <= box + 2:  # faint edges may fall below NOISE, or blur outwards
-            # The middle half of each pixel: a smooth enlargement is true at pixel centres.
-            return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
-    crop = x[
-        ndimage.find_objects(paper.solid(x >= paper.NOISE).view(np.int8))[0]
-    ]  # faint pixels and JPEG ringing must not widen the box
+            return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)  # true at pixel centres
+    crop = x[ndimage.find_objects(ink.view(np.int8))[0]]
     scale = layout.box / max(crop.shape)
     glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
     k, canvas = layout.work // layout.side, np.zeros((layout.work, layout.work))
