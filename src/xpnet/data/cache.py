@@ -1,6 +1,5 @@
-"""A picture folder's prepared images, cached as one ``.npz`` of plain arrays (never pickles), sealed with a hash
-of every picture's path and contents, the recipe and the arrays, in a folder no one else may write, read with
-caps (`npy.open_npz`): a damaged, huge, special or stale file costs a rebuild, a failed write a re-read."""
+"""A picture folder's prepared images as one ``.npz`` of plain arrays, sealed with a hash of the pictures' paths and
+contents, the recipe and the arrays, kept where no one else may write; a damaged or stale one costs a rebuild."""
 
 from __future__ import annotations
 
@@ -44,8 +43,7 @@ def _sealed(key: str, arrays: dict[str, np.ndarray]) -> str:
     """``key`` hashed with the arrays cached under it: what the file stores and `load` checks."""
     h = hashlib.sha256(key.encode())
     for k in KEYS[1:]:
-        a = np.ascontiguousarray(arrays[k])
-        h.update(f"\n{k} {a.dtype.str} {a.shape}\n".encode() + a.tobytes())
+        h.update(f"\n{k} {arrays[k].dtype.str} {arrays[k].shape}\n".encode() + arrays[k].tobytes())  # in C order
     return h.hexdigest()
 
 
@@ -62,8 +60,7 @@ def _private(folder: Path) -> bool:
 
 
 def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str, np.ndarray] | None, str]:
-    """``(arrays, "")`` when ``path`` holds the cache made under ``key`` of ``n_files`` pictures; else
-    ``(None, why)``, ``why`` saying what is wrong with a cache that is there ("" when there is none)."""
+    """``(arrays, "")`` from the cache at ``path`` made under ``key``, else ``(None, why)`` ("": none there)."""
 
     def check(name: str) -> npy.Check:  # the arrays `save` writes, of no more rows than pictures
         want = {"x": np.uint8, "y": np.int64}.get(name[0])  # else text: class names, skipped paths

@@ -1,6 +1,5 @@
-"""A folder of pictures in torchvision's ImageFolder layout, ``DIR/train/<class>/*`` and optionally
-``DIR/test/<class>/*``, as a `Dataset`: each picture prepared by `pictures.prepare_file` (as ``predict`` does)
-and cached (`cache`); classes in sorted order; without ``test/``, a stratified fifth of ``train/`` held out."""
+"""Pictures in ``DIR/train/<class>/`` (torchvision's ImageFolder) and ``DIR/test/<class>/`` as a `Dataset`, prepared as
+``predict`` prepares them and cached (`cache`); without ``test/``, a stratified fifth of ``train/`` is held out."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Turn any picture of one digit (or garment) into the image a model was trained on, in host NumPy: `prepare`
-applies a data set's recipe (`Layout`, docs/usage.md) to a photo, scan or drawing of any size and polarity,
-and leaves a data set's own image as it is. Reading files is `pictures`' job: nothing here needs Pillow."""
+"""Any picture of one digit (or garment), of any size and polarity, as the image a model was trained on: `prepare`
+applies a data set's recipe (`Layout`, docs/usage.md) in host NumPy, leaving a data set's own image as it is."""
 
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ class BlankImage(ValueError):
 
 @dataclass(frozen=True)
 class Layout:
-    """How a data set's images were made: the ink's longest side fills ``box`` pixels of a ``work``
-    square canvas, which is then averaged down to ``side`` x ``side`` (``work`` a multiple of ``side``)."""
+    """How a data set's images were made: ink fitted in ``box`` pixels of a ``work`` square, averaged to ``side``."""
 
     side: int
     box: int
@@ -91,15 +89,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 def shrink(gray: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:
     """Average ``gray`` over k x k blocks (cheap, antialiased) until its longest side is at most ``limit``."""
     k = -(-max(gray.shape) // limit)
-    h, w = (s // k * k for s in gray.shape)
-    if k <= 1 or h == 0 or w == 0:  # a very thin strip keeps whole pixels along its short side
-        return gray
-    return gray[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+    h, w = (s // k * k for s in gray.shape)  # a very thin strip keeps whole pixels along its short side
+    return gray if k <= 1 or h == 0 or w == 0 else gray[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
 
 
 def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
-    """``image`` resampled to ``shape``: each pixel the mean of the middle ``footprint`` of its area (antialiased,
-    as ndimage.zoom is not) when shrinking, bilinear when growing."""
+    """``image`` resampled to ``shape``: the mean of the middle ``footprint`` of each pixel's area, or bilinear."""
 
     def weights(n_in: int, n_out: int) -> np.ndarray:  # (n_out, n_in), each row the pixels that make one
         scale, j, i = n_in / n_out, np.arange(n_in)[None, :], np.arange(n_out)[:, None] + 0.5
@@ -114,39 +109,10 @@ def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) ->
     return weights(image.shape[0], shape[0]) @ image @ weights(image.shape[1], shape[1]).T
 
 
-def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
-    """Crop ``x`` (ink on zero) to its ink, fit it in ``layout.box`` and centre it, unless it is so already."""
+def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
+    """Any picture (see `to_gray`) -> the (side, side) uint8 image of ``layout``; `BlankImage`: no ink found."""
     from scipy import ndimage
 
-    from . import paper
-
-    square, ink = x.shape[0] == x.shape[1], paper.solid(x >= paper.NOISE)  # faint pixels, JPEG ringing left out
-    f, box = layout.side / x.shape[0], layout.box * layout.side / layout.work  # f: model pixels per pixel
-    mass = ndimage.center_of_mass(x) if layout.by_mass and square else None
-    for lit in (x > 0, ink) if square else ():  # its box as data sets count it, or as cropped below
-        rows, cols = ndimage.find_objects(lit.view(np.int8))[0]
-        extent = max(rows.stop - rows.start, cols.stop - cols.start) * f
-        centre = mass or ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
-        near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
-        if near and box - 2 <= extent <= box + 2:  # faint edges may fall below NOISE, or blur outwards
-            return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)  # true at pixel centres
-    crop = x[ndimage.find_objects(ink.view(np.int8))[0]]
-    scale = layout.box / max(crop.shape)
-    glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
-    k, canvas = layout.work // layout.side, np.zeros((layout.work, layout.work))
-    if layout.by_mass:  # whole pixels of the model's image, halves up: the same picture lands in one place
-        target = (layout.target + 0.5) * k - 0.5
-        corner = [k * int(np.floor((target - cm) / k + 0.5)) for cm in ndimage.center_of_mass(glyph)]
-    else:
-        corner = [(layout.work - n + 1) // 2 for n in glyph.shape]
-    top, left = (min(max(c, 0), layout.work - n) for c, n in zip(corner, glyph.shape))  # no ink is cut off
-    canvas[top : top + glyph.shape[0], left : left + glyph.shape[1]] = glyph
-    return canvas.reshape(layout.side, k, layout.side, k).mean(axis=(1, 3))
-
-
-def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
-    """Any picture (see `to_gray`) -> the (side, side) uint8 image a model of ``layout`` expects; `ValueError`
-    for an array that is not an image, `BlankImage` when no ink is found."""
     from . import paper
 
     gray = shrink(to_gray(image))
@@ -163,7 +129,32 @@ def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
         raise BlankImage("no digit found: nothing stands out from the paper")
     else:  # a photo's strokes at least MIN_STROKE pixels of the model's image wide, once fitted
         x = paper.widened(x, MIN_STROKE * layout.work / layout.side / layout.box)
-    out = fit(x, layout)
+    # A square picture laid out as ``layout`` would (within its slack) is only resampled, its box taken from every
+    # lit pixel (as data sets count it) or from the ink above noise; any other is cropped, fitted and centred.
+    square, ink = x.shape[0] == x.shape[1], paper.solid(x >= paper.NOISE)  # faint pixels, JPEG ringing left out
+    f, box = layout.side / x.shape[0], layout.box * layout.side / layout.work  # f: model pixels per pixel
+    mass = ndimage.center_of_mass(x) if layout.by_mass and square else None
+    for lit in (x > 0, ink) if square else ():
+        rows, cols = ndimage.find_objects(lit.view(np.int8))[0]
+        extent = max(rows.stop - rows.start, cols.stop - cols.start) * f
+        centre = mass or ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
+        near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
+        if near and box - 2 <= extent <= box + 2:  # faint edges may fall below NOISE, or blur outwards
+            out = np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)  # true at pixel centres
+            break
+    else:
+        crop = x[ndimage.find_objects(ink.view(np.int8))[0]]
+        scale = layout.box / max(crop.shape)
+        glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
+        k, canvas = layout.work // layout.side, np.zeros((layout.work, layout.work))
+        if layout.by_mass:  # whole pixels of the model's image, halves up: the same picture lands in one place
+            target = (layout.target + 0.5) * k - 0.5
+            corner = [k * int(np.floor((target - cm) / k + 0.5)) for cm in ndimage.center_of_mass(glyph)]
+        else:
+            corner = [(layout.work - n + 1) // 2 for n in glyph.shape]
+        top, left = (min(max(c, 0), layout.work - n) for c, n in zip(corner, glyph.shape))  # no ink is cut off
+        canvas[top : top + glyph.shape[0], left : left + glyph.shape[1]] = glyph
+        out = canvas.reshape(layout.side, k, layout.side, k).mean(axis=(1, 3))
     if not clean and out.max() > 0:  # a thin or faint stroke averaged down is dim: stretched to full scale
         out = out / out.max()
     return np.rint(255.0 * out).astype(np.uint8)

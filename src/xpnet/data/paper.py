@@ -1,6 +1,5 @@
-"""What is paper and what is ink in a photo or a scan (a picture `images.prepare` does not find clean): a shadow,
-ruled lines, a dark table in the frame, a faint pencil. Each helper takes light ink on a darker background and
-judges by the picture's own statistics, on pictures `images.shrink` made at most 1024 pixels a side."""
+"""What is paper and what is ink in a photo or a scan (shadows, ruled lines, a table in the frame, a faint pencil),
+judged by the picture's own statistics; each helper takes light ink on a darker background, at most 1024 pixels."""
 
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ NOISE, MAX_NOISE = 0.05, 0.5  # ink fainter than this share of the strokes is dr
 GRID, PAPER_SHARE = 10, 50  # the paper's level: blocks along the short side, the percentile of each taken
 DARKEST = 0.6  # a block whose level is this share of the way from the paper's to the ink's is no paper
 FLAT = 0.04  # a paper level varying less than this over the picture is taken as flat (one level)
-# A ruled line lights this share of the width, from within this share of each side, is at most this share
-# of the height thick, and slants by up to this much (2 degrees).
+# A ruled line lights this share of the width, reaches within this share of each side, is this thick, slants 2°.
 LINE_SHARE, LINE_REACH, LINE_THICK, LINE_SLOPE = 0.6, 0.05, 0.015, 0.035
 REGION_WIDTH = 2.0  # a region is thicker than this many stroke widths
 FRAME = 0.1  # ink that touches the border and stays within this share of it is the frame's
@@ -25,8 +23,7 @@ ALONG_ROWS = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], bool)  # a run: pixels 
 
 
 def on_paper(gray: np.ndarray) -> np.ndarray | None:
-    """The ink of a photo or scan (light on darker paper) in [0, 1] on 0: what stands out of the paper's grain
-    by 4 deviations, less ruled lines, regions at the border and specks; None when nothing stands out."""
+    """The ink of a photo or scan (light on darker paper) in [0, 1] on 0, or None: what stands out of the grain."""
     level = paper_level(gray)
     # A shadow dims ink and paper alike (light is multiplied): contrast is (paper - ink) / paper.
     x = gray if level is None else (gray - level) / np.maximum(1.0 - level, 0.05)
@@ -64,8 +61,7 @@ def widened(x: np.ndarray, span: float) -> np.ndarray:
 
 
 def paper_level(gray: np.ndarray) -> np.ndarray | None:
-    """The paper's level at each pixel of ``gray`` (None where flat): each block's `PAPER_SHARE` percentile,
-    a 3x3 median over blocks (a stroke is an outlier), linear between block centres and flat beyond."""
+    """The paper's level at each pixel (None where flat): blocks' percentiles, median-filtered, interpolated."""
     h, w = gray.shape
     b = max(4, -(-min(h, w) // GRID))  # a block's side
     nh, nw = -(-h // b), -(-w // b)
@@ -92,8 +88,7 @@ def paper_level(gray: np.ndarray) -> np.ndarray | None:
 
 
 def ruled_lines(lit: np.ndarray) -> np.ndarray:
-    """The pixels of ``lit`` on thin straight lines across the whole picture, less where a stroke crosses or
-    touches one (its ink goes on beyond the line)."""
+    """The pixels of ``lit`` on thin lines across the picture, less where a stroke crosses or touches one."""
 
     def along_rows(lit: np.ndarray) -> np.ndarray:  # lines from side to side, slanting by LINE_SLOPE at most
         h, w = lit.shape
@@ -125,8 +120,7 @@ def ruled_lines(lit: np.ndarray) -> np.ndarray:
 
 
 def border_regions(lit: np.ndarray) -> np.ndarray:
-    """The pixels of ``lit`` in regions thicker than `REGION_WIDTH` strokes that touch the border (a table),
-    and of ink within the border's outer `FRAME` (a dark frame), when ink is left besides them."""
+    """The pixels of ``lit`` in thick regions at the border (a table) or ink in its outer band (a frame)."""
     r = max(2, math.ceil(REGION_WIDTH * stroke_width(lit) / 2))
     core = ndimage.grey_opening(lit, size=2 * r + 1, mode="nearest")
     drop = ndimage.maximum_filter(core & ~_inner(core), size=5, mode="constant") & lit
@@ -151,8 +145,7 @@ def _inner(lit: np.ndarray) -> np.ndarray:
 
 
 def stroke_width(lit: np.ndarray) -> float:
-    """The strokes' width in pixels: the median run of lit pixels along rows and columns of the ink off the
-    border; with none, the lower quartile of all the ink's (a region's runs are longer)."""
+    """The strokes' width: the median run of lit pixels along rows and columns (of the ink off the border)."""
     inner = _inner(lit)
     ink = inner if inner.any() else lit
     lengths = np.concatenate([np.bincount(ndimage.label(m, ALONG_ROWS)[0].ravel())[1:] for m in (ink, ink.T)])

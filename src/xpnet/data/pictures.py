@@ -1,6 +1,5 @@
-"""One picture (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM, or a NumPy ``.npy`` array) -> the image a model takes, by
-`prepare_file` (``predict``, folder sets) or `prepare_bytes` (``serve``). Every limit is checked before a pixel
-is decoded: the size from the header, a JPEG's scans from its markers, a ``.npy`` array's shape (no pickles)."""
+"""One picture file (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM, or ``.npy``) or its bytes -> the image a model takes, every
+limit checked before a pixel is decoded: the size from the header, a JPEG's scans, an array's shape (no pickles)."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # bounded by the
 # Decoding costs up to 4 bytes a pixel (RGBA) before the picture is shrunk, WebP 12 (its decoder's copies),
 # a progressive JPEG 6 (its coefficients): one picture costs under 70 MB. A .npy array becomes float64 whole.
 MAX_PIXELS, MAX_COSTLY_PIXELS, MAX_NPY_BYTES = 1 << 24, 1 << 22, 1 << 27
-LIMITS = "16 megapixels, 4 for WebP and progressive JPEG"
+LIMITS, NPY_LIMITS = "16 megapixels, 4 for WebP and progressive JPEG", "16 megapixels, 128 MiB"
 MAX_SCANS = 100  # each a pass over the pixels: libjpeg writes 10 at most, a bomb tens of thousands
 
 
@@ -39,14 +38,12 @@ def import_pillow() -> ModuleType:
 
 
 def prepare_file(path: Path, pil: ModuleType | None, layout: images.Layout) -> np.ndarray:
-    """One picture file -> the (side, side) uint8 image a model of ``layout`` takes, or `PictureError`
-    (`images.BlankImage`: no ink). ``pil``: `import_pillow`'s module, or None when pictures are ``.npy`` arrays."""
+    """One picture file -> the (side, side) uint8 image of ``layout``, or `PictureError`; ``pil`` None: .npy only."""
     return images.prepare(read_picture(path, pil), layout)
 
 
 def prepare_bytes(data: bytes, pil: ModuleType | None, layout: images.Layout, name: str = "") -> np.ndarray:
-    """`prepare_file` for a picture held in memory (``serve``'s request body), named ``name`` in messages: an
-    ``.npy`` array when ``name`` ends in ``.npy`` or ``data`` starts with NumPy's magic."""
+    """`prepare_file` for ``serve``'s bytes, named ``name``: ``.npy`` by that name or NumPy's magic."""
     npy_file = name.lower().endswith(".npy") or data.startswith(b"\x93NUMPY")
     return images.prepare(_read_npy(io.BytesIO(data)) if npy_file else _pillow(io.BytesIO(data), pil, name), layout)
 
@@ -67,10 +64,7 @@ def _read_npy(f: BinaryIO) -> np.ndarray:
 
     def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
         if math.prod(shape[:2]) > MAX_PIXELS or npy.nbytes(shape, dtype) > MAX_NPY_BYTES:
-            raise npy.NpyError(
-                f"declares a {dtype}{list(shape)} array, more than xpnet reads as a picture "
-                f"({MAX_PIXELS >> 20} megapixels, {MAX_NPY_BYTES >> 20} MiB); shrink it first"
-            )
+            raise npy.NpyError(f"declares {dtype}{list(shape)}, more than xpnet reads as a picture ({NPY_LIMITS})")
 
     try:
         a = npy.read_npy(f, check, size=f.seek(0, io.SEEK_END) - f.seek(0))
@@ -80,25 +74,22 @@ def _read_npy(f: BinaryIO) -> np.ndarray:
     return a.reshape(side, side) if a.ndim == 1 and side * side == a.size else a
 
 
-def _open(f: BinaryIO, pil: ModuleType, name: str):
-    """``Image.open(f, formats=FORMATS)`` less its size check, whose warning only a process-wide filter (not
-    thread-safe) would silence: `_pillow` checks the size itself, below Pillow's limits."""
-    pil.init()
-    prefix = f.read(16)
-    for factory, accept in (pil.OPEN[fmt] for fmt in FORMATS):
-        if accept(prefix) is True:  # a string says the format's decoder is missing
-            f.seek(0)
-            with contextlib.suppress(SyntaxError, IndexError, TypeError, struct.error):
-                return factory(f, "")  # no file name: Pillow would map the file it names
-    raise pil.UnidentifiedImageError(f"cannot identify image file {name!r}")
-
-
 def _pillow(f: BinaryIO, pil: ModuleType | None, name: str) -> np.ndarray:
     """A picture Pillow reads, its size and (a JPEG's) scans checked first, shrunk as it is decoded."""
     from PIL import ImageOps
 
+    def opened():  # Image.open(f, formats=FORMATS) less its size check, whose warning a thread-unsafe filter silences
+        pil.init()
+        prefix = f.read(16)
+        for factory, accept in (pil.OPEN[fmt] for fmt in FORMATS):
+            if accept(prefix) is True:  # a string says the format's decoder is missing
+                f.seek(0)
+                with contextlib.suppress(SyntaxError, IndexError, TypeError, struct.error):
+                    return factory(f, "")  # no file name: Pillow would map the file it names
+        raise pil.UnidentifiedImageError(f"cannot identify image file {name!r}")
+
     try:
-        with _open(f, pil, name) as im:
+        with opened() as im:
             (width, height), jpeg = im.size, im.format in ("JPEG", "MPO")  # a phone's JPEG may open as MPO
             costly = im.format == "WEBP" or (jpeg and "progressive" in im.info)
             if width * height > (MAX_COSTLY_PIXELS if costly else MAX_PIXELS):
