@@ -3,7 +3,6 @@ contents, the recipe and the arrays, kept where no one else may write; a damaged
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import stat
@@ -95,9 +94,8 @@ def save(path: Path, key: str, arrays: dict[str, np.ndarray]) -> bool:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(path.parent):
             return False
-        with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISREG(os.lstat(path).st_mode):  # a link, a FIFO: ours to replace, not to follow
-                os.unlink(path)
+        if path.is_symlink() or (path.exists() and not path.is_file()):  # a link, a FIFO: replaced, not followed
+            path.unlink()
         atomic_write(path, lambda f: np.savez(f, key=np.array(_sealed(key, arrays)), **arrays))
     except (OSError, XpnetError):  # a full disk, a read-only folder, a folder at the path; no partial file
         return False

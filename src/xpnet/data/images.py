@@ -38,11 +38,6 @@ class Layout:
     def n_features(self) -> int:
         return self.side * self.side
 
-    @property
-    def target(self) -> float:
-        """Where the centre (of mass, or of the box) goes, in pixel-index coordinates of the model's image."""
-        return (self.side - 1) / 2 if self.centre is None else self.centre
-
 
 LAYOUTS = {
     "mnist": Layout(side=28, box=20, work=28, centre=14.0),
@@ -133,12 +128,13 @@ def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
     # lit pixel (as data sets count it) or from the ink above noise; any other is cropped, fitted and centred.
     square, ink = x.shape[0] == x.shape[1], paper.solid(x >= paper.NOISE)  # faint pixels, JPEG ringing left out
     f, box = layout.side / x.shape[0], layout.box * layout.side / layout.work  # f: model pixels per pixel
+    target = (layout.side - 1) / 2 if layout.centre is None else layout.centre  # in pixel-index coordinates
     mass = ndimage.center_of_mass(x) if layout.by_mass and square else None
     for lit in (x > 0, ink) if square else ():
         rows, cols = ndimage.find_objects(lit.view(np.int8))[0]
         extent = max(rows.stop - rows.start, cols.stop - cols.start) * f
         centre = mass or ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
-        near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
+        near = all(abs((c + 0.5) * f - 0.5 - target) <= layout.slack for c in centre)
         if near and box - 2 <= extent <= box + 2:  # faint edges may fall below NOISE, or blur outwards
             out = np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)  # true at pixel centres
             break
@@ -148,8 +144,8 @@ def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
         glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
         k, canvas = layout.work // layout.side, np.zeros((layout.work, layout.work))
         if layout.by_mass:  # whole pixels of the model's image, halves up: the same picture lands in one place
-            target = (layout.target + 0.5) * k - 0.5
-            corner = [k * int(np.floor((target - cm) / k + 0.5)) for cm in ndimage.center_of_mass(glyph)]
+            at = (target + 0.5) * k - 0.5  # in the canvas
+            corner = [k * int(np.floor((at - cm) / k + 0.5)) for cm in ndimage.center_of_mass(glyph)]
         else:
             corner = [(layout.work - n + 1) // 2 for n in glyph.shape]
         top, left = (min(max(c, 0), layout.work - n) for c, n in zip(corner, glyph.shape))  # no ink is cut off

@@ -70,9 +70,7 @@ def paper_level(gray: np.ndarray) -> np.ndarray | None:
     # A block nearly as light as the ink is no paper (a table): it takes its paper neighbours' mean level.
     paper = float(np.median(grid))
     dark = grid > paper + DARKEST * (float(np.percentile(gray, 99.5)) - paper)
-    for _ in range(nh + nw):
-        if not dark.any() or dark.all():
-            break
+    while dark.any() and not dark.all():  # each pass fills the dark blocks next to paper: at most nh + nw passes
         total = ndimage.correlate(np.where(dark, 0.0, grid), STEPS, mode="constant")
         count = ndimage.correlate((~dark).astype(np.float64), STEPS, mode="constant")
         fill = dark & (count > 0)
