@@ -75,9 +75,7 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: N
                 done += 1
                 progress(done, len(all_files))
             if len(rows) == found:
-                raise DataError(
-                    f"folder: {root / split / name} has no readable picture (of {len(paths)} files): add some"
-                )
+                raise DataError(f"folder: {root / split / name} has no readable picture (of {len(paths)} files)")
         arrays[f"x_{split}"] = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
         arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
     if skipped:
@@ -95,9 +93,8 @@ def load_folder_dataset(
     progress: Progress | None = None,
     notify: Notify | None = None,
 ) -> Dataset:
-    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images (default:
-    `images.DEFAULT_SIZE`). ``progress(done, total)`` is called after each picture read (not when the cache
-    answers); ``notify`` receives one-line notes: unreadable pictures, a test set held out of ``train/``."""
+    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images (default 28), calling
+    ``progress(done, total)`` after each picture read (not from the cache) and ``notify`` with one-line notes."""
     root, layout, say = Path(directory).expanduser(), images.folder_layout(image_size), notify or (lambda line: None)
     a = read_folder(root, layout, progress or (lambda done, total: None), say)
     classes, x, y, x_test, y_test = tuple(a["classes"].tolist()), a["x_train"], a["y_train"], a["x_test"], a["y_test"]

@@ -10,12 +10,10 @@ from scipy import ndimage
 
 NOISE, MAX_NOISE = 0.05, 0.5  # ink fainter than this share of the strokes is dropped (more on a noisy photo)
 GRID, PAPER_SHARE = 10, 50  # the paper's level: blocks along the short side, the percentile of each taken
-DARKEST = 0.6  # a block whose level is this share of the way from the paper's to the ink's is no paper
-FLAT = 0.04  # a paper level varying less than this over the picture is taken as flat (one level)
+DARKEST, FLAT = 0.6, 0.04  # a block this share of the way from paper to ink is no paper; paper varying less is flat
 # A ruled line lights this share of the width, reaches within this share of each side, is this thick, slants 2°.
 LINE_SHARE, LINE_REACH, LINE_THICK, LINE_SLOPE = 0.6, 0.05, 0.015, 0.035
-REGION_WIDTH = 2.0  # a region is thicker than this many stroke widths
-FRAME = 0.1  # ink that touches the border and stays within this share of it is the frame's
+REGION_WIDTH, FRAME = 2.0, 0.1  # a region is this many strokes thick; a frame's ink stays this near the border
 MIN_DIGIT = 0.001  # the ink left besides the regions must be at least this share of the picture
 PIECE = np.ones((3, 3), bool)  # pixels touching, at a corner too, are one piece: a diagonal stroke is one line
 STEPS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float64)  # a block's 4 neighbours
