@@ -20,7 +20,8 @@ FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # bounded by the
 # Decoding costs up to 4 bytes a pixel (RGBA) before the picture is shrunk, WebP 12 (its decoder's copies),
 # a progressive JPEG 6 (its coefficients): one picture costs under 70 MB. A .npy array becomes float64 whole.
 MAX_PIXELS, MAX_COSTLY_PIXELS, MAX_NPY_BYTES = 1 << 24, 1 << 22, 1 << 27
-LIMITS, NPY_LIMITS = "16 megapixels, 4 for WebP and progressive JPEG", "16 megapixels, 128 MiB"
+LIMITS = f"{MAX_PIXELS >> 20} megapixels, {MAX_COSTLY_PIXELS >> 20} for WebP and progressive JPEG"
+NPY_LIMITS = f"{MAX_PIXELS >> 20} megapixels, {MAX_NPY_BYTES >> 20} MiB"
 MAX_SCANS = 100  # each a pass over the pixels: libjpeg writes 10 at most, a bomb tens of thousands
 
 
@@ -78,7 +79,9 @@ def _pillow(f: BinaryIO, pil: ModuleType | None, name: str) -> np.ndarray:
     """A picture Pillow reads, its size and (a JPEG's) scans checked first, shrunk as it is decoded."""
     from PIL import ImageOps
 
-    def opened():  # Image.open(f, formats=FORMATS) less its size check, whose warning a thread-unsafe filter silences
+    # Image.open(f, formats=FORMATS) less its size check: its DecompressionBombWarning could only be silenced by a
+    # process-wide warnings filter, which threads (serve) would race on; xpnet's own, lower cap is checked below.
+    def opened():
         pil.init()
         prefix = f.read(16)
         for factory, accept in (pil.OPEN[fmt] for fmt in FORMATS):
