@@ -308,7 +308,7 @@ def test_broken_pictures_are_400_with_the_reason(url):
         "an .npy cut short": (npy_header((28, 28)) + bytes(10), "header declares 784 bytes"),
         "a white page": (png(np.full((280, 280), 255, np.uint8)), "no digit found"),
         "a 72-megapixel PNG": (bomb_png(12000, 6000), "more than xpnet reads"),
-        "a 1-gigapixel PNG": (bomb_png(32000, 32000), "more than 16 megapixels"),
+        "a 1-gigapixel PNG": (bomb_png(32000, 32000), "32000x32000 pixels, more than xpnet reads (16 megapixels"),
     }
     for what, (body, reason) in cases.items():
         status, answer = post(url, body, "?file=up.bin")

@@ -1,15 +1,8 @@
-"""A cache of a picture folder's prepared images: one ``.npz`` of plain arrays, never pickles.
-
-Its key hashes every picture's path and *contents* (not sizes or times), the layout and this format, and
-is stored sealed with a hash of the arrays: a cache of other pictures, or with other arrays (labels
-shuffled), is stale. It lives only in a folder no one else may write (``$XPNET_FOLDER_CACHE``, else
-``$XPNET_DATA/folders`` or ``~/.cache/xpnet/folders``, mode 700), never beside the pictures, and is read
-with caps (`npy.open_npz`): a damaged, huge or special file costs a rebuild, a failed write a re-read.
-"""
+"""A picture folder's prepared images as one ``.npz`` of plain arrays, sealed with a hash of the pictures' paths and
+contents, the recipe and the arrays, kept where no one else may write; a damaged or stale one costs a rebuild."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import stat
@@ -30,8 +23,7 @@ MAX_CHARS = 4096  # of a class name or a skipped picture's path, as stored
 
 
 def fingerprint(root: Path, files: Sequence[Path], recipe: str) -> str:
-    """A hash of each file's path below ``root`` and contents, and of ``recipe``; an unreadable file counts
-    by its error."""
+    """A hash of ``recipe`` and of each file's path below ``root`` and contents (or error, when unreadable)."""
     h = hashlib.sha256(f"xpnet-folder-cache {VERSION}\n{recipe}\n".encode())
     for f in files:
         h.update(os.fsencode(f.relative_to(root)) + b"\0")  # names need not be UTF-8
@@ -40,10 +32,9 @@ def fingerprint(root: Path, files: Sequence[Path], recipe: str) -> str:
                 digest = hashlib.sha256()
                 while block := stream.read(1 << 20):
                     digest.update(block)
-            h.update(b"=" + digest.digest())
+            h.update(b"=" + digest.digest() + b"\n")
         except OSError as e:
-            h.update(f"!{e.errno}".encode())
-        h.update(b"\n")
+            h.update(f"!{e.errno}\n".encode())
     return h.hexdigest()
 
 
@@ -51,16 +42,14 @@ def _sealed(key: str, arrays: dict[str, np.ndarray]) -> str:
     """``key`` hashed with the arrays cached under it: what the file stores and `load` checks."""
     h = hashlib.sha256(key.encode())
     for k in KEYS[1:]:
-        a = np.ascontiguousarray(arrays[k])
-        h.update(f"\n{k} {a.dtype.str} {a.shape}\n".encode() + a.tobytes())
+        h.update(f"\n{k} {arrays[k].dtype.str} {arrays[k].shape}\n".encode() + arrays[k].tobytes())  # in C order
     return h.hexdigest()
 
 
 def cache_path(root: Path, side: int) -> Path:
-    """Where the cache of ``root`` at ``side`` x ``side`` lives."""
+    """Where the cache of ``root`` at ``side`` x ``side`` lives: ``$XPNET_FOLDER_CACHE``, else the data folder's."""
     folder = Path(os.environ.get(CACHE_ENV) or default_data_dir("folders")).expanduser()
-    tag = hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
-    return folder / f"{tag}-{side}.npz"
+    return folder / f"{hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]}-{side}.npz"
 
 
 def _private(folder: Path) -> bool:
@@ -69,25 +58,19 @@ def _private(folder: Path) -> bool:
     return os.name != "posix" or (st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
-def _check(name: str, n_files: int, n_features: int) -> npy.Check:
-    """The header each member of a cache of ``n_files`` pictures must have: no more rows than pictures."""
-
-    def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
-        ok = len(shape) >= 1 and shape[0] <= n_files
-        if name.startswith("x_"):
-            ok = ok and dtype == np.uint8 and shape[1:] == (n_features,)
-        else:
-            text = dtype.kind == "U" and dtype.itemsize <= 4 * MAX_CHARS
-            ok = ok and len(shape) == 1 and (dtype == np.int64 if name.startswith("y_") else text)
-        if not ok:
-            raise npy.NpyError(f"holds {name} as {dtype}{list(shape)}, more or other than {n_files} pictures make")
-
-    return check
-
-
 def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str, np.ndarray] | None, str]:
-    """``(arrays, "")`` when ``path`` holds the cache made under ``key`` of ``n_files`` pictures; else
-    ``(None, why)``, ``why`` saying what is wrong with a cache that is there ("" when there is none)."""
+    """``(arrays, "")`` from the cache at ``path`` made under ``key``, else ``(None, why)`` ("": none there)."""
+
+    def check(name: str) -> npy.Check:  # the arrays `save` writes, of no more rows than pictures
+        want = {"x": np.uint8, "y": np.int64}.get(name[0])  # else text: class names, skipped paths
+
+        def fits(shape: tuple[int, ...], dtype: np.dtype) -> None:
+            rows = shape[:1] and shape[0] <= n_files and shape[1:] == ((n_features,) if want is np.uint8 else ())
+            if not (rows and (dtype == want if want else dtype.kind == "U" and dtype.itemsize <= 4 * MAX_CHARS)):
+                raise npy.NpyError(f"holds {name} as {dtype}{list(shape)}, more or other than {n_files} pictures make")
+
+        return fits
+
     try:
         if not _private(path.parent):
             return None, f"in a folder others may write (chmod 700 {path.parent})"
@@ -95,7 +78,7 @@ def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str,
             if set(members) != set(KEYS):
                 return None, "not an xpnet cache"
             seal = str(npy.read_member(z, members["key"], npy.expect((), "<U64")))
-            arrays = {k: npy.read_member(z, members[k], _check(k, n_files, n_features)) for k in KEYS[1:]}
+            arrays = {k: npy.read_member(z, members[k], check(k)) for k in KEYS[1:]}
     except FileNotFoundError:
         return None, ""
     except (OSError, npy.NpyError) as e:
@@ -111,9 +94,8 @@ def save(path: Path, key: str, arrays: dict[str, np.ndarray]) -> bool:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(path.parent):
             return False
-        with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISREG(os.lstat(path).st_mode):  # a link, a FIFO: ours to replace, not to follow
-                os.unlink(path)
+        if path.is_symlink() or (path.exists() and not path.is_file()):  # a link, a FIFO: replaced, not followed
+            path.unlink()
         atomic_write(path, lambda f: np.savez(f, key=np.array(_sealed(key, arrays)), **arrays))
     except (OSError, XpnetError):  # a full disk, a read-only folder, a folder at the path; no partial file
         return False

@@ -1,10 +1,5 @@
-"""A folder of pictures in torchvision's ImageFolder layout -> a `Dataset`.
-
-``DIR/train/<class>/*.png`` (JPEG, BMP, GIF, WebP, TIFF, PNM or ``.npy``) and, optionally, ``DIR/test/<class>/*``.
-Class names are the sub-folder names, numbered in sorted order. Every picture is prepared by
-`pictures.prepare_file`, as ``predict`` prepares one. Without ``test/``, a stratified fifth of ``train/`` is
-held out (fixed seed). The prepared images are cached (`cache`), so a second run skips the reading.
-"""
+"""Pictures in ``DIR/train/<class>/`` (torchvision's ImageFolder) and ``DIR/test/<class>/`` as a `Dataset`, prepared as
+``predict`` prepares them and cached (`cache`); without ``test/``, a stratified fifth of ``train/`` is held out."""
 
 from __future__ import annotations
 
@@ -25,52 +20,38 @@ Progress = Callable[[int, int | None], None]
 Notify = Callable[[str], None]
 
 
-def _classes(split: Path) -> dict[str, list[Path]]:
-    """The pictures of each class folder of ``split``; hidden entries are left out."""
-    folders = [d for d in sorted(split.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-    return {
-        d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
-        for d in folders
-    }
-
-
-def scan(root: Path) -> tuple[tuple[str, ...], dict[str, list[Path]], dict[str, list[Path]]]:
-    """(class names, train files per class, test files per class: none without test/) of the folder set
-    ``root``; a folder that cannot be listed or entered is one `DataError` naming it."""
+def scan(root: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+    """The pictures of each class, in ``root``'s train/ and test/ ({} without one), hidden entries left out."""
     train, test = root / "train", root / "test"
+
+    def classes(split: Path) -> dict[str, list[Path]]:
+        folders = [d for d in sorted(split.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+        return {
+            d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and p.name[0] != ".") for d in folders
+        }
+
     try:
         if not root.is_dir():
-            raise DataError(f"folder: {root} is not a folder: give --data-dir the folder that holds train/<class>/")
+            raise DataError(f"folder: {root} is not a folder: give {{name}} the folder of train/", parameter="data_dir")
         if not train.is_dir():
-            raise DataError(
-                f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/ (one "
-                f"folder per class) and, optionally, test pictures in {test}/<class>/"
-            )
-        train_files = _classes(train)
-        test_files = _classes(test) if test.is_dir() else {}
-    except OSError as e:
-        raise DataError(
-            f"folder: cannot read {e.filename or root} ({reason(e)}): make it readable (chmod u+rx) or move it "
-            "out of the picture folder"
-        ) from None
-    if len(train_files) < 2:
-        raise DataError(f"folder: {train} has {len(train_files)} class folder(s): a classifier needs at least 2")
-    unknown = sorted(set(test_files) - set(train_files))
-    if unknown:
-        raise DataError(
-            f"folder: {test} has classes that train/ lacks ({listed(unknown, 3)}): name the test folders as the "
-            "train folders"
-        )
-    return tuple(train_files), train_files, test_files
+            raise DataError(f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/")
+        files = classes(train), classes(test) if test.is_dir() else {}
+    except OSError as e:  # a folder one may not list or enter
+        raise DataError(f"folder: cannot read {e.filename or root} ({reason(e)}): make it readable") from None
+    if len(files[0]) < 2:
+        raise DataError(f"folder: {train} has {len(files[0])} class folder(s): a classifier needs at least 2")
+    if unknown := sorted(set(files[1]) - set(files[0])):
+        raise DataError(f"folder: {test} has classes that train/ lacks ({listed(unknown, 3)}): name them as in train/")
+    return files
 
 
-def read_folder(root: Path, layout: images.Layout, progress: Progress | None, notify: Notify) -> dict[str, np.ndarray]:
+def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: Notify) -> dict[str, np.ndarray]:
     """The prepared arrays of ``root`` (from its cache when fresh), as `cache` stores them."""
-    classes, train_files, test_files = scan(root)
-    all_files = [p for group in (train_files, test_files) for paths in group.values() for p in paths]
+    splits = dict(zip(("train", "test"), scan(root)))
+    classes = tuple(splits["train"])
+    all_files = [p for files in splits.values() for paths in files.values() for p in paths]
     recipe = f"{layout!r} preparation {images.PREPARATION}"  # a new preparation makes old caches stale
-    key = cache.fingerprint(root, all_files, recipe)
-    where = cache.cache_path(root, layout.side)
+    key, where = cache.fingerprint(root, all_files, recipe), cache.cache_path(root, layout.side)
     cached, why = cache.load(where, key, len(all_files), layout.n_features)
     if cached is not None and tuple(cached["classes"].tolist()) == classes:
         if cached["skipped"].size:
@@ -79,10 +60,8 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
     if why or cached is not None:
         notify(f"folder: the cache {where} is {why or 'of other classes'}: reading the pictures again")
     pil = import_pillow() if any(p.suffix.lower() != ".npy" for p in all_files) else None
-    arrays: dict[str, np.ndarray] = {}
-    skipped: list[str] = []
-    done = 0
-    for split, files in (("train", train_files), ("test", test_files)):
+    arrays, skipped, done = {"classes": np.array(classes, dtype=str)}, [], 0
+    for split, files in splits.items():
         rows, labels = [], []
         for name, paths in files.items():
             found = len(rows)
@@ -94,18 +73,14 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress | None, no
                     skipped.append(str(path))
                     notify(f"{path}: skipped: {reason(e)}")
                 done += 1
-                if progress is not None:
-                    progress(done, len(all_files))
+                progress(done, len(all_files))
             if len(rows) == found:
-                raise DataError(
-                    f"folder: {paths[0].parent if paths else f'the class folder {name!r}'} has no readable picture "
-                    f"(of {len(paths)} files): add pictures ({', '.join(SUFFIXES[:3])}...) or remove the folder"
-                )
+                raise DataError(f"folder: {root / split / name} has no readable picture (of {len(paths)} files)")
         arrays[f"x_{split}"] = np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8)
         arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
     if skipped:
         notify(f"folder: {len(skipped)} unreadable picture(s) skipped, {len(all_files) - len(skipped)} read")
-    arrays["classes"], arrays["skipped"] = np.array(classes, dtype=str), np.array(skipped, dtype=str)
+    arrays["skipped"] = np.array(skipped, dtype=str)
     if cache.fingerprint(root, all_files, recipe) == key:  # else a picture changed while being read
         cache.save(where, key, arrays)
     return arrays
@@ -118,26 +93,22 @@ def load_folder_dataset(
     progress: Progress | None = None,
     notify: Notify | None = None,
 ) -> Dataset:
-    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images (default:
-    `images.DEFAULT_SIZE`). ``progress(done, total)`` is called after each picture read (not when the cache
-    answers); ``notify`` receives one-line notes: unreadable pictures, a test set held out of ``train/``."""
+    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images (default 28), calling
+    ``progress(done, total)`` after each picture read (not from the cache) and ``notify`` with one-line notes."""
     root, layout, say = Path(directory).expanduser(), images.folder_layout(image_size), notify or (lambda line: None)
-    a = read_folder(root, layout, progress, say)
-    classes, split = tuple(a["classes"].tolist()), [a["x_train"], a["y_train"], a["x_test"], a["y_test"]]
-    if not split[3].size:  # only classes with a picture to spare give test pictures
-        x, y = split[:2]
+    a = read_folder(root, layout, progress or (lambda done, total: None), say)
+    classes, x, y, x_test, y_test = tuple(a["classes"].tolist()), a["x_train"], a["y_train"], a["x_test"], a["y_test"]
+    if not y_test.size:  # only classes with a picture to spare give test pictures
         counts = np.bincount(y, minlength=len(classes))
         testable = np.flatnonzero(counts[y] > 1)
         if not testable.size:
             raise DataError(f"folder: {root / 'train'} has only {len(y)} readable pictures; add a test/ folder")
         n_test = max(int(np.count_nonzero(counts > 1)), round(TEST_FRACTION * testable.size))
         held = testable[stratified_holdout(y[testable], n_test)[1]]
-        kept = np.setdiff1d(np.arange(len(y)), held)
-        say(
-            f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y)} pictures (stratified, fixed seed)"
-        )
+        say(f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y)} pictures (stratified, seeded)")
         if single := [classes[c] for c in np.flatnonzero(counts == 1)]:
             n = len(single)
             say(f"folder: {n} class(es) have a single picture, trained on but never tested: {listed(single, 3)}")
-        split = [x[kept], y[kept], x[held], y[held]]
-    return Dataset("folder", *split, image_shape=(layout.side,) * 2, source=str(root), classes=classes, layout=layout)
+        kept = np.setdiff1d(np.arange(len(y)), held)
+        x, y, x_test, y_test = x[kept], y[kept], x[held], y[held]
+    return Dataset("folder", x, y, x_test, y_test, (layout.side,) * 2, str(root), classes=classes, layout=layout)

@@ -1,9 +1,5 @@
-"""Turn any picture of one digit (or garment) into the image a model was trained on, in host NumPy.
-
-A `Layout` records a data set's recipe (measured by scripts/prep_example.py; docs/usage.md tells them) and
-`prepare` applies it to a photo, a scan or a drawing of any size and polarity, leaving a data set's own
-image as it is. Reading files is `pictures`' job: nothing here needs Pillow.
-"""
+"""Any picture of one digit (or garment), of any size and polarity, as the image a model was trained on: `prepare`
+applies a data set's recipe (`Layout`, docs/usage.md) in host NumPy, leaving a data set's own image as it is."""
 
 from __future__ import annotations
 
@@ -15,14 +11,12 @@ from ..errors import DataError
 
 # `paper` and scipy.ndimage are imported where a picture is prepared: every command imports this module.
 BORDER = 0.05  # the outer 5% of each side is taken as background when judging polarity
-# A picture is clean when this share of its border is exactly background: the data sets' images all are
-# (19.6% at least), a photo's grainy paper practically never.
-CLEAN_SHARE, CLEAN_LEVEL = 0.15, 0.5 / 255
+CLEAN_SHARE, CLEAN_LEVEL = 0.15, 0.5 / 255  # this share of a clean picture's border is black (data sets: 19.6%+)
 MIN_PEAK = 0.85  # a clean picture's ink this bright keeps its levels (data sets: 223/255 or more)
 MIN_STROKE = 1.5  # a photo's strokes are widened to this many pixels of the model's image (MNIST: 2 to 3)
 MAX_SIDE = 1024  # larger pictures are averaged below this first: a digit needs no more pixels
 PREPARATION = 2  # which preparation made an image: a cache made by another is stale
-DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 28, 4, 256  # the sides a folder set's images may have (--image-size)
+DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 28, 4, 256  # the sides a folder set's images may have (``image_size``)
 
 
 class BlankImage(ValueError):
@@ -31,8 +25,7 @@ class BlankImage(ValueError):
 
 @dataclass(frozen=True)
 class Layout:
-    """How a data set's images were made: the ink's longest side fills ``box`` pixels of a ``work``
-    square canvas, which is then averaged down to ``side`` x ``side`` (``work`` a multiple of ``side``)."""
+    """How a data set's images were made: ink fitted in ``box`` pixels of a ``work`` square, averaged to ``side``."""
 
     side: int
     box: int
@@ -44,11 +37,6 @@ class Layout:
     @property
     def n_features(self) -> int:
         return self.side * self.side
-
-    @property
-    def target(self) -> float:
-        """Where the centre (of mass, or of the box) goes, in pixel-index coordinates of the model's image."""
-        return (self.side - 1) / 2 if self.centre is None else self.centre
 
 
 LAYOUTS = {
@@ -70,7 +58,8 @@ def folder_layout(side: int | None = None) -> Layout:
     """A folder set's recipe at ``side`` pixels a side: Fashion-MNIST's, which assumes nothing about the pictures."""
     side = DEFAULT_SIZE if side is None else side
     if not MIN_SIZE <= side <= MAX_SIZE:
-        raise DataError(f"--image-size {side} is out of range: give {MIN_SIZE} to {MAX_SIZE} (default {DEFAULT_SIZE})")
+        message = f"{{name}} {side} is out of range: give {MIN_SIZE} to {MAX_SIZE} (default {DEFAULT_SIZE})"
+        raise DataError(message, parameter="image_size")
     return Layout(side=side, box=side, work=side, by_mass=False)
 
 
@@ -79,36 +68,49 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     255), floats as 0..1 unless they exceed 1. An alpha channel not fully opaque is the ink (a drawing)."""
     a = np.asarray(image)
     a = a[:, :, 0] if a.ndim == 3 and a.shape[2] == 1 else a
-    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (2, 3, 4))):
-        raise ValueError(f"expected one image of shape (H, W) or (H, W, 1|2|3|4), got shape {a.shape}")
-    if min(a.shape[:2]) < 1:
-        raise ValueError(f"the image is empty (shape {a.shape})")
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"expected numeric pixels, got dtype {a.dtype}")
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (2, 3, 4))) or a.dtype.kind not in "biuf" or not a.size:
+        raise ValueError(f"expected one image of numbers, shaped (H, W) or (H, W, 1|2|3|4), got {a.dtype}{a.shape}")
     x = a.astype(np.float64)
-    if a.dtype.kind == "f" and not np.isfinite(x).all():
+    if not np.isfinite(x).all():
         raise ValueError("the image holds NaN or infinite values")
-    peak = x.max(initial=0.0)
+    peak = x.max()
     scale = (65535.0 if peak > 255 else 255.0) if a.dtype.kind in "iu" else 255.0 if peak > 1 else 1.0
     x = np.clip(x / scale, 0.0, 1.0)
-    if x.ndim == 2:
-        return x
-    if x.shape[2] in (2, 4) and x[:, :, -1].min() < 1.0:
-        return x[:, :, -1]
+    if x.ndim == 2 or (x.shape[2] in (2, 4) and x[:, :, -1].min() < 1.0):
+        return x if x.ndim == 2 else x[:, :, -1]
     return x[:, :, 0] if x.shape[2] == 2 else x[:, :, :3] @ np.array([0.299, 0.587, 0.114])  # as convert("L")
 
 
 def shrink(gray: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:
     """Average ``gray`` over k x k blocks (cheap, antialiased) until its longest side is at most ``limit``."""
     k = -(-max(gray.shape) // limit)
-    h, w = (s // k * k for s in gray.shape)
-    if k <= 1 or h == 0 or w == 0:  # a very thin strip keeps whole pixels along its short side
-        return gray
-    return gray[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+    h, w = (s // k * k for s in gray.shape)  # a very thin strip keeps whole pixels along its short side
+    return gray if k <= 1 or h == 0 or w == 0 else gray[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
 
 
-def ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Light ink on zero in [0, 1], noise removed, and whether the picture was clean; `BlankImage` if none."""
+def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
+    """``image`` resampled to ``shape``: the mean of the middle ``footprint`` of each pixel's area, or bilinear."""
+
+    def weights(n_in: int, n_out: int) -> np.ndarray:  # (n_out, n_in), each row the pixels that make one
+        scale, j, i = n_in / n_out, np.arange(n_in)[None, :], np.arange(n_out)[:, None] + 0.5
+        if scale >= 1:  # the mean of the input area under each output pixel
+            width = max(1.0, footprint * scale)
+            start = i * scale - width / 2
+            w = np.clip(np.minimum(j + 1, start + width) - np.maximum(j, start), 0.0, None)
+        else:  # a tent between neighbouring input pixel centres
+            w = np.maximum(0.0, 1.0 - np.abs(j + 0.5 - i * scale))
+        return w / w.sum(axis=1, keepdims=True)
+
+    return weights(image.shape[0], shape[0]) @ image @ weights(image.shape[1], shape[1]).T
+
+
+def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
+    """Any picture (see `to_gray`) -> the (side, side) uint8 image of ``layout``; `BlankImage`: no ink found."""
+    from scipy import ndimage
+
+    from . import paper
+
+    gray = shrink(to_gray(image))
     b = max(1, round(BORDER * min(gray.shape)))
     ring = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
     if np.median(ring) > 0.5:  # dark ink on light paper: MNIST's ink is light on black
@@ -116,90 +118,39 @@ def ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     peak = float(gray.max())
     if peak - float(np.median(ring)) < 0.05:
         raise BlankImage("no digit found: the image is one flat colour")
-    if np.mean(ring <= CLEAN_LEVEL) >= CLEAN_SHARE:  # a digital image: faint edge pixels are ink, not noise
-        return np.clip(gray if peak >= MIN_PEAK else gray / peak, 0.0, 1.0), True
-    from . import paper
-
-    x = paper.on_paper(gray)
-    if x is None:
+    if clean := np.mean(ring <= CLEAN_LEVEL) >= CLEAN_SHARE:  # a digital image: faint edges are ink, not noise
+        x = np.clip(gray if peak >= MIN_PEAK else gray / peak, 0.0, 1.0)
+    elif (x := paper.on_paper(gray)) is None:
         raise BlankImage("no digit found: nothing stands out from the paper")
-    return x, False
-
-
-def resize(image: np.ndarray, shape: tuple[int, int], footprint: float = 1.0) -> np.ndarray:
-    """Resample ``image`` to ``shape``: area averaging when shrinking (antialiased, over the middle
-    ``footprint`` share of each output pixel), bilinear when growing. (ndimage.zoom never averages.)"""
-    rows, cols = _weights(image.shape[0], shape[0], footprint), _weights(image.shape[1], shape[1], footprint)
-    return rows @ image @ cols.T
-
-
-def _weights(n_in: int, n_out: int, footprint: float = 1.0) -> np.ndarray:
-    """(n_out, n_in) matrix whose row i mixes the input pixels that make output pixel i; rows sum to 1."""
-    scale, j = n_in / n_out, np.arange(n_in)[None, :]
-    if scale >= 1:  # the mean of the input area under each output pixel
-        width = max(1.0, footprint * scale)
-        start = (np.arange(n_out)[:, None] + 0.5) * scale - width / 2
-        w = np.clip(np.minimum(j + 1, start + width) - np.maximum(j, start), 0.0, None)
-    else:  # a tent between neighbouring input pixel centres
-        w = np.maximum(0.0, 1.0 - np.abs(j + 0.5 - (np.arange(n_out)[:, None] + 0.5) * scale))
-    return w / w.sum(axis=1, keepdims=True)
-
-
-def fit(x: np.ndarray, layout: Layout) -> np.ndarray:
-    """Crop ``x`` (ink on zero) to its ink, fit it in ``layout.box`` and centre it in the canvas."""
-    from scipy import ndimage
-
-    from . import paper
-
-    if in_place(x, layout):  # the middle half of each pixel: a smooth enlargement is true at pixel centres
-        return np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)
-    crop = x[paper.box(paper.solid(x >= paper.NOISE))]  # faint pixels and JPEG ringing must not widen the box
-    scale = layout.box / max(crop.shape)
-    glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
-    k = layout.work // layout.side
-    if layout.by_mass:  # whole pixels of the model's image, halves up: the same picture lands in one place
-        target = (layout.target + 0.5) * k - 0.5
-        top, left = (k * int(np.floor((target - cm) / k + 0.5)) for cm in ndimage.center_of_mass(glyph))
-    else:
-        top, left = ((layout.work - n + 1) // 2 for n in glyph.shape)
-    top = min(max(top, 0), layout.work - glyph.shape[0])  # clamped: no ink is cut off
-    left = min(max(left, 0), layout.work - glyph.shape[1])
-    canvas = np.zeros((layout.work, layout.work))
-    canvas[top : top + glyph.shape[0], left : left + glyph.shape[1]] = glyph
-    return canvas.reshape(layout.side, k, layout.side, k).mean(axis=(1, 3))
-
-
-def in_place(x: np.ndarray, layout: Layout) -> bool:
-    """Whether the square picture ``x`` (ink on zero) is laid out as ``layout`` would, within `Layout.slack`,
-    its box taken from every lit pixel (as data sets count it) or from the ink above noise (as `fit` crops)."""
-    from scipy import ndimage
-
-    from . import paper
-
-    if x.shape[0] != x.shape[1]:
-        return False
-    f = layout.side / x.shape[0]  # model pixels per picture pixel
-    box = layout.box * layout.side / layout.work
-    mass = ndimage.center_of_mass(x) if layout.by_mass else None
-    for lit in (x > 0, paper.solid(x >= paper.NOISE)):
-        rows, cols = paper.box(lit)
+    else:  # a photo's strokes at least MIN_STROKE pixels of the model's image wide, once fitted
+        x = paper.widened(x, MIN_STROKE * layout.work / layout.side / layout.box)
+    # A square picture laid out as ``layout`` would (within its slack) is only resampled, its box taken from every
+    # lit pixel (as data sets count it) or from the ink above noise; any other is cropped, fitted and centred.
+    square, ink = x.shape[0] == x.shape[1], paper.solid(x >= paper.NOISE)  # faint pixels, JPEG ringing left out
+    f, box = layout.side / x.shape[0], layout.box * layout.side / layout.work  # f: model pixels per pixel
+    target = (layout.side - 1) / 2 if layout.centre is None else layout.centre  # in pixel-index coordinates
+    mass = ndimage.center_of_mass(x) if layout.by_mass and square else None
+    for lit in (x > 0, ink) if square else ():
+        rows, cols = ndimage.find_objects(lit.view(np.int8))[0]
         extent = max(rows.stop - rows.start, cols.stop - cols.start) * f
         centre = mass or ((rows.start + rows.stop - 1) / 2, (cols.start + cols.stop - 1) / 2)
-        near = all(abs((c + 0.5) * f - 0.5 - layout.target) <= layout.slack for c in centre)
+        near = all(abs((c + 0.5) * f - 0.5 - target) <= layout.slack for c in centre)
         if near and box - 2 <= extent <= box + 2:  # faint edges may fall below NOISE, or blur outwards
-            return True
-    return False
-
-
-def prepare(image: np.ndarray, layout: Layout) -> np.ndarray:
-    """Any picture (see `to_gray`) -> the (side, side) uint8 image a model of ``layout`` expects; `ValueError`
-    for an array that is not an image, `BlankImage` when no ink is found."""
-    from . import paper
-
-    x, clean = ink(shrink(to_gray(image)))
-    if not clean:  # strokes at least MIN_STROKE pixels of the model's image wide, once fitted
-        x = paper.widened(x, MIN_STROKE * layout.work / layout.side / layout.box)
-    out = fit(x, layout)
+            out = np.clip(resize(x, (layout.side, layout.side), footprint=0.5), 0.0, 1.0)  # true at pixel centres
+            break
+    else:
+        crop = x[ndimage.find_objects(ink.view(np.int8))[0]]
+        scale = layout.box / max(crop.shape)
+        glyph = np.clip(resize(crop, tuple(max(1, round(s * scale)) for s in crop.shape)), 0.0, 1.0)
+        k, canvas = layout.work // layout.side, np.zeros((layout.work, layout.work))
+        if layout.by_mass:  # whole pixels of the model's image, halves up: the same picture lands in one place
+            at = (target + 0.5) * k - 0.5  # in the canvas
+            corner = [k * int(np.floor((at - cm) / k + 0.5)) for cm in ndimage.center_of_mass(glyph)]
+        else:
+            corner = [(layout.work - n + 1) // 2 for n in glyph.shape]
+        top, left = (min(max(c, 0), layout.work - n) for c, n in zip(corner, glyph.shape))  # no ink is cut off
+        canvas[top : top + glyph.shape[0], left : left + glyph.shape[1]] = glyph
+        out = canvas.reshape(layout.side, k, layout.side, k).mean(axis=(1, 3))
     if not clean and out.max() > 0:  # a thin or faint stroke averaged down is dim: stretched to full scale
         out = out / out.max()
     return np.rint(255.0 * out).astype(np.uint8)
