@@ -38,6 +38,9 @@ FLAGS = {
     "alpha": "--alpha",
     "early_stopping": "--patience",
     "n_iter_no_change": "--patience",
+    "image_size": "--image-size",
+    "data_dir": "--data-dir",
+    "mirrors": "--mirror",
 }
 
 
