@@ -16,7 +16,7 @@ try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 1
     import os
     import re
     from collections.abc import Iterator, Sequence
-    from dataclasses import dataclass, fields
+    from dataclasses import fields
     from pathlib import Path
     from typing import Any
 
@@ -35,18 +35,7 @@ try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 1
     from .nn import ACTIVATIONS, OPTIMIZERS, layer_sizes, layer_text, param_shapes
     from .training import runlog
     from .training.loop import Callback, StepSource, best_epoch, local_steps, should_stop, train
-    from .training.model import (
-        DTYPES,
-        FIXED_FIELDS,
-        EpochStats,
-        Model,
-        TrainConfig,
-        TrainState,
-        default_decay,
-        load,
-        save,
-        spelled,
-    )
+    from .training.model import DTYPES, FIXED_FIELDS, Model, TrainConfig, TrainState, default_decay, load, save, spelled
 except KeyboardInterrupt:
     if __name__ != "__main__":
         raise
@@ -220,15 +209,21 @@ def _train(args: argparse.Namespace) -> int:
     if ckpt is not None:
         check_resumable(ckpt, config, data)
     if not args.quiet:  # --quiet: errors, the result line and --json only
-        say(run_line(data, config, backend, with_classes=dataset in LOCAL_SETS))
+        layers = layer_text(layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes))
+        val = f"{len(data.y_val)} validation / " if data.y_val is not None else ""
+        classes = f", {data.n_classes} classes" if dataset in LOCAL_SETS else ""
+        say(
+            f"{data.name}: {len(data.y_train)} train / {val}{len(data.y_test)} test images{classes}; model {layers} "
+            f"{config.activation}; {config.optimizer} lr {config.learning_rate:g} x{config.lr_decay:g}/epoch, batch "
+            f"{config.batch_size or 'full'}, {config.dtype}, seed {config.random_state}; {backend}"
+        )
         if ckpt is not None:
             say(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {ckpt.origin()})")
     # A second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded.
     with (
         _step_source(args, data, val_split, address) as (steps, cluster),
-        _Shown(args, data, config, backend, ckpt) as shown,
+        _Shown(args, data, config, backend, ckpt, steps, cluster) as shown,
     ):
-        shown.steps, shown.cluster = steps, cluster
         model = Model.of_data(config, ckpt and ckpt.state, backend, data, val_split)
         state = train_saving(model, data, args.save, callbacks=[shown], steps=steps)
     if state.stopped:
@@ -304,15 +299,12 @@ def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
         )
 
 
-@dataclass
 class Saver(Callback):
-    """Writes the model to ``path`` after every epoch, and where the run ended when that is another state
-    (stopped between steps, or the best epoch's weights put back)."""
+    """Writes the model to ``path`` after every epoch, and the state the run ended in when it is another."""
 
-    path: Path
-    model: Model
-    steps: StepSource  # what computed the gradients, known once the run has made its step
-    saved: TrainState | None = None  # the state the file on disk holds, once one is written
+    def __init__(self, path: Path, model: Model, steps: StepSource):
+        # ``steps`` names what computed the gradients; ``saved``: the state the file on disk holds.
+        self.path, self.model, self.steps, self.saved = path, model, steps, None
 
     def on_epoch_end(self, state: TrainState) -> bool:
         self.model.state, self.model.workers = state, self.steps.workers
@@ -361,7 +353,23 @@ def train_saving(
     except Exception as e:
         if not is_out_of_memory(e):
             raise
-        raise OutOfMemory(_memory_hint(model.backend, data, model.config)) from None
+        # What to shrink: the model when it alone is too big, else the batch.
+        config, backend = model.config, model.backend
+        size, itemsize = config.batch_size or len(data.y_train), 8 if config.dtype == "float64" else 4
+        sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
+        n_params = sum(math.prod(s) for s in param_shapes(sizes))
+        # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
+        model_bytes = n_params * itemsize * (2 + len(OPTIMIZERS[config.optimizer].slots))
+        if model_bytes > 2 * size * sum(sizes) * itemsize:
+            raise OutOfMemory(
+                f"out of memory on {backend}: the {layer_text(sizes)} model alone needs {model_bytes / 2**30:.1f} "
+                f"GiB ({n_params:,} weights with their gradients and {config.optimizer} state): try smaller --hidden "
+                "layers"
+            ) from None
+        raise OutOfMemory(
+            f"out of memory on {backend} with --batch-size {config.batch_size} ({size} rows per step): try "
+            f"--batch-size {max(size // 2, 1)}"
+        ) from None
     model.state = state
     if state.stopped:
         where = f"epoch {state.epoch + 1}, step {state.step}"
@@ -372,25 +380,6 @@ def train_saving(
             raise type(state.failure)(f"{state.failure}; stopped in {where}; {kept}") from None
         say(f"stopped in {where}; {kept}")
     return state
-
-
-def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
-    """What to shrink after running out of memory: the batch, or the model when it alone is too big."""
-    size, itemsize = config.batch_size or len(data.y_train), 8 if config.dtype == "float64" else 4
-    sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
-    n_params = sum(math.prod(s) for s in param_shapes(sizes))
-    # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
-    model_bytes = n_params * itemsize * (2 + len(OPTIMIZERS[config.optimizer].slots))
-    if model_bytes > 2 * size * sum(sizes) * itemsize:
-        return (
-            f"out of memory on {backend}: the {layer_text(sizes)} model alone needs "
-            f"{model_bytes / 2**30:.1f} GiB ({n_params:,} weights with their gradients and {config.optimizer} "
-            "state): try smaller --hidden layers"
-        )
-    return (
-        f"out of memory on {backend} with --batch-size {config.batch_size} ({size} rows per step): "
-        f"try --batch-size {max(size // 2, 1)}"
-    )
 
 
 def _scheduler_address(args: argparse.Namespace) -> str | bool | None:
@@ -440,10 +429,10 @@ def _step_source(
 class _Shown(Callback, contextlib.AbstractContextManager):
     """What a run shows and logs: the progress bar and a line per epoch (not with --quiet), the --log file."""
 
-    def __init__(self, args: Any, data: Dataset, config: TrainConfig, backend: Backend, ckpt: Model | None):
-        self.data, self.config, self.backend, self.ckpt, self.quiet = data, config, backend, ckpt, args.quiet
-        self.steps, self.cluster = local_steps, None  # known once the cluster is open
-        read = lambda a: float(backend.to_numpy(a))  # noqa: E731
+    def __init__(self, args: Any, data: Dataset, config: TrainConfig, backend: Backend, ckpt: Model | None, *run: Any):
+        self.args, self.data, self.config, self.backend, self.ckpt = args, data, config, backend, ckpt
+        self.steps, self.cluster = run  # what computes the steps, and its Dask cluster or None
+        read = lambda a: float(backend.to_numpy(a))  # noqa: E731  (one device sync)
         self.bar = EpochBar(
             config.max_iter, len(data.y_train), config.batch_size, read, isatty=False if args.quiet else None
         )
@@ -478,44 +467,26 @@ class _Shown(Callback, contextlib.AbstractContextManager):
         self.bar.step(epoch, rows_done, loss_sum)
 
     def on_epoch_end(self, state: TrainState) -> bool:
+        last, epochs = state.history[-1], self.config.max_iter
         if self.log is not None:
-            self.log.write(runlog.epoch_record(state.history[-1]))
+            self.log.write(runlog.epoch_record(last))
         self.bar.clear()
-        if not self.quiet:
-            say(format_epoch(state.history[-1], self.config.max_iter))
+        if not self.args.quiet:
+            held = ("val", last.val_accuracy) if last.val_accuracy is not None else ("test", last.test_accuracy)
+            say(
+                f"epoch {last.epoch:{len(str(epochs))}d}/{epochs}  loss {last.loss:.4f}  "
+                f"train {100 * last.train_accuracy:6.2f}%  {held[0]} {100 * held[1]:6.2f}%  "
+                f"{last.seconds:7.2f} s  {last.samples_per_second:9.0f} samples/s"
+            )
         return False
 
     def on_train_end(self, state: TrainState | None = None) -> None:
         self.bar.clear()  # before the lines that say how the run ended
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.clear()
+        self.on_train_end()
         if self.log is not None:
             self.log.close()
-
-
-# What a run prints and logs.
-
-
-def run_line(data: Dataset, config: TrainConfig, backend: Backend, with_classes: bool = False) -> str:
-    """``fashion-mnist: 60000 train / 10000 test images; model 784-256-128-10 relu; adam ...; numpy on cpu``."""
-    layers = layer_text(layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes))
-    val = f"{len(data.y_val)} validation / " if data.y_val is not None else ""
-    classes = f", {data.n_classes} classes" if with_classes else ""
-    return (
-        f"{data.name}: {len(data.y_train)} train / {val}{len(data.y_test)} test images{classes}; model {layers} "
-        f"{config.activation}; {config.optimizer} lr {config.learning_rate:g} x{config.lr_decay:g}/epoch, batch "
-        f"{config.batch_size or 'full'}, {config.dtype}, seed {config.random_state}; {backend}"
-    )
-
-
-def format_epoch(stats: EpochStats, epochs: int) -> str:
-    held = ("val", stats.val_accuracy) if stats.val_accuracy is not None else ("test", stats.test_accuracy)
-    return (
-        f"epoch {stats.epoch:{len(str(epochs))}d}/{epochs}  loss {stats.loss:.4f}  "
-        f"train {100 * stats.train_accuracy:6.2f}%  {held[0]} {100 * held[1]:6.2f}%  "
-        f"{stats.seconds:7.2f} s  {stats.samples_per_second:9.0f} samples/s"
-    )
 
 
 def summary(data: Dataset, config: TrainConfig, backend: Backend, state: TrainState, workers: str | None) -> dict:
