@@ -22,7 +22,7 @@ try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 1
 
     import numpy as np
 
-    from .backend import Backend, is_out_of_memory, parse_device, resolve_backend, spec
+    from .backend import Backend, is_out_of_memory, parse_device, registry, resolve_backend, spec
     from .cli import common as cli
     from .cli.common import FLAGS, StopOnSignal
     from .cli.progress import EpochBar, ProgressBar
@@ -57,9 +57,8 @@ HELP = f"""
 --scheduler train data-parallel on the Dask cluster whose scheduler is at ADDR, like tcp://10.0.0.5:8786
   (default: ${SCHEDULER_ENV}; needs {INSTALL})
 --dataset data set (default: {DEFAULT_DATASET}); idx and folder read your own IDX files or pictures from --data-dir
---data-dir folder holding the four IDX files, downloaded there when missing, or, with --dataset folder,
-  train/<class>/ and test/<class>/ picture folders (default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>;
-  required for idx and folder)
+--data-dir folder of the four IDX files (downloaded there when missing) or, for --dataset folder, of train/<class>/
+  and test/<class>/ pictures (required for idx and folder; default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>)
 --image-size with --dataset folder: prepare every picture as N x N pixels (default: {DEFAULT_SIZE})
 --mirror base URL to download the IDX files from, instead of the public mirrors; repeat to try several in order;
   {{dataset}} in it becomes the data set name (default: ${MIRRORS_ENV}, else public mirrors)
@@ -71,8 +70,7 @@ HELP = f"""
 --lr learning rate (default: {", ".join(f"{name} {opt.default_lr:g}" for name, opt in OPTIMIZERS.items())})
 --gamma multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per 60,000
   images seen or per 469 steps, whichever comes later: 0.8 for 60,000 images at batch <= 128)
---alpha L2 penalty on the weights, as scikit-learn's alpha: each step adds alpha / batch * W to the weights'
-  gradients (default: 0, none)
+--alpha L2 penalty, as scikit-learn's alpha: each step adds alpha / batch * W to the weights' gradients (default: 0)
 --patience with --val-split: stop when validation accuracy has not improved for N epochs and keep the best
   epoch's weights (default: 0, never stop early; scikit-learn's n_iter_no_change is N - 1)
 --epochs default: {DEFAULTS.max_iter}
@@ -81,28 +79,19 @@ HELP = f"""
 --seed seeds weights and shuffling (default: {DEFAULTS.random_state})
 --json end with one JSON line of results on stdout
 --quiet no progress bar and no per-epoch lines (errors, the result and the --json line still print)
---log write one JSON object per epoch to PATH (JSON Lines, after a header line for the run); --resume appends;
-  missing folders in PATH are created
---save write a checkpoint (.npz) to PATH after every epoch and on Ctrl-C, replaced atomically; missing folders
-  in PATH are created
+--log write a JSON line per epoch to PATH after a header line (--resume appends); missing folders in PATH are created
+--save checkpoint (.npz) to PATH after every epoch and on Ctrl-C, replaced atomically; missing folders in PATH are created
 --resume continue the run saved in PATH; --epochs is the total, model flags default to the checkpoint's
 """
 
 
-def _worker_count(text: str) -> int:
-    """``--workers N``: one process per worker, so at most one per CPU core of this machine."""
-    n, cores = cli.positive_int(text), os.cpu_count() or 1
-    if n > cores:
-        raise argparse.ArgumentTypeError(f"must be at most {cores}, the CPU cores of this machine, got {text}")
-    return n
-
-
 def build_parser() -> cli.ArgumentParser:
     """The flags; those a user does not name stay None, so that one parse tells which were named."""
+    *rest, last = registry()  # named from the registry, the help stays true when a library is added
     p = cli.ArgumentParser(
         prog=cli.program("train"),
         description="Train a multilayer perceptron on handwritten digits (or garments) with any of "
-        f"{cli.libraries()}: the same code runs on each, on the CPU or a CUDA GPU.",
+        f"{', '.join(rest)} or {last}: the same code runs on each, on the CPU or a CUDA GPU.",
         epilog=cli.epilog(
             "python -m xpnet.train --dataset digits --epochs 20   (MNIST is downloaded on first use; offline, "
             "put the four IDX .gz files in --data-dir)",
@@ -118,7 +107,7 @@ def build_parser() -> cli.ArgumentParser:
     )
     cli.add_device_flags(p)
     helps = dict(" ".join(flag.split()).split(" ", 1) for flag in re.split(r"\n(?=--)", HELP.strip()))
-    # Each dest is the library's parameter; --optimizer and --patience each set two, settings_from says how.
+    # Each dest is the library's parameter; --optimizer and --patience each set two (see _train).
     dests = {flag: name for name, flag in FLAGS.items()} | {"--optimizer": "optimizer", "--patience": "patience"}
 
     def add(flag: str, kind: Any = None, to: Any = p, **kwargs: Any) -> None:
@@ -127,7 +116,7 @@ def build_parser() -> cli.ArgumentParser:
         to.add_argument(flag, dest=dests.get(flag), help=helps[flag], **kwargs)
 
     cluster = p.add_mutually_exclusive_group()  # one started here, or an existing one
-    add("--workers", to=cluster, type=_worker_count, metavar="N")
+    add("--workers", to=cluster, type=cli.positive_int, metavar="N")
     add("--scheduler", to=cluster, metavar="ADDR")
     add("--dataset", choices=DATASETS)
     add("--data-dir", metavar="DIR")
@@ -155,10 +144,8 @@ def build_parser() -> cli.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Checked before any data is read or any epoch is run: a bad path must not cost an hour of training.
-    refuse_shared(
-        {"--save": args.save, "--log": args.log, "--resume": args.resume},
-        allowed={frozenset(("--save", "--resume"))},  # resuming into the same file is usual
-    )
+    roles = {"--save": args.save, "--log": args.log, "--resume": args.resume}
+    refuse_shared(roles, allowed={frozenset(("--save", "--resume"))})  # resuming into the same file is usual
     if args.save is not None:
         args.save = check_writable(args.save)
     if args.log is not None:
@@ -170,7 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     named = {k: v for k, v in vars(args).items() if v is not None}  # what the command line named
     ckpt = load(args.resume) if args.resume is not None else None
-    settings = settings_from(named, ckpt)
+    # The config's fields: the resumed checkpoint's (else the defaults), overridden by those named.
+    settings = {f.name: getattr(ckpt.config, f.name) for f in fields(TrainConfig)} if ckpt is not None else {}
+    settings |= {f.name: named[f.name] for f in fields(TrainConfig) if f.name in named}
+    if "optimizer" in named:
+        settings["solver"], settings["momentum"] = OPTIMIZER_SETTINGS[named["optimizer"]]
+    if "patience" in named:  # N epochs without improvement: more than N - 1, as n_iter_no_change counts
+        patience = named["patience"]
+        settings |= {"early_stopping": patience > 0, "n_iter_no_change": patience - 1 if patience else None}
     dataset = named.get("dataset", ckpt.dataset if ckpt else DEFAULT_DATASET)
     val_split = named.get("val_split", ckpt.val_split if ckpt else 0)
     if ckpt is not None:
@@ -245,21 +239,28 @@ def _train(args: argparse.Namespace) -> int:
         if state.restored:
             held = f"the weights of epoch {kept.epoch}, the best on validation; trained to epoch {state.epoch}"
         say(f"checkpoint: {args.save} ({held}); continue it with --resume {args.save}")
-    if args.json:
-        say(json.dumps(summary(data, config, backend, state, steps.workers)))
+    if args.json:  # the kept weights' accuracies (with --patience the best epoch's), the last epoch's loss
+        last, seconds = state.history[-1], state.train_seconds
+        summary = {
+            "dataset": data.name,
+            "backend": backend.name,
+            "device": backend.device_name,
+            "dtype": config.dtype,
+            "epochs": config.max_iter,
+            "train_seconds": seconds,
+            "samples_per_second": len(data.y_train) * len(state.history) / seconds if seconds > 0 else None,
+            "final_loss": last.loss,
+            "train_accuracy": kept.train_accuracy,
+            "val_accuracy": kept.val_accuracy,
+            "test_accuracy": state.test_accuracy,
+            "last_val_accuracy": last.val_accuracy,
+            "epochs_run": len(state.history),
+            "best_epoch": best_epoch(state.history),
+            "workers": steps.workers,  # what Dask workers computed with, or None
+            "config": config.to_dict(),
+        }
+        say(json.dumps(summary))
     return 0
-
-
-def settings_from(named: dict[str, Any], ckpt: Model | None) -> dict[str, Any]:
-    """The config's fields: the resumed checkpoint's (else none: the defaults), overridden by those named."""
-    settings = {f.name: getattr(ckpt.config, f.name) for f in fields(TrainConfig)} if ckpt is not None else {}
-    settings |= {f.name: named[f.name] for f in fields(TrainConfig) if f.name in named}
-    if "optimizer" in named:
-        settings["solver"], settings["momentum"] = OPTIMIZER_SETTINGS[named["optimizer"]]
-    if "patience" in named:  # N epochs without improvement: more than N - 1, as n_iter_no_change counts
-        patience = named["patience"]
-        settings |= {"early_stopping": patience > 0, "n_iter_no_change": patience - 1 if patience else None}
-    return settings
 
 
 def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
@@ -334,9 +335,8 @@ def train_saving(
     callbacks: Sequence[Callback] = (),
     steps: StepSource = local_steps,
 ) -> TrainState:
-    """`train` ``model`` from its state with `StopOnSignal` and a `Saver` on ``save_path`` (before ``callbacks``:
-    a reader that stops early, ``| head``, cannot cost the checkpoint). A stopped run says where and what was kept;
-    divergence, running out of memory and a failed step become one-line errors that say so too."""
+    """`train` ``model`` with `StopOnSignal` and a `Saver` on ``save_path`` (first: a reader that stops early,
+    ``| head``, cannot cost the checkpoint); a stop, divergence, out of memory or a failed step is one line."""
     saver = Saver(save_path, model, steps) if save_path is not None else None
     try:
         # NumPy's overflow warnings from a huge --lr would precede the one-line divergence message.
@@ -344,32 +344,25 @@ def train_saving(
             hooks = [stop, *([saver] if saver else []), *callbacks]
             state = train(model.backend, data, model.config, state=model.state, callbacks=hooks, steps=steps)
     except TrainingDiverged as e:
-        message = e.naming(FLAGS["learning_rate_init"])
-        if saver is not None and (saver.saved is not None or save_path.exists()):
-            message += (
-                f"; {save_path} {f'still holds epoch {saver.saved.epoch}' if saver.saved else 'is left as it was'}"
-            )
-        raise TrainingDiverged(message) from None
+        held = f"still holds epoch {saver.saved.epoch}" if saver and saver.saved else "is left as it was"
+        kept = f"; {save_path} {held}" if saver and (saver.saved or save_path.exists()) else ""
+        raise TrainingDiverged(e.naming(FLAGS["learning_rate_init"]) + kept) from None
     except Exception as e:
         if not is_out_of_memory(e):
             raise
-        # What to shrink: the model when it alone is too big, else the batch.
-        config, backend = model.config, model.backend
+        config = model.config
         size, itemsize = config.batch_size or len(data.y_train), 8 if config.dtype == "float64" else 4
         sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
         n_params = sum(math.prod(s) for s in param_shapes(sizes))
         # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
         model_bytes = n_params * itemsize * (2 + len(OPTIMIZERS[config.optimizer].slots))
-        if model_bytes > 2 * size * sum(sizes) * itemsize:
-            raise OutOfMemory(
-                f"out of memory on {backend}: the {layer_text(sizes)} model alone needs {model_bytes / 2**30:.1f} "
-                f"GiB ({n_params:,} weights with their gradients and {config.optimizer} state): try smaller --hidden "
-                "layers"
-            ) from None
-        raise OutOfMemory(
-            f"out of memory on {backend} with --batch-size {config.batch_size} ({size} rows per step): try "
-            f"--batch-size {max(size // 2, 1)}"
-        ) from None
+        hint = f" with --batch-size {config.batch_size} ({size} rows per step): try --batch-size {max(size // 2, 1)}"
+        if model_bytes > 2 * size * sum(sizes) * itemsize:  # then a smaller batch cannot help
+            hint = (
+                f": the {layer_text(sizes)} model alone needs {model_bytes / 2**30:.1f} GiB ({n_params:,} weights "
+                f"with their gradients and {config.optimizer} state): try smaller --hidden layers"
+            )
+        raise OutOfMemory(f"out of memory on {model.backend}{hint}") from None
     model.state = state
     if state.stopped:
         where = f"epoch {state.epoch + 1}, step {state.step}"
@@ -391,6 +384,8 @@ def _scheduler_address(args: argparse.Namespace) -> str | bool | None:
             import distributed  # noqa: F401  (only whether the extra is there; training.distributed imports it)
         except ImportError:
             raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
+        if (args.workers or 0) > (cores := os.cpu_count() or 1):  # one process per worker
+            raise XpnetError(f"--workers must be at most {cores}, the CPU cores of this machine, got {args.workers}")
         parse_device(args.device)
         if args.backend is not None:
             spec(args.backend)
@@ -487,31 +482,6 @@ class _Shown(Callback, contextlib.AbstractContextManager):
         self.on_train_end()
         if self.log is not None:
             self.log.close()
-
-
-def summary(data: Dataset, config: TrainConfig, backend: Backend, state: TrainState, workers: str | None) -> dict:
-    """The ``--json`` line; ``workers``: what Dask workers computed with, or None. The accuracies are those of
-    the weights kept (with --patience, the best epoch's); ``final_loss`` and ``last_val_accuracy`` the last's."""
-    last, kept, seconds = state.history[-1], state.kept, state.train_seconds
-    n_seen = len(data.y_train) * len(state.history)
-    return {
-        "dataset": data.name,
-        "backend": backend.name,
-        "device": backend.device_name,
-        "dtype": config.dtype,
-        "epochs": config.max_iter,
-        "train_seconds": seconds,
-        "samples_per_second": n_seen / seconds if seconds > 0 else None,
-        "final_loss": last.loss,
-        "train_accuracy": kept.train_accuracy,
-        "val_accuracy": kept.val_accuracy,
-        "test_accuracy": state.test_accuracy,
-        "last_val_accuracy": last.val_accuracy,
-        "epochs_run": len(state.history),
-        "best_epoch": best_epoch(state.history),
-        "workers": workers,
-        "config": config.to_dict(),
-    }
 
 
 if __name__ == "__main__":

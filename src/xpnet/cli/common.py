@@ -152,13 +152,6 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def libraries() -> str:
-    """The backend registry's libraries in words, ``numpy, cupy, torch, jax or array-api-strict``: a help text
-    that names them this way stays true when a library is added."""
-    *rest, last = registry()
-    return f"{', '.join(rest)} or {last}" if rest else last
-
-
 def add_device_flags(parser: argparse.ArgumentParser) -> None:
     """--device, --backend and --verbose, shared by train, predict and evaluate."""
     parser.add_argument(

@@ -1,8 +1,7 @@
-"""Progress bars, drawn on a terminal only: the training bar (batches, samples/s, running loss) and the download bar.
+"""Progress bars, drawn on a terminal only: the training bar (batches, samples/s, loss) and the download bar.
 
-tqdm formats each line (`tqdm.format_meter`, trimmed to the terminal's width so that a redraw never wraps); its
-bar object is not used, as it would read the loss, a wait for the device, at every step: `EpochBar` reads it
-only when it redraws, at most every `MIN_INTERVAL` seconds.
+tqdm formats each line (`tqdm.format_meter`, trimmed to the terminal's width); its bar object would read the loss,
+a wait for the device, at every step: `EpochBar` reads it only when it redraws, every `MIN_INTERVAL` seconds.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ def columns(stream: IO[str]) -> int | None:
 class _Line:
     """One line redrawn in place (``\\r``) on ``stream`` (stderr), when it is a terminal or ``isatty`` says so."""
 
-    def __init__(self, stream: IO[str] | None, isatty: bool | None = None):
+    def __init__(self, stream: IO[str] | None = None, isatty: bool | None = None):
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", bool)()) if isatty is None else isatty
         self.drawn = 0  # length of the line on screen, 0 when none
@@ -57,19 +56,12 @@ class _Line:
 
 class EpochBar(_Line):
     """The training bar: `step` after every step with the epoch's loss sum, which ``read`` turns into a float
-    (one device sync); ``clock`` is the time source (for tests)."""
+    (one device sync); ``clock`` is the time source (for tests), ``line`` `_Line`'s stream and isatty."""
 
     def __init__(
-        self,
-        epochs: int,
-        n_rows: int,
-        batch_size: int,
-        read: Callable[[Any], float],
-        stream: IO[str] | None = None,
-        isatty: bool | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        self, epochs: int, n_rows: int, batch_size: int, read: Callable[[Any], float], clock=time.monotonic, **line: Any
     ):
-        super().__init__(stream, isatty)
+        super().__init__(**line)
         self.epochs, self.n_rows, self.read, self.clock = epochs, n_rows, read, clock
         self.batch = n_rows if batch_size == 0 else min(batch_size, n_rows)
         self.epoch, self.start, self.last, self.rows_at_start = 0, 0.0, 0.0, 0
