@@ -80,7 +80,7 @@ HELP = f"""
 --json end with one JSON line of results on stdout
 --quiet no progress bar and no per-epoch lines (errors, the result and the --json line still print)
 --log write a JSON line per epoch to PATH after a header line (--resume appends); missing folders in PATH are created
---save checkpoint (.npz) to PATH after every epoch and on Ctrl-C, replaced atomically; missing folders in PATH are created
+--save write a checkpoint (.npz) to PATH each epoch and on Ctrl-C, atomically; missing folders in PATH are created
 --resume continue the run saved in PATH; --epochs is the total, model flags default to the checkpoint's
 """
 
