@@ -18,11 +18,6 @@ WIDTH = 16  # characters of the bars themselves; the whole line fits in 80 colum
 MIN_INTERVAL = 0.25  # seconds between redraws of the training bar: four device reads a second at most
 
 
-def rate_text(rate: float) -> str:
-    """A rate in at most 6 characters: 950, 12.3k, 1.23M."""
-    return tqdm.format_sizeof(rate)
-
-
 def columns(stream: IO[str]) -> int | None:
     """The width of the terminal ``stream`` writes to, or None when it has none (a test's stream)."""
     try:
@@ -82,7 +77,7 @@ class EpochBar(_Line):
             elapsed=0,
             prefix=f"epoch {self.epoch:{len(str(self.epochs))}d}/{self.epochs}",
             bar_format=f"{{desc}} [{{bar:{WIDTH}}}] {{n_fmt}}/{{total_fmt}} batches  {{samples}} samples/s  {{loss}}",
-            samples=rate_text(rate),
+            samples=tqdm.format_sizeof(rate),  # at most 6 characters: 950, 12.3k, 1.23M
             loss=f"loss {self.read(loss_sum) / rows_done:.4f}",
         )
 
