@@ -39,7 +39,7 @@ try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 1
 except KeyboardInterrupt:
     if __name__ != "__main__":
         raise
-    print("xpnet.train: interrupted", file=sys.stderr)
+    sys.stderr.write("xpnet.train: interrupted\n")  # not say: xpnet.errors may be what was being imported
     sys.exit(130)
 
 DEFAULT_DATASET = "mnist"
