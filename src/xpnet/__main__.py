@@ -1,7 +1,6 @@
-"""``xpnet`` (and ``python -m xpnet``): one command whose subcommands are the tools.
-
-``xpnet train ARGS`` runs ``python -m xpnet.train ARGS``: the tool's module runs as ``__main__``, so its flags,
-output and exit statuses are the same. Nothing heavy is imported here, so ``xpnet --help`` is instant.
+"""``xpnet`` (and ``python -m xpnet``): one command whose subcommands are the tools. ``xpnet train ARGS`` runs
+``python -m xpnet.train ARGS`` (the module as ``__main__``: the same flags, output and exit statuses). Nothing
+heavy is imported here, so ``xpnet --help`` is instant.
 """
 
 from __future__ import annotations
@@ -52,8 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    # The tool reads its flags from sys.argv, and names itself after sys.argv[0] (cli.program).
-    sys.argv = [f"{name} {args[0]}", *args[1:]]
+    sys.argv = [f"{name} {args[0]}", *args[1:]]  # the tool reads its flags there, and names itself (cli.program)
     try:
         runpy.run_module(f"xpnet.{args[0]}", run_name="__main__", alter_sys=False)
     except KeyboardInterrupt:  # while the tool still imports, before cli.run catches it: as cli.run says it

@@ -1,58 +1,51 @@
 """``python -m xpnet.train``: train the MLP on a data set and report accuracy and speed.
 
-Flags named on the command line (not None) override a resumed checkpoint's settings; the others come from it
-or from `TrainConfig`'s defaults. ``--workers`` and ``--scheduler`` compute the steps on a Dask cluster
-(``training.distributed``, imported only then): this process adds the gradients and updates the weights.
+Flags named on the command line override a resumed checkpoint's settings; the others come from it or from
+`TrainConfig`'s defaults. ``--workers``/``--scheduler`` compute the steps on a Dask cluster.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
-import math
-import os
-import re
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any
 
-import numpy as np
+try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 130, as cli.run says it
+    import argparse
+    import contextlib
+    import json
+    import math
+    import os
+    import re
+    from collections.abc import Iterator, Sequence
+    from dataclasses import fields
+    from pathlib import Path
+    from typing import Any
 
-from .backend import Backend, is_out_of_memory, parse_device, resolve_backend, spec
-from .cli import common as cli
-from .cli.common import FLAGS, StopOnSignal
-from .cli.progress import EpochBar, ProgressBar
-from .data import DATASETS, Dataset, hold_out, load_dataset
-from .data.datasets import LOCAL_SETS, example_val_split
-from .data.download import MIRRORS_ENV, parse_mirrors
-from .data.images import DEFAULT_SIZE
-from .errors import CheckpointError, OutOfMemory, TrainingDiverged, XpnetError, class_list, reason, say
-from .files import WriteError, check_writable, locked, refuse_shared
-from .nn import ACTIVATIONS, OPTIMIZERS, layer_sizes, layer_text, param_shapes
-from .training import runlog
-from .training.loop import Callback, StepSource, best_epoch, local_steps, should_stop, train
-from .training.model import (
-    DTYPES,
-    FIXED_FIELDS,
-    EpochStats,
-    Model,
-    TrainConfig,
-    TrainState,
-    default_decay,
-    load,
-    save,
-    spelled,
-)
+    import numpy as np
+
+    from .backend import Backend, is_out_of_memory, parse_device, registry, resolve_backend, spec
+    from .cli import common as cli
+    from .cli.common import FLAGS, StopOnSignal
+    from .cli.progress import EpochBar, ProgressBar
+    from .data import DATASETS, Dataset, hold_out, load_dataset
+    from .data.datasets import LOCAL_SETS, example_val_split
+    from .data.download import MIRRORS_ENV, parse_mirrors
+    from .data.images import DEFAULT_SIZE
+    from .errors import CheckpointError, OutOfMemory, TrainingDiverged, XpnetError, class_list, reason, say
+    from .files import WriteError, check_writable, locked, refuse_shared
+    from .nn import ACTIVATIONS, OPTIMIZERS, layer_sizes, layer_text, param_shapes
+    from .training import runlog
+    from .training.loop import Callback, StepSource, best_epoch, local_steps, should_stop, train
+    from .training.model import DTYPES, FIXED_FIELDS, Model, TrainConfig, TrainState, default_decay, load, save, spelled
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise
+    sys.stderr.write("xpnet.train: interrupted\n")  # not say: xpnet.errors may be what was being imported
+    sys.exit(130)
 
 DEFAULT_DATASET = "mnist"
 DEFAULTS = TrainConfig()  # what a flag left out means on a new run
-CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig))
-# --optimizer names an update rule; the library, scikit-learn's solver and momentum.
-OPTIMIZER_RULES = (("sgd", "sgd", 0.0), ("momentum", "sgd", 0.9), ("adam", "adam", 0.0))
-OPTIMIZER_SETTINGS = {name: {"solver": solver, "momentum": m} for name, solver, m in OPTIMIZER_RULES}
+# --optimizer names an update rule: the library's solver and momentum for it.
+OPTIMIZER_SETTINGS = {"sgd": ("sgd", 0.0), "momentum": ("sgd", 0.9), "adam": ("adam", 0.0)}
 SCHEDULER_ENV = "XPNET_SCHEDULER"
 INSTALL = 'pip install "xpnet[dask]"'
 
@@ -64,9 +57,8 @@ HELP = f"""
 --scheduler train data-parallel on the Dask cluster whose scheduler is at ADDR, like tcp://10.0.0.5:8786
   (default: ${SCHEDULER_ENV}; needs {INSTALL})
 --dataset data set (default: {DEFAULT_DATASET}); idx and folder read your own IDX files or pictures from --data-dir
---data-dir folder holding the four IDX files, downloaded there when missing, or, with --dataset folder,
-  train/<class>/ and test/<class>/ picture folders (default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>;
-  required for idx and folder)
+--data-dir folder of the four IDX files (downloaded there when missing) or, for --dataset folder, of train/<class>/
+  and test/<class>/ pictures (required for idx and folder; default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>)
 --image-size with --dataset folder: prepare every picture as N x N pixels (default: {DEFAULT_SIZE})
 --mirror base URL to download the IDX files from, instead of the public mirrors; repeat to try several in order;
   {{dataset}} in it becomes the data set name (default: ${MIRRORS_ENV}, else public mirrors)
@@ -78,8 +70,7 @@ HELP = f"""
 --lr learning rate (default: {", ".join(f"{name} {opt.default_lr:g}" for name, opt in OPTIMIZERS.items())})
 --gamma multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per 60,000
   images seen or per 469 steps, whichever comes later: 0.8 for 60,000 images at batch <= 128)
---alpha L2 penalty on the weights, as scikit-learn's alpha: each step adds alpha / batch * W to the weights'
-  gradients (default: 0, none)
+--alpha L2 penalty, as scikit-learn's alpha: each step adds alpha / batch * W to the weights' gradients (default: 0)
 --patience with --val-split: stop when validation accuracy has not improved for N epochs and keep the best
   epoch's weights (default: 0, never stop early; scikit-learn's n_iter_no_change is N - 1)
 --epochs default: {DEFAULTS.max_iter}
@@ -88,28 +79,19 @@ HELP = f"""
 --seed seeds weights and shuffling (default: {DEFAULTS.random_state})
 --json end with one JSON line of results on stdout
 --quiet no progress bar and no per-epoch lines (errors, the result and the --json line still print)
---log write one JSON object per epoch to PATH (JSON Lines, after a header line for the run); --resume appends;
-  missing folders in PATH are created
---save write a checkpoint (.npz) to PATH after every epoch and on Ctrl-C, replaced atomically; missing folders
-  in PATH are created
+--log write a JSON line per epoch to PATH after a header line (--resume appends); missing folders in PATH are created
+--save write a checkpoint (.npz) to PATH each epoch and on Ctrl-C, atomically; missing folders in PATH are created
 --resume continue the run saved in PATH; --epochs is the total, model flags default to the checkpoint's
 """
 
 
-def _worker_count(text: str) -> int:
-    """``--workers N``: one process per worker, so at most one per CPU core of this machine."""
-    n, cores = cli.positive_int(text), os.cpu_count() or 1
-    if n > cores:
-        raise argparse.ArgumentTypeError(f"must be at most {cores}, the CPU cores of this machine, got {text}")
-    return n
-
-
 def build_parser() -> cli.ArgumentParser:
     """The flags; those a user does not name stay None, so that one parse tells which were named."""
+    *rest, last = registry()  # named from the registry, the help stays true when a library is added
     p = cli.ArgumentParser(
         prog=cli.program("train"),
         description="Train a multilayer perceptron on handwritten digits (or garments) with any of "
-        f"{cli.libraries()}: the same code runs on each, on the CPU or a CUDA GPU.",
+        f"{', '.join(rest)} or {last}: the same code runs on each, on the CPU or a CUDA GPU.",
         epilog=cli.epilog(
             "python -m xpnet.train --dataset digits --epochs 20   (MNIST is downloaded on first use; offline, "
             "put the four IDX .gz files in --data-dir)",
@@ -125,33 +107,33 @@ def build_parser() -> cli.ArgumentParser:
     )
     cli.add_device_flags(p)
     helps = dict(" ".join(flag.split()).split(" ", 1) for flag in re.split(r"\n(?=--)", HELP.strip()))
+    # Each dest is the library's parameter; --optimizer and --patience each set two (see _train).
+    dests = {flag: name for name, flag in FLAGS.items()} | {"--optimizer": "optimizer", "--patience": "patience"}
 
-    def add(flag: str, to: Any = p, **kwargs: Any) -> None:
-        to.add_argument(flag, help=helps[flag], **kwargs)
-
-    def add_setting(flag: str, kind: Any, **kwargs: Any) -> None:  # a TrainConfig field, checked by its rule
-        name = next(name for name, named in FLAGS.items() if named == flag)
-        add(flag, dest=name, type=cli.setting(name, kind), **kwargs)
+    def add(flag: str, kind: Any = None, to: Any = p, **kwargs: Any) -> None:
+        if kind is not None:  # a TrainConfig field: parsed by ``kind``, then checked by the config's own rule
+            kwargs["type"] = cli.setting(dests[flag], kind)
+        to.add_argument(flag, dest=dests.get(flag), help=helps[flag], **kwargs)
 
     cluster = p.add_mutually_exclusive_group()  # one started here, or an existing one
-    add("--workers", cluster, type=_worker_count, metavar="N")
-    add("--scheduler", cluster, metavar="ADDR")
+    add("--workers", to=cluster, type=cli.positive_int, metavar="N")
+    add("--scheduler", to=cluster, metavar="ADDR")
     add("--dataset", choices=DATASETS)
     add("--data-dir", metavar="DIR")
     add("--image-size", type=cli.positive_int, metavar="N")
     add("--mirror", action="append", metavar="URL")
     add("--val-split", type=cli.non_negative_int, metavar="N")
-    add_setting("--hidden", cli.hidden_sizes, metavar="N,N,...")
+    add("--hidden", cli.hidden_sizes, metavar="N,N,...")
     add("--activation", choices=ACTIVATIONS)
     add("--optimizer", choices=OPTIMIZERS)
-    add_setting("--lr", float)
-    add_setting("--gamma", float)
-    add_setting("--alpha", float)
+    add("--lr", float)
+    add("--gamma", float)
+    add("--alpha", float)
     add("--patience", type=cli.non_negative_int, metavar="N")
-    add_setting("--epochs", int)
-    add_setting("--batch-size", int, metavar="N")
+    add("--epochs", int)
+    add("--batch-size", int, metavar="N")
     add("--dtype", choices=DTYPES)
-    add_setting("--seed", int)
+    add("--seed", int)
     for flag in ("--json", "--quiet"):
         add(flag, action="store_true")
     for flag in ("--log", "--save", "--resume"):
@@ -175,17 +157,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     named = {k: v for k, v in vars(args).items() if v is not None}  # what the command line named
     ckpt = load(args.resume) if args.resume is not None else None
-    settings = settings_from(named, ckpt)
+    # The config's fields: the resumed checkpoint's (else the defaults), overridden by those named.
+    settings = {f.name: getattr(ckpt.config, f.name) for f in fields(TrainConfig)} if ckpt is not None else {}
+    settings |= {f.name: named[f.name] for f in fields(TrainConfig) if f.name in named}
+    if "optimizer" in named:
+        settings["solver"], settings["momentum"] = OPTIMIZER_SETTINGS[named["optimizer"]]
+    if "patience" in named:  # N epochs without improvement: more than N - 1, as n_iter_no_change counts
+        patience = named["patience"]
+        settings |= {"early_stopping": patience > 0, "n_iter_no_change": patience - 1 if patience else None}
     dataset = named.get("dataset", ckpt.dataset if ckpt else DEFAULT_DATASET)
     val_split = named.get("val_split", ckpt.val_split if ckpt else 0)
-    image_size = args.image_size
     if ckpt is not None:
         args.data_dir = cli.model_data_dir(args.data_dir, ckpt)  # by default the folder it was trained from
-        if image_size is None and ckpt.layout is not None and dataset == "folder":
-            image_size = ckpt.layout.side
+        if args.image_size is None and ckpt.layout is not None and dataset == "folder":
+            args.image_size = ckpt.layout.side
         if settings["early_stopping"] and ckpt.state.best_params is None and ckpt.state.epoch:
-            # Before --val-split is asked for: it would only lead here.
-            raise CheckpointError(
+            raise CheckpointError(  # before --val-split is asked for below: it would only lead here
                 f"{ckpt.path} was trained without --patience, so it kept no best weights: resume it without "
                 "--patience, or start a new run with it"
             )
@@ -203,10 +190,10 @@ def _train(args: argparse.Namespace) -> int:
         dataset,
         args.data_dir,
         download=True,
-        mirrors=parse_mirrors(" ".join(args.mirror)) if args.mirror else None,
+        mirrors=parse_mirrors(" ".join(args.mirrors)) if args.mirrors else None,
         on_download=lambda name, where: say(f"{name}: downloading missing files to {where}", file=sys.stderr),
         progress=lambda file: ProgressBar(f"  {file}"),
-        image_size=image_size,
+        image_size=args.image_size,
         picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),
         notify=lambda line: say(line, file=sys.stderr),
     )
@@ -216,54 +203,72 @@ def _train(args: argparse.Namespace) -> int:
     if ckpt is not None:
         check_resumable(ckpt, config, data)
     if not args.quiet:  # --quiet: errors, the result line and --json only
-        say(run_line(data, config, backend, with_classes=dataset in LOCAL_SETS))
+        layers = layer_text(layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes))
+        val = f"{len(data.y_val)} validation / " if data.y_val is not None else ""
+        classes = f", {data.n_classes} classes" if dataset in LOCAL_SETS else ""
+        say(
+            f"{data.name}: {len(data.y_train)} train / {val}{len(data.y_test)} test images{classes}; model {layers} "
+            f"{config.activation}; {config.optimizer} lr {config.learning_rate:g} x{config.lr_decay:g}/epoch, batch "
+            f"{config.batch_size or 'full'}, {config.dtype}, seed {config.random_state}; {backend}"
+        )
         if ckpt is not None:
             say(f"resuming {ckpt.path}: {ckpt.describe()} (saved from {ckpt.origin()})")
-    shown = _Shown(data, config, backend, ckpt, args)
-    try:  # a second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded
-        with _step_source(args, data, val_split, address) as (steps, cluster):  # open for the run
-            shown.steps, shown.cluster = steps, cluster
-            model = Model.of_data(config, ckpt and ckpt.state, backend, data, val_split)
-            state = train_saving(model, data, args.save, callbacks=[shown], steps=steps)
-    finally:
-        shown.close()
+    # A second Ctrl-C quits at once through cli.run (exit 130); an unfinished checkpoint is discarded.
+    with (
+        _step_source(args, data, val_split, address) as (steps, cluster),
+        _Shown(args, data, config, backend, ckpt, steps, cluster) as shown,
+    ):
+        model = Model.of_data(config, ckpt and ckpt.state, backend, data, val_split)
+        state = train_saving(model, data, args.save, callbacks=[shown], steps=steps)
     if state.stopped:
         return cli.EXIT_INTERRUPTED
+    kept = state.kept
     if state.restored:
-        last, kept = state.history[-1], state.kept
-        patience = config.n_iter_no_change + 1
-        why = f"no better validation accuracy for {patience} epochs" if state.stopped_early else "run ended"
+        why = f"no better validation accuracy for {config.n_iter_no_change + 1} epochs"
         say(
-            f"stopped after epoch {last.epoch} ({why}): kept the weights of epoch {kept.epoch}, the best on "
-            f"validation ({100 * kept.val_accuracy:.2f}%)"
+            f"stopped after epoch {state.epoch} ({why if state.stopped_early else 'run ended'}): kept the weights "
+            f"of epoch {kept.epoch}, the best on validation ({100 * kept.val_accuracy:.2f}%)"
         )
-    say(result_line(state, ckpt))  # a resumed run's seconds add both runs, and say so
-    if args.save is not None:
-        say(checkpoint_line(args.save, state))  # the epoch whose weights it holds
-    if args.json:
-        say(json.dumps(summary(data, config, backend, state, steps.workers)))
+    line = f"test accuracy {100 * state.test_accuracy:.2f}% after {state.train_seconds:.2f} s of training"
+    if ckpt is not None:  # its epochs' seconds and its unfinished epoch's, which the resumed epoch's include
+        before = ckpt.state.train_seconds + ckpt.state.seconds
+        line += f", both runs together ({before:.2f} s before --resume, {state.train_seconds - before:.2f} s now)"
+    say(line)
+    if args.save is not None:  # the epoch whose weights it holds, and the last one, which --resume continues
+        held = f"epoch {state.epoch}"
+        if state.restored:
+            held = f"the weights of epoch {kept.epoch}, the best on validation; trained to epoch {state.epoch}"
+        say(f"checkpoint: {args.save} ({held}); continue it with --resume {args.save}")
+    if args.json:  # the kept weights' accuracies (with --patience the best epoch's), the last epoch's loss
+        last, seconds = state.history[-1], state.train_seconds
+        summary = {
+            "dataset": data.name,
+            "backend": backend.name,
+            "device": backend.device_name,
+            "dtype": config.dtype,
+            "epochs": config.max_iter,
+            "train_seconds": seconds,
+            "samples_per_second": len(data.y_train) * len(state.history) / seconds if seconds > 0 else None,
+            "final_loss": last.loss,
+            "train_accuracy": kept.train_accuracy,
+            "val_accuracy": kept.val_accuracy,
+            "test_accuracy": state.test_accuracy,
+            "last_val_accuracy": last.val_accuracy,
+            "epochs_run": len(state.history),
+            "best_epoch": best_epoch(state.history),
+            "workers": steps.workers,  # what Dask workers computed with, or None
+            "config": config.to_dict(),
+        }
+        say(json.dumps(summary))
     return 0
-
-
-def settings_from(named: dict[str, Any], ckpt: Model | None) -> dict[str, Any]:
-    """The config's fields: the resumed checkpoint's (else none: the defaults), overridden by the flags the
-    command line named (by parameter name: the parser's dests, `cli.common.FLAGS`)."""
-    settings = {f: getattr(ckpt.config, f) for f in CONFIG_FIELDS} if ckpt is not None else {}
-    settings |= {k: named[k] for k in CONFIG_FIELDS if k in named}
-    if "optimizer" in named:
-        settings |= OPTIMIZER_SETTINGS[named["optimizer"]]
-    if "patience" in named:  # N epochs without improvement: more than N - 1, as n_iter_no_change counts
-        patience = named["patience"]
-        settings |= {"early_stopping": patience > 0, "n_iter_no_change": patience - 1 if patience else None}
-    return settings
 
 
 def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
     """Refuse to resume ``ckpt`` into a run whose model or data differ from the checkpoint's, or that its own
     --patience or --epochs has already ended."""
-    flag = {**FLAGS, "optimizer": "--optimizer"}
     wanted = {f: getattr(config, f) for f in FIXED_FIELDS} | {"dataset": data.name, "inputs": data.n_features}
     saved = {f: getattr(ckpt.config, f) for f in FIXED_FIELDS} | {"dataset": ckpt.dataset, "inputs": ckpt.n_features}
+    flag = {**FLAGS, "optimizer": "--optimizer"}
     diff = [
         f"{flag.get(k, k)} {spelled(saved[k])} (you asked for {spelled(v)})" for k, v in wanted.items() if v != saved[k]
     ]
@@ -295,25 +300,21 @@ def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
         )
 
 
-@dataclass
 class Saver(Callback):
-    """Writes the model to ``path`` after every epoch, and where the run ended when that is another state
-    (stopped between steps, or the best epoch's weights put back)."""
+    """Writes the model to ``path`` after every epoch, and the state the run ended in when it is another."""
 
-    path: Path
-    model: Model
-    steps: StepSource  # what computed the gradients, known once the run has made its step
-    saved: TrainState | None = None  # the state the file on disk holds, once one is written
+    def __init__(self, path: Path, model: Model, steps: StepSource):
+        # ``steps`` names what computed the gradients; ``saved``: the state the file on disk holds.
+        self.path, self.model, self.steps, self.saved = path, model, steps, None
 
     def on_epoch_end(self, state: TrainState) -> bool:
         self.model.state, self.model.workers = state, self.steps.workers
         try:
             save(self.model, self.path)
         except (OSError, WriteError) as e:  # a disk that filled up during a long run
-            why = e.reason if isinstance(e, WriteError) else reason(e)
             there = self.path.exists()
             raise CheckpointError(
-                f"cannot write the checkpoint {self.path} ({why}); "
+                f"cannot write the checkpoint {self.path} ({getattr(e, 'reason', None) or reason(e)}); "
                 f"{'the previous one is intact' if there else 'no checkpoint was written'}: free some space or "
                 f"give --save another place{', then --resume it' if there else ''}",
                 exit_status=1,
@@ -322,7 +323,7 @@ class Saver(Callback):
         return False
 
     def on_train_end(self, state: TrainState) -> None:
-        if state.stopped or state.restored:  # not the state of an epoch's end, saved already
+        if state is not self.saved:  # stopped between steps, or the best epoch's weights put back
             self.on_epoch_end(state)
 
 
@@ -334,9 +335,8 @@ def train_saving(
     callbacks: Sequence[Callback] = (),
     steps: StepSource = local_steps,
 ) -> TrainState:
-    """`train` ``model`` from its state with `StopOnSignal` and a `Saver` on ``save_path`` (before ``callbacks``:
-    a reader that stops early, ``| head``, cannot cost the checkpoint). A stopped run says where and what was kept;
-    divergence, running out of memory and a failed step become one-line errors that say so too."""
+    """`train` ``model`` with `StopOnSignal` and a `Saver` on ``save_path`` (first: a reader that stops early,
+    ``| head``, cannot cost the checkpoint); a stop, divergence, out of memory or a failed step is one line."""
     saver = Saver(save_path, model, steps) if save_path is not None else None
     try:
         # NumPy's overflow warnings from a huge --lr would precede the one-line divergence message.
@@ -344,16 +344,25 @@ def train_saving(
             hooks = [stop, *([saver] if saver else []), *callbacks]
             state = train(model.backend, data, model.config, state=model.state, callbacks=hooks, steps=steps)
     except TrainingDiverged as e:
-        kept = ""
-        if saver is not None and saver.saved is not None:
-            kept = f"; {save_path} still holds epoch {saver.saved.epoch}"
-        elif save_path is not None and save_path.exists():
-            kept = f"; {save_path} is left as it was"
-        raise TrainingDiverged(f"{e.naming(FLAGS['learning_rate_init'])}{kept}") from None
+        held = f"still holds epoch {saver.saved.epoch}" if saver and saver.saved else "is left as it was"
+        kept = f"; {save_path} {held}" if saver and (saver.saved or save_path.exists()) else ""
+        raise TrainingDiverged(e.naming(FLAGS["learning_rate_init"]) + kept) from None
     except Exception as e:
         if not is_out_of_memory(e):
             raise
-        raise OutOfMemory(_memory_hint(model.backend, data, model.config)) from None
+        config = model.config
+        size, itemsize = config.batch_size or len(data.y_train), 8 if config.dtype == "float64" else 4
+        sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
+        n_params = sum(math.prod(s) for s in param_shapes(sizes))
+        # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
+        model_bytes = n_params * itemsize * (2 + len(OPTIMIZERS[config.optimizer].slots))
+        hint = f" with --batch-size {config.batch_size} ({size} rows per step): try --batch-size {max(size // 2, 1)}"
+        if model_bytes > 2 * size * sum(sizes) * itemsize:  # then a smaller batch cannot help
+            hint = (
+                f": the {layer_text(sizes)} model alone needs {model_bytes / 2**30:.1f} GiB ({n_params:,} weights "
+                f"with their gradients and {config.optimizer} state): try smaller --hidden layers"
+            )
+        raise OutOfMemory(f"out of memory on {model.backend}{hint}") from None
     model.state = state
     if state.stopped:
         where = f"epoch {state.epoch + 1}, step {state.step}"
@@ -366,36 +375,17 @@ def train_saving(
     return state
 
 
-def _memory_hint(backend: Backend, data: Dataset, config: TrainConfig) -> str:
-    """What to shrink after running out of memory: the batch, or the model when it alone is too big."""
-    size, itemsize = config.batch_size or len(data.y_train), 8 if config.dtype == "float64" else 4
-    sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
-    n_params = sum(math.prod(s) for s in param_shapes(sizes))
-    # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
-    model_bytes = n_params * itemsize * (2 + len(OPTIMIZERS[config.optimizer].slots))
-    if model_bytes > 2 * size * sum(sizes) * itemsize:
-        return (
-            f"out of memory on {backend}: the {layer_text(sizes)} model alone needs "
-            f"{model_bytes / 2**30:.1f} GiB ({n_params:,} weights with their gradients and {config.optimizer} "
-            "state): try smaller --hidden layers"
-        )
-    return (
-        f"out of memory on {backend} with --batch-size {config.batch_size} ({size} rows per step): "
-        f"try --batch-size {max(size // 2, 1)}"
-    )
-
-
 def _scheduler_address(args: argparse.Namespace) -> str | bool | None:
     """The Dask scheduler: ``--scheduler``, else True for ``--workers`` (a cluster started here), else
     ``$XPNET_SCHEDULER``, else None (no cluster). Checks that Dask is there, and the flags its workers resolve."""
-    address = args.scheduler
-    if address is None:
-        address = args.workers is not None or os.environ.get(SCHEDULER_ENV) or None
+    address = args.scheduler or args.workers is not None or os.environ.get(SCHEDULER_ENV) or None
     if address is not None:
         try:
             import distributed  # noqa: F401  (only whether the extra is there; training.distributed imports it)
         except ImportError:
             raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
+        if (args.workers or 0) > (cores := os.cpu_count() or 1):  # one process per worker
+            raise XpnetError(f"--workers must be at most {cores}, the CPU cores of this machine, got {args.workers}")
         parse_device(args.device)
         if args.backend is not None:
             spec(args.backend)
@@ -431,21 +421,19 @@ def _step_source(
         yield dist.DaskSteps(cluster, source, device, args.backend), cluster
 
 
-class _Shown(Callback):
-    """What the command line shows and logs while a run trains: the progress bar and one line per epoch (not
-    with --quiet), the log's header and one record per epoch."""
+class _Shown(Callback, contextlib.AbstractContextManager):
+    """What a run shows and logs: the progress bar and a line per epoch (not with --quiet), the --log file."""
 
-    def __init__(self, data: Dataset, config: TrainConfig, backend: Backend, ckpt: Model | None, args: Any):
-        self.data, self.config, self.backend, self.ckpt, self.quiet = data, config, backend, ckpt, args.quiet
-        self.steps, self.cluster, self.log = local_steps, None, None
-        read = lambda a: float(backend.to_numpy(a))  # noqa: E731
+    def __init__(self, args: Any, data: Dataset, config: TrainConfig, backend: Backend, ckpt: Model | None, *run: Any):
+        self.args, self.data, self.config, self.backend, self.ckpt = args, data, config, backend, ckpt
+        self.steps, self.cluster = run  # what computes the steps, and its Dask cluster or None
+        read = lambda a: float(backend.to_numpy(a))  # noqa: E731  (one device sync)
         self.bar = EpochBar(
             config.max_iter, len(data.y_train), config.batch_size, read, isatty=False if args.quiet else None
         )
-        if args.log is not None:
-            self.log = runlog.LineFile(args.log, append=ckpt is not None)
-            if self.log.repaired:
-                say(f"{args.log}: removed a last line cut short ({self.log.repaired} bytes)", file=sys.stderr)
+        self.log = None if args.log is None else runlog.LineFile(args.log, append=ckpt is not None)
+        if self.log is not None and self.log.repaired:
+            say(f"{args.log}: removed a last line cut short ({self.log.repaired} bytes)", file=sys.stderr)
 
     def on_train_begin(self, state: TrainState) -> None:
         # What computes the steps is known now (Dask workers: their shards are in).
@@ -474,92 +462,26 @@ class _Shown(Callback):
         self.bar.step(epoch, rows_done, loss_sum)
 
     def on_epoch_end(self, state: TrainState) -> bool:
+        last, epochs = state.history[-1], self.config.max_iter
         if self.log is not None:
-            self.log.write(runlog.epoch_record(state.history[-1]))
+            self.log.write(runlog.epoch_record(last))
         self.bar.clear()
-        if not self.quiet:
-            say(format_epoch(state.history[-1], self.config.max_iter))
+        if not self.args.quiet:
+            held = ("val", last.val_accuracy) if last.val_accuracy is not None else ("test", last.test_accuracy)
+            say(
+                f"epoch {last.epoch:{len(str(epochs))}d}/{epochs}  loss {last.loss:.4f}  "
+                f"train {100 * last.train_accuracy:6.2f}%  {held[0]} {100 * held[1]:6.2f}%  "
+                f"{last.seconds:7.2f} s  {last.samples_per_second:9.0f} samples/s"
+            )
         return False
 
-    def on_train_end(self, state: TrainState) -> None:
+    def on_train_end(self, state: TrainState | None = None) -> None:
         self.bar.clear()  # before the lines that say how the run ended
 
-    def close(self) -> None:
-        self.bar.clear()
+    def __exit__(self, *exc: object) -> None:
+        self.on_train_end()
         if self.log is not None:
             self.log.close()
-
-
-# What a run prints and logs.
-
-
-def run_line(data: Dataset, config: TrainConfig, backend: Backend, with_classes: bool = False) -> str:
-    """``fashion-mnist: 60000 train / 10000 test images; model 784-256-128-10 relu; adam ...; numpy on cpu``."""
-    layers = layer_text(layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes))
-    batch = "full" if config.batch_size == 0 else config.batch_size
-    sizes = f"{len(data.y_train)} train / "
-    sizes += f"{len(data.y_val)} validation / " if data.y_val is not None else ""
-    sizes += f"{len(data.y_test)} test images" + (f", {data.n_classes} classes" if with_classes else "")
-    return (
-        f"{data.name}: {sizes}; model {layers} {config.activation}; {config.optimizer} lr {config.learning_rate:g} "
-        f"x{config.lr_decay:g}/epoch, batch {batch}, {config.dtype}, seed {config.random_state}; {backend}"
-    )
-
-
-def format_epoch(stats: EpochStats, epochs: int) -> str:
-    width = len(str(epochs))
-    held = ("val", stats.val_accuracy) if stats.val_accuracy is not None else ("test", stats.test_accuracy)
-    return (
-        f"epoch {stats.epoch:{width}d}/{epochs}  loss {stats.loss:.4f}  "
-        f"train {100 * stats.train_accuracy:6.2f}%  {held[0]} {100 * held[1]:6.2f}%  "
-        f"{stats.seconds:7.2f} s  {stats.samples_per_second:9.0f} samples/s"
-    )
-
-
-def summary(data: Dataset, config: TrainConfig, backend: Backend, state: TrainState, workers: str | None) -> dict:
-    """The ``--json`` line; ``workers``: what Dask workers computed with (`loop.StepSource`), or None. The
-    accuracies are those of the weights kept (with --patience, the best epoch's); ``final_loss`` and
-    ``last_val_accuracy`` are the last epoch's."""
-    last, kept, seconds = state.history[-1], state.kept, state.train_seconds
-    n_seen = len(data.y_train) * len(state.history)
-    return {
-        "dataset": data.name,
-        "backend": backend.name,
-        "device": backend.device_name,
-        "dtype": config.dtype,
-        "epochs": config.max_iter,
-        "train_seconds": seconds,
-        "samples_per_second": n_seen / seconds if seconds > 0 else None,
-        "final_loss": last.loss,
-        "train_accuracy": kept.train_accuracy,
-        "val_accuracy": kept.val_accuracy,
-        "test_accuracy": state.test_accuracy,
-        "last_val_accuracy": last.val_accuracy,
-        "epochs_run": len(state.history),
-        "best_epoch": best_epoch(state.history),
-        "workers": workers,
-        "config": config.to_dict(),
-    }
-
-
-def result_line(state: TrainState, resumed: Model | None) -> str:
-    """``test accuracy 86.75% after 32.73 s of training``; a resumed run's seconds count both runs, and say so."""
-    line = f"test accuracy {100 * state.test_accuracy:.2f}% after {state.train_seconds:.2f} s of training"
-    if resumed is None:
-        return line
-    # The checkpoint's epochs and its unfinished epoch's seconds (which the resumed epoch's seconds include).
-    before = resumed.state.train_seconds + resumed.state.seconds
-    return f"{line}, both runs together ({before:.2f} s before --resume, {state.train_seconds - before:.2f} s now)"
-
-
-def checkpoint_line(path: Path, state: TrainState) -> str:
-    """``checkpoint: run.npz (epoch 5); continue it with --resume run.npz``, naming the epoch whose weights it
-    holds: with --patience, the best one, and the last one trained, which --resume continues from."""
-    last, kept = state.history[-1], state.kept
-    epoch = f"epoch {last.epoch}"
-    if kept.epoch != last.epoch:
-        epoch = f"the weights of epoch {kept.epoch}, the best on validation; trained to epoch {last.epoch}"
-    return f"checkpoint: {path} ({epoch}); continue it with --resume {path}"
 
 
 if __name__ == "__main__":

@@ -38,21 +38,22 @@ FLAGS = {
     "alpha": "--alpha",
     "early_stopping": "--patience",
     "n_iter_no_change": "--patience",
+    "image_size": "--image-size",
+    "data_dir": "--data-dir",
+    "mirrors": "--mirror",
 }
 
 
 class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, but each line of a description or epilog is wrapped apart, and an indented line
-    (``  130  stopped by Ctrl-C``) continues under the text after its first word."""
+    """Each line of a description or epilog wrapped apart; an indented one (``  130  stopped by Ctrl-C``)
+    continues under the text after its first word."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         lines = []
         for line in text.splitlines():
             lead, first = re.match(r"( *)(\S+ +)?", line).groups()
-            hang = len(lead) + len(first or "") if lead else 0
-            lines.append(
-                textwrap.fill(line.strip(), width, initial_indent=indent + lead, subsequent_indent=indent + " " * hang)
-            )
+            hang = indent + " " * (len(lead) + len(first or "") if lead else 0)
+            lines.append(textwrap.fill(line.strip(), width, initial_indent=indent + lead, subsequent_indent=hang))
         return "\n".join(lines)
 
 
@@ -60,23 +61,17 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr (no usage dump) and exit status 2."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, formatter_class=_Formatter, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        fail(f"{tool_name(self.prog)}: error: {message} (see --help)")
-
-
-def tool_name(prog: str) -> str:
-    """The name every error of a tool starts with, ``xpnet.train``, whichever way it was started (the usage
-    line's ``xpnet train``, ``python -m xpnet train`` or ``python -m xpnet.train``): `run` names it so too."""
-    match = re.search(r"\bxpnet[ .](\w+)$", prog)
-    return f"xpnet.{match.group(1)}" if match else prog
+        # Named as `run` names the tool (xpnet.train), whether started as xpnet train or python -m xpnet.train.
+        match = re.search(r"\bxpnet[ .](\w+)$", self.prog)
+        fail(f"{'xpnet.' + match.group(1) if match else self.prog}: error: {message} (see --help)")
 
 
 def program(name: str) -> str:
-    """How the user started the tool ``xpnet.<name>``, for its usage line: what the ``xpnet`` command put in
-    ``sys.argv[0]`` (``xpnet train``), else ``python -m xpnet.train``."""
+    """The tool ``xpnet.<name>`` as the user started it, for its usage line: ``xpnet train`` (the ``xpnet``
+    command's ``sys.argv[0]``), else ``python -m xpnet.train``."""
     first = sys.argv[0] if sys.argv else ""
     return first if first.endswith(f"xpnet {name}") else f"python -m xpnet.{name}"
 
@@ -111,10 +106,18 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         sys.exit(1)
 
 
+def _parse(kind: Callable[[str], Any], text: str) -> Any:
+    try:  # hidden_sizes says itself what it expected
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
+
+
 def _count(least: int, words: str) -> Callable[[str], int]:
     def convert(text: str) -> int:
-        value = _parse(int, text)
-        if value < least:
+        if (value := _parse(int, text)) < least:
             raise argparse.ArgumentTypeError(f"must be {words}, got {text}")
         return value
 
@@ -126,13 +129,12 @@ non_negative_int = _count(0, "0 or a positive integer")
 
 
 def setting(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse ``type`` for the `TrainConfig` field ``name``: parse the text with ``kind`` (``int``,
-    ``float`` or `hidden_sizes`), then apply the config's own rule (`check_field`), the one rule per setting."""
+    """An argparse ``type`` for the `TrainConfig` field ``name``: parsed by ``kind``, then checked by the
+    config's own rule (`check_field`)."""
 
     def convert(text: str) -> Any:
-        value = _parse(kind, text)
         try:
-            check_field(name, value)
+            check_field(name, value := _parse(kind, text))
         except ConfigError as e:
             raise argparse.ArgumentTypeError(e.rule) from None
         return value
@@ -148,22 +150,6 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"must be comma-separated positive integers like 256,128, got {text!r}"
         ) from None
-
-
-def _parse(kind: Callable[[str], Any], text: str) -> Any:
-    try:  # hidden_sizes says itself what it expected
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
-        ) from None
-
-
-def libraries() -> str:
-    """The backend registry's libraries in words, ``numpy, cupy, torch, jax or array-api-strict``: a help text
-    that names them this way stays true when a library is added."""
-    *rest, last = registry()
-    return f"{', '.join(rest)} or {last}" if rest else last
 
 
 def add_device_flags(parser: argparse.ArgumentParser) -> None:
@@ -207,33 +193,28 @@ def model_data_dir(given: str | None, ckpt: Model) -> str | None:
     return None if gone else str(folder)
 
 
-# Signals. The first Ctrl-C or SIGTERM during training asks the run to stop after its current step
-# (`StopOnSignal`), the second quits; outside training, `TerminateLoudly` turns SIGTERM into a one-line exit.
-# Outside the main thread, where Python cannot install signal handlers, nothing is installed.
-
-SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
+# Signals: the first Ctrl-C or SIGTERM during training stops the run after its current step (`StopOnSignal`),
+# the second quits; outside training `TerminateLoudly` makes SIGTERM a one-line exit. Python installs signal
+# handlers only in the main thread: elsewhere nothing is installed.
 
 
 class _Handling:
-    """While entered, the subclass's ``_handle`` answers the signals ``SIGNALS[first:]``; the previous handlers
-    come back after."""
+    """While entered, ``_handle`` answers ``signals``; the previous handlers come back after."""
 
-    first = 0
+    signals = (signal.SIGINT, signal.SIGTERM)
 
     def __enter__(self) -> Any:
         main = threading.current_thread() is threading.main_thread()
-        self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS[self.first :] if main}
+        self._previous = {s: signal.signal(s, self._handle) for s in self.signals if main}
         return self
 
     def __exit__(self, *exc: object) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
-        self._previous = {}
 
 
 class StopOnSignal(_Handling, Callback):
-    """While active, the first SIGINT/SIGTERM pauses the run before its next step; the next one raises
-    `KeyboardInterrupt` at once."""
+    """The first SIGINT/SIGTERM pauses the run before its next step; the next one raises `KeyboardInterrupt`."""
 
     signum: int | None = None
 
@@ -249,14 +230,13 @@ class StopOnSignal(_Handling, Callback):
 
 
 class Terminated(KeyboardInterrupt):
-    """A SIGTERM outside the window in which a run stops gracefully (before training, after the last save)."""
+    """A SIGTERM outside training's graceful stop (before training, after the last save)."""
 
 
 class TerminateLoudly(_Handling):
-    """While active, SIGTERM raises `Terminated`, so the command line says why it ends instead of dying
-    silently with status 143; `StopOnSignal` takes over during training and gives it back afterwards."""
+    """SIGTERM raises `Terminated`, so that the command line says why it ends (exit 143) instead of dying silently."""
 
-    first = 1  # SIGTERM only
+    signals = (signal.SIGTERM,)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         raise Terminated

@@ -1,9 +1,7 @@
-"""Progress bars on a terminal only: the training bar (batches, samples/s, running loss) and the download bar.
+"""Progress bars, drawn on a terminal only: the training bar (batches, samples/s, loss) and the download bar.
 
-Reading the training loss waits for the device, so `EpochBar` reads it only when it redraws, at most every
-`MIN_INTERVAL` seconds. Off a terminal the bars draw nothing. tqdm formats each line (`tqdm.format_meter`,
-trimmed to the terminal's width so that a redraw never wraps); its bar object is not used, since it would take
-the loss at every step and draw twice for a bar whose first call finishes it.
+tqdm formats each line (`tqdm.format_meter`, trimmed to the terminal's width); its bar object would read the loss,
+a wait for the device, at every step: `EpochBar` reads it only when it redraws, every `MIN_INTERVAL` seconds.
 """
 
 from __future__ import annotations
@@ -18,12 +16,6 @@ from tqdm import tqdm
 
 WIDTH = 16  # characters of the bars themselves; the whole line fits in 80 columns
 MIN_INTERVAL = 0.25  # seconds between redraws of the training bar: four device reads a second at most
-FILLED = " #"  # tqdm's ``ascii``: blank, then filled
-
-
-def rate_text(rate: float) -> str:
-    """A rate in at most 6 characters: 950, 12.3k, 1.23M."""
-    return tqdm.format_sizeof(rate)
 
 
 def columns(stream: IO[str]) -> int | None:
@@ -37,12 +29,14 @@ def columns(stream: IO[str]) -> int | None:
 class _Line:
     """One line redrawn in place (``\\r``) on ``stream`` (stderr), when it is a terminal or ``isatty`` says so."""
 
-    def __init__(self, stream: IO[str] | None, isatty: bool | None = None):
+    def __init__(self, stream: IO[str] | None = None, isatty: bool | None = None):
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", bool)()) if isatty is None else isatty
         self.drawn = 0  # length of the line on screen, 0 when none
 
-    def draw(self, text: str, end: str = "") -> None:
+    def draw(self, end: str = "", **meter: Any) -> None:
+        """Draw `tqdm.format_meter` of ``meter``'s arguments, with the bar drawn in ``#``."""
+        text = tqdm.format_meter(ncols=columns(self.stream), ascii=" #", **meter)
         self.stream.write("\r" + text.ljust(self.drawn) + end)
         self.stream.flush()
         self.drawn = 0 if end else len(text)
@@ -57,19 +51,12 @@ class _Line:
 
 class EpochBar(_Line):
     """The training bar: `step` after every step with the epoch's loss sum, which ``read`` turns into a float
-    (one device sync); ``clock`` is the time source (for tests)."""
+    (one device sync); ``clock`` is the time source (for tests), ``line`` `_Line`'s stream and isatty."""
 
     def __init__(
-        self,
-        epochs: int,
-        n_rows: int,
-        batch_size: int,
-        read: Callable[[Any], float],
-        stream: IO[str] | None = None,
-        isatty: bool | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        self, epochs: int, n_rows: int, batch_size: int, read: Callable[[Any], float], clock=time.monotonic, **line: Any
     ):
-        super().__init__(stream, isatty)
+        super().__init__(**line)
         self.epochs, self.n_rows, self.read, self.clock = epochs, n_rows, read, clock
         self.batch = n_rows if batch_size == 0 else min(batch_size, n_rows)
         self.epoch, self.start, self.last, self.rows_at_start = 0, 0.0, 0.0, 0
@@ -84,18 +71,15 @@ class EpochBar(_Line):
         if now - self.last < MIN_INTERVAL or now == self.start:
             return
         self.last, rate = now, (rows_done - self.rows_at_start) / (now - self.start)
-        text = tqdm.format_meter(
-            -(-rows_done // self.batch),
-            -(-self.n_rows // self.batch),
-            0,
-            ncols=columns(self.stream),
+        self.draw(
+            n=-(-rows_done // self.batch),
+            total=-(-self.n_rows // self.batch),
+            elapsed=0,
             prefix=f"epoch {self.epoch:{len(str(self.epochs))}d}/{self.epochs}",
-            ascii=FILLED,
             bar_format=f"{{desc}} [{{bar:{WIDTH}}}] {{n_fmt}}/{{total_fmt}} batches  {{samples}} samples/s  {{loss}}",
-            samples=rate_text(rate),
+            samples=tqdm.format_sizeof(rate),  # at most 6 characters: 950, 12.3k, 1.23M
             loss=f"loss {self.read(loss_sum) / rows_done:.4f}",
         )
-        self.draw(text)
 
 
 class ProgressBar(_Line):
@@ -116,15 +100,13 @@ class ProgressBar(_Line):
             width, counts = WIDTH, "{n_fmt}/{total_fmt}B {rate_fmt} {remaining}" if total else "{n_fmt}B {rate_fmt}"
         else:
             width, counts = 30, "{n_fmt}/{total_fmt} {unit}" if total else "{n_fmt} {unit}"
-        text = tqdm.format_meter(
-            done,
-            total,
-            now - self.start,
-            ncols=columns(self.stream),
+        self.draw(
+            "\n" if finished else "",
+            n=done,
+            total=total,
+            elapsed=now - self.start,
             prefix=self.label,
-            ascii=FILLED,
             unit="B" if self.unit == "MB" else self.unit,
             unit_scale=self.unit == "MB",
             bar_format=(f"{{desc}} [{{bar:{width}}}] {{percentage:3.0f}}% " if total else "{desc} ") + counts,
         )
-        self.draw(text, "\n" if finished else "")
