@@ -1,9 +1,8 @@
 """Writing files safely: check a destination before any work, replace it atomically, lock what a run writes.
 
-A failure to write (a full disk above all) is a `WriteError`: one line, exit 1, nothing half-written left.
-A symlink is followed; a destination that is not a regular file (a device, a FIFO), or that has a second
-name (a hard link, which a second run could write without meeting the lock), is refused. Folders made for a
-write that fails are removed again.
+A failure to write (a full disk above all) is a `WriteError`: one line, exit 1, nothing half-written left, not
+even the folders made for it. A symlink is followed; a device, a FIFO or a file with a second name (a hard
+link, which a second run could write without meeting the lock) is refused.
 """
 
 from __future__ import annotations
@@ -40,19 +39,17 @@ def write_failed(path: Path, e: OSError) -> WriteError:
     return WriteError(f"cannot write {path}: {reason(e)}; free some space or choose another place", reason(e))
 
 
-def _refuse_special(path: Path, flag: str) -> None:
-    """Refuse a destination that is neither a regular file nor a folder (after following symlinks), and one
-    whose links go round in a loop (``ln -s loop loop``): writing there would replace a link with a file."""
+def _special(path: Path, flag: str) -> str:
+    """Why a file cannot replace ``path``: a device, pipe or socket (after following symlinks), or links that
+    go round in a loop (``ln -s loop loop``); "" when it can (missing, a dangling link, a file or a folder)."""
     try:
         mode = os.stat(path).st_mode
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            why = f"its symbolic links go round in a loop; fix the link or choose another {flag}"
-            raise XpnetError(f"cannot save to {path}: {why}") from None
-        return  # missing (or a dangling link): it will be created
-    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        why = f"it is not a regular file (a device, pipe or socket); choose another {flag}"
-        raise XpnetError(f"cannot save to {path}: {why}")
+        loop = e.errno == errno.ELOOP
+        return f"its symbolic links go round in a loop; fix the link or choose another {flag}" if loop else ""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    return f"it is not a regular file (a device, pipe or socket); choose another {flag}"
 
 
 def check_writable(path: str | Path, flag: str = "--save", example: str = "model.npz") -> Path:
@@ -61,11 +58,12 @@ def check_writable(path: str | Path, flag: str = "--save", example: str = "model
     if not str(path).strip():
         raise XpnetError(f"{flag} needs a file name, got an empty one; give a path like {example or 'out'}")
     path = Path(path).expanduser()
-    _refuse_special(path, flag)
     real = Path(os.path.realpath(path))  # a link's target, whose folders are the ones written
     try:
         folder = next(p for p in real.parents if p.exists())  # the folder the missing ones will go in
-        if real.is_dir():
+        if special := _special(path, flag):
+            why = special
+        elif real.is_dir():
             why = f"give a file name like {path / example}" if example else f"move it or choose another {flag}"
             why = f"it is a folder; {why}"
         elif real.exists() and (links := os.stat(real).st_nlink) > 1:
@@ -83,14 +81,14 @@ def check_writable(path: str | Path, flag: str = "--save", example: str = "model
 
 
 def make_folders(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; return the ones made, outermost first, for `remove_folders`."""
+    """Create ``folder`` and its missing parents; return the ones made, outermost first."""
     made = [p for p in (*reversed(folder.parents), folder) if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     return made
 
 
 def remove_folders(made: list[Path]) -> None:
-    """Remove the folders a failed write made (`make_folders`), innermost first; any that holds something stays."""
+    """Remove the folders `make_folders` made, innermost first; any that holds something stays."""
     for folder in reversed(made):
         with contextlib.suppress(OSError):
             folder.rmdir()
@@ -100,7 +98,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Create or replace ``path`` (a symlink's target) with what ``write`` writes, all or nothing: a temporary
     file beside it, fsynced, renamed over it, the folder fsynced. Raises `WriteError`."""
     target = Path(os.path.realpath(path))
-    _refuse_special(target, "path")
+    if why := _special(target, "path"):
+        raise XpnetError(f"cannot save to {target}: {why}")
     made: list[Path] = []
     try:
         made = make_folders(target.parent)
@@ -144,8 +143,10 @@ def refuse_shared(
 ) -> None:
     """Refuse, before anything is written, an output (a role not in ``inputs``) that is also an input, another
     output or one of this process's standard streams (``--log /proc/self/fd/1``), unless the pair of flags is
-    ``allowed``. Files are compared by identity: a symlink is the file it names, a hard link the same inode."""
+    ``allowed``, and one inside an input that is a folder (listed before it). Files are compared by identity:
+    a symlink is the file it names, a hard link the same inode."""
     seen: dict[object, str] = {}
+    folders: dict[str, str] = {}  # input folders, by real path
     for fd in (1, 2, 0):  # a terminal or /dev/null is no file to replace (check_writable refuses devices)
         with contextlib.suppress(OSError):
             if stat.S_ISREG((st := os.fstat(fd)).st_mode):
@@ -153,11 +154,18 @@ def refuse_shared(
     for flag, p in paths.items() if isinstance(paths, Mapping) else paths:
         if p is None or not str(p).strip():
             continue
+        real = os.path.realpath(Path(p).expanduser())
+        if flag in inputs and os.path.isdir(real):
+            folders[real] = flag
+            continue
+        holder = next((f for d, f in folders.items() if real.startswith(d + os.sep)), None)
+        if holder and flag not in inputs:
+            raise XpnetError(f"{flag} {p} is inside the {holder} folder, which is read; choose another {flag}")
         try:
-            st = os.stat(Path(p).expanduser())
+            st = os.stat(real)
             key: object = (st.st_dev, st.st_ino)
         except OSError:  # not there yet: its path is all there is
-            key = os.path.realpath(Path(p).expanduser())
+            key = real
         if key not in seen:
             seen[key] = flag
             continue
