@@ -52,12 +52,7 @@ def build_parser() -> cli.ArgumentParser:
         help="folder holding the data set's IDX files or picture folders (default: the folder the model was "
         "trained from, which its checkpoint records, else where xpnet.train looks)",
     )
-    p.add_argument(
-        "--plot",
-        metavar="DIR",
-        help="write training-curves.png, confusion-matrix.png and worst-misclassified.png to DIR "
-        "(created if missing; needs matplotlib)",
-    )
+    p.add_argument("--plot", metavar="DIR", help=f"write {', '.join(PLOTS)} to DIR (made if missing; needs matplotlib)")
     p.add_argument(
         "--log",
         metavar="PATH",

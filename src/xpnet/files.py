@@ -12,6 +12,7 @@ import errno
 import os
 import stat
 import tempfile
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
@@ -100,19 +101,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     target = Path(os.path.realpath(path))
     if why := _special(target, "path"):
         raise XpnetError(f"cannot save to {target}: {why}")
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     made: list[Path] = []
     try:
         made = make_folders(target.parent)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as e:
-        remove_folders(made)
-        raise write_failed(path, e) from None
-    try:
-        if hasattr(os, "fchmod"):  # mkstemp makes the file private (0600); give it the mode open() would
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:  # the mode open() gives a new file, unlike mkstemp's private 0600
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -211,10 +204,8 @@ def _lock(path: Path, flag: str) -> Iterator[None]:
                 raise XpnetError(
                     f"{flag} {path} is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
                 ) from None
-            # The run that held it may have removed the file we opened as it ended: lock the one at the path then.
-            with contextlib.suppress(FileNotFoundError):
-                if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
-                    break
+            if os.fstat(fd).st_nlink:  # else the run that held it removed it as it ended: lock the one at the path
+                break
             os.close(fd)
         with contextlib.suppress(OSError):  # only names the holder: a full disk must not stop the run here
             os.ftruncate(fd, 0)

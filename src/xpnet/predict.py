@@ -48,17 +48,12 @@ def build_parser() -> cli.ArgumentParser:
     formats = f"picture files ({', '.join(FORMATS)}; at most {LIMITS}) or .npy arrays"
     p.add_argument("images", nargs="+", metavar="IMAGE", help=formats)
     p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
+    p.add_argument("--top", type=cli.positive_int, default=1, metavar="K", help="show the K likeliest classes")
     p.add_argument(
-        "--top", type=cli.positive_int, default=1, metavar="K", help="show the K likeliest classes (default: 1)"
-    )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON object per line, one per IMAGE in order (unreadable ones with an 'error')",
+        "--json", action="store_true", help="one JSON object per IMAGE, a line each, in order (errors with 'error')"
     )
     p.add_argument(
         "--save-input",
-        default=None,
         metavar="DIR",
         help=f"write the image the model saw for each IMAGE to DIR/<name>.seen.png, enlarged to at least "
         f"{SEEN_SIDE} pixels (nearest neighbour: each model pixel a square); DIR is created if missing",
