@@ -77,9 +77,9 @@ class Problem:
         return self.x.astype(dtype), [p.astype(dtype) for p in self.params]
 
 
-def make_problem(n: int = 128, features: int = 784) -> Problem:
+def make_problem() -> Problem:
     """A synthetic MNIST-shaped batch: seeded, no data set needed, small enough to run in milliseconds."""
-    rng = np.random.default_rng(0)
+    rng, n, features = np.random.default_rng(0), 128, 784
     # Sparse bright strokes on a dark background, like digit images; scaled from uint8 like the real data.
     x = np.where(rng.random((n, features)) < 0.2, rng.integers(0, 256, (n, features)), 0) / 255.0
     labels = rng.integers(0, N_CLASSES, n).astype(np.int64)
@@ -119,18 +119,16 @@ def run(backend: Backend, dtype: str, problem: Problem, fast: bool = True) -> Ru
                 misplaced.append(f"{name}[{i}] is {a.dtype}")
 
     x_host, params_host = problem.inputs(dtype)
-    x = backend.asarray(x_host)
-    params = [backend.asarray(p) for p in params_host]
+    x, params = backend.asarray(x_host), [backend.asarray(p) for p in params_host]
     targets = nn.one_hot(xp, backend.asarray(problem.labels), N_CLASSES, want)
-    logits, cache = nn.forward(xp, params, x, "relu")
+    logits, cache = nn.forward(xp, params, x)  # ReLU, as every step below
     loss, dlogits = nn.softmax_cross_entropy(xp, logits, targets)
-    grads = nn.backward(xp, params, cache, dlogits, "relu")
+    grads = nn.backward(xp, params, cache, dlogits)
     for name, arrays in (("weights", params), ("logits", [logits]), ("loss", [loss]), ("grads", grads)):
         check(name, arrays)
 
     step_fns = {name: nn.train_step(xp, nn.Recipe("relu", name)) for name in nn.OPTIMIZERS}
-    recipe = nn.Recipe("relu", FAST_OPTIMIZER)
-    if fast and (fast_fn := fast_step(backend, nn.sizes_of(params), recipe, want)) is not None:
+    if fast and (fast_fn := fast_step(backend, nn.sizes_of(params), nn.Recipe("relu", FAST_OPTIMIZER), want)):
         if hasattr(fast_fn, "as_in_long_runs"):  # NumPy's compiles its update partway through a long run
             fast_fn.as_in_long_runs()
         step_fns["fast"] = fast_fn
@@ -247,33 +245,6 @@ def build_parser() -> cli.ArgumentParser:
     return p
 
 
-def run_checks(names: Sequence[str], dtypes: Sequence[str], asked: bool) -> tuple[list[dict], list[Comparison]]:
-    """Probe each library, then compare each (device, dtype) it offers against the NumPy reference.
-
-    A library that is absent is no failure, unless ``asked`` for by name (``--backend``); one that is installed
-    yet cannot run is (the user who installed it expects it to work).
-    """
-    problem = make_problem()
-    refs = {dtype: reference(problem, dtype) for dtype in dtypes}
-    libraries, rows = [], []
-    for name in names:
-        found = probe(name)
-        note = "" if found.installed else found.problem
-        trouble = found.problem if found.installed else (f"asked for with --backend, but {note}" if asked else "")
-        libraries.append(
-            {"name": name, "installed": found.installed, "version": found.version, "problem": trouble, "note": note}
-        )
-        for device in found.devices:
-            for dtype in dtypes:
-                start = time.perf_counter()
-                try:
-                    row = compare(make_backend(name, device), dtype, problem, refs[dtype])
-                except Exception as e:  # a backend that cannot start, or crashes in the math, disagrees loudly
-                    row = Comparison(name, device, dtype, error=one_line(e, named=True))
-                rows.append(replace(row, seconds=time.perf_counter() - start))
-    return libraries, rows
-
-
 def to_json(libraries: list[dict], rows: list[Comparison], passed: bool) -> dict[str, Any]:
     results = []
     for r in rows:
@@ -318,8 +289,27 @@ def format_table(libraries: list[dict], rows: list[Comparison], passed: bool) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    names = list(dict.fromkeys(args.backend or backends.names()))
-    libraries, rows = run_checks(names, list(dict.fromkeys(args.dtype or DTYPES)), asked=bool(args.backend))
+    problem, dtypes = make_problem(), list(dict.fromkeys(args.dtype or DTYPES))
+    refs = {dtype: reference(problem, dtype) for dtype in dtypes}
+    libraries, rows = [], []
+    for name in dict.fromkeys(args.backend or backends.names()):
+        # A library that is absent is no failure, unless asked for by name; one that is installed yet cannot
+        # run is (the user who installed it expects it to work).
+        found = probe(name)
+        note = "" if found.installed else found.problem
+        asked = f"asked for with --backend, but {note}" if args.backend else ""
+        trouble = found.problem if found.installed else asked
+        libraries.append(
+            {"name": name, "installed": found.installed, "version": found.version, "problem": trouble, "note": note}
+        )
+        for device in found.devices:
+            for dtype in dtypes:
+                start = time.perf_counter()
+                try:
+                    row = compare(make_backend(name, device), dtype, problem, refs[dtype])
+                except Exception as e:  # a backend that cannot start, or crashes in the math, disagrees loudly
+                    row = Comparison(name, device, dtype, error=one_line(e, named=True))
+                rows.append(replace(row, seconds=time.perf_counter() - start))
     passed = all(r.passed for r in rows) and not any(lib["problem"] for lib in libraries)
     print(json.dumps(to_json(libraries, rows, passed)) if args.json else format_table(libraries, rows, passed))
     return 0 if passed else 1

@@ -177,44 +177,34 @@ def locked(paths: Mapping[str, Path | None]) -> Iterator[None]:
     folders made for it that nothing was written into."""
     with contextlib.ExitStack() as stack:
         for flag, path in paths.items():
-            if path is not None and fcntl is not None:
-                stack.enter_context(_lock(path, flag))
+            if path is None or fcntl is None:
+                continue
+            real = Path(os.path.realpath(path))
+            lock = real.with_name(f".{real.name}.lock")
+            try:
+                stack.callback(remove_folders, make_folders(real.parent))
+                while True:
+                    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                        os.close(fd)
+                        why = f"is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
+                        raise XpnetError(f"{flag} {path} {why}") from None
+                    if os.fstat(fd).st_nlink:  # else the run that held it removed it as it ended: lock the new one
+                        break
+                    os.close(fd)
+            except OSError as e:
+                raise write_failed(lock, e) from None
+            stack.callback(os.close, fd)
+            stack.callback(_remove, lock)  # before the close: no other run may lock a file about to go
+            with contextlib.suppress(OSError):  # only names the holder: a full disk must not stop the run here
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
         yield
 
 
-@contextlib.contextmanager
-def _lock(path: Path, flag: str) -> Iterator[None]:
-    real = Path(os.path.realpath(path))
-    lock_path = real.with_name(f".{real.name}.lock")
-    try:
-        made = make_folders(real.parent)
-    except OSError as e:
-        raise write_failed(lock_path, e) from None
-    try:
-        while True:
-            try:
-                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-            except OSError as e:
-                raise write_failed(lock_path, e) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise XpnetError(
-                    f"{flag} {path} is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
-                ) from None
-            if os.fstat(fd).st_nlink:  # else the run that held it removed it as it ended: lock the one at the path
-                break
-            os.close(fd)
-        with contextlib.suppress(OSError):  # only names the holder: a full disk must not stop the run here
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(lock_path)
-            os.close(fd)
-    finally:
-        remove_folders(made)
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
