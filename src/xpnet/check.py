@@ -65,8 +65,7 @@ TOLERANCES: dict[str, Tolerance] = {
 
 @dataclass(frozen=True)
 class Problem:
-    """A batch of images (n, features) in [0, 1], labels (n,) and initial weights of a ReLU network, as float64
-    host arrays."""
+    """Images (n, features) in [0, 1], labels (n,) and a ReLU network's initial weights: float64 host arrays."""
 
     x: np.ndarray
     labels: np.ndarray
@@ -171,8 +170,7 @@ def _worst(arrays: Sequence[Any], refs: Sequence[Any]) -> float:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One backend, device and dtype against the reference (differences are `rel_diff`s), or the ``error``
-    that stopped it; ``seconds``: how long it took."""
+    """One backend, device and dtype against the reference (`rel_diff`s), or the ``error`` that stopped it."""
 
     backend: str
     device: str

@@ -47,23 +47,14 @@ def build_parser() -> cli.ArgumentParser:
     )
     p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
     p.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="folder holding the data set's IDX files or picture folders (default: the folder the model was "
-        "trained from, which its checkpoint records, else where xpnet.train looks)",
+        "--data-dir", metavar="DIR", help="the data set's folder (default: the model's, else where xpnet.train looks)"
     )
     p.add_argument("--plot", metavar="DIR", help=f"write {', '.join(PLOTS)} to DIR (made if missing; needs matplotlib)")
     p.add_argument(
-        "--log",
-        metavar="PATH",
-        help="the training log (xpnet.train --log) to draw the curves from (default: the checkpoint's history); "
-        "the log of another run than the model's is refused",
+        "--log", metavar="PATH", help="the model's training log (train --log) for the curves (default: its history)"
     )
     p.add_argument(
-        "--dataset",
-        choices=DATASETS,
-        help="the data set whose test images to score (default: the model's own; a model fitted from Python "
-        "on arrays names none, so give it here)",
+        "--dataset", choices=DATASETS, help="the test set to score (default: the model's; give one if fitted on arrays)"
     )
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results on stdout")
     cli.add_device_flags(p)
@@ -182,18 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.json:
         precision, recall = ([json_number(float(v)) for v in vs] for vs in precision_recall(cm))
-        summary = {
-            "model": str(ckpt.path),
-            "dataset": data.name,
-            "n_test": int(cm.sum()),
-            "accuracy": cm_accuracy(cm),
-            "classes": list(ckpt.names),
-            "precision": precision,
-            "recall": recall,
-            "confusion_matrix": cm.tolist(),
-            "plots": [str(p) for p in written],
-        }
-        say(json.dumps(summary))
+        summary = {"model": str(ckpt.path), "dataset": data.name, "n_test": int(cm.sum()), "accuracy": cm_accuracy(cm)}
+        summary |= {"classes": list(ckpt.names), "precision": precision, "recall": recall}
+        say(json.dumps(summary | {"confusion_matrix": cm.tolist(), "plots": [str(p) for p in written]}))
     return 0
 
 

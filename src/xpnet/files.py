@@ -45,9 +45,8 @@ def _special(path: Path, flag: str) -> str:
     go round in a loop (``ln -s loop loop``); "" when it can (missing, a dangling link, a file or a folder)."""
     try:
         mode = os.stat(path).st_mode
-    except OSError as e:
-        loop = e.errno == errno.ELOOP
-        return f"its symbolic links go round in a loop; fix the link or choose another {flag}" if loop else ""
+    except OSError as e:  # missing or a dangling link (it will be created), or a loop
+        return f"its symbolic links go round in a loop; choose another {flag}" if e.errno == errno.ELOOP else ""
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return ""
     return f"it is not a regular file (a device, pipe or socket); choose another {flag}"
@@ -134,10 +133,9 @@ def refuse_shared(
     allowed: set[frozenset[str]] = frozenset(),
     inputs: Collection[str] = INPUTS,
 ) -> None:
-    """Refuse, before anything is written, an output (a role not in ``inputs``) that is also an input, another
-    output or one of this process's standard streams (``--log /proc/self/fd/1``), unless the pair of flags is
-    ``allowed``, and one inside an input that is a folder (listed before it). Files are compared by identity:
-    a symlink is the file it names, a hard link the same inode."""
+    """Refuse, before anything is written, an output (a role not in ``inputs``) that is an input, another output
+    or a standard stream (``--log /proc/self/fd/1``) unless the pair of flags is ``allowed``, or that lies in an
+    input folder listed before it. Identity counts: a symlink is the file it names, a hard link its inode."""
     seen: dict[object, str] = {}
     folders: dict[str, str] = {}  # input folders, by real path
     for fd in (1, 2, 0):  # a terminal or /dev/null is no file to replace (check_writable refuses devices)
