@@ -206,9 +206,8 @@ class Comparison:
         return not self.failures
 
 
-def compare(backend: Backend, dtype: str, problem: Problem, ref: Run | None = None) -> Comparison:
-    """Run ``problem`` on ``backend`` in ``dtype`` and measure it against ``ref`` (computed if not given)."""
-    ref = reference(problem, dtype) if ref is None else ref
+def compare(backend: Backend, dtype: str, problem: Problem, ref: Run) -> Comparison:
+    """Run ``problem`` on ``backend`` in ``dtype`` and measure it against ``ref``, its `reference`."""
     got = run(backend, dtype, problem)
     _, expected = problem.inputs(dtype)
     # Bit-identical: same dtype, shape and bytes (so -0.0 differs from 0.0 and NaNs compare by their bits).
