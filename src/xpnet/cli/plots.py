@@ -77,10 +77,9 @@ def confusion(cm: np.ndarray, labels: Sequence[str], title: str) -> Any:
     ax.set_xticks(range(len(labels)), labels, rotation=45 if long_names else 0, ha="right" if long_names else "center")
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
-    bar = fig.colorbar(image, ax=ax, shrink=0.8)
     ticks = [0.0, 0.01, 0.05, 0.2, 0.5, 1.0]
+    bar = fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
     bar.set_ticks(np.sqrt(ticks), labels=[f"{100 * t:g}%" for t in ticks])
-    bar.set_label("share of the true class")
     return fig
 
 
