@@ -148,7 +148,6 @@ def refuse_shared(
         real = os.path.realpath(Path(p).expanduser())
         if flag in inputs and os.path.isdir(real):
             folders[real] = flag
-            continue
         holder = next((f for d, f in folders.items() if real.startswith(d + os.sep)), None)
         if holder and flag not in inputs:
             raise XpnetError(f"{flag} {p} is inside the {holder} folder, which is read; choose another {flag}")
