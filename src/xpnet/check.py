@@ -97,8 +97,7 @@ class Run:
     misplaced: list[str] = field(default_factory=list)
 
 
-def _optimizer(trajectory: str) -> str:
-    """The optimizer a trajectory ran: its name, or `FAST_OPTIMIZER` for the fast step's."""
+def _optimizer(trajectory: str) -> str:  # the fast step runs FAST_OPTIMIZER
     return FAST_OPTIMIZER if trajectory == "fast" else trajectory
 
 
