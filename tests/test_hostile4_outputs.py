@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def test_predict_help_names_the_formats_and_limits_it_holds_to(capsys):
     text = " ".join(capsys.readouterr().out.split())  # as argparse wraps it
     assert "any format Pillow reads" not in text
     assert all(f in text for f in FORMATS) and LIMITS in text
-    usage = " ".join(open(os.path.join(folder_sets.SCRIPT.parents[1], "docs", "usage.md")).read().split())
+    usage = " ".join((Path(__file__).resolve().parents[1] / "docs" / "usage.md").read_text(encoding="utf-8").split())
     assert "16 megapixels (4 for WebP and progressive JPEG; other formats are refused)" in usage
 
 
