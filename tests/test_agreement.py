@@ -1,4 +1,4 @@
-"""Every backend, device and dtype computes what NumPy computes in float64, within `xpnet.verify.TOLERANCES`."""
+"""Every backend, device and dtype computes what NumPy computes in float64, within `xpnet.check.TOLERANCES`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import backend_or_skip, yield_backend_device_dtype_combinations
-from xpnet import nn, verify
+from xpnet import check, nn
 from xpnet.backend import make_backend
-from xpnet.data import load_dataset
-from xpnet.nn import OPTIMIZERS
-from xpnet.training.loop import train
-from xpnet.training.model import TrainConfig
-from xpnet.verify import (
+from xpnet.check import (
     ACCURACY_POINTS,
     TOLERANCES,
     TRAJECTORY_STEPS,
@@ -25,6 +21,10 @@ from xpnet.verify import (
     reference,
     rel_diff,
 )
+from xpnet.data import load_dataset
+from xpnet.nn import OPTIMIZERS
+from xpnet.training.loop import train
+from xpnet.training.model import TrainConfig
 
 COMBINATIONS = list(yield_backend_device_dtype_combinations())
 # One epoch on digits that learns something (about 87% test accuracy) in a fraction of a second.
@@ -34,7 +34,7 @@ DIGITS_CONFIG = TrainConfig(
 
 
 @functools.cache
-def _reference(dtype: str) -> verify.Run:
+def _reference(dtype: str) -> check.Run:
     return reference(make_problem(), dtype)
 
 
@@ -125,7 +125,7 @@ def test_a_silent_fall_back_to_the_default_device_is_caught(monkeypatch):
     monkeypatch.setattr(nn, "one_hot", one_hot_forgetting_the_device)
     # array-api-strict refuses to mix devices; were it to allow it, the placement check would report it.
     with pytest.raises(ValueError, match="device"):
-        verify.run(backend, "float32", make_problem())
+        check.run(backend, "float32", make_problem())
 
 
 def test_placement_and_nan_show_as_failures():

@@ -18,10 +18,9 @@ DEVICE_LIBRARIES = {"cupy", "torch", "jax", "jaxlib", "array_api_strict"}
 BACKEND = PACKAGE / "backend"
 # The layers, lowest first (docs/layout.md): a module may import its own layer and those before it. The math
 # (``nn.py``) imports nothing else from xpnet; ``errors`` and ``files`` are the base every layer may use; the
-# entry points are the modules at the top. ``verify`` and ``training`` are siblings and never import each other.
-LAYERS = ("base", "nn", "data", "backend", "verify", "training", "library", "cli", "entry")
+# entry points are the modules at the top.
+LAYERS = ("base", "nn", "data", "backend", "training", "library", "cli", "entry")
 BASE = {"__init__", "errors", "files"}
-SIBLINGS = {("verify", "training"), ("training", "verify")}
 
 
 def imported_device_libraries(source: str) -> set[str]:
@@ -117,7 +116,7 @@ def test_each_layer_imports_only_the_layers_below_it():
         for theirs in xpnet_imports(path):
             if theirs == "entry" and mine != "entry":
                 offenders.append(f"{path.relative_to(SRC)} imports an entry point")
-            elif (mine, theirs) in SIBLINGS or LAYERS.index(theirs) > LAYERS.index(mine):
+            elif LAYERS.index(theirs) > LAYERS.index(mine):
                 offenders.append(f"{path.relative_to(SRC)} ({mine}) imports {theirs}")
     assert offenders == []
 
@@ -137,7 +136,7 @@ def test_the_math_does_its_math_through_xp_only():
 # import a device library (CuPy's import alone can take seconds and print CUDA warnings).
 PROBE = """
 import json, sys
-import xpnet.train, xpnet.check, xpnet.training.loop, xpnet.verify, xpnet.predict, xpnet.evaluate
+import xpnet.train, xpnet.check, xpnet.training.loop, xpnet.predict, xpnet.evaluate
 import xpnet.training.model, xpnet.library.export
 from xpnet.backend import resolve_backend
 assert resolve_backend("cpu").name == "numpy"

@@ -17,11 +17,12 @@ import numpy as np
 from .backend import resolve_backend
 from .cli import common as cli
 from .data import DATASETS, load_dataset
+from .data.load import idx_files
 from .errors import DataError, XpnetError, class_list, escaped, say
 from .files import check_writable, refuse_shared
 from .nn import layer_text
 from .training.model import FITTED_ON_ARRAYS, load
-from .training.runlog import EPOCH_KEYS, read_log
+from .training.runlog import EPOCH_KEYS, json_number, read_log
 
 PROG = "xpnet.evaluate"
 N_WORST = 24
@@ -46,32 +47,14 @@ def build_parser() -> cli.ArgumentParser:
     )
     p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
     p.add_argument(
-        "--data-dir",
-        default=None,
-        metavar="DIR",
-        help="folder holding the data set's IDX files or picture folders (default: the folder the model was "
-        "trained from, which its checkpoint records, else where xpnet.train looks)",
+        "--data-dir", metavar="DIR", help="the data set's folder (default: the model's, else where xpnet.train looks)"
+    )
+    p.add_argument("--plot", metavar="DIR", help=f"write {', '.join(PLOTS)} to DIR (made if missing; needs matplotlib)")
+    p.add_argument(
+        "--log", metavar="PATH", help="the model's training log (train --log) for the curves (default: its history)"
     )
     p.add_argument(
-        "--plot",
-        default=None,
-        metavar="DIR",
-        help="write training-curves.png, confusion-matrix.png and worst-misclassified.png to DIR "
-        "(created if missing; needs matplotlib)",
-    )
-    p.add_argument(
-        "--log",
-        default=None,
-        metavar="PATH",
-        help="the training log (xpnet.train --log) to draw the curves from (default: the checkpoint's history); "
-        "the log of another run than the model's is refused",
-    )
-    p.add_argument(
-        "--dataset",
-        default=None,
-        choices=DATASETS,
-        help="the data set whose test images to score (default: the model's own; a model fitted from Python "
-        "on arrays names none, so give it here)",
+        "--dataset", choices=DATASETS, help="the test set to score (default: the model's; give one if fitted on arrays)"
     )
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results on stdout")
     cli.add_device_flags(p)
@@ -99,9 +82,8 @@ def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> list[str]:
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) int64 counts: row = true class, column = predicted class."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    for name, y in (("true labels", y_true), ("predictions", y_pred)):
-        if y.size and (y.min() < 0 or y.max() >= n_classes):
-            raise ValueError(f"{name} must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}")
+    if y_true.size and not (0 <= min(y_true.min(), y_pred.min()) <= max(y_true.max(), y_pred.max()) < n_classes):
+        raise ValueError(f"labels and predictions must lie in 0..{n_classes - 1}")
     return np.bincount(y_true * n_classes + y_pred, minlength=n_classes**2).reshape(n_classes, n_classes)
 
 
@@ -123,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything that can fail on a flag is checked before the data set is read and scored.
     outputs = [("--plot", Path(args.plot).expanduser() / name) for name in PLOTS] if args.plot else []
     refuse_shared([("--model", args.model), ("--log", args.log), *outputs], inputs=("--model", "--log"))
-    ckpt = load(args.model)
+    ckpt = load(args.model, optimizer=False)  # the weights alone: the optimizer's arrays are never read
     if args.log is not None and args.plot is None:
         raise XpnetError("--log only feeds the curves of --plot: add --plot DIR, or leave --log out")
     if args.plot is not None:
@@ -153,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{data.source} has {class_list(data.classes)} of {data.n_features}: give the --data-dir the model "
             "was trained on"
         )
+    if data.folder is not None and outputs:  # no plot may replace an IDX file read, nor go in a picture folder
+        read = [data.folder] if data.name == "folder" else idx_files(Path(data.folder))[0].values()
+        refuse_shared([*(("--data-dir", f) for f in read), *outputs], inputs=("--data-dir",))
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
 
@@ -167,40 +152,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = f"{data.name}, {layer_text(ckpt.sizes)} {ckpt.config.activation}, epoch {ckpt.kept_epoch}"
         if epochs is None:  # the checkpoint's own history, shaped like the log's records
             epochs = [{k: getattr(s, k) for k in EPOCH_KEYS} for s in ckpt.state.history]
-        if epochs:
-            kept = ckpt.kept_epoch if ckpt.state.restored else None  # --patience: the curves mark the epoch kept
-            written.append(plots.save(plots.curves(epochs, name, kept), outputs[0][1]))
-        else:
-            say("no epochs logged: the training curves are left out", file=sys.stderr)
-        title = f"{name}: test accuracy {100 * cm_accuracy(cm):.2f}%"
-        written.append(plots.save(plots.confusion(cm, labels, title), outputs[1][1]))
+        kept = ckpt.kept_epoch if ckpt.state.restored else None  # --patience: the curves mark the epoch kept
         p_true = probs[np.arange(len(y)), y]
         wrong = np.flatnonzero(pred != y)
         worst = wrong[np.argsort(p_true[wrong], kind="stable")][:N_WORST]
-        if worst.size:
-            title = f"the {len(worst)} test images the model got most wrong (true → predicted)"
-            grid = plots.worst(
-                data.x_test[worst], data.image_shape, y[worst], pred[worst], p_true[worst], labels, title
-            )
-            written.append(plots.save(grid, outputs[2][1]))
-        else:
-            say("no test image is misclassified: worst-misclassified.png is left out", file=sys.stderr)
+        title = f"the {len(worst)} test images the model got most wrong (true → predicted)"
+        figures = [  # each figure, or why it is left out
+            plots.curves(epochs, name, kept) if epochs else "no epochs logged: the training curves are left out",
+            plots.confusion(cm, labels, f"{name}: test accuracy {100 * cm_accuracy(cm):.2f}%"),
+            plots.worst(data.x_test[worst], data.image_shape, y[worst], pred[worst], p_true[worst], labels, title)
+            if worst.size
+            else "no test image is misclassified: worst-misclassified.png is left out",
+        ]
+        for figure, (_, path) in zip(figures, outputs):
+            if isinstance(figure, str):
+                say(figure, file=sys.stderr)
+            else:
+                written.append(plots.save(figure, path))
         say("wrote " + ", ".join(map(str, written)))
 
     if args.json:
-        precision, recall = ([None if math.isnan(v) else float(v) for v in vs] for vs in precision_recall(cm))
-        summary = {
-            "model": str(ckpt.path),
-            "dataset": data.name,
-            "n_test": int(cm.sum()),
-            "accuracy": cm_accuracy(cm),
-            "classes": list(ckpt.names),
-            "precision": precision,
-            "recall": recall,
-            "confusion_matrix": cm.tolist(),
-            "plots": [str(p) for p in written],
-        }
-        say(json.dumps(summary))
+        precision, recall = ([json_number(float(v)) for v in vs] for vs in precision_recall(cm))
+        summary = {"model": str(ckpt.path), "dataset": data.name, "n_test": int(cm.sum()), "accuracy": cm_accuracy(cm)}
+        summary |= {"classes": list(ckpt.names), "precision": precision, "recall": recall}
+        say(json.dumps(summary | {"confusion_matrix": cm.tolist(), "plots": [str(p) for p in written]}))
     return 0
 
 

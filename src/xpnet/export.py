@@ -1,8 +1,6 @@
-"""``python -m xpnet.export --model model.npz --onnx model.onnx``: a saved model as an ONNX graph.
-
-The graph (Gemm, the activation, Softmax) runs in any ONNX runtime: a web page, a phone, another language.
-Its input is float32 rows of pixels in [0, 1] (a picture prepared as ``predict`` prepares it, divided by 255);
-its outputs are ``label`` and ``probabilities`` (docs/api.md).
+"""``python -m xpnet.export --model model.npz --onnx model.onnx``: a saved model as an ONNX graph, for any ONNX
+runtime (a web page, a phone, another language): float32 rows of pixels in [0, 1] in (a picture prepared as
+``predict`` prepares it, divided by 255), ``label`` and ``probabilities`` out (docs/api.md).
 """
 
 from __future__ import annotations
@@ -16,8 +14,6 @@ from .files import check_writable, refuse_shared
 from .library.export import write_onnx
 from .nn import layer_text
 from .training.model import load
-
-PROG = "xpnet.export"
 
 
 def build_parser() -> cli.ArgumentParser:
@@ -44,12 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     refuse_shared({"--model": args.model, "--onnx": args.onnx})
     path = check_writable(args.onnx, flag="--onnx", example="model.onnx")
-    model = load(args.model)
+    model = load(args.model, optimizer=False)  # the weights alone: the optimizer's arrays are never read
     write_onnx(model, path)
-    sizes = layer_text(model.sizes)
-    say(f"wrote {path}: the {sizes} {model.activation} model, {len(model.classes)} classes")
+    say(f"wrote {path}: the {layer_text(model.sizes)} {model.activation} model, {len(model.classes)} classes")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, prog=PROG))
+    sys.exit(cli.run(main, prog="xpnet.export"))

@@ -1,9 +1,8 @@
 """Writing files safely: check a destination before any work, replace it atomically, lock what a run writes.
 
-A failure to write (a full disk above all) is a `WriteError`: one line, exit 1, nothing half-written left.
-A symlink is followed; a destination that is not a regular file (a device, a FIFO), or that has a second
-name (a hard link, which a second run could write without meeting the lock), is refused. Folders made for a
-write that fails are removed again.
+A failure to write (a full disk above all) is a `WriteError`: one line, exit 1, nothing half-written left, not
+even the folders made for it. A symlink is followed; a device, a FIFO or a file with a second name (a hard
+link, which a second run could write without meeting the lock) is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import errno
 import os
 import stat
 import tempfile
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
@@ -40,19 +40,16 @@ def write_failed(path: Path, e: OSError) -> WriteError:
     return WriteError(f"cannot write {path}: {reason(e)}; free some space or choose another place", reason(e))
 
 
-def _refuse_special(path: Path, flag: str) -> None:
-    """Refuse a destination that is neither a regular file nor a folder (after following symlinks), and one
-    whose links go round in a loop (``ln -s loop loop``): writing there would replace a link with a file."""
+def _special(path: Path, flag: str) -> str:
+    """Why a file cannot replace ``path``: a device, pipe or socket (after following symlinks), or links that
+    go round in a loop (``ln -s loop loop``); "" when it can (missing, a dangling link, a file or a folder)."""
     try:
         mode = os.stat(path).st_mode
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            why = f"its symbolic links go round in a loop; fix the link or choose another {flag}"
-            raise XpnetError(f"cannot save to {path}: {why}") from None
-        return  # missing (or a dangling link): it will be created
-    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        why = f"it is not a regular file (a device, pipe or socket); choose another {flag}"
-        raise XpnetError(f"cannot save to {path}: {why}")
+    except OSError as e:  # missing or a dangling link (it will be created), or a loop
+        return f"its symbolic links go round in a loop; choose another {flag}" if e.errno == errno.ELOOP else ""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    return f"it is not a regular file (a device, pipe or socket); choose another {flag}"
 
 
 def check_writable(path: str | Path, flag: str = "--save", example: str = "model.npz") -> Path:
@@ -61,11 +58,12 @@ def check_writable(path: str | Path, flag: str = "--save", example: str = "model
     if not str(path).strip():
         raise XpnetError(f"{flag} needs a file name, got an empty one; give a path like {example or 'out'}")
     path = Path(path).expanduser()
-    _refuse_special(path, flag)
     real = Path(os.path.realpath(path))  # a link's target, whose folders are the ones written
     try:
         folder = next(p for p in real.parents if p.exists())  # the folder the missing ones will go in
-        if real.is_dir():
+        if special := _special(path, flag):
+            why = special
+        elif real.is_dir():
             why = f"give a file name like {path / example}" if example else f"move it or choose another {flag}"
             why = f"it is a folder; {why}"
         elif real.exists() and (links := os.stat(real).st_nlink) > 1:
@@ -83,14 +81,14 @@ def check_writable(path: str | Path, flag: str = "--save", example: str = "model
 
 
 def make_folders(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; return the ones made, outermost first, for `remove_folders`."""
+    """Create ``folder`` and its missing parents; return the ones made, outermost first."""
     made = [p for p in (*reversed(folder.parents), folder) if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     return made
 
 
 def remove_folders(made: list[Path]) -> None:
-    """Remove the folders a failed write made (`make_folders`), innermost first; any that holds something stays."""
+    """Remove the folders `make_folders` made, innermost first; any that holds something stays."""
     for folder in reversed(made):
         with contextlib.suppress(OSError):
             folder.rmdir()
@@ -100,20 +98,13 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Create or replace ``path`` (a symlink's target) with what ``write`` writes, all or nothing: a temporary
     file beside it, fsynced, renamed over it, the folder fsynced. Raises `WriteError`."""
     target = Path(os.path.realpath(path))
-    _refuse_special(target, "path")
+    if why := _special(target, "path"):
+        raise XpnetError(f"cannot save to {target}: {why}")
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     made: list[Path] = []
     try:
         made = make_folders(target.parent)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as e:
-        remove_folders(made)
-        raise write_failed(path, e) from None
-    try:
-        if hasattr(os, "fchmod"):  # mkstemp makes the file private (0600); give it the mode open() would
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:  # the mode open() gives a new file, unlike mkstemp's private 0600
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -142,10 +133,11 @@ def refuse_shared(
     allowed: set[frozenset[str]] = frozenset(),
     inputs: Collection[str] = INPUTS,
 ) -> None:
-    """Refuse, before anything is written, an output (a role not in ``inputs``) that is also an input, another
-    output or one of this process's standard streams (``--log /proc/self/fd/1``), unless the pair of flags is
-    ``allowed``. Files are compared by identity: a symlink is the file it names, a hard link the same inode."""
+    """Refuse, before anything is written, an output (a role not in ``inputs``) that is an input, another output
+    or a standard stream (``--log /proc/self/fd/1``) unless the pair of flags is ``allowed``, or that lies in an
+    input folder listed before it. Identity counts: a symlink is the file it names, a hard link its inode."""
     seen: dict[object, str] = {}
+    folders: dict[str, str] = {}  # input folders, by real path
     for fd in (1, 2, 0):  # a terminal or /dev/null is no file to replace (check_writable refuses devices)
         with contextlib.suppress(OSError):
             if stat.S_ISREG((st := os.fstat(fd)).st_mode):
@@ -153,11 +145,17 @@ def refuse_shared(
     for flag, p in paths.items() if isinstance(paths, Mapping) else paths:
         if p is None or not str(p).strip():
             continue
+        real = os.path.realpath(Path(p).expanduser())
+        if flag in inputs and os.path.isdir(real):
+            folders[real] = flag
+        holder = next((f for d, f in folders.items() if real.startswith(d + os.sep)), None)
+        if holder and flag not in inputs:
+            raise XpnetError(f"{flag} {p} is inside the {holder} folder, which is read; choose another {flag}")
         try:
-            st = os.stat(Path(p).expanduser())
+            st = os.stat(real)
             key: object = (st.st_dev, st.st_ino)
         except OSError:  # not there yet: its path is all there is
-            key = os.path.realpath(Path(p).expanduser())
+            key = real
         if key not in seen:
             seen[key] = flag
             continue
@@ -176,46 +174,34 @@ def locked(paths: Mapping[str, Path | None]) -> Iterator[None]:
     folders made for it that nothing was written into."""
     with contextlib.ExitStack() as stack:
         for flag, path in paths.items():
-            if path is not None and fcntl is not None:
-                stack.enter_context(_lock(path, flag))
+            if path is None or fcntl is None:
+                continue
+            real = Path(os.path.realpath(path))
+            lock = real.with_name(f".{real.name}.lock")
+            try:
+                stack.callback(remove_folders, make_folders(real.parent))
+                while True:
+                    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                        os.close(fd)
+                        why = f"is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
+                        raise XpnetError(f"{flag} {path} {why}") from None
+                    if os.fstat(fd).st_nlink:  # else the run that held it removed it as it ended: lock the new one
+                        break
+                    os.close(fd)
+            except OSError as e:
+                raise write_failed(lock, e) from None
+            stack.callback(os.close, fd)
+            stack.callback(_remove, lock)  # before the close: no other run may lock a file about to go
+            with contextlib.suppress(OSError):  # only names the holder: a full disk must not stop the run here
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
         yield
 
 
-@contextlib.contextmanager
-def _lock(path: Path, flag: str) -> Iterator[None]:
-    real = Path(os.path.realpath(path))
-    lock_path = real.with_name(f".{real.name}.lock")
-    try:
-        made = make_folders(real.parent)
-    except OSError as e:
-        raise write_failed(lock_path, e) from None
-    try:
-        while True:
-            try:
-                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-            except OSError as e:
-                raise write_failed(lock_path, e) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise XpnetError(
-                    f"{flag} {path} is in use by another xpnet run (pid {holder}); wait for it to end or choose another"
-                ) from None
-            # The run that held it may have removed the file we opened as it ended: lock the one at the path then.
-            with contextlib.suppress(FileNotFoundError):
-                if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
-                    break
-            os.close(fd)
-        with contextlib.suppress(OSError):  # only names the holder: a full disk must not stop the run here
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(lock_path)
-            os.close(fd)
-    finally:
-        remove_folders(made)
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()

@@ -1,25 +1,24 @@
 """``python -m xpnet.predict --model model.npz IMAGE...``: classify pictures of digits (or garments).
 
-Each picture (PNG, JPEG or anything else Pillow reads, or a NumPy ``.npy`` array) is prepared the way the
-model's data set was (`data/images.py`) and classified on the chosen backend. A file that cannot be read is
-one line on stderr; the others are still classified, and the exit status is then 1.
+Each picture (a file of one of `data.pictures.FORMATS`, or a NumPy ``.npy`` array) is prepared the way the
+model's data set was (`data/images.py`) and classified. A file that cannot be read is one line on stderr; the
+others are still classified, and the exit status is then 1.
 """
 
 from __future__ import annotations
 
-import io
+import functools
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from .backend import resolve_backend
 from .cli import common as cli
-from .data.pictures import PictureError, import_pillow, prepare_file
+from .data.pictures import FORMATS, LIMITS, PictureError, import_pillow, prepare_file
 from .errors import say
 from .files import atomic_write, check_writable, refuse_shared
 from .training.model import load
@@ -46,19 +45,15 @@ def build_parser() -> cli.ArgumentParser:
             },
         ),
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG (any format Pillow reads) or .npy files")
+    formats = f"picture files ({', '.join(FORMATS)}; at most {LIMITS}) or .npy arrays"
+    p.add_argument("images", nargs="+", metavar="IMAGE", help=formats)
     p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
+    p.add_argument("--top", type=cli.positive_int, default=1, metavar="K", help="show the K likeliest classes")
     p.add_argument(
-        "--top", type=cli.positive_int, default=1, metavar="K", help="show the K likeliest classes (default: 1)"
-    )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON object per line, one per IMAGE in order (unreadable ones with an 'error')",
+        "--json", action="store_true", help="one JSON object per IMAGE, a line each, in order (errors with 'error')"
     )
     p.add_argument(
         "--save-input",
-        default=None,
         metavar="DIR",
         help=f"write the image the model saw for each IMAGE to DIR/<name>.seen.png, enlarged to at least "
         f"{SEEN_SIDE} pixels (nearest neighbour: each model pixel a square); DIR is created if missing",
@@ -79,15 +74,6 @@ def unique_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
-def save_png(pil: ModuleType, path: Path, pixels: np.ndarray) -> None:
-    """``pixels`` enlarged to at least `SEEN_SIDE` a side, nearest neighbour (each pixel a square: smoothing
-    would hide what the model saw), written as a PNG."""
-    k = -(-SEEN_SIDE // max(pixels.shape))
-    buf = io.BytesIO()
-    pil.fromarray(np.kron(pixels, np.ones((k, k), pixels.dtype)), mode="L").save(buf, format="PNG")
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
-
-
 def answer(file: str, probs: np.ndarray, best: int, labels: Sequence[str], top: int) -> dict[str, Any]:
     """What ``--json`` prints for one picture (``serve``'s ``POST /predict`` answers the same): its class
     ``best`` (the largest logit) and the ``top`` likeliest classes, from its row of probabilities."""
@@ -99,51 +85,46 @@ def answer(file: str, probs: np.ndarray, best: int, labels: Sequence[str], top: 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths = [Path(p) for p in args.images]
-    names = unique_names(paths)
     save_dir = Path(args.save_input).expanduser() if args.save_input is not None else None
-    outputs = [("--save-input", save_dir / name) for name in names] if save_dir is not None else []
-    refuse_shared([("--model", args.model), *(("IMAGE", p) for p in paths), *outputs])
-    for _, path in outputs:
+    seen = [save_dir / name for name in unique_names(paths)] if save_dir is not None else []
+    refuse_shared([("--model", args.model), *(("IMAGE", p) for p in paths), *(("--save-input", p) for p in seen)])
+    for path in seen:
         check_writable(path, "--save-input", "")  # the first picture makes the folder
-    model = load(args.model)
+    model = load(args.model, optimizer=False)  # the weights alone: the optimizer's arrays are never read
     layout = model.picture_layout()
-    needs_pillow = save_dir is not None or any(p.suffix.lower() != ".npy" for p in paths)
-    pil = import_pillow() if needs_pillow else None
+    pil = import_pillow() if save_dir is not None or any(p.suffix.lower() != ".npy" for p in paths) else None
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
-    model = model.on(backend)
 
-    prepared: dict[int, np.ndarray] = {}
-    errors: dict[int, str] = {}
-    for i, path in enumerate(paths):
+    prepared: list[np.ndarray | str] = []  # each picture, or why it could not be read
+    for path in paths:
         try:
-            prepared[i] = prepare_file(path, pil, layout)
+            prepared.append(prepare_file(path, pil, layout))
         except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError; the others go on
-            errors[i] = str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"
-            say(f"{PROG}: {path}: {e}", file=sys.stderr)
-    rows = [prepared[i].ravel() for i in prepared]
-    classes, probs = model.classify(np.stack(rows) if rows else np.zeros((0, layout.n_features), np.uint8))
-    found = {i: row for row, i in enumerate(prepared)}
-    for i, path in enumerate(paths):
-        if i in errors:
+            prepared.append("too large to prepare in memory" if isinstance(e, MemoryError) else str(e))
+            say(f"{PROG}: {path}: {prepared[-1]}", file=sys.stderr)
+    good = [a for a in prepared if not isinstance(a, str)]
+    classes, probs = model.on(backend).classify(np.array(good, np.uint8).reshape(len(good), layout.n_features))
+    k = -(-SEEN_SIDE // layout.side)  # --save-input: each pixel a k x k square (smoothing would hide what it saw)
+    rows = iter(range(len(good)))
+    for i, (path, picture) in enumerate(zip(paths, prepared)):
+        if isinstance(picture, str):
             if args.json:
-                say(json.dumps({"file": str(path), "error": errors[i]}))
+                say(json.dumps({"file": str(path), "error": picture}))
             continue
-        result = answer(str(path), probs[found[i]], int(classes[found[i]]), model.names, args.top)
+        r = next(rows)
+        result = answer(str(path), probs[r], int(classes[r]), model.names, args.top)
         if save_dir is not None:
-            result["seen"] = str(save_dir / names[i])
-            save_png(pil, save_dir / names[i], prepared[i])
+            result["seen"] = str(seen[i])
+            big = pil.fromarray(np.kron(picture, np.ones((k, k), np.uint8)), mode="L")
+            atomic_write(seen[i], functools.partial(big.save, format="PNG"))
         # Else a line like ``7.png: 7 (98.5%); then 1 (1.2%)``.
         first, *rest = (f"{c['name']} ({100 * c['probability']:.1f}%)" for c in result["top"])
         say(json.dumps(result) if args.json else f"{path}: {first}" + (f"; then {', '.join(rest)}" if rest else ""))
-    if save_dir is not None and not args.json and prepared:
-        k = -(-SEEN_SIDE // layout.side)
-        say(
-            f"the images the model saw: {save_dir}/*.seen.png ({layout.side}x{layout.side}, "
-            f"each pixel shown as a {k}x{k} square)",
-            file=sys.stderr,
-        )
-    return 1 if errors else 0
+    if save_dir is not None and not args.json and good:
+        side = f"{layout.side}x{layout.side}, each pixel shown as a {k}x{k} square"
+        say(f"the images the model saw: {save_dir}/*.seen.png ({side})", file=sys.stderr)
+    return 1 if len(good) < len(paths) else 0
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """The pictures of ``xpnet.evaluate --plot``: training curves, confusion matrix, worst mistakes.
 
-Drawn with matplotlib's object API on its Agg (file-only) canvas: no pyplot state, no display needed. Each
-PNG is rendered in memory and then written atomically, so an interrupted run leaves whole files.
+Drawn with matplotlib's object API on its Agg (file-only) canvas: no pyplot state, no display needed; each
+PNG written atomically, so an interrupted run leaves whole files.
 """
 
 from __future__ import annotations
 
-import io
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,18 +28,13 @@ def require_matplotlib() -> None:
 
 
 def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # savefig draws it on the Agg canvas
 
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
 def save(fig: Any, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    atomic_write(path, functools.partial(fig.savefig, format="png", dpi=DPI))
     return path
 
 
@@ -54,8 +49,7 @@ def curves(epochs: Sequence[dict[str, Any]], title: str, kept: int | None = None
     for split, color in (("train", "tab:blue"), ("val", "tab:green"), ("test", "tab:orange")):
         points = [(e["epoch"], 100 * e[f"{split}_accuracy"]) for e in epochs if e.get(f"{split}_accuracy") is not None]
         if points:
-            label = "validation" if split == "val" else split
-            acc_ax.plot(*zip(*points), marker=marker, label=label, color=color)
+            acc_ax.plot(*zip(*points), marker=marker, label="validation" if split == "val" else split, color=color)
     acc_ax.set(title="accuracy", xlabel="epoch", ylabel="%")
     for ax in axes:
         if kept is not None:
@@ -79,16 +73,13 @@ def confusion(cm: np.ndarray, labels: Sequence[str], title: str) -> Any:
     image = ax.imshow(shade, cmap="Blues", vmin=0.0, vmax=1.0)
     for (i, j), count in np.ndenumerate(cm):
         if count:
-            ax.text(
-                j, i, str(count), ha="center", va="center", fontsize=8, color="white" if shade[i, j] > 0.6 else "black"
-            )
+            ax.text(j, i, count, ha="center", va="center", fontsize=8, color="white" if shade[i, j] > 0.6 else "black")
     ax.set_xticks(range(len(labels)), labels, rotation=45 if long_names else 0, ha="right" if long_names else "center")
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
-    bar = fig.colorbar(image, ax=ax, shrink=0.8)
     ticks = [0.0, 0.01, 0.05, 0.2, 0.5, 1.0]
+    bar = fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
     bar.set_ticks(np.sqrt(ticks), labels=[f"{100 * t:g}%" for t in ticks])
-    bar.set_label("share of the true class")
     return fig
 
 
