@@ -11,8 +11,7 @@ from ..errors import DataError
 from .images import Layout
 
 DATASETS = ("mnist", "fashion-mnist", "digits", "idx", "folder")
-# Sets read from a folder the user names (--data-dir), never downloaded: any classes, named or numbered.
-LOCAL_SETS = ("idx", "folder")
+LOCAL_SETS = ("idx", "folder")  # read from the folder the caller names (data_dir), never downloaded
 DIGITS = tuple(str(k) for k in range(10))
 # Each named set's classes in the order of its labels (Fashion-MNIST's from Zalando's README).
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -25,8 +24,7 @@ IDX_FILES = {
 }
 SPLIT_SEED = 0
 # A --val-split to suggest before a named set is read, about a tenth of its training images (None: unknown).
-EXAMPLE_VAL_SPLIT = {"mnist": 5000, "fashion-mnist": 5000, "digits": 150}
-example_val_split = EXAMPLE_VAL_SPLIT.get
+example_val_split = {"mnist": 5000, "fashion-mnist": 5000, "digits": 150}.get
 
 
 @dataclass(frozen=True)
@@ -63,10 +61,9 @@ class Dataset:
 
     @property
     def folder(self) -> str | None:
-        """The folder the set was read from, made absolute (a checkpoint records it), or None (digits, arrays)."""
-        if self.name == "digits" or not self.source or not Path(self.source).is_dir():
-            return None
-        return str(Path(self.source).expanduser().absolute())
+        """The folder the set was read from, made absolute (a checkpoint records it), or None (digits, arrays, a
+        folder that cannot be looked at)."""
+        return None if self.name == "digits" or not os.path.isdir(self.source) else str(Path(self.source).absolute())
 
 
 def class_names(name: str) -> tuple[str, ...]:

@@ -31,7 +31,6 @@ USER_AGENT = f"xpnet/{__version__} (Python-urllib/{urllib.request.__version__}; 
 TIMEOUT_S = 5.0
 DEADLINE_S = 1800.0  # for the whole download: MNIST's 55 MB at 30 kB/s
 DEADLINE_ENV, MIRRORS_ENV = "XPNET_DOWNLOAD_DEADLINE", "XPNET_MIRRORS"
-CHUNK = 1 << 16
 TOO_SLOW = "too slow: the download deadline passed"
 
 # Published checksums of the compressed files: MD5 as torchvision and the authors list them, SHA-256 of
@@ -106,11 +105,8 @@ def parse_mirrors(text: str | Sequence[str] | None, where: str = "{name}") -> tu
 def source_for(name: str, mirrors: Sequence[str] | None = None) -> Source:
     """The `Source` of data set ``name``; ``mirrors`` (else ``$XPNET_MIRRORS``) replaces its mirror list, with
     ``{dataset}`` in a URL made the data set's name."""
-    if name not in SOURCES:
-        raise DataError(f"{name} has no download source: choose one of {', '.join(SOURCES)}")
     chosen = parse_mirrors(mirrors) if mirrors else parse_mirrors(os.environ.get(MIRRORS_ENV), MIRRORS_ENV)
-    source = SOURCES[name]
-    return source._replace(mirrors=tuple(m.replace("{dataset}", name) for m in chosen)) if chosen else source
+    return SOURCES[name]._replace(mirrors=tuple(m.replace("{dataset}", name) for m in chosen or SOURCES[name].mirrors))
 
 
 class MissingData(DataError):
@@ -130,8 +126,7 @@ class _Unreachable(_Rejected):
 
 
 class _Until(io.RawIOBase):
-    """A socket's reads, each waiting at most the socket's timeout and all ending by ``until`` (a
-    `time.monotonic` instant): a server dripping its headers or body a byte at a time cannot outlast it."""
+    """A socket's reads, each within its timeout and all by ``until``: a server that drips cannot outlast it."""
 
     def __init__(self, raw: io.RawIOBase, sock, until: float):
         self.raw, self.sock, self.until, self.timeout = raw, sock, until, sock.gettimeout()
@@ -173,9 +168,8 @@ class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
 
 
 def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: float, f: BinaryIO) -> None:
-    """Write what ``url`` holds to ``f`` (`files.atomic_write`'s, which leaves it to its `OSError`), calling
-    ``progress(done, total)``. Any failure of the mirror is a `_Rejected`: the transfer fails or is still going
-    at ``until``, or its checksum matches none of ``accepted``."""
+    """Write what ``url`` holds to ``f`` (`files.atomic_write`'s), calling ``progress(done, total)``; a failure of
+    the mirror (or no end by ``until``, or a checksum other than all ``accepted``) is a `_Rejected`."""
     hashes, done = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}, 0
     try:
         if url.startswith("file:"):
@@ -190,7 +184,7 @@ def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: fl
             raise TimeoutError(TOO_SLOW)
         with response:
             total = getattr(response, "length", None)  # an HTTP answer's Content-Length
-            while chunk := response.read1(CHUNK):  # what has arrived: read() would wait for all CHUNK
+            while chunk := response.read1(1 << 16):  # what has arrived: read() would wait for all CHUNK
                 f.write(chunk)
                 for h in hashes.values():
                     h.update(chunk)
@@ -200,8 +194,6 @@ def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: fl
     except urllib.error.HTTPError as e:
         raise _Rejected(f"HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:  # refused, DNS failure, timeout: the host itself is out of reach
-        if isinstance(e.reason, ssl.SSLCertVerificationError):
-            raise _Unreachable("TLS certificate not trusted (set SSL_CERT_FILE to your CA bundle)") from None
         raise _Unreachable(f"cannot connect: {reason(e.reason)}") from None
     except TimeoutError:
         raise _Unreachable(TOO_SLOW if time.monotonic() >= until else f"no data for {timeout:g} s") from None
@@ -214,9 +206,9 @@ def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: fl
         raise _Rejected(f"checksum mismatch (md5 {digests['md5']}, expected {' or '.join(accepted)})")
 
 
-def fix_lines(files: Sequence[str], directory: Path) -> list[str]:
-    """Where the missing ``files`` go, wrapped to lines of about 100 characters."""
-    text = f"put {', '.join(files)} in {directory} (or pass --data-dir DIR),"
+def fix_lines(files: Sequence[str], directory: Path, other: str) -> list[str]:
+    """Where the missing ``files`` go, or the ``other`` way, wrapped to lines of about 100 characters."""
+    text = f"put {', '.join(files)} in {directory}, or {other}"
     return textwrap.wrap(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
@@ -229,10 +221,8 @@ def download(
     deadline: float | None = None,
 ) -> list[Path]:
     """Download ``files`` (default: all of ``source``'s) into ``directory``, trying mirrors in order, all of it
-    within ``deadline`` seconds (default: ``$XPNET_DOWNLOAD_DEADLINE``, else `DEADLINE_S`).
-
-    ``progress(file_name)`` returns a callback ``(bytes_done, bytes_total)`` for that file. When no mirror
-    delivers a file, `DownloadError` names the directory, the files and the alternatives.
+    within ``deadline`` seconds (default: ``$XPNET_DOWNLOAD_DEADLINE``, else `DEADLINE_S`); ``progress(file)``
+    returns a callback ``(bytes_done, bytes_total)`` for that file. `DownloadError` when no mirror delivers one.
     """
     if deadline is None:
         text = os.environ.get(DEADLINE_ENV) or str(DEADLINE_S)
@@ -240,8 +230,6 @@ def download(
             raise DataError(f"{DEADLINE_ENV}={text!r} is not a positive number of seconds: fix or unset it")
         deadline = float(text)
     until, directory = time.monotonic() + deadline, Path(directory)
-    if directory.exists() and not os.access(directory, os.W_OK):  # a bad request (exit 2), unlike a full disk
-        raise DownloadError(f"cannot write in data directory {directory}: permission denied; pass --data-dir DIR")
     names, unreachable = list(source.digests if files is None else files), set()
     for name in names:
         reasons = []
@@ -250,9 +238,9 @@ def download(
             try:  # atomic_write removes the folders it made for a file that does not arrive
                 atomic_write(directory / name, partial(fetch, base + name, source.digests[name], timeout, bar, until))
                 break
-            except WriteError as e:  # a full disk, a quota
-                why = f"{e.reason}; free space or pass --data-dir DIR"
-                raise DownloadError(f"cannot write {directory / name}: {why}", exit_status=1) from None
+            except WriteError as e:  # a full disk, a quota, a folder one may not write in
+                message = f"cannot write {directory / name}: {e.reason}; choose another {{name}}"
+                raise DownloadError(message, exit_status=1, parameter="data_dir") from None
             except _Rejected as e:
                 if isinstance(e, _Unreachable):
                     unreachable.add(base)
@@ -260,7 +248,7 @@ def download(
         else:
             reasons = reasons or [f"  {'no reachable mirror left' if source.mirrors else 'no mirrors configured'}"]
             proxy = ["  behind a proxy? set HTTPS_PROXY"] if unreachable else []
-            tip = f"or set {MIRRORS_ENV} or --mirror to a reachable mirror, or use --dataset digits (no download)"
-            details = [*reasons, *proxy, *fix_lines(list(source.digests), directory), tip]
-            raise DownloadError(f"{source.name} not found in {directory}, and the download failed:", details=details)
+            fix = fix_lines(list(source.digests), directory, f"set {MIRRORS_ENV}, or use the digits set (no download)")
+            message = f"{source.name} not found in {directory}, and the download failed (give other {{name}}):"
+            raise DownloadError(message, details=[*reasons, *proxy, *fix], parameter="mirrors")
     return [directory / name for name in names]
