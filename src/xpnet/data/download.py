@@ -1,9 +1,6 @@
-"""Download the named sets' IDX files from ordered mirrors, each written through `files.atomic_write` and kept
-only when a published checksum matches. A mirror out of reach is skipped for the remaining files, and the whole
-download, headers included, ends by a deadline however slowly a mirror answers."""
-
-# Not pooch (1.8): one URL per file (no mirrors in order, none skipped once unreachable), no file://, and a
-# timeout per read with no deadline for the whole, so a mirror that trickles a byte at a time holds a run for days.
+"""Download the named sets' IDX files from mirrors in order, each kept only when a published checksum matches. A
+mirror out of reach is skipped for the remaining files; the whole download ends by a deadline however slowly a
+mirror answers. Not pooch (1.8): one URL per file, no file://, and a timeout per read but no overall deadline."""
 
 import hashlib
 import http.client
@@ -26,9 +23,7 @@ from ..files import WriteError, atomic_write
 from .npy import open_regular
 
 USER_AGENT = f"xpnet/{__version__} (Python-urllib/{urllib.request.__version__}; dataset download)"
-# Per connect and per read: an unreachable mirror costs this once (then it is skipped), so an offline machine
-# with three mirrors answers within about 15 s; a live mirror never pauses this long.
-TIMEOUT_S = 5.0
+TIMEOUT_S = 5.0  # per connect and per read: an offline machine with three mirrors answers within about 15 s
 DEADLINE_S = 1800.0  # for the whole download: MNIST's 55 MB at 30 kB/s
 DEADLINE_ENV, MIRRORS_ENV = "XPNET_DOWNLOAD_DEADLINE", "XPNET_MIRRORS"
 TOO_SLOW = "too slow: the download deadline passed"
@@ -91,14 +86,13 @@ def parse_mirrors(text: str | Sequence[str] | None, where: str = "{name}") -> tu
     that no request could use is a `DataError` telling to fix ``where`` (by default the parameter ``mirrors``)."""
     urls = text.replace(",", " ").split() if isinstance(text, str) else list(text or ())
     for url in urls:
-        try:  # reading .port refuses one out of range; a file:// URL needs no host
+        try:  # reading .port refuses one out of range, as urlsplit does a malformed IPv6 address
             parts = urllib.parse.urlsplit(url)
-            ok = parts.scheme == "file" or (parts.scheme in ("http", "https") and parts.hostname and parts.port != 0)
-        except ValueError:  # a malformed IPv6 address
-            ok = False
-        if not ok:
-            message = f"mirror {url!r} is not an http://, https:// or file:// URL: fix {where}"
-            raise DataError(message, parameter="mirrors")
+            if parts.scheme == "file" or (parts.scheme in ("http", "https") and parts.hostname and parts.port != 0):
+                continue
+        except ValueError:
+            pass
+        raise DataError(f"mirror {url!r} is not an http://, https:// or file:// URL: fix {where}", parameter="mirrors")
     return tuple(u if u.endswith("/") else u + "/" for u in urls)
 
 
@@ -154,11 +148,7 @@ class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
         self.until = until
 
     def do_open(self, http_class, request, **kwargs):
-        def connection(*args, **kw):
-            made = http_class(*args, **kw)
-            made.response_class = self.response
-            return made
-
+        connection = type("Connection", (http_class,), {"response_class": self.response})
         return super().do_open(connection, request, **kwargs)
 
     def response(self, sock, *args, **kwargs) -> http.client.HTTPResponse:
@@ -220,10 +210,9 @@ def download(
     progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
     deadline: float | None = None,
 ) -> list[Path]:
-    """Download ``files`` (default: all of ``source``'s) into ``directory``, trying mirrors in order, all of it
-    within ``deadline`` seconds (default: ``$XPNET_DOWNLOAD_DEADLINE``, else `DEADLINE_S`); ``progress(file)``
-    returns a callback ``(bytes_done, bytes_total)`` for that file. `DownloadError` when no mirror delivers one.
-    """
+    """Download ``files`` (default: all of ``source``'s) into ``directory``, trying mirrors in order, all within
+    ``deadline`` seconds (default: ``$XPNET_DOWNLOAD_DEADLINE``, else `DEADLINE_S`); ``progress(file)`` returns a
+    callback ``(bytes_done, bytes_total)``. `DownloadError` when no mirror delivers a file."""
     if deadline is None:
         text = os.environ.get(DEADLINE_ENV) or str(DEADLINE_S)
         if not text.replace(".", "", 1).isdigit() or not float(text) > 0:

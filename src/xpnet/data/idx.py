@@ -22,7 +22,7 @@ class IdxError(DataError):
     """An IDX file is malformed."""
 
 
-def _dims(shape: Sequence[int | None]) -> str:
+def _dims(shape: Sequence[int | None]) -> str:  # (None, 28, 28) -> Nx28x28
     return "x".join("N" if d is None else str(d) for d in shape)
 
 
@@ -49,12 +49,9 @@ def read_stream(f: BinaryIO, name: str, ndim: int, shape: Sequence[int | None] |
         raise IdxError(f"{name}: expected shape {_dims(shape)}, found {_dims(found)}")
     if min(found) < 1:
         raise IdxError(f"{name}: expected every dimension to be at least 1, found shape {_dims(found)}")
-    size = math.prod(found)
-    if size > MAX_PAYLOAD:
-        raise IdxError(
-            f"{name}: its header declares shape {_dims(found)} ({size} bytes), more than xpnet reads "
-            f"({MAX_PAYLOAD >> 30} GiB): not an MNIST-style file"
-        )
+    if (size := math.prod(found)) > MAX_PAYLOAD:
+        why = f"more than xpnet reads ({MAX_PAYLOAD >> 30} GiB): not an MNIST-style file"
+        raise IdxError(f"{name}: its header declares shape {_dims(found)} ({size} bytes), {why}")
     payload = read_exactly(f, size)
     expected = f"expected {len(head) + size} bytes for shape {_dims(found)}"
     if len(payload) < size:

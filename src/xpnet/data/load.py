@@ -50,28 +50,20 @@ def load_idx_dataset(name: str, directory: Path) -> Dataset:
         tip = f"let python -m xpnet.train --dataset {name}{where} --epochs 1 download them there"
         raise dl.MissingData(f"{name} not found in {directory}", details=dl.fix_lines(missing, directory, tip))
     a = {k: read_idx(p, 3, (None, *IMAGE_SHAPE)) if "images" in k else read_idx(p, 1) for k, p in files.items()}
-    n_classes = len(CLASS_NAMES.get(name, ()))  # only the named sets have a fixed class count
+    classes = CLASS_NAMES.get(name, ())  # only the named sets have fixed classes; an idx set's: 0 up to its largest
     for split in ("train", "test"):
         images, labels = files[f"{split}_images"], files[f"{split}_labels"]
         if (n := len(a[f"{split}_images"])) != len(y := a[f"{split}_labels"]):
             raise IdxError(f"{images}: {n} images but {labels} has {len(y)} labels")
-        if n_classes and y.max() >= n_classes:
-            raise IdxError(f"{labels}: labels must lie in 0..{n_classes - 1}, found {y.max()}")
+        if classes and y.max() >= len(classes):
+            raise IdxError(f"{labels}: labels must lie in 0..{len(classes) - 1}, found {y.max()}")
+    x_train, y_train, x_test, y_test = (a[k].reshape(len(a[k]), -1) if "images" in k else a[k] for k in IDX_FILES)
     # A class the training set lacks cannot be learnt: refused as a folder set refuses a class without pictures.
-    taught = np.unique(a["train_labels"]).tolist()
-    lacking = np.setdiff1d(a["test_labels"], taught).tolist()
+    taught, lacking = np.unique(y_train).tolist(), np.setdiff1d(y_test, y_train).tolist()
     if len(taught) < 2 or lacking:
-        why = (
-            f"{len(taught)} class(es) ({listed(taught)})"
-            if len(taught) < 2
-            else f"no image of class(es) {listed(lacking, 10)}"
-        )
-        raise IdxError(
-            f"{files['train_labels']}: the training set has {why}: a classifier learns only the classes it has "
-            "training images of, at least 2; give training images of every class the test set has"
-        )
-    x_train, x_test = (a[f"{s}_images"].reshape(len(a[f"{s}_images"]), -1) for s in ("train", "test"))
-    y_train, y_test, classes = a["train_labels"], a["test_labels"], CLASS_NAMES.get(name, ())
+        few = f"{len(taught)} class(es) ({listed(taught)}): a classifier needs at least 2"
+        why = few if len(taught) < 2 else f"no image of class(es) {listed(lacking, 10)}, which the test set has"
+        raise IdxError(f"{files['train_labels']}: the training set has {why}")
     return Dataset(name, x_train, y_train, x_test, y_test, IMAGE_SHAPE, str(directory), classes=classes)
 
 
@@ -88,24 +80,19 @@ def load_dataset(
     picture_progress: Callable[[int, int | None], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> Dataset:
-    """Load a data set by name; ``data_dir`` overrides where its files are looked for.
-
-    ``idx`` and ``folder`` are read from ``data_dir`` alone: four IDX files, or a picture folder (at ``image_size``
-    pixels a side; see `folder.load_folder_dataset` for ``picture_progress`` and ``notify``). With ``download``,
-    a named set's missing files are fetched from ``mirrors`` or ``source`` (`download.source_for`) after
-    ``on_download(name, directory)``, with `download.download`'s ``progress``.
-    """
+    """Load a data set by name; ``data_dir`` overrides where its files are looked for. ``idx`` and ``folder`` are
+    read from ``data_dir`` alone (a folder set's pictures at ``image_size`` pixels a side: `load_folder_dataset`).
+    With ``download``, a named set's missing files are fetched from ``mirrors`` or ``source`` (`download.download`)
+    after ``on_download(name, directory)``."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if image_size is not None and name != "folder":
         raise DataError(
-            f"{{name}} sizes the pictures of a folder set; {name} has its own: leave it out", parameter="image_size"
+            f"{{name}} sizes a folder set's pictures; {name} has its own: leave it out", parameter="image_size"
         )
     if name == "digits":
-        try:
-            from sklearn.datasets import load_digits
-        except ImportError:
-            raise DataError("the digits set needs scikit-learn: pip install scikit-learn") from None
+        from sklearn.datasets import load_digits  # a dependency, slow to import: only when asked for
+
         digits = load_digits()  # its 0..16 made the IDX sets' 0..255, so that every set is normalised alike
         x, y = np.rint(digits.data * (255 / 16)).astype(np.uint8), digits.target.astype(np.uint8)
         train, test = stratified_holdout(y, round(0.2 * y.size))  # a stratified fifth to test on
@@ -117,10 +104,9 @@ def load_dataset(
         return load_folder_dataset(data_dir, image_size, progress=picture_progress, notify=notify)
     directory = default_data_dir(name) if data_dir is None else Path(data_dir).expanduser()
     system = SYSTEM_DIRS.get(name)
-    if data_dir is None and system is not None and find_idx_files(directory) is None and find_idx_files(system):
+    if data_dir is None and system and find_idx_files(directory) is None and find_idx_files(system):
         directory = system
-    missing = idx_files(directory)[1]
-    if missing and download and name != "idx":
+    if (missing := idx_files(directory)[1]) and download and name != "idx":
         source = source or dl.source_for(name, mirrors)
         if on_download is not None:
             on_download(name, directory)
