@@ -121,9 +121,11 @@ def test_good_download_lands_and_is_used(server, tmp_path):
     assert all(agent == USER_AGENT for _, agent in server.requests)
 
 
-def test_load_dataset_downloads_only_missing_files(server, tmp_path):
+def test_load_dataset_downloads_only_missing_files(server, tmp_path, monkeypatch):
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(FILES["train-labels-idx1-ubyte.gz"])
-    data = load_dataset("mnist", tmp_path, download=True, source=source(server.mirror("good")))
+    monkeypatch.setitem(SOURCES, "mnist", source(server.mirror("good")))  # the test files' checksums
+    monkeypatch.delenv(MIRRORS_ENV, raising=False)
+    data = load_dataset("mnist", tmp_path, download=True)
     assert data.x_train.shape == (20, 784) and data.y_test.tolist() == list(range(10))
     fetched = sorted(path.rsplit("/", 1)[1] for path, _ in server.requests)
     assert fetched == sorted(set(NAMES) - {"train-labels-idx1-ubyte.gz"})

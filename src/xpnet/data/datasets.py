@@ -61,8 +61,7 @@ class Dataset:
 
     @property
     def folder(self) -> str | None:
-        """The folder the set was read from, made absolute (a checkpoint records it), or None (digits, arrays, a
-        folder that cannot be looked at)."""
+        """The folder the set was read from, made absolute (a checkpoint records it), or None (digits, arrays)."""
         return None if self.name == "digits" or not os.path.isdir(self.source) else str(Path(self.source).absolute())
 
 
@@ -77,9 +76,8 @@ def default_data_dir(name: str) -> Path:
 
 
 def stratified_holdout(labels: np.ndarray, n_holdout: int, rng: np.random.Generator | None = None):
-    """Indices (kept, held out), each sorted, holding out exactly ``n_holdout`` rows, drawn by ``rng`` (default:
-    seeded by `SPLIT_SEED`). Every class gives rows in proportion to its size; the rounding remainder goes to
-    the largest fractional shares (ties to the smaller label): a pure function of the labels and ``rng``."""
+    """Sorted indices (kept, held out), exactly ``n_holdout`` held out, drawn by ``rng`` (default: `SPLIT_SEED`'s).
+    Each class gives rows in proportion to its size, the remainder going to the largest fractional shares."""
     rng = np.random.default_rng(SPLIT_SEED) if rng is None else rng
     classes, counts = np.unique(labels, return_counts=True)
     share = counts * (n_holdout / max(labels.shape[0], 1))

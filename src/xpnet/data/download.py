@@ -58,14 +58,13 @@ class Source(NamedTuple):
     digests: Mapping[str, tuple[str, ...]]  # file name -> ("md5:<hex>", "sha256:<hex>", ...)
 
 
-# The original MNIST site (yann.lecun.com) has answered 403/404 for years: it is tried last, if at all.
 SOURCES = {
     "mnist": Source(
         "mnist",
         (
             "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's mirror
             "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow's tutorial mirror
-            "http://yann.lecun.com/exdb/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",  # the original site, which has answered 403/404 for years
         ),
         {name: (f"md5:{md5}",) for name, md5 in MNIST_MD5.items()},
     ),
@@ -82,8 +81,7 @@ SOURCES = {
 
 
 def parse_mirrors(text: str | Sequence[str] | None, where: str = "{name}") -> tuple[str, ...]:
-    """Base URLs, each made to end in ``/``, from a list or from text separated by commas or whitespace. One
-    that no request could use is a `DataError` telling to fix ``where`` (by default the parameter ``mirrors``)."""
+    """Base URLs ending in ``/``, from a list or text separated by commas or spaces; a bad one is to fix ``where``."""
     urls = text.replace(",", " ").split() if isinstance(text, str) else list(text or ())
     for url in urls:
         try:  # reading .port refuses one out of range, as urlsplit does a malformed IPv6 address
@@ -97,14 +95,13 @@ def parse_mirrors(text: str | Sequence[str] | None, where: str = "{name}") -> tu
 
 
 def source_for(name: str, mirrors: Sequence[str] | None = None) -> Source:
-    """The `Source` of data set ``name``; ``mirrors`` (else ``$XPNET_MIRRORS``) replaces its mirror list, with
-    ``{dataset}`` in a URL made the data set's name."""
+    """``name``'s `Source`, its mirrors replaced by ``mirrors`` (else ``$XPNET_MIRRORS``), ``{dataset}`` by ``name``."""
     chosen = parse_mirrors(mirrors) if mirrors else parse_mirrors(os.environ.get(MIRRORS_ENV), MIRRORS_ENV)
     return SOURCES[name]._replace(mirrors=tuple(m.replace("{dataset}", name) for m in chosen or SOURCES[name].mirrors))
 
 
 class MissingData(DataError):
-    """A data set's files are missing: a short message, and where to put which files as ``details``."""
+    """A data set's files are missing (where to put which files: the ``details``)."""
 
 
 class DownloadError(MissingData):
@@ -158,8 +155,7 @@ class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
 
 
 def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: float, f: BinaryIO) -> None:
-    """Write what ``url`` holds to ``f`` (`files.atomic_write`'s), calling ``progress(done, total)``; a failure of
-    the mirror (or no end by ``until``, or a checksum other than all ``accepted``) is a `_Rejected`."""
+    """Write ``url`` to ``f``, calling ``progress(done, total)``: any failure of the mirror is a `_Rejected`."""
     hashes, done = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}, 0
     try:
         if url.startswith("file:"):
@@ -174,13 +170,12 @@ def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: fl
             raise TimeoutError(TOO_SLOW)
         with response:
             total = getattr(response, "length", None)  # an HTTP answer's Content-Length
-            while chunk := response.read1(1 << 16):  # what has arrived: read() would wait for all CHUNK
+            while chunk := response.read1(1 << 16):  # what has arrived: read() would wait for all 64 KiB
                 f.write(chunk)
                 for h in hashes.values():
                     h.update(chunk)
                 done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+                progress(done, total)
     except urllib.error.HTTPError as e:
         raise _Rejected(f"HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:  # refused, DNS failure, timeout: the host itself is out of reach
@@ -213,17 +208,15 @@ def download(
     """Download ``files`` (default: all of ``source``'s) into ``directory``, trying mirrors in order, all within
     ``deadline`` seconds (default: ``$XPNET_DOWNLOAD_DEADLINE``, else `DEADLINE_S`); ``progress(file)`` returns a
     callback ``(bytes_done, bytes_total)``. `DownloadError` when no mirror delivers a file."""
-    if deadline is None:
-        text = os.environ.get(DEADLINE_ENV) or str(DEADLINE_S)
-        if not text.replace(".", "", 1).isdigit() or not float(text) > 0:
-            raise DataError(f"{DEADLINE_ENV}={text!r} is not a positive number of seconds: fix or unset it")
-        deadline = float(text)
-    until, directory = time.monotonic() + deadline, Path(directory)
+    text = os.environ.get(DEADLINE_ENV) or str(DEADLINE_S)
+    if deadline is None and not (text.replace(".", "", 1).isdigit() and float(text) > 0):
+        raise DataError(f"{DEADLINE_ENV}={text!r} is not a positive number of seconds: fix or unset it")
+    until, directory = time.monotonic() + (float(text) if deadline is None else deadline), Path(directory)
     names, unreachable = list(source.digests if files is None else files), set()
     for name in names:
         reasons = []
         for base in (m for m in source.mirrors if m not in unreachable):
-            bar = progress(name) if progress is not None else None
+            bar = progress(name) if progress is not None else lambda done, total: None
             try:  # atomic_write removes the folders it made for a file that does not arrive
                 atomic_write(directory / name, partial(fetch, base + name, source.digests[name], timeout, bar, until))
                 break

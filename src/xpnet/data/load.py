@@ -16,8 +16,7 @@ SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}  # De
 
 
 def idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
-    """The IDX files in ``directory`` by key (``<name>.gz``, else ``<name>``), and the ``.gz`` names of those it
-    lacks. A folder that cannot be looked in is a `DataError`."""
+    """The IDX files in ``directory`` by key (``<name>.gz``, else ``<name>``), and the ``.gz`` names it lacks."""
     try:  # is_file() raises, rather than answer False, in a folder one may not enter
         paths = {
             k: next((p for p in (directory / f"{b}.gz", directory / b) if p.is_file()), None)
@@ -41,13 +40,10 @@ def find_idx_files(directory: Path) -> dict[str, Path] | None:
 def load_idx_dataset(name: str, directory: Path) -> Dataset:
     """The four IDX files in ``directory`` as the set ``name`` (a named set's labels must be its classes')."""
     files, missing = idx_files(directory)
-    if missing and name == "idx":
-        raise dl.MissingData(
-            f"idx: {directory} lacks IDX files: put {', '.join(missing)} (or uncompressed copies) in it"
-        )
     if missing:
         where = "" if directory == default_data_dir(name) else f" --data-dir {directory}"
         tip = f"let python -m xpnet.train --dataset {name}{where} --epochs 1 download them there"
+        tip = "their uncompressed copies (an idx set is never downloaded)" if name == "idx" else tip
         raise dl.MissingData(f"{name} not found in {directory}", details=dl.fix_lines(missing, directory, tip))
     a = {k: read_idx(p, 3, (None, *IMAGE_SHAPE)) if "images" in k else read_idx(p, 1) for k, p in files.items()}
     classes = CLASS_NAMES.get(name, ())  # only the named sets have fixed classes; an idx set's: 0 up to its largest
@@ -73,7 +69,6 @@ def load_dataset(
     *,
     download: bool = False,
     mirrors: Sequence[str] | None = None,
-    source: dl.Source | None = None,
     on_download: Callable[[str, Path], None] | None = None,
     progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
     image_size: int | None = None,
@@ -82,8 +77,8 @@ def load_dataset(
 ) -> Dataset:
     """Load a data set by name; ``data_dir`` overrides where its files are looked for. ``idx`` and ``folder`` are
     read from ``data_dir`` alone (a folder set's pictures at ``image_size`` pixels a side: `load_folder_dataset`).
-    With ``download``, a named set's missing files are fetched from ``mirrors`` or ``source`` (`download.download`)
-    after ``on_download(name, directory)``."""
+    With ``download``, a named set's missing files are fetched from ``mirrors`` (`download.source_for`) after
+    ``on_download(name, directory)``."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if image_size is not None and name != "folder":
@@ -107,7 +102,7 @@ def load_dataset(
     if data_dir is None and system and find_idx_files(directory) is None and find_idx_files(system):
         directory = system
     if (missing := idx_files(directory)[1]) and download and name != "idx":
-        source = source or dl.source_for(name, mirrors)
+        source = dl.source_for(name, mirrors)
         if on_download is not None:
             on_download(name, directory)
         dl.download(source, directory, missing, progress=progress)
