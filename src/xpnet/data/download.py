@@ -28,19 +28,13 @@ DEADLINE_S = 1800.0  # for the whole download: MNIST's 55 MB at 30 kB/s
 DEADLINE_ENV, MIRRORS_ENV = "XPNET_DOWNLOAD_DEADLINE", "XPNET_MIRRORS"
 TOO_SLOW = "too slow: the download deadline passed"
 
-# Published checksums of the compressed files: MD5 as torchvision and the authors list them, SHA-256 of
-# Fashion-MNIST as Keras lists them for its copy. A file is accepted if any of its digests matches.
+# Published checksums of the compressed files: MNIST's MD5 as torchvision lists them, Fashion-MNIST's SHA-256 as
+# Keras lists them for its copy, which is the authors' files byte for byte. A file may list several digests.
 MNIST_MD5 = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-}
-FASHION_MD5 = {
-    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
 FASHION_SHA256 = {
     "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
@@ -75,7 +69,7 @@ SOURCES = {
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # the authors' (torchvision's)
             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
         ),
-        {name: (f"md5:{md5}", f"sha256:{FASHION_SHA256[name]}") for name, md5 in FASHION_MD5.items()},
+        {name: (f"sha256:{sha}",) for name, sha in FASHION_SHA256.items()},
     ),
 }
 
@@ -156,7 +150,7 @@ class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
 
 def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: float, f: BinaryIO) -> None:
     """Write ``url`` to ``f``, calling ``progress(done, total)``: any failure of the mirror is a `_Rejected`."""
-    hashes, done = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}, 0
+    hashes, done = {algo: hashlib.new(algo) for algo in {a.partition(":")[0] for a in accepted}}, 0
     try:
         if url.startswith("file:"):
             try:  # refuses a FIFO, which urllib's open would wait on forever
@@ -186,9 +180,8 @@ def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: fl
         raise _Rejected(f"transfer failed: {type(e).__name__} {e}") from None
     if total is not None and done != total:
         raise _Rejected(f"transfer cut short at {done} of {total} bytes")
-    digests = {algo: h.hexdigest() for algo, h in hashes.items()}
-    if not any(digests.get(algo) == want.lower() for algo, _, want in (a.partition(":") for a in accepted)):
-        raise _Rejected(f"checksum mismatch (md5 {digests['md5']}, expected {' or '.join(accepted)})")
+    if not set(got := [f"{algo}:{h.hexdigest()}" for algo, h in hashes.items()]) & set(accepted):
+        raise _Rejected(f"checksum mismatch ({' '.join(got)}, expected {' or '.join(accepted)})")
 
 
 def fix_lines(files: Sequence[str], directory: Path, other: str) -> list[str]:
