@@ -4,7 +4,6 @@ mirror answers. Not pooch (1.8): one URL per file, no file://, and a timeout per
 
 import hashlib
 import http.client
-import io
 import os
 import ssl
 import textwrap
@@ -110,29 +109,9 @@ class _Unreachable(_Rejected):
     """The mirror is out of reach, or the deadline passed: it is skipped for the remaining files."""
 
 
-class _Until(io.RawIOBase):
-    """A socket's reads, each within its timeout and all by ``until``: a server that drips cannot outlast it."""
-
-    def __init__(self, raw: io.RawIOBase, sock, until: float):
-        self.raw, self.sock, self.until, self.timeout = raw, sock, until, sock.gettimeout()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int | None:
-        left = self.until - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(TOO_SLOW)
-        self.sock.settimeout(min(left, self.timeout))
-        return self.raw.readinto(buffer)
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
 class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
-    """urllib's HTTP and HTTPS (proxies and TLS as usual), each answer read through `_Until`."""
+    """urllib's HTTP and HTTPS (proxies and TLS as usual), each read of an answer waiting at most the socket's
+    timeout and all ending by ``until``: a server dripping its headers or body a byte at a time cannot outlast it."""
 
     def __init__(self, until: float):
         super().__init__()
@@ -143,8 +122,16 @@ class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
         return super().do_open(connection, request, **kwargs)
 
     def response(self, sock, *args, **kwargs) -> http.client.HTTPResponse:
-        answer = http.client.HTTPResponse(sock, *args, **kwargs)
-        answer.fp = io.BufferedReader(_Until(answer.fp.detach(), sock, self.until))
+        answer, timeout = http.client.HTTPResponse(sock, *args, **kwargs), sock.gettimeout()
+        read = answer.fp.raw.readinto  # the socket's, below the buffer that every read of the answer goes through
+
+        def readinto(buffer) -> int | None:
+            if (left := self.until - time.monotonic()) <= 0:
+                raise TimeoutError(TOO_SLOW)
+            sock.settimeout(min(left, timeout))
+            return read(buffer)
+
+        answer.fp.raw.readinto = readinto
         return answer
 
 

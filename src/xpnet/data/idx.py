@@ -67,9 +67,8 @@ def read_idx(path: str | Path, ndim: int, shape: Sequence[int | None] | None = N
         with open(path, "rb") as raw:
             if path.suffix != ".gz":
                 return read_stream(raw, str(path), ndim, shape)
-            if (magic := raw.read(2)) != GZIP_MAGIC:
+            if (magic := raw.peek(2)[:2]) != GZIP_MAGIC:
                 raise IdxError(f"{path}: expected gzip data (bytes 1f 8b), found {magic.hex(' ') or 'an empty file'}")
-            raw.seek(0)
             with gzip.GzipFile(fileobj=raw) as f:
                 return read_stream(f, str(path), ndim, shape)
     except EOFError:

@@ -17,11 +17,9 @@ SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}  # De
 
 def idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
     """The IDX files in ``directory`` by key (``<name>.gz``, else ``<name>``), and the ``.gz`` names it lacks."""
+    choices = {k: (directory / f"{b}.gz", directory / b) for k, b in IDX_FILES.items()}
     try:  # is_file() raises, rather than answer False, in a folder one may not enter
-        paths = {
-            k: next((p for p in (directory / f"{b}.gz", directory / b) if p.is_file()), None)
-            for k, b in IDX_FILES.items()
-        }
+        paths = {k: next((p for p in both if p.is_file()), None) for k, both in choices.items()}
     except OSError as e:
         message = f"cannot read data folder {directory}: {reason(e)}; choose another {{name}}"
         raise DataError(message, parameter="data_dir") from None
