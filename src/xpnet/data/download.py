@@ -27,21 +27,6 @@ DEADLINE_S = 1800.0  # for the whole download: MNIST's 55 MB at 30 kB/s
 DEADLINE_ENV, MIRRORS_ENV = "XPNET_DOWNLOAD_DEADLINE", "XPNET_MIRRORS"
 TOO_SLOW = "too slow: the download deadline passed"
 
-# Published checksums of the compressed files: MNIST's MD5 as torchvision lists them, Fashion-MNIST's SHA-256 as
-# Keras lists them for its copy, which is the authors' files byte for byte. A file may list several digests.
-MNIST_MD5 = {
-    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-}
-FASHION_SHA256 = {
-    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-}
-
 
 class Source(NamedTuple):
     """Where a data set's files come from: base URLs tried in order, and the digests each file must match."""
@@ -51,6 +36,8 @@ class Source(NamedTuple):
     digests: Mapping[str, tuple[str, ...]]  # file name -> ("md5:<hex>", "sha256:<hex>", ...)
 
 
+# Published checksums of the compressed files: MNIST's MD5 as torchvision lists them, Fashion-MNIST's SHA-256 as
+# Keras lists them for its copy, which is the authors' files byte for byte.
 SOURCES = {
     "mnist": Source(
         "mnist",
@@ -59,7 +46,12 @@ SOURCES = {
             "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow's tutorial mirror
             "http://yann.lecun.com/exdb/mnist/",  # the original site, which has answered 403/404 for years
         ),
-        {name: (f"md5:{md5}",) for name, md5 in MNIST_MD5.items()},
+        {
+            "train-images-idx3-ubyte.gz": ("md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",),
+            "train-labels-idx1-ubyte.gz": ("md5:d53e105ee54ea40749a09fcbcd1e9432",),
+            "t10k-images-idx3-ubyte.gz": ("md5:9fb629c4189551a2d022fa330f9573f3",),
+            "t10k-labels-idx1-ubyte.gz": ("md5:ec29112dd5afa0611ce80d1b7f02629c",),
+        },
     ),
     "fashion-mnist": Source(
         "fashion-mnist",
@@ -68,7 +60,12 @@ SOURCES = {
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # the authors' (torchvision's)
             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
         ),
-        {name: (f"sha256:{sha}",) for name, sha in FASHION_SHA256.items()},
+        {
+            "train-images-idx3-ubyte.gz": ("sha256:3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",),
+            "train-labels-idx1-ubyte.gz": ("sha256:a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",),
+            "t10k-images-idx3-ubyte.gz": ("sha256:346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",),
+            "t10k-labels-idx1-ubyte.gz": ("sha256:67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",),
+        },
     ),
 }
 

@@ -80,9 +80,7 @@ def load_dataset(
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if image_size is not None and name != "folder":
-        raise DataError(
-            f"{{name}} sizes a folder set's pictures; {name} has its own: leave it out", parameter="image_size"
-        )
+        raise DataError(f"{{name}} sizes a folder set's pictures; {name} has its own", parameter="image_size")
     if name == "digits":
         from sklearn.datasets import load_digits  # a dependency, slow to import: only when asked for
 
