@@ -208,6 +208,6 @@ def download(
             reasons = reasons or [f"  {'no reachable mirror left' if source.mirrors else 'no mirrors configured'}"]
             proxy = ["  behind a proxy? set HTTPS_PROXY"] if unreachable else []
             fix = fix_lines(list(source.digests), directory, f"set {MIRRORS_ENV}, or use the digits set (no download)")
-            message = f"{source.name} not found in {directory}, and the download failed (give other {{name}}):"
+            message = f"{source.name} not found in {directory}, and the download failed (try other {{name}}):"
             raise DownloadError(message, details=[*reasons, *proxy, *fix], parameter="mirrors")
     return [directory / name for name in names]
