@@ -29,9 +29,8 @@ example_val_split = {"mnist": 5000, "fashion-mnist": 5000, "digits": 150}.get
 
 @dataclass(frozen=True)
 class Dataset:
-    """Training and test rows and labels, and validation rows held out of the training set (`hold_out`) or None:
-    host (n, pixels) uint8 in 0..255 from files, the estimator's features as they are (any namespace). Labels
-    are (n,) integers in 0..n_classes-1, named in order by ``classes`` (default: "0" up to the largest)."""
+    """Training, test and (`hold_out`) validation rows: host (n, pixels) uint8 from files, or the estimator's features
+    as given (any namespace); (n,) labels in 0..n_classes-1, named by ``classes`` (default: "0" up to the largest)."""
 
     name: str
     x_train: np.ndarray

@@ -2,6 +2,7 @@
 mirror out of reach is skipped for the remaining files; the whole download ends by a deadline however slowly a
 mirror answers. Not pooch (1.8): one URL per file, no file://, and a timeout per read but no overall deadline."""
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -74,12 +75,10 @@ def parse_mirrors(text: str | Sequence[str] | None, where: str = "{name}") -> tu
     """Base URLs ending in ``/``, from a list or text separated by commas or spaces; a bad one is to fix ``where``."""
     urls = text.replace(",", " ").split() if isinstance(text, str) else list(text or ())
     for url in urls:
-        try:  # reading .port refuses one out of range, as urlsplit does a malformed IPv6 address
+        with contextlib.suppress(ValueError):  # urlsplit refuses a malformed IPv6 address, .port one out of range
             parts = urllib.parse.urlsplit(url)
             if parts.scheme == "file" or (parts.scheme in ("http", "https") and parts.hostname and parts.port != 0):
                 continue
-        except ValueError:
-            pass
         raise DataError(f"mirror {url!r} is not an http://, https:// or file:// URL: fix {where}", parameter="mirrors")
     return tuple(u if u.endswith("/") else u + "/" for u in urls)
 
