@@ -209,7 +209,7 @@ def test_picture_progress_counts_pictures_on_a_terminal():
 
 def test_image_size_for_another_set_is_refused(capsys):
     code, _, err = run(train.main, ["--dataset", "digits", "--image-size", "16"], capsys)
-    assert code == 2 and "--image-size sizes the pictures of --dataset folder; digits has its own" in err
+    assert code == 2 and "sizes a folder set's pictures; digits has its own" in err
 
 
 def test_a_cache_that_cannot_be_written_costs_only_a_reread(tmp_path, monkeypatch):

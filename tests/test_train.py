@@ -120,7 +120,7 @@ def test_missing_idx_files_name_the_files_and_the_alternative(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     line = " ".join(proc.stderr.split("xpnet.train: error: ")[-1].split())  # the message and its details
     assert "train-images-idx3-ubyte.gz" in line and "t10k-labels-idx1-ubyte.gz" in line
-    assert str(tmp_path) in line and "--dataset digits" in line
+    assert str(tmp_path) in line and "use the digits set" in line
     assert list(tmp_path.iterdir()) == []
 
 

@@ -11,8 +11,7 @@ from ..errors import DataError
 from .images import Layout
 
 DATASETS = ("mnist", "fashion-mnist", "digits", "idx", "folder")
-# Sets read from a folder the user names (--data-dir), never downloaded: any classes, named or numbered.
-LOCAL_SETS = ("idx", "folder")
+LOCAL_SETS = ("idx", "folder")  # read from the folder the caller names (data_dir), never downloaded
 DIGITS = tuple(str(k) for k in range(10))
 # Each named set's classes in the order of its labels (Fashion-MNIST's from Zalando's README).
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -25,15 +24,13 @@ IDX_FILES = {
 }
 SPLIT_SEED = 0
 # A --val-split to suggest before a named set is read, about a tenth of its training images (None: unknown).
-EXAMPLE_VAL_SPLIT = {"mnist": 5000, "fashion-mnist": 5000, "digits": 150}
-example_val_split = EXAMPLE_VAL_SPLIT.get
+example_val_split = {"mnist": 5000, "fashion-mnist": 5000, "digits": 150}.get
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Training and test rows and labels, and validation rows held out of the training set (`hold_out`) or None:
-    host (n, pixels) uint8 in 0..255 from files, the estimator's features as they are (any namespace). Labels
-    are (n,) integers in 0..n_classes-1, named in order by ``classes`` (default: "0" up to the largest)."""
+    """Training, test and (`hold_out`) validation rows: host (n, pixels) uint8 from files, or the estimator's features
+    as given (any namespace); (n,) labels in 0..n_classes-1, named by ``classes`` (default: "0" up to the largest)."""
 
     name: str
     x_train: np.ndarray
@@ -64,9 +61,7 @@ class Dataset:
     @property
     def folder(self) -> str | None:
         """The folder the set was read from, made absolute (a checkpoint records it), or None (digits, arrays)."""
-        if self.name == "digits" or not self.source or not Path(self.source).is_dir():
-            return None
-        return str(Path(self.source).expanduser().absolute())
+        return None if self.name == "digits" or not os.path.isdir(self.source) else str(Path(self.source).absolute())
 
 
 def class_names(name: str) -> tuple[str, ...]:
@@ -80,9 +75,8 @@ def default_data_dir(name: str) -> Path:
 
 
 def stratified_holdout(labels: np.ndarray, n_holdout: int, rng: np.random.Generator | None = None):
-    """Indices (kept, held out), each sorted, holding out exactly ``n_holdout`` rows, drawn by ``rng`` (default:
-    seeded by `SPLIT_SEED`). Every class gives rows in proportion to its size; the rounding remainder goes to
-    the largest fractional shares (ties to the smaller label): a pure function of the labels and ``rng``."""
+    """Sorted indices (kept, held out), exactly ``n_holdout`` held out, drawn by ``rng`` (default: `SPLIT_SEED`'s).
+    Each class gives rows in proportion to its size, the remainder going to the largest fractional shares."""
     rng = np.random.default_rng(SPLIT_SEED) if rng is None else rng
     classes, counts = np.unique(labels, return_counts=True)
     share = counts * (n_holdout / max(labels.shape[0], 1))

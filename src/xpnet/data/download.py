@@ -1,13 +1,10 @@
-"""Download the named sets' IDX files from ordered mirrors, each written through `files.atomic_write` and kept
-only when a published checksum matches. A mirror out of reach is skipped for the remaining files, and the whole
-download, headers included, ends by a deadline however slowly a mirror answers."""
+"""Download the named sets' IDX files from mirrors in order, each kept only when a published checksum matches. A
+mirror out of reach is skipped for the remaining files; the whole download ends by a deadline however slowly a
+mirror answers. Not pooch (1.8): one URL per file, no file://, and a timeout per read but no overall deadline."""
 
-# Not pooch (1.8): one URL per file (no mirrors in order, none skipped once unreachable), no file://, and a
-# timeout per read with no deadline for the whole, so a mirror that trickles a byte at a time holds a run for days.
-
+import contextlib
 import hashlib
 import http.client
-import io
 import os
 import ssl
 import textwrap
@@ -26,34 +23,10 @@ from ..files import WriteError, atomic_write
 from .npy import open_regular
 
 USER_AGENT = f"xpnet/{__version__} (Python-urllib/{urllib.request.__version__}; dataset download)"
-# Per connect and per read: an unreachable mirror costs this once (then it is skipped), so an offline machine
-# with three mirrors answers within about 15 s; a live mirror never pauses this long.
-TIMEOUT_S = 5.0
+TIMEOUT_S = 5.0  # per connect and per read: an offline machine with three mirrors answers within about 15 s
 DEADLINE_S = 1800.0  # for the whole download: MNIST's 55 MB at 30 kB/s
 DEADLINE_ENV, MIRRORS_ENV = "XPNET_DOWNLOAD_DEADLINE", "XPNET_MIRRORS"
-CHUNK = 1 << 16
 TOO_SLOW = "too slow: the download deadline passed"
-
-# Published checksums of the compressed files: MD5 as torchvision and the authors list them, SHA-256 of
-# Fashion-MNIST as Keras lists them for its copy. A file is accepted if any of its digests matches.
-MNIST_MD5 = {
-    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-}
-FASHION_MD5 = {
-    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-}
-FASHION_SHA256 = {
-    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-}
 
 
 class Source(NamedTuple):
@@ -64,16 +37,22 @@ class Source(NamedTuple):
     digests: Mapping[str, tuple[str, ...]]  # file name -> ("md5:<hex>", "sha256:<hex>", ...)
 
 
-# The original MNIST site (yann.lecun.com) has answered 403/404 for years: it is tried last, if at all.
+# Published checksums of the compressed files: MNIST's MD5 as torchvision lists them, Fashion-MNIST's SHA-256 as
+# Keras lists them for its copy, which is the authors' files byte for byte.
 SOURCES = {
     "mnist": Source(
         "mnist",
         (
             "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's mirror
             "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow's tutorial mirror
-            "http://yann.lecun.com/exdb/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",  # the original site, which has answered 403/404 for years
         ),
-        {name: (f"md5:{md5}",) for name, md5 in MNIST_MD5.items()},
+        {
+            "train-images-idx3-ubyte.gz": ("md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",),
+            "train-labels-idx1-ubyte.gz": ("md5:d53e105ee54ea40749a09fcbcd1e9432",),
+            "t10k-images-idx3-ubyte.gz": ("md5:9fb629c4189551a2d022fa330f9573f3",),
+            "t10k-labels-idx1-ubyte.gz": ("md5:ec29112dd5afa0611ce80d1b7f02629c",),
+        },
     ),
     "fashion-mnist": Source(
         "fashion-mnist",
@@ -82,39 +61,36 @@ SOURCES = {
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # the authors' (torchvision's)
             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
         ),
-        {name: (f"md5:{md5}", f"sha256:{FASHION_SHA256[name]}") for name, md5 in FASHION_MD5.items()},
+        {
+            "train-images-idx3-ubyte.gz": ("sha256:3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",),
+            "train-labels-idx1-ubyte.gz": ("sha256:a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",),
+            "t10k-images-idx3-ubyte.gz": ("sha256:346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",),
+            "t10k-labels-idx1-ubyte.gz": ("sha256:67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",),
+        },
     ),
 }
 
 
 def parse_mirrors(text: str | Sequence[str] | None, where: str = "{name}") -> tuple[str, ...]:
-    """Base URLs, each made to end in ``/``, from a list or from text separated by commas or whitespace. One
-    that no request could use is a `DataError` telling to fix ``where`` (by default the parameter ``mirrors``)."""
+    """Base URLs ending in ``/``, from a list or text separated by commas or spaces; a bad one is to fix ``where``."""
     urls = text.replace(",", " ").split() if isinstance(text, str) else list(text or ())
     for url in urls:
-        try:  # reading .port refuses one out of range; a file:// URL needs no host
+        with contextlib.suppress(ValueError):  # urlsplit refuses a malformed IPv6 address, .port one out of range
             parts = urllib.parse.urlsplit(url)
-            ok = parts.scheme == "file" or (parts.scheme in ("http", "https") and parts.hostname and parts.port != 0)
-        except ValueError:  # a malformed IPv6 address
-            ok = False
-        if not ok:
-            message = f"mirror {url!r} is not an http://, https:// or file:// URL: fix {where}"
-            raise DataError(message, parameter="mirrors")
+            if parts.scheme == "file" or (parts.scheme in ("http", "https") and parts.hostname and parts.port != 0):
+                continue
+        raise DataError(f"mirror {url!r} is not an http://, https:// or file:// URL: fix {where}", parameter="mirrors")
     return tuple(u if u.endswith("/") else u + "/" for u in urls)
 
 
 def source_for(name: str, mirrors: Sequence[str] | None = None) -> Source:
-    """The `Source` of data set ``name``; ``mirrors`` (else ``$XPNET_MIRRORS``) replaces its mirror list, with
-    ``{dataset}`` in a URL made the data set's name."""
-    if name not in SOURCES:
-        raise DataError(f"{name} has no download source: choose one of {', '.join(SOURCES)}")
+    """``name``'s `Source`, its mirrors replaced by ``mirrors`` (else ``$XPNET_MIRRORS``), ``{dataset}`` by ``name``."""
     chosen = parse_mirrors(mirrors) if mirrors else parse_mirrors(os.environ.get(MIRRORS_ENV), MIRRORS_ENV)
-    source = SOURCES[name]
-    return source._replace(mirrors=tuple(m.replace("{dataset}", name) for m in chosen)) if chosen else source
+    return SOURCES[name]._replace(mirrors=tuple(m.replace("{dataset}", name) for m in chosen or SOURCES[name].mirrors))
 
 
 class MissingData(DataError):
-    """A data set's files are missing: a short message, and where to put which files as ``details``."""
+    """A data set's files are missing (where to put which files: the ``details``)."""
 
 
 class DownloadError(MissingData):
@@ -129,54 +105,35 @@ class _Unreachable(_Rejected):
     """The mirror is out of reach, or the deadline passed: it is skipped for the remaining files."""
 
 
-class _Until(io.RawIOBase):
-    """A socket's reads, each waiting at most the socket's timeout and all ending by ``until`` (a
-    `time.monotonic` instant): a server dripping its headers or body a byte at a time cannot outlast it."""
-
-    def __init__(self, raw: io.RawIOBase, sock, until: float):
-        self.raw, self.sock, self.until, self.timeout = raw, sock, until, sock.gettimeout()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int | None:
-        left = self.until - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(TOO_SLOW)
-        self.sock.settimeout(min(left, self.timeout))
-        return self.raw.readinto(buffer)
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
 class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
-    """urllib's HTTP and HTTPS (proxies and TLS as usual), each answer read through `_Until`."""
+    """urllib's HTTP and HTTPS (proxies and TLS as usual), each read of an answer waiting at most the socket's
+    timeout and all ending by ``until``: a server dripping its headers or body a byte at a time cannot outlast it."""
 
     def __init__(self, until: float):
         super().__init__()
         self.until = until
 
     def do_open(self, http_class, request, **kwargs):
-        def connection(*args, **kw):
-            made = http_class(*args, **kw)
-            made.response_class = self.response
-            return made
-
+        connection = type("Connection", (http_class,), {"response_class": self.response})
         return super().do_open(connection, request, **kwargs)
 
     def response(self, sock, *args, **kwargs) -> http.client.HTTPResponse:
-        answer = http.client.HTTPResponse(sock, *args, **kwargs)
-        answer.fp = io.BufferedReader(_Until(answer.fp.detach(), sock, self.until))
+        answer, timeout = http.client.HTTPResponse(sock, *args, **kwargs), sock.gettimeout()
+        read = answer.fp.raw.readinto  # the socket's, below the buffer that every read of the answer goes through
+
+        def readinto(buffer) -> int | None:
+            if (left := self.until - time.monotonic()) <= 0:
+                raise TimeoutError(TOO_SLOW)
+            sock.settimeout(min(left, timeout))
+            return read(buffer)
+
+        answer.fp.raw.readinto = readinto
         return answer
 
 
 def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: float, f: BinaryIO) -> None:
-    """Write what ``url`` holds to ``f`` (`files.atomic_write`'s, which leaves it to its `OSError`), calling
-    ``progress(done, total)``. Any failure of the mirror is a `_Rejected`: the transfer fails or is still going
-    at ``until``, or its checksum matches none of ``accepted``."""
-    hashes, done = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}, 0
+    """Write ``url`` to ``f``, calling ``progress(done, total)``: any failure of the mirror is a `_Rejected`."""
+    hashes, done = {algo: hashlib.new(algo) for algo in {a.partition(":")[0] for a in accepted}}, 0
     try:
         if url.startswith("file:"):
             try:  # refuses a FIFO, which urllib's open would wait on forever
@@ -190,18 +147,15 @@ def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: fl
             raise TimeoutError(TOO_SLOW)
         with response:
             total = getattr(response, "length", None)  # an HTTP answer's Content-Length
-            while chunk := response.read1(CHUNK):  # what has arrived: read() would wait for all CHUNK
+            while chunk := response.read1(1 << 16):  # what has arrived: read() would wait for all 64 KiB
                 f.write(chunk)
                 for h in hashes.values():
                     h.update(chunk)
                 done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+                progress(done, total)
     except urllib.error.HTTPError as e:
         raise _Rejected(f"HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:  # refused, DNS failure, timeout: the host itself is out of reach
-        if isinstance(e.reason, ssl.SSLCertVerificationError):
-            raise _Unreachable("TLS certificate not trusted (set SSL_CERT_FILE to your CA bundle)") from None
         raise _Unreachable(f"cannot connect: {reason(e.reason)}") from None
     except TimeoutError:
         raise _Unreachable(TOO_SLOW if time.monotonic() >= until else f"no data for {timeout:g} s") from None
@@ -209,14 +163,13 @@ def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: fl
         raise _Rejected(f"transfer failed: {type(e).__name__} {e}") from None
     if total is not None and done != total:
         raise _Rejected(f"transfer cut short at {done} of {total} bytes")
-    digests = {algo: h.hexdigest() for algo, h in hashes.items()}
-    if not any(digests.get(algo) == want.lower() for algo, _, want in (a.partition(":") for a in accepted)):
-        raise _Rejected(f"checksum mismatch (md5 {digests['md5']}, expected {' or '.join(accepted)})")
+    if not set(got := [f"{algo}:{h.hexdigest()}" for algo, h in hashes.items()]) & set(accepted):
+        raise _Rejected(f"checksum mismatch ({' '.join(got)}, expected {' or '.join(accepted)})")
 
 
-def fix_lines(files: Sequence[str], directory: Path) -> list[str]:
-    """Where the missing ``files`` go, wrapped to lines of about 100 characters."""
-    text = f"put {', '.join(files)} in {directory} (or pass --data-dir DIR),"
+def fix_lines(files: Sequence[str], directory: Path, other: str) -> list[str]:
+    """Where the missing ``files`` go, or the ``other`` way, wrapped to lines of about 100 characters."""
+    text = f"put {', '.join(files)} in {directory}, or {other}"
     return textwrap.wrap(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
@@ -228,31 +181,24 @@ def download(
     progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
     deadline: float | None = None,
 ) -> list[Path]:
-    """Download ``files`` (default: all of ``source``'s) into ``directory``, trying mirrors in order, all of it
-    within ``deadline`` seconds (default: ``$XPNET_DOWNLOAD_DEADLINE``, else `DEADLINE_S`).
-
-    ``progress(file_name)`` returns a callback ``(bytes_done, bytes_total)`` for that file. When no mirror
-    delivers a file, `DownloadError` names the directory, the files and the alternatives.
-    """
-    if deadline is None:
-        text = os.environ.get(DEADLINE_ENV) or str(DEADLINE_S)
-        if not text.replace(".", "", 1).isdigit() or not float(text) > 0:
-            raise DataError(f"{DEADLINE_ENV}={text!r} is not a positive number of seconds: fix or unset it")
-        deadline = float(text)
-    until, directory = time.monotonic() + deadline, Path(directory)
-    if directory.exists() and not os.access(directory, os.W_OK):  # a bad request (exit 2), unlike a full disk
-        raise DownloadError(f"cannot write in data directory {directory}: permission denied; pass --data-dir DIR")
+    """Download ``files`` (default: all of ``source``'s) into ``directory``, trying mirrors in order, all within
+    ``deadline`` seconds (default: ``$XPNET_DOWNLOAD_DEADLINE``, else `DEADLINE_S`); ``progress(file)`` returns a
+    callback ``(bytes_done, bytes_total)``. `DownloadError` when no mirror delivers a file."""
+    text = os.environ.get(DEADLINE_ENV) or str(DEADLINE_S)
+    if deadline is None and not (text.replace(".", "", 1).isdigit() and float(text) > 0):
+        raise DataError(f"{DEADLINE_ENV}={text!r} is not a positive number of seconds: fix or unset it")
+    until, directory = time.monotonic() + (float(text) if deadline is None else deadline), Path(directory)
     names, unreachable = list(source.digests if files is None else files), set()
     for name in names:
         reasons = []
         for base in (m for m in source.mirrors if m not in unreachable):
-            bar = progress(name) if progress is not None else None
+            bar = progress(name) if progress is not None else lambda done, total: None
             try:  # atomic_write removes the folders it made for a file that does not arrive
                 atomic_write(directory / name, partial(fetch, base + name, source.digests[name], timeout, bar, until))
                 break
-            except WriteError as e:  # a full disk, a quota
-                why = f"{e.reason}; free space or pass --data-dir DIR"
-                raise DownloadError(f"cannot write {directory / name}: {why}", exit_status=1) from None
+            except WriteError as e:  # a full disk, a quota, a folder one may not write in
+                message = f"cannot write {directory / name}: {e.reason}; choose another {{name}}"
+                raise DownloadError(message, exit_status=1, parameter="data_dir") from None
             except _Rejected as e:
                 if isinstance(e, _Unreachable):
                     unreachable.add(base)
@@ -260,7 +206,7 @@ def download(
         else:
             reasons = reasons or [f"  {'no reachable mirror left' if source.mirrors else 'no mirrors configured'}"]
             proxy = ["  behind a proxy? set HTTPS_PROXY"] if unreachable else []
-            tip = f"or set {MIRRORS_ENV} or --mirror to a reachable mirror, or use --dataset digits (no download)"
-            details = [*reasons, *proxy, *fix_lines(list(source.digests), directory), tip]
-            raise DownloadError(f"{source.name} not found in {directory}, and the download failed:", details=details)
+            fix = fix_lines(list(source.digests), directory, f"set {MIRRORS_ENV}, or use the digits set (no download)")
+            message = f"{source.name} not found in {directory}, and the download failed (try other {{name}}):"
+            raise DownloadError(message, details=[*reasons, *proxy, *fix], parameter="mirrors")
     return [directory / name for name in names]

@@ -22,14 +22,13 @@ class IdxError(DataError):
     """An IDX file is malformed."""
 
 
-def _dims(shape: Sequence[int | None]) -> str:
+def _dims(shape: Sequence[int | None]) -> str:  # (None, 28, 28) -> Nx28x28
     return "x".join("N" if d is None else str(d) for d in shape)
 
 
 def read_stream(f: BinaryIO, name: str, ndim: int, shape: Sequence[int | None] | None = None) -> np.ndarray:
-    """The unsigned bytes in ``ndim`` dimensions of an uncompressed IDX stream: every dimension at least 1 and,
-    where ``shape`` gives one (None: any), of that size. Reads the header, exactly the payload it declares,
-    then one byte more to prove there is none."""
+    """The bytes in ``ndim`` dimensions (each at least 1, and of ``shape``'s size where not None) of an uncompressed
+    IDX stream: its header, exactly the payload it declares, then one byte more to prove there is none."""
     head = bytes(read_exactly(f, 4 + 4 * ndim))
     if len(head) < 4:
         raise IdxError(f"{name}: expected an IDX header of at least 4 bytes, found {len(head)} bytes")
@@ -49,12 +48,9 @@ def read_stream(f: BinaryIO, name: str, ndim: int, shape: Sequence[int | None] |
         raise IdxError(f"{name}: expected shape {_dims(shape)}, found {_dims(found)}")
     if min(found) < 1:
         raise IdxError(f"{name}: expected every dimension to be at least 1, found shape {_dims(found)}")
-    size = math.prod(found)
-    if size > MAX_PAYLOAD:
-        raise IdxError(
-            f"{name}: its header declares shape {_dims(found)} ({size} bytes), more than xpnet reads "
-            f"({MAX_PAYLOAD >> 30} GiB): not an MNIST-style file"
-        )
+    if (size := math.prod(found)) > MAX_PAYLOAD:
+        why = f"more than xpnet reads ({MAX_PAYLOAD >> 30} GiB): not an MNIST-style file"
+        raise IdxError(f"{name}: its header declares shape {_dims(found)} ({size} bytes), {why}")
     payload = read_exactly(f, size)
     expected = f"expected {len(head) + size} bytes for shape {_dims(found)}"
     if len(payload) < size:
@@ -71,9 +67,8 @@ def read_idx(path: str | Path, ndim: int, shape: Sequence[int | None] | None = N
         with open(path, "rb") as raw:
             if path.suffix != ".gz":
                 return read_stream(raw, str(path), ndim, shape)
-            if (magic := raw.read(2)) != GZIP_MAGIC:
+            if (magic := raw.peek(2)[:2]) != GZIP_MAGIC:
                 raise IdxError(f"{path}: expected gzip data (bytes 1f 8b), found {magic.hex(' ') or 'an empty file'}")
-            raw.seek(0)
             with gzip.GzipFile(fileobj=raw) as f:
                 return read_stream(f, str(path), ndim, shape)
     except EOFError:

@@ -12,66 +12,53 @@ from .folder import load_folder_dataset
 from .idx import IdxError, read_idx
 
 IMAGE_SHAPE = (28, 28)  # of every image in the MNIST-style IDX data sets
-# Where Debian's package dataset-fashion-mnist puts the files.
-SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}  # Debian's dataset-fashion-mnist
 
 
 def idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
-    """The IDX files in ``directory`` by key (``<name>.gz``, else ``<name>``), and the ``.gz`` names of those it
-    lacks. A folder that cannot be looked in is a `DataError`."""
-    try:
-        paths = {
-            k: next((p for p in (directory / f"{b}.gz", directory / b) if p.is_file()), None)
-            for k, b in IDX_FILES.items()
-        }
-    except OSError as e:  # is_file() raises, rather than answer False, in a folder one may not enter
-        raise DataError(f"cannot read data folder {directory}: {reason(e)}; give one you may read") from None
+    """The IDX files in ``directory`` by key (``<name>.gz``, else ``<name>``), and the ``.gz`` names it lacks."""
+    choices = {k: (directory / f"{b}.gz", directory / b) for k, b in IDX_FILES.items()}
+    try:  # is_file() raises, rather than answer False, in a folder one may not enter
+        paths = {k: next((p for p in both if p.is_file()), None) for k, both in choices.items()}
+    except OSError as e:
+        message = f"cannot read data folder {directory}: {reason(e)}; choose another {{name}}"
+        raise DataError(message, parameter="data_dir") from None
     return {k: p for k, p in paths.items() if p}, [f"{IDX_FILES[k]}.gz" for k, p in paths.items() if not p]
 
 
 def find_idx_files(directory: Path) -> dict[str, Path] | None:
-    """The four IDX files in ``directory``, or None if any is missing."""
-    found, missing = idx_files(directory)
+    """The four IDX files in ``directory``, or None if any is missing or the folder cannot be looked in."""
+    try:
+        found, missing = idx_files(directory)
+    except DataError:
+        return None
     return None if missing else found
 
 
 def load_idx_dataset(name: str, directory: Path) -> Dataset:
     """The four IDX files in ``directory`` as the set ``name`` (a named set's labels must be its classes')."""
     files, missing = idx_files(directory)
-    if missing and name == "idx":
-        raise dl.MissingData(
-            f"idx: {directory} lacks IDX files: put {', '.join(missing)} (or uncompressed copies) in it"
-        )
     if missing:
         where = "" if directory == default_data_dir(name) else f" --data-dir {directory}"
-        tip = f"or let python -m xpnet.train --dataset {name}{where} --epochs 1 download them there"
-        raise dl.MissingData(f"{name} not found in {directory}", details=[*dl.fix_lines(missing, directory), tip])
+        tip = f"let python -m xpnet.train --dataset {name}{where} --epochs 1 download them there"
+        tip = "their uncompressed copies (an idx set is never downloaded)" if name == "idx" else tip
+        raise dl.MissingData(f"{name} not found in {directory}", details=dl.fix_lines(missing, directory, tip))
     a = {k: read_idx(p, 3, (None, *IMAGE_SHAPE)) if "images" in k else read_idx(p, 1) for k, p in files.items()}
-    n_classes = len(CLASS_NAMES.get(name, ()))  # only the named sets have a fixed class count
+    classes = CLASS_NAMES.get(name, ())  # only the named sets have fixed classes; an idx set's: 0 up to its largest
     for split in ("train", "test"):
-        images, labels = a[f"{split}_images"], a[f"{split}_labels"]
-        if images.shape[0] != labels.shape[0]:
-            raise IdxError(
-                f"{files[f'{split}_images']}: {images.shape[0]} images but "
-                f"{files[f'{split}_labels']} has {labels.shape[0]} labels"
-            )
-        if n_classes and labels.max() >= n_classes:
-            raise IdxError(f"{files[f'{split}_labels']}: labels must lie in 0..{n_classes - 1}, found {labels.max()}")
+        images, labels = files[f"{split}_images"], files[f"{split}_labels"]
+        if (n := len(a[f"{split}_images"])) != len(y := a[f"{split}_labels"]):
+            raise IdxError(f"{images}: {n} images but {labels} has {len(y)} labels")
+        if classes and y.max() >= len(classes):
+            raise IdxError(f"{labels}: labels must lie in 0..{len(classes) - 1}, found {y.max()}")
+    x_train, y_train, x_test, y_test = (a[k].reshape(len(a[k]), -1) if "images" in k else a[k] for k in IDX_FILES)
     # A class the training set lacks cannot be learnt: refused as a folder set refuses a class without pictures.
-    taught = np.unique(a["train_labels"]).tolist()
-    lacking = np.setdiff1d(a["test_labels"], taught).tolist()
+    taught, lacking = np.unique(y_train).tolist(), np.setdiff1d(y_test, y_train).tolist()
     if len(taught) < 2 or lacking:
-        few = f"{len(taught)} class(es) ({listed(taught)})"
-        why = few if len(taught) < 2 else f"no image of class(es) {listed(lacking, 10)}"
-        raise IdxError(
-            f"{files['train_labels']}: the training set has {why}: a classifier learns only the classes it has "
-            "training images of, at least 2; give training images of every class the test set has"
-        )
-    x = {s: a[f"{s}_images"].reshape(a[f"{s}_images"].shape[0], -1) for s in ("train", "test")}
-    labels = CLASS_NAMES.get(name, ())  # an idx set: "0" up to its largest label
-    return Dataset(
-        name, x["train"], a["train_labels"], x["test"], a["test_labels"], IMAGE_SHAPE, str(directory), classes=labels
-    )
+        few = f"{len(taught)} class(es) ({listed(taught)}): a classifier needs at least 2"
+        why = few if len(taught) < 2 else f"no image of class(es) {listed(lacking, 10)}, which the test set has"
+        raise IdxError(f"{files['train_labels']}: the training set has {why}")
+    return Dataset(name, x_train, y_train, x_test, y_test, IMAGE_SHAPE, str(directory), classes=classes)
 
 
 def load_dataset(
@@ -80,46 +67,38 @@ def load_dataset(
     *,
     download: bool = False,
     mirrors: Sequence[str] | None = None,
-    source: dl.Source | None = None,
     on_download: Callable[[str, Path], None] | None = None,
     progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
     image_size: int | None = None,
     picture_progress: Callable[[int, int | None], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> Dataset:
-    """Load a data set by name; ``data_dir`` overrides where its files are looked for.
-
-    ``idx`` and ``folder`` are read from ``data_dir`` alone: four IDX files, or a picture folder (at
-    ``image_size`` pixels a side; see `folder.load_folder_dataset` for ``picture_progress`` and ``notify``).
-    With ``download``, the files missing of a named set are fetched from ``mirrors`` (`download.source_for`),
-    or ``source`` (mirrors and checksums), after ``on_download(name, directory)``, with `download.download`'s
-    ``progress``.
-    """
+    """Load a data set by name; ``data_dir`` overrides where its files are looked for. ``idx`` and ``folder`` are
+    read from ``data_dir`` alone (a folder set's pictures at ``image_size`` pixels a side: `load_folder_dataset`).
+    With ``download``, a named set's missing files are fetched from ``mirrors`` (`download.source_for`) after
+    ``on_download(name, directory)``."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if image_size is not None and name != "folder":
-        raise DataError(f"--image-size sizes the pictures of --dataset folder; {name} has its own: leave it out")
+        raise DataError(f"{{name}} sizes a folder set's pictures; {name} has its own", parameter="image_size")
     if name == "digits":
-        try:
-            from sklearn.datasets import load_digits
-        except ImportError:
-            raise DataError("--dataset digits needs scikit-learn: pip install scikit-learn") from None
+        from sklearn.datasets import load_digits  # a dependency, slow to import: only when asked for
+
         digits = load_digits()  # its 0..16 made the IDX sets' 0..255, so that every set is normalised alike
         x, y = np.rint(digits.data * (255 / 16)).astype(np.uint8), digits.target.astype(np.uint8)
         train, test = stratified_holdout(y, round(0.2 * y.size))  # a stratified fifth to test on
         return Dataset(name, x[train], y[train], x[test], y[test], (8, 8), "scikit-learn", classes=CLASS_NAMES[name])
     if name in LOCAL_SETS and data_dir is None:
         what = "an idx set: the folder of its four IDX files" if name == "idx" else "a folder set: its train/<class>/"
-        raise DataError(f"give --data-dir DIR for {what}")
+        raise DataError(f"give {{name}} for {what}", parameter="data_dir")
     if name == "folder":
         return load_folder_dataset(data_dir, image_size, progress=picture_progress, notify=notify)
     directory = default_data_dir(name) if data_dir is None else Path(data_dir).expanduser()
     system = SYSTEM_DIRS.get(name)
-    if data_dir is None and system is not None and find_idx_files(directory) is None and find_idx_files(system):
+    if data_dir is None and system and find_idx_files(directory) is None and find_idx_files(system):
         directory = system
-    missing = idx_files(directory)[1]
-    if missing and download and name != "idx":
-        source = source or dl.source_for(name, mirrors)
+    if (missing := idx_files(directory)[1]) and download and name != "idx":
+        source = dl.source_for(name, mirrors)
         if on_download is not None:
             on_download(name, directory)
         dl.download(source, directory, missing, progress=progress)
