@@ -16,13 +16,13 @@ import struct
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from typing import Any
 
 import numpy as np
-from distributed import Client, Future, KilledWorker, LocalCluster, wait
+from distributed import Client, Future, KilledWorker, LocalCluster, utils, wait
 from distributed.client import FuturesCancelledError
 from distributed.comm import parse_address, parse_host_port
 from distributed.comm.core import CommClosedError
@@ -73,6 +73,9 @@ class Cluster:
         self.client.close(timeout=CONNECT_SECONDS)
         if self.local is not None:
             self.local.close(timeout=CONNECT_SECONDS)
+        # Dask's one offload thread outlives every client: a new pool (its thread starts on first use) ends it.
+        offload, utils._offload_executor = utils._offload_executor, ThreadPoolExecutor(1, "Dask-Offload")
+        offload.shutdown()
 
     def __enter__(self) -> Cluster:
         return self
