@@ -1,10 +1,8 @@
-"""Data-parallel training on a Dask cluster: the same steps as one process, their gradients summed over shards.
+"""Data-parallel training on a Dask cluster: the steps of one process, their gradients summed over shards.
 
-Each worker holds a contiguous shard of the training rows, loaded there from the data set's files
-(`shards.load_shard`: nothing crosses the network, and a shard lost with its worker can be recomputed). Each
-step sends the weights and each shard's rows of the batch (`shards.shard_sums`); this process adds the sums in
-shard order and updates the weights. Importing this module imports Dask (the command line: only when asked).
-"""
+Each worker holds a contiguous shard of the training rows, loaded there from the data set's files (`shards`:
+nothing crosses the network, and a shard lost with its worker can be recomputed); each step sends the weights
+and each shard's rows of the batch, and this process adds the sums in shard order and updates the weights."""
 
 from __future__ import annotations
 
@@ -33,14 +31,13 @@ from ..errors import BackendError, DataError, XpnetError, one_line
 from ..nn import OPTIMIZERS, add_penalty
 from .loop import BatchStep
 from .model import TrainConfig
-from .shards import Compute, DataSource, Shard, fingerprint, load_shard, shard_info, shard_sums
+from .shards import DataSource, Shard, fingerprint, load_shard, shard_info, shard_sums
 
 CONNECT_SECONDS = 5  # an address that does not answer within this is a mistake, not a slow network
 WORKERS_SECONDS = 60  # how long to wait for a first worker to join, or for any worker to come back
 MAX_HANDSHAKE = 1 << 16  # a scheduler's handshake is a few hundred bytes: this much of it is enough
 POLL_SECONDS = 2.0  # while a step runs: how often to ask whether any worker is left
-# What Dask raises when a step's result is gone for good: the scheduler dropped it (its connection was lost),
-# its task killed several workers in turn, or the connection closed under the client.
+# A step's result gone for good: the scheduler dropped it, its task killed several workers, the connection closed.
 LOST = (CancelledError, FuturesCancelledError, KilledWorker, CommClosedError)
 
 
@@ -85,13 +82,9 @@ class Cluster:
 
 
 def start_local(n_workers: int, device: str = "cpu") -> Cluster:
-    """A cluster on this machine: ``n_workers`` processes of one thread on 127.0.0.1, no dashboard.
-
-    With ``device`` cuda it is dask-cuda's `LocalCUDACluster` (one worker per GPU, each seeing only its own).
-    Dask's own logs are silenced, in the workers too: a failed task reaches the user as our one-line error.
-    """
-    # dashboard_address=None still serves the scheduler's HTTP pages on port 8787 (and warns when a second run
-    # finds it taken): a free port on the loopback instead.
+    """A cluster on this machine: ``n_workers`` processes of one thread on 127.0.0.1, its pages on a free port
+    (never 8787), Dask's logs silenced (a failed task reaches the user as our one line). With ``device`` cuda it
+    is dask-cuda's `LocalCUDACluster`: one worker per GPU, each seeing only its own."""
     options = dict(dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, threads_per_worker=1)
     make = functools.partial(LocalCluster, processes=True, host="127.0.0.1")
     if parse_device(device)[0] == "cuda":
@@ -102,8 +95,8 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
         make = functools.partial(LocalCUDACluster, protocol="tcp", ip="127.0.0.1")
     # Ctrl-C is held back while the workers start (one interrupted in its start leaves a cluster that cannot be
     # closed): blocked in this thread, it stays blocked in the threads the cluster starts and in the worker
-    # processes they spawn, for life. The resource tracker, which unblocks it in the thread that starts it,
-    # runs first. A Ctrl-C held back then reaches the caller's handler.
+    # processes they spawn, for life; the recording handler keeps other threads from delivering it meanwhile.
+    # The resource tracker, which unblocks it in the thread that starts it, runs first.
     hold = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
     held: list[int] = []
     if hold:
@@ -117,27 +110,23 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
         if hold:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # calls the recording handler for a pending one
             signal.signal(signal.SIGINT, previous)
-    if held:
-        try:
+    try:
+        if held:  # now the caller's handler has it
             signal.raise_signal(signal.SIGINT)
-        except BaseException:
-            cluster.close()
-            raise
+    except BaseException:
+        cluster.close()
+        raise
     return cluster
 
 
 def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
     """Raise unless a server at ``host_port`` sends a whole first message (8-byte length, then that many bytes)
-    within ``timeout``, as a Dask scheduler sends its handshake. Dask waits forever for a handshake that never
-    ends (a hung machine, some firewalls, a server that sends a byte and stalls)."""
+    within ``timeout``, as a Dask scheduler sends its handshake: Dask would wait for ever on one cut short."""
     deadline, data = time.monotonic() + timeout, b""
     with socket.create_connection(host_port, timeout=timeout) as s:
         while len(data) < 8 or len(data) < 8 + min(struct.unpack("Q", data[:8])[0], MAX_HANDSHAKE):
             s.settimeout(max(deadline - time.monotonic(), 1e-3))
-            try:
-                chunk = s.recv(1 << 16)
-            except TimeoutError:
-                raise TimeoutError(f"it sent {len(data)} bytes, then nothing for {timeout:g} s") from None
+            chunk = s.recv(1 << 16)
             if not chunk:
                 raise ConnectionError("it closed the connection")
             data += chunk
@@ -188,17 +177,30 @@ class DaskSteps:
     def __call__(
         self, backend: Backend, data: Dataset, config: TrainConfig, sizes: Sequence[int], fast: bool
     ) -> BatchStep:
-        client, xp = self.cluster.client, backend.xp
-        workers = self.cluster.workers()
+        client, xp, workers = self.cluster.client, backend.xp, self.cluster.workers()
         bounds = shard_bounds(data.y_train.shape[0], len(workers))
-        compute = Compute(self.device, self.backend, config.dtype, data.n_classes)
-        shards = self._load(data, bounds, workers, compute)
+        how = (self.device, self.backend, config.dtype, data.n_classes)
+        shards = []
+        for (lo, hi), worker in zip(bounds, workers):  # one shard per worker, free to move
+            if self.source is None:
+                shard = Shard(data.x_train[lo:hi], data.y_train[lo:hi], *how)
+                shards.append(client.scatter(shard, workers=[worker], hash=False))
+            else:
+                where = dict(workers=[worker], allow_other_workers=True)
+                shards.append(client.submit(load_shard, self.source, lo, hi, *how, **where))
+        infos = self._gather([client.submit(shard_info, s, pure=False) for s in shards], 0)
+        for (lo, hi), (mark, _) in zip(bounds, infos):
+            if mark != fingerprint(data.x_train[lo:hi], data.y_train[lo:hi]):
+                raise DataError(
+                    f"a Dask worker read other training rows {lo}..{hi} of {data.name} than this process: give every "
+                    "worker the same data files at the same path (--data-dir)"
+                )
+        self.worker_backend = infos[0][1]
         self.workers = f"{self.worker_backend}, {len(workers)} Dask workers"
         update = OPTIMIZERS[config.optimizer].update
 
         def batch_step(params, opt_state, rows, step, lr):
-            rows = np.asarray(backend.to_numpy(rows))
-            host = [backend.to_numpy(p) for p in params]
+            rows, host = np.asarray(backend.to_numpy(rows)), [backend.to_numpy(p) for p in params]
             parts = []
             for (lo, hi), shard in zip(bounds, shards):
                 mine = rows[(rows >= lo) & (rows < hi)] - lo
@@ -213,28 +215,6 @@ class DaskSteps:
             return params, opt_state, backend.asarray(loss / rows.size), backend.asarray(correct)
 
         return batch_step
-
-    def _load(self, data: Dataset, bounds: list[tuple[int, int]], workers: list[str], compute: Compute) -> list[Future]:
-        """One shard per worker (spread by placement hints, free to move); checked against this process's rows."""
-        client = self.cluster.client
-        shards = []
-        for (lo, hi), worker in zip(bounds, workers):
-            if self.source is not None:
-                shards.append(
-                    client.submit(load_shard, self.source, lo, hi, compute, workers=[worker], allow_other_workers=True)
-                )
-            else:
-                shard = Shard(data.x_train[lo:hi], data.y_train[lo:hi], compute)
-                shards.append(client.scatter(shard, workers=[worker], hash=False))
-        infos = self._gather([client.submit(shard_info, s, pure=False) for s in shards], 0)
-        for (lo, hi), (rows, mark, _) in zip(bounds, infos):
-            if (rows, mark) != (hi - lo, fingerprint(data.x_train[lo:hi], data.y_train[lo:hi])):
-                raise DataError(
-                    f"a Dask worker read other training rows {lo}..{hi} of {data.name} than this process: give every "
-                    "worker the same data files at the same path (--data-dir)"
-                )
-        self.worker_backend = infos[0][2]
-        return shards
 
     def _gather(self, futures: list[Future], step: int) -> list[Any]:
         """The futures' results; `StepFailed` when the cluster lost them or has had no worker for too long."""
