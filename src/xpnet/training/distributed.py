@@ -1,11 +1,10 @@
-"""Data-parallel training on a Dask cluster: the steps of one process, their gradients summed over shards.
-
-Each worker holds a contiguous shard of the training rows, loaded there from the data set's files (`shards`:
-nothing crosses the network, and a shard lost with its worker can be recomputed); each step sends the weights
-and each shard's rows of the batch, and this process adds the sums in shard order and updates the weights."""
+"""Data-parallel training on a Dask cluster: each worker holds a shard of the training rows, loaded there
+(`shards`); each step sends it the weights and its rows of the batch, and this process adds the shards' sums in
+shard order and updates the weights: the steps of one process. Importing this module imports Dask."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import signal
@@ -13,7 +12,6 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
@@ -21,7 +19,6 @@ from typing import Any
 
 import numpy as np
 from distributed import Client, Future, KilledWorker, LocalCluster, utils, wait
-from distributed.client import FuturesCancelledError
 from distributed.comm import parse_address, parse_host_port
 from distributed.comm.core import CommClosedError
 
@@ -38,7 +35,7 @@ WORKERS_SECONDS = 60  # how long to wait for a first worker to join, or for any 
 MAX_HANDSHAKE = 1 << 16  # a scheduler's handshake is a few hundred bytes: this much of it is enough
 POLL_SECONDS = 2.0  # while a step runs: how often to ask whether any worker is left
 # A step's result gone for good: the scheduler dropped it, its task killed several workers, the connection closed.
-LOST = (CancelledError, FuturesCancelledError, KilledWorker, CommClosedError)
+LOST = (CancelledError, KilledWorker, CommClosedError)
 
 
 class ClusterError(XpnetError):
@@ -52,7 +49,7 @@ class StepFailed(XpnetError):
 
 
 @dataclass
-class Cluster:
+class Cluster(contextlib.AbstractContextManager):
     """A Dask client, and the `LocalCluster` it started when it started one; closing closes both."""
 
     client: Client
@@ -73,9 +70,6 @@ class Cluster:
         # Dask's one offload thread outlives every client: a new pool (its thread starts on first use) ends it.
         offload, utils._offload_executor = utils._offload_executor, ThreadPoolExecutor(1, "Dask-Offload")
         offload.shutdown()
-
-    def __enter__(self) -> Cluster:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -163,20 +157,15 @@ def shard_bounds(n: int, k: int) -> list[tuple[int, int]]:
 
 
 class DaskSteps:
-    """A `loop.StepSource` computing each step's gradients on the workers of ``cluster``, which load the
-    training rows from ``source`` (without one, each shard is sent from here once: a shard lost with its worker
-    then stops the run) and resolve ``device`` and ``backend`` for themselves."""
+    """A `loop.StepSource`: gradients from the workers of ``cluster``, which load the training rows from ``source``
+    (without one, each shard is sent from here: a shard lost with its worker then stops the run)."""
 
-    def __init__(
-        self, cluster: Cluster, source: DataSource | None = None, device: str = "cpu", backend: str | None = None
-    ):
+    def __init__(self, cluster: Cluster, source: DataSource | None = None, device="cpu", backend=None):
         self.cluster, self.source, self.device, self.backend = cluster, source, device, backend
         self.worker_backend = ""  # what the workers compute with, known once the shards are loaded ...
         self.workers: str | None = None  # ... and with how many of them (`loop.StepSource`)
 
-    def __call__(
-        self, backend: Backend, data: Dataset, config: TrainConfig, sizes: Sequence[int], fast: bool
-    ) -> BatchStep:
+    def __call__(self, backend: Backend, data: Dataset, config: TrainConfig, sizes, fast) -> BatchStep:
         client, xp, workers = self.cluster.client, backend.xp, self.cluster.workers()
         bounds = shard_bounds(data.y_train.shape[0], len(workers))
         how = (self.device, self.backend, config.dtype, data.n_classes)
@@ -221,17 +210,15 @@ class DaskSteps:
         client, without = self.cluster.client, 0.0
         try:
             while True:
-                try:
+                with contextlib.suppress(TimeoutError):
                     wait(futures, timeout=POLL_SECONDS)
                     break
-                except TimeoutError:  # still running: fine, unless nobody is left to run it
-                    try:
-                        alive = bool(client.scheduler_info()["workers"])
-                    except OSError:  # the scheduler is unreachable too: the client cancels the futures soon
-                        alive = False
-                    without = 0.0 if alive else without + POLL_SECONDS
-                    if without >= WORKERS_SECONDS:
-                        raise StepFailed(f"no Dask worker left for {WORKERS_SECONDS} s at step {step}") from None
+                alive = False  # still running: fine, unless nobody is left to run it
+                with contextlib.suppress(OSError):  # the scheduler is unreachable too: the client cancels soon
+                    alive = bool(client.scheduler_info()["workers"])
+                without = 0.0 if alive else without + POLL_SECONDS
+                if without >= WORKERS_SECONDS:
+                    raise StepFailed(f"no Dask worker left for {WORKERS_SECONDS} s at step {step}") from None
             return client.gather(futures)
         except LOST as e:
             why = one_line(e, named=True, limit=160)

@@ -1,6 +1,6 @@
 """The training loop: epochs of shuffled mini-batches whose loss and accuracy stay on the device until the epoch
-ends, the `Callback`s around it and the one stopping rule. A step comes from a `StepSource` (this process's
-device, or Dask workers); a run stopped between two steps returns a `TrainState` that resumes exactly there."""
+ends, the `Callback`s around it and the one stopping rule. A run stopped between two steps returns a
+`TrainState` that resumes exactly there."""
 
 from __future__ import annotations
 
@@ -18,17 +18,8 @@ from ..backend import Backend, fast_step
 from ..backend.fast import flushed
 from ..data import Dataset
 from ..errors import TrainingDiverged, XpnetError
-from .model import (
-    ConfigError,
-    EpochStats,
-    TrainConfig,
-    TrainState,
-    accuracy,
-    best_epoch,
-    count_correct,
-    initial_state,
-    to_device,
-)
+from . import model
+from .model import ConfigError, EpochStats, TrainConfig, TrainState, accuracy, best_epoch, to_device
 
 # A mean cross-entropy 100 times that of guessing uniformly (ln k nats for k classes) needs logit gaps in the
 # hundreds: the weights have blown up, even where ReLUs died and the stable softmax kept the loss finite.
@@ -49,19 +40,17 @@ class Callback:
         """After each step: the epoch's rows trained so far and their summed loss (a device array)."""
 
     def on_epoch_end(self, state: TrainState) -> bool:
-        """After each epoch (its arrays may be buffers the next step overwrites); True ends the run
-        (``stopped_early``) once every callback has seen the epoch."""
+        """After each epoch (its arrays may be overwritten by the next step); True ends the run once all saw it."""
         return False
 
     def on_train_end(self, state: TrainState) -> None:
-        """When the run ends, paused or not (not when it diverged), before the test set is scored; with early
-        stopping ``state`` may be a new one holding the best epoch's weights (``restored``)."""
+        """When the run ends, paused or not (not when it diverged), before the test set is scored."""
 
 
 def should_stop(history: Sequence[EpochStats], config: TrainConfig) -> bool:
-    """scikit-learn's stopping rule, read from the history a checkpoint keeps (so a resumed run stops where the
-    uninterrupted one would): more than ``n_iter_no_change`` epochs in a row that failed to beat the best before
-    them by ``tol``, on validation accuracy with early stopping, else on the training loss."""
+    """scikit-learn's rule: more than ``n_iter_no_change`` epochs in a row failed to beat the best before them by
+    ``tol``, on validation accuracy with early stopping, else on the loss. Read from the history a checkpoint
+    keeps, so a resumed run stops where the uninterrupted one would."""
     count, best = 0, -math.inf
     for s in history:
         v = s.val_accuracy if config.early_stopping else -s.loss
@@ -79,14 +68,11 @@ StepSource = Callable[[Backend, Dataset, TrainConfig, Sequence[int], bool], Batc
 
 
 class LocalSteps:
-    """A `StepSource`: steps on this process's device, with the backend's fast step where it has one (and ``fast``); the
-    training set moves there once."""
+    """A `StepSource`: steps on this process's device (where the training set moves once), fast where possible."""
 
     workers = None
 
-    def __call__(
-        self, backend: Backend, data: Dataset, config: TrainConfig, sizes: Sequence[int], fast: bool
-    ) -> BatchStep:
+    def __call__(self, backend, data, config, sizes, fast) -> BatchStep:
         xp, dtype = backend.xp, backend.dtype(config.dtype)
         step_fn = fast_step(backend, sizes, config.recipe, dtype) if fast else None
         step_fn = step_fn or nn.train_step(xp, config.recipe)
@@ -97,7 +83,7 @@ class LocalSteps:
             # Gathering each batch (not the whole shuffled set) keeps the copy small and in cache.
             xb, tb, yb = (xp.take(a, rows, axis=0) for a in (x_train, t_train, y_train))
             params, opt_state, loss, logits = step_fn(params, opt_state, xb, tb, step, lr)
-            return params, opt_state, loss, count_correct(xp, logits, yb)
+            return params, opt_state, loss, model.count_correct(xp, logits, yb)
 
         return batch_step
 
@@ -131,18 +117,14 @@ def train(
     steps: StepSource = local_steps,
     fast: bool = True,
 ) -> TrainState:
-    """Train an MLP on ``data`` up to ``config.max_iter`` epochs in all, from ``state`` (resuming) or fresh
-    weights; the state where it ended.
-
-    Stops early by `should_stop`; with ``config.early_stopping`` (which needs validation rows) host copies of
-    the best epoch's weights are kept and put back at the end, in a new state (``restored``). Raises
-    `TrainingDiverged` when an epoch ends with NaN/Inf weights or a loss far above chance; no callback sees
-    that epoch. With validation rows the test set is scored once, at the end. ``fast=False`` forces the
-    reference step.
+    """Train an MLP on ``data`` up to ``config.max_iter`` epochs in all, from ``state`` or fresh weights; the state
+    where it ended. Stops by `should_stop`; with early stopping the best epoch's weights are put back at the end,
+    in a new state (``restored``). Raises `TrainingDiverged` when an epoch ends with NaN/Inf weights or a loss far
+    above chance. With validation rows the test set is scored once, at the end. ``fast=False``: the reference step.
     """
     xp, dtype, n = backend.xp, backend.dtype(config.dtype), data.y_train.shape[0]
     sizes = nn.layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
-    state = state or initial_state(backend, sizes, config)
+    state = state or model.initial_state(backend, sizes, config)
     testing, validating = data.x_test is not None, data.x_val is not None
     if config.early_stopping and not validating:
         raise ConfigError("early_stopping", "needs validation rows to watch")
@@ -180,29 +162,27 @@ def train(
                 cb.on_step(epoch, j, loss_sum)
         else:
             i = n
+        # A NaN anywhere propagates into the sum; one read covers the loss and every weight.
+        finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
+        backend.sync()
+        seconds = state.seconds + time.perf_counter() - start
+        total, right = backend.to_numpy(loss_sum), int(backend.to_numpy(correct))
         if i < n:  # paused, or the step failed: the state before this step resumes exactly here
-            backend.sync()
-            seconds = state.seconds + time.perf_counter() - start
-            loss_host, correct_host = backend.to_numpy(loss_sum), int(backend.to_numpy(correct))
             state = TrainState(
-                params, opt_state, rng_at_start, epoch - 1, step, i, loss_host, correct_host, seconds, history, best
+                params, opt_state, rng_at_start, epoch - 1, step, i, total, right, seconds, history, best
             )
             state.stopped, state.failure = True, failure
             for cb in callbacks:
                 cb.on_train_end(state)
             return state
-        # A NaN anywhere propagates into the sum; one read covers the loss and every weight.
-        finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
-        backend.sync()
-        seconds = state.seconds + time.perf_counter() - start
-        loss_mean = float(backend.to_numpy(loss_sum)) / n
+        loss_mean = float(total) / n
         if not (loss_mean <= limit and bool(backend.to_numpy(finite))):
             raise _diverged(backend, epoch, first_step, step_losses, config, limit)
         if config.alpha:  # the L2 term as scikit-learn reports it: each batch's, at the epoch's last weights
             loss_mean += math.ceil(n / batch) * float(backend.to_numpy(nn.penalty(xp, params, config.alpha, n)))
         scored = accuracy(backend, params, *(val or test), config.activation) if testing or validating else None
         speed = n / seconds if seconds > 0 else float("inf")
-        stats = EpochStats(epoch, loss_mean, int(backend.to_numpy(correct)) / n, None, seconds, speed, lr=lr)
+        stats = EpochStats(epoch, loss_mean, right / n, None, seconds, speed, lr=lr)
         history = [*history, dataclasses.replace(stats, **{"val_accuracy" if validating else "test_accuracy": scored})]
         if config.early_stopping and best_epoch(history) == epoch:  # once per improving epoch, off the step loop
             best = [np.array(backend.to_numpy(p), copy=True) for p in params]  # a copy: fast steps work in place

@@ -15,9 +15,6 @@ from ..backend import Backend, resolve_backend
 from ..data import Dataset, hold_out, load_dataset
 from .model import count_correct, to_device
 
-# The worker process's backend, resolved once (under dask-cuda, ``cuda`` is the worker's own GPU).
-worker_backend = functools.cache(resolve_backend)
-
 
 @dataclass(frozen=True)
 class DataSource:
@@ -56,7 +53,7 @@ class Shard:
     @functools.cached_property
     def on_device(self) -> tuple[Backend, Any, Any, Any]:
         """(backend, images, one-hot targets, labels) on the worker's device, moved there once."""
-        backend = worker_backend(self.device, self.backend)
+        backend = resolve_backend(self.device, self.backend)  # under dask-cuda, cuda is the worker's own GPU
         dtype = backend.dtype(self.dtype)
         x, y = to_device(backend, self.x, self.y, dtype)
         return backend, x, nn.one_hot(backend.xp, y, self.n_classes, dtype), y
@@ -74,9 +71,7 @@ def shard_info(shard: Shard) -> tuple[int, str]:
     return fingerprint(shard.x, shard.y), str(shard.on_device[0])
 
 
-def shard_sums(
-    shard: Shard, params: list[np.ndarray], rows: np.ndarray, batch_rows: int, activation: str
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def shard_sums(shard: Shard, params: list[np.ndarray], rows: np.ndarray, batch_rows: int, activation: str) -> tuple:
     """Summed loss, correct count and gradients over the shard's ``rows`` of a global batch of ``batch_rows``:
     gradients of the global batch's mean loss, so their sum over shards is one process's gradient."""
     backend, x, t, y = shard.on_device
