@@ -34,8 +34,6 @@ CONNECT_SECONDS = 5  # an address that does not answer within this is a mistake,
 WORKERS_SECONDS = 60  # how long to wait for a first worker to join, or for any worker to come back
 MAX_HANDSHAKE = 1 << 16  # a scheduler's handshake is a few hundred bytes: this much of it is enough
 POLL_SECONDS = 2.0  # while a step runs: how often to ask whether any worker is left
-# A step's result gone for good: the scheduler dropped it, its task killed several workers, the connection closed.
-LOST = (CancelledError, KilledWorker, CommClosedError)
 
 
 class ClusterError(XpnetError):
@@ -197,11 +195,10 @@ class DaskSteps:
                     parts.append(client.submit(shard_sums, shard, host, mine, rows.size, config.activation, pure=False))
             sums = self._gather(parts, step)
             # Added in shard order, so that a run is reproducible whichever worker answers first.
-            loss, correct = sum(s[0] for s in sums), sum(s[1] for s in sums)
-            grads = [backend.asarray(sum(s[2][i] for s in sums)) for i in range(len(params))]
-            grads = add_penalty(params, grads, config.alpha, rows.size)
+            losses, counts, grads = zip(*sums)
+            grads = add_penalty(params, [backend.asarray(sum(g)) for g in zip(*grads)], config.alpha, rows.size)
             params, opt_state = update(xp, params, grads, opt_state, step, lr, config.recipe.hyper)
-            return params, opt_state, backend.asarray(loss / rows.size), backend.asarray(correct)
+            return params, opt_state, backend.asarray(sum(losses) / rows.size), backend.asarray(sum(counts))
 
         return batch_step
 
@@ -220,7 +217,7 @@ class DaskSteps:
                 if without >= WORKERS_SECONDS:
                     raise StepFailed(f"no Dask worker left for {WORKERS_SECONDS} s at step {step}") from None
             return client.gather(futures)
-        except LOST as e:
+        except (CancelledError, KilledWorker, CommClosedError) as e:  # gone for good (dropped, or killed workers)
             why = one_line(e, named=True, limit=160)
             if "scheduler-connection-lost" in str(e) or isinstance(e, CommClosedError):
                 why = "the connection to the scheduler was lost"

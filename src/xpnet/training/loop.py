@@ -91,21 +91,6 @@ class LocalSteps:
 local_steps = LocalSteps()
 
 
-def _diverged(backend: Backend, epoch: int, first_step: int, step_losses: list[Any], config: TrainConfig, limit: float):
-    """Name the first step whose loss blew up; found after the fact, so the loop never syncs."""
-    losses = backend.to_numpy(backend.xp.stack(step_losses)) if step_losses else np.zeros(0)
-    bad = np.flatnonzero(~(np.abs(losses) <= limit))  # NaN compares false: it counts as bad
-    if bad.size:
-        where = f"at epoch {epoch}, step {first_step + int(bad[0])} (loss {losses[bad[0]]:.4g})"
-    else:  # the last update of the epoch broke the weights; no loss has seen them yet
-        where = f"at epoch {epoch}, by step {first_step + len(step_losses) - 1} (weights became NaN/Inf)"
-    rate = f" (this epoch's rate {config.lr_at(epoch):g})" if config.lr_decay != 1 else ""
-    return TrainingDiverged(
-        f"training diverged {where}{rate}: try a lower {{name}} than {config.learning_rate:g}",
-        parameter="learning_rate_init",
-    )
-
-
 @flushed
 def train(
     backend: Backend,
@@ -125,11 +110,10 @@ def train(
     xp, dtype, n = backend.xp, backend.dtype(config.dtype), data.y_train.shape[0]
     sizes = nn.layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
     state = state or model.initial_state(backend, sizes, config)
-    testing, validating = data.x_test is not None, data.x_val is not None
-    if config.early_stopping and not validating:
+    if config.early_stopping and data.x_val is None:
         raise ConfigError("early_stopping", "needs validation rows to watch")
-    test = to_device(backend, data.x_test, data.y_test, dtype) if testing else None
-    val = to_device(backend, data.x_val, data.y_val, dtype) if validating else None
+    test = to_device(backend, data.x_test, data.y_test, dtype) if data.x_test is not None else None
+    val = to_device(backend, data.x_val, data.y_val, dtype) if data.x_val is not None else None
     params = [backend.asarray(p) for p in (state.last_params if state.restored else state.params)]
     opt_state = [backend.asarray(s) for s in state.opt_state]
     batch_step = steps(backend, data, config, sizes, fast)
@@ -176,14 +160,24 @@ def train(
                 cb.on_train_end(state)
             return state
         loss_mean = float(total) / n
-        if not (loss_mean <= limit and bool(backend.to_numpy(finite))):
-            raise _diverged(backend, epoch, first_step, step_losses, config, limit)
+        if not (loss_mean <= limit and bool(backend.to_numpy(finite))):  # which step, found after the fact
+            losses = backend.to_numpy(xp.stack(step_losses)) if step_losses else np.zeros(0)
+            bad = np.flatnonzero(~(np.abs(losses) <= limit))  # NaN compares false: it counts as bad
+            if bad.size:
+                where = f"at epoch {epoch}, step {first_step + int(bad[0])} (loss {losses[bad[0]]:.4g})"
+            else:  # the last update of the epoch broke the weights; no loss has seen them yet
+                where = f"at epoch {epoch}, by step {step} (weights became NaN/Inf)"
+            rate = f" (this epoch's rate {lr:g})" if config.lr_decay != 1 else ""
+            raise TrainingDiverged(
+                f"training diverged {where}{rate}: try a lower {{name}} than {config.learning_rate:g}",
+                parameter="learning_rate_init",
+            )
         if config.alpha:  # the L2 term as scikit-learn reports it: each batch's, at the epoch's last weights
             loss_mean += math.ceil(n / batch) * float(backend.to_numpy(nn.penalty(xp, params, config.alpha, n)))
-        scored = accuracy(backend, params, *(val or test), config.activation) if testing or validating else None
+        scored = accuracy(backend, params, *(val or test), config.activation) if val or test else None
         speed = n / seconds if seconds > 0 else float("inf")
         stats = EpochStats(epoch, loss_mean, right / n, None, seconds, speed, lr=lr)
-        history = [*history, dataclasses.replace(stats, **{"val_accuracy" if validating else "test_accuracy": scored})]
+        history = [*history, dataclasses.replace(stats, **{"val_accuracy" if val else "test_accuracy": scored})]
         if config.early_stopping and best_epoch(history) == epoch:  # once per improving epoch, off the step loop
             best = [np.array(backend.to_numpy(p), copy=True) for p in params]  # a copy: fast steps work in place
         state = TrainState(params, opt_state, rng, epoch, step, history=history, best_params=best)
@@ -196,7 +190,7 @@ def train(
         state = dataclasses.replace(state, params=[backend.asarray(p) for p in best], restored=True, last_params=last)
     for cb in callbacks:
         cb.on_train_end(state)
-    if validating and testing:
+    if val and test:
         state.test_accuracy = accuracy(backend, state.params, *test, config.activation)
     elif history:
         state.test_accuracy = history[-1].test_accuracy

@@ -42,10 +42,8 @@ def epoch_record(stats: EpochStats) -> dict[str, Any]:
 
 
 class LineFile:
-    """A text file that only ever ends with a whole line: each `write` is one ``os.write`` of one JSON line, cut
-    back before `WriteError` when it fails (a full disk). ``append`` keeps what is there, a last line torn by a
-    crash cut off (``repaired`` bytes); otherwise the first `write` replaces the file through `atomic_write`, so
-    a first line that cannot be written leaves no file, or the previous one whole."""
+    """A text file that only ever ends with a whole line: each `write` is one ``os.write``, cut back if it fails.
+    ``append`` keeps what is there but a torn last line (``repaired`` bytes); else the first line is `atomic_write`n."""
 
     def __init__(self, path: Path, append: bool):
         self.path, self.fd, self.repaired = path, None, 0
@@ -85,7 +83,7 @@ class LineFile:
 
 def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any]]:
     """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file, and
-    for the log of another run than ``model``'s when it is given (`_other_run`)."""
+    for the log of another run than ``model``'s when it is given."""
     path = Path(path).expanduser()
     try:
         if not path.is_file():  # a device such as /dev/zero would be read for ever
@@ -112,26 +110,21 @@ def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any
             ) from None
     if not epochs:
         raise XpnetError(f"{path} holds no epochs: not an xpnet training log, or the run logged none yet")
-    other = _other_run(headers, epochs, model) if model is not None else ""
-    if other:
-        raise XpnetError(
-            f"--log {path} is the log of another run ({other}): give the log of this model's run, or "
-            "leave --log out to draw the curves from the checkpoint's own history"
-        )
-    return [epochs[e] for e in sorted(epochs)]
-
-
-def _other_run(headers: list[dict[str, Any]], epochs: dict[int, dict[str, Any]], model: Model) -> str:
-    """How the log differs from ``model``'s run, or ``""``: a header naming other data or a setting no resume
-    changes (`FIXED_FIELDS`), or an epoch of the checkpoint's history logged with other figures; what a record
-    does not say is not held against it."""
-    want = {"dataset": model.dataset, "n_train": model.n_train, "n_val": model.val_split}
-    want |= {f: model.config.to_dict()[f] for f in FIXED_FIELDS}
-    checks = [("its header", h | (h["config"] if isinstance(h.get("config"), dict) else {}), want) for h in headers]
-    for stats in model.state.history:
-        checks.append((f"its epoch {stats.epoch}", epochs.get(stats.epoch, {}), {k: getattr(stats, k) for k in SCORES}))
+    # Another run's log: a header naming other data or a setting no resume changes (`FIXED_FIELDS`), or an epoch of
+    # the checkpoint's history logged with other figures; what a record does not say is not held against it.
+    checks = []
+    if model is not None:
+        want = {"dataset": model.dataset, "n_train": model.n_train, "n_val": model.val_split}
+        want |= {f: model.config.to_dict()[f] for f in FIXED_FIELDS}
+        checks = [("its header", h | (h["config"] if isinstance(h.get("config"), dict) else {}), want) for h in headers]
+        for s in model.state.history:
+            checks.append((f"its epoch {s.epoch}", epochs.get(s.epoch, {}), {k: getattr(s, k) for k in SCORES}))
     for what, said, wanted in checks:
         key = next((k for k in wanted if k in said and said[k] != wanted[k]), None)
         if key is not None:
-            return f"{what} has {key} {spelled(said[key])} where {model.path} has {spelled(wanted[key])}"
-    return ""
+            raise XpnetError(
+                f"--log {path} is the log of another run ({what} has {key} {spelled(said[key])} where {model.path} "
+                f"has {spelled(wanted[key])}): give the log of this model's run, or leave --log out to draw the "
+                "curves from the checkpoint's own history"
+            )
+    return [epochs[e] for e in sorted(epochs)]

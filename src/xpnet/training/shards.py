@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import nn
 from ..backend import Backend, resolve_backend
-from ..data import Dataset, hold_out, load_dataset
+from ..data import hold_out, load_dataset
 from .model import count_correct, to_device
 
 
@@ -24,9 +24,6 @@ class DataSource:
     data_dir: str | None = None
     val_split: int = 0
     image_size: int | None = None
-
-    def load(self) -> Dataset:
-        return hold_out(load_dataset(self.name, self.data_dir, image_size=self.image_size), self.val_split)
 
 
 def fingerprint(x: np.ndarray, y: np.ndarray) -> int:
@@ -62,7 +59,7 @@ class Shard:
 def load_shard(source: DataSource, lo: int, hi: int, *how: Any) -> Shard:
     """Rows ``lo:hi`` of ``source``'s training set, computed with ``how`` (a pure task: Dask may run it again
     after a worker dies)."""
-    data = source.load()
+    data = hold_out(load_dataset(source.name, source.data_dir, image_size=source.image_size), source.val_split)
     return Shard(data.x_train[lo:hi], data.y_train[lo:hi], *how)
 
 
