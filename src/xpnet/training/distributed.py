@@ -74,9 +74,8 @@ class Cluster(contextlib.AbstractContextManager):
 
 
 def start_local(n_workers: int, device: str = "cpu") -> Cluster:
-    """A cluster on this machine: ``n_workers`` processes of one thread on 127.0.0.1, its pages on a free port
-    (never 8787), Dask's logs silenced (a failed task reaches the user as our one line). With ``device`` cuda it
-    is dask-cuda's `LocalCUDACluster`: one worker per GPU, each seeing only its own."""
+    """``n_workers`` processes of one thread on 127.0.0.1, pages on a free port (never 8787), logs silenced (a failed
+    task reaches the user as our one line); with ``device`` cuda, dask-cuda's (one worker per GPU, each its own)."""
     options = dict(dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, threads_per_worker=1)
     make = functools.partial(LocalCluster, processes=True, host="127.0.0.1")
     if parse_device(device)[0] == "cuda":
@@ -85,10 +84,9 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
         except ImportError:
             raise BackendError("a local cluster on cuda needs dask-cuda: pip install dask-cuda") from None
         make = functools.partial(LocalCUDACluster, protocol="tcp", ip="127.0.0.1")
-    # Ctrl-C is held back while the workers start (one interrupted in its start leaves a cluster that cannot be
-    # closed): blocked in this thread, it stays blocked in the threads the cluster starts and in the worker
-    # processes they spawn, for life; the recording handler keeps other threads from delivering it meanwhile.
-    # The resource tracker, which unblocks it in the thread that starts it, runs first.
+    # Ctrl-C is held back while the workers start (one interrupted in its start cannot be closed): blocked here, it
+    # stays blocked in the threads and worker processes the cluster starts, for life, and the recording handler
+    # takes it from other threads meanwhile. The resource tracker, which would unblock it here, starts first.
     hold = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
     held: list[int] = []
     if hold:
@@ -112,14 +110,12 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
 
 
 def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
-    """Raise unless a server at ``host_port`` sends a whole first message (8-byte length, then that many bytes)
-    within ``timeout``, as a Dask scheduler sends its handshake: Dask would wait for ever on one cut short."""
+    """Raise unless ``host_port`` sends a whole first message (8-byte length, then that many bytes) in ``timeout``."""
     deadline, data = time.monotonic() + timeout, b""
     with socket.create_connection(host_port, timeout=timeout) as s:
         while len(data) < 8 or len(data) < 8 + min(struct.unpack("Q", data[:8])[0], MAX_HANDSHAKE):
             s.settimeout(max(deadline - time.monotonic(), 1e-3))
-            chunk = s.recv(1 << 16)
-            if not chunk:
+            if not (chunk := s.recv(1 << 16)):
                 raise ConnectionError("it closed the connection")
             data += chunk
 
@@ -131,7 +127,7 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
     try:
         scheme, location = parse_address(address)
         if scheme == "tcp":
-            _speaks_first(parse_host_port(location), timeout)
+            _speaks_first(parse_host_port(location), timeout)  # Dask waits for ever on a handshake cut short
         client = Client(address, timeout=timeout)
     except Exception as e:  # whatever answers there (nothing, a web server, a typo) is not a Dask scheduler
         raise ClusterError(
@@ -160,8 +156,7 @@ class DaskSteps:
 
     def __init__(self, cluster: Cluster, source: DataSource | None = None, device="cpu", backend=None):
         self.cluster, self.source, self.device, self.backend = cluster, source, device, backend
-        self.worker_backend = ""  # what the workers compute with, known once the shards are loaded ...
-        self.workers: str | None = None  # ... and with how many of them (`loop.StepSource`)
+        self.worker_backend, self.workers = "", None  # what the workers compute with, and how many: known once loaded
 
     def __call__(self, backend: Backend, data: Dataset, config: TrainConfig, sizes, fast) -> BatchStep:
         client, xp, workers = self.cluster.client, backend.xp, self.cluster.workers()
@@ -180,22 +175,20 @@ class DaskSteps:
             if mark != fingerprint(data.x_train[lo:hi], data.y_train[lo:hi]):
                 raise DataError(
                     f"a Dask worker read other training rows {lo}..{hi} of {data.name} than this process: give every "
-                    "worker the same data files at the same path (--data-dir)"
+                    "worker the same data files at the same path ({name})",
+                    parameter="data_dir",
                 )
         self.worker_backend = infos[0][1]
         self.workers = f"{self.worker_backend}, {len(workers)} Dask workers"
         update = OPTIMIZERS[config.optimizer].update
+        sums = functools.partial(client.submit, shard_sums, activation=config.activation, pure=False)
 
         def batch_step(params, opt_state, rows, step, lr):
             rows, host = np.asarray(backend.to_numpy(rows)), [backend.to_numpy(p) for p in params]
-            parts = []
-            for (lo, hi), shard in zip(bounds, shards):
-                mine = rows[(rows >= lo) & (rows < hi)] - lo
-                if mine.size:  # a small batch may miss a shard altogether
-                    parts.append(client.submit(shard_sums, shard, host, mine, rows.size, config.activation, pure=False))
-            sums = self._gather(parts, step)
-            # Added in shard order, so that a run is reproducible whichever worker answers first.
-            losses, counts, grads = zip(*sums)
+            # Each shard's rows of the batch (a small batch may miss a shard), their sums added in shard order: the
+            # same run whichever worker answers first.
+            mine = [(shard, rows[(rows >= lo) & (rows < hi)] - lo) for (lo, hi), shard in zip(bounds, shards)]
+            losses, counts, grads = zip(*self._gather([sums(s, host, r, len(rows)) for s, r in mine if r.size], step))
             grads = add_penalty(params, [backend.asarray(sum(g)) for g in zip(*grads)], config.alpha, rows.size)
             params, opt_state = update(xp, params, grads, opt_state, step, lr, config.recipe.hyper)
             return params, opt_state, backend.asarray(sum(losses) / rows.size), backend.asarray(sum(counts))

@@ -1,6 +1,5 @@
-"""The training loop: epochs of shuffled mini-batches whose loss and accuracy stay on the device until the epoch
-ends, the `Callback`s around it and the one stopping rule. A run stopped between two steps returns a
-`TrainState` that resumes exactly there."""
+"""The training loop (epochs of shuffled mini-batches whose loss and accuracy stay on the device until the epoch
+ends), its `Callback`s and the one stopping rule. A run stopped between two steps resumes exactly there."""
 
 from __future__ import annotations
 
@@ -49,8 +48,7 @@ class Callback:
 
 def should_stop(history: Sequence[EpochStats], config: TrainConfig) -> bool:
     """scikit-learn's rule: more than ``n_iter_no_change`` epochs in a row failed to beat the best before them by
-    ``tol``, on validation accuracy with early stopping, else on the loss. Read from the history a checkpoint
-    keeps, so a resumed run stops where the uninterrupted one would."""
+    ``tol`` (validation accuracy with early stopping, else the loss), read from the history a checkpoint keeps."""
     count, best = 0, -math.inf
     for s in history:
         v = s.val_accuracy if config.early_stopping else -s.loss
@@ -59,11 +57,11 @@ def should_stop(history: Sequence[EpochStats], config: TrainConfig) -> bool:
 
 
 # ``(params, opt_state, rows, step, lr) -> (params, opt_state, mean loss, correct count)``: update number ``step``
-# on the training rows whose indices ``rows`` (a slice of the permutation) holds.
+# on the training rows whose indices ``rows`` (a slice of the permutation) holds. A `StepSource` makes it from
+# (backend, data, config, layer sizes, fast); its ``workers`` names what computes it besides this process (``numpy
+# on cpu, 2 Dask workers``, known once made), else None. A step that raises an `XpnetError` (lost Dask workers)
+# ends the run as a pause does, with that error in ``failure``.
 BatchStep = Callable[[list[Any], list[Any], Any, int, float], tuple[list[Any], list[Any], Any, Any]]
-# Makes a run's `BatchStep` from (backend, data, config, layer sizes, fast); its ``workers`` names what computes the
-# steps besides this process (``numpy on cpu, 2 Dask workers``, known once the step is made), else None. A step
-# that raises an `XpnetError` (lost Dask workers) ends the run as a pause does, with that error in ``failure``.
 StepSource = Callable[[Backend, Dataset, TrainConfig, Sequence[int], bool], BatchStep]
 
 
@@ -74,8 +72,7 @@ class LocalSteps:
 
     def __call__(self, backend, data, config, sizes, fast) -> BatchStep:
         xp, dtype = backend.xp, backend.dtype(config.dtype)
-        step_fn = fast_step(backend, sizes, config.recipe, dtype) if fast else None
-        step_fn = step_fn or nn.train_step(xp, config.recipe)
+        step_fn = (fast and fast_step(backend, sizes, config.recipe, dtype)) or nn.train_step(xp, config.recipe)
         x_train, y_train = to_device(backend, data.x_train, data.y_train, dtype)
         t_train = nn.one_hot(xp, y_train, data.n_classes, dtype)
 
@@ -105,8 +102,7 @@ def train(
     """Train an MLP on ``data`` up to ``config.max_iter`` epochs in all, from ``state`` or fresh weights; the state
     where it ended. Stops by `should_stop`; with early stopping the best epoch's weights are put back at the end,
     in a new state (``restored``). Raises `TrainingDiverged` when an epoch ends with NaN/Inf weights or a loss far
-    above chance. With validation rows the test set is scored once, at the end. ``fast=False``: the reference step.
-    """
+    above chance. With validation rows the test set is scored once, at the end. ``fast=False``: the reference step."""
     xp, dtype, n = backend.xp, backend.dtype(config.dtype), data.y_train.shape[0]
     sizes = nn.layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
     state = state or model.initial_state(backend, sizes, config)

@@ -1,7 +1,6 @@
-"""The training log of ``xpnet.train --log``, read by ``xpnet.evaluate --plot``: JSON Lines. Each run (and each
-resumed continuation, appended) starts with a `header` (``"type": "run"``, the data, backend, ``workers``, seed,
-config, ``resumed_from_epoch``), then one `epoch_record` per finished epoch. Reading keeps the last record of
-each epoch number (an epoch redone after a crash replaces the one before) and skips an unfinished last line."""
+"""The training log of ``xpnet.train --log`` (JSON Lines), read by ``xpnet.evaluate --plot``: each run, or resumed
+run appended, writes a `header` then one `epoch_record` per epoch. Reading keeps the last record of each epoch
+(one redone after a crash replaces the one before) and skips an unfinished last line."""
 
 from __future__ import annotations
 

@@ -34,8 +34,7 @@ def fingerprint(x: np.ndarray, y: np.ndarray) -> int:
 
 @dataclass(eq=False)
 class Shard:
-    """Training rows as host arrays and how the worker computes with them: device and backend (resolved on the
-    worker), dtype, number of classes."""
+    """Training rows as host arrays, and how the worker computes with them (device and backend resolved there)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -57,14 +56,13 @@ class Shard:
 
 
 def load_shard(source: DataSource, lo: int, hi: int, *how: Any) -> Shard:
-    """Rows ``lo:hi`` of ``source``'s training set, computed with ``how`` (a pure task: Dask may run it again
-    after a worker dies)."""
+    """Rows ``lo:hi`` of ``source``'s training set (a pure task: Dask may rerun it after a worker dies)."""
     data = hold_out(load_dataset(source.name, source.data_dir, image_size=source.image_size), source.val_split)
     return Shard(data.x_train[lo:hi], data.y_train[lo:hi], *how)
 
 
 def shard_info(shard: Shard) -> tuple[int, str]:
-    """(fingerprint, backend) of a shard; moves it to the device, so a bad --device fails at the start."""
+    """(fingerprint, backend) of a shard; moves it to the device, so a bad device fails at the start."""
     return fingerprint(shard.x, shard.y), str(shard.on_device[0])
 
 
