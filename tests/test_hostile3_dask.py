@@ -23,53 +23,13 @@ def needs_dask() -> None:
     pytest.importorskip("distributed", reason='Dask is an optional extra: pip install -e ".[dask]"')
 
 
-def test_a_server_that_sends_one_byte_and_stalls_fails_within_the_timeout():
-    """Dask waits for ever on a handshake cut short; `connect` must give up after its timeout."""
-    needs_dask()
-    from xpnet.training.distributed import ClusterError, connect
-
+@pytest.fixture
+def stalling_scheduler():
+    """The address of a server on 127.0.0.1 that sends the first byte of an 8-byte length, then nothing; and the
+    list of connections it accepted."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
-    accepted, done = [], threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            conn.sendall(b"x")  # the first byte of an 8-byte length, then nothing
-            accepted.append(conn)
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    result: list[BaseException | None] = []
-
-    def attempt() -> None:
-        try:
-            connect(f"tcp://127.0.0.1:{listener.getsockname()[1]}", timeout=1)
-            result.append(None)
-        except BaseException as e:
-            result.append(e)
-
-    caller = threading.Thread(target=attempt, daemon=True)
-    caller.start()
-    caller.join(DEADLINE)
-    done.set()
-    server.join(5)
-    for conn in accepted:
-        conn.close()
-    listener.close()
-    assert result, f"connect hung for {DEADLINE} s"
-    assert accepted and isinstance(result[0], ClusterError), result
-    assert "cannot reach a Dask scheduler" in str(result[0]) and "\n" not in str(result[0])
-
-
-def test_the_command_line_names_the_flag_for_a_stalling_scheduler():
-    needs_dask()
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    done, conns = threading.Event(), []
+    done, accepted = threading.Event(), []
 
     def serve() -> None:
         while not done.is_set():
@@ -78,20 +38,48 @@ def test_the_command_line_names_the_flag_for_a_stalling_scheduler():
             except OSError:
                 continue
             conn.sendall(b"\x10")
-            conns.append(conn)
+            accepted.append(conn)
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
-    address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
-    argv = [sys.executable, "-m", "xpnet.train", "--dataset", "digits", "--device", "cpu", "--scheduler", address]
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=DEADLINE)
+        yield f"tcp://127.0.0.1:{listener.getsockname()[1]}", accepted
     finally:
         done.set()
         server.join(5)
-        for conn in conns:
+        for conn in accepted:
             conn.close()
         listener.close()
+
+
+def test_a_server_that_sends_one_byte_and_stalls_fails_within_the_timeout(stalling_scheduler):
+    """Dask waits for ever on a handshake cut short; `connect` must give up after its timeout."""
+    needs_dask()
+    from xpnet.training.distributed import ClusterError, connect
+
+    address, accepted = stalling_scheduler
+    result: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            connect(address, timeout=1)
+            result.append(None)
+        except BaseException as e:
+            result.append(e)
+
+    caller = threading.Thread(target=attempt, daemon=True)
+    caller.start()
+    caller.join(DEADLINE)
+    assert result, f"connect hung for {DEADLINE} s"
+    assert accepted and isinstance(result[0], ClusterError), result
+    assert "cannot reach a Dask scheduler" in str(result[0]) and "\n" not in str(result[0])
+
+
+def test_the_command_line_names_the_flag_for_a_stalling_scheduler(stalling_scheduler):
+    needs_dask()
+    address, _ = stalling_scheduler
+    argv = [sys.executable, "-m", "xpnet.train", "--dataset", "digits", "--device", "cpu", "--scheduler", address]
+    out = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=DEADLINE)
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and f"cannot reach a Dask scheduler at {address}" in out.stderr
 

@@ -1,13 +1,10 @@
-"""Data-parallel training on a Dask cluster: the same steps as one process, their gradients summed over shards.
-
-Each worker holds a contiguous shard of the training rows, loaded there from the data set's files
-(`shards.load_shard`: nothing crosses the network, and a shard lost with its worker can be recomputed). Each
-step sends the weights and each shard's rows of the batch (`shards.shard_sums`); this process adds the sums in
-shard order and updates the weights. Importing this module imports Dask (the command line: only when asked).
-"""
+"""Data-parallel training on a Dask cluster: each worker holds a shard of the training rows, loaded there
+(`shards`); each step sends it the weights and its rows of the batch, and this process adds the shards' sums in
+shard order and updates the weights: the steps of one process. Importing this module imports Dask."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import signal
@@ -15,15 +12,13 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from typing import Any
 
 import numpy as np
-from distributed import Client, Future, KilledWorker, LocalCluster, wait
-from distributed.client import FuturesCancelledError
+from distributed import Client, Future, KilledWorker, LocalCluster, utils, wait
 from distributed.comm import parse_address, parse_host_port
 from distributed.comm.core import CommClosedError
 
@@ -33,15 +28,12 @@ from ..errors import BackendError, DataError, XpnetError, one_line
 from ..nn import OPTIMIZERS, add_penalty
 from .loop import BatchStep
 from .model import TrainConfig
-from .shards import Compute, DataSource, Shard, fingerprint, load_shard, shard_info, shard_sums
+from .shards import DataSource, Shard, fingerprint, load_shard, shard_info, shard_sums
 
 CONNECT_SECONDS = 5  # an address that does not answer within this is a mistake, not a slow network
 WORKERS_SECONDS = 60  # how long to wait for a first worker to join, or for any worker to come back
 MAX_HANDSHAKE = 1 << 16  # a scheduler's handshake is a few hundred bytes: this much of it is enough
 POLL_SECONDS = 2.0  # while a step runs: how often to ask whether any worker is left
-# What Dask raises when a step's result is gone for good: the scheduler dropped it (its connection was lost),
-# its task killed several workers in turn, or the connection closed under the client.
-LOST = (CancelledError, FuturesCancelledError, KilledWorker, CommClosedError)
 
 
 class ClusterError(XpnetError):
@@ -55,7 +47,7 @@ class StepFailed(XpnetError):
 
 
 @dataclass
-class Cluster:
+class Cluster(contextlib.AbstractContextManager):
     """A Dask client, and the `LocalCluster` it started when it started one; closing closes both."""
 
     client: Client
@@ -73,22 +65,17 @@ class Cluster:
         self.client.close(timeout=CONNECT_SECONDS)
         if self.local is not None:
             self.local.close(timeout=CONNECT_SECONDS)
-
-    def __enter__(self) -> Cluster:
-        return self
+        # Dask's one offload thread outlives every client: a new pool (its thread starts on first use) ends it.
+        offload, utils._offload_executor = utils._offload_executor, ThreadPoolExecutor(1, "Dask-Offload")
+        offload.shutdown()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 def start_local(n_workers: int, device: str = "cpu") -> Cluster:
-    """A cluster on this machine: ``n_workers`` processes of one thread on 127.0.0.1, no dashboard.
-
-    With ``device`` cuda it is dask-cuda's `LocalCUDACluster` (one worker per GPU, each seeing only its own).
-    Dask's own logs are silenced, in the workers too: a failed task reaches the user as our one-line error.
-    """
-    # dashboard_address=None still serves the scheduler's HTTP pages on port 8787 (and warns when a second run
-    # finds it taken): a free port on the loopback instead.
+    """``n_workers`` processes of one thread on 127.0.0.1, pages on a free port (never 8787), logs silenced (a failed
+    task reaches the user as our one line); with ``device`` cuda, dask-cuda's (one worker per GPU, each its own)."""
     options = dict(dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, threads_per_worker=1)
     make = functools.partial(LocalCluster, processes=True, host="127.0.0.1")
     if parse_device(device)[0] == "cuda":
@@ -97,10 +84,9 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
         except ImportError:
             raise BackendError("a local cluster on cuda needs dask-cuda: pip install dask-cuda") from None
         make = functools.partial(LocalCUDACluster, protocol="tcp", ip="127.0.0.1")
-    # Ctrl-C is held back while the workers start (one interrupted in its start leaves a cluster that cannot be
-    # closed): blocked in this thread, it stays blocked in the threads the cluster starts and in the worker
-    # processes they spawn, for life. The resource tracker, which unblocks it in the thread that starts it,
-    # runs first. A Ctrl-C held back then reaches the caller's handler.
+    # Ctrl-C is held back while the workers start (one interrupted in its start cannot be closed): blocked here, it
+    # stays blocked in the threads and worker processes the cluster starts, for life, and the recording handler
+    # takes it from other threads meanwhile. The resource tracker, which would unblock it here, starts first.
     hold = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
     held: list[int] = []
     if hold:
@@ -114,28 +100,22 @@ def start_local(n_workers: int, device: str = "cpu") -> Cluster:
         if hold:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # calls the recording handler for a pending one
             signal.signal(signal.SIGINT, previous)
-    if held:
-        try:
+    try:
+        if held:  # now the caller's handler has it
             signal.raise_signal(signal.SIGINT)
-        except BaseException:
-            cluster.close()
-            raise
+    except BaseException:
+        cluster.close()
+        raise
     return cluster
 
 
 def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
-    """Raise unless a server at ``host_port`` sends a whole first message (8-byte length, then that many bytes)
-    within ``timeout``, as a Dask scheduler sends its handshake. Dask waits forever for a handshake that never
-    ends (a hung machine, some firewalls, a server that sends a byte and stalls)."""
+    """Raise unless ``host_port`` sends a whole first message (8-byte length, then that many bytes) in ``timeout``."""
     deadline, data = time.monotonic() + timeout, b""
     with socket.create_connection(host_port, timeout=timeout) as s:
         while len(data) < 8 or len(data) < 8 + min(struct.unpack("Q", data[:8])[0], MAX_HANDSHAKE):
             s.settimeout(max(deadline - time.monotonic(), 1e-3))
-            try:
-                chunk = s.recv(1 << 16)
-            except TimeoutError:
-                raise TimeoutError(f"it sent {len(data)} bytes, then nothing for {timeout:g} s") from None
-            if not chunk:
+            if not (chunk := s.recv(1 << 16)):
                 raise ConnectionError("it closed the connection")
             data += chunk
 
@@ -147,7 +127,7 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
     try:
         scheme, location = parse_address(address)
         if scheme == "tcp":
-            _speaks_first(parse_host_port(location), timeout)
+            _speaks_first(parse_host_port(location), timeout)  # Dask waits for ever on a handshake cut short
         client = Client(address, timeout=timeout)
     except Exception as e:  # whatever answers there (nothing, a web server, a typo) is not a Dask scheduler
         raise ClusterError(
@@ -171,86 +151,66 @@ def shard_bounds(n: int, k: int) -> list[tuple[int, int]]:
 
 
 class DaskSteps:
-    """A `loop.StepSource` computing each step's gradients on the workers of ``cluster``, which load the
-    training rows from ``source`` (without one, each shard is sent from here once: a shard lost with its worker
-    then stops the run) and resolve ``device`` and ``backend`` for themselves."""
+    """A `loop.StepSource`: gradients from the workers of ``cluster``, which load the training rows from ``source``
+    (without one, each shard is sent from here: a shard lost with its worker then stops the run)."""
 
-    def __init__(
-        self, cluster: Cluster, source: DataSource | None = None, device: str = "cpu", backend: str | None = None
-    ):
+    def __init__(self, cluster: Cluster, source: DataSource | None = None, device="cpu", backend=None):
         self.cluster, self.source, self.device, self.backend = cluster, source, device, backend
-        self.worker_backend = ""  # what the workers compute with, known once the shards are loaded ...
-        self.workers: str | None = None  # ... and with how many of them (`loop.StepSource`)
+        self.worker_backend, self.workers = "", None  # what the workers compute with, and how many: known once loaded
 
-    def __call__(
-        self, backend: Backend, data: Dataset, config: TrainConfig, sizes: Sequence[int], fast: bool
-    ) -> BatchStep:
-        client, xp = self.cluster.client, backend.xp
-        workers = self.cluster.workers()
+    def __call__(self, backend: Backend, data: Dataset, config: TrainConfig, sizes, fast) -> BatchStep:
+        client, xp, workers = self.cluster.client, backend.xp, self.cluster.workers()
         bounds = shard_bounds(data.y_train.shape[0], len(workers))
-        compute = Compute(self.device, self.backend, config.dtype, data.n_classes)
-        shards = self._load(data, bounds, workers, compute)
-        self.workers = f"{self.worker_backend}, {len(workers)} Dask workers"
-        update = OPTIMIZERS[config.optimizer].update
-
-        def batch_step(params, opt_state, rows, step, lr):
-            rows = np.asarray(backend.to_numpy(rows))
-            host = [backend.to_numpy(p) for p in params]
-            parts = []
-            for (lo, hi), shard in zip(bounds, shards):
-                mine = rows[(rows >= lo) & (rows < hi)] - lo
-                if mine.size:  # a small batch may miss a shard altogether
-                    parts.append(client.submit(shard_sums, shard, host, mine, rows.size, config.activation, pure=False))
-            sums = self._gather(parts, step)
-            # Added in shard order, so that a run is reproducible whichever worker answers first.
-            loss, correct = sum(s[0] for s in sums), sum(s[1] for s in sums)
-            grads = [backend.asarray(sum(s[2][i] for s in sums)) for i in range(len(params))]
-            grads = add_penalty(params, grads, config.alpha, rows.size)
-            params, opt_state = update(xp, params, grads, opt_state, step, lr, config.recipe.hyper)
-            return params, opt_state, backend.asarray(loss / rows.size), backend.asarray(correct)
-
-        return batch_step
-
-    def _load(self, data: Dataset, bounds: list[tuple[int, int]], workers: list[str], compute: Compute) -> list[Future]:
-        """One shard per worker (spread by placement hints, free to move); checked against this process's rows."""
-        client = self.cluster.client
+        how = (self.device, self.backend, config.dtype, data.n_classes)
         shards = []
-        for (lo, hi), worker in zip(bounds, workers):
-            if self.source is not None:
-                shards.append(
-                    client.submit(load_shard, self.source, lo, hi, compute, workers=[worker], allow_other_workers=True)
-                )
-            else:
-                shard = Shard(data.x_train[lo:hi], data.y_train[lo:hi], compute)
+        for (lo, hi), worker in zip(bounds, workers):  # one shard per worker, free to move
+            if self.source is None:
+                shard = Shard(data.x_train[lo:hi], data.y_train[lo:hi], *how)
                 shards.append(client.scatter(shard, workers=[worker], hash=False))
+            else:
+                where = dict(workers=[worker], allow_other_workers=True)
+                shards.append(client.submit(load_shard, self.source, lo, hi, *how, **where))
         infos = self._gather([client.submit(shard_info, s, pure=False) for s in shards], 0)
-        for (lo, hi), (rows, mark, _) in zip(bounds, infos):
-            if (rows, mark) != (hi - lo, fingerprint(data.x_train[lo:hi], data.y_train[lo:hi])):
+        for (lo, hi), (mark, _) in zip(bounds, infos):
+            if mark != fingerprint(data.x_train[lo:hi], data.y_train[lo:hi]):
                 raise DataError(
                     f"a Dask worker read other training rows {lo}..{hi} of {data.name} than this process: give every "
-                    "worker the same data files at the same path (--data-dir)"
+                    "worker the same data files at the same path ({name})",
+                    parameter="data_dir",
                 )
-        self.worker_backend = infos[0][2]
-        return shards
+        self.worker_backend = infos[0][1]
+        self.workers = f"{self.worker_backend}, {len(workers)} Dask workers"
+        update = OPTIMIZERS[config.optimizer].update
+        sums = functools.partial(client.submit, shard_sums, activation=config.activation, pure=False)
+
+        def batch_step(params, opt_state, rows, step, lr):
+            rows, host = np.asarray(backend.to_numpy(rows)), [backend.to_numpy(p) for p in params]
+            # Each shard's rows of the batch (a small batch may miss a shard), their sums added in shard order: the
+            # same run whichever worker answers first.
+            mine = [(shard, rows[(rows >= lo) & (rows < hi)] - lo) for (lo, hi), shard in zip(bounds, shards)]
+            losses, counts, grads = zip(*self._gather([sums(s, host, r, len(rows)) for s, r in mine if r.size], step))
+            grads = add_penalty(params, [backend.asarray(sum(g)) for g in zip(*grads)], config.alpha, rows.size)
+            params, opt_state = update(xp, params, grads, opt_state, step, lr, config.recipe.hyper)
+            return params, opt_state, backend.asarray(sum(losses) / rows.size), backend.asarray(sum(counts))
+
+        return batch_step
 
     def _gather(self, futures: list[Future], step: int) -> list[Any]:
         """The futures' results; `StepFailed` when the cluster lost them or has had no worker for too long."""
         client, without = self.cluster.client, 0.0
         try:
             while True:
-                try:
+                with contextlib.suppress(TimeoutError):
                     wait(futures, timeout=POLL_SECONDS)
                     break
-                except TimeoutError:  # still running: fine, unless nobody is left to run it
-                    try:
-                        alive = bool(client.scheduler_info()["workers"])
-                    except OSError:  # the scheduler is unreachable too: the client cancels the futures soon
-                        alive = False
-                    without = 0.0 if alive else without + POLL_SECONDS
-                    if without >= WORKERS_SECONDS:
-                        raise StepFailed(f"no Dask worker left for {WORKERS_SECONDS} s at step {step}") from None
+                alive = False  # still running: fine, unless nobody is left to run it
+                with contextlib.suppress(OSError):  # the scheduler is unreachable too: the client cancels soon
+                    alive = bool(client.scheduler_info()["workers"])
+                without = 0.0 if alive else without + POLL_SECONDS
+                if without >= WORKERS_SECONDS:
+                    raise StepFailed(f"no Dask worker left for {WORKERS_SECONDS} s at step {step}") from None
             return client.gather(futures)
-        except LOST as e:
+        except (CancelledError, KilledWorker, CommClosedError) as e:  # gone for good (dropped, or killed workers)
             why = one_line(e, named=True, limit=160)
             if "scheduler-connection-lost" in str(e) or isinstance(e, CommClosedError):
                 why = "the connection to the scheduler was lost"

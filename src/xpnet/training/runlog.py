@@ -1,13 +1,6 @@
-"""The training log written by ``xpnet.train --log PATH`` and read by ``xpnet.evaluate --plot``: JSON Lines.
-
-Each run (and each resumed continuation, appended to the same file) starts with a header (`header`:
-``"type": "run"``, when, the version, the data, backend, device, ``workers`` (what Dask workers computed
-with, null in one process; on a cluster written once the workers are known), seed, config and
-``resumed_from_epoch``), then one `epoch_record` per finished epoch (``val_accuracy`` null without
-``--val-split``, ``test_accuracy`` null with it: the test set is then scored once, at the end). Reading keeps
-the last record of each epoch number (an epoch redone after a crash replaces the one logged before it) and
-ignores an unfinished last line; `LineFile` only ever leaves whole lines.
-"""
+"""The training log of ``xpnet.train --log`` (JSON Lines), read by ``xpnet.evaluate --plot``: each run, or resumed
+run appended, writes a `header` then one `epoch_record` per epoch. Reading keeps the last record of each epoch
+(one redone after a crash replaces the one before) and skips an unfinished last line."""
 
 from __future__ import annotations
 
@@ -48,38 +41,31 @@ def epoch_record(stats: EpochStats) -> dict[str, Any]:
 
 
 class LineFile:
-    """A text file that only ever ends with a whole line: each `write` is one ``os.write`` of one JSON line,
-    and one that fails (a full disk) is cut back to where it started before `WriteError` is raised.
-
-    ``append``: keep what is there (a last line torn by a crash is cut off first: ``repaired`` bytes);
-    otherwise the file is replaced. A new or replaced file is made by the first `write`, through
-    `atomic_write`: a first line that cannot be written leaves no file, or the previous one whole.
-    """
+    """A text file that only ever ends with a whole line: each `write` is one ``os.write``, cut back if it fails.
+    ``append`` keeps what is there but a torn last line (``repaired`` bytes); else the first line is `atomic_write`n."""
 
     def __init__(self, path: Path, append: bool):
         self.path, self.fd, self.repaired = path, None, 0
         if append and path.exists():
-            self._open(cut=True)
+            self._open()
 
-    def _open(self, cut: bool = False) -> None:
+    def _open(self) -> None:
         try:
             self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)  # read: to find a torn line
-            size = end = os.fstat(self.fd).st_size
-            if cut and size:  # cut after the last newline
-                with mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ) as m:  # closed before truncating (Windows)
-                    end = m.rfind(b"\n") + 1
-                os.ftruncate(self.fd, end)
+            size = os.fstat(self.fd).st_size
+            with mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ) if size else contextlib.nullcontext(b"") as m:
+                end = m.rfind(b"\n") + 1  # closed before truncating (Windows)
+            os.ftruncate(self.fd, end)
             self.repaired = size - end
         except OSError as e:
             raise write_failed(self.path, e) from None
 
     def write(self, record: dict[str, Any]) -> None:
-        """``record`` as one line, on disk when this returns: a run killed at any moment leaves every epoch."""
+        """``record`` as one line, in the file when this returns: a run killed at any moment leaves every epoch."""
         data = (json.dumps(record) + "\n").encode("utf-8")
         if self.fd is None:
             atomic_write(self.path, lambda f: f.write(data))
-            self._open()
-            return
+            return self._open()
         start = os.fstat(self.fd).st_size
         try:
             if os.write(self.fd, data) != len(data):  # a short write: the disk filled up mid-line
@@ -96,29 +82,20 @@ class LineFile:
 
 def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any]]:
     """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file, and
-    for the log of another run than ``model``'s when it is given: a header naming other data or a setting
-    no resume changes (`config.FIXED_FIELDS`), or an epoch whose figures are not its checkpoint's."""
+    for the log of another run than ``model``'s when it is given."""
     path = Path(path).expanduser()
     try:
         if not path.is_file():  # a device such as /dev/zero would be read for ever
             raise XpnetError(f"{path} is not a file: give the training log of xpnet.train --log")
         if path.stat().st_size > MAX_LOG_BYTES:
             raise XpnetError(f"{path} is larger than a training log gets ({MAX_LOG_BYTES >> 20} MiB): give another")
-        text = path.read_text(encoding="utf-8")
+        lines = path.read_bytes().split(b"\n")  # the last is empty or a line a crash cut short
     except OSError as e:
         raise XpnetError(f"cannot read the training log {path}: {reason(e)}") from None
-    except UnicodeDecodeError:
-        raise XpnetError(
-            f"{path} is not an xpnet training log (not text); give the file of xpnet.train --log"
-        ) from None
-    epochs: dict[int, dict[str, Any]] = {}
-    headers: list[dict[str, Any]] = []
-    lines = text.split("\n")  # the last is "" or a line a crash cut short
+    epochs, headers = {}, []
     for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
         try:
-            record = json.loads(line)
+            record = json.loads(line) if line.strip() else {}  # bytes that are not UTF-8: a ValueError
             if record.get("type") == "epoch":
                 epochs[int(record["epoch"])] = {k: record.get(k) for k in EPOCH_KEYS}
                 float(record["loss"])
@@ -132,37 +109,21 @@ def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any
             ) from None
     if not epochs:
         raise XpnetError(f"{path} holds no epochs: not an xpnet training log, or the run logged none yet")
-    other = model is not None and (_other_header(headers, model) or _other_epoch(epochs, model))
-    if other:
-        raise XpnetError(
-            f"--log {path} is the log of another run ({other}): give the log of this model's run, or "
-            "leave --log out to draw the curves from the checkpoint's own history"
-        )
-    return [epochs[e] for e in sorted(epochs)]
-
-
-def _other_header(headers: list[dict[str, Any]], model: Model) -> str:
-    """How the first header that names another run differs from ``model``, or ``""``; what a header does not
-    say is not held against it."""
-    config = model.config.to_dict()
-    want = {"dataset": model.dataset, "n_train": model.n_train, "n_val": model.val_split}
-    want |= {f: config[f] for f in FIXED_FIELDS}
-    for header in headers:
-        said = header | (header["config"] if isinstance(header.get("config"), dict) else {})
-        key = next((k for k in want if k in said and said[k] != want[k]), None)
+    # Another run's log: a header naming other data or a setting no resume changes (`FIXED_FIELDS`), or an epoch of
+    # the checkpoint's history logged with other figures; what a record does not say is not held against it.
+    checks = []
+    if model is not None:
+        want = {"dataset": model.dataset, "n_train": model.n_train, "n_val": model.val_split}
+        want |= {f: model.config.to_dict()[f] for f in FIXED_FIELDS}
+        checks = [("its header", h | (h["config"] if isinstance(h.get("config"), dict) else {}), want) for h in headers]
+        for s in model.state.history:
+            checks.append((f"its epoch {s.epoch}", epochs.get(s.epoch, {}), {k: getattr(s, k) for k in SCORES}))
+    for what, said, wanted in checks:
+        key = next((k for k in wanted if k in said and said[k] != wanted[k]), None)
         if key is not None:
-            return f"its header has {key} {spelled(said[key])} where {model.path} has {spelled(want[key])}"
-    return ""
-
-
-def _other_epoch(epochs: dict[int, dict[str, Any]], model: Model) -> str:
-    """How the first logged epoch that the checkpoint's history holds otherwise differs from it, or ``""``."""
-    for stats in model.state.history:
-        logged = epochs.get(stats.epoch, {})
-        key = next((k for k in SCORES if k in logged and logged[k] != getattr(stats, k)), None)
-        if key is not None:
-            return (
-                f"its epoch {stats.epoch} has {key} {json.dumps(logged[key])} where the history of "
-                f"{model.path} has {json.dumps(getattr(stats, key))}"
+            raise XpnetError(
+                f"--log {path} is the log of another run ({what} has {key} {spelled(said[key])} where {model.path} "
+                f"has {spelled(wanted[key])}): give the log of this model's run, or leave --log out to draw the "
+                "curves from the checkpoint's own history"
             )
-    return ""
+    return [epochs[e] for e in sorted(epochs)]
