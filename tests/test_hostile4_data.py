@@ -38,7 +38,7 @@ def not_writable(tmp_path: Path, monkeypatch) -> None:
     def refuse(*args, **kwargs):  # root may write anywhere
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    monkeypatch.setattr("xpnet.files.open", refuse, raising=False)  # atomic_write's temporary file
     download(Source("mnist", (closed_port_url(),), {NAME: ("md5:" + "0" * 32,)}), tmp_path)
 
 

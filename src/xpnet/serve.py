@@ -114,7 +114,7 @@ def model_info(model: Model) -> dict[str, Any]:
         "layers": model.sizes,
         "side": model.picture_layout().side,
         "activation": model.activation,
-        "dtype": model.dtype,
+        "dtype": model.config.dtype,
         "epoch": model.kept_epoch,
         "test_accuracy": getattr(model.state.kept, "test_accuracy", None),
         "val_accuracy": getattr(model.state.kept, "val_accuracy", None),

@@ -1,5 +1,6 @@
 """`load_dataset`: a data set by name, from scikit-learn (``digits``), four IDX files, or a picture folder."""
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -94,6 +95,10 @@ def load_dataset(
     if name == "folder":
         return load_folder_dataset(data_dir, image_size, progress=picture_progress, notify=notify)
     directory = default_data_dir(name) if data_dir is None else Path(data_dir).expanduser()
+    if name == "idx" and not os.path.isdir(directory):  # a named set's folder may not exist yet: a download makes it
+        raise DataError(
+            f"idx: {directory} is not a folder: give {{name}} the folder of its IDX files", parameter="data_dir"
+        )
     system = SYSTEM_DIRS.get(name)
     if data_dir is None and system and find_idx_files(directory) is None and find_idx_files(system):
         directory = system
