@@ -44,7 +44,7 @@ def unflushed_before():
     subnormals_hold()  # a test before this one (or xpnet's import) left the mode changed: that is the bug too
 
 
-@pytest.mark.parametrize(("name", "device"), yield_backend_devices())
+@pytest.mark.parametrize(("name", "device"), list(yield_backend_devices()))
 def test_making_a_backend_leaves_the_mode(name, device):
     try:
         make_backend(name, device)
