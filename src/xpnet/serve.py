@@ -25,12 +25,11 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .backend import resolve_backend
 from .cli import common as cli
 from .data.pictures import PictureError, import_pillow, prepare_bytes
 from .errors import XpnetError, escaped, one_line, reason, say
-from .predict import answer
-from .training.model import Model, load
+from .predict import answer, load_model, tool_parser
+from .training.model import Model
 
 PROG = "xpnet.serve"
 PREPARING = 3  # pictures prepared at once: each may cost 250 MB, and eight hostile ones must stay under 1 GB
@@ -50,20 +49,13 @@ SAFE["Content-Security-Policy"] = PAGE_POLICY
 
 
 def build_parser() -> cli.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog=cli.program("serve"),
-        description="Serve a model trained by xpnet train --save on a local web page: draw a digit (mouse, touch or "
-        "pen) or drop a picture, and read its answer as you draw; POST /predict answers what predict --json prints.",
-        epilog=cli.epilog(
-            "python -m xpnet.serve --model model.npz --open",
-            {
-                2: "bad input: a flag, the --model file, an address or port it cannot listen on, Pillow missing",
-                130: "stopped by Ctrl-C (the normal way to stop it)",
-                143: "stopped by SIGTERM",
-            },
-        ),
+    p = tool_parser(
+        "serve",
+        "Serve a model trained by xpnet train --save on a local web page: draw a digit (mouse, touch or pen) or "
+        "drop a picture, and read its answer as you draw; POST /predict answers what predict --json prints.",
+        "--open",
+        {2: "bad input: a flag, the --model file, an address or port it cannot listen on, Pillow missing"},
     )
-    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
     where = "where to listen (default: 127.0.0.1, this machine only; 0.0.0.0: every interface, the network)"
     p.add_argument("--host", default="127.0.0.1", metavar="ADDRESS", help=where)
     p.add_argument("--port", type=port, default=8000, metavar="N", help="the port (default: 8000; 0 takes a free one)")
@@ -78,22 +70,15 @@ def port(text: str) -> int:
     return value
 
 
-def load_model(path: str, device: str = "cpu", backend: str | None = None) -> Model:
-    """The model at ``path`` on ``device`` (and ``backend``), its optimizer state unread (serving needs only the
-    weights); a model that reads no pictures is refused before a backend is made."""
-    model = load(path, optimizer=False)
-    model.picture_layout()
-    return model.on(resolve_backend(device, backend))
-
-
 def picture_record(
     model: Model, data: bytes, file: str, top: int, pil: ModuleType, seen: bool = False, device: Executor | None = None
 ) -> dict[str, Any]:
     """What ``xpnet predict --json --top TOP`` prints for a file ``file`` holding ``data`` (``{"file", "error"}``
     if unreadable); ``seen`` adds the image the model saw as a PNG ``data:`` URL; ``device`` runs the forward pass."""
+    layout = model.picture_layout()  # outside the try: a model that reads no pictures is no fault of the file's
     try:
-        pixels = prepare_bytes(data, pil, model.picture_layout(), file)
-    except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
+        pixels = prepare_bytes(data, pil, layout, file)
+    except (PictureError, ValueError, MemoryError) as e:
         return {"file": file, "error": str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"}
     rows = pixels.reshape(1, -1)
     classes, probs = device.submit(model.classify, rows).result(ANSWER_SECONDS) if device else model.classify(rows)
