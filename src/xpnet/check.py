@@ -1,17 +1,13 @@
 """``python -m xpnet.check``: does every array library installed here compute what NumPy computes in float64?
-
-`compare` runs one backend beside the NumPy float64 reference and measures the gaps against the one table of
-tolerances (`TOLERANCES`; why each is what it is: docs/agreement.md); the agreement tests use it too. The
-command runs it on each backend, device and dtype found and prints one row each.
-"""
+`compare` runs one backend beside that reference against the one table of tolerances (`TOLERANCES`, explained
+in docs/agreement.md), for the agreement tests and for this command, which prints a row per backend and dtype."""
 
 from __future__ import annotations
 
 import os
 
 if __name__ == "__main__":
-    # The check's problem is tiny: one thread answers in milliseconds where one per core can spin-wait for
-    # seconds on a busy machine. Set before NumPy loads; the numbers agree whatever the thread count.
+    # A tiny problem: one thread answers in milliseconds where one per core may spin-wait for seconds.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import json
@@ -293,11 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # run is (the user who installed it expects it to work).
         found = probe(name)
         note = "" if found.installed else found.problem
-        asked = f"asked for with --backend, but {note}" if args.backend else ""
-        trouble = found.problem if found.installed else asked
-        libraries.append(
-            {"name": name, "installed": found.installed, "version": found.version, "problem": trouble, "note": note}
-        )
+        trouble = found.problem if found.installed else f"asked for with --backend, but {note}" * bool(args.backend)
+        lib = {"name": name, "installed": found.installed, "version": found.version}
+        libraries.append(lib | {"problem": trouble, "note": note})
         for device in found.devices:
             for dtype in dtypes:
                 start = time.perf_counter()

@@ -40,15 +40,11 @@ def build_parser() -> cli.ArgumentParser:
             "matplotlib missing",
         },
     )
-    p.add_argument(
-        "--data-dir", metavar="DIR", help="the data set's folder (default: the model's, else where xpnet.train looks)"
-    )
+    p.add_argument("--data-dir", metavar="DIR", help="the data set's folder (default: the model's, else xpnet.train's)")
     p.add_argument("--plot", metavar="DIR", help=f"write {', '.join(PLOTS)} to DIR (made if missing; needs matplotlib)")
+    p.add_argument("--log", metavar="PATH", help="the train --log file to draw the curves of (default: the model's)")
     p.add_argument(
-        "--log", metavar="PATH", help="the model's training log (train --log) for the curves (default: its history)"
-    )
-    p.add_argument(
-        "--dataset", choices=DATASETS, help="the test set to score (default: the model's; give one if fitted on arrays)"
+        "--dataset", choices=DATASETS, help="the test set (default: the model's; needed if fitted on arrays)"
     )
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results on stdout")
     cli.add_device_flags(p)
@@ -62,8 +58,7 @@ def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> list[str]:
     pct = [[f"{100 * v:6.2f}%" if not math.isnan(v) else "      -" for v in vs] for vs in (precision, recall)]
     lines = [f"test accuracy {100 * cm_accuracy(cm):.2f}% ({np.trace(cm)} of {cm.sum()} {name} test images)"]
     lines += ["", f"{'class':<{width + 3}}  precision   recall  support"]
-    for k, label in enumerate(labels):
-        lines.append(f"{k:>2} {label:<{width}}    {pct[0][k]}  {pct[1][k]}  {cm[k].sum():7d}")
+    lines += [f"{k:>2} {s:<{width}}    {pct[0][k]}  {pct[1][k]}  {cm[k].sum():7d}" for k, s in enumerate(labels)]
     cell = max(5, len(str(cm.max())) + 1)
     lines += ["", "confusion matrix (rows: true class, columns: predicted class)"]
     lines.append(" " * 3 + "".join(f"{k:>{cell}}" for k in range(len(labels))))

@@ -1,9 +1,6 @@
 """Writing files safely: check a destination before any work, replace it atomically, lock what a run writes.
-
-A failure to write (a full disk above all) is a `WriteError`: one line, exit 1, nothing half-written left, not
-even the folders made for it. A symlink is followed; a device, a FIFO or a file with a second name (a hard
-link, which a second run could write without meeting the lock) is refused.
-"""
+A failure to write (a full disk) is a `WriteError`: exit 1, nothing half-written left, not even the folders made
+for it. A symlink is followed; a device, a FIFO or a hard-linked file (which escapes the lock) is refused."""
 
 from __future__ import annotations
 

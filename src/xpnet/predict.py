@@ -1,7 +1,6 @@
 """``python -m xpnet.predict --model model.npz IMAGE...``: classify pictures of digits (or garments), each
 prepared as the model's data set was (`data/images.py`); also what the other tools share (their parser, the
-record of one picture). An unreadable file is one line on stderr, the others are still classified: exit 1.
-"""
+record of one picture). An unreadable file is one line on stderr, the others are still classified: exit 1."""
 
 from __future__ import annotations
 
@@ -51,7 +50,7 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE", help=formats)
     p.add_argument("--top", type=cli.positive_int, default=1, metavar="K", help="show the K likeliest classes")
     p.add_argument(
-        "--json", action="store_true", help="one JSON object per IMAGE, a line each, in order (errors with 'error')"
+        "--json", action="store_true", help="one JSON line per IMAGE, in order ('error' for an unreadable one)"
     )
     p.add_argument(
         "--save-input",
@@ -64,8 +63,7 @@ def build_parser() -> cli.ArgumentParser:
 
 
 def load_model(path: str, device: str = "cpu", backend: str | None = None) -> Model:
-    """The weights of the model at ``path`` (its optimizer state unread) on ``device`` (and ``backend``), its
-    picture layout computed once; a model that reads no pictures is refused before a backend is made."""
+    """The weights at ``path`` on ``device`` (and ``backend``), their picture layout worked out once (or refused)."""
     model = load(path, optimizer=False)
     model.layout = model.picture_layout()
     return model.on(resolve_backend(device, backend))

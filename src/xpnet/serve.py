@@ -118,9 +118,8 @@ def is_loopback(host: str) -> bool:
 
 
 class Server(ThreadingHTTPServer):
-    """A server for ``model``: a thread per connection, `CONNECTIONS` at most (daemon threads: a stuck client
-    never holds up the exit). ``device``: the thread that made the backend (a GPU library's current device is
-    per thread), where the forward passes run; by default a new one."""
+    """A thread per connection, `CONNECTIONS` at most (daemons: a stuck client never holds up the exit); the forward
+    passes run on ``device``, the thread that made the backend (a GPU library's device is per thread)."""
 
     daemon_threads = True
     request_queue_size = BACKLOG
@@ -130,8 +129,7 @@ class Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.model, self.pil, self.about = model, pil, model_info(model)
         self.device = device or ThreadPoolExecutor(1, thread_name_prefix="xpnet-device")
-        # Pictures are prepared on threads of their own: glibc keeps what a thread freed for that thread's
-        # reuse, so preparing on each connection's thread would let memory grow with the connections.
+        # Not on each connection's thread: glibc keeps what a thread freed for it, so memory would grow with them.
         self.pool = ThreadPoolExecutor(PREPARING, thread_name_prefix="xpnet-prepare")
         self.free, self.slots = threading.BoundedSemaphore(CONNECTIONS), threading.BoundedSemaphore(PREPARING)
         self.stopping = threading.Event()
@@ -254,12 +252,9 @@ class Handler(BaseHTTPRequestHandler):
             return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
         if not server.slots.acquire(timeout=SLOT_SECONDS):
             return 503, {"error": f"busy preparing {PREPARING} other pictures; try again in a moment"}
-        seen = query.get("seen") in ("1", "true")
+        job = (server.model, body, file, int(top), server.pil, query.get("seen") in ("1", "true"), server.device)
         try:
-            job = server.pool.submit(
-                picture_record, server.model, body, file, int(top), server.pil, seen, server.device
-            )
-            found = job.result()
+            found = server.pool.submit(picture_record, *job).result()
         except Exception as e:
             if server.stopping.is_set():  # cancelled, or refused, as the server closes
                 return 503, {"error": "the server is stopping"}
