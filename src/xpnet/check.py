@@ -229,9 +229,7 @@ def build_parser() -> cli.ArgumentParser:
             },
         ),
     )
-    p.add_argument(
-        "--backend", action="append", choices=backends.names(), help="only this library (repeatable; default: all)"
-    )
+    p.add_argument("--backend", action="append", choices=backends.names(), help="only this library (repeatable)")
     p.add_argument("--dtype", action="append", choices=DTYPES, help="only this dtype (default: both)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return p
@@ -259,10 +257,8 @@ def format_table(libraries: list[dict], rows: list[Comparison], passed: bool) ->
     for r in rows:
         cells = ["-"] * (len(COLUMNS) - 5)
         if not r.error:
-            diffs = [r.logits, r.loss, r.grads, *(r.trajectories[k] for k in nn.OPTIMIZERS)]
-            fast = r.trajectories.get("fast")
-            cells = ["same" if r.initial_bitwise else "DIFF", *(f"{d:.1e}" for d in diffs)]
-            cells.append("-" if fast is None else f"{fast:.1e}")
+            diffs = [r.logits, r.loss, r.grads, *(r.trajectories.get(k) for k in (*nn.OPTIMIZERS, "fast"))]
+            cells = ["same" if r.initial_bitwise else "DIFF", *("-" if d is None else f"{d:.1e}" for d in diffs)]
         table.append([r.backend, r.device, r.dtype, *cells, "pass" if r.passed else "FAIL", f"{r.seconds:.2f}"])
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
     lines += ["", *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)]
@@ -285,8 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     refs = {dtype: reference(problem, dtype) for dtype in dtypes}
     libraries, rows = [], []
     for name in dict.fromkeys(args.backend or backends.names()):
-        # A library that is absent is no failure, unless asked for by name; one that is installed yet cannot
-        # run is (the user who installed it expects it to work).
+        # Absent is no failure unless asked for by name; installed yet unable to run is (its user expects it to).
         found = probe(name)
         note = "" if found.installed else found.problem
         trouble = found.problem if found.installed else f"asked for with --backend, but {note}" * bool(args.backend)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .backend import resolve_backend
 from .cli import common as cli
+from .cli import plots
 from .data import DATASETS, load_dataset
 from .data.load import idx_files
 from .errors import DataError, XpnetError, class_list, escaped, say
@@ -98,8 +99,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log is not None and args.plot is None:
         raise XpnetError("--log only feeds the curves of --plot: add --plot DIR, or leave --log out")
     if args.plot is not None:
-        from .cli import plots
-
         plots.require_matplotlib()
         history = [{k: getattr(s, k) for k in EPOCH_KEYS} for s in ckpt.state.history]  # shaped like the log's
         epochs = read_log(args.log, ckpt) if args.log is not None else history

@@ -99,19 +99,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_writable(path, "--save-input", "")  # the first picture makes the folder
     model = load_model(args.model, args.device, args.backend)
     cli.announce(model.backend, args.verbose)
-    layout = model.layout
     pil = import_pillow() if save_dir is not None or any(p.suffix.lower() != ".npy" for p in paths) else None
 
     prepared: list[np.ndarray | str] = []  # each picture, or why it could not be read
     for path in paths:
         try:
-            prepared.append(prepare_file(path, pil, layout))
+            prepared.append(prepare_file(path, pil, model.layout))
         except (PictureError, ValueError, MemoryError) as e:  # the other files go on
             prepared.append("too large to prepare in memory" if isinstance(e, MemoryError) else str(e))
             say(f"{PROG}: {path}: {prepared[-1]}", file=sys.stderr)
     good = [a for a in prepared if not isinstance(a, str)]
-    classes, probs = model.classify(np.array(good, np.uint8).reshape(len(good), layout.n_features))
-    k = -(-SEEN_SIDE // layout.side)  # --save-input: each pixel a k x k square (smoothing would hide what it saw)
+    classes, probs = model.classify(np.array(good, np.uint8).reshape(len(good), model.layout.n_features))
+    k = -(-SEEN_SIDE // model.layout.side)  # --save-input: each pixel a k x k square (smoothing would hide what it saw)
     rows = iter(range(len(good)))
     for i, (path, picture) in enumerate(zip(paths, prepared)):
         if isinstance(picture, str):
@@ -128,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first, *rest = (f"{c['name']} ({100 * c['probability']:.1f}%)" for c in result["top"])
         say(json.dumps(result) if args.json else f"{path}: {first}" + (f"; then {', '.join(rest)}" if rest else ""))
     if save_dir is not None and not args.json and good:
-        side = f"{layout.side}x{layout.side}, each pixel shown as a {k}x{k} square"
+        side = f"{model.layout.side}x{model.layout.side}, each pixel shown as a {k}x{k} square"
         say(f"the images the model saw: {save_dir}/*.seen.png ({side})", file=sys.stderr)
     return 1 if len(good) < len(paths) else 0
 

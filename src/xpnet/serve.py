@@ -198,8 +198,7 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"  # keep-alive: a page drawing a digit sends a request every few strokes
     timeout = TIMEOUT
-    # The headers and the body leave in two writes: with Nagle's algorithm the second waits for the client's
-    # delayed ACK of the first, 40 ms on Linux, twice the whole answer's budget.
+    # Headers and body leave in two writes: Nagle's algorithm would hold the second for a delayed ACK (40 ms).
     disable_nagle_algorithm = True
     server: Server
 
@@ -292,9 +291,7 @@ class Handler(BaseHTTPRequestHandler):
         """``Expect: 100-continue`` (curl, before a large body): a body over the limit is refused unsent."""
         return (self.length() or 0) > MAX_BODY or super().handle_expect_100()
 
-    def send_error(
-        self, code: int, message: str | None = None, explain: Any = None, headers: dict | None = None
-    ) -> None:
+    def send_error(self, code: int, message: str = "", explain: Any = None, headers: dict | None = None) -> None:
         """Every error as one line of JSON, the standard library's too (400, 414, 431, 501...); a declared body
         left unread ends the connection (else it would read as the next request)."""
         if not self.body_read and (self.length() != 0 or "Transfer-Encoding" in self.headers):
