@@ -166,9 +166,8 @@ def refuse_shared(
 # Not filelock (4.3): its lock file stays after release and holds no pid, and the refusal names the holder's.
 @contextlib.contextmanager
 def locked(paths: Mapping[str, Path | None]) -> Iterator[None]:
-    """Hold an exclusive lock on each path (by flag) for the block; `XpnetError` naming the pid of the run
-    that holds one. The lock is ``.<name>.lock`` beside the file, removed when released, and so are the
-    folders made for it that nothing was written into."""
+    """Hold an exclusive lock on each path (by flag) for the block, else `XpnetError` naming the holder's pid; the
+    lock, ``.<name>.lock`` beside the file, goes on release, with the folders made for it that stayed empty."""
     with contextlib.ExitStack() as stack:
         for flag, path in paths.items():
             if path is None or fcntl is None:
