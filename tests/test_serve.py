@@ -403,8 +403,8 @@ def test_the_backend_is_made_and_used_on_one_thread(model, monkeypatch, capsys):
     """A GPU library's current device is per thread: the command makes the backend on the device thread, and
     every forward pass runs there, whichever thread prepared the picture."""
     made, used = [], []
-    resolve, classify, serve_forever = serve.resolve_backend, Model.classify, serve.Server.serve_forever
-    monkeypatch.setattr(serve, "resolve_backend", lambda *a: made.append(threading.current_thread()) or resolve(*a))
+    resolve, classify, serve_forever = predict.resolve_backend, Model.classify, serve.Server.serve_forever
+    monkeypatch.setattr(predict, "resolve_backend", lambda *a: made.append(threading.current_thread()) or resolve(*a))
     monkeypatch.setattr(Model, "classify", lambda m, rows: used.append(threading.current_thread()) or classify(m, rows))
 
     def serve_then_stop(server, poll_interval):  # a few requests, then Ctrl-C

@@ -1,17 +1,13 @@
 """``python -m xpnet.check``: does every array library installed here compute what NumPy computes in float64?
-
-`compare` runs one backend beside the NumPy float64 reference and measures the gaps against the one table of
-tolerances (`TOLERANCES`; why each is what it is: docs/agreement.md); the agreement tests use it too. The
-command runs it on each backend, device and dtype found and prints one row each.
-"""
+`compare` runs one backend beside that reference against the one table of tolerances (`TOLERANCES`, explained
+in docs/agreement.md), for the agreement tests and for this command, which prints a row per backend and dtype."""
 
 from __future__ import annotations
 
 import os
 
 if __name__ == "__main__":
-    # The check's problem is tiny: one thread answers in milliseconds where one per core can spin-wait for
-    # seconds on a busy machine. Set before NumPy loads; the numbers agree whatever the thread count.
+    # A tiny problem: one thread answers in milliseconds where one per core may spin-wait for seconds.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import json
@@ -233,9 +229,7 @@ def build_parser() -> cli.ArgumentParser:
             },
         ),
     )
-    p.add_argument(
-        "--backend", action="append", choices=backends.names(), help="only this library (repeatable; default: all)"
-    )
+    p.add_argument("--backend", action="append", choices=backends.names(), help="only this library (repeatable)")
     p.add_argument("--dtype", action="append", choices=DTYPES, help="only this dtype (default: both)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return p
@@ -263,10 +257,8 @@ def format_table(libraries: list[dict], rows: list[Comparison], passed: bool) ->
     for r in rows:
         cells = ["-"] * (len(COLUMNS) - 5)
         if not r.error:
-            diffs = [r.logits, r.loss, r.grads, *(r.trajectories[k] for k in nn.OPTIMIZERS)]
-            fast = r.trajectories.get("fast")
-            cells = ["same" if r.initial_bitwise else "DIFF", *(f"{d:.1e}" for d in diffs)]
-            cells.append("-" if fast is None else f"{fast:.1e}")
+            diffs = [r.logits, r.loss, r.grads, *(r.trajectories.get(k) for k in (*nn.OPTIMIZERS, "fast"))]
+            cells = ["same" if r.initial_bitwise else "DIFF", *("-" if d is None else f"{d:.1e}" for d in diffs)]
         table.append([r.backend, r.device, r.dtype, *cells, "pass" if r.passed else "FAIL", f"{r.seconds:.2f}"])
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
     lines += ["", *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)]
@@ -289,15 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     refs = {dtype: reference(problem, dtype) for dtype in dtypes}
     libraries, rows = [], []
     for name in dict.fromkeys(args.backend or backends.names()):
-        # A library that is absent is no failure, unless asked for by name; one that is installed yet cannot
-        # run is (the user who installed it expects it to work).
+        # Absent is no failure unless asked for by name; installed yet unable to run is (its user expects it to).
         found = probe(name)
         note = "" if found.installed else found.problem
-        asked = f"asked for with --backend, but {note}" if args.backend else ""
-        trouble = found.problem if found.installed else asked
-        libraries.append(
-            {"name": name, "installed": found.installed, "version": found.version, "problem": trouble, "note": note}
-        )
+        trouble = found.problem if found.installed else f"asked for with --backend, but {note}" * bool(args.backend)
+        lib = {"name": name, "installed": found.installed, "version": found.version}
+        libraries.append(lib | {"problem": trouble, "note": note})
         for device in found.devices:
             for dtype in dtypes:
                 start = time.perf_counter()

@@ -1,8 +1,6 @@
-"""``python -m xpnet.evaluate --model model.npz``: how good a trained model is on its test set, and where it errs.
-
-Prints the test accuracy, each class's precision and recall and the confusion matrix; ``--plot DIR`` also
-draws the training curves, the confusion matrix and the worst mistakes as PNGs.
-"""
+"""``python -m xpnet.evaluate --model model.npz``: how good a trained model is on its test set, and where it errs:
+the test accuracy, each class's precision and recall, the confusion matrix; ``--plot DIR`` draws the training
+curves, the confusion matrix and the worst mistakes as PNGs."""
 
 from __future__ import annotations
 
@@ -16,11 +14,13 @@ import numpy as np
 
 from .backend import resolve_backend
 from .cli import common as cli
+from .cli import plots
 from .data import DATASETS, load_dataset
 from .data.load import idx_files
 from .errors import DataError, XpnetError, class_list, escaped, say
 from .files import check_writable, refuse_shared
 from .nn import layer_text
+from .predict import tool_parser
 from .training.model import FITTED_ON_ARRAYS, load
 from .training.runlog import EPOCH_KEYS, json_number, read_log
 
@@ -30,31 +30,22 @@ PLOTS = ("training-curves.png", "confusion-matrix.png", "worst-misclassified.png
 
 
 def build_parser() -> cli.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog=cli.program("evaluate"),
-        description="Score a model trained by python -m xpnet.train --save on the test set of its data set.",
-        epilog=cli.epilog(
-            "python -m xpnet.evaluate --model model.npz --plot plots/ --log train.jsonl",
-            {
-                0: "scored",
-                1: "the model holds NaN/Inf weights (a diverged run), or a plot could not be written (disk full)",
-                2: "bad input: a flag, the --model file, the data set, a --plot folder, a --log of another run, "
-                "matplotlib missing",
-                130: "stopped by Ctrl-C",
-                143: "stopped by SIGTERM",
-            },
-        ),
+    p = tool_parser(
+        "evaluate",
+        "Score a model trained by python -m xpnet.train --save on the test set of its data set.",
+        "--plot plots/ --log train.jsonl",
+        {
+            0: "scored",
+            1: "the model holds NaN/Inf weights (a diverged run), or a plot could not be written (disk full)",
+            2: "bad input: a flag, the --model file, the data set, a --plot folder, a --log of another run, "
+            "matplotlib missing",
+        },
     )
-    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
-    p.add_argument(
-        "--data-dir", metavar="DIR", help="the data set's folder (default: the model's, else where xpnet.train looks)"
-    )
+    p.add_argument("--data-dir", metavar="DIR", help="the data set's folder (default: the model's, else xpnet.train's)")
     p.add_argument("--plot", metavar="DIR", help=f"write {', '.join(PLOTS)} to DIR (made if missing; needs matplotlib)")
+    p.add_argument("--log", metavar="PATH", help="the train --log file to draw the curves of (default: the model's)")
     p.add_argument(
-        "--log", metavar="PATH", help="the model's training log (train --log) for the curves (default: its history)"
-    )
-    p.add_argument(
-        "--dataset", choices=DATASETS, help="the test set to score (default: the model's; give one if fitted on arrays)"
+        "--dataset", choices=DATASETS, help="the test set (default: the model's; needed if fitted on arrays)"
     )
     p.add_argument("--json", action="store_true", help="end with one JSON line of the results on stdout")
     cli.add_device_flags(p)
@@ -68,8 +59,7 @@ def report(name: str, cm: np.ndarray, labels: Sequence[str]) -> list[str]:
     pct = [[f"{100 * v:6.2f}%" if not math.isnan(v) else "      -" for v in vs] for vs in (precision, recall)]
     lines = [f"test accuracy {100 * cm_accuracy(cm):.2f}% ({np.trace(cm)} of {cm.sum()} {name} test images)"]
     lines += ["", f"{'class':<{width + 3}}  precision   recall  support"]
-    for k, label in enumerate(labels):
-        lines.append(f"{k:>2} {label:<{width}}    {pct[0][k]}  {pct[1][k]}  {cm[k].sum():7d}")
+    lines += [f"{k:>2} {s:<{width}}    {pct[0][k]}  {pct[1][k]}  {cm[k].sum():7d}" for k, s in enumerate(labels)]
     cell = max(5, len(str(cm.max())) + 1)
     lines += ["", "confusion matrix (rows: true class, columns: predicted class)"]
     lines.append(" " * 3 + "".join(f"{k:>{cell}}" for k in range(len(labels))))
@@ -105,14 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything that can fail on a flag is checked before the data set is read and scored.
     outputs = [("--plot", Path(args.plot).expanduser() / name) for name in PLOTS] if args.plot else []
     refuse_shared([("--model", args.model), ("--log", args.log), *outputs], inputs=("--model", "--log"))
-    ckpt = load(args.model, optimizer=False)  # the weights alone: the optimizer's arrays are never read
+    ckpt = load(args.model, optimizer=False)
     if args.log is not None and args.plot is None:
         raise XpnetError("--log only feeds the curves of --plot: add --plot DIR, or leave --log out")
     if args.plot is not None:
-        from .cli import plots
-
         plots.require_matplotlib()
-        epochs = read_log(args.log, ckpt) if args.log is not None else None
+        history = [{k: getattr(s, k) for k in EPOCH_KEYS} for s in ckpt.state.history]  # shaped like the log's
+        epochs = read_log(args.log, ckpt) if args.log is not None else history
         for _, path in outputs:
             check_writable(path, "--plot", "")  # the first plot makes the folder
 
@@ -122,13 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{ckpt.path} was fitted from Python on arrays, not on a data set xpnet knows: name the "
             f"test set with --dataset ({', '.join(DATASETS)}), or score it in Python with model.score(X, y)"
         )
-    data = load_dataset(
-        dataset,
-        # By default the folder the model was trained from (when it is scored on its own data set).
-        cli.model_data_dir(args.data_dir, ckpt) if dataset == ckpt.dataset else args.data_dir,
-        image_size=ckpt.layout.side if ckpt.layout is not None else None,
-        notify=lambda line: say(line, file=sys.stderr),
-    )
+    folder = cli.model_data_dir(args.data_dir, ckpt) if dataset == ckpt.dataset else args.data_dir
+    side = getattr(ckpt.layout, "side", None)
+    data = load_dataset(dataset, folder, image_size=side, notify=lambda line: say(line, file=sys.stderr))
     if (data.n_features, data.classes) != (ckpt.n_features, ckpt.names):
         raise DataError(
             f"{ckpt.path} was trained on {class_list(ckpt.names)} of {ckpt.n_features} pixels but {data.name} in "
@@ -140,7 +125,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         refuse_shared([*(("--data-dir", f) for f in read), *outputs], inputs=("--data-dir",))
     backend = resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
-
     pred, probs = ckpt.on(backend).classify(data.x_test)
     y = data.y_test.astype(np.int64)
     cm = confusion_matrix(y, pred, len(ckpt.names))
@@ -150,8 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = []
     if args.plot is not None:
         name = f"{data.name}, {layer_text(ckpt.sizes)} {ckpt.config.activation}, epoch {ckpt.kept_epoch}"
-        if epochs is None:  # the checkpoint's own history, shaped like the log's records
-            epochs = [{k: getattr(s, k) for k in EPOCH_KEYS} for s in ckpt.state.history]
         kept = ckpt.kept_epoch if ckpt.state.restored else None  # --patience: the curves mark the epoch kept
         p_true = probs[np.arange(len(y)), y]
         wrong = np.flatnonzero(pred != y)

@@ -1,7 +1,6 @@
 """``python -m xpnet.export --model model.npz --onnx model.onnx``: a saved model as an ONNX graph, for any ONNX
 runtime (a web page, a phone, another language): float32 rows of pixels in [0, 1] in (a picture prepared as
-``predict`` prepares it, divided by 255), ``label`` and ``probabilities`` out (docs/api.md).
-"""
+``predict`` prepares it, divided by 255), ``label`` and ``probabilities`` out (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -13,34 +12,31 @@ from .errors import say
 from .files import check_writable, refuse_shared
 from .library.export import write_onnx
 from .nn import layer_text
+from .predict import tool_parser
 from .training.model import load
 
 
 def build_parser() -> cli.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog=cli.program("export"),
-        description="Write a model saved by xpnet.train --save (or MLPClassifier.save) as an ONNX graph: float32 "
-        "input rows, outputs 'label' and 'probabilities'. Needs the onnx package (pip install \"xpnet[onnx]\").",
-        epilog=cli.epilog(
-            "python -m xpnet.export --model model.npz --onnx model.onnx",
-            {
-                0: "written",
-                1: "the file could not be written (disk full)",
-                2: "bad input: a flag, the --model file, the --onnx path, onnx missing",
-                130: "stopped by Ctrl-C",
-            },
-        ),
+    p = tool_parser(
+        "export",
+        "Write a model saved by xpnet.train --save (or MLPClassifier.save) as an ONNX graph: float32 input rows, "
+        "outputs 'label' and 'probabilities'. Needs the onnx package (pip install \"xpnet[onnx]\").",
+        "--onnx model.onnx",
+        {
+            0: "written",
+            1: "the file could not be written (disk full)",
+            2: "bad input: a flag, the --model file, the --onnx path, onnx missing",
+        },
     )
-    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
     p.add_argument("--onnx", required=True, metavar="PATH", help="the ONNX file to write (folders are created)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    refuse_shared({"--model": args.model, "--onnx": args.onnx})
+    refuse_shared([("--model", args.model), ("--onnx", args.onnx)])
     path = check_writable(args.onnx, flag="--onnx", example="model.onnx")
-    model = load(args.model, optimizer=False)  # the weights alone: the optimizer's arrays are never read
+    model = load(args.model, optimizer=False)
     write_onnx(model, path)
     say(f"wrote {path}: the {layer_text(model.sizes)} {model.activation} model, {len(model.classes)} classes")
     return 0

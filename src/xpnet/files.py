@@ -1,9 +1,6 @@
 """Writing files safely: check a destination before any work, replace it atomically, lock what a run writes.
-
-A failure to write (a full disk above all) is a `WriteError`: one line, exit 1, nothing half-written left, not
-even the folders made for it. A symlink is followed; a device, a FIFO or a file with a second name (a hard
-link, which a second run could write without meeting the lock) is refused.
-"""
+A failure to write (a full disk) is a `WriteError`: exit 1, nothing half-written left, not even the folders made
+for it. A symlink is followed; a device, a FIFO or a hard-linked file (which escapes the lock) is refused."""
 
 from __future__ import annotations
 
@@ -169,9 +166,8 @@ def refuse_shared(
 # Not filelock (4.3): its lock file stays after release and holds no pid, and the refusal names the holder's.
 @contextlib.contextmanager
 def locked(paths: Mapping[str, Path | None]) -> Iterator[None]:
-    """Hold an exclusive lock on each path (by flag) for the block; `XpnetError` naming the pid of the run
-    that holds one. The lock is ``.<name>.lock`` beside the file, removed when released, and so are the
-    folders made for it that nothing was written into."""
+    """Hold an exclusive lock on each path (by flag) for the block, else `XpnetError` naming the holder's pid; the
+    lock, ``.<name>.lock`` beside the file, goes on release, with the folders made for it that stayed empty."""
     with contextlib.ExitStack() as stack:
         for flag, path in paths.items():
             if path is None or fcntl is None:

@@ -1,9 +1,6 @@
-"""``python -m xpnet.predict --model model.npz IMAGE...``: classify pictures of digits (or garments).
-
-Each picture (a file of one of `data.pictures.FORMATS`, or a NumPy ``.npy`` array) is prepared the way the
-model's data set was (`data/images.py`) and classified. A file that cannot be read is one line on stderr; the
-others are still classified, and the exit status is then 1.
-"""
+"""``python -m xpnet.predict --model model.npz IMAGE...``: classify pictures of digits (or garments), each
+prepared as the model's data set was (`data/images.py`); also what the other tools share (their parser, the
+record of one picture). An unreadable file is one line on stderr, the others are still classified: exit 1."""
 
 from __future__ import annotations
 
@@ -21,45 +18,55 @@ from .cli import common as cli
 from .data.pictures import FORMATS, LIMITS, PictureError, import_pillow, prepare_file
 from .errors import say
 from .files import atomic_write, check_writable, refuse_shared
-from .training.model import load
+from .training.model import Model, load
 
 PROG = "xpnet.predict"
 SEEN_SIDE = 112  # --save-input pictures are enlarged to at least this many pixels a side
+STOPPED = {130: "stopped by Ctrl-C", 143: "stopped by SIGTERM"}
+
+
+def tool_parser(name: str, about: str, example: str, statuses: dict[int, str]) -> cli.ArgumentParser:
+    """The parser of the tool ``name``, with --model; its --help ends with ``example``'s flags and the exit statuses."""
+    example = f"python -m xpnet.{name} --model model.npz {example}"
+    p = cli.ArgumentParser(prog=cli.program(name), description=about, epilog=cli.epilog(example, statuses | STOPPED))
+    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
+    return p
 
 
 def build_parser() -> cli.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog=cli.program("predict"),
-        description="Classify pictures with a model trained by python -m xpnet.train --save. Each picture is "
-        "grayscaled, inverted if it is dark on light, cropped to its ink, scaled and centred as the training "
-        "images were.",
-        epilog=cli.epilog(
-            "python -m xpnet.predict --model model.npz digit.png photo.jpg --top 3",
-            {
-                0: "every picture classified",
-                1: "some picture could not be read (the others are still classified), the model holds NaN/Inf "
-                "weights, or a --save-input picture could not be written (disk full)",
-                2: "bad input: a flag, the --model file, a --save-input folder, Pillow missing",
-                130: "stopped by Ctrl-C",
-                143: "stopped by SIGTERM",
-            },
-        ),
+    p = tool_parser(
+        "predict",
+        "Classify pictures with a model trained by python -m xpnet.train --save. Each picture is grayscaled, "
+        "inverted if it is dark on light, cropped to its ink, scaled and centred as the training images were.",
+        "digit.png photo.jpg --top 3",
+        {
+            0: "every picture classified",
+            1: "some picture could not be read (the others are still classified), the model holds NaN/Inf "
+            "weights, or a --save-input picture could not be written (disk full)",
+            2: "bad input: a flag, the --model file, a --save-input folder, Pillow missing",
+        },
     )
     formats = f"picture files ({', '.join(FORMATS)}; at most {LIMITS}) or .npy arrays"
     p.add_argument("images", nargs="+", metavar="IMAGE", help=formats)
-    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
     p.add_argument("--top", type=cli.positive_int, default=1, metavar="K", help="show the K likeliest classes")
     p.add_argument(
-        "--json", action="store_true", help="one JSON object per IMAGE, a line each, in order (errors with 'error')"
+        "--json", action="store_true", help="one JSON line per IMAGE, in order ('error' for an unreadable one)"
     )
     p.add_argument(
         "--save-input",
         metavar="DIR",
-        help=f"write the image the model saw for each IMAGE to DIR/<name>.seen.png, enlarged to at least "
-        f"{SEEN_SIDE} pixels (nearest neighbour: each model pixel a square); DIR is created if missing",
+        help=f"write the image the model saw for each IMAGE to DIR/<name>.seen.png (made if missing), enlarged to "
+        f"at least {SEEN_SIDE} pixels (nearest neighbour: each model pixel a square)",
     )
     cli.add_device_flags(p)
     return p
+
+
+def load_model(path: str, device: str = "cpu", backend: str | None = None) -> Model:
+    """The weights at ``path`` on ``device`` (and ``backend``), their picture layout worked out once (or refused)."""
+    model = load(path, optimizer=False)
+    model.layout = model.picture_layout()
+    return model.on(resolve_backend(device, backend))
 
 
 def unique_names(paths: Sequence[Path]) -> list[str]:
@@ -90,22 +97,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     refuse_shared([("--model", args.model), *(("IMAGE", p) for p in paths), *(("--save-input", p) for p in seen)])
     for path in seen:
         check_writable(path, "--save-input", "")  # the first picture makes the folder
-    model = load(args.model, optimizer=False)  # the weights alone: the optimizer's arrays are never read
-    layout = model.picture_layout()
+    model = load_model(args.model, args.device, args.backend)
+    cli.announce(model.backend, args.verbose)
     pil = import_pillow() if save_dir is not None or any(p.suffix.lower() != ".npy" for p in paths) else None
-    backend = resolve_backend(args.device, args.backend)
-    cli.announce(backend, args.verbose)
 
     prepared: list[np.ndarray | str] = []  # each picture, or why it could not be read
     for path in paths:
         try:
-            prepared.append(prepare_file(path, pil, layout))
-        except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError; the others go on
+            prepared.append(prepare_file(path, pil, model.layout))
+        except (PictureError, ValueError, MemoryError) as e:  # the other files go on
             prepared.append("too large to prepare in memory" if isinstance(e, MemoryError) else str(e))
             say(f"{PROG}: {path}: {prepared[-1]}", file=sys.stderr)
     good = [a for a in prepared if not isinstance(a, str)]
-    classes, probs = model.on(backend).classify(np.array(good, np.uint8).reshape(len(good), layout.n_features))
-    k = -(-SEEN_SIDE // layout.side)  # --save-input: each pixel a k x k square (smoothing would hide what it saw)
+    classes, probs = model.classify(np.array(good, np.uint8).reshape(len(good), model.layout.n_features))
+    k = -(-SEEN_SIDE // model.layout.side)  # --save-input: each pixel a k x k square (smoothing would hide what it saw)
     rows = iter(range(len(good)))
     for i, (path, picture) in enumerate(zip(paths, prepared)):
         if isinstance(picture, str):
@@ -122,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first, *rest = (f"{c['name']} ({100 * c['probability']:.1f}%)" for c in result["top"])
         say(json.dumps(result) if args.json else f"{path}: {first}" + (f"; then {', '.join(rest)}" if rest else ""))
     if save_dir is not None and not args.json and good:
-        side = f"{layout.side}x{layout.side}, each pixel shown as a {k}x{k} square"
+        side = f"{model.layout.side}x{model.layout.side}, each pixel shown as a {k}x{k} square"
         say(f"the images the model saw: {save_dir}/*.seen.png ({side})", file=sys.stderr)
     return 1 if len(good) < len(paths) else 0
 

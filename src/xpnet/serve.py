@@ -25,12 +25,11 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .backend import resolve_backend
 from .cli import common as cli
 from .data.pictures import PictureError, import_pillow, prepare_bytes
 from .errors import XpnetError, escaped, one_line, reason, say
-from .predict import answer
-from .training.model import Model, load
+from .predict import answer, load_model, tool_parser
+from .training.model import Model
 
 PROG = "xpnet.serve"
 PREPARING = 3  # pictures prepared at once: each may cost 250 MB, and eight hostile ones must stay under 1 GB
@@ -50,20 +49,13 @@ SAFE["Content-Security-Policy"] = PAGE_POLICY
 
 
 def build_parser() -> cli.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog=cli.program("serve"),
-        description="Serve a model trained by xpnet train --save on a local web page: draw a digit (mouse, touch or "
-        "pen) or drop a picture, and read its answer as you draw; POST /predict answers what predict --json prints.",
-        epilog=cli.epilog(
-            "python -m xpnet.serve --model model.npz --open",
-            {
-                2: "bad input: a flag, the --model file, an address or port it cannot listen on, Pillow missing",
-                130: "stopped by Ctrl-C (the normal way to stop it)",
-                143: "stopped by SIGTERM",
-            },
-        ),
+    p = tool_parser(
+        "serve",
+        "Serve a model trained by xpnet train --save on a local web page: draw a digit (mouse, touch or pen) or "
+        "drop a picture, and read its answer as you draw; POST /predict answers what predict --json prints.",
+        "--open",
+        {2: "bad input: a flag, the --model file, an address or port it cannot listen on, Pillow missing"},
     )
-    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by xpnet.train --save")
     where = "where to listen (default: 127.0.0.1, this machine only; 0.0.0.0: every interface, the network)"
     p.add_argument("--host", default="127.0.0.1", metavar="ADDRESS", help=where)
     p.add_argument("--port", type=port, default=8000, metavar="N", help="the port (default: 8000; 0 takes a free one)")
@@ -78,22 +70,15 @@ def port(text: str) -> int:
     return value
 
 
-def load_model(path: str, device: str = "cpu", backend: str | None = None) -> Model:
-    """The model at ``path`` on ``device`` (and ``backend``), its optimizer state unread (serving needs only the
-    weights); a model that reads no pictures is refused before a backend is made."""
-    model = load(path, optimizer=False)
-    model.picture_layout()
-    return model.on(resolve_backend(device, backend))
-
-
 def picture_record(
     model: Model, data: bytes, file: str, top: int, pil: ModuleType, seen: bool = False, device: Executor | None = None
 ) -> dict[str, Any]:
     """What ``xpnet predict --json --top TOP`` prints for a file ``file`` holding ``data`` (``{"file", "error"}``
     if unreadable); ``seen`` adds the image the model saw as a PNG ``data:`` URL; ``device`` runs the forward pass."""
+    layout = model.picture_layout()  # outside the try: a model that reads no pictures is no fault of the file's
     try:
-        pixels = prepare_bytes(data, pil, model.picture_layout(), file)
-    except (PictureError, ValueError, MemoryError) as e:  # BlankImage is a ValueError
+        pixels = prepare_bytes(data, pil, layout, file)
+    except (PictureError, ValueError, MemoryError) as e:
         return {"file": file, "error": str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"}
     rows = pixels.reshape(1, -1)
     classes, probs = device.submit(model.classify, rows).result(ANSWER_SECONDS) if device else model.classify(rows)
@@ -133,9 +118,8 @@ def is_loopback(host: str) -> bool:
 
 
 class Server(ThreadingHTTPServer):
-    """A server for ``model``: a thread per connection, `CONNECTIONS` at most (daemon threads: a stuck client
-    never holds up the exit). ``device``: the thread that made the backend (a GPU library's current device is
-    per thread), where the forward passes run; by default a new one."""
+    """A thread per connection, `CONNECTIONS` at most (daemons: a stuck client never holds up the exit); the forward
+    passes run on ``device``, the thread that made the backend (a GPU library's device is per thread)."""
 
     daemon_threads = True
     request_queue_size = BACKLOG
@@ -145,8 +129,7 @@ class Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.model, self.pil, self.about = model, pil, model_info(model)
         self.device = device or ThreadPoolExecutor(1, thread_name_prefix="xpnet-device")
-        # Pictures are prepared on threads of their own: glibc keeps what a thread freed for that thread's
-        # reuse, so preparing on each connection's thread would let memory grow with the connections.
+        # Not on each connection's thread: glibc keeps what a thread freed for it, so memory would grow with them.
         self.pool = ThreadPoolExecutor(PREPARING, thread_name_prefix="xpnet-prepare")
         self.free, self.slots = threading.BoundedSemaphore(CONNECTIONS), threading.BoundedSemaphore(PREPARING)
         self.stopping = threading.Event()
@@ -215,8 +198,7 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"  # keep-alive: a page drawing a digit sends a request every few strokes
     timeout = TIMEOUT
-    # The headers and the body leave in two writes: with Nagle's algorithm the second waits for the client's
-    # delayed ACK of the first, 40 ms on Linux, twice the whole answer's budget.
+    # Headers and body leave in two writes: Nagle's algorithm would hold the second for a delayed ACK (40 ms).
     disable_nagle_algorithm = True
     server: Server
 
@@ -269,12 +251,9 @@ class Handler(BaseHTTPRequestHandler):
             return 400, {"error": f"?file= is {len(file)} characters long; give at most {MAX_NAME}"}
         if not server.slots.acquire(timeout=SLOT_SECONDS):
             return 503, {"error": f"busy preparing {PREPARING} other pictures; try again in a moment"}
-        seen = query.get("seen") in ("1", "true")
+        job = (server.model, body, file, int(top), server.pil, query.get("seen") in ("1", "true"), server.device)
         try:
-            job = server.pool.submit(
-                picture_record, server.model, body, file, int(top), server.pil, seen, server.device
-            )
-            found = job.result()
+            found = server.pool.submit(picture_record, *job).result()
         except Exception as e:
             if server.stopping.is_set():  # cancelled, or refused, as the server closes
                 return 503, {"error": "the server is stopping"}
@@ -312,9 +291,7 @@ class Handler(BaseHTTPRequestHandler):
         """``Expect: 100-continue`` (curl, before a large body): a body over the limit is refused unsent."""
         return (self.length() or 0) > MAX_BODY or super().handle_expect_100()
 
-    def send_error(
-        self, code: int, message: str | None = None, explain: Any = None, headers: dict | None = None
-    ) -> None:
+    def send_error(self, code: int, message: str = "", explain: Any = None, headers: dict | None = None) -> None:
         """Every error as one line of JSON, the standard library's too (400, 414, 431, 501...); a declared body
         left unread ends the connection (else it would read as the next request)."""
         if not self.body_read and (self.length() != 0 or "Transfer-Encoding" in self.headers):

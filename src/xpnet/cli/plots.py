@@ -1,8 +1,5 @@
-"""The pictures of ``xpnet.evaluate --plot``: training curves, confusion matrix, worst mistakes.
-
-Drawn with matplotlib's object API on its Agg (file-only) canvas: no pyplot state, no display needed; each
-PNG written atomically, so an interrupted run leaves whole files.
-"""
+"""The pictures of ``xpnet.evaluate --plot``: training curves, confusion matrix, worst mistakes, drawn with
+matplotlib's object API on its Agg canvas (no pyplot state, no display) and each written atomically."""
 
 from __future__ import annotations
 
