@@ -93,9 +93,8 @@ def hold_out(data: Dataset, n_val: int) -> Dataset:
         return data
     n = data.y_train.shape[0]
     if not 0 < n_val < n:
-        raise DataError(
-            f"--val-split {n_val} is out of range: {data.name} has {n} training images, hold out 1 to {n - 1}"
-        )
+        message = f"{{name}} {n_val} is out of range: {data.name} has {n} training images, hold out 1 to {n - 1}"
+        raise DataError(message, parameter="val_split")
     kept, held = stratified_holdout(data.y_train, n_val)
     x, y = data.x_train, data.y_train
     return replace(data, x_train=x[kept], y_train=y[kept], x_val=x[held], y_val=y[held])

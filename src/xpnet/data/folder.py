@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import DataError, listed, reason
 from . import cache, images
 from .datasets import Dataset, stratified_holdout
-from .pictures import PictureError, import_pillow, prepare_file
+from .pictures import import_pillow, prepare_file
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".npy")
 TEST_FRACTION = 0.2  # held out as the test set when there is no test/ folder
@@ -69,7 +69,7 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: N
                 try:
                     rows.append(prepare_file(path, pil, layout).ravel())
                     labels.append(classes.index(name))
-                except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
+                except (ValueError, OSError) as e:  # PictureError, BlankImage; OSError: no access
                     skipped.append(str(path))
                     notify(f"{path}: skipped: {reason(e)}")
                 done += 1

@@ -70,15 +70,19 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     a = a[:, :, 0] if a.ndim == 3 and a.shape[2] == 1 else a
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (2, 3, 4))) or a.dtype.kind not in "biuf" or not a.size:
         raise ValueError(f"expected one image of numbers, shaped (H, W) or (H, W, 1|2|3|4), got {a.dtype}{a.shape}")
-    x = a.astype(np.float64)
-    if not np.isfinite(x).all():
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise ValueError("the image holds NaN or infinite values")
-    peak = x.max()
+    peak = a.max()
     scale = (65535.0 if peak > 255 else 255.0) if a.dtype.kind in "iu" else 255.0 if peak > 1 else 1.0
-    x = np.clip(x / scale, 0.0, 1.0)
-    if x.ndim == 2 or (x.shape[2] in (2, 4) and x[:, :, -1].min() < 1.0):
-        return x if x.ndim == 2 else x[:, :, -1]
-    return x[:, :, 0] if x.shape[2] == 2 else x[:, :, :3] @ np.array([0.299, 0.587, 0.114])  # as convert("L")
+
+    def scaled(channels: np.ndarray) -> np.ndarray:  # in place: a large picture costs one float64 copy at a time
+        x = channels.astype(np.float64)
+        x /= scale
+        return np.clip(x, 0.0, 1.0, out=x)
+
+    if a.ndim == 2 or (a.shape[2] in (2, 4) and (alpha := scaled(a[:, :, -1])).min() < 1.0):
+        return scaled(a) if a.ndim == 2 else alpha
+    return scaled(a[:, :, 0]) if a.shape[2] == 2 else scaled(a[:, :, :3]) @ np.array([0.299, 0.587, 0.114])
 
 
 def shrink(gray: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:

@@ -25,7 +25,7 @@ NPY_LIMITS = f"{MAX_PIXELS >> 20} megapixels, {MAX_NPY_BYTES >> 20} MiB"
 MAX_SCANS = 100  # each a pass over the pixels: libjpeg writes 10 at most, a bomb tens of thousands
 
 
-class PictureError(Exception):
+class PictureError(ValueError):
     """One input file cannot be read as a picture; the message says why and what would work."""
 
 
@@ -112,6 +112,8 @@ def _pillow(f: BinaryIO, pil: ModuleType | None, name: str) -> np.ndarray:
             if im.mode not in ("L", "LA", "I;16", "I", "F"):
                 im = im.convert("LA" if alpha else "L")
             return np.asarray(ImageOps.exif_transpose(im))  # phone photos are stored sideways, with a tag
+    except PictureError:  # a ValueError, which Pillow's below would hide
+        raise
     except (OSError, SyntaxError, ValueError, pil.DecompressionBombError) as e:  # a GIF's frame past Pillow's cap
         raise PictureError(
             f"not a picture Pillow can read ({one_line(e)}); give a PNG or JPEG file or a .npy array"
