@@ -75,8 +75,8 @@ def default_data_dir(name: str) -> Path:
 
 
 def stratified_holdout(labels: np.ndarray, n_holdout: int, rng: np.random.Generator | None = None):
-    """Sorted indices (kept, held out), exactly ``n_holdout`` held out, drawn by ``rng`` (default: `SPLIT_SEED`'s).
-    Each class gives rows in proportion to its size, the remainder going to the largest fractional shares."""
+    """Sorted indices (kept, held out): ``n_holdout`` drawn by ``rng`` (default: `SPLIT_SEED`'s) in proportion to
+    each class's size, the remainder going to the largest fractional shares."""
     rng = np.random.default_rng(SPLIT_SEED) if rng is None else rng
     classes, counts = np.unique(labels, return_counts=True)
     share = counts * (n_holdout / max(labels.shape[0], 1))

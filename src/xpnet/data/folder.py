@@ -1,8 +1,6 @@
 """Pictures in ``DIR/train/<class>/`` (torchvision's ImageFolder) and ``DIR/test/<class>/`` as a `Dataset`, prepared as
 ``predict`` prepares them and cached (`cache`); without ``test/``, a stratified fifth of ``train/`` is held out."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,8 +29,6 @@ def scan(root: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
         }
 
     try:
-        if not root.is_dir():
-            raise DataError(f"folder: {root} is not a folder: give {{name}} the folder of train/", parameter="data_dir")
         if not train.is_dir():
             raise DataError(f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/")
         files = classes(train), classes(test) if test.is_dir() else {}
@@ -86,16 +82,10 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: N
     return arrays
 
 
-def load_folder_dataset(
-    directory: str | Path,
-    image_size: int | None = None,
-    *,
-    progress: Progress | None = None,
-    notify: Notify | None = None,
-) -> Dataset:
-    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images (default 28), calling
+def load_folder_dataset(root: Path, side: int | None, progress: Progress | None, notify: Notify | None) -> Dataset:
+    """The picture folder ``root`` as a `Dataset` of ``side`` x ``side`` images (default 28), calling
     ``progress(done, total)`` after each picture read (not from the cache) and ``notify`` with one-line notes."""
-    root, layout, say = Path(directory).expanduser(), images.folder_layout(image_size), notify or (lambda line: None)
+    layout, say = images.folder_layout(side), notify or (lambda line: None)
     a = read_folder(root, layout, progress or (lambda done, total: None), say)
     classes, x, y, x_test, y_test = tuple(a["classes"].tolist()), a["x_train"], a["y_train"], a["x_test"], a["y_test"]
     if not y_test.size:  # only classes with a picture to spare give test pictures

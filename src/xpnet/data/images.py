@@ -1,8 +1,6 @@
 """Any picture of one digit (or garment), of any size and polarity, as the image a model was trained on: `prepare`
 applies a data set's recipe (`Layout`, docs/usage.md) in host NumPy, leaving a data set's own image as it is."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,15 +72,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         raise ValueError("the image holds NaN or infinite values")
     peak = a.max()
     scale = (65535.0 if peak > 255 else 255.0) if a.dtype.kind in "iu" else 255.0 if peak > 1 else 1.0
-
-    def scaled(channels: np.ndarray) -> np.ndarray:  # in place: a large picture costs one float64 copy at a time
-        x = channels.astype(np.float64)
-        x /= scale
-        return np.clip(x, 0.0, 1.0, out=x)
-
-    if a.ndim == 2 or (a.shape[2] in (2, 4) and (alpha := scaled(a[:, :, -1])).min() < 1.0):
-        return scaled(a) if a.ndim == 2 else alpha
-    return scaled(a[:, :, 0]) if a.shape[2] == 2 else scaled(a[:, :, :3]) @ np.array([0.299, 0.587, 0.114])
+    if a.ndim == 3:  # the channels that make the gray, before any float copy
+        drawn = a.shape[2] in (2, 4) and float(a[:, :, -1].min()) / scale < 1.0
+        a = a[:, :, -1] if drawn else a[:, :, 0] if a.shape[2] == 2 else a[:, :, :3]
+    x = np.divide(a, scale, dtype=np.float64)  # scaled and clipped in place: one float64 copy at a time
+    x = np.clip(x, 0.0, 1.0, out=x)
+    return x if x.ndim == 2 else x @ np.array([0.299, 0.587, 0.114])  # as Pillow's convert("L")
 
 
 def shrink(gray: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:

@@ -1,8 +1,6 @@
 """One picture file (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM, or ``.npy``) or its bytes -> the image a model takes, every
 limit checked before a pixel is decoded: the size from the header, a JPEG's scans, an array's shape (no pickles)."""
 
-from __future__ import annotations
-
 import contextlib
 import io
 import math
@@ -18,7 +16,7 @@ from . import images, npy
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # bounded by their size, opened undecoded (not ICO)
 # Decoding costs up to 4 bytes a pixel (RGBA) before the picture is shrunk, WebP 12 (its decoder's copies),
-# a progressive JPEG 6 (its coefficients): one picture costs under 70 MB. A .npy array becomes float64 whole.
+# a progressive JPEG 6 (its coefficients): one picture costs under 70 MB. A .npy array's gray becomes float64.
 MAX_PIXELS, MAX_COSTLY_PIXELS, MAX_NPY_BYTES = 1 << 24, 1 << 22, 1 << 27
 LIMITS = f"{MAX_PIXELS >> 20} megapixels, {MAX_COSTLY_PIXELS >> 20} for WebP and progressive JPEG"
 NPY_LIMITS = f"{MAX_PIXELS >> 20} megapixels, {MAX_NPY_BYTES >> 20} MiB"
@@ -115,6 +113,5 @@ def _pillow(f: BinaryIO, pil: ModuleType | None, name: str) -> np.ndarray:
     except PictureError:  # a ValueError, which Pillow's below would hide
         raise
     except (OSError, SyntaxError, ValueError, pil.DecompressionBombError) as e:  # a GIF's frame past Pillow's cap
-        raise PictureError(
-            f"not a picture Pillow can read ({one_line(e)}); give a PNG or JPEG file or a .npy array"
-        ) from None
+        hint = "give a PNG or JPEG file or a .npy array"
+        raise PictureError(f"not a picture Pillow can read ({one_line(e)}); {hint}") from None
