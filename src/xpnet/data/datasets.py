@@ -29,8 +29,7 @@ example_val_split = {"mnist": 5000, "fashion-mnist": 5000, "digits": 150}.get
 
 @dataclass(frozen=True)
 class Dataset:
-    """Training, test and (`hold_out`) validation rows: host (n, pixels) uint8 from files, or the estimator's features
-    as given (any namespace); (n,) labels in 0..n_classes-1, named by ``classes`` (default: "0" up to the largest)."""
+    """Training, test and (`hold_out`) validation rows (uint8 from files, else any namespace's) and their labels."""
 
     name: str
     x_train: np.ndarray
@@ -75,8 +74,7 @@ def default_data_dir(name: str) -> Path:
 
 
 def stratified_holdout(labels: np.ndarray, n_holdout: int, rng: np.random.Generator | None = None):
-    """Sorted indices (kept, held out): ``n_holdout`` drawn by ``rng`` (default: `SPLIT_SEED`'s) in proportion to
-    each class's size, the remainder going to the largest fractional shares."""
+    """Sorted indices (kept, held out): ``n_holdout`` drawn by ``rng`` (default: seeded) in proportion to classes."""
     rng = np.random.default_rng(SPLIT_SEED) if rng is None else rng
     classes, counts = np.unique(labels, return_counts=True)
     share = counts * (n_holdout / max(labels.shape[0], 1))

@@ -178,8 +178,7 @@ def download(
     progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
     deadline: float | None = None,
 ) -> list[Path]:
-    """Download ``files`` (default: all) into ``directory`` within ``deadline`` s (default: `DEADLINE_ENV`, else
-    `DEADLINE_S`); ``progress(file)`` returns a callback ``(done, total)``. `DownloadError`: no mirror delivers one."""
+    """``files`` (default: all) into ``directory`` by ``deadline`` s (`DEADLINE_ENV`); else `DownloadError`."""
     text = os.environ.get(DEADLINE_ENV) or str(DEADLINE_S)
     if deadline is None and not (text.replace(".", "", 1).isdigit() and float(text) > 0):
         raise DataError(f"{DEADLINE_ENV}={text!r} is not a positive number of seconds: fix or unset it")

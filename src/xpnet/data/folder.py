@@ -18,33 +18,26 @@ Progress = Callable[[int, int | None], None]
 Notify = Callable[[str], None]
 
 
-def scan(root: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
-    """The pictures of each class, in ``root``'s train/ and test/ ({} without one), hidden entries left out."""
+def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: Notify) -> dict[str, np.ndarray]:
+    """The prepared arrays of ``root``'s train/ and test/ (from its cache when fresh), as `cache` stores them."""
     train, test = root / "train", root / "test"
 
-    def classes(split: Path) -> dict[str, list[Path]]:
-        folders = [d for d in sorted(split.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    def pictures(split: Path) -> dict[str, list[Path]]:  # of each class, hidden entries left out
+        shown = [d for d in sorted(split.iterdir()) if d.is_dir() and d.name[0] != "."]
         return {
-            d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and p.name[0] != ".") for d in folders
+            d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and p.name[0] != ".") for d in shown
         }
 
     try:
         if not train.is_dir():
             raise DataError(f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/")
-        files = classes(train), classes(test) if test.is_dir() else {}
+        splits = {"train": pictures(train), "test": pictures(test) if test.is_dir() else {}}
     except OSError as e:  # a folder one may not list or enter
         raise DataError(f"folder: cannot read {e.filename or root} ({reason(e)}): make it readable") from None
-    if len(files[0]) < 2:
-        raise DataError(f"folder: {train} has {len(files[0])} class folder(s): a classifier needs at least 2")
-    if unknown := sorted(set(files[1]) - set(files[0])):
+    if len(classes := tuple(splits["train"])) < 2:
+        raise DataError(f"folder: {train} has {len(classes)} class folder(s): a classifier needs at least 2")
+    if unknown := sorted(set(splits["test"]) - set(classes)):
         raise DataError(f"folder: {test} has classes that train/ lacks ({listed(unknown, 3)}): name them as in train/")
-    return files
-
-
-def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: Notify) -> dict[str, np.ndarray]:
-    """The prepared arrays of ``root`` (from its cache when fresh), as `cache` stores them."""
-    splits = dict(zip(("train", "test"), scan(root)))
-    classes = tuple(splits["train"])
     all_files = [p for files in splits.values() for paths in files.values() for p in paths]
     recipe = f"{layout!r} preparation {images.PREPARATION}"  # a new preparation makes old caches stale
     key, where = cache.fingerprint(root, all_files, recipe), cache.cache_path(root, layout.side)
@@ -83,8 +76,7 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: N
 
 
 def load_folder_dataset(root: Path, side: int | None, progress: Progress | None, notify: Notify | None) -> Dataset:
-    """The picture folder ``root`` as a `Dataset` of ``side`` x ``side`` images (default 28), calling
-    ``progress(done, total)`` after each picture read (not from the cache) and ``notify`` with one-line notes."""
+    """The folder ``root`` as a `Dataset` of ``side``-pixel squares (default 28); notes to ``notify``, one a line."""
     layout, say = images.folder_layout(side), notify or (lambda line: None)
     a = read_folder(root, layout, progress or (lambda done, total: None), say)
     classes, x, y, x_test, y_test = tuple(a["classes"].tolist()), a["x_train"], a["y_train"], a["x_test"], a["y_test"]

@@ -74,8 +74,7 @@ def load_dataset(
     picture_progress: Callable[[int, int | None], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> Dataset:
-    """A data set by name, from ``data_dir`` (``idx``, ``folder``: there alone; `load_folder_dataset`), a named set's
-    missing files first fetched from ``mirrors`` with ``download``, after ``on_download(name, directory)``."""
+    """A data set by name, from ``data_dir``; with ``download``, a named set's missing files from ``mirrors`` first."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if image_size is not None and name != "folder":
