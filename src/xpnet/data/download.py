@@ -36,8 +36,7 @@ class Source(NamedTuple):
     digests: Mapping[str, tuple[str, ...]]  # file name -> ("md5:<hex>", "sha256:<hex>", ...)
 
 
-# Published checksums of the compressed files: MNIST's MD5 as torchvision lists them, Fashion-MNIST's SHA-256 as
-# Keras lists them for its copy, which is the authors' files byte for byte.
+# Published checksums: MNIST's MD5 as torchvision lists them, Fashion-MNIST's SHA-256 as Keras does (the authors').
 SOURCES = {
     "mnist": Source(
         "mnist",

@@ -23,10 +23,8 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: N
     train, test = root / "train", root / "test"
 
     def pictures(split: Path) -> dict[str, list[Path]]:  # of each class, hidden entries left out
-        shown = [d for d in sorted(split.iterdir()) if d.is_dir() and d.name[0] != "."]
-        return {
-            d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and p.name[0] != ".") for d in shown
-        }
+        shown = {d.name: sorted(d.iterdir()) for d in sorted(split.iterdir()) if d.is_dir() and d.name[0] != "."}
+        return {c: [p for p in ps if p.suffix.lower() in SUFFIXES and p.name[0] != "."] for c, ps in shown.items()}
 
     try:
         if not train.is_dir():
@@ -88,9 +86,8 @@ def load_folder_dataset(root: Path, side: int | None, progress: Progress | None,
         n_test = max(int(np.count_nonzero(counts > 1)), round(TEST_FRACTION * testable.size))
         held = testable[stratified_holdout(y[testable], n_test)[1]]
         say(f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y)} pictures (stratified, seeded)")
-        if single := [classes[c] for c in np.flatnonzero(counts == 1)]:
-            n = len(single)
-            say(f"folder: {n} class(es) have a single picture, trained on but never tested: {listed(single, 3)}")
+        if lone := [classes[c] for c in np.flatnonzero(counts == 1)]:
+            say(f"folder: {len(lone)} class(es) have a single picture, trained on but never tested: {listed(lone, 3)}")
         kept = np.setdiff1d(np.arange(len(y)), held)
         x, y, x_test, y_test = x[kept], y[kept], x[held], y[held]
     return Dataset("folder", x, y, x_test, y_test, (layout.side,) * 2, str(root), classes=classes, layout=layout)

@@ -93,9 +93,8 @@ def load_dataset(
         raise DataError(f"{name}: {where}give {{name}} the folder of {what}", parameter="data_dir")
     if name == "folder":
         return load_folder_dataset(directory, image_size, picture_progress, notify)
-    system = SYSTEM_DIRS.get(name)
-    if data_dir is None and system and find_idx_files(directory) is None and find_idx_files(system):
-        directory = system
+    if data_dir is None and (copy := SYSTEM_DIRS.get(name)) and not find_idx_files(directory) and find_idx_files(copy):
+        directory = copy  # the system's copy of the set
     if (missing := idx_files(directory)[1]) and download and name != "idx":
         source = dl.source_for(name, mirrors)
         if on_download is not None:

@@ -15,8 +15,7 @@ from ..errors import XpnetError, one_line, reason
 from . import images, npy
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # bounded by their size, opened undecoded (not ICO)
-# Decoding costs up to 4 bytes a pixel (RGBA) before the picture is shrunk, WebP 12 (its decoder's copies),
-# a progressive JPEG 6 (its coefficients): one picture costs under 70 MB. A .npy array's gray becomes float64.
+# A picture decodes to 4 bytes a pixel (RGBA) before it is shrunk, WebP 12, progressive JPEG 6: under 70 MB each.
 MAX_PIXELS, MAX_COSTLY_PIXELS, MAX_NPY_BYTES = 1 << 24, 1 << 22, 1 << 27
 LIMITS = f"{MAX_PIXELS >> 20} megapixels, {MAX_COSTLY_PIXELS >> 20} for WebP and progressive JPEG"
 NPY_LIMITS = f"{MAX_PIXELS >> 20} megapixels, {MAX_NPY_BYTES >> 20} MiB"
@@ -110,8 +109,6 @@ def _pillow(f: BinaryIO, pil: ModuleType | None, name: str) -> np.ndarray:
             if im.mode not in ("L", "LA", "I;16", "I", "F"):
                 im = im.convert("LA" if alpha else "L")
             return np.asarray(ImageOps.exif_transpose(im))  # phone photos are stored sideways, with a tag
-    except PictureError:  # a ValueError, which Pillow's below would hide
-        raise
     except (OSError, SyntaxError, ValueError, pil.DecompressionBombError) as e:  # a GIF's frame past Pillow's cap
-        hint = "give a PNG or JPEG file or a .npy array"
-        raise PictureError(f"not a picture Pillow can read ({one_line(e)}); {hint}") from None
+        why = PictureError(f"not a picture Pillow can read ({one_line(e)}); give a PNG or JPEG file or a .npy array")
+        raise e if isinstance(e, PictureError) else why from None  # xpnet's own checks above are ValueErrors too
