@@ -51,4 +51,4 @@ def test_idx_set_is_never_downloaded(tmp_path, capsys):
 
 def test_idx_and_folder_need_a_data_dir(capsys):
     code, _, err = run(["--dataset", "idx"], capsys)
-    assert code == 2 and err.endswith(" for an idx set: the folder of its four IDX files\n") and err.count("\n") == 1
+    assert code == 2 and err.endswith(" the folder of its four IDX files\n") and err.count("\n") == 1

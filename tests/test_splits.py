@@ -69,7 +69,7 @@ def test_hold_out_moves_rows_from_train_to_val():
 
 @pytest.mark.parametrize("n_val", [120, 500])
 def test_hold_out_rejects_impossible_sizes(n_val):
-    with pytest.raises(DataError, match=f"--val-split {n_val} is out of range: tiny has 120 training images"):
+    with pytest.raises(DataError, match=f"val_split {n_val} is out of range: tiny has 120 training images"):
         hold_out(tiny_dataset(), n_val)
 
 
@@ -101,4 +101,4 @@ def test_cli_val_split_too_large_is_exit_2(capsys):
 
         cli.run(train_cli.main, ["--dataset", "digits", "--device", "cpu", "--val-split", "5000"], "xpnet.train")
     assert exit_.value.code == 2
-    assert "--val-split 5000 is out of range" in capsys.readouterr().err
+    assert "5000 is out of range" in capsys.readouterr().err

@@ -1,12 +1,11 @@
 """A picture folder's prepared images as one ``.npz`` of plain arrays, sealed with a hash of the pictures' paths and
 contents, the recipe and the arrays, kept where no one else may write; a damaged or stale one costs a rebuild."""
 
-from __future__ import annotations
-
 import hashlib
 import os
 import stat
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -61,15 +60,11 @@ def _private(folder: Path) -> bool:
 def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str, np.ndarray] | None, str]:
     """``(arrays, "")`` from the cache at ``path`` made under ``key``, else ``(None, why)`` ("": none there)."""
 
-    def check(name: str) -> npy.Check:  # the arrays `save` writes, of no more rows than pictures
+    def fits(name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:  # as `save` writes, rows <= pictures
         want = {"x": np.uint8, "y": np.int64}.get(name[0])  # else text: class names, skipped paths
-
-        def fits(shape: tuple[int, ...], dtype: np.dtype) -> None:
-            rows = shape[:1] and shape[0] <= n_files and shape[1:] == ((n_features,) if want is np.uint8 else ())
-            if not (rows and (dtype == want if want else dtype.kind == "U" and dtype.itemsize <= 4 * MAX_CHARS)):
-                raise npy.NpyError(f"holds {name} as {dtype}{list(shape)}, more or other than {n_files} pictures make")
-
-        return fits
+        rows = shape[:1] and shape[0] <= n_files and shape[1:] == ((n_features,) if want is np.uint8 else ())
+        if not (rows and (dtype == want if want else dtype.kind == "U" and dtype.itemsize <= 4 * MAX_CHARS)):
+            raise npy.NpyError(f"holds {name} as {dtype}{list(shape)}, more or other than {n_files} pictures make")
 
     try:
         if not _private(path.parent):
@@ -78,7 +73,7 @@ def load(path: Path, key: str, n_files: int, n_features: int) -> tuple[dict[str,
             if set(members) != set(KEYS):
                 return None, "not an xpnet cache"
             seal = str(npy.read_member(z, members["key"], npy.expect((), "<U64")))
-            arrays = {k: npy.read_member(z, members[k], check(k)) for k in KEYS[1:]}
+            arrays = {k: npy.read_member(z, members[k], partial(fits, k)) for k in KEYS[1:]}
     except FileNotFoundError:
         return None, ""
     except (OSError, npy.NpyError) as e:

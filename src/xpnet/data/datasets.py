@@ -29,8 +29,7 @@ example_val_split = {"mnist": 5000, "fashion-mnist": 5000, "digits": 150}.get
 
 @dataclass(frozen=True)
 class Dataset:
-    """Training, test and (`hold_out`) validation rows: host (n, pixels) uint8 from files, or the estimator's features
-    as given (any namespace); (n,) labels in 0..n_classes-1, named by ``classes`` (default: "0" up to the largest)."""
+    """Training, test and (`hold_out`) validation rows (uint8 from files, else any namespace's) and their labels."""
 
     name: str
     x_train: np.ndarray
@@ -75,8 +74,7 @@ def default_data_dir(name: str) -> Path:
 
 
 def stratified_holdout(labels: np.ndarray, n_holdout: int, rng: np.random.Generator | None = None):
-    """Sorted indices (kept, held out), exactly ``n_holdout`` held out, drawn by ``rng`` (default: `SPLIT_SEED`'s).
-    Each class gives rows in proportion to its size, the remainder going to the largest fractional shares."""
+    """Sorted indices (kept, held out): ``n_holdout`` drawn by ``rng`` (default: seeded) in proportion to classes."""
     rng = np.random.default_rng(SPLIT_SEED) if rng is None else rng
     classes, counts = np.unique(labels, return_counts=True)
     share = counts * (n_holdout / max(labels.shape[0], 1))
@@ -93,9 +91,8 @@ def hold_out(data: Dataset, n_val: int) -> Dataset:
         return data
     n = data.y_train.shape[0]
     if not 0 < n_val < n:
-        raise DataError(
-            f"--val-split {n_val} is out of range: {data.name} has {n} training images, hold out 1 to {n - 1}"
-        )
+        message = f"{{name}} {n_val} is out of range: {data.name} has {n} training images, hold out 1 to {n - 1}"
+        raise DataError(message, parameter="val_split")
     kept, held = stratified_holdout(data.y_train, n_val)
     x, y = data.x_train, data.y_train
     return replace(data, x_train=x[kept], y_train=y[kept], x_val=x[held], y_val=y[held])

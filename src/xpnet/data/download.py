@@ -1,6 +1,5 @@
-"""Download the named sets' IDX files from mirrors in order, each kept only when a published checksum matches. A
-mirror out of reach is skipped for the remaining files; the whole download ends by a deadline however slowly a
-mirror answers. Not pooch (1.8): one URL per file, no file://, and a timeout per read but no overall deadline."""
+"""The named sets' IDX files from mirrors in order, each kept when a published checksum matches; a mirror out of reach
+is skipped, and all ends by a deadline (pooch 1.8 takes one URL per file, no file://, and has no overall deadline)."""
 
 import contextlib
 import hashlib
@@ -37,8 +36,7 @@ class Source(NamedTuple):
     digests: Mapping[str, tuple[str, ...]]  # file name -> ("md5:<hex>", "sha256:<hex>", ...)
 
 
-# Published checksums of the compressed files: MNIST's MD5 as torchvision lists them, Fashion-MNIST's SHA-256 as
-# Keras lists them for its copy, which is the authors' files byte for byte.
+# Published checksums: MNIST's MD5 as torchvision lists them, Fashion-MNIST's SHA-256 as Keras does (the authors').
 SOURCES = {
     "mnist": Source(
         "mnist",
@@ -105,30 +103,28 @@ class _Unreachable(_Rejected):
     """The mirror is out of reach, or the deadline passed: it is skipped for the remaining files."""
 
 
-class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
-    """urllib's HTTP and HTTPS (proxies and TLS as usual), each read of an answer waiting at most the socket's
-    timeout and all ending by ``until``: a server dripping its headers or body a byte at a time cannot outlast it."""
+def _opener(until: float) -> urllib.request.OpenerDirector:
+    """urllib's HTTP(S) whose every read ends by ``until``: a server dripping its answer cannot outlast it."""
 
-    def __init__(self, until: float):
-        super().__init__()
-        self.until = until
-
-    def do_open(self, http_class, request, **kwargs):
-        connection = type("Connection", (http_class,), {"response_class": self.response})
-        return super().do_open(connection, request, **kwargs)
-
-    def response(self, sock, *args, **kwargs) -> http.client.HTTPResponse:
+    def response(sock, *args, **kwargs) -> http.client.HTTPResponse:
         answer, timeout = http.client.HTTPResponse(sock, *args, **kwargs), sock.gettimeout()
         read = answer.fp.raw.readinto  # the socket's, below the buffer that every read of the answer goes through
 
         def readinto(buffer) -> int | None:
-            if (left := self.until - time.monotonic()) <= 0:
+            if (left := until - time.monotonic()) <= 0:
                 raise TimeoutError(TOO_SLOW)
             sock.settimeout(min(left, timeout))
             return read(buffer)
 
         answer.fp.raw.readinto = readinto
         return answer
+
+    class Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+        def do_open(self, http_class, request, **kwargs):  # each connection reads its answers through `response`
+            connection = type("Connection", (http_class,), {"response_class": staticmethod(response)})
+            return super().do_open(connection, request, **kwargs)
+
+    return urllib.request.build_opener(Handler)
 
 
 def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: float, f: BinaryIO) -> None:
@@ -142,7 +138,7 @@ def fetch(url: str, accepted: Sequence[str], timeout: float, progress, until: fl
                 raise _Rejected(f"cannot read: {reason(e)}") from None
         elif (left := until - time.monotonic()) > 0:
             request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-            response = urllib.request.build_opener(_Handler(until)).open(request, timeout=min(timeout, left))
+            response = _opener(until).open(request, timeout=min(timeout, left))
         else:
             raise TimeoutError(TOO_SLOW)
         with response:
@@ -181,9 +177,7 @@ def download(
     progress: Callable[[str], Callable[[int, int | None], None]] | None = None,
     deadline: float | None = None,
 ) -> list[Path]:
-    """Download ``files`` (default: all of ``source``'s) into ``directory``, trying mirrors in order, all within
-    ``deadline`` seconds (default: ``$XPNET_DOWNLOAD_DEADLINE``, else `DEADLINE_S`); ``progress(file)`` returns a
-    callback ``(bytes_done, bytes_total)``. `DownloadError` when no mirror delivers a file."""
+    """``files`` (default: all) into ``directory`` by ``deadline`` s (`DEADLINE_ENV`); else `DownloadError`."""
     text = os.environ.get(DEADLINE_ENV) or str(DEADLINE_S)
     if deadline is None and not (text.replace(".", "", 1).isdigit() and float(text) > 0):
         raise DataError(f"{DEADLINE_ENV}={text!r} is not a positive number of seconds: fix or unset it")

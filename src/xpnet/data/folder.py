@@ -1,8 +1,6 @@
 """Pictures in ``DIR/train/<class>/`` (torchvision's ImageFolder) and ``DIR/test/<class>/`` as a `Dataset`, prepared as
 ``predict`` prepares them and cached (`cache`); without ``test/``, a stratified fifth of ``train/`` is held out."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import numpy as np
 from ..errors import DataError, listed, reason
 from . import cache, images
 from .datasets import Dataset, stratified_holdout
-from .pictures import PictureError, import_pillow, prepare_file
+from .pictures import import_pillow, prepare_file
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".npy")
 TEST_FRACTION = 0.2  # held out as the test set when there is no test/ folder
@@ -20,35 +18,24 @@ Progress = Callable[[int, int | None], None]
 Notify = Callable[[str], None]
 
 
-def scan(root: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
-    """The pictures of each class, in ``root``'s train/ and test/ ({} without one), hidden entries left out."""
+def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: Notify) -> dict[str, np.ndarray]:
+    """The prepared arrays of ``root``'s train/ and test/ (from its cache when fresh), as `cache` stores them."""
     train, test = root / "train", root / "test"
 
-    def classes(split: Path) -> dict[str, list[Path]]:
-        folders = [d for d in sorted(split.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-        return {
-            d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES and p.name[0] != ".") for d in folders
-        }
+    def pictures(split: Path) -> dict[str, list[Path]]:  # of each class, hidden entries left out
+        shown = {d.name: sorted(d.iterdir()) for d in sorted(split.iterdir()) if d.is_dir() and d.name[0] != "."}
+        return {c: [p for p in ps if p.suffix.lower() in SUFFIXES and p.name[0] != "."] for c, ps in shown.items()}
 
     try:
-        if not root.is_dir():
-            raise DataError(f"folder: {root} is not a folder: give {{name}} the folder of train/", parameter="data_dir")
         if not train.is_dir():
             raise DataError(f"folder: {root} has no train/ folder: put the pictures in {train}/<class>/")
-        files = classes(train), classes(test) if test.is_dir() else {}
+        splits = {"train": pictures(train), "test": pictures(test) if test.is_dir() else {}}
     except OSError as e:  # a folder one may not list or enter
         raise DataError(f"folder: cannot read {e.filename or root} ({reason(e)}): make it readable") from None
-    if len(files[0]) < 2:
-        raise DataError(f"folder: {train} has {len(files[0])} class folder(s): a classifier needs at least 2")
-    if unknown := sorted(set(files[1]) - set(files[0])):
+    if len(classes := tuple(splits["train"])) < 2:
+        raise DataError(f"folder: {train} has {len(classes)} class folder(s): a classifier needs at least 2")
+    if unknown := sorted(set(splits["test"]) - set(classes)):
         raise DataError(f"folder: {test} has classes that train/ lacks ({listed(unknown, 3)}): name them as in train/")
-    return files
-
-
-def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: Notify) -> dict[str, np.ndarray]:
-    """The prepared arrays of ``root`` (from its cache when fresh), as `cache` stores them."""
-    splits = dict(zip(("train", "test"), scan(root)))
-    classes = tuple(splits["train"])
     all_files = [p for files in splits.values() for paths in files.values() for p in paths]
     recipe = f"{layout!r} preparation {images.PREPARATION}"  # a new preparation makes old caches stale
     key, where = cache.fingerprint(root, all_files, recipe), cache.cache_path(root, layout.side)
@@ -69,7 +56,7 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: N
                 try:
                     rows.append(prepare_file(path, pil, layout).ravel())
                     labels.append(classes.index(name))
-                except (PictureError, ValueError, OSError) as e:  # BlankImage is a ValueError; OSError: no access
+                except (ValueError, OSError) as e:  # PictureError, BlankImage; OSError: no access
                     skipped.append(str(path))
                     notify(f"{path}: skipped: {reason(e)}")
                 done += 1
@@ -86,16 +73,9 @@ def read_folder(root: Path, layout: images.Layout, progress: Progress, notify: N
     return arrays
 
 
-def load_folder_dataset(
-    directory: str | Path,
-    image_size: int | None = None,
-    *,
-    progress: Progress | None = None,
-    notify: Notify | None = None,
-) -> Dataset:
-    """The picture folder ``directory`` as a `Dataset` of ``image_size`` x ``image_size`` images (default 28), calling
-    ``progress(done, total)`` after each picture read (not from the cache) and ``notify`` with one-line notes."""
-    root, layout, say = Path(directory).expanduser(), images.folder_layout(image_size), notify or (lambda line: None)
+def load_folder_dataset(root: Path, side: int | None, progress: Progress | None, notify: Notify | None) -> Dataset:
+    """The folder ``root`` as a `Dataset` of ``side``-pixel squares (default 28); notes to ``notify``, one a line."""
+    layout, say = images.folder_layout(side), notify or (lambda line: None)
     a = read_folder(root, layout, progress or (lambda done, total: None), say)
     classes, x, y, x_test, y_test = tuple(a["classes"].tolist()), a["x_train"], a["y_train"], a["x_test"], a["y_test"]
     if not y_test.size:  # only classes with a picture to spare give test pictures
@@ -106,9 +86,8 @@ def load_folder_dataset(
         n_test = max(int(np.count_nonzero(counts > 1)), round(TEST_FRACTION * testable.size))
         held = testable[stratified_holdout(y[testable], n_test)[1]]
         say(f"folder: {root} has no test/ folder: holding out {len(held)} of {len(y)} pictures (stratified, seeded)")
-        if single := [classes[c] for c in np.flatnonzero(counts == 1)]:
-            n = len(single)
-            say(f"folder: {n} class(es) have a single picture, trained on but never tested: {listed(single, 3)}")
+        if lone := [classes[c] for c in np.flatnonzero(counts == 1)]:
+            say(f"folder: {len(lone)} class(es) have a single picture, trained on but never tested: {listed(lone, 3)}")
         kept = np.setdiff1d(np.arange(len(y)), held)
         x, y, x_test, y_test = x[kept], y[kept], x[held], y[held]
     return Dataset("folder", x, y, x_test, y_test, (layout.side,) * 2, str(root), classes=classes, layout=layout)

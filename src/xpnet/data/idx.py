@@ -27,8 +27,7 @@ def _dims(shape: Sequence[int | None]) -> str:  # (None, 28, 28) -> Nx28x28
 
 
 def read_stream(f: BinaryIO, name: str, ndim: int, shape: Sequence[int | None] | None = None) -> np.ndarray:
-    """The bytes in ``ndim`` dimensions (each at least 1, and of ``shape``'s size where not None) of an uncompressed
-    IDX stream: its header, exactly the payload it declares, then one byte more to prove there is none."""
+    """The ``ndim``-dimensional bytes (of ``shape``, where not None) of an uncompressed IDX stream, read exactly."""
     head = bytes(read_exactly(f, 4 + 4 * ndim))
     if len(head) < 4:
         raise IdxError(f"{name}: expected an IDX header of at least 4 bytes, found {len(head)} bytes")

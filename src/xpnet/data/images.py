@@ -1,8 +1,6 @@
 """Any picture of one digit (or garment), of any size and polarity, as the image a model was trained on: `prepare`
 applies a data set's recipe (`Layout`, docs/usage.md) in host NumPy, leaving a data set's own image as it is."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,21 +62,20 @@ def folder_layout(side: int | None = None) -> Layout:
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """An (H, W) or (H, W, 1|2|3|4) array -> float64 (H, W) in [0, 1]: integers as 0..255 (0..65535 past
-    255), floats as 0..1 unless they exceed 1. An alpha channel not fully opaque is the ink (a drawing)."""
+    """An (H, W) or (H, W, 1|2|3|4) array -> float64 (H, W) in [0, 1]; a translucent alpha is the ink (a drawing)."""
     a = np.asarray(image)
-    a = a[:, :, 0] if a.ndim == 3 and a.shape[2] == 1 else a
-    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (2, 3, 4))) or a.dtype.kind not in "biuf" or not a.size:
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 2, 3, 4))) or a.dtype.kind not in "biuf" or not a.size:
         raise ValueError(f"expected one image of numbers, shaped (H, W) or (H, W, 1|2|3|4), got {a.dtype}{a.shape}")
-    x = a.astype(np.float64)
-    if not np.isfinite(x).all():
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise ValueError("the image holds NaN or infinite values")
-    peak = x.max()
+    peak = a.max()  # integers are 0..255 (0..65535 past 255), floats 0..1 unless they exceed 1
     scale = (65535.0 if peak > 255 else 255.0) if a.dtype.kind in "iu" else 255.0 if peak > 1 else 1.0
-    x = np.clip(x / scale, 0.0, 1.0)
-    if x.ndim == 2 or (x.shape[2] in (2, 4) and x[:, :, -1].min() < 1.0):
-        return x if x.ndim == 2 else x[:, :, -1]
-    return x[:, :, 0] if x.shape[2] == 2 else x[:, :, :3] @ np.array([0.299, 0.587, 0.114])  # as convert("L")
+    if a.ndim == 3:  # the channels that make the gray, chosen before any float copy
+        drawn = a.shape[2] in (2, 4) and float(a[:, :, -1].min()) / scale < 1.0
+        a = a[:, :, -1] if drawn else a[:, :, 0] if a.shape[2] <= 2 else a[:, :, :3]
+    x = np.divide(a, scale, dtype=np.float64)  # scaled and clipped in place: one float64 copy at a time
+    x = np.clip(x, 0.0, 1.0, out=x)
+    return x if x.ndim == 2 else x @ np.array([0.299, 0.587, 0.114])  # as Pillow's convert("L")
 
 
 def shrink(gray: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:

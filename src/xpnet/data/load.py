@@ -1,5 +1,6 @@
 """`load_dataset`: a data set by name, from scikit-learn (``digits``), four IDX files, or a picture folder."""
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,11 +30,10 @@ def idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
 
 def find_idx_files(directory: Path) -> dict[str, Path] | None:
     """The four IDX files in ``directory``, or None if any is missing or the folder cannot be looked in."""
-    try:
+    with contextlib.suppress(DataError):
         found, missing = idx_files(directory)
-    except DataError:
-        return None
-    return None if missing else found
+        return None if missing else found
+    return None
 
 
 def load_idx_dataset(name: str, directory: Path) -> Dataset:
@@ -74,10 +74,7 @@ def load_dataset(
     picture_progress: Callable[[int, int | None], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> Dataset:
-    """Load a data set by name; ``data_dir`` overrides where its files are looked for. ``idx`` and ``folder`` are
-    read from ``data_dir`` alone (a folder set's pictures at ``image_size`` pixels a side: `load_folder_dataset`).
-    With ``download``, a named set's missing files are fetched from ``mirrors`` (`download.source_for`) after
-    ``on_download(name, directory)``."""
+    """A data set by name, from ``data_dir``; with ``download``, a named set's missing files from ``mirrors`` first."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if image_size is not None and name != "folder":
@@ -89,19 +86,15 @@ def load_dataset(
         x, y = np.rint(digits.data * (255 / 16)).astype(np.uint8), digits.target.astype(np.uint8)
         train, test = stratified_holdout(y, round(0.2 * y.size))  # a stratified fifth to test on
         return Dataset(name, x[train], y[train], x[test], y[test], (8, 8), "scikit-learn", classes=CLASS_NAMES[name])
-    if name in LOCAL_SETS and data_dir is None:
-        what = "an idx set: the folder of its four IDX files" if name == "idx" else "a folder set: its train/<class>/"
-        raise DataError(f"give {{name}} for {what}", parameter="data_dir")
-    if name == "folder":
-        return load_folder_dataset(data_dir, image_size, progress=picture_progress, notify=notify)
     directory = default_data_dir(name) if data_dir is None else Path(data_dir).expanduser()
-    if name == "idx" and not os.path.isdir(directory):  # a named set's folder may not exist yet: a download makes it
-        raise DataError(
-            f"idx: {directory} is not a folder: give {{name}} the folder of its IDX files", parameter="data_dir"
-        )
-    system = SYSTEM_DIRS.get(name)
-    if data_dir is None and system and find_idx_files(directory) is None and find_idx_files(system):
-        directory = system
+    if name in LOCAL_SETS and (data_dir is None or not os.path.isdir(directory)):  # a named set's: a download makes it
+        what = "its four IDX files" if name == "idx" else "train/<class>/"
+        where = "" if data_dir is None else f"{directory} is not a folder: "
+        raise DataError(f"{name}: {where}give {{name}} the folder of {what}", parameter="data_dir")
+    if name == "folder":
+        return load_folder_dataset(directory, image_size, picture_progress, notify)
+    if data_dir is None and (copy := SYSTEM_DIRS.get(name)) and not find_idx_files(directory) and find_idx_files(copy):
+        directory = copy  # the system's copy of the set
     if (missing := idx_files(directory)[1]) and download and name != "idx":
         source = dl.source_for(name, mirrors)
         if on_download is not None:

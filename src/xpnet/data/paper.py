@@ -1,8 +1,6 @@
 """What is paper and what is ink in a photo or a scan (shadows, ruled lines, a table in the frame, a faint pencil),
 judged by the picture's own statistics; each helper takes light ink on a darker background, at most 1024 pixels."""
 
-from __future__ import annotations
-
 import math
 
 import numpy as np
@@ -52,9 +50,8 @@ def solid(lit: np.ndarray) -> np.ndarray:
 def widened(x: np.ndarray, span: float) -> np.ndarray:
     """``x`` with its strokes widened to ``span`` of the ink's longest side at least (a fine pen's line)."""
     lit = solid(x >= NOISE)
-    r = math.ceil(
-        (span * max(s.stop - s.start for s in ndimage.find_objects(lit.view(np.int8))[0]) - stroke_width(lit)) / 2
-    )
+    extent = max(s.stop - s.start for s in ndimage.find_objects(lit.view(np.int8))[0])
+    r = math.ceil((span * extent - stroke_width(lit)) / 2)
     return ndimage.maximum_filter(x, size=2 * r + 1, mode="constant") if r > 0 else x
 
 

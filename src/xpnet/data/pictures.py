@@ -1,8 +1,6 @@
 """One picture file (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM, or ``.npy``) or its bytes -> the image a model takes, every
 limit checked before a pixel is decoded: the size from the header, a JPEG's scans, an array's shape (no pickles)."""
 
-from __future__ import annotations
-
 import contextlib
 import io
 import math
@@ -17,15 +15,14 @@ from ..errors import XpnetError, one_line, reason
 from . import images, npy
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # bounded by their size, opened undecoded (not ICO)
-# Decoding costs up to 4 bytes a pixel (RGBA) before the picture is shrunk, WebP 12 (its decoder's copies),
-# a progressive JPEG 6 (its coefficients): one picture costs under 70 MB. A .npy array becomes float64 whole.
+# A picture decodes to 4 bytes a pixel (RGBA) before it is shrunk, WebP 12, progressive JPEG 6: under 70 MB each.
 MAX_PIXELS, MAX_COSTLY_PIXELS, MAX_NPY_BYTES = 1 << 24, 1 << 22, 1 << 27
 LIMITS = f"{MAX_PIXELS >> 20} megapixels, {MAX_COSTLY_PIXELS >> 20} for WebP and progressive JPEG"
 NPY_LIMITS = f"{MAX_PIXELS >> 20} megapixels, {MAX_NPY_BYTES >> 20} MiB"
 MAX_SCANS = 100  # each a pass over the pixels: libjpeg writes 10 at most, a bomb tens of thousands
 
 
-class PictureError(Exception):
+class PictureError(ValueError):
     """One input file cannot be read as a picture; the message says why and what would work."""
 
 
@@ -113,6 +110,5 @@ def _pillow(f: BinaryIO, pil: ModuleType | None, name: str) -> np.ndarray:
                 im = im.convert("LA" if alpha else "L")
             return np.asarray(ImageOps.exif_transpose(im))  # phone photos are stored sideways, with a tag
     except (OSError, SyntaxError, ValueError, pil.DecompressionBombError) as e:  # a GIF's frame past Pillow's cap
-        raise PictureError(
-            f"not a picture Pillow can read ({one_line(e)}); give a PNG or JPEG file or a .npy array"
-        ) from None
+        why = PictureError(f"not a picture Pillow can read ({one_line(e)}); give a PNG or JPEG file or a .npy array")
+        raise e if isinstance(e, PictureError) else why from None  # xpnet's own checks above are ValueErrors too
