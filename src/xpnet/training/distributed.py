@@ -52,6 +52,7 @@ class Cluster(contextlib.AbstractContextManager):
 
     client: Client
     local: Any = None
+    log_level: int | None = None  # the ``distributed`` logger's level before `connect` silenced it
 
     def workers(self) -> list[str]:
         """The workers' addresses, sorted, as the scheduler knows them now."""
@@ -62,12 +63,16 @@ class Cluster(contextlib.AbstractContextManager):
         return f"{len(self.workers())} Dask workers in {kind} at {self.client.scheduler.address}"
 
     def close(self) -> None:
-        self.client.close(timeout=CONNECT_SECONDS)
-        if self.local is not None:
-            self.local.close(timeout=CONNECT_SECONDS)
-        # Dask's one offload thread outlives every client: a new pool (its thread starts on first use) ends it.
-        offload, utils._offload_executor = utils._offload_executor, ThreadPoolExecutor(1, "Dask-Offload")
-        offload.shutdown()
+        try:
+            self.client.close(timeout=CONNECT_SECONDS)
+            if self.local is not None:
+                self.local.close(timeout=CONNECT_SECONDS)
+        finally:  # the caller's process as it was: Dask's logger, and no offload thread left
+            if self.log_level is not None:
+                logging.getLogger("distributed").setLevel(self.log_level)
+            # Dask's one offload thread outlives every client: a new pool (its thread starts on first use) ends it.
+            offload, utils._offload_executor = utils._offload_executor, ThreadPoolExecutor(1, "Dask-Offload")
+            offload.shutdown()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -123,26 +128,35 @@ def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
 def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
     """A client of the scheduler at ``address``, with at least one worker; `ClusterError` when it does not answer."""
     # Its reconnection attempts log tracebacks; a lost scheduler is reported as one line of our own instead.
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    logger, cluster = logging.getLogger("distributed"), None
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
     try:
-        scheme, location = parse_address(address)
-        if scheme == "tcp":
-            _speaks_first(parse_host_port(location), timeout)  # Dask waits for ever on a handshake cut short
-        client = Client(address, timeout=timeout)
-    except Exception as e:  # whatever answers there (nothing, a web server, a typo) is not a Dask scheduler
-        raise ClusterError(
-            f"cannot reach a Dask scheduler at {address} ({one_line(e)}): give the address `dask scheduler` "
-            "prints, like tcp://10.0.0.5:8786, or use --workers N for a cluster on this machine"
-        ) from None
-    try:
-        client.wait_for_workers(1, timeout=WORKERS_SECONDS)
-    except TimeoutError:
-        client.close(timeout=CONNECT_SECONDS)
-        raise ClusterError(
-            f"the Dask scheduler at {address} has no workers after {WORKERS_SECONDS} s: start some with "
-            f"`dask worker {address}`"
-        ) from None
-    return Cluster(client)
+        try:
+            scheme, location = parse_address(address)
+            if scheme == "tcp":
+                _speaks_first(parse_host_port(location), timeout)  # Dask waits for ever on a handshake cut short
+            cluster = Cluster(Client(address, timeout=timeout), log_level=level)
+        except Exception as e:  # whatever answers there (nothing, a web server, a typo) is not a Dask scheduler
+            raise ClusterError(
+                f"cannot reach a Dask scheduler at {address} ({one_line(e)}): give the address `dask scheduler` "
+                "prints, like tcp://10.0.0.5:8786, or a number of {name} for a cluster on this machine",
+                parameter="workers",
+            ) from None
+        try:
+            cluster.client.wait_for_workers(1, timeout=WORKERS_SECONDS)
+        except TimeoutError:
+            raise ClusterError(
+                f"the Dask scheduler at {address} has no workers after {WORKERS_SECONDS} s: start some with "
+                f"`dask worker {address}`"
+            ) from None
+    except BaseException:
+        if cluster is None:
+            logger.setLevel(level)
+        else:
+            cluster.close()
+        raise
+    return cluster
 
 
 def shard_bounds(n: int, k: int) -> list[tuple[int, int]]:

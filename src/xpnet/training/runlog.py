@@ -80,10 +80,10 @@ class LineFile:
             os.close(self.fd)
 
 
-def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any]]:
+def read_log(log: str | Path, model: Model | None = None) -> list[dict[str, Any]]:
     """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file, and
     for the log of another run than ``model``'s when it is given."""
-    path = Path(path).expanduser()
+    path = Path(log).expanduser()
     try:
         if not path.is_file():  # a device such as /dev/zero would be read for ever
             raise XpnetError(f"{path} is not a file: give the training log of xpnet.train --log")
@@ -122,8 +122,9 @@ def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any
         key = next((k for k in wanted if k in said and said[k] != wanted[k]), None)
         if key is not None:
             raise XpnetError(
-                f"--log {path} is the log of another run ({what} has {key} {spelled(said[key])} where {model.path} "
-                f"has {spelled(wanted[key])}): give the log of this model's run, or leave --log out to draw the "
-                "curves from the checkpoint's own history"
+                f"{{name}} {path} is the log of another run ({what} has {key} {spelled(said[key])} where "
+                f"{model.path or 'the model'} has {spelled(wanted[key])}): give the log of this model's run, or leave "
+                "{name} out to draw the curves from the checkpoint's own history",
+                parameter="log",
             )
     return [epochs[e] for e in sorted(epochs)]
