@@ -91,17 +91,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Train on X (rows of features) and y (labels) for ``max_iter`` epochs, fewer once it stops improving."""
-        self._validate_params()
         return self._fit(X, y, incremental=False)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
         """One epoch over X and y; the first call needs ``classes``, every label there will be."""
-        self._validate_params()
         if not hasattr(self, "classes_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> MLPClassifier:
+        self._validate_params()
         for name in ("solver", "activation", "learning_rate"):
             if getattr(self, name) in ("lbfgs", "identity", "invscaling", "adaptive"):
                 raise ValueError(f"{name}={getattr(self, name)!r} is not supported by xpnet: {SUPPORTED}")
@@ -120,12 +119,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         unseen = np.setdiff1d(y, self.classes_)
         if unseen.size:
             raise ValueError(f"y holds labels not in classes_ ({unseen[:5].tolist()}): pass every label in classes")
+        compute = given if fresh else model.backend
         if fresh and (given is None or self.device is not None or self.backend is not None):
             # NumPy input goes where device and backend say; an array of another library must be there already
             wanted = self.device or ("cpu" if given is None or given.device_name == "cpu" else "auto")
             compute = resolve_backend(wanted, self.backend)
-        else:
-            compute = given if fresh else model.backend
         if given is not None and given != compute:
             raise ValueError(
                 f"X is on {given}, but this model trains on {compute} (device={self.device!r}, backend="

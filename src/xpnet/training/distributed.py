@@ -63,24 +63,22 @@ class Cluster(contextlib.AbstractContextManager):
         return f"{len(self.workers())} Dask workers in {kind} at {self.client.scheduler.address}"
 
     def close(self) -> None:
-        try:
-            self.client.close(timeout=CONNECT_SECONDS)
-            if self.local is not None:
-                self.local.close(timeout=CONNECT_SECONDS)
-        finally:  # the caller's process as it was: Dask's logger, and no offload thread left
-            if self.log_level is not None:
-                logging.getLogger("distributed").setLevel(self.log_level)
-            # Dask's one offload thread outlives every client: a new pool (its thread starts on first use) ends it.
-            offload, utils._offload_executor = utils._offload_executor, ThreadPoolExecutor(1, "Dask-Offload")
-            offload.shutdown()
+        self.client.close(timeout=CONNECT_SECONDS)
+        if self.local is not None:
+            self.local.close(timeout=CONNECT_SECONDS)
+        if self.log_level is not None:
+            logging.getLogger("distributed").setLevel(self.log_level)
+        # Dask's one offload thread outlives every client: a new pool (its thread starts on first use) ends it.
+        offload, utils._offload_executor = utils._offload_executor, ThreadPoolExecutor(1, "Dask-Offload")
+        offload.shutdown()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 def start_local(n_workers: int, device: str = "cpu") -> Cluster:
-    """``n_workers`` processes of one thread on 127.0.0.1, pages on a free port (never 8787), logs silenced (a failed
-    task reaches the user as our one line); with ``device`` cuda, dask-cuda's (one worker per GPU, each its own)."""
+    """``n_workers`` processes of one thread on 127.0.0.1, pages on a free port, logs silenced; with ``device`` cuda,
+    dask-cuda's (one worker per GPU, each its own)."""
     options = dict(dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, threads_per_worker=1)
     make = functools.partial(LocalCluster, processes=True, host="127.0.0.1")
     if parse_device(device)[0] == "cuda":
@@ -127,16 +125,16 @@ def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
 
 def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
     """A client of the scheduler at ``address``, with at least one worker; `ClusterError` when it does not answer."""
-    # Its reconnection attempts log tracebacks; a lost scheduler is reported as one line of our own instead.
-    logger, cluster = logging.getLogger("distributed"), None
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
+    # Silenced until the cluster closes: its reconnection attempts log tracebacks, where our one line says enough.
+    logger = logging.getLogger("distributed")
+    with contextlib.ExitStack() as undo:
+        undo.callback(logger.setLevel, level := logger.level)
+        logger.setLevel(logging.CRITICAL)
         try:
             scheme, location = parse_address(address)
             if scheme == "tcp":
                 _speaks_first(parse_host_port(location), timeout)  # Dask waits for ever on a handshake cut short
-            cluster = Cluster(Client(address, timeout=timeout), log_level=level)
+            cluster = undo.enter_context(Cluster(Client(address, timeout=timeout), log_level=level))
         except Exception as e:  # whatever answers there (nothing, a web server, a typo) is not a Dask scheduler
             raise ClusterError(
                 f"cannot reach a Dask scheduler at {address} ({one_line(e)}): give the address `dask scheduler` "
@@ -150,12 +148,7 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
                 f"the Dask scheduler at {address} has no workers after {WORKERS_SECONDS} s: start some with "
                 f"`dask worker {address}`"
             ) from None
-    except BaseException:
-        if cluster is None:
-            logger.setLevel(level)
-        else:
-            cluster.close()
-        raise
+        undo.pop_all()  # the cluster's to close now
     return cluster
 
 
