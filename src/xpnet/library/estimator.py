@@ -159,12 +159,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         config = TrainConfig(hidden, self.activation, self.solver, max_iter=epochs, **settings)  # each checked
         if not fresh and model.config.optimizer != config.optimizer:
             state.opt_state = nn.OPTIMIZERS[config.optimizer].init(compute.xp, state.params)
-
-        def take(a: Any, rows: np.ndarray | None) -> Any:
-            return a if rows is None else compute.xp.take(a, compute.asarray(rows), axis=0)
-
         names = tuple(str(c) for c in self.classes_.tolist())
-        (xt, yt), (xv, yv) = ((take(x, r), take(codes, r)) for r in rows)
+        rows = [r if r is None else compute.asarray(r) for r in rows]
+        (xt, yt), (xv, yv) = ([a if r is None else compute.xp.take(a, r, axis=0) for a in (x, codes)] for r in rows)
         data = Dataset(FITTED_ON_ARRAYS, xt, yt, None, None, (1, x.shape[1]), x_val=xv, y_val=yv, classes=names)
 
         class Report(Callback):
@@ -206,11 +203,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             checked = validate_data(self, X, y, reset=reset, dtype=dtype or (np.float64, np.float32))
             return (*(checked if y is not NO_Y else (checked, y)), None)
         xp = given.xp
-        if X.ndim != 2:
-            raise ValueError(f"Expected a 2D array, got a {X.ndim}D array instead: reshape your data")
-        if X.shape[0] < 1 or X.shape[1] < 1:
-            shape = tuple(X.shape)
-            raise ValueError(f"Found array with shape {shape}, while at least one sample and one feature are required")
+        if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(f"Expected a 2D array of at least one sample and one feature, got shape {tuple(X.shape)}")
         if xp.isdtype(X.dtype, "complex floating"):
             raise ValueError("Complex data not supported")
         own = X.dtype if X.dtype in (xp.float32, xp.float64) else xp.float64

@@ -11,7 +11,6 @@ from ..errors import XpnetError
 from ..files import atomic_write
 from ..training.model import Model, as_labels
 
-OPSET = 17
 ONNX_ACTIVATIONS = {"relu": "Relu", "logistic": "Sigmoid", "tanh": "Tanh"}
 
 
@@ -46,7 +45,7 @@ def write_onnx(model: Model, path: str | Path) -> Path:
     label = helper.make_tensor_value_info("label", label_type, ["N"])
     outputs = [label, helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k])]
     graph = helper.make_graph(nodes, "xpnet", inputs, outputs, inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="xpnet")
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="xpnet")
     onnx.checker.check_model(proto)
     path, data = Path(path).expanduser(), proto.SerializeToString()
     atomic_write(path, lambda f: f.write(data))

@@ -96,8 +96,7 @@ def check_field(name: str, value: Any) -> None:
 
 
 def default_decay(n_train: int, batch_size: int) -> float:
-    """``lr_decay``'s default on the command line: 0.8 per 60,000 examples or 469 steps, whichever comes later
-    (docs/benchmarks.md); never of ``max_iter``, so a resumed run trains as one that asked for all its epochs."""
+    """``lr_decay``'s default: 0.8 per 60,000 examples or 469 steps, whichever later; not of ``max_iter`` (resumes)."""
     steps = 1 if batch_size == 0 or n_train < 1 else math.ceil(n_train / min(batch_size, n_train))
     return round(0.8 ** min(max(n_train, 0) / 60000, steps / 469), 4)
 
@@ -200,9 +199,7 @@ class TrainState:
         best = best_epoch(self.history) if self.restored else None
         return next((s for s in self.history if s.epoch == best), self.history[-1] if self.history else None)
 
-    @property
-    def train_seconds(self) -> float:
-        return sum(s.seconds for s in self.history)
+    train_seconds = property(lambda self: sum(s.seconds for s in self.history))
 
 
 def best_epoch(history: Sequence[EpochStats]) -> int | None:
@@ -279,11 +276,7 @@ class Model:
     params = property(lambda self: self.state.params)
     n_features = property(lambda self: self.sizes[0])
     activation = property(lambda self: self.config.activation)
-
-    @property
-    def sizes(self) -> list[int]:
-        """Layer sizes ``[inputs, hidden..., outputs]``."""
-        return nn.sizes_of(self.params)
+    sizes = property(lambda self: nn.sizes_of(self.params))  # [inputs, hidden..., outputs]
 
     @property
     def kept_epoch(self) -> int:
@@ -501,11 +494,11 @@ def _model(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainCon
         fits = sides and isinstance(layout.by_mass, bool) and layout.box <= layout.work
         fits = fits and layout.work % layout.side == 0 and layout.n_features == n_in
         _check(fits, f"picture layout is not one of positive sizes for {n_in} inputs")
-    names, labels = tuple(names), _saved_labels(meta.get("labels"), n_out)
+    names = tuple(names)
     text = {k: meta[k] for k in ("data_dir", "workers") if isinstance(meta.get(k), str) and meta[k]}
     trained_on = " on ".join(str(meta.get(key, "unknown")) for key in ("backend", "device"))
     where = dict(n_train=n_train, val_split=_count(meta, "val_split", 0), trained_on=trained_on, path=path, **text)
-    labels = labels_of(names) if labels is None else labels
+    labels = _saved_labels(meta.get("labels"), names)
     return Model(config, state, backend, labels, names, layout, meta["dataset"], **where)
 
 
@@ -537,14 +530,11 @@ def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
     return history
 
 
-def _saved_labels(saved: Any, n: int) -> np.ndarray | None:
-    """The labels as saved when ``n`` distinct values of one kind (a mix would make object classes), else None."""
-    kinds = {type(v) for v in saved} if isinstance(saved, list) and len(saved) == n else None
+def _saved_labels(saved: Any, names: tuple[str, ...]) -> np.ndarray:
+    """The labels as saved when distinct values of one kind (a mix makes objects), one per name; else `labels_of`."""
+    kinds = {type(v) for v in saved} if isinstance(saved, list) and len(saved) == len(names) else None
     if kinds not in ({int}, {float}, {str}, {bool}):
-        return None
-    try:
-        labels = np.asarray(saved)
-    except (OverflowError, ValueError):
-        return None
-    ok = labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == n
-    return labels if ok and (labels.dtype.kind != "f" or np.isfinite(labels).all()) else None
+        return labels_of(names)
+    labels = np.asarray(saved)
+    ok = labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == len(names)
+    return labels if ok and (labels.dtype.kind != "f" or np.isfinite(labels).all()) else labels_of(names)
