@@ -1,8 +1,6 @@
 """Exceptions with a one-line message (each a `ValueError`, which the command line prints alone, exiting with its
 ``exit_status``), and the one place where lines reach the user: `escaped`, so a name stays on its line."""
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Sequence
 from typing import TextIO

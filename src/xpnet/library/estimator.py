@@ -1,8 +1,6 @@
 """`MLPClassifier`: scikit-learn's estimator on xpnet's trainer (`training.loop.train`), in the namespace and on
 the device of X ("everything follows X"); the fitted network is a `Model`, ``model_``, and nothing beside it."""
 
-from __future__ import annotations
-
 import dataclasses
 import numbers
 import warnings
@@ -85,21 +83,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})  # each parameter as given
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.array_api_support = True
-        return tags
+        return dataclasses.replace(super().__sklearn_tags__(), array_api_support=True)
 
-    def fit(self, X: Any, y: Any) -> MLPClassifier:
+    def fit(self, X: Any, y: Any) -> "MLPClassifier":
         """Train on X (rows of features) and y (labels) for ``max_iter`` epochs, fewer once it stops improving."""
         return self._fit(X, y, incremental=False)
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "MLPClassifier":
         """One epoch over X and y; the first call needs ``classes``, every label there will be."""
         if not hasattr(self, "classes_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
         return self._fit(X, y, incremental=True, classes=classes)
 
-    def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> MLPClassifier:
+    def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> "MLPClassifier":
         self._validate_params()
         for name in ("solver", "activation", "learning_rate"):
             if getattr(self, name) in ("lbfgs", "identity", "invscaling", "adaptive"):
@@ -266,7 +262,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return write_onnx(self.model_, path)
 
     @classmethod
-    def from_model(cls, model: Model) -> MLPClassifier:
+    def from_model(cls, model: Model) -> "MLPClassifier":
         """The fitted estimator of ``model``, for NumPy input (and arrays of the model's backend)."""
         c, backend, n, held = model.config, model.backend, model.n_train, model.val_split
         params = {k: v for k, v in vars(c).items() if k in cls._parameter_constraints}

@@ -1,8 +1,6 @@
 """ONNX export (``onnx``): float32 rows ``input`` -> Gemm, activation... -> ``probabilities`` (softmax) and ``label``
 (int64, uint64 past 2**63 - 1, or strings as the model's labels are; else the class index)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import numpy as np

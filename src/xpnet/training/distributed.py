@@ -2,8 +2,6 @@
 (`shards`); each step sends it the weights and its rows of the batch, and this process adds the shards' sums in
 shard order and updates the weights: the steps of one process. Importing this module imports Dask."""
 
-from __future__ import annotations
-
 import contextlib
 import functools
 import logging

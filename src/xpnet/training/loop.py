@@ -1,8 +1,6 @@
 """The training loop (epochs of shuffled mini-batches whose loss and accuracy stay on the device until the epoch
 ends), its `Callback`s and the one stopping rule. A run stopped between two steps resumes exactly there."""
 
-from __future__ import annotations
-
 import copy
 import dataclasses
 import math

@@ -1,8 +1,6 @@
 """The model record `Model` (settings `TrainConfig`, checked by `RULES`; run state `TrainState`; labels, layout,
 provenance), scoring, and its checkpoint (docs/checkpoints.md): `save`, and `load`, which trusts nothing."""
 
-from __future__ import annotations
-
 import json
 import math
 import sys
@@ -131,20 +129,15 @@ class TrainConfig:
         for f in fields(self):
             check_field(f.name, getattr(self, f.name))
 
-    @property
-    def optimizer(self) -> str:
-        """The update rule (`nn.OPTIMIZERS`) that solver and momentum name."""
-        return "adam" if self.solver == "adam" else "momentum" if self.momentum > 0 else "sgd"
+    # The update rule (`nn.OPTIMIZERS`) that solver and momentum name, and its rate (None: the rule's default).
+    optimizer = property(lambda self: "adam" if self.solver == "adam" else "momentum" if self.momentum > 0 else "sgd")
+    learning_rate = property(lambda self: self.learning_rate_init or OPTIMIZERS[self.optimizer].default_lr)
 
     @property
     def recipe(self) -> Recipe:
         """What each training step computes (``nn.train_step``)."""
         hyper = Hyper(self.momentum, self.nesterovs_momentum, self.beta_1, self.beta_2, self.epsilon)
         return Recipe(self.activation, self.optimizer, self.alpha, hyper)
-
-    @property
-    def learning_rate(self) -> float:
-        return OPTIMIZERS[self.optimizer].default_lr if self.learning_rate_init is None else self.learning_rate_init
 
     def lr_at(self, epoch: int) -> float:
         """The rate of epoch ``epoch`` (from 1), whatever ``max_iter``. A Python float: NumPy computes with an
@@ -267,7 +260,7 @@ class Model:
         self.names = self.names or tuple(str(c) for c in self.classes.tolist())
 
     @classmethod
-    def of_data(cls, config: TrainConfig, state: Any, backend: Backend, data: Dataset, val_split: int = 0) -> Model:
+    def of_data(cls, config: TrainConfig, state: Any, backend: Backend, data: Dataset, val_split: int = 0) -> "Model":
         """The model of a run on ``data`` (``val_split`` rows held out); ``state`` None before the first step."""
         names, n_train = tuple(data.classes), len(data.y_train)
         where = (data.layout, data.name, data.folder, n_train, val_split)
@@ -278,12 +271,9 @@ class Model:
     activation = property(lambda self: self.config.activation)
     sizes = property(lambda self: nn.sizes_of(self.params))  # [inputs, hidden..., outputs]
 
-    @property
-    def kept_epoch(self) -> int:
-        """The epoch of the weights held: the best on validation once early stopping put them back, else the last."""
-        return getattr(self.state.kept, "epoch", self.state.epoch)
+    kept_epoch = property(lambda self: getattr(self.state.kept, "epoch", self.state.epoch))  # of the weights held
 
-    def on(self, backend: Backend) -> Model:
+    def on(self, backend: Backend) -> "Model":
         """This model with its weights on ``backend``."""
         if backend == self.backend:
             return self

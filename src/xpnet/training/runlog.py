@@ -2,8 +2,6 @@
 run appended, writes a `header` then one `epoch_record` per epoch. Reading keeps the last record of each epoch
 (one redone after a crash replaces the one before) and skips an unfinished last line."""
 
-from __future__ import annotations
-
 import contextlib
 import json
 import math
