@@ -55,7 +55,7 @@ class OutOfMemory(XpnetError, MemoryError):
 
 
 def one_line(exc: BaseException, *, named: bool = False, limit: int = 300) -> str:
-    """A library's exception (CUDA's span lines) as one line of at most ``limit`` characters; ``named``: by class."""
+    """A library's exception (CUDA's may span lines) as one line of at most ``limit`` chars; ``named``: by class."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if named and text != type(exc).__name__:
         text = f"{type(exc).__name__}: {text}"
