@@ -1,8 +1,6 @@
 """xpnet: an MLP written once against the Python Array API, and a scikit-learn estimator (docs/api.md).
 `MLPClassifier`, `load` and `Model` load on first use, so the command line does not import scikit-learn."""
 
-from __future__ import annotations
-
 import importlib
 from typing import Any
 

@@ -1,8 +1,6 @@
 """Exceptions with a one-line message (each a `ValueError`, which the command line prints alone, exiting with its
 ``exit_status``), and the one place where lines reach the user: `escaped`, so a name stays on its line."""
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -57,8 +55,7 @@ class OutOfMemory(XpnetError, MemoryError):
 
 
 def one_line(exc: BaseException, *, named: bool = False, limit: int = 300) -> str:
-    """A library's exception (CUDA's, Pillow's, zlib's can span lines) as one line of at most ``limit``
-    characters; ``named``: prefixed by its class."""
+    """A library's exception (CUDA's may span lines) as one line of at most ``limit`` chars; ``named``: by class."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if named and text != type(exc).__name__:
         text = f"{type(exc).__name__}: {text}"

@@ -17,7 +17,6 @@ from numpy.lib import format as npy_format
 
 from ..errors import one_line
 
-MAX_HEADER = 10_000  # numpy's own default limit on a header's length
 MAX_NPZ_BYTES = 8 << 30  # an .npz's arrays, as its zip declares them: a 784-1,000,000-10 model with momentum
 CHUNK = 1 << 18  # bytes per read, as numpy.load: a zip stream joins and copies what one read returns
 
@@ -51,7 +50,7 @@ def read_npy(f: BinaryIO, check: Check, *, size: int | None = None) -> np.ndarra
     try:
         version = npy_format.read_magic(f)
         reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
-        shape, fortran, dtype = reader(f, max_header_size=MAX_HEADER)
+        shape, fortran, dtype = reader(f)  # numpy's limit on a header's length: 10,000 bytes
     except (ValueError, EOFError, OSError) as e:  # no magic, an unknown version, a header that is not a dict
         raise NpyError(f"not a NumPy .npy array ({one_line(e, limit=120)})") from None
     if dtype.hasobject:

@@ -1,2 +1,1 @@
-"""The library: the model object, the scikit-learn estimator that trains it, and ONNX export (what
-``import xpnet`` offers)."""
+"""The library (what ``import xpnet`` offers): the scikit-learn estimator on the model record, and ONNX export."""

@@ -1,8 +1,6 @@
 """`MLPClassifier`: scikit-learn's estimator on xpnet's trainer (`training.loop.train`), in the namespace and on
 the device of X ("everything follows X"); the fitted network is a `Model`, ``model_``, and nothing beside it."""
 
-from __future__ import annotations
-
 import dataclasses
 import numbers
 import warnings
@@ -85,23 +83,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})  # each parameter as given
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.array_api_support = True
-        return tags
+        return dataclasses.replace(super().__sklearn_tags__(), array_api_support=True)
 
-    def fit(self, X: Any, y: Any) -> MLPClassifier:
+    def fit(self, X: Any, y: Any) -> "MLPClassifier":
         """Train on X (rows of features) and y (labels) for ``max_iter`` epochs, fewer once it stops improving."""
-        self._validate_params()
         return self._fit(X, y, incremental=False)
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "MLPClassifier":
         """One epoch over X and y; the first call needs ``classes``, every label there will be."""
-        self._validate_params()
         if not hasattr(self, "classes_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
         return self._fit(X, y, incremental=True, classes=classes)
 
-    def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> MLPClassifier:
+    def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> "MLPClassifier":
+        self._validate_params()
         for name in ("solver", "activation", "learning_rate"):
             if getattr(self, name) in ("lbfgs", "identity", "invscaling", "adaptive"):
                 raise ValueError(f"{name}={getattr(self, name)!r} is not supported by xpnet: {SUPPORTED}")
@@ -120,12 +115,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         unseen = np.setdiff1d(y, self.classes_)
         if unseen.size:
             raise ValueError(f"y holds labels not in classes_ ({unseen[:5].tolist()}): pass every label in classes")
+        compute = given if fresh else model.backend
         if fresh and (given is None or self.device is not None or self.backend is not None):
             # NumPy input goes where device and backend say; an array of another library must be there already
             wanted = self.device or ("cpu" if given is None or given.device_name == "cpu" else "auto")
             compute = resolve_backend(wanted, self.backend)
-        else:
-            compute = given if fresh else model.backend
         if given is not None and given != compute:
             raise ValueError(
                 f"X is on {given}, but this model trains on {compute} (device={self.device!r}, backend="
@@ -161,12 +155,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         config = TrainConfig(hidden, self.activation, self.solver, max_iter=epochs, **settings)  # each checked
         if not fresh and model.config.optimizer != config.optimizer:
             state.opt_state = nn.OPTIMIZERS[config.optimizer].init(compute.xp, state.params)
-
-        def take(a: Any, rows: np.ndarray | None) -> Any:
-            return a if rows is None else compute.xp.take(a, compute.asarray(rows), axis=0)
-
         names = tuple(str(c) for c in self.classes_.tolist())
-        (xt, yt), (xv, yv) = ((take(x, r), take(codes, r)) for r in rows)
+        rows = [r if r is None else compute.asarray(r) for r in rows]
+        (xt, yt), (xv, yv) = ([a if r is None else compute.xp.take(a, r, axis=0) for a in (x, codes)] for r in rows)
         data = Dataset(FITTED_ON_ARRAYS, xt, yt, None, None, (1, x.shape[1]), x_val=xv, y_val=yv, classes=names)
 
         class Report(Callback):
@@ -208,11 +199,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             checked = validate_data(self, X, y, reset=reset, dtype=dtype or (np.float64, np.float32))
             return (*(checked if y is not NO_Y else (checked, y)), None)
         xp = given.xp
-        if X.ndim != 2:
-            raise ValueError(f"Expected a 2D array, got a {X.ndim}D array instead: reshape your data")
-        if X.shape[0] < 1 or X.shape[1] < 1:
-            shape = tuple(X.shape)
-            raise ValueError(f"Found array with shape {shape}, while at least one sample and one feature are required")
+        if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(f"Expected a 2D array of at least one sample and one feature, got shape {tuple(X.shape)}")
         if xp.isdtype(X.dtype, "complex floating"):
             raise ValueError("Complex data not supported")
         own = X.dtype if X.dtype in (xp.float32, xp.float64) else xp.float64
@@ -274,7 +262,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return write_onnx(self.model_, path)
 
     @classmethod
-    def from_model(cls, model: Model) -> MLPClassifier:
+    def from_model(cls, model: Model) -> "MLPClassifier":
         """The fitted estimator of ``model``, for NumPy input (and arrays of the model's backend)."""
         c, backend, n, held = model.config, model.backend, model.n_train, model.val_split
         params = {k: v for k, v in vars(c).items() if k in cls._parameter_constraints}

@@ -1,8 +1,6 @@
 """ONNX export (``onnx``): float32 rows ``input`` -> Gemm, activation... -> ``probabilities`` (softmax) and ``label``
 (int64, uint64 past 2**63 - 1, or strings as the model's labels are; else the class index)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +9,6 @@ from ..errors import XpnetError
 from ..files import atomic_write
 from ..training.model import Model, as_labels
 
-OPSET = 17
 ONNX_ACTIVATIONS = {"relu": "Relu", "logistic": "Sigmoid", "tanh": "Tanh"}
 
 
@@ -46,7 +43,7 @@ def write_onnx(model: Model, path: str | Path) -> Path:
     label = helper.make_tensor_value_info("label", label_type, ["N"])
     outputs = [label, helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k])]
     graph = helper.make_graph(nodes, "xpnet", inputs, outputs, inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="xpnet")
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="xpnet")
     onnx.checker.check_model(proto)
     path, data = Path(path).expanduser(), proto.SerializeToString()
     atomic_write(path, lambda f: f.write(data))

@@ -2,8 +2,6 @@
 (`shards`); each step sends it the weights and its rows of the batch, and this process adds the shards' sums in
 shard order and updates the weights: the steps of one process. Importing this module imports Dask."""
 
-from __future__ import annotations
-
 import contextlib
 import functools
 import logging
@@ -52,6 +50,7 @@ class Cluster(contextlib.AbstractContextManager):
 
     client: Client
     local: Any = None
+    log_level: int | None = None  # the ``distributed`` logger's level before `connect` silenced it
 
     def workers(self) -> list[str]:
         """The workers' addresses, sorted, as the scheduler knows them now."""
@@ -65,6 +64,8 @@ class Cluster(contextlib.AbstractContextManager):
         self.client.close(timeout=CONNECT_SECONDS)
         if self.local is not None:
             self.local.close(timeout=CONNECT_SECONDS)
+        if self.log_level is not None:
+            logging.getLogger("distributed").setLevel(self.log_level)
         # Dask's one offload thread outlives every client: a new pool (its thread starts on first use) ends it.
         offload, utils._offload_executor = utils._offload_executor, ThreadPoolExecutor(1, "Dask-Offload")
         offload.shutdown()
@@ -74,8 +75,8 @@ class Cluster(contextlib.AbstractContextManager):
 
 
 def start_local(n_workers: int, device: str = "cpu") -> Cluster:
-    """``n_workers`` processes of one thread on 127.0.0.1, pages on a free port (never 8787), logs silenced (a failed
-    task reaches the user as our one line); with ``device`` cuda, dask-cuda's (one worker per GPU, each its own)."""
+    """``n_workers`` processes of one thread on 127.0.0.1, pages on a free port, logs silenced; with ``device`` cuda,
+    dask-cuda's (one worker per GPU, each its own)."""
     options = dict(dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, threads_per_worker=1)
     make = functools.partial(LocalCluster, processes=True, host="127.0.0.1")
     if parse_device(device)[0] == "cuda":
@@ -122,27 +123,31 @@ def _speaks_first(host_port: tuple[str, int], timeout: float) -> None:
 
 def connect(address: str, timeout: float = CONNECT_SECONDS) -> Cluster:
     """A client of the scheduler at ``address``, with at least one worker; `ClusterError` when it does not answer."""
-    # Its reconnection attempts log tracebacks; a lost scheduler is reported as one line of our own instead.
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
-    try:
-        scheme, location = parse_address(address)
-        if scheme == "tcp":
-            _speaks_first(parse_host_port(location), timeout)  # Dask waits for ever on a handshake cut short
-        client = Client(address, timeout=timeout)
-    except Exception as e:  # whatever answers there (nothing, a web server, a typo) is not a Dask scheduler
-        raise ClusterError(
-            f"cannot reach a Dask scheduler at {address} ({one_line(e)}): give the address `dask scheduler` "
-            "prints, like tcp://10.0.0.5:8786, or use --workers N for a cluster on this machine"
-        ) from None
-    try:
-        client.wait_for_workers(1, timeout=WORKERS_SECONDS)
-    except TimeoutError:
-        client.close(timeout=CONNECT_SECONDS)
-        raise ClusterError(
-            f"the Dask scheduler at {address} has no workers after {WORKERS_SECONDS} s: start some with "
-            f"`dask worker {address}`"
-        ) from None
-    return Cluster(client)
+    # Silenced until the cluster closes: its reconnection attempts log tracebacks, where our one line says enough.
+    logger = logging.getLogger("distributed")
+    with contextlib.ExitStack() as undo:
+        undo.callback(logger.setLevel, level := logger.level)
+        logger.setLevel(logging.CRITICAL)
+        try:
+            scheme, location = parse_address(address)
+            if scheme == "tcp":
+                _speaks_first(parse_host_port(location), timeout)  # Dask waits for ever on a handshake cut short
+            cluster = undo.enter_context(Cluster(Client(address, timeout=timeout), log_level=level))
+        except Exception as e:  # whatever answers there (nothing, a web server, a typo) is not a Dask scheduler
+            raise ClusterError(
+                f"cannot reach a Dask scheduler at {address} ({one_line(e)}): give the address `dask scheduler` "
+                "prints, like tcp://10.0.0.5:8786, or a number of {name} for a cluster on this machine",
+                parameter="workers",
+            ) from None
+        try:
+            cluster.client.wait_for_workers(1, timeout=WORKERS_SECONDS)
+        except TimeoutError:
+            raise ClusterError(
+                f"the Dask scheduler at {address} has no workers after {WORKERS_SECONDS} s: start some with "
+                f"`dask worker {address}`"
+            ) from None
+        undo.pop_all()  # the cluster's to close now
+    return cluster
 
 
 def shard_bounds(n: int, k: int) -> list[tuple[int, int]]:

@@ -1,8 +1,6 @@
 """The training loop (epochs of shuffled mini-batches whose loss and accuracy stay on the device until the epoch
 ends), its `Callback`s and the one stopping rule. A run stopped between two steps resumes exactly there."""
 
-from __future__ import annotations
-
 import copy
 import dataclasses
 import math
@@ -56,11 +54,10 @@ def should_stop(history: Sequence[EpochStats], config: TrainConfig) -> bool:
     return config.n_iter_no_change is not None and count > config.n_iter_no_change
 
 
-# ``(params, opt_state, rows, step, lr) -> (params, opt_state, mean loss, correct count)``: update number ``step``
-# on the training rows whose indices ``rows`` (a slice of the permutation) holds. A `StepSource` makes it from
-# (backend, data, config, layer sizes, fast); its ``workers`` names what computes it besides this process (``numpy
-# on cpu, 2 Dask workers``, known once made), else None. A step that raises an `XpnetError` (lost Dask workers)
-# ends the run as a pause does, with that error in ``failure``.
+# ``(params, opt_state, rows, step, lr) -> (params, opt_state, mean loss, correct count)``: update ``step`` on the
+# training rows whose indices ``rows`` holds. A `StepSource` makes it from (backend, data, config, layer sizes, fast);
+# its ``workers`` names what computes it besides this process, else None. An `XpnetError` from a step (lost Dask
+# workers) ends the run as a pause does, in ``failure``.
 BatchStep = Callable[[list[Any], list[Any], Any, int, float], tuple[list[Any], list[Any], Any, Any]]
 StepSource = Callable[[Backend, Dataset, TrainConfig, Sequence[int], bool], BatchStep]
 
@@ -100,9 +97,8 @@ def train(
     fast: bool = True,
 ) -> TrainState:
     """Train an MLP on ``data`` up to ``config.max_iter`` epochs in all, from ``state`` or fresh weights; the state
-    where it ended. Stops by `should_stop`; with early stopping the best epoch's weights are put back at the end,
-    in a new state (``restored``). Raises `TrainingDiverged` when an epoch ends with NaN/Inf weights or a loss far
-    above chance. With validation rows the test set is scored once, at the end. ``fast=False``: the reference step."""
+    where it ended (`should_stop`; with early stopping, the best epoch's weights, ``restored``). `TrainingDiverged`
+    for NaN/Inf weights or a loss far above chance. ``fast=False``: the reference step."""
     xp, dtype, n = backend.xp, backend.dtype(config.dtype), data.y_train.shape[0]
     sizes = nn.layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
     state = state or model.initial_state(backend, sizes, config)
@@ -120,9 +116,8 @@ def train(
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
     for epoch in range(state.epoch + 1, config.max_iter + 1):
         backend.sync()
-        start, rng_at_start = time.perf_counter(), copy.deepcopy(rng)
+        start, rng_start = time.perf_counter(), copy.deepcopy(rng)
         perm = backend.asarray(rng.permutation(n) if config.shuffle else np.arange(n))
-        # The epoch's partial totals: a resumed state's in its first epoch, else (a new state's) none.
         loss_sum = backend.asarray(np.asarray(state.loss_sum, dtype=config.dtype))
         correct = backend.asarray(np.asarray(state.correct, dtype=np.int64))
         first_step, step_losses, lr, failure = step + 1, [], config.lr_at(epoch), None
@@ -148,9 +143,7 @@ def train(
         seconds = state.seconds + time.perf_counter() - start
         total, right = backend.to_numpy(loss_sum), int(backend.to_numpy(correct))
         if i < n:  # paused, or the step failed: the state before this step resumes exactly here
-            state = TrainState(
-                params, opt_state, rng_at_start, epoch - 1, step, i, total, right, seconds, history, best
-            )
+            state = TrainState(params, opt_state, rng_start, epoch - 1, step, i, total, right, seconds, history, best)
             state.stopped, state.failure = True, failure
             for cb in callbacks:
                 cb.on_train_end(state)

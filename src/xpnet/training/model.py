@@ -1,15 +1,11 @@
 """The model record `Model` (settings `TrainConfig`, checked by `RULES`; run state `TrainState`; labels, layout,
 provenance), scoring, and its checkpoint (docs/checkpoints.md): `save`, and `load`, which trusts nothing."""
 
-from __future__ import annotations
-
-import dataclasses
 import json
 import math
 import sys
-import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +53,6 @@ def is_real(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= sys.float_info.max
 
 
-# field -> (test, what the value must be). Each test takes the field's value, whatever its type.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "hidden_layer_sizes": (
         lambda v: isinstance(v, tuple) and len(v) > 0 and all(is_count(h) and 0 < h <= MAX_UNITS for h in v),
@@ -99,8 +94,7 @@ def check_field(name: str, value: Any) -> None:
 
 
 def default_decay(n_train: int, batch_size: int) -> float:
-    """``lr_decay``'s default on the command line: 0.8 per 60,000 examples or 469 steps, whichever comes later
-    (docs/benchmarks.md); never of ``max_iter``, so a resumed run trains as one that asked for all its epochs."""
+    """``lr_decay``'s default: 0.8 per 60,000 examples or 469 steps, whichever later; not of ``max_iter`` (resumes)."""
     steps = 1 if batch_size == 0 or n_train < 1 else math.ceil(n_train / min(batch_size, n_train))
     return round(0.8 ** min(max(n_train, 0) / 60000, steps / 469), 4)
 
@@ -135,20 +129,15 @@ class TrainConfig:
         for f in fields(self):
             check_field(f.name, getattr(self, f.name))
 
-    @property
-    def optimizer(self) -> str:
-        """The update rule (`nn.OPTIMIZERS`) that solver and momentum name."""
-        return "adam" if self.solver == "adam" else "momentum" if self.momentum > 0 else "sgd"
+    # The update rule (`nn.OPTIMIZERS`) that solver and momentum name, and its rate (None: the rule's default).
+    optimizer = property(lambda self: "adam" if self.solver == "adam" else "momentum" if self.momentum > 0 else "sgd")
+    learning_rate = property(lambda self: self.learning_rate_init or OPTIMIZERS[self.optimizer].default_lr)
 
     @property
     def recipe(self) -> Recipe:
         """What each training step computes (``nn.train_step``)."""
         hyper = Hyper(self.momentum, self.nesterovs_momentum, self.beta_1, self.beta_2, self.epsilon)
         return Recipe(self.activation, self.optimizer, self.alpha, hyper)
-
-    @property
-    def learning_rate(self) -> float:
-        return OPTIMIZERS[self.optimizer].default_lr if self.learning_rate_init is None else self.learning_rate_init
 
     def lr_at(self, epoch: int) -> float:
         """The rate of epoch ``epoch`` (from 1), whatever ``max_iter``. A Python float: NumPy computes with an
@@ -203,9 +192,7 @@ class TrainState:
         best = best_epoch(self.history) if self.restored else None
         return next((s for s in self.history if s.epoch == best), self.history[-1] if self.history else None)
 
-    @property
-    def train_seconds(self) -> float:
-        return sum(s.seconds for s in self.history)
+    train_seconds = property(lambda self: sum(s.seconds for s in self.history))
 
 
 def best_epoch(history: Sequence[EpochStats]) -> int | None:
@@ -223,10 +210,8 @@ def initial_state(backend: Backend, sizes: Sequence[int], config: TrainConfig) -
 
 def images_to_device(backend: Backend, images: Any, dtype: Any) -> Any:
     """Rows -> device rows in ``dtype``, uint8 pixels scaled to [0, 1] there (a quarter of the bytes to move)."""
-    x = backend.asarray(images)
-    if x.dtype != backend.xp.uint8:
-        return backend.xp.astype(x, dtype, copy=False)
-    return backend.xp.astype(x, dtype) / 255.0
+    x, xp = backend.asarray(images), backend.xp
+    return xp.astype(x, dtype) / 255.0 if x.dtype == xp.uint8 else xp.astype(x, dtype, copy=False)
 
 
 def to_device(backend: Backend, images: Any, labels: Any, dtype: Any) -> tuple[Any, Any]:
@@ -234,11 +219,11 @@ def to_device(backend: Backend, images: Any, labels: Any, dtype: Any) -> tuple[A
     return images_to_device(backend, images, dtype), backend.xp.astype(backend.asarray(labels), backend.xp.int64)
 
 
-def batched_logits(xp: Any, params: Sequence[Any], x: Any, activation: str) -> Iterator[Any]:
-    """The logits of consecutive slices of `EVAL_BATCH` rows of ``x`` (one empty slice when it has none)."""
-    n = x.shape[0]
-    for i in range(0, max(n, 1), EVAL_BATCH):
-        yield nn.forward(xp, params, x[i : min(i + EVAL_BATCH, n), ...], activation)[0]
+def logits_of(xp: Any, params: Sequence[Any], x: Any, activation: str) -> Any:
+    """The logits of device rows ``x``, computed `EVAL_BATCH` rows at a time to bound memory."""
+    n, b = x.shape[0], EVAL_BATCH
+    logits = [nn.forward(xp, params, x[i : min(i + b, n), ...], activation)[0] for i in range(0, max(n, 1), b)]
+    return logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
 
 
 def count_correct(xp: Any, logits: Any, labels: Any) -> Any:
@@ -248,9 +233,7 @@ def count_correct(xp: Any, logits: Any, labels: Any) -> Any:
 
 def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation: str) -> float:
     """Fraction of rows of device arrays ``x`` classified as ``y``; one read from the device."""
-    xp, correct, i = backend.xp, 0, 0
-    for logits in batched_logits(xp, params, x, activation):
-        correct, i = correct + count_correct(xp, logits, y[i : i + logits.shape[0]]), i + logits.shape[0]
+    correct = count_correct(backend.xp, logits_of(backend.xp, params, x, activation), y)
     return int(backend.to_numpy(correct)) / max(x.shape[0], 1)
 
 
@@ -277,7 +260,7 @@ class Model:
         self.names = self.names or tuple(str(c) for c in self.classes.tolist())
 
     @classmethod
-    def of_data(cls, config: TrainConfig, state: Any, backend: Backend, data: Dataset, val_split: int = 0) -> Model:
+    def of_data(cls, config: TrainConfig, state: Any, backend: Backend, data: Dataset, val_split: int = 0) -> "Model":
         """The model of a run on ``data`` (``val_split`` rows held out); ``state`` None before the first step."""
         names, n_train = tuple(data.classes), len(data.y_train)
         where = (data.layout, data.name, data.folder, n_train, val_split)
@@ -286,23 +269,16 @@ class Model:
     params = property(lambda self: self.state.params)
     n_features = property(lambda self: self.sizes[0])
     activation = property(lambda self: self.config.activation)
+    sizes = property(lambda self: nn.sizes_of(self.params))  # [inputs, hidden..., outputs]
 
-    @property
-    def sizes(self) -> list[int]:
-        """Layer sizes ``[inputs, hidden..., outputs]``."""
-        return nn.sizes_of(self.params)
+    kept_epoch = property(lambda self: getattr(self.state.kept, "epoch", self.state.epoch))  # of the weights held
 
-    @property
-    def kept_epoch(self) -> int:
-        """The epoch of the weights held: the best on validation once early stopping put them back, else the last."""
-        return getattr(self.state.kept, "epoch", self.state.epoch)
-
-    def on(self, backend: Backend) -> Model:
+    def on(self, backend: Backend) -> "Model":
         """This model with its weights on ``backend``."""
         if backend == self.backend:
             return self
         params = [backend.asarray(self.backend.to_numpy(p)) for p in self.params]
-        return dataclasses.replace(self, state=dataclasses.replace(self.state, params=params), backend=backend)
+        return replace(self, state=replace(self.state, params=params), backend=backend)
 
     def picture_layout(self) -> Layout:
         """How a picture is prepared for it (its data set's or input size's if none); else `CheckpointError`."""
@@ -325,8 +301,8 @@ class Model:
 
     def outputs(self, x: Any) -> tuple[Any, Any]:
         """(class index, log-probabilities) of each of device rows ``x``, on the device."""
-        xp, logits = self.backend.xp, list(batched_logits(self.backend.xp, self.params, x, self.activation))
-        logits = logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
+        xp = self.backend.xp
+        logits = logits_of(xp, self.params, x, self.activation)
         return xp.argmax(logits, axis=1), nn.log_softmax(xp, logits)
 
     def labels(self, index: Any) -> Any:
@@ -345,9 +321,8 @@ class Model:
 def as_labels(classes: Sequence[Any] | np.ndarray) -> np.ndarray:
     """``classes`` as a NumPy array: strings held as Python objects (pandas' way) become a string array."""
     classes = np.asarray(classes)
-    if classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes.tolist()):
-        return classes.astype(str)
-    return classes
+    strings = classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes.tolist())
+    return classes.astype(str) if strings else classes
 
 
 def labels_of(names: tuple[str, ...]) -> np.ndarray:
@@ -382,8 +357,7 @@ def save(model: Model, path: str | Path) -> Path:
 
 
 def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = True) -> Model:
-    """The model a checkpoint holds, weights on ``backend`` (default NumPy's), optimizer state unless ``optimizer``
-    is False; a one-line `CheckpointError` for any file that breaks a rule (NaN weights: exit status 1)."""
+    """The model a checkpoint holds, on ``backend`` (default NumPy's); `CheckpointError` for a file breaking a rule."""
     path, name, backend = Path(path).expanduser(), None, backend or resolve_backend("cpu")
     try:
         with npy.open_npz(path) as (z, members):
@@ -416,8 +390,7 @@ def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = 
         raise CheckpointError(f"{path}: {f'array {name!r} ' if name else ''}{e}; use another checkpoint") from None
     except OSError as e:  # permission denied, a folder, a FIFO or a device
         raise CheckpointError(f"cannot read checkpoint {path}: {reason(e)}; give a readable file") from None
-    except (EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
-        # ValueError: a ConfigError (the config's own rules, naming the setting) among others
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
         why = f"no {e.args[0]!r} in its metadata" if isinstance(e, KeyError) else one_line(e)
         raise CheckpointError(f"{path} is damaged or not written by xpnet ({why}); use another checkpoint") from None
     model.state.params = [backend.asarray(p) for p in model.params]
@@ -426,9 +399,7 @@ def load(path: str | Path, backend: Backend | None = None, *, optimizer: bool = 
 
 def _meta_check(shape: tuple[int, ...], dtype: np.dtype) -> None:
     if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_META_BYTES:
-        raise npy.NpyError(
-            f"declares {dtype}{list(shape)}: not xpnet metadata (at most {MAX_META_BYTES} bytes of JSON)"
-        )
+        raise npy.NpyError(f"is {dtype}{list(shape)}: not xpnet metadata, at most {MAX_META_BYTES} bytes of JSON")
 
 
 V1_NAMES = {"hidden": "hidden_layer_sizes", "lr": "learning_rate_init", "gamma": "lr_decay", "epochs": "max_iter"}
@@ -451,17 +422,14 @@ def _read_meta(path: Path, raw: np.ndarray) -> tuple[dict[str, Any], TrainConfig
     """The metadata and its config, checked by `RULES` (a version 1's upgraded)."""
     try:
         meta = json.loads(raw.tobytes().decode())
-    except ValueError:  # UnicodeDecodeError too
-        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata is not JSON)") from None
-    except RecursionError:  # [[[[... nested past Python's limit; xpnet writes four levels
-        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata nests too deep)") from None
+    except (ValueError, RecursionError) as e:  # not UTF-8 or JSON; [[[[... past Python's limit (xpnet writes four)
+        why = "nests too deep" if isinstance(e, RecursionError) else "is not JSON"
+        raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata {why})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an xpnet checkpoint (its metadata names no xpnet format)")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint format {version}, newer than xpnet {__version__} reads: upgrade it"
-        )
+        raise CheckpointError(f"{path} has checkpoint format {version}, newer than xpnet {__version__} reads: upgrade")
     config = meta["config"] if version >= 2 else _upgrade_v1(meta["config"])
     return meta, TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in RULES})
 
@@ -507,20 +475,20 @@ def _model(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainCon
     state.restored = bool(g["last"])  # the best epoch's weights were put back, and these are the last's
     n_in, *_, n_out = meta["layer_sizes"]
     names = meta.get("classes", list(class_names(meta["dataset"])))  # none in a file from an early version
-    _check(isinstance(names, list) and all(isinstance(x, str) for x in names), "class names must be texts")
-    _check(len(names) == n_out, f"class names do not match its {n_out} outputs")
+    fits = isinstance(names, list) and len(names) == n_out and all(isinstance(x, str) for x in names)
+    _check(fits, f"class names must be {n_out} texts, one per output")
     layout = None
     if "layout" in meta:  # a picture-folder model's; else predict goes by the data set's name
         layout = Layout(**{k: meta["layout"][k] for k in LAYOUT_KEYS})
         sides = all(is_count(v) and v > 0 for v in (layout.side, layout.box, layout.work))
         fits = sides and isinstance(layout.by_mass, bool) and layout.box <= layout.work
-        _check(fits and layout.work % layout.side == 0, "picture layout is not one of positive sizes")
-        _check(layout.n_features == n_in, f"picture layout does not fit {n_in} inputs")
-    names, labels = tuple(names), _saved_labels(meta.get("labels"), n_out)
+        fits = fits and layout.work % layout.side == 0 and layout.n_features == n_in
+        _check(fits, f"picture layout is not one of positive sizes for {n_in} inputs")
+    names = tuple(names)
     text = {k: meta[k] for k in ("data_dir", "workers") if isinstance(meta.get(k), str) and meta[k]}
     trained_on = " on ".join(str(meta.get(key, "unknown")) for key in ("backend", "device"))
     where = dict(n_train=n_train, val_split=_count(meta, "val_split", 0), trained_on=trained_on, path=path, **text)
-    labels = labels_of(names) if labels is None else labels
+    labels = _saved_labels(meta.get("labels"), names)
     return Model(config, state, backend, labels, names, layout, meta["dataset"], **where)
 
 
@@ -552,15 +520,11 @@ def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
     return history
 
 
-def _saved_labels(saved: Any, n: int) -> np.ndarray | None:
-    """The labels as saved when they are ``n`` distinct values of one kind (integers that fit 64 bits, finite
-    floats, strings or booleans: a crafted mix would give duplicate or object classes), else None."""
-    kinds = {type(v) for v in saved} if isinstance(saved, list) and len(saved) == n else None
+def _saved_labels(saved: Any, names: tuple[str, ...]) -> np.ndarray:
+    """The labels as saved when distinct values of one kind (a mix makes objects), one per name; else `labels_of`."""
+    kinds = {type(v) for v in saved} if isinstance(saved, list) and len(saved) == len(names) else None
     if kinds not in ({int}, {float}, {str}, {bool}):
-        return None
-    try:
-        labels = np.asarray(saved)
-    except (OverflowError, ValueError):
-        return None
-    ok = labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == n
-    return labels if ok and (labels.dtype.kind != "f" or np.isfinite(labels).all()) else None
+        return labels_of(names)
+    labels = np.asarray(saved)
+    ok = labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == len(names)
+    return labels if ok and (labels.dtype.kind != "f" or np.isfinite(labels).all()) else labels_of(names)

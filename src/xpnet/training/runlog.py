@@ -2,8 +2,6 @@
 run appended, writes a `header` then one `epoch_record` per epoch. Reading keeps the last record of each epoch
 (one redone after a crash replaces the one before) and skips an unfinished last line."""
 
-from __future__ import annotations
-
 import contextlib
 import json
 import math
@@ -80,13 +78,12 @@ class LineFile:
             os.close(self.fd)
 
 
-def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any]]:
-    """The epoch records of a training log, by epoch number; `XpnetError` (one line) for a foreign file, and
-    for the log of another run than ``model``'s when it is given."""
-    path = Path(path).expanduser()
+def read_log(log: str | Path, model: Model | None = None) -> list[dict[str, Any]]:
+    """The epoch records of a training log, by epoch; `XpnetError` for a foreign file or another run's log."""
+    path = Path(log).expanduser()
     try:
         if not path.is_file():  # a device such as /dev/zero would be read for ever
-            raise XpnetError(f"{path} is not a file: give the training log of xpnet.train --log")
+            raise XpnetError(f"{path} is not a file: give the training log of a run")
         if path.stat().st_size > MAX_LOG_BYTES:
             raise XpnetError(f"{path} is larger than a training log gets ({MAX_LOG_BYTES >> 20} MiB): give another")
         lines = path.read_bytes().split(b"\n")  # the last is empty or a line a crash cut short
@@ -104,13 +101,10 @@ def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any
         except (ValueError, TypeError, KeyError, AttributeError):
             if number == len(lines):  # unfinished: skipped, as a resumed run cuts it off
                 break
-            raise XpnetError(
-                f"{path}, line {number}: not an xpnet training log (write one with python -m xpnet.train --log)"
-            ) from None
+            raise XpnetError(f"{path}, line {number}: not an xpnet training log (as xpnet train writes)") from None
     if not epochs:
         raise XpnetError(f"{path} holds no epochs: not an xpnet training log, or the run logged none yet")
-    # Another run's log: a header naming other data or a setting no resume changes (`FIXED_FIELDS`), or an epoch of
-    # the checkpoint's history logged with other figures; what a record does not say is not held against it.
+    # Another run's: a header with other data or `FIXED_FIELDS`, or an epoch of the history logged with other figures.
     checks = []
     if model is not None:
         want = {"dataset": model.dataset, "n_train": model.n_train, "n_val": model.val_split}
@@ -122,8 +116,9 @@ def read_log(path: str | Path, model: Model | None = None) -> list[dict[str, Any
         key = next((k for k in wanted if k in said and said[k] != wanted[k]), None)
         if key is not None:
             raise XpnetError(
-                f"--log {path} is the log of another run ({what} has {key} {spelled(said[key])} where {model.path} "
-                f"has {spelled(wanted[key])}): give the log of this model's run, or leave --log out to draw the "
-                "curves from the checkpoint's own history"
+                f"{{name}} {path} is the log of another run ({what} has {key} {spelled(said[key])} where "
+                f"{model.path or 'the model'} has {spelled(wanted[key])}): give the log of this model's run, or leave "
+                "{name} out to draw the curves from the checkpoint's own history",
+                parameter="log",
             )
     return [epochs[e] for e in sorted(epochs)]

@@ -1,8 +1,6 @@
 """The worker's side of data-parallel training (Dask tasks; nothing here imports Dask): a shard of the training
 rows, loaded by a pure task the scheduler can rerun, and one step's sums over its rows of the global batch."""
 
-from __future__ import annotations
-
 import functools
 import zlib
 from dataclasses import dataclass
