@@ -29,6 +29,7 @@ try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 1
     from .data import DATASETS, Dataset, hold_out, load_dataset
     from .data.datasets import LOCAL_SETS, example_val_split
     from .data.download import MIRRORS_ENV, parse_mirrors
+    from .data.load import idx_files
     from .data.images import DEFAULT_SIZE
     from .errors import CheckpointError, OutOfMemory, TrainingDiverged, XpnetError, class_list, reason, say
     from .files import WriteError, check_writable, locked, refuse_shared
@@ -197,6 +198,11 @@ def _train(args: argparse.Namespace) -> int:
         picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),
         notify=lambda line: say(line, file=sys.stderr),
     )
+    if data.folder is not None:  # no output may replace an IDX file read, nor go in a picture folder
+        read = [data.folder] if data.name == "folder" else idx_files(Path(data.folder))[0].values()
+        refuse_shared(
+            [*(("--data-dir", f) for f in read), ("--save", args.save), ("--log", args.log)], inputs=("--data-dir",)
+        )
     data = hold_out(data, val_split)
     settings.setdefault("lr_decay", default_decay(len(data.y_train), settings.get("batch_size", DEFAULTS.batch_size)))
     config = TrainConfig(**settings)

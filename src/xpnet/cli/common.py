@@ -41,6 +41,10 @@ FLAGS = {
     "image_size": "--image-size",
     "data_dir": "--data-dir",
     "mirrors": "--mirror",
+    "workers": "--workers",
+    "scheduler": "--scheduler",
+    "log": "--log",
+    "val_split": "--val-split",
 }
 
 
@@ -77,8 +81,12 @@ def program(name: str) -> str:
 
 
 def epilog(example: str, statuses: dict[int, str]) -> str:
-    """The end of a tool's --help: an example, then one line per exit status."""
-    return f"Example: {example}\n\nExit status:\n" + "\n".join(f"  {k:>3}  {what}" for k, what in statuses.items())
+    """The end of a tool's --help: an example, then one line per exit status, with `run`'s 130 and 143 unless
+    ``statuses`` words them."""
+    statuses = {EXIT_INTERRUPTED: "stopped by Ctrl-C", EXIT_TERMINATED: "stopped by SIGTERM"} | statuses
+    return f"Example: {example}\n\nExit status:\n" + "\n".join(
+        f"  {k:>3}  {what}" for k, what in sorted(statuses.items())
+    )
 
 
 def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
@@ -182,15 +190,12 @@ def model_data_dir(given: str | None, ckpt: Model) -> str | None:
     it was trained from (said on stderr), else None (where xpnet.train looks by default)."""
     if given is not None or ckpt.data_dir is None:
         return given
-    folder = Path(ckpt.data_dir)
-    gone, where = not folder.is_dir(), f"{folder}, where {ckpt.path} was trained"
-    say(
-        f"{ckpt.dataset}: {where}, is gone; looking where xpnet.train looks (--data-dir DIR names another folder)"
-        if gone
-        else f"{ckpt.dataset}: reading {where} (--data-dir DIR reads another folder)",
-        file=sys.stderr,
-    )
-    return None if gone else str(folder)
+    folder = str(Path(ckpt.data_dir))
+    gone = not os.path.isdir(folder)  # not Path.is_dir, which raises for a folder one may not enter
+    said = f"{folder}, where {ckpt.path} was trained"
+    said = f"{said}, is gone or cannot be entered; looking where xpnet.train looks" if gone else f"reading {said}"
+    say(f"{ckpt.dataset}: {said} (--data-dir DIR {'names' if gone else 'reads'} another folder)", file=sys.stderr)
+    return None if gone else folder
 
 
 # Signals: the first Ctrl-C or SIGTERM during training stops the run after its current step (`StopOnSignal`),
