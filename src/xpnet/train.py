@@ -8,6 +8,7 @@ import sys
 try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 130, as cli.run says it
     import argparse
     import contextlib
+    import functools
     import json
     import math
     import os
@@ -106,7 +107,7 @@ def build_parser() -> cli.ArgumentParser:
 
     def add(flag: str, kind: Any = None, to: Any = p, **kwargs: Any) -> None:
         if kind is not None:  # a TrainConfig field: parsed by ``kind``, then checked by the config's own rule
-            kwargs["type"] = cli.setting(dests[flag], kind)
+            kwargs["type"] = functools.partial(cli.setting, dests[flag], kind)
         to.add_argument(flag, dest=dests.get(flag), help=helps[flag], **kwargs)
 
     cluster = p.add_mutually_exclusive_group()  # one started here, or an existing one
@@ -184,8 +185,7 @@ def _train(args: argparse.Namespace) -> int:
             raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
         if (args.workers or 0) > (cores := os.cpu_count() or 1):  # one process per worker
             raise XpnetError(f"--workers must be at most {cores}, the CPU cores of this machine, got {args.workers}")
-        parse_device(args.device)  # --backend's choices are the registry's
-    # NumPy when Dask workers compute: they resolve --device and --backend on their own machines.
+        parse_device(args.device)  # --backend's choices are the registry's; the workers resolve both, we use NumPy
     backend = resolve_backend("cpu", "numpy") if address is not None else resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
     data = load_dataset(
@@ -271,8 +271,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
-    """Refuse to resume ``ckpt`` into a run whose model or data differ from the checkpoint's, or that its own
-    --patience or --epochs has already ended."""
+    """Refuse to resume ``ckpt`` into a run of another model or data, or one its --patience or --epochs ended."""
     wanted = {f: getattr(config, f) for f in FIXED_FIELDS} | {"dataset": data.name, "inputs": data.n_features}
     saved = {f: getattr(ckpt.config, f) for f in FIXED_FIELDS} | {"dataset": ckpt.dataset, "inputs": ckpt.n_features}
     flag = {**FLAGS, "optimizer": "--optimizer"}

@@ -74,8 +74,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def program(name: str) -> str:
     """``xpnet <name>`` or ``python -m xpnet.<name>``, as the user started the tool, for its usage line."""
-    first = sys.argv[0] if sys.argv else ""
-    return first if first.endswith(f"xpnet {name}") else f"python -m xpnet.{name}"
+    return sys.argv[0] if sys.argv and sys.argv[0].endswith(f"xpnet {name}") else f"python -m xpnet.{name}"
 
 
 def epilog(example: str, statuses: dict[int, str]) -> str:
@@ -104,8 +103,7 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         fail(f"{prog}: terminated (SIGTERM)", EXIT_TERMINATED)
     except KeyboardInterrupt:  # Ctrl-C outside training (a download, evaluate, predict): no traceback
         fail(f"{prog}: interrupted", EXIT_INTERRUPTED)
-    except BrokenPipeError:
-        # As the Python docs advise: point stdout at devnull so that flushing it at exit cannot fail again.
+    except BrokenPipeError:  # as the Python docs advise: stdout to devnull, so that flushing it at exit cannot fail
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
 
@@ -128,17 +126,14 @@ def _at_least(least: int, text: str) -> int:
 positive_int, non_negative_int = functools.partial(_at_least, 1), functools.partial(_at_least, 0)
 
 
-def setting(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse ``type`` for the `TrainConfig` field ``name``: parsed by ``kind``, checked by `check_field`."""
-
-    def convert(text: str) -> Any:
-        try:
-            check_field(name, value := _parse(kind, text))
-        except ConfigError as e:
-            raise argparse.ArgumentTypeError(e.rule) from None
-        return value
-
-    return convert
+def setting(name: str, kind: Callable[[str], Any], text: str) -> Any:
+    """``text`` as the `TrainConfig` field ``name``: parsed by ``kind``, checked by `check_field` (argparse's
+    ``type``, with ``name`` and ``kind`` bound by `functools.partial`)."""
+    try:
+        check_field(name, value := _parse(kind, text))
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(e.rule) from None
+    return value
 
 
 def hidden_sizes(text: str) -> tuple[int, ...]:
@@ -158,9 +153,7 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
         help="where to compute: auto takes the first CUDA GPU when CuPy can use it, else the CPU, saying why "
         "only when this machine has a GPU it cannot use (default: auto)",
     )
-    parser.add_argument(
-        "--verbose", action="store_true", help="also say why --device auto chose the CPU on a machine without a GPU"
-    )
+    parser.add_argument("--verbose", action="store_true", help="also say why auto chose the CPU when no GPU is here")
     kinds = ", ".join(f"{s.name} ({'/'.join(s.kinds)})" for s in registry().values())
     defaults = ", ".join(f"{s.name} on {kind}" for s in registry().values() for kind in s.default_for)
     parser.add_argument("--backend", choices=tuple(registry()), help=f"array library: {kinds} (default: {defaults})")
