@@ -59,8 +59,10 @@ def test_the_bar_is_silent_off_a_terminal():
 
 
 def test_a_line_never_wraps_on_a_narrow_terminal(monkeypatch):
-    monkeypatch.setattr(progress, "columns", lambda stream: 40)  # a wrapped line could not be redrawn in place
+    # A terminal 40 columns wide: a wrapped line could not be redrawn in place.
+    monkeypatch.setattr(progress.os, "get_terminal_size", lambda fd: progress.os.terminal_size((40, 24)))
     stream = Terminal()
+    stream.fileno = lambda: 2
     bar = EpochBar(5, 1000, 10, read=float, stream=stream, clock=Clock(1.0))
     bar.step(1, 10, 1.0)
     bar.step(1, 20, 2.0)

@@ -1,7 +1,6 @@
 """``xpnet`` (and ``python -m xpnet``): one command whose subcommands are the tools. ``xpnet train ARGS`` runs
 ``python -m xpnet.train ARGS`` (the module as ``__main__``: the same flags, output and exit statuses). Nothing
-heavy is imported here, so ``xpnet --help`` is instant.
-"""
+heavy is imported here, so ``xpnet --help`` is instant."""
 
 from __future__ import annotations
 
@@ -22,22 +21,20 @@ COMMANDS = {
 }
 
 
-def usage(name: str) -> str:
-    commands = "\n".join(f"  {command:<9} {what}" for command, what in COMMANDS.items())
-    return (
-        f"usage: {name} COMMAND [ARGS...]\n\nA handwritten-digit MLP written once against the Python Array API.\n\n"
-        f"commands:\n{commands}\n\n{name} COMMAND --help lists the command's flags and exit statuses.\n"
-        f"{name} train ARGS is the same as python -m xpnet.train ARGS (and so for each command)."
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the subcommand named first in ``argv`` (default: ``sys.argv[1:]``); return or exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
     name = "python -m xpnet" if sys.argv[0].endswith("__main__.py") else "xpnet"
     if not args or args[0] in ("-h", "--help"):
+        commands = "\n".join(f"  {command:<9} {what}" for command, what in COMMANDS.items())
         try:
-            print(usage(name), file=sys.stdout if args else sys.stderr, flush=True)
+            print(
+                f"usage: {name} COMMAND [ARGS...]\n\nA handwritten-digit MLP written once against the Python "
+                f"Array API.\n\ncommands:\n{commands}\n\n{name} COMMAND --help lists the command's flags and exit "
+                f"statuses.\n{name} train ARGS is the same as python -m xpnet.train ARGS (and so for each command).",
+                file=sys.stdout if args else sys.stderr,
+                flush=True,
+            )
         except BrokenPipeError:  # `xpnet --help | head -3`: the reader left; exit as cli.run does, quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1

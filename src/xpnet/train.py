@@ -1,8 +1,5 @@
-"""``python -m xpnet.train``: train the MLP on a data set and report accuracy and speed.
-
-Flags named on the command line override a resumed checkpoint's settings; the others come from it or from
-`TrainConfig`'s defaults. ``--workers``/``--scheduler`` compute the steps on a Dask cluster.
-"""
+"""``python -m xpnet.train``: train the MLP on a data set and report accuracy and speed. Flags named override a
+resumed checkpoint's settings, the others come from it or `TrainConfig`; ``--workers``/``--scheduler`` use Dask."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ import sys
 try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 130, as cli.run says it
     import argparse
     import contextlib
+    import functools
     import json
     import math
     import os
@@ -22,7 +20,7 @@ try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 1
 
     import numpy as np
 
-    from .backend import Backend, is_out_of_memory, parse_device, registry, resolve_backend, spec
+    from .backend import Backend, is_out_of_memory, parse_device, registry, resolve_backend
     from .cli import common as cli
     from .cli.common import FLAGS, StopOnSignal
     from .cli.progress import EpochBar, ProgressBar
@@ -30,6 +28,7 @@ try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 1
     from .data.datasets import LOCAL_SETS, example_val_split
     from .data.download import MIRRORS_ENV, parse_mirrors
     from .data.images import DEFAULT_SIZE
+    from .data.load import idx_files
     from .errors import CheckpointError, OutOfMemory, TrainingDiverged, XpnetError, class_list, reason, say
     from .files import WriteError, check_writable, locked, refuse_shared
     from .nn import ACTIVATIONS, OPTIMIZERS, layer_sizes, layer_text, param_shapes
@@ -44,32 +43,28 @@ except KeyboardInterrupt:
 
 DEFAULT_DATASET = "mnist"
 DEFAULTS = TrainConfig()  # what a flag left out means on a new run
-# --optimizer names an update rule: the library's solver and momentum for it.
-OPTIMIZER_SETTINGS = {"sgd": ("sgd", 0.0), "momentum": ("sgd", 0.9), "adam": ("adam", 0.0)}
+OPTIMIZER_SETTINGS = {"sgd": ("sgd", 0.0), "momentum": ("sgd", 0.9), "adam": ("adam", 0.0)}  # solver, momentum
 SCHEDULER_ENV = "XPNET_SCHEDULER"
 INSTALL = 'pip install "xpnet[dask]"'
 
 
 # Each flag's help: a paragraph per flag, its lines after the first indented.
 HELP = f"""
---workers train data-parallel on a Dask cluster of N worker processes started on this machine (needs {INSTALL};
-  see docs/distributed.md)
---scheduler train data-parallel on the Dask cluster whose scheduler is at ADDR, like tcp://10.0.0.5:8786
-  (default: ${SCHEDULER_ENV}; needs {INSTALL})
+--workers train data-parallel on N Dask worker processes started here (needs {INSTALL}; docs/distributed.md)
+--scheduler train data-parallel on the Dask cluster at ADDR, like tcp://10.0.0.5:8786 (default: ${SCHEDULER_ENV})
 --dataset data set (default: {DEFAULT_DATASET}); idx and folder read your own IDX files or pictures from --data-dir
 --data-dir folder of the four IDX files (downloaded there when missing) or, for --dataset folder, of train/<class>/
   and test/<class>/ pictures (required for idx and folder; default: $XPNET_DATA/<dataset> or ~/.cache/xpnet/<dataset>)
 --image-size with --dataset folder: prepare every picture as N x N pixels (default: {DEFAULT_SIZE})
 --mirror base URL to download the IDX files from, instead of the public mirrors; repeat to try several in order;
   {{dataset}} in it becomes the data set name (default: ${MIRRORS_ENV}, else public mirrors)
---val-split hold out N training images (stratified, fixed seed) and report validation accuracy each epoch; the
-  test set is then scored only at the end (default: 0)
+--val-split hold out N training images (stratified, fixed seed) to validate each epoch; the test set is scored last
 --hidden units of each hidden layer (default: {spelled(DEFAULTS.hidden_layer_sizes)})
 --activation default: {DEFAULTS.activation}
 --optimizer sgd, momentum (sgd with momentum 0.9) or adam (default: {DEFAULTS.optimizer})
 --lr learning rate (default: {", ".join(f"{name} {opt.default_lr:g}" for name, opt in OPTIMIZERS.items())})
 --gamma multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per 60,000
-  images seen or per 469 steps, whichever comes later: 0.8 for 60,000 images at batch <= 128)
+  images seen or per 469 steps, whichever comes later)
 --alpha L2 penalty, as scikit-learn's alpha: each step adds alpha / batch * W to the weights' gradients (default: 0)
 --patience with --val-split: stop when validation accuracy has not improved for N epochs and keep the best
   epoch's weights (default: 0, never stop early; scikit-learn's n_iter_no_change is N - 1)
@@ -112,7 +107,7 @@ def build_parser() -> cli.ArgumentParser:
 
     def add(flag: str, kind: Any = None, to: Any = p, **kwargs: Any) -> None:
         if kind is not None:  # a TrainConfig field: parsed by ``kind``, then checked by the config's own rule
-            kwargs["type"] = cli.setting(dests[flag], kind)
+            kwargs["type"] = functools.partial(cli.setting, dests[flag], kind)
         to.add_argument(flag, dest=dests.get(flag), help=helps[flag], **kwargs)
 
     cluster = p.add_mutually_exclusive_group()  # one started here, or an existing one
@@ -162,8 +157,7 @@ def _train(args: argparse.Namespace) -> int:
     settings |= {f.name: named[f.name] for f in fields(TrainConfig) if f.name in named}
     if "optimizer" in named:
         settings["solver"], settings["momentum"] = OPTIMIZER_SETTINGS[named["optimizer"]]
-    if "patience" in named:  # N epochs without improvement: more than N - 1, as n_iter_no_change counts
-        patience = named["patience"]
+    if (patience := named.get("patience")) is not None:  # N epochs without improvement: more than N - 1
         settings |= {"early_stopping": patience > 0, "n_iter_no_change": patience - 1 if patience else None}
     dataset = named.get("dataset", ckpt.dataset if ckpt else DEFAULT_DATASET)
     val_split = named.get("val_split", ckpt.val_split if ckpt else 0)
@@ -182,8 +176,16 @@ def _train(args: argparse.Namespace) -> int:
         raise XpnetError(
             f"--patience needs a validation set to watch: add --val-split N ({size}), or leave --patience out"
         )
-    address = _scheduler_address(args)
-    # NumPy when Dask workers compute: they resolve --device and --backend on their own machines.
+    # The Dask scheduler: --scheduler, else True for --workers (a cluster started here), else $XPNET_SCHEDULER.
+    address = args.scheduler or args.workers is not None or os.environ.get(SCHEDULER_ENV) or None
+    if address is not None:  # checked before the data is read: Dask, and the flags its workers resolve
+        try:
+            import distributed  # noqa: F401  (only whether the extra is there; training.distributed imports it)
+        except ImportError:
+            raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
+        if (args.workers or 0) > (cores := os.cpu_count() or 1):  # one process per worker
+            raise XpnetError(f"--workers must be at most {cores}, the CPU cores of this machine, got {args.workers}")
+        parse_device(args.device)  # --backend's choices are the registry's; the workers resolve both, we use NumPy
     backend = resolve_backend("cpu", "numpy") if address is not None else resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
     data = load_dataset(
@@ -197,6 +199,11 @@ def _train(args: argparse.Namespace) -> int:
         picture_progress=ProgressBar(f"{dataset}: reading pictures", unit="pictures"),
         notify=lambda line: say(line, file=sys.stderr),
     )
+    if data.folder is not None:  # no output may replace an IDX file read, nor go in a picture folder
+        read = [data.folder] if data.name == "folder" else idx_files(Path(data.folder))[0].values()
+        refuse_shared(
+            [*(("--data-dir", f) for f in read), ("--save", args.save), ("--log", args.log)], inputs=("--data-dir",)
+        )
     data = hold_out(data, val_split)
     settings.setdefault("lr_decay", default_decay(len(data.y_train), settings.get("batch_size", DEFAULTS.batch_size)))
     config = TrainConfig(**settings)
@@ -264,8 +271,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
-    """Refuse to resume ``ckpt`` into a run whose model or data differ from the checkpoint's, or that its own
-    --patience or --epochs has already ended."""
+    """Refuse to resume ``ckpt`` into a run of another model or data, or one its --patience or --epochs ended."""
     wanted = {f: getattr(config, f) for f in FIXED_FIELDS} | {"dataset": data.name, "inputs": data.n_features}
     saved = {f: getattr(ckpt.config, f) for f in FIXED_FIELDS} | {"dataset": ckpt.dataset, "inputs": ckpt.n_features}
     flag = {**FLAGS, "optimizer": "--optimizer"}
@@ -301,10 +307,10 @@ def check_resumable(ckpt: Model, config: TrainConfig, data: Dataset) -> None:
 
 
 class Saver(Callback):
-    """Writes the model to ``path`` after every epoch, and the state the run ended in when it is another."""
+    """Writes the model to ``path`` after every epoch, and the state the run ended in when it is another;
+    ``steps`` names what computed the gradients, ``saved`` is the state the file holds."""
 
     def __init__(self, path: Path, model: Model, steps: StepSource):
-        # ``steps`` names what computed the gradients; ``saved``: the state the file on disk holds.
         self.path, self.model, self.steps, self.saved = path, model, steps, None
 
     def on_epoch_end(self, state: TrainState) -> bool:
@@ -328,12 +334,7 @@ class Saver(Callback):
 
 
 def train_saving(
-    model: Model,
-    data: Dataset,
-    save_path: Path | None = None,
-    *,
-    callbacks: Sequence[Callback] = (),
-    steps: StepSource = local_steps,
+    model: Model, data: Dataset, save_path: Path | None = None, *, callbacks: Sequence[Callback] = (), steps=local_steps
 ) -> TrainState:
     """`train` ``model`` with `StopOnSignal` and a `Saver` on ``save_path`` (first: a reader that stops early,
     ``| head``, cannot cost the checkpoint); a stop, divergence, out of memory or a failed step is one line."""
@@ -351,7 +352,7 @@ def train_saving(
         if not is_out_of_memory(e):
             raise
         config = model.config
-        size, itemsize = config.batch_size or len(data.y_train), 8 if config.dtype == "float64" else 4
+        size, itemsize = config.batch_size or len(data.y_train), np.dtype(config.dtype).itemsize
         sizes = layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
         n_params = sum(math.prod(s) for s in param_shapes(sizes))
         # Weights, gradients and the optimizer's slots, against one batch's activations and their gradients.
@@ -375,23 +376,6 @@ def train_saving(
     return state
 
 
-def _scheduler_address(args: argparse.Namespace) -> str | bool | None:
-    """The Dask scheduler: ``--scheduler``, else True for ``--workers`` (a cluster started here), else
-    ``$XPNET_SCHEDULER``, else None (no cluster). Checks that Dask is there, and the flags its workers resolve."""
-    address = args.scheduler or args.workers is not None or os.environ.get(SCHEDULER_ENV) or None
-    if address is not None:
-        try:
-            import distributed  # noqa: F401  (only whether the extra is there; training.distributed imports it)
-        except ImportError:
-            raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
-        if (args.workers or 0) > (cores := os.cpu_count() or 1):  # one process per worker
-            raise XpnetError(f"--workers must be at most {cores}, the CPU cores of this machine, got {args.workers}")
-        parse_device(args.device)
-        if args.backend is not None:
-            spec(args.backend)
-    return address
-
-
 @contextlib.contextmanager
 def _step_source(
     args: argparse.Namespace, data: Dataset, val_split: int, address: str | bool | None
@@ -403,9 +387,8 @@ def _step_source(
     from .training import distributed as dist
     from .training.shards import DataSource
 
-    # Workers reload the rows from the same files: the folder this process read them from, made absolute.
-    folder = str(Path(data.source).resolve()) if data.name != "digits" and data.source else None
-    source = DataSource(data.name, folder, val_split, data.layout.side if data.layout is not None else None)
+    # Workers reload the rows from the same files: the folder this process read them from.
+    source = DataSource(data.name, data.folder, val_split, data.layout.side if data.layout is not None else None)
     device = args.device
     if address is True and parse_device(device)[0] == "auto":
         # Local workers each resolving "auto" would all take GPU 0: decide here, once, as one process would,
@@ -443,14 +426,13 @@ class _Shown(Callback, contextlib.AbstractContextManager):
                 "their gradients and updates the weights"
             )
         if self.log is not None:
-            data, backend = self.data, self.backend
             header = runlog.header(
-                dataset=data.name,
-                n_train=len(data.y_train),
-                n_val=0 if data.y_val is None else len(data.y_val),
-                n_test=len(data.y_test),
-                backend=backend.name,
-                device=backend.device_name,
+                dataset=self.data.name,
+                n_train=len(self.data.y_train),
+                n_val=0 if self.data.y_val is None else len(self.data.y_val),
+                n_test=len(self.data.y_test),
+                backend=self.backend.name,
+                device=self.backend.device_name,
                 workers=self.steps.workers,
                 seed=self.config.random_state,
                 config=self.config.to_dict(),
@@ -479,7 +461,7 @@ class _Shown(Callback, contextlib.AbstractContextManager):
         self.bar.clear()  # before the lines that say how the run ended
 
     def __exit__(self, *exc: object) -> None:
-        self.on_train_end()
+        self.bar.clear()
         if self.log is not None:
             self.log.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import signal
@@ -19,7 +20,6 @@ from ..errors import XpnetError, say
 from ..training.loop import Callback
 from ..training.model import ConfigError, Model, check_field
 
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 # The one table from the library's parameters to the flags of the train command: the parser's dests, and the
@@ -41,12 +41,15 @@ FLAGS = {
     "image_size": "--image-size",
     "data_dir": "--data-dir",
     "mirrors": "--mirror",
+    "workers": "--workers",
+    "scheduler": "--scheduler",
+    "log": "--log",
+    "val_split": "--val-split",
 }
 
 
 class _Formatter(argparse.HelpFormatter):
-    """Each line of a description or epilog wrapped apart; an indented one (``  130  stopped by Ctrl-C``)
-    continues under the text after its first word."""
+    """Wraps each line of a description or epilog apart; an indented one hangs after its first word."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         lines = []
@@ -70,18 +73,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def program(name: str) -> str:
-    """The tool ``xpnet.<name>`` as the user started it, for its usage line: ``xpnet train`` (the ``xpnet``
-    command's ``sys.argv[0]``), else ``python -m xpnet.train``."""
-    first = sys.argv[0] if sys.argv else ""
-    return first if first.endswith(f"xpnet {name}") else f"python -m xpnet.{name}"
+    """``xpnet <name>`` or ``python -m xpnet.<name>``, as the user started the tool, for its usage line."""
+    return sys.argv[0] if sys.argv and sys.argv[0].endswith(f"xpnet {name}") else f"python -m xpnet.{name}"
 
 
 def epilog(example: str, statuses: dict[int, str]) -> str:
-    """The end of a tool's --help: an example, then one line per exit status."""
-    return f"Example: {example}\n\nExit status:\n" + "\n".join(f"  {k:>3}  {what}" for k, what in statuses.items())
+    """The end of a tool's --help: an example, then one line per exit status, with `run`'s 130 and 143 unless
+    ``statuses`` words them."""
+    statuses = {EXIT_INTERRUPTED: "stopped by Ctrl-C", EXIT_TERMINATED: "stopped by SIGTERM"} | statuses
+    return f"Example: {example}\n\nExit status:\n" + "\n".join(f"  {k:>3}  {v}" for k, v in sorted(statuses.items()))
 
 
-def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
+def fail(message: str, status: int = 2) -> NoReturn:
     say(message, file=sys.stderr)
     sys.exit(status)
 
@@ -100,8 +103,7 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         fail(f"{prog}: terminated (SIGTERM)", EXIT_TERMINATED)
     except KeyboardInterrupt:  # Ctrl-C outside training (a download, evaluate, predict): no traceback
         fail(f"{prog}: interrupted", EXIT_INTERRUPTED)
-    except BrokenPipeError:
-        # As the Python docs advise: point stdout at devnull so that flushing it at exit cannot fail again.
+    except BrokenPipeError:  # as the Python docs advise: stdout to devnull, so that flushing it at exit cannot fail
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
 
@@ -115,31 +117,23 @@ def _parse(kind: Callable[[str], Any], text: str) -> Any:
         ) from None
 
 
-def _count(least: int, words: str) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        if (value := _parse(int, text)) < least:
-            raise argparse.ArgumentTypeError(f"must be {words}, got {text}")
-        return value
-
-    return convert
+def _at_least(least: int, text: str) -> int:
+    if (value := _parse(int, text)) < least:
+        raise argparse.ArgumentTypeError(f"must be {'0 or ' if least == 0 else ''}a positive integer, got {text}")
+    return value
 
 
-positive_int = _count(1, "a positive integer")
-non_negative_int = _count(0, "0 or a positive integer")
+positive_int, non_negative_int = functools.partial(_at_least, 1), functools.partial(_at_least, 0)
 
 
-def setting(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse ``type`` for the `TrainConfig` field ``name``: parsed by ``kind``, then checked by the
-    config's own rule (`check_field`)."""
-
-    def convert(text: str) -> Any:
-        try:
-            check_field(name, value := _parse(kind, text))
-        except ConfigError as e:
-            raise argparse.ArgumentTypeError(e.rule) from None
-        return value
-
-    return convert
+def setting(name: str, kind: Callable[[str], Any], text: str) -> Any:
+    """``text`` as the `TrainConfig` field ``name``: parsed by ``kind``, checked by `check_field` (argparse's
+    ``type``, with ``name`` and ``kind`` bound by `functools.partial`)."""
+    try:
+        check_field(name, value := _parse(kind, text))
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(e.rule) from None
+    return value
 
 
 def hidden_sizes(text: str) -> tuple[int, ...]:
@@ -147,9 +141,7 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be comma-separated positive integers like 256,128, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers like 256,128, got {text!r}") from None
 
 
 def add_device_flags(parser: argparse.ArgumentParser) -> None:
@@ -161,19 +153,15 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
         help="where to compute: auto takes the first CUDA GPU when CuPy can use it, else the CPU, saying why "
         "only when this machine has a GPU it cannot use (default: auto)",
     )
-    parser.add_argument(
-        "--verbose", action="store_true", help="also say why --device auto chose the CPU on a machine without a GPU"
-    )
+    parser.add_argument("--verbose", action="store_true", help="also say why auto chose the CPU when no GPU is here")
     kinds = ", ".join(f"{s.name} ({'/'.join(s.kinds)})" for s in registry().values())
     defaults = ", ".join(f"{s.name} on {kind}" for s in registry().values() for kind in s.default_for)
     parser.add_argument("--backend", choices=tuple(registry()), help=f"array library: {kinds} (default: {defaults})")
 
 
 def announce(backend: Backend, verbose: bool = False) -> None:
-    """Say on stderr why --device auto fell back to the CPU: always when a GPU is here but unusable, and on a
-    machine without one only with --verbose (a laptop's CPU run is no news; ``python -m xpnet.check`` tells all)."""
-    message = backend.fallback_reason if verbose else backend.note
-    if message:
+    """Say on stderr why --device auto fell back to the CPU: when a GPU is here but unusable, else with --verbose."""
+    if message := backend.fallback_reason if verbose else backend.note:
         say(message, file=sys.stderr)
 
 
@@ -182,24 +170,17 @@ def model_data_dir(given: str | None, ckpt: Model) -> str | None:
     it was trained from (said on stderr), else None (where xpnet.train looks by default)."""
     if given is not None or ckpt.data_dir is None:
         return given
-    folder = Path(ckpt.data_dir)
-    gone, where = not folder.is_dir(), f"{folder}, where {ckpt.path} was trained"
-    say(
-        f"{ckpt.dataset}: {where}, is gone; looking where xpnet.train looks (--data-dir DIR names another folder)"
-        if gone
-        else f"{ckpt.dataset}: reading {where} (--data-dir DIR reads another folder)",
-        file=sys.stderr,
-    )
-    return None if gone else str(folder)
-
-
-# Signals: the first Ctrl-C or SIGTERM during training stops the run after its current step (`StopOnSignal`),
-# the second quits; outside training `TerminateLoudly` makes SIGTERM a one-line exit. Python installs signal
-# handlers only in the main thread: elsewhere nothing is installed.
+    folder = str(Path(ckpt.data_dir))
+    gone = not os.path.isdir(folder)  # not Path.is_dir, which raises for a folder one may not enter
+    said = f"{folder}, where {ckpt.path} was trained"
+    said = f"{said}, is gone or cannot be entered; looking where xpnet.train looks" if gone else f"reading {said}"
+    say(f"{ckpt.dataset}: {said} (--data-dir DIR {'names' if gone else 'reads'} another folder)", file=sys.stderr)
+    return None if gone else folder
 
 
 class _Handling:
-    """While entered, ``_handle`` answers ``signals``; the previous handlers come back after."""
+    """While entered, ``_handle`` answers ``signals`` (in the main thread: Python installs handlers only there);
+    the previous handlers come back after."""
 
     signals = (signal.SIGINT, signal.SIGTERM)
 

@@ -1,8 +1,7 @@
 """Progress bars, drawn on a terminal only: the training bar (batches, samples/s, loss) and the download bar.
 
 tqdm formats each line (`tqdm.format_meter`, trimmed to the terminal's width); its bar object would read the loss,
-a wait for the device, at every step: `EpochBar` reads it only when it redraws, every `MIN_INTERVAL` seconds.
-"""
+a wait for the device, at every step: `EpochBar` reads it only when it redraws, every `MIN_INTERVAL` seconds."""
 
 from __future__ import annotations
 
@@ -18,14 +17,6 @@ WIDTH = 16  # characters of the bars themselves; the whole line fits in 80 colum
 MIN_INTERVAL = 0.25  # seconds between redraws of the training bar: four device reads a second at most
 
 
-def columns(stream: IO[str]) -> int | None:
-    """The width of the terminal ``stream`` writes to, or None when it has none (a test's stream)."""
-    try:
-        return os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
-        return None
-
-
 class _Line:
     """One line redrawn in place (``\\r``) on ``stream`` (stderr), when it is a terminal or ``isatty`` says so."""
 
@@ -36,13 +27,16 @@ class _Line:
 
     def draw(self, end: str = "", **meter: Any) -> None:
         """Draw `tqdm.format_meter` of ``meter``'s arguments, with the bar drawn in ``#``."""
-        text = tqdm.format_meter(ncols=columns(self.stream), ascii=" #", **meter)
+        try:  # the terminal's width; a test's stream has none (io.UnsupportedOperation is an OSError)
+            width = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            width = None
+        text = tqdm.format_meter(ncols=width, ascii=" #", **meter)
         self.stream.write("\r" + text.ljust(self.drawn) + end)
         self.stream.flush()
         self.drawn = 0 if end else len(text)
 
     def clear(self) -> None:
-        """Erase the line, so that the next one starts clean at the left margin."""
         if self.drawn:
             self.stream.write("\r" + " " * self.drawn + "\r")
             self.stream.flush()
@@ -51,7 +45,7 @@ class _Line:
 
 class EpochBar(_Line):
     """The training bar: `step` after every step with the epoch's loss sum, which ``read`` turns into a float
-    (one device sync); ``clock`` is the time source (for tests), ``line`` `_Line`'s stream and isatty."""
+    (one device sync); ``clock`` is the time source, ``line`` `_Line`'s stream and isatty."""
 
     def __init__(
         self, epochs: int, n_rows: int, batch_size: int, read: Callable[[Any], float], clock=time.monotonic, **line: Any
@@ -62,7 +56,6 @@ class EpochBar(_Line):
         self.epoch, self.start, self.last, self.rows_at_start = 0, 0.0, 0.0, 0
 
     def step(self, epoch: int, rows_done: int, loss_sum: Any) -> None:
-        """After a step of ``epoch`` that brought it to ``rows_done`` rows with loss sum ``loss_sum``."""
         if not self.enabled:
             return
         now = self.clock()
