@@ -178,7 +178,7 @@ def test_an_update_that_fails_to_compile_or_cache_leaves_the_numpy_passes(monkey
     numba = pytest.importorskip("numba")
     calls = []
 
-    def broken(mul, sqrt, g, lr):  # compiles, then fails as a damaged cache or a full disk makes the first call fail
+    def broken(op, g, lr):  # compiles, then fails as a damaged cache or a full disk makes the first call fail
         if g == g:
             raise ValueError("cannot be had")
         return (lr * g,)

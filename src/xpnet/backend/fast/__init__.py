@@ -19,9 +19,10 @@ from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_e
 
 class InplaceStep:
     """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers:
-    weights, gradients and moments are views of one flat buffer each; nn's activations and rules run through
-    ``inplace``, whose functions write into their first array. The returned arrays are overwritten by the next
-    call. A subclass sets ``lib``, its namespace ``xp``, ``inplace`` and ``layer(a, w, b, out)``: a @ w + b."""
+    weights, gradients and moments are views of one flat buffer each; nn's activations run through ``inplace``,
+    whose functions write into their first array, and its rules through ``ops(scratch)``, an `xpnet.nn.Ops`. The
+    returned arrays are overwritten by the next call. A subclass sets ``lib``, its namespace ``xp``, ``inplace``,
+    ``ops`` and ``layer(a, w, b, out)``: a @ w + b."""
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any):
         self.recipe, self.dtype, self.shapes, self.widths = recipe, dtype, param_shapes(sizes), sizes[1:]
@@ -30,18 +31,17 @@ class InplaceStep:
 
     def allocate(self, device: Any) -> None:
         ends = list(itertools.accumulate(math.prod(s) for s in self.shapes))
-        flat = [self.lib.zeros(ends[-1], dtype=self.dtype, device=device) for _ in range(3 + len(self.optimizer.slots))]
-        self.theta, self.grad, _, *self.moments = flat
+        flat = [self.lib.zeros(ends[-1], dtype=self.dtype, device=device) for _ in range(4 + len(self.optimizer.slots))]
+        (self.theta, self.grad, *self.scratch), self.moments = flat[:4], flat[4:]
         views = [[a[end - math.prod(s) : end].reshape(s) for end, s in zip(ends, self.shapes)] for a in flat]
         self.params, self.grads, self.tmps = views[:3]
-        self.state = [v for m in views[3:] for v in m]
+        self.state = [v for m in views[4:] for v in m]
         self.buffers: dict[int, tuple[list[Any], ...]] = {}
 
     def update(self, count: int, lr: float) -> None:
         h = self.recipe.hyper
-        scalars = self.optimizer.scalars(lr, count, h)
-        rule = self.optimizer.rules[h.nesterov]
-        self.theta -= rule(self.inplace.multiply, self.lib.sqrt, self.grad, *self.moments, *scalars)[0]
+        rule, scalars = self.optimizer.rules[h.nesterov], self.optimizer.scalars(lr, count, h)
+        self.theta -= rule(self.ops(self.scratch), self.grad, *self.moments, *scalars)[0]
 
     def __call__(self, params, state, x, targets, count, lr):
         if self.theta is None or self.theta.device != params[0].device:

@@ -11,14 +11,14 @@ import array_api_compat.numpy as xp
 import numpy as np
 
 from ...errors import one_line
-from ...nn import OPTIMIZERS, Recipe
+from ...nn import OPTIMIZERS, Ops, Recipe
 from . import InplaceStep
 
 # Weights updated by NumPy's passes before the compiled update is loaded, which costs more than a short run's
 # passes (docs/benchmarks.md). Both give equal values, so switching mid-run changes no result.
 SWITCH_AFTER = 100_000_000
-# nn's activations and rules, written into their first array. Relu's backward is g * (a > 0), equal to
-# where(a > 0, g, 0) (a zero may come out as -0.0), as copyto(where=...) is about 35 times slower.
+# nn's activations, written into their first array. Relu's backward is g * (a > 0), equal to where(a > 0, g, 0)
+# (a zero may come out as -0.0), as copyto(where=...) is about 35 times slower.
 INPLACE = SimpleNamespace(
     add=lambda a, b: np.add(a, b, out=a),
     multiply=lambda a, b: np.multiply(a, b, out=a),
@@ -26,6 +26,27 @@ INPLACE = SimpleNamespace(
     tanh=lambda a: np.tanh(a, out=a),
     where=lambda keep, g, _: np.multiply(g, keep, out=g),
 )
+
+
+def passes(scratch: Sequence[np.ndarray]) -> Ops:
+    """nn's rules as NumPy passes that allocate nothing: an operation writes into its first operand that is one of
+    the ``scratch`` buffers, else into a free one (two suffice for nn's rules), and ``decay`` into its slot."""
+    free, ids = list(scratch), {id(a) for a in scratch}
+
+    def into(ufunc):
+        def op(*args):
+            mine = [a for a in args if id(a) in ids]
+            free.extend(mine[1:])  # read for the last time
+            return ufunc(*args, out=mine[0] if mine else free.pop())
+
+        return op
+
+    def decay(s, a, x):
+        free.extend([x] if id(x) in ids else [])
+        return np.add(np.multiply(s, a, out=s), x, out=s)
+
+    return Ops(*map(into, (np.sqrt, np.multiply, np.add, np.divide)), decay)
+
 
 # The compiled update (``xpnet[fast]``): the rule as one Numba loop over the flat buffers (NumPy's Adam makes 13
 # passes), the same arithmetic in the same order and precision: bit for bit NumPy's values (no ``fastmath``).
@@ -35,36 +56,28 @@ DISABLE = "XPNET_NO_NUMBA"
 _loaded: dict[tuple[Any, str], tuple[Any, str]] = {}
 
 
-def _loops(rule, mul, sqrt):
+def _loops(rule, ops):
     """The compiled update's loops over ``rule`` by (slots, scalars), naming its arguments so that Numba inlines
-    it with ``mul`` and ``sqrt`` (a first-class function call would not vectorise)."""
+    it with ``ops`` (a first-class function call would not vectorise)."""
 
     def slots0(p, g, scalars):
         (a,) = scalars
         for i in range(p.size):
-            p[i] = p[i] - rule(mul, sqrt, g[i], a)[0]
+            p[i] = p[i] - rule(ops, g[i], a)[0]
 
     def slots1(p, g, s, scalars):
         a, b = scalars
         for i in range(p.size):
-            step, s[i] = rule(mul, sqrt, g[i], s[i], a, b)
+            step, s[i] = rule(ops, g[i], s[i], a, b)
             p[i] = p[i] - step
 
     def slots2(p, g, s, t, scalars):
         a, b, c, d, e, f, h = scalars
         for i in range(p.size):
-            step, s[i], t[i] = rule(mul, sqrt, g[i], s[i], t[i], a, b, c, d, e, f, h)
+            step, s[i], t[i] = rule(ops, g[i], s[i], t[i], a, b, c, d, e, f, h)
             p[i] = p[i] - step
 
     return {(0, 1): slots0, (1, 2): slots1, (2, 7): slots2}
-
-
-def _mul(a, b):
-    return a * b
-
-
-def _sqrt(a):
-    return np.sqrt(a)
 
 
 def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]:
@@ -83,14 +96,14 @@ def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]
         said = f"numba {numba.__version__} one-pass update"
         if numba.config.DISABLE_JIT:  # its loops would run as Python, 60 times slower than the passes
             numba, said = None, "NumPy passes (NUMBA_DISABLE_JIT is set)"
-    compiled, n_scalars = None, rule.__code__.co_argcount - 3 - n_slots  # after (mul, sqrt, g, *slots)
+    compiled, n_scalars = None, rule.__code__.co_argcount - 2 - n_slots  # after (ops, g, *slots)
     # With Numba's on-disk cache for later processes, then without (a damaged file, a full disk, no writable place).
     for cache in (True, False) if numba else ():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Numba's cache warnings: the outcome is handled here
                 inline = numba.njit(error_model="numpy", inline="always")
-                loops = _loops(inline(rule), inline(_mul), inline(_sqrt))
+                loops = _loops(inline(rule), Ops(*map(inline, Ops(lambda a: np.sqrt(a)))))
                 compiled = numba.njit(error_model="numpy", cache=cache)(loops[n_slots, n_scalars])
                 compiled(*[np.ones(1, kind)] * (2 + n_slots), (kind.type(0.5),) * n_scalars)
             break
@@ -121,7 +134,7 @@ class NumpyInplaceStep(InplaceStep):
     """`InplaceStep` on NumPy arrays; ``compiled``: the compiled update from the first update (True), never
     (False), or once SWITCH_AFTER weights have been updated (None; from the first where this process has it)."""
 
-    lib, xp, inplace = np, xp, INPLACE
+    lib, xp, inplace, ops = np, xp, INPLACE, staticmethod(passes)
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
         super().__init__(sizes, recipe, np.dtype(dtype))

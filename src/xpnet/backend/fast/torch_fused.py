@@ -6,12 +6,15 @@ from types import SimpleNamespace
 import array_api_compat.torch as xp
 import torch
 
+from ...nn import Ops
 from . import InplaceStep
 
 
 class TorchFusedStep(InplaceStep):
-    # nn's activations written into their first tensor (relu's backward: a zero may come out as -0.0).
+    # nn's activations written into their first tensor (relu's backward: a zero may come out as -0.0); its rules'
+    # slots updated in place.
     lib, xp = torch, xp
+    ops = staticmethod(lambda scratch: Ops(torch.sqrt, decay=lambda s, a, x: s.mul_(a).add_(x)))
     inplace = SimpleNamespace(
         add=torch.Tensor.add_,
         multiply=torch.Tensor.mul_,
