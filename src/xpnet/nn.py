@@ -219,6 +219,4 @@ def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[list[Any], list[An
 def train_step(xp: Any, recipe: Recipe) -> StepFn:
     """The reference training step: the definition every fast step agrees with."""
     body, scalars = step_body(xp, recipe), OPTIMIZERS[recipe.optimizer].scalars
-    return lambda params, state, x, targets, count, lr: body(
-        params, state, x, targets, *scalars(lr, count, recipe.hyper)
-    )
+    return lambda params, state, x, t, count, lr: body(params, state, x, t, *scalars(lr, count, recipe.hyper))

@@ -3,7 +3,6 @@ a `BackendSpec`, found by `registry`; it imports its library only when asked for
 
 import functools
 import glob
-import importlib
 import importlib.util
 import pkgutil
 import re
@@ -198,15 +197,13 @@ def cuda_index(device: str, count: int, who: str) -> int:
     return index
 
 
-# Allocation failures in a library's generic error (older PyTorch, cuBLAS, the CUDA runtime, JAX's XLA).
-_OOM_TEXT = ("out of memory", "cublas_status_alloc_failed", "cudaerrormemoryallocation", "resource_exhausted")
-
-
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` says the device or host ran out of memory (an ``OutOfMemoryError`` known by name)."""
     libraries = {s.module for s in registry().values()}
     named = any(c.__module__.split(".")[0] in libraries and c.__name__ == "OutOfMemoryError" for c in type(exc).__mro__)
-    return isinstance(exc, MemoryError) or named or any(text in str(exc).lower() for text in _OOM_TEXT)
+    # Allocation failures in a library's generic error (older PyTorch, cuBLAS, the CUDA runtime, JAX's XLA).
+    texts = ("out of memory", "cublas_status_alloc_failed", "cudaerrormemoryallocation", "resource_exhausted")
+    return isinstance(exc, MemoryError) or named or any(text in str(exc).lower() for text in texts)
 
 
 def probe(name: str) -> Probe:

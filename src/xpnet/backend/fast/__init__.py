@@ -3,13 +3,13 @@ a class made as ``Step(sizes, recipe, dtype)``, called as an `xpnet.nn.StepFn`, 
 Also `flushed`, which runs training with subnormal floats flushed to zero."""
 
 import contextlib
-import ctypes
 import ctypes.util
 import functools
 import itertools
 import math
 import platform
 from collections.abc import Iterator, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -18,16 +18,23 @@ from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_e
 
 
 class InplaceStep:
-    """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers:
-    weights, gradients and moments are views of one flat buffer each; nn's activations run through ``inplace``,
-    whose functions write into their first array, and its rules through ``ops(scratch)``, an `xpnet.nn.Ops`. The
-    returned arrays are overwritten by the next call. A subclass sets ``lib``, its namespace ``xp``, ``inplace``,
-    ``ops`` and ``layer(a, w, b, out)``: a @ w + b."""
+    """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers (views
+    of one flat buffer each, overwritten by the next call). A subclass sets ``lib``, its namespace ``xp``,
+    ``ops(scratch)`` (an `xpnet.nn.Ops` for the rule) and ``layer(a, w, b, out)``: a @ w + b."""
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any):
         self.recipe, self.dtype, self.shapes, self.widths = recipe, dtype, param_shapes(sizes), sizes[1:]
         self.activation, self.optimizer = ACTIVATIONS[recipe.activation], OPTIMIZERS[recipe.optimizer]
         self.theta: Any = None  # allocated on the device of the first call's parameters
+        lib = self.lib  # nn's activations, written into their first array
+        self.inplace = SimpleNamespace(
+            add=lambda a, b: lib.add(a, b, out=a),
+            multiply=lambda a, b: lib.multiply(a, b, out=a),
+            maximum=lambda a, b: lib.clip(a, b, None, out=a),  # torch.maximum takes no number
+            tanh=lambda a: lib.tanh(a, out=a),
+            # where(keep, g, 0) as g * keep: copyto(where=...) is 35 times slower; a zero may come out as -0.0
+            where=lambda keep, g, _: lib.multiply(g, keep, out=g),
+        )
 
     def allocate(self, device: Any) -> None:
         ends = list(itertools.accumulate(math.prod(s) for s in self.shapes))
@@ -102,13 +109,11 @@ def _fenv() -> tuple[ctypes.CDLL, int, int] | None:
 def flush_denormals() -> bool:
     """Set FTZ/DAZ in this thread for good where the CPU and C library allow it (xpnet only flushes in `flushing`)."""
     fenv, env = _fenv(), (ctypes.c_ubyte * 64)()  # larger than any fenv_t
-    if fenv is None or fenv[0].fegetenv(env) != 0:
-        return flushes()
-    libm, offset, bits = fenv
-    old = (ctypes.c_ubyte * 64).from_buffer_copy(env)
-    ctypes.c_uint32.from_buffer(env, offset).value |= bits
-    if libm.fesetenv(env) != 0 or not flushes():
-        libm.fesetenv(old)
+    if fenv is not None and fenv[0].fegetenv(env) == 0:
+        old = (ctypes.c_ubyte * 64).from_buffer_copy(env)
+        ctypes.c_uint32.from_buffer(env, fenv[1]).value |= fenv[2]
+        if fenv[0].fesetenv(env) != 0 or not flushes():
+            fenv[0].fesetenv(old)
     return flushes()
 
 

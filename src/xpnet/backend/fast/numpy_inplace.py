@@ -4,7 +4,6 @@ in a long run where Numba is installed, the optimizer's rule runs as one compile
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import array_api_compat.numpy as xp
@@ -17,15 +16,6 @@ from . import InplaceStep
 # Weights updated by NumPy's passes before the compiled update is loaded, which costs more than a short run's
 # passes (docs/benchmarks.md). Both give equal values, so switching mid-run changes no result.
 SWITCH_AFTER = 100_000_000
-# nn's activations, written into their first array. Relu's backward is g * (a > 0), equal to where(a > 0, g, 0)
-# (a zero may come out as -0.0), as copyto(where=...) is about 35 times slower.
-INPLACE = SimpleNamespace(
-    add=lambda a, b: np.add(a, b, out=a),
-    multiply=lambda a, b: np.multiply(a, b, out=a),
-    maximum=lambda a, b: np.maximum(a, b, out=a),
-    tanh=lambda a: np.tanh(a, out=a),
-    where=lambda keep, g, _: np.multiply(g, keep, out=g),
-)
 
 
 def passes(scratch: Sequence[np.ndarray]) -> Ops:
@@ -134,7 +124,8 @@ class NumpyInplaceStep(InplaceStep):
     """`InplaceStep` on NumPy arrays; ``compiled``: the compiled update from the first update (True), never
     (False), or once SWITCH_AFTER weights have been updated (None; from the first where this process has it)."""
 
-    lib, xp, inplace, ops = np, xp, INPLACE, staticmethod(passes)
+    lib, xp, ops = np, xp, staticmethod(passes)
+    layer = staticmethod(lambda a, w, b, out: np.add(np.matmul(a, w, out=out), b, out=out))
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
         super().__init__(sizes, recipe, np.dtype(dtype))
@@ -143,10 +134,6 @@ class NumpyInplaceStep(InplaceStep):
         self.kernel, self._until_compiled = None, SWITCH_AFTER if compiled is None else -1
         if compiled:
             self.as_in_long_runs()
-
-    def layer(self, a: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-        np.matmul(a, w, out=out)
-        out += b
 
     def update(self, count: int, lr: float) -> None:
         if self._until_compiled >= 0:
