@@ -122,9 +122,8 @@ DEFAULT = Hyper()
 
 
 class Ops(NamedTuple):
-    """What an update rule computes with, element-wise, on whole arrays or on single numbers (the compiled update);
-    ``decay(s, a, x)`` is ``s a + x`` and may write into the slot ``s``. A rule ``rule(ops, g, *slots, *scalars)``
-    returns ``(step, *slots)`` and the parameter becomes ``p - step``."""
+    """What a rule ``rule(ops, g, *slots, *scalars) -> (step, *slots)`` (``p <- p - step``) computes with, on arrays
+    or single numbers (the compiled update); ``decay(s, a, x)``, ``s a + x``, may write into the slot ``s``."""
 
     sqrt: Callable[[Any], Any]
     mul: Callable[[Any, Any], Any] = lambda a, b: a * b
@@ -163,9 +162,8 @@ def adam_scalars(lr: float, count: int, h: Hyper) -> tuple[float, ...]:
 
 
 class Optimizer(NamedTuple):
-    """An update rule (and its form with ``Hyper.nesterov``), its host scalars and its state: ``scalars(lr,
-    count, hyper)`` makes the rule's Python floats (the count never reaches the device, so a tracing compiler
-    compiles once); the state is one array per weight array for each of ``slots``, slot-major."""
+    """An update rule (and its form with ``Hyper.nesterov``); ``scalars(lr, count, hyper)``, its Python floats (a
+    tracing compiler compiles once); its state: one array per weight array for each of ``slots``, slot-major."""
 
     slots: tuple[str, ...]
     scalars: Callable[[float, int, Hyper], tuple[float, ...]]

@@ -43,7 +43,7 @@ class InplaceStep:
         views = [[a[end - math.prod(s) : end].reshape(s) for end, s in zip(ends, self.shapes)] for a in flat]
         self.params, self.grads, self.tmps = views[:3]
         self.state = [v for m in views[4:] for v in m]
-        self.buffers: dict[int, tuple[list[Any], ...]] = {}
+        self.buffers: dict[int, list[Any]] = {}
 
     def update(self, count: int, lr: float) -> None:
         h = self.recipe.hyper
@@ -57,11 +57,9 @@ class InplaceStep:
             if mine is not theirs:
                 mine[...] = theirs
         n, lib, ws = x.shape[0], self.lib, self.params[0::2]
-        if n not in self.buffers:  # per-layer outputs and backward deltas (two batch sizes per epoch)
-            self.buffers[n] = tuple(
-                [lib.empty((n, w), dtype=self.dtype, device=x.device) for w in self.widths] for _ in range(2)
-            )
-        outs, deltas = self.buffers[n]
+        if n not in self.buffers:  # per-layer outputs, then backward deltas (two batch sizes per epoch)
+            self.buffers[n] = [lib.empty((n, w), dtype=self.dtype, device=x.device) for w in self.widths * 2]
+        outs, deltas = self.buffers[n][: len(ws)], self.buffers[n][len(ws) :]
         for i, (w, b) in enumerate(zip(ws, self.params[1::2])):
             self.layer(x if i == 0 else outs[i - 1], w, b, outs[i])
             if i < len(ws) - 1:
@@ -79,15 +77,14 @@ class InplaceStep:
         return self.params, self.state, loss, outs[-1]
 
 
-# Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, each costing
-# a microcode assist on many x86 CPUs (docs/benchmarks.md); only values below 1.2e-38 change. The mode is per
-# thread, set through fegetenv/fesetenv: where a fenv_t keeps the control register (byte offset), and its bits
-# that flush (MXCSR's FTZ 15 and DAZ 6 on x86-64, FPCR's FZ 24 on AArch64; macOS untested).
+# Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, each a microcode
+# assist on many x86 CPUs (docs/benchmarks.md); only values below 1.2e-38 change. The mode is per thread, set with
+# fegetenv/fesetenv: where a fenv_t keeps the control register (byte offset), and its bits that flush.
 _LAYOUT = {
-    ("Linux", "x86_64"): (28, 0x8040),  # glibc: __mxcsr after the 28-byte x87 environment
-    ("Linux", "aarch64"): (0, 1 << 24),  # glibc: __fpcr first
-    ("Darwin", "x86_64"): (4, 0x8040),  # Apple: __control, __status, then __mxcsr
-    ("Darwin", "arm64"): (8, 1 << 24),  # Apple: 64-bit __fpsr, then __fpcr
+    ("Linux", "x86_64"): (28, 0x8040),  # glibc: __mxcsr after the 28-byte x87 environment; FTZ bit 15, DAZ 6
+    ("Linux", "aarch64"): (0, 1 << 24),  # glibc: __fpcr first; FZ bit 24
+    ("Darwin", "x86_64"): (4, 0x8040),  # Apple (untested): __control, __status, then __mxcsr
+    ("Darwin", "arm64"): (8, 1 << 24),  # Apple (untested): 64-bit __fpsr, then __fpcr
 }
 
 

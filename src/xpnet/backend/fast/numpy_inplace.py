@@ -51,14 +51,12 @@ def _loops(rule, ops):
     it with ``ops`` (a first-class function call would not vectorise)."""
 
     def slots0(p, g, scalars):
-        (a,) = scalars
         for i in range(p.size):
-            p[i] = p[i] - rule(ops, g[i], a)[0]
+            p[i] = p[i] - rule(ops, g[i], scalars[0])[0]
 
     def slots1(p, g, s, scalars):
-        a, b = scalars
         for i in range(p.size):
-            step, s[i] = rule(ops, g[i], s[i], a, b)
+            step, s[i] = rule(ops, g[i], s[i], scalars[0], scalars[1])
             p[i] = p[i] - step
 
     def slots2(p, g, s, t, scalars):
@@ -75,8 +73,7 @@ def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]
     if os.environ.get(DISABLE, "").strip() not in ("", "0"):  # read on every call: the bench times both updates
         return None, f"NumPy passes ({DISABLE} is set)"
     rule, n_slots, kind = OPTIMIZERS[optimizer].rules[nesterov], len(OPTIMIZERS[optimizer].slots), np.dtype(dtype)
-    key = (rule, kind.name)
-    if key in _loaded:
+    if (key := (rule, kind.name)) in _loaded:
         return _loaded[key]
     try:
         import numba
