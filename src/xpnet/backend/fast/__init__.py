@@ -26,14 +26,13 @@ class InplaceStep:
         self.recipe, self.dtype, self.shapes, self.widths = recipe, dtype, param_shapes(sizes), sizes[1:]
         self.activation, self.optimizer = ACTIVATIONS[recipe.activation], OPTIMIZERS[recipe.optimizer]
         self.theta: Any = None  # allocated on the device of the first call's parameters
-        lib = self.lib  # nn's activations, written into their first array
-        self.inplace = SimpleNamespace(
-            add=lambda a, b: lib.add(a, b, out=a),
-            multiply=lambda a, b: lib.multiply(a, b, out=a),
-            maximum=lambda a, b: lib.clip(a, b, None, out=a),  # torch.maximum takes no number
-            tanh=lambda a: lib.tanh(a, out=a),
+        self.inplace = SimpleNamespace(  # nn's activations, written into their first array
+            add=lambda a, b: self.lib.add(a, b, out=a),
+            multiply=lambda a, b: self.lib.multiply(a, b, out=a),
+            maximum=lambda a, b: self.lib.clip(a, b, None, out=a),  # torch.maximum takes no number
+            tanh=lambda a: self.lib.tanh(a, out=a),
             # where(keep, g, 0) as g * keep: copyto(where=...) is 35 times slower; a zero may come out as -0.0
-            where=lambda keep, g, _: lib.multiply(g, keep, out=g),
+            where=lambda keep, g, _: self.lib.multiply(g, keep, out=g),
         )
 
     def allocate(self, device: Any) -> None:
@@ -126,5 +125,4 @@ def flushing() -> Iterator[bool]:
             fenv[0].fesetenv(saved)
 
 
-# ``@flushed`` runs a function inside a fresh `flushing` block on each call (training: training/loop.py).
-flushed = flushing()
+flushed = flushing()  # ``@flushed``: each call inside a fresh `flushing` block (training/loop.py)

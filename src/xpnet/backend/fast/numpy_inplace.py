@@ -1,6 +1,7 @@
 """The in-place NumPy step (`InplaceStep`): the reference's operations in its order, so the values are equal;
 in a long run where Numba is installed, the optimizer's rule runs as one compiled pass over the weights."""
 
+import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,24 +24,20 @@ def passes(scratch: Sequence[np.ndarray]) -> Ops:
     the ``scratch`` buffers, else into a free one (two suffice for nn's rules), and ``decay`` into its slot."""
     free, ids = list(scratch), {id(a) for a in scratch}
 
-    def into(ufunc):
-        def op(*args):
-            mine = [a for a in args if id(a) in ids]
-            free.extend(mine[1:])  # read for the last time
-            return ufunc(*args, out=mine[0] if mine else free.pop())
-
-        return op
+    def into(ufunc, *args):
+        mine = [a for a in args if id(a) in ids]
+        free.extend(mine[1:])  # read for the last time
+        return ufunc(*args, out=mine[0] if mine else free.pop())
 
     def decay(s, a, x):
         free.extend([x] if id(x) in ids else [])
         return np.add(np.multiply(s, a, out=s), x, out=s)
 
-    return Ops(*map(into, (np.sqrt, np.multiply, np.add, np.divide)), decay)
+    return Ops(*(functools.partial(into, f) for f in (np.sqrt, np.multiply, np.add, np.divide)), decay)
 
 
-# The compiled update (``xpnet[fast]``): the rule as one Numba loop over the flat buffers (NumPy's Adam makes 13
-# passes), the same arithmetic in the same order and precision: bit for bit NumPy's values (no ``fastmath``).
-# Where Numba is missing or fails, or NUMBA_DISABLE_JIT or XPNET_NO_NUMBA (not empty or 0) is set, NumPy's stay.
+# The compiled update (``xpnet[fast]``): the rule as one Numba loop, NumPy's arithmetic in its order (no fastmath),
+# so equal bits. Off where Numba is missing or fails, or NUMBA_DISABLE_JIT or XPNET_NO_NUMBA (not empty or 0) is set.
 DISABLE = "XPNET_NO_NUMBA"
 # Each rule this process has asked for, by (rule, dtype name): the compiled update, or None, and why.
 _loaded: dict[tuple[Any, str], tuple[Any, str]] = {}
