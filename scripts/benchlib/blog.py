@@ -56,7 +56,7 @@ def blog_sgd_pass(
             logits, cache = nn.forward(xp, params, x[i:j, ...], "logistic")
             _, dlogits = nn.softmax_cross_entropy(xp, logits, t[i:j, ...])
             grads = nn.backward(xp, params, cache, dlogits, "logistic")
-        params, _ = OPTIMIZERS["sgd"].apply(xp, params, grads, [], (lr,))
+        params, _ = OPTIMIZERS["sgd"].update(xp, params, grads, [], 0, lr)
     return params
 
 

@@ -176,6 +176,10 @@ class Optimizer(NamedTuple):
         out = [self.rules[h.nesterov](ops, g, *state[i::k], *scalars) for i, g in enumerate(grads)]
         return [p - o[0] for p, o in zip(params, out)], [o[j] for j in range(1, len(self.slots) + 1) for o in out]
 
+    def update(self, xp, params, grads, state, count: int, lr: float, h: Hyper = DEFAULT):
+        """``(params, state)`` after the ``count``-th update of a run, at rate ``lr``."""
+        return self.apply(xp, params, grads, state, self.scalars(lr, count, h), h)
+
     def init(self, xp: Any, params: Sequence[Any]) -> list[Any]:
         """The initial state: zeros for every slot and weight array."""
         return [xp.zeros_like(p) for _ in self.slots for p in params]

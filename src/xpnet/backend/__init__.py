@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from ..errors import BackendError, one_line
@@ -173,8 +174,6 @@ def make_backend(name: str, device: str = "cpu") -> Backend:
 
 def backend_of(x: Any) -> Backend:
     """The backend of the array ``x``, its library and device (scikit-learn's "everything follows X")."""
-    import array_api_compat
-
     try:
         namespace = array_api_compat.array_namespace(x)
     except TypeError:

@@ -44,9 +44,8 @@ class InplaceStep:
         self.state = [v for m in views[4:] for v in m]
         self.buffers: dict[int, list[Any]] = {}
 
-    def update(self, count: int, lr: float) -> None:
-        h = self.recipe.hyper
-        rule, scalars = self.optimizer.rules[h.nesterov], self.optimizer.scalars(lr, count, h)
+    def update(self, scalars: tuple[float, ...]) -> None:
+        rule = self.optimizer.rules[self.recipe.hyper.nesterov]
         self.theta -= rule(self.ops(self.scratch), self.grad, *self.moments, *scalars)[0]
 
     def __call__(self, params, state, x, targets, count, lr):
@@ -72,7 +71,7 @@ class InplaceStep:
             lib.sum(delta, axis=0, out=self.grads[2 * i + 1])
             if i > 0:
                 delta = self.activation.backward(self.inplace, a_in, lib.matmul(delta, ws[i].T, out=deltas[i - 1]))
-        self.update(count, lr)
+        self.update(self.optimizer.scalars(lr, count, self.recipe.hyper))
         return self.params, self.state, loss, outs[-1]
 
 

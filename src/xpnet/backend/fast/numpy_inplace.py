@@ -47,17 +47,16 @@ def _loops(rule, ops):
     """The compiled update's loops over ``rule`` by (slots, scalars), naming its arguments so that Numba inlines
     it with ``ops`` (a first-class function call would not vectorise)."""
 
-    def slots0(p, g, scalars):
+    def slots0(p, g, a):
         for i in range(p.size):
-            p[i] = p[i] - rule(ops, g[i], scalars[0])[0]
+            p[i] = p[i] - rule(ops, g[i], a)[0]
 
-    def slots1(p, g, s, scalars):
+    def slots1(p, g, s, a, b):
         for i in range(p.size):
-            step, s[i] = rule(ops, g[i], s[i], scalars[0], scalars[1])
+            step, s[i] = rule(ops, g[i], s[i], a, b)
             p[i] = p[i] - step
 
-    def slots2(p, g, s, t, scalars):
-        a, b, c, d, e, f, h = scalars
+    def slots2(p, g, s, t, a, b, c, d, e, f, h):
         for i in range(p.size):
             step, s[i], t[i] = rule(ops, g[i], s[i], t[i], a, b, c, d, e, f, h)
             p[i] = p[i] - step
@@ -89,7 +88,7 @@ def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]
                 inline = numba.njit(error_model="numpy", inline="always")
                 loops = _loops(inline(rule), Ops(*map(inline, Ops(lambda a: np.sqrt(a)))))
                 compiled = numba.njit(error_model="numpy", cache=cache)(loops[n_slots, n_scalars])
-                compiled(*[np.ones(1, kind)] * (2 + n_slots), (kind.type(0.5),) * n_scalars)
+                compiled(*[np.ones(1, kind)] * (2 + n_slots), *[kind.type(0.5)] * n_scalars)
             break
         except Exception as e:
             compiled, failure = None, one_line(e, named=True)
@@ -129,16 +128,15 @@ class NumpyInplaceStep(InplaceStep):
         if compiled:
             self.as_in_long_runs()
 
-    def update(self, count: int, lr: float) -> None:
+    def update(self, scalars: tuple[float, ...]) -> None:
         if self._until_compiled >= 0:
             self._until_compiled -= self.theta.size
             if self._until_compiled < 0:
                 self.as_in_long_runs()
         if self.kernel is None:
-            return super().update(count, lr)
+            return super().update(scalars)
         # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
-        scalars = self.optimizer.scalars(lr, count, self.recipe.hyper)
-        self.kernel(self.theta, self.grad, *self.moments, tuple(map(self.dtype.type, scalars)))
+        self.kernel(self.theta, self.grad, *self.moments, *map(self.dtype.type, scalars))
 
     def as_in_long_runs(self) -> None:
         """Use from the next update what a run switches to after SWITCH_AFTER (``xpnet.check`` checks that)."""
