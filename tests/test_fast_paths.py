@@ -77,9 +77,14 @@ def test_numpy_inplace_step_equals_the_reference(optimizer, activation, dtype, u
 
 # A few cases, not the full product: each compiles twice (two batch shapes) and compiling takes most of the time.
 # The last two tune every hyperparameter (TUNED: an L2 penalty, Nesterov's momentum, other betas).
-CASES = [("adam", "relu", "float32", False), ("adam", "tanh", "float64", False),
-         ("momentum", "logistic", "float32", False), ("sgd", "relu", "float64", False),
-         ("adam", "relu", "float64", True), ("momentum", "tanh", "float32", True)]  # fmt: skip
+CASES = [
+    ("adam", "relu", "float32", False),
+    ("adam", "tanh", "float64", False),
+    ("momentum", "logistic", "float32", False),
+    ("sgd", "relu", "float64", False),
+    ("adam", "relu", "float64", True),
+    ("momentum", "tanh", "float32", True),
+]
 FAST_MODULES = {"jax": "xpnet.backend.fast.jax_jit", "torch": "xpnet.backend.fast.torch_fused"}
 
 
@@ -178,7 +183,7 @@ def test_an_update_that_fails_to_compile_or_cache_leaves_the_numpy_passes(monkey
     numba = pytest.importorskip("numba")
     calls = []
 
-    def broken(mul, sqrt, g, lr):  # compiles, then fails as a damaged cache or a full disk makes the first call fail
+    def broken(op, g, lr):  # compiles, then fails as a damaged cache or a full disk makes the first call fail
         if g == g:
             raise ValueError("cannot be had")
         return (lr * g,)

@@ -50,8 +50,9 @@ def xpnet_targets() -> dict[str, tuple[str, str]]:
 def default_targets() -> tuple[str, ...]:
     """Every target but the slow backends, and the variants only where they differ from their base run."""
     with_numba = kernels.load("adam", "float32") is not None  # the reference model's update
-    return tuple(t for t, (_, name) in xpnet_targets().items()
-                 if name not in SLOW_BACKENDS and (t not in VARIANTS or with_numba))  # fmt: skip
+    return tuple(
+        t for t, (_, name) in xpnet_targets().items() if name not in SLOW_BACKENDS and (t not in VARIANTS or with_numba)
+    )
 
 
 @dataclass
@@ -151,9 +152,14 @@ def bench_data(kind: str, n_train: int | None) -> Dataset:
     data = load_dataset("fashion-mnist") if kind == "fashion-mnist" else synthetic_dataset()
     if n_train is not None and n_train < len(data.y_train):
         data = Dataset(
-            data.name, data.x_train[:n_train], data.y_train[:n_train], data.x_test, data.y_test, data.image_shape,
+            data.name,
+            data.x_train[:n_train],
+            data.y_train[:n_train],
+            data.x_test,
+            data.y_test,
+            data.image_shape,
             f"{data.source} (first {n_train} training images)",
-        )  # fmt: skip
+        )
     return data
 
 
@@ -209,6 +215,13 @@ def bench_xpnet(target: str, backend: Backend, data: Dataset, batch: int, epochs
     warm, timed = split_warmup([e.seconds for e in state.history], warmup)
     sizes = layer_sizes(data.n_features, REFERENCE_HIDDEN, 10)
     return TrainRow(
-        "xpnet", target, backend.device_name, batch, len(data.y_train), timed, warm,
-        state.history[-1].test_accuracy, count_params(sizes),
-    )  # fmt: skip
+        "xpnet",
+        target,
+        backend.device_name,
+        batch,
+        len(data.y_train),
+        timed,
+        warm,
+        state.history[-1].test_accuracy,
+        count_params(sizes),
+    )

@@ -120,37 +120,40 @@ class Hyper(NamedTuple):
 
 DEFAULT = Hyper()
 
-# Each rule is written once, element-wise, for whole arrays and for single numbers (the compiled NumPy update):
-# ``rule(mul, sqrt, g, *slots, *scalars)`` returns ``(step, *slots)``, the parameter becomes ``p - step``; ``mul``
-# scales each slot first and may write into it (the in-place steps'); the rest is operators on fresh values.
+
+class Ops(NamedTuple):
+    """What a rule ``rule(ops, g, *slots, *scalars) -> (step, *slots)`` (``p <- p - step``) computes with, on arrays
+    or single numbers (the compiled update); ``decay(s, a, x)``, ``s a + x``, may write into the slot ``s``."""
+
+    sqrt: Callable[[Any], Any]
+    mul: Callable[[Any, Any], Any] = lambda a, b: a * b
+    add: Callable[[Any, Any], Any] = lambda a, b: a + b
+    div: Callable[[Any, Any], Any] = lambda a, b: a / b
+    decay: Callable[[Any, Any, Any], Any] = lambda s, a, x: s * a + x
 
 
-def sgd(mul, sqrt, g, lr):
+def sgd(op, g, lr):
     """Plain gradient descent, the blog post's rule: ``p <- p - lr g``."""
-    return (lr * g,)
+    return (op.mul(lr, g),)
 
 
-def momentum(mul, sqrt, g, v, lr, mu):
+def momentum(op, g, v, lr, mu):
     """Heavy-ball momentum as PyTorch writes it: ``v <- mu v + g``, ``p <- p - lr v``."""
-    v = mul(v, mu)
-    v += g
-    return lr * v, v
+    v = op.decay(v, mu, g)
+    return op.mul(lr, v), v
 
 
-def nesterov(mul, sqrt, g, v, lr, mu):
+def nesterov(op, g, v, lr, mu):
     """Momentum with ``Hyper.nesterov``, PyTorch's form: ``v <- mu v + g``, ``p <- p - lr (g + mu v)``."""
-    v = mul(v, mu)
-    v += g
-    return lr * (g + mu * v), v
+    v = op.decay(v, mu, g)
+    return op.mul(lr, op.add(g, op.mul(mu, v))), v
 
 
-def adam(mul, sqrt, g, m, v, step_size, root_bc2, b1, c1, b2, c2, eps):
+def adam(op, g, m, v, step_size, root_bc2, b1, c1, b2, c2, eps):
     """Adam (Kingma & Ba) as PyTorch computes it, the bias corrections folded into two scalars."""
-    m = mul(m, b1)
-    m += c1 * g
-    v = mul(v, b2)
-    v += c2 * (g * g)
-    return step_size * m / (sqrt(v) / root_bc2 + eps), m, v
+    m = op.decay(m, b1, op.mul(c1, g))
+    v = op.decay(v, b2, op.mul(c2, op.mul(g, g)))
+    return op.div(op.mul(step_size, m), op.add(op.div(op.sqrt(v), root_bc2), eps)), m, v
 
 
 def adam_scalars(lr: float, count: int, h: Hyper) -> tuple[float, ...]:
@@ -159,9 +162,8 @@ def adam_scalars(lr: float, count: int, h: Hyper) -> tuple[float, ...]:
 
 
 class Optimizer(NamedTuple):
-    """An update rule (and its form with ``Hyper.nesterov``), its host scalars and its state: ``scalars(lr,
-    count, hyper)`` makes the rule's Python floats (the count never reaches the device, so a tracing compiler
-    compiles once); the state is one array per weight array for each of ``slots``, slot-major."""
+    """An update rule (and its form with ``Hyper.nesterov``); ``scalars(lr, count, hyper)``, its Python floats (a
+    tracing compiler compiles once); its state: one array per weight array for each of ``slots``, slot-major."""
 
     slots: tuple[str, ...]
     scalars: Callable[[float, int, Hyper], tuple[float, ...]]
@@ -170,8 +172,8 @@ class Optimizer(NamedTuple):
 
     def apply(self, xp, params, grads, state, scalars, h: Hyper = DEFAULT) -> tuple[list[Any], list[Any]]:
         """``(params, state)`` after one update, given the rule's scalars."""
-        k = len(params)
-        out = [self.rules[h.nesterov](xp.multiply, xp.sqrt, g, *state[i::k], *scalars) for i, g in enumerate(grads)]
+        k, ops = len(params), Ops(xp.sqrt)
+        out = [self.rules[h.nesterov](ops, g, *state[i::k], *scalars) for i, g in enumerate(grads)]
         return [p - o[0] for p, o in zip(params, out)], [o[j] for j in range(1, len(self.slots) + 1) for o in out]
 
     def update(self, xp, params, grads, state, count: int, lr: float, h: Hyper = DEFAULT):
@@ -219,6 +221,4 @@ def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[list[Any], list[An
 def train_step(xp: Any, recipe: Recipe) -> StepFn:
     """The reference training step: the definition every fast step agrees with."""
     body, scalars = step_body(xp, recipe), OPTIMIZERS[recipe.optimizer].scalars
-    return lambda params, state, x, targets, count, lr: body(
-        params, state, x, targets, *scalars(lr, count, recipe.hyper)
-    )
+    return lambda params, state, x, t, count, lr: body(params, state, x, t, *scalars(lr, count, recipe.hyper))

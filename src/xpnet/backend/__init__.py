@@ -3,7 +3,6 @@ a `BackendSpec`, found by `registry`; it imports its library only when asked for
 
 import functools
 import glob
-import importlib
 import importlib.util
 import pkgutil
 import re
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from ..errors import BackendError, one_line
@@ -174,8 +174,6 @@ def make_backend(name: str, device: str = "cpu") -> Backend:
 
 def backend_of(x: Any) -> Backend:
     """The backend of the array ``x``, its library and device (scikit-learn's "everything follows X")."""
-    import array_api_compat
-
     try:
         namespace = array_api_compat.array_namespace(x)
     except TypeError:
@@ -198,15 +196,13 @@ def cuda_index(device: str, count: int, who: str) -> int:
     return index
 
 
-# Allocation failures in a library's generic error (older PyTorch, cuBLAS, the CUDA runtime, JAX's XLA).
-_OOM_TEXT = ("out of memory", "cublas_status_alloc_failed", "cudaerrormemoryallocation", "resource_exhausted")
-
-
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` says the device or host ran out of memory (an ``OutOfMemoryError`` known by name)."""
     libraries = {s.module for s in registry().values()}
     named = any(c.__module__.split(".")[0] in libraries and c.__name__ == "OutOfMemoryError" for c in type(exc).__mro__)
-    return isinstance(exc, MemoryError) or named or any(text in str(exc).lower() for text in _OOM_TEXT)
+    # Allocation failures in a library's generic error (older PyTorch, cuBLAS, the CUDA runtime, JAX's XLA).
+    texts = ("out of memory", "cublas_status_alloc_failed", "cudaerrormemoryallocation", "resource_exhausted")
+    return isinstance(exc, MemoryError) or named or any(text in str(exc).lower() for text in texts)
 
 
 def probe(name: str) -> Probe:

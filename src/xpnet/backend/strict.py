@@ -3,17 +3,13 @@ devices (``"device1"``...) let tests check without a GPU that every array stays 
 
 import numpy as np
 
-from ..errors import BackendError
 from . import Backend, BackendSpec, Probe
 
 
 def make(device: str) -> Backend:
     xp = SPEC.load()
     cpu = xp.Device("CPU_DEVICE")
-    try:
-        dev = cpu if device == "cpu" else xp.Device(device)
-    except ValueError as e:
-        raise BackendError(f"array-api-strict has no device {device!r} ({e})") from None
+    dev = cpu if device == "cpu" else xp.Device(device)  # make_backend passes only the names of extra_devices
     return Backend("array-api-strict", xp, dev, device, lambda a: np.asarray(a.to_device(cpu)))
 
 

@@ -1,5 +1,7 @@
 """PyTorch tensors on the CPU or a CUDA GPU (never a dependency), with a fused step (``fast/torch_fused.py``)."""
 
+import functools
+
 from ..errors import BackendError
 from . import Backend, BackendSpec, Probe, cuda_index
 
@@ -10,9 +12,7 @@ def make(device: str) -> Backend:
     torch = SPEC.load()
     import array_api_compat.torch as xp
 
-    def to_numpy(a):
-        return a.detach().cpu().numpy()
-
+    to_numpy = functools.partial(torch.Tensor.numpy, force=True)  # detached, on the host
     if device == "cpu":
         # Threads keep the floating-point mode of the thread that starts them: PyTorch's workers are started
         # here by a parallel pass, so that none starts inside training's flush (fast/__init__.py) and keeps it.

@@ -3,13 +3,13 @@ a class made as ``Step(sizes, recipe, dtype)``, called as an `xpnet.nn.StepFn`, 
 Also `flushed`, which runs training with subnormal floats flushed to zero."""
 
 import contextlib
-import ctypes
 import ctypes.util
 import functools
 import itertools
 import math
 import platform
 from collections.abc import Iterator, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -18,30 +18,35 @@ from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_e
 
 
 class InplaceStep:
-    """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers:
-    weights, gradients and moments are views of one flat buffer each; nn's activations and rules run through
-    ``inplace``, whose functions write into their first array. The returned arrays are overwritten by the next
-    call. A subclass sets ``lib``, its namespace ``xp``, ``inplace`` and ``layer(a, w, b, out)``: a @ w + b."""
+    """The NumPy and PyTorch steps' body: the reference step's operations, in its order, into kept buffers (views
+    of one flat buffer each, overwritten by the next call). A subclass sets ``lib``, its namespace ``xp``,
+    ``ops(scratch)`` (an `xpnet.nn.Ops` for the rule) and ``layer(a, w, b, out)``: a @ w + b."""
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any):
         self.recipe, self.dtype, self.shapes, self.widths = recipe, dtype, param_shapes(sizes), sizes[1:]
         self.activation, self.optimizer = ACTIVATIONS[recipe.activation], OPTIMIZERS[recipe.optimizer]
         self.theta: Any = None  # allocated on the device of the first call's parameters
+        self.inplace = SimpleNamespace(  # nn's activations, written into their first array
+            add=lambda a, b: self.lib.add(a, b, out=a),
+            multiply=lambda a, b: self.lib.multiply(a, b, out=a),
+            maximum=lambda a, b: self.lib.clip(a, b, None, out=a),  # torch.maximum takes no number
+            tanh=lambda a: self.lib.tanh(a, out=a),
+            # where(keep, g, 0) as g * keep: copyto(where=...) is 35 times slower; a zero may come out as -0.0
+            where=lambda keep, g, _: self.lib.multiply(g, keep, out=g),
+        )
 
     def allocate(self, device: Any) -> None:
         ends = list(itertools.accumulate(math.prod(s) for s in self.shapes))
-        flat = [self.lib.zeros(ends[-1], dtype=self.dtype, device=device) for _ in range(3 + len(self.optimizer.slots))]
-        self.theta, self.grad, _, *self.moments = flat
+        flat = [self.lib.zeros(ends[-1], dtype=self.dtype, device=device) for _ in range(4 + len(self.optimizer.slots))]
+        (self.theta, self.grad, *self.scratch), self.moments = flat[:4], flat[4:]
         views = [[a[end - math.prod(s) : end].reshape(s) for end, s in zip(ends, self.shapes)] for a in flat]
         self.params, self.grads, self.tmps = views[:3]
-        self.state = [v for m in views[3:] for v in m]
-        self.buffers: dict[int, tuple[list[Any], ...]] = {}
+        self.state = [v for m in views[4:] for v in m]
+        self.buffers: dict[int, list[Any]] = {}
 
-    def update(self, count: int, lr: float) -> None:
-        h = self.recipe.hyper
-        scalars = self.optimizer.scalars(lr, count, h)
-        rule = self.optimizer.rules[h.nesterov]
-        self.theta -= rule(self.inplace.multiply, self.lib.sqrt, self.grad, *self.moments, *scalars)[0]
+    def update(self, scalars: tuple[float, ...]) -> None:
+        rule = self.optimizer.rules[self.recipe.hyper.nesterov]
+        self.theta -= rule(self.ops(self.scratch), self.grad, *self.moments, *scalars)[0]
 
     def __call__(self, params, state, x, targets, count, lr):
         if self.theta is None or self.theta.device != params[0].device:
@@ -50,11 +55,9 @@ class InplaceStep:
             if mine is not theirs:
                 mine[...] = theirs
         n, lib, ws = x.shape[0], self.lib, self.params[0::2]
-        if n not in self.buffers:  # per-layer outputs and backward deltas (two batch sizes per epoch)
-            self.buffers[n] = tuple(
-                [lib.empty((n, w), dtype=self.dtype, device=x.device) for w in self.widths] for _ in range(2)
-            )
-        outs, deltas = self.buffers[n]
+        if n not in self.buffers:  # per-layer outputs, then backward deltas (two batch sizes per epoch)
+            self.buffers[n] = [lib.empty((n, w), dtype=self.dtype, device=x.device) for w in self.widths * 2]
+        outs, deltas = self.buffers[n][: len(ws)], self.buffers[n][len(ws) :]
         for i, (w, b) in enumerate(zip(ws, self.params[1::2])):
             self.layer(x if i == 0 else outs[i - 1], w, b, outs[i])
             if i < len(ws) - 1:
@@ -68,19 +71,18 @@ class InplaceStep:
             lib.sum(delta, axis=0, out=self.grads[2 * i + 1])
             if i > 0:
                 delta = self.activation.backward(self.inplace, a_in, lib.matmul(delta, ws[i].T, out=deltas[i - 1]))
-        self.update(count, lr)
+        self.update(self.optimizer.scalars(lr, count, self.recipe.hyper))
         return self.params, self.state, loss, outs[-1]
 
 
-# Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, each costing
-# a microcode assist on many x86 CPUs (docs/benchmarks.md); only values below 1.2e-38 change. The mode is per
-# thread, set through fegetenv/fesetenv: where a fenv_t keeps the control register (byte offset), and its bits
-# that flush (MXCSR's FTZ 15 and DAZ 6 on x86-64, FPCR's FZ 24 on AArch64; macOS untested).
+# Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, each a microcode
+# assist on many x86 CPUs (docs/benchmarks.md); only values below 1.2e-38 change. The mode is per thread, set with
+# fegetenv/fesetenv: where a fenv_t keeps the control register (byte offset), and its bits that flush.
 _LAYOUT = {
-    ("Linux", "x86_64"): (28, 0x8040),  # glibc: __mxcsr after the 28-byte x87 environment
-    ("Linux", "aarch64"): (0, 1 << 24),  # glibc: __fpcr first
-    ("Darwin", "x86_64"): (4, 0x8040),  # Apple: __control, __status, then __mxcsr
-    ("Darwin", "arm64"): (8, 1 << 24),  # Apple: 64-bit __fpsr, then __fpcr
+    ("Linux", "x86_64"): (28, 0x8040),  # glibc: __mxcsr after the 28-byte x87 environment; FTZ bit 15, DAZ 6
+    ("Linux", "aarch64"): (0, 1 << 24),  # glibc: __fpcr first; FZ bit 24
+    ("Darwin", "x86_64"): (4, 0x8040),  # Apple (untested): __control, __status, then __mxcsr
+    ("Darwin", "arm64"): (8, 1 << 24),  # Apple (untested): 64-bit __fpsr, then __fpcr
 }
 
 
@@ -102,13 +104,11 @@ def _fenv() -> tuple[ctypes.CDLL, int, int] | None:
 def flush_denormals() -> bool:
     """Set FTZ/DAZ in this thread for good where the CPU and C library allow it (xpnet only flushes in `flushing`)."""
     fenv, env = _fenv(), (ctypes.c_ubyte * 64)()  # larger than any fenv_t
-    if fenv is None or fenv[0].fegetenv(env) != 0:
-        return flushes()
-    libm, offset, bits = fenv
-    old = (ctypes.c_ubyte * 64).from_buffer_copy(env)
-    ctypes.c_uint32.from_buffer(env, offset).value |= bits
-    if libm.fesetenv(env) != 0 or not flushes():
-        libm.fesetenv(old)
+    if fenv is not None and fenv[0].fegetenv(env) == 0:
+        old = (ctypes.c_ubyte * 64).from_buffer_copy(env)
+        ctypes.c_uint32.from_buffer(env, fenv[1]).value |= fenv[2]
+        if fenv[0].fesetenv(env) != 0 or not flushes():
+            fenv[0].fesetenv(old)
     return flushes()
 
 
@@ -124,5 +124,4 @@ def flushing() -> Iterator[bool]:
             fenv[0].fesetenv(saved)
 
 
-# ``@flushed`` runs a function inside a fresh `flushing` block on each call (training: training/loop.py).
-flushed = flushing()
+flushed = flushing()  # ``@flushed``: each call inside a fresh `flushing` block (training/loop.py)

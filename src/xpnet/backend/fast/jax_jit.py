@@ -1,6 +1,5 @@
-"""A `jax.jit`-compiled training step: the reference step's body (`nn.step_body`) as one program XLA fuses. The
-optimizer's host scalars are traced inputs, so it compiles once per batch shape (twice an epoch at most), never
-per update; parameters and state are donated, so XLA may write the new ones over the old buffers."""
+"""A `jax.jit`-compiled training step: the reference step's body (`nn.step_body`) as one program XLA fuses; the host
+scalars are traced, so it compiles once per batch shape, never per update; parameters and state are donated."""
 
 from collections.abc import Sequence
 from typing import Any

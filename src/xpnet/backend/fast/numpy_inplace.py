@@ -1,70 +1,67 @@
 """The in-place NumPy step (`InplaceStep`): the reference's operations in its order, so the values are equal;
 in a long run where Numba is installed, the optimizer's rule runs as one compiled pass over the weights."""
 
+import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import array_api_compat.numpy as xp
 import numpy as np
 
 from ...errors import one_line
-from ...nn import OPTIMIZERS, Recipe
+from ...nn import OPTIMIZERS, Ops, Recipe
 from . import InplaceStep
 
 # Weights updated by NumPy's passes before the compiled update is loaded, which costs more than a short run's
 # passes (docs/benchmarks.md). Both give equal values, so switching mid-run changes no result.
 SWITCH_AFTER = 100_000_000
-# nn's activations and rules, written into their first array. Relu's backward is g * (a > 0), equal to
-# where(a > 0, g, 0) (a zero may come out as -0.0), as copyto(where=...) is about 35 times slower.
-INPLACE = SimpleNamespace(
-    add=lambda a, b: np.add(a, b, out=a),
-    multiply=lambda a, b: np.multiply(a, b, out=a),
-    maximum=lambda a, b: np.maximum(a, b, out=a),
-    tanh=lambda a: np.tanh(a, out=a),
-    where=lambda keep, g, _: np.multiply(g, keep, out=g),
-)
 
-# The compiled update (``xpnet[fast]``): the rule as one Numba loop over the flat buffers (NumPy's Adam makes 13
-# passes), the same arithmetic in the same order and precision: bit for bit NumPy's values (no ``fastmath``).
-# Where Numba is missing or fails, or NUMBA_DISABLE_JIT or XPNET_NO_NUMBA (not empty or 0) is set, NumPy's stay.
+
+def passes(scratch: Sequence[np.ndarray]) -> Ops:
+    """nn's rules as NumPy passes that allocate nothing: an operation writes into its first operand that is one of
+    the ``scratch`` buffers, else into a free one (two suffice for nn's rules), and ``decay`` into its slot."""
+    free, ids = list(scratch), {id(a) for a in scratch}
+
+    def into(ufunc, *args):
+        mine = [a for a in args if id(a) in ids]
+        free.extend(mine[1:])  # read for the last time
+        return ufunc(*args, out=mine[0] if mine else free.pop())
+
+    def decay(s, a, x):
+        free.extend([x] if id(x) in ids else [])
+        return np.add(np.multiply(s, a, out=s), x, out=s)
+
+    return Ops(*(functools.partial(into, f) for f in (np.sqrt, np.multiply, np.add, np.divide)), decay)
+
+
+# The compiled update (``xpnet[fast]``): the rule as one Numba loop, NumPy's arithmetic in its order (no fastmath),
+# so equal bits. Off where Numba is missing or fails, or NUMBA_DISABLE_JIT or XPNET_NO_NUMBA (not empty or 0) is set.
 DISABLE = "XPNET_NO_NUMBA"
 # Each rule this process has asked for, by (rule, dtype name): the compiled update, or None, and why.
 _loaded: dict[tuple[Any, str], tuple[Any, str]] = {}
 
 
-def _loops(rule, mul, sqrt):
+def _loops(rule, ops):
     """The compiled update's loops over ``rule`` by (slots, scalars), naming its arguments so that Numba inlines
-    it with ``mul`` and ``sqrt`` (a first-class function call would not vectorise)."""
+    it with ``ops`` (a first-class function call would not vectorise)."""
 
-    def slots0(p, g, scalars):
-        (a,) = scalars
+    def slots0(p, g, a):
         for i in range(p.size):
-            p[i] = p[i] - rule(mul, sqrt, g[i], a)[0]
+            p[i] = p[i] - rule(ops, g[i], a)[0]
 
-    def slots1(p, g, s, scalars):
-        a, b = scalars
+    def slots1(p, g, s, a, b):
         for i in range(p.size):
-            step, s[i] = rule(mul, sqrt, g[i], s[i], a, b)
+            step, s[i] = rule(ops, g[i], s[i], a, b)
             p[i] = p[i] - step
 
-    def slots2(p, g, s, t, scalars):
-        a, b, c, d, e, f, h = scalars
+    def slots2(p, g, s, t, a, b, c, d, e, f, h):
         for i in range(p.size):
-            step, s[i], t[i] = rule(mul, sqrt, g[i], s[i], t[i], a, b, c, d, e, f, h)
+            step, s[i], t[i] = rule(ops, g[i], s[i], t[i], a, b, c, d, e, f, h)
             p[i] = p[i] - step
 
     return {(0, 1): slots0, (1, 2): slots1, (2, 7): slots2}
-
-
-def _mul(a, b):
-    return a * b
-
-
-def _sqrt(a):
-    return np.sqrt(a)
 
 
 def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]:
@@ -72,8 +69,7 @@ def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]
     if os.environ.get(DISABLE, "").strip() not in ("", "0"):  # read on every call: the bench times both updates
         return None, f"NumPy passes ({DISABLE} is set)"
     rule, n_slots, kind = OPTIMIZERS[optimizer].rules[nesterov], len(OPTIMIZERS[optimizer].slots), np.dtype(dtype)
-    key = (rule, kind.name)
-    if key in _loaded:
+    if (key := (rule, kind.name)) in _loaded:
         return _loaded[key]
     try:
         import numba
@@ -83,16 +79,16 @@ def _find(optimizer: str, dtype: Any, nesterov: bool = False) -> tuple[Any, str]
         said = f"numba {numba.__version__} one-pass update"
         if numba.config.DISABLE_JIT:  # its loops would run as Python, 60 times slower than the passes
             numba, said = None, "NumPy passes (NUMBA_DISABLE_JIT is set)"
-    compiled, n_scalars = None, rule.__code__.co_argcount - 3 - n_slots  # after (mul, sqrt, g, *slots)
+    compiled, n_scalars = None, rule.__code__.co_argcount - 2 - n_slots  # after (ops, g, *slots)
     # With Numba's on-disk cache for later processes, then without (a damaged file, a full disk, no writable place).
     for cache in (True, False) if numba else ():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Numba's cache warnings: the outcome is handled here
                 inline = numba.njit(error_model="numpy", inline="always")
-                loops = _loops(inline(rule), inline(_mul), inline(_sqrt))
+                loops = _loops(inline(rule), Ops(*map(inline, Ops(lambda a: np.sqrt(a)))))
                 compiled = numba.njit(error_model="numpy", cache=cache)(loops[n_slots, n_scalars])
-                compiled(*[np.ones(1, kind)] * (2 + n_slots), (kind.type(0.5),) * n_scalars)
+                compiled(*[np.ones(1, kind)] * (2 + n_slots), *[kind.type(0.5)] * n_scalars)
             break
         except Exception as e:
             compiled, failure = None, one_line(e, named=True)
@@ -121,7 +117,8 @@ class NumpyInplaceStep(InplaceStep):
     """`InplaceStep` on NumPy arrays; ``compiled``: the compiled update from the first update (True), never
     (False), or once SWITCH_AFTER weights have been updated (None; from the first where this process has it)."""
 
-    lib, xp, inplace = np, xp, INPLACE
+    lib, xp, ops = np, xp, staticmethod(passes)
+    layer = staticmethod(lambda a, w, b, out: np.add(np.matmul(a, w, out=out), b, out=out))
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):
         super().__init__(sizes, recipe, np.dtype(dtype))
@@ -131,20 +128,15 @@ class NumpyInplaceStep(InplaceStep):
         if compiled:
             self.as_in_long_runs()
 
-    def layer(self, a: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-        np.matmul(a, w, out=out)
-        out += b
-
-    def update(self, count: int, lr: float) -> None:
+    def update(self, scalars: tuple[float, ...]) -> None:
         if self._until_compiled >= 0:
             self._until_compiled -= self.theta.size
             if self._until_compiled < 0:
                 self.as_in_long_runs()
         if self.kernel is None:
-            return super().update(count, lr)
+            return super().update(scalars)
         # The scalars in the buffers' dtype: NumPy casts a Python float so before it multiplies (NEP 50).
-        scalars = self.optimizer.scalars(lr, count, self.recipe.hyper)
-        self.kernel(self.theta, self.grad, *self.moments, tuple(map(self.dtype.type, scalars)))
+        self.kernel(self.theta, self.grad, *self.moments, *map(self.dtype.type, scalars))
 
     def as_in_long_runs(self) -> None:
         """Use from the next update what a run switches to after SWITCH_AFTER (``xpnet.check`` checks that)."""
