@@ -70,14 +70,13 @@ def test_an_output_inside_a_picture_folder_read_is_refused(tmp_path, capsys, fla
     assert sorted(folder.rglob("*")) == before
 
 
-# The guard that makes it so for every tool is xpnet/__init__.py's (issue 33); train.py has its own until then.
-AWAITING_GUARD = pytest.mark.xfail(strict=True, reason="needs the import guard in xpnet/__init__.py")
+# The guard that makes it so for every tool is xpnet/__init__.py's (issue 33).
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize(
     "tool",
-    ["train", *(pytest.param(t, marks=AWAITING_GUARD) for t in ("predict", "evaluate", "check", "export", "serve"))],
+    ["train", "predict", "evaluate", "check", "export", "serve"],
 )
 def test_ctrl_c_while_python_m_xpnet_tool_imports_is_one_line_and_130(tmp_path, tool):
     # A stand-in for NumPy, which every tool imports on its way in: it says so, then waits for the signal.

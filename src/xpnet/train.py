@@ -3,43 +3,36 @@ resumed checkpoint's settings, the others come from it or `TrainConfig`; ``--wor
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import functools
+import json
+import math
+import os
+import re
 import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
 
-try:  # Ctrl-C during these imports, before cli.run can catch it: one line and 130, as cli.run says it
-    import argparse
-    import contextlib
-    import functools
-    import json
-    import math
-    import os
-    import re
-    from collections.abc import Iterator, Sequence
-    from dataclasses import fields
-    from pathlib import Path
-    from typing import Any
+import numpy as np
 
-    import numpy as np
-
-    from .backend import Backend, is_out_of_memory, parse_device, registry, resolve_backend
-    from .cli import common as cli
-    from .cli.common import FLAGS, StopOnSignal
-    from .cli.progress import EpochBar, ProgressBar
-    from .data import DATASETS, Dataset, hold_out, load_dataset
-    from .data.datasets import LOCAL_SETS, example_val_split
-    from .data.download import MIRRORS_ENV, parse_mirrors
-    from .data.images import DEFAULT_SIZE
-    from .data.load import idx_files
-    from .errors import CheckpointError, OutOfMemory, TrainingDiverged, XpnetError, class_list, reason, say
-    from .files import WriteError, check_writable, locked, refuse_shared
-    from .nn import ACTIVATIONS, OPTIMIZERS, layer_sizes, layer_text, param_shapes
-    from .training import runlog
-    from .training.loop import Callback, StepSource, best_epoch, local_steps, should_stop, train
-    from .training.model import DTYPES, FIXED_FIELDS, Model, TrainConfig, TrainState, default_decay, load, save, spelled
-except KeyboardInterrupt:
-    if __name__ != "__main__":
-        raise
-    sys.stderr.write("xpnet.train: interrupted\n")  # not say: xpnet.errors may be what was being imported
-    sys.exit(130)
+from .backend import Backend, is_out_of_memory, parse_device, registry, resolve_backend
+from .cli import common as cli
+from .cli.common import FLAGS, StopOnSignal
+from .cli.progress import EpochBar, ProgressBar
+from .data import DATASETS, Dataset, hold_out, load_dataset
+from .data.datasets import LOCAL_SETS, example_val_split
+from .data.download import MIRRORS_ENV, parse_mirrors
+from .data.images import DEFAULT_SIZE
+from .data.load import idx_files
+from .errors import CheckpointError, OutOfMemory, TrainingDiverged, XpnetError, class_list, reason, say
+from .files import WriteError, check_writable, locked, refuse_shared
+from .nn import ACTIVATIONS, OPTIMIZERS, layer_sizes, layer_text, param_shapes
+from .training import runlog
+from .training.loop import Callback, StepSource, best_epoch, local_steps, should_stop, train
+from .training.model import DTYPES, FIXED_FIELDS, Model, TrainConfig, TrainState, default_decay, load, save, spelled
 
 DEFAULT_DATASET = "mnist"
 DEFAULTS = TrainConfig()  # what a flag left out means on a new run
@@ -179,12 +172,12 @@ def _train(args: argparse.Namespace) -> int:
     # The Dask scheduler: --scheduler, else True for --workers (a cluster started here), else $XPNET_SCHEDULER.
     address = args.scheduler or args.workers is not None or os.environ.get(SCHEDULER_ENV) or None
     if address is not None:  # checked before the data is read: Dask, and the flags its workers resolve
+        if (args.workers or 0) > (cores := os.cpu_count() or 1):  # one process per worker
+            raise XpnetError(f"--workers must be at most {cores}, the CPU cores of this machine, got {args.workers}")
         try:
             import distributed  # noqa: F401  (only whether the extra is there; training.distributed imports it)
         except ImportError:
             raise XpnetError(f"--workers and --scheduler need Dask, which is not installed: {INSTALL}") from None
-        if (args.workers or 0) > (cores := os.cpu_count() or 1):  # one process per worker
-            raise XpnetError(f"--workers must be at most {cores}, the CPU cores of this machine, got {args.workers}")
         parse_device(args.device)  # --backend's choices are the registry's; the workers resolve both, we use NumPy
     backend = resolve_backend("cpu", "numpy") if address is not None else resolve_backend(args.device, args.backend)
     cli.announce(backend, args.verbose)
