@@ -1,4 +1,5 @@
-"""xpnet.MLPClassifier: scikit-learn's own estimator suite, everything follows X, and the model's doors."""
+"""xpnet.MLPClassifier: everything follows X, and the model's doors (scikit-learn's estimator checks: in
+tests/test_estimator_checks.py)."""
 
 from __future__ import annotations
 
@@ -15,30 +16,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import check_array_api_input, parametrize_with_checks
 
 import xpnet
 from conftest import backend_or_skip, yield_backend_device_dtype_combinations
 from helpers import run_module
 from xpnet import MLPClassifier, nn
 from xpnet.nn import Recipe, init_params, penalty, train_step
-
-
-@parametrize_with_checks([MLPClassifier()])
-def test_scikit_learn_estimator_checks(estimator, check):
-    # scikit-learn's whole suite, its Array API checks included (array_api_support=True), no expected failures.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        check(estimator)
-
-
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("check_values", [False, True], ids=["types", "values"])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_scikit_learn_array_api_checks_on_jax(dtype, check_values):
-    """scikit-learn's own Array API checks on JAX arrays, a namespace its list of them leaves out."""
-    backend_or_skip("jax", "cpu")  # turns on JAX's 64-bit types, as training on JAX does
-    check_array_api_input("MLPClassifier", MLPClassifier(), "jax.numpy", dtype_name=dtype, check_values=check_values)
 
 
 @pytest.fixture(scope="module")
