@@ -266,7 +266,7 @@ def hits(xp: Any, raw: Any, targets: Any, output: str) -> Any:
 
 def count_correct(xp: Any, logits: Any, labels: Any, output: str = "softmax") -> Any:
     """Number of rows classified right (`hits`; none for a regressor), as a 0-d int64 device array."""
-    right = hits(xp, logits, labels, output) if output in CLASSIFYING else xp.zeros(1, dtype=xp.bool)
+    right = hits(xp, logits, labels, output) if output in CLASSIFYING else xp.zeros_like(logits, dtype=xp.bool)
     return xp.sum(xp.astype(right, xp.int64))
 
 
