@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 from pathlib import Path
 from xml.etree import ElementTree
@@ -109,6 +110,15 @@ def test_only_tests_that_use_private_names_may_be_left_out():
     shows up here), and every test left out is one of them."""
     assert private_names(SUITE.read_text(encoding="utf-8")) == {k: tuple(sorted(v)) for k, v in PRIVATE.items()}
     assert set(LEFT_OUT) <= set(PRIVATE)
+
+
+def test_docs_api_repeats_the_lists():
+    """docs/api.md's table of the tests that use private names, and its line of the tests left out, are these."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(test_\w+)` \| (.+) \|$", text, flags=re.M)
+    assert {name: tuple(re.findall(r"`(_\w+)`", names)) for name, names in rows} == PRIVATE
+    left_out = re.search(r"^Tests left out: (.+?)\.", text, flags=re.M).group(1)
+    assert left_out == ("none" if not LEFT_OUT else ", ".join(f"`{name}`" for name in LEFT_OUT))
 
 
 def test_the_import_is_changed_once_or_not_at_all(tmp_path):
