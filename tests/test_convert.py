@@ -147,6 +147,35 @@ def test_xpnet_trains_on_from_scikit_learns_weights(kind):
     assert warm.fit(X, y).n_iter_ == 3
 
 
+@pytest.mark.parametrize("how", ["lbfgs", "early_stopping"])
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "two_outputs"])
+def test_lbfgs_and_early_stopping_fits_convert_both_ways(kind, how):
+    params = {"solver": "lbfgs"} if how == "lbfgs" else {"early_stopping": True, "validation_fraction": 0.3}
+    ours, theirs, y = estimators(kind, max_iter=8, **params)
+    fitted = theirs.fit(X, y)
+    est = from_sklearn(fitted)
+    same_answers(est, fitted, X, "float64")
+    for name in ("n_iter_", "loss_", "loss_curve_", "validation_scores_", "best_validation_score_", "best_loss_"):
+        assert hasattr(est, name) == hasattr(fitted, name) and getattr(est, name, 0) == getattr(fitted, name, 0), name
+    mine = ours.fit(X, y)
+    out = to_sklearn(mine)
+    same_answers(out, mine, X, "float64")
+    assert out.n_iter_ == mine.n_iter_ and out.loss_ == mine.loss_
+    if how == "early_stopping":
+        assert out.validation_scores_ == mine.validation_scores_ and out.fit(X, y).n_iter_ >= 1
+
+
+def test_feature_names_travel_both_ways():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    fitted = skl.MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(
+        frame, TARGETS["squared_error"][1]
+    )
+    est = from_sklearn(fitted)
+    assert est.feature_names_in_.tolist() == to_sklearn(est).feature_names_in_.tolist() == list(frame.columns)
+    np.testing.assert_allclose(est.predict(frame), fitted.predict(frame), rtol=1e-12)
+
+
 def test_the_one_class_of_y_converts_when_both_fit_it():
     y = np.full(len(X), "only")
     theirs = skl.MLPClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0).fit(X, y)
@@ -167,6 +196,10 @@ def test_from_sklearn_places_the_weights_where_asked():
     assert all(type(w) is type(backend.asarray(np.zeros(1))) for w in est.coefs_)
     np.testing.assert_array_equal(est.predict(X), theirs.predict(X))
     np.testing.assert_array_equal(to_sklearn(est).coefs_[0], theirs.coefs_[0])
+    mine = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0, backend="torch").fit(X, Y3)
+    out = to_sklearn(mine)
+    assert all(type(w) is np.ndarray for w in out.coefs_ + out.intercepts_)
+    np.testing.assert_array_equal(out.predict(X), mine.predict(X))
 
 
 def test_what_is_not_a_fitted_network_is_refused():

@@ -10,9 +10,45 @@ from sklearn.neural_network import MLPRegressor as ScikitLearnRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
+from ..training.model import EpochStats
+
 # The fitted attributes both sides share, beside the weights and the labels (those of the solver's run only).
 FITTED = ("n_features_in_", "feature_names_in_", "n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_")
 HISTORY = ("loss_", "loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
+
+
+def from_sklearn(fitted: Any, *, device: str | None = None, backend: str | None = None) -> Any:
+    """The xpnet estimator of a fitted scikit-learn ``MLPClassifier`` or ``MLPRegressor``: the same parameters,
+    weights (in their dtype, placed where ``device`` and ``backend`` say: NumPy on the CPU by default), labels and
+    fitted attributes; its history is the model's, so ``partial_fit`` and ``warm_start`` go on from there."""
+    from .estimator import MLPClassifier, MLPRegressor  # here: the estimators' module imports this one
+
+    if not isinstance(fitted, (ScikitLearnClassifier, ScikitLearnRegressor)):
+        raise TypeError(
+            f"fitted must be a fitted scikit-learn MLPClassifier or MLPRegressor, not {type(fitted).__name__}"
+        )
+    if not hasattr(fitted, "coefs_"):
+        raise ValueError(f"fitted must be fitted: call {type(fitted).__name__}.fit first")
+    kind = MLPClassifier if isinstance(fitted, ScikitLearnClassifier) else MLPRegressor
+    est = kind(**fitted.get_params(), device=device, backend=backend)
+    if kind is MLPClassifier:
+        est.classes_ = np.asarray(fitted.classes_)
+        est._labels_kind = fitted._label_binarizer.y_type_  # multilabel, or labels
+    est.out_activation_ = fitted.out_activation_  # before the weights: it says what their last layer is
+    est.coefs_ = [np.array(w, copy=True) for w in fitted.coefs_]
+    est.intercepts_ = [np.array(b, copy=True) for b in fitted.intercepts_]
+    state = est._model().state  # the model of the weights assigned, on the device asked for
+    curve, scores = getattr(fitted, "loss_curve_", []), getattr(fitted, "validation_scores_", None) or []
+    state.history = [  # the epochs scikit-learn ran (none of its lbfgs), as xpnet's record keeps them
+        EpochStats(i + 1, float(loss), None, None, 0.0, 0.0, float(scores[i]) if i < len(scores) else None)
+        for i, loss in enumerate(curve)
+    ]
+    state.epoch, state.seen = len(curve), int(fitted.t_)
+    for name in FITTED + HISTORY:
+        if hasattr(fitted, name):
+            value = getattr(fitted, name)
+            setattr(est, name, list(value) if isinstance(value, list) else value)
+    return est
 
 
 def to_sklearn(est: Any) -> ScikitLearnClassifier | ScikitLearnRegressor:
