@@ -188,6 +188,15 @@ def test_the_one_class_of_y_converts_when_both_fit_it():
     assert to_sklearn(ours).predict(X).tolist() == y.tolist()
 
 
+def test_weights_assigned_to_an_unfitted_estimator_convert():
+    theirs = skl.MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, Y3)
+    est = MLPClassifier(hidden_layer_sizes=(4,))
+    est.classes_, est.coefs_, est.intercepts_ = theirs.classes_, theirs.coefs_, theirs.intercepts_
+    out = to_sklearn(est)
+    np.testing.assert_array_equal(out.predict_proba(X), theirs.predict_proba(X))
+    assert out.partial_fit(X, Y3).n_iter_ == 1 and out.t_ == len(X)
+
+
 def test_from_sklearn_places_the_weights_where_asked():
     backend = backend_or_skip("torch", "cpu")
     theirs = skl.MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0).fit(X, Y3)

@@ -65,7 +65,7 @@ def fitted(kind: str, dtype: str = "float64", activation: str = "tanh"):
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_of_output_comes_out_of_onnx_as_xpnet_gives_it(tmp_path, kind, dtype, runtime):
     est = fitted(kind, dtype)
-    path = write_onnx(est.model_, tmp_path / "m.onnx")
+    path = est.to_onnx(tmp_path / "m.onnx")
     got = run_graph(path, runtime, X.astype(np.float32))
     assert tuple(sorted(got)) == KINDS[kind][1]
     if "values" in got:

@@ -59,18 +59,22 @@ def to_sklearn(est: Any) -> ScikitLearnClassifier | ScikitLearnRegressor:
     if not isinstance(est, (MLPClassifier, MLPRegressor)):
         raise TypeError(f"est must be an xpnet MLPClassifier or MLPRegressor, got {type(est).__name__}")
     check_is_fitted(est)
-    kind = ScikitLearnClassifier if is_classifier(est) else ScikitLearnRegressor
+    kind, model = ScikitLearnClassifier if is_classifier(est) else ScikitLearnRegressor, est._model()
     shared = kind().get_params()
     out = kind(**{k: v for k, v in est.get_params(deep=False).items() if k in shared})
-    host = est.model_.backend.to_numpy  # coefs_ live where the model trained
+    host = model.backend.to_numpy  # coefs_ live where the model is
     out.coefs_ = [np.array(host(w), copy=True) for w in est.coefs_]  # copies: scikit-learn updates in place
     out.intercepts_ = [np.array(host(b), copy=True) for b in est.intercepts_]
+    # The model's shape, and a fresh history, for weights assigned to an estimator never fitted; then est's own.
+    out.n_features_in_, out.n_layers_, out.n_outputs_ = model.sizes[0], len(model.sizes), model.sizes[-1]
+    out.out_activation_, out.n_iter_, out.t_, out.loss_curve_ = model.config.out_activation, 0, 0, []
+    out.best_loss_, out.validation_scores_, out.best_validation_score_ = np.inf, None, None
     for name in FITTED + HISTORY:
         if hasattr(est, name):
             value = getattr(est, name)
             setattr(out, name, list(value) if isinstance(value, list) else value)
     if kind is ScikitLearnClassifier:
-        out.classes_ = np.asarray(est.classes_)
+        out.classes_ = np.asarray(getattr(est, "classes_", model.classes))
         binarizer = LabelBinarizer()  # as scikit-learn's fit makes it: on y, whose labels classes_ are
         multilabel = out.out_activation_ == "logistic" and out.n_outputs_ > 1
         binarizer.fit(np.eye(out.n_outputs_, dtype=int) if multilabel else out.classes_)
