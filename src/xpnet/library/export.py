@@ -23,8 +23,7 @@ ONNX_ACTIVATIONS = {"relu": "Relu", "logistic": "Sigmoid", "tanh": "Tanh", "iden
 def write_onnx(model: Model, path: str | Path) -> Path:
     """Write ``model`` as an ONNX file at ``path`` (atomically); `XpnetError` when ``onnx`` is missing."""
     host = [np.asarray(model.backend.to_numpy(p), dtype=np.float32) for p in model.params]
-    output = getattr(model.config, "out_activation", "softmax")  # a checkpoint of before #32 is a softmax's
-    proto = onnx_graph(host, model.activation, output, model.classes)
+    proto = onnx_graph(host, model.activation, model.config.out_activation, model.classes)
     path, data = Path(path).expanduser(), proto.SerializeToString()
     atomic_write(path, lambda f: f.write(data))
     return path
