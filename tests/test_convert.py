@@ -197,18 +197,22 @@ def test_weights_assigned_to_an_unfitted_estimator_convert():
     assert out.partial_fit(X, Y3).n_iter_ == 1 and out.t_ == len(X)
 
 
-def test_from_sklearn_places_the_weights_where_asked():
-    backend = backend_or_skip("torch", "cpu")
-    theirs = skl.MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0).fit(X, Y3)
-    est = from_sklearn(theirs, backend="torch", device="cpu")
-    assert est.get_params()["backend"] == "torch"
-    assert all(type(w) is type(backend.asarray(np.zeros(1))) for w in est.coefs_)
-    np.testing.assert_array_equal(est.predict(X), theirs.predict(X))
+@pytest.mark.parametrize("library", ["torch", "jax", "array-api-strict"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_weights_go_where_asked_and_come_back_as_numpy(library, dtype):
+    backend, x = backend_or_skip(library, "cpu"), X.astype(dtype)
+    theirs = skl.MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0).fit(x, Y3)
+    est = from_sklearn(theirs, backend=library, device="cpu")
+    assert est.get_params()["backend"] == library
+    assert all(type(w) is type(backend.asarray(np.zeros(1))) for w in est.coefs_ + est.intercepts_)
+    assert all(w.dtype == backend.dtype(dtype) for w in est.coefs_)
+    np.testing.assert_array_equal(est.predict(x), theirs.predict(x))
+    close(est.predict_proba(x), theirs.predict_proba(x), dtype)
     np.testing.assert_array_equal(to_sklearn(est).coefs_[0], theirs.coefs_[0])
-    mine = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0, backend="torch").fit(X, Y3)
+    mine = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0, backend=library).fit(x, Y3)
     out = to_sklearn(mine)
-    assert all(type(w) is np.ndarray for w in out.coefs_ + out.intercepts_)
-    np.testing.assert_array_equal(out.predict(X), mine.predict(X))
+    assert all(type(w) is np.ndarray and w.dtype == np.dtype(dtype) for w in out.coefs_ + out.intercepts_)
+    np.testing.assert_array_equal(out.predict(x), mine.predict(x))
 
 
 def test_what_is_not_a_fitted_network_is_refused():
