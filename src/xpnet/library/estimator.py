@@ -306,6 +306,12 @@ class _MLP(BaseEstimator):
         check_is_fitted(self)
         return record.save(self._model(), path)
 
+    def to_sklearn(self) -> BaseEstimator:
+        """scikit-learn's own estimator with these weights and predictions (`convert.to_sklearn`)."""
+        from .convert import to_sklearn
+
+        return to_sklearn(self)
+
     def to_onnx(self, path: str | Path) -> Path:
         """Write the model as an ONNX graph for other runtimes (`export.write_onnx`)."""
         from .export import write_onnx
