@@ -33,7 +33,7 @@ def test_round_trip_keeps_every_array_and_counter(saved):
     path, state = saved
     ckpt = load(path)
     # the default rate is recorded as a number
-    assert ckpt.config == replace(CONFIG, learning_rate_init=CONFIG.learning_rate)
+    assert ckpt.config == replace(CONFIG, learning_rate_init=CONFIG.lr)
     assert (ckpt.dataset, ckpt.n_train, ckpt.state.epoch, ckpt.state.step) == ("tiny", 120, 2, 8)
     for a, b in zip(ckpt.state.params, state.params):
         assert a.dtype == np.float64 and np.array_equal(a, b)
@@ -201,7 +201,8 @@ V1_NAMES = {"hidden_layer_sizes": "hidden", "learning_rate_init": "lr", "lr_deca
 def as_version_1(arrays: dict, drop: tuple[str, ...] = ()) -> None:
     """Rewrite the metadata as a version-1 file holds it: the config in the flags' names, less ``drop``."""
     config = json.loads(arrays["meta"].tobytes())["config"]
-    new_only = ("solver", "early_stopping", "n_iter_no_change", "tol")
+    new_only = ("solver", "early_stopping", "n_iter_no_change", "tol", "learning_rate", "power_t", "out_activation")
+    new_only += ("init", "max_fun")
     old = {V1_NAMES.get(k, k): v for k, v in config.items() if k not in new_only} | {"patience": 0}
     set_meta(arrays, format_version=1, config={k: v for k, v in old.items() if k not in drop})
 
@@ -209,7 +210,7 @@ def as_version_1(arrays: dict, drop: tuple[str, ...] = ()) -> None:
 def test_a_version_1_checkpoint_loads_with_its_settings_translated(saved):
     path, _ = saved
     rewrite(path, as_version_1)
-    assert load(path).config == replace(CONFIG, learning_rate_init=CONFIG.learning_rate)
+    assert load(path).config == replace(CONFIG, learning_rate_init=CONFIG.lr)
 
 
 def test_checkpoint_from_before_gamma_loads_with_a_constant_rate(saved):

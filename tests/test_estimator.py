@@ -123,8 +123,9 @@ def test_early_stopping_keeps_the_best_epochs_weights(digits):
                         learning_rate_init=0.05).fit(Xtr, ytr)  # fmt: skip
     best = int(np.argmax(clf.validation_scores_))
     assert best < clf.n_iter_ - 1  # it ran past its best epoch, so putting the best back is visible
-    # The held-out rows, as fit split them: their accuracy is the best epoch's, so those weights were kept.
-    _, val = train_test_split(np.arange(len(ytr)), test_size=0.1, random_state=3, stratify=ytr)
+    # The held-out rows, as fit split them (like scikit-learn, a multiclass split is not stratified): their
+    # accuracy is the best epoch's, so those weights were kept.
+    _, val = train_test_split(np.arange(len(ytr)), test_size=0.1, random_state=3)
     assert clf.score(Xtr[val], ytr[val]) == clf.best_validation_score_
 
 
@@ -140,27 +141,26 @@ def test_string_labels_partial_fit_and_warm_start(digits):
         inc.partial_fit(Xtr, ytr)
     for i in range(3):
         inc.partial_fit(Xtr[i::3], ytr[i::3], classes=np.arange(10) if i == 0 else None)
-    assert inc.n_iter_ == 3 and len(inc.loss_curve_) == 3
-    with pytest.raises(ValueError, match="not in classes_"):
+    assert inc.n_iter_ == 1 and len(inc.loss_curve_) == 3  # n_iter_: the last call's epochs, as scikit-learn counts
+    with pytest.raises(ValueError, match=r"not in `self\.classes_`"):
         inc.partial_fit(Xtr[:5], np.full(5, 11))
 
     warm = quick(warm_start=True).fit(Xtr, ytr)
     first = warm.n_iter_
     warm.fit(Xtr, ytr)
-    assert warm.n_iter_ > first and len(warm.loss_curve_) == warm.n_iter_
+    assert len(warm.loss_curve_) == first + warm.n_iter_
 
 
 @pytest.mark.parametrize(
     ("change", "data", "words"),
     [
-        ({"solver": "lbfgs"}, None, "lbfgs"),
-        ({"activation": "identity"}, None, "identity"),
-        ({"learning_rate": "adaptive"}, None, "adaptive"),
+        ({"solver": "newton"}, None, "solver"),
+        ({"activation": "softplus"}, None, "activation"),
+        ({"learning_rate": "cyclic"}, None, "learning_rate"),
         ({"alpha": -1.0}, None, "alpha"),
         ({}, "nan", "NaN"),
         ({}, "1d", "1D|2D"),
         ({}, "continuous", "Unknown label type"),
-        ({}, "one class", "one class"),
         ({}, "lengths", "inconsistent numbers of samples"),
     ],
 )
@@ -172,8 +172,6 @@ def test_bad_input_is_the_error_scikit_learn_users_expect(change, data, words):
         X = X[:, 0]
     elif data == "continuous":
         y = y + 0.5 * X[:, 0]
-    elif data == "one class":
-        y = np.zeros_like(y)
     elif data == "lengths":
         y = y[:-1]
     with pytest.raises(ValueError, match=words):
@@ -315,7 +313,7 @@ def test_training_on_goes_on_from_the_model_as_it_is(tmp_path, digits):
                             learning_rate_init=0.05).fit(Xtr, ytr)  # fmt: skip
     assert int(np.argmax(stopped.validation_scores_)) < stopped.n_iter_ - 1  # the best epoch's weights were put back
     kept = [w.copy() for w in stopped.coefs_]
-    stopped.set_params(learning_rate_init=1e-12).partial_fit(Xtr, ytr)
+    stopped.set_params(learning_rate_init=1e-12, early_stopping=False).partial_fit(Xtr, ytr)
     assert max(float(np.abs(a - b).max()) for a, b in zip(stopped.coefs_, kept)) < 1e-6
 
     warm = quick(warm_start=True, max_iter=3).fit(Xtr.astype(np.float32), ytr)
@@ -337,7 +335,7 @@ def test_training_on_goes_on_from_the_model_as_it_is(tmp_path, digits):
     before = loaded.score(Xte, names[yte])
     for _ in range(5):
         loaded.partial_fit(Xtr, names[ytr])
-    assert loaded.score(Xte, names[yte]) > max(before, 0.5)
+    assert loaded.score(Xte, names[yte]) > before + 0.2
     loaded.partial_fit(Xtr[:10], names[ytr[:10]], classes=names)  # the same classes, in another order, are fine
 
 

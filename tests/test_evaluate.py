@@ -15,7 +15,7 @@ import pytest
 from xpnet import evaluate, train
 from xpnet.backend import resolve_backend
 from xpnet.evaluate import cm_accuracy, confusion_matrix, precision_recall
-from xpnet.training.model import accuracy, images_to_device, load
+from xpnet.training.model import images_to_device, load, score
 
 pytest.importorskip("sklearn", reason="the test models train on scikit-learn's digits")
 
@@ -64,7 +64,7 @@ def test_reported_accuracy_is_the_trainers_and_the_matrix_adds_up(name, request,
     saved, backend = load(model), resolve_backend("cpu")
     x = images_to_device(backend, data.x_test, backend.xp.float32)
     y = backend.xp.astype(backend.asarray(data.y_test), backend.xp.int64)
-    expected = accuracy(backend, [backend.asarray(p) for p in saved.params], x, y, saved.activation)
+    expected = score(backend, [backend.asarray(p) for p in saved.params], x, y, saved.config)
     assert summary["accuracy"] == expected
     assert f"test accuracy {100 * expected:.2f}% " in out
     cm = np.array(summary["confusion_matrix"])

@@ -16,7 +16,8 @@ from xpnet.errors import CheckpointError
 from xpnet.train import check_resumable
 from xpnet.training import runlog
 from xpnet.training.loop import best_epoch, train
-from xpnet.training.model import Model, TrainConfig, accuracy, images_to_device, load, save
+from xpnet.training.model import Model, TrainConfig, images_to_device, load, save
+from xpnet.training.model import score as model_score
 
 PATIENCE = 3  # --patience 3: stop after 3 epochs without a better validation accuracy
 CONFIG = TrainConfig(
@@ -48,7 +49,7 @@ def stopped(cpu, data):
 def score(backend, params, x, y, config=CONFIG):
     xd = images_to_device(backend, x, backend.dtype(config.dtype))
     yd = backend.xp.astype(backend.asarray(y), backend.xp.int64)
-    return accuracy(backend, params, xd, yd, config.activation)
+    return model_score(backend, params, xd, yd, config)
 
 
 def save_run(path, state, config, cpu, data):
@@ -168,7 +169,7 @@ def test_checkpoint_from_before_classes_layouts_and_patience_loads(cpu, tmp_path
     ckpt = load(path)
     assert ckpt.names == tuple(str(k) for k in range(10)) and ckpt.layout is None
     assert np.array_equal(ckpt.classes, np.arange(10))
-    assert ckpt.config == replace(config, learning_rate_init=config.learning_rate)
+    assert ckpt.config == replace(config, learning_rate_init=config.lr)
     assert not ckpt.config.early_stopping and ckpt.config.n_iter_no_change is None
     assert ckpt.state.best_params is None and not ckpt.state.restored
 

@@ -1,13 +1,14 @@
-"""xpnet: an MLP written once against the Python Array API, and a scikit-learn estimator (docs/api.md).
-`MLPClassifier`, `load` and `Model` load on first use, so the command line does not import scikit-learn."""
+"""xpnet: an MLP written once against the Python Array API, and scikit-learn's estimators (docs/api.md).
+The public names load on first use, so the command line does not import scikit-learn."""
 
 import importlib
 import sys
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["MLPClassifier", "Model", "__version__", "load"]
-HOMES = {"MLPClassifier": ".library.estimator", "load": ".library.estimator", "Model": ".training.model"}
+__all__ = ["MLPClassifier", "MLPRegressor", "Model", "__version__", "load"]
+HOMES = {name: ".library.estimator" for name in ("MLPClassifier", "MLPRegressor", "load")}
+HOMES["Model"] = ".training.model"
 
 
 def __getattr__(name: str) -> Any:

@@ -9,8 +9,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-# (params, state, x, targets, update count from 1, rate) -> (params, state, loss, logits)
-StepFn = Callable[[Sequence[Any], Sequence[Any], Any, Any, int, float], tuple[list[Any], list[Any], Any, Any]]
+# (params, state, x, targets, update count from 1, rate[, row weights]) -> (params, state, loss, logits)
+StepFn = Callable[..., tuple[list[Any], list[Any], Any, Any]]
 
 
 class Activation(NamedTuple):
@@ -28,6 +28,7 @@ ACTIVATIONS: dict[str, Activation] = {
         lambda xp, a, g: xp.multiply(xp.multiply(g, a), 1.0 - a),
     ),
     "tanh": Activation(lambda xp, z: xp.tanh(z), lambda xp, a, g: xp.multiply(g, 1.0 - a * a)),
+    "identity": Activation(lambda xp, z: z, lambda xp, a, g: g),
 }
 
 
@@ -50,13 +51,26 @@ def param_shapes(sizes: Sequence[int]) -> list[tuple[int, ...]]:
     return [s for n_in, n_out in itertools.pairwise(sizes) for s in ((n_in, n_out), (n_out,))]
 
 
-def init_params(rng: np.random.Generator, sizes: Sequence[int], activation: str, dtype: str = "float32") -> list[Any]:
-    """Initial host weights, the same on every backend: He-normal for relu, else Glorot-uniform; zero biases."""
+def init_params(
+    rng: np.random.Generator | np.random.RandomState,
+    sizes: Sequence[int],
+    activation: str,
+    dtype: str = "float32",
+    init: str = "he",
+) -> list[Any]:
+    """Initial host weights, the same on every backend. ``init="glorot"``: scikit-learn's, Glorot-uniform weights and
+    biases for every activation (bound sqrt(2 / fan) for logistic, sqrt(6 / fan) else); ``"he"``: He-normal weights
+    for relu (Glorot-uniform for the others) and zero biases, the command line's."""
     params = []
     for n_in, n_out in itertools.pairwise(sizes):
-        shape, limit = (n_in, n_out), np.sqrt(6.0 / (n_in + n_out))
-        w = rng.normal(0.0, np.sqrt(2.0 / n_in), shape) if activation == "relu" else rng.uniform(-limit, limit, shape)
-        params += [w.astype(dtype), np.zeros(n_out, dtype=dtype)]
+        shape, factor = (n_in, n_out), 2.0 if activation == "logistic" and init == "glorot" else 6.0
+        limit = np.sqrt(factor / (n_in + n_out))
+        if init == "he" and activation == "relu":
+            w = rng.normal(0.0, np.sqrt(2.0 / n_in), shape)
+        else:
+            w = rng.uniform(-limit, limit, shape)
+        b = rng.uniform(-limit, limit, n_out) if init == "glorot" else np.zeros(n_out)
+        params += [w.astype(dtype), b.astype(dtype)]
     return params
 
 
@@ -94,6 +108,46 @@ def softmax_cross_entropy(xp: Any, logits: Any, targets: Any) -> tuple[Any, Any]
     """Mean cross-entropy (a 0-d array) and its gradient with respect to ``logits``; ``targets`` is one-hot."""
     logp, n = log_softmax(xp, logits), logits.shape[0]
     return -xp.sum(targets * logp) / n, (xp.exp(logp) - targets) / n
+
+
+def _softplus(xp: Any, z: Any) -> Any:
+    return xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))  # log(1 + exp(z)) that never overflows
+
+
+def _xlogx(xp: Any, t: Any) -> Any:
+    return xp.where(t > 0, t * xp.log(xp.where(t > 0, t, 1.0)), 0.0)  # t log t, 0 at 0 (scipy's xlogy(t, t))
+
+
+class Output(NamedTuple):
+    """An output layer and its loss, as scikit-learn pairs them: ``forward(xp, raw)`` the values (probabilities or
+    predictions); ``rows(xp, raw, targets)`` each row's loss. The loss's gradient with respect to ``raw`` is
+    ``forward(raw) - targets`` for all four (canonical links), as scikit-learn computes it."""
+
+    forward: Callable[[Any, Any], Any]
+    rows: Callable[[Any, Any, Any], Any]
+
+
+OUTPUTS: dict[str, Output] = {  # out_activation_ -> (values, loss): log_loss, binary_log_loss, squared_error, poisson
+    "softmax": Output(
+        lambda xp, z: xp.exp(log_softmax(xp, z)), lambda xp, z, t: -xp.sum(t * log_softmax(xp, z), axis=1)
+    ),
+    "logistic": Output(ACTIVATIONS["logistic"].forward, lambda xp, z, t: xp.sum(_softplus(xp, z) - t * z, axis=1)),
+    "identity": Output(lambda xp, z: z, lambda xp, z, t: 0.5 * xp.mean((t - z) ** 2, axis=1)),
+    "exp": Output(lambda xp, z: xp.exp(z), lambda xp, z, t: xp.sum(_xlogx(xp, t) - t * z - t + xp.exp(z), axis=1)),
+}
+
+
+def loss_and_grad(xp: Any, output: str, raw: Any, targets: Any, weights: Any = None) -> tuple[Any, Any, Any]:
+    """The (weighted) mean loss of the rows, its gradient with respect to ``raw`` and the divisor (rows, or their
+    summed weights: the L2 term is divided by it too). The softmax's unweighted form is `softmax_cross_entropy`."""
+    if output == "softmax" and weights is None:
+        return (*softmax_cross_entropy(xp, raw, targets), raw.shape[0])
+    out = OUTPUTS[output]
+    total = raw.shape[0] if weights is None else xp.sum(weights)
+    rows, delta = out.rows(xp, raw, targets), out.forward(xp, raw) - targets
+    if weights is not None:
+        rows, delta = rows * weights, delta * weights[:, None]
+    return xp.sum(rows) / total, delta / total, total
 
 
 def penalty(xp: Any, params: Sequence[Any], alpha: float, n: int) -> Any:
@@ -196,22 +250,36 @@ OPTIMIZERS: dict[str, Optimizer] = {
 }
 
 
+FULL_BATCH = Optimizer((), lambda lr, count, h: (), (), 1e-3)  # lbfgs: no state of its own, no step rule
+
+
 class Recipe(NamedTuple):
-    """What a training step computes: the activation, the optimizer with its hyperparameters, the L2 penalty."""
+    """What a training step computes: the activation, the optimizer with its hyperparameters, the L2 penalty, the
+    output layer and its loss (`OUTPUTS`)."""
 
     activation: str = "relu"
     optimizer: str = "adam"
     alpha: float = 0.0
     hyper: Hyper = DEFAULT
+    output: str = "softmax"
+
+
+def gradients(xp: Any, params: Sequence[Any], x: Any, targets: Any, recipe: Recipe, weights: Any = None):
+    """``(loss with the L2 term, gradients, raw outputs)`` of the (weighted) rows ``x`` against ``targets``."""
+    raw, cache = forward(xp, params, x, recipe.activation)
+    loss, draw, total = loss_and_grad(xp, recipe.output, raw, targets, weights)
+    grads = add_penalty(params, backward(xp, params, cache, draw, recipe.activation), recipe.alpha, total)
+    return loss + penalty(xp, params, recipe.alpha, total) if recipe.alpha else loss, grads, raw
 
 
 def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[list[Any], list[Any], Any, Any]]:
-    """``body(params, state, x, targets, *scalars) -> (params, state, loss, logits)``, the step's whole body."""
+    """``body(params, state, x, targets, weights, *scalars) -> (params, state, loss, logits)``, the step's whole
+    body (``weights`` None: every row counts once); the loss is the data's, without the L2 term."""
 
-    def body(params, state, x, targets, *scalars):
+    def body(params, state, x, targets, weights, *scalars):
         logits, cache = forward(xp, params, x, recipe.activation)
-        loss, dlogits = softmax_cross_entropy(xp, logits, targets)
-        grads = add_penalty(params, backward(xp, params, cache, dlogits, recipe.activation), recipe.alpha, x.shape[0])
+        loss, dlogits, total = loss_and_grad(xp, recipe.output, logits, targets, weights)
+        grads = add_penalty(params, backward(xp, params, cache, dlogits, recipe.activation), recipe.alpha, total)
         params, state = OPTIMIZERS[recipe.optimizer].apply(xp, params, grads, state, scalars, recipe.hyper)
         return params, state, loss, logits
 
@@ -221,4 +289,6 @@ def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[list[Any], list[An
 def train_step(xp: Any, recipe: Recipe) -> StepFn:
     """The reference training step: the definition every fast step agrees with."""
     body, scalars = step_body(xp, recipe), OPTIMIZERS[recipe.optimizer].scalars
-    return lambda params, state, x, t, count, lr: body(params, state, x, t, *scalars(lr, count, recipe.hyper))
+    return lambda params, state, x, t, count, lr, w=None: body(
+        params, state, x, t, w, *scalars(lr, count, recipe.hyper)
+    )

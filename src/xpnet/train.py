@@ -37,6 +37,7 @@ from .training.model import DTYPES, FIXED_FIELDS, Model, TrainConfig, TrainState
 DEFAULT_DATASET = "mnist"
 DEFAULTS = TrainConfig()  # what a flag left out means on a new run
 OPTIMIZER_SETTINGS = {"sgd": ("sgd", 0.0), "momentum": ("sgd", 0.9), "adam": ("adam", 0.0)}  # solver, momentum
+CLI_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "identity")  # a linear net of pictures is the library's
 SCHEDULER_ENV = "XPNET_SCHEDULER"
 INSTALL = 'pip install "xpnet[dask]"'
 
@@ -55,7 +56,7 @@ HELP = f"""
 --hidden units of each hidden layer (default: {spelled(DEFAULTS.hidden_layer_sizes)})
 --activation default: {DEFAULTS.activation}
 --optimizer sgd, momentum (sgd with momentum 0.9) or adam (default: {DEFAULTS.optimizer})
---lr learning rate (default: {", ".join(f"{name} {opt.default_lr:g}" for name, opt in OPTIMIZERS.items())})
+--lr learning rate (default: {", ".join(f"{name} {OPTIMIZERS[name].default_lr:g}" for name in OPTIMIZER_SETTINGS)})
 --gamma multiply the learning rate by this after every epoch; 1 keeps it constant (default: 0.8 per 60,000
   images seen or per 469 steps, whichever comes later)
 --alpha L2 penalty, as scikit-learn's alpha: each step adds alpha / batch * W to the weights' gradients (default: 0)
@@ -112,8 +113,8 @@ def build_parser() -> cli.ArgumentParser:
     add("--mirror", action="append", metavar="URL")
     add("--val-split", type=cli.non_negative_int, metavar="N")
     add("--hidden", cli.hidden_sizes, metavar="N,N,...")
-    add("--activation", choices=ACTIVATIONS)
-    add("--optimizer", choices=OPTIMIZERS)
+    add("--activation", choices=CLI_ACTIVATIONS)
+    add("--optimizer", choices=OPTIMIZER_SETTINGS)
     add("--lr", float)
     add("--gamma", float)
     add("--alpha", float)
@@ -208,7 +209,7 @@ def _train(args: argparse.Namespace) -> int:
         classes = f", {data.n_classes} classes" if dataset in LOCAL_SETS else ""
         say(
             f"{data.name}: {len(data.y_train)} train / {val}{len(data.y_test)} test images{classes}; model {layers} "
-            f"{config.activation}; {config.optimizer} lr {config.learning_rate:g} x{config.lr_decay:g}/epoch, batch "
+            f"{config.activation}; {config.optimizer} lr {config.lr:g} x{config.lr_decay:g}/epoch, batch "
             f"{config.batch_size or 'full'}, {config.dtype}, seed {config.random_state}; {backend}"
         )
         if ckpt is not None:

@@ -4,6 +4,7 @@ sets). Every split uses a fixed seed: ``--seed`` changes the model, never which 
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,8 @@ class Dataset:
     y_val: np.ndarray | None = None
     classes: tuple[str, ...] = ()
     layout: Layout | None = None  # how pictures are prepared for it, when not the named set's (a folder set)
+    w_train: Any = None  # weights of the training and validation rows (None: each counts once)
+    w_val: Any = None
 
     def __post_init__(self) -> None:
         if not self.classes:

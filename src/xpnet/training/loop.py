@@ -16,7 +16,7 @@ from ..backend.fast import flushed
 from ..data import Dataset
 from ..errors import TrainingDiverged, XpnetError
 from . import model
-from .model import ConfigError, EpochStats, TrainConfig, TrainState, accuracy, best_epoch, to_device
+from .model import CLASSIFYING, ConfigError, EpochStats, TrainConfig, TrainState, best_epoch, dense, score, to_device
 
 # A mean cross-entropy 100 times that of guessing uniformly (ln k nats for k classes) needs logit gaps in the
 # hundreds: the weights have blown up, even where ReLUs died and the stable softmax kept the loss finite.
@@ -44,14 +44,25 @@ class Callback:
         """When the run ends, paused or not (not when it diverged), before the test set is scored."""
 
 
-def should_stop(history: Sequence[EpochStats], config: TrainConfig) -> bool:
-    """scikit-learn's rule: more than ``n_iter_no_change`` epochs in a row failed to beat the best before them by
-    ``tol`` (validation accuracy with early stopping, else the loss), read from the history a checkpoint keeps."""
-    count, best = 0, -math.inf
+def progress(history: Sequence[EpochStats], config: TrainConfig) -> tuple[int, int, bool]:
+    """scikit-learn's rule, replayed from the history a checkpoint keeps: (epochs in a row that failed to beat the
+    best before them by ``tol``, validation score with early stopping, else the loss; how often the ``adaptive``
+    schedule cut the rate; whether to stop). More than ``n_iter_no_change`` such epochs stop a run, or cut an
+    adaptive rate by 5 while it is above 1e-6 and start the count again. A NaN counts as no failure, as there."""
+    count, best, cuts, stop = 0, -math.inf, 0, False
     for s in history:
         v = s.val_accuracy if config.early_stopping else -s.loss
-        count, best = count + 1 if v < best + config.tol else 0, max(best, v)
-    return config.n_iter_no_change is not None and count > config.n_iter_no_change
+        count, best = count + 1 if v < best + config.tol else 0, v if v > best else best
+        stop = config.n_iter_no_change is not None and count > config.n_iter_no_change
+        if stop and config.learning_rate == "adaptive" and config.solver == "sgd":
+            if config.lr_at(s.epoch, 0, cuts) > 1e-6:
+                count, cuts, stop = 0, cuts + 1, False
+    return count, cuts, stop
+
+
+def should_stop(history: Sequence[EpochStats], config: TrainConfig) -> bool:
+    """Whether the run ends here (`progress`)."""
+    return progress(history, config)[2]
 
 
 # ``(params, opt_state, rows, step, lr) -> (params, opt_state, mean loss, correct count)``: update ``step`` on the
@@ -68,16 +79,27 @@ class LocalSteps:
     workers = None
 
     def __call__(self, backend, data, config, sizes, fast) -> BatchStep:
-        xp, dtype = backend.xp, backend.dtype(config.dtype)
+        xp, dtype, kind = backend.xp, backend.dtype(config.dtype), config.out_activation
         step_fn = (fast and fast_step(backend, sizes, config.recipe, dtype)) or nn.train_step(xp, config.recipe)
-        x_train, y_train = to_device(backend, data.x_train, data.y_train, dtype)
-        t_train = nn.one_hot(xp, y_train, data.n_classes, dtype)
+        sparse = hasattr(data.x_train, "toarray")  # scipy.sparse rows stay on the host, each batch made dense
+        x_train = data.x_train if sparse else model.images_to_device(backend, data.x_train, dtype)
+        y_train = backend.asarray(data.y_train)  # class indices (softmax), else the targets' matrix
+        if y_train.ndim == 1:
+            y_train = xp.astype(y_train, xp.int64)
+        t_train = nn.one_hot(xp, y_train, sizes[-1], dtype) if kind == "softmax" else xp.astype(y_train, dtype)
+        w_train = None if data.w_train is None else xp.astype(backend.asarray(data.w_train), dtype)
 
         def batch_step(params, opt_state, rows, step, lr):
             # Gathering each batch (not the whole shuffled set) keeps the copy small and in cache.
-            xb, tb, yb = (xp.take(a, rows, axis=0) for a in (x_train, t_train, y_train))
-            params, opt_state, loss, logits = step_fn(params, opt_state, xb, tb, step, lr)
-            return params, opt_state, loss, model.count_correct(xp, logits, yb)
+            tb, yb = (xp.take(a, rows, axis=0) for a in (t_train, y_train))
+            xb = (
+                dense(backend, data.x_train[backend.to_numpy(rows)], dtype)
+                if sparse
+                else xp.take(x_train, rows, axis=0)
+            )
+            wb = None if w_train is None else xp.take(w_train, rows, axis=0)
+            params, opt_state, loss, logits = step_fn(params, opt_state, xb, tb, step, lr, wb)
+            return params, opt_state, loss, model.count_correct(xp, logits, yb, kind)
 
         return batch_step
 
@@ -95,24 +117,34 @@ def train(
     callbacks: Sequence[Callback] = (),
     steps: StepSource = local_steps,
     fast: bool = True,
+    guard: bool = True,
 ) -> TrainState:
     """Train an MLP on ``data`` up to ``config.max_iter`` epochs in all, from ``state`` or fresh weights; the state
-    where it ended (`should_stop`; with early stopping, the best epoch's weights, ``restored``). `TrainingDiverged`
-    for NaN/Inf weights or a loss far above chance. ``fast=False``: the reference step."""
+    where it ended (`should_stop`; with early stopping, the best epoch's weights, ``restored``). ``guard``:
+    `TrainingDiverged` for NaN/Inf weights or a loss far above chance (else train on, as scikit-learn does).
+    ``fast=False``: the reference step."""
     xp, dtype, n = backend.xp, backend.dtype(config.dtype), data.y_train.shape[0]
-    sizes = nn.layer_sizes(data.n_features, config.hidden_layer_sizes, data.n_classes)
+    n_out = data.n_classes if config.out_activation == "softmax" else data.y_train.shape[1]
+    sizes = nn.layer_sizes(data.n_features, config.hidden_layer_sizes, n_out)
     state = state or model.initial_state(backend, sizes, config)
     if config.early_stopping and data.x_val is None:
         raise ConfigError("early_stopping", "needs validation rows to watch")
-    test = to_device(backend, data.x_test, data.y_test, dtype) if data.x_test is not None else None
-    val = to_device(backend, data.x_val, data.y_val, dtype) if data.x_val is not None else None
+    test = (*to_device(backend, data.x_test, data.y_test, dtype), None) if data.x_test is not None else None
+    val = None
+    if data.x_val is not None:
+        y_val = backend.asarray(data.y_val)
+        y_val = xp.astype(y_val, xp.int64 if y_val.ndim == 1 else dtype)
+        x_val = data.x_val if hasattr(data.x_val, "toarray") else model.images_to_device(backend, data.x_val, dtype)
+        val = (x_val, y_val, None if data.w_val is None else xp.astype(backend.asarray(data.w_val), dtype))
     params = [backend.asarray(p) for p in (state.last_params if state.restored else state.params)]
     opt_state = [backend.asarray(s) for s in state.opt_state]
     batch_step = steps(backend, data, config, sizes, fast)
     for cb in callbacks:
         cb.on_train_begin(state)
     rng, step, history, best = state.rng, state.step, list(state.history), state.best_params
-    limit = LOSS_FACTOR * math.log(max(data.n_classes, 2))
+    if config.early_stopping and best is None:  # kept when no epoch scores (NaN), as scikit-learn keeps them
+        best = [np.array(backend.to_numpy(p), copy=True) for p in params]
+    limit, seen = LOSS_FACTOR * math.log(max(data.n_classes, 2)), state.seen
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
     for epoch in range(state.epoch + 1, config.max_iter + 1):
         backend.sync()
@@ -120,7 +152,8 @@ def train(
         perm = backend.asarray(rng.permutation(n) if config.shuffle else np.arange(n))
         loss_sum = backend.asarray(np.asarray(state.loss_sum, dtype=config.dtype))
         correct = backend.asarray(np.asarray(state.correct, dtype=np.int64))
-        first_step, step_losses, lr, failure = step + 1, [], config.lr_at(epoch), None
+        lr = config.lr_at(epoch, seen, progress(history, config)[1])
+        first_step, step_losses, failure = step + 1, [], None
         for i in range(state.offset, n, batch):
             if any(cb.should_pause() for cb in callbacks):
                 break
@@ -143,13 +176,15 @@ def train(
         seconds = state.seconds + time.perf_counter() - start
         total, right = backend.to_numpy(loss_sum), int(backend.to_numpy(correct))
         if i < n:  # paused, or the step failed: the state before this step resumes exactly here
-            state = TrainState(params, opt_state, rng_start, epoch - 1, step, i, total, right, seconds, history, best)
+            state = TrainState(
+                params, opt_state, rng_start, epoch - 1, step, i, total, right, seconds, history, seen, best
+            )
             state.stopped, state.failure = True, failure
             for cb in callbacks:
                 cb.on_train_end(state)
             return state
         loss_mean = float(total) / n
-        if not (loss_mean <= limit and bool(backend.to_numpy(finite))):  # which step, found after the fact
+        if guard and not (loss_mean <= limit and bool(backend.to_numpy(finite))):  # which step, found after the fact
             losses = backend.to_numpy(xp.stack(step_losses)) if step_losses else np.zeros(0)
             bad = np.flatnonzero(~(np.abs(losses) <= limit))  # NaN compares false: it counts as bad
             if bad.size:
@@ -158,18 +193,19 @@ def train(
                 where = f"at epoch {epoch}, by step {step} (weights became NaN/Inf)"
             rate = f" (this epoch's rate {lr:g})" if config.lr_decay != 1 else ""
             raise TrainingDiverged(
-                f"training diverged {where}{rate}: try a lower {{name}} than {config.learning_rate:g}",
+                f"training diverged {where}{rate}: try a lower {{name}} than {config.lr:g}",
                 parameter="learning_rate_init",
             )
         if config.alpha:  # the L2 term as scikit-learn reports it: each batch's, at the epoch's last weights
             loss_mean += math.ceil(n / batch) * float(backend.to_numpy(nn.penalty(xp, params, config.alpha, n)))
-        scored = accuracy(backend, params, *(val or test), config.activation) if val or test else None
-        speed = n / seconds if seconds > 0 else float("inf")
-        stats = EpochStats(epoch, loss_mean, right / n, None, seconds, speed, lr=lr)
+        scored = score(backend, params, *(val or test)[:2], config, (val or test)[2]) if val or test else None
+        speed, seen = n / seconds if seconds > 0 else float("inf"), seen + n
+        trained = right / n if config.out_activation in CLASSIFYING else None
+        stats = EpochStats(epoch, loss_mean, trained, None, seconds, speed, lr=lr)
         history = [*history, dataclasses.replace(stats, **{"val_accuracy" if val else "test_accuracy": scored})]
         if config.early_stopping and best_epoch(history) == epoch:  # once per improving epoch, off the step loop
             best = [np.array(backend.to_numpy(p), copy=True) for p in params]  # a copy: fast steps work in place
-        state = TrainState(params, opt_state, rng, epoch, step, history=history, best_params=best)
+        state = TrainState(params, opt_state, rng, epoch, step, history=history, seen=seen, best_params=best)
         ended = [cb.on_epoch_end(state) for cb in callbacks]  # a list: every callback sees the epoch
         if any(ended) or should_stop(history, config):
             state.stopped_early = True
@@ -180,7 +216,7 @@ def train(
     for cb in callbacks:
         cb.on_train_end(state)
     if val and test:
-        state.test_accuracy = accuracy(backend, state.params, *test, config.activation)
+        state.test_accuracy = score(backend, state.params, *test[:2], config)
     elif history:
         state.test_accuracy = history[-1].test_accuracy
     return state

@@ -18,7 +18,7 @@ from ..data.datasets import class_names
 from ..data.images import Layout, layout_for
 from ..errors import CheckpointError, XpnetError, listed, one_line, reason
 from ..files import atomic_write
-from ..nn import ACTIVATIONS, OPTIMIZERS, Hyper, Recipe
+from ..nn import ACTIVATIONS, OPTIMIZERS, OUTPUTS, Hyper, Recipe
 
 FITTED_ON_ARRAYS = "arrays"  # the data set of a model fitted from Python on arrays
 FORMAT, FORMAT_VERSION = "xpnet-checkpoint", 2  # 2: the config in the library's names (1: the flags')
@@ -29,7 +29,9 @@ LABEL_KINDS = "iufUb"  # labels a checkpoint's JSON keeps exactly (and ONNX carr
 LAYOUT_KEYS = ("side", "box", "work", "by_mass")  # what a checkpoint keeps of a picture `Layout`
 EVAL_BATCH = 8192  # rows per forward pass when scoring: bounds memory, large enough to be fast
 DTYPES = ("float32", "float64")
-SOLVERS = ("sgd", "adam")
+SOLVERS = ("sgd", "adam", "lbfgs")
+SCHEDULES = ("constant", "invscaling", "adaptive")  # scikit-learn's learning_rate, for sgd
+CLASSIFYING = ("softmax", "logistic")  # out_activation of a classifier's outputs
 MAX_UNITS = 1_000_000  # per hidden layer: a 784-1,000,000 float32 layer is 3 GiB
 # What a resumed run (and another run's log, `runlog.read_log`) must share with its checkpoint.
 FIXED_FIELDS = ("hidden_layer_sizes", "activation", "optimizer", "dtype", "random_state")
@@ -60,6 +62,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "activation": (lambda v: v in ACTIVATIONS, f"must be one of {', '.join(ACTIVATIONS)}"),
     "solver": (lambda v: v in SOLVERS, f"must be one of {', '.join(SOLVERS)}"),
+    "out_activation": (lambda v: v in OUTPUTS, f"must be one of {', '.join(OUTPUTS)}"),
+    "learning_rate": (lambda v: v in SCHEDULES, f"must be one of {', '.join(SCHEDULES)}"),
+    "power_t": (lambda v: is_real(v) and v >= 0, "must be a number >= 0"),
+    "max_fun": (lambda v: is_count(v) and v >= 1, "must be a positive integer"),
+    "init": (lambda v: v in ("he", "glorot"), "must be he or glorot"),
     "learning_rate_init": (lambda v: v is None or (is_real(v) and v > 0), "must be a positive number"),
     "lr_decay": (lambda v: is_real(v) and 0 < v <= 1, "must be in (0, 1]"),
     "max_iter": (lambda v: is_count(v) and v >= 1, "must be a positive integer"),
@@ -107,7 +114,12 @@ class TrainConfig:
     activation: str = "relu"
     solver: str = "adam"  # "sgd" with momentum 0 is plain gradient descent, with momentum > 0 heavy-ball
     learning_rate_init: float | None = None  # None: the optimizer's default (`nn.Optimizer.default_lr`)
-    lr_decay: float = 1.0  # the rate of epoch e is learning_rate_init * lr_decay ** (e - 1)
+    lr_decay: float = 1.0  # the rate of epoch e is learning_rate_init * lr_decay ** (e - 1), times `learning_rate`'s
+    learning_rate: str = "constant"  # sgd's schedule (`lr_at`): invscaling, by power_t; adaptive, / 5 when stalled
+    power_t: float = 0.5
+    out_activation: str = "softmax"  # the output layer and its loss (`nn.OUTPUTS`)
+    init: str = "he"  # initial weights (`nn.init_params`): the command line's; the estimators use "glorot"
+    max_fun: int = 15000  # lbfgs: loss evaluations at most
     max_iter: int = 10  # epochs in all, counting those of the run resumed
     batch_size: int = 128  # 0: the whole training set in every step (full-batch gradient descent)
     dtype: str = "float32"
@@ -130,23 +142,28 @@ class TrainConfig:
             check_field(f.name, getattr(self, f.name))
 
     # The update rule (`nn.OPTIMIZERS`) that solver and momentum name, and its rate (None: the rule's default).
-    optimizer = property(lambda self: "adam" if self.solver == "adam" else "momentum" if self.momentum > 0 else "sgd")
-    learning_rate = property(lambda self: self.learning_rate_init or OPTIMIZERS[self.optimizer].default_lr)
+    optimizer = property(lambda self: "momentum" if self.solver == "sgd" and self.momentum > 0 else self.solver)
+    rule = property(lambda self: OPTIMIZERS.get(self.optimizer, nn.FULL_BATCH))
+    lr = property(lambda self: self.learning_rate_init or self.rule.default_lr)
 
     @property
     def recipe(self) -> Recipe:
         """What each training step computes (``nn.train_step``)."""
         hyper = Hyper(self.momentum, self.nesterovs_momentum, self.beta_1, self.beta_2, self.epsilon)
-        return Recipe(self.activation, self.optimizer, self.alpha, hyper)
+        return Recipe(self.activation, self.optimizer, self.alpha, hyper, self.out_activation)
 
-    def lr_at(self, epoch: int) -> float:
-        """The rate of epoch ``epoch`` (from 1), whatever ``max_iter``. A Python float: NumPy computes with an
-        ``np.float64`` rate in float64, with a Python one in the weights' dtype (NEP 50)."""
-        return float(self.learning_rate * self.lr_decay ** (epoch - 1))
+    def lr_at(self, epoch: int, seen: int = 0, cuts: int = 0) -> float:
+        """The rate of epoch ``epoch`` (from 1), after ``seen`` rows and ``cuts`` adaptive cuts (`loop.progress`).
+        scikit-learn's schedules apply to sgd alone. A Python float: NumPy computes with an ``np.float64`` rate in
+        float64, with a Python one in the weights' dtype (NEP 50)."""
+        rate = self.lr * self.lr_decay ** (epoch - 1)
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            rate /= (seen + 1) ** self.power_t
+        return float(rate / 5.0**cuts if self.solver == "sgd" and self.learning_rate == "adaptive" else rate)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values, with the rate resolved and the update rule named (``optimizer``)."""
-        resolved = {"learning_rate_init": self.learning_rate, "optimizer": self.optimizer}
+        resolved = {"learning_rate_init": self.lr, "optimizer": self.optimizer}
         return asdict(self) | {"hidden_layer_sizes": list(self.hidden_layer_sizes)} | resolved
 
 
@@ -154,11 +171,11 @@ class TrainConfig:
 class EpochStats:
     epoch: int
     loss: float  # mean training loss over the epoch's steps, with the L2 term
-    train_accuracy: float  # of the epoch's batches, each scored just before its update
+    train_accuracy: float | None  # of the epoch's batches, each scored just before its update (None: a regressor)
     test_accuracy: float | None  # None when a validation set is scored instead (test set kept for the end)
     seconds: float  # training time of this epoch, scoring excluded
     samples_per_second: float
-    val_accuracy: float | None = None  # on the validation rows, when there are some
+    val_accuracy: float | None = None  # the validation rows' `score` (R² for a regressor), when there are some
     lr: float | None = None  # the epoch's learning rate
 
 
@@ -177,6 +194,7 @@ class TrainState:
     correct: int = 0
     seconds: float = 0.0
     history: list[EpochStats] = field(default_factory=list)
+    seen: int = 0  # rows trained in the epochs completed (scikit-learn's t_)
     best_params: list[Any] | None = None  # host copies of the best validation epoch's weights (early stopping)
     restored: bool = False  # ``params`` are the best epoch's, put back when the run ended ...
     last_params: list[Any] | None = None  # ... and these the last epoch's, from which a resumed run continues
@@ -196,16 +214,22 @@ class TrainState:
 
 
 def best_epoch(history: Sequence[EpochStats]) -> int | None:
-    """The first epoch with the highest validation accuracy, or None when no epoch was validated."""
-    scored = [(s.val_accuracy, -s.epoch) for s in history if s.val_accuracy is not None]
-    return -max(scored)[1] if scored else None
+    """The first epoch with the highest validation score (NaN never is), or None when none was validated."""
+    best, top = None, -math.inf
+    for s in history:
+        if s.val_accuracy is not None and s.val_accuracy > top:
+            best, top = s.epoch, s.val_accuracy
+    return best
 
 
 def initial_state(backend: Backend, sizes: Sequence[int], config: TrainConfig) -> TrainState:
     """Freshly initialised weights for layers of ``sizes`` and optimizer state, from ``config.random_state``."""
     rng = np.random.default_rng(config.random_state)
-    params = [backend.asarray(p) for p in nn.init_params(rng, list(sizes), config.activation, config.dtype)]
-    return TrainState(params, OPTIMIZERS[config.optimizer].init(backend.xp, params), rng)
+    # scikit-learn's draws for its init: a legacy RandomState of the seed, as its check_random_state makes one
+    draws = np.random.RandomState(config.random_state % 2**32) if config.init == "glorot" else rng
+    params = nn.init_params(draws, list(sizes), config.activation, config.dtype, config.init)
+    params = [backend.asarray(p) for p in params]
+    return TrainState(params, config.rule.init(backend.xp, params), rng)
 
 
 def images_to_device(backend: Backend, images: Any, dtype: Any) -> Any:
@@ -219,22 +243,51 @@ def to_device(backend: Backend, images: Any, labels: Any, dtype: Any) -> tuple[A
     return images_to_device(backend, images, dtype), backend.xp.astype(backend.asarray(labels), backend.xp.int64)
 
 
-def logits_of(xp: Any, params: Sequence[Any], x: Any, activation: str) -> Any:
-    """The logits of device rows ``x``, computed `EVAL_BATCH` rows at a time to bound memory."""
-    n, b = x.shape[0], EVAL_BATCH
-    logits = [nn.forward(xp, params, x[i : min(i + b, n), ...], activation)[0] for i in range(0, max(n, 1), b)]
+def dense(backend: Backend, x: Any, dtype: Any) -> Any:
+    """Rows on the device: device rows as they are; host sparse rows (scipy.sparse) made dense there in ``dtype``."""
+    return backend.xp.astype(backend.asarray(x.toarray()), dtype) if hasattr(x, "toarray") else x
+
+
+def logits_of(backend: Backend, params: Sequence[Any], x: Any, activation: str) -> Any:
+    """The raw outputs of rows ``x`` (device, or host sparse), `EVAL_BATCH` rows at a time to bound memory."""
+    xp, n, b = backend.xp, x.shape[0], EVAL_BATCH
+    parts = [dense(backend, x[i : min(i + b, n), :], params[0].dtype) for i in range(0, max(n, 1), b)]
+    logits = [nn.forward(xp, params, part, activation)[0] for part in parts]
     return logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
 
 
-def count_correct(xp: Any, logits: Any, labels: Any) -> Any:
-    """Number of rows whose largest logit is the label, as a 0-d int64 device array."""
-    return xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels, xp.int64))
+def hits(xp: Any, raw: Any, targets: Any, output: str) -> Any:
+    """Which rows are classified right: the largest output is the label (softmax, ``targets`` class indices), or
+    every logistic output is above one half exactly where its 0/1 target is set."""
+    if output == "softmax":
+        return xp.argmax(raw, axis=1) == targets
+    return xp.all((nn.OUTPUTS["logistic"].forward(xp, raw) > 0.5) == (targets > 0.5), axis=1)
 
 
-def accuracy(backend: Backend, params: Sequence[Any], x: Any, y: Any, activation: str) -> float:
-    """Fraction of rows of device arrays ``x`` classified as ``y``; one read from the device."""
-    correct = count_correct(backend.xp, logits_of(backend.xp, params, x, activation), y)
-    return int(backend.to_numpy(correct)) / max(x.shape[0], 1)
+def count_correct(xp: Any, logits: Any, labels: Any, output: str = "softmax") -> Any:
+    """Number of rows classified right (`hits`; none for a regressor), as a 0-d int64 device array."""
+    right = hits(xp, logits, labels, output) if output in CLASSIFYING else xp.zeros(1, dtype=xp.bool)
+    return xp.sum(xp.astype(right, xp.int64))
+
+
+def score(backend: Backend, params: Sequence[Any], x: Any, y: Any, config: TrainConfig, weights: Any = None) -> float:
+    """scikit-learn's ``score`` of rows ``x`` against ``y``, (weighted) with one read from the device: the share of
+    rows classified right, or a regressor's R² averaged over its outputs (NaN where a prediction is not finite)."""
+    xp, raw = backend.xp, logits_of(backend, params, x, config.activation)
+    if config.out_activation in CLASSIFYING and weights is None:  # exactly right / n
+        return int(backend.to_numpy(count_correct(xp, raw, y, config.out_activation))) / max(raw.shape[0], 1)
+    w = xp.ones(raw.shape[0], dtype=raw.dtype, device=raw.device) if weights is None else weights
+    if config.out_activation in CLASSIFYING:
+        right = xp.sum(w * xp.astype(hits(xp, raw, y, config.out_activation), raw.dtype)) / xp.sum(w)
+        return float(backend.to_numpy(right))
+    pred, w = nn.OUTPUTS[config.out_activation].forward(xp, raw), w[:, None]
+    mean = xp.sum(w * y, axis=0) / xp.sum(w)
+    sse, sst = xp.sum(w * (y - pred) ** 2, axis=0), xp.sum(w * (y - mean) ** 2, axis=0)
+    r2 = xp.where(sst != 0, 1.0 - sse / xp.where(sst != 0, sst, 1.0), xp.where(sse == 0, 1.0, 0.0))
+    r2, finite = (
+        float(v) for v in backend.to_numpy(xp.stack([xp.mean(r2), xp.astype(xp.all(xp.isfinite(pred)), r2.dtype)]))
+    )
+    return r2 if finite else math.nan
 
 
 @dataclass(eq=False)
@@ -302,8 +355,14 @@ class Model:
     def outputs(self, x: Any) -> tuple[Any, Any]:
         """(class index, log-probabilities) of each of device rows ``x``, on the device."""
         xp = self.backend.xp
-        logits = logits_of(xp, self.params, x, self.activation)
+        logits = logits_of(self.backend, self.params, x, self.activation)
         return xp.argmax(logits, axis=1), nn.log_softmax(xp, logits)
+
+    def values(self, x: Any) -> Any:
+        """The output layer's values (`nn.OUTPUTS`: probabilities, or predictions) for rows ``x``, on the device."""
+        return nn.OUTPUTS[self.config.out_activation].forward(
+            self.backend.xp, logits_of(self.backend, self.params, x, self.activation)
+        )
 
     def labels(self, index: Any) -> Any:
         """The labels of class indices ``index`` (a device array): on the device when numeric, else NumPy."""
@@ -343,7 +402,7 @@ def save(model: Model, path: str | Path) -> Path:
     meta |= {"backend": model.backend.name, "device": model.backend.device_name, "layer_sizes": model.sizes}
     meta |= {k: getattr(model, k) for k in ("workers", "dataset", "data_dir", "n_train", "val_split")}
     meta |= {"classes": list(model.names), "labels": labels.tolist(), "config": model.config.to_dict()}
-    meta |= {k: getattr(s, k) for k in ("epoch", "step", "offset", "correct", "seconds", "restored")}
+    meta |= {k: getattr(s, k) for k in ("epoch", "step", "offset", "correct", "seconds", "restored", "seen")}
     meta |= {"rng": s.rng.bit_generator.state, "history": [vars(e) for e in s.history]}
     meta["n_best"] = len(s.best_params or [])
     if model.layout is not None:
@@ -456,7 +515,7 @@ def _expected_arrays(meta: dict[str, Any], config: TrainConfig, n_members: int) 
     n_best, restored = meta.get("n_best", 0), meta.get("restored", False)  # none without early stopping
     fits = is_count(n_best) and n_best in (0, len(shapes)) and isinstance(restored, bool) and n_best >= restored
     _check(fits, f"n_best and restored must be 0 and false, or {len(shapes)} best-epoch arrays")
-    groups = {"param": shapes, "opt": OPTIMIZERS[config.optimizer].state_shapes(shapes), "best": shapes[:n_best]}
+    groups = {"param": shapes, "opt": config.rule.state_shapes(shapes), "best": shapes[:n_best]}
     groups["last"] = shapes if restored else []
     return {f"{g}_{i:03d}": s for g, group in groups.items() for i, s in enumerate(group)} | {"loss_sum": ()}
 
@@ -471,12 +530,15 @@ def _model(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainCon
     g = {k: [a for name, a in arrays.items() if name.startswith(k)] for k in ("param", "opt", "best", "last")}
     rng, history = _read_rng(meta["rng"]), _read_history(meta["history"], epoch)
     state = TrainState(g["param"], g["opt"], rng, epoch, step, offset, arrays["loss_sum"], correct, float(seconds))
+    state.seen = _count(meta | {"seen": meta.get("seen", epoch * n_train)}, "seen", 0)  # none before version 0.1
     state.history, state.best_params, state.last_params = history, g["best"] or None, g["last"] or None
     state.restored = bool(g["last"])  # the best epoch's weights were put back, and these are the last's
     n_in, *_, n_out = meta["layer_sizes"]
     names = meta.get("classes", list(class_names(meta["dataset"])))  # none in a file from an early version
-    fits = isinstance(names, list) and len(names) == n_out and all(isinstance(x, str) for x in names)
-    _check(fits, f"class names must be {n_out} texts, one per output")
+    kind = config.out_activation  # one logistic output names two classes (or the one class of y)
+    counts = (1, 2) if kind == "logistic" and n_out == 1 else (n_out,) if kind in CLASSIFYING else (0,)
+    fits = isinstance(names, list) and len(names) in counts and all(isinstance(x, str) for x in names)
+    _check(fits, f"class names must be {' or '.join(map(str, counts))} texts for its {n_out} {kind} outputs")
     layout = None
     if "layout" in meta:  # a picture-folder model's; else predict goes by the data set's name
         layout = Layout(**{k: meta["layout"][k] for k in LAYOUT_KEYS})
@@ -513,8 +575,8 @@ def _read_history(saved: Any, epochs_done: int) -> list[EpochStats]:
         history = [None]
     for s in history:
         ok = s is not None and is_count(s.epoch) and 1 <= s.epoch <= epochs_done
-        ok = ok and all(map(is_real, (s.loss, s.train_accuracy, s.seconds)))
-        ok = ok and all(v is None or is_real(v) for v in (s.test_accuracy, s.val_accuracy, s.lr))
+        ok = ok and all(map(is_real, (s.loss, s.seconds)))
+        ok = ok and all(v is None or is_real(v) for v in (s.train_accuracy, s.test_accuracy, s.val_accuracy, s.lr))
         ok = ok and (is_real(s.samples_per_second) or s.samples_per_second == math.inf)  # an epoch too short to time
         _check(ok, "history holds an entry that is not an epoch's statistics")
     return history

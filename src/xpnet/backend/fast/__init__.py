@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, param_shapes, softmax_cross_entropy
+from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, loss_and_grad, param_shapes
 
 
 class InplaceStep:
@@ -48,7 +48,7 @@ class InplaceStep:
         rule = self.optimizer.rules[self.recipe.hyper.nesterov]
         self.theta -= rule(self.ops(self.scratch), self.grad, *self.moments, *scalars)[0]
 
-    def __call__(self, params, state, x, targets, count, lr):
+    def __call__(self, params, state, x, targets, count, lr, weights=None):
         if self.theta is None or self.theta.device != params[0].device:
             self.allocate(params[0].device)
         for mine, theirs in zip(self.params + self.state, [*params, *state], strict=True):
@@ -62,12 +62,13 @@ class InplaceStep:
             self.layer(x if i == 0 else outs[i - 1], w, b, outs[i])
             if i < len(ws) - 1:
                 self.activation.forward(self.inplace, outs[i])
-        loss, delta = softmax_cross_entropy(self.xp, outs[-1], targets)  # tiny: in place gains nothing
+        # the loss layer is tiny: in place gains nothing there
+        loss, delta, total = loss_and_grad(self.xp, self.recipe.output, outs[-1], targets, weights)
         for i in reversed(range(len(ws))):
             a_in = x if i == 0 else outs[i - 1]
             lib.matmul(a_in.T, delta, out=self.grads[2 * i])
             if self.recipe.alpha:  # + alpha / n * W, as nn.add_penalty
-                self.grads[2 * i] += lib.multiply(ws[i], self.recipe.alpha / n, out=self.tmps[2 * i])
+                self.grads[2 * i] += lib.multiply(ws[i], self.recipe.alpha / total, out=self.tmps[2 * i])
             lib.sum(delta, axis=0, out=self.grads[2 * i + 1])
             if i > 0:
                 delta = self.activation.backward(self.inplace, a_in, lib.matmul(delta, ws[i].T, out=deltas[i - 1]))

@@ -18,6 +18,7 @@ class JaxJitStep:
         self.recipe, self.scalars = recipe, OPTIMIZERS[recipe.optimizer].scalars
         self._compiled = jax.jit(step_body(xp, recipe), donate_argnums=(0, 1))
 
-    def __call__(self, params, state, x, targets, count, lr):
+    def __call__(self, params, state, x, targets, count, lr, weights=None):
         # Python floats are traced as weakly typed scalars: the dtype of the arrays decides, as in NumPy.
-        return self._compiled(list(params), list(state), x, targets, *self.scalars(lr, count, self.recipe.hyper))
+        scalars = self.scalars(lr, count, self.recipe.hyper)
+        return self._compiled(list(params), list(state), x, targets, weights, *scalars)

@@ -1,0 +1,96 @@
+"""The full-batch solver ``lbfgs``: SciPy's L-BFGS-B on the host, as scikit-learn runs it, with the loss and its
+gradient computed where the weights live: per evaluation the packed weights go to the device and the loss and
+gradient come back in one read. The quasi-Newton update itself works on one vector of all the weights and a few
+of history, small next to the matrix products that stay on the device."""
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+from .. import nn
+from ..backend import Backend
+from ..data import Dataset
+from . import model
+from .model import EVAL_BATCH, EpochStats, TrainConfig, TrainState
+
+Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+
+def objective(backend: Backend, x: Any, t: Any, w: Any, sizes: Sequence[int], config: TrainConfig):
+    """``(loss_and_gradient(theta), unpack(theta), pack(params))`` for rows ``x`` (device, or host sparse: made
+    dense `EVAL_BATCH` rows at a time), targets ``t`` and weights ``w`` (None: each row once). ``theta`` is
+    float64 host, packed as scikit-learn packs: every layer's weights, then every layer's biases."""
+    xp, dtype, n = backend.xp, backend.dtype(config.dtype), t.shape[0]
+    shapes = nn.param_shapes(sizes)
+    order = [*range(0, len(shapes), 2), *range(1, len(shapes), 2)]  # [W1, W2, ..., b1, b2, ...]
+    ends = np.cumsum([math.prod(shapes[i]) for i in order]).tolist()
+    recipe, rows = config.recipe._replace(alpha=0.0), EVAL_BATCH if hasattr(x, "toarray") else max(n, 1)
+    total = n if w is None else xp.sum(w)
+
+    def unpack(theta: np.ndarray) -> list[Any]:
+        flat, params = xp.astype(backend.asarray(theta), dtype), [None] * len(shapes)
+        for i, end in zip(order, ends):
+            params[i] = xp.reshape(flat[end - math.prod(shapes[i]) : end], shapes[i])
+        return params
+
+    def pack(params: Sequence[Any]) -> np.ndarray:
+        return np.concatenate([np.asarray(backend.to_numpy(params[i]), dtype=np.float64).ravel() for i in order])
+
+    def loss_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        params, loss, grads = unpack(theta), 0.0, None
+        for i in range(0, n, rows):  # the parts' means, each weighted by its share of the rows (or weights)
+            j = min(i + rows, n)
+            part = None if w is None else w[i:j]
+            share = (j - i) / n if w is None else xp.sum(part) / total
+            xb = model.dense(backend, x[i:j, :], dtype)
+            part_loss, part_grads, _ = nn.gradients(xp, params, xb, t[i:j, :], recipe, part)
+            loss = loss + part_loss * share
+            part_grads = [g * share for g in part_grads]
+            grads = part_grads if grads is None else [a + g for a, g in zip(grads, part_grads)]
+        grads = nn.add_penalty(params, grads, config.alpha, total)
+        loss = loss + nn.penalty(xp, params, config.alpha, total) if config.alpha else loss
+        flat = [xp.reshape(xp.astype(loss, dtype), (1,)), *(xp.reshape(grads[i], (-1,)) for i in order)]
+        host = np.asarray(backend.to_numpy(xp.concat(flat)), dtype=np.float64)
+        return float(host[0]), host[1:]
+
+    return loss_and_gradient, unpack, pack
+
+
+def fit_lbfgs(
+    backend: Backend, data: Dataset, config: TrainConfig, state: TrainState | None = None
+) -> tuple[TrainState, scipy.optimize.OptimizeResult]:
+    """Minimise the loss on all of ``data``'s training rows from ``state`` (or fresh weights), up to
+    ``config.max_iter`` iterations in all and ``config.max_fun`` evaluations, until the projected gradient is below
+    ``config.tol``: the state where it ended (an iteration is an epoch of its history) and SciPy's result."""
+    xp, dtype, kind = backend.xp, backend.dtype(config.dtype), config.out_activation
+    sparse = hasattr(data.x_train, "toarray")
+    x = data.x_train if sparse else model.images_to_device(backend, data.x_train, dtype)
+    y = backend.asarray(data.y_train)
+    n, n_out = y.shape[0], data.n_classes if kind == "softmax" else y.shape[1]
+    t = nn.one_hot(xp, xp.astype(y, xp.int64), n_out, dtype) if kind == "softmax" else xp.astype(y, dtype)
+    w = None if data.w_train is None else xp.astype(backend.asarray(data.w_train), dtype)
+    sizes = nn.layer_sizes(data.n_features, config.hidden_layer_sizes, n_out)
+    state = state or model.initial_state(backend, sizes, config)
+    loss_and_gradient, unpack, pack = objective(backend, x, t, w, sizes, config)
+    history, clock = list(state.history), [time.perf_counter()]
+
+    def record(intermediate_result: scipy.optimize.OptimizeResult) -> None:  # each iteration, as an epoch
+        now = time.perf_counter()
+        seconds, clock[0] = now - clock[0], now
+        stats = EpochStats(
+            len(history) + 1, float(intermediate_result.fun), None, None, seconds, n / max(seconds, 1e-9)
+        )
+        history.append(stats)
+
+    options = {"maxiter": max(config.max_iter - state.epoch, 1), "maxfun": config.max_fun, "gtol": config.tol}
+    theta = pack(state.params)
+    result = scipy.optimize.minimize(
+        loss_and_gradient, theta, method="L-BFGS-B", jac=True, options=options, callback=record
+    )
+    done = TrainState(unpack(result.x), [], state.rng, len(history), state.step + int(result.nfev), history=history)
+    done.seen, done.stopped_early = state.seen, result.status == 0
+    return done, result
