@@ -164,11 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for which in fitters:
             job = functools.partial(peers.bench_estimator, which, data, 0, args.lbfgs_iterations, 0, fit=fit)
             jobs.append((f"{fit} {which}", job))
-    stand_in = [fit for fit in peers.STAND_IN if any(label.startswith(f"{fit} xpnet") for label, _ in jobs)]
-    if stand_in:
-        report.skipped.append(
-            f"xpnet's side of {', '.join(stand_in)}: scikit-learn's class stands in (not in xpnet yet)"
-        )
 
     # Rounds interleave the runs, so that a burst of load on a shared machine hits all of them alike.
     rows: dict[str, runs.TrainRow] = {}

@@ -181,9 +181,6 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown case {','.join(unknown)}: choose from {','.join(cases)}")
     d = pictures(args.n_train)
     print("\n".join(machine.format_setup(machine.describe_setup(d, argv or sys.argv[1:])).splitlines()[:2]))
-    stand_in = sorted({cases[c].fit for c in chosen} & set(peers.STAND_IN))
-    if stand_in:
-        print(f"xpnet's side of {', '.join(stand_in)}: scikit-learn's class stands in (not in xpnet yet)")
     data = {
         "pictures": lambda: peers.fit_data(d, "fit"),
         "ink": lambda: peers.fit_data(d, "fit-reg"),

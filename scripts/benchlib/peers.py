@@ -158,15 +158,12 @@ FITS = {
     "lbfgs": ("classifier", "lbfgs"),
     "lbfgs-reg": ("regressor", "lbfgs"),
 }
-# Until xpnet's MLPRegressor and its lbfgs exist, scikit-learn's classes stand in on xpnet's side of those rows,
-# so that the plumbing runs and is tested; the report says so (`bench.py`).
-STAND_IN = ("fit-reg", "lbfgs", "lbfgs-reg")
 
 
 def estimator_class(which: str, fit: str) -> type:
     """scikit-learn's ``MLPClassifier``/``MLPRegressor`` (``which`` "sklearn"), or xpnet's of the same name."""
     name = "MLPRegressor" if FITS[fit][0] == "regressor" else "MLPClassifier"
-    home = "sklearn.neural_network" if which == "sklearn" or fit in STAND_IN else "xpnet"
+    home = "sklearn.neural_network" if which == "sklearn" else "xpnet"
     return getattr(importlib.import_module(home), name)
 
 
