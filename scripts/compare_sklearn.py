@@ -157,13 +157,16 @@ def run_case(case: Case, data: Arrays, seeds: int) -> dict[str, Side]:
         its = ",".join(map(str, side.iterations))
         seconds = statistics.median(s for s in side.seconds if math.isfinite(s)) if side.finite else math.nan
         print(f"{which:<9}{scores}{side.mean:>9.4f}  {spread(side.finite):<15}{its:>16}{seconds:>10.4f}")
-    within = bool(theirs.finite) and min(theirs.finite) <= ours.mean <= max(theirs.finite)
+    if not theirs.finite or not math.isfinite(ours.mean):
+        verdict = "cannot be placed against scikit-learn's spread (no finite score on one side)"
+    elif ours.mean < min(theirs.finite) or ours.mean > max(theirs.finite):
+        where = "below" if ours.mean < min(theirs.finite) else "above"
+        verdict = f"does NOT lie within scikit-learn's spread ({where} it)"
+    else:
+        verdict = "lies within scikit-learn's spread"
     ratios = [a / b for a, b in zip(ours.seconds, theirs.seconds) if math.isfinite(a / b)]
     ratio = f"median {statistics.median(ratios):.2f} ({min(ratios):.2f} to {max(ratios):.2f})" if ratios else "-"
-    print(
-        f"xpnet's mean {'lies' if within else 'does NOT lie'} within scikit-learn's spread; "
-        f"xpnet / sklearn {per}: {ratio}"
-    )
+    print(f"xpnet's mean {verdict}; xpnet / sklearn {per}: {ratio}")
     return sides
 
 

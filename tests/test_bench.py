@@ -259,6 +259,9 @@ def test_the_regressor_and_lbfgs_rows_run_beside_scikit_learns(bench, tmp_path, 
     )
     assert "lbfgs-reg-xpnet / lbfgs-reg-sklearn seconds per iteration at batch 300" in printed
     assert "lbfgs-xpnet / lbfgs-sklearn seconds per evaluation at batch 300" in printed and "R2 " in printed
+    # The reference classifier's header would misname these models: each is named in the notes.
+    assert "training with hidden layers 256-128 relu" in printed and "784-256-128-10" not in printed
+    assert f"parameters: fit-reg {runs[('fit-reg', 'xpnet')]['params']}, lbfgs " in printed
 
 
 def test_the_regression_target_is_the_lower_half_ink_of_each_picture(bench):

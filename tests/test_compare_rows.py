@@ -44,8 +44,15 @@ def test_the_new_cases_run_on_tiny_data(compare, capsys):
     assert "iterations" in blocks[0].splitlines()[1] and ",".join(["3"] * 2) in blocks[0]  # lbfgs ran 3 iterations
 
 
-@pytest.mark.parametrize("ours, within", [([0.5, 0.7], True), ([0.7, 0.9], False)])
-def test_the_verdict_reads_each_side_s_spread(compare, monkeypatch, capsys, ours, within):
+@pytest.mark.parametrize(
+    "ours, verdict",
+    [
+        ([0.5, 0.7], "lies within"),
+        ([0.7, 0.9], "does NOT lie within scikit-learn's spread (above it)"),
+        ([0.4, 0.5], "does NOT lie within scikit-learn's spread (below it)"),
+    ],
+)
+def test_the_verdict_reads_each_side_s_spread(compare, monkeypatch, capsys, ours, verdict):
     scores = {"xpnet": iter([9.0, *ours]), "sklearn": iter([9.0, 0.55, 0.65])}  # the first: the warm-up fit's
     seconds = {"xpnet": 2.0, "sklearn": 4.0}
     monkeypatch.setattr(compare, "fit_once", lambda which, case, data, seed: (next(scores[which]), 3, seconds[which]))
@@ -53,7 +60,7 @@ def test_the_verdict_reads_each_side_s_spread(compare, monkeypatch, capsys, ours
     assert sides["xpnet"].scores == ours and sides["sklearn"].scores == [0.55, 0.65]
     out = capsys.readouterr().out
     assert f"{sum(ours) / 2:.4f}  {ours[0]:.4f}..{ours[1]:.4f}" in out and "0.6000  0.5500..0.6500" in out
-    assert ("does NOT lie" not in out) == within
+    assert f"xpnet's mean {verdict}" in out
     assert "s/epoch: median 0.50 (0.50 to 0.50)" in out
 
 
@@ -72,7 +79,7 @@ def test_a_failed_fit_scores_nan_and_the_others_go_on(compare, monkeypatch, caps
     assert math.isnan(sides["xpnet"].scores[0]) and math.isnan(sides["xpnet"].mean)
     assert math.isfinite(sides["sklearn"].scores[0])
     out = capsys.readouterr().out
-    assert "xpnet seed 0: fit failed: Solver produced non-finite" in out and "does NOT lie" in out
+    assert "xpnet seed 0: fit failed: Solver produced non-finite" in out and "cannot be placed" in out
 
 
 def test_an_unknown_case_is_refused(compare, capsys):

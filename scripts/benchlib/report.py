@@ -43,6 +43,8 @@ class Ratio:
     met: bool | None
 
 
+NEW_FITS = ("fit-reg", "lbfgs", "lbfgs-reg")  # issue 32's estimator rows: their own models and units (`fit_notes`)
+
 BY_VENDOR = "the CPU target"  # a limit that `ratios` reads off the CPU's vendor: INTEL_ or CPU_TARGET_RATIO
 
 # (ours, peer, JSON stem, unit, target at which batches): seconds ratios must stay below, samples above.
@@ -113,13 +115,15 @@ def ratio_line(r: Ratio) -> str:
 
 def fit_notes(runs: Sequence[TrainRow]) -> list[str]:
     """What the estimator rows' table leaves out: their models, and each lbfgs fit's iterations and evaluations."""
-    fits = [r for r in runs if r.impl in ("fit-reg", "lbfgs", "lbfgs-reg")]
+    fits = [r for r in runs if r.impl in NEW_FITS]
     if not fits:
         return []
+    models = {r.impl: r.params for r in fits}
     lines = [
         "",
         "fit-reg: MLPRegressor, the upper half of each picture -> the mean ink of its lower half (R2 on the test "
         "set), Adam; lbfgs, lbfgs-reg: solver='lbfgs', every training row in one batch, s/epoch is s/iteration",
+        "  parameters: " + ", ".join(f"{impl} {n}" for impl, n in models.items()),
     ]
     for r in fits:
         if r.unit == "iteration":
@@ -142,12 +146,17 @@ def format_report(report: Report) -> str:
             lines.append(f"{g.library:<18}{g.device:<9}{'x'.join(map(str, g.shape)):>20}{g.gflops:>10.1f}")
         lines.append("ceiling per device (best square GEMM): " + ", ".join(f"{d} {v:.1f}" for d, v in best.items()))
     if report.runs:
-        r0 = report.runs[0]
+        r0 = next((r for r in report.runs if r.impl not in NEW_FITS), report.runs[0])
         w = max(9, *(len(r.impl) + 1 for r in report.runs))  # "lbfgs-reg" is one wider than "xpnet"'s column
+        reference = (
+            f"{'-'.join(map(str, [784, *REFERENCE_HIDDEN, 10]))} relu, Adam, float32 ({r0.params} parameters; "
+            if r0.impl not in NEW_FITS  # else only the new fits, each with its model in `fit_notes`
+            else f"with hidden layers {'-'.join(map(str, REFERENCE_HIDDEN))} relu, float32 (models below; "
+        )
         lines += [
             "",
-            f"training {'-'.join(map(str, [784, *REFERENCE_HIDDEN, 10]))} relu, Adam, float32 ({r0.params} "
-            f"parameters; median of {len(r0.epoch_seconds)} timed epochs after {len(r0.warmup_seconds)} warm-up)",
+            f"training {reference}median of {len(r0.epoch_seconds)} timed epochs after {len(r0.warmup_seconds)} "
+            "warm-up)",
             f"{'impl':<{w}}{'target':<18}{'device':<8}{'batch':>6}{'s/epoch':>9}{'best s':>8}{'samples/s':>11}"
             f"{'GFLOP/s':>9}{'of ceil':>9}{'test acc':>9}",
         ]
