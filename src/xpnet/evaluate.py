@@ -20,8 +20,8 @@ from .data.load import idx_files
 from .errors import DataError, XpnetError, class_list, escaped, say
 from .files import check_writable, refuse_shared
 from .nn import layer_text
-from .predict import tool_parser
-from .training.model import FITTED_ON_ARRAYS, load
+from .predict import picture_classifier, tool_parser
+from .training.model import FITTED_ON_ARRAYS
 from .training.runlog import EPOCH_KEYS, json_number, read_log
 
 PROG = "xpnet.evaluate"
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything that can fail on a flag is checked before the data set is read and scored.
     outputs = [("--plot", Path(args.plot).expanduser() / name) for name in PLOTS] if args.plot else []
     refuse_shared([("--model", args.model), ("--log", args.log), *outputs], inputs=("--model", "--log"))
-    ckpt = load(args.model, optimizer=False)
+    ckpt = picture_classifier(args.model)
     if args.log is not None and args.plot is None:
         raise XpnetError("--log only feeds the curves of --plot: add --plot DIR, or leave --log out")
     if args.plot is not None:

@@ -16,7 +16,7 @@ import numpy as np
 from .backend import resolve_backend
 from .cli import common as cli
 from .data.pictures import FORMATS, LIMITS, PictureError, import_pillow, prepare_file
-from .errors import say
+from .errors import CheckpointError, say
 from .files import atomic_write, check_writable, refuse_shared
 from .training.model import Model, load
 
@@ -62,9 +62,21 @@ def build_parser() -> cli.ArgumentParser:
     return p
 
 
+def picture_classifier(path: str) -> Model:
+    """The weights at ``path`` (not the optimizer's), of a softmax classifier: what the tools read pictures with."""
+    model = load(path, optimizer=False)
+    if model.config.out_activation != "softmax":
+        kind = "regressor" if not model.names else "logistic-output classifier"
+        raise CheckpointError(
+            f"{path} holds a {kind} (out_activation {model.config.out_activation!r}): the command line reads "
+            "pictures with softmax classifiers; use this model from Python (xpnet.load)"
+        )
+    return model
+
+
 def load_model(path: str, device: str = "cpu", backend: str | None = None) -> Model:
     """The weights at ``path`` on ``device`` (and ``backend``), their picture layout worked out once (or refused)."""
-    model = load(path, optimizer=False)
+    model = picture_classifier(path)
     model.layout = model.picture_layout()
     return model.on(resolve_backend(device, backend))
 

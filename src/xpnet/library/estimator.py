@@ -94,7 +94,10 @@ class _MLP(BaseEstimator):
             )
         x = x if given is not None or hasattr(x, "toarray") else compute.asarray(x)
         if fresh:
-            dtype = self.dtype or ("float32" if x.dtype in (np.float32, compute.dtype("float32")) else "float64")
+            single = x.dtype == (
+                np.float32 if isinstance(x, np.ndarray) or hasattr(x, "toarray") else compute.dtype("float32")
+            )
+            dtype = self.dtype or ("float32" if single else "float64")
             state, seed = None, _seed(self.random_state)
         else:  # from the weights the model has (after early stopping, the best epoch's)
             dtype, seed = model.config.dtype, model.config.random_state
@@ -158,15 +161,9 @@ class _MLP(BaseEstimator):
         xp = compute.xp
         t = compute.asarray(targets if kind == "softmax" else targets.astype(dtype))
         w = None if weights is None else compute.asarray(weights.astype(dtype))
-        parts = []
-        for r in rows:
-            at = None if r is None else compute.asarray(r)
-            if hasattr(x, "toarray"):
-                xs = x if r is None else x[r]
-            else:
-                xs = x if r is None else xp.take(x, at, axis=0)
-            parts.append([xs, *(a if r is None or a is None else xp.take(a, at, axis=0) for a in (t, w))])
-        (xt, yt, wt), (xv, yv, wv) = parts
+        (xt, yt, wt), (xv, yv, wv) = (x, t, w), (None, None, None)  # all rows train, unless rows says which
+        if rows[0] is not None:
+            (xt, yt, wt), (xv, yv, wv) = ([_take(xp, a, r) for a in (x, t, w)] for r in rows)
         names = tuple(map(str, range(k)))
         return Dataset(
             FITTED_ON_ARRAYS,
@@ -308,6 +305,12 @@ class _MLP(BaseEstimator):
         """Write the fitted model as an xpnet checkpoint (`xpnet.load` reads it)."""
         check_is_fitted(self)
         return record.save(self._model(), path)
+
+    def to_sklearn(self) -> BaseEstimator:
+        """scikit-learn's own estimator with these weights and predictions (`convert.to_sklearn`)."""
+        from .convert import to_sklearn
+
+        return to_sklearn(self)
 
     def to_onnx(self, path: str | Path) -> Path:
         """Write the model as an ONNX graph for other runtimes (`export.write_onnx`)."""
@@ -609,6 +612,13 @@ def _array_backend(X: Any) -> Backend | None:
     except BackendError:
         return None
     return None if found is None or found.name == "numpy" else found
+
+
+def _take(xp: Any, a: Any, rows: np.ndarray) -> Any:
+    """The rows ``rows`` of ``a`` (None stays None; host sparse rows stay on the host)."""
+    if a is None or hasattr(a, "toarray"):
+        return a if a is None else a[rows]
+    return xp.take(a, xp.asarray(rows, device=a.device), axis=0)
 
 
 def _host(a: Any) -> np.ndarray:

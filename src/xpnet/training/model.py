@@ -34,7 +34,7 @@ SCHEDULES = ("constant", "invscaling", "adaptive")  # scikit-learn's learning_ra
 CLASSIFYING = ("softmax", "logistic")  # out_activation of a classifier's outputs
 MAX_UNITS = 1_000_000  # per hidden layer: a 784-1,000,000 float32 layer is 3 GiB
 # What a resumed run (and another run's log, `runlog.read_log`) must share with its checkpoint.
-FIXED_FIELDS = ("hidden_layer_sizes", "activation", "optimizer", "dtype", "random_state")
+FIXED_FIELDS = ("hidden_layer_sizes", "activation", "optimizer", "dtype", "random_state", "out_activation")
 
 
 class ConfigError(XpnetError):
@@ -283,7 +283,7 @@ def score(backend: Backend, params: Sequence[Any], x: Any, y: Any, config: Train
     pred, w = nn.OUTPUTS[config.out_activation].forward(xp, raw), w[:, None]
     mean = xp.sum(w * y, axis=0) / xp.sum(w)
     sse, sst = xp.sum(w * (y - pred) ** 2, axis=0), xp.sum(w * (y - mean) ** 2, axis=0)
-    r2 = xp.where(sst != 0, 1.0 - sse / xp.where(sst != 0, sst, 1.0), xp.where(sse == 0, 1.0, 0.0))
+    r2 = xp.where(sst != 0, 1.0 - sse / xp.where(sst != 0, sst, 1.0), xp.astype(sse == 0, sse.dtype))
     r2, finite = (
         float(v) for v in backend.to_numpy(xp.stack([xp.mean(r2), xp.astype(xp.all(xp.isfinite(pred)), r2.dtype)]))
     )

@@ -49,9 +49,16 @@ class InplaceStep:
         self.theta -= rule(self.ops(self.scratch), self.grad, *self.moments, *scalars)[0]
 
     def __call__(self, params, state, x, targets, count, lr, weights=None):
+        loss, logits = self.gradient(params, x, targets, weights, state)
+        self.update(self.optimizer.scalars(lr, count, self.recipe.hyper))
+        return self.params, self.state, loss, logits
+
+    def gradient(self, params, x, targets, weights=None, state=()):
+        """``(loss, logits)``, the gradient left in ``self.grads`` (views of ``self.grad``): the step less its
+        update, also what the full-batch solver evaluates (`training.lbfgs`)."""
         if self.theta is None or self.theta.device != params[0].device:
             self.allocate(params[0].device)
-        for mine, theirs in zip(self.params + self.state, [*params, *state], strict=True):
+        for mine, theirs in zip(self.params + self.state[: len(state)], [*params, *state], strict=True):
             if mine is not theirs:
                 mine[...] = theirs
         n, lib, ws = x.shape[0], self.lib, self.params[0::2]
@@ -72,8 +79,7 @@ class InplaceStep:
             lib.sum(delta, axis=0, out=self.grads[2 * i + 1])
             if i > 0:
                 delta = self.activation.backward(self.inplace, a_in, lib.matmul(delta, ws[i].T, out=deltas[i - 1]))
-        self.update(self.optimizer.scalars(lr, count, self.recipe.hyper))
-        return self.params, self.state, loss, outs[-1]
+        return loss, outs[-1]
 
 
 # Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, each a microcode
