@@ -9,7 +9,9 @@ installed, else same-shaped synthetic arrays, and the output says which):
 - the same model, optimizer, batch and initial weights in plain PyTorch and as a hand-written ``jax.jit``
   step (CPU, and CUDA when present; `benchlib.peers`);
 - ``xpnet.MLPClassifier.fit`` beside scikit-learn's ``MLPClassifier.fit``, same parameters and float32 features
-  (`benchlib.peers.bench_estimator`);
+  (`benchlib.peers.bench_estimator`); the same for ``MLPRegressor.fit`` (section ``regressor``: the mean ink of
+  each picture's lower half from its upper half) and for ``solver="lbfgs"``, classifier and regressor (section
+  ``lbfgs``: seconds per iteration and per loss-and-gradient evaluation);
 - the blog post's comparison: a sigmoid 784-30-10 network trained by SGD one example at a time versus
   vectorised over each mini-batch, on the same examples, with the same updates (`benchlib.blog`);
 - the float32 GEMM ceiling of each device, and each training run's achieved GFLOP/s.
@@ -21,6 +23,7 @@ Run from the repository root: ``PYTHONPATH=src python scripts/bench.py [--quick]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -35,7 +38,7 @@ from benchlib.report import Report, format_report, report_json
 from xpnet.backend import resolve_backend
 from xpnet.cli import common as cli
 
-SECTIONS = ("gemm", "xpnet", "torch", "jax", "sklearn", "blog")
+SECTIONS = ("gemm", "xpnet", "torch", "jax", "sklearn", "regressor", "lbfgs", "blog")
 
 
 def comma_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
@@ -74,8 +77,16 @@ def build_parser() -> cli.ArgumentParser:
         "--rounds", type=cli.positive_int, default=1,
         help="repeat every training run this many times, interleaved, pooling the timed epochs (default: 1)",
     )  # fmt: skip
-    p.add_argument("--data", choices=("auto", "fashion-mnist", "synthetic"), default="auto", help="default: auto")
+    p.add_argument(
+        "--data", choices=("auto", "fashion-mnist", "digits", "synthetic"), default="auto", help="default: auto"
+    )
     p.add_argument("--n-train", type=cli.positive_int, default=None, help="use only the first N training images")
+    p.add_argument(
+        "--lbfgs-iterations",
+        type=cli.positive_int,
+        default=5,
+        help="lbfgs iterations per fit of the lbfgs rows, each over every training image (default: 5)",
+    )
     p.add_argument("--blog-examples", type=cli.positive_int, default=5000, help="examples for the blog comparison")
     p.add_argument("--blog-batch", type=cli.positive_int, default=10, help="its mini-batch size (default: 10)")
     p.add_argument("--gemm-size", type=cli.positive_int, default=2048, help="square CPU GEMM size; GPUs use 4x")
@@ -130,21 +141,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = {"torch": "pytorch", "jax": "jax-jit"}
     peer_list = peer_devices(args, report)
     jobs: list[tuple[str, Callable[[], runs.TrainRow]]] = []
-    if "sklearn" in args.only and args.gpu and "cupy" not in backends:
-        report.skipped.append("fit xpnet-cuda: MLPClassifier(device='cuda') needs CuPy on a GPU")
+    fitters = ("xpnet-cuda", "sklearn") if args.gpu else ("xpnet", "sklearn")
+    if args.gpu and "cupy" not in backends:  # the estimators' device="cuda" needs CuPy
+        fitters = ()
+        if {"sklearn", "regressor", "lbfgs"} & set(args.only):
+            report.skipped.append("fit xpnet-cuda: MLPClassifier(device='cuda') needs CuPy on a GPU")
     for batch in args.batch_sizes:
         if "xpnet" in args.only:
             for target, backend in backends.items():
                 jobs.append((f"xpnet {target} batch {batch}", lambda b=batch, t=target, be=backend: runs.bench_xpnet(
                     t, be, data, b, args.epochs, args.warmup)))  # fmt: skip
-        if "sklearn" in args.only and (not args.gpu or "cupy" in backends):
-            # The estimator's fit against scikit-learn's, on the same model and data (rows "fit").
-            for which in ("xpnet-cuda", "sklearn") if args.gpu else ("xpnet", "sklearn"):
-                jobs.append((f"fit {which} batch {batch}", lambda b=batch, w=which: peers.bench_estimator(
-                    w, data, b, args.epochs, args.warmup)))  # fmt: skip
+        # The estimators' fits against scikit-learn's, on the same model and data (rows "fit", "fit-reg").
+        for section, fit in (("sklearn", "fit"), ("regressor", "fit-reg")):
+            for which in fitters if section in args.only else ():
+                job = functools.partial(peers.bench_estimator, which, data, batch, args.epochs, args.warmup, fit=fit)
+                jobs.append((f"{fit} {which} batch {batch}", job))
         for peer, dev in peer_list:
             jobs.append((f"{names[peer]} {dev} batch {batch}", lambda b=batch, p=peer, d=dev: bench_peer[p](
                 d, data, b, args.epochs, args.warmup)))  # fmt: skip
+
+    for fit in ("lbfgs", "lbfgs-reg") if "lbfgs" in args.only else ():  # every row in one batch: no batch size
+        for which in fitters:
+            job = functools.partial(peers.bench_estimator, which, data, 0, args.lbfgs_iterations, 0, fit=fit)
+            jobs.append((f"{fit} {which}", job))
 
     # Rounds interleave the runs, so that a burst of load on a shared machine hits all of them alike.
     rows: dict[str, runs.TrainRow] = {}
@@ -153,8 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"round {r + 1}/{args.rounds}: {label}", file=sys.stderr, flush=True)
             row = job()
             if label in rows:
-                rows[label].epoch_seconds += row.epoch_seconds
-                rows[label].warmup_seconds += row.warmup_seconds
+                rows[label].pool(row)
             else:
                 rows[label] = row
     report.runs = list(rows.values())

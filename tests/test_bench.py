@@ -220,6 +220,61 @@ def test_the_fit_rows_time_both_estimators_on_the_same_model(bench, tmp_path, ca
     assert "fit-xpnet / fit-sklearn" in capsys.readouterr().out
 
 
+def test_the_regressor_and_lbfgs_rows_run_beside_scikit_learns(bench, tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "bench.json"
+    flags = "--data digits --n-train 300 --batch-sizes 100 --epochs 1 --only regressor,lbfgs --lbfgs-iterations 2"
+    argv = [*flags.split(), "--rounds", "2", "--json", str(out)]
+    assert bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    figures = json.loads(out.read_text())
+    runs = {(r["impl"], r["target"]): r for r in figures["runs"]}
+    assert set(runs) == {(fit, who) for fit in ("fit-reg", "lbfgs", "lbfgs-reg") for who in ("xpnet", "sklearn")}
+    for fit in ("fit-reg", "lbfgs", "lbfgs-reg"):
+        ours, theirs = runs[(fit, "xpnet")], runs[(fit, "sklearn")]
+        assert ours["params"] == theirs["params"]  # the same model on both sides
+        assert ours["score"] == ("accuracy" if fit == "lbfgs" else "r2")
+    # The regressor reads 4 rows of each 8 x 8 digit and predicts one number: 32-256-128-1.
+    assert runs[("fit-reg", "xpnet")]["params"] == 32 * 256 + 256 + 256 * 128 + 128 + 128 + 1
+    assert runs[("fit-reg", "xpnet")]["batch"] == 100 and len(runs[("fit-reg", "xpnet")]["epoch_seconds"]) == 2
+    for key in (("lbfgs", "xpnet"), ("lbfgs-reg", "sklearn")):
+        r = runs[key]  # every row in one batch; one figure per round, per iteration and per evaluation
+        assert r["batch"] == r["samples"] == 300 and r["unit"] == "iteration" and r["warmup_seconds"] == []
+        assert len(r["epoch_seconds"]) == len(r["iterations"]) == 2 and max(r["iterations"]) <= 2
+        assert len(r["evaluations"]) == 2 and min(r["evaluations"]) >= min(r["iterations"])
+        for per_iteration, per_evaluation, its, evals in zip(
+            r["epoch_seconds"], r["evaluation_seconds"], r["iterations"], r["evaluations"], strict=True
+        ):
+            assert per_evaluation * evals == pytest.approx(per_iteration * its)  # the same fit's seconds
+    ratios = figures["ratios"]
+    for fit, stem in (
+        ("fit-reg", "fit_reg_over_sklearn_seconds_batch100"),
+        ("lbfgs", "lbfgs_over_sklearn_seconds_batch300"),
+        ("lbfgs-reg", "lbfgs_reg_over_sklearn_seconds_batch300"),
+    ):
+        ours, theirs = runs[(fit, "xpnet")], runs[(fit, "sklearn")]
+        assert ratios[stem] == pytest.approx(ours["median_epoch_seconds"] / theirs["median_epoch_seconds"])
+    assert ratios["lbfgs_over_sklearn_evaluation_seconds_batch300"] == pytest.approx(
+        runs[("lbfgs", "xpnet")]["median_evaluation_seconds"] / runs[("lbfgs", "sklearn")]["median_evaluation_seconds"]
+    )
+    assert "lbfgs-reg-xpnet / lbfgs-reg-sklearn seconds per iteration at batch 300" in printed
+    assert "lbfgs-xpnet / lbfgs-sklearn seconds per evaluation at batch 300" in printed and "R2 " in printed
+    # The reference classifier's header would misname these models: each is named in the notes.
+    assert "training with hidden layers 256-128 relu" in printed and "784-256-128-10" not in printed
+    assert f"parameters: fit-reg {runs[('fit-reg', 'xpnet')]['params']}, lbfgs " in printed
+
+
+def test_the_regression_target_is_the_lower_half_ink_of_each_picture(bench):
+    pictures = np.zeros((2, 4 * 3), np.uint8)  # two 4 x 3 pictures, flattened row by row
+    pictures[0, 6:] = 255  # the lower half all ink
+    pictures[1, :6] = 255  # the upper half all ink, the lower half none
+    pictures[1, 9] = 51
+    x, y = bench.peers.lower_half_ink(pictures, (4, 3))
+    assert x.dtype == y.dtype == np.float32 and x.shape == (2, 6)
+    np.testing.assert_array_equal(x, [[0] * 6, [1] * 6])
+    np.testing.assert_allclose(y, [1.0, 0.2 / 6], rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     "flag", [["--only", "gemm,nope"], ["--batch-sizes", "128,0"], ["--targets", "jax"], ["--targets", "nope"]]
 )

@@ -167,3 +167,12 @@ def test_the_regressor_is_within_scikit_learns_seed_spread():
     ]
     spread = max(theirs) - min(theirs)
     assert min(theirs) - spread - 0.02 <= np.mean(mine) <= max(theirs) + spread + 0.02
+
+
+def test_a_model_moves_to_scikit_learn_and_back_from_the_top_level_names():
+    X, y = DIGITS_X[:150], DIGITS_Y[:150]
+    ours = MLPClassifier(hidden_layer_sizes=(6,), max_iter=3, random_state=0).fit(X, y)
+    theirs = ours.to_sklearn()
+    assert type(theirs) is TheirClassifier and theirs.predict(X).tolist() == ours.predict(X).tolist()
+    back = xpnet.from_sklearn(theirs)
+    np.testing.assert_array_equal(back.predict_proba(X), ours.predict_proba(X))

@@ -7,10 +7,13 @@ the device, as xpnet's trainer does: same model, optimizer, batch and data, so t
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -148,30 +151,108 @@ def bench_jax(device: str, data: Dataset, batch: int, epochs: int, warmup: int, 
     return _row("jax-jit", device, "cpu" if device == "cpu" else "cuda:0", data, batch, seconds, warmup, acc)
 
 
-def bench_estimator(which: str, data: Dataset, batch: int, epochs: int, warmup: int, seed: int = 1) -> TrainRow:
-    """A whole ``fit`` of ``xpnet.MLPClassifier`` (``which`` "xpnet", or "xpnet-cuda" for ``device="cuda"``)
-    or scikit-learn's, with the same parameters on the same float32 features: the reference model, Adam at
-    scikit-learn's defaults (rate 1e-3, alpha 1e-4), ``warmup + epochs`` epochs that none stops early.
+# The estimator fits timed beside scikit-learn's, by row name: (which estimator, solver).
+FITS = {
+    "fit": ("classifier", "adam"),
+    "fit-reg": ("regressor", "adam"),
+    "lbfgs": ("classifier", "lbfgs"),
+    "lbfgs-reg": ("regressor", "lbfgs"),
+}
 
-    Timed as a user sees it, set-up included, and reported as that time per epoch (every epoch the same).
+
+def estimator_class(which: str, fit: str) -> type:
+    """scikit-learn's ``MLPClassifier``/``MLPRegressor`` (``which`` "sklearn"), or xpnet's of the same name."""
+    name = "MLPRegressor" if FITS[fit][0] == "regressor" else "MLPClassifier"
+    home = "sklearn.neural_network" if which == "sklearn" else "xpnet"
+    return getattr(importlib.import_module(home), name)
+
+
+def lower_half_ink(x: np.ndarray, image_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A real regression target read off the pictures: the upper half's pixels in [0, 1] as the features, and
+    the mean ink of the lower half (in [0, 1], positive) as the target; nothing is invented."""
+    top = image_shape[0] // 2 * image_shape[1]  # rows are pictures flattened row by row
+    pixels = x.astype(np.float32) / np.float32(255)
+    return np.ascontiguousarray(pixels[:, :top]), pixels[:, top:].mean(axis=1, dtype=np.float32)
+
+
+def fit_data(data: Dataset, fit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, X_test, y_test) of a fit: float32 pixels and labels, or `lower_half_ink` for a regressor."""
+    if FITS[fit][0] == "regressor":
+        return (*lower_half_ink(data.x_train, data.image_shape), *lower_half_ink(data.x_test, data.image_shape))
+    x, xt = (a.astype(np.float32) / np.float32(255) for a in (data.x_train, data.x_test))
+    return x, data.y_train, xt, data.y_test
+
+
+@contextlib.contextmanager
+def counted_evaluations() -> Iterator[list[int]]:
+    """The loss-and-gradient evaluations of each lbfgs fit inside: the ``nfev`` of SciPy's L-BFGS-B result."""
+    import scipy.optimize
+
+    seen: list[int] = []
+    minimize = scipy.optimize.minimize
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        result = minimize(*args, **kwargs)
+        seen.append(int(result.nfev))
+        return result
+
+    with mock.patch.object(scipy.optimize, "minimize", counting):
+        yield seen
+
+
+def bench_estimator(
+    which: str, data: Dataset, batch: int, epochs: int, warmup: int, seed: int = 1, fit: str = "fit"
+) -> TrainRow:
+    """A whole ``fit`` of xpnet's estimator (``which`` "xpnet", or "xpnet-cuda" for ``device="cuda"``) or
+    scikit-learn's (``"sklearn"``), with the same parameters on the same float32 features (`fit_data`).
+
+    ``fit`` picks the row (`FITS`): ``"fit"`` the classifier, ``"fit-reg"`` the regressor, each the reference
+    model with Adam at scikit-learn's defaults (rate 1e-3, alpha 1e-4) for ``warmup + epochs`` epochs that none
+    stops early, reported as the whole fit's time per epoch; ``"lbfgs"`` and ``"lbfgs-reg"`` the same model and
+    data with ``solver="lbfgs"`` for at most ``warmup + epochs`` iterations (``batch`` unused: every row is one
+    batch), reported per iteration and per loss-and-gradient evaluation. Timed as a user sees it, set-up
+    included; the score is the test accuracy, or R² for a regressor.
     """
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
-    if which == "sklearn":
-        from sklearn.neural_network import MLPClassifier
-    else:
-        from xpnet import MLPClassifier
-    x, xt = (a.astype(np.float32) / np.float32(255) for a in (data.x_train, data.x_test))
+    task, solver = FITS[fit]
+    x, y, xt, yt = fit_data(data, fit)
     n = warmup + epochs
     extra = {"device": "cuda"} if which == "xpnet-cuda" else {}
-    clf = MLPClassifier(hidden_layer_sizes=REFERENCE_HIDDEN, batch_size=batch, max_iter=n, tol=0.0,
-                        n_iter_no_change=n + 1, random_state=seed, **extra)  # fmt: skip
-    with warnings.catch_warnings():
+    if solver == "lbfgs":
+        extra |= {"solver": "lbfgs"}
+    else:
+        extra |= {"batch_size": batch, "n_iter_no_change": n + 1}
+    est = estimator_class(which, fit)(
+        hidden_layer_sizes=REFERENCE_HIDDEN, max_iter=n, tol=0.0, random_state=seed, **extra
+    )
+    with warnings.catch_warnings(), counted_evaluations() as evaluations:
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
-        clf.fit(x, data.y_train)
+        est.fit(x, y)
         seconds = time.perf_counter() - start
     device = "cuda" if which == "xpnet-cuda" else "cpu"
-    return _row("fit", which, device, data, batch, [seconds / n] * n, warmup, clf.score(xt, data.y_test))
+    params = sum(w.shape[0] * w.shape[1] + w.shape[1] for w in est.coefs_)
+    score = "r2" if task == "regressor" else "accuracy"
+    if solver != "lbfgs":
+        warm, timed = split_warmup([seconds / n] * n, warmup)
+        return TrainRow(fit, which, device, batch, len(y), timed, warm, est.score(xt, yt), params, score=score)
+    iterations = int(est.n_iter_)
+    return TrainRow(
+        fit,
+        which,
+        device,
+        len(y),
+        len(y),
+        [seconds / iterations],
+        [],
+        est.score(xt, yt),
+        params,
+        unit="iteration",
+        score=score,
+        evaluation_seconds=[seconds / e for e in evaluations[-1:]],
+        evaluations=evaluations[-1:],
+        iterations=[iterations],
+    )

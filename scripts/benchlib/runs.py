@@ -7,7 +7,7 @@ import os
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from unittest import mock
 
@@ -57,21 +57,38 @@ def default_targets() -> tuple[str, ...]:
 
 @dataclass
 class TrainRow:
-    """One training run: who, where, at what batch, and its timed epochs."""
+    """One training run: who, where, at what batch, and its timed epochs (lbfgs: its iterations)."""
 
-    impl: str  # "xpnet", "pytorch" or "jax-jit"
-    target: str  # "numpy", "torch-cpu", "cpu", "cuda", ...
+    impl: str  # "xpnet", "pytorch", "jax-jit", or an estimator's fit: "fit", "fit-reg", "lbfgs", "lbfgs-reg"
+    target: str  # "numpy", "torch-cpu", "cpu", "cuda", ...; a fit's "xpnet", "xpnet-cuda" or "sklearn"
     device: str  # "cpu" or "cuda:0"
-    batch: int
+    batch: int  # lbfgs: every training example, its one batch
     samples: int  # training examples per epoch
-    epoch_seconds: list[float]  # timed epochs only, warm-up discarded
+    epoch_seconds: list[float]  # timed epochs only, warm-up discarded; lbfgs: seconds per iteration, per round
     warmup_seconds: list[float]
-    test_accuracy: float
+    test_accuracy: float  # the estimator's `score`: R² for a regressor (see `score`)
     params: int
+    unit: str = "epoch"  # what `epoch_seconds` times: "epoch", or an lbfgs "iteration"
+    score: str = "accuracy"  # what `test_accuracy` holds: "accuracy" or "r2"
+    evaluation_seconds: list[float] = field(default_factory=list)  # lbfgs: seconds per loss-and-gradient evaluation
+    evaluations: list[int] = field(default_factory=list)  # lbfgs: evaluations of each round's fit
+    iterations: list[int] = field(default_factory=list)  # lbfgs: iterations of each round's fit
+
+    def pool(self, other: TrainRow) -> None:
+        """Add another round of the same run."""
+        self.epoch_seconds += other.epoch_seconds
+        self.warmup_seconds += other.warmup_seconds
+        self.evaluation_seconds += other.evaluation_seconds
+        self.evaluations += other.evaluations
+        self.iterations += other.iterations
 
     @property
     def seconds(self) -> float:
         return statistics.median(self.epoch_seconds)
+
+    @property
+    def seconds_per_evaluation(self) -> float | None:
+        return statistics.median(self.evaluation_seconds) if self.evaluation_seconds else None
 
     @property
     def best(self) -> float:
@@ -84,11 +101,13 @@ class TrainRow:
 
     @property
     def gflops(self) -> float:
-        return training_flops(self.params, self.samples) / self.seconds / 1e9
+        """Achieved GFLOP/s; an lbfgs run's by its evaluations, each a forward and backward pass over all rows."""
+        return training_flops(self.params, self.samples) / (self.seconds_per_evaluation or self.seconds) / 1e9
 
     def to_dict(self, ceiling: float | None) -> dict[str, Any]:
         return asdict(self) | {
             "median_epoch_seconds": self.seconds,
+            "median_evaluation_seconds": self.seconds_per_evaluation,
             "best_epoch_seconds": self.best,
             "samples_per_second": self.samples_per_second,
             "gflops": self.gflops,
@@ -146,10 +165,11 @@ def synthetic_dataset(n_train: int = 60_000, n_test: int = 10_000, seed: int = 0
 
 
 def bench_data(kind: str, n_train: int | None) -> Dataset:
-    """Fashion-MNIST from Debian's package when asked for (or ``auto`` and present), else synthetic."""
+    """Fashion-MNIST from Debian's package when asked for (or ``auto`` and present), scikit-learn's digits when
+    asked for (small and real: the fit rows' smoke test), else synthetic."""
     if kind == "auto":
         kind = "fashion-mnist" if find_idx_files(SYSTEM_DIRS["fashion-mnist"]) is not None else "synthetic"
-    data = load_dataset("fashion-mnist") if kind == "fashion-mnist" else synthetic_dataset()
+    data = load_dataset(kind) if kind in ("fashion-mnist", "digits") else synthetic_dataset()
     if n_train is not None and n_train < len(data.y_train):
         data = Dataset(
             data.name,

@@ -6,9 +6,9 @@ import sys
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["MLPClassifier", "MLPRegressor", "Model", "__version__", "load"]
+__all__ = ["MLPClassifier", "MLPRegressor", "Model", "__version__", "from_sklearn", "load"]
 HOMES = {name: ".library.estimator" for name in ("MLPClassifier", "MLPRegressor", "load")}
-HOMES["Model"] = ".training.model"
+HOMES |= {"Model": ".training.model", "from_sklearn": ".library.convert"}
 
 
 def __getattr__(name: str) -> Any:

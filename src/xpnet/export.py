@@ -1,6 +1,7 @@
 """``python -m xpnet.export --model model.npz --onnx model.onnx``: a saved model as an ONNX graph, for any ONNX
 runtime (a web page, a phone, another language): float32 rows of pixels in [0, 1] in (a picture prepared as
-``predict`` prepares it, divided by 255), ``label`` and ``probabilities`` out (docs/api.md)."""
+``predict`` prepares it, divided by 255), ``label`` and ``probabilities`` out, or a regressor's ``values``
+(`library.export`, docs/api.md)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def build_parser() -> cli.ArgumentParser:
     p = tool_parser(
         "export",
         "Write a model saved by xpnet.train --save (or MLPClassifier.save) as an ONNX graph: float32 input rows, "
-        "outputs 'label' and 'probabilities'. Needs the onnx package (pip install \"xpnet[onnx]\").",
+        "outputs 'label' and 'probabilities' (a regressor's: 'values'). "
+        'Needs the onnx package (pip install "xpnet[onnx]").',
         "--onnx model.onnx",
         {
             0: "written",
@@ -38,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = check_writable(args.onnx, flag="--onnx", example="model.onnx")
     model = load(args.model, optimizer=False)
     write_onnx(model, path)
-    say(f"wrote {path}: the {layer_text(model.sizes)} {model.activation} model, {len(model.classes)} classes")
+    outputs = f"{len(model.classes)} classes" if len(model.classes) else f"{model.sizes[-1]} values"  # a regressor
+    say(f"wrote {path}: the {layer_text(model.sizes)} {model.activation} model, {outputs}")
     return 0
 
 

@@ -3,8 +3,10 @@
 fitted network is a `Model`, ``model_``; ``coefs_`` and ``intercepts_`` are views of its weights."""
 
 import dataclasses
+import inspect
 import numbers
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -39,12 +41,29 @@ NO_Y = "no_validation"  # scikit-learn's `validate_data` default: X alone
 NON_FINITE = (
     "Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed."
 )
+OWN_DEFAULTS = {"lr_decay": 1.0, "device": None, "backend": None, "dtype": None}
 OWN = {  # xpnet's own parameters, beside scikit-learn's
     "lr_decay": [Interval(numbers.Real, 0, 1, closed="right")],
     "device": [None, str],
     "backend": [None, str],
     "dtype": [None, StrOptions({"float32", "float64"})],
 }
+
+
+def _init_of(theirs: type, **own: Any) -> Callable[..., None]:
+    """An ``__init__`` taking the parameters of scikit-learn's estimator ``theirs`` (its signature: names, order,
+    defaults), then xpnet's own (`OWN_DEFAULTS`, and ``own``) by keyword; scikit-learn reads them from it."""
+    theirs_signature = inspect.signature(theirs.__init__)
+    extra = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in (OWN_DEFAULTS | own).items()]
+    signature = theirs_signature.replace(parameters=[*theirs_signature.parameters.values(), *extra])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        vars(self).update(list(bound.arguments.items())[1:])  # each parameter as given, as scikit-learn asks
+
+    __init__.__signature__ = signature
+    return __init__
 
 
 class _MLP(BaseEstimator):
@@ -306,6 +325,12 @@ class _MLP(BaseEstimator):
         check_is_fitted(self)
         return record.save(self._model(), path)
 
+    def to_sklearn(self) -> BaseEstimator:
+        """scikit-learn's own estimator with these weights and predictions (`convert.to_sklearn`)."""
+        from .convert import to_sklearn
+
+        return to_sklearn(self)
+
     def to_onnx(self, path: str | Path) -> Path:
         """Write the model as an ONNX graph for other runtimes (`export.write_onnx`)."""
         from .export import write_onnx
@@ -348,39 +373,7 @@ class MLPClassifier(ClassifierMixin, _MLP):
         "class_weight": [None, dict, StrOptions({"balanced"})],
     }
 
-    def __init__(
-        self,
-        hidden_layer_sizes=(100,),
-        activation="relu",
-        *,
-        solver="adam",
-        alpha=0.0001,
-        batch_size="auto",
-        learning_rate="constant",
-        learning_rate_init=0.001,
-        power_t=0.5,
-        max_iter=200,
-        shuffle=True,
-        random_state=None,
-        tol=1e-4,
-        verbose=False,
-        warm_start=False,
-        momentum=0.9,
-        nesterovs_momentum=True,
-        early_stopping=False,
-        validation_fraction=0.1,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        n_iter_no_change=10,
-        max_fun=15000,
-        lr_decay=1.0,
-        device=None,
-        backend=None,
-        dtype=None,
-        class_weight=None,
-    ):
-        vars(self).update({k: v for k, v in locals().items() if k not in ("self", "__class__")})
+    __init__ = _init_of(ScikitLearnClassifier, class_weight=None)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -498,39 +491,7 @@ class MLPRegressor(RegressorMixin, _MLP):
 
     _parameter_constraints: ClassVar[dict] = {**ScikitLearnRegressor._parameter_constraints, **OWN}
 
-    def __init__(
-        self,
-        loss="squared_error",
-        hidden_layer_sizes=(100,),
-        activation="relu",
-        *,
-        solver="adam",
-        alpha=0.0001,
-        batch_size="auto",
-        learning_rate="constant",
-        learning_rate_init=0.001,
-        power_t=0.5,
-        max_iter=200,
-        shuffle=True,
-        random_state=None,
-        tol=1e-4,
-        verbose=False,
-        warm_start=False,
-        momentum=0.9,
-        nesterovs_momentum=True,
-        early_stopping=False,
-        validation_fraction=0.1,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        n_iter_no_change=10,
-        max_fun=15000,
-        lr_decay=1.0,
-        device=None,
-        backend=None,
-        dtype=None,
-    ):
-        vars(self).update({k: v for k, v in locals().items() if k not in ("self", "__class__")})
+    __init__ = _init_of(ScikitLearnRegressor)
 
     @available_if(_MLP._stochastic)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.optimize
 
 from .. import nn
-from ..backend import Backend
+from ..backend import Backend, fast_step
 from ..data import Dataset
 from . import model
 from .model import EVAL_BATCH, EpochStats, TrainConfig, TrainState
@@ -32,7 +32,7 @@ def objective(backend: Backend, x: Any, t: Any, w: Any, sizes: Sequence[int], co
     total = n if w is None else xp.sum(w)
 
     def unpack(theta: np.ndarray) -> list[Any]:
-        flat, params = xp.astype(backend.asarray(theta), dtype), [None] * len(shapes)
+        flat, params = xp.astype(backend.asarray(theta), dtype, copy=False), [None] * len(shapes)
         for i, end in zip(order, ends):
             params[i] = xp.reshape(flat[end - math.prod(shapes[i]) : end], shapes[i])
         return params
@@ -40,21 +40,33 @@ def objective(backend: Backend, x: Any, t: Any, w: Any, sizes: Sequence[int], co
     def pack(params: Sequence[Any]) -> np.ndarray:
         return np.concatenate([np.asarray(backend.to_numpy(params[i]), dtype=np.float64).ravel() for i in order])
 
+    # The backend's in-place step, less its update, where it has one: the reference's arithmetic, fewer copies
+    step = None if hasattr(x, "toarray") else fast_step(backend, sizes, config.recipe._replace(optimizer="sgd"), dtype)
+    in_place = getattr(step, "gradient", None)
+
     def loss_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
         params, loss, grads = unpack(theta), 0.0, None
+        if in_place is not None:
+            loss, grads = in_place(params, x, t, w)[0], step.grads
+            loss = loss + nn.penalty(xp, params, config.alpha, total) if config.alpha else loss
+            return pack_loss(loss, grads)
         for i in range(0, n, rows):  # the parts' means, each weighted by its share of the rows (or weights)
             j = min(i + rows, n)
             part = None if w is None else w[i:j]
-            share = (j - i) / n if w is None else xp.sum(part) / total
             xb = model.dense(backend, x[i:j, :], dtype)
             part_loss, part_grads, _ = nn.gradients(xp, params, xb, t[i:j, :], recipe, part)
-            loss = loss + part_loss * share
-            part_grads = [g * share for g in part_grads]
+            if rows < n:
+                share = (j - i) / n if w is None else xp.sum(part) / total
+                part_loss, part_grads = part_loss * share, [g * share for g in part_grads]
+            loss = loss + part_loss
             grads = part_grads if grads is None else [a + g for a, g in zip(grads, part_grads)]
         grads = nn.add_penalty(params, grads, config.alpha, total)
         loss = loss + nn.penalty(xp, params, config.alpha, total) if config.alpha else loss
+        return pack_loss(loss, grads)
+
+    def pack_loss(loss: Any, grads: Sequence[Any]) -> tuple[float, np.ndarray]:
         flat = [xp.reshape(xp.astype(loss, dtype), (1,)), *(xp.reshape(grads[i], (-1,)) for i in order)]
-        host = np.asarray(backend.to_numpy(xp.concat(flat)), dtype=np.float64)
+        host = np.asarray(backend.to_numpy(xp.concat(flat)), dtype=np.float64)  # one read from the device
         return float(host[0]), host[1:]
 
     return loss_and_gradient, unpack, pack

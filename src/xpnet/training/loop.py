@@ -1,7 +1,6 @@
 """The training loop (epochs of shuffled mini-batches whose loss and accuracy stay on the device until the epoch
 ends), its `Callback`s and the one stopping rule. A run stopped between two steps resumes exactly there."""
 
-import copy
 import dataclasses
 import math
 import time
@@ -148,11 +147,12 @@ def train(
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
     for epoch in range(state.epoch + 1, config.max_iter + 1):
         backend.sync()
-        start, rng_start = time.perf_counter(), copy.deepcopy(rng)
+        start, rng_start = time.perf_counter(), rng.bit_generator.state  # a dict: cheaper than a copy
         perm = backend.asarray(rng.permutation(n) if config.shuffle else np.arange(n))
         loss_sum = backend.asarray(np.asarray(state.loss_sum, dtype=config.dtype))
         correct = backend.asarray(np.asarray(state.correct, dtype=np.int64))
-        lr = config.lr_at(epoch, seen, progress(history, config)[1])
+        cuts = progress(history, config)[1] if config.learning_rate == "adaptive" else 0
+        lr = config.lr_at(epoch, seen, cuts)
         first_step, step_losses, failure = step + 1, [], None
         for i in range(state.offset, n, batch):
             if any(cb.should_pause() for cb in callbacks):
@@ -177,7 +177,18 @@ def train(
         total, right = backend.to_numpy(loss_sum), int(backend.to_numpy(correct))
         if i < n:  # paused, or the step failed: the state before this step resumes exactly here
             state = TrainState(
-                params, opt_state, rng_start, epoch - 1, step, i, total, right, seconds, history, seen, best
+                params,
+                opt_state,
+                _generator(rng, rng_start),
+                epoch - 1,
+                step,
+                i,
+                total,
+                right,
+                seconds,
+                history,
+                seen,
+                best,
             )
             state.stopped, state.failure = True, failure
             for cb in callbacks:
@@ -220,3 +231,10 @@ def train(
     elif history:
         state.test_accuracy = history[-1].test_accuracy
     return state
+
+
+def _generator(like: np.random.Generator, state: dict[str, Any]) -> np.random.Generator:
+    """A new generator of ``like``'s kind in ``state``."""
+    rng = np.random.Generator(type(like.bit_generator)())
+    rng.bit_generator.state = state
+    return rng

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ...nn import ACTIVATIONS, OPTIMIZERS, Recipe, loss_and_grad, param_shapes
+from ...nn import ACTIVATIONS, OPTIMIZERS, Ops, Recipe, loss_and_grad, param_shapes
 
 
 class InplaceStep:
@@ -49,9 +49,16 @@ class InplaceStep:
         self.theta -= rule(self.ops(self.scratch), self.grad, *self.moments, *scalars)[0]
 
     def __call__(self, params, state, x, targets, count, lr, weights=None):
+        loss, logits = self.gradient(params, x, targets, weights, state)
+        self.update(self.optimizer.scalars(lr, count, self.recipe.hyper))
+        return self.params, self.state, loss, logits
+
+    def gradient(self, params, x, targets, weights=None, state=()):
+        """``(loss, logits)``, the gradient left in ``self.grads`` (views of ``self.grad``): the step less its
+        update, also what the full-batch solver evaluates (`training.lbfgs`)."""
         if self.theta is None or self.theta.device != params[0].device:
             self.allocate(params[0].device)
-        for mine, theirs in zip(self.params + self.state, [*params, *state], strict=True):
+        for mine, theirs in zip(self.params + self.state[: len(state)], [*params, *state], strict=True):
             if mine is not theirs:
                 mine[...] = theirs
         n, lib, ws = x.shape[0], self.lib, self.params[0::2]
@@ -72,8 +79,28 @@ class InplaceStep:
             lib.sum(delta, axis=0, out=self.grads[2 * i + 1])
             if i > 0:
                 delta = self.activation.backward(self.inplace, a_in, lib.matmul(delta, ws[i].T, out=deltas[i - 1]))
-        self.update(self.optimizer.scalars(lr, count, self.recipe.hyper))
-        return self.params, self.state, loss, outs[-1]
+        return loss, outs[-1]
+
+
+def passes(scratch: Sequence[Any], sqrt: Any, mul: Any, add: Any, div: Any, decay: Any) -> Ops:
+    """nn's rules as passes that allocate nothing, given a library's functions that take ``out=``: an operation
+    writes into its first operand that is one of the ``scratch`` buffers, else into a free one (two suffice for
+    nn's rules); ``decay`` writes into its slot. A number first (NumPy's order) swaps a commutative operation's
+    operands: PyTorch takes an array first, and the product or sum is the same."""
+    free, ids = list(scratch), {id(a) for a in scratch}
+
+    def into(f, commutes, *args):
+        mine = [a for a in args if id(a) in ids]
+        free.extend(mine[1:])  # read for the last time
+        args = args[::-1] if commutes and isinstance(args[0], (int, float)) else args
+        return f(*args, out=mine[0] if mine else free.pop())
+
+    def decay_into(s, a, x):
+        free.extend([x] if id(x) in ids else [])
+        return decay(s, a, x)
+
+    ops = (functools.partial(into, f, c) for f, c in ((sqrt, False), (mul, True), (add, True), (div, False)))
+    return Ops(*ops, decay_into)
 
 
 # Flushing subnormals to zero (FTZ/DAZ): Adam's moments of dead ReLU units decay into subnormals, each a microcode

@@ -1,7 +1,6 @@
 """The in-place NumPy step (`InplaceStep`): the reference's operations in its order, so the values are equal;
 in a long run where Numba is installed, the optimizer's rule runs as one compiled pass over the weights."""
 
-import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -12,28 +11,11 @@ import numpy as np
 
 from ...errors import one_line
 from ...nn import OPTIMIZERS, Ops, Recipe
-from . import InplaceStep
+from . import InplaceStep, passes
 
 # Weights updated by NumPy's passes before the compiled update is loaded, which costs more than a short run's
 # passes (docs/benchmarks.md). Both give equal values, so switching mid-run changes no result.
 SWITCH_AFTER = 100_000_000
-
-
-def passes(scratch: Sequence[np.ndarray]) -> Ops:
-    """nn's rules as NumPy passes that allocate nothing: an operation writes into its first operand that is one of
-    the ``scratch`` buffers, else into a free one (two suffice for nn's rules), and ``decay`` into its slot."""
-    free, ids = list(scratch), {id(a) for a in scratch}
-
-    def into(ufunc, *args):
-        mine = [a for a in args if id(a) in ids]
-        free.extend(mine[1:])  # read for the last time
-        return ufunc(*args, out=mine[0] if mine else free.pop())
-
-    def decay(s, a, x):
-        free.extend([x] if id(x) in ids else [])
-        return np.add(np.multiply(s, a, out=s), x, out=s)
-
-    return Ops(*(functools.partial(into, f) for f in (np.sqrt, np.multiply, np.add, np.divide)), decay)
 
 
 # The compiled update (``xpnet[fast]``): the rule as one Numba loop, NumPy's arithmetic in its order (no fastmath),
@@ -113,11 +95,16 @@ def describe(optimizer: str = "adam", dtype: Any = "float32") -> str:
     return _find(optimizer, dtype)[1]
 
 
+def _decay(s: np.ndarray, a: Any, x: np.ndarray) -> np.ndarray:
+    return np.add(np.multiply(s, a, out=s), x, out=s)
+
+
 class NumpyInplaceStep(InplaceStep):
     """`InplaceStep` on NumPy arrays; ``compiled``: the compiled update from the first update (True), never
     (False), or once SWITCH_AFTER weights have been updated (None; from the first where this process has it)."""
 
-    lib, xp, ops = np, xp, staticmethod(passes)
+    lib, xp = np, xp
+    ops = staticmethod(lambda scratch: passes(scratch, np.sqrt, np.multiply, np.add, np.divide, _decay))
     layer = staticmethod(lambda a, w, b, out: np.add(np.matmul(a, w, out=out), b, out=out))
 
     def __init__(self, sizes: Sequence[int], recipe: Recipe, dtype: Any, compiled: bool | None = None):

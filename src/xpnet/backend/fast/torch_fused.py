@@ -4,13 +4,16 @@ operations, fewer kernels, each layer one ``addmm``. Why not ``torch.compile``: 
 import array_api_compat.torch as xp
 import torch
 
-from ...nn import Ops
-from . import InplaceStep
+from . import InplaceStep, passes
+
+
+def _decay(s: torch.Tensor, a: float, x: torch.Tensor) -> torch.Tensor:
+    return s.mul_(a).add_(x)
 
 
 class TorchFusedStep(InplaceStep):
     lib, xp = torch, xp
     layer = staticmethod(lambda a, w, b, out: torch.addmm(b, a, w, out=out))
-    ops = staticmethod(lambda scratch: Ops(torch.sqrt, decay=lambda s, a, x: s.mul_(a).add_(x)))  # slots in place
+    ops = staticmethod(lambda scratch: passes(scratch, torch.sqrt, torch.mul, torch.add, torch.div, _decay))
 
     __call__ = torch.no_grad()(InplaceStep.__call__)
