@@ -15,7 +15,7 @@ import numpy as np
 
 from .backend import resolve_backend
 from .cli import common as cli
-from .data.pictures import FORMATS, LIMITS, PictureError, import_pillow, prepare_file
+from .data.pictures import FORMATS, LIMITS, import_pillow, prepare_file
 from .errors import CheckpointError, say
 from .files import atomic_write, check_writable, refuse_shared
 from .training.model import Model, load
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in paths:
         try:
             prepared.append(prepare_file(path, pil, model.layout))
-        except (PictureError, ValueError, MemoryError) as e:  # the other files go on
+        except (ValueError, MemoryError) as e:  # a PictureError is a ValueError; the other files go on
             prepared.append("too large to prepare in memory" if isinstance(e, MemoryError) else str(e))
             say(f"{PROG}: {path}: {prepared[-1]}", file=sys.stderr)
     good = [a for a in prepared if not isinstance(a, str)]

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .cli import common as cli
-from .data.pictures import PictureError, import_pillow, prepare_bytes
+from .data.pictures import import_pillow, prepare_bytes
 from .errors import XpnetError, escaped, one_line, reason, say
 from .predict import answer, load_model, tool_parser
 from .training.model import Model
@@ -78,7 +78,7 @@ def picture_record(
     layout = model.picture_layout()  # outside the try: a model that reads no pictures is no fault of the file's
     try:
         pixels = prepare_bytes(data, pil, layout, file)
-    except (PictureError, ValueError, MemoryError) as e:
+    except (ValueError, MemoryError) as e:  # PictureError among them
         return {"file": file, "error": str(e) if not isinstance(e, MemoryError) else "too large to prepare in memory"}
     rows = pixels.reshape(1, -1)
     classes, probs = device.submit(model.classify, rows).result(ANSWER_SECONDS) if device else model.classify(rows)
