@@ -30,7 +30,7 @@ from ..backend import Backend, backend_of, make_backend, resolve_backend
 from ..data import Dataset
 from ..errors import BackendError
 from ..training import model as record
-from ..training.lbfgs import fit_lbfgs, objective
+from ..training.lbfgs import fit_lbfgs, objective, scikit_learn_order
 from ..training.loop import Callback, progress, train
 from ..training.model import CLASSIFYING, FITTED_ON_ARRAYS, SEED_LIMIT, Model, TrainConfig, TrainState
 
@@ -318,7 +318,10 @@ class _MLP(BaseEstimator):
             if sample_weight is None
             else xp.asarray(model.backend.asarray(np.asarray(sample_weight)), dtype=t.dtype)
         )
-        return objective(model.backend, x, t, w, model.sizes, model.config)[0](np.asarray(packed, dtype=np.float64))
+        theirs, ours = scikit_learn_order(model.sizes), np.empty(len(packed))
+        ours[theirs] = np.asarray(packed, dtype=np.float64)
+        loss, grad = objective(model.backend, x, t, w, model.sizes, model.config)[0](ours)
+        return loss, grad[theirs]
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted model as an xpnet checkpoint (`xpnet.load` reads it)."""

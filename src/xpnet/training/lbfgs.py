@@ -23,33 +23,35 @@ Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 def objective(backend: Backend, x: Any, t: Any, w: Any, sizes: Sequence[int], config: TrainConfig):
     """``(loss_and_gradient(theta), unpack(theta), pack(params))`` for rows ``x`` (device, or host sparse: made
     dense `EVAL_BATCH` rows at a time), targets ``t`` and weights ``w`` (None: each row once). ``theta`` is
-    float64 host, packed as scikit-learn packs: every layer's weights, then every layer's biases."""
+    float64 host, the weights in the model's order, ``[W1, b1, W2, b2, ...]`` (`scikit_learn_order`: theirs)."""
     xp, dtype, n = backend.xp, backend.dtype(config.dtype), t.shape[0]
     shapes = nn.param_shapes(sizes)
-    order = [*range(0, len(shapes), 2), *range(1, len(shapes), 2)]  # [W1, W2, ..., b1, b2, ...]
-    ends = np.cumsum([math.prod(shapes[i]) for i in order]).tolist()
+    ends = np.cumsum([math.prod(s) for s in shapes]).tolist()
     recipe, rows = config.recipe._replace(alpha=0.0), EVAL_BATCH if hasattr(x, "toarray") else max(n, 1)
     total = n if w is None else xp.sum(w)
 
     def unpack(theta: np.ndarray) -> list[Any]:
-        flat, params = xp.astype(backend.asarray(theta), dtype, copy=False), [None] * len(shapes)
-        for i, end in zip(order, ends):
-            params[i] = xp.reshape(flat[end - math.prod(shapes[i]) : end], shapes[i])
-        return params
+        flat = xp.astype(backend.asarray(theta), dtype, copy=False)
+        return [xp.reshape(flat[end - math.prod(s) : end], s) for end, s in zip(ends, shapes)]
 
     def pack(params: Sequence[Any]) -> np.ndarray:
-        return np.concatenate([np.asarray(backend.to_numpy(params[i]), dtype=np.float64).ravel() for i in order])
+        return np.concatenate([np.asarray(backend.to_numpy(p), dtype=np.float64).ravel() for p in params])
 
-    # The backend's in-place step, less its update, where it has one: the reference's arithmetic, fewer copies
+    # The backend's in-place step, less its update, where it has one: the reference's arithmetic, fewer copies;
+    # theta goes straight into its flat buffer and the gradient comes out of its flat one.
     step = None if hasattr(x, "toarray") else fast_step(backend, sizes, config.recipe._replace(optimizer="sgd"), dtype)
     in_place = getattr(step, "gradient", None)
+    if in_place is not None and step.theta is None:
+        step.allocate(x.device)
 
     def loss_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        params, loss, grads = unpack(theta), 0.0, None
         if in_place is not None:
-            loss, grads = in_place(params, x, t, w)[0], step.grads
-            loss = loss + nn.penalty(xp, params, config.alpha, total) if config.alpha else loss
-            return pack_loss(loss, grads)
+            step.theta[...] = backend.asarray(theta)
+            loss = in_place(step.params, x, t, w)[0]
+            loss = loss + nn.penalty(xp, step.params, config.alpha, total) if config.alpha else loss
+            # a copy: SciPy keeps each gradient it is given, and the buffer is overwritten by the next evaluation
+            return float(backend.to_numpy(loss)), np.array(backend.to_numpy(step.grad), dtype=np.float64)
+        params, loss, grads = unpack(theta), 0.0, None
         for i in range(0, n, rows):  # the parts' means, each weighted by its share of the rows (or weights)
             j = min(i + rows, n)
             part = None if w is None else w[i:j]
@@ -62,14 +64,20 @@ def objective(backend: Backend, x: Any, t: Any, w: Any, sizes: Sequence[int], co
             grads = part_grads if grads is None else [a + g for a, g in zip(grads, part_grads)]
         grads = nn.add_penalty(params, grads, config.alpha, total)
         loss = loss + nn.penalty(xp, params, config.alpha, total) if config.alpha else loss
-        return pack_loss(loss, grads)
-
-    def pack_loss(loss: Any, grads: Sequence[Any]) -> tuple[float, np.ndarray]:
-        flat = [xp.reshape(xp.astype(loss, dtype), (1,)), *(xp.reshape(grads[i], (-1,)) for i in order)]
+        flat = [xp.reshape(xp.astype(loss, dtype), (1,)), *(xp.reshape(g, (-1,)) for g in grads)]
         host = np.asarray(backend.to_numpy(xp.concat(flat)), dtype=np.float64)  # one read from the device
         return float(host[0]), host[1:]
 
     return loss_and_gradient, unpack, pack
+
+
+def scikit_learn_order(sizes: Sequence[int]) -> np.ndarray:
+    """Where each entry of scikit-learn's packing (every layer's weights, then every layer's biases) sits in
+    ours (``[W1, b1, W2, b2, ...]``): ``theirs = ours[scikit_learn_order(sizes)]``."""
+    shapes = nn.param_shapes(sizes)
+    starts = np.cumsum([0, *(math.prod(s) for s in shapes)])
+    parts = [np.arange(starts[i], starts[i + 1]) for i in [*range(0, len(shapes), 2), *range(1, len(shapes), 2)]]
+    return np.concatenate(parts)
 
 
 def fit_lbfgs(
