@@ -176,3 +176,19 @@ def test_a_model_moves_to_scikit_learn_and_back_from_the_top_level_names():
     assert type(theirs) is TheirClassifier and theirs.predict(X).tolist() == ours.predict(X).tolist()
     back = xpnet.from_sklearn(theirs)
     np.testing.assert_array_equal(back.predict_proba(X), ours.predict_proba(X))
+
+
+def test_wide_sparse_rows_are_made_dense_a_few_at_a_time(monkeypatch):
+    """Scoring and lbfgs densify sparse rows in blocks bounded by bytes, not rows: a million columns are a few
+    rows at a time."""
+    from xpnet.training import model
+
+    assert model.chunk_rows(scipy.sparse.csr_array((1, 10**6))) == 33  # 256 MiB of float64 rows
+    monkeypatch.setattr(model, "DENSE_BYTES", 64 * 8 * 10)  # ten rows of these 64 columns
+    seen = []
+    dense = model.dense
+    monkeypatch.setattr(model, "dense", lambda b, x, d: seen.append(x.shape[0]) or dense(b, x, d))
+    X = scipy.sparse.csr_array(DIGITS_X[:95])
+    clf = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, DIGITS_Y[:95])
+    clf.predict(X)
+    assert seen and max(seen) == 10

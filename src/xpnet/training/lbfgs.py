@@ -15,19 +15,19 @@ from .. import nn
 from ..backend import Backend, fast_step
 from ..data import Dataset
 from . import model
-from .model import EVAL_BATCH, EpochStats, TrainConfig, TrainState
+from .model import EpochStats, TrainConfig, TrainState, chunk_rows
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
 def objective(backend: Backend, x: Any, t: Any, w: Any, sizes: Sequence[int], config: TrainConfig):
     """``(loss_and_gradient(theta), unpack(theta), pack(params))`` for rows ``x`` (device, or host sparse: made
-    dense `EVAL_BATCH` rows at a time), targets ``t`` and weights ``w`` (None: each row once). ``theta`` is
+    dense `chunk_rows` at a time), targets ``t`` and weights ``w`` (None: each row once). ``theta`` is
     float64 host, the weights in the model's order, ``[W1, b1, W2, b2, ...]`` (`scikit_learn_order`: theirs)."""
     xp, dtype, n = backend.xp, backend.dtype(config.dtype), t.shape[0]
     shapes = nn.param_shapes(sizes)
     ends = np.cumsum([math.prod(s) for s in shapes]).tolist()
-    recipe, rows = config.recipe._replace(alpha=0.0), EVAL_BATCH if hasattr(x, "toarray") else max(n, 1)
+    recipe, rows = config.recipe._replace(alpha=0.0), chunk_rows(x) if hasattr(x, "toarray") else max(n, 1)
     total = n if w is None else xp.sum(w)
 
     def unpack(theta: np.ndarray) -> list[Any]:

@@ -28,6 +28,7 @@ BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM}  #
 LABEL_KINDS = "iufUb"  # labels a checkpoint's JSON keeps exactly (and ONNX carries): ints, floats, strings, bools
 LAYOUT_KEYS = ("side", "box", "work", "by_mass")  # what a checkpoint keeps of a picture `Layout`
 EVAL_BATCH = 8192  # rows per forward pass when scoring: bounds memory, large enough to be fast
+DENSE_BYTES = 256 << 20  # at most this much of sparse rows made dense at once (scoring, lbfgs): wide X, few rows
 DTYPES = ("float32", "float64")
 SOLVERS = ("sgd", "adam", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "adaptive")  # scikit-learn's learning_rate, for sgd
@@ -248,9 +249,14 @@ def dense(backend: Backend, x: Any, dtype: Any) -> Any:
     return backend.xp.astype(backend.asarray(x.toarray()), dtype) if hasattr(x, "toarray") else x
 
 
+def chunk_rows(x: Any) -> int:
+    """Rows of ``x`` per forward pass that bound memory: `EVAL_BATCH`, fewer for wide sparse rows made dense."""
+    return max(1, min(EVAL_BATCH, DENSE_BYTES // (8 * x.shape[1]))) if hasattr(x, "toarray") else EVAL_BATCH
+
+
 def logits_of(backend: Backend, params: Sequence[Any], x: Any, activation: str) -> Any:
-    """The raw outputs of rows ``x`` (device, or host sparse), `EVAL_BATCH` rows at a time to bound memory."""
-    xp, n, b = backend.xp, x.shape[0], EVAL_BATCH
+    """The raw outputs of rows ``x`` (device, or host sparse), `chunk_rows` at a time to bound memory."""
+    xp, n, b = backend.xp, x.shape[0], chunk_rows(x)
     parts = [dense(backend, x[i : min(i + b, n), :], params[0].dtype) for i in range(0, max(n, 1), b)]
     logits = [nn.forward(xp, params, part, activation)[0] for part in parts]
     return logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
