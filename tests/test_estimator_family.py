@@ -192,3 +192,13 @@ def test_wide_sparse_rows_are_made_dense_a_few_at_a_time(monkeypatch):
     clf = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, DIGITS_Y[:95])
     clf.predict(X)
     assert seen and max(seen) == 10
+
+
+@pytest.mark.parametrize(("name", "put", "get"), namespaces(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_regressors_bad_y_is_refused_in_every_namespace(name, put, get):
+    X, y = DIABETES_X[:20], DIABETES_Y[:20].copy()
+    y[3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        MLPRegressor(max_iter=1).fit(put(X), put(y))
+    with pytest.raises(ValueError, match="poisson"):
+        MLPRegressor(loss="poisson", max_iter=1).fit(put(X), put(DIABETES_Y[:20]))

@@ -267,6 +267,8 @@ class _MLP(BaseEstimator):
             check_consistent_length(X, y)
             if not isinstance(self, ClassifierMixin):
                 y = y.astype(np.float64) if y.dtype.kind not in "f" else y
+                if not np.isfinite(y).all():  # as validate_data checks NumPy's y
+                    raise ValueError("Input y contains NaN or infinity.")
         return X, y, given
 
     def _answer(self, X: Any, method: str, compute: Any) -> Any:
