@@ -159,3 +159,17 @@ def test_warm_start_binary_then_multilabel_says_so():
     est = quiet(xpnet.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0, warm_start=True).fit, X, yb)
     with pytest.raises(ValueError, match="multilabel"):
         quiet(est.fit, X, np.c_[yb, 1 - yb])
+
+
+@pytest.mark.xfail(strict=True, reason="model.RULES: hidden_layer_sizes must have len(v) > 0")
+def test_no_hidden_layer_as_scikit_learn_allows():
+    """``hidden_layer_sizes=()`` (no hidden layer: a softmax/logistic or linear model, which scikit-learn fits) is
+    refused by xpnet with ``ConfigError: hidden_layer_sizes: every hidden layer needs from 1 to 1,000,000 units,
+    got ''``, and so ``xpnet.from_sklearn`` cannot take such a fitted scikit-learn model. docs/api.md lists no such
+    difference. It should fit, and predict as scikit-learn's does."""
+    X = rows()
+    y = (X[:, 0] > 0).astype(int)
+    theirs = quiet(ScikitLearnClassifier(hidden_layer_sizes=(), max_iter=5, random_state=0).fit, X, y)
+    ours = xpnet.from_sklearn(theirs)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-12)
+    quiet(xpnet.MLPClassifier(hidden_layer_sizes=(), max_iter=5, random_state=0).fit, X, y)
