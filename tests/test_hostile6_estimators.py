@@ -173,3 +173,21 @@ def test_no_hidden_layer_as_scikit_learn_allows():
     ours = xpnet.from_sklearn(theirs)
     np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-12)
     quiet(xpnet.MLPClassifier(hidden_layer_sizes=(), max_iter=5, random_state=0).fit, X, y)
+
+
+@pytest.mark.xfail(strict=True, reason="_Layers.__setitem__ stores the value as given, never moved to the model")
+def test_item_assigned_weights_go_where_the_model_is():
+    """``est.coefs_[0] = numpy_array`` on a model fitted on array-api-strict X on device1 (as on a GPU) stores the
+    NumPy array itself among the model's weights (estimator.py `_Layers.__setitem__`), where ``est.coefs_ = [...]``
+    moves each array to the model's device (`_assign`). The next ``predict`` raises ``TypeError: Expected Array or
+    Python scalar; got <class 'numpy.ndarray'>`` deep in the forward pass. It should move the array to the
+    model's device (and dtype), as the list assignment does, and predict."""
+    xs, d1 = strict()
+    X = rows()
+    y = (X[:, 0] > 0).astype(int)
+    est = quiet(
+        xpnet.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit, xs.asarray(X, device=d1), y
+    )
+    est.coefs_[0] = np.zeros((3, 3))
+    assert est.coefs_[0].device == d1
+    assert est.predict(xs.asarray(X[:2], device=d1)).device == d1
