@@ -1,5 +1,5 @@
 """Review by attack of the estimators (`xpnet.MLPClassifier`, `xpnet.MLPRegressor`, `from_sklearn`, `load`): each
-test is a defect found, marked xfail (strict) until it is fixed. Each is small (a few rows, a few epochs) and local."""
+test is a defect found (first seen failing), now fixed. Each is small (a few rows, a few epochs) and local."""
 
 from __future__ import annotations
 
@@ -30,9 +30,6 @@ def strict():
     return xs, xs.Device("device1")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="Backend equality compares its to_numpy/sync closures: two equal backends differ"
-)
 def test_backend_given_then_arrays_of_that_backend_are_refused():
     """A user names the backend their arrays are in, ``MLPClassifier(backend="torch").fit(torch_X, y)``, and sees
     ``ValueError: X is on torch on cpu, but this model trains on torch on cpu`` (and the same for a model loaded
@@ -51,7 +48,6 @@ def test_backend_given_then_arrays_of_that_backend_are_refused():
     assert est.predict(torch.asarray(X[:3])).shape == (3,)
 
 
-@pytest.mark.xfail(strict=True, reason="Backend equality compares closures: a loaded model refuses its own backend")
 def test_loaded_on_a_backend_predicts_that_backends_arrays(tmp_path):
     """``xpnet.load(path, device="device1", backend="array-api-strict")`` and then ``predict`` of an
     array-api-strict X on device1: the user sees ``ValueError: ... or the model (array-api-strict on device1); got
@@ -65,7 +61,6 @@ def test_loaded_on_a_backend_predicts_that_backends_arrays(tmp_path):
     assert p.device == d1
 
 
-@pytest.mark.xfail(strict=True, reason="Backend equality compares closures: an unpickled model refuses its own backend")
 def test_unpickled_model_trains_on_with_its_backends_arrays():
     """An estimator fitted by ``partial_fit`` on torch arrays, pickled (joblib, a process pool, a cache) and loaded
     again, then given the next torch batch: ``ValueError: X is on torch on cpu, but this model trains on torch on
@@ -81,7 +76,6 @@ def test_unpickled_model_trains_on_with_its_backends_arrays():
     assert again.t_ == 2 * len(y)
 
 
-@pytest.mark.xfail(strict=True, reason="_model: make_backend(self.backend, self.device) with device None")
 def test_from_sklearn_with_backend_and_no_device():
     """``xpnet.from_sklearn(fitted, backend="array-api-strict")`` (device left at its default, None, as its
     signature offers) raises ``AttributeError: 'NoneType' object has no attribute 'strip'`` from
@@ -96,7 +90,6 @@ def test_from_sklearn_with_backend_and_no_device():
     assert ours.model_.backend.name == "array-api-strict"
 
 
-@pytest.mark.xfail(strict=True, reason="_labels: xp.zeros(...) without device= for a one-class classifier")
 def test_one_class_classifier_predicts_on_device1():
     """A classifier fitted on array-api-strict X on device1 with a y of one class (scikit-learn fits and predicts
     that class) answers ``predict`` with ``ValueError: Arrays from two different devices (device1 and CPU_DEVICE)
@@ -113,7 +106,6 @@ def test_one_class_classifier_predicts_on_device1():
     assert p.device == d1 and np.all(np.asarray(xs.asarray(p, device=xs.Device("CPU_DEVICE"))) == 0)
 
 
-@pytest.mark.xfail(strict=True, reason="no check of y's number of columns against the fitted model's n_outputs_")
 @pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
 def test_regressor_trained_on_with_more_outputs_is_refused(how):
     """An MLPRegressor fitted on one target, then ``fit`` again with ``warm_start=True`` (or ``partial_fit``) on a
@@ -132,7 +124,6 @@ def test_regressor_trained_on_with_more_outputs_is_refused(how):
             est.partial_fit(X, np.c_[y, -y])
 
 
-@pytest.mark.xfail(strict=True, reason="loop.py: the reported L2 term is divided by n rows, not the weights' sum")
 def test_loss_with_alpha_and_sample_weight_is_scikit_learns():
     """With ``alpha`` and ``sample_weight``, scikit-learn's ``loss_`` adds ``alpha / 2 * sum(W**2) /
     sample_weight.sum()`` per batch; xpnet's (training/loop.py, the ``if config.alpha`` line under the epoch's loss)
@@ -148,7 +139,6 @@ def test_loss_with_alpha_and_sample_weight_is_scikit_learns():
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="_targets keeps the first y's kind: a multilabel y reaches the matmul")
 def test_warm_start_binary_then_multilabel_says_so():
     """A binary MLPClassifier fitted again with ``warm_start=True`` on a two-column 0/1 (multilabel) y: the user sees
     NumPy's ``ValueError: matmul: Output operand 0 has a mismatch in its core dimension 1 ...`` from deep in the
@@ -161,7 +151,6 @@ def test_warm_start_binary_then_multilabel_says_so():
         quiet(est.fit, X, np.c_[yb, 1 - yb])
 
 
-@pytest.mark.xfail(strict=True, reason="model.RULES: hidden_layer_sizes must have len(v) > 0")
 def test_no_hidden_layer_as_scikit_learn_allows():
     """``hidden_layer_sizes=()`` (no hidden layer: a softmax/logistic or linear model, which scikit-learn fits) is
     refused by xpnet with ``ConfigError: hidden_layer_sizes: every hidden layer needs from 1 to 1,000,000 units,
@@ -175,7 +164,6 @@ def test_no_hidden_layer_as_scikit_learn_allows():
     quiet(xpnet.MLPClassifier(hidden_layer_sizes=(), max_iter=5, random_state=0).fit, X, y)
 
 
-@pytest.mark.xfail(strict=True, reason="_Layers.__setitem__ stores the value as given, never moved to the model")
 def test_item_assigned_weights_go_where_the_model_is():
     """``est.coefs_[0] = numpy_array`` on a model fitted on array-api-strict X on device1 (as on a GPU) stores the
     NumPy array itself among the model's weights (estimator.py `_Layers.__setitem__`), where ``est.coefs_ = [...]``

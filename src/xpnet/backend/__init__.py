@@ -28,11 +28,14 @@ class Backend:
     xp: ModuleType
     device: Any
     device_name: str
-    to_numpy: Callable[[Any], np.ndarray] = field(repr=False)
-    sync: Callable[[], None] = field(default=lambda: None, repr=False)
+    # Two backends are equal when they are the same library on the same device: these follow from that
+    to_numpy: Callable[[Any], np.ndarray] = field(repr=False, compare=False)
+    sync: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
     note: str = field(default="", compare=False)  # worth printing: a GPU is here but could not be used
     fallback_reason: str = field(default="", compare=False)  # why device "auto" took the CPU
-    copy_read_only: bool = field(default=False, repr=False)  # PyTorch warns when it shares a read-only buffer
+    copy_read_only: bool = field(
+        default=False, repr=False, compare=False
+    )  # PyTorch warns when it shares a read-only buffer
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         """A host array (or scalar) on this backend's device; on the CPU it may share the host memory."""

@@ -99,6 +99,11 @@ class _MLP(BaseEstimator):
         model = None if fresh else self._model()  # a model trains on with its dtype and seed
         x, y, given = self._check(X, y, reset=fresh, dtype=self.dtype if fresh else model.config.dtype)
         targets, kind = self._targets(y, fresh, incremental, classes)
+        if not fresh and kind != "softmax" and targets.shape[1] != model.sizes[-1]:
+            raise ValueError(
+                f"y has {targets.shape[1]} outputs but the model was fitted with n_outputs_={model.sizes[-1]}: "
+                "give y of that shape, or fit anew (warm_start=False)"
+            )
         weights = None if sample_weight is None else _check_sample_weight(_host(sample_weight), np.empty((len(y), 0)))
         weights = self._weigh(y, weights)
         compute = given if fresh else model.backend
@@ -215,7 +220,8 @@ class _MLP(BaseEstimator):
         kind = vars(self).get("out_activation_") or self._kind(params[-1].shape[0])
         config = self._config(kind, dtype, _seed(self.random_state), 1, 1, False)
         config = dataclasses.replace(config, hidden_layer_sizes=tuple(p.shape[1] for p in params[0:-2:2]))
-        compute = make_backend(self.backend, self.device) if self.backend else resolve_backend(self.device or "cpu")
+        device = self.device or "cpu"
+        compute = make_backend(self.backend, device) if self.backend else resolve_backend(device)
         params = [compute.asarray(p.astype(dtype)) for p in params]
         state = TrainState(params, config.rule.init(compute.xp, params), np.random.default_rng(config.random_state))
         labels = getattr(self, "classes_", np.arange(2)) if kind in CLASSIFYING else np.zeros(0)
@@ -291,7 +297,7 @@ class _MLP(BaseEstimator):
 
     def _weights(self, start: int) -> list[Any]:
         if "model_" in vars(self):
-            return _Layers(self.model_.state.params, start)
+            return _Layers(self.model_, start)
         if "_assigned" in vars(self):
             return vars(self)["_assigned"]["intercepts_" if start else "coefs_"]
         raise AttributeError(f"'{type(self).__name__}' has no {'intercepts_' if start else 'coefs_'} before fit")
@@ -428,6 +434,11 @@ class MLPClassifier(ClassifierMixin, _MLP):
                 raise ValueError(
                     f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. 'y' has {seen}."
                 )
+        if not fresh and hasattr(self, "_labels_kind") and self._multilabel != (kind == "multilabel-indicator"):
+            fitted = "was" if self._multilabel else "was not"
+            raise ValueError(
+                f"The object {fitted} fitted with multilabel input: y must be of the same kind, or fit anew"
+            )
         if fresh or not hasattr(self, "_labels_kind"):
             self._labels_kind = kind
         self.classes_ = np.asarray(self.classes_)
@@ -454,9 +465,8 @@ class MLPClassifier(ClassifierMixin, _MLP):
             return model.labels(xp.argmax(p, axis=1))
         if p.shape[1] > 1:
             return xp.astype(p > 0.5, xp.int64)
-        index = (
-            xp.astype(p[:, 0] > 0.5, xp.int64) if model.classes.shape[0] > 1 else xp.zeros(p.shape[0], dtype=xp.int64)
-        )
+        one = xp.zeros(p.shape[0], dtype=xp.int64, device=p.device)  # one class: every row is it
+        index = xp.astype(p[:, 0] > 0.5, xp.int64) if model.classes.shape[0] > 1 else one
         return model.labels(index)
 
     @staticmethod
@@ -527,15 +537,16 @@ class MLPRegressor(RegressorMixin, _MLP):
 
 
 class _Layers(list):
-    """``coefs_`` or ``intercepts_``: the model's own weight arrays; setting an item sets the model's."""
+    """``coefs_`` or ``intercepts_``: the model's own weight arrays; setting an item sets the model's (moved
+    where the model is)."""
 
-    def __init__(self, params: list[Any], start: int):
-        super().__init__(params[start::2])
-        self._params, self._start = params, start
+    def __init__(self, model: Model, start: int):
+        super().__init__(model.state.params[start::2])
+        self._model, self._start = model, start
 
     def __setitem__(self, i: Any, value: Any) -> None:
         super().__setitem__(i, value)
-        self._params[self._start :: 2] = list(self)
+        self._model.state.params[self._start :: 2] = [self._model.backend.asarray(v) for v in self]
 
 
 class _Report(Callback):

@@ -144,11 +144,13 @@ def train(
     if config.early_stopping and best is None:  # kept when no epoch scores (NaN), as scikit-learn keeps them
         best = [np.array(backend.to_numpy(p), copy=True) for p in params]
     limit, seen = LOSS_FACTOR * math.log(max(data.n_classes, 2)), state.seen
+    weights = None if data.w_train is None else np.asarray(backend.to_numpy(backend.asarray(data.w_train)), float)
     batch = n if config.batch_size == 0 else min(config.batch_size, n)
     for epoch in range(state.epoch + 1, config.max_iter + 1):
         backend.sync()
         start, rng_start = time.perf_counter(), rng.bit_generator.state  # a dict: cheaper than a copy
-        perm = backend.asarray(rng.permutation(n) if config.shuffle else np.arange(n))
+        order = rng.permutation(n) if config.shuffle else np.arange(n)
+        perm = backend.asarray(order)
         loss_sum = backend.asarray(np.asarray(state.loss_sum, dtype=config.dtype))
         correct = backend.asarray(np.asarray(state.correct, dtype=np.int64))
         cuts = progress(history, config)[1] if config.learning_rate == "adaptive" else 0
@@ -208,7 +210,9 @@ def train(
                 parameter="learning_rate_init",
             )
         if config.alpha:  # the L2 term as scikit-learn reports it: each batch's, at the epoch's last weights
-            loss_mean += math.ceil(n / batch) * float(backend.to_numpy(nn.penalty(xp, params, config.alpha, n)))
+            loss_mean += batches_over_weight(order, batch, weights) * float(
+                backend.to_numpy(nn.penalty(xp, params, config.alpha, n))
+            )
         scored = score(backend, params, *(val or test)[:2], config, (val or test)[2]) if val or test else None
         speed, seen = n / seconds if seconds > 0 else float("inf"), seen + n
         trained = right / n if config.out_activation in CLASSIFYING else None
@@ -238,3 +242,13 @@ def _generator(like: np.random.Generator, state: dict[str, Any]) -> np.random.Ge
     rng = np.random.Generator(type(like.bit_generator)())
     rng.bit_generator.state = state
     return rng
+
+
+def batches_over_weight(order: np.ndarray, batch: int, weights: np.ndarray | None) -> float:
+    """The sum over an epoch's batches of their rows over their summed weights (their count, unweighted): what
+    scales an L2 term of ``alpha / (2 n)`` to scikit-learn's report, each batch's term over its weight."""
+    if weights is None:
+        return math.ceil(len(order) / batch)
+    starts = np.arange(0, len(order), batch)
+    rows = np.diff(np.append(starts, len(order)))
+    return float(np.sum(rows / np.add.reduceat(weights[order], starts)))

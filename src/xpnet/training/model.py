@@ -58,8 +58,8 @@ def is_real(x: object) -> bool:
 
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "hidden_layer_sizes": (
-        lambda v: isinstance(v, tuple) and len(v) > 0 and all(is_count(h) and 0 < h <= MAX_UNITS for h in v),
-        f"every hidden layer needs from 1 to {MAX_UNITS:,} units",
+        lambda v: isinstance(v, tuple) and all(is_count(h) and 0 < h <= MAX_UNITS for h in v),
+        f"every hidden layer needs from 1 to {MAX_UNITS:,} units (none at all: a linear model)",
     ),
     "activation": (lambda v: v in ACTIVATIONS, f"must be one of {', '.join(ACTIVATIONS)}"),
     "solver": (lambda v: v in SOLVERS, f"must be one of {', '.join(SOLVERS)}"),
