@@ -179,3 +179,16 @@ def test_item_assigned_weights_go_where_the_model_is():
     est.coefs_[0] = np.zeros((3, 3))
     assert est.coefs_[0].device == d1
     assert est.predict(xs.asarray(X[:2], device=d1)).device == d1
+
+
+def test_layers_stay_the_models_and_half_assigned_weights_say_so():
+    """set_params(hidden_layer_sizes=...) between partial_fit calls kept scikit-learn's first layers there, and a
+    NumPy broadcast error here; coefs_ assigned without intercepts_ was an IndexError."""
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.arange(30) % 3
+    clf = xpnet.MLPClassifier(hidden_layer_sizes=(5,), random_state=0).partial_fit(X, y, classes=[0, 1, 2])
+    clf.set_params(hidden_layer_sizes=(7, 7)).partial_fit(X, y)
+    assert [c.shape for c in clf.coefs_] == [(4, 5), (5, 3)]
+    half = xpnet.MLPClassifier()
+    half.coefs_ = [np.zeros((4, 3))]
+    with pytest.raises(ValueError, match="intercepts_"):
+        half.partial_fit(X, y, classes=[0, 1, 2])

@@ -140,6 +140,8 @@ class _MLP(BaseEstimator):
         if self.batch_size != "auto" and self.batch_size > n_train and self.solver != "lbfgs":
             warnings.warn("Got `batch_size` larger than the sample size. It is going to be clipped", stacklevel=3)
         config = self._config(kind, dtype, seed, n_train, done + (1 if incremental else self.max_iter), validate)
+        if not fresh:  # the layers are the model's, as scikit-learn keeps its first fit's
+            config = dataclasses.replace(config, hidden_layer_sizes=model.config.hidden_layer_sizes)
         if not fresh and model.config.optimizer != config.optimizer:
             state.opt_state = config.rule.init(compute.xp, [compute.asarray(p) for p in state.params])
         n_classes = len(self.classes_) if kind == "softmax" else 1
@@ -214,6 +216,8 @@ class _MLP(BaseEstimator):
         if "model_" in vars(self):
             return self.model_
         given = vars(self)["_assigned"]
+        if not given["coefs_"] or len(given["coefs_"]) != len(given["intercepts_"]):
+            raise ValueError("assign both coefs_ and intercepts_, one array per layer each, before using them")
         params = [np.asarray(a) for pair in zip(given["coefs_"], given["intercepts_"]) for a in pair]
         params = [p.reshape(-1) if i % 2 else p.reshape(p.shape[0], -1) for i, p in enumerate(params)]
         dtype = "float32" if all(p.dtype == np.float32 for p in params) else "float64"
