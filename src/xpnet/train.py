@@ -146,6 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     named = {k: v for k, v in vars(args).items() if v is not None}  # what the command line named
     ckpt = load(args.resume) if args.resume is not None else None
+    if ckpt is not None and (ckpt.config.out_activation != "softmax" or ckpt.config.solver == "lbfgs"):
+        raise CheckpointError(
+            f"{args.resume} holds a {ckpt.config.out_activation}-output {ckpt.config.solver} model: --resume goes on "
+            "with the command line's softmax classifiers trained by sgd or adam; train it on from Python (xpnet.load)"
+        )
     # The config's fields: the resumed checkpoint's (else the defaults), overridden by those named.
     settings = {f.name: getattr(ckpt.config, f.name) for f in fields(TrainConfig)} if ckpt is not None else {}
     settings |= {f.name: named[f.name] for f in fields(TrainConfig) if f.name in named}

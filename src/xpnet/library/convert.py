@@ -1,6 +1,7 @@
 """A fitted network both ways between xpnet's estimators and scikit-learn's: `from_sklearn` and `to_sklearn`.
 The weights are the same numbers (in the fitted dtype), so both predict alike and either can train on."""
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,13 @@ def from_sklearn(fitted: Any, *, device: str | None = None, backend: str | None 
         for i, loss in enumerate(curve)
     ]
     state.epoch, state.seen = len(curve), int(fitted.t_)
+    # The record's run as scikit-learn's was, so that it saves and loads: rows an epoch, updates, the settings.
+    model, t = est.model_, getattr(getattr(fitted, "_optimizer", None), "t", None)  # Adam's count of updates
+    model.n_train = max(state.seen // max(len(curve), 1), 1)
+    batch = min(200 if fitted.batch_size == "auto" else fitted.batch_size, model.n_train)
+    state.step = max(len(curve), int(t) if t else -(-state.seen // batch))
+    settings = {"max_iter": max(len(curve), 1), "batch_size": batch, "early_stopping": bool(scores)}
+    model.config = dataclasses.replace(model.config, **settings)
     for name in FITTED + HISTORY:
         if hasattr(fitted, name):
             value = getattr(fitted, name)
@@ -75,6 +83,12 @@ def to_sklearn(est: Any) -> ScikitLearnClassifier | ScikitLearnRegressor:
             setattr(out, name, list(value) if isinstance(value, list) else value)
     if kind is ScikitLearnClassifier:
         out.classes_ = np.asarray(getattr(est, "classes_", model.classes))
+        order = np.argsort(out.classes_, kind="stable")  # scikit-learn's outputs follow its sorted labels
+        if out.out_activation_ == "softmax":
+            out.coefs_[-1], out.intercepts_[-1] = out.coefs_[-1][:, order], out.intercepts_[-1][order]
+        elif out.n_outputs_ == 1 and len(order) == 2 and order[0] == 1:  # its positive class is the other one
+            out.coefs_[-1], out.intercepts_[-1] = -out.coefs_[-1], -out.intercepts_[-1]
+        out.classes_ = out.classes_[order]
         binarizer = LabelBinarizer()  # as scikit-learn's fit makes it: on y, whose labels classes_ are
         multilabel = out.out_activation_ == "logistic" and out.n_outputs_ > 1
         binarizer.fit(np.eye(out.n_outputs_, dtype=int) if multilabel else out.classes_)

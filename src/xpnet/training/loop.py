@@ -51,6 +51,8 @@ def progress(history: Sequence[EpochStats], config: TrainConfig) -> tuple[int, i
     count, best, cuts, stop = 0, -math.inf, 0, False
     for s in history:
         v = s.val_accuracy if config.early_stopping else -s.loss
+        if v is None:  # an epoch not validated (a file's): it neither improves nor fails
+            continue
         count, best = count + 1 if v < best + config.tol else 0, v if v > best else best
         stop = config.n_iter_no_change is not None and count > config.n_iter_no_change
         if stop and config.learning_rate == "adaptive" and config.solver == "sgd":

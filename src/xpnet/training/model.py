@@ -158,9 +158,12 @@ class TrainConfig:
         scikit-learn's schedules apply to sgd alone. A Python float: NumPy computes with an ``np.float64`` rate in
         float64, with a Python one in the weights' dtype (NEP 50)."""
         rate = self.lr * self.lr_decay ** (epoch - 1)
-        if self.solver == "sgd" and self.learning_rate == "invscaling":
-            rate /= (seen + 1) ** self.power_t
-        return float(rate / 5.0**cuts if self.solver == "sgd" and self.learning_rate == "adaptive" else rate)
+        try:  # a divisor past a float's range (a file's power_t of 1000, hundreds of cuts) leaves no rate
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                rate /= (seen + 1) ** self.power_t
+            return float(rate / 5.0**cuts if self.solver == "sgd" and self.learning_rate == "adaptive" else rate)
+        except OverflowError:
+            return 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values, with the rate resolved and the update rule named (``optimizer``)."""
@@ -543,6 +546,7 @@ def _model(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainCon
     names = meta.get("classes", list(class_names(meta["dataset"])))  # none in a file from an early version
     kind = config.out_activation  # one logistic output names two classes (or the one class of y)
     counts = (1, 2) if kind == "logistic" and n_out == 1 else (n_out,) if kind in CLASSIFYING else (0,)
+    _check(kind != "softmax" or n_out >= 2, f"softmax needs two outputs or more, not {n_out}")
     fits = isinstance(names, list) and len(names) in counts and all(isinstance(x, str) for x in names)
     _check(fits, f"class names must be {' or '.join(map(str, counts))} texts for its {n_out} {kind} outputs")
     layout = None
@@ -593,6 +597,12 @@ def _saved_labels(saved: Any, names: tuple[str, ...]) -> np.ndarray:
     kinds = {type(v) for v in saved} if isinstance(saved, list) and len(saved) == len(names) else None
     if kinds not in ({int}, {float}, {str}, {bool}):
         return labels_of(names)
-    labels = np.asarray(saved)
+    try:  # integers as int64, else uint64 (NumPy would make float64 of a list spanning both)
+        labels = np.asarray(saved, dtype=np.int64 if kinds == {int} else None)
+    except OverflowError:
+        try:
+            labels = np.asarray(saved, dtype=np.uint64)
+        except OverflowError:  # negative and past int64 at once: no integer dtype holds both
+            return labels_of(names)
     ok = labels.dtype.kind in LABEL_KINDS and len(np.unique(labels)) == len(names)
     return labels if ok and (labels.dtype.kind != "f" or np.isfinite(labels).all()) else labels_of(names)
