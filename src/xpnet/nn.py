@@ -265,11 +265,11 @@ class Recipe(NamedTuple):
 
 
 def gradients(xp: Any, params: Sequence[Any], x: Any, targets: Any, recipe: Recipe, weights: Any = None):
-    """``(loss with the L2 term, gradients, raw outputs)`` of the (weighted) rows ``x`` against ``targets``."""
+    """``(loss, gradients, raw outputs)`` of the (weighted) rows ``x`` against ``targets``: the data's loss, and
+    the gradients of it plus the L2 term (`add_penalty`)."""
     raw, cache = forward(xp, params, x, recipe.activation)
     loss, draw, total = loss_and_grad(xp, recipe.output, raw, targets, weights)
-    grads = add_penalty(params, backward(xp, params, cache, draw, recipe.activation), recipe.alpha, total)
-    return loss + penalty(xp, params, recipe.alpha, total) if recipe.alpha else loss, grads, raw
+    return loss, add_penalty(params, backward(xp, params, cache, draw, recipe.activation), recipe.alpha, total), raw
 
 
 def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[list[Any], list[Any], Any, Any]]:
@@ -277,9 +277,7 @@ def step_body(xp: Any, recipe: Recipe) -> Callable[..., tuple[list[Any], list[An
     body (``weights`` None: every row counts once); the loss is the data's, without the L2 term."""
 
     def body(params, state, x, targets, weights, *scalars):
-        logits, cache = forward(xp, params, x, recipe.activation)
-        loss, dlogits, total = loss_and_grad(xp, recipe.output, logits, targets, weights)
-        grads = add_penalty(params, backward(xp, params, cache, dlogits, recipe.activation), recipe.alpha, total)
+        loss, grads, logits = gradients(xp, params, x, targets, recipe, weights)
         params, state = OPTIMIZERS[recipe.optimizer].apply(xp, params, grads, state, scalars, recipe.hyper)
         return params, state, loss, logits
 

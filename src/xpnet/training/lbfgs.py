@@ -86,13 +86,9 @@ def fit_lbfgs(
     """Minimise the loss on all of ``data``'s training rows from ``state`` (or fresh weights), up to
     ``config.max_iter`` iterations in all and ``config.max_fun`` evaluations, until the projected gradient is below
     ``config.tol``: the state where it ended (an iteration is an epoch of its history) and SciPy's result."""
-    xp, dtype, kind = backend.xp, backend.dtype(config.dtype), config.out_activation
-    sparse = hasattr(data.x_train, "toarray")
-    x = data.x_train if sparse else model.images_to_device(backend, data.x_train, dtype)
-    y = backend.asarray(data.y_train)
-    n, n_out = y.shape[0], data.n_classes if kind == "softmax" else y.shape[1]
-    t = nn.one_hot(xp, xp.astype(y, xp.int64), n_out, dtype) if kind == "softmax" else xp.astype(y, dtype)
-    w = None if data.w_train is None else xp.astype(backend.asarray(data.w_train), dtype)
+    dtype, kind, n = backend.dtype(config.dtype), config.out_activation, data.y_train.shape[0]
+    n_out = data.n_classes if kind == "softmax" else data.y_train.shape[1]
+    x, _, t, w = model.training_arrays(backend, data.x_train, data.y_train, data.w_train, dtype, kind, n_out)
     sizes = nn.layer_sizes(data.n_features, config.hidden_layer_sizes, n_out)
     state = state or model.initial_state(backend, sizes, config)
     loss_and_gradient, unpack, pack = objective(backend, x, t, w, sizes, config)

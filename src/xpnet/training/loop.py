@@ -15,7 +15,18 @@ from ..backend.fast import flushed
 from ..data import Dataset
 from ..errors import TrainingDiverged, XpnetError
 from . import model
-from .model import CLASSIFYING, ConfigError, EpochStats, TrainConfig, TrainState, best_epoch, dense, score, to_device
+from .model import (
+    CLASSIFYING,
+    ConfigError,
+    EpochStats,
+    TrainConfig,
+    TrainState,
+    best_epoch,
+    dense,
+    score,
+    to_device,
+    training_arrays,
+)
 
 # A mean cross-entropy 100 times that of guessing uniformly (ln k nats for k classes) needs logit gaps in the
 # hundreds: the weights have blown up, even where ReLUs died and the stable softmax kept the loss finite.
@@ -83,12 +94,9 @@ class LocalSteps:
         xp, dtype, kind = backend.xp, backend.dtype(config.dtype), config.out_activation
         step_fn = (fast and fast_step(backend, sizes, config.recipe, dtype)) or nn.train_step(xp, config.recipe)
         sparse = hasattr(data.x_train, "toarray")  # scipy.sparse rows stay on the host, each batch made dense
-        x_train = data.x_train if sparse else model.images_to_device(backend, data.x_train, dtype)
-        y_train = backend.asarray(data.y_train)  # class indices (softmax), else the targets' matrix
-        if y_train.ndim == 1:
-            y_train = xp.astype(y_train, xp.int64)
-        t_train = nn.one_hot(xp, y_train, sizes[-1], dtype) if kind == "softmax" else xp.astype(y_train, dtype)
-        w_train = None if data.w_train is None else xp.astype(backend.asarray(data.w_train), dtype)
+        x_train, y_train, t_train, w_train = training_arrays(
+            backend, data.x_train, data.y_train, data.w_train, dtype, kind, sizes[-1]
+        )
 
         def batch_step(params, opt_state, rows, step, lr):
             # Gathering each batch (not the whole shuffled set) keeps the copy small and in cache.
@@ -133,10 +141,8 @@ def train(
     test = (*to_device(backend, data.x_test, data.y_test, dtype), None) if data.x_test is not None else None
     val = None
     if data.x_val is not None:
-        y_val = backend.asarray(data.y_val)
-        y_val = xp.astype(y_val, xp.int64 if y_val.ndim == 1 else dtype)
-        x_val = data.x_val if hasattr(data.x_val, "toarray") else model.images_to_device(backend, data.x_val, dtype)
-        val = (x_val, y_val, None if data.w_val is None else xp.astype(backend.asarray(data.w_val), dtype))
+        x_val, y_val, _, w_val = training_arrays(backend, data.x_val, data.y_val, data.w_val, dtype, "", None)
+        val = (x_val, y_val, w_val)
     params = [backend.asarray(p) for p in (state.last_params if state.restored else state.params)]
     opt_state = [backend.asarray(s) for s in state.opt_state]
     batch_step = steps(backend, data, config, sizes, fast)

@@ -247,6 +247,18 @@ def to_device(backend: Backend, images: Any, labels: Any, dtype: Any) -> tuple[A
     return images_to_device(backend, images, dtype), backend.xp.astype(backend.asarray(labels), backend.xp.int64)
 
 
+def training_arrays(backend: Backend, x: Any, y: Any, w: Any, dtype: Any, output: str, n_out: int | None):
+    """``(x, y, t, w)`` where training reads a set: its rows (on the device; host sparse rows stay, made `dense`
+    a batch at a time), ``y`` (int64 class indices, else the targets' matrix in ``dtype``), ``t`` what the loss
+    compares outputs with (one-hot class indices for a softmax, else ``y``; None without ``n_out``) and the row
+    weights (None: each row once)."""
+    xp, y = backend.xp, backend.asarray(y)
+    x = x if hasattr(x, "toarray") else images_to_device(backend, x, dtype)
+    y = xp.astype(y, xp.int64 if y.ndim == 1 else dtype)
+    t = None if n_out is None else nn.one_hot(xp, y, n_out, dtype) if output == "softmax" else y
+    return x, y, t, None if w is None else xp.astype(backend.asarray(w), dtype)
+
+
 def dense(backend: Backend, x: Any, dtype: Any) -> Any:
     """Rows on the device: device rows as they are; host sparse rows (scipy.sparse) made dense there in ``dtype``."""
     return backend.xp.astype(backend.asarray(x.toarray()), dtype) if hasattr(x, "toarray") else x
