@@ -116,7 +116,7 @@ class _MLP(BaseEstimator):
                 f"X is on {given}, but this model trains on {compute} (device={self.device!r}, backend="
                 f"{self.backend!r}): move X there, or leave device and backend as None and refit"
             )
-        x = x if given is not None or hasattr(x, "toarray") else compute.asarray(x)
+        x = _on(compute, x, given)
         if fresh:
             single = x.dtype == (
                 np.float32 if isinstance(x, np.ndarray) or hasattr(x, "toarray") else compute.dtype("float32")
@@ -293,7 +293,7 @@ class _MLP(BaseEstimator):
                 f"{type(self).__name__}.{method}(): X must use the same namespace and device as the arrays the "
                 f"model was fitted with ({fitted}) or the model ({model.backend}); got {got}. Move X there, or refit"
             )
-        a = compute(model, x if given is not None or hasattr(x, "toarray") else model.backend.asarray(x))
+        a = compute(model, _on(model.backend, x, given))
         return model.backend.to_numpy(a) if given is None and not isinstance(a, np.ndarray) else a
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -323,7 +323,7 @@ class _MLP(BaseEstimator):
         weights, then their biases), for rows X and binarised targets y: what ``solver="lbfgs"`` minimises."""
         model, xp = self._model(), self._model().backend.xp
         x, _, given = self._check(X, dtype=model.config.dtype)
-        x = x if given is not None or hasattr(x, "toarray") else model.backend.asarray(x)
+        x = _on(model.backend, x, given)
         t = model.backend.asarray(np.asarray(y, dtype=model.config.dtype).reshape(x.shape[0], -1))
         w = (
             None
@@ -587,6 +587,12 @@ def _array_backend(X: Any) -> Backend | None:
     except BackendError:
         return None
     return None if found is None or found.name == "numpy" else found
+
+
+def _on(backend: Backend, x: Any, given: Backend | None) -> Any:
+    """Checked X where it is computed: NumPy's moved to ``backend``; another library's (``given``) and host sparse
+    rows (made dense a batch at a time) as they are."""
+    return x if given is not None or hasattr(x, "toarray") else backend.asarray(x)
 
 
 def _take(xp: Any, a: Any, rows: np.ndarray) -> Any:
