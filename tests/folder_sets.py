@@ -3,27 +3,17 @@ by ``scripts/make_pictures.py --folder``'s own `write_folder`."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
+from helpers import load_script
 from xpnet.data import load_dataset
 from xpnet.data.datasets import IDX_FILES
 from xpnet.data.idx import write_idx
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_pictures.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("make_pictures", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_pictures = _load_script()
+make_pictures = load_script("make_pictures")
 
 
 def write_digits(root: Path, per_class: tuple[int, int] | None = None) -> Path:

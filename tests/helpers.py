@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -25,6 +28,15 @@ DIGITS = ["--dataset", "digits", "--device", "cpu", "--hidden", "32", "--batch-s
 CHECKPOINT_CONFIG = TrainConfig(hidden_layer_sizes=(12,), max_iter=2, batch_size=32, dtype="float64", random_state=3)
 
 
+def load_script(name: str) -> ModuleType:
+    """``scripts/NAME.py`` as a module, registered as ``NAME`` (a script's dataclasses look themselves up there)."""
+    spec = importlib.util.spec_from_file_location(name, SRC.parent / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # a script puts scripts/ on sys.path itself where it imports benchlib
+    return module
+
+
 def run_cli(
     capsys, main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequence[str]
 ) -> tuple[int, str, str]:
@@ -35,6 +47,34 @@ def run_cli(
         status = e.code
     out, err = capsys.readouterr()
     return status, out, err
+
+
+def interrupted_while_importing(tmp_path: Path, module: str, argv: Sequence[str]) -> tuple[int, str, str]:
+    """(status, stdout, stderr) of ``python ARGV`` sent a SIGINT while it imports ``module``: a stand-in for that
+    module (put first on the path) says "importing", then waits for the signal. Bounded in time."""
+    (tmp_path / module).mkdir()
+    (tmp_path / module / "__init__.py").write_text(
+        "import sys, time\nprint('importing', file=sys.stderr, flush=True)\ntime.sleep(60)\n"
+    )
+    path = os.pathsep.join([str(tmp_path), str(SRC), os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.Popen(
+        [sys.executable, *argv],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = threading.Timer(120, proc.kill)  # bounds the read below, should the process hang before it
+    deadline.start()
+    try:
+        assert proc.stderr.readline() == "importing\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        deadline.cancel()
+        proc.kill()
+        proc.wait()
+    return proc.returncode, out, err
 
 
 def run_train(capsys, *argv: str) -> tuple[int, str, str]:

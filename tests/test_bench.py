@@ -4,7 +4,6 @@ Timings themselves are never asserted (they belong to the benchmark); what is te
 counts, compares and reports correctly.
 """
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import array_api_compat.numpy as xp
 import numpy as np
 import pytest
 
+from helpers import load_script
 from xpnet.backend import resolve_backend
 from xpnet.data import load_dataset
 from xpnet.nn import init_params, one_hot
@@ -25,10 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def bench():
     """The script's module (its ``main``), with benchlib's modules as attributes."""
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module
-    spec.loader.exec_module(module)  # puts scripts/ on sys.path, so benchlib imports
+    module = load_script("bench")  # puts scripts/ on sys.path, so benchlib imports
     import benchlib.blog
     import benchlib.report
 

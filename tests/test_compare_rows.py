@@ -4,25 +4,19 @@ Scores and timings themselves are never asserted; what is tested is that the com
 and reports what it measured.
 """
 
-import importlib.util
 import math
 import sys
-from pathlib import Path
 
 import pytest
 
-pytest.importorskip("sklearn")
+from helpers import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("sklearn")
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("compare_sklearn", ROOT / "scripts" / "compare_sklearn.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["compare_sklearn"] = module
-    spec.loader.exec_module(module)  # puts scripts/ on sys.path, so benchlib imports
-    yield module
+    yield load_script("compare_sklearn")  # puts scripts/ on sys.path, so benchlib imports
     sys.modules.pop("compare_sklearn", None)
 
 

@@ -4,16 +4,13 @@ that are the data set's files, and a Ctrl-C while any tool still imports."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from folder_sets import write_digits, write_digits_idx
-from helpers import SRC, run_cli, run_train
+from helpers import interrupted_while_importing, run_cli, run_train
 from xpnet import evaluate
 
 QUICK = ["--device", "cpu", "--hidden", "8", "--epochs", "1", "--quiet"]
@@ -79,27 +76,6 @@ def test_an_output_inside_a_picture_folder_read_is_refused(tmp_path, capsys, fla
     ["train", "predict", "evaluate", "check", "export", "serve"],
 )
 def test_ctrl_c_while_python_m_xpnet_tool_imports_is_one_line_and_130(tmp_path, tool):
-    # A stand-in for NumPy, which every tool imports on its way in: it says so, then waits for the signal.
-    (tmp_path / "numpy").mkdir()
-    (tmp_path / "numpy" / "__init__.py").write_text(
-        "import sys, time\nprint('importing', file=sys.stderr)\ntime.sleep(60)\n"
-    )
-    path = os.pathsep.join([str(tmp_path), str(SRC), os.environ.get("PYTHONPATH", "")])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", f"xpnet.{tool}", "--help"],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"},
-    )
-    deadline = threading.Timer(120, proc.kill)  # bounds the read below, should the process hang before it
-    deadline.start()
-    try:
-        assert proc.stderr.readline() == "importing\n"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        deadline.cancel()
-        proc.kill()
-        proc.wait()
-    assert (proc.returncode, out, err) == (130, "", f"xpnet.{tool}: interrupted\n")
+    # A stand-in for NumPy, which every tool imports on its way in.
+    result = interrupted_while_importing(tmp_path, "numpy", ["-m", f"xpnet.{tool}", "--help"])
+    assert result == (130, "", f"xpnet.{tool}: interrupted\n")

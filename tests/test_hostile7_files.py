@@ -51,6 +51,13 @@ def small_fit() -> tuple[np.ndarray, np.ndarray]:
     return X, np.arange(60) % 3
 
 
+def fitted(X: np.ndarray, y: np.ndarray) -> xpnet.MLPClassifier:
+    """A small classifier, three epochs of adam (short of converging: that warning is not the point here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return xpnet.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, y)
+
+
 def test_a_model_converted_from_scikit_learn_saves_a_checkpoint_xpnet_loads(tmp_path):
     """A user converts a fitted scikit-learn MLPClassifier (20 epochs of adam), saves it and loads it back.
     Sees: ``CheckpointError: ... is damaged or not written by xpnet (its epoch must be an integer from 0 to 1)``:
@@ -140,10 +147,7 @@ def test_early_stopping_without_validation_scores_loads_as_a_value_error_or_a_mo
     that kept no validation score), or a model. The record loader (training.model.load) passes the file, so
     ``_read_history`` should check val_accuracy against config.early_stopping (or progress skip a None)."""
     X, y = small_fit()
-    est = xpnet.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X, y)
+    est = fitted(X, y)
     path = save(est._model(), tmp_path / "clf.npz")
     rewrite(path, lambda a: set_config(a, early_stopping=True, n_iter_no_change=2))
     try:
@@ -161,10 +165,7 @@ def test_labels_out_of_order_are_refused_or_kept_by_to_sklearn(tmp_path):
     at load (labels not in sorted order, model.py _saved_labels), or to_sklearn refusing (or reordering the
     last layer's columns) so that both predict alike."""
     X, y = small_fit()
-    est = xpnet.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X, y)
+    est = fitted(X, y)
     path = save(est._model(), tmp_path / "clf.npz")
     rewrite(path, lambda a: set_meta(a, classes=["2", "1", "0"], labels=[2, 1, 0]))
     try:
@@ -185,10 +186,7 @@ def test_a_softmax_model_with_one_output_is_refused_or_agrees_with_to_sklearn(tm
     of it answers [[0.0, 1.0], ...] (two columns, the class at 1). Should see: a CheckpointError at load
     (model.py _model, ``counts`` for softmax: at least 2 names), or both answering alike."""
     X, _ = small_fit()
-    est = xpnet.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X, np.zeros(len(X), dtype=int))
+    est = fitted(X, np.zeros(len(X), dtype=int))
     path = save(est._model(), tmp_path / "one.npz")
     rewrite(path, lambda a: set_config(a, out_activation="softmax"))
     try:
@@ -208,10 +206,7 @@ def test_uint64_labels_below_and_past_int64_survive_save_and_load(tmp_path):
     X, _ = small_fit()
     labels = np.array([5, 2**64 - 1], dtype=np.uint64)
     y = labels[(X[:, 0] > 0).astype(int)]
-    est = xpnet.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X, y)
+    est = fitted(X, y)
     est.save(tmp_path / "ids.npz")
     loaded = xpnet.load(tmp_path / "ids.npz")
     assert loaded.classes_.dtype == np.uint64, loaded.classes_

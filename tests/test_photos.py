@@ -5,20 +5,15 @@ tests/test_picture_roundtrip.py and tests/test_images.py."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from helpers import load_script
 from xpnet.backend import resolve_backend
 from xpnet.data import images, paper
 from xpnet.training.model import load
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_photos.py"
-_spec = importlib.util.spec_from_file_location("make_photos", SCRIPT)
-make_photos = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_photos)
+make_photos = load_script("make_photos")
 
 MNIST = images.LAYOUTS["mnist"]
 DIGITS = (0, 2, 4, 5, 7, 8)  # the 4, 5 and 7 drawn in two strokes
