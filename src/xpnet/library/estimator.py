@@ -321,7 +321,8 @@ class _MLP(BaseEstimator):
     def _loss_grad_lbfgs(self, packed: Any, X: Any, y: Any, sample_weight: Any = None, *buffers: Any):
         """scikit-learn's loss and packed gradient at the packed weights ``packed`` (its order: the layers'
         weights, then their biases), for rows X and binarised targets y: what ``solver="lbfgs"`` minimises."""
-        model, xp = self._model(), self._model().backend.xp
+        model = self._model()
+        xp = model.backend.xp
         x, _, given = self._check(X, dtype=model.config.dtype)
         x = _on(model.backend, x, given)
         t = model.backend.asarray(np.asarray(y, dtype=model.config.dtype).reshape(x.shape[0], -1))

@@ -551,7 +551,7 @@ def _model(meta: dict[str, Any], arrays: dict[str, np.ndarray], config: TrainCon
     g = {k: [a for name, a in arrays.items() if name.startswith(k)] for k in ("param", "opt", "best", "last")}
     rng, history = _read_rng(meta["rng"]), _read_history(meta["history"], epoch)
     state = TrainState(g["param"], g["opt"], rng, epoch, step, offset, arrays["loss_sum"], correct, float(seconds))
-    state.seen = _count(meta | {"seen": meta.get("seen", epoch * n_train)}, "seen", 0)  # none before version 0.1
+    state.seen = _count({"seen": meta.get("seen", epoch * n_train)}, "seen", 0)  # none before version 0.1
     state.history, state.best_params, state.last_params = history, g["best"] or None, g["last"] or None
     state.restored = bool(g["last"])  # the best epoch's weights were put back, and these are the last's
     n_in, *_, n_out = meta["layer_sizes"]
