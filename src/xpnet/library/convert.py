@@ -52,10 +52,7 @@ def from_sklearn(fitted: Any, *, device: str | None = None, backend: str | None 
     state.step = max(len(curve), int(t) if t else -(-state.seen // batch))
     settings = {"max_iter": max(len(curve), 1), "batch_size": batch, "early_stopping": bool(scores)}
     model.config = dataclasses.replace(model.config, **settings)
-    for name in FITTED + HISTORY:
-        if hasattr(fitted, name):
-            value = getattr(fitted, name)
-            setattr(est, name, list(value) if isinstance(value, list) else value)
+    _copy_fitted(fitted, est)
     return est
 
 
@@ -77,10 +74,7 @@ def to_sklearn(est: Any) -> ScikitLearnClassifier | ScikitLearnRegressor:
     out.n_features_in_, out.n_layers_, out.n_outputs_ = model.sizes[0], len(model.sizes), model.sizes[-1]
     out.out_activation_, out.n_iter_, out.t_, out.loss_curve_ = model.config.out_activation, 0, 0, []
     out.best_loss_, out.validation_scores_, out.best_validation_score_ = np.inf, None, None
-    for name in FITTED + HISTORY:
-        if hasattr(est, name):
-            value = getattr(est, name)
-            setattr(out, name, list(value) if isinstance(value, list) else value)
+    _copy_fitted(est, out)
     if kind is ScikitLearnClassifier:
         out.classes_ = np.asarray(getattr(est, "classes_", model.classes))
         order = np.argsort(out.classes_, kind="stable")  # scikit-learn's outputs follow its sorted labels
@@ -98,3 +92,11 @@ def to_sklearn(est: Any) -> ScikitLearnClassifier | ScikitLearnRegressor:
     out._best_coefs = [w.copy() for w in out.coefs_]
     out._best_intercepts = [b.copy() for b in out.intercepts_]
     return out
+
+
+def _copy_fitted(source: Any, target: Any) -> None:
+    """The fitted attributes both sides share that ``source`` has, onto ``target`` (lists as new lists)."""
+    for name in FITTED + HISTORY:
+        if hasattr(source, name):
+            value = getattr(source, name)
+            setattr(target, name, list(value) if isinstance(value, list) else value)
